@@ -1,0 +1,126 @@
+"""Run a classifier over a selection of traces and record the run.
+
+- One row in ``runs`` per run: classifier, version, arguments, taxonomy, model, counts,
+  tokens, cost, status.
+- ``action="replace"`` (default) deletes the rows this classifier *name and version*
+  wrote earlier for the traces it now covers, in the same transaction as the new rows;
+  ``append`` keeps both.
+- Each :class:`mast.classify.Output` is committed on its own: Ctrl-C loses nothing
+  finished.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Sequence
+
+from mast.classify import Classifier, Output
+from mast.store import Store
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which traces to classify.  ``where`` is a SQL condition over the traces table."""
+
+    system: str | None = None
+    where: str | None = None
+    sample: int | None = None
+    trace_ids: tuple[str, ...] | None = None
+
+    def resolve(self, store: Store) -> list[str]:
+        sql = "SELECT trace_id FROM traces WHERE 1=1"
+        params: list = []
+        if self.system:
+            sql += " AND system = ?"
+            params.append(self.system)
+        if self.where:
+            sql += f" AND ({self.where})"
+        if self.trace_ids:
+            sql += " AND trace_id IN (SELECT unnest(?))"
+            params.append(list(self.trace_ids))
+        # A sample must be the same on every rerun so that resuming makes sense.
+        sql += " ORDER BY hash(trace_id), trace_id" if self.sample else " ORDER BY trace_id"
+        if self.sample:
+            sql += f" LIMIT {int(self.sample)}"
+        return [r[0] for r in store.fetchall(sql, params)]
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    traces: int
+    done: int
+    failed: int
+    annotations: int
+    attributions: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    failures: dict[str, str]
+    status: str
+
+
+def _now():
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def annotator_name(clf: Classifier) -> str:
+    return getattr(clf, "annotator", None) or clf.name
+
+
+def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = "mast-v1",
+        action: str = "replace", on_output: Callable[[Output], None] | None = None,
+        trace_ids: Sequence[str] | None = None) -> RunResult:
+    ids = list(trace_ids) if trace_ids is not None else selection.resolve(store)
+    run_id = f"{clf.name}-{_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    args = clf.arguments()
+    store.execute(
+        "INSERT INTO runs (run_id, classifier, version, arguments, taxonomy, model, started_at, status) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
+        [run_id, clf.name, clf.version, json.dumps({**args, "selection": selection.__dict__ | {"trace_ids": None}},
+                                                     default=str),
+         taxonomy, args.get("model"), _now()])
+    res = RunResult(run_id, len(ids), 0, 0, 0, 0, 0, 0, 0.0, {}, "running")
+    annotator = annotator_name(clf)
+    try:
+        for out in clf.classify(store, ids):
+            for a in out.annotations:
+                a.run_id, a.annotator = run_id, a.annotator or annotator
+            for a in out.attributions:
+                a.run_id, a.annotator = run_id, a.annotator or annotator
+            with store.transaction():
+                covered = out.trace_ids or sorted({a.trace_id for a in out.annotations} |
+                                                  {a.trace_id for a in out.attributions})
+                if action == "replace" and covered:
+                    for table in ("annotations", "attributions"):
+                        store.execute(
+                            f"DELETE FROM {table} WHERE annotator = ? AND trace_id IN (SELECT unnest(?)) "
+                            f"AND (run_id IS NULL OR run_id IN (SELECT run_id FROM runs WHERE classifier = ? AND version = ?))",
+                            [annotator, covered, clf.name, clf.version])
+                res.annotations += store.write_annotations(out.annotations)
+                res.attributions += store.write_attributions(out.attributions)
+                res.failed += len(out.failed)
+                res.done += len(set(covered) - set(out.failed))
+                res.failures.update(out.failed)
+                res.tokens_in += out.tokens_in
+                res.tokens_out += out.tokens_out
+                res.cost_usd += out.cost_usd
+                store.execute(
+                    "UPDATE runs SET traces_done = ?, traces_failed = ?, tokens_in = ?, tokens_out = ?, cost_usd = ? "
+                    "WHERE run_id = ?",
+                    [res.done, res.failed, res.tokens_in, res.tokens_out, res.cost_usd, run_id])
+            if on_output:
+                on_output(out)
+        res.status = "finished"
+    except KeyboardInterrupt:
+        res.status = "stopped"
+        raise
+    except Exception:
+        res.status = "failed"
+        raise
+    finally:
+        store.execute("UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?", [_now(), res.status, run_id])
+    return res

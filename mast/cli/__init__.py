@@ -1,0 +1,71 @@
+"""The ``mast`` command: a thin skin over the library.
+
+Each command parses options, calls one library function and renders what it returns.
+Data goes to stdout (``--json`` for machines); progress and errors go to stderr.
+Commands load lazily so ``mast --help`` stays fast and heavy imports (openai, sklearn)
+happen only in the commands that need them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from mast import __version__
+from mast.errors import MastError
+
+# name -> "module:attribute".  Each module under mast/cli/ owns its commands.
+COMMANDS = {
+    "ingest": "mast.cli.ingest:ingest",
+    "formats": "mast.cli.ingest:formats",
+    "taxonomy": "mast.cli.taxonomy:taxonomy",
+    "traces": "mast.cli.traces:traces",
+    "stats": "mast.cli.traces:stats",
+    "classify": "mast.cli.classify:classify",
+    "evaluate": "mast.cli.evaluate:evaluate",
+    "report": "mast.cli.report:report",
+    "analyze": "mast.cli.analyze:analyze",
+    "export": "mast.cli.export:export",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(n for n, target in COMMANDS.items()
+                      if importlib.util.find_spec(target.split(":")[0]) is not None)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None or importlib.util.find_spec(target.split(":")[0]) is None:
+            return None
+        mod, attr = target.split(":")
+        return getattr(importlib.import_module(mod), attr)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MastError as e:
+            from mast.cli._render import print_error
+            print_error(e)
+            ctx.exit(1)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="mast")
+@click.option("-d", "--db", "db", envvar="MAST_DB", default="mast.duckdb", show_default=True,
+              help="DuckDB store file (or set MAST_DB).")
+@click.pass_context
+def cli(ctx: click.Context, db: str) -> None:
+    """mast: find MAST failure modes in multi-agent LLM traces."""
+    ctx.obj = {"db": db}
+
+
+def main() -> None:
+    cli(prog_name="mast")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Shared rendering: stderr console, error panels, tables and JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime
+from typing import Any, Iterable
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+err = Console(stderr=True)
+out = Console()
+
+
+def print_error(e: Exception) -> None:
+    hint = getattr(e, "hint", None)
+    body = str(e) + (f"\n[dim]{hint}[/dim]" if hint else "")
+    err.print(Panel(body, title="error", title_align="left", border_style="red", expand=False),
+              markup=True, highlight=False)
+
+
+def _default(o: Any):
+    if isinstance(o, (datetime, date)):
+        return o.isoformat()
+    return str(o)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_default) + "\n")
+
+
+def table(rows: Iterable[dict], columns: list[str], title: str | None = None,
+          justify_right: Iterable[str] = ()) -> Table:
+    t = Table(title=title, show_lines=False)
+    right = set(justify_right)
+    for c in columns:
+        t.add_column(c, justify="right" if c in right else "left", overflow="fold")
+    for r in rows:
+        t.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in columns])
+    return t

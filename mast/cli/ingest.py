@@ -1,0 +1,75 @@
+"""`mast ingest` and `mast formats`."""
+
+from __future__ import annotations
+
+import click
+
+from mast.cli._render import err, out, print_error, print_json, table
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("-f", "--format", "fmt", default="auto", show_default=True,
+              help="Importer to use (see `mast formats`), or auto to detect per file.")
+@click.option("--system", help="System name for traces whose source does not name one.")
+@click.option("--keep-going", is_flag=True, help="Carry on after a bad file (exit status is still 1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+def ingest(obj, paths, fmt, system, keep_going, as_json):
+    """Read trace files (folders recursively) into the store."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from mast.ingest import get
+    from mast.ingest.pipeline import expand, ingest_paths
+    from mast.store import Store
+
+    if fmt != "auto":
+        get(fmt)  # unknown names fail before anything is opened
+    files = expand(paths)
+    total = sum(f.stat().st_size for f in files)
+    with Store(obj["db"]) as store, Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), DownloadColumn(),
+        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("ingesting", total=total)
+
+        def on_file(res, size):
+            progress.advance(task, size)
+            if res.error:
+                progress.console.print(f"error: {res.error}", style="red", highlight=False, markup=False,
+                                       soft_wrap=True)
+
+        summary = ingest_paths(store, files, fmt, system, keep_going, on_file)
+    errors = summary.errors
+    if as_json:
+        print_json({
+            "files": len(summary.files), "skipped_unchanged": sum(f.skipped for f in summary.files),
+            "formats": dict(summary.formats), "traces_new": summary.traces_new,
+            "traces_present": summary.traces_present, "steps": summary.steps,
+            "errors": [str(e) for e in errors],
+        })
+    else:
+        fm = ", ".join(f"{k} ×{v}" for k, v in sorted(summary.formats.items())) or "-"
+        skipped = sum(f.skipped for f in summary.files)
+        err.print(f"{len(summary.files)} file(s) [{fm}]"
+                  + (f", {skipped} unchanged since last ingest" if skipped else "")
+                  + f": {summary.traces_new} new trace(s), {summary.traces_present} already present, "
+                  f"{summary.steps} step(s), {len(errors)} error(s)", highlight=False)
+    if errors:
+        if not keep_going and len(summary.files) < len(files):
+            err.print(f"stopped after the first error; {len(files) - len(summary.files)} file(s) not read "
+                      "(use --keep-going to read past bad files)", style="yellow")
+        raise SystemExit(1)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+def formats(as_json):
+    """List the trace formats mast can read."""
+    from mast.ingest import importers
+
+    rows = [{"name": i.name, "description": i.description} for i in importers()]
+    if as_json:
+        print_json(rows)
+    else:
+        out.print(table(rows, ["name", "description"], title="formats (auto-detection order)"))

@@ -1,0 +1,90 @@
+"""`mast traces list|show` and `mast stats`."""
+
+from __future__ import annotations
+
+import click
+
+from mast.cli._render import out, print_json, table
+
+
+@click.group()
+def traces():
+    """Browse stored traces."""
+
+
+@traces.command("list")
+@click.option("--system", help="Only traces of this system.")
+@click.option("--limit", type=int, help="At most this many rows.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def list_(obj, system, limit, as_json):
+    """List traces."""
+    from mast.store import Store
+
+    with Store(obj["db"], read_only=True) as store:
+        df = store.list_traces(system, limit)
+    rows = df.to_dicts()
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        r["id"] = r["trace_id"][:15]
+        r["task"] = (r["task"] or "").replace("\n", " ")[:60]
+    out.print(table(rows, ["id", "system", "source_format", "outcome", "n_steps", "n_agents", "task"],
+                    justify_right=["n_steps", "n_agents"]))
+
+
+@traces.command()
+@click.argument("trace_id")
+@click.option("--width", type=int, default=160, show_default=True, help="Characters of content per step.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def show(obj, trace_id, width, as_json):
+    """Show one trace: its steps, annotations and attributions (an id prefix is enough)."""
+    from mast.store import Store
+
+    with Store(obj["db"], read_only=True) as store:
+        t = store.get_trace(trace_id)
+    if as_json:
+        print_json(t)
+        return
+    tr = t["trace"]
+    out.print(f"[bold]{tr['trace_id']}[/bold]  {tr['system']}  ({tr['source_format']}, {tr['outcome']})",
+              highlight=False)
+    out.print(f"source: {tr['source_path']} record {tr['source_index']}", highlight=False)
+    if tr["task"]:
+        out.print("task: " + tr["task"][:300].replace("\n", " "), highlight=False, markup=False)
+    rows = []
+    for s in t["steps"]:
+        text = s["content"] or (f"{s['tool_name']}({s['tool_args'] or ''})" if s["tool_name"] else "")
+        text = text.replace("\n", " ⏎ ")
+        rows.append({"step": s["step"], "agent": s["agent"], "kind": s["kind"],
+                     "→": s["target_agent"] or "",
+                     "content": text[:width] + ("…" if len(text) > width else "")})
+    out.print(table(rows, ["step", "agent", "kind", "→", "content"], title="steps", justify_right=["step"]))
+    present = [a for a in t["annotations"] if a["label"] == "present"]
+    if t["annotations"]:
+        arows = [{"annotator": a["annotator"], "mode": a["mode"], "label": a["label"],
+                  "confidence": "" if a["confidence"] is None else f"{a['confidence']:.2f}",
+                  "evidence": ",".join(map(str, a["evidence_steps"] or [])),
+                  "rationale": (a["rationale"] or "")[:80]} for a in present]
+        out.print(table(arows, ["annotator", "mode", "label", "confidence", "evidence", "rationale"],
+                        title=f"annotations: {len(present)} present of {len(t['annotations'])}"))
+    if t["attributions"]:
+        out.print(table(t["attributions"], ["annotator", "agent", "step", "rationale"], title="root cause"))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def stats(obj, as_json):
+    """Per system: traces, steps, agents, tokens, labelled traces."""
+    from mast.store import Store
+
+    with Store(obj["db"], read_only=True) as store:
+        rows = store.stats().to_dicts()
+    if as_json:
+        print_json(rows)
+        return
+    cols = ["system", "traces", "steps", "agents", "tokens", "labelled_traces"]
+    out.print(table(rows, cols, title="store", justify_right=cols[1:]))

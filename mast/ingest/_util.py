@@ -1,0 +1,79 @@
+"""Shared helpers for importers: JSON loading with errors that name the file and record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from mast.errors import IngestError
+
+
+def strip_bom(head: bytes) -> bytes:
+    return head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+
+
+def first_char(head: bytes) -> str:
+    s = strip_bom(head).lstrip()
+    return chr(s[0]) if s else ""
+
+
+def load_json(path: Path) -> Any:
+    """Load a whole JSON file, turning every failure into an IngestError."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
+    if not raw.strip():
+        raise IngestError(str(path), None, "file is empty")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise IngestError(str(path), None, f"not UTF-8 text (byte {e.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise IngestError(str(path), None,
+                          f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+                          + (" (file truncated?)" if e.pos >= len(text.rstrip()) - 1 else "")) from None
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """Yield (line index, object) for each non-blank line of a JSON Lines file."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
+    with f:
+        for i, line in enumerate(f):
+            if not line.strip():
+                continue
+            try:
+                yield i, json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise IngestError(str(path), f"line {i + 1}", f"invalid JSON: {e}") from None
+
+
+def records(path: Path, data: Any, expected: str = "a JSON array of records") -> list:
+    if isinstance(data, dict):
+        return [data]
+    if not isinstance(data, list):
+        raise IngestError(str(path), None, f"expected {expected}, found {type(data).__name__}")
+    return data
+
+
+def require(path: Path, index: int | str, rec: Any, *fields: str) -> None:
+    if not isinstance(rec, dict):
+        raise IngestError(str(path), index, f"expected an object, found {type(rec).__name__}")
+    missing = [f for f in fields if f not in rec]
+    if missing:
+        raise IngestError(str(path), index, "missing required field(s): " + ", ".join(missing))
+
+
+def as_text(v: Any) -> str | None:
+    """Content as text without losing anything: structured content becomes JSON."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v
+    return json.dumps(v, ensure_ascii=False, default=str)

@@ -1,0 +1,161 @@
+"""MAD records (the MAST data set), both shapes.
+
+- Human-labelled file: ``[{round, mas_name, benchmark_name, trace_id, trace, annotations:
+  [{"failure mode": "<code> <name>...", annotator_1..3: bool}]}]``.  Rounds 1-3 use two
+  older drafts of the taxonomy; codes are mapped onto mast-v1 with the taxonomy's maps
+  (``mad-round1``, ``mad-round23``).  Each annotator's labels are stored as annotator
+  ``human:annotator_N``, and the majority (>= 2 of 3) as ``human``.
+- Full-dataset shape: ``{mas_name, llm_name, benchmark_name, trace: {trajectory}, mast_annotation:
+  {code: 0|1}}``; labels are stored as annotator ``mad:o1`` (the MAST authors' o1 judge).
+- mast-lint community records (MAD-style, no labels inside): labels are read from the
+  sibling ``gold_labels<suffix>.json`` when it exists, as annotator ``community:mast-lint``.
+
+The raw ``trace`` text is split into steps by :mod:`mast.ingest.mad_split`; no character
+of the original text is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+from mast.errors import IngestError
+from mast.ingest import register
+from mast.ingest._util import as_text, first_char, load_json, records, require
+from mast.ingest.mad_split import split_trace
+from mast.model import Annotation, Label, Trace
+from mast.taxonomy import load as load_taxonomy
+
+_CODE_RX = re.compile(r"^\s*(?:FM-)?(\d+\.\d+)")
+_FRAMEWORKS = {"AG2": "ag2", "AppWorld": "appworld", "HyperAgent": "hyperagent", "ChatDev": "chatdev",
+               "MetaGPT": "metagpt", "Magentic": "autogen", "Magentic-One": "autogen",
+               "OpenManus": "openmanus"}
+
+
+def _draft_for_round(rnd: str | None) -> str | None:
+    r = (rnd or "").lower()
+    if r.startswith("round 1"):
+        return "mad-round1"
+    if r.startswith("round 2") or r.startswith("round 3"):
+        return "mad-round23"
+    return None  # "Generlazability" (sic) and anything newer: final codes
+
+
+class MadImporter:
+    name = "mad"
+    description = "MAST MAD records: human-labelled file and full-dataset shape (mast_annotation)"
+
+    def detect(self, path: Path, head: bytes) -> bool:
+        if first_char(head) not in "[{":
+            return False
+        return b'"mas_name"' in head and b'"trace"' in head
+
+    def read(self, path: Path) -> Iterator[Trace]:
+        data = records(path, load_json(path), "a JSON array of MAD records")
+        gold = _community_gold(path)
+        tax = load_taxonomy()
+        for i, rec in enumerate(data):
+            yield self._record(path, i, rec, gold, tax)
+
+    def _record(self, path: Path, index: int, rec: Any, gold: dict | None, tax) -> Trace:
+        require(path, index, rec, "mas_name", "trace")
+        system = str(rec["mas_name"])
+        bench = rec.get("benchmark_name")
+        meta: dict[str, Any] = {k: rec[k] for k in ("round", "benchmark_name", "trace_id", "llm_name")
+                                if k in rec}
+        # Two GAIA records of the human file have the two fields swapped.
+        if system == "GAIA" and bench in ("Magentic", "OpenManus"):
+            system, meta["benchmark_name"] = bench, "GAIA"
+            meta["fields_swapped_in_source"] = True
+        meta["source_id"] = [rec.get("trace_id"), rec.get("round")]
+        raw = rec["trace"]
+        if isinstance(raw, dict):
+            raw_text = json.dumps(raw, ensure_ascii=False)
+        elif isinstance(raw, str):
+            raw_text = raw
+        else:
+            raise IngestError(str(path), index, f"field trace has type {type(raw).__name__}, expected text")
+        split = split_trace(system, raw_text)
+        anns: list[Annotation] = []
+        if "annotations" in rec:
+            anns = _human_labels(path, index, rec, tax)
+        elif "mast_annotation" in rec:
+            anns = _full_labels(path, index, rec["mast_annotation"], tax)
+        if gold is not None and str(rec.get("trace_id")) in gold:
+            anns.extend(_gold_labels(gold[str(rec.get("trace_id"))], tax))
+        return Trace(system=system, framework=_FRAMEWORKS.get(system, system.lower()),
+                     source_format=self.name, source_path=str(path), source_index=index,
+                     steps=split.steps, task=split.task, metadata={**meta, "splitter": split.method},
+                     annotations=anns)
+
+
+def _human_labels(path: Path, index: int, rec: dict, tax) -> list[Annotation]:
+    draft = _draft_for_round(rec.get("round"))
+    blocks = rec["annotations"]
+    if not isinstance(blocks, list):
+        raise IngestError(str(path), index, "field annotations is not a list")
+    out: list[Annotation] = []
+    for b in blocks:
+        if not isinstance(b, dict) or "failure mode" not in b:
+            raise IngestError(str(path), index, "an annotation lacks its 'failure mode' field")
+        m = _CODE_RX.match(str(b["failure mode"]))
+        if not m:
+            raise IngestError(str(path), index, f"cannot read a mode code in {str(b['failure mode'])[:40]!r}")
+        code = m.group(1)
+        mode = tax.map_code(draft, code) if draft else (code if code in tax.mode_ids else None)
+        if mode is None:
+            continue  # an older-draft mode with no final counterpart
+        votes = [b[k] for k in sorted(b) if k.startswith("annotator_")]
+        for k in sorted(b):
+            if k.startswith("annotator_"):
+                out.append(Annotation(mode=mode, label=Label.PRESENT if b[k] else Label.ABSENT,
+                                      annotator=f"human:{k}"))
+        if votes:
+            pos = sum(bool(v) for v in votes)
+            out.append(Annotation(mode=mode, label=Label.PRESENT if pos * 2 > len(votes) else Label.ABSENT,
+                                  annotator="human", confidence=pos / len(votes),
+                                  rationale=f"{pos} of {len(votes)} annotators"
+                                            + (f"; source code {code} ({draft})" if draft else "")))
+    return out
+
+
+def _full_labels(path: Path, index: int, labels: Any, tax) -> list[Annotation]:
+    if not isinstance(labels, dict):
+        raise IngestError(str(path), index, "field mast_annotation is not an object")
+    out = []
+    for code, v in labels.items():
+        m = _CODE_RX.match(str(code))
+        if m and m.group(1) in tax.mode_ids:
+            out.append(Annotation(mode=m.group(1), label=Label.PRESENT if v in (1, True, "1", "yes") else Label.ABSENT,
+                                  annotator="mad:o1"))
+    return out
+
+
+def _gold_labels(entry: dict, tax) -> list[Annotation]:
+    present = set()
+    for c in entry.get("present", []):
+        m = _CODE_RX.match(str(c))
+        if m:
+            present.add(m.group(1))
+    return [Annotation(mode=m, label=Label.PRESENT if m in present else Label.ABSENT,
+                       annotator="community:mast-lint", rationale=entry.get("notes") if m in present else None)
+            for m in tax.mode_ids]
+
+
+def _community_gold(path: Path) -> dict | None:
+    """Labels for ``raw_ag2_records<sfx>.json`` live in ``gold_labels<sfx>.json`` beside it."""
+    if not path.name.startswith("raw_ag2_records"):
+        return None
+    g = path.with_name("gold_labels" + path.name[len("raw_ag2_records"):])
+    if not g.exists():
+        return None
+    data = load_json(g)
+    labels = data.get("labels") if isinstance(data, dict) else None
+    if not isinstance(labels, dict):
+        raise IngestError(str(g), None, "expected {labels: {trace_id: {present: [...]}}}")
+    return labels
+
+
+register(MadImporter())

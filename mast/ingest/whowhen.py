@@ -1,0 +1,105 @@
+"""Who&When records (Zhang et al., ICML 2025): failed Magentic-One and CaptainAgent runs.
+
+One JSON object per file.  Every ``history`` entry becomes exactly one step so that the
+human label ``mistake_step`` (a 0-based index into ``history``) stays a valid step
+number; ``mistake_agent`` / ``mistake_step`` / ``mistake_reason`` become an attribution
+by annotator ``human``.
+
+Hand-Crafted records (Magentic-One) name agents in ``role`` with annotations such as
+``"Orchestrator (thought)"`` or ``"Orchestrator (-> WebSurfer)"``: the agent is the part
+before the parenthesis and ``-> X`` gives the message's recipient.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterator
+
+from mast.errors import IngestError
+from mast.ingest import register
+from mast.ingest._util import as_text, first_char, load_json, require
+from mast.model import Attribution, Outcome, Step, StepKind, Trace
+
+_KEYS = (b'"mistake_agent"', b'"mistake_step"', b'"question_ID"', b'"is_corrected"')
+_ROLE_RX = re.compile(r"^\s*(?P<agent>[^()]+?)\s*(?:\((?P<note>[^)]*)\))?\s*$")
+
+
+class WhoWhenImporter:
+    name = "whowhen"
+    description = "Who&When failure-attribution records (history + mistake_agent/step)"
+
+    def detect(self, path: Path, head: bytes) -> bool:
+        if first_char(head) != "{" or b'"history"' not in head:
+            return False
+        if any(k in head for k in _KEYS):
+            return True
+        # The label keys follow the history, which can be longer than the head.
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 64 * 1024))
+            tail = f.read()
+        return any(k in tail for k in _KEYS)
+
+    def read(self, path: Path) -> Iterator[Trace]:
+        rec = load_json(path)
+        if isinstance(rec, list):
+            for i, r in enumerate(rec):
+                yield self._record(path, i, r)
+        elif isinstance(rec, dict):
+            yield self._record(path, 0, rec)
+        else:
+            raise IngestError(str(path), None, f"expected a Who&When object, found {type(rec).__name__}")
+
+    def _record(self, path: Path, index: int, rec: dict) -> Trace:
+        require(path, index, rec, "history", "question")
+        hist = rec["history"]
+        if not isinstance(hist, list):
+            raise IngestError(str(path), index, "field history is not a list")
+        hand_crafted = "is_corrected" in rec or "system_prompt" not in rec
+        steps: list[Step] = []
+        for j, h in enumerate(hist):
+            if not isinstance(h, dict) or "content" not in h:
+                raise IngestError(str(path), f"{index}, history[{j}]", "expected an object with content")
+            role = str(h.get("role") or "")
+            name = h.get("name")
+            target = None
+            note = None
+            if name:  # Algorithm-Generated: name is the agent, role is relative
+                agent = str(name)
+                msg_role = role if role in ("user", "assistant", "system", "tool") else None
+            else:
+                m = _ROLE_RX.match(role)
+                agent = (m.group("agent") if m else role) or "unknown"
+                note = m.group("note") if m else None
+                if note and note.strip().startswith("->"):
+                    target = note.strip()[2:].strip()
+                msg_role = "user" if agent.lower() == "human" else "assistant"
+            attrs = {"source_role": role} if role and (name or note) else None
+            steps.append(Step(agent=agent, content=as_text(h.get("content")), kind=StepKind.MESSAGE,
+                              role=msg_role, target_agent=target, attributes=attrs))
+        ok = rec.get("is_correct", rec.get("is_corrected"))
+        outcome = Outcome.SUCCESS if ok is True else Outcome.FAILURE if ok is False else Outcome.UNKNOWN
+        meta = {k: rec[k] for k in ("question_ID", "level", "ground_truth", "mistake_type", "labels")
+                if k in rec}
+        meta["subset"] = "Hand-Crafted" if hand_crafted else "Algorithm-Generated"
+        meta["source_id"] = rec.get("question_ID")
+        if "system_prompt" in rec:
+            meta["system_prompt"] = rec["system_prompt"]
+        atts = []
+        if rec.get("mistake_agent") is not None or rec.get("mistake_step") is not None:
+            try:
+                step = int(rec["mistake_step"]) if rec.get("mistake_step") not in (None, "") else None
+            except (TypeError, ValueError):
+                raise IngestError(str(path), index, f"mistake_step is not an integer: {rec.get('mistake_step')!r}") from None
+            if step is not None and not 0 <= step < len(steps):
+                raise IngestError(str(path), index, f"mistake_step {step} is outside the history (0..{len(steps) - 1})")
+            atts.append(Attribution(annotator="human", agent=rec.get("mistake_agent"), step=step,
+                                    rationale=rec.get("mistake_reason")))
+        return Trace(system="Magentic-One" if hand_crafted else "CaptainAgent",
+                     framework="autogen" if hand_crafted else "ag2",
+                     source_format=self.name, source_path=str(path), source_index=index,
+                     steps=steps, task=as_text(rec.get("question")), outcome=outcome,
+                     metadata=meta, attributions=atts)
+
+
+register(WhoWhenImporter())

@@ -1,0 +1,146 @@
+"""The normalised model every importer produces and everything downstream reads.
+
+A :class:`Trace` is one run of one multi-agent system on one task; a :class:`Step` is
+one thing that happened in it.  Nothing downstream of an importer knows which framework
+a trace came from.  Field meanings are documented in ``DESIGN.md`` ("The normalised
+model") and mirrored by the DuckDB schema in :mod:`mast.store.schema`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Bumped when the meaning of a stored field changes; stored on every trace.
+SCHEMA_VERSION = 1
+
+#: Trace ids are tagged content hashes: the tag names the algorithm so that a future
+#: change of hashing is detectable (the same idea as simonw/llm's content ids).
+TRACE_ID_TAG = "t1"
+
+
+class StepKind(str, enum.Enum):
+    MESSAGE = "message"
+    LLM_CALL = "llm_call"
+    TOOL_CALL = "tool_call"
+    TOOL_RESULT = "tool_result"
+    HANDOFF = "handoff"
+    TERMINATION = "termination"
+    ERROR = "error"
+    EVENT = "event"
+
+
+class Role(str, enum.Enum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class Outcome(str, enum.Enum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    UNKNOWN = "unknown"
+
+
+class Label(str, enum.Enum):
+    PRESENT = "present"
+    ABSENT = "absent"
+    UNKNOWN = "unknown"
+
+
+@dataclass(slots=True)
+class Step:
+    agent: str | None
+    content: str | None
+    kind: StepKind = StepKind.MESSAGE
+    role: str | None = None
+    tool_name: str | None = None
+    tool_args: str | None = None
+    target_agent: str | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    started_at: str | None = None  # ISO 8601, UTC
+    ended_at: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    status: str | None = None
+    attributes: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Trace:
+    system: str | None
+    framework: str | None
+    source_format: str
+    source_path: str
+    source_index: int
+    steps: list[Step] = field(default_factory=list)
+    task: str | None = None
+    outcome: Outcome = Outcome.UNKNOWN
+    started_at: str | None = None
+    ended_at: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    annotations: list["Annotation"] = field(default_factory=list)
+    attributions: list["Attribution"] = field(default_factory=list)
+    trace_id: str = ""
+
+    def compute_id(self) -> str:
+        """Content hash over what the trace *is* (not where it was read from).
+
+        Re-importing the same record from another path is a no-op; two records that
+        differ in any step are two traces.
+        """
+        h = hashlib.sha256()
+        h.update(self.source_format.encode())
+        h.update(b"\x00")
+        h.update((self.task or "").encode("utf-8", "surrogatepass"))
+        for s in self.steps:
+            h.update(b"\x1e")
+            for v in (s.agent, s.kind.value, s.role, s.tool_name, s.tool_args, s.target_agent,
+                      s.span_id, s.started_at, s.content):
+                h.update(b"\x1f")
+                if v is not None:
+                    h.update(str(v).encode("utf-8", "surrogatepass"))
+        # Ids found in the source (chat ids, run ids) separate otherwise identical runs.
+        ident = self.metadata.get("source_id")
+        if ident is not None:
+            h.update(b"\x1d" + json.dumps(ident, sort_keys=True, default=str).encode())
+        return f"{TRACE_ID_TAG}-{h.hexdigest()[:32]}"
+
+    def finalise(self) -> "Trace":
+        if not self.trace_id:
+            self.trace_id = self.compute_id()
+        return self
+
+
+@dataclass(slots=True)
+class Annotation:
+    """One label for one mode of one trace, from any annotator (human, rule, judge)."""
+
+    mode: str
+    label: Label
+    annotator: str
+    taxonomy: str = "mast-v1"
+    run_id: str | None = None
+    confidence: float | None = None
+    evidence_steps: list[int] = field(default_factory=list)
+    rationale: str | None = None
+    trace_id: str = ""
+
+
+@dataclass(slots=True)
+class Attribution:
+    """Root cause of a failed trace: which agent, which step (the Who&When question)."""
+
+    annotator: str
+    agent: str | None
+    step: int | None
+    run_id: str | None = None
+    confidence: float | None = None
+    rationale: str | None = None
+    trace_id: str = ""

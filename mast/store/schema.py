@@ -1,0 +1,137 @@
+"""The store's schema as an ordered list of named migrations.
+
+Every write-mode open applies the migrations not yet recorded in ``_migrations`` (the
+pattern of simonw/llm's ``migrations.py``).  Never edit a migration that has shipped:
+append a new one.  Field meanings are documented in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import duckdb
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_core_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE traces (
+            trace_id       VARCHAR PRIMARY KEY,  -- tagged content hash, e.g. t1-<32 hex>
+            system         VARCHAR,              -- the multi-agent system's name
+            framework      VARCHAR,
+            source_format  VARCHAR NOT NULL,     -- importer name
+            source_path    VARCHAR NOT NULL,
+            source_index   INTEGER NOT NULL,     -- record index inside the file
+            task           VARCHAR,
+            outcome        VARCHAR NOT NULL,     -- success / failure / unknown
+            started_at     TIMESTAMP,            -- UTC
+            ended_at       TIMESTAMP,
+            n_steps        INTEGER NOT NULL,
+            n_agents       INTEGER NOT NULL,
+            tokens_in      BIGINT,
+            tokens_out     BIGINT,
+            cost_usd       DOUBLE,
+            metadata       JSON,
+            schema_version INTEGER NOT NULL,
+            ingested_at    TIMESTAMP NOT NULL
+        )
+        """
+    )
+    # No primary key on steps: an index over 20M rows costs more at ingest than it
+    # saves; (trace_id, step) is unique by construction (one writer per trace).
+    con.execute(
+        """
+        CREATE TABLE steps (
+            trace_id       VARCHAR NOT NULL,
+            step           INTEGER NOT NULL,     -- 0-based order within the trace
+            span_id        VARCHAR,
+            parent_span_id VARCHAR,
+            agent          VARCHAR,
+            role           VARCHAR,              -- system / user / assistant / tool
+            kind           VARCHAR NOT NULL,     -- see mast.model.StepKind
+            content        VARCHAR,
+            tool_name      VARCHAR,
+            tool_args      VARCHAR,
+            target_agent   VARCHAR,
+            started_at     TIMESTAMP,
+            ended_at       TIMESTAMP,
+            tokens_in      BIGINT,
+            tokens_out     BIGINT,
+            cost_usd       DOUBLE,
+            status         VARCHAR,
+            attributes     JSON
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE runs (
+            run_id        VARCHAR PRIMARY KEY,
+            classifier    VARCHAR NOT NULL,
+            version       VARCHAR NOT NULL,
+            arguments     JSON,
+            taxonomy      VARCHAR,
+            model         VARCHAR,
+            started_at    TIMESTAMP NOT NULL,
+            finished_at   TIMESTAMP,
+            traces_done   INTEGER DEFAULT 0,
+            traces_failed INTEGER DEFAULT 0,
+            tokens_in     BIGINT DEFAULT 0,
+            tokens_out    BIGINT DEFAULT 0,
+            cost_usd      DOUBLE DEFAULT 0,
+            status        VARCHAR               -- running / finished / failed / stopped
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE annotations (
+            trace_id       VARCHAR NOT NULL,
+            taxonomy       VARCHAR NOT NULL,
+            mode           VARCHAR NOT NULL,
+            annotator      VARCHAR NOT NULL,     -- e.g. human:annotator_1, rules, judge:gpt-4o
+            run_id         VARCHAR,
+            label          VARCHAR NOT NULL,     -- present / absent / unknown
+            confidence     DOUBLE,
+            evidence_steps INTEGER[],
+            rationale      VARCHAR,
+            created_at     TIMESTAMP NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE attributions (
+            trace_id   VARCHAR NOT NULL,
+            annotator  VARCHAR NOT NULL,
+            run_id     VARCHAR,
+            agent      VARCHAR,
+            step       INTEGER,
+            confidence DOUBLE,
+            rationale  VARCHAR,
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    # One row per file fully ingested: a rerun skips files that have not changed.
+    con.execute(
+        """
+        CREATE TABLE ingested_files (
+            path           VARCHAR NOT NULL,
+            size           BIGINT NOT NULL,
+            mtime_ns       BIGINT NOT NULL,
+            source_format  VARCHAR NOT NULL,
+            traces         INTEGER NOT NULL,
+            ingested_at    TIMESTAMP NOT NULL
+        )
+        """
+    )

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mast.errors import StoreInUse, StoreMissing
+from mast.model import Annotation, Label, Step, StepKind, Trace
+from mast.store import Store
+
+
+def _trace(n=3, task="do it", path="x.json"):
+    return Trace(system="S", framework="f", source_format="messages", source_path=path, source_index=0,
+                 task=task, steps=[Step(agent=f"a{i % 2}", content=f"hello {i}", role="assistant",
+                                        tokens_in=10, tokens_out=5) for i in range(n)])
+
+
+def test_migrations_recorded_and_idempotent(db):
+    with Store(db) as s:
+        first = s.migrations()
+    with Store(db) as s:
+        assert s.migrations() == first
+    assert "m001_core_tables" in first
+
+
+def test_write_is_idempotent_by_content_hash(db):
+    with Store(db) as s:
+        with s.transaction():
+            r1 = s.write_traces([_trace()])
+        with s.transaction():
+            r2 = s.write_traces([_trace(path="elsewhere.json")])
+        assert (r1.new, r1.present, r1.steps) == (1, 0, 3)
+        assert (r2.new, r2.present) == (0, 1)
+        row = s.fetchall("SELECT n_steps, n_agents, tokens_in, tokens_out FROM traces")[0]
+        assert row == (3, 2, 30, 15)
+        assert s.fetchall("SELECT count(*) FROM steps")[0][0] == 3
+
+
+def test_trace_id_is_tagged_and_content_sensitive():
+    a, b = _trace().finalise(), _trace(task="other").finalise()
+    assert a.trace_id.startswith("t1-") and len(a.trace_id) == 3 + 32
+    assert a.trace_id != b.trace_id
+
+
+def test_rollback_leaves_nothing(db):
+    with Store(db) as s:
+        with pytest.raises(RuntimeError):
+            with s.transaction():
+                s.write_traces([_trace()])
+                raise RuntimeError("boom")
+        assert s.fetchall("SELECT count(*) FROM traces")[0][0] == 0
+        assert s.fetchall("SELECT count(*) FROM steps")[0][0] == 0
+
+
+def test_secrets_redacted_before_storage(db):
+    t = _trace()
+    t.steps[0].content = "use key sk-proj-ABCDEFGHIJKLMNOPQRSTUV123 please"
+    t.steps[1].attributes = {"api_key": "hunter2-secret-value", "headers": {"Authorization": "Bearer abcdefghijklmnopqrstuvwxyz012345"}}
+    t.steps[2].tool_args = '{"password": "swordfish123"}'
+    t.annotations.append(Annotation(mode="1.1", label=Label.PRESENT, annotator="x",
+                                    rationale="saw sk-ant-ABCDEFGHIJKLMNOPQRSTUVWX"))
+    with Store(db) as s:
+        with s.transaction():
+            s.write_traces([t])
+        dump = " ".join(str(r) for r in s.fetchall("SELECT content, attributes, tool_args FROM steps"))
+        dump += str(s.fetchall("SELECT rationale FROM annotations"))
+    for secret in ("ABCDEFGHIJKLMNOPQRSTUV123", "hunter2-secret-value", "abcdefghijklmnopqrstuvwxyz012345",
+                   "swordfish123", "sk-ant-ABCDEFGHIJKLMNOPQRSTUVWX"):
+        assert secret not in dump
+    assert "[REDACTED]" in dump
+
+
+def test_read_only_open_of_missing_store_is_clear(tmp_path):
+    with pytest.raises(StoreMissing):
+        Store(tmp_path / "nope.duckdb", read_only=True)
+
+
+def test_second_writer_gets_store_in_use(db):
+    Store(db).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys,time; from mast.store import Store; s=Store(sys.argv[1]); print('ready', flush=True); time.sleep(30)",
+         str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreInUse) as e:
+            Store(db)
+        assert "in use" in str(e.value)
+    finally:
+        holder.kill()
+        holder.wait()
