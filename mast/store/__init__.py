@@ -102,7 +102,7 @@ class Store:
     def _has_table(self, name: str) -> bool:
         return bool(self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-        ).fetchone()[0])
+        ).fetchall()[0][0])  # fetchall: DuckDB 2 refuses new work while a result is unfinished
 
     def _migrate(self) -> None:
         con = self.con
@@ -158,8 +158,8 @@ class Store:
         row = self.con.execute(
             "SELECT 1 FROM ingested_files WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
             [path, size, mtime_ns],
-        ).fetchone()
-        return row is not None
+        ).fetchall()
+        return bool(row)
 
     def record_file(self, path: str, size: int, mtime_ns: int, fmt: str, traces: int) -> None:
         self.con.execute("DELETE FROM ingested_files WHERE path = ?", [path])
