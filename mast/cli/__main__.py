@@ -1,0 +1,3 @@
+from mast.cli import main
+
+main()
