@@ -38,12 +38,16 @@ def ingest(obj, paths, fmt, system, keep_going, as_json):
             if res.error:
                 progress.console.print(f"error: {res.error}", style="red", highlight=False, markup=False,
                                        soft_wrap=True)
+            elif res.companion:
+                progress.console.print(f"note: {res.path}: skipped, {res.companion}", highlight=False,
+                                       markup=False, soft_wrap=True)
 
         summary = ingest_paths(store, files, fmt, system, keep_going, on_file)
     errors = summary.errors
     if as_json:
         print_json({
             "files": len(summary.files), "skipped_unchanged": sum(f.skipped for f in summary.files),
+            "skipped_companion": [{"path": f.path, "note": f.companion} for f in summary.files if f.companion],
             "formats": dict(summary.formats), "traces_new": summary.traces_new,
             "traces_present": summary.traces_present, "steps": summary.steps,
             "errors": [str(e) for e in errors],
@@ -51,10 +55,12 @@ def ingest(obj, paths, fmt, system, keep_going, as_json):
     else:
         fm = ", ".join(f"{k} ×{v}" for k, v in sorted(summary.formats.items())) or "-"
         skipped = sum(f.skipped for f in summary.files)
+        companions = sum(bool(f.companion) for f in summary.files)
         err.print(f"{len(summary.files)} file(s) [{fm}]"
                   + (f", {skipped} unchanged since last ingest" if skipped else "")
+                  + (f", {companions} companion file(s) skipped" if companions else "")
                   + f": {summary.traces_new} new trace(s), {summary.traces_present} already present, "
-                  f"{summary.steps} step(s), {len(errors)} error(s)", highlight=False)
+                  f"{summary.steps} step(s), {len(errors)} error(s)", highlight=False, markup=False)
     if errors:
         if not keep_going and len(summary.files) < len(files):
             err.print(f"stopped after the first error; {len(files) - len(summary.files)} file(s) not read "

@@ -41,6 +41,10 @@ _REGISTRY: dict[str, Importer] = {}
 _BUILTINS = [
     "mast.ingest.mad",
     "mast.ingest.whowhen",
+    "mast.ingest.crewai",
+    "mast.ingest.langsmith",
+    "mast.ingest.langgraph",
+    "mast.ingest.otel",
     "mast.ingest.generic",
 ]
 _loaded = False
@@ -81,6 +85,26 @@ def get(name: str) -> Importer:
 def read_head(path: Path) -> bytes:
     with open(path, "rb") as f:
         return f.read(HEAD_BYTES)
+
+
+def companion_note(path: Path, head: bytes) -> str | None:
+    """Why ``path`` is not a trace file, when an importer knows it as a companion.
+
+    An importer may define ``companion(path, head) -> str | None`` for files it reads
+    beside its own (a labels file next to its records).  Such files are skipped with
+    the returned note; unknown files still fail detection.
+    """
+    for imp in importers():
+        fn = getattr(imp, "companion", None)
+        if fn is None:
+            continue
+        try:
+            note = fn(path, head)
+        except Exception:  # a companion check that chokes on odd bytes does not match
+            note = None
+        if note:
+            return note
+    return None
 
 
 def detect(path: Path, head: bytes | None = None) -> Importer:

@@ -25,7 +25,7 @@ from mast.errors import IngestError
 from mast.ingest import register
 from mast.ingest._util import as_text, first_char, load_json, records, require
 from mast.ingest.mad_split import split_trace
-from mast.model import Annotation, Label, Trace
+from mast.model import Annotation, Label, Outcome, Trace
 from mast.taxonomy import load as load_taxonomy
 
 _CODE_RX = re.compile(r"^\s*(?:FM-)?(\d+\.\d+)")
@@ -52,6 +52,19 @@ class MadImporter:
             return False
         return b'"mas_name"' in head and b'"trace"' in head
 
+    def companion(self, path: Path, head: bytes) -> str | None:
+        """A note when ``path`` is a labels file this importer reads beside its records.
+
+        ``gold_labels<sfx>.json`` next to ``raw_ag2_records<sfx>.json`` is not a trace
+        file; a folder walk skips it with this note instead of failing on it.
+        """
+        if not (path.name.startswith("gold_labels") and path.suffix == ".json"):
+            return None
+        records_file = path.with_name("raw_ag2_records" + path.name[len("gold_labels"):])
+        if records_file.exists() and b'"labels"' in head:
+            return f"labels for {records_file.name}, read together with it (not a trace file)"
+        return None
+
     def read(self, path: Path) -> Iterator[Trace]:
         data = records(path, load_json(path), "a JSON array of MAD records")
         gold = _community_gold(path)
@@ -71,13 +84,15 @@ class MadImporter:
             meta["fields_swapped_in_source"] = True
         meta["source_id"] = [rec.get("trace_id"), rec.get("round")]
         raw = rec["trace"]
-        if isinstance(raw, dict):
-            raw_text = json.dumps(raw, ensure_ascii=False)
-        elif isinstance(raw, str):
-            raw_text = raw
-        else:
+        if not isinstance(raw, (str, dict)):
             raise IngestError(str(path), index, f"field trace has type {type(raw).__name__}, expected text")
-        split = split_trace(system, raw_text)
+        split = split_trace(system, raw)
+        if split.wrapper is not None:
+            # The JSON around the split field (problem statement, other_data, the
+            # annotators' note...) stays reachable; see mast.ingest.mad_split.
+            meta["trace_wrapper"] = split.wrapper
+            meta["trace_wrapper_field"] = split.field
+            meta["trace_wrapper_form"] = split.form
         anns: list[Annotation] = []
         if "annotations" in rec:
             anns = _human_labels(path, index, rec, tax)
@@ -88,7 +103,7 @@ class MadImporter:
         return Trace(system=system, framework=_FRAMEWORKS.get(system, system.lower()),
                      source_format=self.name, source_path=str(path), source_index=index,
                      steps=split.steps, task=split.task, metadata={**meta, "splitter": split.method},
-                     annotations=anns)
+                     outcome=split.outcome or Outcome.UNKNOWN, annotations=anns)
 
 
 def _human_labels(path: Path, index: int, rec: dict, tax) -> list[Annotation]:

@@ -1,16 +1,55 @@
-"""Split a MAD ``trace`` text into steps, as far as each system's log allows.
+"""Split a MAD ``trace`` into steps, as far as each system's log allows.
 
-Contract: ``split_trace(system, text)`` returns a :class:`Split` whose steps' contents,
-concatenated in order, contain every character of ``text`` (nothing is dropped; text
-that belongs to no recognised speaker becomes a step of agent ``log``).
+MAD records carry each run as one string.  Its shape depends on the system:
+
+==============  ==============================================================================
+AG2             JSON ``{problem_statement, trajectory: [{content, role, name}], other_data, note}``;
+                ``content`` is a list of lines (human file) or a string (mast-lint records)
+HyperAgent      JSON ``{instance_id, problem_statement, trajectory: [line, ...], ...}``; the
+                lines are a log with ``HyperAgent_<id> - INFO - Planner's Response:`` headers
+ChatDev         text log of ``[YYYY-DD-MM HH:MM:SS INFO] Speaker: **A<->B on : Phase, turn N**``
+                blocks (ChatDev writes day before month)
+MetaGPT         either JSON ``{run_id, prompt, content}`` whose ``content`` is a loguru log
+                (``... | INFO | metagpt.roles.role:_act:391 - Alice(SimpleCoder): ...``) or a
+                communication log of ``[ts] FROM: X TO: Y`` / ``[ts] NEW MESSAGES:`` blocks
+AppWorld        text with ``Response from Supervisor Agent`` / ``Code Execution Output`` /
+                ``Message to X Agent`` sections and a final ``Evaluation`` JSON
+Magentic        autogen testbed log: pip output, then ``---------- Speaker ----------`` blocks
+OpenManus       loguru log (``✨ Manus's thoughts``, ``🔧 Tool arguments``, ``🎯 Tool 'x' completed``)
+==============  ==============================================================================
+
+Contract (checked for every record of the data sets by the tests): nothing of the raw
+text is dropped.  Precisely, with ``s = split_trace(system, raw)``:
+
+- ``s.wrapper is None``: ``"".join(step.content for step in s.steps) == raw``.  Text
+  that belongs to no recognised speaker (a preamble, pip output) is a step of agent
+  ``log`` and kind ``event``.
+- ``s.wrapper`` is a dict: ``raw`` was a JSON object; ``s.wrapper`` is that object with
+  the field ``s.field`` set to ``None`` and the steps hold that field's value:
+
+  - ``s.form == "text"``: the field is ``"".join(contents)``;
+  - ``s.form == "lines"``: the field is ``"".join(contents).split("\\n")``;
+  - ``s.form == "messages"``: the field is a list with one message per step: the step's
+    ``attributes["source"]`` (the message's other keys) plus ``content``, which is
+    ``content.split("\\n")`` when ``attributes["content_lines"]`` is present (the source
+    held a list of lines; ``0`` means an empty list), else the content string.
+
+  The JSON *value* is reproduced; whitespace between JSON tokens is not kept (one
+  HyperAgent record has a hand-edited stray space after a comma).
+
+The importer stores ``wrapper``, ``field`` and ``form`` in the trace's metadata.
+Each step's content is its whole block, header line included, so a classifier reading
+contents sees exactly what the log said.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from typing import Any, Callable
 
-from mast.model import Step, StepKind
+from mast.model import Outcome, Step, StepKind
 
 
 @dataclass
@@ -18,31 +57,441 @@ class Split:
     steps: list[Step]
     task: str | None
     method: str
+    wrapper: dict | None = None
+    field: str | None = None
+    form: str = "text"
+    outcome: Outcome | None = None
 
 
-def _ag2(text: str) -> Split | None:
-    try:
-        d = json.loads(text)
-    except ValueError:
+# -- block machinery ----------------------------------------------------------------------
+
+class _Ctx:
+    """Per-trace state a classifier may use (task found, tools announced, last speaker...)."""
+
+    def __init__(self) -> None:
+        self.task: str | None = None
+        self.outcome: Outcome | None = None
+        self.pending_tools: list[str] = []
+        self.speaker: str | None = None
+        self.first_in_loop = False
+
+
+Classify = Callable[[re.Match, str, _Ctx], Step]
+
+
+def _blocks(text: str, rx: re.Pattern) -> list[tuple[str, re.Match | None]]:
+    """Cut ``text`` at every header match; the pieces concatenate back to ``text``."""
+    ms = list(rx.finditer(text))
+    out: list[tuple[str, re.Match | None]] = []
+    if not ms:
+        return out
+    if ms[0].start() > 0:
+        out.append((text[:ms[0].start()], None))
+    for i, m in enumerate(ms):
+        end = ms[i + 1].start() if i + 1 < len(ms) else len(text)
+        out.append((text[m.start():end], m))
+    return out
+
+
+def _log(content: str, **attrs: Any) -> Step:
+    return Step(agent="log", content=content, kind=StepKind.EVENT, attributes=attrs or None)
+
+
+def _run(text: str, rx: re.Pattern, classify: Classify, ctx: _Ctx) -> list[Step] | None:
+    blocks = _blocks(text, rx)
+    if not blocks:
         return None
-    traj = d.get("trajectory") if isinstance(d, dict) else None
-    if not isinstance(traj, list):
-        return None
-    ps = d.get("problem_statement")
-    task = "\n".join(ps) if isinstance(ps, list) else ps if isinstance(ps, str) else None
     steps = []
-    for m in traj:
-        if not isinstance(m, dict):
-            return None
-        content = m.get("content")
-        steps.append(Step(agent=m.get("name") or m.get("role") or "unknown",
-                          content=content if isinstance(content, str) else json.dumps(content, ensure_ascii=False),
-                          kind=StepKind.MESSAGE, role=m.get("role")))
-    return Split(steps, task, "json-trajectory")
+    for block, m in blocks:
+        steps.append(_log(block, segment="preamble") if m is None else classify(m, block, ctx))
+    return steps
 
 
-def split_trace(system: str, text: str) -> Split:
-    s = _ag2(text)
-    if s is not None:
+def _body(block: str, m: re.Match) -> str:
+    """The block without its header line."""
+    nl = block.find("\n", m.end() - m.start())
+    return "" if nl < 0 else block[nl + 1:]
+
+
+# -- ChatDev --------------------------------------------------------------------------------
+
+_CHATDEV_RX = re.compile(r"^\[(\d{4})-(\d\d)-(\d\d) (\d\d:\d\d:\d\d) (\w+)\] (.*)$", re.M)
+_CHATDEV_TURN = re.compile(r"^(?:(?P<speaker>[^:*]+): )?\*\*(?P<a>[^*<]+?)<->(?P<b>[^*]+?) on : "
+                           r"(?P<phase>[^,*]+), turn (?P<turn>\d+)\*\*")
+_CHATDEV_MARK = re.compile(r"^(?:(?P<speaker>[^:*]+): )?\*\*\[(?P<mark>[^\]]+)\]\*\*")
+_USAGE = {k: re.compile(rf"^{k}: \$?([\d.]+)", re.M) for k in ("prompt_tokens", "completion_tokens", "cost")}
+
+
+def _chatdev(m: re.Match, block: str, ctx: _Ctx) -> Step:
+    y, d, mo, hms, level, rest = m.groups()
+    # ChatDev formats its log time as %Y-%d-%m.
+    ts = f"{y}-{mo}-{d}T{hms}" if int(mo) <= 12 else f"{y}-{d}-{mo}T{hms}"
+    attrs: dict[str, Any] = {"level": level}
+    if level in ("ERROR", "CRITICAL"):
+        return Step(agent="log", content=block, kind=StepKind.ERROR, started_at=ts, attributes=attrs)
+    t = _CHATDEV_TURN.match(rest)
+    if t:
+        speaker = (t.group("speaker") or t.group("a")).strip()
+        a, b = t.group("a").strip(), t.group("b").strip()
+        attrs.update(phase=t.group("phase").strip(), turn=int(t.group("turn")))
+        return Step(agent=speaker, content=block, kind=StepKind.MESSAGE, role="assistant",
+                    target_agent=b if speaker == a else a, started_at=ts, attributes=attrs)
+    mk = _CHATDEV_MARK.match(rest)
+    if mk:
+        mark = mk.group("mark")
+        attrs["marker"] = mark
+        speaker = (mk.group("speaker") or "").strip()
+        if mark == "Preprocessing":
+            tp = re.search(r"^\*\*task_prompt\*\*: (.*)$", block, re.M)
+            if tp and ctx.task is None:
+                ctx.task = tp.group(1)
+        if mark == "OpenAI_Usage_Info Receive":
+            vals = {k: rx.search(block) for k, rx in _USAGE.items()}
+            return Step(agent="log", content=block, kind=StepKind.LLM_CALL, started_at=ts,
+                        tokens_in=int(vals["prompt_tokens"].group(1)) if vals["prompt_tokens"] else None,
+                        tokens_out=int(vals["completion_tokens"].group(1)) if vals["completion_tokens"] else None,
+                        cost_usd=float(vals["cost"].group(1)) if vals["cost"] else None, attributes=attrs)
+        if speaker and speaker != "System":
+            # "[Start Chat]": the phase prompt the speaker sends to open a chat.
+            return Step(agent=speaker, content=block, kind=StepKind.MESSAGE, role="user",
+                        started_at=ts, attributes=attrs)
+        return Step(agent=speaker or "log", content=block, kind=StepKind.EVENT, started_at=ts, attributes=attrs)
+    if rest.startswith("HTTP Request:"):
+        return Step(agent="log", content=block, kind=StepKind.EVENT, started_at=ts, attributes=attrs)
+    return Step(agent="log", content=block, kind=StepKind.EVENT, started_at=ts, attributes=attrs)
+
+
+# -- loguru (MetaGPT runs, OpenManus) --------------------------------------------------------
+
+_LOGURU_RX = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?) \| (\w+)\s*\| "
+                        r"([\w.<>-]+):([\w<>-]+):(\d+) - (.*)$", re.M)
+_METAGPT_ACT = re.compile(r"^(?P<name>\w+)\((?P<profile>\w+)\): (?P<what>.*)")
+_TOKENS = re.compile(r"Token usage: Input=(\d+), Completion=(\d+)")
+_QUOTED_TOOL = re.compile(r"[Tt]ool '([^']+)'")
+_ERRORISH = re.compile(r"(?i)\b(error|exception|traceback|failed)\b")
+
+
+def _loguru(m: re.Match, block: str, ctx: _Ctx) -> Step:
+    date, hms, level, module, func, line, msg = m.groups()
+    ts = f"{date}T{hms}"
+    attrs: dict[str, Any] = {"level": level, "logger": f"{module}:{func}:{line}"}
+    s = Step(agent="log", content=block, kind=StepKind.EVENT, started_at=ts, attributes=attrs)
+    act = _METAGPT_ACT.match(msg)
+    if act:  # MetaGPT: "Alice(SimpleCoder): to do SimpleWriteCode(...)"
+        s.agent, s.kind, s.role = act.group("profile"), StepKind.MESSAGE, "assistant"
+        attrs.update(name=act.group("name"), action=act.group("what"))
         return s
-    return Split([Step(agent="log", content=text, kind=StepKind.EVENT)], None, "whole-text")
+    tok = _TOKENS.search(msg)
+    if tok:
+        s.kind, s.tokens_in, s.tokens_out = StepKind.LLM_CALL, int(tok.group(1)), int(tok.group(2))
+        return s
+    if level in ("ERROR", "CRITICAL") or (level == "WARNING" and _ERRORISH.search(msg)):
+        s.kind, s.status = StepKind.ERROR, "error"
+        return s
+    am = re.search(r"(\w+)'s thoughts:", msg)
+    if am:
+        ctx.speaker = am.group(1)
+        s.agent, s.kind, s.role = am.group(1), StepKind.MESSAGE, "assistant"
+        return s
+    if "Tools being prepared:" in msg:
+        try:
+            ctx.pending_tools = list(json.loads(msg.split("Tools being prepared:", 1)[1].strip().replace("'", '"')))
+        except ValueError:
+            ctx.pending_tools = []
+        s.agent = ctx.speaker or "log"
+        return s
+    if "Tool arguments:" in msg:
+        s.agent, s.kind, s.role = ctx.speaker or "log", StepKind.TOOL_CALL, "assistant"
+        s.tool_name = ctx.pending_tools.pop(0) if ctx.pending_tools else None
+        s.tool_args = block[block.index("Tool arguments:") + len("Tool arguments:"):].strip()
+        return s
+    if "Special tool" in msg and "terminate" in msg:
+        s.agent, s.kind = ctx.speaker or "log", StepKind.TERMINATION
+        return s
+    tm = _QUOTED_TOOL.search(msg)
+    if "completed its mission" in msg and tm:
+        s.agent, s.kind, s.role, s.tool_name = "tool", StepKind.TOOL_RESULT, "tool", tm.group(1)
+        s.target_agent = ctx.speaker
+        return s
+    if ("selected" in msg and "tools" in msg) or "Activating tool" in msg:
+        s.agent = ctx.speaker or "log"
+        if tm:
+            s.tool_name = tm.group(1)
+        return s
+    if module.startswith("app.flow"):
+        s.agent = "PlanningFlow"
+    return s
+
+
+# -- MetaGPT communication log ------------------------------------------------------------
+
+_MGPT_COMM_RX = re.compile(r"^(?:\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)\] (FROM: .*|NEW MESSAGES:)"
+                           r"|=== .* ===)[ \t]*$", re.M)
+_FROM_TO = re.compile(r"FROM: (?P<src>.*?) TO: (?P<dst>.*)$")
+_SPEAKER_LINE = re.compile(r"^(\w[\w .-]*?): ", re.M)
+
+
+def _metagpt_comm(m: re.Match, block: str, ctx: _Ctx) -> Step:
+    date, hms, what = m.group(1), m.group(2), m.group(3)
+    if date is None:
+        return _log(block, marker=m.group(0).strip())
+    ts = f"{date}T{hms}"
+    body = _body(block, m)
+    ft = _FROM_TO.match(what)
+    if ft:
+        src, dst = ft.group("src").strip(), ft.group("dst").strip()
+        # TO is a Python set repr such as {'<all>'}: keep the names inside.
+        names = re.findall(r"'([^']*)'", dst) or [dst]
+        act = re.search(r"^ACTION: (.*)$", body, re.M)
+        if ctx.task is None and src == "Human":
+            c = body.split("CONTENT:\n", 1)
+            ctx.task = c[1].split("\n" + "-" * 20, 1)[0].strip() if len(c) > 1 else None
+        return Step(agent=src, content=block, kind=StepKind.MESSAGE,
+                    role="user" if src == "Human" else "assistant", target_agent=", ".join(names),
+                    started_at=ts, attributes={"action": act.group(1)} if act else None)
+    sp = _SPEAKER_LINE.search(body)
+    return Step(agent=sp.group(1) if sp else "log", content=block,
+                kind=StepKind.MESSAGE if sp else StepKind.EVENT, role="assistant" if sp else None,
+                started_at=ts)
+
+
+# -- AppWorld -----------------------------------------------------------------------------
+
+_APPWORLD_RX = re.compile(r"^( {0,4})(Response from (?P<resp>.+)|Message to (?P<msg>.+)|Code Execution Output"
+                          r"|Entering (?P<enter>.+) message loop|Exiting (?P<exit>.+) message loop|Evaluation"
+                          r"|\*{5,} Task .*\*{5,})[ \t]*$", re.M)
+
+
+def _exec_output(block: str, m: re.Match, to: str) -> Step:
+    failed = re.search(r"^\s*(Execution failed\.|Traceback \(most recent call last\))", _body(block, m), re.M)
+    return Step(agent="environment", content=block, kind=StepKind.ERROR if failed else StepKind.TOOL_RESULT,
+                role="tool", tool_name="python", target_agent=to, status="error" if failed else None)
+
+
+def _appworld(m: re.Match, block: str, ctx: _Ctx) -> Step:
+    head = m.group(2)
+    if head.startswith("*"):
+        body = _body(block, m)
+        if ctx.task is None and body.strip():
+            ctx.task = body.split("\n", 1)[0].strip()
+        return _log(block, marker="task")
+    if m.group("resp"):
+        who = m.group("resp").strip()
+        if who.endswith(" API"):  # "Response from send_message API": a tool's return value
+            return Step(agent="environment", content=block, kind=StepKind.TOOL_RESULT, role="tool",
+                        tool_name=who[:-4], target_agent="Supervisor Agent")
+        ctx.speaker = who
+        return Step(agent=who, content=block, kind=StepKind.MESSAGE, role="assistant")
+    if m.group("msg"):
+        to = m.group("msg").strip()
+        if ctx.first_in_loop:  # the message that opens a loop comes from the Supervisor
+            ctx.first_in_loop = False
+            return Step(agent="Supervisor Agent", content=block, kind=StepKind.MESSAGE, role="user",
+                        target_agent=to)
+        # Later messages into the loop are the execution output of that agent's code.
+        return _exec_output(block, m, to)
+    if head == "Code Execution Output":
+        return _exec_output(block, m, "Supervisor Agent")
+    if m.group("enter"):
+        ctx.first_in_loop = True
+        return _log(block, marker="enter_loop", agent=m.group("enter").strip())
+    if m.group("exit"):
+        return _log(block, marker="exit_loop", agent=m.group("exit").strip())
+    # Evaluation: AppWorld's test report (JSON) with the run's success.
+    try:
+        ev = json.loads(_body(block, m))
+        if isinstance(ev, dict) and isinstance(ev.get("success"), bool):
+            ctx.outcome = Outcome.SUCCESS if ev["success"] else Outcome.FAILURE
+    except ValueError:
+        pass
+    return _log(block, marker="evaluation")
+
+
+# -- Magentic-One (autogen testbed) ---------------------------------------------------------
+
+_MAGENTIC_RX = re.compile(r"^(?:---------- (?P<who>.+?) ----------|(?P<mark>[A-Z][A-Z._]* [A-Z]+[^\n]*!#!#))[ \t]*$",
+                          re.M)
+
+
+def _magentic(m: re.Match, block: str, ctx: _Ctx) -> Step:
+    who = m.group("who")
+    if who is None:
+        return _log(block, marker=m.group("mark").strip())
+    body = _body(block, m)
+    if who == "user":
+        if ctx.task is None:
+            ctx.task = body.strip()
+        return Step(agent="user", content=block, kind=StepKind.MESSAGE, role="user")
+    kind = StepKind.TERMINATION if body.lstrip().startswith("FINAL ANSWER") else StepKind.MESSAGE
+    return Step(agent=who, content=block, kind=kind, role="assistant")
+
+
+# -- HyperAgent ---------------------------------------------------------------------------
+
+_HYPER_RX = re.compile(r"^HyperAgent_\S+ - (\w+) - (.*)$", re.M)
+_INTERN = re.compile(r"^Intern Name: (.+)$", re.M)
+_TOOL_RUN = re.compile(r"\b(\w+)\._run\(")
+
+
+def _hyperagent(m: re.Match, block: str, ctx: _Ctx) -> Step:
+    level, msg = m.groups()
+    attrs = {"level": level}
+    if level in ("ERROR", "CRITICAL"):
+        return Step(agent="log", content=block, kind=StepKind.ERROR, attributes=attrs)
+    hand = re.match(r"(\w+)->(\w+):", msg)
+    if hand:  # "Navigator->Planner: ..." the intern's report back
+        return Step(agent=hand.group(1), content=block, kind=StepKind.MESSAGE, role="assistant",
+                    target_agent=hand.group(2), attributes=attrs)
+    resp = re.match(r"(.+?)'s Response:", msg)
+    if resp:
+        who = resp.group(1)
+        s = Step(agent=who, content=block, kind=StepKind.MESSAGE, role="assistant", attributes=attrs)
+        intern = _INTERN.search(block)
+        if intern:  # the Planner delegates a subgoal: "Intern Name: Codebase Navigator"
+            s.target_agent = intern.group(1).strip().split()[-1]
+            s.kind = StepKind.HANDOFF
+        elif "\nAction:" in block:
+            tool = _TOOL_RUN.search(block)
+            if tool:
+                s.kind, s.tool_name = StepKind.TOOL_CALL, tool.group(1)
+        if "Final Answer:" in block and not intern:
+            attrs["final_answer"] = True
+        return s
+    return Step(agent="log", content=block, kind=StepKind.EVENT, attributes=attrs)
+
+
+# -- registry of text splitters -------------------------------------------------------------
+
+_TEXT_SPLITTERS: dict[str, tuple[re.Pattern, Classify]] = {
+    "chatdev-log": (_CHATDEV_RX, _chatdev),
+    "metagpt-comm-log": (_MGPT_COMM_RX, _metagpt_comm),
+    "loguru-log": (_LOGURU_RX, _loguru),
+    "appworld-log": (_APPWORLD_RX, _appworld),
+    "magentic-testbed-log": (_MAGENTIC_RX, _magentic),
+    "hyperagent-log": (_HYPER_RX, _hyperagent),
+}
+# Which splitter to try first for a system; any other is tried after, then whole-text.
+_BY_SYSTEM = {
+    "chatdev": "chatdev-log", "metagpt": "metagpt-comm-log", "openmanus": "loguru-log",
+    "appworld": "appworld-log", "magentic": "magentic-testbed-log", "magentic-one": "magentic-testbed-log",
+    "hyperagent": "hyperagent-log",
+}
+
+
+def _split_text(system: str, text: str) -> tuple[list[Step], str, _Ctx]:
+    order = list(_TEXT_SPLITTERS)
+    first = _BY_SYSTEM.get((system or "").lower())
+    if first:
+        order.remove(first)
+        order.insert(0, first)
+    for name in order:
+        rx, classify = _TEXT_SPLITTERS[name]
+        ctx = _Ctx()
+        # A system's own splitter needs one header; guessing another needs two, so a
+        # stray line that happens to look like a header does not reshape a foreign log.
+        if name != first and len(rx.findall(text, 0, len(text))) < 2:
+            continue
+        steps = _run(text, rx, classify, ctx)
+        if steps:
+            return steps, name, ctx
+    return [_log(text, segment="whole")], "whole-text", _Ctx()
+
+
+# -- JSON wrappers --------------------------------------------------------------------------
+
+def _lines_text(v: Any) -> str | None:
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return "\n".join(v)
+    return v if isinstance(v, str) else None
+
+
+def _messages(traj: list) -> list[Step] | None:
+    steps = []
+    for msg in traj:
+        if not isinstance(msg, dict) or "content" not in msg:
+            return None
+        content = msg["content"]
+        attrs: dict[str, Any] = {"source": {k: v for k, v in msg.items() if k != "content"}}
+        if isinstance(content, list) and all(isinstance(x, str) and "\n" not in x for x in content):
+            attrs["content_lines"] = len(content)
+            text = "\n".join(content)
+        elif isinstance(content, str):
+            text = content
+        else:
+            return None  # structured content: keep the record whole rather than guess
+        role = msg.get("role")
+        steps.append(Step(agent=str(msg.get("name") or role or "unknown"), content=text,
+                          kind=StepKind.MESSAGE, role=role if isinstance(role, str) else None,
+                          attributes=attrs))
+    return steps
+
+
+def _json_split(system: str, d: dict) -> Split | None:
+    task = _lines_text(d.get("problem_statement"))
+    if task is None and isinstance(d.get("prompt"), str):
+        task = d["prompt"]
+    outcome = None
+    od = d.get("other_data")
+    if isinstance(od, dict) and isinstance(od.get("correct"), bool):
+        outcome = Outcome.SUCCESS if od["correct"] else Outcome.FAILURE
+    for fld in ("trajectory", "content"):
+        v = d.get(fld)
+        if v is None:
+            continue
+        wrapper = {**d, fld: None}
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            steps = _messages(v)
+            if steps is not None:
+                return Split(steps, task, "json-messages", wrapper, fld, "messages", outcome)
+        elif isinstance(v, list) and all(isinstance(x, str) and "\n" not in x for x in v):
+            steps, how, ctx = _split_text(system, "\n".join(v))
+            return Split(steps, task or ctx.task, f"json-lines+{how}", wrapper, fld, "lines",
+                         outcome or ctx.outcome)
+        elif isinstance(v, str):
+            steps, how, ctx = _split_text(system, v)
+            return Split(steps, task or ctx.task, f"json-text+{how}", wrapper, fld, "text",
+                         outcome or ctx.outcome)
+    return None
+
+
+def split_trace(system: str, text: str | dict) -> Split:
+    """Split a record's ``trace`` (its text, or an already parsed JSON object)."""
+    if isinstance(text, dict):
+        s = _json_split(system, text)
+        if s is not None:
+            return s
+        text = json.dumps(text, ensure_ascii=False)  # no known field: keep it whole as text
+    if text.lstrip().startswith("{"):
+        try:
+            d = json.loads(text)
+        except ValueError:
+            d = None
+        if isinstance(d, dict):
+            s = _json_split(system, d)
+            if s is not None:
+                return s
+    steps, how, ctx = _split_text(system, text)
+    return Split(steps, ctx.task, how, outcome=ctx.outcome)
+
+
+def reconstruct(split: Split) -> Any:
+    """The raw text (or, for JSON wrappers, the JSON value) the split came from.
+
+    The inverse the contract promises; used by ``mast traces`` tooling and the tests.
+    """
+    contents = [s.content or "" for s in split.steps]
+    if split.wrapper is None:
+        return "".join(contents)
+    if split.form == "text":
+        value: Any = "".join(contents)
+    elif split.form == "lines":
+        value = "".join(contents).split("\n")
+    else:
+        value = []
+        for s in split.steps:
+            a = s.attributes or {}
+            n = a.get("content_lines")
+            c = s.content or ""
+            value.append({**a.get("source", {}),
+                          "content": ([] if n == 0 else c.split("\n")) if n is not None else c})
+    return {**split.wrapper, split.field: value}

@@ -34,6 +34,8 @@ class FileResult:
     steps: int = 0
     skipped: bool = False
     error: MastError | None = None
+    #: Set when the file is a known companion of a trace file (e.g. its labels): not read.
+    companion: str | None = None
 
 
 @dataclass
@@ -95,7 +97,14 @@ def ingest_file(store: Store, path: Path, fmt: str = "auto", system: str | None 
     key = str(path.resolve())
     if store.file_done(key, st.st_size, st.st_mtime_ns):
         return FileResult(str(path), None, skipped=True)
-    imp = registry.detect(path) if fmt == "auto" else registry.get(fmt)
+    if fmt == "auto":
+        head = registry.read_head(path)
+        note = registry.companion_note(path, head)
+        if note:
+            return FileResult(str(path), None, companion=note)
+        imp = registry.detect(path, head)
+    else:
+        imp = registry.get(fmt)
     res = FileResult(str(path), imp.name)
     n = 0
     with store.transaction():
