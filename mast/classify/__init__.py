@@ -37,6 +37,9 @@ class Output:
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
+    #: part of the classifier (e.g. a rule detector) -> reason, for parts that failed
+    #: while the others ran; their modes are left "not assessed"
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable

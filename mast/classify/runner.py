@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
@@ -61,6 +61,8 @@ class RunResult:
     cost_usd: float
     failures: dict[str, str]
     status: str
+    #: classifier parts (e.g. rule detectors) that failed while the others ran
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 def _now():
@@ -105,6 +107,7 @@ def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = 
                 res.failed += len(out.failed)
                 res.done += len(set(covered) - set(out.failed))
                 res.failures.update(out.failed)
+                res.errors.update(getattr(out, "errors", None) or {})
                 res.tokens_in += out.tokens_in
                 res.tokens_out += out.tokens_out
                 res.cost_usd += out.cost_usd

@@ -1,0 +1,262 @@
+"""Agreement between two annotators: mode labels (P/R/F1/kappa) and root-cause attributions.
+
+Contract:
+- Labels: for each (trace, mode, annotator) the *latest* stored row counts (``append``
+  runs keep history; evaluation reads the newest).  ``unknown`` labels are ignored.
+- :func:`agreement` compares ``pred`` with ``gold`` over the traces both annotators
+  labelled (optionally one system).  Per mode: the traces where both gave a label for
+  that mode; precision, recall, F1 and Cohen's kappa from scikit-learn with "present"
+  as the positive class.  A mode the pred annotator gave no label for on those traces
+  is *not assessed* (it is not scored as "absent").  A metric that is undefined (no
+  predicted positives for precision, no gold positives for recall, a constant pair of
+  label vectors for kappa) is ``None`` and left out of the macro average, which is the
+  unweighted mean over the assessed modes where the metric is defined.
+- :func:`attribution_agreement` compares root causes on traces both annotators
+  attributed: agent accuracy (case- and punctuation-insensitive name match), step
+  accuracy exact and within +/-k, with the uniform-random baseline (per trace 1/#agents,
+  1/#steps and (#steps within +/-k)/#steps, averaged) over the same traces.  It also
+  reports coverage and the accuracies over all gold-attributed traces, counting a
+  trace pred did not attribute as wrong.  Groups: by a metadata field (e.g. ``subset``)
+  or by system.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mast.errors import UsageError
+
+
+@dataclass
+class ModeScore:
+    mode: str
+    name: str
+    assessed: bool
+    traces: int = 0          # traces with a label from both annotators for this mode
+    support: int = 0         # gold positives
+    predicted: int = 0       # pred positives
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    kappa: float | None = None
+
+
+@dataclass
+class Agreement:
+    gold: str
+    pred: str
+    taxonomy: str
+    system: str | None
+    traces: int
+    modes: list[ModeScore]
+    macro: dict[str, float | None]
+    not_assessed: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AttributionGroup:
+    group: str
+    gold_traces: int          # traces the gold annotator attributed
+    both: int                 # ... that pred attributed too
+    coverage: float | None
+    agent_accuracy: float | None
+    step_accuracy: float | None
+    step_accuracy_within_k: float | None
+    agent_accuracy_all: float | None     # over all gold traces, missing pred = wrong
+    step_accuracy_all: float | None
+    random_agent: float | None           # uniform-random baseline on the `both` traces
+    random_step: float | None
+    random_step_within_k: float | None
+
+
+@dataclass
+class AttributionAgreement:
+    gold: str
+    pred: str
+    tolerance: int
+    group_by: str
+    overall: AttributionGroup
+    groups: list[AttributionGroup] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_LATEST = """
+    SELECT trace_id, mode, annotator, label FROM (
+        SELECT trace_id, mode, annotator, label,
+               row_number() OVER (PARTITION BY trace_id, mode, annotator
+                                  ORDER BY created_at DESC, run_id DESC NULLS LAST) AS rn
+        FROM annotations
+        WHERE annotator IN (?, ?) AND taxonomy = ? AND label IN ('present', 'absent')
+    ) WHERE rn = 1
+"""
+
+
+def annotators(store) -> list[str]:
+    return [r[0] for r in store.fetchall("SELECT DISTINCT annotator FROM annotations ORDER BY 1")]
+
+
+def _check_annotator(store, name: str, table: str) -> None:
+    if not store.fetchall(f"SELECT 1 FROM {table} WHERE annotator = ? LIMIT 1", [name]):
+        known = [r[0] for r in store.fetchall(f"SELECT DISTINCT annotator FROM {table} ORDER BY 1")]
+        raise UsageError(f"no {table} by annotator {name!r}",
+                         "Known: " + (", ".join(known) if known else "none (run `mast classify` or ingest labelled data)"))
+
+
+def _num(x) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def agreement(store, gold: str, pred: str, *, taxonomy: str = "mast-v1", system: str | None = None) -> Agreement:
+    from sklearn.metrics import cohen_kappa_score, precision_recall_fscore_support
+
+    from mast.taxonomy import load
+
+    tax = load(taxonomy)
+    _check_annotator(store, gold, "annotations")
+    _check_annotator(store, pred, "annotations")
+    params: list[Any] = [gold, pred, taxonomy]
+    sys_filter = ""
+    if system:
+        sys_filter = "AND trace_id IN (SELECT trace_id FROM traces WHERE system = ?)"
+        params.append(system)
+    rows = store.fetchall(f"""
+        WITH l AS ({_LATEST}),
+        both_traces AS (
+            SELECT trace_id FROM l WHERE annotator = ? {sys_filter}
+            INTERSECT SELECT trace_id FROM l WHERE annotator = ?
+        )
+        SELECT g.mode, g.trace_id, g.label = 'present' AS gp, p.label = 'present' AS pp
+        FROM l g JOIN l p ON p.trace_id = g.trace_id AND p.mode = g.mode AND p.annotator = ?
+        WHERE g.annotator = ? AND g.trace_id IN (SELECT trace_id FROM both_traces)
+        ORDER BY g.mode, g.trace_id""",
+        [gold, pred, taxonomy, gold] + ([system] if system else []) + [pred, pred, gold])
+    n_traces = store.fetchall(f"""
+        WITH l AS ({_LATEST})
+        SELECT count(*) FROM (SELECT trace_id FROM l WHERE annotator = ? {sys_filter}
+                              INTERSECT SELECT trace_id FROM l WHERE annotator = ?)""",
+        [gold, pred, taxonomy, gold] + ([system] if system else []) + [pred])[0][0]
+    by_mode: dict[str, tuple[list[int], list[int]]] = {}
+    for mode, _tid, gp, pp in rows:
+        y, p = by_mode.setdefault(mode, ([], []))
+        y.append(int(gp))
+        p.append(int(pp))
+    scores: list[ModeScore] = []
+    for m in tax.modes:
+        if m.id not in by_mode:
+            scores.append(ModeScore(m.id, m.name, assessed=False))
+            continue
+        y, p = by_mode[m.id]
+        tp = sum(1 for a, b in zip(y, p) if a and b)
+        fp = sum(1 for a, b in zip(y, p) if not a and b)
+        fn = sum(1 for a, b in zip(y, p) if a and not b)
+        tn = len(y) - tp - fp - fn
+        pr, rc, f1, _ = precision_recall_fscore_support(y, p, average="binary", pos_label=1, zero_division=math.nan)
+        if len(set(y)) == 1 and len(set(p)) == 1:
+            kappa = None  # both constant: kappa is 0/0
+        else:
+            kappa = cohen_kappa_score(y, p)
+        # F1 is defined when there is any positive on either side (2tp / (2tp+fp+fn)).
+        f1v = (2 * tp / (2 * tp + fp + fn)) if (tp + fp + fn) else None
+        scores.append(ModeScore(m.id, m.name, True, len(y), tp + fn, tp + fp, tp, fp, fn, tn,
+                                _num(pr) if tp + fp else None, _num(rc) if tp + fn else None,
+                                _num(f1) if f1v is not None else None, _num(kappa)))
+    assessed = [s for s in scores if s.assessed]
+
+    def mean(attr: str) -> float | None:
+        vals = [getattr(s, attr) for s in assessed if getattr(s, attr) is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    macro = {k: mean(k) for k in ("precision", "recall", "f1", "kappa")}
+    return Agreement(gold, pred, taxonomy, system, n_traces, scores, macro,
+                     [s.mode for s in scores if not s.assessed])
+
+
+def attribution_agreement(store, gold: str = "human", pred: str = "rules", *, tolerance: int = 1,
+                          group_by: str = "subset") -> AttributionAgreement:
+    """Root-cause agreement; ``group_by`` is a metadata field, or ``system``."""
+    if tolerance < 0:
+        raise UsageError("--tolerance must be 0 or more")
+    _check_annotator(store, gold, "attributions")
+    _check_annotator(store, pred, "attributions")
+    if group_by == "system":
+        grp = "coalesce(t.system, '(unknown)')"
+    else:
+        grp = "coalesce(json_extract_string(t.metadata, '$.' || ?), '(none)')"
+    sql = f"""
+        WITH latest AS (
+            SELECT trace_id, annotator, agent, step FROM (
+                SELECT *, row_number() OVER (PARTITION BY trace_id, annotator
+                                             ORDER BY created_at DESC, run_id DESC NULLS LAST) AS rn
+                FROM attributions WHERE annotator IN (?, ?)
+            ) WHERE rn = 1
+        ),
+        agents AS (
+            SELECT trace_id, count(DISTINCT agent) AS n_agents FROM steps
+            WHERE trace_id IN (SELECT trace_id FROM latest) AND agent IS NOT NULL GROUP BY trace_id
+        )
+        SELECT {grp} AS grp, g.trace_id,
+               g.agent AS g_agent, g.step AS g_step, p.agent AS p_agent, p.step AS p_step,
+               t.n_steps, coalesce(a.n_agents, 0) AS n_agents, p.trace_id IS NOT NULL AS has_pred
+        FROM latest g JOIN traces t USING (trace_id)
+        LEFT JOIN latest p ON p.trace_id = g.trace_id AND p.annotator = ?
+        LEFT JOIN agents a ON a.trace_id = g.trace_id
+        WHERE g.annotator = ?
+        ORDER BY 1, 2"""
+    params = [gold, pred] + ([] if group_by == "system" else [group_by]) + [pred, gold]
+    rows = store.fetchall(sql, params)
+    groups: dict[str, list[tuple]] = {}
+    for r in rows:
+        groups.setdefault(r[0], []).append(r)
+    out = [_score_group(name, rs, tolerance) for name, rs in sorted(groups.items())]
+    return AttributionAgreement(gold, pred, tolerance, group_by, _score_group("all", rows, tolerance), out)
+
+
+def _norm_agent(a: str | None) -> str:
+    return "".join(ch for ch in (a or "").lower() if ch.isalnum())
+
+
+def _score_group(name: str, rows: list[tuple], k: int) -> AttributionGroup:
+    n_gold = len(rows)
+    both = [r for r in rows if r[8]]
+    agent_hits = [bool(r[2]) and _norm_agent(r[2]) == _norm_agent(r[4]) for r in both]
+    step_hits = [r[3] is not None and r[5] is not None and r[3] == r[5] for r in both]
+    near_hits = [r[3] is not None and r[5] is not None and abs(r[3] - r[5]) <= k for r in both]
+
+    def frac(xs, n) -> float | None:
+        return sum(xs) / n if n else None
+
+    def rnd_agent(r):
+        return 1.0 / r[7] if r[7] else 0.0
+
+    def rnd_step(r):
+        return 1.0 / r[6] if r[6] else 0.0
+
+    def rnd_near(r):
+        n, g = r[6], r[3]
+        if not n or g is None:
+            return 0.0
+        lo, hi = max(0, g - k), min(n - 1, g + k)
+        return max(0, hi - lo + 1) / n
+
+    return AttributionGroup(
+        group=name, gold_traces=n_gold, both=len(both), coverage=frac([1] * len(both), n_gold),
+        agent_accuracy=frac(agent_hits, len(both)), step_accuracy=frac(step_hits, len(both)),
+        step_accuracy_within_k=frac(near_hits, len(both)),
+        agent_accuracy_all=frac(agent_hits, n_gold), step_accuracy_all=frac(step_hits, n_gold),
+        random_agent=frac([rnd_agent(r) for r in both], len(both)),
+        random_step=frac([rnd_step(r) for r in both], len(both)),
+        random_step_within_k=frac([rnd_near(r) for r in both], len(both)))
