@@ -1,0 +1,120 @@
+"""Render a :class:`~mast.report.context.ReportContext` to one self-contained HTML string.
+
+Security contract (every string from a trace is untrusted):
+- One Jinja environment with autoescape on for everything; the only values marked safe
+  are our own assets (CSS, JS) and the JSON data block, which :func:`script_json`
+  escapes so that nothing inside can close the ``<script>`` element or open a comment:
+  ``<``, ``>``, ``&``, U+2028 and U+2029 become ``\\uXXXX`` escapes (still valid JSON).
+- The page's script renders trace data with ``textContent`` and DOM APIs only.
+- A Content-Security-Policy meta tag allows exactly our one script and one stylesheet
+  (by SHA-256 hash), images only from ``data:``, and nothing else: no request can leave
+  the page, and an injected script or handler would be refused even if escaping failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from mast.report.context import ReportContext
+from mast.report.exposure import BEST, Cell
+
+HERE = Path(__file__).resolve().parent
+HEAT_BUCKETS = 9
+
+_JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
+                 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def script_json(data: Any) -> str:
+    """JSON safe to place inside ``<script type="application/json">``."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+    return text.translate(_JSON_ESCAPES)
+
+
+def csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
+
+
+def csp(script: str, style: str) -> str:
+    return ("default-src 'none'; "
+            f"script-src {csp_hash(script)}; style-src {csp_hash(style)}; img-src data:; "
+            "base-uri 'none'; form-action 'none'")
+
+
+@lru_cache(maxsize=None)
+def _asset(name: str) -> str:
+    return (HERE / "assets" / name).read_text(encoding="utf-8")
+
+
+# -- filters -------------------------------------------------------------------------
+def pct(x: float | None, digits: int = 0) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def num(x: int | float | None) -> str:
+    if x is None:
+        return "–"
+    return f"{x:,.0f}" if isinstance(x, int) or float(x).is_integer() else f"{x:,.2f}"
+
+
+def money(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"${x:,.2f}" if x >= 1 else f"${x:.4f}"
+
+
+def heat(cell: Cell | None) -> str:
+    if cell is None or not cell.assessed:
+        return "na"
+    if cell.count == 0:
+        return "h0"
+    return f"h{1 + min(HEAT_BUCKETS - 2, int((cell.rate or 0) * (HEAT_BUCKETS - 1)))}"
+
+
+def ci_text(cell: Cell | None) -> str:
+    if cell is None or not cell.assessed:
+        return "not assessed"
+    lo, hi = cell.ci
+    return f"{cell.count} of {cell.n} traces ({pct(cell.rate)}); 95% interval {pct(lo)}–{pct(hi)}"
+
+
+def bar(value: float | None, width: int = 120) -> int:
+    return 0 if not value else max(1, round(min(1.0, value) * width))
+
+
+@lru_cache(maxsize=1)
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(pct=pct, num=num, money=money, heat=heat, ci_text=ci_text, bar=bar)
+    return env
+
+
+def page_data(ctx: ReportContext) -> dict[str, Any]:
+    """What the page's script needs: modes, filter values and the explorer's traces."""
+    e = ctx.explorer
+    return {
+        "modes": [{"id": m.id, "name": m.name, "category": m.category, "category_name": m.category_name,
+                   "definition": m.definition} for m in ctx.modes],
+        "systems": [s.system for s in ctx.systems],
+        "annotators": [a.name for a in ctx.annotators],
+        "traces": e.traces,
+        "details": e.details,
+        "step_chars": e.limits.step_chars,
+    }
+
+
+def render(ctx: ReportContext) -> str:
+    script, style = _asset("report.js"), _asset("report.css")
+    html = _env().get_template("report.html.j2").render(
+        ctx=ctx, BEST=BEST, csp=csp(script, style), script=Markup(script), style=Markup(style),
+        data=Markup(script_json(page_data(ctx))))
+    return html
