@@ -62,6 +62,8 @@ def ingest(obj, paths, fmt, system, keep_going, as_json):
                   + f": {summary.traces_new} new trace(s), {summary.traces_present} already present, "
                   f"{summary.steps} step(s), {len(errors)} error(s)", highlight=False, markup=False)
     if errors:
+        for hint in dict.fromkeys(e.hint for e in errors if e.hint):
+            err.print(f"hint: {hint}", highlight=False, markup=False)
         if not keep_going and len(summary.files) < len(files):
             err.print(f"stopped after the first error; {len(files) - len(summary.files)} file(s) not read "
                       "(use --keep-going to read past bad files)", style="yellow")

@@ -33,9 +33,35 @@ def load_json(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise IngestError(str(path), None,
+        # A string still open at the end of the file, or an error at the very end, means
+        # the file was cut short (JSON strings cannot span raw newlines).
+        truncated = e.msg.startswith("Unterminated string") or e.pos >= len(text.rstrip()) - 1
+        raise IngestError(str(path), _bad_element(text, e.pos),
                           f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
-                          + (" (file truncated?)" if e.pos >= len(text.rstrip()) - 1 else "")) from None
+                          + (" (file truncated?)" if truncated else "")) from None
+
+
+def _bad_element(text: str, pos: int) -> int | None:
+    """Index of the top-level array element holding the error at ``pos`` (None if not an array).
+
+    Only runs on the error path, so a file that parses pays nothing for it.
+    """
+    i = len(text) - len(text.lstrip())
+    if not text.startswith("[", i):
+        return None
+    dec = json.JSONDecoder()
+    i += 1
+    n = 0
+    while True:
+        while i < len(text) and text[i] in " \t\r\n,":
+            i += 1
+        if i >= pos:
+            return n
+        try:
+            _, i = dec.raw_decode(text, i)
+        except json.JSONDecodeError:
+            return n
+        n += 1
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
