@@ -10,6 +10,7 @@ from typing import Any, Iterable
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 err = Console(stderr=True)
 out = Console()
@@ -17,9 +18,13 @@ out = Console()
 
 def print_error(e: Exception) -> None:
     hint = getattr(e, "hint", None)
-    body = str(e) + (f"\n[dim]{hint}[/dim]" if hint else "")
+    # Plain Text, not markup: messages quote file contents and paths that may hold "[".
+    # fold: a long path wraps instead of being cut to "...".
+    body = Text(str(e), overflow="fold")
+    if hint:
+        body.append("\n" + hint, style="dim")
     err.print(Panel(body, title="error", title_align="left", border_style="red", expand=False),
-              markup=True, highlight=False)
+              highlight=False)
 
 
 def _default(o: Any):
