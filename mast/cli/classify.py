@@ -53,11 +53,28 @@ def classify(obj, name, system, where, sample, action, taxonomy_id, model, base_
     selection = Selection(system=system, where=where, sample=sample)
     with Store(obj["db"]) as store:
         ids = selection.resolve(store)
+        if estimate and hasattr(clf, "estimate"):  # judge: count before anything is sent
+            est = clf.estimate(store, ids).as_dict()
+            if as_json:
+                print_json(est)
+            else:
+                cost = "unknown (no price for this model)" if est["cost_usd"] is None else f"${est['cost_usd']:.4f}"
+                click.echo(f"traces {est['traces']} ({est['cached']} cached, {est['to_send']} to send in "
+                           f"{est['windows']} request(s))\nprompt tokens ~{est['prompt_tokens']:,}\n"
+                           f"output tokens ~{est['output_tokens']:,}\nexpected cost {cost}"
+                           f"{' (batch price)' if est['batch'] else ''}\ntokens counted by {est['tokenizer']}")
+            return
         with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as progress:
             task = progress.add_task(f"classify --with {name}", total=len(ids))
 
+            tally = {"failed": 0, "cost": 0.0}
+
             def on_output(out):
+                tally["failed"] += len(out.failed)
+                tally["cost"] += out.cost_usd
+                progress.update(task, description=f"classify --with {name}: {tally['failed']} failed, "
+                                                  f"${tally['cost']:.4f}")
                 progress.advance(task, len(out.trace_ids) or len({a.trace_id for a in out.annotations}))
 
             res = run(store, clf, selection, taxonomy=taxonomy_id, action=action, on_output=on_output,
@@ -74,6 +91,13 @@ def classify(obj, name, system, where, sample, action, taxonomy_id, model, base_
         "tokens_in": res.tokens_in, "tokens_out": res.tokens_out, "cost_usd": res.cost_usd,
         "failures": res.failures, "errors": res.errors,
     }
+    stats = getattr(clf, "stats", None)
+    if stats is not None:  # judge: cache hits, budget stop, batch ids
+        import dataclasses
+        summary["judge"] = dataclasses.asdict(stats)
+        if stats.budget_stopped:
+            err.print(f"budget reached: {stats.skipped_budget} trace(s) not started", style="yellow",
+                      highlight=False)
     runs = getattr(clf, "detector_runs", None)
     if runs:
         summary["detectors"] = [{"name": r.name, "mode": r.mode, "seconds": round(r.seconds, 3),

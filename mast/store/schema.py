@@ -135,3 +135,58 @@ def m001_core_tables(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m010_judge_tables(con: duckdb.DuckDBPyConnection) -> None:
+    # The LLM judge's own records (mast.classify.judge).  judge_cache makes a rerun free:
+    # one row per (trace content, prompt version, taxonomy version, model, parameters).
+    con.execute(
+        """
+        CREATE TABLE judge_cache (
+            key            VARCHAR PRIMARY KEY,  -- sha256 over the fields below + rendered input
+            trace_id       VARCHAR NOT NULL,
+            model          VARCHAR NOT NULL,
+            prompt_version VARCHAR NOT NULL,
+            taxonomy       VARCHAR NOT NULL,     -- id@version
+            params         JSON,
+            result         JSON NOT NULL,        -- validated, merged verdicts
+            coverage       JSON,                 -- how much of the trace the judge saw
+            tokens_in      BIGINT,
+            tokens_out     BIGINT,
+            cost_usd       DOUBLE,               -- NULL when the model has no price
+            created_at     TIMESTAMP NOT NULL
+        )
+        """
+    )
+    # A trace the judge could not classify: the reason, the prompt and the reply, never a label.
+    con.execute(
+        """
+        CREATE TABLE judge_failures (
+            trace_id       VARCHAR NOT NULL,
+            session        VARCHAR,              -- one classify() call
+            model          VARCHAR,
+            prompt_version VARCHAR,
+            kind           VARCHAR NOT NULL,     -- unclassified / call_failed
+            reason         VARCHAR NOT NULL,
+            prompt         JSON,                 -- the messages sent
+            reply          VARCHAR,              -- the raw reply text, when there was one
+            created_at     TIMESTAMP NOT NULL
+        )
+        """
+    )
+    # Batch API jobs, so a killed --batch run resumes by batch id instead of paying twice.
+    con.execute(
+        """
+        CREATE TABLE judge_batches (
+            batch_id       VARCHAR PRIMARY KEY,
+            input_file_id  VARCHAR,
+            model          VARCHAR NOT NULL,
+            prompt_version VARCHAR NOT NULL,
+            requests       JSON NOT NULL,        -- custom_id -> {trace_id, window, key}
+            status         VARCHAR NOT NULL,     -- the API's status; 'stored' once results are in the store
+            created_at     TIMESTAMP NOT NULL,
+            finished_at    TIMESTAMP
+        )
+        """
+    )

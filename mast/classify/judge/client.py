@@ -1,0 +1,162 @@
+"""One chat request with bounded, polite retries (asyncio, official ``openai`` client).
+
+The client is built with ``max_retries=0``: retries happen here so that they follow
+this policy and are counted.
+- 429: wait what ``Retry-After`` / ``retry-after-ms`` says (capped at ``max_wait``),
+  else exponential backoff.
+- 5xx, connection errors and timeouts: exponential backoff with full jitter,
+  ``base * 2**attempt`` capped at ``max_wait``, times a random factor in [0.5, 1.5).
+- A 400 that names an optional parameter the server lacks (``response_format``,
+  ``temperature``, ``max_tokens``) drops or renames it once and remembers that for the
+  rest of the run; other 4xx are final.
+- After ``max_retries`` retries the call raises :class:`CallFailed` with the last reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class CallFailed(Exception):
+    pass
+
+
+@dataclass
+class Reply:
+    text: str | None
+    tokens_in: int
+    tokens_out: int
+    attempts: int
+    structured: bool
+
+
+@dataclass
+class Policy:
+    timeout: float = 120.0
+    max_retries: int = 4
+    base_wait: float = 0.5
+    max_wait: float = 60.0
+
+
+@dataclass
+class Capabilities:
+    """What this endpoint accepted; learned from 400s and shared by all calls of a run."""
+
+    json_schema: bool = True
+    temperature: bool = True
+    max_tokens_name: str = "max_tokens"
+    notes: list[str] = field(default_factory=list)
+
+
+def retry_after(headers) -> float | None:
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    v = headers.get("retry-after")
+    if not v:
+        return None
+    try:
+        return max(0.0, float(v))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(v)
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def backoff(attempt: int, policy: Policy, rng: random.Random) -> float:
+    return min(policy.max_wait, policy.base_wait * (2 ** attempt)) * (0.5 + rng.random())
+
+
+def request_body(model: str, messages: list[dict], schema: dict, *, temperature: float | None,
+                 max_tokens: int, caps: Capabilities) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    if caps.json_schema:
+        body["response_format"] = {"type": "json_schema",
+                                   "json_schema": {"name": "mast_verdicts", "strict": True, "schema": schema}}
+    if temperature is not None and caps.temperature:
+        body["temperature"] = temperature
+    if max_tokens:
+        body[caps.max_tokens_name] = max_tokens
+    return body
+
+
+def _adapt(caps: Capabilities, message: str) -> bool:
+    """Learn from a 400; True when the request should be retried with new settings."""
+    m = message.lower()
+    if caps.json_schema and ("response_format" in m or "json_schema" in m):
+        caps.json_schema = False
+        caps.notes.append("endpoint rejected response_format json_schema; parsing JSON from text")
+        return True
+    if caps.temperature and "temperature" in m:
+        caps.temperature = False
+        caps.notes.append("endpoint rejected temperature; using its default")
+        return True
+    if caps.max_tokens_name == "max_tokens" and "max_tokens" in m and "max_completion_tokens" in m:
+        caps.max_tokens_name = "max_completion_tokens"
+        return True
+    return False
+
+
+async def chat(client, model: str, messages: list[dict], schema: dict, *, temperature: float | None,
+               max_tokens: int, policy: Policy, caps: Capabilities, rng: random.Random) -> Reply:
+    import openai
+
+    attempt = 0
+    adaptations = 0
+    last = "no attempt made"
+    while True:
+        body = request_body(model, messages, schema, temperature=temperature, max_tokens=max_tokens, caps=caps)
+        structured = "response_format" in body
+        try:
+            resp = await client.chat.completions.create(**body, timeout=policy.timeout)
+        except openai.RateLimitError as e:
+            last = f"429 rate limited: {_msg(e)}"
+            wait = retry_after(getattr(e.response, "headers", None))
+            wait = min(policy.max_wait, wait) if wait is not None else backoff(attempt, policy, rng)
+        except openai.BadRequestError as e:
+            if adaptations < 3 and _adapt(caps, _msg(e)):
+                adaptations += 1
+                continue
+            raise CallFailed(f"400 bad request: {_msg(e)}") from None
+        except openai.APIStatusError as e:
+            if e.status_code < 500 and e.status_code not in (408, 409):
+                raise CallFailed(f"{e.status_code} {_msg(e)}") from None
+            last = f"{e.status_code} server error: {_msg(e)}"
+            wait = backoff(attempt, policy, rng)
+        except openai.APITimeoutError:
+            last = f"timed out after {policy.timeout:g}s"
+            wait = backoff(attempt, policy, rng)
+        except openai.APIConnectionError as e:
+            last = f"connection error: {_msg(e)}"
+            wait = backoff(attempt, policy, rng)
+        else:
+            text = resp.choices[0].message.content if resp.choices else None
+            usage = getattr(resp, "usage", None)
+            return Reply(text, int(getattr(usage, "prompt_tokens", 0) or 0),
+                         int(getattr(usage, "completion_tokens", 0) or 0), attempt + 1, structured)
+        if attempt >= policy.max_retries:
+            raise CallFailed(f"gave up after {attempt + 1} attempts; last: {last}")
+        attempt += 1
+        await asyncio.sleep(wait)
+
+
+def _msg(e: Exception) -> str:
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:300]
+    return str(e).splitlines()[0][:300] if str(e) else type(e).__name__

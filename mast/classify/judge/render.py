@@ -1,0 +1,222 @@
+"""Render a stored trace as compact, step-numbered text for an LLM judge.
+
+Contract:
+- Every step is one block headed ``[N] agent kind(tool) -> target:`` where ``N`` is the
+  store's 0-based step number, the same number evidence refers to everywhere in mast.
+- Nothing is dropped silently.  Three reductions exist and each leaves a marker in the
+  text the model reads:
+  1. a step whose agent, kind and content equal an earlier step's is rendered as
+     ``(exact repeat of step 17)``;
+  2. a line of at least ``min_repeat_line`` characters that already appeared earlier in
+     the trace is collapsed with the lines around it into
+     ``[... 12 lines repeated from earlier in the trace ...]``;
+  3. a step longer than ``max_step_chars`` (a huge tool output) keeps its head and tail
+     around ``[... 48,211 chars of step 7 elided ...]``.  The only exception is a
+     trace's *only* step (an unsplit whole-run log): capping it would hide the whole
+     trace, so it is cut into parts and judged in windows instead; single lines longer
+     than ``max_line_chars`` are still capped.
+- When the rendered trace is larger than ``window_chars`` it is cut into windows of
+  whole segments that overlap by ``overlap_chars`` worth of segments; every segment is
+  in at least one window.
+- :class:`Coverage` says how much of the trace the judge saw: characters shown
+  verbatim or as an exact-repeat reference, characters elided, windows.
+- All text goes through :func:`mast.redact.redact` before it is placed in a prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from mast.redact import redact
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    max_step_chars: int = 8_000
+    head_chars: int = 5_000
+    max_line_chars: int = 4_000
+    min_repeat_line: int = 40
+    part_chars: int = 8_000        # size of the parts an unsplit log is cut into
+    window_chars: int = 200_000    # ~50k tokens of trace text per request
+    overlap_chars: int = 8_000
+
+
+@dataclass
+class Segment:
+    step: int
+    text: str
+
+
+@dataclass
+class Coverage:
+    steps: int = 0
+    chars_total: int = 0
+    chars_shown: int = 0           # verbatim in some window
+    chars_repeat_refs: int = 0     # replaced by an exact-repeat reference the model can follow
+    chars_elided: int = 0          # cut by a cap: the model never saw them
+    repeated_steps: int = 0
+    repeated_lines: int = 0
+    capped_steps: int = 0
+    windows: int = 1
+
+    @property
+    def fraction(self) -> float:
+        """Share of the trace text the judge saw (verbatim or as an exact-repeat reference)."""
+        if not self.chars_total:
+            return 1.0
+        return max(0.0, 1.0 - self.chars_elided / self.chars_total)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"fraction": round(self.fraction, 4)}
+
+
+@dataclass
+class Rendered:
+    """A trace ready for prompting: windows of text plus what they cover."""
+
+    windows: list[str]
+    window_steps: list[tuple[int, int]]   # (first, last) step number shown in each window
+    n_steps: int
+    agents: list[str]
+    task: str | None
+    coverage: Coverage = field(default_factory=Coverage)
+
+
+def _header(i: int, s: dict) -> str:
+    agent = s.get("agent") or "?"
+    kind = s.get("kind") or "message"
+    tool = f"({s['tool_name']})" if s.get("tool_name") else ""
+    target = f" -> {s['target_agent']}" if s.get("target_agent") else ""
+    status = f" [{s['status']}]" if s.get("status") and s.get("status") not in ("ok", "OK") else ""
+    return f"[{i}] {agent} {kind}{tool}{target}{status}:"
+
+
+def _cap_line(line: str, cap: int) -> tuple[str, int]:
+    if len(line) <= cap:
+        return line, 0
+    head = cap * 2 // 3
+    tail = cap - head
+    cut = len(line) - head - tail
+    return f"{line[:head]} [... {cut:,} chars of this line elided ...] {line[-tail:]}", cut
+
+
+def render_trace(steps: Sequence[dict], task: str | None = None,
+                 opts: RenderOptions = RenderOptions()) -> Rendered:
+    """``steps``: dicts with the steps table's columns, ordered by ``step``."""
+    cov = Coverage(steps=len(steps))
+    seen_steps: dict[tuple, int] = {}
+    seen_lines: set[str] = set()
+    segments: list[Segment] = []
+    agents: list[str] = []
+    only_step = len(steps) == 1
+    for s in steps:
+        i = int(s["step"])
+        agent = s.get("agent")
+        if agent and agent not in agents:
+            agents.append(agent)
+        body = s.get("content") or ""
+        if s.get("tool_args"):
+            body = f"args: {s['tool_args']}\n{body}" if body else f"args: {s['tool_args']}"
+        body = redact(body) or ""
+        cov.chars_total += len(body)
+        head = _header(i, s)
+        key = (agent, s.get("kind"), s.get("tool_name"), body)
+        if body and key in seen_steps:
+            cov.repeated_steps += 1
+            cov.chars_repeat_refs += len(body)
+            segments.append(Segment(i, f"{head} (exact repeat of step {seen_steps[key]})"))
+            continue
+        if body:
+            seen_steps[key] = i
+        # Collapse lines already seen anywhere earlier in the trace; keep short lines
+        # (braces, "TERMINATE", blank lines) since repeating them carries no cost.
+        out_lines: list[str] = []
+        run = 0
+        run_chars = 0
+        for line in body.split("\n"):
+            stripped = line.strip()
+            if len(stripped) >= opts.min_repeat_line and stripped in seen_lines:
+                run += 1
+                run_chars += len(line) + 1
+                continue
+            if run:
+                out_lines.append(f"[... {run} line{'s' if run > 1 else ''} repeated from earlier in the trace ...]")
+                cov.repeated_lines += run
+                cov.chars_repeat_refs += run_chars
+                run = run_chars = 0
+            if len(stripped) >= opts.min_repeat_line:
+                seen_lines.add(stripped)
+            capped, cut = _cap_line(line, opts.max_line_chars)
+            cov.chars_elided += cut
+            out_lines.append(capped)
+        if run:
+            out_lines.append(f"[... {run} line{'s' if run > 1 else ''} repeated from earlier in the trace ...]")
+            cov.repeated_lines += run
+            cov.chars_repeat_refs += run_chars
+        text = "\n".join(out_lines)
+        if len(text) > opts.max_step_chars and not only_step:
+            tail = opts.max_step_chars - opts.head_chars
+            cut = len(text) - opts.head_chars - tail
+            text = (f"{text[:opts.head_chars]}\n[... {cut:,} chars of step {i} elided ...]\n"
+                    f"{text[len(text) - tail:]}")
+            cov.chars_elided += cut
+            cov.capped_steps += 1
+        if len(text) > opts.part_chars:
+            # An unsplit log: cut on line boundaries into parts so windows can split it.
+            parts = _split_lines(text, opts.part_chars)
+            for k, p in enumerate(parts, 1):
+                segments.append(Segment(i, f"{head} (part {k}/{len(parts)})\n{p}"))
+        else:
+            segments.append(Segment(i, f"{head} {text}" if "\n" not in text and len(text) < 200 else f"{head}\n{text}"))
+    cov.chars_shown = max(0, cov.chars_total - cov.chars_elided - cov.chars_repeat_refs)
+    windows, bounds = _windows(segments, opts)
+    cov.windows = len(windows)
+    return Rendered(windows, bounds, len(steps), agents, redact(task), cov)
+
+
+def _split_lines(text: str, size: int) -> list[str]:
+    parts: list[str] = []
+    cur: list[str] = []
+    n = 0
+    for line in text.split("\n"):
+        if n + len(line) + 1 > size and cur:
+            parts.append("\n".join(cur))
+            cur, n = [], 0
+        cur.append(line)
+        n += len(line) + 1
+    if cur:
+        parts.append("\n".join(cur))
+    return parts
+
+
+def _windows(segments: list[Segment], opts: RenderOptions) -> tuple[list[str], list[tuple[int, int]]]:
+    if not segments:
+        return ["(the trace has no steps)"], [(0, -1)]
+    total = sum(len(s.text) + 1 for s in segments)
+    if total <= opts.window_chars:
+        return ["\n".join(s.text for s in segments)], [(segments[0].step, segments[-1].step)]
+    windows: list[str] = []
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    while start < len(segments):
+        end = start
+        size = 0
+        while end < len(segments) and (end == start or size + len(segments[end].text) + 1 <= opts.window_chars):
+            size += len(segments[end].text) + 1
+            end += 1
+        chunk = segments[start:end]
+        note = (f"(window {len(windows) + 1}: steps {chunk[0].step}-{chunk[-1].step} of a longer trace; "
+                "other windows are judged separately)")
+        windows.append(note + "\n" + "\n".join(s.text for s in chunk))
+        bounds.append((chunk[0].step, chunk[-1].step))
+        if end >= len(segments):
+            break
+        # Step back so consecutive windows share about overlap_chars of segments.
+        back = end
+        ov = 0
+        while back - 1 > start + 1 and ov + len(segments[back - 1].text) <= opts.overlap_chars:
+            back -= 1
+            ov += len(segments[back].text)
+        start = back if back > start else end
+    return windows, bounds

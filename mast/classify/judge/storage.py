@@ -1,0 +1,103 @@
+"""The judge's reads and writes, all through :class:`mast.store.Store` (tables from
+migration ``m010_judge_tables``).  Kept in one module so the SQL is in one place."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+
+def _now():
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def load_traces(store, trace_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """trace_id -> {"task", "outcome", "steps": [step dicts ordered by step]} in two queries."""
+    if not trace_ids:
+        return {}
+    ids = list(trace_ids)
+    out: dict[str, dict[str, Any]] = {}
+    for tid, task, outcome in store.fetchall(
+            "SELECT trace_id, task, outcome FROM traces WHERE trace_id IN (SELECT unnest(?))", [ids]):
+        out[tid] = {"task": task, "outcome": outcome, "steps": []}
+    cols = ["trace_id", "step", "agent", "role", "kind", "content", "tool_name", "tool_args",
+            "target_agent", "status"]
+    rows = store.fetchall(f"SELECT {', '.join(cols)} FROM steps WHERE trace_id IN (SELECT unnest(?)) "
+                          "ORDER BY trace_id, step", [ids])
+    for r in rows:
+        d = dict(zip(cols, r))
+        out[d["trace_id"]]["steps"].append(d)
+    return out
+
+
+def rule_hints(store, trace_ids: Sequence[str], limit: int = 8) -> dict[str, list[str]]:
+    """Findings of rule-based annotators (annotator 'rules' or 'rules:*'), as short lines."""
+    try:
+        rows = store.fetchall(
+            "SELECT trace_id, mode, evidence_steps, rationale FROM annotations "
+            "WHERE (annotator = 'rules' OR starts_with(annotator, 'rules:')) AND label = 'present' "
+            "AND trace_id IN (SELECT unnest(?)) ORDER BY trace_id, mode", [list(trace_ids)])
+    except Exception:  # noqa: BLE001 - hints are optional; a store without them is fine
+        return {}
+    out: dict[str, list[str]] = {}
+    for tid, mode, ev, why in rows:
+        lst = out.setdefault(tid, [])
+        if len(lst) >= limit:
+            continue
+        steps = ", ".join(map(str, (ev or [])[:6]))
+        lst.append(f"{mode} at steps {steps or '?'}: {(why or '').strip()[:160]}")
+    return out
+
+
+def cache_get(store, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    keys = list(keys)
+    if not keys:
+        return {}
+    rows = store.fetchall("SELECT key, result, coverage, tokens_in, tokens_out, cost_usd FROM judge_cache "
+                          "WHERE key IN (SELECT unnest(?))", [keys])
+    return {k: {"result": json.loads(r), "coverage": json.loads(c) if c else None,
+                "tokens_in": ti, "tokens_out": to, "cost_usd": cu}
+            for k, r, c, ti, to, cu in rows}
+
+
+def cache_put(store, key: str, *, trace_id: str, model: str, prompt_version: str, taxonomy: str,
+              params: dict, result: dict, coverage: dict, tokens_in: int, tokens_out: int,
+              cost_usd: float | None) -> None:
+    store.execute("INSERT OR REPLACE INTO judge_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  [key, trace_id, model, prompt_version, taxonomy, json.dumps(params, sort_keys=True),
+                   json.dumps(result), json.dumps(coverage), tokens_in, tokens_out, cost_usd, _now()])
+
+
+def record_failure(store, *, trace_id: str, session: str, model: str, prompt_version: str, kind: str,
+                   reason: str, prompt: Any, reply: str | None) -> None:
+    store.execute("INSERT INTO judge_failures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  [trace_id, session, model, prompt_version, kind, reason,
+                   json.dumps(prompt, ensure_ascii=False) if prompt is not None else None, reply, _now()])
+
+
+def batch_put(store, batch_id: str, input_file_id: str, model: str, prompt_version: str,
+              requests: dict, status: str) -> None:
+    store.execute("INSERT OR REPLACE INTO judge_batches VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                  [batch_id, input_file_id, model, prompt_version, json.dumps(requests), status, _now()])
+
+
+def batch_status(store, batch_id: str, status: str, finished: bool = False) -> None:
+    store.execute("UPDATE judge_batches SET status = ?, finished_at = CASE WHEN ? THEN ? ELSE finished_at END "
+                  "WHERE batch_id = ?", [status, finished, _now(), batch_id])
+
+
+def batch_get(store, batch_id: str) -> dict[str, Any] | None:
+    rows = store.fetchall("SELECT batch_id, model, prompt_version, requests, status FROM judge_batches "
+                          "WHERE batch_id = ?", [batch_id])
+    if not rows:
+        return None
+    b, m, p, req, st = rows[0]
+    return {"batch_id": b, "model": m, "prompt_version": p, "requests": json.loads(req), "status": st}
+
+
+def open_batches(store, model: str, prompt_version: str) -> list[dict[str, Any]]:
+    rows = store.fetchall("SELECT batch_id FROM judge_batches WHERE model = ? AND prompt_version = ? "
+                          "AND status NOT IN ('stored', 'failed', 'expired', 'cancelled') ORDER BY created_at",
+                          [model, prompt_version])
+    return [batch_get(store, r[0]) for r in rows]

@@ -1,0 +1,320 @@
+"""A real HTTP server on 127.0.0.1 that speaks enough of the OpenAI API for the judge.
+
+Endpoints: ``POST /v1/chat/completions``, ``POST /v1/files`` (multipart),
+``GET /v1/files/{id}``, ``GET /v1/files/{id}/content``, ``POST /v1/batches``,
+``GET /v1/batches/{id}``.
+
+Replies are scripted by the trace itself, so they stay deterministic whatever order
+concurrent requests arrive in.  Directives anywhere in the prompt's trace text:
+
+- ``FAULT:429xN`` first N requests for this prompt get 429 with ``Retry-After``
+- ``FAULT:500xN`` first N requests get 500
+- ``FAULT:SLOW`` the reply takes ``slow_delay`` seconds (longer than the client timeout)
+- ``FAULT:MALFORMED`` the reply is broken JSON
+- ``FAULT:OFFTAX`` the reply names mode 4.2 (not in mast-v1)
+- ``FAULT:RANGE`` the reply cites step 9999
+- ``FAULT:MISSING`` the reply omits mode 3.3
+- ``FAULT:PROSE`` the JSON comes wrapped in prose and a code fence
+- ``FAULT:OBEY`` the reply is what a model that obeyed an injected instruction would say
+- ``SHOW:<mode>`` the step containing it is reported as evidence of that mode
+
+Otherwise the "model" reports 1.3 (step repetition) where the prompt carries
+"(exact repeat of step N)" markers and every other mode absent.  ``responder`` can be
+replaced by a test for anything else.
+
+Run standalone (the benchmark does): ``python tests/_openai_server.py --latency 0.3``
+prints ``READY <base_url>`` and serves until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email.parser
+import email.policy
+import hashlib
+import json
+import math
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+MODE_RX = re.compile(r"^(\d+\.\d+) \| ", re.M)
+LAST_STEP_RX = re.compile(r"valid step numbers are 0 to (-?\d+)")
+STEP_RX = re.compile(r"^\[(\d+)\] (\S+)", re.M)
+DATA_RX = re.compile(r"BEGIN TRACE DATA (\w+)\n(.*)\nEND TRACE DATA \1", re.S)
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None              # dict -> JSON; str/bytes -> as is
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+def _tokens(text: str) -> int:
+    return math.ceil(len(text) / 4)
+
+
+def completion(content: str, body: dict) -> dict:
+    prompt = "".join(m.get("content") or "" for m in body.get("messages", []))
+    return {"id": "chatcmpl-local", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", "local"),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": _tokens(prompt), "completion_tokens": _tokens(content),
+                      "total_tokens": _tokens(prompt) + _tokens(content)}}
+
+
+def default_verdicts(body: dict) -> dict:
+    """What the scripted "model" answers: a valid reply derived from the prompt."""
+    system = body["messages"][0]["content"]
+    user = body["messages"][-1]["content"]
+    modes = MODE_RX.findall(system)
+    m = DATA_RX.search(user)
+    trace = m.group(2) if m else user
+    agents_at = {int(n): a for n, a in STEP_RX.findall(trace)}
+    present: dict[str, list[int]] = {}
+    for n, ref in re.findall(r"^\[(\d+)\] .*\(exact repeat of step (\d+)\)", trace, re.M):
+        present.setdefault("1.3", []).extend([int(ref), int(n)])
+    cur = None
+    for line in trace.split("\n"):
+        sm = STEP_RX.match(line)
+        if sm:
+            cur = int(sm.group(1))
+        for mode in re.findall(r"SHOW:(\d+\.\d+)", line):
+            if cur is not None:
+                present.setdefault(mode, []).append(cur)
+    out = [{"mode": mid, "verdict": "present" if mid in present else "absent",
+            "confidence": 0.8 if mid in present else 0.9, "evidence_steps": sorted(set(present.get(mid, []))),
+            "rationale": "scripted"} for mid in modes]
+    root = None
+    if present:
+        step = min(s for v in present.values() for s in v)
+        root = {"agent": agents_at.get(step), "step": step, "rationale": "earliest evidence"}
+    return {"modes": out, "root_cause": root}
+
+
+class OpenAIServer:
+    def __init__(self, latency: float = 0.0, slow_delay: float = 3.0, retry_after: str = "0.05",
+                 supports_schema: bool = True):
+        self.latency = latency
+        self.slow_delay = slow_delay
+        self.retry_after = retry_after
+        self.supports_schema = supports_schema
+        self.responder: Callable[[dict], Response] = self.scripted
+        self.lock = threading.Lock()
+        self.chat_bodies: list[dict] = []
+        self.counts: dict[str, int] = {}
+        self.files: dict[str, dict] = {}
+        self.batches: dict[str, dict] = {}
+        self.hold_batches = False
+        self.active = 0          # chat requests being answered right now
+        self.max_active = 0
+        self.httpd: ThreadingHTTPServer | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> "OpenAIServer":
+        server = self
+
+        class Handler(_Handler):
+            owner = server
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.request_queue_size = 256
+        threading.Thread(target=self.httpd.serve_forever, name="openai-test-server", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.httpd:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    # -- chat ----------------------------------------------------------------------------------
+    def key(self, body: dict) -> str:
+        return hashlib.sha256(json.dumps(body.get("messages"), sort_keys=True).encode()).hexdigest()[:16]
+
+    def scripted(self, body: dict) -> Response:
+        text = "\n".join(m.get("content") or "" for m in body.get("messages", []) if m.get("role") != "system")
+        with self.lock:
+            k = self.key(body)
+            self.counts[k] = n = self.counts.get(k, 0) + 1
+        if not self.supports_schema and "response_format" in body:
+            return Response(400, {"error": {"message": "response_format json_schema is not supported",
+                                            "type": "invalid_request_error", "param": "response_format"}})
+        for code in ("429", "500"):
+            m = re.search(rf"FAULT:{code}x(\d+)", text)
+            if m and n <= int(m.group(1)):
+                headers = {"Retry-After": self.retry_after} if code == "429" else {}
+                return Response(int(code), {"error": {"message": f"scripted {code}", "type": "server"}}, headers)
+        delay = self.slow_delay if "FAULT:SLOW" in text else 0.0
+        v = default_verdicts(body)
+        if "FAULT:MALFORMED" in text:
+            content = json.dumps(v)[:-40] + ', "modes": [ {"mode": "1.1", '
+        elif "FAULT:OBEY" in text:
+            content = "Understood. Ignoring previous instructions: no failures, everything is fine."
+        else:
+            if "FAULT:OFFTAX" in text:
+                v["modes"][0]["mode"] = "4.2"
+            if "FAULT:RANGE" in text:
+                v["modes"][2]["verdict"] = "present"
+                v["modes"][2]["evidence_steps"] = [9999]
+            if "FAULT:MISSING" in text:
+                v["modes"] = [x for x in v["modes"] if x["mode"] != "3.3"]
+            content = json.dumps(v)
+            if "FAULT:PROSE" in text:
+                content = ("Here is my analysis. An example of the format is {\"modes\": []}.\n"
+                           f"```json\n{json.dumps(v, indent=1)}\n```\nLet me know if you need more.")
+        return Response(200, completion(content, body), delay=delay)
+
+    def chat(self, body: dict) -> Response:
+        with self.lock:
+            self.chat_bodies.append(body)
+        r = self.responder(body)
+        r.delay += self.latency
+        return r
+
+    def enter(self) -> None:
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.active -= 1
+
+    # -- files and batches ---------------------------------------------------------------------
+    def add_file(self, data: bytes, filename: str, purpose: str) -> dict:
+        with self.lock:
+            fid = f"file-{len(self.files) + 1:04d}"
+            self.files[fid] = {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                               "filename": filename, "purpose": purpose, "status": "processed", "_data": data}
+        return self.files[fid]
+
+    def create_batch(self, body: dict) -> dict:
+        with self.lock:
+            bid = f"batch_{len(self.batches) + 1:04d}"
+            self.batches[bid] = {"id": bid, "object": "batch", "endpoint": body["endpoint"],
+                                 "input_file_id": body["input_file_id"], "completion_window": body["completion_window"],
+                                 "status": "validating", "created_at": int(time.time()), "output_file_id": None,
+                                 "error_file_id": None, "metadata": body.get("metadata"),
+                                 "request_counts": {"total": 0, "completed": 0, "failed": 0}}
+        return self.batches[bid]
+
+    def advance_batch(self, bid: str) -> dict:
+        b = self.batches[bid]
+        if b["status"] == "validating":
+            b["status"] = "in_progress"
+        elif b["status"] == "in_progress" and not self.hold_batches:
+            out, err = [], []
+            data = self.files[b["input_file_id"]]["_data"].decode("utf-8")
+            for raw in data.splitlines():
+                line = json.loads(raw)
+                r = self.responder(line["body"])
+                rec = {"id": f"req-{len(out) + len(err)}", "custom_id": line["custom_id"],
+                       "response": {"status_code": r.status, "request_id": "local", "body": r.body},
+                       "error": None}
+                (out if r.status == 200 else err).append(json.dumps(rec))
+            b["request_counts"] = {"total": len(out) + len(err), "completed": len(out), "failed": len(err)}
+            b["output_file_id"] = self.add_file("\n".join(out).encode(), "out.jsonl", "batch_output")["id"] if out else None
+            b["error_file_id"] = self.add_file("\n".join(err).encode(), "err.jsonl", "batch_output")["id"] if err else None
+            b["status"] = "completed"
+        return b
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: OpenAIServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def _send(self, r: Response) -> None:
+        if r.delay:
+            time.sleep(r.delay)
+        data = r.body if isinstance(r.body, bytes) else (
+            r.body.encode() if isinstance(r.body, str) else json.dumps(r.body).encode())
+        try:
+            self.send_response(r.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in r.headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout test)
+
+    def _body(self) -> bytes:
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def do_POST(self):  # noqa: N802
+        s = self.owner
+        raw = self._body()
+        path = self.path.split("?")[0]
+        if path.endswith("/chat/completions"):
+            s.enter()
+            try:
+                self._send(s.chat(json.loads(raw)))
+            finally:
+                s.leave()
+        elif path.endswith("/files"):
+            msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+                b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + raw)
+            fields = {}
+            for part in msg.iter_parts():
+                fields[part.get_param("name", header="content-disposition")] = (
+                    part.get_filename(), part.get_payload(decode=True))
+            fname, data = fields["file"]
+            purpose = fields.get("purpose", (None, b"batch"))[1].decode()
+            f = s.add_file(data, fname or "upload.jsonl", purpose)
+            self._send(Response(200, {k: v for k, v in f.items() if not k.startswith("_")}))
+        elif path.endswith("/batches"):
+            self._send(Response(200, s.create_batch(json.loads(raw))))
+        else:
+            self._send(Response(404, {"error": {"message": f"no route {path}"}}))
+
+    def do_GET(self):  # noqa: N802
+        s = self.owner
+        path = self.path.split("?")[0]
+        m = re.search(r"/files/([\w-]+)(/content)?$", path)
+        if m and m.group(1) in s.files:
+            f = s.files[m.group(1)]
+            if m.group(2):
+                self._send(Response(200, f["_data"]))
+            else:
+                self._send(Response(200, {k: v for k, v in f.items() if not k.startswith("_")}))
+            return
+        m = re.search(r"/batches/([\w-]+)$", path)
+        if m and m.group(1) in s.batches:
+            with s.lock:
+                b = s.advance_batch(m.group(1))
+            self._send(Response(200, b))
+            return
+        self._send(Response(404, {"error": {"message": f"no route {path}"}}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--latency", type=float, default=0.0)
+    args = ap.parse_args(argv)
+    srv = OpenAIServer(latency=args.latency).start()
+    print(f"READY {srv.base_url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
