@@ -11,7 +11,15 @@
   sibling ``gold_labels<suffix>.json`` when it exists, as annotator ``community:mast-lint``.
 
 The raw ``trace`` text is split into steps by :mod:`mast.ingest.mad_split`; no character
-of the original text is dropped.
+of the original text is dropped.  When the trace is a JSON object (AG2, HyperAgent,
+MetaGPT runs), the object minus the split field is kept in the trace's metadata as
+``trace_wrapper`` (with ``trace_wrapper_field`` and ``trace_wrapper_form``), so the
+problem statement, ``other_data`` and the annotators' ``note`` stay reachable.  The
+record's own ``trace_id`` and ``round`` are kept in metadata and separate records whose
+text is identical (records 3 and 8 of the human file).
+
+A ``gold_labels<sfx>.json`` beside its ``raw_ag2_records<sfx>.json`` is a companion, not
+a trace file: :meth:`MadImporter.companion` lets a folder walk skip it with a note.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ by annotator ``human``.
 
 Hand-Crafted records (Magentic-One) name agents in ``role`` with annotations such as
 ``"Orchestrator (thought)"`` or ``"Orchestrator (-> WebSurfer)"``: the agent is the part
-before the parenthesis and ``-> X`` gives the message's recipient.
+before the parenthesis and ``-> X`` gives the message's recipient;
+``(termination condition)`` marks a ``termination`` step.
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ class WhoWhenImporter:
                     target = note.strip()[2:].strip()
                 msg_role = "user" if agent.lower() == "human" else "assistant"
             attrs = {"source_role": role} if role and (name or note) else None
-            steps.append(Step(agent=agent, content=as_text(h.get("content")), kind=StepKind.MESSAGE,
+            # "Orchestrator (termination condition)": the orchestrator decides to stop.
+            kind = StepKind.TERMINATION if note and note.strip() == "termination condition" else StepKind.MESSAGE
+            steps.append(Step(agent=agent, content=as_text(h.get("content")), kind=kind,
                               role=msg_role, target_agent=target, attributes=attrs))
         ok = rec.get("is_correct", rec.get("is_corrected"))
         outcome = Outcome.SUCCESS if ok is True else Outcome.FAILURE if ok is False else Outcome.UNKNOWN

@@ -39,6 +39,7 @@ def test_every_record_matches_its_source(subset, system, n):
                 assert s.agent == h["role"].split(" (")[0].strip()
                 m = re.search(r"\(-> ?([^)]+)\)", h["role"])
                 assert s.target_agent == (m.group(1).strip() if m else None)
+                assert (s.kind.value == "termination") == ("(termination condition)" in h["role"])
         [a] = t.attributions
         assert (a.annotator, a.agent, a.step, a.rationale) == (
             "human", raw["mistake_agent"], int(raw["mistake_step"]), raw["mistake_reason"])
