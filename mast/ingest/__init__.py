@@ -45,6 +45,10 @@ _BUILTINS = [
     "mast.ingest.langsmith",
     "mast.ingest.langgraph",
     "mast.ingest.otel",
+    "mast.ingest.autogen_events",
+    "mast.ingest.autogen",
+    "mast.ingest.ag2_runtime",
+    "mast.ingest.ag2",
     "mast.ingest.generic",
 ]
 _loaded = False
