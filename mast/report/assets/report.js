@@ -168,7 +168,7 @@
       box.appendChild(task);
     }
     var tags = el("div", "tags");
-    t.tags.forEach(function (g) { tags.appendChild(tagBox(g)); });
+    tagBoxes(t.tags).forEach(function (b) { tags.appendChild(b); });
     t.roots.forEach(function (r) { tags.appendChild(rootBox(r)); });
     if (!t.tags.length && !t.roots.length) {
       tags.appendChild(el("p", "dim", t.annotators.length ? "No failure mode labelled present by " + t.annotators.join(", ") + "." : "No labels for this trace."));
@@ -182,19 +182,46 @@
     box.appendChild(timeline(d, t));
   }
 
-  function tagBox(g) {
-    var box = el("div", "tag");
-    var a = el("a", "tag-link", modeLabel(g[0]));
-    var ev = (g[3] || []).map(Number).filter(function (x) { return isFinite(x); });
-    a.href = ev.length ? "#step-" + ev[0] : "#trace-detail";
-    a.setAttribute("data-mode", g[0]);
-    a.addEventListener("click", function (e) { e.preventDefault(); activate(box, ev); });
-    box.appendChild(a);
-    var who = " · " + g[1] + (g[2] === null || g[2] === undefined ? "" : " · confidence " + Number(g[2]).toFixed(2)) +
-      " · " + (ev.length ? "evidence step" + (ev.length > 1 ? "s " : " ") + ev.join(", ") : "no evidence steps given");
-    box.appendChild(el("span", "dim", who));
-    if (g[4]) box.appendChild(el("span", "why", g[4]));
-    return box;
+  function evidenceOf(g) {
+    return (g[3] || []).map(Number).filter(function (x) { return isFinite(x); });
+  }
+
+  // One box per mode: the mode links to the union of its evidence; each annotator's line
+  // links to that annotator's own evidence steps.
+  function tagBoxes(tags) {
+    var order = [], byMode = {};
+    tags.forEach(function (g) {
+      if (!byMode[g[0]]) { byMode[g[0]] = []; order.push(g[0]); }
+      byMode[g[0]].push(g);
+    });
+    return order.map(function (mode) {
+      var rows = byMode[mode], all = [];
+      rows.forEach(function (g) { evidenceOf(g).forEach(function (n) { if (all.indexOf(n) < 0) all.push(n); }); });
+      all.sort(function (a, b) { return a - b; });
+      var box = el("div", "tag");
+      var a = el("a", "tag-link", modeLabel(mode));
+      a.href = all.length ? "#step-" + all[0] : "#trace-detail";
+      a.setAttribute("data-mode", mode);
+      a.addEventListener("click", function (e) { e.preventDefault(); activate(box, all); });
+      box.appendChild(a);
+      box.appendChild(el("span", "dim", all.length ? " · evidence step" + (all.length > 1 ? "s " : " ") + all.join(", ") : " · no evidence steps given"));
+      rows.forEach(function (g) {
+        var line = el("div", "who");
+        line.appendChild(el("span", "ann", g[1]));
+        if (g[2] !== null && g[2] !== undefined) line.appendChild(el("span", "dim", " · confidence " + Number(g[2]).toFixed(2)));
+        var ev = evidenceOf(g);
+        if (ev.length) {
+          line.appendChild(el("span", "dim", " · "));
+          var own = el("a", "ev-link", "step" + (ev.length > 1 ? "s " : " ") + ev.join(", "));
+          own.href = "#step-" + ev[0];
+          own.addEventListener("click", function (e) { e.preventDefault(); activate(box, ev); });
+          line.appendChild(own);
+        }
+        if (g[4]) line.appendChild(el("span", "why", g[4]));
+        box.appendChild(line);
+      });
+      return box;
+    });
   }
 
   function rootBox(r) {
