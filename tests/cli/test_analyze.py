@@ -1,0 +1,100 @@
+"""`mast analyze`: ingest + classify + report in one command, on real files."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from mast.store import Store
+from tests.conftest import ROOT, write_json
+
+
+def convo(task: str, repeat: bool = False) -> dict:
+    msgs = [{"role": "user", "name": "planner", "content": task},
+            {"role": "assistant", "name": "coder", "content": "def add(a, b): return a + b"},
+            {"role": "assistant", "name": "tester", "content": "Traceback (most recent call last): AssertionError"},
+            {"role": "assistant", "name": "coder", "content": "The task is complete. TERMINATE"}]
+    if repeat:
+        msgs[2:2] = [{"role": "assistant", "name": "coder", "content": "def add(a, b): return a + b"}] * 3
+    return {"system": "toy", "task": task, "messages": msgs}
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    d = tmp_path / "in"
+    write_json(d / "a.json", convo("Write add(a, b) and test it.", repeat=True))
+    write_json(d / "b.json", convo("Write sub(a, b) and test it."))
+    return d
+
+
+def test_analyze_writes_the_report_and_summarises(mast, folder, tmp_path, db):
+    out = tmp_path / "rep" / "index.html"
+    res = mast("analyze", folder, "-o", out)
+    assert res.stdout.strip() == str(out)
+    html = out.read_text(encoding="utf-8")
+    assert "<section id=\"exposure\">" in html and "toy" in html
+    for stage in ("ingest", "classify rules", "classify judge", "report"):
+        assert stage in res.stderr
+    assert "skipped: no model configured" in res.stderr
+    with Store(db, read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 2
+        assert st.fetchall("SELECT count(*) FROM runs WHERE classifier = 'rules'")[0][0] == 1
+    # a rerun: nothing new to ingest, rules replace their rows, same report numbers
+    before = st_counts(db)
+    res = mast("analyze", folder, "-o", out, "--json")
+    summary = json.loads(res.stdout)
+    assert [s["stage"] for s in summary["stages"]] == ["ingest", "classify rules", "classify judge", "report"]
+    assert "0 new trace(s), 2 already stored" in summary["stages"][0]["result"] or \
+        "0 new trace(s)" in summary["stages"][0]["result"]
+    assert st_counts(db) == before
+
+
+def st_counts(db):
+    with Store(db, read_only=True) as st:
+        return st.fetchall("SELECT annotator, label, count(*) FROM annotations GROUP BY ALL ORDER BY ALL")
+
+
+def test_bad_file_stops_unless_keep_going(mast, folder, tmp_path):
+    (folder / "bad.json").write_text("{not json", encoding="utf-8")
+    out = tmp_path / "index.html"
+    res = mast("analyze", folder, "-o", out, expect=1)
+    assert not out.exists() and "bad.json" in res.stderr and "--keep-going" in res.stderr
+    res = mast("analyze", folder, "-o", out, "--keep-going", expect=1)
+    assert out.exists() and "toy" in out.read_text(encoding="utf-8")
+    assert res.stdout.strip() == str(out)
+
+
+def test_missing_path_is_a_clear_error(mast, tmp_path, db, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a short path: the error panel is narrow
+    res = mast("analyze", "nope", expect=1)
+    assert "no such file or folder" in res.stderr and not Path(db).exists()
+
+
+def test_judge_runs_when_a_model_and_endpoint_are_configured(mast, folder, tmp_path, monkeypatch):
+    from tests._openai_server import OpenAIServer
+    server = OpenAIServer().start()
+    try:
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        out = tmp_path / "index.html"
+        res = mast("analyze", folder, "-o", out, "--model", "gpt-4o-mini", "--base-url", server.base_url, "--json")
+    finally:
+        server.stop()
+    stages = {s["stage"]: s for s in json.loads(res.stdout)["stages"]}
+    assert stages["classify judge"]["ok"] and re.match(r"2 trace\(s\) classified, 0 failed", stages["classify judge"]["result"])
+    html = out.read_text(encoding="utf-8")
+    assert "judge:gpt-4o-mini" in html
+
+
+def test_quickstart_on_the_sample_traces(tmp_path, monkeypatch):
+    """The README's main job: `python3 dev.py analyze` runs mast.quickstart from the repo root."""
+    if not (ROOT / "traces").is_dir():
+        pytest.skip("no traces/ folder")
+    from mast import quickstart
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "traces").symlink_to(ROOT / "traces")
+    assert quickstart.main([]) == 0
+    html = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
+    assert "Trace explorer" in html and "Magentic-One" in html
