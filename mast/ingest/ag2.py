@@ -15,7 +15,8 @@ termination field: a last message containing ``TERMINATE`` (AG2's convention) gi
 ``ag2-events`` reads ``.run()`` / ``run_group_chat()`` events written one
 ``ev.model_dump(mode="json")`` per line: ``{"type": <snake_case>, "content": {"uuid", ...}}``.
 ``text`` -> message; ``tool_call`` -> tool calls; ``executed_function`` -> tool results
-(``tool_response`` only for calls that had no ``executed_function``);
+(status from ``is_exec_success``; the content is the matching ``tool_response`` text the
+conversation saw, the raw return value goes to ``attributes.returned``);
 ``group_chat_run_chat`` -> an ``event`` naming the next speaker; ``termination`` ->
 termination with its ``termination_reason``; ``error`` -> error; ``run_completion`` ends a
 run (summary, cost, last speaker to metadata).  ``transfer_to_*`` calls become handoff
@@ -289,11 +290,14 @@ class AG2EventsImporter:
                 for tr in c.get("tool_responses") or []:
                     cid = tr.get("tool_call_id")
                     if cid and cid in results_for:
-                        # The executed_function event already gave this result; keep the
-                        # text the conversation saw (e.g. "Transfer to refunds").
+                        # The executed_function event already gave this result: its content
+                        # becomes what the conversation saw (e.g. "Transfer to refunds"),
+                        # the function's raw return value is kept in attributes.
                         for s in steps:
                             if s.kind is StepKind.TOOL_RESULT and s.parent_span_id == cid:
-                                s.attributes = {**(s.attributes or {}), "response": tr.get("content")}
+                                s.attributes = {**(s.attributes or {}), "returned": s.content}
+                                s.content = as_text(tr.get("content"))
+                                s.target_agent = recipient
                         continue
                     steps.append(Step(agent=sender, content=as_text(tr.get("content")), kind=StepKind.TOOL_RESULT,
                                       role="tool", parent_span_id=cid, target_agent=recipient, status="ok",

@@ -331,3 +331,45 @@ def test_sample_copies_in_traces_folder_are_readable():
     for f in files:
         assert detect(f).name == IMPORTER[f.name.split("-", 1)[1]]
         assert all(t.steps for t in detect(f).read(f))
+
+
+def test_two_sessions_in_one_db_are_two_traces(tmp_path):
+    # runtime_logging appends every session to the same file; events carry no session id
+    # (they are joined through the agents table).
+    from mast.ingest import get
+
+    p = _db_copy(tmp_path)
+    con = sqlite3.connect(p)
+    con.execute("ATTACH ? AS other", [str(FIX / "twoagent" / "runtime_logging.db")])
+    con.executescript("""
+        INSERT INTO agents (agent_id, wrapper_id, session_id, name, class, init_args, timestamp)
+            SELECT agent_id, wrapper_id, session_id, name, class, init_args, timestamp FROM other.agents;
+        INSERT INTO events (event_name, source_id, source_name, agent_module, agent_class_name, json_state, timestamp)
+            SELECT event_name, source_id, source_name, agent_module, agent_class_name, json_state, timestamp
+            FROM other.events ORDER BY id;
+        INSERT INTO chat_completions (invocation_id, client_id, wrapper_id, session_id, source_name, request,
+                                      response, is_cached, cost, start_time, end_time)
+            SELECT invocation_id, client_id, wrapper_id, session_id, source_name, request, response, is_cached,
+                   cost, start_time, end_time FROM other.chat_completions ORDER BY id;
+        INSERT INTO function_calls SELECT * FROM other.function_calls;
+    """)
+    con.commit()
+    con.close()
+    traces = list(get("ag2-runtime-db").read(p))
+    assert len(traces) == 2
+    for t, name in zip(traces, ("groupchat", "twoagent")):
+        want = GOLDEN[f"{name}/runtime_logging.db"]
+        kinds = dict(Counter(s.kind.value for s in t.steps))
+        assert kinds == want["kinds"], name
+        assert [sum(s.tokens_in or 0 for s in t.steps), sum(s.tokens_out or 0 for s in t.steps)] == want["tokens"]
+
+
+def test_two_sessions_in_one_file_log(tmp_path):
+    from mast.ingest import get
+
+    p = tmp_path / "runtime.log"
+    p.write_bytes((FIX / "twoagent" / "runtime.log").read_bytes() + (FIX / "pattern" / "runtime.log").read_bytes())
+    traces = list(get("ag2-runtime-log").read(p))
+    assert [dict(Counter(s.kind.value for s in t.steps)) for t in traces] == [
+        GOLDEN["twoagent/runtime.log"]["kinds"], GOLDEN["pattern/runtime.log"]["kinds"]]
+    assert traces[0].metadata["session_id"] != traces[1].metadata["session_id"]
