@@ -177,6 +177,8 @@ class MessageConverter:
         """Fold the transfer tool call + its result into the handoff step (one step, not three)."""
         call = result = None
         for s in reversed(self.steps):
+            if s.kind is StepKind.LLM_CALL or (s.attributes or {}).get("type") == "ToolCall":
+                continue  # event-log records interleaved with the messages (no call ids)
             if s.agent != src:
                 break
             if s.kind is StepKind.TOOL_RESULT and result is None and (
