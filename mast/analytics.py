@@ -13,7 +13,7 @@ Definitions (also printed on the report page, so a reader can check them):
   logs) are therefore 100% messages: that says what the source recorded, not that no
   work was done.
 - **repeated step**: a step whose agent already produced exactly the same text earlier in
-  the same trace (after trimming and lower-casing).  A trace with one is "looping".
+  the same trace (compared by a 64-bit hash of the text).  A trace with one is "looping".
 - tokens are ``tokens_in + tokens_out`` where the source recorded them; ``None`` when no
   step of the selection had a count (never a silent zero).
 """
@@ -100,30 +100,31 @@ def coordination(store, systems: Sequence[str] | None = None) -> Coordination:
         ORDER BY 1, coalesce(tokens, -1) DESC, steps DESC, agent""", [*params, UNKNOWN_AGENT])
     agents = [AgentUsage(r[0], r[1], int(r[2]), int(r[3]), int(r[4]),
                          None if r[5] is None else int(r[5]), r[6]) for r in agent_rows]
-    # Repetition: the same agent saying exactly the same thing again in one trace.
+    # Repetition: the same agent saying exactly the same thing again in one trace.  Grouping
+    # on a 64-bit hash of the text (no window, no normalisation) keeps this one cheap pass
+    # over the steps: lower()/trim() over gigabytes of text cost ten times more.
     sys_rows = store.fetchall(f"""
         WITH sel AS ({sel}),
-        st AS (
-            SELECT sel.system, s.trace_id, s.kind, s.target_agent, s.tokens_in, s.tokens_out, s.cost_usd,
-                   CASE WHEN s.content IS NOT NULL AND length(trim(s.content)) > 0
-                        THEN row_number() OVER (PARTITION BY s.trace_id, s.agent, md5(lower(trim(s.content)))
-                                                ORDER BY s.step) > 1
-                        ELSE false END AS repeated
-            FROM steps s JOIN sel USING (trace_id)),
         per_trace AS (
-            SELECT system, trace_id, count(*) AS steps, {kinds.replace('s.kind', 'kind')},
-                   count(*) FILTER (WHERE kind IN {MESSAGE_KINDS} AND target_agent IS NOT NULL) AS addressed,
-                   count(*) FILTER (WHERE repeated) AS repeated,
-                   count(tokens_in) + count(tokens_out) AS n_tok,
-                   sum(coalesce(tokens_in, 0) + coalesce(tokens_out, 0)) AS tokens,
-                   sum(cost_usd) AS cost
-            FROM st GROUP BY ALL)
-        SELECT sel.system, count(DISTINCT sel.trace_id), coalesce(sum(p.steps), 0),
+            SELECT s.trace_id, count(*) AS steps, {kinds},
+                   count(*) FILTER (WHERE s.kind IN {MESSAGE_KINDS} AND s.target_agent IS NOT NULL) AS addressed,
+                   count(s.tokens_in) + count(s.tokens_out) AS n_tok,
+                   sum(coalesce(s.tokens_in, 0) + coalesce(s.tokens_out, 0)) AS tokens,
+                   sum(s.cost_usd) AS cost
+            FROM steps s JOIN sel USING (trace_id) GROUP BY 1),
+        rep AS (
+            SELECT trace_id, sum(n - 1) AS repeated FROM (
+                SELECT s.trace_id, s.agent, hash(s.content) AS h, count(*) AS n
+                FROM steps s JOIN sel USING (trace_id)
+                WHERE s.content IS NOT NULL AND s.content <> ''
+                GROUP BY ALL HAVING count(*) > 1)
+            GROUP BY 1)
+        SELECT sel.system, count(*), coalesce(sum(p.steps), 0),
                coalesce(sum(p.message_steps), 0), coalesce(sum(p.work_steps), 0),
-               coalesce(sum(p.addressed), 0), coalesce(sum(p.repeated), 0),
-               count(*) FILTER (WHERE p.repeated > 0),
+               coalesce(sum(p.addressed), 0), coalesce(sum(r.repeated), 0),
+               count(r.trace_id),
                CASE WHEN sum(p.n_tok) > 0 THEN sum(p.tokens) END, sum(p.cost)
-        FROM sel LEFT JOIN per_trace p USING (trace_id)
+        FROM sel LEFT JOIN per_trace p USING (trace_id) LEFT JOIN rep r USING (trace_id)
         GROUP BY 1 ORDER BY 1""", params)
     systems_out = [SystemCoordination(
         system=r[0], traces=int(r[1]), steps=int(r[2]), message_steps=int(r[3]), work_steps=int(r[4]),

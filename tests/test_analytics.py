@@ -19,7 +19,7 @@ def store(tmp_path):
                       source_index=0, steps=[], outcome=Outcome.UNKNOWN).finalise()
         chat = Trace(system="delta", framework=None, source_format="messages", source_path="/c.json", source_index=0,
                      steps=[Step(agent="a", content="hi"), Step(agent="b", content="hello"),
-                            Step(agent="a", content="  HI "), Step(agent=None, content=None, kind=StepKind.TERMINATION)],
+                            Step(agent="a", content="hi"), Step(agent="b", content="Hi"), Step(agent=None, content=None, kind=StepKind.TERMINATION)],
                      outcome=Outcome.UNKNOWN).finalise()
         with st.transaction():
             st.write_traces([empty, chat])
@@ -37,8 +37,8 @@ def test_steps_by_kind_and_repeats(store):
     assert (a.repeated_steps, a.looping_traces, a.looping_share) == (4, 4, 1.0)
     assert a.tokens == 4 * 315 and a.cost_usd == pytest.approx(4 * 0.026)
     d = c["delta"]
-    # "  HI " repeats "hi" (trimmed, case-folded); the termination step is "other"
-    assert (d.steps, d.message_steps, d.other_steps, d.repeated_steps, d.looping_traces) == (4, 3, 1, 1, 1)
+    # a's second "hi" repeats; b's "Hi" is not b's repeat; the termination step is "other"
+    assert (d.steps, d.message_steps, d.other_steps, d.repeated_steps, d.looping_traces) == (5, 4, 1, 1, 1)
     assert d.tokens is None and d.cost_usd is None  # not recorded is not zero
     g = c["gamma"]
     assert (g.traces, g.steps, g.message_share, g.tokens) == (1, 0, None, None)

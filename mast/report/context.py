@@ -22,6 +22,7 @@ from mast import __version__
 from mast.analytics import Coordination, coordination
 from mast.report import exposure as ex
 from mast.report.exposure import BEST, UNKNOWN_SYSTEM, Agreement, Cell
+from mast.report.jsonblock import script_json
 from mast.taxonomy import DEFAULT_TAXONOMY
 from mast.taxonomy import load as load_taxonomy
 
@@ -36,11 +37,12 @@ class Limits:
     per_cell: int = 5               # examples per system × mode (best-available view)
     per_annotator_cell: int = 3     # examples per system × mode × annotator
     per_system_root_cause: int = 20  # traces with a root-cause attribution, per system
-    step_chars: int = 2000          # characters of each step's content kept
+    step_chars: int = 1500          # characters of each step's content kept
     max_steps: int = 300            # longer traces keep head, tail and steps near evidence
     head_steps: int = 150
     tail_steps: int = 50
-    detail_chars: int = 12_000_000  # total step text across the explorer
+    detail_bytes: int = 14_000_000  # the explorer's steps, as escaped JSON in the page
+    list_bytes: int = 6_000_000     # the explorer's list rows (task, tags, rationales), likewise
     rationale_chars: int = 600
     task_chars: int = 300
 
@@ -406,17 +408,22 @@ def _explorer(store, sel, sel_params, att_where, att_params, lim: Limits, total:
             ORDER BY 1, 2""", [lim.rationale_chars, *att_params]):
         atts[tid].append([annotator, agent, step, rat])
 
-    # Byte budget for step text, spent in priority order.
+    # Budgets are in bytes of escaped JSON, the form the page carries: "<" costs six bytes
+    # there, so a trace of HTML weighs more than its length.  First an estimate in SQL
+    # picks the candidates (in priority order); the exact size is enforced further down.
     sizes = store.fetchall(f"""
-        SELECT p.trace_id, sum(least(coalesce(length(s.content), 0), ?) + least(coalesce(length(s.tool_args), 0), 500))
-        FROM {PICK} p JOIN traces t USING (trace_id) JOIN steps s USING (trace_id)
-        WHERE t.n_steps <= ? OR s.step < ? OR s.step >= t.n_steps - ?
-        GROUP BY 1""", [lim.step_chars, lim.max_steps, lim.head_steps, lim.tail_steps])
+        WITH k AS (
+            SELECT p.trace_id, left(s.content, ?) AS c, left(s.tool_args, 500) AS a
+            FROM {PICK} p JOIN traces t USING (trace_id) JOIN steps s USING (trace_id)
+            WHERE t.n_steps <= ? OR s.step < ? OR s.step >= t.n_steps - ?)
+        SELECT trace_id, sum(60 + coalesce(strlen(c), 0) + coalesce(strlen(a), 0)
+                             + 5 * coalesce(strlen(c) - strlen(replace(replace(replace(c, '<', ''), '>', ''), '&', '')), 0))
+        FROM k GROUP BY 1""", [lim.step_chars, lim.max_steps, lim.head_steps, lim.tail_steps])
     size = {r[0]: int(r[1] or 0) for r in sizes}
     spent, detailed = 0, []
     for r in trows:
         cost = size.get(r[0], 0)
-        if spent + cost > lim.detail_chars and detailed:
+        if spent + cost > lim.detail_bytes:
             continue  # a later, smaller trace may still fit
         spent += cost
         detailed.append(r[0])
@@ -469,13 +476,28 @@ def _explorer(store, sel, sel_params, att_where, att_params, lim: Limits, total:
         #                tool, tool args, status, tokens, cost]
         d["steps"].append([step, d["agents"].index(agent), kind, role, target, content, clen,
                            tool, targs, status, tok, cost])
+    # Exact sizes, the same greedy rule in priority order: the budget always holds.
+    kept_bytes = 0
+    for tid in [r[0] for r in trows if r[0] in details]:
+        n = len(script_json(details[tid]).encode("utf-8"))
+        if kept_bytes + n > lim.detail_bytes:
+            del details[tid]
+        else:
+            kept_bytes += n
     elided = sum(1 for d in details.values() if len(d["steps"]) < d["n"])
 
-    rows = []
+    rows, list_bytes = [], 0
     for tid, system, outcome, task, task_len, n_steps, n_agents, tok, cost, fw, _prio in trows:
-        rows.append({"id": tid, "system": system, "outcome": outcome, "task": task,
-                     "task_len": task_len, "steps": n_steps, "agents": n_agents, "tokens": tok, "cost": cost,
-                     "framework": fw, "tags": tags.get(tid, []), "roots": atts.get(tid, []),
-                     "annotators": assessed.get(tid, []), "detail": tid in details})
+        row = {"id": tid, "system": system, "outcome": outcome, "task": task,
+               "task_len": task_len, "steps": n_steps, "agents": n_agents, "tokens": tok, "cost": cost,
+               "framework": fw, "tags": tags.get(tid, []), "roots": atts.get(tid, []),
+               "annotators": assessed.get(tid, []), "detail": tid in details}
+        list_bytes += len(script_json(row).encode("utf-8"))
+        if list_bytes > lim.list_bytes:
+            break  # rows come in priority order: what is left is the least relevant
+        rows.append(row)
+    listed = {r["id"] for r in rows}
+    for tid in [t for t in details if t not in listed]:
+        del details[tid]
     return Explorer(total_traces=total, listed=len(rows), detailed=len(details), limits=lim, traces=rows,
                     details=details, truncated_steps=truncated, elided_traces=elided)

@@ -25,19 +25,10 @@ from markupsafe import Markup
 
 from mast.report.context import ReportContext
 from mast.report.exposure import BEST, Cell
+from mast.report.jsonblock import script_json
 
 HERE = Path(__file__).resolve().parent
 HEAT_BUCKETS = 9
-
-_JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
-                 0x2028: "\\u2028", 0x2029: "\\u2029"}
-
-
-def script_json(data: Any) -> str:
-    """JSON safe to place inside ``<script type="application/json">``."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
-    return text.translate(_JSON_ESCAPES)
-
 
 def csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"

@@ -133,7 +133,7 @@ def test_clicking_a_failure_tag_highlights_its_evidence(browser, small_html):
 def test_trace_without_detail_says_so(browser, tmp_path):
     ids = build_small(tmp_path / "s.duckdb")
     with Store(tmp_path / "s.duckdb", read_only=True) as st:
-        res = write_report(st, tmp_path / "r.html", limits=Limits(detail_chars=1))
+        res = write_report(st, tmp_path / "r.html", limits=Limits(detail_bytes=1))
     load(browser, res.path)
     shown = browser.eval("[...document.querySelectorAll('button.trace-item')].map(b => b.getAttribute('data-trace'))")
     browser.click(f"button.trace-item[data-trace='{shown[-1]}']")

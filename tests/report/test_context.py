@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from mast.model import Annotation, Label, Outcome
 from mast.report import Limits, build_context
 from mast.report.exposure import BEST, Agreement, wilson
+from mast.report.jsonblock import script_json
 from mast.store import Store
 from tests.report.conftest import build_small, make_trace
 
@@ -155,10 +157,16 @@ def test_detail_budget_and_long_trace_elision(tmp_path):
     assert set(range(248, 253)) <= set(kept) and 100 not in kept and d["n"] == 400
     assert ctx.explorer.elided_traces == 1 and ctx.explorer.truncated_steps > 0
     assert all(len(s[5] or "") <= 10 for s in d["steps"])
-    # a budget that fits only one trace: the first (labelled) keeps its steps, the other is listed only
-    small = ctx_of(path, limits=Limits(detail_chars=50, step_chars=10))
+    # a budget that fits only the first (labelled) trace: it keeps its steps, the other is listed only
+    lim = Limits(max_steps=100, head_steps=20, tail_steps=10, step_chars=10)
+    need = len(script_json(d).encode())
+    small = ctx_of(path, limits=replace(lim, detail_bytes=need + 5))
     assert small.explorer.listed == 2 and small.explorer.detailed == 1
     assert [t["detail"] for t in small.explorer.traces] == [True, False]
+    assert ctx_of(path, limits=replace(lim, detail_bytes=need - 1)).explorer.details.keys() == {short.trace_id}
+    # the list has a budget too: rows beyond it are left out, least relevant first
+    one = ctx_of(path, limits=replace(lim, list_bytes=len(script_json(ctx.explorer.traces[0]).encode()) + 1))
+    assert [t["id"] for t in one.explorer.traces] == [long.trace_id] and one.explorer.detailed == 1
 
 
 def test_empty_store_builds(tmp_path):
