@@ -1,9 +1,20 @@
-"""Ingest files into a store: detection, batching, one transaction per file.
+"""Ingest files into a store: detection, parsing, grouped commits.
 
-A file is stored whole or not at all: its traces are written in batches inside one
-transaction that commits only after the last record was read.  A file already ingested
-unchanged (same path, size and mtime) is skipped, so a rerun after a crash or Ctrl-C
-continues where the last run stopped.
+Contract:
+- A file is stored whole or not at all, by exactly one transaction.  Small files
+  (up to :data:`STREAM_BYTES`) are read completely before they join a group of whole
+  files that is committed together; a larger file is streamed in batches inside a
+  transaction of its own that commits only after its last record was read.
+- A file already ingested unchanged (same path, size and mtime) is skipped, so a rerun
+  after a crash or Ctrl-C continues where the last run stopped; trace ids are content
+  hashes, so a changed or copied file adds only traces not yet stored.
+- A bad file is an error naming the file (and the record); with ``keep_going`` the
+  walk goes on, otherwise it stops after committing the good files read before it.
+
+Speed (see bench/README.md): parsing runs in up to :data:`MAX_WORKERS` worker processes
+when there is enough work, and a single writer (this process) owns the DuckDB connection.
+Memory stays bounded whatever the corpus size: at most ``workers * POOL_WINDOW`` parsed
+files in flight, one group of :data:`GROUP_BYTES`, and one batch of a streamed file.
 """
 
 from __future__ import annotations
@@ -17,12 +28,24 @@ from typing import Callable, Iterable, Iterator
 from mast import ingest as registry
 from mast.errors import IngestError, MastError
 from mast.model import Trace
-from mast.store import Store
+from mast.store import Store, TraceTables, encode_traces
 
 #: Suffixes picked up when walking a folder (explicit file arguments are always tried).
 TRACE_SUFFIXES = {".json", ".jsonl", ".ndjson", ".txt", ".log", ".db", ".sqlite", ".sqlite3"}
-#: Flush a batch to DuckDB once it holds this many steps (bounds memory per file).
+#: A streamed file is flushed to DuckDB every this many steps or characters of content.
 BATCH_STEPS = 50_000
+BATCH_CHARS = 32_000_000
+#: Files larger than this are streamed in their own transaction; smaller ones are parsed whole.
+STREAM_BYTES = 16_000_000
+#: Commit a group of small files once it holds this many bytes of source or this many files.
+GROUP_BYTES = 4_000_000
+GROUP_FILES = 256
+#: Parser processes: at most this many, and only for jobs of at least this size.
+MAX_WORKERS = 2
+POOL_MIN_FILES = 8
+POOL_MIN_BYTES = 8_000_000
+#: Parsed files in flight per worker (bounds the memory of results not yet written).
+POOL_WINDOW = 3
 
 
 @dataclass
@@ -78,41 +101,48 @@ def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def _batches(traces: Iterator[Trace]) -> Iterator[list[Trace]]:
+def _batches(traces: Iterator[Trace], system: str | None = None) -> Iterator[list[Trace]]:
     batch: list[Trace] = []
-    n = 0
+    n = chars = 0
     for t in traces:
+        if system and not t.system:
+            t.system = system
         batch.append(t)
         n += len(t.steps)
-        if n >= BATCH_STEPS:
+        chars += sum(len(s.content) for s in t.steps if s.content)
+        if n >= BATCH_STEPS or chars >= BATCH_CHARS:
             yield batch
-            batch, n = [], 0
+            batch, n, chars = [], 0, 0
     if batch:
         yield batch
 
 
+def _importer(path: Path, fmt: str) -> tuple[registry.Importer | None, str | None]:
+    """(importer, None), or (None, note) for a known companion file (e.g. a labels file)."""
+    if fmt != "auto":
+        return registry.get(fmt), None
+    head = registry.read_head(path)
+    note = registry.companion_note(path, head)
+    if note:
+        return None, note
+    return registry.detect(path, head), None
+
+
 def ingest_file(store: Store, path: Path, fmt: str = "auto", system: str | None = None,
                 on_bytes: Callable[[int], None] | None = None) -> FileResult:
+    """Ingest one file in its own transaction, streaming it in batches (any size)."""
     st = path.stat()
     key = str(path.resolve())
     if store.file_done(key, st.st_size, st.st_mtime_ns):
         return FileResult(str(path), None, skipped=True)
-    if fmt == "auto":
-        head = registry.read_head(path)
-        note = registry.companion_note(path, head)
-        if note:
-            return FileResult(str(path), None, companion=note)
-        imp = registry.detect(path, head)
-    else:
-        imp = registry.get(fmt)
+    imp, note = _importer(path, fmt)
+    if imp is None:
+        return FileResult(str(path), None, companion=note)
     res = FileResult(str(path), imp.name)
     n = 0
     with store.transaction():
-        for batch in _batches(imp.read(path)):
-            for t in batch:
-                if system and not t.system:
-                    t.system = system
-            w = store.write_traces(batch)
+        for batch in _batches(imp.read(path), system):
+            w = store.write_tables(encode_traces(batch))
             res.traces_new += w.new
             res.traces_present += w.present
             res.steps += w.steps
@@ -125,24 +155,199 @@ def ingest_file(store: Store, path: Path, fmt: str = "auto", system: str | None 
     return res
 
 
+# -- small files: parsed whole (in a worker process when there are many) -------------------
+
+@dataclass
+class _Parsed:
+    """What a parser sends back for one small file (picklable: errors travel as fields)."""
+
+    format: str | None = None
+    tables: TraceTables | None = None
+    traces: int = 0
+    companion: str | None = None
+    error: tuple | None = None  # (class name, path, record, reason, message, hint)
+
+
+def _parse_whole(path: Path, fmt: str, system: str | None) -> _Parsed:
+    try:
+        imp, note = _importer(path, fmt)
+        if imp is None:
+            return _Parsed(companion=note)
+        traces = list(imp.read(path))
+        for t in traces:
+            if system and not t.system:
+                t.system = system
+        if not traces:
+            raise IngestError(str(path), None, "no traces found in file")
+        return _Parsed(imp.name, encode_traces(traces), len(traces))
+    except MastError as e:
+        # Our errors take several constructor arguments, so they do not pickle as they are.
+        return _Parsed(error=(type(e).__name__, getattr(e, "path", None), getattr(e, "record", None),
+                              getattr(e, "reason", None), str(e), e.hint))
+
+
+def _rebuild_error(err: tuple) -> MastError:
+    import mast.errors as errors
+
+    name, path, record, reason, message, hint = err
+    cls = getattr(errors, name, MastError)
+    if issubclass(cls, IngestError) and path is not None:
+        return cls(path, record, reason, hint)
+    return cls(message, hint)
+
+
+def _workers(n_files: int, n_bytes: int) -> int:
+    """Parser processes to start: none for small jobs (start-up costs more than it saves)."""
+    env = os.environ.get("MAST_INGEST_WORKERS")
+    if env is not None:
+        return max(0, int(env))
+    if n_files < POOL_MIN_FILES or n_bytes < POOL_MIN_BYTES:
+        return 0
+    return min(MAX_WORKERS, os.cpu_count() or 1)
+
+
+def _pool(workers: int):
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing as mp
+
+    # forkserver: the parent holds a DuckDB connection and its threads, which must not be
+    # forked; preloading this module (instead of __main__) keeps worker start-up cheap and
+    # never re-runs the CLI's entry point.
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["mast.ingest.pipeline"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+@dataclass
+class _Pending:
+    res: FileResult
+    size: int
+    key: str = ""
+    mtime_ns: int = 0
+    parsed: _Parsed | None = None
+
+
+class _GroupWriter:
+    """Commits small files in groups: one transaction holds several *whole* files.
+
+    A file joins a group only after it was read completely, so a group's transaction
+    still stores each of its files whole or not at all; committing every few MB instead
+    of every file removes the per-statement and per-commit cost that dominated ingest of
+    many small files.  If a group fails to write, its files are retried one by one so
+    that the error lands on the file that caused it.
+    """
+
+    def __init__(self, store: Store, report: Callable[[FileResult, int], None]):
+        self.store, self.report = store, report
+        self.pending: list[_Pending] = []
+        self.bytes = 0
+
+    def add(self, p: _Pending) -> None:
+        self.pending.append(p)
+        if p.parsed and p.parsed.tables is not None:
+            self.bytes += p.size
+        if self.bytes >= GROUP_BYTES or len(self.pending) >= GROUP_FILES:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self.pending, self.bytes = self.pending, [], 0
+        data = [p for p in pending if p.parsed and p.parsed.tables is not None]
+        if data:
+            try:
+                self._write(data)
+            except MastError:
+                for p in data:  # find the culprit: each file alone
+                    try:
+                        self._write([p])
+                    except MastError as e:
+                        p.res = FileResult(p.res.path, None, error=e)
+        for p in pending:
+            self.report(p.res, p.size)
+
+    def _write(self, data: list[_Pending]) -> None:
+        with self.store.transaction():
+            results = self.store.write_parts([p.parsed.tables for p in data])
+            self.store.record_files([(p.key, p.size, p.mtime_ns, p.parsed.format, p.parsed.traces) for p in data])
+        for p, w in zip(data, results):
+            p.res.traces_new, p.res.traces_present, p.res.steps = w.new, w.present, w.steps
+
+
 def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "auto",
                  system: str | None = None, keep_going: bool = False,
-                 on_file: Callable[[FileResult, int], None] | None = None) -> IngestSummary:
+                 on_file: Callable[[FileResult, int], None] | None = None,
+                 workers: int | None = None) -> IngestSummary:
     """Ingest every file; stop at the first bad file unless ``keep_going``.
 
-    ``on_file(result, size)`` is called after each file (for progress display).
+    ``on_file(result, size)`` is called after each file, in file order, once the file is
+    committed (for progress display).  Files up to :data:`STREAM_BYTES` are parsed whole
+    (by ``workers`` parser processes when there are many; default: automatic) and
+    committed in groups; larger files are streamed in batches in their own transaction.
     """
     files = expand(paths)
     summary = IngestSummary()
-    for path in files:
-        size = path.stat().st_size
-        try:
-            res = ingest_file(store, path, fmt, system)
-        except MastError as e:
-            res = FileResult(str(path), None, error=e)
+
+    def report(res: FileResult, size: int) -> None:
         summary.files.append(res)
         if on_file:
             on_file(res, size)
-        if res.error and not keep_going:
-            break
+
+    done = store.ingested_files()
+    jobs: list[_Pending] = []
+    seen: set[str] = set()
+    for path in files:
+        st = path.stat()
+        key = str(path.resolve())
+        p = _Pending(FileResult(str(path), None), st.st_size, key, st.st_mtime_ns)
+        if done.get(key) == (st.st_size, st.st_mtime_ns) or key in seen:
+            p.res.skipped = True
+        seen.add(key)
+        jobs.append(p)
+    small = [p for p in jobs if not p.res.skipped and p.size <= STREAM_BYTES]
+    n = _workers(len(small), sum(p.size for p in small)) if workers is None else workers
+    pool = _pool(n) if n > 0 and small else None
+    futures: dict[int, object] = {}
+    writer = _GroupWriter(store, report)
+    try:
+        nxt = 0  # next job to hand to the pool: keep a bounded window in flight (bounds memory)
+
+        def feed(i: int) -> None:
+            nonlocal nxt
+            nxt = max(nxt, i)
+            while pool and nxt < len(jobs) and len(futures) < n * POOL_WINDOW:
+                q = jobs[nxt]
+                if not q.res.skipped and q.size <= STREAM_BYTES:
+                    futures[nxt] = pool.submit(_parse_whole, Path(q.res.path), fmt, system)
+                nxt += 1
+
+        for i, p in enumerate(jobs):
+            feed(i)
+            if p.res.skipped:
+                writer.add(p)
+                continue
+            if p.size > STREAM_BYTES:
+                writer.flush()  # earlier files first, and never in the same transaction
+                try:
+                    res = ingest_file(store, Path(p.res.path), fmt, system)
+                except MastError as e:
+                    res = FileResult(p.res.path, None, error=e)
+                report(res, p.size)
+                if res.error and not keep_going:
+                    break
+                continue
+            fut = futures.pop(i, None)
+            parsed = fut.result() if fut is not None else _parse_whole(Path(p.res.path), fmt, system)
+            if parsed.error:
+                writer.flush()
+                report(FileResult(p.res.path, None, error=_rebuild_error(parsed.error)), p.size)
+                if not keep_going:
+                    break
+                continue
+            p.res.format = parsed.format
+            p.res.companion = parsed.companion
+            p.parsed = parsed
+            writer.add(p)
+        writer.flush()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return summary
