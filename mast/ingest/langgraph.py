@@ -1,0 +1,597 @@
+"""LangGraph artefacts: final message lists and ``graph.stream()`` dumps.
+
+``langgraph-messages``
+    A JSON list of LangChain messages in any of the three serialisations found in the
+    wild (FORMATS.md §2.1): ``messages_to_dict`` (``{"type", "data"}``), ``dumpd``
+    (``{"lc": 1, "type": "constructor", "id": [..., "AIMessage"], "kwargs"}``) and
+    ``model_dump`` (flat, with ``"type": "ai"``); also ``{"messages": [...]}`` (a state
+    snapshot).  No timestamps exist in these.
+``langgraph-stream``
+    One stream part per line: v2 ``{"type": mode, "ns", "data"}``; v1 as the library
+    yields it (``[mode, chunk]``, ``[ns, mode, chunk]``, ``[ns, chunk]``), or wrapped as
+    ``{"ns"?, "mode"?, "payload"}``; bare ``debug`` events ``{"step", "timestamp",
+    "type", "payload"}``.  Whole messages are taken from ``updates`` (deduplicated by
+    message id, since a subgraph's messages reappear in its parent's update), else from
+    ``messages`` (token chunks merged by id), else from the last ``values``.  ``debug``
+    events give timestamps and node errors; a root checkpoint with ``next == []`` marks
+    termination.
+
+Message normalisation (shared with the LangSmith and OTel importers,
+:class:`MessageMapper`):
+- agent = ``AIMessage.name``, else the graph node that produced it (``ns[0]`` before
+  ``:``, or the ``updates`` key); human messages have no agent;
+- AI text → ``message`` (tokens from ``usage_metadata`` on the first step of the message);
+- ``tool_calls`` → ``tool_call`` steps (``span_id`` = call id); ``ToolMessage`` →
+  ``tool_result`` with ``parent_span_id`` = ``tool_call_id``;
+- a ``transfer_to_X`` / ``transfer_back_to_X`` call and its ToolMessage (langgraph-supervisor
+  and swarm handoffs, ``__handoff_destination``) → one ``handoff`` step to ``X``;
+- a final AI message without tool calls → ``termination``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from mast.errors import IngestError
+from mast.ingest import register
+from mast.ingest._util import as_text, first_char, load_json, strip_bom
+from mast.model import Outcome, Step, StepKind, Trace
+
+FRAMEWORK = "langgraph"
+
+_TYPE_BY_CLASS = {"HumanMessage": "human", "AIMessage": "ai", "ToolMessage": "tool", "SystemMessage": "system",
+                  "FunctionMessage": "function", "ChatMessage": "chat", "RemoveMessage": "remove",
+                  "AIMessageChunk": "AIMessageChunk", "HumanMessageChunk": "human", "ToolMessageChunk": "tool",
+                  "SystemMessageChunk": "system"}
+_MSG_TYPES = {"human", "ai", "tool", "system", "function", "chat", "AIMessageChunk", "remove"}
+_ROLE = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant", "tool": "tool", "system": "system",
+         "function": "tool", "chat": None}
+_TRANSFER_RX = re.compile(r"^transfer_(?:back_)?to_(.+)$")
+_STREAM_MODES = {"values", "updates", "messages", "custom", "checkpoints", "tasks", "debug"}
+
+
+def step(**kw: Any) -> Step:
+    kw.setdefault("content", None)
+    kw.setdefault("agent", None)
+    return Step(**kw)
+
+
+class NotAMessage(ValueError):
+    pass
+
+
+def lc_message(obj: Any) -> dict | None:
+    """Flatten one serialised LangChain message to model_dump shape, or None if it is not one.
+
+    Raises :class:`NotAMessage` for an ``lc`` serialisation of an unknown newer version.
+    """
+    if not isinstance(obj, dict):
+        return None
+    if "lc" in obj and obj.get("type") == "constructor":
+        if obj.get("lc") != 1:
+            raise NotAMessage(f"LangChain serialisation version lc={obj.get('lc')!r} is newer than mast reads (1)")
+        ids = obj.get("id") or []
+        cls = ids[-1] if ids else ""
+        if cls not in _TYPE_BY_CLASS:
+            return None
+        kw = dict(obj.get("kwargs") or {})
+        kw.setdefault("type", _TYPE_BY_CLASS[cls])
+        if cls == "AIMessageChunk":
+            kw["type"] = "AIMessageChunk"
+        return kw
+    if isinstance(obj.get("data"), dict) and obj.get("type") in _MSG_TYPES and "content" in obj["data"]:
+        d = dict(obj["data"])
+        d["type"] = obj["type"] if obj["type"] != "ai" or d.get("type") != "AIMessageChunk" else "AIMessageChunk"
+        return d
+    if obj.get("type") in _MSG_TYPES and "content" in obj:
+        return obj
+    return None
+
+
+def text_of(content: Any) -> str | None:
+    """Message content as text: content-block lists keep their text blocks."""
+    if content is None or content == "":
+        return None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for b in content:
+            if isinstance(b, str):
+                parts.append(b)
+            elif isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str):
+                parts.append(b["text"])
+        if parts and len(parts) == len(content):
+            return "".join(parts) or None
+    return as_text(content)
+
+
+def transfer_target(tool_name: str | None) -> str | None:
+    m = _TRANSFER_RX.match(tool_name or "")
+    return m.group(1) if m else None
+
+
+class MessageMapper:
+    """Turn normalised LangChain messages into steps (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self.seen: set[str] = set()
+        self.call_agent: dict[str, str | None] = {}
+        self.call_name: dict[str, str] = {}
+        self.handoff_calls: set[str] = set()
+        self.last_ai: dict | None = None
+        self.last_agent: str | None = None
+        self.task: str | None = None
+        self.cur_agent: str | None = None
+        self.last_target: str | None = None
+
+    def add(self, m: dict, agent: str | None = None, ts: str | None = None) -> None:
+        mid = m.get("id")
+        if mid:
+            if mid in self.seen:
+                return
+            self.seen.add(mid)
+        t = m.get("type")
+        if t == "remove":
+            return
+        role = _ROLE.get(t, m.get("role"))
+        content = text_of(m.get("content"))
+        attrs = {k: v for k, v in (("message_id", mid), ("model", (m.get("response_metadata") or {}).get("model_name")),
+                                   ("finish_reason", (m.get("response_metadata") or {}).get("finish_reason")))
+                 if v}
+        if t in ("human", "system", "chat"):
+            # The graph's input reaches a subgraph-aware stream only with the parent's
+            # update, after the first node's own messages: the task always comes first.
+            at = 0 if t == "human" and self.task is None and content else len(self.steps)
+            self.steps.insert(at, step(agent=m.get("name") if t == "chat" else None, role=role, kind=StepKind.MESSAGE,
+                                   content=content, started_at=ts, attributes=attrs or None))
+            if t == "human" and self.task is None and content:
+                self.task = content
+            return
+        if t in ("tool", "function"):
+            cid = m.get("tool_call_id")
+            if cid and cid in self.handoff_calls:
+                return  # folded into the handoff step
+            rm = m.get("response_metadata") or {}
+            dest = rm.get("__handoff_destination")
+            who = self.call_agent.get(cid) if cid else None
+            who = who or agent
+            if dest and not (cid and cid in self.call_name):
+                self.last_target = str(dest)
+                self.steps.append(step(agent=who, kind=StepKind.HANDOFF, target_agent=str(dest), role="tool",
+                                       tool_name=m.get("name"), content=content, started_at=ts, span_id=cid))
+                return
+            self.steps.append(step(agent=who, role="tool", kind=StepKind.TOOL_RESULT, content=content,
+                                   tool_name=m.get("name") or self.call_name.get(cid or ""), parent_span_id=cid,
+                                   started_at=ts, status=m.get("status") or None, attributes=attrs or None))
+            return
+        # AI message (whole or merged chunk)
+        who = m.get("name") or agent
+        if who and self.cur_agent and who != self.cur_agent and self.last_target != who:
+            # hand-written graphs move between agents by edges or Command(goto=…): no tool call
+            self.steps.append(step(agent=self.cur_agent, kind=StepKind.HANDOFF, target_agent=who, started_at=ts,
+                                   attributes={"implicit": True}))
+        if who and who != self.cur_agent:
+            self.cur_agent = who
+            self.last_target = None
+        usage = m.get("usage_metadata") or {}
+        tin, tout = usage.get("input_tokens"), usage.get("output_tokens")
+        first = len(self.steps)
+        calls = [c for c in (m.get("tool_calls") or []) if isinstance(c, dict)]
+        if content:
+            self.steps.append(step(agent=who, role="assistant", kind=StepKind.MESSAGE, content=content,
+                                   started_at=ts, attributes=attrs or None))
+        for c in calls:
+            name = c.get("name")
+            cid = c.get("id")
+            target = transfer_target(name)
+            args = c.get("args")
+            if target:
+                if cid:
+                    self.handoff_calls.add(cid)
+                self.last_target = target
+                self.steps.append(step(agent=who, role="assistant", kind=StepKind.HANDOFF, target_agent=target,
+                                       tool_name=name, tool_args=as_text(args) if args else None, span_id=cid,
+                                       started_at=ts, attributes=attrs or None))
+            else:
+                if cid:
+                    self.call_agent[cid] = who
+                    self.call_name[cid] = name
+                self.steps.append(step(agent=who, role="assistant", kind=StepKind.TOOL_CALL, tool_name=name,
+                                       tool_args=as_text(args), span_id=cid, started_at=ts, attributes=attrs or None))
+        if len(self.steps) == first:  # an empty AI message still happened
+            self.steps.append(step(agent=who, role="assistant", kind=StepKind.MESSAGE, content=None,
+                                   started_at=ts, attributes=attrs or None))
+        if tin is not None or tout is not None:
+            self.steps[first].tokens_in = tin
+            self.steps[first].tokens_out = tout
+        self.last_ai = m
+        if who:
+            self.last_agent = who
+
+    def terminate(self, ts: str | None = None, force: bool = False) -> None:
+        """Add a termination step when the conversation ended on a final answer."""
+        m = self.last_ai
+        if m is None:
+            return
+        final = not (m.get("tool_calls") or [])
+        if final or force:
+            self.steps.append(step(agent=m.get("name") or self.last_agent, kind=StepKind.TERMINATION,
+                                   content=text_of(m.get("content")) if final else None, started_at=ts,
+                                   status="completed"))
+
+
+def _messages_in(path: Path, where: Any, items: Any) -> list[dict]:
+    if not isinstance(items, list):
+        raise IngestError(str(path), where, "expected a list of messages")
+    out = []
+    for j, it in enumerate(items):
+        try:
+            m = lc_message(it)
+        except NotAMessage as e:
+            raise IngestError(str(path), f"{where}, message {j}" if where is not None else f"message {j}",
+                              str(e), "Upgrade mast.") from None
+        if m is None:
+            raise IngestError(str(path), f"{where}, message {j}" if where is not None else f"message {j}",
+                              "not a LangChain message (expected messages_to_dict, dumpd or model_dump form)")
+        out.append(m)
+    return out
+
+
+def _looks_like_message(obj: Any) -> bool:
+    try:
+        return lc_message(obj) is not None
+    except NotAMessage:
+        return True  # detected, refused with a clear error at read time
+
+
+def _first_obj(head: bytes, skip_bracket: bool) -> Any:
+    text = strip_bom(head).decode("utf-8", "replace").lstrip()
+    if skip_bracket and text.startswith("["):
+        text = text[1:].lstrip()
+    return json.JSONDecoder().raw_decode(text)[0]
+
+
+class LangGraphMessagesImporter:
+    name = "langgraph-messages"
+    description = "LangChain/LangGraph message list (messages_to_dict, dumpd or model_dump form)"
+
+    def detect(self, path: Path, head: bytes) -> bool:
+        c = first_char(head)
+        if c == "[":
+            return _looks_like_message(_first_obj(head, True))
+        if c == "{":
+            text = strip_bom(head).decode("utf-8", "replace")
+            m = re.match(r'\s*\{\s*"messages"\s*:\s*\[', text)
+            if not m:
+                return False
+            return _looks_like_message(json.JSONDecoder().raw_decode(text[m.end():].lstrip())[0])
+        return False
+
+    def read(self, path: Path) -> Iterator[Trace]:
+        data = load_json(path)
+        meta: dict = {}
+        if isinstance(data, dict):
+            if "messages" not in data:
+                raise IngestError(str(path), None, "missing required field: messages")
+            meta = {k: v for k, v in data.items() if k != "messages" and isinstance(v, (str, int, float, bool))}
+            data = data["messages"]
+        msgs = _messages_in(path, None, data)
+        mapper = MessageMapper()
+        for m in msgs:
+            mapper.add(m)
+        mapper.terminate()
+        yield Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path),
+                    source_index=0, steps=mapper.steps, task=mapper.task, metadata=meta)
+
+
+# -- stream dumps -------------------------------------------------------------------------
+
+def _ns_list(ns: Any) -> list[str]:
+    if ns is None:
+        return []
+    if isinstance(ns, str):
+        return [p for p in ns.split("|") if p]
+    if isinstance(ns, (list, tuple)):
+        return [str(p) for p in ns]
+    raise ValueError("namespace is not a list")
+
+
+def _part(obj: Any) -> tuple[list[str], str | None, Any] | None:
+    """Normalise one stream line to (ns, mode, data); None if it is not a stream part."""
+    if isinstance(obj, dict):
+        if "type" in obj and "ns" in obj and "data" in obj:
+            return _ns_list(obj["ns"]), obj["type"], obj["data"]
+        if "payload" in obj and ("mode" in obj or "ns" in obj):
+            return _ns_list(obj.get("ns")), obj.get("mode"), obj["payload"]
+        if {"step", "timestamp", "type", "payload"} <= obj.keys() and obj["type"] in ("checkpoint", "task", "task_result"):
+            return [], "debug", obj
+        return None
+    if isinstance(obj, list):
+        if len(obj) == 3 and isinstance(obj[0], list) and isinstance(obj[1], str):
+            return _ns_list(obj[0]), obj[1], obj[2]
+        if len(obj) == 2 and isinstance(obj[0], str) and obj[0] in _STREAM_MODES:
+            return [], obj[0], obj[1]
+        if len(obj) == 2 and isinstance(obj[0], list) and all(isinstance(x, str) for x in obj[0]):
+            return _ns_list(obj[0]), None, obj[1]
+    return None
+
+
+def _bare_updates(obj: Any) -> bool:
+    """``stream_mode="updates"`` without subgraphs yields ``{node: {"messages": [...]}}`` itself."""
+    return (isinstance(obj, dict) and bool(obj) and all(
+        isinstance(v, dict) and isinstance(v.get("messages"), list) for v in obj.values()))
+
+
+def _agent_of_ns(ns: list[str]) -> str | None:
+    return ns[0].split(":", 1)[0] if ns else None
+
+
+class _Chunks:
+    """Merge AIMessageChunk token chunks (``messages`` mode) into whole messages by id."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, dict] = {}
+
+    def add(self, m: dict) -> dict | None:
+        mid = m.get("id") or "?"
+        cur = self.open.get(mid)
+        if cur is None:
+            cur = {"type": "ai", "id": m.get("id"), "name": m.get("name"), "content": "", "tool_calls": [],
+                   "_tc": {}, "response_metadata": {}, "usage_metadata": None}
+            self.open[mid] = cur
+        c = m.get("content")
+        if isinstance(c, str):
+            cur["content"] += c
+        elif c:
+            cur["content"] += text_of(c) or ""
+        for tc in m.get("tool_call_chunks") or []:
+            idx = tc.get("index", len(cur["_tc"]))
+            slot = cur["_tc"].setdefault(idx, {"name": None, "args": "", "id": None})
+            slot["name"] = slot["name"] or tc.get("name")
+            slot["id"] = slot["id"] or tc.get("id")
+            slot["args"] += tc.get("args") or ""
+        cur["response_metadata"].update(m.get("response_metadata") or {})
+        if m.get("usage_metadata"):
+            cur["usage_metadata"] = m["usage_metadata"]
+        if m.get("name"):
+            cur["name"] = m["name"]
+        if m.get("chunk_position") == "last" or cur["response_metadata"].get("finish_reason"):
+            return self.close(mid)
+        return None
+
+    def close(self, mid: str) -> dict:
+        cur = self.open.pop(mid)
+        for slot in cur.pop("_tc").values():
+            try:
+                args = json.loads(slot["args"]) if slot["args"] else {}
+            except ValueError:
+                args = slot["args"]
+            cur["tool_calls"].append({"name": slot["name"], "args": args, "id": slot["id"]})
+        return cur
+
+    def rest(self) -> list[dict]:
+        return [self.close(k) for k in list(self.open)]
+
+
+class LangGraphStreamImporter:
+    name = "langgraph-stream"
+    description = "LangGraph graph.stream() dump (v2 {type, ns, data} parts; v1 debug/updates/messages)"
+
+    def detect(self, path: Path, head: bytes) -> bool:
+        c = first_char(head)
+        if c not in "[{":
+            return False
+        line = strip_bom(head).split(b"\n", 1)[0].strip()
+        obj = json.loads(line)
+        p = _part(obj)
+        if p is None:
+            return _bare_updates(obj) and not any(k in obj for k in ("messages", "resourceSpans"))
+        ns, mode, data = p
+        if mode is not None and mode not in _STREAM_MODES:
+            return isinstance(obj, dict) and "ns" in obj and "data" in obj  # newer mode: refused at read
+        if mode is None:
+            return isinstance(data, dict)
+        return True
+
+    def read(self, path: Path) -> Iterator[Trace]:
+        try:
+            f = open(path, "rb")
+        except OSError as e:
+            raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
+        parts: list[tuple[str, list[str], str, Any]] = []
+        with f:
+            for i, line in enumerate(f):
+                if not line.strip():
+                    continue
+                where = f"line {i + 1}"
+                try:
+                    obj = json.loads(line)
+                except (ValueError, UnicodeDecodeError) as e:
+                    raise IngestError(str(path), where, f"invalid JSON (file truncated?): {e}") from None
+                try:
+                    p = _part(obj)
+                except ValueError as e:
+                    raise IngestError(str(path), where, str(e)) from None
+                if p is None and _bare_updates(obj):
+                    p = ([], "updates", obj)
+                if p is None:
+                    raise IngestError(str(path), where, "not a LangGraph stream part "
+                                      "(expected {type, ns, data}, [mode, chunk], [ns, mode, chunk] or a debug event)")
+                ns, mode, data = p
+                if mode is None:
+                    mode = "updates"
+                if mode not in _STREAM_MODES:
+                    raise IngestError(str(path), where, f"unknown stream mode {mode!r} (newer LangGraph?)",
+                                      "Upgrade mast, or dump with a known mode.")
+                parts.append((where, ns, mode, data))
+        runs: list[list] = [[]]
+        for p in parts:
+            where, ns, mode, data = p
+            if (runs[-1] and not ns and _is_input_checkpoint(mode, data)
+                    and any(q[2] in ("updates", "messages") for q in runs[-1])):
+                runs.append([])
+            runs[-1].append(p)
+        for idx, run in enumerate(r for r in runs if r):
+            yield self._run(path, idx, run)
+
+    def _run(self, path: Path, index: int, run: list) -> Trace:
+        has_updates = any(p[2] == "updates" for p in run)
+        has_messages = any(p[2] == "messages" for p in run)
+        mapper = MessageMapper()
+        chunks = _Chunks()
+        ts_by_ns: dict[str, str] = {}
+        last_ts = None
+        ended = False
+        thread = None
+        last_values = None
+        first_values = None
+        saw_cp = False
+        outcome = Outcome.UNKNOWN
+        for where, ns, mode, data in run:
+            nskey = "|".join(ns)
+            agent = _agent_of_ns(ns)
+            if mode == "debug":
+                if not isinstance(data, dict) or "type" not in data or "payload" not in data:
+                    raise IngestError(str(path), where, "debug event without type/payload")
+                ts = _iso(data.get("timestamp"))
+                if ts:
+                    last_ts = ts
+                    if data["type"] == "task":
+                        ts_by_ns[nskey] = ts
+                pl = data["payload"] or {}
+                if data["type"] == "task_result" and pl.get("error"):
+                    mapper.steps.append(step(agent=agent or pl.get("name"), kind=StepKind.ERROR,
+                                             content=as_text(pl["error"]), started_at=ts, status="error",
+                                             attributes={"node": pl.get("name")}))
+                if data["type"] == "checkpoint":
+                    saw_cp = True
+                    thread = thread or _thread(pl)
+                    first_values = first_values or _with_human(pl.get("values"))
+                    if not ns and pl.get("next") == [] and (pl.get("metadata") or {}).get("source") != "input":
+                        ended = True
+                continue
+            if mode == "checkpoints":
+                if isinstance(data, dict):
+                    saw_cp = True
+                    first_values = first_values or _with_human(data.get("values"))
+                    thread = thread or _thread(data)
+                    if not ns and data.get("next") == [] and (data.get("metadata") or {}).get("source") != "input":
+                        ended = True
+                continue
+            if mode == "tasks":
+                if isinstance(data, dict) and data.get("error"):
+                    mapper.steps.append(step(agent=agent or data.get("name"), kind=StepKind.ERROR,
+                                             content=as_text(data["error"]), status="error",
+                                             attributes={"node": data.get("name")}))
+                continue
+            ts = ts_by_ns.get(nskey, last_ts)
+            if mode == "updates":
+                if not isinstance(data, dict):
+                    raise IngestError(str(path), where, "updates chunk is not an object {node: update}")
+                for node, upd in data.items():
+                    who = agent or (None if node.startswith("__") else node)
+                    if node == "__interrupt__":
+                        mapper.steps.append(step(agent=who, kind=StepKind.EVENT, content=as_text(upd),
+                                                 started_at=ts, attributes={"node": node}))
+                        continue
+                    msgs = _update_messages(upd)
+                    if msgs is None:
+                        continue
+                    for m in _messages_in(path, where, msgs):
+                        if m.get("type") == "AIMessageChunk":
+                            m = dict(m, type="ai")
+                        mapper.add(m, who, ts)
+                continue
+            if mode == "messages":
+                if has_updates:
+                    continue
+                if not isinstance(data, (list, tuple)) or len(data) != 2:
+                    raise IngestError(str(path), where, "messages chunk is not a [message, metadata] pair")
+                meta = data[1] if isinstance(data[1], dict) else {}
+                who = agent or meta.get("lc_agent_name") or meta.get("langgraph_node")
+                m = _messages_in(path, where, [data[0]])[0]
+                if m.get("type") == "AIMessageChunk":
+                    m = chunks.add(m)
+                    if m is None:
+                        continue
+                mapper.add(m, who, ts)
+                continue
+            if mode == "values":
+                if not ns:
+                    last_values = (where, data)
+                    first_values = first_values or _with_human(data)
+                continue
+            # custom: user-defined payloads
+            mapper.steps.append(step(agent=agent, kind=StepKind.EVENT, content=as_text(data), started_at=ts,
+                                     attributes={"stream_mode": mode}))
+        for m in chunks.rest():
+            mapper.add(m, None, last_ts)
+        if not has_updates and not has_messages and last_values is not None:
+            where, data = last_values
+            msgs = _update_messages(data)
+            if msgs:
+                for m in _messages_in(path, where, msgs):
+                    mapper.add(m, None, None)
+        if mapper.task is None and isinstance(first_values, dict):
+            # the graph's input is in the first root state, not in any node's update
+            for m in _messages_in(path, "values", _update_messages(first_values) or []):
+                if m.get("type") == "human":
+                    mapper.add(m, None, None)
+                    break
+        if ended or not saw_cp:
+            mapper.terminate(last_ts)
+        if any(s.kind == StepKind.ERROR for s in mapper.steps) and not ended:
+            outcome = Outcome.FAILURE
+        return Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path),
+                     source_index=index, steps=mapper.steps, task=mapper.task, outcome=outcome,
+                     metadata={k: v for k, v in (("source_id", thread), ("first_record", run[0][0])) if v})
+
+
+def _update_messages(upd: Any) -> list | None:
+    if isinstance(upd, dict):
+        msgs = upd.get("messages")
+        if isinstance(msgs, dict):
+            return [msgs]
+        return msgs if isinstance(msgs, list) else None
+    if isinstance(upd, list):  # a node returning several updates (Command list)
+        out: list = []
+        for u in upd:
+            got = _update_messages(u)
+            if got:
+                out.extend(got)
+        return out or None
+    return None
+
+
+def _with_human(values: Any) -> Any:
+    msgs = _update_messages(values) if isinstance(values, dict) else None
+    ok = any(isinstance(m, dict) and (m.get("type") == "human" or (m.get("kwargs") or {}).get("type") == "human"
+                                      or (m.get("data") and m.get("type") == "human")) for m in msgs or [])
+    return values if ok else None
+
+
+def _thread(cp: dict) -> str | None:
+    conf = ((cp.get("config") or {}).get("configurable") or {})
+    return conf.get("thread_id")
+
+
+def _is_input_checkpoint(mode: str, data: Any) -> bool:
+    pl = data.get("payload") if mode == "debug" and isinstance(data, dict) and data.get("type") == "checkpoint" else (
+        data if mode == "checkpoints" else None)
+    return isinstance(pl, dict) and (pl.get("metadata") or {}).get("source") == "input"
+
+
+def _iso(ts: Any) -> str | None:
+    if ts is None:
+        return None
+    s = str(ts)
+    return s[:-1] + "+00:00" if s.endswith("Z") else s
+
+
+register(LangGraphStreamImporter())
+register(LangGraphMessagesImporter())
