@@ -1,10 +1,11 @@
 -- mode: 3.3
 -- name: incorrect_verification
--- version: 1
+-- version: 2
 -- description: Success is claimed (tests pass, works, verified, task complete,
---   TERMINATE) within two steps after an output that shows failure (traceback, failing
---   tests, non-zero exit, error status), with no successful execution in between and
---   no failure mentioned in the claim itself.
+--   TERMINATE) after an output that shows failure (traceback, failing tests, non-zero
+--   exit, error status), with no successful execution in between and no failure
+--   mentioned in the claim itself: within two steps (confidence 0.6), or later while
+--   the latest execution output is still that failure (confidence 0.45).
 WITH ev AS (
     SELECT trace_id, step, is_error, is_exec, (claims_success OR declares_done) AND NOT is_error AS claim,
            is_exec AND NOT is_error AS ok_exec
@@ -19,10 +20,10 @@ w AS (
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS last_ok
     FROM ev
 )
-SELECT trace_id, '3.3' AS mode, 0.6 AS confidence,
+SELECT trace_id, '3.3' AS mode, max(CASE WHEN step - last_err <= 2 THEN 0.6 ELSE 0.45 END) AS confidence,
        list_sort(list_distinct(flatten(list([last_err, step]))))[1:20] AS evidence_steps,
-       string_agg('success is claimed at step ' || step || ' right after the failure output at step ' || last_err, '; ')
-           AS rationale
+       string_agg('success is claimed at step ' || step || CASE WHEN step - last_err <= 2 THEN ' right after' ELSE ' while the latest execution output is' END
+                  || ' the failure output at step ' || last_err, '; ') AS rationale
 FROM w
-WHERE claim AND last_err IS NOT NULL AND step - last_err <= 2 AND (last_ok IS NULL OR last_ok < last_err)
+WHERE claim AND last_err IS NOT NULL AND (last_ok IS NULL OR last_ok < last_err)
 GROUP BY trace_id

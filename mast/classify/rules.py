@@ -166,7 +166,9 @@ class RulesClassifier:
         errors = {r.name: r.error for r in self.detector_runs if r.error}
         failed_modes = {r.mode for r in self.detector_runs if r.error and r.mode}
         ok_modes = sorted({d.mode for d in self.detectors if not d.prelude} - failed_modes)
-        build_results(store, ok_modes)
+        has_features = not any(r.error for r in self.detector_runs if r.name == "_features") and any(
+            r.name == "_features" for r in self.detector_runs)
+        build_results(store, ok_modes, has_features)
         first = True
         for lo in range(0, len(ids), self.chunk_size):
             out = read_chunk(store, lo, lo + self.chunk_size)
@@ -234,7 +236,7 @@ def run_detectors(store, detectors: Sequence[Detector]) -> list[DetectorRun]:
     return runs
 
 
-def build_results(store, ok_modes: Sequence[str]) -> None:
+def build_results(store, ok_modes: Sequence[str], has_features: bool = True) -> None:
     """Merge findings per (trace, mode), add absent rows, pick the root cause per trace."""
     store.execute("""
         CREATE OR REPLACE TEMP TABLE rule_found AS
@@ -252,7 +254,14 @@ def build_results(store, ok_modes: Sequence[str]) -> None:
                CASE WHEN f.trace_id IS NULL THEN NULL ELSE f.rationale || ' [' || f.detectors || ']' END AS rationale
         FROM temp.sel s CROSS JOIN (SELECT unnest(?::VARCHAR[]) AS mode) m
         LEFT JOIN temp.rule_found f ON f.trace_id = s.trace_id AND f.mode = m.mode""", [list(ok_modes)])
-    store.execute("""
+    # An execution output (a terminal's traceback) is evidence, but the agent to blame is
+    # the one who asked for the execution: move such a root cause to the latest earlier
+    # step that is not an execution output.
+    author = ("(SELECT max(r.step) FROM temp.rule_steps r WHERE r.trace_id = b.trace_id AND r.step < b.step "
+              "AND NOT r.is_exec)") if has_features else "NULL"
+    is_exec = ("(SELECT any_value(r.is_exec) FROM temp.rule_steps r WHERE r.trace_id = b.trace_id "
+               "AND r.step = b.step)") if has_features else "false"
+    store.execute(f"""
         CREATE OR REPLACE TEMP TABLE rule_root AS
         WITH first AS (
             SELECT trace_id, mode, confidence, evidence_steps[1] AS step, detectors
@@ -263,12 +272,17 @@ def build_results(store, ok_modes: Sequence[str]) -> None:
                    arg_min(confidence, (step, -confidence, mode)) AS confidence,
                    arg_min(detectors, (step, -confidence, mode)) AS detectors
             FROM first GROUP BY trace_id
+        ),
+        moved AS (
+            SELECT b.*, CASE WHEN coalesce({is_exec}, false) THEN {author} END AS author_step FROM best b
         )
-        SELECT s.i, b.trace_id, st.agent, b.step, b.confidence * 0.5 AS confidence,
-               'earliest evidence of mode ' || b.mode || ' (' || b.detectors || ')' AS rationale
-        FROM best b JOIN temp.sel s USING (trace_id)
+        SELECT s.i, b.trace_id, st.agent, coalesce(b.author_step, b.step) AS step, b.confidence * 0.5 AS confidence,
+               'earliest evidence of mode ' || b.mode || ' (' || b.detectors || ') at step ' || b.step
+               || CASE WHEN b.author_step IS NOT NULL
+                       THEN ', an execution output; blamed on the step that asked for it' ELSE '' END AS rationale
+        FROM moved b JOIN temp.sel s USING (trace_id)
         JOIN main.traces t USING (trace_id)
-        LEFT JOIN main.steps st ON st.trace_id = b.trace_id AND st.step = b.step
+        LEFT JOIN main.steps st ON st.trace_id = b.trace_id AND st.step = coalesce(b.author_step, b.step)
         WHERE t.outcome <> 'success'""")
 
 
