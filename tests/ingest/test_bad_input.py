@@ -6,13 +6,13 @@ ingest (the store opens, holds only whole files, and a rerun completes it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -151,77 +151,90 @@ def test_reingest_adds_nothing_even_after_touch(tmp_path, mast, db):
 
 # -- a writer killed in the middle of a large ingest ------------------------------------------
 
-def _make_corpus(root: Path, files: int, convs: int, msgs: int) -> None:
-    """Unique JSONL conversations (no two alike, so nothing is deduplicated)."""
+def _make_corpus(root: Path, files: int, records: int, msgs: int) -> None:
+    """``files`` folders, each an AG2 records file plus its labels file (a companion).
+
+    Records are unique (nothing is deduplicated).  The companion's "skipped" note is
+    printed only once every file before it is committed, which makes progress visible.
+    """
     rng = random.Random(11)
     words = [f"w{i}" for i in range(500)]
     for fi in range(files):
-        with open(root / f"part{fi:03d}.jsonl", "w", encoding="utf-8") as out:
-            for ci in range(convs):
-                conv = [{"role": "user" if k % 2 == 0 else "assistant", "name": f"agent{k % 3}",
-                         "content": f"file {fi} conv {ci} msg {k}: " + " ".join(rng.choices(words, k=60))}
-                        for k in range(msgs)]
-                out.write(json.dumps({"messages": conv, "system": "synthetic"}) + "\n")
+        d = root / f"d{fi:03d}"
+        d.mkdir()
+        recs = []
+        for ri in range(records):
+            traj = [{"content": f"file {fi} record {ri} msg {k}: " + " ".join(rng.choices(words, k=60)),
+                     "role": "user" if k % 2 == 0 else "assistant", "name": f"agent{k % 3}"}
+                    for k in range(msgs)]
+            recs.append({"trace_id": f"f{fi}-r{ri}", "mas_name": "AG2", "benchmark_name": "synthetic",
+                         "round": "kill-test", "trace": json.dumps({"problem_statement": [f"task {fi}/{ri}"],
+                                                                    "trajectory": traj})})
+        (d / "gold_labels_x.json").write_text(json.dumps(
+            {"labels": {r["trace_id"]: {"present": ["FM-1.1"] if i % 2 else []} for i, r in enumerate(recs)}}))
+        (d / "raw_ag2_records_x.json").write_text(json.dumps(recs))
 
 
 def _cli(db: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "mast.cli", "-d", str(db), *args]
 
 
-def _check_whole_files(db: Path, convs: int, msgs: int) -> int:
+def _check_whole_files(db: Path, records: int, msgs: int) -> int:
     with Store(db) as st:  # a write open replays the WAL of the killed process
         bad = st.fetchall("SELECT count(*) FROM traces t WHERE n_steps <> "
                           "(SELECT count(*) FROM steps s WHERE s.trace_id = t.trace_id)")[0][0]
         per_file = st.fetchall("SELECT source_path, count(*) FROM traces GROUP BY 1")
         orphans = st.fetchall("SELECT count(*) FROM steps WHERE trace_id NOT IN (SELECT trace_id FROM traces)")[0][0]
         short = st.fetchall("SELECT count(*) FROM traces WHERE n_steps <> ?", [msgs])[0][0]
+        labels = st.fetchall("SELECT count(*) FROM annotations")[0][0]
         done = st.fetchall("SELECT count(*) FROM ingested_files")[0][0]
     assert bad == 0 and orphans == 0 and short == 0
-    assert all(n == convs for _, n in per_file), "a file's traces are all stored or none"
+    assert all(n == records for _, n in per_file), "a file's traces are all stored or none"
+    assert labels == len(per_file) * records * 14  # and their labels with them
     assert done == len(per_file)  # a file is recorded as done exactly when its traces are stored
     return len(per_file)
 
 
 def test_sigkill_mid_ingest_leaves_whole_files_and_rerun_completes(tmp_path):
-    files, convs, msgs = 40, 60, 12
+    files, records, msgs = 40, 60, 12
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    _make_corpus(corpus, files, convs, msgs)
+    _make_corpus(corpus, files, records, msgs)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     clean = tmp_path / "clean.duckdb"
     subprocess.run(_cli(clean, "ingest", str(corpus)), check=True, env=env, capture_output=True, timeout=600)
     want = _counts(clean)
-    assert want["traces"] == files * convs
+    assert want["traces"] == files * records
 
     db = tmp_path / "killed.duckdb"
-    proc = subprocess.Popen(_cli(db, "ingest", str(corpus)), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # Wait for progress: committed files grow the write-ahead log (or the file itself).
-    wal = Path(str(db) + ".wal")
-    deadline = time.monotonic() + 120
-    base = None
+    # Its own session, so the kill reaches parser worker processes too.
+    proc = subprocess.Popen(_cli(db, "ingest", str(corpus)), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    marker = f"{corpus / 'd008' / 'gold_labels_x.json'}: skipped"
+    seen = []
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            size = (db.stat().st_size if db.exists() else 0) + (wal.stat().st_size if wal.exists() else 0)
-            if base is None and size:
-                base = size
-            if base is not None and size > base + 2_000_000:
+        for line in proc.stderr:  # wait until files d000..d007 are committed
+            seen.append(line)
+            if marker in line:
+                os.killpg(proc.pid, signal.SIGKILL)
                 break
-            time.sleep(0.01)
-        assert proc.poll() is None, "ingest finished before it could be interrupted; grow the corpus"
-        proc.send_signal(signal.SIGKILL)
+        else:
+            pytest.fail("ingest finished before it could be interrupted:\n" + "".join(seen))
     finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
-    stored = _check_whole_files(db, convs, msgs)
-    assert 0 < stored < files, f"expected a partial ingest, found {stored} of {files} files"
+    stored = _check_whole_files(db, records, msgs)
+    assert 8 <= stored < files, f"expected a partial ingest, found {stored} of {files} files"
 
     rerun = subprocess.run(_cli(db, "ingest", str(corpus), "--json"), env=env, capture_output=True,
                            text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)
-    assert summary["traces_new"] + stored * convs == files * convs
-    assert _check_whole_files(db, convs, msgs) == files
+    assert summary["traces_new"] + stored * records == files * records
+    assert summary["skipped_unchanged"] == stored
+    assert _check_whole_files(db, records, msgs) == files
     assert _counts(db) == want
