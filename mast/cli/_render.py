@@ -44,5 +44,7 @@ def table(rows: Iterable[dict], columns: list[str], title: str | None = None,
     for c in columns:
         t.add_column(c, justify="right" if c in right else "left", overflow="fold")
     for r in rows:
-        t.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in columns])
+        # Text, not str: cells hold trace content, and "[chatting]" or "[/b]" in a log must
+        # print as written rather than be read as rich markup.
+        t.add_row(*[Text("" if r.get(c) is None else str(r.get(c))) for c in columns])
     return t

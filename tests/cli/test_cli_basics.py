@@ -119,3 +119,14 @@ def test_second_writer_gets_store_in_use(tmp_path, mast, db):
         holder.kill()
         holder.wait()
     mast("ingest", SAMPLE)  # once the other process is gone, writing works
+
+
+def test_show_prints_trace_text_literally(tmp_path, mast):
+    # Trace text is untrusted: rich markup in it must neither vanish nor crash the table.
+    chat = tmp_path / "chat.json"
+    chat.write_text(json.dumps([{"role": "user", "content": "System: **[chatting]** then [/bold] end"},
+                                {"role": "assistant", "name": "bot", "content": "[red]ok[/red]"}]))
+    mast("ingest", chat)
+    [row] = json.loads(mast("traces", "list", "--json").stdout)
+    text = mast("traces", "show", row["trace_id"], "--width", "200").stdout
+    assert "**[chatting]** then [/bold] end" in text and "[red]ok[/red]" in text
