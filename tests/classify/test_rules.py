@@ -75,7 +75,7 @@ def test_shipped_rule_files_have_headers():
 
 
 def test_root_cause_is_earliest_evidence_step(db):
-    steps = CASES["3.3"][0]
+    steps = CASES["1.4"][0]
     ids = write(db, [trace("fail", steps, task=TASK, outcome=Outcome.FAILURE),
                      trace("ok", steps + [step("Coder", "fine")], task=TASK, outcome=Outcome.SUCCESS)])
     with Store(db) as st:
@@ -84,8 +84,18 @@ def test_root_cause_is_earliest_evidence_step(db):
         ev = st.fetchall("SELECT min(list_min(evidence_steps)) FROM annotations WHERE annotator = 'rules' "
                          "AND label = 'present' AND trace_id = ?", [ids["fail"]])[0][0]
     # a successful trace gets no root cause; the failed one gets the earliest evidence step
-    assert [(t, s) for t, _, s in att] == [(ids["fail"], ev)]
-    assert att[0][1] == steps[ev].agent
+    assert ev == 3
+    assert att == [(ids["fail"], "Planner", 3)]
+
+
+def test_root_cause_of_a_failing_execution_is_the_step_that_asked_for_it(db):
+    steps = CASES["3.3"][0]  # 1 Coder writes code, 2 terminal traceback, 3 Coder claims success
+    ids = write(db, [trace("fail", steps, task=TASK, outcome=Outcome.FAILURE)])
+    with Store(db) as st:
+        run(st, create("rules"), Selection())
+        att = st.fetchall("SELECT trace_id, agent, step, rationale FROM attributions WHERE annotator = 'rules'")
+    assert [(t, a, s) for t, a, s, _ in att] == [(ids["fail"], "Coder", 1)]
+    assert "step 2" in att[0][3] and "execution" in att[0][3]
 
 
 def test_bad_input_no_steps_no_timestamps_huge_and_odd_text(db):
