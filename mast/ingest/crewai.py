@@ -591,8 +591,8 @@ class CrewAILogImporter:
                     yield self._text_entry(path, start, "\n".join(cur))
                 cur = [line] if line is not None else []
                 start = ln + 1
-            elif cur:
-                cur.append(line)  # an unescaped multi-line output value
+            elif cur and 'output="' in cur[0] and not "\n".join(cur).rstrip().endswith('"'):
+                cur.append(line)  # an unescaped multi-line output value, still open
             elif line.strip():
                 raise IngestError(str(path), f"line {ln + 1}", "not an output_log line (expected 'YYYY-MM-DD HH:MM:SS: task_name=…')")
 

@@ -1,0 +1,76 @@
+"""Golden summaries for the CrewAI / LangGraph / OTel fixtures (helper, not a test module).
+
+A summary is computed from the *store* with SQL after a real ``mast ingest`` through the
+CLI: per trace the importer used, agents, steps per kind, tool-call/result pairs (joined
+on ``tool_call.span_id = tool_result.parent_span_id``), handoffs, termination and token
+totals.  ``<framework>/golden.json`` pins the reviewed summaries; ``facts.json`` beside
+it holds what the generator observed from the framework side (scripted LLM usage, tools
+run), which the tests check independently of the golden files.
+
+Regenerate the golden files after a deliberate change with
+``MAST_WRITE_GOLDEN=1 .venv/bin/python -m pytest tests/ingest/test_crewai.py ...``
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+from mast.store import Store
+
+
+def summarise(db: Path) -> list[dict]:
+    with Store(db, read_only=True) as st:
+        traces = st.fetchall("SELECT trace_id, source_format, system, outcome, tokens_in, tokens_out, task "
+                             "FROM traces ORDER BY source_path, source_index")
+        out = []
+        for tid, fmt, system, outcome, tin, tout, task in traces:
+            rows = st.fetchall("SELECT step, agent, kind, span_id, parent_span_id, tool_name, target_agent, status "
+                               "FROM steps WHERE trace_id = ? ORDER BY step", [tid])
+            pairs = st.fetchall("""
+                SELECT c.tool_name, coalesce(r.status, 'ok') FROM steps c JOIN steps r
+                  ON r.trace_id = c.trace_id AND r.kind = 'tool_result' AND r.parent_span_id = c.span_id
+                WHERE c.trace_id = ? AND c.kind = 'tool_call' ORDER BY c.step""", [tid])
+            unpaired = st.fetchall("""
+                SELECT count(*) FROM steps c WHERE c.trace_id = ? AND c.kind = 'tool_call' AND NOT EXISTS (
+                  SELECT 1 FROM steps r WHERE r.trace_id = c.trace_id AND r.kind = 'tool_result'
+                    AND r.parent_span_id = c.span_id)""", [tid])[0][0]
+            terms = [r for r in rows if r[2] == "termination"]
+            out.append({
+                "format": fmt, "system": system, "outcome": outcome, "has_task": bool(task),
+                "agents": sorted({r[1] for r in rows if r[1]}),
+                "kinds": dict(sorted(Counter(r[2] for r in rows).items())),
+                "tool_pairs": [list(p) for p in pairs], "unpaired_tool_calls": unpaired,
+                "handoffs": [[r[1], r[6]] for r in rows if r[2] == "handoff"],
+                "termination": [terms[-1][1], terms[-1][7]] if terms else None,
+                "termination_last": bool(terms) and rows[-1][2] == "termination",
+                "tokens": [tin, tout],
+            })
+        return out
+
+
+def check(fix: Path, rel: str, got: list[dict]) -> None:
+    """Compare with ``fix/golden.json[rel]`` (or record it when MAST_WRITE_GOLDEN=1)."""
+    gpath = fix / "golden.json"
+    golden = json.loads(gpath.read_text()) if gpath.exists() else {}
+    if os.environ.get("MAST_WRITE_GOLDEN") == "1":
+        golden[rel] = got
+        gpath.write_text(json.dumps(dict(sorted(golden.items())), indent=1) + "\n")
+        return
+    assert rel in golden, f"no golden summary for {rel}; see tests/ingest/fw_golden.py"
+    want = golden[rel]
+    assert len(got) == len(want), f"{rel}: {len(got)} trace(s), golden has {len(want)}"
+    for g, w in zip(got, want):
+        for key in w:
+            assert g[key] == w[key], f"{rel}: {key} differs: got {g[key]!r}, golden {w[key]!r}"
+
+
+def golden_keys(fix: Path) -> list[str]:
+    gpath = fix / "golden.json"
+    listed = set(json.loads(gpath.read_text())) if gpath.exists() else set()
+    on_disk = {str(p.relative_to(fix)) for p in fix.rglob("*") if p.is_file()
+               and p.name not in ("golden.json", "facts.json")}
+    return sorted(listed | on_disk)
