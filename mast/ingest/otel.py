@@ -30,7 +30,12 @@ sits, in time, inside an LLM span of another trace is a duplicate (OpenInference
 CrewAI event-listener mode re-emits every OpenAI call as its own root) and is dropped; an
 LLM span with an LLM span below it yields one step (the inner one, which has the tokens).
 
-Steps, in depth-first order of the span tree (children by start time): LLM spans →
+AutoGen AgentChat keeps the conversation only in the ``message`` attribute of its runtime
+``autogen process`` spans: when those are present the steps are its chat messages
+(deduplicated by message id; a transfer tool call, its result and the ``HandoffMessage``
+are one ``handoff``), with tokens from ``models_usage``.
+
+Otherwise, steps follow the depth-first order of the span tree (children by start time): LLM spans →
 ``llm_call``; tool spans → ``tool_call`` + ``tool_result`` (``tool_call.span_id`` =
 ``tool_result.parent_span_id`` = the span id) or, for ``transfer_to_X`` and CrewAI
 delegation tools, one ``handoff``; an agent span for another agent than the last
@@ -63,7 +68,7 @@ _HEX_RX = re.compile(r"^(?:0x)?([0-9a-fA-F]{16}|[0-9a-fA-F]{32})$")
 _KIND = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
 _STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
 _LLM_OPS = {"chat", "text_completion", "generate_content", "generate", "completion"}
-_AGENT_OPS = {"invoke_agent", "create_agent"}
+_AGENT_OPS = {"invoke_agent"}  # create_agent is construction, not a turn
 _PARENT_CMD_RX = re.compile(r"ParentCommand\(")
 _GOTO_RX = re.compile(r"goto=(?:\[)?['\"]([^'\"]+)['\"]")
 _DELEGATE_RX = re.compile(r"(?i)^(delegate work to coworker|ask question to coworker)$")
@@ -639,8 +644,8 @@ def _drop_duplicate_llm_groups(groups: list[list[Span]]) -> list[list[Span]]:
                  if _kind_of(s) == "llm"]
     keep = []
     for gi, g in enumerate(groups):
-        if len(groups) > 1 and all(str(s.attrs.get("gen_ai.operation.name")) == "create_agent" for s in g):
-            continue  # AgentChat emits agent construction as separate roots, outside any run
+        if len(groups) > 1 and all(_kind_of(s) == "other" and not s.name.startswith("autogen process") for s in g):
+            continue  # nothing happened in it (AgentChat's agent construction roots, a "build team" span)
         if len(groups) > 1 and all(_kind_of(s) == "llm" for s in g):
             lo = min(s.start_ns for s in g)
             hi = max(s.end_ns or s.start_ns for s in g)
@@ -648,6 +653,94 @@ def _drop_duplicate_llm_groups(groups: list[list[Span]]) -> list[list[Span]]:
                 continue  # a re-emitted copy of an LLM call already inside another trace
         keep.append(g)
     return keep
+
+
+_AC_TEXT = {"TextMessage", "ToolCallSummaryMessage", "MultiModalMessage", "StructuredMessage", "ThoughtEvent",
+            "UserInputRequestedEvent", "SelectorEvent", "MemoryQueryEvent"}
+
+
+def _agentchat_steps(spans: list[Span]) -> tuple[list, str | None] | None:
+    """AgentChat puts the conversation only in the ``message`` attribute of its runtime
+    ``autogen process`` spans (``invoke_agent`` / ``execute_tool`` carry no content): read
+    the chat messages from there, once each, in the order they were first delivered.
+    A handoff (transfer tool call + its result + ``HandoffMessage``) is one step."""
+    found: list[tuple[dict, int]] = []
+    seen: set = set()
+    for sp in sorted(spans, key=lambda x: x.start_ns):
+        if not sp.name.startswith("autogen process") or not isinstance(sp.attrs.get("message"), str):
+            continue
+        try:
+            body = json.loads(sp.attrs["message"])
+        except ValueError:
+            continue
+        if not isinstance(body, dict):
+            continue
+        cands: list = []
+        if isinstance(body.get("messages"), list):
+            cands += body["messages"]
+        if isinstance(body.get("message"), dict):
+            cands.append(body["message"])
+        resp = body.get("response")
+        if isinstance(resp, dict):
+            cands += [resp.get("chat_message")] + list(resp.get("inner_messages") or [])
+        for m in cands:
+            if not isinstance(m, dict) or "type" not in m or "source" not in m:
+                continue
+            key = m.get("id") or json.dumps([m.get("type"), m.get("source"), m.get("content")], default=str)
+            if key in seen:
+                continue
+            seen.add(key)
+            found.append((m, sp.start_ns))
+    if not found:
+        return None
+    steps: list = []
+    handoff_calls: set = set()
+    task = None
+    pending = [0, 0, False]  # usage of a message that produced no step (a transfer call)
+    for m, t_ns in found:
+        typ, src = m["type"], str(m["source"])
+        ts = m.get("created_at") or _iso(t_ns)
+        if isinstance(ts, str) and ts.endswith("Z"):
+            ts = ts[:-1] + "+00:00"
+        usage = m.get("models_usage") or {}
+        first = len(steps)
+        user = src == "user"
+        if typ == "ToolCallRequestEvent":
+            for c in m.get("content") or []:
+                target = transfer_target(c.get("name"))
+                if target:
+                    handoff_calls.add(c.get("id"))
+                    continue
+                steps.append(step(agent=src, role="assistant", kind=StepKind.TOOL_CALL, tool_name=c.get("name"),
+                                  tool_args=c.get("arguments"), span_id=c.get("id"), started_at=ts))
+        elif typ == "ToolCallExecutionEvent":
+            for r in m.get("content") or []:
+                if r.get("call_id") in handoff_calls:
+                    continue
+                steps.append(step(agent=src, role="tool", kind=StepKind.TOOL_RESULT, tool_name=r.get("name"),
+                                  content=as_text(r.get("content")), parent_span_id=r.get("call_id"),
+                                  status="error" if r.get("is_error") else "ok", started_at=ts))
+        elif typ == "HandoffMessage":
+            steps.append(step(agent=src, role="assistant", kind=StepKind.HANDOFF, target_agent=m.get("target"),
+                              content=as_text(m.get("content")), started_at=ts))
+        elif typ == "StopMessage":
+            steps.append(step(agent=src, kind=StepKind.TERMINATION, content=as_text(m.get("content")),
+                              started_at=ts, status="stopped"))
+        else:
+            kind = StepKind.MESSAGE if typ in _AC_TEXT or "Message" in typ else StepKind.EVENT
+            content = m.get("content")
+            steps.append(step(agent=None if user else src, role="user" if user else "assistant", kind=kind,
+                              content=as_text(content), started_at=ts, attributes={"type": typ}))
+            if user and task is None and isinstance(content, str):
+                task = content
+        if usage:
+            pending[0] += usage.get("prompt_tokens") or 0
+            pending[1] += usage.get("completion_tokens") or 0
+            pending[2] = True
+        if pending[2] and len(steps) > first:
+            steps[first].tokens_in, steps[first].tokens_out = pending[0], pending[1]
+            pending[:] = [0, 0, False]
+    return steps, task
 
 
 def _trace(path: Path, index: int, spans: list[Span]) -> Trace:
@@ -691,9 +784,22 @@ def _trace(path: Path, index: int, spans: list[Span]) -> Trace:
             stack.extend(c.children)
         return False
 
+    main = max(roots, key=lambda r: (_subtree_size(r), -r.start_ns))
+    ac = _agentchat_steps(spans)
+    if ac is not None:
+        steps, task = ac
+        if not steps or steps[-1].kind != StepKind.TERMINATION:
+            last = next((x.agent for x in reversed(steps) if x.agent), None)
+            steps.append(step(agent=last, kind=StepKind.TERMINATION, status="completed",
+                              started_at=_iso(max((x.end_ns or x.start_ns) for x in spans))))
+        return Trace(system=_system(spans, main), framework="autogen", source_format="otel", source_path=str(path),
+                     source_index=index, steps=steps, task=task,
+                     started_at=_iso(min(x.start_ns for x in spans)),
+                     ended_at=_iso(max((x.end_ns or x.start_ns) for x in spans)),
+                     metadata={"source_id": sorted({x.trace_id for x in spans}), "spans": len(spans),
+                               "first_record": spans[0].where, "dialects": ["autogen-runtime"]})
     steps = []
     state = {"last_target": None, "cur_agent": None, "last_agent_span": None}
-    main = max(roots, key=lambda r: (_subtree_size(r), -r.start_ns))
     task = _input_text(main)
     if task:
         steps.append(step(agent=None, role="user", kind=StepKind.MESSAGE, content=task,

@@ -244,3 +244,26 @@ def test_agentchat_fragmented_run_is_stitched_into_one_trace():
     [trace] = list(otel.OTelImporter().read(p))
     assert {s.agent for s in trace.steps if s.agent} == {"planner", "weather_agent", "critic"}
     assert len(trace.metadata["source_id"]) > 10
+
+
+def test_agentchat_content_comes_from_runtime_message_attributes():
+    p = SHARED / "autogen" / "samples" / "agentchat" / "openai-stub" / "swarm" / "otel_spans.otlp.json"
+    if not p.exists():
+        pytest.skip(f"{p} not present")
+    from mast.ingest import otel
+    spans = otel.load_spans(p)
+    usage = []
+    for s in spans:
+        if s.name.startswith("autogen process") and isinstance(s.attrs.get("message"), str):
+            m = json.loads(s.attrs["message"]).get("message") or {}
+            if m.get("models_usage") and m.get("id") not in {u[0] for u in usage}:
+                usage.append((m["id"], m["models_usage"]["prompt_tokens"], m["models_usage"]["completion_tokens"]))
+    [trace] = list(otel.OTelImporter().read(p))
+    kinds = [s.kind.value for s in trace.steps]
+    assert [(s.agent, s.target_agent) for s in trace.steps if s.kind.value == "handoff"] == [
+        ("triage", "refunds"), ("refunds", "user")]
+    assert not [s for s in trace.steps if (s.tool_name or "").startswith("transfer_")]
+    assert kinds.count("tool_call") == kinds.count("tool_result") == 1
+    assert trace.task == "Please refund order A42 (19.99 EUR)."
+    assert sum(s.tokens_in or 0 for s in trace.steps) == sum(u[1] for u in usage) > 0
+    assert sum(s.tokens_out or 0 for s in trace.steps) == sum(u[2] for u in usage)
