@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 from mast.errors import IngestError
 from mast.ingest import register
@@ -346,9 +346,14 @@ def _run(path: Path, index: int, group: list[tuple[Any, dict]], source_format: s
     first = group[0][0] if group else index
     meta = dict(metadata)
     meta.update({"source_id": kickoff_id, "crew_name": crew_name, "first_record": first})
-    return Trace(system=system or crew_name, framework=FRAMEWORK, source_format=source_format,
+    return Trace(system=_named(system) or _named(crew_name), framework=FRAMEWORK, source_format=source_format,
                  source_path=str(path), source_index=index, steps=steps, task=task, outcome=outcome,
                  metadata=_clean(meta))
+
+
+def _named(name: Any) -> str | None:
+    """A crew's name, unless it is CrewAI's default ("crew"): then ``--system`` decides."""
+    return str(name) if name and str(name) != "crew" else None
 
 
 def _step(**kw: Any) -> Step:

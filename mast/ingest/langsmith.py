@@ -300,7 +300,8 @@ class LangSmithImporter:
                               started_at=_iso(root.get("end_time")), status="completed",
                               parent_span_id=root["id"]))
         md = ((root.get("extra") or {}).get("metadata") or {})
-        return Trace(system=root.get("name"), framework="langgraph" if any(
+        # "LangGraph" is the default name of a compiled graph: no system name, --system decides
+        return Trace(system=root.get("name") if root.get("name") != "LangGraph" else None, framework="langgraph" if any(
             "langgraph_node" in ((r.get("extra") or {}).get("metadata") or {}) for _, r in runs) else "langchain",
             source_format=self.name, source_path=str(path), source_index=index, steps=steps, task=task,
             outcome=outcome, started_at=_iso(root.get("start_time")), ended_at=_iso(root.get("end_time")),

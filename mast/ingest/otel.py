@@ -60,7 +60,7 @@ from typing import Any, Iterator
 
 from mast.errors import IngestError
 from mast.ingest import register
-from mast.ingest._util import as_text, first_char, strip_bom
+from mast.ingest._util import as_text, strip_bom
 from mast.ingest.langgraph import NotAMessage, lc_message, step, text_of, transfer_target
 from mast.model import Outcome, StepKind, Trace
 
@@ -121,7 +121,7 @@ def _any(path: Path, where: str, v: Any) -> Any:
         return v
     if not v:
         return None
-    (k, x), = v.items() if len(v) == 1 else (next(iter(v.items())),)
+    k, x = next(iter(v.items()))
     if k == "stringValue":
         return x
     if k == "boolValue":
@@ -245,13 +245,13 @@ def _doc_spans(path: Path, where: str, doc: Any) -> Iterator[Span]:
                 for k, s in enumerate((ss or {}).get("spans") or []):
                     yield _otlp_span(path, f"{w}.scopeSpans[{j}].spans[{k}]", s, res, scope)
     elif isinstance(doc, dict) and "context" in doc and "kind" in doc:
-        yield _sdk_span(path, where.rstrip(". ") or "0", doc)
+        yield _sdk_span(path, where.rstrip(": ") or "0", doc)
     elif isinstance(doc, dict) and "traceId" in doc and "spanId" in doc:
         res = _attrs(path, where, (doc.get("resource") or {}).get("attributes")) if isinstance(doc.get("resource"), dict) else {}
         scope = (doc.get("scope") or {}).get("name") if isinstance(doc.get("scope"), dict) else None
-        yield _otlp_span(path, where.rstrip(". ") or "0", doc, res, scope)
+        yield _otlp_span(path, where.rstrip(": ") or "0", doc, res, scope)
     else:
-        raise IngestError(str(path), where.rstrip(". ") or None,
+        raise IngestError(str(path), where.rstrip(": ") or None,
                           "not an OpenTelemetry span or OTLP request (expected resourceSpans, traceId/spanId or context)")
 
 
@@ -272,7 +272,7 @@ def load_spans(path: Path) -> list[Span]:
     except ValueError:
         doc = None
         dec = json.JSONDecoder()
-        pos, n, line = 0, 0, 1
+        pos, line = 0, 1
         L = len(text)
         while True:
             while pos < L and text[pos] in " \t\r\n":
@@ -288,7 +288,6 @@ def load_spans(path: Path) -> list[Span]:
             spans.extend(_doc_spans(path, f"line {line}: ", obj))
             line += text.count("\n", pos, end)
             pos = end
-            n += 1
         return spans
     docs = doc if isinstance(doc, list) else [doc]
     for i, d in enumerate(docs):
@@ -929,7 +928,8 @@ def _system(spans: list[Span], main: Span) -> str | None:
         return str(svc)
     for key in ("crewai.crew.name", "gen_ai.workflow.name", "langsmith.trace.name"):
         for s in [main, *spans]:
-            if s.attrs.get(key):
+            # CrewAI's and LangGraph's default names ("crew", "LangGraph") name nothing
+            if s.attrs.get(key) and str(s.attrs[key]) not in ("crew", "LangGraph"):
                 return str(s.attrs[key])
     return None
 

@@ -259,3 +259,15 @@ def test_every_supported_reference_sample_is_detected_and_yields_steps():
         assert traces and all(t.steps for t in traces), p
         seen += 1
     assert seen >= 20
+
+
+def test_system_name_from_the_crew_else_from_the_command_line(mast, db, tmp_path):
+    ingest(mast, FIX / "research" / "event_bus.jsonl")
+    text = (FIX / "research" / "event_bus.jsonl").read_text().replace('"crew_name":"tracing_research"', '"crew_name":"crew"')
+    assert '"crew_name":"crew"' in text
+    p = tmp_path / "unnamed.jsonl"
+    p.write_text(text.replace("LangGraph and CrewAI", "another topic"))
+    mast("ingest", "--system", "my-crew", p)
+    with Store(db, read_only=True) as st:
+        got = sorted(r[0] for r in st.fetchall("SELECT system FROM traces"))
+    assert got == ["my-crew", "tracing_research"]  # "crew" is CrewAI's default name: --system decides

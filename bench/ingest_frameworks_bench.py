@@ -1,0 +1,205 @@
+"""Ingest benchmark for the OTLP and CrewAI-events importers, against DuckDB's ``read_json``.
+
+    .venv/bin/python bench/ingest_frameworks_bench.py [--corpus otlp|crewai|both] [--size-mb 500]
+
+Reuses the harness of bench/ingest_bench.py (the real CLI in a subprocess with the RSS of
+its process tree sampled every 50 ms; the reference is DuckDB's ``read_json`` of the same
+files into tables of a fresh on-disk database).  The corpora are scaled from the committed
+fixtures (tests/fixtures/frameworks/), each copy made a new run:
+
+- ``otlp``: OTLP/JSON requests from the OTel, CrewAI-native, OpenInference and LangSmith
+  fixtures; every copy gets fresh trace ids (first 8 hex digits = copy number) and is
+  written either as one request per file (``otlp/json/<template>/<n>.json``) or as
+  Collector-style JSON Lines, one request per line, ~4 MB per file (``otlp/jsonl/<n>.jsonl``).
+- ``crewai``: CrewAI event-bus JSON Lines (``model_dump`` per line); each file holds
+  ~40 runs, every run with fresh event ids (first 8 hex digits of each UUID = copy number)
+  and a numbered topic, so every run is a new trace (``crewai/events/<n>.jsonl``).
+
+Prints Markdown and writes ``<out>/ingest_frameworks_<timestamp>.json``.  Never part of the
+test run.  Targets (issue 3): mast rate >= 0.3 x reference rate, peak RSS < 1 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _corpus  # noqa: E402
+import ingest_bench as harness  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FW = ROOT / "tests" / "fixtures" / "frameworks"
+BUILD_VERSION = 1
+OTLP_TEMPLATES = ["otel/genai_legacy.otlp.json", "otel/split_run.otlp.json", "crewai/research/crewai_native.otlp.json",
+                  "crewai/failing/crewai_native.otlp.json", "crewai/research/openinference_wrappers.otlp.json",
+                  "crewai/research/openinference_events.otlp.json", "langgraph/supervisor/openinference.otlp.json",
+                  "langgraph/loop/langsmith_otel.otlp.json"]
+CREW_TEMPLATES = ["crewai/research/event_bus.jsonl", "crewai/failing/event_bus.jsonl"]
+_TRACE_RX = re.compile(r'("traceId":\s*")([0-9a-f]{8})([0-9a-f]{24}")')
+_UUID_RX = re.compile(r"\b[0-9a-f]{8}(-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
+
+
+def _otlp_copy(text: str, n: int) -> str:
+    return _TRACE_RX.sub(lambda m: f"{m.group(1)}{n:08x}{m.group(3)}", text)
+
+
+def _crew_copy(text: str, n: int) -> str:
+    text = _UUID_RX.sub(lambda m: f"{n:08x}{m.group(1)}", text)
+    return text.replace("LangGraph and CrewAI", f"LangGraph and CrewAI (run {n})")
+
+
+def build(root: Path, kind: str, size_mb: int, log=print) -> _corpus.Corpus:
+    meta = root.parent / (root.name + ".meta.json")
+    want = {"kind": kind, "size_mb": size_mb, "version": BUILD_VERSION}
+    if meta.exists() and root.exists():
+        m = json.loads(meta.read_text())
+        if m.get("want") == want:
+            return _corpus.Corpus(**m["corpus"])
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    c = _corpus.Corpus(root=str(root), size_mb=size_mb, big_mb=0)
+    budget = size_mb * 1_000_000
+    n = 0
+
+    def note(shape: str, size: int) -> None:
+        s = c.by_shape.setdefault(shape, {"files": 0, "bytes": 0})
+        s["files"] += 1
+        s["bytes"] += size
+        c.files += 1
+        c.bytes += size
+
+    if kind == "otlp":
+        temps = [(Path(t).name.split(".")[0] + "_" + Path(t).parent.name,
+                  json.dumps(json.loads((FW / t).read_text()), separators=(",", ":"))) for t in OTLP_TEMPLATES]
+        # half of the bytes one request per file, half Collector JSONL (one request per line)
+        while c.bytes < budget / 2:
+            name, text = temps[n % len(temps)]
+            d = root / "json" / name
+            d.mkdir(parents=True, exist_ok=True)
+            body = _otlp_copy(text, n)
+            (d / f"{n}.json").write_text(body)
+            note("otlp_json", len(body))
+            n += 1
+        f = 0
+        while c.bytes < budget:
+            d = root / "jsonl"
+            d.mkdir(parents=True, exist_ok=True)
+            lines = []
+            size = 0
+            while size < 4_000_000:
+                body = _otlp_copy(temps[n % len(temps)][1], n)
+                lines.append(body)
+                size += len(body) + 1
+                n += 1
+            (d / f"{f}.jsonl").write_text("\n".join(lines) + "\n")
+            note("otlp_jsonl", size)
+            f += 1
+        c.groups = [{"glob": f"json/{t}/*.json"} for t in sorted({t[0] for t in temps})] + [{"glob": "jsonl/*.jsonl"}]
+    else:
+        temps = [(FW / t).read_text() for t in CREW_TEMPLATES]
+        f = 0
+        d = root / "events"
+        d.mkdir(parents=True, exist_ok=True)
+        while c.bytes < budget:
+            parts = []
+            size = 0
+            for _ in range(40):
+                body = _crew_copy(temps[n % len(temps)], n)
+                parts.append(body)
+                size += len(body)
+                n += 1
+            (d / f"{f}.jsonl").write_text("".join(parts))
+            note("crewai_events", size)
+            f += 1
+        c.groups = [{"glob": "events/*.jsonl"}]
+    log(f"built {kind} corpus: {c.files} files, {c.bytes / 1e6:.0f} MB, {n} runs")
+    meta.write_text(json.dumps({"want": want, "corpus": c.__dict__ if not hasattr(c, "__dataclass_fields__")
+                                else {k: getattr(c, k) for k in c.__dataclass_fields__}}))
+    return c
+
+
+def run_one(kind: str, a, log) -> dict:
+    corpus = build(a.out / f"fw_corpus_{kind}", kind, a.size_mb, log=log)
+    mb = corpus.bytes / 1e6
+    tmp = Path(tempfile.mkdtemp(prefix=f"mast-fwbench-{kind}-", dir=a.out))
+    res: dict = {"kind": kind, "corpus": {k: getattr(corpus, k) for k in ("root", "bytes", "files", "by_shape")},
+                 "runs": []}
+    for i in range(a.runs):
+        log(f"[{kind}] run {i + 1}: mast ingest ...")
+        m = harness.run_mast([Path(corpus.root)], tmp / "mast.duckdb")
+        s = m["summary"]
+        run = {"loadavg_before": os.getloadavg(), "mast": {
+            "wall_s": m["wall_s"], "mb_s": mb / m["wall_s"], "steps": s["steps"], "traces_new": s["traces_new"],
+            "files": s["files"], "errors": len(s["errors"]), "formats": s["formats"],
+            "peak_tree_rss_mb": m["peak_tree_rss_mb"], "peak_proc_hwm_mb": m["peak_proc_hwm_mb"],
+            "processes": m["processes"], "store_mb": m["store_mb"]}}
+        log(json.dumps(run["mast"]))
+        for p in tmp.glob("mast.duckdb*"):
+            p.unlink()
+        if not a.skip_reference:
+            log(f"[{kind}] run {i + 1}: reference read_json ...")
+            r = harness.run_reference(corpus, tmp / "ref.duckdb")
+            run["reference"] = {"wall_s": r["wall_s"], "read_json_s": r["result"]["seconds"], "mb_s": mb / r["wall_s"],
+                                "rows": sum(g["rows"] for g in r["result"]["groups"]),
+                                "threads": r["result"]["threads"], "peak_tree_rss_mb": r["peak_tree_rss_mb"]}
+            run["ratio"] = run["mast"]["mb_s"] / run["reference"]["mb_s"]
+            log(json.dumps(run["reference"]))
+            for p in tmp.glob("ref.duckdb*"):
+                p.unlink()
+        run["loadavg_after"] = os.getloadavg()
+        res["runs"].append(run)
+    tmp.rmdir()
+    return res
+
+
+def markdown(all_res: dict) -> str:
+    mc = all_res["machine"]
+    out = [f"- machine: {mc['nproc']} cores ({mc['cpu']}), {mc['ram_gb']} GB RAM, Python {mc['python']}"]
+    for res in all_res["corpora"]:
+        c = res["corpus"]
+        out.append(f"- **{res['kind']}** corpus: {c['bytes'] / 1e6:.0f} MB in {c['files']} files ("
+                   + ", ".join(f"{k} {v['files']} files / {v['bytes'] / 1e6:.0f} MB" for k, v in c["by_shape"].items())
+                   + ")")
+        for i, r in enumerate(res["runs"], 1):
+            m = r["mast"]
+            line = (f"  - run {i} (load {r['loadavg_before'][0]:.1f}): mast {m['wall_s']:.1f} s, **{m['mb_s']:.1f} MB/s**, "
+                    f"{m['traces_new']:,} traces, {m['steps']:,} steps, {m['errors']} errors, peak RSS "
+                    f"{m['peak_tree_rss_mb']:.0f} MB (tree of {m['processes']}; largest process "
+                    f"{m['peak_proc_hwm_mb']:.0f} MB)")
+            if "reference" in r:
+                ref = r["reference"]
+                line += (f"; read_json {ref['wall_s']:.1f} s, **{ref['mb_s']:.1f} MB/s** ({ref['threads']} threads, "
+                         f"peak RSS {ref['peak_tree_rss_mb']:.0f} MB); ratio **{r['ratio']:.2f}**")
+            out.append(line)
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", choices=["otlp", "crewai", "both"], default="both")
+    ap.add_argument("--size-mb", type=int, default=500, help="size of each corpus (default 500)")
+    ap.add_argument("--runs", type=int, default=2, help="measured runs per corpus (default 2)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out", help="work folder (gitignored)")
+    ap.add_argument("--skip-reference", action="store_true")
+    a = ap.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    log = lambda *x: print(*x, file=sys.stderr, flush=True)  # noqa: E731
+    kinds = ["otlp", "crewai"] if a.corpus == "both" else [a.corpus]
+    res = {"machine": harness.machine(), "corpora": [run_one(k, a, log) for k in kinds],
+           "loadavg_end": os.getloadavg()}
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    (a.out / f"ingest_frameworks_{stamp}.json").write_text(json.dumps(res, indent=1))
+    print(markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
