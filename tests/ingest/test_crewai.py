@@ -59,7 +59,7 @@ def test_fixture_detected_and_matches_golden(rel, mast, db):
     check(FIX, rel, got)
 
 
-@pytest.mark.parametrize("rel", ["research/event_bus.jsonl", "research/event_bus.to_json.jsonl",
+@pytest.mark.parametrize("rel", ["research/event_bus.jsonl",
                                  "research/checkpoint.json", "research/crewai_native.otlp.json",
                                  "research/openinference_wrappers.otlp.json", "research/openinference_events.otlp.json",
                                  "failing/event_bus.jsonl", "failing/crewai_native.otlp.json"])

@@ -255,3 +255,21 @@ def test_every_supported_reference_sample_is_detected_and_yields_steps():
         assert any(s.kind.value == "handoff" for t in traces for s in t.steps), p
         seen += 1
     assert seen >= 15
+
+
+def test_messages_mode_alone_merges_token_chunks(mast, db, tmp_path):
+    # stream_mode="messages" only: AI messages arrive as token chunks, merged by message id
+    lines = [ln for ln in (FIX / "supervisor" / "stream_v1_tuples.jsonl").read_text().splitlines()
+             if json.loads(ln)[1] == "messages"]
+    chunks = [json.loads(ln)[2][0] for ln in lines]
+    assert sum("AIMessageChunk" in json.dumps(c) for c in chunks) > 6
+    p = tmp_path / "messages_only.jsonl"
+    p.write_text("\n".join(lines) + "\n")
+    ingest(mast, p)
+    [got] = summarise(db)
+    facts = FACTS["supervisor"]
+    assert got["format"] == "langgraph-stream"
+    assert got["tokens"] == [facts["tokens_in"], facts["tokens_out"]]
+    assert got["handoffs"] == [["supervisor", "researcher"], ["researcher", "supervisor"],
+                               ["supervisor", "writer"], ["writer", "supervisor"]]
+    assert [p[0] for p in got["tool_pairs"]] == [t["tool"] for t in facts["tools"]]
