@@ -194,19 +194,20 @@ def test_killed_run_resumes_without_asking_again(db, server):
 
     def stop_after_three(out):
         committed.extend(out.trace_ids)
-        if len(committed) == 3:
+        if len(committed) >= 3:
             raise KeyboardInterrupt
 
     with Store(db) as st, pytest.raises(KeyboardInterrupt):
         run(st, clf, Selection(), on_output=stop_after_three)
-    assert rows(db, "SELECT count(DISTINCT trace_id) FROM annotations") == [(3,)]
+    k = len(committed)   # 3, or 4 when two replies landed in the same group commit
+    assert rows(db, "SELECT count(DISTINCT trace_id) FROM annotations") == [(k,)]
     assert rows(db, "SELECT status FROM runs") == [("stopped",)]
     before = len(server.chat_bodies)
     _, res = judge(db, server)
     asked_again = [b for b in server.chat_bodies[before:]
                    if any(f"plan number {ids.index(t)}\n" in b["messages"][1]["content"] + "\n" for t in committed)]
     assert asked_again == []
-    assert len(server.chat_bodies) - before <= 12 - 3
+    assert len(server.chat_bodies) - before <= 12 - k
     assert res.done == 12
     assert rows(db, "SELECT count(DISTINCT trace_id) FROM annotations") == [(12,)]
 

@@ -6,8 +6,11 @@ Contract (on top of :mod:`mast.classify`):
   timeout=..., max_retries=..., prompt="v1", ...)``; ``model`` defaults to
   ``MAST_JUDGE_MODEL``, ``base_url`` to ``OPENAI_BASE_URL``, the key is read from
   ``OPENAI_API_KEY`` (a local endpoint given by ``base_url`` may run without one).
-- ``classify(store, ids)`` yields one :class:`mast.classify.Output` per trace as soon as
-  that trace is finished, so the runner commits each trace on its own.
+- ``classify(store, ids)`` yields a :class:`mast.classify.Output` as soon as a reply is
+  in; every trace whose reply arrived by then goes into the same Output (group commit:
+  usually one trace, a few under heavy load; a trace's rows are never split across
+  Outputs and nothing finished waits for anything unfinished), so the runner commits
+  finished work at once and a killed run loses none of it.
 - Labels: annotator ``judge:<model>``, label ``present`` or ``absent`` for each of the
   taxonomy's modes, with confidence, evidence steps and rationale; a root cause
   (:class:`mast.model.Attribution`) when a mode is present.  The judge never writes
@@ -32,10 +35,10 @@ Contract (on top of :mod:`mast.classify`):
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hashlib
 import json
 import os
+import queue
 import random
 import threading
 import uuid
@@ -160,6 +163,7 @@ class JudgeClassifier:
         self.caps = Capabilities()
         self.stats = JudgeStats()
         self.session = uuid.uuid4().hex[:12]
+        self._pending_cache: list[list] = []
 
     # -- the Classifier contract ------------------------------------------------------
     @property
@@ -198,16 +202,16 @@ class JudgeClassifier:
         h.update(json.dumps(messages, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass"))
         return "j1-" + h.hexdigest()[:40]
 
-    def _prepare(self, store, ids: Sequence[str]) -> Iterator[Job]:
+    def _prepare(self, store, ids: Sequence[str]) -> Iterator[tuple[Job, dict | None]]:
+        """(job, cache hit or None) per trace, reading the store one chunk at a time."""
         for k in range(0, len(ids), _CHUNK):
             chunk = ids[k:k + _CHUNK]
             traces = storage.load_traces(store, chunk)
             hints = storage.rule_hints(store, chunk) if self.hints else {}
-            for tid in chunk:
-                t = traces.get(tid)
-                if t is None:
-                    continue
-                yield self._job(tid, t, hints.get(tid, []))
+            jobs = [self._job(tid, traces[tid], hints.get(tid, [])) for tid in chunk if tid in traces]
+            hits = storage.cache_get(store, [j.key for j in jobs])
+            for job in jobs:
+                yield job, hits.get(job.key)
 
     def _job(self, tid: str, t: dict, hints: list[str]) -> Job:
         r = render_trace(t["steps"], t["task"], self.render_opts)
@@ -224,9 +228,9 @@ class JudgeClassifier:
         """Expected tokens and cost of judging ``trace_ids``; sends nothing."""
         self._setup(need_model=False)
         est = Estimate(self.model or "(none)", 0, 0, 0, 0, 0, 0, 0.0 if self.price.known else None, self.batch)
-        for job in self._prepare(store, list(trace_ids)):
+        for job, hit in self._prepare(store, list(trace_ids)):
             est.traces += 1
-            if storage.cache_get(store, [job.key]):
+            if hit is not None:
                 est.cached += 1
                 continue
             est.to_send += 1
@@ -256,7 +260,7 @@ class JudgeClassifier:
         return Output(annotations=ann, attributions=att, trace_ids=[tid], tokens_in=tokens_in,
                       tokens_out=tokens_out, cost_usd=cost)
 
-    def _finish(self, store, res: JobResult, *, batch: bool = False) -> Output:
+    def _finish(self, store, res: JobResult, *, batch: bool = False, defer_cache: bool = False) -> Output:
         job = res.job
         tid = job.trace_id
         cost = self.price.cost(res.tokens_in, res.tokens_out, batch=batch)
@@ -272,11 +276,21 @@ class JudgeClassifier:
                           tokens_out=res.tokens_out, cost_usd=cost)
         self.stats.judged += 1
         cov = job.rendered.coverage.as_dict()
-        storage.cache_put(store, job.key, trace_id=tid, model=self.model, prompt_version=self.tpl.version,
-                          taxonomy=f"{self.tax.id}@{self.tax.version}", params=self.params(),
-                          result=res.verdicts.to_json(), coverage=cov, tokens_in=res.tokens_in,
-                          tokens_out=res.tokens_out, cost_usd=cost if self.price.known else None)
+        row = storage.cache_row(job.key, trace_id=tid, model=self.model, prompt_version=self.tpl.version,
+                                taxonomy=f"{self.tax.id}@{self.tax.version}", params=self.params(),
+                                result=res.verdicts.to_json(), coverage=cov, tokens_in=res.tokens_in,
+                                tokens_out=res.tokens_out, cost_usd=cost if self.price.known else None)
+        if defer_cache:
+            self._pending_cache.append(row)
+        else:
+            storage.cache_put_many(store, [row])
         return self._output(tid, res.verdicts, cov, res.tokens_in, res.tokens_out, cost)
+
+    def _finish_many(self, store, results: list[JobResult]) -> Output:
+        outs = [self._finish(store, r, defer_cache=True) for r in results]
+        storage.cache_put_many(store, self._pending_cache)
+        self._pending_cache = []
+        return _merge_outputs(outs)
 
     def _from_cache(self, job: Job, hit: dict) -> Output:
         self.stats.cached += 1
@@ -337,46 +351,106 @@ class JudgeClassifier:
         return res
 
     def _online(self, store, ids: list[str]) -> Iterator[Output]:
+        """Workers in an event-loop thread send requests; this thread reads and writes the store.
+
+        ``concurrency`` worker coroutines pull prepared jobs from a queue, so a slot is
+        refilled the moment a reply arrives, even while this thread is committing.  The
+        queue is kept ``concurrency`` jobs ahead; the budget counts queued jobs as spent.
+        """
         client = self._client()
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="mast-judge-loop", daemon=True)
         thread.start()
-        inflight: dict[concurrent.futures.Future, Job] = {}
+        results: queue.Queue = queue.Queue()
+        jobq: asyncio.Queue = asyncio.run_coroutine_threadsafe(_make_queue(), loop).result()
+
+        async def worker() -> None:
+            while True:
+                job = await jobq.get()
+                if job is None:
+                    return
+                try:
+                    results.put((job, await self._judge(client, job), None))
+                except BaseException as e:  # noqa: BLE001 - a bug: re-raised in the main thread
+                    results.put((job, None, e))
+
+        workers = [asyncio.run_coroutine_threadsafe(worker(), loop) for _ in range(self.concurrency)]
+        pending: dict[str, Job] = {}       # queued or in flight
+        depth = 2 * self.concurrency if self.budget is None else self.concurrency
         jobs = self._prepare(store, ids)
         exhausted = False
+        cached: list[Output] = []
         try:
             while True:
-                while not exhausted and len(inflight) < self.concurrency:
-                    job = next(jobs, None)
-                    if job is None:
+                while not exhausted and len(pending) < depth:
+                    nxt = next(jobs, None)
+                    if nxt is None:
                         exhausted = True
                         break
-                    hit = storage.cache_get(store, [job.key]).get(job.key)
+                    job, hit = nxt
                     if hit is not None:
-                        yield self._from_cache(job, hit)
+                        cached.append(self._from_cache(job, hit))
+                        if len(cached) >= _CHUNK:   # cache hits are committed in groups too
+                            yield _merge_outputs(cached)
+                            cached = []
                         continue
                     # Cached traces are free and still served after the budget is spent.
                     if self.budget is not None and (self.stats.budget_stopped or
-                            self.stats.cost_usd + sum(j.est_cost for j in inflight.values()) >= self.budget):
+                            self.stats.cost_usd + sum(j.est_cost for j in pending.values()) >= self.budget):
                         self.stats.budget_stopped = True
                         self.stats.skipped_budget += 1
                         continue
                     self.stats.requests += len(job.messages)
-                    inflight[asyncio.run_coroutine_threadsafe(self._judge(client, job), loop)] = job
-                if not inflight:
+                    pending[job.trace_id] = job
+                    loop.call_soon_threadsafe(jobq.put_nowait, job)
+                if cached:
+                    yield _merge_outputs(cached)
+                    cached = []
+                if not pending:
                     break
-                done, _ = concurrent.futures.wait(inflight, return_when=concurrent.futures.FIRST_COMPLETED)
-                for fut in done:
-                    inflight.pop(fut)
-                    yield self._finish(store, fut.result())
+                # Group commit: every trace whose reply is in by now goes into one Output (one
+                # transaction).  Nothing finished waits for anything unfinished; under load this
+                # turns N small commits into one.
+                done = [results.get()]
+                while True:
+                    try:
+                        done.append(results.get_nowait())
+                    except queue.Empty:
+                        break
+                for job, _, exc in done:
+                    pending.pop(job.trace_id, None)
+                    if exc is not None:
+                        raise exc
+                yield self._finish_many(store, [res for _, res, _ in done])
         finally:
-            for fut in inflight:
-                fut.cancel()
+            for _ in workers:
+                loop.call_soon_threadsafe(jobq.put_nowait, None)
+            for w in workers:
+                w.cancel()
             with _suppress():
                 asyncio.run_coroutine_threadsafe(client.close(), loop).result(timeout=5)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
             self.stats.notes.extend(n for n in self.caps.notes if n not in self.stats.notes)
+
+
+async def _make_queue() -> asyncio.Queue:
+    return asyncio.Queue()
+
+
+def _merge_outputs(outs: list[Output]) -> Output:
+    if len(outs) == 1:
+        return outs[0]
+    merged = Output()
+    for o in outs:
+        merged.annotations += o.annotations
+        merged.attributions += o.attributions
+        merged.failed.update(o.failed)
+        merged.trace_ids += o.trace_ids
+        merged.tokens_in += o.tokens_in
+        merged.tokens_out += o.tokens_out
+        merged.cost_usd += o.cost_usd
+    return merged
 
 
 class _suppress:

@@ -41,8 +41,7 @@ def run_batch(clf, store, ids: list[str]) -> Iterator[Output]:
     client = clf._client(sync=True)
     wanted = set(ids)
     jobs = {}
-    for job in clf._prepare(store, ids):
-        hit = storage.cache_get(store, [job.key]).get(job.key)
+    for job, hit in clf._prepare(store, ids):
         if hit is not None:
             yield clf._from_cache(job, hit)
         else:
@@ -90,6 +89,7 @@ def run_batch(clf, store, ids: list[str]) -> Iterator[Output]:
 def _collect(clf, store, client, b: dict, wanted: set[str]) -> Iterator[Output]:
     bid = b["batch_id"]
     started = time.monotonic()
+    polls = 0
     while True:
         info = client.batches.retrieve(bid)
         if info.status != b.get("status"):
@@ -99,7 +99,9 @@ def _collect(clf, store, client, b: dict, wanted: set[str]) -> Iterator[Output]:
             break
         if clf.poll_timeout is not None and time.monotonic() - started >= clf.poll_timeout:
             raise BatchPending(f"batch {bid} is still {info.status} after {clf.poll_timeout:g}s")
-        time.sleep(clf.poll_interval)
+        # Poll quickly at first (small batches finish fast), then back off to poll_interval.
+        time.sleep(min(clf.poll_interval, 0.5 * 1.5 ** polls))
+        polls += 1
     lines: dict[str, dict] = {}
     for fid in (info.output_file_id, info.error_file_id):
         if fid:

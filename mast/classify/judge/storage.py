@@ -61,12 +61,18 @@ def cache_get(store, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
             for k, r, c, ti, to, cu in rows}
 
 
-def cache_put(store, key: str, *, trace_id: str, model: str, prompt_version: str, taxonomy: str,
-              params: dict, result: dict, coverage: dict, tokens_in: int, tokens_out: int,
-              cost_usd: float | None) -> None:
-    store.execute("INSERT OR REPLACE INTO judge_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  [key, trace_id, model, prompt_version, taxonomy, json.dumps(params, sort_keys=True),
-                   json.dumps(result), json.dumps(coverage), tokens_in, tokens_out, cost_usd, _now()])
+def cache_row(key: str, *, trace_id: str, model: str, prompt_version: str, taxonomy: str, params: dict,
+              result: dict, coverage: dict, tokens_in: int, tokens_out: int, cost_usd: float | None) -> list:
+    return [key, trace_id, model, prompt_version, taxonomy, json.dumps(params, sort_keys=True),
+            json.dumps(result), json.dumps(coverage), tokens_in, tokens_out, cost_usd, _now()]
+
+
+def cache_put_many(store, rows: list[list]) -> None:
+    """One statement for many rows: per-statement overhead dominates small inserts."""
+    if not rows:
+        return
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+    store.execute(f"INSERT OR REPLACE INTO judge_cache VALUES {values}", [v for r in rows for v in r])
 
 
 def record_failure(store, *, trace_id: str, session: str, model: str, prompt_version: str, kind: str,
