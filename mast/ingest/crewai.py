@@ -68,6 +68,28 @@ def _unwrap(obj: Any) -> Any:
     return obj
 
 
+# Fields an event may carry that the normaliser never reads and that dominate its size
+# (every agent_* event serialises the whole Agent and Task, every LLM event the prompt).
+_BULKY = ("messages", "tools", "callbacks", "available_functions", "state", "source_fingerprint",
+          "fingerprint_metadata", "crew", "task_prompt")
+
+
+def _slim(ev: dict) -> dict:
+    """Keep what the normaliser reads: memory stays near the size of the useful content."""
+    for k in _BULKY:
+        ev.pop(k, None)
+    for k in ("agent", "from_agent"):
+        a = ev.get(k)
+        if isinstance(a, dict):
+            ev[k] = {"role": a.get("role")}
+    t = ev.get("task")
+    if isinstance(t, dict):
+        ag = t.get("agent")
+        ev["task"] = {"description": t.get("description"), "name": t.get("name"),
+                      "agent": {"role": ag.get("role")} if isinstance(ag, dict) else None}
+    return ev
+
+
 def _is_event(obj: Any) -> bool:
     return (isinstance(obj, dict) and isinstance(obj.get("type"), str) and "event_id" in obj
             and "emission_sequence" in obj)
@@ -419,7 +441,7 @@ class CrewAIEventsImporter:
                 ev = _unwrap(obj)
                 if not isinstance(ev, dict) or "type" not in ev or "event_id" not in ev:
                     raise IngestError(str(path), where, "not a CrewAI event: missing required field(s) type/event_id")
-                events.append((where, ev))
+                events.append((where, _slim(ev)))
         yield from events_to_traces(path, events, self.name)
 
 
@@ -452,7 +474,7 @@ class CrewAICheckpointImporter:
             ev = node.get("event") if isinstance(node, dict) else None
             if not isinstance(ev, dict):
                 raise IngestError(str(path), f"event_record.nodes[{eid}]", "missing required field: event")
-            events.append((f"event_record.nodes[{eid}]", ev))
+            events.append((f"event_record.nodes[{eid}]", _slim(ev)))
         crew = next((e for e in data.get("entities") or [] if isinstance(e, dict) and e.get("entity_type") == "crew"), {})
         yield from events_to_traces(path, events, self.name, system=crew.get("name"),
                                     metadata={"crewai_version": ver, "checkpoint_trigger": data.get("trigger"),
