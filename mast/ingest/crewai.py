@@ -625,6 +625,8 @@ class CrewAILogImporter:
 
     def _text_entry(self, path: Path, ln: int, entry: str) -> tuple[str, dict]:
         ts, rest = entry[:19], entry[21:]
+        if 'output="' in rest and not rest.rstrip().endswith('"'):
+            raise IngestError(str(path), f"line {ln}", "unterminated output value (file truncated?)")
         fields = dict(_FIELD_RX.findall(rest))
         if "status" not in fields or "agent" not in fields:
             raise IngestError(str(path), f"line {ln}", "missing required field(s): agent/status (line truncated?)")

@@ -271,3 +271,18 @@ def test_system_name_from_the_crew_else_from_the_command_line(mast, db, tmp_path
     with Store(db, read_only=True) as st:
         got = sorted(r[0] for r in st.fetchall("SELECT system FROM traces"))
     assert got == ["my-crew", "tracing_research"]  # "crew" is CrewAI's default name: --system decides
+
+
+@pytest.mark.parametrize("rel", golden_keys(FIX))
+def test_truncated_fixture_is_refused_whole(rel, mast, db, tmp_path):
+    raw = (FIX / rel).read_bytes()
+    cut = raw[: len(raw) // 2]
+    assert not cut.endswith(b"\n"), "cut inside a record, as a crash or a full disk would"
+    p = tmp_path / Path(rel).name
+    p.write_bytes(cut)
+    res = mast("ingest", p, expect=1)
+    assert str(p) in res.stderr
+    if db.exists():
+        with Store(db, read_only=True) as st:
+            assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 0
+            assert st.fetchall("SELECT count(*) FROM steps")[0][0] == 0

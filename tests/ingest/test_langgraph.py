@@ -273,3 +273,18 @@ def test_messages_mode_alone_merges_token_chunks(mast, db, tmp_path):
     assert got["handoffs"] == [["supervisor", "researcher"], ["researcher", "supervisor"],
                                ["supervisor", "writer"], ["writer", "supervisor"]]
     assert [p[0] for p in got["tool_pairs"]] == [t["tool"] for t in facts["tools"]]
+
+
+@pytest.mark.parametrize("rel", golden_keys(FIX))
+def test_truncated_fixture_is_refused_whole(rel, mast, db, tmp_path):
+    raw = (FIX / rel).read_bytes()
+    cut = raw[: len(raw) // 2]
+    assert not cut.endswith(b"\n"), "cut inside a record, as a crash or a full disk would"
+    p = tmp_path / Path(rel).name
+    p.write_bytes(cut)
+    res = mast("ingest", p, expect=1)
+    assert str(p) in res.stderr
+    if db.exists():
+        with Store(db, read_only=True) as st:
+            assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 0
+            assert st.fetchall("SELECT count(*) FROM steps")[0][0] == 0

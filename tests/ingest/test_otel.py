@@ -267,3 +267,18 @@ def test_agentchat_content_comes_from_runtime_message_attributes():
     assert trace.task == "Please refund order A42 (19.99 EUR)."
     assert sum(s.tokens_in or 0 for s in trace.steps) == sum(u[1] for u in usage) > 0
     assert sum(s.tokens_out or 0 for s in trace.steps) == sum(u[2] for u in usage)
+
+
+@pytest.mark.parametrize("rel", golden_keys(FIX))
+def test_truncated_fixture_is_refused_whole(rel, mast, db, tmp_path):
+    raw = (FIX / rel).read_bytes()
+    cut = raw[: len(raw) // 2]
+    assert not cut.endswith(b"\n"), "cut inside a record, as a crash or a full disk would"
+    p = tmp_path / Path(rel).name
+    p.write_bytes(cut)
+    res = mast("ingest", p, expect=1)
+    assert str(p) in res.stderr
+    if db.exists():
+        with Store(db, read_only=True) as st:
+            assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 0
+            assert st.fetchall("SELECT count(*) FROM steps")[0][0] == 0
