@@ -137,7 +137,7 @@ def reference_prompt(record: dict, records: list[dict], taxonomy) -> str:
     return intro + "\n".join(defs) + "\n" + "\n".join(shots) + "\nTRACE\n" + trace + "\nANSWERS\n"
 
 
-def cost(window_tokens: int) -> dict:
+def cost(window_tokens: int, max_step_chars: int) -> dict:
     from mast.classify import create
     from mast.classify.judge import storage
     from mast.classify.judge.prices import estimate_tokens, message_tokens
@@ -148,10 +148,9 @@ def cost(window_tokens: int) -> dict:
     tax = load()
     tmp = Path(tempfile.mkdtemp(prefix="judge-cost-"))
     db = tmp / "mad.duckdb"
-    from mast.ingest.pipeline import ingest_paths  # noqa: F401  (the real importer, as `mast ingest` runs it)
     subprocess.run([sys.executable, "-m", "mast.cli", "-d", str(db), "ingest", str(MAD_HUMAN)], check=True,
                    capture_output=True, cwd=ROOT)
-    clf = create("judge", model="gpt-4o-mini", window_tokens=window_tokens)
+    clf = create("judge", model="gpt-4o-mini", window_tokens=window_tokens, max_step_chars=max_step_chars)
     clf._setup()
     rows = []
     with Store(db) as st:
@@ -173,7 +172,8 @@ def cost(window_tokens: int) -> dict:
     ref_fixed = estimate_tokens(reference_prompt({"trace": ""}, records, tax))
     return {"rows": rows, "total_ours": total_ours, "total_ref": total_ref, "ratio_total": total_ours / total_ref,
             "ratio_median": statistics.median(r["ratio"] for r in rows), "fixed_ours": fixed_ours,
-            "fixed_ref": ref_fixed, "window_tokens": window_tokens}
+            "fixed_ref": ref_fixed, "window_tokens": window_tokens, "max_step_chars": max_step_chars,
+            "coverage_mean": statistics.mean(r["coverage"] for r in rows)}
 
 
 def main() -> None:
@@ -182,6 +182,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--latency", type=float, default=0.3)
     ap.add_argument("--window-tokens", type=int, default=50_000)
+    ap.add_argument("--max-step-chars", type=int, default=8_000)
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-cost", action="store_true")
     args = ap.parse_args()
@@ -193,14 +194,15 @@ def main() -> None:
               f"{t['rerun_requests']} requests; load {t['load']:.1f}; CPU per trace: judge process "
               f"{t['client_cpu_ms']:.1f} ms, server {t['server_cpu_ms']:.1f} ms")
     if not args.skip_cost:
-        c = cost(args.window_tokens)
+        c = cost(args.window_tokens, args.max_step_chars)
         print("trace system steps raw_chars ours reference ratio windows coverage")
         for r in c["rows"]:
             print(f"{r['trace']:>2} {r['system']:<10} {r['steps']:>5} {r['raw_chars']:>8,} {r['ours']:>8,} "
                   f"{r['reference']:>8,} {r['ratio']:.3f} {r['windows']:>2} {r['coverage']:.3f}")
         print(f"total ours {c['total_ours']:,} vs reference {c['total_ref']:,} tokens: ratio {c['ratio_total']:.3f}, "
               f"median per-trace ratio {c['ratio_median']:.3f}; fixed part per request ours {c['fixed_ours']:,}, "
-              f"reference {c['fixed_ref']:,} (window budget {c['window_tokens']:,} tokens)")
+              f"reference {c['fixed_ref']:,} (window budget {c['window_tokens']:,} tokens, step cap "
+              f"{c['max_step_chars']:,} chars; mean coverage {c['coverage_mean']:.3f})")
 
 
 if __name__ == "__main__":

@@ -56,3 +56,17 @@ def write_json(path: Path, data) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
+
+
+def pytest_addoption(parser):
+    parser.addoption("--real-model", action="store_true", default=False,
+                     help="Run tests marked realmodel against a real API (needs OPENAI_API_KEY; never in CI).")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--real-model") and os.environ.get("OPENAI_API_KEY") and not os.environ.get("CI"):
+        return
+    skip = pytest.mark.skip(reason="real-model test: opt in with --real-model and OPENAI_API_KEY (never in CI)")
+    for item in items:
+        if "realmodel" in item.keywords:
+            item.add_marker(skip)

@@ -292,5 +292,32 @@ def test_evaluate_works_on_judge_annotations(db, server, mast):
     judge(db, server)
     res = mast("evaluate", "--gold", "human", "--pred", f"judge:{MODEL}", "--json")
     out = json.loads(res.stdout)
-    text = json.dumps(out)
-    assert "1.3" in text and "3.3" in text
+    modes = {m["mode"]: m for m in out["modes"]}
+    assert out["traces"] == 3
+    # gold: 1.3 on traces 0 and 2; the scripted judge finds 1.3 on trace 0 and 3.3 on trace 2
+    assert (modes["1.3"]["tp"], modes["1.3"]["fn"], modes["1.3"]["fp"]) == (1, 1, 0)
+    assert modes["1.3"]["precision"] == 1.0 and modes["1.3"]["recall"] == 0.5
+    assert (modes["3.3"]["tp"], modes["3.3"]["fp"]) == (0, 1)
+
+
+def test_cli_sample_and_where_choose_traces(db, server, mast):
+    make_store(db, [plain(i) for i in range(6)])
+    out = json.loads(mast("classify", "--with", "judge", "--model", MODEL, "--base-url", server.base_url,
+                          "--sample", "2", "--json").stdout)
+    assert out["traces"] == 2 and len(server.chat_bodies) == 2
+    out = json.loads(mast("classify", "--with", "judge", "--model", MODEL, "--base-url", server.base_url,
+                          "--where", "source_index >= 4", "--json").stdout)
+    assert out["traces"] == 2
+    annotated = {r for (r,) in rows(db, "SELECT DISTINCT t.source_index FROM annotations a JOIN traces t "
+                                        "USING (trace_id)")}
+    assert {4, 5} <= annotated and len(annotated) <= 4   # the sample's 2 plus 4 and 5
+
+
+def test_bad_key_or_unknown_model_stops_the_run_with_a_clear_error(db, server, mast):
+    from _openai_server import Response
+    make_store(db, [plain(i) for i in range(5)])
+    server.responder = lambda body: Response(404, {"error": {"message": "The model `nope` does not exist"}})
+    res = mast("classify", "--with", "judge", "--model", "nope", "--base-url", server.base_url, expect=1)
+    assert "404 from the endpoint: The model `nope` does not exist" in res.stderr
+    assert len(server.chat_bodies) <= 5   # a refused request is never retried
+    assert rows(db, "SELECT status FROM runs") == [("failed",)]

@@ -10,6 +10,8 @@ this policy and are counted.
   ``temperature``, ``max_tokens``) drops or renames it once and remembers that for the
   rest of the run; other 4xx are final.
 - After ``max_retries`` retries the call raises :class:`CallFailed` with the last reason.
+- 401, 403 and 404 (bad key, no access, unknown model) raise :class:`EndpointError`, which
+  stops the run: every other trace would fail the same way.
 """
 
 from __future__ import annotations
@@ -21,9 +23,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from mast.errors import MastError
+
 
 class CallFailed(Exception):
     pass
+
+
+class EndpointError(MastError):
+    """The endpoint refuses every request (bad key, no such model): stop the run."""
 
 
 @dataclass
@@ -129,6 +137,9 @@ async def chat(client, model: str, messages: list[dict], schema: dict, *, temper
             last = f"429 rate limited: {_msg(e)}"
             wait = retry_after(getattr(e.response, "headers", None))
             wait = min(policy.max_wait, wait) if wait is not None else backoff(attempt, policy, rng)
+        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as e:
+            raise EndpointError(f"{e.status_code} from the endpoint: {_msg(e)}",
+                                "Check OPENAI_API_KEY, --base-url and --model.") from None
         except openai.BadRequestError as e:
             if adaptations < 3 and _adapt(caps, _msg(e)):
                 adaptations += 1
