@@ -31,8 +31,13 @@ def ensure_venv() -> None:
     if not (BIN / "python").exists():
         print("setting up .venv (first run only) …", file=sys.stderr)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    subprocess.run([str(BIN / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    "-e", f"{ROOT}[test]"], check=True)
+    print("installing mast and its dependencies into .venv …", file=sys.stderr)
+    # pip's output is kept back unless it fails: the quick start should print the job, not pip.
+    res = subprocess.run([str(BIN / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                          "-e", f"{ROOT}[test]"], capture_output=True, text=True)
+    if res.returncode:
+        sys.stderr.write(res.stdout + res.stderr)
+        sys.exit(f"setting up .venv failed (pip exit {res.returncode}); see the output above")
     STAMP.write_text(want)
 
 
