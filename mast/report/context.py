@@ -55,7 +55,7 @@ class ModeInfo:
     category_name: str
     definition: str
     evidence: str
-    covered_by: tuple[str, ...]  # registered classifiers able to assess it
+    covered_by: tuple[str, ...] | None  # registered classifiers able to assess it (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -189,14 +189,14 @@ def annotator_kind(name: str) -> str:
     return "other"
 
 
-def _coverage(taxonomy) -> dict[str, list[str]]:
+def _coverage(taxonomy) -> tuple[dict[str, list[str]] | None, str | None]:
     # Registered classifiers that could assess each mode; a classifier module that fails
-    # to import must not take the report down with it.
+    # to import must not take the report down with it, but the page says so.
     try:
         from mast.classify import coverage
-        return coverage(taxonomy)
-    except Exception:  # noqa: BLE001 — the report still renders, without coverage
-        return {}
+        return coverage(taxonomy), None
+    except Exception as e:  # noqa: BLE001 — the report still renders, without coverage
+        return None, f"Could not list which classifiers cover each mode ({type(e).__name__}: {e})."
 
 
 def _sel_sql(systems: Sequence[str] | None) -> tuple[str, list]:
@@ -211,9 +211,9 @@ def build_context(store, *, systems: Sequence[str] | None = None, annotators: Se
                   title: str = "Multi-agent failure report") -> ReportContext:
     limits = limits or Limits()
     tax = load_taxonomy(taxonomy)
-    cov = _coverage(tax)
+    cov, cov_error = _coverage(tax)
     modes = [ModeInfo(m.id, m.name, m.category, m.category_name, m.definition, m.evidence,
-                      tuple(cov.get(m.id, ()))) for m in tax.modes]
+                      None if cov is None else tuple(cov.get(m.id, ()))) for m in tax.modes]
     categories: list[tuple[str, str]] = []
     for m in modes:
         if (m.category, m.category_name) not in categories:
@@ -222,7 +222,7 @@ def build_context(store, *, systems: Sequence[str] | None = None, annotators: Se
     mode_name = {m.id: m.name for m in modes}
     systems = list(systems or [])
     annotators = list(annotators or [])
-    notes: list[str] = []
+    notes: list[str] = [cov_error] if cov_error else []
 
     ex.prepare_labels(store, tax.id, systems, annotators)
     try:

@@ -187,3 +187,16 @@ def test_xss_payloads_are_inert_text(tmp_path):
     # and the JSON block carries it intact
     data = json.loads(doc.find("script", id="mast-data").all_text())
     assert data["traces"][0]["task"].startswith(XSS[0][:20])
+
+
+def test_glossary_says_which_classifiers_can_see_each_mode(small_report):
+    from mast.classify import create
+    _, html, _ = small_report
+    doc = parse(html)
+    gloss = doc.find("section", id="glossary")
+    sees = create("rules").covers(load())
+    for dt in gloss.find_all("dt"):
+        mode = dt.attrs["id"].removeprefix("mode-")
+        dd = dt.parent.content[dt.parent.content.index(dt) + 1:]
+        cov = next(n for n in dd if not isinstance(n, str) and n.tag == "dd").find("span", cls="cov").all_text()
+        assert ("rules" in cov) == (mode in sees), (mode, cov)
