@@ -36,10 +36,13 @@ COMMUNITY = DATASETS / "mast-lint-community" / "evals" / "dogfood"
 FIXTURES = ROOT / "tests" / "fixtures"
 
 MARK = "@@BENCH_RUN@@"
+#: Replaces the first 8 hex digits of ids (UUIDs, 32-hex trace ids) in fixture copies.
+HEXMARK = "@@BENCH_HEX@@"
+_HEX_ID = re.compile(r"\b[0-9a-f]{8}(?=-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|[0-9a-f]{24}\b)")
 #: Share of the corpus bytes per shape (fixtures take their share only when present).
 SHARES = {"whowhen": 0.30, "mad": 0.22, "mad_big": 0.10, "community": 0.08,
           "messages_array": 0.10, "messages_jsonl": 0.10, "messages_big": 0.10, "fixtures": 0.10}
-BUILD_VERSION = 3
+BUILD_VERSION = 5
 
 
 @dataclass
@@ -75,7 +78,8 @@ class _Writer:
 
     def copy(self, template: str) -> str:
         self.run += 1
-        return template.replace(MARK, f"[bench run {self.run}]")
+        out = template.replace(MARK, f"[bench run {self.run}]")
+        return out.replace(HEXMARK, f"{self.run:08x}") if HEXMARK in out else out
 
 
 def _marked_json_trace(trace: str) -> str:
@@ -129,7 +133,9 @@ def _fixture_templates() -> list[tuple[str, str, str]]:
     """(name, extension, marked text) for each JSON/JSONL fixture where a marker fits."""
     if not FIXTURES.is_dir():
         return []
-    rx = re.compile(r'"(content|task|question|input|description|text|prompt|name)"\s*:\s*"')
+    # Every message text gets the marker, also inside JSON-encoded strings (\"content\":\"),
+    # since importers may read the text from any of a file's copies of it.
+    rx = re.compile(r'(\\?)"(content|task|question|input|text|prompt|description)\1"\s*:\s*\1"')
     out = []
     for f in sorted(FIXTURES.rglob("*")):
         if not f.is_file() or f.suffix not in (".json", ".jsonl", ".ndjson") or f.stat().st_size < 200:
@@ -138,10 +144,11 @@ def _fixture_templates() -> list[tuple[str, str, str]]:
             text = f.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
-        m = rx.search(text)
-        if not m:
+        if not rx.search(text):
             continue
-        marked = text[:m.end()] + MARK + " " + text[m.end():]
+        # Framework files carry their own ids (message UUIDs, trace ids) that importers
+        # may use as the trace's identity: give each copy its own ids too.
+        marked = _HEX_ID.sub(HEXMARK, rx.sub(lambda m: m.group(0) + MARK + " ", text))
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(f.relative_to(FIXTURES)))
         out.append((name, f.suffix, marked))
     return out

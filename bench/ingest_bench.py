@@ -54,9 +54,14 @@ def _children_map() -> dict[int, list[int]]:
     return kids
 
 
-def _rss_kb(pid: int) -> tuple[int, int]:
-    """(VmRSS, VmHWM) of one process in kB, or (0, 0) when it is gone."""
-    rss = hwm = 0
+def _rss_kb(pid: int) -> tuple[int, int, int]:
+    """(VmRSS, VmHWM, Pss) of one process in kB, or zeros when it is gone.
+
+    Pss (proportional set size) counts a page shared by n processes as 1/n in each, so
+    the Pss of a process tree sums to the memory it really uses; summing RSS counts the
+    pages that forked parser workers share with their parent once per process.
+    """
+    rss = hwm = pss = 0
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -64,9 +69,14 @@ def _rss_kb(pid: int) -> tuple[int, int]:
                     rss = int(line.split()[1])
                 elif line.startswith("VmHWM:"):
                     hwm = int(line.split()[1])
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+                    break
     except OSError:
         pass
-    return rss, hwm
+    return rss, hwm, pss
 
 
 class TreeMemory(threading.Thread):
@@ -76,6 +86,7 @@ class TreeMemory(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.every = pid, every
         self.peak_tree_kb = 0  # max over samples of the summed RSS of the tree
+        self.peak_tree_pss_kb = 0  # max over samples of the summed Pss of the tree
         self.peak_proc_kb: dict[int, int] = {}  # VmHWM per process seen
         self.stop = threading.Event()
 
@@ -87,13 +98,15 @@ class TreeMemory(threading.Thread):
                 p = todo.pop()
                 tree.append(p)
                 todo.extend(kids.get(p, []))
-            total = 0
+            total = total_pss = 0
             for p in tree:
-                rss, hwm = _rss_kb(p)
+                rss, hwm, pss = _rss_kb(p)
                 total += rss
+                total_pss += pss
                 if hwm:
                     self.peak_proc_kb[p] = max(self.peak_proc_kb.get(p, 0), hwm)
             self.peak_tree_kb = max(self.peak_tree_kb, total)
+            self.peak_tree_pss_kb = max(self.peak_tree_pss_kb, total_pss)
             self.stop.wait(self.every)
 
 
@@ -107,7 +120,7 @@ def run_measured(cmd: list[str], env: dict | None = None) -> dict:
     mem.stop.set()
     mem.join()
     return {"cmd": cmd, "rc": p.returncode, "wall_s": wall, "stdout": out, "stderr": err[-4000:],
-            "peak_tree_rss_mb": mem.peak_tree_kb / 1024,
+            "peak_tree_rss_mb": mem.peak_tree_kb / 1024, "peak_tree_pss_mb": mem.peak_tree_pss_kb / 1024,
             "peak_proc_hwm_mb": max(mem.peak_proc_kb.values(), default=0) / 1024,
             "processes": len(mem.peak_proc_kb)}
 
@@ -197,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                        "steps_s": s["steps"] / m["wall_s"], "traces_new": s["traces_new"],
                        "traces_present": s["traces_present"], "files": s["files"], "errors": len(s["errors"]),
                        "peak_tree_rss_mb": m["peak_tree_rss_mb"], "peak_proc_hwm_mb": m["peak_proc_hwm_mb"],
-                       "processes": m["processes"], "store_mb": m["store_mb"], "loadavg_after": os.getloadavg()}
+                       "peak_tree_pss_mb": m["peak_tree_pss_mb"], "processes": m["processes"], "store_mb": m["store_mb"], "loadavg_after": os.getloadavg()}
         log(json.dumps(res["mast"]))
         for p in tmp.glob("mast.duckdb*"):
             p.unlink()
@@ -207,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             res["reference"] = {"wall_s": r["wall_s"], "read_json_s": r["result"]["seconds"],
                                 "mb_s": mb / r["wall_s"], "groups": r["result"]["groups"],
                                 "threads": r["result"]["threads"], "peak_tree_rss_mb": r["peak_tree_rss_mb"],
+                                "peak_tree_pss_mb": r["peak_tree_pss_mb"],
                                 "loadavg_after": os.getloadavg()}
             res["ratio"] = res["mast"]["mb_s"] / res["reference"]["mb_s"]
             log(json.dumps({k: v for k, v in res["reference"].items() if k != "groups"}))
@@ -221,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             size = f.stat().st_size / 1e6
             res["huge"].append({"file": f.name, "mb": size, "wall_s": m["wall_s"], "mb_s": size / m["wall_s"],
                                 "steps": m["summary"]["steps"], "peak_tree_rss_mb": m["peak_tree_rss_mb"],
+                                "peak_tree_pss_mb": m["peak_tree_pss_mb"],
                                 "peak_proc_hwm_mb": m["peak_proc_hwm_mb"]})
             log(json.dumps(res["huge"][-1]))
             for p in tmp.glob("huge.duckdb*"):
@@ -243,17 +258,18 @@ def markdown(res: dict) -> str:
         m = res["mast"]
         lines.append(f"- mast ingest: {m['wall_s']:.1f} s, **{m['mb_s']:.1f} MB/s**, {m['steps']:,} steps "
                      f"({m['steps_s']:,.0f} steps/s), {m['traces_new']:,} new traces, {m['traces_present']} already "
-                     f"present, {m['errors']} errors; peak RSS {m['peak_tree_rss_mb']:.0f} MB (whole process tree, "
-                     f"{m['processes']} process(es); largest single process {m['peak_proc_hwm_mb']:.0f} MB); "
+                     f"present, {m['errors']} errors; peak memory of the process tree ({m['processes']} processes) "
+                     f"**{m['peak_tree_pss_mb']:.0f} MB PSS** (sum of RSS {m['peak_tree_rss_mb']:.0f} MB, counting "
+                     f"shared pages once per process); largest single process RSS {m['peak_proc_hwm_mb']:.0f} MB; "
                      f"store {m['store_mb']:.0f} MB")
     if "reference" in res:
         r = res["reference"]
         lines.append(f"- reference (DuckDB read_json, {r['threads']} threads): {r['wall_s']:.1f} s, "
-                     f"**{r['mb_s']:.1f} MB/s**, peak RSS {r['peak_tree_rss_mb']:.0f} MB")
+                     f"**{r['mb_s']:.1f} MB/s**, peak RSS {r['peak_tree_rss_mb']:.0f} MB (PSS {r['peak_tree_pss_mb']:.0f} MB)")
         lines.append(f"- ratio mast / reference: **{res['ratio']:.2f}** (target >= 0.30)")
     for h in res.get("huge", []):
         lines.append(f"- one huge file {h['file']} ({h['mb']:.0f} MB): {h['wall_s']:.1f} s, {h['mb_s']:.1f} MB/s, "
-                     f"{h['steps']:,} steps, peak RSS {h['peak_tree_rss_mb']:.0f} MB")
+                     f"{h['steps']:,} steps, peak memory {h['peak_tree_pss_mb']:.0f} MB PSS (RSS {h['peak_tree_rss_mb']:.0f} MB)")
     lines.append(f"- load average at end: {', '.join(f'{x:.2f}' for x in res['loadavg_end'])}")
     return "\n".join(lines)
 

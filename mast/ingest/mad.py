@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 from mast.errors import IngestError
 from mast.ingest import register
-from mast.ingest._util import as_text, first_char, load_json, records, require
+from mast.ingest._util import as_text, first_char, iter_records, load_json, require
 from mast.ingest.mad_split import split_trace
 from mast.model import Annotation, Label, Outcome, Trace
 from mast.taxonomy import load as load_taxonomy
@@ -74,7 +74,7 @@ class MadImporter:
         return None
 
     def read(self, path: Path) -> Iterator[Trace]:
-        data = records(path, load_json(path), "a JSON array of MAD records")
+        data = iter_records(path, "a JSON array of MAD records")  # streams big arrays
         gold = _community_gold(path)
         tax = load_taxonomy()
         for i, rec in enumerate(data):

@@ -19,6 +19,7 @@ files in flight, one group of :data:`GROUP_BYTES`, and one batch of a streamed f
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,12 +35,20 @@ from mast.store import Store, TraceTables, encode_traces
 TRACE_SUFFIXES = {".json", ".jsonl", ".ndjson", ".txt", ".log", ".db", ".sqlite", ".sqlite3"}
 #: A streamed file is flushed to DuckDB every this many steps or characters of content.
 BATCH_STEPS = 50_000
-BATCH_CHARS = 32_000_000
+BATCH_CHARS = 16_000_000
 #: Files larger than this are streamed in their own transaction; smaller ones are parsed whole.
 STREAM_BYTES = 16_000_000
 #: Commit a group of small files once it holds this many bytes of source or this many files.
-GROUP_BYTES = 4_000_000
-GROUP_FILES = 256
+#: The first group is small and the limit doubles per commit, so that the first files
+#: are stored (and a killed run has made progress) within a fraction of a second.
+GROUP_BYTES_FIRST = 500_000
+GROUP_BYTES = 8_000_000
+GROUP_FILES = 512
+#: Small files are parsed (and encoded) in chunks of about this many bytes or files.
+CHUNK_BYTES = 1_000_000
+CHUNK_FILES = 64
+#: DuckDB's memory limit during ingest (its default, 80 % of RAM, lets RSS grow with the corpus).
+INGEST_MEMORY_LIMIT = "256MB"
 #: Parser processes: at most this many, and only for jobs of at least this size.
 MAX_WORKERS = 2
 POOL_MIN_FILES = 8
@@ -155,35 +164,64 @@ def ingest_file(store: Store, path: Path, fmt: str = "auto", system: str | None 
     return res
 
 
-# -- small files: parsed whole (in a worker process when there are many) -------------------
+# -- small files: parsed whole, a chunk of files at a time (in worker processes when many) --
 
 @dataclass
 class _Parsed:
-    """What a parser sends back for one small file (picklable: errors travel as fields)."""
+    """What a parser reports for one small file (picklable: errors travel as fields)."""
 
     format: str | None = None
-    tables: TraceTables | None = None
     traces: int = 0
+    segment: int | None = None  # index of the chunk segment holding its traces
     companion: str | None = None
     error: tuple | None = None  # (class name, path, record, reason, message, hint)
 
 
-def _parse_whole(path: Path, fmt: str, system: str | None) -> _Parsed:
-    try:
-        imp, note = _importer(path, fmt)
-        if imp is None:
-            return _Parsed(companion=note)
-        traces = list(imp.read(path))
+@dataclass
+class _Chunk:
+    """Parsed files of one chunk, in order; consecutive good files share one encoded segment.
+
+    Encoding many small files together saves the fixed cost of building Arrow columns
+    (and of pickling them back from a worker) per file.  A bad or companion file ends a
+    segment, so a segment holds whole good files only.
+    """
+
+    files: list[_Parsed]
+    segments: list[TraceTables]
+
+
+def _parse_chunk(paths: list[Path], fmt: str, system: str | None) -> _Chunk:
+    out = _Chunk([], [])
+    run: list[Trace] = []
+
+    def close_run() -> None:
+        if run:
+            out.segments.append(encode_traces(run))
+            run.clear()
+
+    for path in paths:
+        try:
+            imp, note = _importer(path, fmt)
+            if imp is None:
+                close_run()
+                out.files.append(_Parsed(companion=note))
+                continue
+            traces = list(imp.read(path))
+            if not traces:
+                raise IngestError(str(path), None, "no traces found in file")
+        except MastError as e:
+            close_run()
+            # Our errors take several constructor arguments, so they do not pickle as they are.
+            out.files.append(_Parsed(error=(type(e).__name__, getattr(e, "path", None), getattr(e, "record", None),
+                                            getattr(e, "reason", None), str(e), e.hint)))
+            continue
         for t in traces:
             if system and not t.system:
                 t.system = system
-        if not traces:
-            raise IngestError(str(path), None, "no traces found in file")
-        return _Parsed(imp.name, encode_traces(traces), len(traces))
-    except MastError as e:
-        # Our errors take several constructor arguments, so they do not pickle as they are.
-        return _Parsed(error=(type(e).__name__, getattr(e, "path", None), getattr(e, "record", None),
-                              getattr(e, "reason", None), str(e), e.hint))
+        out.files.append(_Parsed(imp.name, len(traces), segment=len(out.segments)))
+        run.extend(traces)
+    close_run()
+    return out
 
 
 def _rebuild_error(err: tuple) -> MastError:
@@ -239,37 +277,67 @@ class _GroupWriter:
 
     def __init__(self, store: Store, report: Callable[[FileResult, int], None]):
         self.store, self.report = store, report
-        self.pending: list[_Pending] = []
+        self.pending: list[_Pending] = []  # every file, in order (reported at flush)
+        self.segments: list[tuple[TraceTables, list[_Pending]]] = []
         self.bytes = 0
+        self.limit = GROUP_BYTES_FIRST
 
     def add(self, p: _Pending) -> None:
+        """A file with nothing to write (unchanged, companion)."""
         self.pending.append(p)
-        if p.parsed and p.parsed.tables is not None:
-            self.bytes += p.size
-        if self.bytes >= GROUP_BYTES or len(self.pending) >= GROUP_FILES:
+
+    def add_segment(self, tables: TraceTables, files: list[_Pending]) -> None:
+        self.pending.extend(files)
+        self.segments.append((tables, files))
+        self.bytes += sum(p.size for p in files)
+        if self.bytes >= self.limit or len(self.pending) >= GROUP_FILES:
             self.flush()
+            self.limit = min(GROUP_BYTES, self.limit * 2)
 
     def flush(self) -> None:
-        pending, self.pending, self.bytes = self.pending, [], 0
-        data = [p for p in pending if p.parsed and p.parsed.tables is not None]
-        if data:
+        pending, segments = self.pending, self.segments
+        self.pending, self.segments, self.bytes = [], [], 0
+        if segments:
             try:
-                self._write(data)
+                self._write([t for t, _ in segments], [p for _, fs in segments for p in fs])
             except MastError:
-                for p in data:  # find the culprit: each file alone
-                    try:
-                        self._write([p])
-                    except MastError as e:
-                        p.res = FileResult(p.res.path, None, error=e)
+                for tables, files in segments:  # find the culprit: each file alone
+                    off = 0
+                    for p in files:
+                        try:
+                            self._write([tables.select(off, p.parsed.traces)], [p])
+                        except MastError as e:
+                            p.res = FileResult(p.res.path, None, error=e)
+                        off += p.parsed.traces
         for p in pending:
             self.report(p.res, p.size)
 
-    def _write(self, data: list[_Pending]) -> None:
+    def _write(self, parts: list[TraceTables], files: list[_Pending]) -> None:
         with self.store.transaction():
-            results = self.store.write_parts([p.parsed.tables for p in data])
-            self.store.record_files([(p.key, p.size, p.mtime_ns, p.parsed.format, p.parsed.traces) for p in data])
-        for p, w in zip(data, results):
+            results = self.store.write_parts(parts, [p.parsed.traces for p in files])
+            self.store.record_files([(p.key, p.size, p.mtime_ns, p.parsed.format, p.parsed.traces) for p in files])
+        for p, w in zip(files, results):
             p.res.traces_new, p.res.traces_present, p.res.steps = w.new, w.present, w.steps
+
+
+def _chunks(jobs: list[_Pending]) -> list[list[_Pending]]:
+    """Consecutive small files (and skipped ones between them), a few MB per chunk; big files alone."""
+    out: list[list[_Pending]] = []
+    cur: list[_Pending] = []
+    size = 0
+    for p in jobs:
+        big = not p.res.skipped and p.size > STREAM_BYTES
+        if cur and (big or size >= CHUNK_BYTES or len(cur) >= CHUNK_FILES):
+            out.append(cur)
+            cur, size = [], 0
+        if big:
+            out.append([p])
+            continue
+        cur.append(p)
+        size += 0 if p.res.skipped else p.size
+    if cur:
+        out.append(cur)
+    return out
 
 
 def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "auto",
@@ -302,52 +370,101 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
             p.res.skipped = True
         seen.add(key)
         jobs.append(p)
+    chunks = _chunks(jobs)
+    todo = [[Path(p.res.path) for p in c if not p.res.skipped] for c in chunks]
     small = [p for p in jobs if not p.res.skipped and p.size <= STREAM_BYTES]
     n = _workers(len(small), sum(p.size for p in small)) if workers is None else workers
     pool = _pool(n) if n > 0 and small else None
     futures: dict[int, object] = {}
     writer = _GroupWriter(store, report)
-    try:
-        nxt = 0  # next job to hand to the pool: keep a bounded window in flight (bounds memory)
+    with _ingest_memory(store):
+        try:
+            nxt = 0  # next chunk for the pool: a bounded window in flight bounds memory
 
-        def feed(i: int) -> None:
-            nonlocal nxt
-            nxt = max(nxt, i)
-            while pool and nxt < len(jobs) and len(futures) < n * POOL_WINDOW:
-                q = jobs[nxt]
-                if not q.res.skipped and q.size <= STREAM_BYTES:
-                    futures[nxt] = pool.submit(_parse_whole, Path(q.res.path), fmt, system)
-                nxt += 1
+            def feed() -> None:
+                nonlocal nxt
+                while pool and nxt < len(chunks) and len(futures) < n * POOL_WINDOW:
+                    c = chunks[nxt]
+                    if todo[nxt] and not (len(c) == 1 and c[0].size > STREAM_BYTES):
+                        futures[nxt] = pool.submit(_parse_chunk, todo[nxt], fmt, system)
+                    nxt += 1
 
-        for i, p in enumerate(jobs):
-            feed(i)
-            if p.res.skipped:
-                writer.add(p)
-                continue
-            if p.size > STREAM_BYTES:
-                writer.flush()  # earlier files first, and never in the same transaction
-                try:
-                    res = ingest_file(store, Path(p.res.path), fmt, system)
-                except MastError as e:
-                    res = FileResult(p.res.path, None, error=e)
-                report(res, p.size)
-                if res.error and not keep_going:
+            for ci, chunk in enumerate(chunks):
+                feed()
+                if len(chunk) == 1 and not chunk[0].res.skipped and chunk[0].size > STREAM_BYTES:
+                    p = chunk[0]
+                    writer.flush()  # earlier files first, and never in the same transaction
+                    try:
+                        res = ingest_file(store, Path(p.res.path), fmt, system)
+                    except MastError as e:
+                        res = FileResult(p.res.path, None, error=e)
+                    report(res, p.size)
+                    if res.error and not keep_going:
+                        break
+                    continue
+                fut = futures.pop(ci, None)
+                parsed = (fut.result() if fut is not None else _parse_chunk(todo[ci], fmt, system)
+                          if todo[ci] else _Chunk([], []))
+                if not _take_chunk(writer, chunk, parsed, report, keep_going):
                     break
-                continue
-            fut = futures.pop(i, None)
-            parsed = fut.result() if fut is not None else _parse_whole(Path(p.res.path), fmt, system)
-            if parsed.error:
-                writer.flush()
-                report(FileResult(p.res.path, None, error=_rebuild_error(parsed.error)), p.size)
-                if not keep_going:
-                    break
-                continue
-            p.res.format = parsed.format
-            p.res.companion = parsed.companion
-            p.parsed = parsed
-            writer.add(p)
-        writer.flush()
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            writer.flush()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
     return summary
+
+
+def _take_chunk(writer: _GroupWriter, chunk: list[_Pending], parsed: _Chunk,
+                report: Callable[[FileResult, int], None], keep_going: bool) -> bool:
+    """Hand a parsed chunk to the writer in file order; False to stop (a bad file, no keep_going)."""
+    results = iter(parsed.files)
+    seg_files: list[_Pending] = []
+    seg = None
+
+    def close_segment() -> None:
+        nonlocal seg_files, seg
+        if seg_files:
+            writer.add_segment(parsed.segments[seg], seg_files)
+        seg_files, seg = [], None
+
+    for p in chunk:
+        if p.res.skipped:
+            close_segment()
+            writer.add(p)
+            continue
+        r = next(results)
+        if r.error:
+            close_segment()
+            writer.flush()  # the good files before it are committed before it is reported
+            report(FileResult(p.res.path, None, error=_rebuild_error(r.error)), p.size)
+            if not keep_going:
+                return False
+            continue
+        p.res.format, p.res.companion, p.parsed = r.format, r.companion, r
+        if r.segment is None:
+            close_segment()
+            writer.add(p)
+            continue
+        if seg is not None and r.segment != seg:
+            close_segment()
+        seg = r.segment
+        seg_files.append(p)
+    close_segment()
+    return True
+
+
+@contextlib.contextmanager
+def _ingest_memory(store: Store) -> Iterator[None]:
+    """Cap DuckDB's buffer pool while ingesting: by default it may keep up to 80 % of RAM
+    of freshly written blocks resident, which made the ingest's RSS grow with the corpus."""
+    try:
+        old = store.fetchall("SELECT current_setting('memory_limit')")[0][0]
+        store.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
+    except MastError:
+        old = None
+    try:
+        yield
+    finally:
+        if old:
+            with contextlib.suppress(MastError):
+                store.execute(f"SET memory_limit = '{old}'")

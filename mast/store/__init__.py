@@ -203,16 +203,19 @@ class Store:
         """Store traces already encoded by :func:`encode_traces`."""
         return self.write_parts([tables])[0]
 
-    def write_parts(self, parts: Sequence["TraceTables"]) -> list[WriteResult]:
-        """Store several encoded batches (e.g. several files) at once; one result per part.
+    def write_parts(self, parts: Sequence["TraceTables"], sizes: Sequence[int] | None = None) -> list[WriteResult]:
+        """Store several encoded batches at once; one result per part.
 
-        Ids already stored, and repeats inside the batch, are counted as present and not
-        written.  Each table goes to DuckDB in one INSERT, so redaction and casting run
-        vectorised and the fixed cost of a statement (planning ~40 regexp_replace calls)
-        is paid once per call rather than once per file.
+        ``sizes`` splits the traces of all parts, in order, into the units to report on
+        (e.g. files; default: one unit per part).  Ids already stored, and repeats inside
+        the batch, are counted as present and not written.  Each table goes to DuckDB in
+        one INSERT, so redaction and casting run vectorised and the fixed cost of a
+        statement (planning ~40 regexp_replace calls) is paid once per call, not per file.
         """
-        sizes = [p.traces.num_rows for p in parts]
+        if sizes is None:
+            sizes = [p.traces.num_rows for p in parts]
         tables = TraceTables.concat(parts)
+        assert sum(sizes) == tables.traces.num_rows, "sizes must cover every trace"
         tr = tables.traces
         n = tr.num_rows
         if n == 0:
@@ -434,6 +437,15 @@ class TraceTables:
     @property
     def nbytes(self) -> int:
         return self.traces.nbytes + self.steps.nbytes + self.annotations.nbytes + self.attributions.nbytes
+
+    def select(self, start: int, n: int) -> "TraceTables":
+        """Traces ``start .. start+n-1`` with their steps and labels (``_seq`` renumbered)."""
+        def part(t: pa.Table) -> pa.Table:
+            seq = t.column("_seq")
+            t = t.filter(pc.and_(pc.greater_equal(seq, start), pc.less(seq, start + n)))
+            return t.set_column(0, "_seq", pc.subtract(t.column(0), pa.scalar(start, pa.int32())))
+        return TraceTables(self.traces.slice(start, n), part(self.steps), part(self.annotations),
+                           part(self.attributions))
 
     @staticmethod
     def concat(parts: Sequence["TraceTables"]) -> "TraceTables":
