@@ -342,12 +342,9 @@ def _agreement(store) -> list[AgreementPair]:
     # Computed from 2×2 counts aggregated in DuckDB (κ and F1 as scikit-learn defines them;
     # tests check the equality) so that 100k traces cost one GROUP BY, not a Python loop.
     by_pair: dict[tuple[str, str], list[Agreement]] = defaultdict(list)
-    for a in ex.agreement(store):
+    per_mode, overlap = ex.agreement(store)
+    for a in per_mode:
         by_pair[(a.gold, a.pred)].append(a)
-    overlap = dict(((r[0], r[1]), int(r[2])) for r in store.fetchall(f"""
-        SELECT g.annotator, p.annotator, count(DISTINCT g.trace_id)
-        FROM {ex.LAB} g JOIN {ex.LAB} p ON g.trace_id = p.trace_id AND g.mode = p.mode
-             AND (g.rank < p.rank OR (g.rank = p.rank AND g.annotator < p.annotator)) GROUP BY ALL"""))
     return [AgreementPair(g, p, overlap.get((g, p), 0), sorted(rows, key=lambda a: a.mode))
             for (g, p), rows in by_pair.items()]
 

@@ -116,25 +116,37 @@ def prepare_labels(store, taxonomy: str, systems: Sequence[str] | None,
     if annotators:
         where.append("a.annotator IN (SELECT unnest(?))")
         params.append(list(annotators))
+    # Several rows per (trace, mode, annotator) exist only after `--action append` runs;
+    # checking first spares the window (the costliest step at 100k traces) when none do.
+    dup = store.fetchall("""SELECT count(*) FROM (SELECT 1 FROM annotations WHERE label IN ('present', 'absent')
+                            GROUP BY trace_id, taxonomy, mode, annotator HAVING count(*) > 1 LIMIT 1)""")[0][0]
+    latest = ("QUALIFY row_number() OVER (PARTITION BY a.trace_id, a.mode, a.annotator "
+              "ORDER BY a.created_at DESC) = 1") if dup else ""
+    # ``ord``: each annotator's place in the authority order (rank, then name) as one
+    # integer, so the best-available view is a min() window instead of a sort.
+    names = sorted((r[0] for r in store.fetchall("SELECT DISTINCT annotator FROM annotations")),
+                   key=lambda a: (authority_rank(a), a))
+    store.execute(f"CREATE OR REPLACE TEMP TABLE {LAB}_ord AS SELECT unnest(?) AS annotator, "
+                  "unnest(range(len(?))) AS ord", [names, names])
     store.execute(f"""
         CREATE OR REPLACE TEMP TABLE {LAB} AS
         SELECT a.trace_id, coalesce(t.system, '{UNKNOWN_SYSTEM}') AS system, a.mode, a.annotator,
                a.label = 'present' AS present, a.confidence, a.evidence_steps, a.rationale,
-               {authority_rank_sql('a.annotator')} AS rank
-        FROM annotations a JOIN traces t USING (trace_id)
+               {authority_rank_sql('a.annotator')} AS rank, o.ord
+        FROM annotations a JOIN traces t USING (trace_id) JOIN {LAB}_ord o USING (annotator)
         WHERE {' AND '.join(where)}
-        QUALIFY row_number() OVER (PARTITION BY a.trace_id, a.mode, a.annotator
-                                   ORDER BY a.created_at DESC) = 1""", params)
-    # The best-available view, stored once: every later question reads it.
+        {latest}""", params)
+    # The best-available view, stored once: every later question reads it.  One row per
+    # (trace, mode, annotator) makes the minimum ord unique.
     store.execute(f"""
         CREATE OR REPLACE TEMP TABLE {LAB}_best AS
-        SELECT * FROM {LAB}
-        QUALIFY row_number() OVER (PARTITION BY trace_id, mode ORDER BY rank, annotator) = 1""")
+        SELECT * FROM {LAB} QUALIFY ord = min(ord) OVER (PARTITION BY trace_id, mode)""")
 
 
 def drop_labels(store) -> None:
     store.execute(f"DROP TABLE IF EXISTS {LAB}")
     store.execute(f"DROP TABLE IF EXISTS {LAB}_best")
+    store.execute(f"DROP TABLE IF EXISTS {LAB}_ord")
 
 
 def exposure_cells(store) -> list[Cell]:
@@ -170,17 +182,22 @@ def flagged_traces(store) -> dict[str, tuple[int, int]]:
     return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
 
-def agreement(store, min_overlap: int = 1) -> list[Agreement]:
+def agreement(store, min_overlap: int = 1) -> tuple[list[Agreement], dict[tuple[str, str], int]]:
     """Every ordered pair (gold, pred) with gold more authoritative (or alphabetically first
-    at equal authority), per mode, over the traces both assessed for that mode."""
+    at equal authority), per mode, over the traces both assessed for that mode; and per
+    pair the number of traces both assessed (one join, two grouping sets)."""
     rows = store.fetchall(f"""
         SELECT g.annotator, p.annotator, g.mode, count(*),
                count(*) FILTER (WHERE g.present AND p.present),
                count(*) FILTER (WHERE NOT g.present AND p.present),
                count(*) FILTER (WHERE g.present AND NOT p.present),
-               count(*) FILTER (WHERE NOT g.present AND NOT p.present)
+               count(*) FILTER (WHERE NOT g.present AND NOT p.present),
+               count(DISTINCT g.trace_id)
         FROM {LAB} g JOIN {LAB} p ON g.trace_id = p.trace_id AND g.mode = p.mode
              AND (g.rank < p.rank OR (g.rank = p.rank AND g.annotator < p.annotator))
-        GROUP BY ALL HAVING count(*) >= ?
-        ORDER BY min(g.rank), 1, 2, 3""", [min_overlap])
-    return [Agreement(*r[:3], *map(int, r[3:])) for r in rows]
+        GROUP BY GROUPING SETS ((g.annotator, p.annotator, g.mode), (g.annotator, p.annotator))
+        HAVING count(*) >= ?
+        ORDER BY min(g.rank), 1, 2, 3 NULLS FIRST""", [min_overlap])
+    per_mode = [Agreement(*r[:3], *map(int, r[3:8])) for r in rows if r[2] is not None]
+    overlap = {(r[0], r[1]): int(r[8]) for r in rows if r[2] is None}
+    return per_mode, overlap

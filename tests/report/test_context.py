@@ -182,3 +182,16 @@ def test_same_store_same_context(tmp_path):
     build_small(path)
     a, b = ctx_of(path), ctx_of(path)
     assert a.explorer.traces == b.explorer.traces and a.exposure == b.exposure
+
+
+def test_the_newest_of_appended_labels_counts_once(small_store):
+    path, ids = small_store
+    with Store(path) as st:  # an `--action append` run: a second, newer row for (a2, 1.3, rules)
+        st.write_annotations([Annotation(mode="1.3", label=Label.PRESENT, annotator="rules", trace_id=ids["a2"],
+                                         evidence_steps=[4])])
+    c = ctx_of(path).exposure["rules"]["alpha"]["1.3"]
+    assert (c.count, c.n) == (3, 4)
+    with Store(path) as st:  # and back: the newest says absent again
+        st.write_annotations([Annotation(mode="1.3", label=Label.ABSENT, annotator="rules", trace_id=ids["a2"])])
+    c = ctx_of(path).exposure["rules"]["alpha"]["1.3"]
+    assert (c.count, c.n) == (2, 4)
