@@ -481,16 +481,57 @@ class CrewAICheckpointImporter:
                                               "checkpoint_parent": data.get("parent_id")})
 
 
+def _is_task_output(obj: Any) -> bool:
+    if isinstance(obj, dict) and obj.get("class") == "TaskOutput" and isinstance(obj.get("payload"), dict):
+        obj = obj["payload"]
+    return isinstance(obj, dict) and {"raw", "agent", "expected_output"} <= obj.keys()
+
+
 class CrewOutputImporter:
     name = "crewai-output"
-    description = "CrewAI CrewOutput JSON (raw + tasks_output[].messages + token_usage)"
+    description = ("CrewAI CrewOutput JSON (raw + tasks_output[].messages + token_usage), "
+                   "or TaskOutput JSON lines (task_callback)")
 
     def detect(self, path: Path, head: bytes) -> bool:
         if first_char(head) != "{":
             return False
-        return b'"tasks_output"' in head and b'"raw"' in head
+        if b'"tasks_output"' in head and b'"raw"' in head:
+            return True
+        try:
+            return _is_task_output(_json_first_line(head))
+        except ValueError:
+            return False
 
     def read(self, path: Path) -> Iterator[Trace]:
+        text = path.read_bytes().decode("utf-8-sig", "replace")
+        first = text.lstrip().split("\n", 1)[0]
+        try:
+            one_line = json.loads(first)
+        except ValueError:
+            one_line = None
+        if _is_task_output(one_line) and "tasks_output" not in first:
+            # task_callback output: one TaskOutput per line, the tasks of one run in order
+            tasks = []
+            for i, line in enumerate(text.splitlines()):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError as e:
+                    raise IngestError(str(path), f"line {i + 1}", f"invalid JSON (file truncated?): {e}") from None
+                if not _is_task_output(obj):
+                    raise IngestError(str(path), f"line {i + 1}", "not a TaskOutput (missing raw/agent/expected_output)")
+                tasks.append(obj.get("payload", obj) if obj.get("class") == "TaskOutput" else obj)
+            # a callback log appended over several kickoffs: a task seen again starts a new run
+            runs: list[list[dict]] = [[]]
+            for t in tasks:
+                key = (t.get("name"), t.get("description"))
+                if any((u.get("name"), u.get("description")) == key for u in runs[-1]):
+                    runs.append([])
+                runs[-1].append(t)
+            for i, run in enumerate(runs):
+                yield self._one(path, i, {"raw": run[-1]["raw"], "tasks_output": run})
+            return
         data = load_json(path)
         outs = data if isinstance(data, list) else [data]
         for i, d in enumerate(outs):

@@ -593,5 +593,102 @@ def _iso(ts: Any) -> str | None:
     return s[:-1] + "+00:00" if s.endswith("Z") else s
 
 
+class LangGraphEventsImporter:
+    """``astream_events(version="v2")`` dumps: one event per line.
+
+    Whole messages come from ``on_chat_model_end`` (the AIMessage) and ``on_tool_end``
+    (the ToolMessage; a transfer tool's ``Command`` output is the handoff already taken
+    from the AI message's tool call); the agent from ``metadata.lc_agent_name``, else the
+    first segment of ``langgraph_checkpoint_ns``; the root chain's input gives the task and
+    its end the termination.  These events carry no timestamps.
+    """
+
+    name = "langgraph-events"
+    description = "LangChain/LangGraph astream_events(version=\"v2\") JSONL (on_chat_model_end, on_tool_end, ...)"
+
+    def detect(self, path: Path, head: bytes) -> bool:
+        if first_char(head) != "{":
+            return False
+        obj = json.loads(strip_bom(head).split(b"\n", 1)[0])
+        return (isinstance(obj, dict) and str(obj.get("event", "")).startswith("on_")
+                and "run_id" in obj and "parent_ids" in obj)
+
+    def read(self, path: Path) -> Iterator[Trace]:
+        try:
+            f = open(path, "rb")
+        except OSError as e:
+            raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
+        runs: list[list[tuple[str, dict]]] = []
+        with f:
+            for i, line in enumerate(f):
+                if not line.strip():
+                    continue
+                where = f"line {i + 1}"
+                try:
+                    ev = json.loads(line)
+                except (ValueError, UnicodeDecodeError) as e:
+                    raise IngestError(str(path), where, f"invalid JSON (file truncated?): {e}") from None
+                if not isinstance(ev, dict) or not str(ev.get("event", "")).startswith("on_") or "run_id" not in ev:
+                    raise IngestError(str(path), where, "not an astream_events event (missing event/run_id)")
+                if not isinstance(ev.get("parent_ids", []), list):
+                    raise IngestError(str(path), where, "parent_ids is not a list")
+                if not ev.get("parent_ids") and ev["event"] == "on_chain_start":
+                    runs.append([])
+                if not runs:
+                    runs.append([])
+                runs[-1].append((where, ev))
+        for idx, run in enumerate(runs):
+            yield self._run(path, idx, run)
+
+    def _run(self, path: Path, index: int, run: list[tuple[str, dict]]) -> Trace:
+        mapper = MessageMapper()
+        root_id = None
+        ended = False
+        for where, ev in run:
+            kind = ev["event"]
+            md = ev.get("metadata") or {}
+            ns = md.get("langgraph_checkpoint_ns") or md.get("checkpoint_ns") or ""
+            agent = md.get("lc_agent_name") or (str(ns).split("|", 1)[0].split(":", 1)[0] or None)
+            data = ev.get("data") or {}
+            if not ev.get("parent_ids"):
+                if kind == "on_chain_start":
+                    root_id = ev["run_id"]
+                    inp = data.get("input")
+                    for m in _messages_in(path, where, _update_messages(inp) or []) if isinstance(inp, dict) else []:
+                        mapper.add(m, None, None)
+                elif kind == "on_chain_end" and ev["run_id"] == root_id:
+                    ended = True
+                continue
+            if kind == "on_chat_model_end":
+                out = data.get("output")
+                msgs = _messages_in(path, where, [out]) if out is not None else []
+                for m in msgs:
+                    mapper.add(dict(m, type="ai") if m.get("type") == "AIMessageChunk" else m, agent, None)
+            elif kind == "on_chain_end" and md.get("langgraph_node") == ev.get("name"):
+                # a node's own update: messages written by hand-written nodes (and the
+                # supervisor's synthesized handoff-back pair) exist nowhere else
+                out = data.get("output")
+                if isinstance(out, dict) and isinstance(out.get("update"), dict):
+                    out = out["update"]
+                msgs = _update_messages(out) if isinstance(out, (dict, list)) else None
+                for m in _messages_in(path, where, msgs or []):
+                    mapper.add(dict(m, type="ai") if m.get("type") == "AIMessageChunk" else m,
+                               agent or ev.get("name"), None)
+            elif kind == "on_tool_end":
+                out = data.get("output")
+                try:
+                    m = lc_message(out)
+                except NotAMessage as e:
+                    raise IngestError(str(path), where, str(e)) from None
+                if m is not None:
+                    mapper.add(m, agent, None)
+        if ended:
+            mapper.terminate()
+        return Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path),
+                     source_index=index, steps=mapper.steps, task=mapper.task,
+                     metadata={"source_id": root_id} if root_id else {})
+
+
 register(LangGraphStreamImporter())
+register(LangGraphEventsImporter())
 register(LangGraphMessagesImporter())

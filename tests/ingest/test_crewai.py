@@ -30,7 +30,7 @@ def expected_format(name: str) -> str:
         return "crewai-events"
     if name == "checkpoint.json" or "_p-" in name:
         return "crewai-checkpoint"
-    if name.startswith("crew_output"):
+    if name.startswith("crew_output") or name.startswith("task_callback"):
         return "crewai-output"
     if name.startswith("output_log"):
         return "crewai-log"
@@ -241,6 +241,7 @@ def test_two_runs_in_one_log_are_two_traces(mast, db, tmp_path):
 
 SUPPORTED = {"event_bus_events.jsonl": "crewai-events", "event_bus_events.to_json.jsonl": "crewai-events",
              "crew_output.model_dump.json": "crewai-output", "crew_output.summary.json": "crewai-output",
+             "task_callback.jsonl": "crewai-output",
              "output_log.txt": "crewai-log", "output_log.json": "crewai-log", "crewai_native_otel.otlp.json": "otel"}
 
 

@@ -1,4 +1,5 @@
-"""LangGraph and LangSmith importers (``langgraph-stream``, ``langgraph-messages``, ``langsmith``).
+"""LangGraph and LangSmith importers (``langgraph-stream``, ``langgraph-events``, ``langgraph-messages``,
+``langsmith``).
 
 Fixtures: tests/fixtures/frameworks/langgraph/, written by generators/gen_langgraph.py
 running langgraph 1.2.22 / langgraph-supervisor 0.0.31 / langsmith 0.15.0 offline with a
@@ -26,6 +27,8 @@ SAMPLES = ROOT.parent / "shared" / "reference" / "frameworks" / "crewai-langgrap
 def expected_format(name: str) -> str:
     if name.startswith("stream_"):
         return "langgraph-stream"
+    if name.startswith("astream_events"):
+        return "langgraph-events"
     if name.startswith("final_state"):
         return "langgraph-messages"
     if name.startswith("langsmith_run"):
@@ -59,7 +62,7 @@ def test_fixture_detected_and_matches_golden(rel, mast, db):
 # worker's last message: langgraph-supervisor's default output_mode="last_message").
 FULL = ["supervisor/stream_v2.jsonl", "supervisor/stream_v1_tuples.jsonl", "supervisor/langsmith_runs.jsonl",
         "supervisor/openinference.otlp.json", "loop/stream_v2.jsonl", "loop/final_state.to_dict.json",
-        "loop/langsmith_run_tree.json", "loop/openinference.b64.otlp.json", "loop/openinference.sdk_to_json.jsonl",
+        "loop/langsmith_run_tree.json", "loop/openinference.b64.otlp.json", "loop/astream_events.jsonl",
         "loop/langsmith_otel.otlp.json"]
 
 
@@ -231,6 +234,8 @@ def _supported(p: Path) -> str | None:
         return "langgraph-stream"
     if n.startswith("final_state_messages_"):
         return "langgraph-messages"
+    if n == "astream_events_v2.jsonl":
+        return "langgraph-events"
     if n in ("langsmith_run_tree.json", "langsmith_runs_flat.jsonl", "langsmith_runs_merged_ingest.jsonl",
              "langsmith_runs_read_schema_ingest.jsonl"):
         return "langsmith"
