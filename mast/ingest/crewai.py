@@ -58,7 +58,7 @@ _DELEGATE_RX = re.compile(r"(?i)^(delegate work to coworker|ask question to cowo
 
 
 def _json_first_line(head: bytes) -> Any:
-    line = strip_bom(head).split(b"\n", 1)[0].strip()
+    line = strip_bom(head).lstrip().split(b"\n", 1)[0].strip()
     return json.loads(line)
 
 
@@ -421,7 +421,12 @@ class CrewAIEventsImporter:
     def detect(self, path: Path, head: bytes) -> bool:
         if first_char(head) != "{":
             return False
-        return _is_event(_unwrap(_json_first_line(head)))
+        try:
+            return _is_event(_unwrap(_json_first_line(head)))
+        except ValueError:
+            # a first event longer than the head (a whole Agent serialised): sniff its keys
+            body = strip_bom(head).lstrip()
+            return b"\n" not in body and all(k in body for k in (b'"event_id"', b'"emission_sequence"', b'"type"'))
 
     def read(self, path: Path) -> Iterator[Trace]:
         events: list[tuple[str, dict]] = []

@@ -386,8 +386,13 @@ class LangGraphStreamImporter:
         c = first_char(head)
         if c not in "[{":
             return False
-        line = strip_bom(head).split(b"\n", 1)[0].strip()
-        obj = json.loads(line)
+        line = strip_bom(head).lstrip().split(b"\n", 1)[0].strip()
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            # a first part longer than the head (a big state snapshot): sniff the v2 envelope
+            return b"\n" not in line and bool(re.match(
+                rb'\{\s*"type"\s*:\s*"(values|updates|messages|custom|checkpoints|tasks|debug)"\s*,\s*"ns"\s*:', line))
         p = _part(obj)
         if p is None:
             return _bare_updates(obj) and not any(k in obj for k in ("messages", "resourceSpans"))
@@ -609,7 +614,7 @@ class LangGraphEventsImporter:
     def detect(self, path: Path, head: bytes) -> bool:
         if first_char(head) != "{":
             return False
-        obj = json.loads(strip_bom(head).split(b"\n", 1)[0])
+        obj = json.loads(strip_bom(head).lstrip().split(b"\n", 1)[0])
         return (isinstance(obj, dict) and str(obj.get("event", "")).startswith("on_")
                 and "run_id" in obj and "parent_ids" in obj)
 

@@ -287,3 +287,13 @@ def test_truncated_fixture_is_refused_whole(rel, mast, db, tmp_path):
         with Store(db, read_only=True) as st:
             assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 0
             assert st.fetchall("SELECT count(*) FROM steps")[0][0] == 0
+
+
+def test_first_event_longer_than_the_detection_head(mast, db, tmp_path):
+    from mast.ingest import HEAD_BYTES
+    lines = (FIX / "research" / "event_bus.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["agent"] = {"role": "Researcher", "backstory": "x" * (HEAD_BYTES + 10)}  # after the base fields
+    p = tmp_path / "big_first.jsonl"
+    p.write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
+    assert ingest(mast, p)["formats"] == {"crewai-events": 1}

@@ -293,3 +293,15 @@ def test_truncated_fixture_is_refused_whole(rel, mast, db, tmp_path):
         with Store(db, read_only=True) as st:
             assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 0
             assert st.fetchall("SELECT count(*) FROM steps")[0][0] == 0
+
+
+def test_first_part_longer_than_the_detection_head(mast, db, tmp_path):
+    from mast.ingest import HEAD_BYTES
+    lines = (FIX / "supervisor" / "stream_v2.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["data"]["notes"] = "x" * (HEAD_BYTES + 10)
+    p = tmp_path / "big_first.jsonl"
+    p.write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
+    assert ingest(mast, p)["formats"] == {"langgraph-stream": 1}
+    [got] = summarise(db)
+    assert got["tokens"] == [FACTS["supervisor"]["tokens_in"], FACTS["supervisor"]["tokens_out"]]
