@@ -77,6 +77,13 @@ def ci_text(cell: Cell | None) -> str:
     return f"{cell.count} of {cell.n} traces ({pct(cell.rate)}); 95% interval {pct(lo)}–{pct(hi)}"
 
 
+def ci_range(cell: Cell | None) -> str:
+    if cell is None or not cell.assessed:
+        return ""
+    lo, hi = cell.ci
+    return f"{100 * lo:.0f}–{pct(hi)}"
+
+
 def bar(value: float | None, width: int = 120) -> int:
     return 0 if not value else max(1, round(min(1.0, value) * width))
 
@@ -85,7 +92,7 @@ def bar(value: float | None, width: int = 120) -> int:
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pct=pct, num=num, money=money, heat=heat, ci_text=ci_text, bar=bar)
+    env.filters.update(pct=pct, num=num, money=money, heat=heat, ci_text=ci_text, ci_range=ci_range, bar=bar)
     return env
 
 

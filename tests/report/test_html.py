@@ -102,7 +102,7 @@ def test_sections_and_heatmap_structure(small_report):
     assert len(assessed) == 2  # rules looked at 1.3 and 3.3 on alpha only
     assert all(c.all_text().strip() == "not assessed" for c in cells if c not in assessed)
     texts = sorted(re.sub(r"\s+", " ", c.all_text()).strip() for c in assessed)
-    assert texts == ["25% 1/4", "50% 2/4"]
+    assert texts == ["25% 1/4 5–70%", "50% 2/4 15–85%"]  # Wilson 95%: 1/4 -> 4.6–69.9%, 2/4 -> 15.0–85.0%
     link = assessed[0].find("a", cls="cell-link")
     assert link.attrs["data-system"] == "alpha" and link.attrs["data-annotator"] == "rules"
     assert "95% interval" in assessed[0].attrs["title"]
