@@ -321,3 +321,46 @@ def test_bad_key_or_unknown_model_stops_the_run_with_a_clear_error(db, server, m
     assert "404 from the endpoint: The model `nope` does not exist" in res.stderr
     assert len(server.chat_bodies) <= 5   # a refused request is never retried
     assert rows(db, "SELECT status FROM runs") == [("failed",)]
+
+
+def test_capped_output_is_labelled_with_its_coverage(db, server):
+    big = "\n".join(f"row {i} value {i * 31}" for i in range(3000))
+    ids = make_store(db, [[("coder", "run it"), ("tool", big), ("coder", "done")]])
+    judge(db, server, max_step_chars=2000)
+    (cov,), = rows(db, "SELECT coverage FROM judge_cache")
+    frac = json.loads(cov)["fraction"]
+    assert 0 < frac < 0.1 and json.loads(cov)["capped_steps"] == 1
+    (why,), = rows(db, "SELECT DISTINCT rationale FROM annotations WHERE mode = '1.1'")
+    assert f"(judge saw {frac:.0%} of the trace text)" in why
+    sent = server.chat_bodies[0]["messages"][1]["content"]
+    assert "chars of step 1 elided ...]" in sent and "row 0 value" in sent and "row 2999 value" in sent
+
+
+def test_one_bad_window_makes_the_whole_trace_unclassified(db, server):
+    spec = [("a", f"step {i} " + "x" * 3000 + (" FAULT:OFFTAX" if i == 50 else "")) for i in range(60)]
+    ids = make_store(db, [spec])
+    _, res = judge(db, server, window_tokens=8000)
+    assert res.failed == 1 and rows(db, "SELECT count(*) FROM annotations") == [(0,)]
+    assert "window" in res.failures[ids[0]] and "4.2" in res.failures[ids[0]]
+
+
+def test_secrets_never_reach_the_endpoint(db, server):
+    key = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
+    traces = [Trace("sys", "test", "generic", "mem.json", 0,
+                    [Step("coder", f"export OPENAI_API_KEY={key}"), Step("coder", f"Authorization: Bearer {key}")],
+                    task=f"use key {key}")]
+    with Store(db) as st, st.transaction():
+        st.write_traces(traces)
+    judge(db, server)
+    sent = json.dumps(server.chat_bodies)
+    assert "A1b2C3d4E5f6G7h8I9j0" not in sent and "[REDACTED]" in sent
+
+
+def test_retry_after_forms():
+    from email.utils import formatdate
+    import time as _t
+    from mast.classify.judge.client import retry_after
+    assert retry_after({"retry-after": "2"}) == 2.0
+    assert retry_after({"retry-after-ms": "250"}) == 0.25
+    assert 5 < retry_after({"retry-after": formatdate(_t.time() + 10, usegmt=True)}) <= 10
+    assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None
