@@ -425,8 +425,10 @@ class CrewAIEventsImporter:
             return _is_event(_unwrap(_json_first_line(head)))
         except ValueError:
             # a first event longer than the head (a whole Agent serialised): sniff its keys
+            # (BaseEvent dumps start with timestamp/type; the wrapper with event_class)
             body = strip_bom(head).lstrip()
-            return b"\n" not in body and all(k in body for k in (b'"event_id"', b'"emission_sequence"', b'"type"'))
+            return (b"\n" not in body and re.match(rb'\{\s*"(timestamp|type|event_class)"\s*:', body) is not None
+                    and all(k in body for k in (b'"event_id"', b'"emission_sequence"', b'"type"')))
 
     def read(self, path: Path) -> Iterator[Trace]:
         events: list[tuple[str, dict]] = []
