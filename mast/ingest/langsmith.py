@@ -3,6 +3,8 @@
 Accepted files:
 - tree: a JSON list (or one object) of root runs, each with nested ``child_runs``
   (``RunTree`` / BaseTracer dumps);
+- ``/runs/batch`` bodies (``{"post": [...], "patch": [...]}``, one per line or one per
+  file): each run's post and patches are merged;
 - flat: JSON Lines (or a JSON list) of runs linked by ``parent_run_id`` / ``trace_id`` /
   ``dotted_order`` (what ``/runs/multipart`` carries, or ``Client.list_runs()`` yields).
 Required per run: ``id``, ``name``, ``run_type``, ``start_time``.  Runs are grouped into
@@ -68,6 +70,8 @@ class LangSmithImporter:
         c = first_char(head)
         if c not in "[{":
             return False
+        if re.match(rb'\s*\{\s*"(post|patch)"\s*:\s*\[', strip_bom(head)) and b'"run_type"' in head:
+            return True
         text = strip_bom(head).decode("utf-8", "replace").lstrip()
         if c == "[":
             text = text[1:].lstrip()
@@ -142,7 +146,22 @@ class LangSmithImporter:
             for j, c in enumerate(kids):
                 walk(f"{where}.child_runs[{j}]", c, r["id"])
 
+        merged: dict[str, dict] = {}
+        plain: list[tuple[str, Any]] = []
         for where, d in items:
+            if isinstance(d, dict) and "run_type" not in d and ("post" in d or "patch" in d):
+                # a /runs/batch body: runs are posted, then patched when they end
+                for op in ("post", "patch"):
+                    for j, r in enumerate(d.get(op) or []):
+                        if not isinstance(r, dict) or not r.get("id"):
+                            raise IngestError(str(path), f"{where}.{op}[{j}]", "missing required field: id")
+                        if r["id"] not in merged:
+                            merged[r["id"]] = {}
+                            plain.append((f"{where}.{op}[{j}]", merged[r["id"]]))
+                        merged[r["id"]].update({k: v for k, v in r.items() if v is not None})
+            else:
+                plain.append((where, d))
+        for where, d in plain:
             walk(where, d, None)
         return out
 

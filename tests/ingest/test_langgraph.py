@@ -31,7 +31,7 @@ def expected_format(name: str) -> str:
         return "langgraph-events"
     if name.startswith("final_state"):
         return "langgraph-messages"
-    if name.startswith("langsmith_run"):
+    if name.startswith("langsmith_run") or name.startswith("langsmith_wire"):
         return "langsmith"
     if ".otlp." in name or name.endswith(".sdk_to_json.jsonl"):
         return "otel"
@@ -63,7 +63,7 @@ def test_fixture_detected_and_matches_golden(rel, mast, db):
 FULL = ["supervisor/stream_v2.jsonl", "supervisor/stream_v1_tuples.jsonl", "supervisor/langsmith_runs.jsonl",
         "supervisor/openinference.otlp.json", "loop/stream_v2.jsonl", "loop/final_state.to_dict.json",
         "loop/langsmith_run_tree.json", "loop/openinference.b64.otlp.json", "loop/astream_events.jsonl",
-        "loop/langsmith_otel.otlp.json"]
+        "loop/langsmith_otel.otlp.json", "loop/langsmith_wire.jsonl"]
 
 
 @pytest.mark.parametrize("rel", FULL)
