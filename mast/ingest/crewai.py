@@ -14,7 +14,8 @@ Four importers share one normaliser (:func:`events_to_traces`):
     the same events as the bus, plus the crew's name.  A 2.x ``crewai_version`` is refused.
 ``crewai-output``
     ``CrewOutput.model_dump()``: each ``tasks_output[].messages`` is an OpenAI-style
-    transcript of one agent.  No timestamps.  ``token_usage`` is kept in metadata but not
+    transcript of one agent; also ``task_callback`` logs (one ``TaskOutput`` per line,
+    a task seen again starting a new run).  No timestamps.  ``token_usage`` is kept in metadata but not
     counted: it double counts when agents share one LLM object (FORMATS.md §3.7).
 ``crewai-log``
     ``Crew(output_log_file=…)`` as ``.txt`` lines or a ``.json`` array; two entries per

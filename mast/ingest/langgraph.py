@@ -15,6 +15,9 @@
     ``messages`` (token chunks merged by id), else from the last ``values``.  ``debug``
     events give timestamps and node errors; a root checkpoint with ``next == []`` marks
     termination.
+``langgraph-events``
+    ``astream_events(version="v2")`` dumps, one event per line (see
+    :class:`LangGraphEventsImporter`); no timestamps.
 
 Message normalisation (shared with the LangSmith and OTel importers,
 :class:`MessageMapper`):
