@@ -108,6 +108,41 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def client_only(n: int, concurrency: int, latency: float) -> dict:
+    """The bare ``openai`` client (our retry wrapper, no store, no rendering) against the same
+    server: the ceiling this machine allows right now, to read the judge's figure against."""
+    import asyncio
+    import random
+
+    import openai
+
+    from mast.classify.judge.client import Capabilities, Policy, chat
+
+    proc, url = start_server(latency)
+    msgs = [{"role": "system", "content": "x" * 6000 + "\n1.1 | a\nvalid step numbers are 0 to 9"},
+            {"role": "user", "content": "BEGIN TRACE DATA ab\n[0] a message: hi\nEND TRACE DATA ab"}]
+
+    async def main() -> float:
+        c = openai.AsyncOpenAI(api_key="unused", base_url=url, max_retries=0)
+        sem = asyncio.Semaphore(concurrency)
+        pol, caps, rng = Policy(), Capabilities(), random.Random(0)
+
+        async def one():
+            async with sem:
+                await chat(c, "m", msgs, {}, temperature=0, max_tokens=100, policy=pol, caps=caps, rng=rng)
+
+        t = time.perf_counter()
+        await asyncio.gather(*[one() for _ in range(n)])
+        return time.perf_counter() - t
+
+    try:
+        dt = asyncio.run(main())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return {"requests": n, "seconds": dt, "per_s": n / dt, "load": os.getloadavg()[0]}
+
+
 def reference_prompt(record: dict, records: list[dict], taxonomy) -> str:
     intro = (
         "Below is the execution trace of a multi-agent system. Read all of it and analyse the failure modes "
@@ -185,6 +220,7 @@ def main() -> None:
     ap.add_argument("--max-step-chars", type=int, default=8_000)
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-cost", action="store_true")
+    ap.add_argument("--client-only", action="store_true", help="also time the bare client (the machine's ceiling)")
     args = ap.parse_args()
     if not args.skip_throughput:
         t = throughput(args.traces, args.concurrency, args.latency)
@@ -193,6 +229,10 @@ def main() -> None:
               f"rerun from cache {t['rerun_seconds']:.1f} s, {t['rerun_cached']} cached, "
               f"{t['rerun_requests']} requests; load {t['load']:.1f}; CPU per trace: judge process "
               f"{t['client_cpu_ms']:.1f} ms, server {t['server_cpu_ms']:.1f} ms")
+    if args.client_only:
+        b = client_only(args.traces, args.concurrency, args.latency)
+        print(f"bare client: {b['requests']} requests in {b['seconds']:.1f} s = {b['per_s']:.1f}/s; "
+              f"load {b['load']:.1f}")
     if not args.skip_cost:
         c = cost(args.window_tokens, args.max_step_chars)
         print("trace system steps raw_chars ours reference ratio windows coverage")

@@ -25,6 +25,8 @@ _FACTORY_OPTIONS = ("model", "base_url", "concurrency", "budget", "estimate", "b
 @click.option("--budget", type=float, help="Judge: stop starting traces after this many USD.")
 @click.option("--estimate", is_flag=True, default=None, help="Judge: print expected tokens and cost, send nothing.")
 @click.option("--batch", is_flag=True, default=None, help="Judge: use the OpenAI Batch API.")
+@click.option("--batch-id", help="Judge: resume this Batch API job (implies --batch; unfinished batches "
+                                 "of the same model and prompt are resumed anyway).")
 @click.option("--timeout", type=float, help="Judge: seconds per request.")
 @click.option("--max-retries", type=click.IntRange(min=0), help="Judge: retries per request.")
 @click.option("--rules-dir", type=click.Path(file_okay=False), envvar="MAST_RULES_DIR",
@@ -33,7 +35,7 @@ _FACTORY_OPTIONS = ("model", "base_url", "concurrency", "budget", "estimate", "b
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @click.pass_obj
 def classify(obj, name, system, where, sample, action, taxonomy_id, model, base_url, concurrency, budget,
-             estimate, batch, timeout, max_retries, rules_dir, detectors, as_json):
+             estimate, batch, batch_id, timeout, max_retries, rules_dir, detectors, as_json):
     """Tag traces with failure modes and root causes; every run is recorded."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -44,7 +46,8 @@ def classify(obj, name, system, where, sample, action, taxonomy_id, model, base_
 
     load(taxonomy_id)  # an unknown taxonomy fails before anything runs
     given = dict(model=model, base_url=base_url, concurrency=concurrency, budget=budget, estimate=estimate,
-                 batch=batch, timeout=timeout, max_retries=max_retries, rules_dir=rules_dir,
+                 batch=batch or (True if batch_id else None), batch_id=batch_id, timeout=timeout,
+                 max_retries=max_retries, rules_dir=rules_dir,
                  detectors=list(detectors) or None)
     options = {k: v for k, v in given.items() if v is not None}
     if name == "rules" and "detectors" in options:

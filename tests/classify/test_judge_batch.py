@@ -98,3 +98,15 @@ def test_cli_batch(db, server, mast):
     out = json.loads(mast("classify", "--with", "judge", "--model", MODEL, "--base-url", server.base_url,
                           "--batch", "--json").stdout)
     assert out["done"] == 2 and out["judge"]["batch_ids"] == ["batch_0001"]
+
+
+def test_cli_resumes_a_named_batch(db, server, mast):
+    make_store(db, [[("a", "x")], [("b", "y")]])
+    server.hold_batches = True
+    clf = create("judge", model=MODEL, base_url=server.base_url, batch=True, poll_interval=0.01, poll_timeout=0.1)
+    with Store(db) as st, pytest.raises(BatchPending):
+        run(st, clf, Selection())
+    server.hold_batches = False
+    out = json.loads(mast("classify", "--with", "judge", "--model", MODEL, "--base-url", server.base_url,
+                          "--batch-id", "batch_0001", "--json").stdout)
+    assert out["done"] == 2 and out["judge"]["batch_ids"] == ["batch_0001"] and len(server.batches) == 1
