@@ -804,7 +804,8 @@ def _trace(path: Path, index: int, spans: list[Span]) -> Trace:
         steps.append(step(agent=None, role="user", kind=StepKind.MESSAGE, content=task,
                           started_at=_iso(main.start_ns), span_id=main.span_id))
 
-    def visit(s: Span, inherited: str | None) -> None:
+    def visit(s: Span, inherited: str | None) -> str | None:
+        """Emit the steps of one span; return the agent its children inherit."""
         own = _own_agent(s)
         agent = own or inherited
         k = kinds[id(s)]
@@ -868,11 +869,14 @@ def _trace(path: Path, index: int, spans: list[Span]) -> Trace:
                     steps.append(step(agent=agent, kind=StepKind.HANDOFF, target_agent=m.group(1), started_at=en or st,
                                       span_id=s.span_id, parent_span_id=s.parent_id, attributes={"via": "ParentCommand"}))
                     state["last_target"] = m.group(1)
-        for c in s.children:
-            visit(c, agent)
+        return agent
 
-    for r in roots:
-        visit(r, None)
+    # depth-first, children by start time; iterative, so deep span trees cannot overflow
+    stack: list[tuple[Span, str | None]] = [(r, None) for r in reversed(roots)]
+    while stack:
+        sp, inherited = stack.pop()
+        agent_below = visit(sp, inherited)
+        stack.extend((c, agent_below) for c in reversed(sp.children))
     outcome = Outcome.UNKNOWN
     m_err = main.status == "ERROR" and not _PARENT_CMD_RX.search(_error_text(main) or "")
     if m_err:

@@ -282,3 +282,21 @@ def test_truncated_fixture_is_refused_whole(rel, mast, db, tmp_path):
         with Store(db, read_only=True) as st:
             assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 0
             assert st.fetchall("SELECT count(*) FROM steps")[0][0] == 0
+
+
+def test_a_very_deep_span_tree_is_read(mast, db, tmp_path):
+    # e.g. an agent loop that nests each turn in the previous one: deeper than Python's stack
+    spans = []
+    for i in range(3000):
+        sp = {"traceId": "ab" * 16, "spanId": f"{i + 1:016x}", "name": f"step {i}",
+              "startTimeUnixNano": str(1_795_300_000_000_000_000 + i), "endTimeUnixNano": str(1_795_300_001_000_000_000 - i),
+              "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "invoke_agent"}},
+                             {"key": "gen_ai.agent.name", "value": {"stringValue": "a" if i % 2 else "b"}}]}
+        if i:
+            sp["parentSpanId"] = f"{i:016x}"
+        spans.append(sp)
+    p = tmp_path / "deep.otlp.json"
+    p.write_text(json.dumps({"resourceSpans": [{"resource": {}, "scopeSpans": [{"scope": {"name": "t"}, "spans": spans}]}]}))
+    ingest(mast, p)
+    [got] = summarise(db)
+    assert got["agents"] == ["a", "b"] and got["kinds"]["handoff"] == 2999
