@@ -129,22 +129,24 @@ class LangSmithImporter:
                     raise IngestError(str(path), f"line {i + 1}", f"invalid JSON (file truncated?): {e}") from None
         out: list[tuple[str, dict]] = []
 
-        def walk(where: str, r: Any, parent: str | None) -> None:
-            if not isinstance(r, dict):
-                raise IngestError(str(path), where, f"expected a run object, found {type(r).__name__}")
-            missing = [k for k in _REQUIRED if r.get(k) in (None, "")]
-            if missing:
-                raise IngestError(str(path), where, "missing required field(s): " + ", ".join(missing))
-            if r["run_type"] not in RUN_TYPES:
-                raise IngestError(str(path), where, f"unknown run_type {r['run_type']!r} (newer LangSmith?)",
-                                  "Upgrade mast.")
-            kids = r.get("child_runs") or []
-            flat = {k: v for k, v in r.items() if k != "child_runs"}
-            if parent and not flat.get("parent_run_id"):
-                flat["parent_run_id"] = parent
-            out.append((where, flat))
-            for j, c in enumerate(kids):
-                walk(f"{where}.child_runs[{j}]", c, r["id"])
+        def walk(where0: str, r0: Any) -> None:
+            stack: list[tuple[str, Any, str | None]] = [(where0, r0, None)]
+            while stack:  # iterative: run trees can be deeper than Python's stack
+                where, r, parent = stack.pop()
+                if not isinstance(r, dict):
+                    raise IngestError(str(path), where, f"expected a run object, found {type(r).__name__}")
+                missing = [k for k in _REQUIRED if r.get(k) in (None, "")]
+                if missing:
+                    raise IngestError(str(path), where, "missing required field(s): " + ", ".join(missing))
+                if r["run_type"] not in RUN_TYPES:
+                    raise IngestError(str(path), where, f"unknown run_type {r['run_type']!r} (newer LangSmith?)",
+                                      "Upgrade mast.")
+                kids = r.get("child_runs") or []
+                flat = {k: v for k, v in r.items() if k != "child_runs"}
+                if parent and not flat.get("parent_run_id"):
+                    flat["parent_run_id"] = parent
+                out.append((where, flat))
+                stack.extend((f"{where}.child_runs[{j}]", c, r["id"]) for j, c in reversed(list(enumerate(kids))))
 
         merged: dict[str, dict] = {}
         plain: list[tuple[str, Any]] = []
@@ -162,7 +164,7 @@ class LangSmithImporter:
             else:
                 plain.append((where, d))
         for where, d in plain:
-            walk(where, d, None)
+            walk(where, d)
         return out
 
     def _trace(self, path: Path, index: int, tid: str, runs: list[tuple[str, dict]]) -> Trace:
@@ -176,14 +178,11 @@ class LangSmithImporter:
             ordered = sorted((r for _, r in runs), key=lambda r: r["dotted_order"])
         else:
             ordered = []
-
-            def dfs(r: dict) -> None:
+            todo = sorted(roots, key=lambda x: str(x.get("start_time")), reverse=True)
+            while todo:
+                r = todo.pop()
                 ordered.append(r)
-                for c in sorted(kids.get(r["id"], []), key=lambda x: str(x.get("start_time"))):
-                    dfs(c)
-
-            for r in sorted(roots, key=lambda x: str(x.get("start_time"))):
-                dfs(r)
+                todo.extend(sorted(kids.get(r["id"], []), key=lambda x: str(x.get("start_time")), reverse=True))
         root = roots[0] if roots else ordered[0]
         root_ids = {r["id"] for r in roots}
 
