@@ -449,6 +449,11 @@ class CrewAIEventsImporter:
                 ev = _unwrap(obj)
                 if not isinstance(ev, dict) or "type" not in ev or "event_id" not in ev:
                     raise IngestError(str(path), where, "not a CrewAI event: missing required field(s) type/event_id")
+                ver = str((obj if isinstance(obj, dict) else {}).get("crewai_version") or ev.get("crewai_version") or "")
+                if re.match(r"([2-9]|\d{2,})\.", ver):
+                    # 1.x events carry no version; a dump that names a newer one is refused
+                    raise IngestError(str(path), where, f"event from crewai {ver}, newer than mast reads (1.x)",
+                                      "Upgrade mast.")
                 events.append((where, _slim(ev)))
         yield from events_to_traces(path, events, self.name)
 

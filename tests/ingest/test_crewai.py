@@ -297,3 +297,16 @@ def test_first_event_longer_than_the_detection_head(mast, db, tmp_path):
     p = tmp_path / "big_first.jsonl"
     p.write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
     assert ingest(mast, p)["formats"] == {"crewai-events": 1}
+
+
+def test_events_naming_a_newer_crewai_are_refused(mast, db, tmp_path):
+    lines = (FIX / "research" / "event_bus.jsonl").read_text().splitlines()
+    wrapped = [json.dumps({"event_class": "X", "crewai_version": "2.1.0", "event": json.loads(ln)}) for ln in lines]
+    p = tmp_path / "v2.jsonl"
+    p.write_text("\n".join(wrapped) + "\n")
+    res = mast("ingest", p, expect=1)
+    assert "line 1" in res.stderr and "2.1.0" in res.stderr and "newer" in res.stderr
+    _no_traces(db)
+    wrapped = [json.dumps({"event_class": "X", "crewai_version": "1.15.30", "event": json.loads(ln)}) for ln in lines]
+    p.write_text("\n".join(wrapped) + "\n")
+    assert ingest(mast, p)["formats"] == {"crewai-events": 1}
