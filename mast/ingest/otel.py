@@ -800,6 +800,10 @@ def _trace(path: Path, index: int, spans: list[Span]) -> Trace:
     steps = []
     state = {"last_target": None, "cur_agent": None, "last_agent_span": None}
     task = _input_text(main)
+    first_task = next((x.attrs["crewai.task.description"] for x in sorted(spans, key=lambda x: x.start_ns)
+                       if x.attrs.get("crewai.task.description")), None)
+    if first_task and main.attrs.get("crewai.crew.inputs") is not None:
+        task = str(first_task)  # a crew's task is its first task, as the event importer has it
     if task:
         steps.append(step(agent=None, role="user", kind=StepKind.MESSAGE, content=task,
                           started_at=_iso(main.start_ns), span_id=main.span_id))
