@@ -236,9 +236,9 @@ def _rebuild_error(err: tuple) -> MastError:
 
 def _workers(n_files: int, n_bytes: int) -> int:
     """Parser processes to start: none for small jobs (start-up costs more than it saves)."""
-    env = os.environ.get("MAST_INGEST_WORKERS")
-    if env is not None:
-        return max(0, int(env))
+    env = os.environ.get("MAST_INGEST_WORKERS", "").strip()
+    if env.isdigit():
+        return int(env)
     if n_files < POOL_MIN_FILES or n_bytes < POOL_MIN_BYTES:
         return 0
     return min(MAX_WORKERS, os.cpu_count() or 1)
@@ -253,7 +253,33 @@ def _pool(workers: int):
     # never re-runs the CLI's entry point.
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["mast.ingest.pipeline"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(os.getpid(),))
+
+
+def _worker_init(writer_pid: int) -> None:
+    import signal
+    import threading
+    import time
+
+    # Ctrl-C reaches the whole process group: the parent stops the ingest (committed
+    # groups stay); workers just end with it instead of printing their own tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    # A worker waits on a queue whose write end it holds itself, so it would outlive a
+    # writer killed with SIGKILL forever (with the fork server as its parent, it is not
+    # even orphaned): leave as soon as the writer is gone.
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(writer_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass  # the pid exists (reused by another user's process: rare; keep going)
+
+    threading.Thread(target=watch, daemon=True, name="mast-writer-watch").start()
 
 
 @dataclass
