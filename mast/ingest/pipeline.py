@@ -3,8 +3,9 @@
 Contract:
 - A file is stored whole or not at all, by exactly one transaction.  Small files
   (up to :data:`STREAM_BYTES`) are read completely before they join a group of whole
-  files that is committed together; a larger file is streamed in batches inside a
-  transaction of its own that commits only after its last record was read.
+  files that is committed together; a larger file is streamed in batches into
+  temporary staging tables, which one transaction of its own copies into the store
+  only after the file's last record was read.
 - A file already ingested unchanged (same path, size and mtime) is skipped, so a rerun
   after a crash or Ctrl-C continues where the last run stopped; trace ids are content
   hashes, so a changed or copied file adds only traces not yet stored.
@@ -52,7 +53,7 @@ INGEST_MEMORY_LIMIT = "256MB"
 #: Parser processes: at most this many, and only for jobs of at least this size.
 MAX_WORKERS = 2
 POOL_MIN_FILES = 8
-POOL_MIN_BYTES = 8_000_000
+POOL_MIN_BYTES = 64_000_000
 #: Parsed files in flight per worker (bounds the memory of results not yet written).
 POOL_WINDOW = 3
 
@@ -149,16 +150,24 @@ def ingest_file(store: Store, path: Path, fmt: str = "auto", system: str | None 
         return FileResult(str(path), None, companion=note)
     res = FileResult(str(path), imp.name)
     n = 0
-    with store.transaction():
+    # Batches are committed into staging tables, and published in one transaction once
+    # the last record was read (see Store.begin_staging: bounded memory at any size).
+    store.begin_staging()
+    try:
         for batch in _batches(imp.read(path), system):
-            w = store.write_tables(encode_traces(batch))
+            with store.transaction():
+                w = store.write_tables(encode_traces(batch))
             res.traces_new += w.new
             res.traces_present += w.present
             res.steps += w.steps
             n += len(batch)
         if n == 0:
             raise IngestError(str(path), None, "no traces found in file")
-        store.record_file(key, st.st_size, st.st_mtime_ns, imp.name, n)
+        with store.transaction():
+            store.publish_staging()
+            store.record_file(key, st.st_size, st.st_mtime_ns, imp.name, n)
+    finally:
+        store.end_staging()
     if on_bytes:
         on_bytes(st.st_size)
     return res

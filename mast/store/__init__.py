@@ -28,7 +28,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mast.errors import StoreError, StoreInUse, StoreMissing
+from mast.errors import MastError, StoreError, StoreInUse, StoreMissing
 from mast.model import SCHEMA_VERSION, Annotation, Attribution, Trace
 from mast.redact import _HINTS, sql_redact
 from mast.store.schema import MIGRATIONS
@@ -64,6 +64,7 @@ class Store:
     def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False):
         self.path = str(path or default_path())
         self.read_only = read_only
+        self._staging = False
         if read_only and not Path(self.path).exists():
             raise StoreMissing(f"no store at {self.path}")
         try:
@@ -191,6 +192,32 @@ class Store:
         self.con.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
                          [path, size, mtime_ns, fmt, traces, _now()])
 
+    # A file too big for one batch is staged: DuckDB keeps memory it does not account
+    # for (outside memory_limit) for every row appended in a transaction until it
+    # commits, so one transaction over a 900 MB file took 1.4 GB.  Batches are committed
+    # into temporary tables instead (they spill to disk under memory_limit), and one
+    # transaction then copies them into the store with INSERT ... SELECT, which stays
+    # within bounds: the file is still published whole or not at all.
+
+    def begin_staging(self) -> None:
+        """Route :meth:`write_parts` into empty temporary staging tables."""
+        for t in _STAGED:
+            self.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_PREFIX}{t} AS SELECT * FROM {t} LIMIT 0")
+            self.execute(f"DELETE FROM {_STAGE_PREFIX}{t}")
+        self._staging = True
+
+    def publish_staging(self) -> None:
+        """Copy everything staged into the store (call inside :meth:`transaction`)."""
+        for t in _STAGED:
+            self.execute(f"INSERT INTO {t} SELECT * FROM {_STAGE_PREFIX}{t}")
+
+    def end_staging(self) -> None:
+        """Stop staging and drop what is staged (published or not)."""
+        self._staging = False
+        for t in _STAGED:
+            with contextlib.suppress(MastError):
+                self.execute(f"DELETE FROM {_STAGE_PREFIX}{t}")
+
     def write_traces(self, traces: Sequence[Trace]) -> WriteResult:
         """Store a batch of traces (and the labels they carry), skipping known ids.
 
@@ -223,6 +250,10 @@ class Store:
         ids = tr.column("trace_id").to_pylist()
         known = {r[0] for r in self.fetchall(
             "SELECT trace_id FROM traces WHERE trace_id IN (SELECT unnest(?))", [ids])}
+        if self._staging:
+            known |= {r[0] for r in self.fetchall(
+                "SELECT trace_id FROM " + _STAGE_PREFIX + "traces WHERE trace_id IN (SELECT unnest(?))", [ids])}
+        dest = _STAGE_PREFIX if self._staging else ""
         keep: list[int] = []
         seen: set[str] = known
         for i, tid in enumerate(ids):
@@ -244,7 +275,7 @@ class Store:
             for name, t in (("_mast_tb", tr), ("_mast_sb", st), ("_mast_ann", ann), ("_mast_att", att)):
                 self.con.register(name, t)
             self.con.execute(f"""
-                INSERT INTO traces SELECT trace_id, system, framework, source_format, source_path,
+                INSERT INTO {dest}traces SELECT trace_id, system, framework, source_format, source_path,
                     source_index, {_redacted('task')}, outcome,
                     try_cast(started_at AS TIMESTAMPTZ)::TIMESTAMP, try_cast(ended_at AS TIMESTAMPTZ)::TIMESTAMP,
                     n_steps, n_agents, tokens_in, tokens_out, cost_usd,
@@ -252,15 +283,15 @@ class Store:
                 FROM _mast_tb""", [now])
             if st.num_rows:
                 self.con.execute(f"""
-                    INSERT INTO steps SELECT trace_id, step, span_id, parent_span_id, agent, role, kind,
+                    INSERT INTO {dest}steps SELECT trace_id, step, span_id, parent_span_id, agent, role, kind,
                         {_redacted('content')}, tool_name, {_redacted('tool_args')}, target_agent,
                         try_cast(started_at AS TIMESTAMPTZ)::TIMESTAMP, try_cast(ended_at AS TIMESTAMPTZ)::TIMESTAMP,
                         tokens_in, tokens_out, cost_usd, status, {_redacted('attributes')}::JSON
                     FROM _mast_sb""")
             if ann.num_rows:
-                self.con.execute(_ANN_INSERT, [now])
+                self.con.execute(_ANN_INSERT.replace("INTO annotations", f"INTO {dest}annotations"), [now])
             if att.num_rows:
-                self.con.execute(_ATT_INSERT, [now])
+                self.con.execute(_ATT_INSERT.replace("INTO attributions", f"INTO {dest}attributions"), [now])
         except duckdb.Error as e:
             raise self._map(e) from None
         finally:
@@ -408,6 +439,9 @@ _STEP_PLAIN2 = ("content", "tool_name", "tool_args", "target_agent", "started_at
                 "tokens_in", "tokens_out", "cost_usd", "status")
 _get_plain = attrgetter(*_STEP_PLAIN)
 _get_plain2 = attrgetter(*_STEP_PLAIN2)
+
+_STAGED = ("traces", "steps", "annotations", "attributions")
+_STAGE_PREFIX = "_mast_stage_"
 
 _ANN_INSERT = f"""INSERT INTO annotations SELECT trace_id, taxonomy, mode, annotator, run_id,
     label, confidence, evidence_steps, {sql_redact('rationale')}, ? FROM _mast_ann"""

@@ -87,16 +87,23 @@ def test_bad_file_inside_a_chunk_keeps_good_neighbours_and_order(tmp_path, monke
 
 def test_big_file_is_streamed_in_batches_in_one_transaction(tmp_path, monkeypatch):
     p = tmp_path / "big.jsonl"
-    p.write_text("\n".join(json.dumps({"messages": _conv(i)}) for i in range(50)) + "\n")
+    # conversation 0 again at the end: a repeat of a trace staged by an earlier batch
+    p.write_text("\n".join(json.dumps({"messages": _conv(i)}) for i in [*range(50), 0]) + "\n")
     monkeypatch.setattr(pipeline, "STREAM_BYTES", 100)
     monkeypatch.setattr(pipeline, "BATCH_STEPS", 7)
     s = _ingest(tmp_path / "db.duckdb", [p])
-    assert s.traces_new == 50 and s.steps == 200
+    assert (s.traces_new, s.traces_present, s.steps) == (50, 1, 200)
+    assert len(_dump(tmp_path / "db.duckdb")["steps"]) == 200
+    with Store(tmp_path / "db.duckdb") as st:  # staging tables are private to the connection
+        with st.transaction():
+            assert st.write_traces([]).new == 0
+        assert st.fetchall("SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '_mast_stage%'") \
+            == [(0,)]
     # A bad last line: nothing of the file is stored, although earlier batches were written.
     q = tmp_path / "big_bad.jsonl"
     q.write_text(p.read_text() + "{not json\n")
     s = _ingest(tmp_path / "db2.duckdb", [q], keep_going=True)
-    assert len(s.errors) == 1 and "line 51" in str(s.errors[0])
+    assert len(s.errors) == 1 and "line 52" in str(s.errors[0])
     assert _dump(tmp_path / "db2.duckdb")["traces"] == []
 
 
