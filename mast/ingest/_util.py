@@ -76,8 +76,8 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
                 continue
             try:
                 yield i, json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise IngestError(str(path), f"line {i + 1}", f"invalid JSON: {e}") from None
+            except (ValueError, UnicodeDecodeError) as e:
+                raise IngestError(str(path), f"line {i + 1}", f"invalid JSON (file truncated?): {e}") from None
 
 
 #: JSON arrays larger than this are read element by element (see iter_records).

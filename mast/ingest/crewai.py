@@ -47,7 +47,7 @@ from typing import Any, Iterator
 
 from mast.errors import IngestError
 from mast.ingest import register
-from mast.ingest._util import as_text, first_char, load_json, strip_bom
+from mast.ingest._util import as_text, first_char, iter_jsonl, load_json, strip_bom
 from mast.model import Outcome, Step, StepKind, Trace
 
 FRAMEWORK = "crewai"
@@ -433,28 +433,17 @@ class CrewAIEventsImporter:
 
     def read(self, path: Path) -> Iterator[Trace]:
         events: list[tuple[str, dict]] = []
-        try:
-            f = open(path, "rb")
-        except OSError as e:
-            raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
-        with f:
-            for i, line in enumerate(f):
-                if not line.strip():
-                    continue
-                where = f"line {i + 1}"
-                try:
-                    obj = json.loads(line)
-                except (ValueError, UnicodeDecodeError) as e:
-                    raise IngestError(str(path), where, f"invalid JSON (file truncated?): {e}") from None
-                ev = _unwrap(obj)
-                if not isinstance(ev, dict) or "type" not in ev or "event_id" not in ev:
-                    raise IngestError(str(path), where, "not a CrewAI event: missing required field(s) type/event_id")
-                ver = str((obj if isinstance(obj, dict) else {}).get("crewai_version") or ev.get("crewai_version") or "")
-                if re.match(r"([2-9]|\d{2,})\.", ver):
-                    # 1.x events carry no version; a dump that names a newer one is refused
-                    raise IngestError(str(path), where, f"event from crewai {ver}, newer than mast reads (1.x)",
-                                      "Upgrade mast.")
-                events.append((where, _slim(ev)))
+        for i, obj in iter_jsonl(path):
+            where = f"line {i + 1}"
+            ev = _unwrap(obj)
+            if not isinstance(ev, dict) or "type" not in ev or "event_id" not in ev:
+                raise IngestError(str(path), where, "not a CrewAI event: missing required field(s) type/event_id")
+            ver = str((obj if isinstance(obj, dict) else {}).get("crewai_version") or ev.get("crewai_version") or "")
+            if re.match(r"([2-9]|\d{2,})\.", ver):
+                # 1.x events carry no version; a dump that names a newer one is refused
+                raise IngestError(str(path), where, f"event from crewai {ver}, newer than mast reads (1.x)",
+                                  "Upgrade mast.")
+            events.append((where, _slim(ev)))
         yield from events_to_traces(path, events, self.name)
 
 

@@ -40,7 +40,7 @@ from typing import Any, Iterator
 
 from mast.errors import IngestError
 from mast.ingest import register
-from mast.ingest._util import as_text, first_char, load_json, strip_bom
+from mast.ingest._util import as_text, first_char, iter_jsonl, load_json, strip_bom
 from mast.model import Outcome, Step, StepKind, Trace
 
 FRAMEWORK = "langgraph"
@@ -407,36 +407,25 @@ class LangGraphStreamImporter:
         return True
 
     def read(self, path: Path) -> Iterator[Trace]:
-        try:
-            f = open(path, "rb")
-        except OSError as e:
-            raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
         parts: list[tuple[str, list[str], str, Any]] = []
-        with f:
-            for i, line in enumerate(f):
-                if not line.strip():
-                    continue
-                where = f"line {i + 1}"
-                try:
-                    obj = json.loads(line)
-                except (ValueError, UnicodeDecodeError) as e:
-                    raise IngestError(str(path), where, f"invalid JSON (file truncated?): {e}") from None
-                try:
-                    p = _part(obj)
-                except ValueError as e:
-                    raise IngestError(str(path), where, str(e)) from None
-                if p is None and _bare_updates(obj):
-                    p = ([], "updates", obj)
-                if p is None:
-                    raise IngestError(str(path), where, "not a LangGraph stream part "
-                                      "(expected {type, ns, data}, [mode, chunk], [ns, mode, chunk] or a debug event)")
-                ns, mode, data = p
-                if mode is None:
-                    mode = "updates"
-                if mode not in _STREAM_MODES:
-                    raise IngestError(str(path), where, f"unknown stream mode {mode!r} (newer LangGraph?)",
-                                      "Upgrade mast, or dump with a known mode.")
-                parts.append((where, ns, mode, data))
+        for i, obj in iter_jsonl(path):
+            where = f"line {i + 1}"
+            try:
+                p = _part(obj)
+            except ValueError as e:
+                raise IngestError(str(path), where, str(e)) from None
+            if p is None and _bare_updates(obj):
+                p = ([], "updates", obj)
+            if p is None:
+                raise IngestError(str(path), where, "not a LangGraph stream part "
+                                  "(expected {type, ns, data}, [mode, chunk], [ns, mode, chunk] or a debug event)")
+            ns, mode, data = p
+            if mode is None:
+                mode = "updates"
+            if mode not in _STREAM_MODES:
+                raise IngestError(str(path), where, f"unknown stream mode {mode!r} (newer LangGraph?)",
+                                  "Upgrade mast, or dump with a known mode.")
+            parts.append((where, ns, mode, data))
         runs: list[list] = [[]]
         for p in parts:
             where, ns, mode, data = p
@@ -622,29 +611,18 @@ class LangGraphEventsImporter:
                 and "run_id" in obj and "parent_ids" in obj)
 
     def read(self, path: Path) -> Iterator[Trace]:
-        try:
-            f = open(path, "rb")
-        except OSError as e:
-            raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
         runs: list[list[tuple[str, dict]]] = []
-        with f:
-            for i, line in enumerate(f):
-                if not line.strip():
-                    continue
-                where = f"line {i + 1}"
-                try:
-                    ev = json.loads(line)
-                except (ValueError, UnicodeDecodeError) as e:
-                    raise IngestError(str(path), where, f"invalid JSON (file truncated?): {e}") from None
-                if not isinstance(ev, dict) or not str(ev.get("event", "")).startswith("on_") or "run_id" not in ev:
-                    raise IngestError(str(path), where, "not an astream_events event (missing event/run_id)")
-                if not isinstance(ev.get("parent_ids", []), list):
-                    raise IngestError(str(path), where, "parent_ids is not a list")
-                if not ev.get("parent_ids") and ev["event"] == "on_chain_start":
-                    runs.append([])
-                if not runs:
-                    runs.append([])
-                runs[-1].append((where, ev))
+        for i, ev in iter_jsonl(path):
+            where = f"line {i + 1}"
+            if not isinstance(ev, dict) or not str(ev.get("event", "")).startswith("on_") or "run_id" not in ev:
+                raise IngestError(str(path), where, "not an astream_events event (missing event/run_id)")
+            if not isinstance(ev.get("parent_ids", []), list):
+                raise IngestError(str(path), where, "parent_ids is not a list")
+            if not ev.get("parent_ids") and ev["event"] == "on_chain_start":
+                runs.append([])
+            if not runs:
+                runs.append([])
+            runs[-1].append((where, ev))
         for idx, run in enumerate(runs):
             yield self._run(path, idx, run)
 
