@@ -1,14 +1,17 @@
 -- name: _features
--- version: 2
--- description: Shared per-step feature pass. Every detector reads the narrow table
---   rule_steps built here instead of re-scanning step text, so the whole rule set costs
---   one pass over the text plus small queries. The pass is ONE regular expression (RE2,
---   a DFA: keep it free of bounded repeats like {0,400}, which blow the DFA up) whose
---   matches are extracted per step; each flag below is then decided on the short
---   matched phrases only. Inputs: the views sel_steps and sel_traces. Task-relative
---   features (the task restated, the share of the task's keywords a step mentions) are
---   computed here too, the latter only for each trace's first and last three steps.
-CREATE OR REPLACE TEMP TABLE rule_steps AS
+-- version: 3
+-- description: Shared per-step feature pass: one narrow row of flags per step, which
+--   every detector reads (as rule_steps) instead of re-scanning step text. A SELECT over
+--   the views feature_steps and feature_traces ("these steps" and their traces): ingest
+--   runs it over each batch it stores and keeps the rows in the table
+--   rule_step_features; a rules run computes it only for selected traces whose rows are
+--   missing or were made by another version of this file (any edit of this file counts).
+--   The text pass is ONE regular expression (RE2, a DFA: keep it free of bounded repeats
+--   like {0,400}, which blow the DFA up) whose matches are extracted per step; each flag
+--   below is then decided on the short matched phrases only. Task-relative features
+--   (the task restated, the share of the task's keywords a step mentions) are computed
+--   here too, the latter only for each trace's first and last three steps. Output
+--   columns are the table's columns: adding or renaming one rebuilds the table.
 WITH task AS (
     SELECT trace_id, n_steps,
            left(trim(task), 60) AS head,
@@ -18,7 +21,7 @@ WITH task AS (
                    'could', 'these', 'those', 'where', 'while', 'after', 'before', 'other', 'given', 'using',
                    'following', 'write', 'please', 'answer', 'question', 'provide', 'first', 'being'], x)))[1:12]
                AS kw
-    FROM sel_traces
+    FROM feature_traces
 ),
 w AS (
     SELECT s.trace_id, s.step, s.agent, s.role, s.kind, s.target_agent, s.tool_name, s.tool_args, s.status,
@@ -32,7 +35,7 @@ w AS (
            (s.step >= 2 AND strlen(k.head) >= 40 AND contains(left(s.content, 2000), k.head)) AS restates_task,
            k.kw,
            CASE WHEN len(k.kw) >= 3 AND (s.step <= 3 OR s.step >= k.n_steps - 3) THEN lower(left(s.content, 1500)) END AS lc,
-    FROM sel_steps s LEFT JOIN task k USING (trace_id)
+    FROM feature_steps s LEFT JOIN task k USING (trace_id)
 ),
 f AS (
     SELECT *, list_transform(m, lambda x: lower(x)) AS ml,

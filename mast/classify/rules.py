@@ -3,10 +3,15 @@
 Contract of a rules folder (``classifiers/rules/`` by default; ``rules_dir=`` or the
 environment variable ``MAST_RULES_DIR`` point elsewhere, e.g. in tests):
 
-- ``_*.sql`` files are *preludes*, run first in name order.  ``_features.sql`` builds the
-  temporary table ``rule_steps``: one narrow row of flags per step (error output,
-  success claim, limit hit, fingerprint, ...), so the step text is scanned once for the
-  whole rule set.
+- ``_*.sql`` files are *preludes*, run first in name order.  ``_features.sql`` is a
+  SELECT over the views ``feature_steps`` / ``feature_traces`` giving one narrow row of
+  flags per step (error output, success claim, limit hit, fingerprint, ...).  Its rows
+  are kept in the store (table ``rule_step_features``, versioned per trace in
+  ``rule_feature_traces``): ingest computes them for every batch it stores (see
+  :func:`ingest_features`), and a run computes them first only for selected traces
+  whose rows are missing or of another ``_features`` version (stores ingested before,
+  an edited ``_features.sql``).  Detectors read them as ``rule_steps``, so a run never
+  scans the step text of traces whose features are current.
 - Every other ``*.sql`` file is one *detector*: a single SELECT returning rows of
   ``(trace_id, mode, confidence, evidence_steps INTEGER[], rationale)`` for the traces
   where it found its failure mode.  Its header is a block of ``-- key: value`` comment
@@ -199,8 +204,129 @@ def prepare_selection(store, ids: Sequence[str]) -> None:
                       "SELECT * FROM main.steps WHERE trace_id IN (SELECT trace_id FROM temp.sel)")
 
 
+# -- persistent per-step features ------------------------------------------------------------
+
+FEATURES = "_features"
+FEATURE_TABLE = "rule_step_features"
+FEATURE_TRACES = "rule_feature_traces"
+
+
+def is_features(d: Detector) -> bool:
+    return d.prelude and d.name == FEATURES
+
+
+def features_version(d: Detector) -> str:
+    """Header version plus a digest of the text: an edit recomputes even without a bump."""
+    return f"{d.version}.{hashlib.sha256(d.sql.encode()).hexdigest()[:12]}"
+
+
+def _columns(store, relation_sql: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in store.fetchall(f"DESCRIBE {relation_sql}")]
+
+
+def _table_columns(store) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in store.fetchall(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND table_name = ? ORDER BY column_index", [FEATURE_TABLE])]
+
+
+def _set_feature_views(store, steps_sql: str, traces_sql: str) -> None:
+    store.execute(f"CREATE OR REPLACE TEMP VIEW feature_steps AS {steps_sql}")
+    store.execute(f"CREATE OR REPLACE TEMP VIEW feature_traces AS {traces_sql}")
+
+
+def features_match_table(store, d: Detector) -> bool:
+    """Whether ``_features.sql`` outputs exactly the columns of the stored table.
+
+    Needs the views ``feature_steps``/``feature_traces`` (any rows: only bound, not run).
+    """
+    return _columns(store, f"SELECT * FROM (\n{_strip_semicolon(d.sql)}\n)") == _table_columns(store)
+
+
+_INGEST_SPEC: dict[str, tuple[Detector, str] | None] = {}
+
+
+def ingest_features(store, steps_table: str, traces_table: str, dest: str = "") -> bool:
+    """Compute the features of a batch being stored (called by the store's write path).
+
+    ``steps_table``/``traces_table`` hold exactly the rows being written, as stored
+    (redacted); rows go to ``{dest}rule_step_features`` and ``{dest}rule_feature_traces``
+    in the caller's transaction.  Uses ``_features.sql`` of the default rules folder
+    (``MAST_RULES_DIR``); returns False, computing nothing, when there is none or its
+    columns differ from the table's (the next rules run rebuilds and fills it).
+    """
+    rules_dir = str(default_rules_dir())
+    if rules_dir not in _INGEST_SPEC:
+        p = Path(rules_dir) / f"{FEATURES}.sql"
+        spec = None
+        if p.is_file():
+            d = parse_detector(p)
+            spec = (d, features_version(d))
+        _INGEST_SPEC[rules_dir] = spec
+    spec = _INGEST_SPEC[rules_dir]
+    if spec is None:
+        return False
+    d, version = spec
+    _set_feature_views(store, f"SELECT * FROM {steps_table}", f"SELECT * FROM {traces_table}")
+    if not features_match_table(store, d):
+        return False
+    store.execute(f"INSERT INTO {dest}{FEATURE_TABLE} BY NAME SELECT * FROM (\n{_strip_semicolon(d.sql)}\n)")
+    store.execute(f"INSERT INTO {dest}{FEATURE_TRACES} SELECT trace_id, ? FROM {traces_table}", [version])
+    return True
+
+
+def ensure_features(store, d: Detector) -> int:
+    """Make ``rule_step_features`` current for the selection (``temp.sel``); return traces computed.
+
+    Only traces without rows of this version are computed, in one transaction; when the
+    file's output columns differ from the table's, the table is rebuilt (all traces
+    become stale).  Then ``temp.rule_steps`` shows the selection's rows.
+    """
+    version = features_version(d)
+    body = _strip_semicolon(d.sql)
+    _set_feature_views(store, "SELECT * FROM main.steps", "SELECT * FROM main.traces")
+    if not features_match_table(store, d):
+        with store.transaction():
+            store.execute(f"DROP TABLE IF EXISTS main.{FEATURE_TABLE}")
+            store.execute(f"CREATE TABLE main.{FEATURE_TABLE} AS SELECT * FROM (\n{body}\n) LIMIT 0")
+            store.execute(f"DELETE FROM main.{FEATURE_TRACES}")
+    store.execute("CREATE OR REPLACE TEMP TABLE feature_todo AS SELECT s.trace_id FROM temp.sel s "
+                  "JOIN main.traces t USING (trace_id) "
+                  f"WHERE NOT EXISTS (SELECT 1 FROM main.{FEATURE_TRACES} f WHERE f.trace_id = s.trace_id "
+                  "AND f.version = ?)", [version])
+    todo = store.fetchall("SELECT count(*) FROM temp.feature_todo")[0][0]
+    if todo:
+        everything = todo == store.fetchall("SELECT count(*) FROM main.traces")[0][0]
+        with store.transaction():
+            if everything:
+                # A whole-store (re)computation: no semi-joins over the steps.
+                store.execute(f"DELETE FROM main.{FEATURE_TABLE}")
+                store.execute(f"DELETE FROM main.{FEATURE_TRACES}")
+            else:
+                _set_feature_views(
+                    store, "SELECT * FROM main.steps WHERE trace_id IN (SELECT trace_id FROM temp.feature_todo)",
+                    "SELECT * FROM main.traces WHERE trace_id IN (SELECT trace_id FROM temp.feature_todo)")
+                for t in (FEATURE_TABLE, FEATURE_TRACES):
+                    store.execute(f"DELETE FROM main.{t} WHERE trace_id IN (SELECT trace_id FROM temp.feature_todo)")
+            store.execute(f"INSERT INTO main.{FEATURE_TABLE} BY NAME SELECT * FROM (\n{body}\n)")
+            store.execute(f"INSERT INTO main.{FEATURE_TRACES} SELECT trace_id, ? FROM temp.feature_todo", [version])
+    store.execute("DROP TABLE IF EXISTS temp.feature_todo")
+    selected = store.fetchall("SELECT count(*) FROM temp.sel")[0][0]
+    if selected == store.fetchall("SELECT count(*) FROM main.traces")[0][0]:
+        store.execute(f"CREATE OR REPLACE TEMP VIEW rule_steps AS SELECT * FROM main.{FEATURE_TABLE}")
+    else:
+        store.execute(f"CREATE OR REPLACE TEMP TABLE rule_steps_sel AS SELECT * FROM main.{FEATURE_TABLE} "
+                      "WHERE trace_id IN (SELECT trace_id FROM temp.sel)")
+        store.execute("CREATE OR REPLACE TEMP VIEW rule_steps AS SELECT * FROM temp.rule_steps_sel")
+    return todo
+
+
 def run_detectors(store, detectors: Sequence[Detector]) -> list[DetectorRun]:
-    """Run preludes then detectors into ``temp.rule_hits``; a failure is recorded, not raised."""
+    """Run preludes then detectors into ``temp.rule_hits``; a failure is recorded, not raised.
+
+    The ``_features`` prelude is :func:`ensure_features` (its ``findings`` count the
+    traces whose features had to be computed).
+    """
     store.execute("CREATE OR REPLACE TEMP TABLE rule_hits (detector VARCHAR, trace_id VARCHAR, mode VARCHAR, "
                   "confidence DOUBLE, evidence_steps INTEGER[], rationale VARCHAR)")
     runs: list[DetectorRun] = []
@@ -209,6 +335,10 @@ def run_detectors(store, detectors: Sequence[Detector]) -> list[DetectorRun]:
         t0 = time.perf_counter()
         if d.prelude:
             try:
+                if is_features(d):
+                    n = ensure_features(store, d)
+                    runs.append(DetectorRun(d.name, None, time.perf_counter() - t0, n))
+                    continue
                 store.execute(d.sql)
             except MastError as e:
                 prelude_error = f"prelude {d.name} failed: {_short(e)}"

@@ -65,6 +65,9 @@ class Store:
         self.path = str(path or default_path())
         self.read_only = read_only
         self._staging = False
+        #: compute the rules' per-step features when steps are written (the rules bench
+        #: turns it off to time that cost apart)
+        self.features_at_ingest = not read_only
         if read_only and not Path(self.path).exists():
             raise StoreMissing(f"no store at {self.path}")
         try:
@@ -274,20 +277,34 @@ class Store:
         try:
             for name, t in (("_mast_tb", tr), ("_mast_sb", st), ("_mast_ann", ann), ("_mast_att", att)):
                 self.con.register(name, t)
+            # With features on, the batch's rows go through temporary tables first: the
+            # rules' per-step features (mast.classify.rules.ingest_features) are computed
+            # over exactly these rows as stored (redacted), in this same transaction.
+            feats = self.features_at_ingest
+            if feats:
+                for t in ("traces", "steps"):
+                    self.con.execute(f"CREATE OR REPLACE TEMP TABLE _mast_new_{t} AS SELECT * FROM main.{t} LIMIT 0")
             self.con.execute(f"""
-                INSERT INTO {dest}traces SELECT trace_id, system, framework, source_format, source_path,
-                    source_index, {_redacted('task')}, outcome,
+                INSERT INTO {'_mast_new_' if feats else dest}traces SELECT trace_id, system, framework, source_format,
+                    source_path, source_index, {_redacted('task')}, outcome,
                     try_cast(started_at AS TIMESTAMPTZ)::TIMESTAMP, try_cast(ended_at AS TIMESTAMPTZ)::TIMESTAMP,
                     n_steps, n_agents, tokens_in, tokens_out, cost_usd,
                     {_redacted('metadata')}::JSON, {SCHEMA_VERSION}, ?
                 FROM _mast_tb""", [now])
+            if feats:
+                self.con.execute(f"INSERT INTO {dest}traces SELECT * FROM _mast_new_traces")
             if st.num_rows:
                 self.con.execute(f"""
-                    INSERT INTO {dest}steps SELECT trace_id, step, span_id, parent_span_id, agent, role, kind,
-                        {_redacted('content')}, tool_name, {_redacted('tool_args')}, target_agent,
+                    INSERT INTO {'_mast_new_' if feats else dest}steps SELECT trace_id, step, span_id, parent_span_id,
+                        agent, role, kind, {_redacted('content')}, tool_name, {_redacted('tool_args')}, target_agent,
                         try_cast(started_at AS TIMESTAMPTZ)::TIMESTAMP, try_cast(ended_at AS TIMESTAMPTZ)::TIMESTAMP,
                         tokens_in, tokens_out, cost_usd, status, {_redacted('attributes')}::JSON
                     FROM _mast_sb""")
+                if feats:
+                    self.con.execute(f"INSERT INTO {dest}steps SELECT * FROM _mast_new_steps")
+            if feats:
+                from mast.classify.rules import ingest_features
+                ingest_features(self, "temp._mast_new_steps", "temp._mast_new_traces", dest)
             if ann.num_rows:
                 self.con.execute(_ANN_INSERT.replace("INTO annotations", f"INTO {dest}annotations"), [now])
             if att.num_rows:
@@ -298,6 +315,9 @@ class Store:
             for name in ("_mast_tb", "_mast_sb", "_mast_ann", "_mast_att"):
                 with contextlib.suppress(Exception):
                     self.con.unregister(name)
+            for t in ("traces", "steps"):  # free the batch copy (a no-op without features)
+                with contextlib.suppress(Exception):
+                    self.con.execute(f"DROP TABLE IF EXISTS temp._mast_new_{t}")
         n_steps = tr.column("n_steps").to_pylist()
         out, off, j = [], 0, 0
         for k in sizes:  # keep is sorted: walk it once, part by part
@@ -440,7 +460,7 @@ _STEP_PLAIN2 = ("content", "tool_name", "tool_args", "target_agent", "started_at
 _get_plain = attrgetter(*_STEP_PLAIN)
 _get_plain2 = attrgetter(*_STEP_PLAIN2)
 
-_STAGED = ("traces", "steps", "annotations", "attributions")
+_STAGED = ("traces", "steps", "annotations", "attributions", "rule_step_features", "rule_feature_traces")
 _STAGE_PREFIX = "_mast_stage_"
 
 _ANN_INSERT = f"""INSERT INTO annotations SELECT trace_id, taxonomy, mode, annotator, run_id,

@@ -190,3 +190,27 @@ def m010_judge_tables(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m020_rule_step_features(con: duckdb.DuckDBPyConnection) -> None:
+    # The rules' per-step features (classifiers/rules/_features.sql), computed when steps
+    # are stored so a rules run reads this narrow table instead of scanning the step text.
+    # The columns are those _features.sql outputs; the rules runner rebuilds the table
+    # when that file's output columns change.  rule_feature_traces says which traces have
+    # rows and from which version of _features.sql ("<header version>.<digest>"): a rules
+    # run recomputes traces that are missing or of another version.
+    con.execute(
+        """
+        CREATE TABLE rule_step_features (
+            trace_id VARCHAR, step INTEGER, agent VARCHAR, role VARCHAR, kind VARCHAR,
+            target_agent VARCHAR, tool_name VARCHAR, nbytes BIGINT, is_exec BOOLEAN,
+            ends_question BOOLEAN, fp UBIGINT, restates_task BOOLEAN, task_overlap DOUBLE,
+            announced_speaker VARCHAR, announced_tool VARCHAR, call_hash UBIGINT,
+            is_error BOOLEAN, claims_success BOOLEAN, claims_test_run BOOLEAN,
+            declares_done BOOLEAN, hits_limit BOOLEAN, verifies BOOLEAN, has_code BOOLEAN,
+            says_restart BOOLEAN, notes_repeat BOOLEAN, reports_loop BOOLEAN
+        )
+        """
+    )
+    con.execute("CREATE TABLE rule_feature_traces (trace_id VARCHAR NOT NULL, version VARCHAR NOT NULL)")
