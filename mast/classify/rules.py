@@ -261,7 +261,20 @@ def ingest_features(store, steps_table: str, traces_table: str, dest: str = "") 
         spec = None
         if p.is_file():
             d = parse_detector(p)
-            spec = (d, features_version(d))
+            # A file that does not even bind (a rule author's typo) must not stop ingest:
+            # checked once, on a cursor of its own, because any failed statement aborts
+            # the caller's transaction.  The rules run then reports it by name.
+            try:
+                cur = store.con.cursor()
+                try:
+                    cur.execute("CREATE OR REPLACE TEMP VIEW feature_steps AS SELECT * FROM main.steps LIMIT 0")
+                    cur.execute("CREATE OR REPLACE TEMP VIEW feature_traces AS SELECT * FROM main.traces LIMIT 0")
+                    cur.execute(f"DESCRIBE SELECT * FROM (\n{_strip_semicolon(d.sql)}\n)").fetchall()
+                    spec = (d, features_version(d))
+                finally:
+                    cur.close()
+            except Exception:  # noqa: BLE001 - any failure: no features at ingest
+                spec = None
         _INGEST_SPEC[rules_dir] = spec
     spec = _INGEST_SPEC[rules_dir]
     if spec is None:

@@ -168,3 +168,21 @@ def test_abandoned_staging_leaves_no_features(db):
         n = st.fetchall(f"SELECT (SELECT count(*) FROM {FEATURE_TABLE}), (SELECT count(*) FROM {FEATURE_TRACES}), "
                         "(SELECT count(*) FROM steps)")[0]
     assert n == (0, 0, 0)
+
+
+def test_broken_features_file_does_not_stop_ingest_and_is_reported_by_the_run(db, tmp_path, monkeypatch):
+    rules = tmp_path / "broken-rules"
+    shutil.copytree(default_rules_dir(), rules)
+    f = rules / "_features.sql"
+    f.write_text(f.read_text(encoding="utf-8").replace("FROM feature_steps s", "FROM no_such_table s"),
+                 encoding="utf-8")
+    monkeypatch.setenv("MAST_RULES_DIR", str(rules))
+    ids = write(db, _all_traces())
+    with Store(db) as st:
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == len(ids)
+        assert st.fetchall(f"SELECT count(*) FROM {FEATURE_TABLE}")[0][0] == 0
+        clf = create("rules")
+        res = run(st, clf, Selection())
+    assert "_features" in {r.name for r in clf.detector_runs if r.error}
+    assert res.errors  # every detector reports the failed prelude; nothing is labelled "absent"
+    assert rules_rows(db) == []
