@@ -18,6 +18,7 @@ Timed, in the same process and store:
   features (computing those that do not: none in this store) and every detector (the
   work ``mast classify --with rules`` does before it writes rows), per part;
 - ``results``: merging findings into present/absent rows and root causes (temp tables).
+``--cold``: a first run on a store without feature rows (they are computed on demand).
 Writing ~9 annotations per trace through the Python runner is not part of the detector
 time; ``--classify`` also times the full ``mast classify`` run.
 Load (``uptime``) is printed before and after: the machine is shared.
@@ -110,6 +111,9 @@ def main() -> int:
     ap.add_argument("--classify", action="store_true", help="also time a full `mast classify --with rules` run")
     ap.add_argument("--feature-cost", action="store_true",
                     help="also time the feature pass over the whole store once (the ingest-time cost)")
+    ap.add_argument("--cold", action="store_true",
+                    help="finally delete every feature row and time the first rules run (a store ingested "
+                         "before features were stored): features computed on demand, then the detectors")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -170,6 +174,23 @@ def main() -> int:
                   f"rules {r['rules_s']} s (x{r['ratio_vs_scan_all_bytes']} / x{r['ratio_vs_scan_strlen']}), "
                   f"results {r['results_s']} s", file=sys.stderr)
         info["rounds"] = rounds
+        if args.cold:
+            import resource
+            with store.transaction():
+                store.execute("DELETE FROM rule_step_features")
+                store.execute("DELETE FROM rule_feature_traces")
+            store.execute("CHECKPOINT")
+            c: dict = {"load_before": load()}
+            c["select_s"], _ = timed(lambda: prepare_selection(store, ids))
+            t_rules, runs = timed(lambda: run_detectors(store, dets))
+            c["rules_s"] = round(c["select_s"] + t_rules, 1)
+            c["detectors"] = {x.name: {"s": round(x.seconds, 2), "findings": x.findings, "error": x.error}
+                              for x in runs}
+            c["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            c["load_after"] = load()
+            info["cold"] = c
+            print(f"cold run (features computed on demand): {c['rules_s']} s, peak RSS {c['peak_rss_mb']} MB",
+                  file=sys.stderr)
     if args.classify:
         env = dict(os.environ)
         t, p = timed(lambda: subprocess.run([str(ROOT / ".venv" / "bin" / "mast"), "-d", str(db), "classify",
