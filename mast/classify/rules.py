@@ -209,6 +209,8 @@ def prepare_selection(store, ids: Sequence[str]) -> None:
 FEATURES = "_features"
 FEATURE_TABLE = "rule_step_features"
 FEATURE_TRACES = "rule_feature_traces"
+#: steps per transaction when every trace's features are (re)computed
+WHOLE_STORE_SLICE = 2_000_000
 
 
 def is_features(d: Detector) -> bool:
@@ -291,9 +293,10 @@ def ingest_features(store, steps_table: str, traces_table: str, dest: str = "") 
 def ensure_features(store, d: Detector) -> int:
     """Make ``rule_step_features`` current for the selection (``temp.sel``); return traces computed.
 
-    Only traces without rows of this version are computed, in one transaction; when the
-    file's output columns differ from the table's, the table is rebuilt (all traces
-    become stale).  Then ``temp.rule_steps`` shows the selection's rows.
+    Only traces without rows of this version are computed: in one transaction, or, when
+    that is every trace, in slices of :data:`WHOLE_STORE_SLICE` steps; when the file's
+    output columns differ from the table's, the table is rebuilt (all traces become
+    stale).  Then ``temp.rule_steps`` shows the selection's rows.
     """
     version = features_version(d)
     body = _strip_semicolon(d.sql)
@@ -308,19 +311,31 @@ def ensure_features(store, d: Detector) -> int:
                   f"WHERE NOT EXISTS (SELECT 1 FROM main.{FEATURE_TRACES} f WHERE f.trace_id = s.trace_id "
                   "AND f.version = ?)", [version])
     todo = store.fetchall("SELECT count(*) FROM temp.feature_todo")[0][0]
-    if todo:
-        everything = todo == store.fetchall("SELECT count(*) FROM main.traces")[0][0]
+    if todo and todo == store.fetchall("SELECT count(*) FROM main.traces")[0][0]:
+        # A whole-store (re)computation: no semi-joins, and in slices of steps by rowid
+        # (the scan reads only that range), one transaction each, so memory stays
+        # bounded.  The versions are written last: a run stopped half-way leaves traces
+        # without a version, which the next run recomputes from scratch.
         with store.transaction():
-            if everything:
-                # A whole-store (re)computation: no semi-joins over the steps.
-                store.execute(f"DELETE FROM main.{FEATURE_TABLE}")
-                store.execute(f"DELETE FROM main.{FEATURE_TRACES}")
-            else:
-                _set_feature_views(
-                    store, "SELECT * FROM main.steps WHERE trace_id IN (SELECT trace_id FROM temp.feature_todo)",
-                    "SELECT * FROM main.traces WHERE trace_id IN (SELECT trace_id FROM temp.feature_todo)")
-                for t in (FEATURE_TABLE, FEATURE_TRACES):
-                    store.execute(f"DELETE FROM main.{t} WHERE trace_id IN (SELECT trace_id FROM temp.feature_todo)")
+            store.execute(f"DELETE FROM main.{FEATURE_TABLE}")
+            store.execute(f"DELETE FROM main.{FEATURE_TRACES}")
+        top = store.fetchall("SELECT max(rowid) FROM main.steps")[0][0]
+        for lo in range(0, (top if top is not None else -1) + 1, WHOLE_STORE_SLICE):
+            rng = f"rowid >= {lo} AND rowid < {lo + WHOLE_STORE_SLICE}"
+            _set_feature_views(store, f"SELECT * FROM main.steps WHERE {rng}",
+                               f"SELECT * FROM main.traces WHERE trace_id IN (SELECT trace_id FROM main.steps "
+                               f"WHERE {rng})")
+            with store.transaction():
+                store.execute(f"INSERT INTO main.{FEATURE_TABLE} BY NAME SELECT * FROM (\n{body}\n)")
+        with store.transaction():
+            store.execute(f"INSERT INTO main.{FEATURE_TRACES} SELECT trace_id, ? FROM temp.feature_todo", [version])
+    elif todo:
+        _set_feature_views(
+            store, "SELECT * FROM main.steps WHERE trace_id IN (SELECT trace_id FROM temp.feature_todo)",
+            "SELECT * FROM main.traces WHERE trace_id IN (SELECT trace_id FROM temp.feature_todo)")
+        with store.transaction():
+            for t in (FEATURE_TABLE, FEATURE_TRACES):
+                store.execute(f"DELETE FROM main.{t} WHERE trace_id IN (SELECT trace_id FROM temp.feature_todo)")
             store.execute(f"INSERT INTO main.{FEATURE_TABLE} BY NAME SELECT * FROM (\n{body}\n)")
             store.execute(f"INSERT INTO main.{FEATURE_TRACES} SELECT trace_id, ? FROM temp.feature_todo", [version])
     store.execute("DROP TABLE IF EXISTS temp.feature_todo")

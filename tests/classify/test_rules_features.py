@@ -186,3 +186,19 @@ def test_broken_features_file_does_not_stop_ingest_and_is_reported_by_the_run(db
     assert "_features" in {r.name for r in clf.detector_runs if r.error}
     assert res.errors  # every detector reports the failed prelude; nothing is labelled "absent"
     assert rules_rows(db) == []
+
+
+def test_whole_store_computation_in_slices_equals_ingest(db, tmp_path, monkeypatch):
+    import mast.classify.rules as rules_mod
+    write(db, _all_traces())
+    other = tmp_path / "sliced.duckdb"
+    _no_features_store(other, _all_traces())
+    monkeypatch.setattr(rules_mod, "WHOLE_STORE_SLICE", 3)  # many slices, traces cut across them
+    with Store(other) as st:
+        assert st.fetchall("SELECT max(rowid) FROM steps")[0][0] > 3 * 5
+        clf = create("rules")
+        res = run(st, clf, Selection())
+    assert res.errors == {}
+    assert next(r for r in clf.detector_runs if r.name == "_features").findings == len(_all_traces())
+    assert features(other) == features(db)
+    assert versions(other) == versions(db)
