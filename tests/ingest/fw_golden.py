@@ -74,3 +74,18 @@ def golden_keys(fix: Path) -> list[str]:
     on_disk = {str(p.relative_to(fix)) for p in fix.rglob("*") if p.is_file()
                and p.name not in ("golden.json", "facts.json")}
     return sorted(listed | on_disk)
+
+
+def assert_truncated_refused(src: Path, mast, db: Path, tmp_path: Path) -> None:
+    """A fixture cut in half (inside a record) is refused whole: error names it, nothing stored."""
+    raw = src.read_bytes()
+    cut = raw[: len(raw) // 2]
+    assert not cut.endswith(b"\n"), "cut inside a record, as a crash or a full disk would"
+    p = tmp_path / src.name
+    p.write_bytes(cut)
+    res = mast("ingest", p, expect=1)
+    assert str(p) in res.stderr
+    if db.exists():
+        with Store(db, read_only=True) as st:
+            assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 0
+            assert st.fetchall("SELECT count(*) FROM steps")[0][0] == 0

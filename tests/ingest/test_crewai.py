@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from fw_golden import check, golden_keys, summarise
+from fw_golden import assert_truncated_refused, check, golden_keys, summarise
 from mast.store import Store
 
 FIX = ROOT / "tests" / "fixtures" / "frameworks" / "crewai"
@@ -276,17 +276,7 @@ def test_system_name_from_the_crew_else_from_the_command_line(mast, db, tmp_path
 
 @pytest.mark.parametrize("rel", golden_keys(FIX))
 def test_truncated_fixture_is_refused_whole(rel, mast, db, tmp_path):
-    raw = (FIX / rel).read_bytes()
-    cut = raw[: len(raw) // 2]
-    assert not cut.endswith(b"\n"), "cut inside a record, as a crash or a full disk would"
-    p = tmp_path / Path(rel).name
-    p.write_bytes(cut)
-    res = mast("ingest", p, expect=1)
-    assert str(p) in res.stderr
-    if db.exists():
-        with Store(db, read_only=True) as st:
-            assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 0
-            assert st.fetchall("SELECT count(*) FROM steps")[0][0] == 0
+    assert_truncated_refused(FIX / rel, mast, db, tmp_path)
 
 
 def test_first_event_longer_than_the_detection_head(mast, db, tmp_path):

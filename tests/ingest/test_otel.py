@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from fw_golden import check, golden_keys, summarise
+from fw_golden import assert_truncated_refused, check, golden_keys, summarise
 from mast.store import Store
 
 FW = ROOT / "tests" / "fixtures" / "frameworks"
@@ -271,17 +271,7 @@ def test_agentchat_content_comes_from_runtime_message_attributes():
 
 @pytest.mark.parametrize("rel", golden_keys(FIX))
 def test_truncated_fixture_is_refused_whole(rel, mast, db, tmp_path):
-    raw = (FIX / rel).read_bytes()
-    cut = raw[: len(raw) // 2]
-    assert not cut.endswith(b"\n"), "cut inside a record, as a crash or a full disk would"
-    p = tmp_path / Path(rel).name
-    p.write_bytes(cut)
-    res = mast("ingest", p, expect=1)
-    assert str(p) in res.stderr
-    if db.exists():
-        with Store(db, read_only=True) as st:
-            assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 0
-            assert st.fetchall("SELECT count(*) FROM steps")[0][0] == 0
+    assert_truncated_refused(FIX / rel, mast, db, tmp_path)
 
 
 def test_a_very_deep_span_tree_is_read(mast, db, tmp_path):
