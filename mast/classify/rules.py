@@ -211,6 +211,10 @@ FEATURE_TABLE = "rule_step_features"
 FEATURE_TRACES = "rule_feature_traces"
 #: steps per transaction when every trace's features are (re)computed
 WHOLE_STORE_SLICE = 2_000_000
+#: DuckDB's memory cap during a whole-store feature pass: with its default (80 % of RAM) a
+#: first rules run on a large store ingested before features existed filled 12 GB; with
+#: 2 GB it peaked at 2.5 GB and was no slower (bench/RESULTS.md, Rules).
+WHOLE_STORE_MEMORY_LIMIT = "2GB"
 
 
 def is_features(d: Detector) -> bool:
@@ -320,13 +324,14 @@ def ensure_features(store, d: Detector) -> int:
             store.execute(f"DELETE FROM main.{FEATURE_TABLE}")
             store.execute(f"DELETE FROM main.{FEATURE_TRACES}")
         top = store.fetchall("SELECT max(rowid) FROM main.steps")[0][0]
-        for lo in range(0, (top if top is not None else -1) + 1, WHOLE_STORE_SLICE):
-            rng = f"rowid >= {lo} AND rowid < {lo + WHOLE_STORE_SLICE}"
-            _set_feature_views(store, f"SELECT * FROM main.steps WHERE {rng}",
-                               f"SELECT * FROM main.traces WHERE trace_id IN (SELECT trace_id FROM main.steps "
-                               f"WHERE {rng})")
-            with store.transaction():
-                store.execute(f"INSERT INTO main.{FEATURE_TABLE} BY NAME SELECT * FROM (\n{body}\n)")
+        with store.memory_limit(WHOLE_STORE_MEMORY_LIMIT):
+            for lo in range(0, (top if top is not None else -1) + 1, WHOLE_STORE_SLICE):
+                rng = f"rowid >= {lo} AND rowid < {lo + WHOLE_STORE_SLICE}"
+                _set_feature_views(store, f"SELECT * FROM main.steps WHERE {rng}",
+                                   f"SELECT * FROM main.traces WHERE trace_id IN (SELECT trace_id FROM main.steps "
+                                   f"WHERE {rng})")
+                with store.transaction():
+                    store.execute(f"INSERT INTO main.{FEATURE_TABLE} BY NAME SELECT * FROM (\n{body}\n)")
         with store.transaction():
             store.execute(f"INSERT INTO main.{FEATURE_TRACES} SELECT trace_id, ? FROM temp.feature_todo", [version])
     elif todo:

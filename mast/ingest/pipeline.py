@@ -20,7 +20,6 @@ files in flight, one group of :data:`GROUP_BYTES`, and one batch of a streamed f
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -412,7 +411,8 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     pool = _pool(n) if n > 0 and small else None
     futures: dict[int, object] = {}
     writer = _GroupWriter(store, report)
-    with _ingest_memory(store):
+    # DuckDB may otherwise keep up to 80 % of RAM of freshly written blocks resident.
+    with store.memory_limit(INGEST_MEMORY_LIMIT):
         try:
             nxt = 0  # next chunk for the pool: a bounded window in flight bounds memory
 
@@ -488,18 +488,3 @@ def _take_chunk(writer: _GroupWriter, chunk: list[_Pending], parsed: _Chunk,
     return True
 
 
-@contextlib.contextmanager
-def _ingest_memory(store: Store) -> Iterator[None]:
-    """Cap DuckDB's buffer pool while ingesting: by default it may keep up to 80 % of RAM
-    of freshly written blocks resident, which made the ingest's RSS grow with the corpus."""
-    try:
-        old = store.fetchall("SELECT current_setting('memory_limit')")[0][0]
-        store.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
-    except MastError:
-        old = None
-    try:
-        yield
-    finally:
-        if old:
-            with contextlib.suppress(MastError):
-                store.execute(f"SET memory_limit = '{old}'")

@@ -90,3 +90,19 @@ def test_second_writer_gets_store_in_use(db):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_memory_limit_is_set_for_the_job_and_restored(db):
+    with Store(db) as s:
+        before = s.fetchall("SELECT current_setting('memory_limit')")[0][0]
+        with s.memory_limit("300MB"):
+            during = s.fetchall("SELECT current_setting('memory_limit')")[0][0]
+        after = s.fetchall("SELECT current_setting('memory_limit')")[0][0]
+    assert during.replace(" ", "").upper().startswith(("286", "300"))
+    # DuckDB reports the limit rounded ("18.8 GiB"), so the restored value may differ by that rounding
+    assert abs(_bytes(after) - _bytes(before)) <= 0.01 * _bytes(before)
+
+
+def _bytes(setting: str) -> float:
+    num, unit = setting.split()
+    return float(num) * {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit]
