@@ -76,6 +76,30 @@ def golden_keys(fix: Path) -> list[str]:
     return sorted(listed | on_disk)
 
 
+def ingest(mast, path: Path) -> dict:
+    """Ingest one file through the CLI and return its --json summary."""
+    return json.loads(mast("ingest", "--json", path).stdout)
+
+
+def no_traces(db: Path) -> bool:
+    if not db.exists():
+        return True
+    with Store(db, read_only=True) as st:
+        return st.fetchall("SELECT count(*) FROM traces")[0][0] == 0 and \
+            st.fetchall("SELECT count(*) FROM steps")[0][0] == 0
+
+
+def refused(mast, db: Path, path: Path, *must: str, fmt: str = "auto") -> str:
+    """Ingest must fail naming the file (and each of ``must``) and store nothing."""
+    res = mast("ingest", "--format", fmt, path, expect=1)
+    text = res.stderr + res.stdout
+    assert path.name in text
+    for m in must:
+        assert m in text, f"{m!r} not in {text!r}"
+    assert no_traces(db)
+    return text
+
+
 def assert_truncated_refused(src: Path, mast, db: Path, tmp_path: Path) -> None:
     """A fixture cut in half (inside a record) is refused whole: error names it, nothing stored."""
     raw = src.read_bytes()
@@ -85,7 +109,4 @@ def assert_truncated_refused(src: Path, mast, db: Path, tmp_path: Path) -> None:
     p.write_bytes(cut)
     res = mast("ingest", p, expect=1)
     assert str(p) in res.stderr
-    if db.exists():
-        with Store(db, read_only=True) as st:
-            assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 0
-            assert st.fetchall("SELECT count(*) FROM steps")[0][0] == 0
+    assert no_traces(db)

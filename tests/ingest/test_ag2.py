@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from fw_golden import no_traces, refused
 from mast.store import Store
 
 FIX = ROOT / "tests" / "fixtures" / "frameworks" / "ag2"
@@ -142,23 +143,6 @@ def test_secrets_in_artefacts_never_reach_the_store(mast, db):
 
 
 # ------------------------------------------------------------------------- bad input
-def _no_traces(db: Path) -> bool:
-    if not db.exists():
-        return True
-    with Store(db, read_only=True) as st:
-        return st.fetchall("SELECT count(*) FROM traces")[0][0] == 0
-
-
-def _fail(mast, db, path: Path, *must: str, fmt: str = "auto") -> str:
-    res = mast("ingest", "--format", fmt, path, expect=1)
-    text = res.stderr + res.stdout
-    assert path.name in text
-    for m in must:
-        assert m in text, f"{m!r} not in {text!r}"
-    assert _no_traces(db)
-    return text
-
-
 def _db_copy(tmp_path: Path, sql: str | None = None) -> Path:
     p = tmp_path / "runtime_logging.db"
     shutil.copy(FIX / "groupchat" / "runtime_logging.db", p)
@@ -174,20 +158,20 @@ def test_db_truncated(mast, db, tmp_path):
     src = (FIX / "groupchat" / "runtime_logging.db").read_bytes()
     p = tmp_path / "runtime_logging.db"
     p.write_bytes(src[: len(src) // 3])
-    _fail(mast, db, p, "truncated", fmt="ag2-runtime-db")
+    refused(mast, db, p, "truncated", fmt="ag2-runtime-db")
 
 
 def test_db_missing_table(mast, db, tmp_path):
-    _fail(mast, db, _db_copy(tmp_path, "DROP TABLE events;"), "missing table(s) events")
+    refused(mast, db, _db_copy(tmp_path, "DROP TABLE events;"), "missing table(s) events")
 
 
 def test_db_missing_field(mast, db, tmp_path):
     p = _db_copy(tmp_path, "UPDATE events SET json_state = '{\"sender\": \"critic\"}' WHERE id = 35;")
-    _fail(mast, db, p, "events row 35", "lacks message or sender")
+    refused(mast, db, p, "events row 35", "lacks message or sender")
 
 
 def test_db_newer_version(mast, db, tmp_path):
-    _fail(mast, db, _db_copy(tmp_path, "UPDATE version SET version_number = 2;"), "record version",
+    refused(mast, db, _db_copy(tmp_path, "UPDATE version SET version_number = 2;"), "record version",
           "version 2 is newer")
 
 
@@ -197,7 +181,7 @@ def test_db_lookalike(mast, db, tmp_path):
     con.execute("CREATE TABLE events (id INTEGER, name TEXT)")
     con.commit()
     con.close()
-    _fail(mast, db, p, "no importer recognises")
+    refused(mast, db, p, "no importer recognises")
 
 
 def test_file_log_truncated(mast, db, tmp_path):
@@ -205,7 +189,7 @@ def test_file_log_truncated(mast, db, tmp_path):
     i = len(lines) - 1
     p = tmp_path / "runtime.log"
     p.write_text("\n".join(lines[:-1] + [lines[-1][:60]]))
-    _fail(mast, db, p, f"line {i + 1}", "truncated")
+    refused(mast, db, p, f"line {i + 1}", "truncated")
 
 
 def test_file_log_missing_field(mast, db, tmp_path):
@@ -216,7 +200,7 @@ def test_file_log_missing_field(mast, db, tmp_path):
     lines[i] = json.dumps(rec)
     p = tmp_path / "runtime.log"
     p.write_text("\n".join(lines) + "\n")
-    _fail(mast, db, p, f"line {i + 1}", "json_state")
+    refused(mast, db, p, f"line {i + 1}", "json_state")
 
 
 def test_file_log_newer_record_kind(mast, db, tmp_path):
@@ -226,14 +210,14 @@ def test_file_log_newer_record_kind(mast, db, tmp_path):
     lines.insert(3, json.dumps({"span_id": 1, "session_id": "x", "trace_kind": "new"}))
     p = tmp_path / "runtime.log"
     p.write_text("\n".join(lines) + "\n")
-    _fail(mast, db, p, "line 4", "not an AG2 runtime_logging record")
+    refused(mast, db, p, "line 4", "not an AG2 runtime_logging record")
 
 
 def test_chat_result_truncated(mast, db, tmp_path):
     src = (FIX / "pattern" / "chat_result.json").read_bytes()
     p = tmp_path / "chat_result.json"
     p.write_bytes(src[:-40])
-    _fail(mast, db, p, "invalid JSON", fmt="ag2-chat")
+    refused(mast, db, p, "invalid JSON", fmt="ag2-chat")
 
 
 def test_chat_result_missing_history(mast, db, tmp_path):
@@ -242,7 +226,7 @@ def test_chat_result_missing_history(mast, db, tmp_path):
     data["history"] = []
     p = tmp_path / "chat_result.json"
     p.write_text(json.dumps(data))
-    _fail(mast, db, p, "chat_history", fmt="ag2-chat")
+    refused(mast, db, p, "chat_history", fmt="ag2-chat")
 
 
 def test_chat_result_rounded_chat_id(mast, db, tmp_path):
@@ -250,7 +234,7 @@ def test_chat_result_rounded_chat_id(mast, db, tmp_path):
     text = (FIX / "pattern" / "chat_result.json").read_text()
     p = tmp_path / "chat_result.json"
     p.write_text(re.sub(r'"chat_id":\s*\d+', '"chat_id": 1.5782096765702111e+38', text))
-    _fail(mast, db, p, "record 0", "chat_id is a float")
+    refused(mast, db, p, "record 0", "chat_id is a float")
 
 
 def test_chat_result_lookalike(mast, db, tmp_path):
@@ -258,7 +242,7 @@ def test_chat_result_lookalike(mast, db, tmp_path):
     data["chat_history"][2] = {"role": "tool", "tool_call_id": "x"}  # no content at all
     p = tmp_path / "chat_result.json"
     p.write_text(json.dumps(data))
-    _fail(mast, db, p, "0, message 2")
+    refused(mast, db, p, "0, message 2")
 
 
 def test_events_truncated_stores_nothing(mast, db, tmp_path):
@@ -267,7 +251,7 @@ def test_events_truncated_stores_nothing(mast, db, tmp_path):
     b = (FIX / "groupchat" / "events.jsonl").read_text().splitlines()
     p = tmp_path / "events.jsonl"
     p.write_text("\n".join(a + b[:-1] + [b[-1][:50]]) + "\n")
-    _fail(mast, db, p, f"line {len(a) + len(b)}", "truncated")
+    refused(mast, db, p, f"line {len(a) + len(b)}", "truncated")
 
 
 def test_events_missing_field(mast, db, tmp_path):
@@ -277,7 +261,7 @@ def test_events_missing_field(mast, db, tmp_path):
     lines[0] = json.dumps(rec)
     p = tmp_path / "events.jsonl"
     p.write_text("\n".join(lines) + "\n")
-    _fail(mast, db, p, "line 1", "lacks content or sender", fmt="ag2-events")
+    refused(mast, db, p, "line 1", "lacks content or sender", fmt="ag2-events")
 
 
 def test_events_newer_type_is_kept(mast, db, tmp_path):
@@ -297,7 +281,7 @@ def test_events_lookalike(mast, db, tmp_path):
     lines[2] = json.dumps({"level": "info", "msg": "hello"})
     p = tmp_path / "events.jsonl"
     p.write_text("\n".join(lines) + "\n")
-    _fail(mast, db, p, "line 3", "not an AG2 event")
+    refused(mast, db, p, "line 3", "not an AG2 event")
 
 
 # ------------------------------------------------------------ the shared reference samples

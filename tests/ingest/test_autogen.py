@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from fw_golden import no_traces, refused
 from mast.store import Store
 
 FIX = ROOT / "tests" / "fixtures" / "frameworks" / "autogen"
@@ -123,28 +124,11 @@ def test_plain_event_log_tolerates_repr_lines(tmp_path):
 
 
 # ------------------------------------------------------------------------- bad input
-def _no_traces(db: Path) -> bool:
-    if not db.exists():
-        return True
-    with Store(db, read_only=True) as st:
-        return st.fetchall("SELECT count(*) FROM traces")[0][0] == 0
-
-
-def _fail(mast, db, path: Path, *must: str, fmt: str = "auto") -> str:
-    res = mast("ingest", "--format", fmt, path, expect=1)
-    text = res.stderr + res.stdout
-    assert path.name in text
-    for m in must:
-        assert m in text, f"{m!r} not in {text!r}"
-    assert _no_traces(db)
-    return text
-
-
 def test_truncated_task_result(mast, db, tmp_path):
     src = (FIX / "0.7.5" / "roundrobin" / "task_result.json").read_bytes()
     p = tmp_path / "task_result.json"
     p.write_bytes(src[: len(src) // 2])
-    _fail(mast, db, p, "invalid JSON", fmt="autogen")
+    refused(mast, db, p, "invalid JSON", fmt="autogen")
 
 
 def test_truncated_stream_stores_nothing(mast, db, tmp_path):
@@ -153,7 +137,7 @@ def test_truncated_stream_stores_nothing(mast, db, tmp_path):
     other = (FIX / "0.7.5" / "roundrobin" / "run_stream.jsonl").read_text().splitlines()
     p = tmp_path / "run_stream.jsonl"
     p.write_text("\n".join(lines + other + [other[0][:40]]) + "\n")
-    _fail(mast, db, p, f"line {len(lines) + len(other) + 1}", "truncated")
+    refused(mast, db, p, f"line {len(lines) + len(other) + 1}", "truncated")
 
 
 def test_missing_source_names_the_message(mast, db, tmp_path):
@@ -161,7 +145,7 @@ def test_missing_source_names_the_message(mast, db, tmp_path):
     del data["messages"][3]["source"]
     p = tmp_path / "task_result.json"
     p.write_text(json.dumps(data))
-    _fail(mast, db, p, "message 3", "source")
+    refused(mast, db, p, "message 3", "source")
 
 
 def test_unknown_newer_message_type_is_kept_as_event(mast, db, tmp_path):
@@ -186,14 +170,14 @@ def test_lookalike_message_list(mast, db, tmp_path):
     data[2] = {"role": "assistant", "content": "I am an OpenAI message"}
     p = tmp_path / "messages.json"
     p.write_text(json.dumps(data))
-    _fail(mast, db, p, "message 2", "not an AgentChat message")
+    refused(mast, db, p, "message 2", "not an AgentChat message")
 
 
 def test_events_truncated_record(mast, db, tmp_path):
     src = (FIX / "0.7.5" / "selector" / "events.jsonl").read_text().splitlines()
     p = tmp_path / "events.jsonl"
     p.write_text("\n".join(src[:10] + [src[10][: len(src[10]) // 2]] + src[11:]) + "\n")
-    _fail(mast, db, p, "line 11", "truncated")
+    refused(mast, db, p, "line 11", "truncated")
 
 
 def test_events_llmcall_missing_fields(mast, db, tmp_path):
@@ -202,7 +186,7 @@ def test_events_llmcall_missing_fields(mast, db, tmp_path):
     src[i] = json.dumps({"type": "LLMCall", "agent_id": "planner_x/y"})
     p = tmp_path / "events.log"
     p.write_text("\n".join(src) + "\n")
-    _fail(mast, db, p, f"line {i + 1}", "LLMCall record lacks")
+    refused(mast, db, p, f"line {i + 1}", "LLMCall record lacks")
 
 
 def test_events_lookalike_is_not_detected(mast, db, tmp_path):
@@ -210,7 +194,7 @@ def test_events_lookalike_is_not_detected(mast, db, tmp_path):
     p = tmp_path / "events.log"
     p.write_text("2026-11-21 21:18:01,688 myapp.events INFO {\"type\": \"Request\", \"path\": \"/\"}\n"
                  "2026-11-21 21:18:02,001 myapp.events INFO {\"type\": \"Response\", \"status\": 200}\n")
-    _fail(mast, db, p, "no importer recognises")
+    refused(mast, db, p, "no importer recognises")
 
 
 def test_events_log_of_only_text_is_an_error(tmp_path):

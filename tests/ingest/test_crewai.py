@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from fw_golden import assert_truncated_refused, check, golden_keys, summarise
+from fw_golden import assert_truncated_refused, check, golden_keys, ingest, summarise
 from mast.store import Store
 
 FIX = ROOT / "tests" / "fixtures" / "frameworks" / "crewai"
@@ -37,10 +37,6 @@ def expected_format(name: str) -> str:
     if name.endswith(".otlp.json"):
         return "otel"
     raise AssertionError(f"unexpected fixture {name}")
-
-
-def ingest(mast, path: Path) -> dict:
-    return json.loads(mast("ingest", "--json", path).stdout)
 
 
 def steps(db: Path) -> list[tuple]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from fw_golden import assert_truncated_refused, check, golden_keys, summarise
+from fw_golden import assert_truncated_refused, check, golden_keys, ingest, summarise
 from mast.store import Store
 
 FIX = ROOT / "tests" / "fixtures" / "frameworks" / "langgraph"
@@ -36,10 +36,6 @@ def expected_format(name: str) -> str:
     if ".otlp." in name or name.endswith(".sdk_to_json.jsonl"):
         return "otel"
     raise AssertionError(name)
-
-
-def ingest(mast, path: Path) -> dict:
-    return json.loads(mast("ingest", "--json", path).stdout)
 
 
 def rows(db: Path) -> list[tuple]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from fw_golden import assert_truncated_refused, check, golden_keys, summarise
+from fw_golden import assert_truncated_refused, check, golden_keys, ingest, summarise
 from mast.store import Store
 
 FW = ROOT / "tests" / "fixtures" / "frameworks"
@@ -27,10 +27,6 @@ FACTS = json.loads((FIX / "facts.json").read_text())["scenarios"]
 SHARED = ROOT.parent / "shared" / "reference" / "frameworks"
 VARIANT = {"genai_legacy.otlp.json": "legacy", "console_spans.txt": "legacy", "genai_latest.otlp.jsonl": "latest",
            "genai_latest.spans.jsonl": "latest", "split_run.otlp.json": "split"}
-
-
-def ingest(mast, path: Path) -> dict:
-    return json.loads(mast("ingest", "--json", path).stdout)
 
 
 def rows(db: Path) -> list[tuple]:
