@@ -57,7 +57,7 @@ class Classifier(Protocol):
 
 Factory = Callable[..., Classifier]
 _REGISTRY: dict[str, Factory] = {}
-_BUILTINS = ["mast.classify.rules", "mast.classify.judge", "mast.classify.learned"]
+_BUILTINS = ["mast.classify.rules", "mast.classify.judge"]
 _loaded = False
 
 
@@ -72,11 +72,7 @@ def _load() -> None:
         return
     _loaded = True
     for mod in _BUILTINS:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:  # a missing dependency inside a built-in is a bug
-                raise
+        importlib.import_module(mod)
     for ep in entry_points(group="mast.classifiers"):
         register(ep.name, ep.load())
 
