@@ -431,14 +431,17 @@ class Store:
         return {"trace": trace, "steps": steps, "annotations": ann, "attributions": att}
 
     def stats(self):
+        # One pass over steps for the distinct agents of every system (not one scan per system).
         return self.query("""
-            WITH labelled AS (SELECT DISTINCT trace_id FROM annotations UNION SELECT DISTINCT trace_id FROM attributions)
+            WITH labelled AS (SELECT DISTINCT trace_id FROM annotations UNION SELECT DISTINCT trace_id FROM attributions),
+            agents AS (SELECT coalesce(t.system, '(unknown)') AS system, count(DISTINCT s.agent) AS agents
+                       FROM steps s JOIN traces t USING (trace_id) GROUP BY 1)
             SELECT coalesce(t.system, '(unknown)') AS system, count(*) AS traces, sum(n_steps)::BIGINT AS steps,
-                   (SELECT count(DISTINCT s.agent) FROM steps s JOIN traces t2 USING (trace_id)
-                     WHERE coalesce(t2.system, '(unknown)') = coalesce(t.system, '(unknown)')) AS agents,
+                   coalesce(any_value(a.agents), 0) AS agents,
                    sum(coalesce(tokens_in, 0) + coalesce(tokens_out, 0))::BIGINT AS tokens,
                    count(*) FILTER (WHERE trace_id IN (SELECT trace_id FROM labelled)) AS labelled_traces
-            FROM traces t GROUP BY 1 ORDER BY 1""")
+            FROM traces t LEFT JOIN agents a ON a.system = coalesce(t.system, '(unknown)')
+            GROUP BY 1 ORDER BY 1""")
 
 
 # -- encoding traces as Arrow tables (ingest write path) ---------------------------------
