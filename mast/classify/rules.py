@@ -44,11 +44,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from mast.classify import Output, register
+from mast.classify.contract import ClassifierBase, Option, Output
 from mast.errors import MastError, UsageError
 from mast.model import Annotation, Attribution, Label
+from mast.resources import data_dir
+from mast.settings import ENV
+from mast.settings import current as current_settings
 
-ENV_RULES_DIR = "MAST_RULES_DIR"
+ENV_RULES_DIR = ENV["rules_dir"]
 #: Bump when the runner's semantics change (merging, absent rows, attribution).
 ENGINE_VERSION = "1"
 _HEADER_RX = re.compile(r"^--\s?(?P<key>[a-z_]+):\s*(?P<value>.*)$")
@@ -81,10 +84,9 @@ class DetectorRun:
 
 
 def default_rules_dir() -> Path:
-    env = os.environ.get(ENV_RULES_DIR)
+    env = current_settings().rules_dir
     if env:
         return Path(env)
-    from mast.resources import data_dir
     return data_dir("classifiers") / "rules"
 
 
@@ -121,7 +123,7 @@ def load_detectors(rules_dir: str | os.PathLike | None = None) -> list[Detector]
     """Preludes first (name order), then detectors (file name order)."""
     d = Path(rules_dir) if rules_dir else default_rules_dir()
     if not d.is_dir():
-        raise UsageError(f"rules folder {d} does not exist", f"Point --rules-dir or {ENV_RULES_DIR} at a folder of .sql rules.")
+        raise UsageError(f"rules folder {d} does not exist", f"Point -C rules_dir=DIR or {ENV_RULES_DIR} at a folder of .sql rules.")
     files = sorted(d.glob("*.sql"), key=lambda p: (not p.name.startswith("_"), p.name))
     dets = [parse_detector(p) for p in files]
     names = [x.name for x in dets]
@@ -131,13 +133,17 @@ def load_detectors(rules_dir: str | os.PathLike | None = None) -> list[Detector]
     return dets
 
 
-class RulesClassifier:
+class RulesClassifier(ClassifierBase):
     name = "rules"
     kind = "rule"
+    options = (
+        Option("rules_dir", "Folder of SQL detectors (default: the shipped classifiers/rules).", setting="rules_dir"),
+        Option("only", "Run only these detectors (repeatable, or comma-separated).", multiple=True),
+        Option("chunk_size", "Traces read back per output (memory bound).", parse=int),
+    )
 
     def __init__(self, rules_dir: str | os.PathLike | None = None, only: Sequence[str] | None = None,
-                 chunk_size: int = 50_000, **_ignored: Any):
-        # The CLI passes judge options (model, concurrency, ...) to every factory: rules ignore them.
+                 chunk_size: int = 50_000):
         self.rules_dir = Path(rules_dir) if rules_dir else default_rules_dir()
         dets = load_detectors(self.rules_dir)
         if only:
@@ -161,6 +167,10 @@ class RulesClassifier:
     def arguments(self) -> dict[str, Any]:
         return {"rules_dir": str(self.rules_dir),
                 "detectors": {d.name: d.version for d in self.detectors}}
+
+    def run_details(self) -> dict[str, Any]:
+        return {"detectors": [{"name": r.name, "mode": r.mode, "seconds": round(r.seconds, 3),
+                               "findings": r.findings, "error": r.error} for r in self.detector_runs]}
 
     def classify(self, store, trace_ids: Sequence[str]) -> Iterator[Output]:
         ids = list(trace_ids)
@@ -475,8 +485,3 @@ def _short(e: Exception) -> str:
     return str(e).splitlines()[0][:500] if str(e) else type(e).__name__
 
 
-def _factory(**options) -> RulesClassifier:
-    return RulesClassifier(**options)
-
-
-register("rules", _factory)

@@ -15,17 +15,18 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
-from mast.classify import Classifier, Output
+from mast.classify.contract import Classifier, Output
 from mast.store import Store
+from mast.taxonomy import DEFAULT_TAXONOMY
 
 
 @dataclass(frozen=True)
 class Selection:
     """Which traces to classify.  ``where`` is a SQL condition over the traces table."""
 
-    system: str | None = None
+    systems: tuple[str, ...] = ()
     where: str | None = None
     sample: int | None = None
     trace_ids: tuple[str, ...] | None = None
@@ -33,9 +34,9 @@ class Selection:
     def resolve(self, store: Store) -> list[str]:
         sql = "SELECT trace_id FROM traces WHERE 1=1"
         params: list = []
-        if self.system:
-            sql += " AND system = ?"
-            params.append(self.system)
+        if self.systems:
+            sql += " AND system IN (SELECT unnest(?))"
+            params.append(list(self.systems))
         if self.where:
             sql += f" AND ({self.where})"
         if self.trace_ids:
@@ -63,6 +64,23 @@ class RunResult:
     status: str
     #: classifier parts (e.g. rule detectors) that failed while the others ran
     errors: dict[str, str] = field(default_factory=dict)
+    #: mode -> traces labelled present by this run
+    present_by_mode: dict[str, int] = field(default_factory=dict)
+    classifier: str = ""
+    version: str = ""
+    #: what the classifier adds about the run (:meth:`Classifier.run_details`)
+    details: dict[str, Any] = field(default_factory=dict)
+    #: warnings for the user (:meth:`Classifier.run_notes`)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The run summary ``mast classify --json`` prints."""
+        return {"run_id": self.run_id, "classifier": self.classifier, "version": self.version,
+                "status": self.status, "traces": self.traces, "done": self.done, "failed": self.failed,
+                "annotations": self.annotations, "attributions": self.attributions,
+                "present_by_mode": self.present_by_mode, "tokens_in": self.tokens_in,
+                "tokens_out": self.tokens_out, "cost_usd": self.cost_usd, "failures": self.failures,
+                "errors": self.errors, **self.details}
 
 
 def _now():
@@ -70,10 +88,11 @@ def _now():
 
 
 def annotator_name(clf: Classifier) -> str:
+    # Plugins written before ClassifierBase may lack the property: their name is their annotator.
     return getattr(clf, "annotator", None) or clf.name
 
 
-def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = "mast-v1",
+def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = DEFAULT_TAXONOMY,
         action: str = "replace", on_output: Callable[[Output], None] | None = None,
         trace_ids: Sequence[str] | None = None) -> RunResult:
     ids = list(trace_ids) if trace_ids is not None else selection.resolve(store)
@@ -85,7 +104,8 @@ def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = 
         [run_id, clf.name, clf.version, json.dumps({**args, "selection": selection.__dict__ | {"trace_ids": None}},
                                                      default=str),
          taxonomy, args.get("model"), _now()])
-    res = RunResult(run_id, len(ids), 0, 0, 0, 0, 0, 0, 0.0, {}, "running")
+    res = RunResult(run_id, len(ids), 0, 0, 0, 0, 0, 0, 0.0, {}, "running", classifier=clf.name,
+                    version=clf.version)
     annotator = annotator_name(clf)
     try:
         for out in clf.classify(store, ids):
@@ -107,7 +127,7 @@ def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = 
                 res.failed += len(out.failed)
                 res.done += len(set(covered) - set(out.failed))
                 res.failures.update(out.failed)
-                res.errors.update(getattr(out, "errors", None) or {})
+                res.errors.update(out.errors)
                 res.tokens_in += out.tokens_in
                 res.tokens_out += out.tokens_out
                 res.cost_usd += out.cost_usd
@@ -126,4 +146,10 @@ def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = 
         raise
     finally:
         store.execute("UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?", [_now(), res.status, run_id])
+    if res.annotations:
+        res.present_by_mode = dict(store.fetchall(
+            "SELECT mode, count(*) FILTER (WHERE label = 'present') FROM annotations WHERE run_id = ? "
+            "GROUP BY mode ORDER BY mode", [run_id]))
+    res.details = clf.run_details()
+    res.notes = clf.run_notes()
     return res

@@ -16,6 +16,8 @@ import click
 
 from mast import __version__
 from mast.errors import MastError
+from mast.settings import DEFAULT_DB
+from mast.settings import current as current_settings
 
 # name -> "module:attribute".  Each module under mast/cli/ owns its commands.
 COMMANDS = {
@@ -25,6 +27,7 @@ COMMANDS = {
     "traces": "mast.cli.traces:traces",
     "stats": "mast.cli.traces:stats",
     "classify": "mast.cli.classify:classify",
+    "classifiers": "mast.cli.classify:classifiers",
     "evaluate": "mast.cli.evaluate:evaluate",
     "report": "mast.cli.report:report",
     "analyze": "mast.cli.analyze:analyze",
@@ -55,12 +58,13 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="mast")
-@click.option("-d", "--db", "db", envvar="MAST_DB", default="mast.duckdb", show_default=True,
-              help="DuckDB store file (or set MAST_DB).")
+@click.option("-d", "--db", "db", metavar="PATH",
+              help=f"DuckDB store file (or set MAST_DB; default {DEFAULT_DB}).")
 @click.pass_context
-def cli(ctx: click.Context, db: str) -> None:
+def cli(ctx: click.Context, db: str | None) -> None:
     """mast: find MAST failure modes in multi-agent LLM traces."""
-    ctx.obj = {"db": db}
+    # Every command gets the resolved settings (environment, then these options) as its obj.
+    ctx.obj = current_settings().replace(db=db)
 
 
 def main() -> None:

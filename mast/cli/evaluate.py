@@ -30,7 +30,7 @@ def evaluate(obj, gold, pred, system, taxonomy_id, attribution, tolerance, group
     from mast.evaluate import agreement, attribution_agreement
     from mast.store import Store
 
-    with Store(obj["db"], read_only=True) as store:
+    with Store(obj.db, read_only=True) as store:
         if attribution:
             res = attribution_agreement(store, gold, pred, tolerance=tolerance, group_by=group_by)
         else:

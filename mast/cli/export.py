@@ -7,17 +7,18 @@ import sys
 import click
 
 from mast.cli._render import err
+from mast.cli.options import systems_option, taxonomy_option
 
 
 @click.command()
 @click.argument("what", type=click.Choice(["annotations", "exposure"]))
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "jsonl"]), default="csv", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (stdout when absent; not for parquet).")
-@click.option("--system", "systems", multiple=True, help="Only these systems (repeatable).")
+@systems_option
 @click.option("--annotator", "annotators", multiple=True, help="Only these annotators (repeatable).")
-@click.option("--taxonomy", default="mast-v1", show_default=True)
+@taxonomy_option
 @click.pass_obj
-def export(obj, what, fmt, output, systems, annotators, taxonomy):
+def export(obj, what, fmt, output, systems, annotators, taxonomy_id):
     """Export stored annotations, or the exposure table of the report (system × annotator × mode)."""
     from mast.report.export import annotations_frame, exposure_frame, write_frame
     from mast.store import Store
@@ -25,9 +26,9 @@ def export(obj, what, fmt, output, systems, annotators, taxonomy):
     if fmt == "parquet" and not output:
         from mast.errors import UsageError
         raise UsageError("parquet is binary and needs a file", "Add -o FILE.parquet (or use csv/jsonl on stdout).")
-    with Store(obj["db"], read_only=True) as store:
+    with Store(obj.db, read_only=True) as store:
         df = (annotations_frame(store, systems, annotators) if what == "annotations"
-              else exposure_frame(store, systems, annotators, taxonomy))
+              else exposure_frame(store, systems, annotators, taxonomy_id))
     write_frame(df, fmt, output, sys.stdout)
     if output:
         err.print(f"{what}: {df.height} row(s) written to {output}", highlight=False, markup=False)

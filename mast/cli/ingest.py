@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import click
 
-from mast.cli._render import err, out, print_error, print_json, table
+from mast.cli._render import err, out, print_json, table
+from mast.cli.options import default_system_option, json_option, keep_going_option
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("-f", "--format", "fmt", default="auto", show_default=True,
               help="Importer to use (see `mast formats`), or auto to detect per file.")
-@click.option("--system", help="System name for traces whose source does not name one.")
-@click.option("--keep-going", is_flag=True, help="Carry on after a bad file (exit status is still 1).")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@default_system_option
+@keep_going_option
+@json_option
 @click.pass_obj
-def ingest(obj, paths, fmt, system, keep_going, as_json):
+def ingest(obj, paths, fmt, default_system, keep_going, as_json):
     """Read trace files (folders recursively) into the store."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -27,7 +28,7 @@ def ingest(obj, paths, fmt, system, keep_going, as_json):
         get(fmt)  # unknown names fail before anything is opened
     files = expand(paths)
     total = sum(f.stat().st_size for f in files)
-    with Store(obj["db"]) as store, Progress(
+    with Store(obj.db) as store, Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), DownloadColumn(),
         TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
     ) as progress:
@@ -42,7 +43,7 @@ def ingest(obj, paths, fmt, system, keep_going, as_json):
                 progress.console.print(f"note: {res.path}: skipped, {res.companion}", highlight=False,
                                        markup=False, soft_wrap=True)
 
-        summary = ingest_paths(store, files, fmt, system, keep_going, on_file)
+        summary = ingest_paths(store, files, fmt, default_system, keep_going, on_file)
     errors = summary.errors
     if as_json:
         print_json({
@@ -71,7 +72,7 @@ def ingest(obj, paths, fmt, system, keep_going, as_json):
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def formats(as_json):
     """List the trace formats mast can read."""
     from mast.ingest import importers

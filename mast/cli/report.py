@@ -5,26 +5,27 @@ from __future__ import annotations
 import click
 
 from mast.cli._render import err
+from mast.cli.options import systems_option, taxonomy_option
 
 
 @click.command()
 @click.option("-o", "--output", default="reports/index.html", show_default=True, type=click.Path(dir_okay=False),
               help="HTML file to write.")
-@click.option("--system", "systems", multiple=True, help="Only these systems (repeatable).")
+@systems_option
 @click.option("--annotator", "annotators", multiple=True,
               help="Only labels from these annotators, e.g. rules, human, judge:gpt-4o (repeatable).")
-@click.option("--taxonomy", default="mast-v1", show_default=True)
+@taxonomy_option
 @click.option("--max-traces", type=click.IntRange(0), default=None,
               help="Traces carried with their steps in the explorer (default 2000).")
 @click.pass_obj
-def report(obj, output, systems, annotators, taxonomy, max_traces):
+def report(obj, output, systems, annotators, taxonomy_id, max_traces):
     """Write one HTML file (no network needed to view it) with failure exposure per system."""
     from mast.report import Limits, write_report
     from mast.store import Store
 
     limits = Limits() if max_traces is None else Limits(max_traces=max_traces)
-    with Store(obj["db"], read_only=True) as store:
-        res = write_report(store, output, systems=systems, annotators=annotators, taxonomy=taxonomy,
+    with Store(obj.db, read_only=True) as store:
+        res = write_report(store, output, systems=systems, annotators=annotators, taxonomy=taxonomy_id,
                            limits=limits)
     e = res.context.explorer
     err.print(f"report: {e.total_traces} traces, {e.listed} in the explorer ({e.detailed} with steps), "

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import click
 
+from mast.cli.options import json_option, taxonomy_option
+
 from mast.cli._render import out, print_json, table
 
 
 @click.command()
-@click.option("-t", "--taxonomy", "taxonomy_id", default="mast-v1", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@taxonomy_option
+@json_option
 def taxonomy(taxonomy_id, as_json):
     """Show the failure modes of a taxonomy."""
+    from mast.classify import coverage
     from mast.taxonomy import load
 
     tax = load(taxonomy_id)
-    try:
-        from mast.classify import coverage
-        cov = coverage(tax)
-    except ImportError:
-        cov = {}
+    cov = coverage(tax)
     rows = [{"id": m.id, "name": m.name, "category": f"{m.category} {m.category_name}",
              "definition": m.definition, "evidence": m.evidence,
              "covered_by": cov.get(m.id, [])} for m in tax.modes]

@@ -21,7 +21,7 @@ def list_(obj, system, limit, as_json):
     """List traces."""
     from mast.store import Store
 
-    with Store(obj["db"], read_only=True) as store:
+    with Store(obj.db, read_only=True) as store:
         df = store.list_traces(system, limit)
     rows = df.to_dicts()
     if as_json:
@@ -43,7 +43,7 @@ def show(obj, trace_id, width, as_json):
     """Show one trace: its steps, annotations and attributions (an id prefix is enough)."""
     from mast.store import Store
 
-    with Store(obj["db"], read_only=True) as store:
+    with Store(obj.db, read_only=True) as store:
         t = store.get_trace(trace_id)
     if as_json:
         print_json(t)
@@ -81,7 +81,7 @@ def stats(obj, as_json):
     """Per system: traces, steps, agents, tokens, labelled traces."""
     from mast.store import Store
 
-    with Store(obj["db"], read_only=True) as store:
+    with Store(obj.db, read_only=True) as store:
         rows = store.stats().to_dicts()
     if as_json:
         print_json(rows)

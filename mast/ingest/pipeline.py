@@ -30,6 +30,7 @@ from mast import ingest as registry
 from mast.errors import IngestError, MastError
 from mast.model import Trace
 from mast.store import Store, TraceTables, encode_traces
+from mast.settings import current as current_settings
 
 #: Suffixes picked up when walking a folder (explicit file arguments are always tried).
 TRACE_SUFFIXES = {".json", ".jsonl", ".ndjson", ".txt", ".log", ".db", ".sqlite", ".sqlite3"}
@@ -244,7 +245,7 @@ def _rebuild_error(err: tuple) -> MastError:
 
 def _workers(n_files: int, n_bytes: int) -> int:
     """Parser processes to start: none for small jobs (start-up costs more than it saves)."""
-    env = os.environ.get("MAST_INGEST_WORKERS", "").strip()
+    env = (current_settings().ingest_workers or "").strip()
     if env.isdigit():
         return int(env)
     if n_files < POOL_MIN_FILES or n_bytes < POOL_MIN_BYTES:

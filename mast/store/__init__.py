@@ -31,13 +31,11 @@ import pyarrow.compute as pc
 from mast.errors import MastError, StoreError, StoreInUse, StoreMissing
 from mast.model import SCHEMA_VERSION, Annotation, Attribution, Trace
 from mast.redact import _HINTS, sql_redact
+from mast.settings import current as current_settings
 from mast.store.schema import MIGRATIONS
 
-DEFAULT_DB = "mast.duckdb"
-
-
 def default_path() -> str:
-    return os.environ.get("MAST_DB") or DEFAULT_DB
+    return current_settings().db
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,7 +96,7 @@ def test_named_batch_id_that_is_unknown_is_a_clear_error(db, server):
 def test_cli_batch(db, server, mast):
     make_store(db, [[("a", "x")], [("b", "y")]])
     out = json.loads(mast("classify", "--with", "judge", "--model", MODEL, "--base-url", server.base_url,
-                          "--batch", "--json").stdout)
+                          "-C", "batch=true", "--json").stdout)
     assert out["done"] == 2 and out["judge"]["batch_ids"] == ["batch_0001"]
 
 
@@ -108,5 +108,5 @@ def test_cli_resumes_a_named_batch(db, server, mast):
         run(st, clf, Selection())
     server.hold_batches = False
     out = json.loads(mast("classify", "--with", "judge", "--model", MODEL, "--base-url", server.base_url,
-                          "--batch-id", "batch_0001", "--json").stdout)
+                          "-C", "batch_id=batch_0001", "--json").stdout)
     assert out["done"] == 2 and out["judge"]["batch_ids"] == ["batch_0001"] and len(server.batches) == 1

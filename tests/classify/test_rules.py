@@ -158,6 +158,6 @@ def test_selection_restricts_the_batch(db):
     ids = write(db, [trace("a", CASES["3.3"][0], task=TASK, system="s1"),
                      trace("b", CASES["3.3"][0] + [step("x", "different")], task=TASK, system="s2")])
     with Store(db) as st:
-        res = run(st, create("rules"), Selection(system="s1"))
+        res = run(st, create("rules"), Selection(systems=("s1",)))
     assert res.traces == 1
     assert labels(db, ids["a"]) and not labels(db, ids["b"])

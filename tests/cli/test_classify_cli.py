@@ -52,7 +52,7 @@ def test_broken_detector_named_on_stderr_and_in_json(db, mast, tmp_path):
     shutil.copytree(default_rules_dir(), rules)
     (rules / "broken.sql").write_text("-- mode: 2.2\n-- name: broken\n-- version: 1\n-- description: bad\nSELEC oops",
                                       encoding="utf-8")
-    res = mast("classify", "--rules-dir", rules, "--json", expect=1)
+    res = mast("classify", "-C", f"rules_dir={rules}", "--json", expect=1)
     out = json.loads(res.stdout)
     assert list(out["errors"]) == ["broken"]
     assert "broken" in res.stderr

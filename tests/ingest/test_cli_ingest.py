@@ -76,7 +76,7 @@ def test_format_and_system_options(tmp_path, mast, db):
                                                {"role": "assistant", "name": "bot", "content": "hi"}])
     res = mast("ingest", "--format", "nope", chat, expect=1)
     assert "unknown format 'nope'" in res.stderr and "messages" in res.stderr
-    out = json.loads(mast("ingest", "--format", "messages", "--system", "my-bot", chat, "--json").stdout)
+    out = json.loads(mast("ingest", "--format", "messages", "--default-system", "my-bot", chat, "--json").stdout)
     assert out["formats"] == {"messages": 1} and out["traces_new"] == 1
     listed = json.loads(mast("traces", "list", "--system", "my-bot", "--json").stdout)
     assert [r["n_steps"] for r in listed] == [2]

@@ -264,7 +264,7 @@ def test_system_name_from_the_crew_else_from_the_command_line(mast, db, tmp_path
     assert '"crew_name":"crew"' in text
     p = tmp_path / "unnamed.jsonl"
     p.write_text(text.replace("LangGraph and CrewAI", "another topic"))
-    mast("ingest", "--system", "my-crew", p)
+    mast("ingest", "--default-system", "my-crew", p)
     with Store(db, read_only=True) as st:
         got = sorted(r[0] for r in st.fetchall("SELECT system FROM traces"))
     assert got == ["my-crew", "tracing_research"]  # "crew" is CrewAI's default name: --system decides

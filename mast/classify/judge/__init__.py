@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import queue
 import random
 import threading
@@ -45,7 +44,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Sequence
 
-from mast.classify import Output, register
+from mast.classify.contract import ClassifierBase, Option, Output, flag
 from mast.classify.judge import storage
 from mast.classify.judge.client import Capabilities, CallFailed, Policy, chat
 from mast.classify.judge.prices import Price, load_table, message_tokens, price_for
@@ -54,6 +53,7 @@ from mast.classify.judge.render import Rendered, RenderOptions, render_trace
 from mast.classify.judge.reply import Unclassified, Verdicts, merge, parse_reply
 from mast.errors import UsageError
 from mast.model import Annotation, Attribution, Label
+from mast.settings import current as current_settings
 from mast.taxonomy import DEFAULT_TAXONOMY, load as load_taxonomy
 
 VERSION = "1.0"
@@ -120,11 +120,42 @@ class Estimate:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def describe(self) -> str:
+        cost = "unknown (no price for this model)" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        return (f"traces {self.traces} ({self.cached} cached, {self.to_send} to send in {self.windows} request(s))\n"
+                f"prompt tokens ~{self.prompt_tokens:,}\noutput tokens ~{self.output_tokens:,}\n"
+                f"expected cost {cost}{' (batch price)' if self.batch else ''}\ntokens counted by {self.tokenizer}")
 
-class JudgeClassifier:
+
+class JudgeClassifier(ClassifierBase):
     name = "judge"
     kind = "judge"
     version = VERSION
+    options = (
+        Option("model", "Judge model (or MAST_JUDGE_MODEL).", setting="judge_model"),
+        Option("base_url", "OpenAI-compatible endpoint (or OPENAI_BASE_URL).", setting="base_url"),
+        Option("api_key", "API key (or OPENAI_API_KEY); never stored.", setting="api_key"),
+        Option("concurrency", "Requests in flight.", parse=int),
+        Option("budget", "Stop starting traces after this many USD.", parse=float),
+        Option("batch", "Use the OpenAI Batch API.", parse=flag),
+        Option("batch_id", "Resume this Batch API job (unfinished batches of the same model and prompt "
+                           "are resumed anyway)."),
+        Option("timeout", "Seconds per request.", parse=float),
+        Option("max_retries", "Retries per request.", parse=int),
+        Option("prompt", "Prompt version (a folder of classifiers/judge)."),
+        Option("taxonomy", "Taxonomy id."),
+        Option("temperature", "Sampling temperature.", parse=float),
+        Option("max_tokens", "Reply token limit.", parse=int),
+        Option("window_tokens", "Prompt tokens per window of a long trace.", parse=int),
+        Option("max_step_chars", "Characters kept of one step.", parse=int),
+        Option("hints", "Show the rules' findings to the judge.", parse=flag),
+        Option("prices", "Extra price table (JSON; or MAST_JUDGE_PRICES).", setting="judge_prices"),
+        Option("poll_interval", "Batch: seconds between polls.", parse=float),
+        Option("poll_timeout", "Batch: give up polling after this many seconds.", parse=float),
+        Option("base_wait", "First retry wait, seconds.", parse=float),
+        Option("max_wait", "Longest retry wait, seconds.", parse=float),
+        Option("seed", "Seed of the retry jitter.", parse=int),
+    )
 
     def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int | None = 8, budget: float | None = None, batch: bool | str = False,
@@ -132,17 +163,16 @@ class JudgeClassifier:
                  taxonomy: str = DEFAULT_TAXONOMY, temperature: float | None = 0.0, max_tokens: int = 2000,
                  window_tokens: int = 50_000, max_step_chars: int = 8_000, hints: bool = True,
                  prices: str | None = None, poll_interval: float = 15.0, poll_timeout: float | None = None,
-                 batch_id: str | None = None, base_wait: float = 0.5, max_wait: float = 60.0, seed: int | None = None,
-                 **_ignored: Any):
-        # Options the CLI passes for the selection (sample, where, estimate) are not ours.
-        self.model = model or os.environ.get("MAST_JUDGE_MODEL") or None
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+                 batch_id: str | None = None, base_wait: float = 0.5, max_wait: float = 60.0, seed: int | None = None):
+        self.model = model or None
+        self.base_url = base_url or None
         self._api_key = api_key
         self.concurrency = max(1, int(concurrency or 8))
         self.budget = budget
         if isinstance(batch, str) and batch.startswith("batch_"):
             batch_id, batch = batch, True
-        self.batch = bool(batch)
+        # A batch id to resume implies the Batch API.
+        self.batch = bool(batch) or bool(batch_id)
         self.batch_id = batch_id
         self.policy = Policy(timeout=float(timeout or 120.0), max_retries=int(4 if max_retries is None else max_retries),
                              base_wait=base_wait, max_wait=max_wait)
@@ -184,6 +214,14 @@ class JudgeClassifier:
         """Everything besides model, prompt and taxonomy that changes the judge's answer."""
         return {"temperature": self.temperature, "max_tokens": self.max_tokens,
                 "render": asdict(self.render_opts), "hints": self.hints}
+
+    def run_details(self) -> dict[str, Any]:
+        return {"judge": asdict(self.stats)}
+
+    def run_notes(self) -> list[str]:
+        if self.stats.budget_stopped:
+            return [f"budget reached: {self.stats.skipped_budget} trace(s) not started"]
+        return []
 
     # -- preparation (no network) ---------------------------------------------------------
     def _setup(self, need_model: bool = True):
@@ -317,7 +355,7 @@ class JudgeClassifier:
     def _client(self, sync: bool = False):
         import openai
 
-        key = self._api_key or os.environ.get("OPENAI_API_KEY")
+        key = self._api_key or current_settings().api_key
         if not key:
             if not self.base_url:
                 raise UsageError("no API key", "Set OPENAI_API_KEY, or point --base-url at a local endpoint.")
@@ -461,8 +499,3 @@ class _suppress:
         return True
 
 
-def _factory(**options: Any) -> JudgeClassifier:
-    return JudgeClassifier(**{k: v for k, v in options.items() if v is not None})
-
-
-register("judge", _factory)

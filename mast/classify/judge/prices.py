@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mast.errors import UsageError
 from mast.resources import data_dir
+from mast.settings import current as current_settings
 
 CHARS_PER_TOKEN = 4
 
@@ -50,7 +51,7 @@ class Price:
 
 def load_table(path: str | os.PathLike | None = None) -> dict:
     table = json.loads((data_dir("classifiers") / "judge" / "prices.json").read_text(encoding="utf-8"))
-    extra = path or os.environ.get("MAST_JUDGE_PRICES")
+    extra = path or current_settings().judge_prices
     if extra:
         p = Path(extra)
         try:

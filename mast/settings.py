@@ -1,0 +1,52 @@
+"""Every environment variable mast reads, resolved in one place.
+
+The CLI resolves a :class:`Settings` once per command and passes values down; library
+functions take explicit arguments and fall back to :func:`current` only where a caller
+gave none (so a test that sets a variable with ``monkeypatch.setenv`` sees it at once:
+nothing here is cached).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Mapping
+
+DEFAULT_DB = "mast.duckdb"
+
+#: Settings field -> environment variable.  A new variable is a new line here (and a
+#: field below), never an ``os.environ`` lookup somewhere else.
+ENV: dict[str, str] = {
+    "db": "MAST_DB",
+    "judge_model": "MAST_JUDGE_MODEL",
+    "base_url": "OPENAI_BASE_URL",
+    "api_key": "OPENAI_API_KEY",
+    "rules_dir": "MAST_RULES_DIR",
+    "judge_prices": "MAST_JUDGE_PRICES",
+    "ingest_workers": "MAST_INGEST_WORKERS",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: str = DEFAULT_DB
+    judge_model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    rules_dir: str | None = None
+    judge_prices: str | None = None
+    ingest_workers: str | None = None
+
+    def replace(self, **values: str | None) -> "Settings":
+        """A copy with the given values; ``None`` keeps the current one (an option not given)."""
+        return Settings(**{f.name: (values.get(f.name) if values.get(f.name) is not None else getattr(self, f.name))
+                           for f in fields(self)})
+
+
+def current(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment (empty values count as unset)."""
+    env = os.environ if environ is None else environ
+    found = {name: env.get(var) or None for name, var in ENV.items()}
+    if found["db"] is None:
+        found["db"] = DEFAULT_DB
+    return Settings(**found)
