@@ -186,7 +186,7 @@ def cost(window_tokens: int, max_step_chars: int) -> dict:
     subprocess.run([sys.executable, "-m", "mast.cli", "-d", str(db), "ingest", str(MAD_HUMAN)], check=True,
                    capture_output=True, cwd=ROOT)
     clf = create("judge", model="gpt-4o-mini", window_tokens=window_tokens, max_step_chars=max_step_chars)
-    clf._setup()
+    jobs = clf.jobs()
     rows = []
     with Store(db) as st:
         meta = {tid: json.loads(m) for tid, m in st.fetchall("SELECT trace_id, metadata FROM traces")}
@@ -194,7 +194,7 @@ def cost(window_tokens: int, max_step_chars: int) -> dict:
         traces = storage.load_traces(st, list(meta))
         for rec in records:
             tid = by_index[rec["trace_id"]]
-            job = clf._job(tid, traces[tid], [])
+            job = jobs.job(tid, traces[tid], [])
             ours = sum(message_tokens(m) for m in job.messages)
             ref = estimate_tokens(reference_prompt(rec, records, tax)) + 4
             raw = rec["trace"] if isinstance(rec["trace"], str) else json.dumps(rec["trace"])
@@ -203,7 +203,7 @@ def cost(window_tokens: int, max_step_chars: int) -> dict:
                          "windows": len(job.messages), "coverage": job.rendered.coverage.fraction})
     total_ours = sum(r["ours"] for r in rows)
     total_ref = sum(r["reference"] for r in rows)
-    fixed_ours = message_tokens(clf._job("x", {"task": None, "steps": []}, []).messages[0])
+    fixed_ours = message_tokens(jobs.job("x", {"task": None, "steps": []}, []).messages[0])
     ref_fixed = estimate_tokens(reference_prompt({"trace": ""}, records, tax))
     return {"rows": rows, "total_ours": total_ours, "total_ref": total_ref, "ratio_total": total_ours / total_ref,
             "ratio_median": statistics.median(r["ratio"] for r in rows), "fixed_ours": fixed_ours,

@@ -1,6 +1,6 @@
-"""``--batch``: judge through the OpenAI Batch API (half price, results within 24 h).
+"""``batch=True``: judge through the OpenAI Batch API (half price, results within 24 h).
 
-Flow: render the traces not in the cache -> one JSONL line per trace window
+Flow: the jobs not in the cache (:mod:`.jobs`) -> one JSONL line per trace window
 (``custom_id = "<trace_id>|<window>"``) -> upload (purpose ``batch``) -> create the
 batch -> record it in ``judge_batches`` -> poll -> download the output and error files
 -> validate, merge windows, cache and yield one Output per trace -> mark the batch
@@ -18,11 +18,12 @@ from __future__ import annotations
 import io
 import json
 import time
-from typing import Iterator
+from typing import Iterator, Sequence
 
-from mast.classify import Output
+from mast.classify.contract import Output
 from mast.classify.judge import storage
-from mast.classify.judge.client import request_body
+from mast.classify.judge.client import Capabilities, request_body
+from mast.classify.judge.jobs import JobResult, JudgeJobs
 from mast.classify.judge.reply import Unclassified, merge
 from mast.errors import MastError, UsageError
 
@@ -37,56 +38,60 @@ def _custom_id(trace_id: str, window: int) -> str:
     return f"{trace_id}|{window}"
 
 
-def run_batch(clf, store, ids: list[str]) -> Iterator[Output]:
-    client = clf._client(sync=True)
+def run_batch(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, caps: Capabilities,
+              batch_id: str | None = None, poll_interval: float = 15.0,
+              poll_timeout: float | None = None) -> Iterator[Output]:
+    """Judge ``trace_ids`` through ``client`` (a synchronous ``openai.OpenAI``)."""
+    ids = list(trace_ids)
     wanted = set(ids)
-    jobs = {}
-    for job, hit in clf._prepare(store, ids):
-        if hit is not None:
-            yield clf._from_cache(job, hit)
+    todo = {}
+    for p in jobs.prepare(store, ids):
+        if p.hit is not None:
+            yield jobs.from_cache(p)
         else:
-            jobs[job.trace_id] = job
+            todo[p.job.trace_id] = p.job
     # Batches to resume: the named one, else unfinished ones of this model and prompt.
-    if clf.batch_id:
-        b = storage.batch_get(store, clf.batch_id)
+    if batch_id:
+        b = storage.batch_get(store, batch_id)
         if b is None:
-            raise UsageError(f"batch {clf.batch_id} is not recorded in this store",
+            raise UsageError(f"batch {batch_id} is not recorded in this store",
                              "List recorded batches with: SELECT * FROM judge_batches.")
         resume = [b]
     else:
-        resume = storage.open_batches(store, clf.model, clf.tpl.version)
+        resume = storage.open_batches(store, jobs.model, jobs.prompt_version)
     batches: list[dict] = []
     for b in resume:
         covered = {r["trace_id"] for r in b["requests"].values()} & wanted
         keys_ok = {r["trace_id"] for r in b["requests"].values()
-                   if r["trace_id"] in jobs and jobs[r["trace_id"]].key == r["key"]}
+                   if r["trace_id"] in todo and todo[r["trace_id"]].key == r["key"]}
         if covered and keys_ok:
             batches.append(b)
             for tid in keys_ok:
-                jobs.pop(tid, None)
-    if jobs:
+                todo.pop(tid, None)
+    if todo:
         requests: dict[str, dict] = {}
         buf = io.BytesIO()
-        for tid, job in jobs.items():
+        for tid, job in todo.items():
             for w, msgs in enumerate(job.messages, 1):
                 cid = _custom_id(tid, w)
                 requests[cid] = {"trace_id": tid, "window": w, "windows": len(job.messages), "key": job.key}
-                body = request_body(clf.model, msgs, clf.schema, temperature=clf.temperature,
-                                    max_tokens=clf.max_tokens, caps=clf.caps)
+                body = request_body(jobs.model, msgs, jobs.schema, temperature=jobs.temperature,
+                                    max_tokens=jobs.max_tokens, caps=caps)
                 line = {"custom_id": cid, "method": "POST", "url": "/v1/chat/completions", "body": body}
                 buf.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
         f = client.files.create(file=("mast-judge.jsonl", buf.getvalue(), "application/jsonl"), purpose="batch")
         b = client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h",
-                                  metadata={"tool": "mast", "prompt": clf.tpl.version})
-        storage.batch_put(store, b.id, f.id, clf.model, clf.tpl.version, requests, b.status)
+                                  metadata={"tool": "mast", "prompt": jobs.prompt_version})
+        storage.batch_put(store, b.id, f.id, jobs.model, jobs.prompt_version, requests, b.status)
         batches.append({"batch_id": b.id, "requests": requests, "status": b.status})
-        clf.stats.requests += len(requests)
+        jobs.stats.requests += len(requests)
     for b in batches:
-        clf.stats.batch_ids.append(b["batch_id"])
-        yield from _collect(clf, store, client, b, wanted)
+        jobs.stats.batch_ids.append(b["batch_id"])
+        yield from _collect(jobs, store, client, b, poll_interval=poll_interval, poll_timeout=poll_timeout)
 
 
-def _collect(clf, store, client, b: dict, wanted: set[str]) -> Iterator[Output]:
+def _collect(jobs: JudgeJobs, store, client, b: dict, *, poll_interval: float,
+             poll_timeout: float | None) -> Iterator[Output]:
     bid = b["batch_id"]
     started = time.monotonic()
     polls = 0
@@ -97,10 +102,10 @@ def _collect(clf, store, client, b: dict, wanted: set[str]) -> Iterator[Output]:
             b["status"] = info.status
         if info.status in _TERMINAL:
             break
-        if clf.poll_timeout is not None and time.monotonic() - started >= clf.poll_timeout:
-            raise BatchPending(f"batch {bid} is still {info.status} after {clf.poll_timeout:g}s")
+        if poll_timeout is not None and time.monotonic() - started >= poll_timeout:
+            raise BatchPending(f"batch {bid} is still {info.status} after {poll_timeout:g}s")
         # Poll quickly at first (small batches finish fast), then back off to poll_interval.
-        time.sleep(min(clf.poll_interval, 0.5 * 1.5 ** polls))
+        time.sleep(min(poll_interval, 0.5 * 1.5 ** polls))
         polls += 1
     lines: dict[str, dict] = {}
     for fid in (info.output_file_id, info.error_file_id):
@@ -113,14 +118,9 @@ def _collect(clf, store, client, b: dict, wanted: set[str]) -> Iterator[Output]:
     for cid, meta in b["requests"].items():
         by_trace.setdefault(meta["trace_id"], []).append((meta["window"], meta))
     # Every trace of the batch is stored, also ones outside this selection: they are paid for.
-    traces = storage.load_traces(store, list(by_trace))
-    hints = storage.rule_hints(store, list(traces)) if clf.hints else {}
-    from mast.classify.judge import JobResult
-
-    for tid, wins in by_trace.items():
-        if tid not in traces:
-            continue
-        job = clf._job(tid, traces[tid], hints.get(tid, []))
+    for job in jobs.jobs_for(store, list(by_trace)):
+        tid = job.trace_id
+        wins = by_trace[tid]
         res = JobResult(job)
         parts = []
         for w, meta in sorted(wins, key=lambda x: x[0]):
@@ -141,11 +141,11 @@ def _collect(clf, store, client, b: dict, wanted: set[str]) -> Iterator[Output]:
             choices = body.get("choices") or [{}]
             res.reply = (choices[0].get("message") or {}).get("content")
             try:
-                parts.append(clf._parse(res.reply, job))
+                parts.append(jobs.parse(res.reply, job))
             except Unclassified as e:
                 res.kind, res.reason = "unclassified", f"window {w}: {e}" if len(wins) > 1 else str(e)
                 break
         else:
             res.verdicts = merge(parts)
-        yield clf._finish(store, res, batch=True)
+        yield jobs.finish(store, [res])
     storage.batch_status(store, bid, "stored", finished=True)

@@ -101,6 +101,18 @@ def request_body(model: str, messages: list[dict], schema: dict, *, temperature:
     return body
 
 
+def open_client(*, api_key: str, base_url: str | None, policy: Policy, sync: bool = False):
+    """An ``openai.AsyncOpenAI`` (``sync``: ``openai.OpenAI``, for the Batch API).
+
+    The async client makes no retries of its own (:func:`chat` does them, by ``policy``);
+    the sync one retries by the client's own rules for the few Batch API calls."""
+    import openai  # lazily, for start-up speed: listing classifiers or --estimate never needs it
+
+    cls = openai.OpenAI if sync else openai.AsyncOpenAI
+    return cls(api_key=api_key, base_url=base_url, max_retries=policy.max_retries if sync else 0,
+               timeout=policy.timeout)
+
+
 def _adapt(caps: Capabilities, message: str) -> bool:
     """Learn from a 400; True when the request should be retried with new settings."""
     m = message.lower()
@@ -120,7 +132,7 @@ def _adapt(caps: Capabilities, message: str) -> bool:
 
 async def chat(client, model: str, messages: list[dict], schema: dict, *, temperature: float | None,
                max_tokens: int, policy: Policy, caps: Capabilities, rng: random.Random) -> Reply:
-    import openai
+    import openai  # lazily, as in open_client
 
     attempt = 0
     adaptations = 0

@@ -8,7 +8,7 @@ import pytest
 
 from mast.classify.judge.prices import estimate_tokens, load_table, price_for
 from mast.classify.judge.prompt import build_messages, load_template, neutralise, reply_schema
-from mast.classify.judge.render import RenderOptions, render_trace
+from mast.classify.judge.transcript import RenderOptions, render_trace
 from mast.classify.judge.reply import Unclassified, merge, parse_reply
 from mast.taxonomy import load
 

@@ -1,0 +1,157 @@
+"""The judge as a classifier (:mod:`mast.classify.contract`): its options, what it
+covers, the arguments that reproduce a run, its estimate and run summary, and
+:meth:`JudgeClassifier.classify`, which hands the run to :mod:`.online` or :mod:`.batch`
+with one :class:`~.jobs.JudgeJobs` built from the options.
+
+Settings (model, endpoint, key, price table) arrive as options filled from
+:class:`mast.settings.Settings` by the registry; the API key alone may still be taken
+from :func:`mast.settings.current` when none was given, and is never stored.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import asdict
+from typing import Any, Iterator, Sequence
+
+from mast.classify.contract import ClassifierBase, Option, Output, flag
+from mast.classify.judge.batch import run_batch
+from mast.classify.judge.client import Capabilities, Policy, open_client
+from mast.classify.judge.jobs import Estimate, JudgeJobs, JudgeStats, judge_params, render_options
+from mast.classify.judge.online import run_online
+from mast.classify.judge.prompt import DEFAULT_PROMPT, load_template
+from mast.errors import UsageError
+from mast.settings import current as current_settings
+from mast.taxonomy import DEFAULT_TAXONOMY
+
+VERSION = "1.0"
+
+
+class JudgeClassifier(ClassifierBase):
+    name = "judge"
+    kind = "judge"
+    version = VERSION
+    options = (
+        Option("model", "Judge model (or MAST_JUDGE_MODEL).", setting="judge_model"),
+        Option("base_url", "OpenAI-compatible endpoint (or OPENAI_BASE_URL).", setting="base_url"),
+        Option("api_key", "API key (or OPENAI_API_KEY); never stored.", setting="api_key"),
+        Option("concurrency", "Requests in flight.", parse=int),
+        Option("budget", "Stop starting traces after this many USD.", parse=float),
+        Option("batch", "Use the OpenAI Batch API.", parse=flag),
+        Option("batch_id", "Resume this Batch API job (unfinished batches of the same model and prompt "
+                           "are resumed anyway)."),
+        Option("timeout", "Seconds per request.", parse=float),
+        Option("max_retries", "Retries per request.", parse=int),
+        Option("prompt", "Prompt version (a folder of classifiers/judge)."),
+        Option("taxonomy", "Taxonomy id."),
+        Option("temperature", "Sampling temperature.", parse=float),
+        Option("max_tokens", "Reply token limit.", parse=int),
+        Option("window_tokens", "Prompt tokens per window of a long trace.", parse=int),
+        Option("max_step_chars", "Characters kept of one step.", parse=int),
+        Option("hints", "Show the rules' findings to the judge.", parse=flag),
+        Option("prices", "Extra price table (JSON; or MAST_JUDGE_PRICES).", setting="judge_prices"),
+        Option("poll_interval", "Batch: seconds between polls.", parse=float),
+        Option("poll_timeout", "Batch: give up polling after this many seconds.", parse=float),
+        Option("base_wait", "First retry wait, seconds.", parse=float),
+        Option("max_wait", "Longest retry wait, seconds.", parse=float),
+        Option("seed", "Seed of the retry jitter.", parse=int),
+    )
+
+    def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
+                 concurrency: int | None = 8, budget: float | None = None, batch: bool | str = False,
+                 timeout: float | None = 120.0, max_retries: int | None = 4, prompt: str = DEFAULT_PROMPT,
+                 taxonomy: str = DEFAULT_TAXONOMY, temperature: float | None = 0.0, max_tokens: int = 2000,
+                 window_tokens: int = 50_000, max_step_chars: int = 8_000, hints: bool = True,
+                 prices: str | None = None, poll_interval: float = 15.0, poll_timeout: float | None = None,
+                 batch_id: str | None = None, base_wait: float = 0.5, max_wait: float = 60.0, seed: int | None = None):
+        self.model = model or None
+        self.base_url = base_url or None
+        self._api_key = api_key
+        self.concurrency = max(1, int(concurrency or 8))
+        self.budget = budget
+        if isinstance(batch, str) and batch.startswith("batch_"):
+            batch_id, batch = batch, True
+        # A batch id to resume implies the Batch API.
+        self.batch = bool(batch) or bool(batch_id)
+        self.batch_id = batch_id
+        self.policy = Policy(timeout=float(timeout or 120.0), max_retries=int(4 if max_retries is None else max_retries),
+                             base_wait=base_wait, max_wait=max_wait)
+        self.prompt = prompt
+        self.taxonomy_id = taxonomy
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.window_tokens = window_tokens
+        self.render_opts = render_options(max_step_chars, window_tokens)
+        self.hints = hints
+        self.prices_path = prices
+        self.poll_interval = poll_interval
+        self.poll_timeout = poll_timeout
+        self.rng = random.Random(seed)
+        self.caps = Capabilities()
+        self.stats = JudgeStats()
+        self.session = uuid.uuid4().hex[:12]
+
+    # -- the Classifier contract ------------------------------------------------------
+    @property
+    def annotator(self) -> str:
+        return f"judge:{self.model}" if self.model else "judge"
+
+    def covers(self, taxonomy) -> set[str]:
+        return set(taxonomy.mode_ids)
+
+    def arguments(self) -> dict[str, Any]:
+        tpl = load_template(self.prompt)
+        return {"model": self.model, "base_url": self.base_url, "prompt_version": tpl.version,
+                "taxonomy": self.taxonomy_id, "params": self.params(), "concurrency": self.concurrency,
+                "budget": self.budget, "batch": self.batch, "timeout": self.policy.timeout,
+                "max_retries": self.policy.max_retries}
+
+    def params(self) -> dict[str, Any]:
+        """Everything besides model, prompt and taxonomy that changes the judge's answer."""
+        return judge_params(temperature=self.temperature, max_tokens=self.max_tokens, render=self.render_opts,
+                            hints=self.hints)
+
+    def run_details(self) -> dict[str, Any]:
+        return {"judge": asdict(self.stats)}
+
+    def run_notes(self) -> list[str]:
+        if self.stats.budget_stopped:
+            return [f"budget reached: {self.stats.skipped_budget} trace(s) not started"]
+        return []
+
+    def jobs(self, *, need_model: bool = True, stats: JudgeStats | None = None) -> JudgeJobs:
+        """The jobs API for this classifier's options (loads taxonomy, prompt and prices)."""
+        if need_model and not self.model:
+            raise UsageError("no judge model given", "Pass --model NAME or set MAST_JUDGE_MODEL.")
+        return JudgeJobs(model=self.model, prompt=self.prompt, taxonomy=self.taxonomy_id,
+                         temperature=self.temperature, max_tokens=self.max_tokens, render=self.render_opts,
+                         hints=self.hints, batch=self.batch, prices=self.prices_path, annotator=self.annotator,
+                         session=self.session, stats=stats)
+
+    def estimate(self, store, trace_ids: Sequence[str]) -> Estimate:
+        """Expected tokens and cost of judging ``trace_ids``; sends nothing."""
+        return self.jobs(need_model=False).estimate(store, list(trace_ids))
+
+    def classify(self, store, trace_ids: Sequence[str]) -> Iterator[Output]:
+        jobs = self.jobs(stats=JudgeStats(traces=len(trace_ids)))
+        self.stats = jobs.stats
+        self.stats.cost_known = jobs.price.known
+        if self.budget is not None and not jobs.price.known:
+            raise UsageError(f"--budget needs a price for model {self.model!r}",
+                             "Add it to a price table and point MAST_JUDGE_PRICES at it.")
+        if self.batch:
+            yield from run_batch(jobs, store, list(trace_ids), self._client(sync=True), caps=self.caps,
+                                 batch_id=self.batch_id, poll_interval=self.poll_interval,
+                                 poll_timeout=self.poll_timeout)
+        else:
+            yield from run_online(jobs, store, list(trace_ids), self._client(), concurrency=self.concurrency,
+                                  budget=self.budget, policy=self.policy, caps=self.caps, rng=self.rng)
+
+    def _client(self, sync: bool = False):
+        key = self._api_key or current_settings().api_key
+        if not key:
+            if not self.base_url:
+                raise UsageError("no API key", "Set OPENAI_API_KEY, or point --base-url at a local endpoint.")
+            key = "unused"  # local servers (vLLM, Ollama) accept any key
+        return open_client(api_key=key, base_url=self.base_url, policy=self.policy, sync=sync)

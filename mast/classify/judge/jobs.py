@@ -1,0 +1,294 @@
+"""The judge's jobs: traces in, prompts out; replies in, Outputs out.  No network.
+
+Both ways of sending prompts (:mod:`.online`, :mod:`.batch`) use only this module's
+public API, through one :class:`JudgeJobs` built per run:
+
+- :meth:`JudgeJobs.prepare` reads the store a chunk at a time and yields one
+  :class:`Prepared` (a :class:`Job` plus its cache hit, if any) per stored trace;
+  :meth:`JudgeJobs.jobs_for` builds the jobs of given traces without the cache lookup.
+  A job holds the rendered trace (:mod:`.transcript`), one message list per window
+  (:mod:`.prompt`, with the rules' findings as hints), its cache key and its estimated
+  tokens and cost (:mod:`.prices`).
+- :meth:`JudgeJobs.parse` validates one window's reply against the job's trace
+  (:mod:`.reply`); the caller merges windows into a :class:`JobResult`.
+- :meth:`JudgeJobs.finish` turns results into one :class:`mast.classify.Output`:
+  verdicts become annotations and a root cause, and are cached (one statement for all
+  of them) before the Output is handed back; a failure becomes a ``judge_failures`` row
+  and an entry in ``Output.failed``.  :meth:`JudgeJobs.from_cache` serves a hit.
+- :meth:`JudgeJobs.estimate` totals the expected tokens and cost of a selection.
+
+The cache key (:func:`cache_key`) covers the trace id (a content hash), the prompt
+version, the taxonomy id and version, the model, :func:`judge_params` and the exact
+messages: any change to what the judge would be asked is a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator, NamedTuple, Sequence
+
+from mast.classify.contract import Output
+from mast.classify.judge import storage
+from mast.classify.judge.prices import Price, load_table, message_tokens, price_for
+from mast.classify.judge.prompt import Template, build_messages, load_template, reply_schema
+from mast.classify.judge.reply import Verdicts, parse_reply
+from mast.classify.judge.transcript import Rendered, RenderOptions, render_trace
+from mast.model import Annotation, Attribution, Label
+from mast.taxonomy import load as load_taxonomy
+
+#: expected completion tokens per request (14 short verdicts + root cause), for estimates
+EXPECTED_OUTPUT_TOKENS = 750
+#: traces loaded from the store per query
+CHUNK = 64
+
+
+@dataclass
+class Job:
+    trace_id: str
+    rendered: Rendered
+    messages: list[list[dict]]   # one message list per window
+    key: str
+    est_tokens_in: int
+    est_cost: float
+
+
+@dataclass
+class JobResult:
+    job: Job
+    verdicts: Verdicts | None = None
+    kind: str | None = None       # unclassified / call_failed
+    reason: str | None = None
+    prompt: Any = None
+    reply: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    attempts: int = 0
+
+
+class Prepared(NamedTuple):
+    job: Job
+    hit: dict | None              # the cached result, or None: the job must be sent
+
+
+@dataclass
+class JudgeStats:
+    traces: int = 0
+    cached: int = 0
+    judged: int = 0
+    failed: int = 0
+    skipped_budget: int = 0
+    requests: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    cost_known: bool = True
+    budget_stopped: bool = False
+    batch_ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Estimate:
+    model: str
+    traces: int
+    cached: int
+    to_send: int
+    windows: int
+    prompt_tokens: int
+    output_tokens: int
+    cost_usd: float | None        # None: the model has no price in the table
+    batch: bool
+    tokenizer: str = "estimate: ceil(chars/4) per message + 4 framing tokens"
+    per_trace_max_tokens: int = 0
+    coverage_min: float = 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        cost = "unknown (no price for this model)" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        return (f"traces {self.traces} ({self.cached} cached, {self.to_send} to send in {self.windows} request(s))\n"
+                f"prompt tokens ~{self.prompt_tokens:,}\noutput tokens ~{self.output_tokens:,}\n"
+                f"expected cost {cost}{' (batch price)' if self.batch else ''}\ntokens counted by {self.tokenizer}")
+
+
+def render_options(max_step_chars: int, window_tokens: int) -> RenderOptions:
+    """The transcript caps that follow from the two user-facing sizes."""
+    return RenderOptions(max_step_chars=max_step_chars, head_chars=max(1, max_step_chars * 5 // 8),
+                         window_chars=window_tokens * 4, overlap_chars=min(8_000, window_tokens * 4 // 10))
+
+
+def judge_params(*, temperature: float | None, max_tokens: int, render: RenderOptions, hints: bool) -> dict[str, Any]:
+    """Everything besides model, prompt and taxonomy that changes the judge's answer."""
+    return {"temperature": temperature, "max_tokens": max_tokens, "render": asdict(render), "hints": hints}
+
+
+def cache_key(trace_id: str, messages: list[list[dict]], *, prompt_version: str, taxonomy: str,
+              model: str | None, params: dict[str, Any]) -> str:
+    """``j1-`` + 40 hex digits of SHA-256 over the run's identity and the exact messages."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"trace": trace_id, "prompt": prompt_version, "taxonomy": taxonomy, "model": model,
+                         "params": params}, sort_keys=True).encode())
+    h.update(json.dumps(messages, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    return "j1-" + h.hexdigest()[:40]
+
+
+def merge_outputs(outs: list[Output]) -> Output:
+    """One Output (one transaction) for several traces' Outputs."""
+    if len(outs) == 1:
+        return outs[0]
+    merged = Output()
+    for o in outs:
+        merged.annotations += o.annotations
+        merged.attributions += o.attributions
+        merged.failed.update(o.failed)
+        merged.trace_ids += o.trace_ids
+        merged.tokens_in += o.tokens_in
+        merged.tokens_out += o.tokens_out
+        merged.cost_usd += o.cost_usd
+    return merged
+
+
+class JudgeJobs:
+    """One run's fixed configuration (model, prompt, taxonomy, parameters, prices) and
+    the jobs made from it.  ``stats`` is updated as jobs are finished or served."""
+
+    def __init__(self, *, model: str | None, prompt: str, taxonomy: str, temperature: float | None,
+                 max_tokens: int, render: RenderOptions, hints: bool, batch: bool, prices: str | None,
+                 annotator: str, session: str, stats: JudgeStats | None = None):
+        self.model = model
+        self.taxonomy = load_taxonomy(taxonomy)
+        self.template: Template = load_template(prompt)
+        self.schema = reply_schema(self.taxonomy.mode_ids)
+        self.price: Price = price_for(model or "", load_table(prices))
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.render = render
+        self.hints = hints
+        self.batch = batch            # Batch API prices for estimates and spent cost
+        self.annotator = annotator
+        self.session = session
+        self.stats = stats if stats is not None else JudgeStats()
+        self.params = judge_params(temperature=temperature, max_tokens=max_tokens, render=render, hints=hints)
+
+    @property
+    def prompt_version(self) -> str:
+        return self.template.version
+
+    @property
+    def taxonomy_version(self) -> str:
+        return f"{self.taxonomy.id}@{self.taxonomy.version}"
+
+    # -- traces -> jobs ---------------------------------------------------------------------
+    def job(self, trace_id: str, trace: dict, hints: Sequence[str] = ()) -> Job:
+        """The job for one stored trace (``trace`` as :func:`storage.load_traces` gives it)."""
+        r = render_trace(trace["steps"], trace["task"], self.render)
+        hints = list(hints)
+        msgs = []
+        for w, (text, (first, last)) in enumerate(zip(r.windows, r.window_steps), 1):
+            msgs.append(build_messages(self.template, self.taxonomy, text, window=w, n_windows=len(r.windows),
+                                       first_step=first, last_window_step=last, last_step=r.n_steps - 1,
+                                       agents=r.agents, task=r.task, hints=hints))
+        est_in = sum(message_tokens(m) for m in msgs)
+        est_cost = self.price.cost(est_in, EXPECTED_OUTPUT_TOKENS * len(msgs), batch=self.batch)
+        key = cache_key(trace_id, msgs, prompt_version=self.prompt_version, taxonomy=self.taxonomy_version,
+                        model=self.model, params=self.params)
+        return Job(trace_id, r, msgs, key, est_in, est_cost)
+
+    def jobs_for(self, store, trace_ids: Sequence[str]) -> list[Job]:
+        """The jobs of the stored ones of ``trace_ids``, in that order, from one read."""
+        traces = storage.load_traces(store, trace_ids)
+        hints = storage.rule_hints(store, list(traces)) if self.hints else {}
+        return [self.job(tid, traces[tid], hints.get(tid, [])) for tid in trace_ids if tid in traces]
+
+    def prepare(self, store, trace_ids: Sequence[str]) -> Iterator[Prepared]:
+        """A job and its cache hit (or None) per stored trace, one chunk of the store at a time."""
+        ids = list(trace_ids)
+        for k in range(0, len(ids), CHUNK):
+            jobs = self.jobs_for(store, ids[k:k + CHUNK])
+            hits = storage.cache_get(store, [j.key for j in jobs])
+            for job in jobs:
+                yield Prepared(job, hits.get(job.key))
+
+    def estimate(self, store, trace_ids: Sequence[str]) -> Estimate:
+        """Expected tokens and cost of judging ``trace_ids``; sends nothing."""
+        est = Estimate(self.model or "(none)", 0, 0, 0, 0, 0, 0, 0.0 if self.price.known else None, self.batch)
+        for job, hit in self.prepare(store, trace_ids):
+            est.traces += 1
+            if hit is not None:
+                est.cached += 1
+                continue
+            est.to_send += 1
+            est.windows += len(job.messages)
+            est.prompt_tokens += job.est_tokens_in
+            est.output_tokens += EXPECTED_OUTPUT_TOKENS * len(job.messages)
+            est.per_trace_max_tokens = max(est.per_trace_max_tokens, job.est_tokens_in)
+            est.coverage_min = min(est.coverage_min, job.rendered.coverage.fraction)
+        if self.price.known:
+            est.cost_usd = self.price.cost(est.prompt_tokens, est.output_tokens, batch=self.batch)
+        return est
+
+    # -- replies -> Outputs -------------------------------------------------------------------
+    def parse(self, text: str | None, job: Job) -> Verdicts:
+        """One window's reply as verdicts; raises :class:`~.reply.Unclassified` with the reason."""
+        r = job.rendered
+        return parse_reply(text, self.taxonomy.mode_ids, r.n_steps, r.agents)
+
+    def from_cache(self, prepared: Prepared) -> Output:
+        self.stats.cached += 1
+        hit = prepared.hit
+        return self._output(prepared.job.trace_id, Verdicts.from_json(hit["result"]), hit.get("coverage") or {},
+                            0, 0, 0.0)
+
+    def finish(self, store, results: Sequence[JobResult]) -> Output:
+        """Store what ``results`` produced (failures, then cache rows in one statement) and
+        return it as one Output."""
+        outs: list[Output] = []
+        rows: list[list] = []
+        for res in results:
+            out, row = self._finish_one(store, res)
+            outs.append(out)
+            if row is not None:
+                rows.append(row)
+        storage.cache_put_many(store, rows)
+        return merge_outputs(outs)
+
+    def _finish_one(self, store, res: JobResult) -> tuple[Output, list | None]:
+        job = res.job
+        tid = job.trace_id
+        cost = self.price.cost(res.tokens_in, res.tokens_out, batch=self.batch)
+        self.stats.tokens_in += res.tokens_in
+        self.stats.tokens_out += res.tokens_out
+        self.stats.cost_usd += cost
+        if res.verdicts is None:
+            self.stats.failed += 1
+            storage.record_failure(store, trace_id=tid, session=self.session, model=self.model,
+                                   prompt_version=self.prompt_version, kind=res.kind or "call_failed",
+                                   reason=res.reason or "unknown", prompt=res.prompt, reply=res.reply)
+            return Output(failed={tid: f"{res.kind}: {res.reason}"}, trace_ids=[tid], tokens_in=res.tokens_in,
+                          tokens_out=res.tokens_out, cost_usd=cost), None
+        self.stats.judged += 1
+        cov = job.rendered.coverage.as_dict()
+        row = storage.cache_row(job.key, trace_id=tid, model=self.model, prompt_version=self.prompt_version,
+                                taxonomy=self.taxonomy_version, params=self.params,
+                                result=res.verdicts.to_json(), coverage=cov, tokens_in=res.tokens_in,
+                                tokens_out=res.tokens_out, cost_usd=cost if self.price.known else None)
+        return self._output(tid, res.verdicts, cov, res.tokens_in, res.tokens_out, cost), row
+
+    def _output(self, tid: str, v: Verdicts, coverage: dict, tokens_in: int, tokens_out: int,
+                cost: float) -> Output:
+        frac = coverage.get("fraction", 1.0) if coverage else 1.0
+        note = f" (judge saw {frac:.0%} of the trace text)" if frac < 0.995 else ""
+        ann = [Annotation(mode=m.mode, label=Label.PRESENT if m.present else Label.ABSENT,
+                          annotator=self.annotator, taxonomy=self.taxonomy.id, confidence=m.confidence,
+                          evidence_steps=list(m.evidence_steps), rationale=(m.rationale + note).strip(),
+                          trace_id=tid)
+               for m in v.modes.values()]
+        att = []
+        if v.root_cause and any(m.present for m in v.modes.values()):
+            att.append(Attribution(annotator=self.annotator, agent=v.root_cause.agent, step=v.root_cause.step,
+                                   rationale=v.root_cause.rationale, trace_id=tid))
+        return Output(annotations=ann, attributions=att, trace_ids=[tid], tokens_in=tokens_in,
+                      tokens_out=tokens_out, cost_usd=cost)
