@@ -183,7 +183,7 @@ def cost(window_tokens: int, max_step_chars: int) -> dict:
     tax = load()
     tmp = Path(tempfile.mkdtemp(prefix="judge-cost-"))
     db = tmp / "mad.duckdb"
-    subprocess.run([sys.executable, "-m", "mast.cli", "-d", str(db), "ingest", str(MAD_HUMAN)], check=True,
+    subprocess.run([sys.executable, "-m", "mast", "-d", str(db), "ingest", str(MAD_HUMAN)], check=True,
                    capture_output=True, cwd=ROOT)
     clf = create("judge", model="gpt-4o-mini", window_tokens=window_tokens, max_step_chars=max_step_chars)
     jobs = clf.jobs()

@@ -42,6 +42,6 @@ def test_installed_wheel_runs_outside_the_repo(wheel, tmp_path):
     res = subprocess.run([sys.executable, "-c", "import mast, sys; print(mast.__file__)"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert res.stdout.startswith(str(site))
-    res = subprocess.run([sys.executable, "-m", "mast.cli", "taxonomy", "--json"],
+    res = subprocess.run([sys.executable, "-m", "mast", "taxonomy", "--json"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert len(json.loads(res.stdout)["modes"]) == 14

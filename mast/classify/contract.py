@@ -30,6 +30,7 @@ from typing import Any, Callable, ClassVar, Iterator, Protocol, Sequence, runtim
 
 from mast.errors import UsageError
 from mast.model import Annotation, Attribution
+from mast.settings import ENV
 
 
 @dataclass
@@ -70,6 +71,12 @@ class Option:
     multiple: bool = False
     #: a :class:`mast.settings.Settings` field that supplies the value when none is given
     setting: str | None = None
+
+    def describe(self) -> str:
+        """The help text with what the declaration adds: repeatable, its environment variable."""
+        extra = (" Repeatable, or comma-separated." if self.multiple else "") + \
+            (f" Default: {ENV[self.setting]}." if self.setting else "")
+        return self.help + extra
 
     def convert(self, value: Any) -> Any:
         if self.multiple:

@@ -138,7 +138,7 @@ class RulesClassifier(ClassifierBase):
     kind = "rule"
     options = (
         Option("rules_dir", "Folder of SQL detectors (default: the shipped classifiers/rules).", setting="rules_dir"),
-        Option("only", "Run only these detectors (repeatable, or comma-separated).", multiple=True),
+        Option("only", "Run only these detectors.", multiple=True),
         Option("chunk_size", "Traces read back per output (memory bound).", parse=int),
     )
 

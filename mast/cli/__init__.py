@@ -32,6 +32,7 @@ COMMANDS = {
     "report": "mast.cli.report:report",
     "analyze": "mast.cli.analyze:analyze",
     "export": "mast.cli.export:export",
+    "reference": "mast.cli.reference:reference",
 }
 
 
@@ -68,8 +69,5 @@ def cli(ctx: click.Context, db: str | None) -> None:
 
 
 def main() -> None:
+    """The one entry point: the ``mast`` console script and ``python -m mast``."""
     cli(prog_name="mast")
-
-
-if __name__ == "__main__":
-    main()

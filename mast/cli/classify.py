@@ -95,7 +95,7 @@ def classifiers(as_json):
     for name in names():
         fac = factory(name)
         rows.append({"name": name, "kind": getattr(fac, "kind", ""),
-                     "options": [{"name": o.name, "help": o.help, "multiple": o.multiple,
+                     "options": [{"name": o.name, "help": o.describe(), "multiple": o.multiple,
                                   "setting": o.setting} for o in options_of(name)]})
     if as_json:
         print_json(rows)

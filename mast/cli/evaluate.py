@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mast.cli._render import out, print_json, table
+from mast.cli.options import json_option, taxonomy_option
 
 
 def _f(x, pct: bool = False) -> str:
@@ -17,13 +18,13 @@ def _f(x, pct: bool = False) -> str:
 @click.option("--gold", default="human", show_default=True, help="Reference annotator (e.g. human, community:mast-lint).")
 @click.option("--pred", default="rules", show_default=True, help="Annotator to score (e.g. rules, judge).")
 @click.option("--system", help="Only traces of this system (labels).")
-@click.option("-t", "--taxonomy", "taxonomy_id", default="mast-v1", show_default=True)
+@taxonomy_option
 @click.option("--attribution", is_flag=True, help="Score root causes (agent, step) instead of mode labels.")
 @click.option("--tolerance", "-k", type=click.IntRange(min=0), default=1, show_default=True,
               help="Attribution: a step within +/-k counts for the tolerant step accuracy.")
 @click.option("--by", "group_by", default="subset", show_default=True,
               help="Attribution: group by this metadata field, or 'system'.")
-@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON on stdout.")
+@json_option
 @click.pass_obj
 def evaluate(obj, gold, pred, system, taxonomy_id, attribution, tolerance, group_by, as_json):
     """Precision, recall, F1 and Cohen's kappa per mode; or root-cause accuracy."""

@@ -98,3 +98,21 @@ def test_quickstart_on_the_sample_traces(tmp_path, monkeypatch):
     assert quickstart.main([]) == 0
     html = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
     assert "Trace explorer" in html and "Magentic-One" in html
+
+
+def test_library_pipeline_reports_events_and_stages(folder, tmp_path, db):
+    """The job the CLI renders is a library call: stages, events and the report, no printing."""
+    from mast.analyze import Planned, analyze
+    from mast.settings import Settings
+
+    events = []
+    with Store(db) as st:
+        res = analyze(st, [folder], tmp_path / "r.html", settings=Settings(db=str(db)), on_event=events.append,
+                      plan=[Planned("rules"), Planned("judge", skipped="not wanted here")])
+    assert res.ok and res.report is not None and res.report.path.exists()
+    assert [s.stage for s in res.stages] == ["ingest", "classify rules", "classify judge", "report"]
+    assert res.stages[2].result == "skipped: not wanted here"
+    started = [e.stage for e in events if e.total is not None]
+    assert started == ["ingest", "classify rules", "report"]
+    assert sum(e.advance for e in events if e.stage == "ingest") == sum(
+        p.stat().st_size for p in folder.iterdir())

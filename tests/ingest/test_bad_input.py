@@ -176,7 +176,7 @@ def _make_corpus(root: Path, files: int, records: int, msgs: int) -> None:
 
 
 def _cli(db: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "mast.cli", "-d", str(db), *args]
+    return [sys.executable, "-m", "mast", "-d", str(db), *args]
 
 
 def _check_whole_files(db: Path, records: int, msgs: int) -> int:

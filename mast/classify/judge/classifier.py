@@ -33,9 +33,9 @@ class JudgeClassifier(ClassifierBase):
     kind = "judge"
     version = VERSION
     options = (
-        Option("model", "Judge model (or MAST_JUDGE_MODEL).", setting="judge_model"),
-        Option("base_url", "OpenAI-compatible endpoint (or OPENAI_BASE_URL).", setting="base_url"),
-        Option("api_key", "API key (or OPENAI_API_KEY); never stored.", setting="api_key"),
+        Option("model", "Judge model.", setting="judge_model"),
+        Option("base_url", "OpenAI-compatible endpoint.", setting="base_url"),
+        Option("api_key", "API key; never stored.", setting="api_key"),
         Option("concurrency", "Requests in flight.", parse=int),
         Option("budget", "Stop starting traces after this many USD.", parse=float),
         Option("batch", "Use the OpenAI Batch API.", parse=flag),
@@ -50,7 +50,7 @@ class JudgeClassifier(ClassifierBase):
         Option("window_tokens", "Prompt tokens per window of a long trace.", parse=int),
         Option("max_step_chars", "Characters kept of one step.", parse=int),
         Option("hints", "Show the rules' findings to the judge.", parse=flag),
-        Option("prices", "Extra price table (JSON; or MAST_JUDGE_PRICES).", setting="judge_prices"),
+        Option("prices", "Extra price table (JSON).", setting="judge_prices"),
         Option("poll_interval", "Batch: seconds between polls.", parse=float),
         Option("poll_timeout", "Batch: give up polling after this many seconds.", parse=float),
         Option("base_wait", "First retry wait, seconds.", parse=float),

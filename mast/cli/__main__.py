@@ -1,3 +1,0 @@
-from mast.cli import main
-
-main()
