@@ -33,7 +33,7 @@ class Template:
 
 @lru_cache(maxsize=None)
 def load_template(folder: str = DEFAULT_PROMPT) -> Template:
-    import jinja2
+    import jinja2  # lazily, for start-up speed: only a run or an estimate renders prompts
 
     base = data_dir("classifiers") / "judge"
     path = base / folder
