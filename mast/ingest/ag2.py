@@ -41,11 +41,6 @@ _QUIET_EVENTS = {"using_auto_reply", "execute_function", "post_carryover_process
 
 
 # ------------------------------------------------------------------ ChatResult / history
-def _looks_like_history(items: Any) -> bool:
-    return isinstance(items, list) and bool(items) and all(
-        isinstance(m, dict) and ("content" in m or "tool_calls" in m or "tool_responses" in m) for m in items[:5])
-
-
 class AG2ChatImporter:
     name = "ag2-chat"
     description = "AG2 / AutoGen 0.2 ChatResult JSON (chat_id, chat_history, summary, cost) and chat_history lists"

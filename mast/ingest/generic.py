@@ -21,7 +21,6 @@ from mast.ingest import register
 from mast.ingest._util import as_text, first_char, iter_jsonl, load_json, strip_bom
 from mast.model import Step, StepKind, Trace
 
-_ROLES = {"system", "user", "assistant", "tool", "function", "developer", "human", "ai"}
 _ROLE_MAP = {"human": "user", "ai": "assistant", "function": "tool", "developer": "system"}
 
 

@@ -24,14 +24,13 @@ a trace file: :meth:`MadImporter.companion` lets a folder walk skip it with a no
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
 from mast.ingest import register
-from mast.ingest._util import as_text, first_char, iter_records, load_json, require
+from mast.ingest._util import first_char, iter_records, load_json, require
 from mast.ingest.mad_split import split_trace
 from mast.model import Annotation, Label, Outcome, Trace
 from mast.taxonomy import load as load_taxonomy
