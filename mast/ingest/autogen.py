@@ -39,183 +39,19 @@ from typing import Any, Iterator
 
 from mast.errors import IngestError
 from mast.ingest import register
-from mast.ingest._util import as_text, first_char, load_json, strip_bom
-from mast.ingest.autogen_common import iso_utc
-from mast.model import Step, StepKind, Trace
+from mast.ingest._util import first_char, json_line, lines, load_json, strip_bom
+from mast.ingest.autogen_common import (FRAMEWORK, KNOWN_TYPES, MessageConverter, is_agentchat_message,
+                                        is_task_result)
+from mast.model import Step, Trace
 
-FRAMEWORK = "autogen"
 
-MESSAGE_TYPES = {"TextMessage", "MultiModalMessage", "StructuredMessage", "ToolCallSummaryMessage"}
-EVENT_TYPES = {"ThoughtEvent", "SelectSpeakerEvent", "SelectorEvent", "MemoryQueryEvent",
-               "UserInputRequestedEvent", "CodeGenerationEvent", "CodeExecutionEvent"}
-KNOWN_TYPES = MESSAGE_TYPES | EVENT_TYPES | {
-    "StopMessage", "HandoffMessage", "ToolCallRequestEvent", "ToolCallExecutionEvent",
-    "ModelClientStreamingChunkEvent"}
 _TYPE_RX = re.compile(rb'"type"\s*:\s*"(' + b"|".join(t.encode() for t in sorted(KNOWN_TYPES)) + rb')"')
-
-
-def is_agentchat_message(obj: Any) -> bool:
-    return (isinstance(obj, dict) and obj.get("type") in KNOWN_TYPES and "source" in obj
-            and "content" in obj)
-
-
-def is_task_result(obj: Any) -> bool:
-    if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list) or "stop_reason" not in obj:
-        return False
-    ms = obj["messages"]
-    return not ms or is_agentchat_message(ms[0])
-
-
-def _usage(m: dict) -> tuple[int | None, int | None]:
-    u = m.get("models_usage")
-    if not isinstance(u, dict):
-        return None, None
-    return u.get("prompt_tokens"), u.get("completion_tokens")
-
-
-class MessageConverter:
-    """Turns AgentChat messages into steps, one run at a time.
-
-    Kept as a class because the event-log importer feeds it messages one by one and
-    handoffs need the tool call/result steps emitted before them.
-    """
-
-    def __init__(self, path: Path, keep_usage: bool = True):
-        self.path = path
-        self.keep_usage = keep_usage
-        self.steps: list[Step] = []
-        self.task: str | None = None
-        self.seen_ids: set[str] = set()
-        self.versions: set[str] = set()
-
-    def add(self, m: Any, where: str, ts: str | None = None) -> None:
-        if not isinstance(m, dict):
-            raise IngestError(str(self.path), where, f"expected an AgentChat message object, found {type(m).__name__}")
-        missing = [k for k in ("type", "source") if k not in m]
-        if missing:
-            raise IngestError(str(self.path), where, "not an AgentChat message: missing required field(s) "
-                              + ", ".join(missing))
-        mtype = m["type"]
-        if not isinstance(mtype, str) or not isinstance(m["source"], str):
-            raise IngestError(str(self.path), where, "not an AgentChat message: type and source must be strings")
-        mid = m.get("id")
-        if mid is not None:
-            if mid in self.seen_ids:
-                return  # the same message seen twice (e.g. stream line and TaskResult)
-            self.seen_ids.add(mid)
-        if mtype != "ModelClientStreamingChunkEvent" and "content" not in m:
-            raise IngestError(str(self.path), where, f"{mtype} lacks its required field: content")
-        self.versions.add(">=0.6" if "created_at" in m or "id" in m else "0.4-0.5")
-        src = m["source"]
-        role = "user" if src == "user" else "assistant"
-        when = iso_utc(m.get("created_at")) or ts
-        tin, tout = _usage(m) if self.keep_usage else (None, None)
-        base_attrs: dict[str, Any] = {"type": mtype}
-        if mid:
-            base_attrs["message_id"] = mid
-        if not self.keep_usage and m.get("models_usage"):
-            base_attrs["models_usage"] = m["models_usage"]
-        if m.get("metadata"):
-            base_attrs["metadata"] = m["metadata"]
-        content = m.get("content")
-
-        if mtype == "ModelClientStreamingChunkEvent":
-            return
-        if mtype in MESSAGE_TYPES:
-            text = content if isinstance(content, str) else as_text(content)
-            if mtype == "ToolCallSummaryMessage" and m.get("tool_calls"):
-                base_attrs["tool_call_ids"] = [c.get("id") for c in m["tool_calls"] if isinstance(c, dict)]
-            if mtype == "StructuredMessage" and m.get("format_string"):
-                base_attrs["format_string"] = m["format_string"]
-            self.steps.append(Step(agent=src, content=text, kind=StepKind.MESSAGE, role=role, span_id=mid,
-                                   started_at=when, tokens_in=tin, tokens_out=tout, attributes=base_attrs))
-            if self.task is None and src == "user" and text:
-                self.task = text
-        elif mtype == "ToolCallRequestEvent":
-            if not isinstance(content, list):
-                raise IngestError(str(self.path), where, "ToolCallRequestEvent content is not a list of calls")
-            for j, c in enumerate(content):
-                if not isinstance(c, dict) or "name" not in c:
-                    raise IngestError(str(self.path), where, f"tool call {j} lacks its name")
-                first = j == 0
-                self.steps.append(Step(agent=src, content=None, kind=StepKind.TOOL_CALL, role="assistant",
-                                       tool_name=c.get("name"), tool_args=as_text(c.get("arguments")),
-                                       span_id=c.get("id"), started_at=when,
-                                       tokens_in=tin if first else None, tokens_out=tout if first else None,
-                                       attributes=base_attrs))
-        elif mtype == "ToolCallExecutionEvent":
-            if not isinstance(content, list):
-                raise IngestError(str(self.path), where, "ToolCallExecutionEvent content is not a list of results")
-            for j, r in enumerate(content):
-                if not isinstance(r, dict) or "call_id" not in r:
-                    raise IngestError(str(self.path), where, f"tool result {j} lacks its call_id")
-                self.steps.append(Step(agent=src, content=as_text(r.get("content")), kind=StepKind.TOOL_RESULT,
-                                       role="tool", tool_name=r.get("name"), parent_span_id=r.get("call_id"),
-                                       started_at=when, status="error" if r.get("is_error") else "ok",
-                                       attributes=base_attrs))
-        elif mtype == "HandoffMessage":
-            target = m.get("target")
-            if not isinstance(target, str):
-                raise IngestError(str(self.path), where, "HandoffMessage lacks its required field: target")
-            self._handoff(src, target, as_text(content), when, mid, base_attrs)
-        elif mtype == "StopMessage":
-            self.steps.append(Step(agent=src, content=as_text(content), kind=StepKind.TERMINATION, role=role,
-                                   span_id=mid, started_at=when, tokens_in=tin, tokens_out=tout,
-                                   attributes=base_attrs))
-        else:
-            target = None
-            if mtype == "SelectSpeakerEvent" and isinstance(content, list) and content:
-                target = str(content[0])
-            if mtype not in EVENT_TYPES:
-                base_attrs["unknown_type"] = True
-            self.steps.append(Step(agent=src, content=content if isinstance(content, str) else as_text(content),
-                                   kind=StepKind.EVENT, role=role, span_id=mid, target_agent=target,
-                                   started_at=when, tokens_in=tin, tokens_out=tout, attributes=base_attrs))
-
-    def _handoff(self, src: str, target: str, content: str | None, when: str | None, mid: str | None,
-                 attrs: dict) -> None:
-        """Fold the transfer tool call + its result into the handoff step (one step, not three)."""
-        call = result = None
-        for s in reversed(self.steps):
-            if s.kind is StepKind.LLM_CALL or (s.attributes or {}).get("type") == "ToolCall":
-                continue  # event-log records interleaved with the messages (no call ids)
-            if s.agent != src:
-                break
-            if s.kind is StepKind.TOOL_RESULT and result is None and (
-                    s.content == content or (s.tool_name or "") == f"transfer_to_{target}"):
-                result = s
-            elif s.kind is StepKind.TOOL_CALL and result is not None and s.span_id == result.parent_span_id:
-                call = s
-                break
-        attrs = dict(attrs)
-        tin = tout = None
-        tool_name = tool_args = span = None
-        if call is not None and result is not None:
-            tool_name, tool_args, span = call.tool_name, call.tool_args, call.span_id
-            tin, tout = call.tokens_in, call.tokens_out
-            attrs["tool_call_id"] = span
-            self.steps = [s for s in self.steps if s is not call and s is not result]
-        self.steps.append(Step(agent=src, content=content, kind=StepKind.HANDOFF, role="assistant",
-                               tool_name=tool_name, tool_args=tool_args, target_agent=target,
-                               span_id=span or mid, started_at=when, tokens_in=tin, tokens_out=tout,
-                               attributes=attrs))
-
-    def finish(self, stop_reason: Any, complete: bool) -> list[Step]:
-        if complete and stop_reason is not None:
-            self.steps.append(Step(agent=None, content=str(stop_reason), kind=StepKind.TERMINATION,
-                                   attributes={"source": "TaskResult.stop_reason"}))
-        return self.steps
 
 
 def build_trace(path: Path, index: int, steps: list[Step], task: str | None, meta: dict,
                 source_format: str) -> Trace:
     return Trace(system=None, framework=FRAMEWORK, source_format=source_format, source_path=str(path),
                  source_index=index, steps=steps, task=task, metadata=meta)
-
-
-def _first_json_value(head: bytes) -> Any:
-    text = strip_bom(head).decode("utf-8", "replace").lstrip()
-    return json.JSONDecoder().raw_decode(text)[0]
 
 
 class AgentChatImporter:
@@ -273,7 +109,7 @@ class AgentChatImporter:
         conv = MessageConverter(path)
         streamed = 0
         first_line: int | None = None
-        for lineno, obj in _iter_lines(path):
+        for lineno, obj in _stream_lines(path):
             if is_task_result(obj) or (isinstance(obj, dict) and "stop_reason" in obj and "messages" in obj):
                 # The TaskResult repeats the run's messages: read them (ids dedupe 0.6+ lines);
                 # for 0.4-0.5 (no ids) the TaskResult alone is the run.
@@ -309,20 +145,10 @@ def _meta(conv: MessageConverter, stop_reason: Any, artefact: str) -> dict:
     return meta
 
 
-def _iter_lines(path: Path) -> Iterator[tuple[int, Any]]:
-    """(1-based line number, object) for each non-blank line; a bad line is an error."""
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
-    with f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield i, json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise IngestError(str(path), f"line {i}", f"invalid JSON ({e}); file truncated?") from None
+def _stream_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    for lineno, raw in lines(path):
+        if raw.strip():
+            yield lineno, json_line(path, lineno, raw)
 
 
 def _is_jsonl(path: Path) -> bool:

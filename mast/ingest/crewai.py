@@ -47,7 +47,7 @@ from typing import Any, Iterator
 
 from mast.errors import IngestError
 from mast.ingest import register
-from mast.ingest._util import as_text, first_char, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import DELEGATE_RX, as_text, drop_none, first_char, iso_z, iter_jsonl, load_json, strip_bom
 from mast.model import Outcome, Step, StepKind, Trace
 
 FRAMEWORK = "crewai"
@@ -55,7 +55,6 @@ FRAMEWORK = "crewai"
 _SKIP = {"default_env", "agent_logs_started", "agent_logs_execution", "llm_stream_chunk",
          "checkpoint_started", "checkpoint_completed", "checkpoint_failed", "flow_created",
          "method_execution_started", "method_execution_finished", "flow_plot"}
-_DELEGATE_RX = re.compile(r"(?i)^(delegate work to coworker|ask question to coworker)$")
 
 
 def _json_first_line(head: bytes) -> Any:
@@ -94,14 +93,6 @@ def _slim(ev: dict) -> dict:
 def _is_event(obj: Any) -> bool:
     return (isinstance(obj, dict) and isinstance(obj.get("type"), str) and "event_id" in obj
             and "emission_sequence" in obj)
-
-
-def _iso(ts: Any) -> str | None:
-    """CrewAI writes UTC with a ``Z``; naive values are kept as written (read as UTC)."""
-    if ts is None:
-        return None
-    s = str(ts)
-    return s[:-1] + "+00:00" if s.endswith("Z") else s
 
 
 def _agent_of(ev: dict) -> str | None:
@@ -190,12 +181,12 @@ def _run_groups(events: list[tuple[int, dict]]) -> list[list[tuple[int, dict]]]:
     # holds them; infrastructure events without a run are dropped.
     spans = []
     for r in order:
-        ts = [_iso(e.get("timestamp")) or "" for _, e in groups[r]]
+        ts = [iso_z(e.get("timestamp")) or "" for _, e in groups[r]]
         spans.append((min(ts), max(ts), r))
     for i, e in orphans:
         if e.get("type") in _SKIP:
             continue
-        t = _iso(e.get("timestamp")) or ""
+        t = iso_z(e.get("timestamp")) or ""
         target = next((r for lo, hi, r in spans if lo <= t <= hi), None)
         if target is None:
             target = min(spans, key=lambda s: abs(_ts_num(s[0]) - _ts_num(t)))[2]
@@ -248,7 +239,7 @@ def _run(path: Path, index: int, group: list[tuple[Any, dict]], source_format: s
 
     for where, e in group:
         t = e["type"]
-        ts = _iso(e.get("timestamp"))
+        ts = iso_z(e.get("timestamp"))
         agent = _agent_of(e)
         eid = e.get("event_id")
         if t in _SKIP or (t.startswith("flow_") and e.get("flow_name") == "AgentExecutor"):
@@ -296,14 +287,14 @@ def _run(path: Path, index: int, group: list[tuple[Any, dict]], source_format: s
                 if repeated(e.get("error")):
                     continue
                 steps.append(_step(agent=agent, kind=StepKind.ERROR, role="assistant",
-                                  content=as_text(e.get("error")), started_at=_iso(st.get("timestamp")) if st else ts,
+                                  content=as_text(e.get("error")), started_at=iso_z(st.get("timestamp")) if st else ts,
                                   ended_at=ts, span_id=eid, parent_span_id=e.get("parent_event_id"),
-                                  status="error", attributes=_clean(attrs)))
+                                  status="error", attributes=drop_none(attrs)))
                 continue
             steps.append(_step(agent=agent, kind=StepKind.LLM_CALL, role="assistant",
-                              content=as_text(resp), started_at=_iso(st.get("timestamp")) if st else ts,
+                              content=as_text(resp), started_at=iso_z(st.get("timestamp")) if st else ts,
                               ended_at=ts, span_id=eid, parent_span_id=e.get("parent_event_id"),
-                              tokens_in=tin, tokens_out=tout, status="ok", attributes=_clean(attrs)))
+                              tokens_in=tin, tokens_out=tout, status="ok", attributes=drop_none(attrs)))
             continue
         if t == "tool_usage_started":
             name = e.get("tool_name")
@@ -313,13 +304,13 @@ def _run(path: Path, index: int, group: list[tuple[Any, dict]], source_format: s
             args = e.get("tool_args")
             kind = StepKind.TOOL_CALL
             target = None
-            if name and _DELEGATE_RX.match(str(name)):
+            if name and DELEGATE_RX.match(str(name)):
                 kind = StepKind.HANDOFF
                 target = _coworker(args)
             steps.append(_step(agent=agent, kind=kind, role="assistant", tool_name=name, tool_args=as_text(args),
                               target_agent=target, started_at=ts, span_id=span,
                               parent_span_id=e.get("parent_event_id"),
-                              attributes=_clean({"event": t, "run_attempts": e.get("run_attempts")})))
+                              attributes=drop_none({"event": t, "run_attempts": e.get("run_attempts")})))
             continue
         if t in ("tool_usage_finished", "tool_usage_error"):
             call = tool_span.pop(e.get("started_event_id") or "", None)
@@ -332,7 +323,7 @@ def _run(path: Path, index: int, group: list[tuple[Any, dict]], source_format: s
                               content=as_text(e.get("error") if err else e.get("output")),
                               started_at=ts, ended_at=ts, parent_span_id=call,
                               status="error" if err else "ok",
-                              attributes=_clean({"event": t, "from_cache": e.get("from_cache")})))
+                              attributes=drop_none({"event": t, "from_cache": e.get("from_cache")})))
             continue
         if t == "agent_execution_started":
             continue  # the task_started step already carries the instruction
@@ -348,7 +339,7 @@ def _run(path: Path, index: int, group: list[tuple[Any, dict]], source_format: s
             raw = out.get("raw") if isinstance(out, dict) else out
             steps.append(_step(agent=last_task_agent, kind=StepKind.TERMINATION, content=as_text(raw),
                               started_at=ts, span_id=eid, parent_span_id=kickoff_id, status="completed",
-                              attributes=_clean({"event": t, "total_tokens_reported": e.get("total_tokens")})))
+                              attributes=drop_none({"event": t, "total_tokens_reported": e.get("total_tokens")})))
             if outcome is Outcome.UNKNOWN:
                 outcome = Outcome.UNKNOWN  # a finished crew is not a judged success
             crew_name = crew_name or e.get("crew_name")
@@ -371,7 +362,7 @@ def _run(path: Path, index: int, group: list[tuple[Any, dict]], source_format: s
     meta.update({"source_id": kickoff_id, "crew_name": crew_name, "first_record": first})
     return Trace(system=_named(system) or _named(crew_name), framework=FRAMEWORK, source_format=source_format,
                  source_path=str(path), source_index=index, steps=steps, task=task, outcome=outcome,
-                 metadata=_clean(meta))
+                 metadata=drop_none(meta))
 
 
 def _named(name: Any) -> str | None:
@@ -407,10 +398,6 @@ def _event_text(e: dict) -> str | None:
         if e.get(k) not in (None, "", {}, []):
             return as_text(e[k])
     return None
-
-
-def _clean(d: dict) -> dict:
-    return {k: v for k, v in d.items() if v is not None}
 
 
 # -- importers --------------------------------------------------------------------------
@@ -557,7 +544,7 @@ class CrewOutputImporter:
                                   content=to.get("description"), attributes={"event": "next_task"}))
             prev = agent
             steps.append(_step(agent=agent, role="user", kind=StepKind.EVENT, content=to.get("description"),
-                              status="started", attributes=_clean({"task_name": to.get("name"),
+                              status="started", attributes=drop_none({"task_name": to.get("name"),
                                                                    "expected_output": to.get("expected_output")})))
             msgs = to.get("messages") or []
             steps.extend(_openai_messages(path, where, agent, msgs, j))
@@ -571,7 +558,7 @@ class CrewOutputImporter:
         task = tasks[0].get("description") if tasks else None
         return Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path),
                      source_index=index, steps=steps, task=task,
-                     metadata=_clean({"token_usage_reported": d.get("token_usage")}))
+                     metadata=drop_none({"token_usage_reported": d.get("token_usage")}))
 
 
 def _openai_messages(path: Path, where: str, agent: str, msgs: Any, task_no: int) -> list[Step]:
@@ -595,7 +582,7 @@ def _openai_messages(path: Path, where: str, agent: str, msgs: Any, task_no: int
             for c in m.get("tool_calls") or []:
                 fn = c.get("function") or {}
                 name = fn.get("name")
-                kind = StepKind.HANDOFF if name and _DELEGATE_RX.match(name) else StepKind.TOOL_CALL
+                kind = StepKind.HANDOFF if name and DELEGATE_RX.match(name) else StepKind.TOOL_CALL
                 out.append(_step(agent=agent, role="assistant", kind=kind, tool_name=name,
                                 tool_args=as_text(fn.get("arguments")), span_id=c.get("id"),
                                 target_agent=_coworker(fn.get("arguments")) if kind == StepKind.HANDOFF else None))
@@ -688,11 +675,11 @@ class CrewAILogImporter:
                                       started_at=ts, attributes={"event": "next_task"}))
                 prev = agent
                 steps.append(_step(agent=agent, role="user", kind=StepKind.EVENT, content=e.get("task"),
-                                  started_at=ts, status="started", attributes=_clean({"task_name": e.get("task_name")})))
+                                  started_at=ts, status="started", attributes=drop_none({"task_name": e.get("task_name")})))
             else:
                 steps.append(_step(agent=agent, role="assistant", kind=StepKind.MESSAGE,
                                   content=as_text(e.get("output")), started_at=ts, status=str(e["status"]),
-                                  attributes=_clean({"task_name": e.get("task_name")})))
+                                  attributes=drop_none({"task_name": e.get("task_name")})))
         task = next((e.get("task") for _, e in run if e.get("task")), None)
         return Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path),
                      source_index=index, steps=steps, task=task,
