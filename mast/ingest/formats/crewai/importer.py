@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
 from mast.ingest._util import DELEGATE_RX, as_text, drop_none, first_char, iso_z, iter_jsonl, load_json, strip_bom
 from mast.model import Outcome, Step, StepKind, Trace
 
@@ -685,9 +684,3 @@ class CrewAILogImporter:
                      source_index=index, steps=steps, task=task,
                      metadata={"timestamps": "local time, no zone (as CrewAI writes them)",
                                "first_record": run[0][0]})
-
-
-register(CrewAIEventsImporter())
-register(CrewAICheckpointImporter())
-register(CrewOutputImporter())
-register(CrewAILogImporter())

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
 from mast.ingest._util import first_char, json_line, lines, load_json, strip_bom
 from mast.ingest.autogen_common import (FRAMEWORK, KNOWN_TYPES, MessageConverter, is_agentchat_message,
                                         is_task_result)
@@ -166,6 +165,3 @@ def _is_jsonl(path: Path) -> bool:
     with path.open("rb") as f:
         f.readline()
         return bool(f.read(64).strip()) or not is_task_result(obj)
-
-
-register(AgentChatImporter())

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
 from mast.ingest._util import as_text, first_char, iso_z, iter_jsonl, load_json, strip_bom
 from mast.ingest.langchain_messages import (ROLE_BY_TYPE, NotAMessage, lc_message, looks_like_message, messages_in,
                                             step, text_of, transfer_target)
@@ -575,8 +574,3 @@ class LangGraphEventsImporter:
         return Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path),
                      source_index=index, steps=mapper.steps, task=mapper.task,
                      metadata={"source_id": root_id} if root_id else {})
-
-
-register(LangGraphStreamImporter())
-register(LangGraphEventsImporter())
-register(LangGraphMessagesImporter())

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
 from mast.ingest._util import GOTO_RX, PARENT_CMD_RX, as_text, drop_none, first_char, iso_z, strip_bom
 from mast.ingest.langchain_messages import as_message, step, text_of, transfer_target
 from mast.model import Outcome, StepKind, Trace
@@ -371,8 +370,3 @@ def _goto(r: dict) -> str | None:
     if isinstance(o, dict) and isinstance(o.get("goto"), str):
         return o["goto"]
     return None
-
-
-
-
-register(LangSmithImporter())

@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
 from mast.ingest._util import first_char, iter_records, load_json, require
-from mast.ingest.mad_split import split_trace
+from mast.ingest.formats.mad.split import split_trace
 from mast.model import Annotation, Label, Outcome, Trace
 from mast.taxonomy import load as load_taxonomy
 
@@ -178,6 +177,3 @@ def _community_gold(path: Path) -> dict | None:
     if not isinstance(labels, dict):
         raise IngestError(str(g), None, "expected {labels: {trace_id: {present: [...]}}}")
     return labels
-
-
-register(MadImporter())

@@ -59,9 +59,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
 from mast.ingest._util import as_text, strip_bom
-from mast.ingest.langgraph import NotAMessage, lc_message, step, text_of, transfer_target
+from mast.ingest.langchain_messages import NotAMessage, lc_message, step, text_of, transfer_target
 from mast.model import Outcome, StepKind, Trace
 
 _HEX_RX = re.compile(r"^(?:0x)?([0-9a-fA-F]{16}|[0-9a-fA-F]{32})$")
@@ -978,6 +977,3 @@ def _dialects(spans: list[Span]) -> set[str]:
 
 def _clean(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None}
-
-
-register(OTelImporter())

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
 from mast.ingest._util import as_text, first_char, iter_jsonl, load_json, strip_bom
 from mast.model import Step, StepKind, Trace
 
@@ -38,7 +37,7 @@ def _first_object(head: bytes) -> Any:
     return obj
 
 
-class GenericImporter:
+class MessagesImporter:
     name = "messages"
     description = "Generic message list: JSON array or JSONL of {role, name|agent, content} (OpenAI tool_calls)"
 
@@ -140,6 +139,3 @@ def _is_jsonl(path: Path) -> bool:
     except ValueError:
         return False  # the object spans lines: one JSON document
     return True
-
-
-register(GenericImporter())

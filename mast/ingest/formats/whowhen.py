@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
 from mast.ingest._util import as_text, first_char, load_json, require
 from mast.model import Attribution, Outcome, Step, StepKind, Trace
 
@@ -103,6 +102,3 @@ class WhoWhenImporter:
                      source_format=self.name, source_path=str(path), source_index=index,
                      steps=steps, task=as_text(rec.get("question")), outcome=outcome,
                      metadata=meta, attributions=atts)
-
-
-register(WhoWhenImporter())

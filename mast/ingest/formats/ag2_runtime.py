@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
 from mast.ingest._util import as_text, iso_utc, json_line, lines, strip_bom
 from mast.ingest.autogen_common import collapse_transfer_handoffs, json_or_text, not_none_text
 from mast.model import Step, StepKind, Trace
@@ -555,7 +554,3 @@ class AG2RuntimeLogImporter(_RuntimeBase):
 
     def read(self, path: Path) -> Iterator[Trace]:
         yield from self._traces(path, read_file_log(path), "runtime_logging file")
-
-
-register(AG2RuntimeDbImporter())
-register(AG2RuntimeLogImporter())

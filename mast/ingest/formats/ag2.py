@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
 from mast.ingest._util import as_text, first_char, load_json, strip_bom
 from mast.ingest.autogen_common import collapse_transfer_handoffs, not_none_text
 from mast.model import Step, StepKind, Trace
@@ -337,7 +336,3 @@ class AG2EventsImporter:
         meta["source_id"] = run[0][1]["content"].get("uuid")
         return Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path),
                      source_index=index, steps=steps, task=task, metadata=meta)
-
-
-register(AG2EventsImporter())
-register(AG2ChatImporter())

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
 from mast.ingest._util import as_text, iso_utc, json_line, lines, strip_bom
 from mast.ingest.autogen_common import FRAMEWORK, MessageConverter, is_agentchat_message
 from mast.model import Step, StepKind, Trace
@@ -308,6 +307,3 @@ def _llm_step(rec: dict, ln: _Line) -> Step:
     return Step(agent=agent_name(rec.get("agent_id")), content=as_text(content), kind=StepKind.LLM_CALL,
                 role="assistant", started_at=ln.ts, tokens_in=rec.get("prompt_tokens"),
                 tokens_out=rec.get("completion_tokens"), span_id=resp.get("id"), attributes=attrs)
-
-
-register(AutoGenEventsImporter())
