@@ -1,5 +1,6 @@
-"""OpenTelemetry spans (the ``otel`` importer)."""
+"""OpenTelemetry spans (the ``otel`` importer): reading, dialects, per-framework mappings, steps."""
 
-from mast.ingest.formats.otel.importer import OTelImporter, load_spans
+from mast.ingest.formats.otel.importer import OTelImporter
+from mast.ingest.formats.otel.spans import Span, load_spans
 
-__all__ = ["OTelImporter", "load_spans"]
+__all__ = ["OTelImporter", "Span", "load_spans"]
