@@ -37,6 +37,18 @@ def first_char(head: bytes) -> str:
     return chr(s[0]) if s else ""
 
 
+def first_json(head: bytes, into_array: bool = True) -> Any:
+    """The first JSON value in a file's head (its first element, if it opens an array).
+
+    Detectors judge a file by its first record; a ValueError means that record is not
+    JSON or does not end within the head, and each detector decides what that means.
+    """
+    text = strip_bom(head).decode("utf-8", "replace").lstrip()
+    if into_array and text.startswith("["):
+        text = text[1:].lstrip()
+    return json.JSONDecoder().raw_decode(text)[0]
+
+
 def load_json(path: Path) -> Any:
     """Load a whole JSON file, turning every failure into an IngestError."""
     try:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import first_char, json_line, lines, load_json, strip_bom
+from mast.ingest._util import first_char, first_json, json_line, lines, load_json, strip_bom
 from mast.ingest.autogen_common import (FRAMEWORK, KNOWN_TYPES, MessageConverter, is_agentchat_message,
                                         is_task_result)
 from mast.model import Step, Trace
@@ -61,13 +61,8 @@ class AgentChatImporter:
         c = first_char(head)
         if c not in "[{":
             return False
-        text = strip_bom(head).decode("utf-8", "replace").lstrip()
-        dec = json.JSONDecoder()
         try:
-            if c == "[":
-                first = dec.raw_decode(text[1:].lstrip())[0]
-            else:
-                first = dec.raw_decode(text)[0]
+            first = first_json(head)
         except ValueError:
             # A first record longer than the head: fall back to its opening keys.
             return bool(_TYPE_RX.search(head)) and b'"source"' in head and b'"delivery_stage"' not in head \

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import as_text, first_char, iso_z, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import as_text, first_char, first_json, iso_z, iter_jsonl, load_json, strip_bom
 from mast.ingest.langchain_messages import (ROLE_BY_TYPE, NotAMessage, lc_message, looks_like_message, messages_in,
                                             step, text_of, transfer_target)
 from mast.model import Outcome, Step, StepKind, Trace
@@ -160,13 +160,6 @@ class MessageMapper:
                                    status="completed"))
 
 
-def _first_obj(head: bytes, skip_bracket: bool) -> Any:
-    text = strip_bom(head).decode("utf-8", "replace").lstrip()
-    if skip_bracket and text.startswith("["):
-        text = text[1:].lstrip()
-    return json.JSONDecoder().raw_decode(text)[0]
-
-
 class LangGraphMessagesImporter:
     name = "langgraph-messages"
     description = "LangChain/LangGraph message list (messages_to_dict, dumpd or model_dump form)"
@@ -174,7 +167,7 @@ class LangGraphMessagesImporter:
     def detect(self, path: Path, head: bytes) -> bool:
         c = first_char(head)
         if c == "[":
-            return looks_like_message(_first_obj(head, True))
+            return looks_like_message(first_json(head))
         if c == "{":
             text = strip_bom(head).decode("utf-8", "replace")
             m = re.match(r'\s*\{\s*"messages"\s*:\s*\[', text)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import GOTO_RX, PARENT_CMD_RX, as_text, drop_none, first_char, iso_z, strip_bom
+from mast.ingest._util import GOTO_RX, PARENT_CMD_RX, as_text, drop_none, first_char, first_json, iso_z, strip_bom
 from mast.ingest.langchain_messages import as_message, step, text_of, transfer_target
 from mast.model import Outcome, StepKind, Trace
 
@@ -60,11 +60,8 @@ class LangSmithImporter:
             return False
         if re.match(rb'\s*\{\s*"(post|patch)"\s*:\s*\[', strip_bom(head)) and b'"run_type"' in head:
             return True
-        text = strip_bom(head).decode("utf-8", "replace").lstrip()
-        if c == "[":
-            text = text[1:].lstrip()
         try:
-            obj = json.JSONDecoder().raw_decode(text)[0]
+            obj = first_json(head)
         except ValueError:
             # a pretty-printed run larger than the head: look for the keys instead
             return b'"run_type"' in head and (b'"dotted_order"' in head or b'"parent_run_id"' in head

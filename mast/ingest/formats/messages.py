@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import as_text, first_char, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import as_text, first_char, first_json, iter_jsonl, load_json, strip_bom
 from mast.model import Step, StepKind, Trace
 
 _ROLE_MAP = {"human": "user", "ai": "assistant", "function": "tool", "developer": "system"}
@@ -25,16 +25,6 @@ _ROLE_MAP = {"human": "user", "ai": "assistant", "function": "tool", "developer"
 
 def _is_message(obj: Any) -> bool:
     return isinstance(obj, dict) and "role" in obj and ("content" in obj or "tool_calls" in obj)
-
-
-def _first_object(head: bytes) -> Any:
-    """Parse the first complete JSON object in ``head`` (array element or JSONL line)."""
-    text = strip_bom(head).decode("utf-8", "replace").lstrip()
-    dec = json.JSONDecoder()
-    if text.startswith("["):
-        text = text[1:].lstrip()
-    obj, _ = dec.raw_decode(text)
-    return obj
 
 
 class MessagesImporter:
@@ -45,7 +35,7 @@ class MessagesImporter:
         c = first_char(head)
         if c not in "[{":
             return False
-        obj = _first_object(head)
+        obj = first_json(head)
         if _is_message(obj):
             return True
         return (isinstance(obj, dict) and isinstance(obj.get("messages"), list)

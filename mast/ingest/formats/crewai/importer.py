@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import DELEGATE_RX, as_text, drop_none, first_char, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import DELEGATE_RX, as_text, drop_none, first_char, first_json, iter_jsonl, load_json, strip_bom
 from mast.ingest.formats.crewai.events import (FRAMEWORK, coworker, crew_step, events_to_traces, is_event,
                                                json_first_line, slim, unwrap)
 from mast.model import Step, StepKind, Trace
@@ -239,7 +239,7 @@ class CrewAILogImporter:
             return True
         if not text.startswith("["):
             return False
-        obj = json.JSONDecoder().raw_decode(text[1:].lstrip())[0]
+        obj = first_json(head)
         return isinstance(obj, dict) and {"timestamp", "task_name", "agent", "status"} <= obj.keys()
 
     def read(self, path: Path) -> Iterator[Trace]:
