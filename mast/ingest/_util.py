@@ -127,6 +127,24 @@ def json_line(path: Path, lineno: int, line: bytes | str) -> Any:
         raise IngestError(str(path), f"line {lineno}", f"invalid JSON ({reason}); file truncated?") from None
 
 
+def first_line_object(path: Path) -> tuple[Any, bool] | None:
+    """The file's first line as a JSON object, and whether more text follows it.
+
+    None when that line is not a complete object by itself, i.e. the file is one JSON
+    document spread over lines, not JSON Lines.  Both named and unnamed JSON Lines files
+    exist in the wild, so the suffix alone cannot decide.
+    """
+    with open_source(path) as f:
+        line = strip_bom(f.readline()).strip()
+        if not line.startswith(b"{"):
+            return None
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            return None
+        return obj, bool(f.read(64).strip())
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     """Yield (0-based line index, object) for each non-blank line of a JSON Lines file."""
     for lineno, raw in lines(path):

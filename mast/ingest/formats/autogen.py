@@ -32,13 +32,12 @@ A message without ``type`` or ``source`` is an error naming the file and the rec
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import first_char, first_json, json_line, lines, load_json, strip_bom
+from mast.ingest._util import first_char, first_json, first_line_object, json_line, lines, load_json
 from mast.ingest.autogen_common import (FRAMEWORK, KNOWN_TYPES, MessageConverter, is_agentchat_message,
                                         is_task_result)
 from mast.model import Step, Trace
@@ -148,15 +147,9 @@ def _stream_lines(path: Path) -> Iterator[tuple[int, Any]]:
 def _is_jsonl(path: Path) -> bool:
     if path.suffix in (".jsonl", ".ndjson"):
         return True
-    with path.open("rb") as f:
-        line = strip_bom(f.readline()).strip()
-    if not line.startswith(b"{"):
+    first = first_line_object(path)
+    if first is None:
         return False
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return False
+    obj, more = first
     # One JSON document on one line (a TaskResult written without indent) is not a stream.
-    with path.open("rb") as f:
-        f.readline()
-        return bool(f.read(64).strip()) or not is_task_result(obj)
+    return more or not is_task_result(obj)

@@ -12,12 +12,11 @@ to their call through ``span_id`` / ``parent_span_id`` (the call id).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import as_text, first_char, first_json, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import as_text, first_char, first_json, first_line_object, iter_jsonl, load_json
 from mast.model import Step, StepKind, Trace
 
 _ROLE_MAP = {"human": "user", "ai": "assistant", "function": "tool", "developer": "system"}
@@ -118,14 +117,4 @@ class MessagesImporter:
 
 def _is_jsonl(path: Path) -> bool:
     """JSON Lines if so named, or if the first line is a complete JSON object by itself."""
-    if path.suffix in (".jsonl", ".ndjson"):
-        return True
-    with path.open("rb") as f:
-        line = strip_bom(f.readline()).strip()
-    if not line.startswith(b"{"):
-        return False
-    try:
-        json.loads(line)
-    except ValueError:
-        return False  # the object spans lines: one JSON document
-    return True
+    return path.suffix in (".jsonl", ".ndjson") or first_line_object(path) is not None
