@@ -22,6 +22,8 @@ termination with its ``termination_reason``; ``error`` -> error; ``run_completio
 run (summary, cost, last speaker to metadata).  ``transfer_to_*`` calls become handoff
 steps, their target taken from ``executed_function.content.agent_name`` when present.
 Event types this importer does not know become ``event`` steps.  There are no timestamps.
+
+Format notes: docs/formats/ag2.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """AG2 / AutoGen 0.2 classic ``runtime_logging``: the SQLite database and the file log.
 
-Both loggers record the same things (FORMATS.md B3, B4), so both are read into one
+Both loggers record the same things (docs/formats/ag2.md), so both are read into one
 record stream and turned into steps by one builder:
 
 - ``events.received_message`` -> the conversation.  ``source_name`` is the *receiver*,

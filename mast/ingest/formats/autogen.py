@@ -11,7 +11,7 @@ Accepted files (one trace per run):
 
 Every message is a flat object discriminated by ``type`` with the producing agent in
 ``source``.  ``id``/``created_at`` exist from 0.6 only; without them the file order is
-the timeline.  Mapping (see FORMATS.md A1):
+the timeline.  Mapping (docs/formats/autogen.md):
 
 - TextMessage, MultiModalMessage, StructuredMessage, ToolCallSummaryMessage -> message
   (role ``user`` when ``source == "user"``);

@@ -1,6 +1,6 @@
 """AutoGen core event log (``autogen_core.events`` / ``autogen_agentchat.events`` loggers).
 
-A log file of JSON lines in any of three shapes (FORMATS.md A4), mixed freely:
+A log file of JSON lines in any of three shapes (docs/formats/autogen.md, "autogen-events"), mixed freely:
 - the bare record, as ``logging.FileHandler`` writes it: ``{"type": "LLMCall", ...}``;
 - the same after a ``"<date> <time> <logger> <LEVEL> "`` prefix (asctime, taken as UTC);
 - a JSON handler's envelope ``{"ts": <epoch>, "logger", "level", "event": <record>}``.
@@ -15,7 +15,7 @@ Records used:
   ``completion_tokens``, the reply as content, the prompt in ``attributes.prompt``;
 - ``Message`` envelopes published to the team's output topic carry the AgentChat messages
   (GroupChatStart's task messages, GroupChatMessage's message): they become steps exactly
-  as in :mod:`mast.ingest.autogen` (tool call/result links, handoffs folded);
+  as in :class:`mast.ingest.autogen_common.MessageConverter` (tool call/result links, handoffs folded);
   the message's own ``models_usage`` is kept in attributes but not counted, because the
   LLMCall record already counts those tokens;
 - a ``"Message could not be serialized"`` payload published to the output topic is the

@@ -2,7 +2,7 @@
 
 ``langgraph-messages``
     A JSON list of LangChain messages in any of the three serialisations found in the
-    wild (FORMATS.md §2.1): ``messages_to_dict`` (``{"type", "data"}``), ``dumpd``
+    wild (docs/formats/langgraph-langsmith.md, "Messages"): ``messages_to_dict`` (``{"type", "data"}``), ``dumpd``
     (``{"lc": 1, "type": "constructor", "id": [..., "AIMessage"], "kwargs"}``) and
     ``model_dump`` (flat, with ``"type": "ai"``); also ``{"messages": [...]}`` (a state
     snapshot).  No timestamps exist in these.
@@ -19,8 +19,8 @@
     ``astream_events(version="v2")`` dumps, one event per line (see
     :class:`LangGraphEventsImporter`); no timestamps.
 
-Message normalisation (shared with the LangSmith and OTel importers,
-:class:`MessageMapper`):
+Message normalisation (:class:`MessageMapper`; the parsing of single messages is shared
+with the LangSmith and OTel importers in :mod:`mast.ingest.langchain_messages`):
 - agent = ``AIMessage.name``, else the graph node that produced it (``ns[0]`` before
   ``:``, or the ``updates`` key); human messages have no agent;
 - AI text → ``message`` (tokens from ``usage_metadata`` on the first step of the message);

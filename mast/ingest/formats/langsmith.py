@@ -12,7 +12,7 @@ traces by ``trace_id`` (else the root of their ``parent_run_id`` chain) and orde
 ``dotted_order``, which encodes start time and ancestry; a ``run_type`` outside
 LangSmith's set is refused as a newer format.
 
-Mapping (FORMATS.md §2.6, §6):
+Mapping (docs/formats/langgraph-langsmith.md, "langsmith"):
 - agent = ``extra.metadata.lc_agent_name`` → first segment of ``langgraph_checkpoint_ns``
   → the parent-graph node (child of the root) the run sits under;
 - ``llm`` runs → ``llm_call`` (output text, tokens from ``usage_metadata`` or the

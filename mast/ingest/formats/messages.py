@@ -8,6 +8,8 @@ Accepted shapes (one trace per conversation):
 OpenAI-style ``tool_calls`` on an assistant message become ``tool_call`` steps (after the
 message's own text, if any); ``role: tool`` messages become ``tool_result`` steps linked
 to their call through ``span_id`` / ``parent_span_id`` (the call id).
+
+Format notes: docs/formats/messages.md.
 """
 
 from __future__ import annotations

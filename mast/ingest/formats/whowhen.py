@@ -9,6 +9,8 @@ Hand-Crafted records (Magentic-One) name agents in ``role`` with annotations suc
 ``"Orchestrator (thought)"`` or ``"Orchestrator (-> WebSurfer)"``: the agent is the part
 before the parenthesis and ``-> X`` gives the message's recipient;
 ``(termination condition)`` marks a ``termination`` step.
+
+Format notes: docs/formats/mad-whowhen.md.
 """
 
 from __future__ import annotations

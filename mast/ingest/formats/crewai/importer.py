@@ -16,7 +16,7 @@ Four importers share one normaliser (:func:`events_to_traces`):
     ``CrewOutput.model_dump()``: each ``tasks_output[].messages`` is an OpenAI-style
     transcript of one agent; also ``task_callback`` logs (one ``TaskOutput`` per line,
     a task seen again starting a new run).  No timestamps.  ``token_usage`` is kept in metadata but not
-    counted: it double counts when agents share one LLM object (FORMATS.md §3.7).
+    counted: it double counts when agents share one LLM object (docs/formats/crewai.md, "Quirks").
 ``crewai-log``
     ``Crew(output_log_file=…)`` as ``.txt`` lines or a ``.json`` array; two entries per
     task (started / completed), local time without zone (stored as written).

@@ -40,6 +40,8 @@ text is dropped.  Precisely, with ``s = split_trace(system, raw)``:
 The importer stores ``wrapper``, ``field`` and ``form`` in the trace's metadata.
 Each step's content is its whole block, header line included, so a classifier reading
 contents sees exactly what the log said.
+
+Format notes: docs/formats/mad-whowhen.md.
 """
 
 from __future__ import annotations

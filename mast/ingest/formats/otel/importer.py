@@ -11,7 +11,7 @@ Required per span: trace id, span id, name, start time.  Ids may be hex (optiona
 ``0x``-prefixed) or protobuf's base64; both become lower-case hex.  An attribute value of
 an unknown OTLP type is refused as a newer format.
 
-Three attribute dialects are read (FORMATS.md §4):
+Three attribute dialects are read (docs/formats/otel.md, "Dialects"):
 - OTel GenAI semantic conventions, both generations: ``gen_ai.operation.name``,
   ``gen_ai.input/output.messages`` (parts JSON, possibly as strings), and the older
   ``gen_ai.prompt.N.*`` / ``gen_ai.completion.N.*`` attributes and ``gen_ai.*`` span
