@@ -1,12 +1,31 @@
-"""Shared helpers for importers: JSON loading with errors that name the file and record."""
+"""Helpers every format module shares, so each failure reads the same whichever importer hit it.
+
+- opening a file and walking its lines (:func:`open_source`, :func:`lines`), parsing one
+  JSON line (:func:`json_line`) and JSON Lines files (:func:`iter_jsonl`): every error is an
+  :class:`~mast.errors.IngestError` naming the file and the 1-based line;
+- whole JSON documents and arrays of records (:func:`load_json`, :func:`iter_records`),
+  errors naming the record index;
+- timestamps (:func:`iso_z`, :func:`iso_utc`), dict clean-up (:func:`drop_none`);
+- the patterns that recognise a handoff in frameworks that do not log one as such
+  (CrewAI's delegation tools, LangGraph's ``Command(goto=...)``).
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 from mast.errors import IngestError
+
+#: CrewAI's built-in delegation tools: a call to one is a handoff to the named coworker.
+DELEGATE_RX = re.compile(r"(?i)^(delegate work to coworker|ask question to coworker)$")
+#: langgraph-supervisor hands over by raising ``ParentCommand(Command(goto=...))``: the
+#: "error" it records is a handoff, and ``goto`` names the target.
+PARENT_CMD_RX = re.compile(r"ParentCommand\(")
+GOTO_RX = re.compile(r"goto=(?:\[)?['\"]([^'\"]+)['\"]")
 
 
 def strip_bom(head: bytes) -> bytes:
@@ -16,6 +35,18 @@ def strip_bom(head: bytes) -> bytes:
 def first_char(head: bytes) -> str:
     s = strip_bom(head).lstrip()
     return chr(s[0]) if s else ""
+
+
+def first_json(head: bytes, into_array: bool = True) -> Any:
+    """The first JSON value in a file's head (its first element, if it opens an array).
+
+    Detectors judge a file by its first record; a ValueError means that record is not
+    JSON or does not end within the head, and each detector decides what that means.
+    """
+    text = strip_bom(head).decode("utf-8", "replace").lstrip()
+    if into_array and text.startswith("["):
+        text = text[1:].lstrip()
+    return json.JSONDecoder().raw_decode(text)[0]
 
 
 def load_json(path: Path) -> Any:
@@ -64,20 +95,61 @@ def _bad_element(text: str, pos: int) -> int | None:
         n += 1
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """Yield (line index, object) for each non-blank line of a JSON Lines file."""
+def open_source(path: Path) -> IO[bytes]:
+    """The file opened for binary reading; failing to open it is an IngestError naming it."""
     try:
-        f = open(path, "rb")
+        return open(path, "rb")
     except OSError as e:
         raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
-    with f:
-        for i, line in enumerate(f):
-            if not line.strip():
-                continue
-            try:
-                yield i, json.loads(line)
-            except (ValueError, UnicodeDecodeError) as e:
-                raise IngestError(str(path), f"line {i + 1}", f"invalid JSON (file truncated?): {e}") from None
+
+
+def lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw line) for every line of the file, a BOM taken off line 1.
+
+    Raw bytes, because some logs mix JSON records with plain text that each format
+    treats its own way; blank lines are yielded too, for formats that count them.
+    """
+    with open_source(path) as f:
+        for lineno, raw in enumerate(f, 1):
+            yield lineno, strip_bom(raw) if lineno == 1 else raw
+
+
+def json_line(path: Path, lineno: int, line: bytes | str) -> Any:
+    """One JSON Lines record; a line that does not parse is an error naming file and line.
+
+    A bad line in an append-only log is almost always the last one, cut by a crash:
+    the message says so.
+    """
+    try:
+        return json.loads(line)
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError alike
+        reason = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8 text"
+        raise IngestError(str(path), f"line {lineno}", f"invalid JSON ({reason}); file truncated?") from None
+
+
+def first_line_object(path: Path) -> tuple[Any, bool] | None:
+    """The file's first line as a JSON object, and whether more text follows it.
+
+    None when that line is not a complete object by itself, i.e. the file is one JSON
+    document spread over lines, not JSON Lines.  Both named and unnamed JSON Lines files
+    exist in the wild, so the suffix alone cannot decide.
+    """
+    with open_source(path) as f:
+        line = strip_bom(f.readline()).strip()
+        if not line.startswith(b"{"):
+            return None
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            return None
+        return obj, bool(f.read(64).strip())
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """Yield (0-based line index, object) for each non-blank line of a JSON Lines file."""
+    for lineno, raw in lines(path):
+        if raw.strip():
+            yield lineno - 1, json_line(path, lineno, raw)
 
 
 #: JSON arrays larger than this are read element by element (see iter_records).
@@ -199,3 +271,45 @@ def as_text(v: Any) -> str | None:
     if isinstance(v, str):
         return v
     return json.dumps(v, ensure_ascii=False, default=str)
+
+
+def iso_z(ts: Any) -> str | None:
+    """A timestamp as written, with a trailing ``Z`` spelled ``+00:00`` (as DuckDB reads it).
+
+    For sources that already write ISO 8601; values are not otherwise re-parsed.
+    """
+    if ts is None:
+        return None
+    s = str(ts)
+    return s[:-1] + "+00:00" if s.endswith("Z") else s
+
+
+def iso_utc(v: Any) -> str | None:
+    """A timestamp of any shape the AutoGen family writes, as UTC ISO 8601 (``...+00:00``).
+
+    ISO with ``Z`` or an offset, AG2's naive ``YYYY-MM-DD HH:MM:SS.ffffff`` (which is UTC),
+    ``logging``'s ``asctime`` with a comma, epoch seconds (or nanoseconds).  Naive values
+    are taken as UTC; a value that is not a timestamp gives None rather than a guess.
+    """
+    if v is None or v == "":
+        return None
+    try:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            # Epoch seconds (logging's record.created); nanoseconds when implausibly large.
+            secs = v / 1e9 if v > 1e14 else v
+            return datetime.fromtimestamp(secs, tz=timezone.utc).isoformat()
+        s = str(v).strip()
+        if s.endswith("Z"):
+            s = s[:-1] + "+00:00"
+        s = s.replace(",", ".", 1) if re.match(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d,\d+", s) else s
+        dt = datetime.fromisoformat(s)
+    except (ValueError, OverflowError, OSError):
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).isoformat()
+
+
+def drop_none(d: dict) -> dict:
+    """``d`` without its None values (attributes keep only what the source said)."""
+    return {k: v for k, v in d.items() if v is not None}

@@ -1,8 +1,8 @@
-"""Helpers shared by the AutoGen (AgentChat) and AG2 importers.
+"""What the AutoGen-family importers share, so no format module imports another.
 
-- :func:`iso_utc` turns every timestamp shape these frameworks write (ISO with ``Z`` or
-  an offset, AG2's naive ``YYYY-MM-DD HH:MM:SS.ffffff`` which is UTC, ``logging``'s
-  ``asctime`` with a comma, epoch seconds) into one UTC ISO 8601 string.
+- :class:`MessageConverter` turns AutoGen AgentChat messages into steps; the AgentChat
+  files (``autogen``) and the core event log (``autogen-events``) carry the same
+  messages, and the mapping is written down in docs/formats/autogen.md;
 - :func:`collapse_transfer_handoffs` turns AG2's handoff idiom (a ``transfer_to_<agent>``
   tool call plus its tool result) into one ``handoff`` step.
 - :func:`not_none_text` reads AG2's ``"content": "None"`` (``str(None)``) as no content.
@@ -12,37 +12,15 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Iterable
 
+from mast.errors import IngestError
+from mast.ingest._util import as_text, iso_utc
 from mast.model import Step, StepKind
 
 _TRANSFER_RX = re.compile(r"^transfer_to_(?P<target>.+?)(?:_\d+)?$")
 _TRANSFER_TEXT_RX = re.compile(r"^Transfer(?:red)? to (?P<target>[\w\-. ]+?)(?:[,.].*)?$", re.S)
-
-
-def iso_utc(v: Any) -> str | None:
-    """A timestamp as UTC ISO 8601 (``...+00:00``); naive values are taken as UTC.
-
-    Returns None for values that are not timestamps rather than guessing.
-    """
-    if v is None or v == "":
-        return None
-    try:
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            # Epoch seconds (logging's record.created); nanoseconds when implausibly large.
-            secs = v / 1e9 if v > 1e14 else v
-            return datetime.fromtimestamp(secs, tz=timezone.utc).isoformat()
-        s = str(v).strip()
-        if s.endswith("Z"):
-            s = s[:-1] + "+00:00"
-        s = s.replace(",", ".", 1) if re.match(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d,\d+", s) else s
-        dt = datetime.fromisoformat(s)
-    except (ValueError, OverflowError, OSError):
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).isoformat()
 
 
 def not_none_text(v: Any) -> str | None:
@@ -125,3 +103,170 @@ def json_or_text(v: Any) -> Any:
             except ValueError:
                 return v
     return v
+
+
+# -- AgentChat messages (the TaskResult/run_stream files and the core event log carry the same ones)
+
+FRAMEWORK = "autogen"
+
+MESSAGE_TYPES = {"TextMessage", "MultiModalMessage", "StructuredMessage", "ToolCallSummaryMessage"}
+EVENT_TYPES = {"ThoughtEvent", "SelectSpeakerEvent", "SelectorEvent", "MemoryQueryEvent",
+               "UserInputRequestedEvent", "CodeGenerationEvent", "CodeExecutionEvent"}
+KNOWN_TYPES = MESSAGE_TYPES | EVENT_TYPES | {
+    "StopMessage", "HandoffMessage", "ToolCallRequestEvent", "ToolCallExecutionEvent",
+    "ModelClientStreamingChunkEvent"}
+
+
+
+
+def is_agentchat_message(obj: Any) -> bool:
+    return (isinstance(obj, dict) and obj.get("type") in KNOWN_TYPES and "source" in obj
+            and "content" in obj)
+
+
+def is_task_result(obj: Any) -> bool:
+    if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list) or "stop_reason" not in obj:
+        return False
+    ms = obj["messages"]
+    return not ms or is_agentchat_message(ms[0])
+
+
+def _usage(m: dict) -> tuple[int | None, int | None]:
+    u = m.get("models_usage")
+    if not isinstance(u, dict):
+        return None, None
+    return u.get("prompt_tokens"), u.get("completion_tokens")
+
+
+class MessageConverter:
+    """Turns AgentChat messages into steps, one run at a time.
+
+    Kept as a class because the event-log importer feeds it messages one by one and
+    handoffs need the tool call/result steps emitted before them.
+    """
+
+    def __init__(self, path: Path, keep_usage: bool = True):
+        self.path = path
+        self.keep_usage = keep_usage
+        self.steps: list[Step] = []
+        self.task: str | None = None
+        self.seen_ids: set[str] = set()
+        self.versions: set[str] = set()
+
+    def add(self, m: Any, where: str, ts: str | None = None) -> None:
+        if not isinstance(m, dict):
+            raise IngestError(str(self.path), where, f"expected an AgentChat message object, found {type(m).__name__}")
+        missing = [k for k in ("type", "source") if k not in m]
+        if missing:
+            raise IngestError(str(self.path), where, "not an AgentChat message: missing required field(s) "
+                              + ", ".join(missing))
+        mtype = m["type"]
+        if not isinstance(mtype, str) or not isinstance(m["source"], str):
+            raise IngestError(str(self.path), where, "not an AgentChat message: type and source must be strings")
+        mid = m.get("id")
+        if mid is not None:
+            if mid in self.seen_ids:
+                return  # the same message seen twice (e.g. stream line and TaskResult)
+            self.seen_ids.add(mid)
+        if mtype != "ModelClientStreamingChunkEvent" and "content" not in m:
+            raise IngestError(str(self.path), where, f"{mtype} lacks its required field: content")
+        self.versions.add(">=0.6" if "created_at" in m or "id" in m else "0.4-0.5")
+        src = m["source"]
+        role = "user" if src == "user" else "assistant"
+        when = iso_utc(m.get("created_at")) or ts
+        tin, tout = _usage(m) if self.keep_usage else (None, None)
+        base_attrs: dict[str, Any] = {"type": mtype}
+        if mid:
+            base_attrs["message_id"] = mid
+        if not self.keep_usage and m.get("models_usage"):
+            base_attrs["models_usage"] = m["models_usage"]
+        if m.get("metadata"):
+            base_attrs["metadata"] = m["metadata"]
+        content = m.get("content")
+
+        if mtype == "ModelClientStreamingChunkEvent":
+            return
+        if mtype in MESSAGE_TYPES:
+            text = content if isinstance(content, str) else as_text(content)
+            if mtype == "ToolCallSummaryMessage" and m.get("tool_calls"):
+                base_attrs["tool_call_ids"] = [c.get("id") for c in m["tool_calls"] if isinstance(c, dict)]
+            if mtype == "StructuredMessage" and m.get("format_string"):
+                base_attrs["format_string"] = m["format_string"]
+            self.steps.append(Step(agent=src, content=text, kind=StepKind.MESSAGE, role=role, span_id=mid,
+                                   started_at=when, tokens_in=tin, tokens_out=tout, attributes=base_attrs))
+            if self.task is None and src == "user" and text:
+                self.task = text
+        elif mtype == "ToolCallRequestEvent":
+            if not isinstance(content, list):
+                raise IngestError(str(self.path), where, "ToolCallRequestEvent content is not a list of calls")
+            for j, c in enumerate(content):
+                if not isinstance(c, dict) or "name" not in c:
+                    raise IngestError(str(self.path), where, f"tool call {j} lacks its name")
+                first = j == 0
+                self.steps.append(Step(agent=src, content=None, kind=StepKind.TOOL_CALL, role="assistant",
+                                       tool_name=c.get("name"), tool_args=as_text(c.get("arguments")),
+                                       span_id=c.get("id"), started_at=when,
+                                       tokens_in=tin if first else None, tokens_out=tout if first else None,
+                                       attributes=base_attrs))
+        elif mtype == "ToolCallExecutionEvent":
+            if not isinstance(content, list):
+                raise IngestError(str(self.path), where, "ToolCallExecutionEvent content is not a list of results")
+            for j, r in enumerate(content):
+                if not isinstance(r, dict) or "call_id" not in r:
+                    raise IngestError(str(self.path), where, f"tool result {j} lacks its call_id")
+                self.steps.append(Step(agent=src, content=as_text(r.get("content")), kind=StepKind.TOOL_RESULT,
+                                       role="tool", tool_name=r.get("name"), parent_span_id=r.get("call_id"),
+                                       started_at=when, status="error" if r.get("is_error") else "ok",
+                                       attributes=base_attrs))
+        elif mtype == "HandoffMessage":
+            target = m.get("target")
+            if not isinstance(target, str):
+                raise IngestError(str(self.path), where, "HandoffMessage lacks its required field: target")
+            self._handoff(src, target, as_text(content), when, mid, base_attrs)
+        elif mtype == "StopMessage":
+            self.steps.append(Step(agent=src, content=as_text(content), kind=StepKind.TERMINATION, role=role,
+                                   span_id=mid, started_at=when, tokens_in=tin, tokens_out=tout,
+                                   attributes=base_attrs))
+        else:
+            target = None
+            if mtype == "SelectSpeakerEvent" and isinstance(content, list) and content:
+                target = str(content[0])
+            if mtype not in EVENT_TYPES:
+                base_attrs["unknown_type"] = True
+            self.steps.append(Step(agent=src, content=content if isinstance(content, str) else as_text(content),
+                                   kind=StepKind.EVENT, role=role, span_id=mid, target_agent=target,
+                                   started_at=when, tokens_in=tin, tokens_out=tout, attributes=base_attrs))
+
+    def _handoff(self, src: str, target: str, content: str | None, when: str | None, mid: str | None,
+                 attrs: dict) -> None:
+        """Fold the transfer tool call + its result into the handoff step (one step, not three)."""
+        call = result = None
+        for s in reversed(self.steps):
+            if s.kind is StepKind.LLM_CALL or (s.attributes or {}).get("type") == "ToolCall":
+                continue  # event-log records interleaved with the messages (no call ids)
+            if s.agent != src:
+                break
+            if s.kind is StepKind.TOOL_RESULT and result is None and (
+                    s.content == content or (s.tool_name or "") == f"transfer_to_{target}"):
+                result = s
+            elif s.kind is StepKind.TOOL_CALL and result is not None and s.span_id == result.parent_span_id:
+                call = s
+                break
+        attrs = dict(attrs)
+        tin = tout = None
+        tool_name = tool_args = span = None
+        if call is not None and result is not None:
+            tool_name, tool_args, span = call.tool_name, call.tool_args, call.span_id
+            tin, tout = call.tokens_in, call.tokens_out
+            attrs["tool_call_id"] = span
+            self.steps = [s for s in self.steps if s is not call and s is not result]
+        self.steps.append(Step(agent=src, content=content, kind=StepKind.HANDOFF, role="assistant",
+                               tool_name=tool_name, tool_args=tool_args, target_agent=target,
+                               span_id=span or mid, started_at=when, tokens_in=tin, tokens_out=tout,
+                               attributes=attrs))
+
+    def finish(self, stop_reason: Any, complete: bool) -> list[Step]:
+        if complete and stop_reason is not None:
+            self.steps.append(Step(agent=None, content=str(stop_reason), kind=StepKind.TERMINATION,
+                                   attributes={"source": "TaskResult.stop_reason"}))
+        return self.steps

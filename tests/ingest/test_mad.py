@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mast.ingest import detect, get
-from mast.ingest.mad_split import split_trace
+from mast.ingest.formats.mad import split_trace
 from mast.store import Store
 from mast.taxonomy import load as load_taxonomy
 from conftest import COMMUNITY, DATASETS, MAD_HUMAN, need, write_json
@@ -28,7 +28,7 @@ def _system(rec: dict) -> str:
 
 
 def _rebuild(split, raw: str):
-    """The contract of mast.ingest.mad_split, implemented here independently."""
+    """The contract of mast.ingest.formats.mad.split, implemented here independently."""
     contents = [s.content for s in split.steps]
     assert all(isinstance(c, str) for c in contents)
     if split.wrapper is None:

@@ -116,7 +116,7 @@ def test_tool_error_is_a_failed_result_linked_to_its_call(mast, db):
 
 
 def test_openinference_listener_duplicates_are_removed():
-    from mast.ingest import otel
+    from mast.ingest.formats import otel
     p = FW / "crewai" / "research" / "openinference_events.otlp.json"
     spans = otel.load_spans(p)
     llm = [s for s in spans if s.attrs.get("openinference.span.kind") == "LLM"]
@@ -234,7 +234,7 @@ def test_agentchat_fragmented_run_is_stitched_into_one_trace():
     p = SHARED / "autogen" / "samples" / "agentchat" / "openai-stub" / "roundrobin" / "otel_spans.otlp.json"
     if not p.exists():
         pytest.skip(f"{p} not present")
-    from mast.ingest import otel
+    from mast.ingest.formats import otel
     spans = otel.load_spans(p)
     assert len({s.trace_id for s in spans}) > 10  # AgentChat's runtime starts a trace per message
     [trace] = list(otel.OTelImporter().read(p))
@@ -246,7 +246,7 @@ def test_agentchat_content_comes_from_runtime_message_attributes():
     p = SHARED / "autogen" / "samples" / "agentchat" / "openai-stub" / "swarm" / "otel_spans.otlp.json"
     if not p.exists():
         pytest.skip(f"{p} not present")
-    from mast.ingest import otel
+    from mast.ingest.formats import otel
     spans = otel.load_spans(p)
     usage = []
     for s in spans:

@@ -8,20 +8,19 @@ Accepted shapes (one trace per conversation):
 OpenAI-style ``tool_calls`` on an assistant message become ``tool_call`` steps (after the
 message's own text, if any); ``role: tool`` messages become ``tool_result`` steps linked
 to their call through ``span_id`` / ``parent_span_id`` (the call id).
+
+Format notes: docs/formats/messages.md.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
-from mast.ingest._util import as_text, first_char, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import as_text, first_char, first_json, first_line_object, iter_jsonl, load_json
 from mast.model import Step, StepKind, Trace
 
-_ROLES = {"system", "user", "assistant", "tool", "function", "developer", "human", "ai"}
 _ROLE_MAP = {"human": "user", "ai": "assistant", "function": "tool", "developer": "system"}
 
 
@@ -29,17 +28,7 @@ def _is_message(obj: Any) -> bool:
     return isinstance(obj, dict) and "role" in obj and ("content" in obj or "tool_calls" in obj)
 
 
-def _first_object(head: bytes) -> Any:
-    """Parse the first complete JSON object in ``head`` (array element or JSONL line)."""
-    text = strip_bom(head).decode("utf-8", "replace").lstrip()
-    dec = json.JSONDecoder()
-    if text.startswith("["):
-        text = text[1:].lstrip()
-    obj, _ = dec.raw_decode(text)
-    return obj
-
-
-class GenericImporter:
+class MessagesImporter:
     name = "messages"
     description = "Generic message list: JSON array or JSONL of {role, name|agent, content} (OpenAI tool_calls)"
 
@@ -47,7 +36,7 @@ class GenericImporter:
         c = first_char(head)
         if c not in "[{":
             return False
-        obj = _first_object(head)
+        obj = first_json(head)
         if _is_message(obj):
             return True
         return (isinstance(obj, dict) and isinstance(obj.get("messages"), list)
@@ -130,17 +119,4 @@ class GenericImporter:
 
 def _is_jsonl(path: Path) -> bool:
     """JSON Lines if so named, or if the first line is a complete JSON object by itself."""
-    if path.suffix in (".jsonl", ".ndjson"):
-        return True
-    with path.open("rb") as f:
-        line = strip_bom(f.readline()).strip()
-    if not line.startswith(b"{"):
-        return False
-    try:
-        json.loads(line)
-    except ValueError:
-        return False  # the object spans lines: one JSON document
-    return True
-
-
-register(GenericImporter())
+    return path.suffix in (".jsonl", ".ndjson") or first_line_object(path) is not None

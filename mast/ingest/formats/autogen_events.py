@@ -1,6 +1,6 @@
 """AutoGen core event log (``autogen_core.events`` / ``autogen_agentchat.events`` loggers).
 
-A log file of JSON lines in any of three shapes (FORMATS.md A4), mixed freely:
+A log file of JSON lines in any of three shapes (docs/formats/autogen.md, "autogen-events"), mixed freely:
 - the bare record, as ``logging.FileHandler`` writes it: ``{"type": "LLMCall", ...}``;
 - the same after a ``"<date> <time> <logger> <LEVEL> "`` prefix (asctime, taken as UTC);
 - a JSON handler's envelope ``{"ts": <epoch>, "logger", "level", "event": <record>}``.
@@ -15,7 +15,7 @@ Records used:
   ``completion_tokens``, the reply as content, the prompt in ``attributes.prompt``;
 - ``Message`` envelopes published to the team's output topic carry the AgentChat messages
   (GroupChatStart's task messages, GroupChatMessage's message): they become steps exactly
-  as in :mod:`mast.ingest.autogen` (tool call/result links, handoffs folded);
+  as in :class:`mast.ingest.autogen_common.MessageConverter` (tool call/result links, handoffs folded);
   the message's own ``models_usage`` is kept in attributes but not counted, because the
   LLMCall record already counts those tokens;
 - a ``"Message could not be serialized"`` payload published to the output topic is the
@@ -37,10 +37,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
-from mast.ingest._util import as_text, strip_bom
-from mast.ingest.autogen import FRAMEWORK, MessageConverter, is_agentchat_message
-from mast.ingest.autogen_common import iso_utc
+from mast.ingest._util import as_text, iso_utc, json_line, lines, strip_bom
+from mast.ingest.autogen_common import FRAMEWORK, MessageConverter, is_agentchat_message
 from mast.model import Step, StepKind, Trace
 
 CORE_TYPES = {"LLMCall", "LLMStreamStart", "LLMStreamEnd", "ToolCall", "Message", "MessageDropped",
@@ -64,7 +62,7 @@ class _Line:
 def parse_line(raw: bytes, lineno: int, path: Path) -> _Line | None:
     """One log line -> record, None for a non-JSON line; raise for a broken JSON record."""
     try:
-        text = strip_bom(raw).decode("utf-8").strip() if lineno == 1 else raw.decode("utf-8").strip()
+        text = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
         return None
     if not text:
@@ -75,10 +73,7 @@ def parse_line(raw: bytes, lineno: int, path: Path) -> _Line | None:
         ts, logger, text = iso_utc(m.group("ts")), m.group("logger"), m.group("rest").strip()
     if not text.startswith("{"):
         return None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise IngestError(str(path), f"line {lineno}", f"invalid JSON record ({e.msg}); file truncated?") from None
+    obj = json_line(path, lineno, text)
     if isinstance(obj, dict) and "event" in obj and ("ts" in obj or "logger" in obj) and "type" not in obj:
         ts = iso_utc(obj.get("ts")) or ts
         logger = obj.get("logger") or logger
@@ -130,10 +125,10 @@ class AutoGenEventsImporter:
     description = "AutoGen core event log (autogen_core.events JSON lines: LLMCall, Message, ToolCall)"
 
     def detect(self, path: Path, head: bytes) -> bool:
-        lines = head.split(b"\n")
-        if len(head) >= 64 * 1024 and len(lines) > 1:
-            lines = lines[:-1]  # the last line of a full head may be cut
-        for i, raw in enumerate(lines[:200], 1):
+        rows = strip_bom(head).split(b"\n")
+        if len(head) >= 64 * 1024 and len(rows) > 1:
+            rows = rows[:-1]  # the last line of a full head may be cut
+        for i, raw in enumerate(rows[:200], 1):
             try:
                 ln = parse_line(raw, i, path)
             except IngestError:
@@ -152,41 +147,36 @@ class AutoGenEventsImporter:
         open_runs: dict[str | None, _Run] = {}
         skipped = 0
         n_records = 0
-        try:
-            f = open(path, "rb")
-        except OSError as e:
-            raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
-        with f:
-            for lineno, raw in enumerate(f, 1):
-                ln = parse_line(raw, lineno, path)
-                if ln is None:
-                    if raw.strip():
-                        skipped += 1
-                    continue
-                rec = ln.rec
-                if not isinstance(rec, dict):
+        for lineno, raw in lines(path):
+            ln = parse_line(raw, lineno, path)
+            if ln is None:
+                if raw.strip():
                     skipped += 1
-                    continue
-                if not is_core_record(rec) and not is_agentchat_message(rec):
-                    if rec.get("type") in CORE_TYPES:
-                        raise IngestError(str(path), f"line {lineno}",
-                                          f"{rec['type']} record lacks its required fields")
-                    skipped += 1
-                    continue
-                n_records += 1
-                team = _team_of(rec.get("agent_id"), rec.get("sender"), rec.get("receiver"))
-                if team is None and runs and (rec.get("type") == "Message" or is_agentchat_message(rec)):
-                    # Envelopes with no team in them and agentchat-logger records (which
-                    # carry no agent id) belong to the run being logged.
-                    team = runs[-1].team
-                run = open_runs.get(team)
-                if run is None or (run.terminated and _is_group_chat_start(rec)):
-                    run = _Run(team)
-                    runs.append(run)
-                    open_runs[team] = run
-                run.lines.append(ln)
-                if _is_termination(rec):
-                    run.terminated = True
+                continue
+            rec = ln.rec
+            if not isinstance(rec, dict):
+                skipped += 1
+                continue
+            if not is_core_record(rec) and not is_agentchat_message(rec):
+                if rec.get("type") in CORE_TYPES:
+                    raise IngestError(str(path), f"line {lineno}",
+                                      f"{rec['type']} record lacks its required fields")
+                skipped += 1
+                continue
+            n_records += 1
+            team = _team_of(rec.get("agent_id"), rec.get("sender"), rec.get("receiver"))
+            if team is None and runs and (rec.get("type") == "Message" or is_agentchat_message(rec)):
+                # Envelopes with no team in them and agentchat-logger records (which
+                # carry no agent id) belong to the run being logged.
+                team = runs[-1].team
+            run = open_runs.get(team)
+            if run is None or (run.terminated and _is_group_chat_start(rec)):
+                run = _Run(team)
+                runs.append(run)
+                open_runs[team] = run
+            run.lines.append(ln)
+            if _is_termination(rec):
+                run.terminated = True
         if n_records == 0:
             raise IngestError(str(path), None, "no AutoGen event records found (only non-JSON lines)")
         for i, run in enumerate(runs):
@@ -317,6 +307,3 @@ def _llm_step(rec: dict, ln: _Line) -> Step:
     return Step(agent=agent_name(rec.get("agent_id")), content=as_text(content), kind=StepKind.LLM_CALL,
                 role="assistant", started_at=ln.ts, tokens_in=rec.get("prompt_tokens"),
                 tokens_out=rec.get("completion_tokens"), span_id=resp.get("id"), attributes=attrs)
-
-
-register(AutoGenEventsImporter())

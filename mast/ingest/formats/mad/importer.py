@@ -10,7 +10,7 @@
 - mast-lint community records (MAD-style, no labels inside): labels are read from the
   sibling ``gold_labels<suffix>.json`` when it exists, as annotator ``community:mast-lint``.
 
-The raw ``trace`` text is split into steps by :mod:`mast.ingest.mad_split`; no character
+The raw ``trace`` text is split into steps by :mod:`mast.ingest.formats.mad.split`; no character
 of the original text is dropped.  When the trace is a JSON object (AG2, HyperAgent,
 MetaGPT runs), the object minus the split field is kept in the trace's metadata as
 ``trace_wrapper`` (with ``trace_wrapper_field`` and ``trace_wrapper_form``), so the
@@ -20,19 +20,19 @@ text is identical (records 3 and 8 of the human file).
 
 A ``gold_labels<sfx>.json`` beside its ``raw_ag2_records<sfx>.json`` is a companion, not
 a trace file: :meth:`MadImporter.companion` lets a folder walk skip it with a note.
+
+Format notes: docs/formats/mad-whowhen.md.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
-from mast.ingest._util import as_text, first_char, iter_records, load_json, require
-from mast.ingest.mad_split import split_trace
+from mast.ingest._util import first_char, iter_records, load_json, require
+from mast.ingest.formats.mad.split import split_trace
 from mast.model import Annotation, Label, Outcome, Trace
 from mast.taxonomy import load as load_taxonomy
 
@@ -97,7 +97,7 @@ class MadImporter:
         split = split_trace(system, raw)
         if split.wrapper is not None:
             # The JSON around the split field (problem statement, other_data, the
-            # annotators' note...) stays reachable; see mast.ingest.mad_split.
+            # annotators' note...) stays reachable; see mast.ingest.formats.mad.split.
             meta["trace_wrapper"] = split.wrapper
             meta["trace_wrapper_field"] = split.field
             meta["trace_wrapper_form"] = split.form
@@ -179,6 +179,3 @@ def _community_gold(path: Path) -> dict | None:
     if not isinstance(labels, dict):
         raise IngestError(str(g), None, "expected {labels: {trace_id: {present: [...]}}}")
     return labels
-
-
-register(MadImporter())

@@ -2,7 +2,7 @@
 
 ``langgraph-messages``
     A JSON list of LangChain messages in any of the three serialisations found in the
-    wild (FORMATS.md §2.1): ``messages_to_dict`` (``{"type", "data"}``), ``dumpd``
+    wild (docs/formats/langgraph-langsmith.md, "Messages"): ``messages_to_dict`` (``{"type", "data"}``), ``dumpd``
     (``{"lc": 1, "type": "constructor", "id": [..., "AIMessage"], "kwargs"}``) and
     ``model_dump`` (flat, with ``"type": "ai"``); also ``{"messages": [...]}`` (a state
     snapshot).  No timestamps exist in these.
@@ -19,8 +19,8 @@
     ``astream_events(version="v2")`` dumps, one event per line (see
     :class:`LangGraphEventsImporter`); no timestamps.
 
-Message normalisation (shared with the LangSmith and OTel importers,
-:class:`MessageMapper`):
+Message normalisation (:class:`MessageMapper`; the parsing of single messages is shared
+with the LangSmith and OTel importers in :mod:`mast.ingest.langchain_messages`):
 - agent = ``AIMessage.name``, else the graph node that produced it (``ns[0]`` before
   ``:``, or the ``updates`` key); human messages have no agent;
 - AI text → ``message`` (tokens from ``usage_metadata`` on the first step of the message);
@@ -39,82 +39,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
-from mast.ingest._util import as_text, first_char, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import as_text, first_char, first_json, iso_z, iter_jsonl, load_json, strip_bom
+from mast.ingest.langchain_messages import (ROLE_BY_TYPE, NotAMessage, lc_message, looks_like_message, messages_in,
+                                            step, text_of, transfer_target)
 from mast.model import Outcome, Step, StepKind, Trace
 
 FRAMEWORK = "langgraph"
 
-_TYPE_BY_CLASS = {"HumanMessage": "human", "AIMessage": "ai", "ToolMessage": "tool", "SystemMessage": "system",
-                  "FunctionMessage": "function", "ChatMessage": "chat", "RemoveMessage": "remove",
-                  "AIMessageChunk": "AIMessageChunk", "HumanMessageChunk": "human", "ToolMessageChunk": "tool",
-                  "SystemMessageChunk": "system"}
-_MSG_TYPES = {"human", "ai", "tool", "system", "function", "chat", "AIMessageChunk", "remove"}
-_ROLE = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant", "tool": "tool", "system": "system",
-         "function": "tool", "chat": None}
-_TRANSFER_RX = re.compile(r"^transfer_(?:back_)?to_(.+)$")
 _STREAM_MODES = {"values", "updates", "messages", "custom", "checkpoints", "tasks", "debug"}
-
-
-def step(**kw: Any) -> Step:
-    kw.setdefault("content", None)
-    kw.setdefault("agent", None)
-    return Step(**kw)
-
-
-class NotAMessage(ValueError):
-    pass
-
-
-def lc_message(obj: Any) -> dict | None:
-    """Flatten one serialised LangChain message to model_dump shape, or None if it is not one.
-
-    Raises :class:`NotAMessage` for an ``lc`` serialisation of an unknown newer version.
-    """
-    if not isinstance(obj, dict):
-        return None
-    if "lc" in obj and obj.get("type") == "constructor":
-        if obj.get("lc") != 1:
-            raise NotAMessage(f"LangChain serialisation version lc={obj.get('lc')!r} is newer than mast reads (1)")
-        ids = obj.get("id") or []
-        cls = ids[-1] if ids else ""
-        if cls not in _TYPE_BY_CLASS:
-            return None
-        kw = dict(obj.get("kwargs") or {})
-        kw.setdefault("type", _TYPE_BY_CLASS[cls])
-        if cls == "AIMessageChunk":
-            kw["type"] = "AIMessageChunk"
-        return kw
-    if isinstance(obj.get("data"), dict) and obj.get("type") in _MSG_TYPES and "content" in obj["data"]:
-        d = dict(obj["data"])
-        d["type"] = obj["type"] if obj["type"] != "ai" or d.get("type") != "AIMessageChunk" else "AIMessageChunk"
-        return d
-    if obj.get("type") in _MSG_TYPES and "content" in obj:
-        return obj
-    return None
-
-
-def text_of(content: Any) -> str | None:
-    """Message content as text: content-block lists keep their text blocks."""
-    if content is None or content == "":
-        return None
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for b in content:
-            if isinstance(b, str):
-                parts.append(b)
-            elif isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str):
-                parts.append(b["text"])
-        if parts and len(parts) == len(content):
-            return "".join(parts) or None
-    return as_text(content)
-
-
-def transfer_target(tool_name: str | None) -> str | None:
-    m = _TRANSFER_RX.match(tool_name or "")
-    return m.group(1) if m else None
 
 
 class MessageMapper:
@@ -141,7 +73,7 @@ class MessageMapper:
         t = m.get("type")
         if t == "remove":
             return
-        role = _ROLE.get(t, m.get("role"))
+        role = ROLE_BY_TYPE.get(t, m.get("role"))
         content = text_of(m.get("content"))
         attrs = {k: v for k, v in (("message_id", mid), ("model", (m.get("response_metadata") or {}).get("model_name")),
                                    ("finish_reason", (m.get("response_metadata") or {}).get("finish_reason")))
@@ -228,37 +160,6 @@ class MessageMapper:
                                    status="completed"))
 
 
-def _messages_in(path: Path, where: Any, items: Any) -> list[dict]:
-    if not isinstance(items, list):
-        raise IngestError(str(path), where, "expected a list of messages")
-    out = []
-    for j, it in enumerate(items):
-        try:
-            m = lc_message(it)
-        except NotAMessage as e:
-            raise IngestError(str(path), f"{where}, message {j}" if where is not None else f"message {j}",
-                              str(e), "Upgrade mast.") from None
-        if m is None:
-            raise IngestError(str(path), f"{where}, message {j}" if where is not None else f"message {j}",
-                              "not a LangChain message (expected messages_to_dict, dumpd or model_dump form)")
-        out.append(m)
-    return out
-
-
-def _looks_like_message(obj: Any) -> bool:
-    try:
-        return lc_message(obj) is not None
-    except NotAMessage:
-        return True  # detected, refused with a clear error at read time
-
-
-def _first_obj(head: bytes, skip_bracket: bool) -> Any:
-    text = strip_bom(head).decode("utf-8", "replace").lstrip()
-    if skip_bracket and text.startswith("["):
-        text = text[1:].lstrip()
-    return json.JSONDecoder().raw_decode(text)[0]
-
-
 class LangGraphMessagesImporter:
     name = "langgraph-messages"
     description = "LangChain/LangGraph message list (messages_to_dict, dumpd or model_dump form)"
@@ -266,13 +167,13 @@ class LangGraphMessagesImporter:
     def detect(self, path: Path, head: bytes) -> bool:
         c = first_char(head)
         if c == "[":
-            return _looks_like_message(_first_obj(head, True))
+            return looks_like_message(first_json(head))
         if c == "{":
             text = strip_bom(head).decode("utf-8", "replace")
             m = re.match(r'\s*\{\s*"messages"\s*:\s*\[', text)
             if not m:
                 return False
-            return _looks_like_message(json.JSONDecoder().raw_decode(text[m.end():].lstrip())[0])
+            return looks_like_message(json.JSONDecoder().raw_decode(text[m.end():].lstrip())[0])
         return False
 
     def read(self, path: Path) -> Iterator[Trace]:
@@ -283,7 +184,7 @@ class LangGraphMessagesImporter:
                 raise IngestError(str(path), None, "missing required field: messages")
             meta = {k: v for k, v in data.items() if k != "messages" and isinstance(v, (str, int, float, bool))}
             data = data["messages"]
-        msgs = _messages_in(path, None, data)
+        msgs = messages_in(path, None, data)
         mapper = MessageMapper()
         for m in msgs:
             mapper.add(m)
@@ -455,7 +356,7 @@ class LangGraphStreamImporter:
             if mode == "debug":
                 if not isinstance(data, dict) or "type" not in data or "payload" not in data:
                     raise IngestError(str(path), where, "debug event without type/payload")
-                ts = _iso(data.get("timestamp"))
+                ts = iso_z(data.get("timestamp"))
                 if ts:
                     last_ts = ts
                     if data["type"] == "task":
@@ -499,7 +400,7 @@ class LangGraphStreamImporter:
                     msgs = _update_messages(upd)
                     if msgs is None:
                         continue
-                    for m in _messages_in(path, where, msgs):
+                    for m in messages_in(path, where, msgs):
                         if m.get("type") == "AIMessageChunk":
                             m = dict(m, type="ai")
                         mapper.add(m, who, ts)
@@ -511,7 +412,7 @@ class LangGraphStreamImporter:
                     raise IngestError(str(path), where, "messages chunk is not a [message, metadata] pair")
                 meta = data[1] if isinstance(data[1], dict) else {}
                 who = agent or meta.get("lc_agent_name") or meta.get("langgraph_node")
-                m = _messages_in(path, where, [data[0]])[0]
+                m = messages_in(path, where, [data[0]])[0]
                 if m.get("type") == "AIMessageChunk":
                     m = chunks.add(m)
                     if m is None:
@@ -532,11 +433,11 @@ class LangGraphStreamImporter:
             where, data = last_values
             msgs = _update_messages(data)
             if msgs:
-                for m in _messages_in(path, where, msgs):
+                for m in messages_in(path, where, msgs):
                     mapper.add(m, None, None)
         if mapper.task is None and isinstance(first_values, dict):
             # the graph's input is in the first root state, not in any node's update
-            for m in _messages_in(path, "values", _update_messages(first_values) or []):
+            for m in messages_in(path, "values", _update_messages(first_values) or []):
                 if m.get("type") == "human":
                     mapper.add(m, None, None)
                     break
@@ -581,13 +482,6 @@ def _is_input_checkpoint(mode: str, data: Any) -> bool:
     pl = data.get("payload") if mode == "debug" and isinstance(data, dict) and data.get("type") == "checkpoint" else (
         data if mode == "checkpoints" else None)
     return isinstance(pl, dict) and (pl.get("metadata") or {}).get("source") == "input"
-
-
-def _iso(ts: Any) -> str | None:
-    if ts is None:
-        return None
-    s = str(ts)
-    return s[:-1] + "+00:00" if s.endswith("Z") else s
 
 
 class LangGraphEventsImporter:
@@ -640,14 +534,14 @@ class LangGraphEventsImporter:
                 if kind == "on_chain_start":
                     root_id = ev["run_id"]
                     inp = data.get("input")
-                    for m in _messages_in(path, where, _update_messages(inp) or []) if isinstance(inp, dict) else []:
+                    for m in messages_in(path, where, _update_messages(inp) or []) if isinstance(inp, dict) else []:
                         mapper.add(m, None, None)
                 elif kind == "on_chain_end" and ev["run_id"] == root_id:
                     ended = True
                 continue
             if kind == "on_chat_model_end":
                 out = data.get("output")
-                msgs = _messages_in(path, where, [out]) if out is not None else []
+                msgs = messages_in(path, where, [out]) if out is not None else []
                 for m in msgs:
                     mapper.add(dict(m, type="ai") if m.get("type") == "AIMessageChunk" else m, agent, None)
             elif kind == "on_chain_end" and md.get("langgraph_node") == ev.get("name"):
@@ -657,7 +551,7 @@ class LangGraphEventsImporter:
                 if isinstance(out, dict) and isinstance(out.get("update"), dict):
                     out = out["update"]
                 msgs = _update_messages(out) if isinstance(out, (dict, list)) else None
-                for m in _messages_in(path, where, msgs or []):
+                for m in messages_in(path, where, msgs or []):
                     mapper.add(dict(m, type="ai") if m.get("type") == "AIMessageChunk" else m,
                                agent or ev.get("name"), None)
             elif kind == "on_tool_end":
@@ -673,8 +567,3 @@ class LangGraphEventsImporter:
         return Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path),
                      source_index=index, steps=mapper.steps, task=mapper.task,
                      metadata={"source_id": root_id} if root_id else {})
-
-
-register(LangGraphStreamImporter())
-register(LangGraphEventsImporter())
-register(LangGraphMessagesImporter())

@@ -1,6 +1,6 @@
 """AG2 / AutoGen 0.2 classic ``runtime_logging``: the SQLite database and the file log.
 
-Both loggers record the same things (FORMATS.md B3, B4), so both are read into one
+Both loggers record the same things (docs/formats/ag2.md), so both are read into one
 record stream and turned into steps by one builder:
 
 - ``events.received_message`` -> the conversation.  ``source_name`` is the *receiver*,
@@ -38,9 +38,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
-from mast.ingest._util import as_text, strip_bom
-from mast.ingest.autogen_common import collapse_transfer_handoffs, iso_utc, json_or_text, not_none_text
+from mast.ingest._util import as_text, iso_utc, json_line, lines, strip_bom
+from mast.ingest.autogen_common import collapse_transfer_handoffs, json_or_text, not_none_text
 from mast.model import Step, StepKind, Trace
 
 FRAMEWORK = "ag2"
@@ -205,62 +204,54 @@ def read_file_log(path: Path) -> list[_Session]:
     cur: _Session | None = None
     order = 0
     n = 0
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
-    with f:
-        for lineno, raw in enumerate(f, 1):
-            text = (strip_bom(raw) if lineno == 1 else raw).decode("utf-8", "replace").strip()
-            if not text:
-                continue
-            m = _SESSION_RX.search(text)
-            if m and not text.startswith("{"):
-                cur = _Session(m.group(1))
-                sessions.append(cur)
-                continue
-            if cur is None:
-                cur = _Session(None)
-                sessions.append(cur)
-            if not text.startswith("{"):
-                cur.skipped += 1  # "[file_logger] Failed to log ..." and other plain text
-                continue
-            where = f"line {lineno}"
-            try:
-                rec = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise IngestError(str(path), where, f"invalid JSON record ({e.msg}); file truncated?") from None
-            if not isinstance(rec, dict):
-                raise IngestError(str(path), where, "expected a JSON object")
-            n += 1
-            if "agent_name" in rec and "agent_type" in rec:
-                cur.agents.append(_Agent(name=rec["agent_name"], cls=rec.get("agent_type"), agent_id=rec.get("id"),
-                                         wrapper_id=rec.get("wrapper_id"), session=rec.get("session_id"),
-                                         init_args=_roster_args(rec.get("args"))))
-                if cur.sid is None and rec.get("session_id"):
-                    cur.sid = rec["session_id"]
-            elif "event_name" in rec:
-                _need(path, where, rec, "source_name", "json_state", "timestamp")
-                cur.recs.append(_Rec("event", order, iso_utc(rec["timestamp"]), {
-                    "event_name": rec["event_name"], "source_name": rec["source_name"],
-                    "source_id": rec.get("source_id"), "state": _state(path, where, rec["json_state"])}, where))
-            elif "invocation_id" in rec:
-                _need(path, where, rec, "source_name", "request", "response", "start_time")
-                cur.recs.append(_Rec("completion", order, iso_utc(rec["start_time"]), {
-                    "invocation_id": rec["invocation_id"], "source_name": rec["source_name"],
-                    "request": rec["request"], "response": rec["response"], "is_cached": rec.get("is_cached"),
-                    "cost": rec.get("cost"), "end_time": iso_utc(rec.get("end_time"))}, where))
-            elif "input_args" in rec and "returns" in rec:
-                _need(path, where, rec, "source_name", "timestamp")
-                cur.recs.append(_Rec("function", order, iso_utc(rec["timestamp"]), {
-                    "source_name": rec["source_name"], "function_name": rec.get("function_name"),
-                    "args": json_or_text(rec["input_args"]), "returns": json_or_text(rec["returns"])}, where))
-            elif "client_id" in rec or ("wrapper_id" in rec and "json_state" in rec):
-                pass  # model client / wrapper configuration
-            else:
-                raise IngestError(str(path), where, "not an AG2 runtime_logging record (unknown keys: "
-                                  + ", ".join(sorted(rec)[:6]) + ")")
-            order += 1
+    for lineno, raw in lines(path):
+        text = raw.decode("utf-8", "replace").strip()
+        if not text:
+            continue
+        m = _SESSION_RX.search(text)
+        if m and not text.startswith("{"):
+            cur = _Session(m.group(1))
+            sessions.append(cur)
+            continue
+        if cur is None:
+            cur = _Session(None)
+            sessions.append(cur)
+        if not text.startswith("{"):
+            cur.skipped += 1  # "[file_logger] Failed to log ..." and other plain text
+            continue
+        where = f"line {lineno}"
+        rec = json_line(path, lineno, text)
+        if not isinstance(rec, dict):
+            raise IngestError(str(path), where, "expected a JSON object")
+        n += 1
+        if "agent_name" in rec and "agent_type" in rec:
+            cur.agents.append(_Agent(name=rec["agent_name"], cls=rec.get("agent_type"), agent_id=rec.get("id"),
+                                     wrapper_id=rec.get("wrapper_id"), session=rec.get("session_id"),
+                                     init_args=_roster_args(rec.get("args"))))
+            if cur.sid is None and rec.get("session_id"):
+                cur.sid = rec["session_id"]
+        elif "event_name" in rec:
+            _need(path, where, rec, "source_name", "json_state", "timestamp")
+            cur.recs.append(_Rec("event", order, iso_utc(rec["timestamp"]), {
+                "event_name": rec["event_name"], "source_name": rec["source_name"],
+                "source_id": rec.get("source_id"), "state": _state(path, where, rec["json_state"])}, where))
+        elif "invocation_id" in rec:
+            _need(path, where, rec, "source_name", "request", "response", "start_time")
+            cur.recs.append(_Rec("completion", order, iso_utc(rec["start_time"]), {
+                "invocation_id": rec["invocation_id"], "source_name": rec["source_name"],
+                "request": rec["request"], "response": rec["response"], "is_cached": rec.get("is_cached"),
+                "cost": rec.get("cost"), "end_time": iso_utc(rec.get("end_time"))}, where))
+        elif "input_args" in rec and "returns" in rec:
+            _need(path, where, rec, "source_name", "timestamp")
+            cur.recs.append(_Rec("function", order, iso_utc(rec["timestamp"]), {
+                "source_name": rec["source_name"], "function_name": rec.get("function_name"),
+                "args": json_or_text(rec["input_args"]), "returns": json_or_text(rec["returns"])}, where))
+        elif "client_id" in rec or ("wrapper_id" in rec and "json_state" in rec):
+            pass  # model client / wrapper configuration
+        else:
+            raise IngestError(str(path), where, "not an AG2 runtime_logging record (unknown keys: "
+                              + ", ".join(sorted(rec)[:6]) + ")")
+        order += 1
     if n == 0:
         raise IngestError(str(path), None, "no AG2 runtime_logging records found")
     return [s for s in sessions if s.recs]
@@ -539,10 +530,10 @@ class AG2RuntimeLogImporter(_RuntimeBase):
 
     def detect(self, path: Path, head: bytes) -> bool:
         text = strip_bom(head).decode("utf-8", "replace")
-        lines = text.split("\n")
-        if lines and _SESSION_RX.match(lines[0].strip()):
+        rows = text.split("\n")
+        if rows and _SESSION_RX.match(rows[0].strip()):
             return True
-        for ln in lines[:50]:
+        for ln in rows[:50]:
             ln = ln.strip()
             if not ln.startswith("{"):
                 if ln.startswith("[file_logger]"):
@@ -563,7 +554,3 @@ class AG2RuntimeLogImporter(_RuntimeBase):
 
     def read(self, path: Path) -> Iterator[Trace]:
         yield from self._traces(path, read_file_log(path), "runtime_logging file")
-
-
-register(AG2RuntimeDbImporter())
-register(AG2RuntimeLogImporter())

@@ -40,6 +40,8 @@ text is dropped.  Precisely, with ``s = split_trace(system, raw)``:
 The importer stores ``wrapper``, ``field`` and ``form`` in the trace's metadata.
 Each step's content is its whole block, header line included, so a classifier reading
 contents sees exactly what the log said.
+
+Format notes: docs/formats/mad-whowhen.md.
 """
 
 from __future__ import annotations
@@ -472,26 +474,3 @@ def split_trace(system: str, text: str | dict) -> Split:
                 return s
     steps, how, ctx = _split_text(system, text)
     return Split(steps, ctx.task, how, outcome=ctx.outcome)
-
-
-def reconstruct(split: Split) -> Any:
-    """The raw text (or, for JSON wrappers, the JSON value) the split came from.
-
-    The inverse the contract promises; used by ``mast traces`` tooling and the tests.
-    """
-    contents = [s.content or "" for s in split.steps]
-    if split.wrapper is None:
-        return "".join(contents)
-    if split.form == "text":
-        value: Any = "".join(contents)
-    elif split.form == "lines":
-        value = "".join(contents).split("\n")
-    else:
-        value = []
-        for s in split.steps:
-            a = s.attributes or {}
-            n = a.get("content_lines")
-            c = s.content or ""
-            value.append({**a.get("source", {}),
-                          "content": ([] if n == 0 else c.split("\n")) if n is not None else c})
-    return {**split.wrapper, split.field: value}

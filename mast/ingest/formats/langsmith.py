@@ -12,7 +12,7 @@ traces by ``trace_id`` (else the root of their ``parent_run_id`` chain) and orde
 ``dotted_order``, which encodes start time and ancestry; a ``run_type`` outside
 LangSmith's set is refused as a newer format.
 
-Mapping (FORMATS.md §2.6, §6):
+Mapping (docs/formats/langgraph-langsmith.md, "langsmith"):
 - agent = ``extra.metadata.lc_agent_name`` → first segment of ``langgraph_checkpoint_ns``
   → the parent-graph node (child of the root) the run sits under;
 - ``llm`` runs → ``llm_call`` (output text, tokens from ``usage_metadata`` or the
@@ -37,24 +37,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
-from mast.ingest._util import as_text, first_char, strip_bom
-from mast.ingest.langgraph import NotAMessage, lc_message, step, text_of, transfer_target
+from mast.ingest._util import GOTO_RX, PARENT_CMD_RX, as_text, drop_none, first_char, first_json, iso_z, strip_bom
+from mast.ingest.langchain_messages import as_message, step, text_of, transfer_target
 from mast.model import Outcome, StepKind, Trace
 
 RUN_TYPES = {"chain", "llm", "tool", "retriever", "prompt", "parser", "embedding", "chat"}
-_PARENT_CMD_RX = re.compile(r"ParentCommand\(")
-_GOTO_RX = re.compile(r"goto=(?:\[)?['\"]([^'\"]+)['\"]")
 _REQUIRED = ("id", "name", "run_type", "start_time")
-
-
-def _iso(ts: Any) -> str | None:
-    if ts is None:
-        return None
-    s = str(ts)
-    if s.endswith("Z"):
-        s = s[:-1] + "+00:00"
-    return s
 
 
 def _is_run(obj: Any) -> bool:
@@ -72,11 +60,8 @@ class LangSmithImporter:
             return False
         if re.match(rb'\s*\{\s*"(post|patch)"\s*:\s*\[', strip_bom(head)) and b'"run_type"' in head:
             return True
-        text = strip_bom(head).decode("utf-8", "replace").lstrip()
-        if c == "[":
-            text = text[1:].lstrip()
         try:
-            obj = json.JSONDecoder().raw_decode(text)[0]
+            obj = first_json(head)
         except ValueError:
             # a pretty-printed run larger than the head: look for the keys instead
             return b'"run_type"' in head and (b'"dotted_order"' in head or b'"parent_run_id"' in head
@@ -223,21 +208,21 @@ class LangSmithImporter:
             if m.get("type") in ("human", "system"):
                 content = text_of(m.get("content"))
                 steps.append(step(agent=None, role="user" if m["type"] == "human" else "system",
-                                  kind=StepKind.MESSAGE, content=content, started_at=_iso(root.get("start_time")),
+                                  kind=StepKind.MESSAGE, content=content, started_at=iso_z(root.get("start_time")),
                                   span_id=root["id"]))
                 if m["type"] == "human" and task is None:
                     task = content
         if task is None and root.get("inputs") and not (root.get("inputs") or {}).get("messages"):
             task = as_text(root.get("inputs"))
             steps.append(step(agent=None, role="user", kind=StepKind.MESSAGE, content=task,
-                              started_at=_iso(root.get("start_time")), span_id=root["id"]))
+                              started_at=iso_z(root.get("start_time")), span_id=root["id"]))
         for r in ordered:
             if r["id"] in root_ids:
                 continue
             agent = agent_of(r)
-            st, en = _iso(r.get("start_time")), _iso(r.get("end_time"))
+            st, en = iso_z(r.get("start_time")), iso_z(r.get("end_time"))
             err = r.get("error")
-            parent_cmd = bool(err) and bool(_PARENT_CMD_RX.search(str(err)))
+            parent_cmd = bool(err) and bool(PARENT_CMD_RX.search(str(err)))
             if r.get("parent_run_id") in root_ids and r["run_type"] == "chain":
                 if cur_agent and r["name"] != cur_agent and last_target != r["name"] and r["name"] == agent:
                     steps.append(step(agent=cur_agent, kind=StepKind.HANDOFF, target_agent=r["name"],
@@ -258,7 +243,7 @@ class LangSmithImporter:
                                   started_at=st, ended_at=en, span_id=r["id"], parent_span_id=r.get("parent_run_id"),
                                   tokens_in=tin, tokens_out=tout, cost_usd=r.get("total_cost"),
                                   status="error" if err else "ok",
-                                  attributes=_clean({"model": md.get("ls_model_name"), "run_name": r["name"],
+                                  attributes=drop_none({"model": md.get("ls_model_name"), "run_name": r["name"],
                                                      "tool_calls": calls or None})))
                 if err:
                     steps.append(step(agent=agent, kind=StepKind.ERROR, content=str(err), started_at=en,
@@ -279,7 +264,7 @@ class LangSmithImporter:
                                   attributes={"run_id": r["id"]}))
                 out = (r.get("outputs") or {})
                 res = out.get("output", out) if isinstance(out, dict) else out
-                resm = _msg(res)
+                resm = as_message(res)
                 content = text_of(resm.get("content")) if resm else as_text(res)
                 status = "error" if err or (resm or {}).get("status") == "error" else "ok"
                 steps.append(step(agent=agent, role="tool", kind=StepKind.TOOL_RESULT, tool_name=r["name"],
@@ -295,7 +280,7 @@ class LangSmithImporter:
                                   attributes={"run_name": r["name"]}))
                 continue
             if parent_cmd:
-                inner = not any(_PARENT_CMD_RX.search(str(c.get("error") or "")) for c in kids.get(r["id"], []))
+                inner = not any(PARENT_CMD_RX.search(str(c.get("error") or "")) for c in kids.get(r["id"], []))
                 goto = _goto(r)
                 if inner and goto and not subtree_has_transfer(r) and goto != last_target:
                     steps.append(step(agent=agent, kind=StepKind.HANDOFF, target_agent=goto, started_at=en or st,
@@ -305,33 +290,26 @@ class LangSmithImporter:
         # end of the run
         rerr = root.get("error")
         final = _final_ai(root)
-        if rerr and not _PARENT_CMD_RX.search(str(rerr)):
+        if rerr and not PARENT_CMD_RX.search(str(rerr)):
             if not any(s.kind == StepKind.ERROR and s.content == str(rerr) for s in steps):
                 steps.append(step(agent=cur_agent, kind=StepKind.ERROR, content=str(rerr),
-                                  started_at=_iso(root.get("end_time")), span_id=root["id"], status="error"))
+                                  started_at=iso_z(root.get("end_time")), span_id=root["id"], status="error"))
             outcome = Outcome.FAILURE
             steps.append(step(agent=cur_agent, kind=StepKind.TERMINATION, content=None,
-                              started_at=_iso(root.get("end_time")), status="failed", parent_span_id=root["id"]))
+                              started_at=iso_z(root.get("end_time")), status="failed", parent_span_id=root["id"]))
         elif root.get("end_time"):
             steps.append(step(agent=(final or {}).get("name") or cur_agent, kind=StepKind.TERMINATION,
                               content=text_of((final or {}).get("content")) if final else as_text(root.get("outputs")),
-                              started_at=_iso(root.get("end_time")), status="completed",
+                              started_at=iso_z(root.get("end_time")), status="completed",
                               parent_span_id=root["id"]))
         md = ((root.get("extra") or {}).get("metadata") or {})
         # "LangGraph" is the default name of a compiled graph: no system name, --system decides
         return Trace(system=root.get("name") if root.get("name") != "LangGraph" else None, framework="langgraph" if any(
             "langgraph_node" in ((r.get("extra") or {}).get("metadata") or {}) for _, r in runs) else "langchain",
             source_format=self.name, source_path=str(path), source_index=index, steps=steps, task=task,
-            outcome=outcome, started_at=_iso(root.get("start_time")), ended_at=_iso(root.get("end_time")),
-            metadata=_clean({"source_id": tid, "session_name": root.get("session_name"),
+            outcome=outcome, started_at=iso_z(root.get("start_time")), ended_at=iso_z(root.get("end_time")),
+            metadata=drop_none({"source_id": tid, "session_name": root.get("session_name"),
                              "thread_id": md.get("thread_id"), "runs": len(runs)}))
-
-
-def _msg(obj: Any) -> dict | None:
-    try:
-        return lc_message(obj)
-    except NotAMessage:
-        return None
 
 
 def _msgs(items: Any) -> list[dict]:
@@ -339,7 +317,7 @@ def _msgs(items: Any) -> list[dict]:
         return []
     if items and isinstance(items[0], list):  # llm run inputs: [[messages]]
         items = items[0]
-    return [m for m in (_msg(i) for i in items) if m]
+    return [m for m in (as_message(i) for i in items) if m]
 
 
 def _output_message(r: dict) -> dict | None:
@@ -348,7 +326,7 @@ def _output_message(r: dict) -> dict | None:
     if isinstance(gens, list) and gens:
         g = gens[0][0] if isinstance(gens[0], list) and gens[0] else gens[0]
         if isinstance(g, dict):
-            return _msg(g.get("message"))
+            return as_message(g.get("message"))
     return None
 
 
@@ -381,7 +359,7 @@ def _args(r: dict) -> str | None:
 def _goto(r: dict) -> str | None:
     err = r.get("error")
     if err:
-        m = _GOTO_RX.search(str(err))
+        m = GOTO_RX.search(str(err))
         if m:
             return m.group(1)
     out = r.get("outputs") or {}
@@ -389,10 +367,3 @@ def _goto(r: dict) -> str | None:
     if isinstance(o, dict) and isinstance(o.get("goto"), str):
         return o["goto"]
     return None
-
-
-def _clean(d: dict) -> dict:
-    return {k: v for k, v in d.items() if v is not None}
-
-
-register(LangSmithImporter())

@@ -9,6 +9,8 @@ Hand-Crafted records (Magentic-One) name agents in ``role`` with annotations suc
 ``"Orchestrator (thought)"`` or ``"Orchestrator (-> WebSurfer)"``: the agent is the part
 before the parenthesis and ``-> X`` gives the message's recipient;
 ``(termination condition)`` marks a ``termination`` step.
+
+Format notes: docs/formats/mad-whowhen.md.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from pathlib import Path
 from typing import Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
 from mast.ingest._util import as_text, first_char, load_json, require
 from mast.model import Attribution, Outcome, Step, StepKind, Trace
 
@@ -103,6 +104,3 @@ class WhoWhenImporter:
                      source_format=self.name, source_path=str(path), source_index=index,
                      steps=steps, task=as_text(rec.get("question")), outcome=outcome,
                      metadata=meta, attributions=atts)
-
-
-register(WhoWhenImporter())

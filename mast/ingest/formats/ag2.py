@@ -22,6 +22,8 @@ termination with its ``termination_reason``; ``error`` -> error; ``run_completio
 run (summary, cost, last speaker to metadata).  ``transfer_to_*`` calls become handoff
 steps, their target taken from ``executed_function.content.agent_name`` when present.
 Event types this importer does not know become ``event`` steps.  There are no timestamps.
+
+Format notes: docs/formats/ag2.md.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest import register
 from mast.ingest._util import as_text, first_char, load_json, strip_bom
 from mast.ingest.autogen_common import collapse_transfer_handoffs, not_none_text
 from mast.model import Step, StepKind, Trace
@@ -41,11 +42,6 @@ _QUIET_EVENTS = {"using_auto_reply", "execute_function", "post_carryover_process
 
 
 # ------------------------------------------------------------------ ChatResult / history
-def _looks_like_history(items: Any) -> bool:
-    return isinstance(items, list) and bool(items) and all(
-        isinstance(m, dict) and ("content" in m or "tool_calls" in m or "tool_responses" in m) for m in items[:5])
-
-
 class AG2ChatImporter:
     name = "ag2-chat"
     description = "AG2 / AutoGen 0.2 ChatResult JSON (chat_id, chat_history, summary, cost) and chat_history lists"
@@ -342,7 +338,3 @@ class AG2EventsImporter:
         meta["source_id"] = run[0][1]["content"].get("uuid")
         return Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path),
                      source_index=index, steps=steps, task=task, metadata=meta)
-
-
-register(AG2EventsImporter())
-register(AG2ChatImporter())

@@ -1,0 +1,273 @@
+"""Reading spans: OTLP/JSON documents, span JSON Lines and the SDK's ``to_json`` dumps, as :class:`Span`.
+
+Ids become lower-case hex, times nanoseconds, attributes a flat dict; every error names
+the file and the document, line or span it is in.  :func:`group` gathers spans into
+traces (one per trace id, or per set of traces joined by links).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from mast.errors import IngestError
+
+
+_HEX_RX = re.compile(r"^(?:0x)?([0-9a-fA-F]{16}|[0-9a-fA-F]{32})$")
+_KIND = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+_STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
+
+
+@dataclass(slots=True)
+class Span:
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    kind: str
+    start_ns: int
+    end_ns: int | None
+    status: str
+    status_msg: str | None
+    attrs: dict[str, Any]
+    events: list[dict]
+    links: list[tuple[str, str | None]]
+    resource: dict[str, Any]
+    scope: str | None
+    where: str
+    children: list["Span"] = field(default_factory=list)
+
+
+def _id(path: Path, where: str, v: Any, what: str, required: bool = True) -> str | None:
+    if v in (None, "", "0x0", "0000000000000000"):
+        if required:
+            raise IngestError(str(path), where, f"missing required field: {what}")
+        return None
+    s = str(v)
+    m = _HEX_RX.match(s)
+    if m:
+        return m.group(1).lower()
+    try:
+        raw = base64.b64decode(s, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) in (8, 16):
+        return raw.hex()
+    raise IngestError(str(path), where, f"{what} {s!r} is neither hex nor base64 of 8/16 bytes")
+
+
+def _any(path: Path, where: str, v: Any) -> Any:
+    """Decode an OTLP AnyValue."""
+    if not isinstance(v, dict):
+        return v
+    if not v:
+        return None
+    k, x = next(iter(v.items()))
+    if k == "stringValue":
+        return x
+    if k == "boolValue":
+        return bool(x)
+    if k == "intValue":
+        return int(x)
+    if k == "doubleValue":
+        return float(x)
+    if k == "arrayValue":
+        return [_any(path, where, i) for i in (x or {}).get("values", [])]
+    if k == "kvlistValue":
+        return {kv.get("key"): _any(path, where, kv.get("value")) for kv in (x or {}).get("values", [])}
+    if k == "bytesValue":
+        return x
+    raise IngestError(str(path), where, f"unknown attribute value type {k!r} (newer OTLP version?)",
+                      "Upgrade mast.")
+
+
+def _attrs(path: Path, where: str, a: Any) -> dict[str, Any]:
+    if a is None:
+        return {}
+    if isinstance(a, dict):
+        return dict(a)
+    if isinstance(a, list):
+        out = {}
+        for kv in a:
+            if not isinstance(kv, dict) or "key" not in kv:
+                raise IngestError(str(path), where, "attribute without key")
+            out[kv["key"]] = _any(path, where, kv.get("value"))
+        return out
+    raise IngestError(str(path), where, "attributes are neither a list nor an object")
+
+
+def _ns(path: Path, where: str, v: Any, what: str, required: bool) -> int | None:
+    if v in (None, "", 0, "0"):
+        if required:
+            raise IngestError(str(path), where, f"missing required field: {what}")
+        return None
+    if isinstance(v, (int, float)):
+        return int(v)
+    s = str(v)
+    if s.isdigit():
+        return int(s)
+    try:
+        d = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise IngestError(str(path), where, f"{what} {s!r} is not a time") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=timezone.utc)
+    return int(d.timestamp()) * 1_000_000_000 + d.microsecond * 1000
+
+
+def iso_ns(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    d = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
+    return d.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ns % 1_000_000_000) // 1000:06d}+00:00"
+
+
+def _otlp_span(path: Path, where: str, s: Any, resource: dict, scope: str | None) -> Span:
+    if not isinstance(s, dict):
+        raise IngestError(str(path), where, "expected a span object")
+    for req in ("traceId", "spanId", "name"):
+        if req not in s:
+            raise IngestError(str(path), where, f"missing required field: {req}")
+    attrs = _attrs(path, where, s.get("attributes"))
+    st = s.get("status") or {}
+    code = st.get("code", 0)
+    status = _STATUS.get(code, str(code).replace("STATUS_CODE_", "")) if isinstance(code, int) else str(code).replace("STATUS_CODE_", "")
+    kind = s.get("kind", 0)
+    events = [{"name": e.get("name"), "time_ns": _ns(path, where, e.get("timeUnixNano"), "event time", False),
+               "attrs": _attrs(path, where, e.get("attributes"))} for e in s.get("events") or []]
+    links = [(_id(path, where, ln.get("traceId"), "link traceId"), _id(path, where, ln.get("spanId"), "link spanId", False))
+             for ln in s.get("links") or []]
+    return Span(trace_id=_id(path, where, s["traceId"], "traceId"), span_id=_id(path, where, s["spanId"], "spanId"),
+                parent_id=_id(path, where, s.get("parentSpanId"), "parentSpanId", False), name=str(s["name"]),
+                kind=_KIND.get(kind, str(kind).replace("SPAN_KIND_", "")) if isinstance(kind, int) else str(kind).replace("SPAN_KIND_", ""),
+                start_ns=_ns(path, where, s.get("startTimeUnixNano"), "startTimeUnixNano", True),
+                end_ns=_ns(path, where, s.get("endTimeUnixNano"), "endTimeUnixNano", False),
+                status=status, status_msg=st.get("message") or None, attrs=attrs, events=events, links=links,
+                resource=resource, scope=scope, where=where)
+
+
+def _sdk_span(path: Path, where: str, s: dict) -> Span:
+    ctx = s.get("context")
+    if not isinstance(ctx, dict) or "name" not in s:
+        raise IngestError(str(path), where, "missing required field(s): name, context")
+    st = s.get("status") or {}
+    events = [{"name": e.get("name"), "time_ns": _ns(path, where, e.get("timestamp"), "event time", False),
+               "attrs": dict(e.get("attributes") or {})} for e in s.get("events") or []]
+    links = []
+    for ln in s.get("links") or []:
+        c = ln.get("context") or {}
+        links.append((_id(path, where, c.get("trace_id"), "link trace_id"), _id(path, where, c.get("span_id"), "link span_id", False)))
+    res = (s.get("resource") or {}).get("attributes") or {}
+    return Span(trace_id=_id(path, where, ctx.get("trace_id"), "context.trace_id"),
+                span_id=_id(path, where, ctx.get("span_id"), "context.span_id"),
+                parent_id=_id(path, where, s.get("parent_id"), "parent_id", False), name=str(s["name"]),
+                kind=str(s.get("kind") or "").replace("SpanKind.", ""),
+                start_ns=_ns(path, where, s.get("start_time"), "start_time", True),
+                end_ns=_ns(path, where, s.get("end_time"), "end_time", False),
+                status=str(st.get("status_code") or "UNSET"), status_msg=st.get("description") or None,
+                attrs=dict(s.get("attributes") or {}), events=events, links=links, resource=dict(res),
+                scope=(s.get("instrumentation_scope") or {}).get("name") if isinstance(s.get("instrumentation_scope"), dict) else None,
+                where=where)
+
+
+def _doc_spans(path: Path, where: str, doc: Any) -> Iterator[Span]:
+    if isinstance(doc, dict) and "resourceSpans" in doc:
+        rss = doc["resourceSpans"]
+        if not isinstance(rss, list):
+            raise IngestError(str(path), where, "resourceSpans is not a list")
+        for i, rs in enumerate(rss):
+            w = f"{where}resourceSpans[{i}]"
+            res = _attrs(path, w, ((rs or {}).get("resource") or {}).get("attributes"))
+            sss = (rs or {}).get("scopeSpans", (rs or {}).get("instrumentationLibrarySpans"))
+            if not isinstance(sss, list):
+                raise IngestError(str(path), w, "missing required field: scopeSpans")
+            for j, ss in enumerate(sss):
+                scope = ((ss or {}).get("scope") or (ss or {}).get("instrumentationLibrary") or {}).get("name")
+                for k, s in enumerate((ss or {}).get("spans") or []):
+                    yield _otlp_span(path, f"{w}.scopeSpans[{j}].spans[{k}]", s, res, scope)
+    elif isinstance(doc, dict) and "context" in doc and "kind" in doc:
+        yield _sdk_span(path, where.rstrip(": ") or "0", doc)
+    elif isinstance(doc, dict) and "traceId" in doc and "spanId" in doc:
+        res = _attrs(path, where, (doc.get("resource") or {}).get("attributes")) if isinstance(doc.get("resource"), dict) else {}
+        scope = (doc.get("scope") or {}).get("name") if isinstance(doc.get("scope"), dict) else None
+        yield _otlp_span(path, where.rstrip(": ") or "0", doc, res, scope)
+    else:
+        raise IngestError(str(path), where.rstrip(": ") or None,
+                          "not an OpenTelemetry span or OTLP request (expected resourceSpans, traceId/spanId or context)")
+
+
+def load_spans(path: Path) -> list[Span]:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise IngestError(str(path), None, f"not UTF-8 text (byte {e.start})") from None
+    if not text.strip():
+        raise IngestError(str(path), None, "file is empty")
+    spans: list[Span] = []
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+        dec = json.JSONDecoder()
+        pos, line = 0, 1
+        L = len(text)
+        while True:
+            while pos < L and text[pos] in " \t\r\n":
+                if text[pos] == "\n":
+                    line += 1
+                pos += 1
+            if pos >= L:
+                break
+            try:
+                obj, end = dec.raw_decode(text, pos)
+            except ValueError as e:
+                raise IngestError(str(path), f"line {line}", f"invalid JSON (file truncated?): {e.msg}") from None
+            spans.extend(_doc_spans(path, f"line {line}: ", obj))
+            line += text.count("\n", pos, end)
+            pos = end
+        return spans
+    docs = doc if isinstance(doc, list) else [doc]
+    for i, d in enumerate(docs):
+        spans.extend(_doc_spans(path, f"{i}: " if isinstance(doc, list) else "", d))
+    return spans
+
+
+def group_traces(spans: list[Span]) -> list[list[Span]]:
+    """Spans by trace, traces joined through links (union-find)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    present = {s.trace_id for s in spans}
+    for s in spans:
+        find(s.trace_id)
+        for lt, _ in s.links:
+            if lt in present and lt != s.trace_id:
+                a, b = find(s.trace_id), find(lt)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    groups: dict[str, list[Span]] = {}
+    order: list[str] = []
+    for s in spans:
+        r = find(s.trace_id)
+        if r not in groups:
+            groups[r] = []
+            order.append(r)
+        groups[r].append(s)
+    out = [groups[r] for r in order]
+    out.sort(key=lambda g: min(s.start_ns for s in g))
+    return out

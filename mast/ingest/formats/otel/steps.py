@@ -1,0 +1,218 @@
+"""From a trace's spans to steps: the span tree walked depth-first (see docs/formats/otel.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+from mast.ingest._util import DELEGATE_RX, GOTO_RX, PARENT_CMD_RX, as_text, drop_none
+from mast.ingest.formats.otel.agentchat import agentchat_steps
+from mast.ingest.formats.otel.dialects import (dialects_of, error_text, framework_of, input_text, json_maybe,
+                                               kind_of, llm_output, own_agent, root_output, span_tokens,
+                                               system_name, tool_name_of, value_text)
+from mast.ingest.formats.otel.spans import Span, iso_ns
+from mast.ingest.langchain_messages import step, transfer_target
+from mast.model import Outcome, StepKind, Trace
+
+
+def drop_duplicate_llm_groups(groups: list[list[Span]]) -> list[list[Span]]:
+    llm_spans = [(s.start_ns, s.end_ns or s.start_ns, gi) for gi, g in enumerate(groups) for s in g
+                 if kind_of(s) == "llm"]
+    keep = []
+    for gi, g in enumerate(groups):
+        if len(groups) > 1 and all(kind_of(s) == "other" and not s.name.startswith("autogen process") for s in g):
+            continue  # nothing happened in it (AgentChat's agent construction roots, a "build team" span)
+        if len(groups) > 1 and all(kind_of(s) == "llm" for s in g):
+            lo = min(s.start_ns for s in g)
+            hi = max(s.end_ns or s.start_ns for s in g)
+            if any(oi != gi and st <= lo and hi <= en for st, en, oi in llm_spans):
+                continue  # a re-emitted copy of an LLM call already inside another trace
+        keep.append(g)
+    return keep
+
+
+def build_trace(path: Path, index: int, spans: list[Span]) -> Trace:
+    by_id: dict[tuple[str, str], Span] = {}
+    for s in spans:
+        s.children = []
+        by_id[(s.trace_id, s.span_id)] = s
+    ids = {s.span_id: s for s in spans}
+    roots: list[Span] = []
+    for s in spans:
+        p = by_id.get((s.trace_id, s.parent_id)) if s.parent_id else None
+        if p is None and s.parent_id:
+            p = ids.get(s.parent_id)
+        if p is not None and p is not s:
+            p.children.append(s)
+        else:
+            roots.append(s)
+    for s in spans:
+        s.children.sort(key=lambda c: c.start_ns)
+    roots.sort(key=lambda c: c.start_ns)
+    kinds = {id(s): kind_of(s) for s in spans}
+
+    def has_llm_below(s: Span) -> bool:
+        stack = list(s.children)
+        while stack:
+            c = stack.pop()
+            if kinds[id(c)] == "llm":
+                return True
+            stack.extend(c.children)
+        return False
+
+    def has_error_below(s: Span, msg: str | None) -> bool:
+        stack = list(s.children)
+        while stack:
+            c = stack.pop()
+            if c.status == "ERROR":
+                t = error_text(c) or ""
+                # the same failure, re-raised (and re-worded) by every enclosing span
+                if msg is None or t == msg or (t and msg and (t in msg or msg in t)):
+                    return True
+            stack.extend(c.children)
+        return False
+
+    main = max(roots, key=lambda r: (_subtree_size(r), -r.start_ns))
+    ac = agentchat_steps(spans)
+    if ac is not None:
+        steps, task = ac
+        if not steps or steps[-1].kind != StepKind.TERMINATION:
+            last = next((x.agent for x in reversed(steps) if x.agent), None)
+            steps.append(step(agent=last, kind=StepKind.TERMINATION, status="completed",
+                              started_at=iso_ns(max((x.end_ns or x.start_ns) for x in spans))))
+        return Trace(system=system_name(spans, main), framework="autogen", source_format="otel", source_path=str(path),
+                     source_index=index, steps=steps, task=task,
+                     started_at=iso_ns(min(x.start_ns for x in spans)),
+                     ended_at=iso_ns(max((x.end_ns or x.start_ns) for x in spans)),
+                     metadata={"source_id": sorted({x.trace_id for x in spans}), "spans": len(spans),
+                               "first_record": spans[0].where, "dialects": ["autogen-runtime"]})
+    steps = []
+    state = {"last_target": None, "cur_agent": None, "last_agent_span": None}
+    task = input_text(main)
+    first_task = next((x.attrs["crewai.task.description"] for x in sorted(spans, key=lambda x: x.start_ns)
+                       if x.attrs.get("crewai.task.description")), None)
+    if first_task and main.attrs.get("crewai.crew.inputs") is not None:
+        task = str(first_task)  # a crew's task is its first task, as the event importer has it
+    if task:
+        steps.append(step(agent=None, role="user", kind=StepKind.MESSAGE, content=task,
+                          started_at=iso_ns(main.start_ns), span_id=main.span_id))
+
+    def visit(s: Span, inherited: str | None) -> str | None:
+        """Emit the steps of one span; return the agent its children inherit."""
+        own = own_agent(s)
+        agent = own or inherited
+        k = kinds[id(s)]
+        st, en = iso_ns(s.start_ns), iso_ns(s.end_ns)
+        err = s.status == "ERROR"
+        emsg = error_text(s) if err else None
+        parent_cmd = bool(emsg and PARENT_CMD_RX.search(emsg))
+        if k == "agent" or (own and own != state["cur_agent"] and k != "llm" and k != "tool"):
+            if agent and state["cur_agent"] and agent != state["cur_agent"] and state["last_target"] != agent:
+                steps.append(step(agent=state["cur_agent"], kind=StepKind.HANDOFF, target_agent=agent,
+                                  started_at=st, span_id=s.span_id, parent_span_id=s.parent_id,
+                                  attributes={"implicit": True, "span": s.name}))
+            if agent and agent != state["cur_agent"]:
+                state["cur_agent"] = agent
+                state["last_target"] = None
+        if k == "llm" and not has_llm_below(s):
+            text, calls = llm_output(s)
+            tin, tout = span_tokens(s.attrs)
+            cost = s.attrs.get("llm.cost.total", s.attrs.get("gen_ai.usage.cost"))
+            model = s.attrs.get("gen_ai.response.model") or s.attrs.get("gen_ai.request.model") or s.attrs.get("llm.model_name")
+            steps.append(step(agent=agent, role="assistant", kind=StepKind.LLM_CALL, content=text, started_at=st,
+                              ended_at=en, span_id=s.span_id, parent_span_id=s.parent_id, tokens_in=tin,
+                              tokens_out=tout, cost_usd=float(cost) if cost is not None else None,
+                              status="error" if err else "ok",
+                              attributes=drop_none({"span": s.name, "model": model,
+                                                 "tool_calls": [c for c in calls if c] or None})))
+            if err and not parent_cmd:
+                steps.append(step(agent=agent, kind=StepKind.ERROR, content=emsg, started_at=en, status="error",
+                                  parent_span_id=s.span_id))
+        elif k == "tool":
+            name = tool_name_of(s)
+            a = s.attrs
+            args = a.get("gen_ai.tool.call.arguments", a.get("input.value", a.get("gen_ai.prompt")))
+            result = a.get("gen_ai.tool.call.result", a.get("output.value", a.get("gen_ai.completion")))
+            target = transfer_target(name) or (_delegate_target(args) if DELEGATE_RX.match(name) else None)
+            dest = a.get("langsmith.metadata.__handoff_destination")
+            if target or (emsg and parent_cmd and GOTO_RX.search(emsg)):
+                target = target or GOTO_RX.search(emsg).group(1)
+                steps.append(step(agent=agent, kind=StepKind.HANDOFF, target_agent=str(dest or target),
+                                  tool_name=name, tool_args=_args_text(args), span_id=s.span_id,
+                                  parent_span_id=s.parent_id, started_at=st, ended_at=en,
+                                  attributes=drop_none({"tool_call_id": a.get("gen_ai.tool.call.id")})))
+                state["last_target"] = str(dest or target)
+            else:
+                steps.append(step(agent=agent, role="assistant", kind=StepKind.TOOL_CALL, tool_name=name,
+                                  tool_args=_args_text(args), span_id=s.span_id, parent_span_id=s.parent_id,
+                                  started_at=st, attributes=drop_none({"tool_call_id": a.get("gen_ai.tool.call.id")})))
+                rtext = value_text(result) if result is not None else None
+                steps.append(step(agent=agent, role="tool", kind=StepKind.TOOL_RESULT, tool_name=name,
+                                  content=rtext if rtext is not None else (emsg if err else None),
+                                  parent_span_id=s.span_id, started_at=en or st,
+                                  status="error" if err and not parent_cmd else "ok"))
+        elif err and not parent_cmd and s is not main and not has_error_below(s, emsg):
+            steps.append(step(agent=agent, kind=StepKind.ERROR, content=emsg, started_at=en or st,
+                              span_id=s.span_id, parent_span_id=s.parent_id, status="error",
+                              attributes={"span": s.name}))
+        elif parent_cmd and not any(kinds[id(c)] == "tool" for c in _descendants(s)):
+            m = GOTO_RX.search(emsg or "")
+            if m and not PARENT_CMD_RX.search(" ".join(error_text(c) or "" for c in s.children if c.status == "ERROR")):
+                if state["last_target"] != m.group(1):
+                    steps.append(step(agent=agent, kind=StepKind.HANDOFF, target_agent=m.group(1), started_at=en or st,
+                                      span_id=s.span_id, parent_span_id=s.parent_id, attributes={"via": "ParentCommand"}))
+                    state["last_target"] = m.group(1)
+        return agent
+
+    # depth-first, children by start time; iterative, so deep span trees cannot overflow
+    stack: list[tuple[Span, str | None]] = [(r, None) for r in reversed(roots)]
+    while stack:
+        sp, inherited = stack.pop()
+        agent_below = visit(sp, inherited)
+        stack.extend((c, agent_below) for c in reversed(sp.children))
+    outcome = Outcome.UNKNOWN
+    m_err = main.status == "ERROR" and not PARENT_CMD_RX.search(error_text(main) or "")
+    if m_err:
+        emsg = error_text(main)
+        if not has_error_below(main, emsg):
+            steps.append(step(agent=state["cur_agent"], kind=StepKind.ERROR, content=emsg, status="error",
+                              started_at=iso_ns(main.end_ns), span_id=main.span_id))
+        outcome = Outcome.FAILURE
+    if main.end_ns:
+        # a run stitched from several traces ends when its last root does
+        end = max((r.end_ns for r in roots if r.end_ns), default=main.end_ns)
+        steps.append(step(agent=state["cur_agent"], kind=StepKind.TERMINATION,
+                          content=None if m_err else root_output(main), started_at=iso_ns(end),
+                          status="failed" if m_err else "completed", parent_span_id=main.span_id))
+    return Trace(system=system_name(spans, main), framework=framework_of(spans), source_format="otel",
+                 source_path=str(path), source_index=index, steps=steps, task=task, outcome=outcome,
+                 started_at=iso_ns(min(s.start_ns for s in spans)),
+                 ended_at=iso_ns(max((s.end_ns or s.start_ns) for s in spans)),
+                 metadata=drop_none({"source_id": sorted({s.trace_id for s in spans}), "spans": len(spans),
+                                  "first_record": spans[0].where,
+                                  "dialects": sorted(dialects_of(spans)) or None}))
+
+
+def _descendants(s: Span) -> Iterator[Span]:
+    stack = list(s.children)
+    while stack:
+        c = stack.pop()
+        yield c
+        stack.extend(c.children)
+
+
+def _subtree_size(s: Span) -> int:
+    return 1 + sum(1 for _ in _descendants(s))
+
+
+def _delegate_target(args: Any) -> str | None:
+    j = json_maybe(args)
+    if isinstance(j, dict) and j.get("coworker"):
+        return str(j["coworker"]).strip()
+    return None
+
+
+def _args_text(v: Any) -> str | None:
+    if v is None:
+        return None
+    return as_text(json_maybe(v)) if not isinstance(v, str) else v

@@ -1,0 +1,174 @@
+"""The importer registry: what mast reads, and in which order ``--format auto`` asks.
+
+Importer contract (see DESIGN.md "Contracts"): an object with
+- ``name`` (the ``--format`` value) and ``description``;
+- ``detect(path, head) -> bool`` where ``head`` is the file's first bytes
+  (:data:`HEAD_BYTES`); it must be cheap and must not read the whole file;
+- ``read(path) -> Iterator[Trace]`` yielding traces in file order with
+  ``source_index`` set; a bad record raises :class:`mast.errors.IngestError` naming the
+  file and the record;
+- optionally ``companion(path, head) -> str | None`` (see :func:`companion_note`) and
+  ``before``: the name of an importer it must be asked ahead of.
+
+Built-ins and plugins are loaded the same way, from ``module:attribute`` references:
+built-ins from :data:`BUILTINS`, plugins from the ``mast.importers`` entry-point group.
+:data:`BUILTINS` is the only place that fixes detection order: specific formats first,
+formats whose detection is looser later, the catch-all ``messages`` last.  A plugin is
+asked after every built-in, unless it sets ``before`` (usually ``before = "messages"``,
+so that a format that is also a list of role/content messages is not taken by the
+catch-all).
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Iterator, Protocol, runtime_checkable
+
+from mast.errors import UnknownFormat, UsageError
+from mast.model import Trace
+
+HEAD_BYTES = 64 * 1024
+
+#: Built-in importers in detection order.  The order encodes which detector is stricter:
+#: MAD and Who&When records are message-like, AgentChat messages look like events of
+#: other logs, and everything with role/content would also pass for ``messages``.
+BUILTINS = [
+    "mast.ingest.formats.mad:MadImporter",
+    "mast.ingest.formats.whowhen:WhoWhenImporter",
+    "mast.ingest.formats.crewai:CrewAIEventsImporter",
+    "mast.ingest.formats.crewai:CrewAICheckpointImporter",
+    "mast.ingest.formats.crewai:CrewOutputImporter",
+    "mast.ingest.formats.crewai:CrewAILogImporter",
+    "mast.ingest.formats.langsmith:LangSmithImporter",
+    "mast.ingest.formats.langgraph:LangGraphStreamImporter",
+    "mast.ingest.formats.langgraph:LangGraphEventsImporter",
+    "mast.ingest.formats.langgraph:LangGraphMessagesImporter",
+    "mast.ingest.formats.otel:OTelImporter",
+    "mast.ingest.formats.autogen_events:AutoGenEventsImporter",
+    "mast.ingest.formats.autogen:AgentChatImporter",
+    "mast.ingest.formats.ag2_runtime:AG2RuntimeDbImporter",
+    "mast.ingest.formats.ag2_runtime:AG2RuntimeLogImporter",
+    "mast.ingest.formats.ag2:AG2EventsImporter",
+    "mast.ingest.formats.ag2:AG2ChatImporter",
+    "mast.ingest.formats.messages:MessagesImporter",
+]
+ENTRY_POINT_GROUP = "mast.importers"
+
+
+@runtime_checkable
+class Importer(Protocol):
+    name: str
+    description: str
+
+    def detect(self, path: Path, head: bytes) -> bool: ...
+
+    def read(self, path: Path) -> Iterator[Trace]: ...
+
+
+_REGISTRY: dict[str, Importer] = {}
+_order: list[Importer] | None = None
+_loaded = False
+
+
+def register(importer: Importer) -> Importer:
+    """Add an importer (after the built-ins, or ahead of the one its ``before`` names)."""
+    global _order
+    _load()
+    _add(importer)
+    _order = None
+    return importer
+
+
+def _add(importer: Importer) -> None:
+    if importer.name in _REGISTRY and _REGISTRY[importer.name] is not importer:
+        raise ValueError(f"importer {importer.name!r} registered twice")
+    _REGISTRY[importer.name] = importer
+
+
+def _resolve(ref: str) -> Importer:
+    """``module:attribute`` to an importer object; a class is instantiated (as built-ins are)."""
+    mod, _, attr = ref.partition(":")
+    obj = getattr(importlib.import_module(mod), attr)
+    return obj() if isinstance(obj, type) else obj
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for ref in BUILTINS:
+        _add(_resolve(ref))
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        obj = ep.load()
+        _add(obj() if isinstance(obj, type) else obj)
+
+
+def importers() -> list[Importer]:
+    """Every importer, in the order detection asks them."""
+    global _order
+    _load()
+    if _order is None:
+        _order = _ranked(list(_REGISTRY.values()))
+    return list(_order)
+
+
+def _ranked(order: list[Importer]) -> list[Importer]:
+    for imp in [i for i in order if getattr(i, "before", None)]:
+        target = _REGISTRY.get(imp.before)
+        if target is None:
+            raise ValueError(f"importer {imp.name!r} asks to rank before {imp.before!r}, which is not registered")
+        order.remove(imp)
+        order.insert(order.index(target), imp)
+    return order
+
+
+def get(name: str) -> Importer:
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UsageError(f"unknown format {name!r}",
+                         "Known formats: " + ", ".join(sorted(_REGISTRY)) + " (or auto).") from None
+
+
+def read_head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(HEAD_BYTES)
+
+
+def companion_note(path: Path, head: bytes) -> str | None:
+    """Why ``path`` is not a trace file, when an importer knows it as a companion.
+
+    An importer may define ``companion(path, head) -> str | None`` for files it reads
+    beside its own (a labels file next to its records).  Such files are skipped with
+    the returned note; unknown files still fail detection.
+    """
+    for imp in importers():
+        fn = getattr(imp, "companion", None)
+        if fn is None:
+            continue
+        try:
+            note = fn(path, head)
+        except Exception:  # a companion check that chokes on odd bytes does not match
+            note = None
+        if note:
+            return note
+    return None
+
+
+def detect(path: Path, head: bytes | None = None) -> Importer:
+    """Return the first importer that recognises the file, or raise UnknownFormat."""
+    head = read_head(path) if head is None else head
+    if not head.strip():
+        raise UnknownFormat(str(path), None, "file is empty")
+    for imp in importers():
+        try:
+            if imp.detect(path, head):
+                return imp
+        except Exception:  # a detector that chokes on odd bytes simply does not match
+            continue
+    raise UnknownFormat(str(path), None, "no importer recognises this file",
+                        "See `mast formats` for what mast reads, or pass --format.")
