@@ -32,14 +32,14 @@ def load_traces(store, trace_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def rule_hints(store, trace_ids: Sequence[str], limit: int = 8) -> dict[str, list[str]]:
-    """Findings of rule-based annotators (annotator 'rules' or 'rules:*'), as short lines."""
-    try:
-        rows = store.fetchall(
-            "SELECT trace_id, mode, evidence_steps, rationale FROM annotations "
-            "WHERE (annotator = 'rules' OR starts_with(annotator, 'rules:')) AND label = 'present' "
-            "AND trace_id IN (SELECT unnest(?)) ORDER BY trace_id, mode", [list(trace_ids)])
-    except Exception:  # noqa: BLE001 - hints are optional; a store without them is fine
-        return {}
+    """Findings of rule-based annotators (annotator 'rules' or 'rules:*'), as short lines.
+
+    A trace the rules have not run on simply has none.  A failing query is an error, not
+    "no hints": the hints are part of the prompt and of its cache key."""
+    rows = store.fetchall(
+        "SELECT trace_id, mode, evidence_steps, rationale FROM annotations "
+        "WHERE (annotator = 'rules' OR starts_with(annotator, 'rules:')) AND label = 'present' "
+        "AND trace_id IN (SELECT unnest(?)) ORDER BY trace_id, mode", [list(trace_ids)])
     out: dict[str, list[str]] = {}
     for tid, mode, ev, why in rows:
         lst = out.setdefault(tid, [])
