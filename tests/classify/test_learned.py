@@ -169,3 +169,21 @@ def test_default_model_is_reproduced_from_who_and_when(db, mast):
 
 def test_model_error_is_a_user_error():
     assert issubclass(M.ModelError, MastError)
+
+
+def test_only_traces_that_failed_get_a_root_cause(db, mast):
+    """Outcome failure, or a mode labelled present, is a failure; an unknown run with no
+    sign of failure (or a success) gets no blamed step."""
+    from mast.model import Annotation, Label
+
+    rng = random.Random(3)
+    unknown, flagged, success = (_trace(100 + i, rng, with_gold=False) for i in range(3))
+    unknown.outcome = flagged.outcome = Outcome.UNKNOWN
+    success.outcome = Outcome.SUCCESS
+    flagged.annotations = [Annotation(mode="3.3", label=Label.PRESENT, annotator="human")]
+    with Store(db) as st, st.transaction():
+        st.write_traces([unknown, flagged, success])
+    run = json.loads(mast("classify", "--with", "learned", "--json").stdout)
+    assert run["attributions"] == 1
+    with Store(db, read_only=True) as st:
+        assert st.fetchall("SELECT trace_id FROM attributions") == [(flagged.trace_id,)]

@@ -7,8 +7,10 @@
   store being classified, by default) is known then too, so a bad model stops the run
   before anything is stored.
 - Annotator ``learned:attribution@<model id>``; version ``<engine>.<model id>``.
-- Every selected trace whose outcome is not ``success`` (as for the rules) gets one
-  attribution: the highest-scoring step, its agent, the model's probability as
+- Every selected trace that failed — outcome ``failure``, or a failure mode labelled
+  present by any annotator — gets one attribution (a trace with no sign of failure gets
+  none: blaming a step of a run that may have gone well would be a guess shown as a
+  finding): the highest-scoring step, its agent, the model's probability as
   confidence and the top contributing features as rationale.  A trace with no steps is
   not labelled and goes in ``Output.failed``.
 - It labels no failure modes (``covers`` is empty): it answers "which agent, which step".
@@ -81,9 +83,11 @@ class LearnedClassifier(ClassifierBase):
         m = self._model
         for start in range(0, len(trace_ids), BATCH):
             batch = list(trace_ids[start:start + BATCH])
-            outcome = dict(store.fetchall("SELECT trace_id, outcome FROM traces WHERE trace_id IN (SELECT unnest(?))",
-                                          [batch]))
-            todo = [t for t in batch if outcome.get(t) != "success"]
+            failed = {r[0] for r in store.fetchall(
+                "SELECT trace_id FROM traces t WHERE trace_id IN (SELECT unnest(?)) AND (outcome = 'failure' OR "
+                "(outcome <> 'success' AND EXISTS (SELECT 1 FROM annotations a WHERE a.trace_id = t.trace_id "
+                "AND a.label = 'present')))", [batch])}
+            todo = [t for t in batch if t in failed]
             table = F.load_steps(store, todo)
             out = Output(trace_ids=batch)
             scored = [t for t in todo if t in table.spans]
