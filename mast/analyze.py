@@ -6,7 +6,8 @@ renders its events and its result.  Stages:
 1. ingest the paths (:func:`mast.ingest.pipeline.ingest_paths`); a bad file stops the
    job unless ``keep_going``;
 2. classify every trace with each classifier of the plan (:func:`default_plan`: the
-   rules, then the judge when a model and a way to reach it are configured);
+   rules, the learned root-cause model, then the judge when a model and a way to reach
+   it are configured);
 3. write the report (:func:`mast.report.write_report`) from whatever the store holds,
    even when a classifier failed.
 
@@ -86,8 +87,10 @@ def judge_configured(settings: Settings) -> str:
 
 
 def default_plan(settings: Settings) -> list[Planned]:
-    """Rules first (the judge reads their findings as hints), then the judge if configured."""
-    return [Planned("rules"), Planned("judge", skipped=judge_configured(settings))]
+    """Rules first (the learned root-cause model reads their features, the judge their
+    findings as hints), then the shipped learned model (free, offline), then the judge
+    if configured."""
+    return [Planned("rules"), Planned("learned"), Planned("judge", skipped=judge_configured(settings))]
 
 
 def analyze(store: Store, paths: Iterable[str | os.PathLike], output: str | Path, *, settings: Settings,

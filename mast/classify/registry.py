@@ -23,6 +23,7 @@ Factory = Callable[..., Classifier]
 BUILTINS: dict[str, str] = {
     "rules": "mast.classify.rules:RulesClassifier",
     "judge": "mast.classify.judge:JudgeClassifier",
+    "learned": "mast.classify.learned:LearnedClassifier",
 }
 
 _REGISTRY: dict[str, Factory] = {}

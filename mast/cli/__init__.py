@@ -33,6 +33,7 @@ COMMANDS = {
     "analyze": "mast.cli.analyze:analyze",
     "export": "mast.cli.export:export",
     "reference": "mast.cli.reference:reference",
+    "learn": "mast.cli.learn:learn",
 }
 
 

@@ -214,3 +214,21 @@ def m020_rule_step_features(con: duckdb.DuckDBPyConnection) -> None:
         """
     )
     con.execute("CREATE TABLE rule_feature_traces (trace_id VARCHAR NOT NULL, version VARCHAR NOT NULL)")
+
+
+@migration
+def m030_learned_models(con: duckdb.DuckDBPyConnection) -> None:
+    # Learned models as data (mast.classify.learned.model): the whole JSON document in
+    # body, plus the columns a listing or a staleness check needs without parsing it.
+    con.execute(
+        """
+        CREATE TABLE learned_models (
+            model_id         VARCHAR PRIMARY KEY,  -- tagged content hash, e.g. la1-<16 hex>
+            kind             VARCHAR NOT NULL,     -- attribution (later: modes)
+            features_version VARCHAR NOT NULL,
+            training_digest  VARCHAR,              -- sha256 of the (trace, agent, step) labels it was fitted on
+            created_at       TIMESTAMP NOT NULL,
+            body             VARCHAR NOT NULL      -- the model document (JSON), validated on load
+        )
+        """
+    )

@@ -36,7 +36,7 @@ def test_analyze_writes_the_report_and_summarises(mast, folder, tmp_path, db):
     assert res.stdout.strip() == str(out)
     html = out.read_text(encoding="utf-8")
     assert "<section id=\"exposure\">" in html and "toy" in html
-    for stage in ("ingest", "classify rules", "classify judge", "report"):
+    for stage in ("ingest", "classify rules", "classify learned", "classify judge", "report"):
         assert stage in res.stderr
     assert "skipped: no model configured" in res.stderr
     with Store(db, read_only=True) as st:
@@ -46,7 +46,7 @@ def test_analyze_writes_the_report_and_summarises(mast, folder, tmp_path, db):
     before = st_counts(db)
     res = mast("analyze", folder, "-o", out, "--json")
     summary = json.loads(res.stdout)
-    assert [s["stage"] for s in summary["stages"]] == ["ingest", "classify rules", "classify judge", "report"]
+    assert [s["stage"] for s in summary["stages"]] == ["ingest", "classify rules", "classify learned", "classify judge", "report"]
     assert "0 new trace(s), 2 already stored" in summary["stages"][0]["result"] or \
         "0 new trace(s)" in summary["stages"][0]["result"]
     assert st_counts(db) == before
