@@ -1,5 +1,5 @@
 -- name: _features
--- version: 3
+-- version: 4
 -- description: Shared per-step feature pass: one narrow row of flags per step, which
 --   every detector reads (as rule_steps) instead of re-scanning step text. A SELECT over
 --   the views feature_steps and feature_traces ("these steps" and their traces): ingest
@@ -28,7 +28,10 @@ w AS (
            coalesce(strlen(s.content), 0) AS nbytes,
            -- every phrase any flag looks for, in one pass (case-insensitive)
            coalesce(regexp_extract_all(s.content, '(?i)(?:traceback \(most recent call last\)|exitcode: ?-?[0-9]+|execution (?:failed|succeeded)|[0-9]+ (?:tests? )?(?:failed|passed)|tests? (?:all )?(?:failed|pass(?:ed)?)|command not found|no such file or directory|(?:error|exception): |FAILED|all (?:the )?(?:[0-9]+ )?tests? (?:have )?pass(?:ed)?|works (?:correctly|as expected|perfectly|fine)|(?:has|have) been (?:successfully )?(?:verified|completed|solved|fixed|resolved)|successfully (?:completed|solved|fixed|implemented|verified|executed)|verified (?:that|the|as|it)|(?:is|are) (?:now )?correct|task (?:is )?(?:now )?(?:complete|completed|finished|done)|problem (?:is )?(?:now )?solved|collected [0-9]+ items?|ran [0-9]+ tests?|OK \([0-9]+ tests?\)|TERMINATE|final answer|we are (?:all )?done|no further (?:action|steps|work)|is_request_satisfied":\s*\{[^}]*"answer":\s*true|is_in_loop":\s*\{[^}]*"answer":\s*true|max(?:imum)?[ _-]?(?:number of )?(?:turns?|rounds?|iterations?|steps|consecutive[ _]auto[ _]reply)[^.\n]*(?:reached|exceeded|hit)|(?:reached|exceeded|hit) (?:the )?(?:max(?:imum)?|turn|round|recursion|iteration|step)[ _-]?(?:limit|number of|turns?|rounds?)|recursion limit|graphrecursionerror|too many (?:turns|rounds|iterations)|(?:ran|run|running|rerun|re-ran|execut(?:e|ed|ing)) (?:the |all |these |our )?(?:unit )?tests?|pytest|unittest|verif(?:y|ied|ying|ication)|double[- ]check|sanity[- ]check|cross[- ]check|validat(?:e|ed|ing|ion)|test(?:ed|ing) (?:it|the|this|with|against)|```|\n(?:def|class|import|from [a-z_.]+ import) |let''?s (?:start|begin) (?:over|again|from scratch)|start(?:ing)? (?:over|from scratch)|restart(?:ing)? (?:the )?(?:task|conversation|process|from)|reset(?:ting)? (?:the )?(?:conversation|context|task)|from the very beginning|as (?:i|we) (?:already |have )?(?:mentioned|said|stated|explained|noted|discussed) (?:earlier|before|previously|above)|(?:i|we) (?:have )?already (?:answered|provided|explained|told|shared|gave|given|asked)|as previously (?:mentioned|stated|discussed|noted)|you (?:already )?asked (?:this|that)|repeat(?:ing)? (?:myself|again)|lost (?:track|context)|no longer (?:have|remember)|(?:forgot|forgotten) (?:the|about|what)|next speaker:?\s*\**[a-z_][a-z0-9_-]*|(?:i will|i''ll|let me|now i will) (?:now )?(?:call|use|invoke|run) (?:the )?`?[a-z_][a-z0-9_.]*`? (?:tool|function))'), []) AS m,
-           (s.kind IN ('tool_result', 'error') OR s.role = 'tool' OR starts_with(s.content, 'exitcode:')) AS is_exec,
+           -- coalesce: a step without text or role (a tool call) is not an execution output;
+           -- NULL here made "blame the step that asked for the execution" skip tool calls
+           coalesce(s.kind IN ('tool_result', 'error') OR s.role = 'tool' OR starts_with(s.content, 'exitcode:'),
+                    false) AS is_exec,
            regexp_matches(s.content, '\?\s*$') AS ends_question,
            -- fingerprint for "near-identical": case-insensitive first 256 characters and the length in 64-byte buckets
            CASE WHEN strlen(s.content) >= 24 THEN hash(lower(left(s.content, 256)), strlen(s.content) // 64) END AS fp,

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mast.errors import MastError, StoreError, StoreInUse, StoreMissing
-from mast.model import SCHEMA_VERSION, Annotation, Attribution, Trace
+from mast.model import SCHEMA_VERSION, Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
 from mast.redact import _HINTS, sql_redact
 from mast.settings import current as current_settings
 from mast.store.schema import MIGRATIONS
@@ -47,6 +47,11 @@ class WriteResult:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _iso(ts: datetime | None) -> str | None:
+    """A stored (naive UTC) timestamp as the model's ISO 8601 text."""
+    return None if ts is None else ts.replace(tzinfo=timezone.utc).isoformat()
 
 
 def _json(v: Any) -> str | None:
@@ -419,6 +424,54 @@ class Store:
         if len(rows) > 1:
             raise StoreError(f"trace id prefix {prefix!r} is ambiguous", "Give more characters of the id.")
         return rows[0][0]
+
+    def load_traces(self, trace_ids: Sequence[str], *, labels: bool = False) -> list[Trace]:
+        """The stored traces of ``trace_ids`` as :class:`mast.model.Trace` s, the typed read path.
+
+        Traces come in the order of ``trace_ids`` (an id given twice comes once; an id
+        not stored is left out: compare lengths to notice).  ``trace.steps[i]`` is stored
+        step ``i``: the write path numbers steps 0..n-1 in order, so the position is the
+        step number that evidence and attributions cite.  Timestamps are ISO 8601 in UTC,
+        JSON columns are dicts.  With ``labels``, each trace carries its stored
+        annotations (by annotator, mode) and attributions (by annotator).
+        """
+        ids = list(dict.fromkeys(trace_ids))
+        if not ids:
+            return []
+        sel = "WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))"
+        by_id: dict[str, Trace] = {}
+        for (tid, system, framework, fmt, path, index, task, outcome, started, ended,
+             metadata) in self.fetchall(
+                "SELECT trace_id, system, framework, source_format, source_path, source_index, task, outcome, "
+                f"started_at, ended_at, metadata FROM traces {sel}", [ids]):
+            by_id[tid] = Trace(system=system, framework=framework, source_format=fmt, source_path=path,
+                               source_index=index, task=task, outcome=Outcome(outcome), started_at=_iso(started),
+                               ended_at=_iso(ended), metadata=json.loads(metadata) if metadata else {},
+                               trace_id=tid)
+        for (tid, _step, span, parent, agent, role, kind, content, tool, args, target, started, ended,
+             tin, tout, cost, status, attrs) in self.fetchall(
+                "SELECT trace_id, step, span_id, parent_span_id, agent, role, kind, content, tool_name, tool_args, "
+                "target_agent, started_at, ended_at, tokens_in, tokens_out, cost_usd, status, attributes "
+                f"FROM steps {sel} ORDER BY trace_id, step", [ids]):
+            by_id[tid].steps.append(Step(
+                agent=agent, content=content, kind=StepKind(kind), role=role, tool_name=tool, tool_args=args,
+                target_agent=target, span_id=span, parent_span_id=parent, started_at=_iso(started),
+                ended_at=_iso(ended), tokens_in=tin, tokens_out=tout, cost_usd=cost, status=status,
+                attributes=json.loads(attrs) if attrs else None))
+        if labels:
+            for (tid, taxonomy, mode, annotator, run_id, label, conf, evidence, why) in self.fetchall(
+                    "SELECT trace_id, taxonomy, mode, annotator, run_id, label, confidence, evidence_steps, "
+                    f"rationale FROM annotations {sel} ORDER BY trace_id, annotator, mode", [ids]):
+                by_id[tid].annotations.append(Annotation(
+                    mode=mode, label=Label(label), annotator=annotator, taxonomy=taxonomy, run_id=run_id,
+                    confidence=conf, evidence_steps=list(evidence or []), rationale=why, trace_id=tid))
+            for (tid, annotator, run_id, agent, step, conf, why) in self.fetchall(
+                    "SELECT trace_id, annotator, run_id, agent, step, confidence, rationale "
+                    f"FROM attributions {sel} ORDER BY trace_id, annotator", [ids]):
+                by_id[tid].attributions.append(Attribution(
+                    annotator=annotator, agent=agent, step=step, run_id=run_id, confidence=conf,
+                    rationale=why, trace_id=tid))
+        return [by_id[t] for t in ids if t in by_id]
 
     def get_trace(self, trace_id: str) -> dict[str, Any]:
         tid = self.resolve_trace_id(trace_id)
