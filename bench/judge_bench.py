@@ -174,8 +174,8 @@ def reference_prompt(record: dict, records: list[dict], taxonomy) -> str:
 
 def cost(window_tokens: int, max_step_chars: int) -> dict:
     from mast.classify import create
-    from mast.classify.judge import storage
     from mast.classify.judge.prices import estimate_tokens, message_tokens
+    from mast.model import Trace
     from mast.store import Store
     from mast.taxonomy import load
 
@@ -191,19 +191,19 @@ def cost(window_tokens: int, max_step_chars: int) -> dict:
     with Store(db) as st:
         meta = {tid: json.loads(m) for tid, m in st.fetchall("SELECT trace_id, metadata FROM traces")}
         by_index = {(m.get("trace_id")): tid for tid, m in meta.items()}
-        traces = storage.load_traces(st, list(meta))
+        traces = {t.trace_id: t for t in st.load_traces(list(meta))}
         for rec in records:
             tid = by_index[rec["trace_id"]]
-            job = jobs.job(tid, traces[tid], [])
+            job = jobs.job(traces[tid])
             ours = sum(message_tokens(m) for m in job.messages)
             ref = estimate_tokens(reference_prompt(rec, records, tax)) + 4
             raw = rec["trace"] if isinstance(rec["trace"], str) else json.dumps(rec["trace"])
-            rows.append({"trace": rec["trace_id"], "system": rec["mas_name"], "steps": len(traces[tid]["steps"]),
+            rows.append({"trace": rec["trace_id"], "system": rec["mas_name"], "steps": len(traces[tid].steps),
                          "raw_chars": len(raw), "ours": ours, "reference": ref, "ratio": ours / ref,
                          "windows": len(job.messages), "coverage": job.rendered.coverage.fraction})
     total_ours = sum(r["ours"] for r in rows)
     total_ref = sum(r["reference"] for r in rows)
-    fixed_ours = message_tokens(jobs.job("x", {"task": None, "steps": []}, []).messages[0])
+    fixed_ours = message_tokens(jobs.job(Trace(None, None, "bench", "", 0, trace_id="x")).messages[0])
     ref_fixed = estimate_tokens(reference_prompt({"trace": ""}, records, tax))
     return {"rows": rows, "total_ours": total_ours, "total_ref": total_ref, "ratio_total": total_ours / total_ref,
             "ratio_median": statistics.median(r["ratio"] for r in rows), "fixed_ours": fixed_ours,

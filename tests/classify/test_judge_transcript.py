@@ -10,6 +10,7 @@ from mast.classify.judge.prices import estimate_tokens, load_table, price_for
 from mast.classify.judge.prompt import build_messages, load_template, neutralise, reply_schema
 from mast.classify.judge.transcript import RenderOptions, render_trace
 from mast.classify.judge.reply import Unclassified, merge, parse_reply
+from mast.model import Step, StepKind
 from mast.resources import data_dir
 from mast.taxonomy import load
 
@@ -18,8 +19,7 @@ MODES = TAX.mode_ids
 
 
 def steps(*items):
-    return [{"step": i, "agent": a, "kind": k, "content": c, "tool_name": None, "tool_args": None,
-             "target_agent": None, "status": None} for i, (a, k, c) in enumerate(items)]
+    return [Step(a, c, kind=StepKind(k)) for a, k, c in items]
 
 
 def verdicts(present: dict[str, list[int]] | None = None, root=None, drop=(), extra=None):

@@ -35,7 +35,7 @@ from mast.classify.judge.prices import Price, load_table, message_tokens, price_
 from mast.classify.judge.prompt import Template, build_messages, load_template, reply_schema
 from mast.classify.judge.reply import Verdicts, parse_reply
 from mast.classify.judge.transcript import Rendered, RenderOptions, render_trace
-from mast.model import Annotation, Attribution, Label
+from mast.model import Annotation, Attribution, Label, Trace
 from mast.taxonomy import load as load_taxonomy
 
 #: expected completion tokens per request (14 short verdicts + root cause), for estimates
@@ -182,9 +182,10 @@ class JudgeJobs:
         return f"{self.taxonomy.id}@{self.taxonomy.version}"
 
     # -- traces -> jobs ---------------------------------------------------------------------
-    def job(self, trace_id: str, trace: dict, hints: Sequence[str] = ()) -> Job:
-        """The job for one stored trace (``trace`` as :func:`storage.load_traces` gives it)."""
-        r = render_trace(trace["steps"], trace["task"], self.render)
+    def job(self, trace: Trace, hints: Sequence[str] = ()) -> Job:
+        """The job for one stored trace (as :meth:`mast.store.Store.load_traces` gives it)."""
+        trace_id = trace.trace_id
+        r = render_trace(trace.steps, trace.task, self.render)
         hints = list(hints)
         msgs = []
         for w, (text, (first, last)) in enumerate(zip(r.windows, r.window_steps), 1):
@@ -199,9 +200,9 @@ class JudgeJobs:
 
     def jobs_for(self, store, trace_ids: Sequence[str]) -> list[Job]:
         """The jobs of the stored ones of ``trace_ids``, in that order, from one read."""
-        traces = storage.load_traces(store, trace_ids)
-        hints = storage.rule_hints(store, list(traces)) if self.hints else {}
-        return [self.job(tid, traces[tid], hints.get(tid, [])) for tid in trace_ids if tid in traces]
+        traces = store.load_traces(trace_ids)
+        hints = storage.rule_hints(store, [t.trace_id for t in traces]) if self.hints else {}
+        return [self.job(t, hints.get(t.trace_id, [])) for t in traces]
 
     def prepare(self, store, trace_ids: Sequence[str]) -> Iterator[Prepared]:
         """A job and its cache hit (or None) per stored trace, one chunk of the store at a time."""

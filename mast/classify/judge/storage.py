@@ -1,5 +1,7 @@
-"""The judge's reads and writes, all through :class:`mast.store.Store` (tables from
-migration ``m010_judge_tables``).  Kept in one module so the SQL is in one place."""
+"""The judge's own reads and writes, all through :class:`mast.store.Store`: the rules'
+findings as hints, and the tables of migration ``m010_judge_tables`` (cache, failures,
+batches).  Kept in one module so the SQL is in one place; traces themselves are read
+through the store's typed path, :meth:`mast.store.Store.load_traces`."""
 
 from __future__ import annotations
 
@@ -10,25 +12,6 @@ from typing import Any, Iterable, Sequence
 
 def _now():
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def load_traces(store, trace_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """trace_id -> {"task", "outcome", "steps": [step dicts ordered by step]} in two queries."""
-    if not trace_ids:
-        return {}
-    ids = list(trace_ids)
-    out: dict[str, dict[str, Any]] = {}
-    for tid, task, outcome in store.fetchall(
-            "SELECT trace_id, task, outcome FROM traces WHERE trace_id IN (SELECT unnest(?))", [ids]):
-        out[tid] = {"task": task, "outcome": outcome, "steps": []}
-    cols = ["trace_id", "step", "agent", "role", "kind", "content", "tool_name", "tool_args",
-            "target_agent", "status"]
-    rows = store.fetchall(f"SELECT {', '.join(cols)} FROM steps WHERE trace_id IN (SELECT unnest(?)) "
-                          "ORDER BY trace_id, step", [ids])
-    for r in rows:
-        d = dict(zip(cols, r))
-        out[d["trace_id"]]["steps"].append(d)
-    return out
 
 
 def rule_hints(store, trace_ids: Sequence[str], limit: int = 8) -> dict[str, list[str]]:

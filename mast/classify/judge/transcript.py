@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
+from mast.model import Step, StepKind
 from mast.redact import redact
 
 
@@ -83,12 +84,16 @@ class Rendered:
     coverage: Coverage = field(default_factory=Coverage)
 
 
-def _header(i: int, s: dict) -> str:
-    agent = s.get("agent") or "?"
-    kind = s.get("kind") or "message"
-    tool = f"({s['tool_name']})" if s.get("tool_name") else ""
-    target = f" -> {s['target_agent']}" if s.get("target_agent") else ""
-    status = f" [{s['status']}]" if s.get("status") and s.get("status") not in ("ok", "OK") else ""
+def _kind(s: Step) -> str | None:
+    return s.kind.value if isinstance(s.kind, StepKind) else s.kind
+
+
+def _header(i: int, s: Step) -> str:
+    agent = s.agent or "?"
+    kind = _kind(s) or "message"
+    tool = f"({s.tool_name})" if s.tool_name else ""
+    target = f" -> {s.target_agent}" if s.target_agent else ""
+    status = f" [{s.status}]" if s.status and s.status not in ("ok", "OK") else ""
     return f"[{i}] {agent} {kind}{tool}{target}{status}:"
 
 
@@ -101,27 +106,27 @@ def _cap_line(line: str, cap: int) -> tuple[str, int]:
     return f"{line[:head]} [... {cut:,} chars of this line elided ...] {line[-tail:]}", cut
 
 
-def render_trace(steps: Sequence[dict], task: str | None = None,
+def render_trace(steps: Sequence[Step], task: str | None = None,
                  opts: RenderOptions = RenderOptions()) -> Rendered:
-    """``steps``: dicts with the steps table's columns, ordered by ``step``."""
+    """``steps``: a trace's steps in order; a step's position is its step number (as in
+    :meth:`mast.store.Store.load_traces`)."""
     cov = Coverage(steps=len(steps))
     seen_steps: dict[tuple, int] = {}
     seen_lines: set[str] = set()
     segments: list[Segment] = []
     agents: list[str] = []
     only_step = len(steps) == 1
-    for s in steps:
-        i = int(s["step"])
-        agent = s.get("agent")
+    for i, s in enumerate(steps):
+        agent = s.agent
         if agent and agent not in agents:
             agents.append(agent)
-        body = s.get("content") or ""
-        if s.get("tool_args"):
-            body = f"args: {s['tool_args']}\n{body}" if body else f"args: {s['tool_args']}"
+        body = s.content or ""
+        if s.tool_args:
+            body = f"args: {s.tool_args}\n{body}" if body else f"args: {s.tool_args}"
         body = redact(body) or ""
         cov.chars_total += len(body)
         head = _header(i, s)
-        key = (agent, s.get("kind"), s.get("tool_name"), body)
+        key = (agent, _kind(s), s.tool_name, body)
         if body and key in seen_steps:
             cov.repeated_steps += 1
             cov.chars_repeat_refs += len(body)
