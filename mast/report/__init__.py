@@ -2,7 +2,7 @@
 
 - :func:`mast.report.context.build_context` reads the store into a
   :class:`~mast.report.context.ReportContext` (summaries of every trace, bounded detail).
-- :func:`mast.report.render.render` turns a context into one HTML string: inline CSS,
+- :func:`mast.report.html.render` turns a context into one HTML string: inline CSS,
   JS and SVG, a strict Content-Security-Policy, no network request of any kind.
 - :func:`write_report` does both and writes the file.
 """
@@ -26,7 +26,7 @@ class ReportResult:
 def write_report(store, path: str | Path, *, systems: Sequence[str] | None = None,
                  annotators: Sequence[str] | None = None, taxonomy: str = "mast-v1",
                  limits: Limits | None = None) -> ReportResult:
-    from mast.report.render import render
+    from mast.report.html import render
 
     ctx = build_context(store, systems=systems, annotators=annotators, taxonomy=taxonomy, limits=limits)
     html = render(ctx)

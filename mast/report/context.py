@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from mast import __version__
-from mast.analytics import Coordination, coordination
+from mast.coordination import Coordination, coordination
 from mast.report import exposure as ex
 from mast.report.exposure import BEST, UNKNOWN_SYSTEM, Agreement, Cell
 from mast.report.jsonblock import script_json
