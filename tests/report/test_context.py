@@ -9,7 +9,8 @@ import pytest
 
 from mast.model import Annotation, Label, Outcome
 from mast.report import Limits, build_context
-from mast.report.exposure import BEST, Agreement, wilson
+from mast.agreement import ModeAgreement
+from mast.report.labels import BEST, wilson
 from mast.report.jsonblock import script_json
 from mast.store import Store
 from tests.report.conftest import build_small, make_trace
@@ -83,7 +84,7 @@ def test_kappa_and_f1_equal_scikit_learn(gold, pred):
     tp = sum(g and p for g, p in zip(gold, pred))
     fp = sum((not g) and p for g, p in zip(gold, pred))
     fn = sum(g and not p for g, p in zip(gold, pred))
-    a = Agreement("g", "p", "1.1", len(gold), tp, fp, fn, len(gold) - tp - fp - fn)
+    a = ModeAgreement("g", "p", "1.1", len(gold), tp, fp, fn, len(gold) - tp - fp - fn)
     assert a.kappa == pytest.approx(cohen_kappa_score(gold, pred))
     assert a.f1 == pytest.approx(f1_score(gold, pred, zero_division=0))
 
