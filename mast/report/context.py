@@ -21,9 +21,9 @@ from typing import Any, Sequence
 
 from mast import __version__
 from mast.report.labels import Labels
-from mast.report.page import AnnotatorInfo, Limits, ModeInfo, Page, SystemOverview
+from mast.report.page import AnnotatorInfo, Limits, Page, SystemOverview
 from mast.report.sections import SECTIONS
-from mast.taxonomy import DEFAULT_TAXONOMY
+from mast.taxonomy import DEFAULT_TAXONOMY, Mode
 from mast.taxonomy import load as load_taxonomy
 
 
@@ -37,7 +37,7 @@ class ReportContext:
     taxonomy_name: str
     selected_systems: list[str]
     selected_annotators: list[str]
-    modes: list[ModeInfo]
+    modes: list[Mode]
     categories: list[tuple[str, str]]             # (id, name)
     systems: list[SystemOverview]
     annotators: list[AnnotatorInfo]

@@ -19,7 +19,7 @@ from typing import Any
 from mast.agreement import authority_rank
 from mast.report.labels import BEST, Cell, Labels
 from mast.scope import traces_sql
-from mast.taxonomy import Taxonomy
+from mast.taxonomy import Mode, Taxonomy
 
 
 @dataclass(frozen=True)
@@ -38,16 +38,6 @@ class Limits:
     list_bytes: int = 6_000_000     # the explorer's list rows (task, tags, rationales), likewise
     rationale_chars: int = 600
     task_chars: int = 300
-
-
-@dataclass(frozen=True)
-class ModeInfo:
-    id: str
-    name: str
-    category: str
-    category_name: str
-    definition: str
-    evidence: str
 
 
 @dataclass(frozen=True)
@@ -113,15 +103,14 @@ class Page:
     selected_systems: list[str]
     selected_annotators: list[str]
     notes: list[str] = field(default_factory=list)
-    modes: list[ModeInfo] = field(init=False)
+    modes: list[Mode] = field(init=False)
     categories: list[tuple[str, str]] = field(init=False)  # (id, name), taxonomy order
     cells: list[Cell] = field(init=False)               # exposure of every (system, annotator or BEST, mode)
     annotators: list[AnnotatorInfo] = field(init=False)  # everyone in the selection, most authoritative first
     systems: list[SystemOverview] = field(init=False)    # each selected system that has traces, by name
 
     def __post_init__(self) -> None:
-        self.modes = [ModeInfo(m.id, m.name, m.category, m.category_name, m.definition, m.evidence)
-                      for m in self.taxonomy.modes]
+        self.modes = list(self.taxonomy.modes)
         self.categories = list(dict.fromkeys((m.category, m.category_name) for m in self.modes))
         self.cells = self.labels.cells()
         # In this order: the notes about annotators come before the one about systems.
