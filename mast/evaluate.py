@@ -113,8 +113,9 @@ def agreement(store, gold: str, pred: str, *, taxonomy: str = DEFAULT_TAXONOMY,
     pair = compare_pair(store, labels, params, gold, pred)
     by_mode = {m.mode: m for m in pair.modes}
     scores = [_score(m.id, m.name, by_mode.get(m.id)) for m in tax.modes]
-    assessed = [m for m in pair.modes if m.mode in tax.mode_ids]
-    macro = {k: Agreement(gold, pred, pair.traces, assessed).macro(k) for k in ("precision", "recall", "f1", "kappa")}
+    # Labels of modes outside the taxonomy (codes of an older draft) are not scored.
+    on_taxonomy = Agreement(gold, pred, pair.traces, [m for m in pair.modes if m.mode in tax.mode_ids])
+    macro = {k: on_taxonomy.macro(k) for k in ("precision", "recall", "f1", "kappa")}
     return LabelAgreement(gold, pred, taxonomy, system, pair.traces, scores, macro,
                           [s.mode for s in scores if not s.assessed])
 
