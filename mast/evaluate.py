@@ -20,7 +20,7 @@ Contract:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from mast.agreement import Agreement, ModeAgreement, compare_pair, latest_labels
 from mast.errors import UsageError
@@ -54,7 +54,7 @@ class LabelAgreement:
     gold: str
     pred: str
     taxonomy: str
-    system: str | None
+    systems: list[str]
     traces: int
     modes: list[ModeScore]
     macro: dict[str, float | None]
@@ -105,18 +105,18 @@ def _check_annotator(store, name: str, table: str) -> None:
 
 
 def agreement(store, gold: str, pred: str, *, taxonomy: str = DEFAULT_TAXONOMY,
-              system: str | None = None) -> LabelAgreement:
+              systems: Sequence[str] = ()) -> LabelAgreement:
     tax = load_taxonomy(taxonomy)
     _check_annotator(store, gold, "annotations")
     _check_annotator(store, pred, "annotations")
-    labels, params = latest_labels(store, taxonomy, systems=[system] if system else None, annotators=[gold, pred])
+    labels, params = latest_labels(store, taxonomy, systems=list(systems) or None, annotators=[gold, pred])
     pair = compare_pair(store, labels, params, gold, pred)
     by_mode = {m.mode: m for m in pair.modes}
     scores = [_score(m.id, m.name, by_mode.get(m.id)) for m in tax.modes]
     # Labels of modes outside the taxonomy (codes of an older draft) are not scored.
     on_taxonomy = Agreement(gold, pred, pair.traces, [m for m in pair.modes if m.mode in tax.mode_ids])
     macro = {k: on_taxonomy.macro(k) for k in ("precision", "recall", "f1", "kappa")}
-    return LabelAgreement(gold, pred, taxonomy, system, pair.traces, scores, macro,
+    return LabelAgreement(gold, pred, taxonomy, list(systems), pair.traces, scores, macro,
                           [s.mode for s in scores if not s.assessed])
 
 
