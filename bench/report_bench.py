@@ -30,7 +30,7 @@ from mast.classify import create, names  # noqa: E402
 from mast.classify.runner import Selection, run  # noqa: E402
 from mast.ingest.pipeline import ingest_paths  # noqa: E402
 from mast.report.context import build_context  # noqa: E402
-from mast.report.render import render  # noqa: E402
+from mast.report.html import render  # noqa: E402
 from mast.store import Store  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"

@@ -1,16 +1,13 @@
 """Agreement between two annotators: mode labels (P/R/F1/kappa) and root-cause attributions.
 
 Contract:
-- Labels: for each (trace, mode, annotator) the *latest* stored row counts (``append``
-  runs keep history; evaluation reads the newest).  ``unknown`` labels are ignored.
-- :func:`agreement` compares ``pred`` with ``gold`` over the traces both annotators
-  labelled (optionally one system).  Per mode: the traces where both gave a label for
-  that mode; precision, recall, F1 and Cohen's kappa from scikit-learn with "present"
-  as the positive class.  A mode the pred annotator gave no label for on those traces
-  is *not assessed* (it is not scored as "absent").  A metric that is undefined (no
-  predicted positives for precision, no gold positives for recall, a constant pair of
-  label vectors for kappa) is ``None`` and left out of the macro average, which is the
-  unweighted mean over the assessed modes where the metric is defined.
+- Labels: which label counts and how two annotators' labels are scored is
+  :mod:`mast.agreement` (the latest row per trace, mode and annotator; precision,
+  recall, F1 and Cohen's kappa as scikit-learn defines them, ``None`` where undefined).
+- :func:`agreement` lays ``pred`` against ``gold`` over the whole taxonomy (optionally
+  one system): every mode of the taxonomy gets a row, and a mode the two did not both
+  label on some trace is *not assessed* (it is not scored as "absent").  The macro
+  average is the unweighted mean over the assessed modes where the metric is defined.
 - :func:`attribution_agreement` compares root causes on traces both annotators
   attributed: agent accuracy (case- and punctuation-insensitive name match), step
   accuracy exact and within +/-k, with the uniform-random baseline (per trace 1/#agents,
@@ -22,11 +19,14 @@ Contract:
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
+from mast.agreement import Agreement, ModeAgreement, compare_pair, latest_labels
 from mast.errors import UsageError
+from mast.scope import UNKNOWN_SYSTEM
+from mast.taxonomy import DEFAULT_TAXONOMY
+from mast.taxonomy import load as load_taxonomy
 
 
 @dataclass
@@ -48,11 +48,13 @@ class ModeScore:
 
 
 @dataclass
-class Agreement:
+class LabelAgreement:
+    """``mast evaluate``'s answer: one row per mode of the taxonomy."""
+
     gold: str
     pred: str
     taxonomy: str
-    system: str | None
+    systems: list[str]
     traces: int
     modes: list[ModeScore]
     macro: dict[str, float | None]
@@ -91,17 +93,6 @@ class AttributionAgreement:
         return asdict(self)
 
 
-_LATEST = """
-    SELECT trace_id, mode, annotator, label FROM (
-        SELECT trace_id, mode, annotator, label,
-               row_number() OVER (PARTITION BY trace_id, mode, annotator
-                                  ORDER BY created_at DESC, run_id DESC NULLS LAST) AS rn
-        FROM annotations
-        WHERE annotator IN (?, ?) AND taxonomy = ? AND label IN ('present', 'absent')
-    ) WHERE rn = 1
-"""
-
-
 def annotators(store) -> list[str]:
     return [r[0] for r in store.fetchall("SELECT DISTINCT annotator FROM annotations ORDER BY 1")]
 
@@ -113,76 +104,27 @@ def _check_annotator(store, name: str, table: str) -> None:
                          "Known: " + (", ".join(known) if known else "none (run `mast classify` or ingest labelled data)"))
 
 
-def _num(x) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return None if math.isnan(x) else x
-
-
-def agreement(store, gold: str, pred: str, *, taxonomy: str = "mast-v1", system: str | None = None) -> Agreement:
-    from sklearn.metrics import cohen_kappa_score, precision_recall_fscore_support
-
-    from mast.taxonomy import load
-
-    tax = load(taxonomy)
+def agreement(store, gold: str, pred: str, *, taxonomy: str = DEFAULT_TAXONOMY,
+              systems: Sequence[str] = ()) -> LabelAgreement:
+    tax = load_taxonomy(taxonomy)
     _check_annotator(store, gold, "annotations")
     _check_annotator(store, pred, "annotations")
-    params: list[Any] = [gold, pred, taxonomy]
-    sys_filter = ""
-    if system:
-        sys_filter = "AND trace_id IN (SELECT trace_id FROM traces WHERE system = ?)"
-        params.append(system)
-    rows = store.fetchall(f"""
-        WITH l AS ({_LATEST}),
-        both_traces AS (
-            SELECT trace_id FROM l WHERE annotator = ? {sys_filter}
-            INTERSECT SELECT trace_id FROM l WHERE annotator = ?
-        )
-        SELECT g.mode, g.trace_id, g.label = 'present' AS gp, p.label = 'present' AS pp
-        FROM l g JOIN l p ON p.trace_id = g.trace_id AND p.mode = g.mode AND p.annotator = ?
-        WHERE g.annotator = ? AND g.trace_id IN (SELECT trace_id FROM both_traces)
-        ORDER BY g.mode, g.trace_id""",
-        [gold, pred, taxonomy, gold] + ([system] if system else []) + [pred, pred, gold])
-    n_traces = store.fetchall(f"""
-        WITH l AS ({_LATEST})
-        SELECT count(*) FROM (SELECT trace_id FROM l WHERE annotator = ? {sys_filter}
-                              INTERSECT SELECT trace_id FROM l WHERE annotator = ?)""",
-        [gold, pred, taxonomy, gold] + ([system] if system else []) + [pred])[0][0]
-    by_mode: dict[str, tuple[list[int], list[int]]] = {}
-    for mode, _tid, gp, pp in rows:
-        y, p = by_mode.setdefault(mode, ([], []))
-        y.append(int(gp))
-        p.append(int(pp))
-    scores: list[ModeScore] = []
-    for m in tax.modes:
-        if m.id not in by_mode:
-            scores.append(ModeScore(m.id, m.name, assessed=False))
-            continue
-        y, p = by_mode[m.id]
-        tp = sum(1 for a, b in zip(y, p) if a and b)
-        fp = sum(1 for a, b in zip(y, p) if not a and b)
-        fn = sum(1 for a, b in zip(y, p) if a and not b)
-        tn = len(y) - tp - fp - fn
-        pr, rc, f1, _ = precision_recall_fscore_support(y, p, average="binary", pos_label=1, zero_division=math.nan)
-        if len(set(y)) == 1 and len(set(p)) == 1:
-            kappa = None  # both constant: kappa is 0/0
-        else:
-            kappa = cohen_kappa_score(y, p)
-        # F1 is defined when there is any positive on either side (2tp / (2tp+fp+fn)).
-        f1v = (2 * tp / (2 * tp + fp + fn)) if (tp + fp + fn) else None
-        scores.append(ModeScore(m.id, m.name, True, len(y), tp + fn, tp + fp, tp, fp, fn, tn,
-                                _num(pr) if tp + fp else None, _num(rc) if tp + fn else None,
-                                _num(f1) if f1v is not None else None, _num(kappa)))
-    assessed = [s for s in scores if s.assessed]
+    labels, params = latest_labels(store, taxonomy, systems=list(systems) or None, annotators=[gold, pred])
+    pair = compare_pair(store, labels, params, gold, pred)
+    by_mode = {m.mode: m for m in pair.modes}
+    scores = [_score(m.id, m.name, by_mode.get(m.id)) for m in tax.modes]
+    # Labels of modes outside the taxonomy (codes of an older draft) are not scored.
+    on_taxonomy = Agreement(gold, pred, pair.traces, [m for m in pair.modes if m.mode in tax.mode_ids])
+    macro = {k: on_taxonomy.macro(k) for k in ("precision", "recall", "f1", "kappa")}
+    return LabelAgreement(gold, pred, taxonomy, list(systems), pair.traces, scores, macro,
+                          [s.mode for s in scores if not s.assessed])
 
-    def mean(attr: str) -> float | None:
-        vals = [getattr(s, attr) for s in assessed if getattr(s, attr) is not None]
-        return sum(vals) / len(vals) if vals else None
 
-    macro = {k: mean(k) for k in ("precision", "recall", "f1", "kappa")}
-    return Agreement(gold, pred, taxonomy, system, n_traces, scores, macro,
-                     [s.mode for s in scores if not s.assessed])
+def _score(mode: str, name: str, m: ModeAgreement | None) -> ModeScore:
+    if m is None:
+        return ModeScore(mode, name, assessed=False)
+    return ModeScore(mode, name, True, m.n, m.support, m.predicted, m.tp, m.fp, m.fn, m.tn,
+                     m.precision, m.recall, m.f1, m.kappa)
 
 
 def attribution_agreement(store, gold: str = "human", pred: str = "rules", *, tolerance: int = 1,
@@ -193,7 +135,7 @@ def attribution_agreement(store, gold: str = "human", pred: str = "rules", *, to
     _check_annotator(store, gold, "attributions")
     _check_annotator(store, pred, "attributions")
     if group_by == "system":
-        grp = "coalesce(t.system, '(unknown)')"
+        grp = f"coalesce(t.system, '{UNKNOWN_SYSTEM}')"
     else:
         grp = "coalesce(json_extract_string(t.metadata, '$.' || ?), '(none)')"
     sql = f"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mast.cli._render import out, print_json, table
-from mast.cli.options import json_option, taxonomy_option
+from mast.cli.options import json_option, systems_option, taxonomy_option
 
 
 def _f(x, pct: bool = False) -> str:
@@ -17,7 +17,7 @@ def _f(x, pct: bool = False) -> str:
 @click.command()
 @click.option("--gold", default="human", show_default=True, help="Reference annotator (e.g. human, community:mast-lint).")
 @click.option("--pred", default="rules", show_default=True, help="Annotator to score (e.g. rules, judge).")
-@click.option("--system", help="Only traces of this system (labels).")
+@systems_option
 @taxonomy_option
 @click.option("--attribution", is_flag=True, help="Score root causes (agent, step) instead of mode labels.")
 @click.option("--tolerance", "-k", type=click.IntRange(min=0), default=1, show_default=True,
@@ -26,7 +26,7 @@ def _f(x, pct: bool = False) -> str:
               help="Attribution: group by this metadata field, or 'system'.")
 @json_option
 @click.pass_obj
-def evaluate(obj, gold, pred, system, taxonomy_id, attribution, tolerance, group_by, as_json):
+def evaluate(obj, gold, pred, systems, taxonomy_id, attribution, tolerance, group_by, as_json):
     """Precision, recall, F1 and Cohen's kappa per mode; or root-cause accuracy."""
     from mast.evaluate import agreement, attribution_agreement
     from mast.store import Store
@@ -35,7 +35,7 @@ def evaluate(obj, gold, pred, system, taxonomy_id, attribution, tolerance, group
         if attribution:
             res = attribution_agreement(store, gold, pred, tolerance=tolerance, group_by=group_by)
         else:
-            res = agreement(store, gold, pred, taxonomy=taxonomy_id, system=system)
+            res = agreement(store, gold, pred, taxonomy=taxonomy_id, systems=systems)
     if as_json:
         print_json(res.to_dict())
         return
@@ -64,4 +64,4 @@ def evaluate(obj, gold, pred, system, taxonomy_id, attribution, tolerance, group
                  "recall": _f(res.macro["recall"]), "F1": _f(res.macro["f1"]), "kappa": _f(res.macro["kappa"])})
     cols = ["mode", "n", "support", "pred", "precision", "recall", "F1", "kappa"]
     out.print(table(rows, cols, title=f"{pred} vs {gold}: {res.traces} trace(s) labelled by both"
-                    + (f", system {system}" if system else ""), justify_right=cols[2:]))
+                    + (f", system {', '.join(systems)}" if systems else ""), justify_right=cols[2:]))

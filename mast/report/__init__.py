@@ -2,7 +2,7 @@
 
 - :func:`mast.report.context.build_context` reads the store into a
   :class:`~mast.report.context.ReportContext` (summaries of every trace, bounded detail).
-- :func:`mast.report.render.render` turns a context into one HTML string: inline CSS,
+- :func:`mast.report.html.render` turns a context into one HTML string: inline CSS,
   JS and SVG, a strict Content-Security-Policy, no network request of any kind.
 - :func:`write_report` does both and writes the file.
 """
@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from mast.report.context import Limits, ReportContext, build_context
+from mast.report.context import ReportContext, build_context
+from mast.report.html import render
+from mast.report.page import Limits
+from mast.taxonomy import DEFAULT_TAXONOMY
 
 
 @dataclass(frozen=True)
@@ -24,10 +27,8 @@ class ReportResult:
 
 
 def write_report(store, path: str | Path, *, systems: Sequence[str] | None = None,
-                 annotators: Sequence[str] | None = None, taxonomy: str = "mast-v1",
+                 annotators: Sequence[str] | None = None, taxonomy: str = DEFAULT_TAXONOMY,
                  limits: Limits | None = None) -> ReportResult:
-    from mast.report.render import render
-
     ctx = build_context(store, systems=systems, annotators=annotators, taxonomy=taxonomy, limits=limits)
     html = render(ctx)
     path = Path(path)

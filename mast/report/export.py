@@ -5,7 +5,7 @@ Contract:
   one row per stored annotation (nothing deduplicated: it is the raw table).
 - :func:`exposure_frame` returns one row per (system, annotator view, mode) for every
   system and every mode of the taxonomy, with the same numbers as the report (see
-  :mod:`mast.report.exposure`); a mode not assessed has ``assessed = false``,
+  :mod:`mast.report.labels`); a mode not assessed has ``assessed = false``,
   ``n = 0`` and a null rate, never a zero rate.
 - :func:`write_frame` writes parquet, csv or jsonl to a path, or csv/jsonl to a text
   stream; list columns become JSON text in csv.
@@ -19,8 +19,10 @@ from typing import IO, Sequence
 
 import polars as pl
 
+from mast.agreement import authority_rank
 from mast.errors import UsageError
-from mast.report import exposure as ex
+from mast.report.labels import BEST, Labels
+from mast.scope import UNKNOWN_SYSTEM
 from mast.taxonomy import DEFAULT_TAXONOMY
 from mast.taxonomy import load as load_taxonomy
 
@@ -31,7 +33,7 @@ def _filters(systems, annotators, alias="a") -> tuple[str, list]:
     where, params = [], []
     if systems:
         where.append("coalesce(t.system, ?) IN (SELECT unnest(?))")
-        params += [ex.UNKNOWN_SYSTEM, list(systems)]
+        params += [UNKNOWN_SYSTEM, list(systems)]
     if annotators:
         where.append(f"{alias}.annotator IN (SELECT unnest(?))")
         params.append(list(annotators))
@@ -42,7 +44,7 @@ def annotations_frame(store, systems: Sequence[str] | None = None,
                       annotators: Sequence[str] | None = None) -> pl.DataFrame:
     where, params = _filters(systems, annotators)
     return store.query(f"""
-        SELECT a.trace_id, coalesce(t.system, '{ex.UNKNOWN_SYSTEM}') AS system, a.taxonomy, a.mode, a.annotator,
+        SELECT a.trace_id, coalesce(t.system, '{UNKNOWN_SYSTEM}') AS system, a.taxonomy, a.mode, a.annotator,
                a.run_id, a.label, a.confidence, a.evidence_steps, a.rationale, a.created_at
         FROM annotations a JOIN traces t USING (trace_id){where}
         ORDER BY system, a.trace_id, a.annotator, a.mode, a.created_at""", params)
@@ -51,16 +53,12 @@ def annotations_frame(store, systems: Sequence[str] | None = None,
 def exposure_frame(store, systems: Sequence[str] | None = None, annotators: Sequence[str] | None = None,
                    taxonomy: str = DEFAULT_TAXONOMY) -> pl.DataFrame:
     tax = load_taxonomy(taxonomy)
-    ex.prepare_labels(store, tax.id, systems, annotators)
-    try:
-        cells = {(c.system, c.annotator, c.mode): c for c in ex.exposure_cells(store)}
-        views = [ex.BEST] + sorted({c.annotator for c in cells.values()} - {ex.BEST},
-                                   key=lambda a: (ex.authority_rank(a), a))
-    finally:
-        ex.drop_labels(store)
+    with Labels(store, tax.id, systems, annotators) as labels:
+        cells = {(c.system, c.annotator, c.mode): c for c in labels.cells()}
+    views = [BEST] + sorted({c.annotator for c in cells.values()} - {BEST}, key=lambda a: (authority_rank(a), a))
     where, params = _filters(systems, None)
     all_systems = [r[0] for r in store.fetchall(
-        f"SELECT DISTINCT coalesce(t.system, '{ex.UNKNOWN_SYSTEM}') FROM traces t{where} ORDER BY 1", params)]
+        f"SELECT DISTINCT coalesce(t.system, '{UNKNOWN_SYSTEM}') FROM traces t{where} ORDER BY 1", params)]
     rows = []
     for system in all_systems:
         for view in views:

@@ -9,7 +9,7 @@ import pytest
 
 from mast.model import Annotation, Label, Outcome
 from mast.report import Limits, build_context
-from mast.report.exposure import BEST, Agreement, wilson
+from mast.report.labels import BEST, wilson
 from mast.report.jsonblock import script_json
 from mast.store import Store
 from tests.report.conftest import build_small, make_trace
@@ -71,21 +71,6 @@ def test_wilson_matches_known_values():
     lo, hi = wilson(0, 10)
     assert lo == 0.0 and round(hi, 4) == 0.2775
     assert wilson(0, 0) is None
-
-
-@pytest.mark.parametrize("gold,pred", [
-    ([1, 0, 1, 0, 0, 1, 1, 0], [1, 0, 0, 0, 1, 1, 1, 0]),
-    ([1, 1, 0, 0], [0, 0, 1, 1]),
-    ([0, 0, 0, 1], [0, 0, 0, 0]),
-])
-def test_kappa_and_f1_equal_scikit_learn(gold, pred):
-    from sklearn.metrics import cohen_kappa_score, f1_score
-    tp = sum(g and p for g, p in zip(gold, pred))
-    fp = sum((not g) and p for g, p in zip(gold, pred))
-    fn = sum(g and not p for g, p in zip(gold, pred))
-    a = Agreement("g", "p", "1.1", len(gold), tp, fp, fn, len(gold) - tp - fp - fn)
-    assert a.kappa == pytest.approx(cohen_kappa_score(gold, pred))
-    assert a.f1 == pytest.approx(f1_score(gold, pred, zero_division=0))
 
 
 def test_agreement_pairs_match_mast_evaluate(small_store):

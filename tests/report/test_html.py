@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 import pytest
 
 from mast.report import write_report
-from mast.report.render import page_data, script_json
+from mast.report.html import page_data, script_json
 from mast.store import Store
 from mast.taxonomy import load
 from tests.report.conftest import XSS, build_xss

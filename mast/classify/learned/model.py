@@ -35,6 +35,7 @@ import numpy as np
 from mast.classify.learned.features import DENSE, FEATURES_VERSION
 from mast.classify.learned.ranker import Ranker
 from mast.errors import MastError
+from mast.taxonomy import DEFAULT_TAXONOMY
 
 FORMAT = "mast-learned-model"
 FORMAT_VERSION = 1
@@ -54,7 +55,7 @@ class AttributionModel:
     hyperparameters: dict[str, Any]
     training: dict[str, Any]
     cv: dict[str, Any]
-    taxonomy: str = "mast-v1"
+    taxonomy: str = DEFAULT_TAXONOMY
     libraries: dict[str, str] | None = None
     model_id: str = ""
     #: where it was read from (a file, or ``store``), for messages

@@ -32,6 +32,7 @@ from mast.classify.learned import features as F
 from mast.classify.learned.model import AttributionModel, libraries
 from mast.classify.learned.ranker import Ranker, fit, group_offsets, softmax_groups
 from mast.errors import UsageError
+from mast.taxonomy import DEFAULT_TAXONOMY
 
 MIN_TRACES = 10
 SEED = 0
@@ -299,7 +300,7 @@ def _compare_present(store, compare: Sequence[str]) -> list[str]:
 
 
 def learn_attribution(store, gold: str = "human", *, where: str | None = None, k: int = 5,
-                      compare: Sequence[str] = ("rules",), taxonomy: str = "mast-v1") -> LearnResult:
+                      compare: Sequence[str] = ("rules",), taxonomy: str = DEFAULT_TAXONOMY) -> LearnResult:
     """Nested-CV figures beside the baselines, and the model fitted on every gold trace."""
     if k < 2:
         raise UsageError("--cv must be 2 or more")

@@ -1,4 +1,8 @@
-"""Render a :class:`~mast.report.context.ReportContext` to one self-contained HTML string.
+"""Write a :class:`~mast.report.context.ReportContext` as one self-contained HTML page.
+
+The page is ``templates/report.html.j2`` (head, header, notes, footer) around each
+section's partial, rendered in :data:`~mast.report.sections.SECTIONS` order; its one
+script is ``assets/runtime.js`` followed by each section's script, inside one function.
 
 Security contract (every string from a trace is untrusted):
 - One Jinja environment with autoescape on for everything; the only values marked safe
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,11 +27,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from mast.report.context import ReportContext
-from mast.report.exposure import BEST, Cell
 from mast.report.jsonblock import script_json
+from mast.report.labels import BEST, Cell
+from mast.report.sections import SECTIONS
 
 HERE = Path(__file__).resolve().parent
 HEAT_BUCKETS = 9
+
 
 def csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
@@ -42,7 +47,15 @@ def csp(script: str, style: str) -> str:
 
 @lru_cache(maxsize=None)
 def _asset(name: str) -> str:
-    return (HERE / "assets" / name).read_text(encoding="utf-8")
+    return (HERE / name).read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def page_script() -> str:
+    """The runtime, then every section's script in page order, inside one function."""
+    parts = [_asset("assets/runtime.js")]
+    parts += [_asset(f"sections/{s.id}.js") for s in SECTIONS if (HERE / "sections" / f"{s.id}.js").exists()]
+    return "(function () {\n" + "\n".join([*parts, "R.ready();"]) + "\n})();\n"
 
 
 # -- filters -------------------------------------------------------------------------
@@ -90,29 +103,36 @@ def bar(value: float | None, width: int = 120) -> int:
 
 @lru_cache(maxsize=1)
 def _env() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=True,
+    env = Environment(loader=FileSystemLoader(str(HERE)), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(pct=pct, num=num, money=money, heat=heat, ci_text=ci_text, ci_range=ci_range, bar=bar)
     return env
 
 
 def page_data(ctx: ReportContext) -> dict[str, Any]:
-    """What the page's script needs: modes, filter values and the explorer's traces."""
-    e = ctx.explorer
-    return {
+    """What the page's script needs: modes and filter values, plus what sections add."""
+    data: dict[str, Any] = {
         "modes": [{"id": m.id, "name": m.name, "category": m.category, "category_name": m.category_name,
                    "definition": m.definition} for m in ctx.modes],
         "systems": [s.system for s in ctx.systems],
         "annotators": [a.name for a in ctx.annotators],
-        "traces": e.traces,
-        "details": e.details,
-        "step_chars": e.limits.step_chars,
     }
+    for sec in SECTIONS:
+        if sec.script_data is None:
+            continue
+        extra = sec.script_data(ctx.sections[sec.id])
+        clash = data.keys() & extra.keys()
+        if clash:
+            raise ValueError(f"report section {sec.id!r} adds script data already present: {sorted(clash)}")
+        data.update(extra)
+    return data
 
 
 def render(ctx: ReportContext) -> str:
-    script, style = _asset("report.js"), _asset("report.css")
-    html = _env().get_template("report.html.j2").render(
-        ctx=ctx, BEST=BEST, csp=csp(script, style), script=Markup(script), style=Markup(style),
-        data=Markup(script_json(page_data(ctx))))
-    return html
+    env = _env()
+    parts = [Markup(env.get_template(f"sections/{s.id}.html.j2").render(ctx=ctx, data=ctx.sections[s.id], BEST=BEST))
+             for s in SECTIONS]
+    script, style = page_script(), _asset("assets/report.css")
+    return env.get_template("templates/report.html.j2").render(
+        ctx=ctx, sections=list(zip(SECTIONS, parts)), csp=csp(script, style), script=Markup(script),
+        style=Markup(style), data=Markup(script_json(page_data(ctx))))

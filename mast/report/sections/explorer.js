@@ -1,54 +1,12 @@
-/* mast report: exposure view switch and the trace explorer.
-   Every string in DATA comes from traces and is untrusted: it is only ever set with
-   textContent / DOM properties, never parsed as HTML, and never used as a URL. */
-(function () {
+/* Trace explorer: filter the traces, open one, follow a failure tag to its evidence steps.
+   Trace strings are set with textContent / DOM properties only (see assets/runtime.js). */
+(function (R) {
   "use strict";
-  var DATA = JSON.parse(document.getElementById("mast-data").textContent);
-  var MODES = {};
-  DATA.modes.forEach(function (m) { MODES[m.id] = m; });
+  var DATA = R.data, $ = R.$, el = R.el, fmtNum = R.fmtNum, fmtCost = R.fmtCost, modeLabel = R.modeLabel;
   var PAGE = 200;
   var MAX_LANES = 6;
   var state = { shown: PAGE, current: null, matches: [] };
   var hay = null;
-
-  function $(id) { return document.getElementById(id); }
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    return e;
-  }
-  function fmtNum(x) { return x === null || x === undefined ? "–" : Number(x).toLocaleString("en-US"); }
-  function fmtCost(x) { return x === null || x === undefined ? "–" : "$" + Number(x).toFixed(x >= 1 ? 2 : 4); }
-  function modeLabel(id) { var m = MODES[id]; return m ? id + " " + m.name : String(id); }
-
-  /* -- exposure: which annotator's labels the heatmap shows ------------------------ */
-  var viewSelect = $("view-select");
-  if (viewSelect) {
-    viewSelect.addEventListener("change", function () {
-      var v = viewSelect.value;
-      document.querySelectorAll("#exposure .view").forEach(function (d) {
-        d.hidden = d.getAttribute("data-view") !== v;
-      });
-    });
-  }
-  document.querySelectorAll("a.cell-link").forEach(function (a) {
-    a.addEventListener("click", function () {
-      setFilter("f-system", a.getAttribute("data-system"));
-      setFilter("f-mode", a.getAttribute("data-mode"));
-      setFilter("f-annotator", a.getAttribute("data-annotator") || "");
-      setFilter("f-outcome", "");
-      $("f-text").value = "";
-      apply();
-    });
-  });
-  function setFilter(id, value) {
-    var s = $(id);
-    for (var i = 0; i < s.options.length; i++) {
-      if (s.options[i].value === value) { s.selectedIndex = i; return; }
-    }
-    s.selectedIndex = 0;
-  }
 
   /* -- explorer: filtering ------------------------------------------------------------ */
   function haystack() {
@@ -314,7 +272,23 @@
     return card;
   }
 
+  function setFilter(id, value) {
+    var s = $(id);
+    for (var i = 0; i < s.options.length; i++) {
+      if (s.options[i].value === value) { s.selectedIndex = i; return; }
+    }
+    s.selectedIndex = 0;
+  }
+
   /* -- wiring -------------------------------------------------------------------------- */
+  R.on("explorer:show", function (f) {
+    setFilter("f-system", f.system);
+    setFilter("f-mode", f.mode);
+    setFilter("f-annotator", f.annotator);
+    setFilter("f-outcome", "");
+    $("f-text").value = "";
+    apply();
+  });
   ["f-system", "f-mode", "f-annotator", "f-outcome"].forEach(function (id) { $(id).addEventListener("change", apply); });
   var timer = null;
   $("f-text").addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(apply, 150); });
@@ -323,5 +297,4 @@
   apply();
   var m = /^#trace=(.+)$/.exec(location.hash);
   if (m) { try { openTrace(decodeURIComponent(m[1]), false); } catch (e) { /* a malformed hash opens nothing */ } }
-  document.documentElement.setAttribute("data-ready", "1");
-})();
+})(R);

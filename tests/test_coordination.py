@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mast.analytics import coordination
+from mast.coordination import coordination
 from mast.model import Outcome, Step, StepKind, Trace
 from mast.store import Store
 from tests.report.conftest import build_small

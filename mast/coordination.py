@@ -23,9 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from mast.scope import traces_sql
+
 MESSAGE_KINDS = ("message", "handoff")
 WORK_KINDS = ("llm_call", "tool_call", "tool_result")
-UNKNOWN_SYSTEM = "(unknown)"
 UNKNOWN_AGENT = "(no agent)"
 
 
@@ -76,22 +77,15 @@ class Coordination:
         return [a for a in self.agents if a.system == system]
 
 
-def _selection_sql(systems: Sequence[str] | None) -> tuple[str, list]:
-    if systems:
-        return ("SELECT trace_id, coalesce(system, ?) AS system FROM traces WHERE coalesce(system, ?) IN "
-                "(SELECT unnest(?))", [UNKNOWN_SYSTEM, UNKNOWN_SYSTEM, list(systems)])
-    return "SELECT trace_id, coalesce(system, ?) AS system FROM traces", [UNKNOWN_SYSTEM]
-
-
 def coordination(store, systems: Sequence[str] | None = None) -> Coordination:
     """Per system and per agent: steps by kind, tokens, cost, repetition."""
-    sel, params = _selection_sql(systems)
+    sel, params = traces_sql(systems, columns="trace_id")
     kinds = f"""
         count(*) FILTER (WHERE s.kind IN {MESSAGE_KINDS}) AS message_steps,
         count(*) FILTER (WHERE s.kind IN {WORK_KINDS}) AS work_steps"""
     agent_rows = store.fetchall(f"""
         WITH sel AS ({sel})
-        SELECT sel.system, coalesce(s.agent, ?) AS agent, count(*) AS steps, {kinds},
+        SELECT sel.sys, coalesce(s.agent, ?) AS agent, count(*) AS steps, {kinds},
                CASE WHEN count(s.tokens_in) + count(s.tokens_out) > 0
                     THEN sum(coalesce(s.tokens_in, 0) + coalesce(s.tokens_out, 0)) END AS tokens,
                sum(s.cost_usd) AS cost
@@ -119,7 +113,7 @@ def coordination(store, systems: Sequence[str] | None = None) -> Coordination:
                 WHERE s.content IS NOT NULL AND s.content <> ''
                 GROUP BY ALL HAVING count(*) > 1)
             GROUP BY 1)
-        SELECT sel.system, count(*), coalesce(sum(p.steps), 0),
+        SELECT sel.sys, count(*), coalesce(sum(p.steps), 0),
                coalesce(sum(p.message_steps), 0), coalesce(sum(p.work_steps), 0),
                coalesce(sum(p.addressed), 0), coalesce(sum(r.repeated), 0),
                count(r.trace_id),
