@@ -27,7 +27,7 @@ Contract of :func:`learn_modes`:
   cross-validated; the macro kappa difference to each compared annotator is bootstrapped
   on the modes both assess.
 - Saved: a mode whose CV kappa is above the constant baseline's (0: a constant agrees
-  only by chance) gets a model fitted on every labelled trace (hyperparameters by CV over
+  only by chance; its CV figure when higher) gets a model fitted on every labelled trace (hyperparameters by CV over
   all of them); any other mode is not saved, with the reason.  No mode saved: no model.
 """
 
@@ -247,8 +247,8 @@ def _check_counts(gold: Gold, k: int, name: str, no_steps: int) -> None:
     if len(gold.trace_ids) < need or n_groups < k:
         pos = ", ".join(f"{m}: {sum(v.values())}" for m, v in sorted(gold.labels.items())) or "none"
         raise UsageError(
-            f"too few mode labels by {name!r} to train and cross-validate: {len(gold.trace_ids)} labelled "
-            f"trace(s) with steps in {n_groups} group(s) (present per mode: {pos}"
+            f"{len(gold.trace_ids)} labelled trace(s) with steps in {n_groups} group(s), too few mode labels by "
+            f"{name!r} to train and cross-validate (present per mode: {pos}"
             f"{f'; {no_steps} without steps' if no_steps else ''}); need at least {need} traces and {k} groups "
             f"with --cv {k}",
             "Label more traces, widen --where, lower --cv, or try --group trace if each trace was labelled alone.")
@@ -340,17 +340,20 @@ def learn_modes(store, gold: str = "human", *, where: str | None = None, k: int 
         oof[m] = (rows, y, preds)
         entry.update(cv=cv, baseline=base, chosen_per_outer_fold=chosen)
         kp = cv["kappa"]
-        if kp is not None and kp > 0:
+        # a constant agrees only by chance (kappa 0); its CV kappa can even be below 0 when
+        # the majority flips between training parts: the bar is whichever is higher
+        bar = max(0.0, base["constant"]["kappa"] or 0.0)
+        if kp is not None and kp > bar:
             cfg = select(X, y_all, groups, rows, k)
             fitted = _fit(X[rows], y, cfg)
             saved[m] = ModeModel(cfg["feature_set"], fitted[2], fitted[3], {**cfg, "c_grid": list(C_GRID),
                                                                           "inner_folds": INNER_FOLDS}, cv)
             entry["saved"] = True
-            entry["why"] = f"CV kappa {kp:.3f} > 0 (constant baseline)" + (
+            entry["why"] = f"CV kappa {kp:.3f} > {bar:.3f} (constant baseline)" + (
                 "; its interval includes 0" if cv["kappa_ci"][0] is not None and cv["kappa_ci"][0] <= 0 else "")
             entry["hyperparameters"] = cfg
         else:
-            entry["why"] = f"CV kappa {'undefined' if kp is None else f'{kp:.3f}'} does not beat the constant baseline (0)"
+            entry["why"] = f"CV kappa {'undefined' if kp is None else f'{kp:.3f}'} does not beat the constant baseline ({bar:.3f})"
         modes_out[m] = entry
 
     macro = _macro(modes_out, oof, draws, members, list(others))
