@@ -24,6 +24,7 @@ BUILTINS: dict[str, str] = {
     "rules": "mast.classify.rules:RulesClassifier",
     "judge": "mast.classify.judge:JudgeClassifier",
     "learned": "mast.classify.learned:LearnedClassifier",
+    "learned-modes": "mast.classify.learned.modes_classifier:LearnedModesClassifier",
 }
 
 _REGISTRY: dict[str, Factory] = {}
