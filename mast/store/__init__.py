@@ -473,14 +473,6 @@ class Store:
                     rationale=why, trace_id=tid))
         return [by_id[t] for t in ids if t in by_id]
 
-    def get_trace(self, trace_id: str) -> dict[str, Any]:
-        tid = self.resolve_trace_id(trace_id)
-        trace = self.query("SELECT * FROM traces WHERE trace_id = ?", [tid]).to_dicts()[0]
-        steps = self.query("SELECT * FROM steps WHERE trace_id = ? ORDER BY step", [tid]).to_dicts()
-        ann = self.query("SELECT * FROM annotations WHERE trace_id = ? ORDER BY annotator, mode", [tid]).to_dicts()
-        att = self.query("SELECT * FROM attributions WHERE trace_id = ? ORDER BY annotator", [tid]).to_dicts()
-        return {"trace": trace, "steps": steps, "annotations": ann, "attributions": att}
-
     def stats(self):
         # One pass over steps for the distinct agents of every system (not one scan per system).
         return self.query("""
@@ -599,30 +591,14 @@ def encode_traces(traces: Sequence[Trace]) -> TraceTables:
     for seq, t in enumerate(traces):
         t.finalise()
         tid = t.trace_id
-        tin = tout = 0
-        cost = 0.0
-        has_tok = has_cost = False
-        agents = set()
         for i, s in enumerate(t.steps):
             a = s.attributes
             srows.append((seq, tid, i, *_get_plain(s), s.kind.value, *_get_plain2(s),
                           json.dumps(a, ensure_ascii=False, default=str) if a else None))
-            if s.agent:
-                agents.add(s.agent)
-            if s.tokens_in is not None or s.tokens_out is not None:
-                has_tok = True
-                tin += s.tokens_in or 0
-                tout += s.tokens_out or 0
-            if s.cost_usd is not None:
-                has_cost = True
-                cost += s.cost_usd
-        started = t.started_at or next((s.started_at for s in t.steps if s.started_at), None)
-        ended = t.ended_at or next((s.ended_at or s.started_at for s in reversed(t.steps)
-                                    if s.ended_at or s.started_at), None)
+        tt = t.totals()
         row = (tid, t.system, t.framework, t.source_format, t.source_path, t.source_index, t.task,
-               t.outcome.value, started, ended, len(t.steps), len(agents),
-               tin if has_tok else None, tout if has_tok else None, cost if has_cost else None,
-               _json(t.metadata))
+               t.outcome.value, tt.started_at, tt.ended_at, tt.n_steps, tt.n_agents,
+               tt.tokens_in, tt.tokens_out, tt.cost_usd, _json(t.metadata))
         for col, v in zip(tcols, row):
             col.append(v)
         for a in t.annotations:
