@@ -45,12 +45,13 @@ def load() -> str:
 
 
 def build(db: Path, traces: int, steps: int, max_trace_bytes: int) -> dict:
+    from mast.classify import ingest_hooks
     from mast.ingest.pipeline import expand, ingest_paths
     from mast.store import Store
 
     t0 = time.perf_counter()
     with Store(db) as store:
-        ingest_paths(store, expand([str(p) for p in SOURCES]), "auto", None, True, None)
+        ingest_paths(store, expand([str(p) for p in SOURCES]), "auto", None, True, None, hooks=ingest_hooks())
         store.execute("CREATE OR REPLACE TABLE bench_src AS SELECT t.trace_id FROM traces t "
                       "JOIN (SELECT trace_id, sum(strlen(coalesce(content, ''))) AS b FROM steps GROUP BY 1) s "
                       "USING (trace_id) WHERE b <= ?", [max_trace_bytes])
@@ -118,8 +119,8 @@ def main() -> int:
     args = ap.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from mast.classify.rules import (_set_feature_views, _strip_semicolon, build_results, load_detectors,
-                                     prepare_selection, run_detectors)
+    from mast.classify.rules import (build_results, load_detectors, prepare_selection, run_detectors,
+                                     set_feature_views, strip_semicolon)
     from mast.store import Store
 
     db = Path(args.db)
@@ -139,10 +140,10 @@ def main() -> int:
         dets = load_detectors()
         if args.feature_cost:
             feat = next(d for d in dets if d.name == "_features")
-            _set_feature_views(store, "SELECT * FROM main.steps", "SELECT * FROM main.traces")
+            set_feature_views(store, "SELECT * FROM main.steps", "SELECT * FROM main.traces")
             info["load_before_feature_cost"] = load()
             t, _ = timed(lambda: store.execute("CREATE OR REPLACE TEMP TABLE bench_features AS SELECT * FROM (\n"
-                                                + _strip_semicolon(feat.sql) + "\n)"))
+                                                + strip_semicolon(feat.sql) + "\n)"))
             same, = store.fetchall("SELECT count(*) FROM (SELECT * FROM temp.bench_features EXCEPT ALL "
                                    "SELECT * FROM main.rule_step_features)")[0]
             store.execute("DROP TABLE temp.bench_features")
