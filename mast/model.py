@@ -21,6 +21,10 @@ SCHEMA_VERSION = 1
 #: change of hashing is detectable (the same idea as simonw/llm's content ids).
 TRACE_ID_TAG = "t1"
 
+#: The taxonomy labels belong to unless they say otherwise (its data file is in taxonomy/;
+#: defined here, the lowest layer, so that the model's defaults can name it).
+DEFAULT_TAXONOMY = "mast-v1"
+
 
 class StepKind(str, enum.Enum):
     MESSAGE = "message"
@@ -31,13 +35,6 @@ class StepKind(str, enum.Enum):
     TERMINATION = "termination"
     ERROR = "error"
     EVENT = "event"
-
-
-class Role(str, enum.Enum):
-    SYSTEM = "system"
-    USER = "user"
-    ASSISTANT = "assistant"
-    TOOL = "tool"
 
 
 class Outcome(str, enum.Enum):
@@ -164,7 +161,7 @@ class Annotation:
     mode: str
     label: Label
     annotator: str
-    taxonomy: str = "mast-v1"
+    taxonomy: str = DEFAULT_TAXONOMY
     run_id: str | None = None
     confidence: float | None = None
     evidence_steps: list[int] = field(default_factory=list)
