@@ -29,12 +29,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from a clone: the package beside it
+
+from mast.classify import ingest_hooks  # noqa: E402
+from mast.classify.rules import (build_results, load_detectors, prepare_selection, run_detectors,  # noqa: E402
+                                 set_feature_views, strip_semicolon)
+from mast.ingest.pipeline import expand, ingest_paths  # noqa: E402
+from mast.store import Store  # noqa: E402
+
 DATASETS = ROOT.parent / "shared" / "datasets"
 SOURCES = [DATASETS / "who-and-when" / "Who&When", DATASETS / "mast-human" / "MAD_human_labelled_dataset.json",
            DATASETS / "mast-lint-community" / "evals" / "dogfood"]
@@ -45,10 +54,6 @@ def load() -> str:
 
 
 def build(db: Path, traces: int, steps: int, max_trace_bytes: int) -> dict:
-    from mast.classify import ingest_hooks
-    from mast.ingest.pipeline import expand, ingest_paths
-    from mast.store import Store
-
     t0 = time.perf_counter()
     with Store(db) as store:
         ingest_paths(store, expand([str(p) for p in SOURCES]), "auto", None, True, None, hooks=ingest_hooks())
@@ -118,11 +123,6 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    sys.path.insert(0, str(ROOT))
-    from mast.classify.rules import (build_results, load_detectors, prepare_selection, run_detectors,
-                                     set_feature_views, strip_semicolon)
-    from mast.store import Store
-
     db = Path(args.db)
     info: dict = {"load_before": load()}
     if args.rebuild and db.exists():
@@ -176,7 +176,6 @@ def main() -> int:
                   f"results {r['results_s']} s", file=sys.stderr)
         info["rounds"] = rounds
         if args.cold:
-            import resource
             with store.transaction():
                 store.execute("DELETE FROM rule_step_features")
                 store.execute("DELETE FROM rule_feature_traces")

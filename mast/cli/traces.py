@@ -46,7 +46,7 @@ def list_(obj, system, limit, as_json):
 @click.pass_obj
 def show(obj, trace_id, width, as_json):
     """Show one trace: its steps, annotations and attributions (an id prefix is enough)."""
-    from mast.store import Store
+    from mast.store import Store  # here, not at the top: duckdb and pyarrow would slow `mast --help`
 
     with Store(obj.db, read_only=True) as store:
         [trace] = store.load_traces([store.resolve_trace_id(trace_id)], labels=True)

@@ -375,21 +375,18 @@ class Store:
     # -- labels and runs --------------------------------------------------------------
     def write_annotations(self, rows: Iterable[Annotation]) -> int:
         """Store annotations of stored traces (``trace_id`` set); the count written."""
-        tb = encode_annotations(rows)
-        try:
-            self._insert("annotations", tb, "annotations", _now())
-        except duckdb.Error as e:
-            raise self._map(e) from None
-        return tb.num_rows
+        return self._write_labels("annotations", encode_annotations(rows))
 
     def write_attributions(self, rows: Iterable[Attribution]) -> int:
         """Store attributions of stored traces (``trace_id`` set); the count written."""
-        tb = encode_attributions(rows)
+        return self._write_labels("attributions", encode_attributions(rows))
+
+    def _write_labels(self, table: str, rows: pa.Table) -> int:
         try:
-            self._insert("attributions", tb, "attributions", _now())
+            self._insert(table, rows, table, _now())
         except duckdb.Error as e:
             raise self._map(e) from None
-        return tb.num_rows
+        return rows.num_rows
 
     # -- reads used by the CLI ------------------------------------------------------
     def list_traces(self, system: str | None = None, limit: int | None = None):
