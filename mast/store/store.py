@@ -72,17 +72,17 @@ class Store:
         if read_only and not Path(self.path).exists():
             raise StoreMissing(f"no store at {self.path}")
         try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
+            self._con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as e:
             raise self._map(e) from None
         try:
-            self.con.execute("SET TimeZone = 'UTC'")
+            self._con.execute("SET TimeZone = 'UTC'")
         except duckdb.Error:
             pass  # ICU missing: timestamps are still stored as naive UTC
         if not read_only:
             self._migrate()
         elif not self._has_table("_migrations"):
-            self.con.close()
+            self._con.close()
             raise StoreMissing(f"{self.path} is not a mast store (no migrations recorded)")
 
     # -- lifecycle ---------------------------------------------------------------
@@ -94,7 +94,7 @@ class Store:
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.con.close()
+            self._con.close()
 
     def _map(self, e: duckdb.Error) -> StoreError:
         msg = str(e)
@@ -107,12 +107,12 @@ class Store:
         return StoreError(f"store {self.path}: {msg.splitlines()[0]}")
 
     def _has_table(self, name: str) -> bool:
-        return bool(self.con.execute(
+        return bool(self._con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
         ).fetchall()[0][0])  # fetchall: DuckDB 2 refuses new work while a result is unfinished
 
     def _migrate(self) -> None:
-        con = self.con
+        con = self._con
         con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
         done = {r[0] for r in con.execute("SELECT name FROM _migrations").fetchall()}
         for name, fn in MIGRATIONS:
@@ -123,7 +123,7 @@ class Store:
                 con.execute("INSERT INTO _migrations VALUES (?, ?)", [name, _now()])
 
     def migrations(self) -> list[str]:
-        return [r[0] for r in self.con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+        return [r[0] for r in self._con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
 
     @contextlib.contextmanager
     def memory_limit(self, limit: str) -> Iterator[None]:
@@ -133,8 +133,8 @@ class Store:
         or a whole-store feature pass; a cap makes it spill instead, at no measured cost.
         """
         try:
-            old = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-            self.con.execute(f"SET memory_limit = '{limit}'")
+            old = self._con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+            self._con.execute(f"SET memory_limit = '{limit}'")
         except duckdb.Error:
             old = None
         try:
@@ -142,20 +142,20 @@ class Store:
         finally:
             if old:
                 with contextlib.suppress(duckdb.Error):
-                    self.con.execute(f"SET memory_limit = '{old}'")
+                    self._con.execute(f"SET memory_limit = '{old}'")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        self.con.execute("BEGIN TRANSACTION")
+        self._con.execute("BEGIN TRANSACTION")
         try:
             yield
         except BaseException:
             with contextlib.suppress(Exception):
-                self.con.execute("ROLLBACK")
+                self._con.execute("ROLLBACK")
             raise
         else:
             try:
-                self.con.execute("COMMIT")
+                self._con.execute("COMMIT")
             except duckdb.Error as e:
                 raise self._map(e) from None
 
@@ -163,25 +163,25 @@ class Store:
     def query(self, sql: str, params: Sequence[Any] | None = None):
         """Run a query and return a polars DataFrame."""
         try:
-            return self.con.sql(sql, params=list(params) if params else None).pl()
+            return self._con.sql(sql, params=list(params) if params else None).pl()
         except duckdb.Error as e:
             raise self._map(e) from None
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         try:
-            self.con.execute(sql, params or [])
+            self._con.execute(sql, params or [])
         except duckdb.Error as e:
             raise self._map(e) from None
 
     def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
         try:
-            return self.con.execute(sql, params or []).fetchall()
+            return self._con.execute(sql, params or []).fetchall()
         except duckdb.Error as e:
             raise self._map(e) from None
 
     # -- ingest ---------------------------------------------------------------------
     def file_done(self, path: str, size: int, mtime_ns: int) -> bool:
-        row = self.con.execute(
+        row = self._con.execute(
             "SELECT 1 FROM ingested_files WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
             [path, size, mtime_ns],
         ).fetchall()
@@ -200,19 +200,19 @@ class Store:
             pa.string(), pa.int64(), pa.int64(), pa.string(), pa.int32()))],
             names=["path", "size", "mtime_ns", "fmt", "traces"])
         try:
-            self.con.register("_mast_files", tb)
-            self.con.execute("DELETE FROM ingested_files WHERE path IN (SELECT path FROM _mast_files)")
-            self.con.execute("INSERT INTO ingested_files SELECT path, size, mtime_ns, fmt, traces, ? FROM _mast_files",
+            self._con.register("_mast_files", tb)
+            self._con.execute("DELETE FROM ingested_files WHERE path IN (SELECT path FROM _mast_files)")
+            self._con.execute("INSERT INTO ingested_files SELECT path, size, mtime_ns, fmt, traces, ? FROM _mast_files",
                              [_now()])
         except duckdb.Error as e:
             raise self._map(e) from None
         finally:
             with contextlib.suppress(Exception):
-                self.con.unregister("_mast_files")
+                self._con.unregister("_mast_files")
 
     def record_file(self, path: str, size: int, mtime_ns: int, fmt: str, traces: int) -> None:
-        self.con.execute("DELETE FROM ingested_files WHERE path = ?", [path])
-        self.con.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
+        self._con.execute("DELETE FROM ingested_files WHERE path = ?", [path])
+        self._con.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
                          [path, size, mtime_ns, fmt, traces, _now()])
 
     # A file too big for one batch is staged: DuckDB keeps memory it does not account
@@ -306,11 +306,11 @@ class Store:
                 # The batch's rows go through temporary tables first, so that the hooks
                 # see exactly these rows as stored (redacted), in this same transaction.
                 for t in ("traces", "steps"):
-                    self.con.execute(f"CREATE OR REPLACE TEMP TABLE _mast_new_{t} AS SELECT * FROM main.{t} LIMIT 0")
+                    self._con.execute(f"CREATE OR REPLACE TEMP TABLE _mast_new_{t} AS SELECT * FROM main.{t} LIMIT 0")
                 self._insert("traces", tr, "temp._mast_new_traces", now)
                 self._insert("steps", st, "temp._mast_new_steps", now)
                 for t in ("traces", "steps"):
-                    self.con.execute(f"INSERT INTO {batch.into(t)} SELECT * FROM temp._mast_new_{t}")
+                    self._con.execute(f"INSERT INTO {batch.into(t)} SELECT * FROM temp._mast_new_{t}")
                 for h in hooks:
                     h.on_write(self, batch)
             else:
@@ -324,7 +324,7 @@ class Store:
             if hooks:  # free the batch copy
                 for t in ("traces", "steps"):
                     with contextlib.suppress(Exception):
-                        self.con.execute(f"DROP TABLE IF EXISTS temp._mast_new_{t}")
+                        self._con.execute(f"DROP TABLE IF EXISTS temp._mast_new_{t}")
         n_steps = tr.column("n_steps").to_pylist()
         out, off, j = [], 0, 0
         for k in sizes:  # keep is sorted: walk it once, part by part
@@ -344,12 +344,12 @@ class Store:
             return
         name = f"_mast_in_{table}"
         select, stamped = _SELECT[table]
-        self.con.register(name, rows)
+        self._con.register(name, rows)
         try:
-            self.con.execute(f"INSERT INTO {into} " + select.replace("{src}", name), [now] if stamped else [])
+            self._con.execute(f"INSERT INTO {into} " + select.replace("{src}", name), [now] if stamped else [])
         finally:
             with contextlib.suppress(Exception):
-                self.con.unregister(name)
+                self._con.unregister(name)
 
     def probe(self, statements: Sequence[str]) -> str | None:
         """Run ``statements`` on a cursor of their own; the first error's message, or None.
@@ -359,7 +359,7 @@ class Store:
         Temporary objects made here are the cursor's and vanish with it.
         """
         try:
-            cur = self.con.cursor()
+            cur = self._con.cursor()
         except duckdb.Error as e:
             return str(self._map(e))
         try:
