@@ -40,6 +40,7 @@ from mast.store.encode import TraceTables, encode_annotations, encode_attributio
 from mast.store.hooks import WriteHook, WrittenBatch
 from mast.store.schema import MIGRATIONS
 
+
 def default_path() -> str:
     return current_settings().db
 
@@ -203,7 +204,7 @@ class Store:
             self._con.register("_mast_files", tb)
             self._con.execute("DELETE FROM ingested_files WHERE path IN (SELECT path FROM _mast_files)")
             self._con.execute("INSERT INTO ingested_files SELECT path, size, mtime_ns, fmt, traces, ? FROM _mast_files",
-                             [_now()])
+                              [_now()])
         except duckdb.Error as e:
             raise self._map(e) from None
         finally:
@@ -213,7 +214,7 @@ class Store:
     def record_file(self, path: str, size: int, mtime_ns: int, fmt: str, traces: int) -> None:
         self._con.execute("DELETE FROM ingested_files WHERE path = ?", [path])
         self._con.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
-                         [path, size, mtime_ns, fmt, traces, _now()])
+                          [path, size, mtime_ns, fmt, traces, _now()])
 
     # A file too big for one batch is staged: DuckDB keeps memory it does not account
     # for (outside memory_limit) for every row appended in a transaction until it
