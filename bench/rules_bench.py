@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from a clone: the package beside it
 
-from mast.classify import ingest_hooks  # noqa: E402
+from mast.classify.hooks import ingest_hooks  # noqa: E402
 from mast.classify.rules import (build_results, load_detectors, prepare_selection, run_detectors,  # noqa: E402
                                  set_feature_views, strip_semicolon)
 from mast.ingest.pipeline import expand, ingest_paths  # noqa: E402

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from mast.classify import create, ingest_hooks
+from mast.classify import create
+from mast.classify.hooks import ingest_hooks
 from mast.classify.runner import Selection, run
 from mast.errors import MastError
 from mast.ingest.pipeline import FileResult, expand, ingest_paths

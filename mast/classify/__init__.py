@@ -3,8 +3,7 @@ and LLM judges, one registry (:mod:`mast.classify.registry`), one runner
 (:mod:`mast.classify.runner`).  This module only hands their names on."""
 
 from mast.classify.contract import ClassifierBase, Classifier, Estimate, Option, Output, flag
-from mast.classify.hooks import ingest_hooks
 from mast.classify.registry import coverage, create, factory, names, options_of, parse_assignments, register
 
 __all__ = ["Classifier", "ClassifierBase", "Estimate", "Option", "Output", "coverage", "create", "factory",
-           "flag", "ingest_hooks", "names", "options_of", "parse_assignments", "register"]
+           "flag", "names", "options_of", "parse_assignments", "register"]

@@ -3,6 +3,8 @@
 :func:`ingest_hooks` is what an ingest passes to
 :func:`mast.ingest.pipeline.ingest_paths` so that classifier-side derived rows (today:
 the rules' per-step features) are computed in the transaction that stores the steps.
+Not re-exported by :mod:`mast.classify`: it imports the store (duckdb, pyarrow), which
+``mast --help`` should not pay for.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
     """Read trace files (folders recursively) into the store."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from mast.classify import ingest_hooks
+    from mast.classify.hooks import ingest_hooks
     from mast.ingest import get
     from mast.ingest.pipeline import expand, ingest_paths
     from mast.store import Store

@@ -374,7 +374,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     (by ``workers`` parser processes when there are many; default: automatic) and
     committed in groups; larger files are streamed in batches in their own transaction.
     ``hooks`` run on every batch written, in its transaction (:mod:`mast.store.hooks`;
-    :func:`mast.classify.ingest_hooks` gives the classifiers' ones).
+    :func:`mast.classify.hooks.ingest_hooks` gives the classifiers' ones).
     """
     files = expand(paths)
     summary = IngestSummary()

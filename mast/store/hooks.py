@@ -1,7 +1,7 @@
 """Write hooks: derived rows computed from each batch of traces as the store writes it.
 
 The store knows nothing of what is derived from its traces (the rules' per-step
-features are one such thing, see :func:`mast.classify.ingest_hooks`).  A caller that
+features are one such thing, see :func:`mast.classify.hooks.ingest_hooks`).  A caller that
 wants derived rows kept in step with the traces passes hooks to the write
 (:meth:`Store.write_parts`, and :meth:`Store.begin_staging` for a streamed file); the
 ingest pipeline passes them through from :func:`mast.ingest.pipeline.ingest_paths`.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mast.classify import ingest_hooks
+from mast.classify.hooks import ingest_hooks
 from mast.model import Outcome, Step, StepKind, Trace
 from mast.store import Store
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import shutil
 
-from mast.classify import create, ingest_hooks
+from mast.classify import create
+from mast.classify.hooks import ingest_hooks
 from mast.classify.rules import (FEATURE_TABLE, FEATURE_TRACES, RulesClassifier, default_rules_dir, features_version,
                                  load_detectors)
 from mast.classify.runner import Selection, run

@@ -6,7 +6,7 @@ fingerprint, ...).  Its rows are kept in the store (table ``rule_step_features``
 versioned per trace in ``rule_feature_traces`` by the file's version and digest):
 
 - at ingest, :class:`FeatureHook` (a :class:`mast.store.WriteHook`, handed to ingest by
-  :func:`mast.classify.ingest_hooks`) computes them for every batch of steps in the
+  :func:`mast.classify.hooks.ingest_hooks`) computes them for every batch of steps in the
   transaction that stores the steps;
 - at a rules run, :func:`ensure_features` computes them first only for selected traces
   whose rows are missing or of another version (stores ingested without the hook, an
