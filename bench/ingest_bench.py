@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -119,7 +120,6 @@ class TreeMemory(threading.Thread):
 
 
 def run_measured(cmd: list[str], env: dict | None = None) -> dict:
-    import resource
 
     # CPU time of the whole tree: unlike wall time it hardly depends on what else the
     # shared machine is running.

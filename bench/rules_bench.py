@@ -29,12 +29,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from a clone: the package beside it
+
+from mast.classify.hooks import ingest_hooks  # noqa: E402
+from mast.classify.rules import (build_results, load_detectors, prepare_selection, run_detectors,  # noqa: E402
+                                 set_feature_views, strip_semicolon)
+from mast.ingest.pipeline import expand, ingest_paths  # noqa: E402
+from mast.store import Store  # noqa: E402
+
 DATASETS = ROOT.parent / "shared" / "datasets"
 SOURCES = [DATASETS / "who-and-when" / "Who&When", DATASETS / "mast-human" / "MAD_human_labelled_dataset.json",
            DATASETS / "mast-lint-community" / "evals" / "dogfood"]
@@ -45,12 +54,9 @@ def load() -> str:
 
 
 def build(db: Path, traces: int, steps: int, max_trace_bytes: int) -> dict:
-    from mast.ingest.pipeline import expand, ingest_paths
-    from mast.store import Store
-
     t0 = time.perf_counter()
     with Store(db) as store:
-        ingest_paths(store, expand([str(p) for p in SOURCES]), "auto", None, True, None)
+        ingest_paths(store, expand([str(p) for p in SOURCES]), "auto", None, True, None, hooks=ingest_hooks())
         store.execute("CREATE OR REPLACE TABLE bench_src AS SELECT t.trace_id FROM traces t "
                       "JOIN (SELECT trace_id, sum(strlen(coalesce(content, ''))) AS b FROM steps GROUP BY 1) s "
                       "USING (trace_id) WHERE b <= ?", [max_trace_bytes])
@@ -117,11 +123,6 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    sys.path.insert(0, str(ROOT))
-    from mast.classify.rules import (_set_feature_views, _strip_semicolon, build_results, load_detectors,
-                                     prepare_selection, run_detectors)
-    from mast.store import Store
-
     db = Path(args.db)
     info: dict = {"load_before": load()}
     if args.rebuild and db.exists():
@@ -139,10 +140,10 @@ def main() -> int:
         dets = load_detectors()
         if args.feature_cost:
             feat = next(d for d in dets if d.name == "_features")
-            _set_feature_views(store, "SELECT * FROM main.steps", "SELECT * FROM main.traces")
+            set_feature_views(store, "SELECT * FROM main.steps", "SELECT * FROM main.traces")
             info["load_before_feature_cost"] = load()
             t, _ = timed(lambda: store.execute("CREATE OR REPLACE TEMP TABLE bench_features AS SELECT * FROM (\n"
-                                                + _strip_semicolon(feat.sql) + "\n)"))
+                                                + strip_semicolon(feat.sql) + "\n)"))
             same, = store.fetchall("SELECT count(*) FROM (SELECT * FROM temp.bench_features EXCEPT ALL "
                                    "SELECT * FROM main.rule_step_features)")[0]
             store.execute("DROP TABLE temp.bench_features")
@@ -175,7 +176,6 @@ def main() -> int:
                   f"results {r['results_s']} s", file=sys.stderr)
         info["rounds"] = rounds
         if args.cold:
-            import resource
             with store.transaction():
                 store.execute("DELETE FROM rule_step_features")
                 store.execute("DELETE FROM rule_feature_traces")

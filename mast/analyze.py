@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from mast.classify import create
+from mast.classify.hooks import ingest_hooks
 from mast.classify.runner import Selection, run
 from mast.errors import MastError
 from mast.ingest.pipeline import FileResult, expand, ingest_paths
@@ -108,7 +109,8 @@ def analyze(store: Store, paths: Iterable[str | os.PathLike], output: str | Path
         emit(Event("ingest", advance=size, unit="bytes", message=str(fr.error) if fr.error else None,
                    error=bool(fr.error)))
 
-    summary = ingest_paths(store, files, "auto", default_system, keep_going, on_file)
+    summary = ingest_paths(store, files, "auto", default_system, keep_going, on_file,
+                           hooks=ingest_hooks(settings))
     fmts = ", ".join(f"{k} ×{v}" for k, v in sorted(summary.formats.items())) or "-"
     res.files_read = len(summary.files)
     res.stages.append(Stage("ingest", f"{len(summary.files)} file(s) ({fmts}): {summary.traces_new} new trace(s), "

@@ -1,9 +1,13 @@
 """Errors meant for users: one short message and, where there is one, the fix.
 
-Anything else that escapes is a bug and keeps its traceback.
+Anything else that escapes is a bug and keeps its traceback.  Every error here pickles
+with its message, hint and fields (an ingest worker process hands its errors to the
+writer as they are).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class MastError(Exception):
@@ -15,6 +19,19 @@ class MastError(Exception):
         super().__init__(message)
         if hint:
             self.hint = hint
+
+    def __reduce__(self):
+        # Exception's own pickling calls ``cls(*args)``, which subclasses whose constructor
+        # takes other arguments (IngestError) cannot take: rebuild from the message and
+        # the instance's fields instead, whatever the constructor.
+        return _restore, (type(self), str(self), dict(self.__dict__))
+
+
+def _restore(cls: type[MastError], message: str, state: dict[str, Any]) -> MastError:
+    e = cls.__new__(cls)
+    Exception.__init__(e, message)
+    e.__dict__.update(state)
+    return e
 
 
 class StoreError(MastError):

@@ -21,6 +21,10 @@ SCHEMA_VERSION = 1
 #: change of hashing is detectable (the same idea as simonw/llm's content ids).
 TRACE_ID_TAG = "t1"
 
+#: The taxonomy labels belong to unless they say otherwise (its data file is in taxonomy/;
+#: defined here, the lowest layer, so that the model's defaults can name it).
+DEFAULT_TAXONOMY = "mast-v1"
+
 
 class StepKind(str, enum.Enum):
     MESSAGE = "message"
@@ -31,13 +35,6 @@ class StepKind(str, enum.Enum):
     TERMINATION = "termination"
     ERROR = "error"
     EVENT = "event"
-
-
-class Role(str, enum.Enum):
-    SYSTEM = "system"
-    USER = "user"
-    ASSISTANT = "assistant"
-    TOOL = "tool"
 
 
 class Outcome(str, enum.Enum):
@@ -112,10 +109,49 @@ class Trace:
             h.update(b"\x1d" + json.dumps(ident, sort_keys=True, default=str).encode())
         return f"{TRACE_ID_TAG}-{h.hexdigest()[:32]}"
 
+    def totals(self) -> "TraceTotals":
+        """The per-trace figures the store keeps beside the steps (see ``traces`` in DESIGN.md).
+
+        Token and cost totals are ``None`` when no step reports any; the start and end
+        times fall back to the first and last step that has one.
+        """
+        tin = tout = 0
+        cost = 0.0
+        has_tok = has_cost = False
+        agents = set()
+        for s in self.steps:
+            if s.agent:
+                agents.add(s.agent)
+            if s.tokens_in is not None or s.tokens_out is not None:
+                has_tok = True
+                tin += s.tokens_in or 0
+                tout += s.tokens_out or 0
+            if s.cost_usd is not None:
+                has_cost = True
+                cost += s.cost_usd
+        started = self.started_at or next((s.started_at for s in self.steps if s.started_at), None)
+        ended = self.ended_at or next((s.ended_at or s.started_at for s in reversed(self.steps)
+                                       if s.ended_at or s.started_at), None)
+        return TraceTotals(len(self.steps), len(agents), tin if has_tok else None, tout if has_tok else None,
+                           cost if has_cost else None, started, ended)
+
     def finalise(self) -> "Trace":
         if not self.trace_id:
             self.trace_id = self.compute_id()
         return self
+
+
+@dataclass(frozen=True, slots=True)
+class TraceTotals:
+    """What :meth:`Trace.totals` returns."""
+
+    n_steps: int
+    n_agents: int
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: float | None
+    started_at: str | None
+    ended_at: str | None
 
 
 @dataclass(slots=True)
@@ -125,7 +161,7 @@ class Annotation:
     mode: str
     label: Label
     annotator: str
-    taxonomy: str = "mast-v1"
+    taxonomy: str = DEFAULT_TAXONOMY
     run_id: str | None = None
     confidence: float | None = None
     evidence_steps: list[int] = field(default_factory=list)

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from mast.errors import UsageError
+from mast.model import DEFAULT_TAXONOMY  # noqa: F401 - defined in the model (lowest layer), named here too
 from mast.resources import data_dir
-
-DEFAULT_TAXONOMY = "mast-v1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
     """Read trace files (folders recursively) into the store."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from mast.classify.hooks import ingest_hooks
     from mast.ingest import get
     from mast.ingest.pipeline import expand, ingest_paths
     from mast.store import Store
@@ -43,7 +44,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
                 progress.console.print(f"note: {res.path}: skipped, {res.companion}", highlight=False,
                                        markup=False, soft_wrap=True)
 
-        summary = ingest_paths(store, files, fmt, default_system, keep_going, on_file)
+        summary = ingest_paths(store, files, fmt, default_system, keep_going, on_file, hooks=ingest_hooks(obj))
     errors = summary.errors
     if as_json:
         print_json({

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
+from enum import Enum
+from typing import Any
+
 import click
 
 from mast.cli._render import out, print_json, table
+from mast.model import Trace
 
 
 @click.group()
@@ -41,10 +46,11 @@ def list_(obj, system, limit, as_json):
 @click.pass_obj
 def show(obj, trace_id, width, as_json):
     """Show one trace: its steps, annotations and attributions (an id prefix is enough)."""
-    from mast.store import Store
+    from mast.store import Store  # here, not at the top: duckdb and pyarrow would slow `mast --help`
 
     with Store(obj.db, read_only=True) as store:
-        t = store.get_trace(trace_id)
+        [trace] = store.load_traces([store.resolve_trace_id(trace_id)], labels=True)
+    t = _as_dict(trace)
     if as_json:
         print_json(t)
         return
@@ -72,6 +78,20 @@ def show(obj, trace_id, width, as_json):
                         title=f"annotations: {len(present)} present of {len(t['annotations'])}"))
     if t["attributions"]:
         out.print(table(t["attributions"], ["annotator", "agent", "step", "rationale"], title="root cause"))
+
+
+def _as_dict(trace: Trace) -> dict[str, Any]:
+    """The ``--json`` shape: the trace's fields and totals, its steps numbered, its labels."""
+    def plain(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        return {k: v.value if isinstance(v, Enum) else v for k, v in items}
+
+    head = plain([(f.name, getattr(trace, f.name)) for f in fields(trace)
+                  if f.name not in ("steps", "annotations", "attributions")])
+    head.update(asdict(trace.totals()))
+    return {"trace": head,
+            "steps": [{"step": i, **asdict(s, dict_factory=plain)} for i, s in enumerate(trace.steps)],
+            "annotations": [asdict(a, dict_factory=plain) for a in trace.annotations],
+            "attributions": [asdict(a, dict_factory=plain) for a in trace.attributions]}
 
 
 @click.command()

@@ -20,16 +20,21 @@ files in flight, one group of :data:`GROUP_BYTES`, and one batch of a streamed f
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
+import signal
+import threading
+import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 from mast import ingest as registry
 from mast.errors import IngestError, MastError
 from mast.model import Trace
-from mast.store import Store, TraceTables, encode_traces
+from mast.store import Store, TraceTables, WriteHook, encode_traces
 from mast.settings import current as current_settings
 
 #: Suffixes picked up when walking a folder (explicit file arguments are always tried).
@@ -139,8 +144,10 @@ def _importer(path: Path, fmt: str) -> tuple[registry.Importer | None, str | Non
 
 
 def ingest_file(store: Store, path: Path, fmt: str = "auto", system: str | None = None,
-                on_bytes: Callable[[int], None] | None = None) -> FileResult:
-    """Ingest one file in its own transaction, streaming it in batches (any size)."""
+                on_bytes: Callable[[int], None] | None = None, hooks: Sequence[WriteHook] = ()) -> FileResult:
+    """Ingest one file in its own transaction, streaming it in batches (any size).
+
+    ``hooks`` run on every batch written (see :mod:`mast.store.hooks`)."""
     st = path.stat()
     key = str(path.resolve())
     if store.file_done(key, st.st_size, st.st_mtime_ns):
@@ -152,11 +159,11 @@ def ingest_file(store: Store, path: Path, fmt: str = "auto", system: str | None 
     n = 0
     # Batches are committed into staging tables, and published in one transaction once
     # the last record was read (see Store.begin_staging: bounded memory at any size).
-    store.begin_staging()
+    store.begin_staging(hooks)
     try:
         for batch in _batches(imp.read(path), system):
             with store.transaction():
-                w = store.write_tables(encode_traces(batch))
+                w = store.write_tables(encode_traces(batch), hooks)
             res.traces_new += w.new
             res.traces_present += w.present
             res.steps += w.steps
@@ -177,13 +184,13 @@ def ingest_file(store: Store, path: Path, fmt: str = "auto", system: str | None 
 
 @dataclass
 class _Parsed:
-    """What a parser reports for one small file (picklable: errors travel as fields)."""
+    """What a parser reports for one small file (picklable, errors too: it may come from a worker)."""
 
     format: str | None = None
     traces: int = 0
     segment: int | None = None  # index of the chunk segment holding its traces
     companion: str | None = None
-    error: tuple | None = None  # (class name, path, record, reason, message, hint)
+    error: MastError | None = None
 
 
 @dataclass
@@ -220,9 +227,7 @@ def _parse_chunk(paths: list[Path], fmt: str, system: str | None) -> _Chunk:
                 raise IngestError(str(path), None, "no traces found in file")
         except MastError as e:
             close_run()
-            # Our errors take several constructor arguments, so they do not pickle as they are.
-            out.files.append(_Parsed(error=(type(e).__name__, getattr(e, "path", None), getattr(e, "record", None),
-                                            getattr(e, "reason", None), str(e), e.hint)))
+            out.files.append(_Parsed(error=e))
             continue
         for t in traces:
             if system and not t.system:
@@ -231,16 +236,6 @@ def _parse_chunk(paths: list[Path], fmt: str, system: str | None) -> _Chunk:
         run.extend(traces)
     close_run()
     return out
-
-
-def _rebuild_error(err: tuple) -> MastError:
-    import mast.errors as errors
-
-    name, path, record, reason, message, hint = err
-    cls = getattr(errors, name, MastError)
-    if issubclass(cls, IngestError) and path is not None:
-        return cls(path, record, reason, hint)
-    return cls(message, hint)
 
 
 def _workers(n_files: int, n_bytes: int) -> int:
@@ -254,9 +249,6 @@ def _workers(n_files: int, n_bytes: int) -> int:
 
 
 def _pool(workers: int):
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing as mp
-
     # forkserver: the parent holds a DuckDB connection and its threads, which must not be
     # forked; preloading this module (instead of __main__) keeps worker start-up cheap and
     # never re-runs the CLI's entry point.
@@ -267,10 +259,6 @@ def _pool(workers: int):
 
 
 def _worker_init(writer_pid: int) -> None:
-    import signal
-    import threading
-    import time
-
     # Ctrl-C reaches the whole process group: the parent stops the ingest (committed
     # groups stay); workers just end with it instead of printing their own tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -310,8 +298,8 @@ class _GroupWriter:
     that the error lands on the file that caused it.
     """
 
-    def __init__(self, store: Store, report: Callable[[FileResult, int], None]):
-        self.store, self.report = store, report
+    def __init__(self, store: Store, report: Callable[[FileResult, int], None], hooks: Sequence[WriteHook] = ()):
+        self.store, self.report, self.hooks = store, report, hooks
         self.pending: list[_Pending] = []  # every file, in order (reported at flush)
         self.segments: list[tuple[TraceTables, list[_Pending]]] = []
         self.bytes = 0
@@ -349,7 +337,7 @@ class _GroupWriter:
 
     def _write(self, parts: list[TraceTables], files: list[_Pending]) -> None:
         with self.store.transaction():
-            results = self.store.write_parts(parts, [p.parsed.traces for p in files])
+            results = self.store.write_parts(parts, [p.parsed.traces for p in files], self.hooks)
             self.store.record_files([(p.key, p.size, p.mtime_ns, p.parsed.format, p.parsed.traces) for p in files])
         for p, w in zip(files, results):
             p.res.traces_new, p.res.traces_present, p.res.steps = w.new, w.present, w.steps
@@ -378,13 +366,15 @@ def _chunks(jobs: list[_Pending]) -> list[list[_Pending]]:
 def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "auto",
                  system: str | None = None, keep_going: bool = False,
                  on_file: Callable[[FileResult, int], None] | None = None,
-                 workers: int | None = None) -> IngestSummary:
+                 workers: int | None = None, hooks: Sequence[WriteHook] = ()) -> IngestSummary:
     """Ingest every file; stop at the first bad file unless ``keep_going``.
 
     ``on_file(result, size)`` is called after each file, in file order, once the file is
     committed (for progress display).  Files up to :data:`STREAM_BYTES` are parsed whole
     (by ``workers`` parser processes when there are many; default: automatic) and
     committed in groups; larger files are streamed in batches in their own transaction.
+    ``hooks`` run on every batch written, in its transaction (:mod:`mast.store.hooks`;
+    :func:`mast.classify.hooks.ingest_hooks` gives the classifiers' ones).
     """
     files = expand(paths)
     summary = IngestSummary()
@@ -411,7 +401,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     n = _workers(len(small), sum(p.size for p in small)) if workers is None else workers
     pool = _pool(n) if n > 0 and small else None
     futures: dict[int, object] = {}
-    writer = _GroupWriter(store, report)
+    writer = _GroupWriter(store, report, hooks)
     # DuckDB may otherwise keep up to 80 % of RAM of freshly written blocks resident.
     with store.memory_limit(INGEST_MEMORY_LIMIT):
         try:
@@ -431,7 +421,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
                     p = chunk[0]
                     writer.flush()  # earlier files first, and never in the same transaction
                     try:
-                        res = ingest_file(store, Path(p.res.path), fmt, system)
+                        res = ingest_file(store, Path(p.res.path), fmt, system, hooks=hooks)
                     except MastError as e:
                         res = FileResult(p.res.path, None, error=e)
                     report(res, p.size)
@@ -472,7 +462,7 @@ def _take_chunk(writer: _GroupWriter, chunk: list[_Pending], parsed: _Chunk,
         if r.error:
             close_segment()
             writer.flush()  # the good files before it are committed before it is reported
-            report(FileResult(p.res.path, None, error=_rebuild_error(r.error)), p.size)
+            report(FileResult(p.res.path, None, error=r.error), p.size)
             if not keep_going:
                 return False
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mast.classify.hooks import ingest_hooks
 from mast.model import Outcome, Step, StepKind, Trace
 from mast.store import Store
 
@@ -17,10 +18,10 @@ def trace(name: str, steps: list[Step], task: str | None = None, outcome: Outcom
 
 
 def write(db, traces: list[Trace]) -> dict[str, str]:
-    """Store traces; returns name -> trace_id."""
+    """Store traces as ingest does (with the classifiers' write hooks); returns name -> trace_id."""
     with Store(db) as st:
         with st.transaction():
-            st.write_traces(traces)
+            st.write_traces(traces, ingest_hooks())
     return {t.metadata["name"]: t.trace_id for t in traces}
 
 

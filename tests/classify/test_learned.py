@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from mast.classify.hooks import ingest_hooks
 from mast.classify.learned import model as M
 from mast.classify.learned.train import learn_attribution
 from mast.errors import MastError, UsageError
@@ -40,7 +41,7 @@ def _store(db, n: int = 40, extra: list[Trace] | None = None) -> list[str]:
     rng = random.Random(7)
     traces = [_trace(i, rng) for i in range(n)] + list(extra or [])
     with Store(db) as st, st.transaction():
-        st.write_traces(traces)
+        st.write_traces(traces, ingest_hooks())  # as ingest stores them: with the rules' step features
     return [t.trace_id for t in traces]
 
 
@@ -182,7 +183,7 @@ def test_only_traces_that_failed_get_a_root_cause(db, mast):
     success.outcome = Outcome.SUCCESS
     flagged.annotations = [Annotation(mode="3.3", label=Label.PRESENT, annotator="human")]
     with Store(db) as st, st.transaction():
-        st.write_traces([unknown, flagged, success])
+        st.write_traces([unknown, flagged, success], ingest_hooks())
     run = json.loads(mast("classify", "--with", "learned", "--json").stdout)
     assert run["attributions"] == 1
     with Store(db, read_only=True) as st:

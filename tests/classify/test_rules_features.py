@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 from mast.classify import create
+from mast.classify.hooks import ingest_hooks
 from mast.classify.rules import (FEATURE_TABLE, FEATURE_TRACES, RulesClassifier, default_rules_dir, features_version,
                                  load_detectors)
 from mast.classify.runner import Selection, run
@@ -39,8 +40,7 @@ def rules_rows(db) -> list[tuple]:
 
 
 def _no_features_store(db, traces):
-    with Store(db) as st:
-        st.features_at_ingest = False
+    with Store(db) as st:  # written without the write hooks: no features
         with st.transaction():
             st.write_traces(traces)
     return {t.metadata["name"]: t.trace_id for t in traces}
@@ -76,9 +76,8 @@ def test_rules_run_reads_stored_features_and_computes_only_missing(db):
     ids = write(db, _all_traces()[:4])
     late = _all_traces()[4:]
     with Store(db) as st:
-        st.features_at_ingest = False
         with st.transaction():
-            st.write_traces(late)
+            st.write_traces(late)  # without the write hooks: no features
         # mark one stored feature row so a recomputation would be visible
         st.execute(f"UPDATE {FEATURE_TABLE} SET nbytes = -1 WHERE trace_id = ?", [ids["pos-1.3"]])
         clf = create("rules")
@@ -143,12 +142,13 @@ def test_staged_writes_publish_features_with_the_steps(db):
     """A big file is staged batch by batch (Store.begin_staging): its feature rows are
     staged too and published in the same transaction as its steps, or not at all."""
     traces = _all_traces()
+    hooks = ingest_hooks()
     with Store(db) as st:
-        st.begin_staging()
+        st.begin_staging(hooks)
         try:
             for lo in range(0, len(traces), 5):
                 with st.transaction():
-                    st.write_traces(traces[lo:lo + 5])
+                    st.write_traces(traces[lo:lo + 5], hooks)
             assert st.fetchall(f"SELECT count(*) FROM {FEATURE_TABLE}")[0][0] == 0, "nothing published yet"
             with st.transaction():
                 st.publish_staging()
@@ -160,10 +160,11 @@ def test_staged_writes_publish_features_with_the_steps(db):
 
 
 def test_abandoned_staging_leaves_no_features(db):
+    hooks = ingest_hooks()
     with Store(db) as st:
-        st.begin_staging()
+        st.begin_staging(hooks)
         with st.transaction():
-            st.write_traces(_all_traces())
+            st.write_traces(_all_traces(), hooks)
         st.end_staging()  # the file failed before it was published
         n = st.fetchall(f"SELECT (SELECT count(*) FROM {FEATURE_TABLE}), (SELECT count(*) FROM {FEATURE_TRACES}), "
                         "(SELECT count(*) FROM steps)")[0]
@@ -189,7 +190,7 @@ def test_broken_features_file_does_not_stop_ingest_and_is_reported_by_the_run(db
 
 
 def test_whole_store_computation_in_slices_equals_ingest(db, tmp_path, monkeypatch):
-    import mast.classify.rules as rules_mod
+    import mast.classify.rules.features as rules_mod
     write(db, _all_traces())
     other = tmp_path / "sliced.duckdb"
     _no_features_store(other, _all_traces())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mast.model import Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
+from mast.model import DEFAULT_TAXONOMY, Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
 from mast.store import Store
 
 
@@ -57,8 +57,8 @@ def test_load_traces_with_labels(db):
         [got] = st.load_traces([t.trace_id], labels=True)
         assert st.load_traces([]) == []
     assert [(a.annotator, a.mode, a.label, a.confidence, a.evidence_steps, a.rationale, a.taxonomy)
-            for a in got.annotations] == [("human", "1.1", Label.ABSENT, None, [], None, "mast-v1"),
-                                          ("human", "1.3", Label.PRESENT, 0.9, [1, 2], "loops", "mast-v1")]
+            for a in got.annotations] == [("human", "1.1", Label.ABSENT, None, [], None, DEFAULT_TAXONOMY),
+                                          ("human", "1.3", Label.PRESENT, 0.9, [1, 2], "loops", DEFAULT_TAXONOMY)]
     assert all(a.trace_id == t.trace_id for a in got.annotations)
     [att] = got.attributions
     assert (att.annotator, att.agent, att.step, att.rationale, att.trace_id) == ("human", "a1", 1, "here", t.trace_id)

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 
 import pytest
 
-from mast.errors import StoreInUse, StoreMissing
+from mast.errors import IngestError, MastError, StoreInUse, StoreMissing, UnknownFormat, UsageError
 from mast.model import Annotation, Label, Step, StepKind, Trace
 from mast.store import Store
 
@@ -106,3 +107,17 @@ def test_memory_limit_is_set_for_the_job_and_restored(db):
 def _bytes(setting: str) -> float:
     num, unit = setting.split()
     return float(num) * {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit]
+
+
+@pytest.mark.parametrize("err", [
+    MastError("plain"), MastError("with a fix", "do this"), StoreInUse("busy"), StoreMissing("gone", "make one"),
+    UsageError("bad option", "try -C x=1"), IngestError("a/b.json", 7, "bad record", "fix the record"),
+    UnknownFormat("c.txt", None, "no importer"),
+])
+def test_errors_pickle_with_message_hint_and_fields(err):
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is type(err)
+    assert (str(back), back.hint, back.args) == (str(err), err.hint, err.args)
+    assert back.__dict__ == err.__dict__
+    if isinstance(err, IngestError):
+        assert (back.path, back.record, back.reason) == (err.path, err.record, err.reason)

@@ -1,0 +1,82 @@
+"""The rules classifier: SQL detectors from a rules folder run by DuckDB in one batch.
+
+What a rules folder holds is in :mod:`mast.classify.rules.files`; what a run produces
+in :mod:`mast.classify.rules.detect`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from mast.classify.contract import ClassifierBase, Option, Output
+from mast.classify.rules.detect import DetectorRun, build_results, prepare_selection, read_chunk, run_detectors
+from mast.classify.rules.features import FEATURES
+from mast.classify.rules.files import default_rules_dir, load_detectors
+from mast.errors import UsageError
+
+#: Bump when the runner's semantics change (merging, absent rows, attribution).
+ENGINE_VERSION = "1"
+
+
+class RulesClassifier(ClassifierBase):
+    name = "rules"
+    kind = "rule"
+    options = (
+        Option("rules_dir", "Folder of SQL detectors (default: the shipped classifiers/rules).", setting="rules_dir"),
+        Option("only", "Run only these detectors.", multiple=True),
+        Option("chunk_size", "Traces read back per output (memory bound).", parse=int),
+    )
+
+    def __init__(self, rules_dir: str | os.PathLike | None = None, only: Sequence[str] | None = None,
+                 chunk_size: int = 50_000):
+        self.rules_dir = Path(rules_dir) if rules_dir else default_rules_dir()
+        dets = load_detectors(self.rules_dir)
+        if only:
+            unknown = sorted(set(only) - {d.name for d in dets})
+            if unknown:
+                raise UsageError(f"unknown detector(s) {', '.join(unknown)}",
+                                 "Known: " + ", ".join(d.name for d in dets if not d.prelude))
+            dets = [d for d in dets if d.prelude or d.name in only]
+        self.detectors = dets
+        self.chunk_size = chunk_size
+        digest = hashlib.sha256("\n".join(f"{d.name}@{d.version}" for d in dets).encode()).hexdigest()[:8]
+        self.version = f"{ENGINE_VERSION}.{digest}"
+        #: filled by :meth:`classify`: one entry per prelude and detector
+        self.detector_runs: list[DetectorRun] = []
+
+    # -- contract ---------------------------------------------------------------------
+    def covers(self, taxonomy) -> set[str]:
+        ids = set(taxonomy.mode_ids) if taxonomy is not None else None
+        return {d.mode for d in self.detectors if not d.prelude and (ids is None or d.mode in ids)}
+
+    def arguments(self) -> dict[str, Any]:
+        return {"rules_dir": str(self.rules_dir),
+                "detectors": {d.name: d.version for d in self.detectors}}
+
+    def run_details(self) -> dict[str, Any]:
+        return {"detectors": [{"name": r.name, "mode": r.mode, "seconds": round(r.seconds, 3),
+                               "findings": r.findings, "error": r.error} for r in self.detector_runs]}
+
+    def classify(self, store, trace_ids: Sequence[str]) -> Iterator[Output]:
+        ids = list(trace_ids)
+        if not ids:
+            return
+        prepare_selection(store, ids)
+        self.detector_runs = run_detectors(store, self.detectors)
+        errors = {r.name: r.error for r in self.detector_runs if r.error}
+        failed_modes = {r.mode for r in self.detector_runs if r.error and r.mode}
+        ok_modes = sorted({d.mode for d in self.detectors if not d.prelude} - failed_modes)
+        has_features = not any(r.error for r in self.detector_runs if r.name == FEATURES) and any(
+            r.name == FEATURES for r in self.detector_runs)
+        build_results(store, ok_modes, has_features)
+        first = True
+        for lo in range(0, len(ids), self.chunk_size):
+            out = read_chunk(store, lo, lo + self.chunk_size)
+            out.trace_ids = ids[lo:lo + self.chunk_size]
+            if first:
+                out.errors = dict(errors)
+                first = False
+            yield out

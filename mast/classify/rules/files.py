@@ -1,0 +1,107 @@
+"""Rule files: reading a folder of SQL detectors and their headers.
+
+Contract of a rules folder (``classifiers/rules/`` by default; ``rules_dir=`` or the
+environment variable ``MAST_RULES_DIR`` point elsewhere, e.g. in tests):
+
+- ``_*.sql`` files are *preludes*, run first in name order.  ``_features.sql`` is the
+  per-step feature pass (:mod:`mast.classify.rules.features`).
+- Every other ``*.sql`` file is one *detector*: a single SELECT returning rows of
+  ``(trace_id, mode, confidence, evidence_steps INTEGER[], rationale)`` for the traces
+  where it found its failure mode.  Its header is a block of ``-- key: value`` comment
+  lines: ``mode``, ``name``, ``version``, ``description`` (continuation lines start with
+  ``--`` and more indentation).  Preludes need no ``mode``.
+- Detectors read the temporary views ``sel_traces`` and ``sel_steps`` (the selected
+  traces and their steps), the table ``sel(trace_id)`` and ``rule_steps`` (the stored
+  features of the selected steps); see :mod:`mast.classify.rules.detect`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mast.errors import UsageError
+from mast.resources import data_dir
+from mast.settings import ENV, Settings
+from mast.settings import current as current_settings
+
+ENV_RULES_DIR = ENV["rules_dir"]
+_HEADER_RX = re.compile(r"^--\s?(?P<key>[a-z_]+):\s*(?P<value>.*)$")
+_REQUIRED = ("name", "version", "description")
+
+
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    mode: str | None  # None for a prelude
+    version: str
+    description: str
+    path: Path
+    sql: str
+
+    @property
+    def prelude(self) -> bool:
+        return self.mode is None
+
+
+def default_rules_dir(settings: Settings | None = None) -> Path:
+    """``settings.rules_dir`` (default: the environment's), else the shipped ``classifiers/rules``."""
+    env = (settings or current_settings()).rules_dir
+    if env:
+        return Path(env)
+    return data_dir("classifiers") / "rules"
+
+
+def parse_detector(path: Path) -> Detector:
+    """Read one SQL file and its header; a header without mode is only allowed on preludes."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read rule file: {e}") from None
+    header: dict[str, str] = {}
+    key = None
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            if line.strip():
+                break
+            continue
+        m = _HEADER_RX.match(line)
+        if m:
+            key = m.group("key")
+            header[key] = m.group("value").strip()
+        elif key:  # continuation of the previous key
+            header[key] = (header[key] + " " + line[2:].strip()).strip()
+    prelude = path.name.startswith("_")
+    missing = [k for k in _REQUIRED + (() if prelude else ("mode",)) if not header.get(k)]
+    if missing:
+        raise UsageError(f"{path}: rule header lacks {', '.join(missing)}",
+                         "Start the file with comment lines such as `-- mode: 1.3`, `-- name: ...`, "
+                         "`-- version: 1`, `-- description: ...`.")
+    return Detector(name=header["name"], mode=None if prelude else header["mode"], version=header["version"],
+                    description=header["description"], path=path, sql=text)
+
+
+def load_detectors(rules_dir: str | os.PathLike | None = None) -> list[Detector]:
+    """Preludes first (name order), then detectors (file name order)."""
+    d = Path(rules_dir) if rules_dir else default_rules_dir()
+    if not d.is_dir():
+        raise UsageError(f"rules folder {d} does not exist", f"Point -C rules_dir=DIR or {ENV_RULES_DIR} at a folder of .sql rules.")
+    files = sorted(d.glob("*.sql"), key=lambda p: (not p.name.startswith("_"), p.name))
+    dets = [parse_detector(p) for p in files]
+    names = [x.name for x in dets]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UsageError(f"rules folder {d}: duplicate detector name(s) {', '.join(dup)}")
+    return dets
+
+
+def strip_semicolon(sql: str) -> str:
+    """A rule file's SELECT without its trailing semicolons, to nest it in another statement."""
+    s = sql.rstrip()
+    while s.endswith(";"):
+        s = s[:-1].rstrip()
+    return s
+
+

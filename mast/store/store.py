@@ -1,0 +1,508 @@
+"""The store: the only code in mast that talks to DuckDB (:class:`Store`).
+
+Contract:
+- A store is one DuckDB file.  Opening it for writing applies pending migrations
+  (:mod:`mast.store.schema`); opening it read-only never changes it.
+- Every ``duckdb.Error`` leaving this module becomes a :class:`mast.errors.StoreError`
+  with a message a user can act on; a second writer gets :class:`StoreInUse`.
+- Trace writes are idempotent: a trace whose id is already stored is counted as
+  present and not written again.  Callers wrap one file in one :meth:`Store.transaction`
+  so a file is either wholly stored or not at all.
+- Every text column is passed through the secret redaction patterns
+  (:mod:`mast.redact`) inside DuckDB before it is stored.
+- Traces, annotations and attributions are written the same way: encoded as Arrow
+  tables (:mod:`mast.store.encode`), registered, and inserted by one statement per
+  table that redacts and casts.
+- The store knows nothing of what is derived from traces: a caller passes write hooks
+  (:mod:`mast.store.hooks`) that run in the transaction of each batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mast.errors import MastError, StoreError, StoreInUse, StoreMissing
+from mast.model import SCHEMA_VERSION, Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
+from mast.redact import _HINTS, sql_redact
+from mast.settings import current as current_settings
+from mast.store.encode import TraceTables, encode_annotations, encode_attributions, encode_traces
+from mast.store.hooks import WriteHook, WrittenBatch
+from mast.store.schema import MIGRATIONS
+
+
+def default_path() -> str:
+    return current_settings().db
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    new: int
+    present: int
+    steps: int
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _iso(ts: datetime | None) -> str | None:
+    """A stored (naive UTC) timestamp as the model's ISO 8601 text."""
+    return None if ts is None else ts.replace(tzinfo=timezone.utc).isoformat()
+
+
+_LOCK_RX = re.compile(r"(?i)could not set lock|conflicting lock|lock on file")
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False):
+        self.path = str(path or default_path())
+        self.read_only = read_only
+        #: tables being staged (see begin_staging); empty when writes go to the store
+        self._staged: tuple[str, ...] = ()
+        if read_only and not Path(self.path).exists():
+            raise StoreMissing(f"no store at {self.path}")
+        try:
+            self._con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.Error as e:
+            raise self._map(e) from None
+        try:
+            self._con.execute("SET TimeZone = 'UTC'")
+        except duckdb.Error:
+            pass  # ICU missing: timestamps are still stored as naive UTC
+        if not read_only:
+            self._migrate()
+        elif not self._has_table("_migrations"):
+            self._con.close()
+            raise StoreMissing(f"{self.path} is not a mast store (no migrations recorded)")
+
+    # -- lifecycle ---------------------------------------------------------------
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._con.close()
+
+    def _map(self, e: duckdb.Error) -> StoreError:
+        msg = str(e)
+        if _LOCK_RX.search(msg):
+            pid = re.search(r"PID (\d+)", msg)
+            who = f" (process {pid.group(1)})" if pid else ""
+            return StoreInUse(f"store is in use by another process{who}: {self.path}")
+        if isinstance(e, duckdb.IOException):
+            return StoreError(f"cannot open store {self.path}: {msg.splitlines()[0]}")
+        return StoreError(f"store {self.path}: {msg.splitlines()[0]}")
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+        ).fetchall()[0][0])  # fetchall: DuckDB 2 refuses new work while a result is unfinished
+
+    def _migrate(self) -> None:
+        con = self._con
+        con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
+        done = {r[0] for r in con.execute("SELECT name FROM _migrations").fetchall()}
+        for name, fn in MIGRATIONS:
+            if name in done:
+                continue
+            with self.transaction():
+                fn(con)
+                con.execute("INSERT INTO _migrations VALUES (?, ?)", [name, _now()])
+
+    def migrations(self) -> list[str]:
+        return [r[0] for r in self._con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+
+    @contextlib.contextmanager
+    def memory_limit(self, limit: str) -> Iterator[None]:
+        """Cap DuckDB's buffer pool for a heavy job, then restore the previous limit.
+
+        DuckDB's default (80 % of RAM) lets it keep that much resident during a big ingest
+        or a whole-store feature pass; a cap makes it spill instead, at no measured cost.
+        """
+        try:
+            old = self._con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+            self._con.execute(f"SET memory_limit = '{limit}'")
+        except duckdb.Error:
+            old = None
+        try:
+            yield
+        finally:
+            if old:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.execute(f"SET memory_limit = '{old}'")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._con.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self._con.execute("COMMIT")
+            except duckdb.Error as e:
+                raise self._map(e) from None
+
+    # -- generic queries (for classifiers, evaluate, report) ------------------------
+    def query(self, sql: str, params: Sequence[Any] | None = None):
+        """Run a query and return a polars DataFrame."""
+        try:
+            return self._con.sql(sql, params=list(params) if params else None).pl()
+        except duckdb.Error as e:
+            raise self._map(e) from None
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        try:
+            self._con.execute(sql, params or [])
+        except duckdb.Error as e:
+            raise self._map(e) from None
+
+    def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        try:
+            return self._con.execute(sql, params or []).fetchall()
+        except duckdb.Error as e:
+            raise self._map(e) from None
+
+    # -- ingest ---------------------------------------------------------------------
+    def file_done(self, path: str, size: int, mtime_ns: int) -> bool:
+        row = self._con.execute(
+            "SELECT 1 FROM ingested_files WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
+            [path, size, mtime_ns],
+        ).fetchall()
+        return bool(row)
+
+    def ingested_files(self) -> dict[str, tuple[int, int]]:
+        """``{path: (size, mtime_ns)}`` of every file recorded as fully ingested."""
+        return {p: (sz, mt) for p, sz, mt in self.fetchall("SELECT path, size, mtime_ns FROM ingested_files")}
+
+    def record_files(self, rows: Sequence[tuple[str, int, int, str, int]]) -> None:
+        """Record many ``(path, size, mtime_ns, format, traces)`` rows at once (see record_file)."""
+        if not rows:
+            return
+        cols = list(zip(*rows))
+        tb = pa.Table.from_arrays([pa.array(c, t) for c, t in zip(cols, (
+            pa.string(), pa.int64(), pa.int64(), pa.string(), pa.int32()))],
+            names=["path", "size", "mtime_ns", "fmt", "traces"])
+        try:
+            self._con.register("_mast_files", tb)
+            self._con.execute("DELETE FROM ingested_files WHERE path IN (SELECT path FROM _mast_files)")
+            self._con.execute("INSERT INTO ingested_files SELECT path, size, mtime_ns, fmt, traces, ? FROM _mast_files",
+                              [_now()])
+        except duckdb.Error as e:
+            raise self._map(e) from None
+        finally:
+            with contextlib.suppress(Exception):
+                self._con.unregister("_mast_files")
+
+    def record_file(self, path: str, size: int, mtime_ns: int, fmt: str, traces: int) -> None:
+        self._con.execute("DELETE FROM ingested_files WHERE path = ?", [path])
+        self._con.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
+                          [path, size, mtime_ns, fmt, traces, _now()])
+
+    # A file too big for one batch is staged: DuckDB keeps memory it does not account
+    # for (outside memory_limit) for every row appended in a transaction until it
+    # commits, so one transaction over a 900 MB file took 1.4 GB.  Batches are committed
+    # into temporary tables instead (they spill to disk under memory_limit), and one
+    # transaction then copies them into the store with INSERT ... SELECT, which stays
+    # within bounds: the file is still published whole or not at all.
+
+    def begin_staging(self, hooks: Sequence[WriteHook] = ()) -> None:
+        """Route :meth:`write_parts` into empty temporary staging tables.
+
+        ``hooks``: the write hooks the staged writes will run; their tables are staged too.
+        """
+        staged = tuple(dict.fromkeys((*_CORE_TABLES, *(t for h in hooks for t in h.tables))))
+        for t in staged:
+            self.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_PREFIX}{t} AS SELECT * FROM {t} LIMIT 0")
+            self.execute(f"DELETE FROM {_STAGE_PREFIX}{t}")
+        self._staged = staged
+
+    def publish_staging(self) -> None:
+        """Copy everything staged into the store (call inside :meth:`transaction`)."""
+        for t in self._staged:
+            self.execute(f"INSERT INTO {t} SELECT * FROM {_STAGE_PREFIX}{t}")
+
+    def end_staging(self) -> None:
+        """Stop staging and drop what is staged (published or not)."""
+        staged, self._staged = self._staged, ()
+        for t in staged:
+            with contextlib.suppress(MastError):
+                self.execute(f"DELETE FROM {_STAGE_PREFIX}{t}")
+
+    def write_traces(self, traces: Sequence[Trace], hooks: Sequence[WriteHook] = ()) -> WriteResult:
+        """Store a batch of traces (and the labels they carry), skipping known ids.
+
+        Must be called inside :meth:`transaction` by ingest; the same as
+        ``write_tables(encode_traces(traces), hooks)``.
+        """
+        return self.write_tables(encode_traces(traces), hooks)
+
+    def write_tables(self, tables: TraceTables, hooks: Sequence[WriteHook] = ()) -> WriteResult:
+        """Store traces already encoded by :func:`encode_traces`."""
+        return self.write_parts([tables], hooks=hooks)[0]
+
+    def write_parts(self, parts: Sequence[TraceTables], sizes: Sequence[int] | None = None,
+                    hooks: Sequence[WriteHook] = ()) -> list[WriteResult]:
+        """Store several encoded batches at once; one result per part.
+
+        ``sizes`` splits the traces of all parts, in order, into the units to report on
+        (e.g. files; default: one unit per part).  Ids already stored, and repeats inside
+        the batch, are counted as present and not written.  Each table goes to DuckDB in
+        one INSERT, so redaction and casting run vectorised and the fixed cost of a
+        statement (planning ~40 regexp_replace calls) is paid once per call, not per file.
+        Each of ``hooks`` then sees the new rows, in the caller's transaction.
+        """
+        if sizes is None:
+            sizes = [p.traces.num_rows for p in parts]
+        tables = TraceTables.concat(parts)
+        assert sum(sizes) == tables.traces.num_rows, "sizes must cover every trace"
+        tr = tables.traces
+        n = tr.num_rows
+        if n == 0:
+            return [WriteResult(0, 0, 0) for _ in parts]
+        ids = tr.column("trace_id").to_pylist()
+        known = {r[0] for r in self.fetchall(
+            "SELECT trace_id FROM traces WHERE trace_id IN (SELECT unnest(?))", [ids])}
+        if self._staged:
+            known |= {r[0] for r in self.fetchall(
+                "SELECT trace_id FROM " + _STAGE_PREFIX + "traces WHERE trace_id IN (SELECT unnest(?))", [ids])}
+        keep: list[int] = []
+        seen: set[str] = known
+        for i, tid in enumerate(ids):
+            if tid not in seen:
+                seen.add(tid)
+                keep.append(i)
+        if not keep:
+            return [WriteResult(0, k, 0) for k in sizes]
+        st, ann, att = tables.steps, tables.annotations, tables.attributions
+        if len(keep) < n:
+            sel = pa.array(keep, pa.int32())
+            tr = tr.take(sel)
+            st, ann, att = (t.filter(pc.is_in(t.column("_seq"), value_set=sel)) for t in (st, ann, att))
+        # Scanning a registered table costs DuckDB a little per chunk and column: the small
+        # tables arrive as one chunk per file, so merge them (steps are few, big chunks).
+        tr, ann, att = tr.combine_chunks(), ann.combine_chunks(), att.combine_chunks()
+        batch = WrittenBatch(traces="temp._mast_new_traces", steps="temp._mast_new_steps", staged=self._staged,
+                             prefix=_STAGE_PREFIX if self._staged else "")
+        now = _now()
+        try:
+            if hooks:
+                # The batch's rows go through temporary tables first, so that the hooks
+                # see exactly these rows as stored (redacted), in this same transaction.
+                for t in ("traces", "steps"):
+                    self._con.execute(f"CREATE OR REPLACE TEMP TABLE _mast_new_{t} AS SELECT * FROM main.{t} LIMIT 0")
+                self._insert("traces", tr, "temp._mast_new_traces", now)
+                self._insert("steps", st, "temp._mast_new_steps", now)
+                for t in ("traces", "steps"):
+                    self._con.execute(f"INSERT INTO {batch.into(t)} SELECT * FROM temp._mast_new_{t}")
+                for h in hooks:
+                    h.on_write(self, batch)
+            else:
+                self._insert("traces", tr, batch.into("traces"), now)
+                self._insert("steps", st, batch.into("steps"), now)
+            self._insert("annotations", ann, batch.into("annotations"), now)
+            self._insert("attributions", att, batch.into("attributions"), now)
+        except duckdb.Error as e:
+            raise self._map(e) from None
+        finally:
+            if hooks:  # free the batch copy
+                for t in ("traces", "steps"):
+                    with contextlib.suppress(Exception):
+                        self._con.execute(f"DROP TABLE IF EXISTS temp._mast_new_{t}")
+        n_steps = tr.column("n_steps").to_pylist()
+        out, off, j = [], 0, 0
+        for k in sizes:  # keep is sorted: walk it once, part by part
+            new = steps = 0
+            while j < len(keep) and keep[j] < off + k:
+                new += 1
+                steps += n_steps[j]
+                j += 1
+            out.append(WriteResult(new, k - new, steps))
+            off += k
+        return out
+
+    def _insert(self, table: str, rows: pa.Table, into: str, now: datetime) -> None:
+        """Insert encoded ``rows`` of ``table`` into ``into`` (the table, a staged or batch copy),
+        redacting and casting on the way (:data:`_SELECT`)."""
+        if not rows.num_rows:
+            return
+        name = f"_mast_in_{table}"
+        select, stamped = _SELECT[table]
+        self._con.register(name, rows)
+        try:
+            self._con.execute(f"INSERT INTO {into} " + select.replace("{src}", name), [now] if stamped else [])
+        finally:
+            with contextlib.suppress(Exception):
+                self._con.unregister(name)
+
+    def probe(self, statements: Sequence[str]) -> str | None:
+        """Run ``statements`` on a cursor of their own; the first error's message, or None.
+
+        For checks that may fail during a write (e.g. whether a hook's SQL binds): a failed
+        statement on the store's own connection would abort the caller's transaction.
+        Temporary objects made here are the cursor's and vanish with it.
+        """
+        try:
+            cur = self._con.cursor()
+        except duckdb.Error as e:
+            return str(self._map(e))
+        try:
+            for sql in statements:
+                cur.execute(sql).fetchall()
+        except duckdb.Error as e:
+            return str(e).splitlines()[0] if str(e) else type(e).__name__
+        finally:
+            with contextlib.suppress(Exception):
+                cur.close()
+        return None
+
+    # -- labels and runs --------------------------------------------------------------
+    def write_annotations(self, rows: Iterable[Annotation]) -> int:
+        """Store annotations of stored traces (``trace_id`` set); the count written."""
+        return self._write_labels("annotations", encode_annotations(rows))
+
+    def write_attributions(self, rows: Iterable[Attribution]) -> int:
+        """Store attributions of stored traces (``trace_id`` set); the count written."""
+        return self._write_labels("attributions", encode_attributions(rows))
+
+    def _write_labels(self, table: str, rows: pa.Table) -> int:
+        try:
+            self._insert(table, rows, table, _now())
+        except duckdb.Error as e:
+            raise self._map(e) from None
+        return rows.num_rows
+
+    # -- reads used by the CLI ------------------------------------------------------
+    def list_traces(self, system: str | None = None, limit: int | None = None):
+        sql = ("SELECT trace_id, system, framework, source_format, outcome, n_steps, n_agents, "
+               "tokens_in, tokens_out, cost_usd, left(task, 200) AS task, source_path, source_index "
+               "FROM traces")
+        params: list[Any] = []
+        if system:
+            sql += " WHERE system = ?"
+            params.append(system)
+        sql += " ORDER BY system, source_path, source_index"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return self.query(sql, params)
+
+    def resolve_trace_id(self, prefix: str) -> str:
+        rows = self.fetchall("SELECT trace_id FROM traces WHERE starts_with(trace_id, ?) LIMIT 2", [prefix])
+        if not rows:
+            raise StoreError(f"no trace with id {prefix!r}", "List ids with `mast traces list`.")
+        if len(rows) > 1:
+            raise StoreError(f"trace id prefix {prefix!r} is ambiguous", "Give more characters of the id.")
+        return rows[0][0]
+
+    def load_traces(self, trace_ids: Sequence[str], *, labels: bool = False) -> list[Trace]:
+        """The stored traces of ``trace_ids`` as :class:`mast.model.Trace` s, the typed read path.
+
+        Traces come in the order of ``trace_ids`` (an id given twice comes once; an id
+        not stored is left out: compare lengths to notice).  ``trace.steps[i]`` is stored
+        step ``i``: the write path numbers steps 0..n-1 in order, so the position is the
+        step number that evidence and attributions cite.  Timestamps are ISO 8601 in UTC,
+        JSON columns are dicts.  With ``labels``, each trace carries its stored
+        annotations (by annotator, mode) and attributions (by annotator).
+        """
+        ids = list(dict.fromkeys(trace_ids))
+        if not ids:
+            return []
+        sel = "WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))"
+        by_id: dict[str, Trace] = {}
+        for (tid, system, framework, fmt, path, index, task, outcome, started, ended,
+             metadata) in self.fetchall(
+                "SELECT trace_id, system, framework, source_format, source_path, source_index, task, outcome, "
+                f"started_at, ended_at, metadata FROM traces {sel}", [ids]):
+            by_id[tid] = Trace(system=system, framework=framework, source_format=fmt, source_path=path,
+                               source_index=index, task=task, outcome=Outcome(outcome), started_at=_iso(started),
+                               ended_at=_iso(ended), metadata=json.loads(metadata) if metadata else {},
+                               trace_id=tid)
+        for (tid, _step, span, parent, agent, role, kind, content, tool, args, target, started, ended,
+             tin, tout, cost, status, attrs) in self.fetchall(
+                "SELECT trace_id, step, span_id, parent_span_id, agent, role, kind, content, tool_name, tool_args, "
+                "target_agent, started_at, ended_at, tokens_in, tokens_out, cost_usd, status, attributes "
+                f"FROM steps {sel} ORDER BY trace_id, step", [ids]):
+            by_id[tid].steps.append(Step(
+                agent=agent, content=content, kind=StepKind(kind), role=role, tool_name=tool, tool_args=args,
+                target_agent=target, span_id=span, parent_span_id=parent, started_at=_iso(started),
+                ended_at=_iso(ended), tokens_in=tin, tokens_out=tout, cost_usd=cost, status=status,
+                attributes=json.loads(attrs) if attrs else None))
+        if labels:
+            for (tid, taxonomy, mode, annotator, run_id, label, conf, evidence, why) in self.fetchall(
+                    "SELECT trace_id, taxonomy, mode, annotator, run_id, label, confidence, evidence_steps, "
+                    f"rationale FROM annotations {sel} ORDER BY trace_id, annotator, mode", [ids]):
+                by_id[tid].annotations.append(Annotation(
+                    mode=mode, label=Label(label), annotator=annotator, taxonomy=taxonomy, run_id=run_id,
+                    confidence=conf, evidence_steps=list(evidence or []), rationale=why, trace_id=tid))
+            for (tid, annotator, run_id, agent, step, conf, why) in self.fetchall(
+                    "SELECT trace_id, annotator, run_id, agent, step, confidence, rationale "
+                    f"FROM attributions {sel} ORDER BY trace_id, annotator", [ids]):
+                by_id[tid].attributions.append(Attribution(
+                    annotator=annotator, agent=agent, step=step, run_id=run_id, confidence=conf,
+                    rationale=why, trace_id=tid))
+        return [by_id[t] for t in ids if t in by_id]
+
+    def stats(self):
+        # One pass over steps for the distinct agents of every system (not one scan per system).
+        return self.query("""
+            WITH labelled AS (SELECT DISTINCT trace_id FROM annotations UNION SELECT DISTINCT trace_id FROM attributions),
+            agents AS (SELECT coalesce(t.system, '(unknown)') AS system, count(DISTINCT s.agent) AS agents
+                       FROM steps s JOIN traces t USING (trace_id) GROUP BY 1)
+            SELECT coalesce(t.system, '(unknown)') AS system, count(*) AS traces, sum(n_steps)::BIGINT AS steps,
+                   coalesce(any_value(a.agents), 0) AS agents,
+                   sum(coalesce(tokens_in, 0) + coalesce(tokens_out, 0))::BIGINT AS tokens,
+                   count(*) FILTER (WHERE trace_id IN (SELECT trace_id FROM labelled)) AS labelled_traces
+            FROM traces t LEFT JOIN agents a ON a.system = coalesce(t.system, '(unknown)')
+            GROUP BY 1 ORDER BY 1""")
+
+
+
+#: what a write stores: staged whole while a big file is streamed (with the hooks' tables)
+_CORE_TABLES = ("traces", "steps", "annotations", "attributions")
+_STAGE_PREFIX = "_mast_stage_"
+_HINTS_SQL = _HINTS.pattern.replace("'", "''")
+
+
+def _redacted(col: str) -> str:
+    """The redaction chain, run only on values that contain a hint word.
+
+    Most text holds no credential-like word; one RE2 scan for the hints is about 8 times
+    cheaper than the eight regexp_replace passes (see bench/RESULTS.md).
+    """
+    return f"CASE WHEN regexp_matches({col}, '{_HINTS_SQL}') THEN {sql_redact(col)} ELSE {col} END"
+
+
+# table -> (SELECT from the registered encoded batch ``{src}`` in the stored column order,
+# whether it takes the write time as its one parameter)
+_SELECT: dict[str, tuple[str, bool]] = {
+    "traces": (f"""SELECT trace_id, system, framework, source_format,
+        source_path, source_index, {_redacted('task')}, outcome,
+        try_cast(started_at AS TIMESTAMPTZ)::TIMESTAMP, try_cast(ended_at AS TIMESTAMPTZ)::TIMESTAMP,
+        n_steps, n_agents, tokens_in, tokens_out, cost_usd,
+        {_redacted('metadata')}::JSON, {SCHEMA_VERSION}, ? FROM {{src}}""", True),
+    "steps": (f"""SELECT trace_id, step, span_id, parent_span_id,
+        agent, role, kind, {_redacted('content')}, tool_name, {_redacted('tool_args')}, target_agent,
+        try_cast(started_at AS TIMESTAMPTZ)::TIMESTAMP, try_cast(ended_at AS TIMESTAMPTZ)::TIMESTAMP,
+        tokens_in, tokens_out, cost_usd, status, {_redacted('attributes')}::JSON FROM {{src}}""", False),
+    "annotations": (f"""SELECT trace_id, taxonomy, mode, annotator, run_id,
+        label, confidence, evidence_steps, {sql_redact('rationale')}, ? FROM {{src}}""", True),
+    "attributions": (f"""SELECT trace_id, annotator, run_id, agent, step,
+        confidence, {sql_redact('rationale')}, ? FROM {{src}}""", True),
+}
