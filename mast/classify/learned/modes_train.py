@@ -21,7 +21,8 @@ Contract of :func:`learn_modes`:
 - Figures per mode, on the out-of-fold predictions: precision, recall, F1, Cohen's
   kappa (the conventions of :mod:`mast.evaluate`: undefined is ``None``), a 95% interval
   for kappa from a bootstrap over groups (:data:`BOOTSTRAP` resamples, fixed seed), and
-  the Brier score of the probabilities; beside them the constant baseline (the training
+  the Brier score of the probabilities and their reliability (:mod:`mast.calibration`:
+  binned out-of-fold P(present) against the observed frequency, n per bin); beside them the constant baseline (the training
   part's majority label, its base rate as probability) and each stored annotator in
   ``compare`` (e.g. ``rules``) on the same traces.  Macro figures average the modes
   cross-validated; the macro kappa difference to each compared annotator is bootstrapped
@@ -44,6 +45,7 @@ import numpy as np
 from mast.classify.learned import trace_features as TF
 from mast.classify.learned.modes_model import ModeModel, ModesModel
 from mast.classify.learned.model import libraries
+from mast.calibration import reliability
 from mast.errors import UsageError
 
 MIN_TRACES = 10
@@ -323,6 +325,7 @@ def learn_modes(store, gold: str = "human", *, where: str | None = None, k: int 
         pred = (prob >= 0.5).astype(int)
         cv = scores(y, pred)
         cv["brier"] = _r(float(((prob - y) ** 2).mean()))
+        cv["calibration"] = reliability(zip(prob.tolist(), y.tolist()), event="mode present").to_dict()
         base = {"constant": {**scores(y, const.astype(int)), "brier": _r(float(((const_p - y) ** 2).mean()))}}
         preds = {"learned": pred, "constant": const.astype(int)}
         for c, labs in others.items():

@@ -11,10 +11,9 @@ Contract of :func:`learn_attribution`:
   is chosen) are chosen *inside* each outer training part by an inner 3-fold CV (nested
   CV): nothing is selected on the folds it is scored on.
 - Every gold trace counts: a trace with no prediction is wrong.  Beside the model, on
-  the same folds: uniform random (expected value: 1/agents, 1/steps), the majority agent
-  of the system in the training part (its first step as the step), the last step, the
-  first error step (the rules' error flag; no error: no prediction), and any stored
-  annotator named in ``compare`` (e.g. ``rules``).
+  the same folds: the baselines of :mod:`mast.classify.learned.baselines` (uniform
+  random, the majority agent of the system in the training part, the last step, the
+  first error step), and any stored annotator named in ``compare`` (e.g. ``rules``).
 - The final model is fitted on all gold traces with hyperparameters chosen by CV over
   all of them, and returned with its CV figures; :func:`holdout` instead trains on one
   selection and scores another (a system the model never saw).
@@ -28,9 +27,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mast.classify.learned import baselines as B
 from mast.classify.learned import features as F
+from mast.classify.learned.baselines import Gold, Prediction, norm_agent  # noqa: F401 - named here too
 from mast.classify.learned.model import AttributionModel, libraries
 from mast.classify.learned.ranker import Ranker, fit, group_offsets, softmax_groups
+from mast.calibration import reliability
 from mast.errors import UsageError
 from mast.taxonomy import DEFAULT_TAXONOMY
 
@@ -38,14 +40,6 @@ MIN_TRACES = 10
 SEED = 0
 L2_GRID = (0.003, 0.03, 0.3)
 INNER_FOLDS = 3
-
-
-@dataclass
-class Gold:
-    trace_id: str
-    system: str
-    agent: str | None
-    step: int
 
 
 @dataclass
@@ -67,11 +61,6 @@ class LearnResult:
     def as_dict(self) -> dict[str, Any]:
         return {"model_id": self.model.model_id, "cv": self.cv, "hyperparameters": self.model.hyperparameters,
                 "agent_rule": self.model.agent_rule, "training": self.model.training, "skipped": self.skipped}
-
-
-def norm_agent(a: str | None) -> str:
-    # the same agent comparison as mast.evaluate (case and punctuation ignored)
-    return "".join(ch for ch in (a or "").lower() if ch.isalnum())
 
 
 def load_gold(store, gold: str, where: str | None) -> tuple[list[Gold], dict[str, int]]:
@@ -128,13 +117,6 @@ def _rows(data: Data, idx: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.nd
     return np.asarray(rows, dtype=np.int64), group_offsets(spans), np.asarray(gold_rows, dtype=np.int64)
 
 
-@dataclass
-class Prediction:
-    agent: str | None
-    step: int
-    confidence: float
-
-
 def predict(ranker: Ranker, agent_rule: str, X: np.ndarray, agents: Sequence[str | None],
             offsets: np.ndarray) -> list[Prediction]:
     """One prediction per group: the highest-scoring step; its agent (``step``) or the
@@ -168,10 +150,7 @@ def _fit_predict(data: Data, train: Sequence[int], test: Sequence[int], l2: floa
 
 
 def _hits(data: Data, idx: Sequence[int], preds: Sequence[Prediction | None]) -> tuple[np.ndarray, np.ndarray]:
-    ag = np.array([p is not None and bool(data.gold[i].agent) and norm_agent(p.agent) == norm_agent(data.gold[i].agent)
-                   for i, p in zip(idx, preds)], dtype=float)
-    st = np.array([p is not None and p.step == data.gold[i].step for i, p in zip(idx, preds)], dtype=float)
-    return ag, st
+    return B.hits(data.gold, idx, preds)
 
 
 def select(data: Data, idx: Sequence[int], k: int = INNER_FOLDS) -> dict[str, Any]:
@@ -192,31 +171,6 @@ def select(data: Data, idx: Sequence[int], k: int = INNER_FOLDS) -> dict[str, An
     return {"l2": best[0], "agent_rule": best[1]}
 
 
-def _baselines(data: Data, train: Sequence[int], test: Sequence[int]) -> dict[str, list[Prediction | None]]:
-    t = data.table
-    err = t.flags["is_error"]
-    majority: dict[str, str] = {}
-    counts: dict[tuple[str, str], int] = {}
-    for i in train:
-        g = data.gold[i]
-        if g.agent:
-            counts[(g.system, norm_agent(g.agent))] = counts.get((g.system, norm_agent(g.agent)), 0) + 1
-    for (system, agent), c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        majority.setdefault(system, agent)
-    out: dict[str, list[Prediction | None]] = {"majority_agent": [], "last_step": [], "first_error_step": []}
-    for i in test:
-        g = data.gold[i]
-        a, b = t.spans[g.trace_id]
-        agents = t.agent[a:b]
-        maj = majority.get(g.system)
-        first = next((j for j, ag in enumerate(agents) if maj and norm_agent(ag) == maj), None)
-        out["majority_agent"].append(Prediction(maj, first if first is not None else -1, 1.0) if maj else None)
-        out["last_step"].append(Prediction(agents[-1], b - a - 1, 1.0))
-        errs = np.flatnonzero(err[a:b])
-        out["first_error_step"].append(Prediction(agents[int(errs[0])], int(errs[0]), 1.0) if len(errs) else None)
-    return out
-
-
 def _stored(store, annotator: str, data: Data, test: Sequence[int]) -> list[Prediction | None]:
     rows = store.fetchall(
         """SELECT trace_id, agent, step FROM (
@@ -228,28 +182,39 @@ def _stored(store, annotator: str, data: Data, test: Sequence[int]) -> list[Pred
 
 
 class _Tally:
-    """Hits per system and method, over every gold trace scored."""
+    """Hits per system and method, over every gold trace scored, and the model's stated
+    confidence beside its hits (its reliability on the held-out folds)."""
 
     def __init__(self) -> None:
-        self.hits: dict[str, dict[str, list[np.ndarray]]] = {}
-        self.n: dict[str, int] = {}
+        self.hits: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+        self.conf: dict[str, list[tuple[float, float, float]]] = {}
 
-    def add(self, data: Data, method: str, idx: Sequence[int], ag: np.ndarray, st: np.ndarray) -> None:
+    def add(self, data: Data, method: str, idx: Sequence[int], ag: np.ndarray, st: np.ndarray,
+            confidence: Sequence[float] | None = None) -> None:
         for j, i in enumerate(idx):
             system = data.gold[i].system
-            d = self.hits.setdefault(system, {}).setdefault(method, [np.zeros(0), np.zeros(0)])
-            d[0] = np.append(d[0], ag[j])
-            d[1] = np.append(d[1], st[j])
+            d = self.hits.setdefault(system, {}).setdefault(method, ([], []))
+            d[0].append(float(ag[j]))
+            d[1].append(float(st[j]))
+            if confidence is not None:
+                self.conf.setdefault(system, []).append((float(confidence[j]), float(ag[j]), float(st[j])))
 
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for system in sorted(self.hits):
-            h = self.hits[system]
+            h = dict(self.hits[system])
             model = h.pop("model")
-            out[system] = {"n": len(model[0]), "agent_accuracy": _r(model[0].mean()),
-                           "step_accuracy": _r(model[1].mean()),
-                           "baselines": {m: {"agent_accuracy": _r(v[0].mean()), "step_accuracy": _r(v[1].mean())}
-                                         for m, v in sorted(h.items())}}
+            c = self.conf.get(system, [])
+            out[system] = {"n": len(model[0]), "agent_accuracy": _r(np.mean(model[0])),
+                           "step_accuracy": _r(np.mean(model[1])),
+                           "baselines": {m: {"agent_accuracy": _r(np.mean(v[0])), "step_accuracy": _r(np.mean(v[1]))}
+                                         for m, v in sorted(h.items())},
+                           # the confidence is the step's probability (agent rule "step") or the
+                           # agent's summed probability ("mass"): both events are shown
+                           "calibration": {
+                               "step": reliability([(p, s) for p, _, s in c], event="root-cause step is gold").to_dict(),
+                               "agent": reliability([(p, a) for p, a, _ in c],
+                                                    event="root-cause agent is gold").to_dict()}}
         return out
 
 
@@ -259,17 +224,9 @@ def _r(x: float) -> float:
 
 def _score(store, data: Data, tally: _Tally, train: Sequence[int], test: Sequence[int],
            preds: Sequence[Prediction], compare: Sequence[str]) -> None:
-    tally.add(data, "model", test, *_hits(data, test, preds))
-    # uniform random, in expectation
-    t = data.table
-    ra, rs = [], []
-    for i in test:
-        a, b = t.spans[data.gold[i].trace_id]
-        ra.append(1.0 / max(1, len({x for x in t.agent[a:b] if x is not None})))
-        rs.append(1.0 / (b - a))
-    tally.add(data, "uniform_random", test, np.array(ra), np.array(rs))
-    for name, bp in _baselines(data, train, test).items():
-        tally.add(data, name, test, *_hits(data, test, bp))
+    tally.add(data, "model", test, *_hits(data, test, preds), confidence=[p.confidence for p in preds])
+    for name, (ag, st) in B.score(data.table, data.gold, train, test).items():
+        tally.add(data, name, test, ag, st)
     for ann in compare:
         tally.add(data, ann, test, *_hits(data, test, _stored(store, ann, data, test)))
 
