@@ -8,13 +8,26 @@ Contract:
   one system): every mode of the taxonomy gets a row, and a mode the two did not both
   label on some trace is *not assessed* (it is not scored as "absent").  The macro
   average is the unweighted mean over the assessed modes where the metric is defined.
+- Baselines beside every mode and the macro row (``ModeScore.baselines``, keys
+  :data:`MODE_BASELINES`), on the same traces: ``always_present``, ``always_absent``,
+  and ``random``: labels drawn present with the gold base rate, as the metrics of the
+  *expected* 2×2 table (P = R = F1 = base rate, κ = 0), not of a sampled run.
+- Calibration (:attr:`LabelAgreement.calibration`): the pred's stated confidence as a
+  probability that the mode is present (``confidence`` of a present label, 1 −
+  ``confidence`` of an absent one; a label without confidence is counted apart) against
+  the gold label, in the bins of :mod:`mast.calibration`, overall and per mode.
 - :func:`attribution_agreement` compares root causes on traces both annotators
   attributed: agent accuracy (case- and punctuation-insensitive name match), step
   accuracy exact and within +/-k, with the uniform-random baseline (per trace 1/#agents,
   1/#steps and (#steps within +/-k)/#steps, averaged) over the same traces.  It also
   reports coverage and the accuracies over all gold-attributed traces, counting a
   trace pred did not attribute as wrong.  Groups: by a metadata field (e.g. ``subset``)
-  or by system.
+  or by system.  Beside them, on the same traces, the baselines of
+  :mod:`mast.classify.learned.baselines` (``AttributionGroup.baselines``: uniform random,
+  majority agent per system, last step, first error step), each over the ``both``
+  traces and over all gold traces.  The majority agent is taken from the gold traces
+  being scored (in-sample: a generous floor).  Calibration: the pred's confidence
+  against agent and step hits on the ``both`` traces.
 """
 
 from __future__ import annotations
@@ -23,6 +36,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from mast.agreement import Agreement, ModeAgreement, compare_pair, latest_labels
+from mast.calibration import BINS, from_bins, reliability
+from mast.classify.learned import baselines as B
+from mast.classify.learned.features import load_steps
 from mast.errors import UsageError
 from mast.scope import UNKNOWN_SYSTEM
 from mast.taxonomy import DEFAULT_TAXONOMY
@@ -45,6 +61,13 @@ class ModeScore:
     recall: float | None = None
     f1: float | None = None
     kappa: float | None = None
+    base_rate: float | None = None   # gold positives / traces
+    #: name -> {"precision", "recall", "f1", "kappa"} on the same traces (MODE_BASELINES)
+    baselines: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+
+MODE_BASELINES = ("always_present", "always_absent", "random")
+_METRICS = ("precision", "recall", "f1", "kappa")
 
 
 @dataclass
@@ -59,6 +82,10 @@ class LabelAgreement:
     modes: list[ModeScore]
     macro: dict[str, float | None]
     not_assessed: list[str]
+    #: baseline name -> macro metrics over the same modes as ``macro``
+    macro_baselines: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    #: ``overall`` and ``modes`` (mode -> Reliability) of pred's confidence; see the module docstring
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +105,10 @@ class AttributionGroup:
     random_agent: float | None           # uniform-random baseline on the `both` traces
     random_step: float | None
     random_step_within_k: float | None
+    #: baseline name -> {"agent_accuracy", "step_accuracy"} on ``both``, and ``..._all`` over every gold trace
+    baselines: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    #: "agent" / "step" -> Reliability of pred's confidence on ``both`` (traces with a confidence)
+    calibration: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -115,16 +146,73 @@ def agreement(store, gold: str, pred: str, *, taxonomy: str = DEFAULT_TAXONOMY,
     scores = [_score(m.id, m.name, by_mode.get(m.id)) for m in tax.modes]
     # Labels of modes outside the taxonomy (codes of an older draft) are not scored.
     on_taxonomy = Agreement(gold, pred, pair.traces, [m for m in pair.modes if m.mode in tax.mode_ids])
-    macro = {k: on_taxonomy.macro(k) for k in ("precision", "recall", "f1", "kappa")}
+    macro = {k: on_taxonomy.macro(k) for k in _METRICS}
+    macro_base = {}
+    for name in MODE_BASELINES:
+        vals = [_baseline_table(m, name) for m in on_taxonomy.modes if m.assessed]
+        macro_base[name] = {k: _mean(getattr(v, k) for v in vals) for k in _METRICS}
     return LabelAgreement(gold, pred, taxonomy, list(systems), pair.traces, scores, macro,
-                          [s.mode for s in scores if not s.assessed])
+                          [s.mode for s in scores if not s.assessed], macro_base,
+                          _label_calibration(store, labels, params, gold, pred))
+
+
+def _mean(vals) -> float | None:
+    vals = [v for v in vals if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _baseline_table(m: ModeAgreement, name: str) -> ModeAgreement:
+    """The 2×2 table a baseline gets on ``m``'s traces (the random one in expectation)."""
+    n, pos = m.n, m.support
+    neg = n - pos
+    if name == "always_present":
+        return ModeAgreement(m.gold, name, m.mode, n, pos, neg, 0, 0)
+    if name == "always_absent":
+        return ModeAgreement(m.gold, name, m.mode, n, 0, 0, pos, neg)
+    p = pos / n if n else 0.0
+    # expected counts (floats): the metrics of the expected table
+    return ModeAgreement(m.gold, name, m.mode, n, pos * p, neg * p, pos * (1 - p), neg * (1 - p))  # type: ignore[arg-type]
+
+
+def _clean(x: float | None) -> float | None:
+    return None if x is None else round(x, 12)  # the expected table's κ is 0 up to rounding
+
+
+def _label_calibration(store, labels: str, params: list, gold: str, pred: str) -> dict[str, Any]:
+    rows = store.fetchall(f"""
+        WITH l AS ({labels}),
+        j AS (SELECT p.mode, CASE WHEN p.present THEN p.confidence ELSE 1 - p.confidence END AS pp,
+                     g.present::INT AS y
+              FROM l g JOIN l p ON g.trace_id = p.trace_id AND g.mode = p.mode
+              WHERE g.annotator = ? AND p.annotator = ?)
+        SELECT mode, least({BINS - 1}, greatest(0, floor(pp * {BINS})))::INT AS b, count(*), sum(pp), sum(y),
+               sum((pp - y) * (pp - y))
+        FROM j WHERE pp IS NOT NULL GROUP BY ALL ORDER BY 1, 2""", [*params, gold, pred])
+    missing = store.fetchall(f"""
+        WITH l AS ({labels})
+        SELECT count(*) FROM l g JOIN l p ON g.trace_id = p.trace_id AND g.mode = p.mode
+        WHERE g.annotator = ? AND p.annotator = ? AND p.confidence IS NULL""", [*params, gold, pred])[0][0]
+    per: dict[str, list] = {}
+    total = [[0, 0.0, 0.0, 0.0] for _ in range(BINS)]
+    for mode, b, n, sp, sy, se in rows:
+        acc = per.setdefault(mode, [[0, 0.0, 0.0, 0.0] for _ in range(BINS)])
+        for a in (acc[b], total[b]):
+            a[0] += int(n)
+            a[1] += float(sp)
+            a[2] += float(sy)
+            a[3] += float(se)
+    event = "mode present"
+    return {"event": event, "without_confidence": int(missing),
+            "overall": from_bins([tuple(a) for a in total], event=event).to_dict(),
+            "modes": {m: from_bins([tuple(a) for a in acc], event=event).to_dict() for m, acc in per.items()}}
 
 
 def _score(mode: str, name: str, m: ModeAgreement | None) -> ModeScore:
     if m is None:
         return ModeScore(mode, name, assessed=False)
+    base = {b: {k: _clean(getattr(_baseline_table(m, b), k)) for k in _METRICS} for b in MODE_BASELINES}
     return ModeScore(mode, name, True, m.n, m.support, m.predicted, m.tp, m.fp, m.fn, m.tn,
-                     m.precision, m.recall, m.f1, m.kappa)
+                     m.precision, m.recall, m.f1, m.kappa, m.support / m.n if m.n else None, base)
 
 
 def attribution_agreement(store, gold: str = "human", pred: str = "rules", *, tolerance: int = 1,
@@ -140,7 +228,7 @@ def attribution_agreement(store, gold: str = "human", pred: str = "rules", *, to
         grp = "coalesce(json_extract_string(t.metadata, '$.' || ?), '(none)')"
     sql = f"""
         WITH latest AS (
-            SELECT trace_id, annotator, agent, step FROM (
+            SELECT trace_id, annotator, agent, step, confidence FROM (
                 SELECT *, row_number() OVER (PARTITION BY trace_id, annotator
                                              ORDER BY created_at DESC, run_id DESC NULLS LAST) AS rn
                 FROM attributions WHERE annotator IN (?, ?)
@@ -152,7 +240,8 @@ def attribution_agreement(store, gold: str = "human", pred: str = "rules", *, to
         )
         SELECT {grp} AS grp, g.trace_id,
                g.agent AS g_agent, g.step AS g_step, p.agent AS p_agent, p.step AS p_step,
-               t.n_steps, coalesce(a.n_agents, 0) AS n_agents, p.trace_id IS NOT NULL AS has_pred
+               t.n_steps, coalesce(a.n_agents, 0) AS n_agents, p.trace_id IS NOT NULL AS has_pred,
+               p.confidence AS p_conf, coalesce(t.system, '{UNKNOWN_SYSTEM}') AS system
         FROM latest g JOIN traces t USING (trace_id)
         LEFT JOIN latest p ON p.trace_id = g.trace_id AND p.annotator = ?
         LEFT JOIN agents a ON a.trace_id = g.trace_id
@@ -160,21 +249,32 @@ def attribution_agreement(store, gold: str = "human", pred: str = "rules", *, to
         ORDER BY 1, 2"""
     params = [gold, pred] + ([] if group_by == "system" else [group_by]) + [pred, gold]
     rows = store.fetchall(sql, params)
+    base = _baseline_hits(store, rows)
     groups: dict[str, list[tuple]] = {}
     for r in rows:
         groups.setdefault(r[0], []).append(r)
-    out = [_score_group(name, rs, tolerance) for name, rs in sorted(groups.items())]
-    return AttributionAgreement(gold, pred, tolerance, group_by, _score_group("all", rows, tolerance), out)
+    out = [_score_group(name, rs, tolerance, base) for name, rs in sorted(groups.items())]
+    return AttributionAgreement(gold, pred, tolerance, group_by, _score_group("all", rows, tolerance, base), out)
 
 
-def _norm_agent(a: str | None) -> str:
-    return "".join(ch for ch in (a or "").lower() if ch.isalnum())
+def _baseline_hits(store, rows: list[tuple]) -> dict[str, dict[str, tuple[float, float]]]:
+    """trace_id -> baseline -> (agent hit, step hit) on every gold trace of ``rows``;
+    the majority agent from all of them (in-sample)."""
+    gold = [B.Gold(r[1], r[10], r[2], r[3]) for r in rows]
+    table = load_steps(store, [g.trace_id for g in gold])
+    idx = list(range(len(gold)))
+    out: dict[str, dict[str, tuple[float, float]]] = {g.trace_id: {} for g in gold}
+    for name, (ag, st) in B.score(table, gold, idx, idx).items():
+        for i, g in enumerate(gold):
+            out[g.trace_id][name] = (float(ag[i]), float(st[i]))
+    return out
 
 
-def _score_group(name: str, rows: list[tuple], k: int) -> AttributionGroup:
+def _score_group(name: str, rows: list[tuple], k: int,
+                 base: dict[str, dict[str, tuple[float, float]]]) -> AttributionGroup:
     n_gold = len(rows)
     both = [r for r in rows if r[8]]
-    agent_hits = [bool(r[2]) and _norm_agent(r[2]) == _norm_agent(r[4]) for r in both]
+    agent_hits = [bool(r[2]) and B.norm_agent(r[2]) == B.norm_agent(r[4]) for r in both]
     step_hits = [r[3] is not None and r[5] is not None and r[3] == r[5] for r in both]
     near_hits = [r[3] is not None and r[5] is not None and abs(r[3] - r[5]) <= k for r in both]
 
@@ -201,4 +301,15 @@ def _score_group(name: str, rows: list[tuple], k: int) -> AttributionGroup:
         agent_accuracy_all=frac(agent_hits, n_gold), step_accuracy_all=frac(step_hits, n_gold),
         random_agent=frac([rnd_agent(r) for r in both], len(both)),
         random_step=frac([rnd_step(r) for r in both], len(both)),
-        random_step_within_k=frac([rnd_near(r) for r in both], len(both)))
+        random_step_within_k=frac([rnd_near(r) for r in both], len(both)),
+        baselines={b: {"agent_accuracy": frac([base[r[1]][b][0] for r in both], len(both)),
+                       "step_accuracy": frac([base[r[1]][b][1] for r in both], len(both)),
+                       "agent_accuracy_all": frac([base[r[1]][b][0] for r in rows], n_gold),
+                       "step_accuracy_all": frac([base[r[1]][b][1] for r in rows], n_gold)}
+                   for b in B.NAMES},
+        calibration={
+            "agent": reliability([(r[9], h) for r, h in zip(both, agent_hits) if r[9] is not None],
+                                 event="root-cause agent is gold").to_dict(),
+            "step": reliability([(r[9], h) for r, h in zip(both, step_hits) if r[9] is not None],
+                                event="root-cause step is gold").to_dict(),
+            "without_confidence": sum(1 for r in both if r[9] is None)})
