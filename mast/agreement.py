@@ -8,7 +8,8 @@ agreement or picks the label that counts):
   append`` runs keep history, and only the latest row counts.  ``unknown`` labels are
   not assessments and are left out, as are labels of traces that are not in the store.
 - **Authority** (:func:`authority_rank`): ``human`` > ``human:*`` > ``community:*`` >
-  ``judge*`` > ``rules*`` > any other.  When every pair of annotators is compared, the
+  ``judge*`` > ``learned*`` > ``rules*`` > any other: people first, then the judge, then
+  the learned models (which beat the rules' figures on the labelled sets), then the rules.  When every pair of annotators is compared, the
   more authoritative one (at equal rank, the alphabetically first) is the reference
   (``gold``).
 - **Per mode** (:class:`ModeAgreement`): the 2×2 table of ``pred`` against ``gold`` over
@@ -31,11 +32,11 @@ from typing import Sequence
 
 from mast.scope import UNKNOWN_SYSTEM
 
-_AUTHORITY = ("human:", "community:", "judge", "rules")
+_AUTHORITY = ("human:", "community:", "judge", "learned", "rules")
 
 
 def authority_rank(annotator: str) -> int:
-    """0 for ``human``, then 1–4 for the prefixes of :data:`_AUTHORITY`, 5 for any other."""
+    """0 for ``human``, then 1–5 for the prefixes of :data:`_AUTHORITY`, 5 for any other."""
     if annotator == "human":
         return 0
     for i, prefix in enumerate(_AUTHORITY, start=1):

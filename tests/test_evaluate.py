@@ -90,3 +90,74 @@ def test_attribution_accuracy_and_random_baseline(store):
     assert groups["hc"].gold_traces == 2 and groups["hc"].agent_accuracy == 1.0
     exact = attribution_agreement(store, "human", "rules", tolerance=0).overall
     assert exact.step_accuracy_within_k == pytest.approx(0.5)
+
+
+def test_mode_baselines_beside_every_mode_and_the_macro(store):
+    res = agreement(store, "g", "p")
+    by = {m.mode: m for m in res.modes}
+    b13 = by["1.3"].baselines  # gold 1100: base rate .5
+    assert by["1.3"].base_rate == pytest.approx(0.5)
+    assert b13["always_present"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "kappa": 0.0})
+    assert b13["always_absent"]["precision"] is None
+    assert (b13["always_absent"]["recall"], b13["always_absent"]["f1"], b13["always_absent"]["kappa"]) == (0, 0, 0)
+    # random at the base rate, in expectation: P = R = F1 = base rate, kappa 0
+    assert b13["random"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "kappa": 0.0})
+    b33 = by["3.3"].baselines  # gold 1000: base rate .25
+    assert b33["always_present"] == pytest.approx({"precision": 0.25, "recall": 1.0, "f1": 0.4, "kappa": 0.0})
+    assert b33["random"] == pytest.approx({"precision": 0.25, "recall": 0.25, "f1": 0.25, "kappa": 0.0})
+    assert by["1.1"].baselines == {}  # not assessed: no floor either
+    mb = res.macro_baselines
+    assert mb["always_present"]["f1"] == pytest.approx((2 / 3 + 0.4) / 2)
+    assert mb["random"]["f1"] == pytest.approx((0.5 + 0.25) / 2)
+    assert mb["always_absent"]["precision"] is None
+    d = res.to_dict()
+    assert d["modes"][0]["baselines"] == {} and set(d["macro_baselines"]) == {"always_present", "always_absent", "random"}
+
+
+def test_random_baseline_is_the_expectation_of_random_labels(store):
+    """The expected table's figures against labels really drawn at the base rate (many draws)."""
+    import random
+    m = {s.mode: s for s in agreement(store, "g", "p").modes}["3.3"]
+    rng = random.Random(0)
+    gold = [1, 0, 0, 0]
+    tp = fp = 0
+    draws = 20000
+    for _ in range(draws):
+        pred = [rng.random() < 0.25 for _ in gold]
+        tp += sum(p and g for p, g in zip(pred, gold))
+        fp += sum(p and not g for p, g in zip(pred, gold))
+    assert tp / draws / 1 == pytest.approx(m.baselines["random"]["recall"], abs=0.01)  # expected recall
+    assert tp / (tp + fp) == pytest.approx(m.baselines["random"]["precision"], abs=0.01)
+
+
+def test_label_calibration_bins_brier_and_ece(store):
+    tid = {r[1]: r[0] for r in store.fetchall("SELECT trace_id, json_extract_string(metadata, '$.source_id') FROM traces")}
+    # (label, confidence) per trace on 1.3, gold 1100: P(present) .9 .8 .4 .7 against 1 1 0 0
+    rows = [("t1", P, 0.9), ("t2", P, 0.8), ("t3", A, 0.6), ("t4", P, 0.7)]
+    store.write_annotations([Annotation(mode="1.3", label=lab, annotator="c", trace_id=tid[t], confidence=c)
+                             for t, lab, c in rows] + [Annotation(mode="3.3", label=A, annotator="c", trace_id=tid["t1"])])
+    cal = agreement(store, "g", "c").calibration
+    o = cal["overall"]
+    assert o["n"] == 4 and cal["without_confidence"] == 1
+    assert o["brier"] == pytest.approx((0.01 + 0.04 + 0.16 + 0.49) / 4)
+    assert o["ece"] == pytest.approx((0.1 + 0.2 + 0.4 + 0.7) / 4)
+    by_bin = {b["lo"]: b for b in o["bins"] if b["n"]}
+    assert set(by_bin) == {0.4, 0.7, 0.8, 0.9} and by_bin[0.4]["observed"] == 0.0 and by_bin[0.9]["observed"] == 1.0
+    assert len(o["bins"]) == 10 and sum(b["n"] for b in o["bins"]) == 4
+    assert cal["modes"]["1.3"]["n"] == 4
+
+
+def test_attribution_baselines_on_the_same_traces(store):
+    o = attribution_agreement(store, "human", "rules").overall
+    b = o.baselines
+    assert set(b) == {"uniform_random", "majority_agent", "last_step", "first_error_step"}
+    # gold t1 A@2, t2 B@1, t3 A@0; last steps B@3, B@4, B@1
+    assert b["last_step"]["agent_accuracy_all"] == pytest.approx(1 / 3) and b["last_step"]["step_accuracy_all"] == 0
+    assert b["last_step"]["agent_accuracy"] == pytest.approx(0.5)  # on t1, t2 (both attributed)
+    # majority culprit of system s: A (2 of 3), at its first step (0)
+    assert b["majority_agent"]["agent_accuracy_all"] == pytest.approx(2 / 3)
+    assert b["majority_agent"]["step_accuracy_all"] == pytest.approx(1 / 3)
+    assert b["first_error_step"]["agent_accuracy_all"] == 0  # no step flagged as an error: no prediction
+    assert b["uniform_random"]["agent_accuracy"] == pytest.approx(o.random_agent)
+    assert b["uniform_random"]["step_accuracy_all"] == pytest.approx((1 / 4 + 1 / 5 + 1 / 2) / 3)
+    assert o.calibration["without_confidence"] == 2 and o.calibration["step"]["n"] == 0

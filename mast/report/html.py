@@ -90,6 +90,23 @@ def ci_text(cell: Cell | None) -> str:
     return f"{cell.count} of {cell.n} traces ({pct(cell.rate)}); 95% interval {pct(lo)}–{pct(hi)}"
 
 
+def source_text(item, limit: int = 2) -> str:
+    """Whose labels a best-available figure counts: "from rules", or "from human 19, rules 224"."""
+    src = getattr(item, "sources", ()) or ()
+    if not src:
+        return ""
+    if len(src) == 1:
+        return f"from {src[0][0]}"
+    shown = ", ".join(f"{a} {n:,}" for a, n in src[:limit])
+    return f"from {shown}" + (f" +{len(src) - limit} more" if len(src) > limit else "")
+
+
+def sources_title(item) -> str:
+    """The full list, for a tooltip: "labels from human (19 traces), rules (224 traces)"."""
+    src = getattr(item, "sources", ()) or ()
+    return ("labels from " + ", ".join(f"{a} ({n:,} traces)" for a, n in src)) if src else ""
+
+
 def ci_range(cell: Cell | None) -> str:
     if cell is None or not cell.assessed:
         return ""
@@ -105,7 +122,8 @@ def bar(value: float | None, width: int = 120) -> int:
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(HERE)), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(pct=pct, num=num, money=money, heat=heat, ci_text=ci_text, ci_range=ci_range, bar=bar)
+    env.filters.update(pct=pct, num=num, money=money, heat=heat, ci_text=ci_text, ci_range=ci_range, bar=bar,
+                       source_text=source_text, sources_title=sources_title)
     return env
 
 

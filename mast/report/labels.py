@@ -16,7 +16,9 @@ Contract:
   mode), the label of the most authoritative annotator that assessed it (see
   :func:`mast.agreement.authority_rank`; ties broken by annotator name).  It lets one
   heatmap cover a store where humans labelled some traces and classifiers the rest,
-  while every per-annotator view stays available.
+  while every per-annotator view stays available.  Each best-available cell carries its
+  ``sources``: how many of its ``n`` traces each annotator's label came from, so every
+  figure can say whose it is.
 - Intervals are 95% Wilson score intervals.
 """
 
@@ -51,6 +53,8 @@ class Cell:
     mode: str
     count: int
     n: int
+    #: best-available cells: (annotator, traces) whose label counts here, most authoritative first
+    sources: tuple[tuple[str, int], ...] = ()
 
     @property
     def assessed(self) -> bool:
@@ -121,7 +125,17 @@ class Labels:
             UNION ALL
             SELECT system, ?, mode, count(*) FILTER (WHERE present), count(*) FROM ({self.best}) GROUP BY ALL""",
                                    [BEST])
-        return [Cell(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
+        src = self._sources(f"""SELECT system, mode, annotator, count(*), min(ord) FROM ({self.best}) GROUP BY ALL""")
+        return [Cell(r[0], r[1], r[2], int(r[3]), int(r[4]), src.get((r[0], r[2]), ()) if r[1] == BEST else ())
+                for r in rows]
+
+    def _sources(self, sql: str, params: Sequence = ()) -> dict[tuple[str, str], tuple[tuple[str, int], ...]]:
+        """(system, mode or category) -> ((annotator, traces), ...) in authority order, from
+        rows ``system, key, annotator, traces, ord``."""
+        acc: dict[tuple[str, str], list[tuple[int, str, int]]] = {}
+        for system, key, annotator, n, o in self.store.fetchall(sql, list(params)):
+            acc.setdefault((system, key), []).append((int(o), annotator, int(n)))
+        return {k: tuple((a, n) for _, a, n in sorted(v)) for k, v in acc.items()}
 
     def category_cells(self, mode_category: dict[str, str]) -> list[Cell]:
         """Per (system, annotator, category): traces with ≥1 mode of the category present,
@@ -135,7 +149,12 @@ class Labels:
                     FROM l JOIN cat USING (mode) GROUP BY ALL)
             SELECT system, annotator, category, count(*) FILTER (WHERE any_present), count(*) FROM per GROUP BY ALL""",
                                    [modes, cats, BEST])
-        return [Cell(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
+        src = self._sources(f"""
+            WITH cat AS (SELECT unnest(?) AS mode, unnest(?) AS category)
+            SELECT system, category, annotator, count(DISTINCT trace_id), min(ord)
+            FROM ({self.best}) JOIN cat USING (mode) GROUP BY ALL""", [modes, cats])
+        return [Cell(r[0], r[1], r[2], int(r[3]), int(r[4]), src.get((r[0], r[2]), ()) if r[1] == BEST else ())
+                for r in rows]
 
     def flagged(self) -> dict[str, tuple[int, int]]:
         """system -> (traces with ≥1 mode present, traces with ≥1 mode assessed), best view."""

@@ -47,6 +47,8 @@ class TopMode:
     count: int
     n: int
     rate: float
+    #: (annotator, traces) whose best-available label this figure counts, most authoritative first
+    sources: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class AnnotatorInfo:
 
 
 def annotator_kind(name: str) -> str:
-    for kind in ("human", "community", "judge", "rules"):
+    for kind in ("human", "community", "judge", "learned", "rules"):
         if name == kind or name.startswith(kind + ":") or name.startswith(kind):
             return kind
     return "other"
@@ -186,7 +188,7 @@ def _systems(page: Page) -> list[SystemOverview]:
             agents=int(agents.get(system, 0)), success=int(r[4]), failure=int(r[5]),
             unknown_outcome=int(r[6]), flagged=k, assessed=n,
             tokens=None if r[7] is None else int(r[7]), cost_usd=r[8],
-            top_modes=[TopMode(c.mode, mode_name.get(c.mode, c.mode), c.count, c.n, c.rate or 0.0)
+            top_modes=[TopMode(c.mode, mode_name.get(c.mode, c.mode), c.count, c.n, c.rate or 0.0, c.sources)
                        for c in cells[:3]]))
     missing = sorted(set(page.selected_systems) - {o.system for o in out})
     if missing:

@@ -57,6 +57,12 @@ def test_learns_a_learnable_decisive_step_and_beats_last_step(db):
     assert set(f["baselines"]) >= {"uniform_random", "majority_agent", "last_step", "first_error_step"}
     assert res.model.model_id.startswith("la1-")
     assert res.model.training["digest"].startswith("sha256:")
+    # the reliability of the model's confidence on its held-out folds is kept with the CV figures
+    for event in ("step", "agent"):
+        cal = f["calibration"][event]
+        assert cal["n"] == 40 and sum(b["n"] for b in cal["bins"]) == 40
+        assert 0 <= cal["brier"] <= 1 and 0 <= cal["ece"] <= 1
+    assert res.model.cv["synthetic"]["calibration"] == f["calibration"]
 
 
 def test_model_round_trip_file_and_store(db, tmp_path):

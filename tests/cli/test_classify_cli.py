@@ -66,8 +66,14 @@ def test_evaluate_cli_json_and_table(db, mast):
     assessed = [m for m in res["modes"] if m["assessed"]]
     assert assessed and all(m["kappa"] in (None, 1.0) for m in assessed)
     assert res["macro"]["f1"] == 1.0
+    assert res["macro_baselines"]["always_present"]["recall"] in (None, 1.0)
+    assert "overall" in res["calibration"] and res["calibration"]["event"] == "mode present"
     text = mast("evaluate", "--gold", "rules", "--pred", "rules").stdout
     assert "not assessed" in text and "macro" in text
+    assert "always +" in text and "always -" in text and "random" in text
+    assert "reliability" not in text
+    text = mast("evaluate", "--gold", "rules", "--pred", "rules", "--calibration").stdout
+    assert "reliability of rules's confidence" in text and "expected calibration error" in text
 
 
 def test_evaluate_unknown_annotator_exits_nonzero(db, mast):

@@ -32,6 +32,7 @@ from mast.model import Attribution
 
 ENGINE_VERSION = "1"
 BATCH = 2000
+MEMORY_LIMIT = "1GB"
 
 
 class LearnedClassifier(ClassifierBase):
@@ -81,14 +82,20 @@ class LearnedClassifier(ClassifierBase):
         if self._model is None:
             self._model = load_stored(store, self.model_ref)
         m = self._model
-        for start in range(0, len(trace_ids), BATCH):
-            batch = list(trace_ids[start:start + BATCH])
-            failed = {r[0] for r in store.fetchall(
-                "SELECT trace_id FROM traces t WHERE trace_id IN (SELECT unnest(?)) AND (outcome = 'failure' OR "
-                "(outcome <> 'success' AND EXISTS (SELECT 1 FROM annotations a WHERE a.trace_id = t.trace_id "
-                "AND a.label = 'present')))", [batch])}
-            todo = [t for t in batch if t in failed]
-            table = F.load_steps(store, todo)
+        # which traces failed, in one query over the whole selection
+        failed = {r[0] for r in store.fetchall(
+            "SELECT trace_id FROM traces t WHERE trace_id IN (SELECT unnest(?)) AND (outcome = 'failure' OR "
+            "(outcome <> 'success' AND trace_id IN (SELECT trace_id FROM annotations WHERE label = 'present')))",
+            [list(trace_ids)])}
+        batches = [list(trace_ids[s:s + BATCH]) for s in range(0, len(trace_ids), BATCH)]
+        todos = [[t for t in b if t in failed] for b in batches]
+        # the buffer pool capped: the steps of a million traces spill to disk rather than stay resident
+        with store.memory_limit(MEMORY_LIMIT):
+            yield from self._batches(m, store, batches, todos)
+
+    def _batches(self, m: AttributionModel, store, batches: list[list[str]],
+                 todos: list[list[str]]) -> Iterator[Output]:
+        for batch, todo, table in zip(batches, todos, F.load_batches(store, todos)):
             out = Output(trace_ids=batch)
             scored = [t for t in todo if t in table.spans]
             for t in todo:

@@ -3,7 +3,11 @@
 Contract: :func:`load_steps` reads, in one query, every step of the given traces from
 the normalised model (``steps``, ``traces``) and the rules' per-step flags
 (``rule_step_features``, read only: a trace whose flags are missing gets them as 0), and
-returns them as :class:`StepTable` (rows ordered by trace, then step).  :func:`dense`
+returns them as :class:`StepTable` (rows ordered by trace, then step).
+:func:`load_batches` does the same for many batches of traces with one pass over the
+store (one join of steps and flags into a temporary table ordered by batch, then one
+cheap read per batch), so that scoring a million traces costs a constant per batch
+rather than a scan of the whole ``steps`` table per batch.  :func:`dense`
 turns that table into the fixed, named features (:data:`DENSE`).  A model records
 :data:`FEATURES_VERSION`; any change of meaning of a feature bumps it, and a model of
 another version is refused on load.
@@ -20,7 +24,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from itertools import count
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -69,22 +74,56 @@ class StepTable:
         return len(self.trace_id)
 
 
-_SQL = f"""
-    SELECT s.trace_id, s.step, s.agent, s.role, s.kind, s.target_agent,
+_COLUMNS = f"""s.trace_id, s.step, s.agent, s.role, s.kind, s.target_agent,
            count(*) OVER (PARTITION BY s.trace_id) AS n_steps,
            coalesce(f.nbytes, strlen(s.content), 0) AS nbytes,
            f.task_overlap, f.fp,
-           {", ".join(f"coalesce(f.{c}, false) AS {c}" for c in _FLAGS)}
+           {", ".join(f"coalesce(f.{c}, false) AS {c}" for c in _FLAGS)}"""
+
+_SQL = f"""
+    SELECT {_COLUMNS}
     FROM steps s
     LEFT JOIN rule_step_features f ON f.trace_id = s.trace_id AND f.step = s.step
     WHERE s.trace_id IN (SELECT unnest(?))
     ORDER BY s.trace_id, s.step
 """
 
+_SERIAL = count()
+
 
 def load_steps(store, trace_ids: Sequence[str]) -> StepTable:
     """Every step of ``trace_ids`` with the columns the features need (one query)."""
-    df = store.query(_SQL, [list(trace_ids)])  # a polars DataFrame
+    return _table(store.query(_SQL, [list(trace_ids)]))  # a polars DataFrame
+
+
+def load_batches(store, batches: Sequence[Sequence[str]]) -> Iterator[StepTable]:
+    """:func:`load_steps` of each batch in turn, from one pass over the store (see the
+    module docstring).  The temporary tables live on the store's connection (never in the
+    file) and are dropped when the iteration ends or is abandoned."""
+    sel, tab = f"_mast_lf_sel{next(_SERIAL)}", f"_mast_lf_steps{next(_SERIAL)}"
+    ids = [t for b in batches for t in b]
+    nums = [i for i, b in enumerate(batches) for _ in b]
+    try:
+        store.execute(f"CREATE OR REPLACE TEMP TABLE {sel} AS SELECT unnest(?) AS trace_id, unnest(?) AS b",
+                      [ids, nums])
+        # filter both sides before the join: the flags of other traces are never read
+        store.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {tab} AS
+            SELECT sel.b, {_COLUMNS}
+            FROM (SELECT * FROM steps WHERE trace_id IN (SELECT trace_id FROM {sel})) s
+            JOIN {sel} sel ON sel.trace_id = s.trace_id
+            LEFT JOIN (SELECT * FROM rule_step_features WHERE trace_id IN (SELECT trace_id FROM {sel})) f
+                   ON f.trace_id = s.trace_id AND f.step = s.step
+            ORDER BY sel.b, s.trace_id, s.step""")
+        for i in range(len(batches)):
+            # the table is stored in batch order: each read touches only its own row groups
+            yield _table(store.query(f"SELECT * EXCLUDE (b) FROM {tab} WHERE b = ? ORDER BY trace_id, step", [i]))
+    finally:
+        for t in (tab, sel):
+            store.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _table(df) -> StepTable:
     col = {name: df.get_column(name).to_list() for name in df.columns}
     ids = col["trace_id"]
     spans: dict[str, tuple[int, int]] = {}

@@ -54,13 +54,21 @@ def fit(X: np.ndarray, offsets: np.ndarray, gold_rows: np.ndarray, *, l2: float,
     y = np.zeros(len(X))
     y[gold_rows] = 1.0
 
-    def loss_grad(w):
+    starts = offsets[:-1]
+    sizes = np.diff(offsets)
+
+    def forward(w):
+        # the same operations as softmax_groups, shared by the loss and the gradient
         s = Z @ w
-        p = softmax_groups(s, offsets)
-        starts = offsets[:-1]
         mx = np.maximum.reduceat(s, starts)
-        lse = mx + np.log(np.add.reduceat(np.exp(s - np.repeat(mx, np.diff(offsets))), starts))
-        loss = (lse.sum() - s[gold_rows].sum()) / n_groups + 0.5 * l2 * w @ w
+        e = np.exp(s - np.repeat(mx, sizes))
+        z = np.add.reduceat(e, starts)
+        loss = ((mx + np.log(z)).sum() - s[gold_rows].sum()) / n_groups + 0.5 * l2 * w @ w
+        return loss, e, z
+
+    def loss_grad(w):
+        loss, e, z = forward(w)
+        p = e / np.repeat(z, sizes)
         grad = Z.T @ (p - y) / n_groups + l2 * w
         return loss, grad
 
@@ -73,7 +81,7 @@ def fit(X: np.ndarray, offsets: np.ndarray, gold_rows: np.ndarray, *, l2: float,
         loss_v, g = loss_grad(v)
         while True:  # backtracking on the look-ahead point
             w_new = v - step * g
-            loss_new, _ = loss_grad(w_new)
+            loss_new = forward(w_new)[0]  # the line search needs no gradient
             if loss_new <= loss_v - 0.5 * step * (g @ g) or step < 1e-8:
                 break
             step *= 0.5

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from mast.agreement import authority_rank_sql
 from mast.report.jsonblock import script_json
 from mast.report.page import Limits, Page
 from mast.report.section import Section, Values
@@ -105,7 +106,7 @@ def _explorer(page: Page) -> Explorer:
             SELECT a.trace_id, a.annotator, a.agent, a.step, left(a.rationale, ?)
             FROM attributions a JOIN {PICK} USING (trace_id) {att_where}
             QUALIFY row_number() OVER (PARTITION BY a.trace_id, a.annotator ORDER BY a.created_at DESC) = 1
-            ORDER BY 1, 2""", [lim.rationale_chars, *att_params]):
+            ORDER BY 1, {authority_rank_sql('a.annotator')}, 2""", [lim.rationale_chars, *att_params]):
         atts[tid].append([annotator, agent, step, rat])
 
     # Budgets are in bytes of escaped JSON, the form the page carries: "<" costs six bytes
