@@ -194,3 +194,21 @@ def test_only_traces_that_failed_get_a_root_cause(db, mast):
     assert run["attributions"] == 1
     with Store(db, read_only=True) as st:
         assert st.fetchall("SELECT trace_id FROM attributions") == [(flagged.trace_id,)]
+
+
+def test_batched_step_loading_equals_one_query_per_batch(db):
+    """One pass over the store for every batch gives exactly what a query per batch gives."""
+    import numpy as np
+
+    from mast.classify.learned import features as F
+    ids = _store(db, n=12)
+    batches = [ids[:5], [], ids[5:11], ["no-such-trace"]]
+    with Store(db) as st:
+        got = list(F.load_batches(st, batches))
+        assert len(got) == len(batches)
+        for b, t in zip(batches, got):
+            want = F.load_steps(st, b)
+            assert t.spans == want.spans and t.agent == want.agent and t.kind == want.kind
+            assert np.array_equal(F.dense(t), F.dense(want))
+        # the temporary tables are gone once the iteration ends
+        assert not st.fetchall("SELECT 1 FROM duckdb_tables() WHERE table_name LIKE '_mast_lf_%'")

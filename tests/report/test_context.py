@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from mast.model import Annotation, Label, Outcome
+from mast.model import Annotation, Attribution, Label, Outcome
 from mast.report import Limits, build_context
+from mast.report.html import render
 from mast.report.labels import BEST, wilson
 from mast.report.jsonblock import script_json
 from mast.store import Store
@@ -180,3 +181,34 @@ def test_the_newest_of_appended_labels_counts_once(small_store):
         st.write_annotations([Annotation(mode="1.3", label=Label.ABSENT, annotator="rules", trace_id=ids["a2"])])
     c = ctx_of(path).exposure["rules"]["alpha"]["1.3"]
     assert (c.count, c.n) == (2, 4)
+
+
+def test_best_cells_say_whose_labels_they_count(small_store):
+    path, _ = small_store
+    best = ctx_of(path).exposure[BEST]["alpha"]
+    # 1.3: human on a0, a1; rules on a2, a3 (most authoritative first)
+    assert best["1.3"].sources == (("human", 2), ("rules", 2))
+    assert best["2.4"].sources == (("human", 2),)
+    assert ctx_of(path).exposure["rules"]["alpha"]["1.3"].sources == ()  # a single annotator's view needs none
+    html = render(ctx_of(path))
+    assert "from human 2, rules 2" in html and "labels from human (2 traces), rules (2 traces)" in html
+
+
+def test_learned_ranks_between_judge_and_rules_for_labels_and_root_causes(small_store):
+    path, ids = small_store
+    with Store(path) as st:
+        st.write_annotations([Annotation(mode="1.3", label=Label.ABSENT, annotator="learned:modes@lm1-x",
+                                         trace_id=ids["a2"], confidence=0.8)])
+        st.write_attributions([
+            Attribution(annotator="rules", agent="tester", step=3, trace_id=ids["a1"]),
+            Attribution(annotator="learned:attribution@la1-x", agent="coder", step=1, trace_id=ids["a1"]),
+            Attribution(annotator="rules", agent="tester", step=3, trace_id=ids["a2"]),
+            Attribution(annotator="learned:attribution@la1-x", agent="tool", step=2, trace_id=ids["a0"])])
+    ctx = ctx_of(path)
+    assert ctx.exposure[BEST]["alpha"]["1.3"].sources == (("human", 2), ("learned:modes@lm1-x", 1), ("rules", 1))
+    rows = {r.agent: r for r in ctx.agents["alpha"]}
+    # a0: human beats learned; a1: learned beats rules; a2: only rules
+    assert rows["coder"].best_roots == {"human": 1, "learned:attribution@la1-x": 1}
+    assert rows["tester"].best_roots == {"rules": 1} and rows["tester"].root_causes == {"rules": 2}
+    assert rows["tool"].best_roots == {} and rows["tool"].root_total == 0
+    assert sum(r.root_total for r in rows.values()) == 3  # each trace once
