@@ -150,7 +150,7 @@ def agreement(store, gold: str, pred: str, *, taxonomy: str = DEFAULT_TAXONOMY,
     macro_base = {}
     for name in MODE_BASELINES:
         vals = [_baseline_table(m, name) for m in on_taxonomy.modes if m.assessed]
-        macro_base[name] = {k: _mean(getattr(v, k) for v in vals) for k in _METRICS}
+        macro_base[name] = {k: _clean(_mean(getattr(v, k) for v in vals)) for k in _METRICS}
     return LabelAgreement(gold, pred, taxonomy, list(systems), pair.traces, scores, macro,
                           [s.mode for s in scores if not s.assessed], macro_base,
                           _label_calibration(store, labels, params, gold, pred))
@@ -175,7 +175,7 @@ def _baseline_table(m: ModeAgreement, name: str) -> ModeAgreement:
 
 
 def _clean(x: float | None) -> float | None:
-    return None if x is None else round(x, 12)  # the expected table's κ is 0 up to rounding
+    return None if x is None else round(x, 12) + 0.0  # the expected table's κ is 0 up to rounding (and never -0)
 
 
 def _label_calibration(store, labels: str, params: list, gold: str, pred: str) -> dict[str, Any]:
