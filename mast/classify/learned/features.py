@@ -2,7 +2,7 @@
 
 Contract: :func:`load_steps` reads, in one query, every step of the given traces from
 the normalised model (``steps``, ``traces``) and the rules' per-step flags
-(``rule_step_features``, read only: a trace whose flags are missing gets them as 0), and
+(``rule_step_features``, made current first as a rules run would), and
 returns them as :class:`StepTable` (rows ordered by trace, then step).
 :func:`load_batches` does the same for many batches of traces with one pass over the
 store (one join of steps and flags into a temporary table ordered by batch, then one
@@ -28,6 +28,8 @@ from itertools import count
 from typing import Iterator, Sequence
 
 import numpy as np
+
+from mast.classify.rules import current_features
 
 #: Bump when a feature's meaning changes (a model of another version is refused).
 FEATURES_VERSION = "1"
@@ -92,7 +94,9 @@ _SERIAL = count()
 
 
 def load_steps(store, trace_ids: Sequence[str]) -> StepTable:
-    """Every step of ``trace_ids`` with the columns the features need (one query)."""
+    """Every step of ``trace_ids`` with the columns the features need (one query), after
+    making their rule features current (missing or stale rows would read as "false")."""
+    current_features(store, list(trace_ids))
     return _table(store.query(_SQL, [list(trace_ids)]))  # a polars DataFrame
 
 
@@ -103,6 +107,7 @@ def load_batches(store, batches: Sequence[Sequence[str]]) -> Iterator[StepTable]
     sel, tab = f"_mast_lf_sel{next(_SERIAL)}", f"_mast_lf_steps{next(_SERIAL)}"
     ids = [t for b in batches for t in b]
     nums = [i for i, b in enumerate(batches) for _ in b]
+    current_features(store, ids)
     try:
         store.execute(f"CREATE OR REPLACE TEMP TABLE {sel} AS SELECT unnest(?) AS trace_id, unnest(?) AS b",
                       [ids, nums])
