@@ -188,3 +188,18 @@ def test_only_traces_that_failed_get_a_root_cause(db, mast):
     assert run["attributions"] == 1
     with Store(db, read_only=True) as st:
         assert st.fetchall("SELECT trace_id FROM attributions") == [(flagged.trace_id,)]
+
+
+def test_features_are_made_current_before_the_model_reads_them(db, mast):
+    """A store written without the ingest hook has no rule features: the learned model
+    computes them (as a rules run would) instead of reading every flag as false."""
+    rng = random.Random(5)
+    t = _trace(200, rng, with_gold=False)
+    with Store(db) as st, st.transaction():
+        st.write_traces([t])  # no hooks: no feature rows
+    with Store(db, read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM rule_step_features")[0][0] == 0
+    mast("classify", "--with", "learned", "--json")
+    with Store(db, read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM rule_step_features WHERE trace_id = ?",
+                           [t.trace_id])[0][0] == len(t.steps)
