@@ -28,6 +28,8 @@ from mast.classify.contract import ClassifierBase, Option, Output
 from mast.classify.learned import trace_features as TF
 from mast.classify.learned.modes_model import ModesModel, load_file, load_stored
 from mast.model import Annotation, Label
+from mast.store import Store
+from mast.taxonomy import DEFAULT_TAXONOMY
 
 ENGINE_VERSION = "1"
 BATCH = 2000
@@ -52,7 +54,6 @@ class LearnedModesClassifier(ClassifierBase):
         if model.endswith(".json") or Path(model).is_file():
             self._model = load_file(model)
         elif models_db and Path(models_db).exists():
-            from mast.store import Store
             with Store(models_db, read_only=True) as store:
                 self._model = load_stored(store, model)
 
@@ -126,7 +127,7 @@ class LearnedModesClassifier(ClassifierBase):
         m = self._model
         return Annotation(
             mode=mode, label=Label.PRESENT if present else Label.ABSENT, annotator="",
-            taxonomy=m.taxonomy if m else "mast-v1", confidence=round(p if present else 1.0 - p, 4),
+            taxonomy=m.taxonomy if m else DEFAULT_TAXONOMY, confidence=round(p if present else 1.0 - p, 4),
             evidence_steps=sorted(evidence[:MAX_EVIDENCE]), trace_id=tid,
             rationale=f"learned mode model {m.model_id if m else ''}: P(present)={p:.2f}; "
                       f"top features: {why or 'none'}")

@@ -33,6 +33,8 @@ import numpy as np
 from mast.classify.learned import trace_features as TF
 from mast.classify.learned.model import FORMAT, FORMAT_VERSION, ModelError, _floats, libraries
 from mast.errors import UsageError
+from mast.taxonomy import load as load_taxonomy
+from mast.taxonomy import DEFAULT_TAXONOMY
 
 KIND = "modes"
 MODEL_ID_TAG = "lm1"  # learned modes, id scheme 1
@@ -61,7 +63,7 @@ class ModesModel:
     modes: dict[str, ModeModel]
     training: dict[str, Any]
     cv: dict[str, Any]
-    taxonomy: str = "mast-v1"
+    taxonomy: str = DEFAULT_TAXONOMY
     libraries: dict[str, str] | None = None
     model_id: str = ""
     source: str = ""
@@ -134,7 +136,6 @@ def loads(text: str | bytes, source: str) -> ModesModel:
     modes = doc.get("modes")
     if not isinstance(modes, dict) or not modes:
         raise bad("no mode models")
-    from mast.taxonomy import load as load_taxonomy
     try:
         known = set(load_taxonomy(doc["taxonomy"]).mode_ids)
     except UsageError:  # an unknown taxonomy is this model's problem, reported as such
