@@ -13,7 +13,7 @@ from mast.report.html import render
 from mast.report.labels import BEST, wilson
 from mast.report.jsonblock import script_json
 from mast.store import Store
-from tests.report.conftest import build_small, make_trace
+from tests.report.conftest import add_signal, build_small, make_trace
 
 
 def ctx_of(path, **kw):
@@ -212,3 +212,20 @@ def test_learned_ranks_between_judge_and_rules_for_labels_and_root_causes(small_
     assert rows["tester"].best_roots == {"rules": 1} and rows["tester"].root_causes == {"rules": 2}
     assert rows["tool"].best_roots == {} and rows["tool"].root_total == 0
     assert sum(r.root_total for r in rows.values()) == 3  # each trace once
+
+
+def test_a_signal_is_shown_per_trace_and_counted_nowhere(small_store):
+    path, ids = small_store
+    with Store(path, read_only=True) as st:
+        before = build_context(st)
+    add_signal(path, ids["a2"])
+    with Store(path, read_only=True) as st:
+        ctx = build_context(st)
+    row = next(t for t in ctx.explorer.traces if t["id"] == ids["a2"])
+    assert row["signals"] == [["1.5", "rules:signal", 0.5, [4], "the task was declared done at step 4 "
+                                                                  "[termination_unaware]"]]
+    assert not [g for g in row["tags"] if g[0] == "1.5"]
+    assert all(not t["signals"] for t in ctx.explorer.traces if t["id"] != ids["a2"])
+    # exposure, annotators and agreement are those of the store without the signal
+    assert ctx.exposure == before.exposure and ctx.views == before.views
+    assert "rules:signal" not in [a.name for a in ctx.annotators]
