@@ -153,8 +153,6 @@ class CascadeClassifier(ClassifierBase):
             raise UsageError("no judge model given", "Pass --model NAME or set MAST_JUDGE_MODEL.")
         modes = load_taxonomy(self.taxonomy_id).mode_ids
         ids, X, no_steps = features(store, list(trace_ids))
-        if no_steps:
-            yield Output(failed={t: "no steps: nothing to score" for t in no_steps}, trace_ids=list(no_steps))
         order = CK.seeded_order(ids, self.seed)
         n_calls = min(len(ids), self._calls(store, order))
         n_check = int(round(self.check_share * n_calls))
@@ -163,6 +161,8 @@ class CascadeClassifier(ClassifierBase):
                 f"{n_calls} judge call(s) for {len(ids)} trace(s) with steps ({n_check} for the check sample): too "
                 f"few to train the learned tier (it needs {MIN_TRAIN} judged traces outside the check sample)",
                 "Raise -C judge_share or -C budget, or classify more traces.")
+        if no_steps:
+            yield Output(failed={t: "no steps: nothing to score" for t in no_steps}, trace_ids=list(no_steps))
         tier = Tier(ids, X, modes, self.taxonomy_id)
         run_state = _State(modes)
         self._details = run_state.details
