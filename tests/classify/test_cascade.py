@@ -206,6 +206,10 @@ def test_agreement_interval_and_undefined_modes():
     p[:, 2] = 0                          # mode c: both constant -> undefined
     a = agreement(y, p, ["a", "b", "c"], bootstrap=300)
     assert a["modes"]["b"]["kappa"] == 1.0 and a["modes"]["c"]["kappa"] is None
+    # no disagreement in the sample: the bootstrap interval collapses, the Wilson one does not
+    assert a["modes"]["b"]["kappa_ci"] == [1.0, 1.0] and a["modes"]["b"]["disagree"] == 0
+    assert a["modes"]["b"]["agreement_ci"] == [pytest.approx(0.9812, abs=1e-4), 1.0]
+    assert a["modes"]["a"]["disagree"] == 20 and a["modes"]["a"]["agreement_ci"][1] < 0.95
     lo, hi = a["modes"]["a"]["kappa_ci"]
     assert lo < a["modes"]["a"]["kappa"] < hi < 1.0
     assert a["macro"]["modes"] == ["a", "b"]

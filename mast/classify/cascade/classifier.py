@@ -266,10 +266,12 @@ class CascadeClassifier(ClassifierBase):
                                                                    seed=self.seed)
             macro = d["agreement"]["macro"]
             lo, hi = macro["kappa_ci"]
+            floor = min((e["agreement_ci"][0], m) for m, e in d["agreement"]["modes"].items())
             self._notes.append(
                 f"cascade: judge called on {st.calls} of {n} trace(s) ({d['saved_share']:.1%} saved, "
                 f"${st.cost:.4f}); learned tier vs judge on the random check sample of {len(checked)}: macro kappa "
-                f"{macro['kappa']} (95% CI {lo}..{hi}) over {len(macro['modes'])} mode(s)")
+                f"{macro['kappa']} (95% CI {lo}..{hi}) over {len(macro['modes'])} mode(s); raw agreement per mode "
+                f">= {floor[0]:.1%} (Wilson 95% lower bound, lowest on {floor[1]})")
         if st.budget_stopped:
             self._notes.append("budget reached: the learned tier labelled the traces the judge did not get to")
         if st.failed:
