@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--latency", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pick", default="uncertain", help="uncertain, or random (the baseline)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         clf = create("cascade", model=MODEL, base_url=url, judge_share=args.judge_share,
                      check_share=args.check_share, retrain_every=args.retrain_every,
-                     concurrency=args.concurrency, seed=args.seed, timeout=30)
+                     concurrency=args.concurrency, seed=args.seed, pick=args.pick, timeout=30)
         with Store(db) as st:
             load0 = os.getloadavg()[0]
             t1 = time.perf_counter()
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     check = d["agreement"]
     out = {
         "traces": args.traces, "judge_share": args.judge_share, "check_share": args.check_share,
-        "retrain_every": args.retrain_every, "concurrency": args.concurrency, "latency": args.latency,
+        "retrain_every": args.retrain_every, "pick": args.pick, "concurrency": args.concurrency,
+        "latency": args.latency,
         "judged": d["judged"], "judge_calls": d["judge_calls"], "saved_share": d["saved_share"],
         "check_sample": d["check_sample"], "retrains": len(d["models"]), "cost_usd": d["cost_usd"],
         "check_macro_kappa": check["macro"]["kappa"], "check_macro_kappa_ci": check["macro"]["kappa_ci"],

@@ -11,7 +11,7 @@ Contract of :meth:`CascadeClassifier.classify`:
   judge measured on them is an unbiased estimate for a trace drawn at random.
 - The rest go in rounds of ``retrain_every``: the first round is random (no model yet);
   later rounds take the traces whose :func:`.tier.uncertainty` under the current model
-  is highest.  After each round the learned tier is retrained on every judged trace
+  is highest (``pick=random``: a random sample again, the baseline to compare with).  After each round the learned tier is retrained on every judged trace
   outside the check sample (distillation) and the model is stored in
   ``learned_models`` (kind ``modes``, ``training.gold`` the judge's annotator), so every
   version a run used is kept and can be applied later with ``--with learned-modes``.
@@ -20,7 +20,8 @@ Contract of :meth:`CascadeClassifier.classify`:
   with its cache, retries and failures (a rerun of the same cascade costs nothing).
 - Labels: annotator ``cascade:<model>``, every mode of the taxonomy for every trace with
   steps.  A judged trace carries the judge's labels and root cause, the rationale
-  starting ``judge tier (check sample)`` or ``judge tier (uncertain)``; every other
+  starting ``judge tier (check sample)``, ``judge tier (random)`` (the first round) or
+  ``judge tier (uncertain)``; every other
   trace (including one the judge failed on or the budget left out) carries the final
   model's labels, the rationale starting ``learned tier``.  A trace without steps is in
   ``Output.failed``.  The cascade's Outputs carry the judge's tokens and cost, so the
@@ -75,6 +76,8 @@ class CascadeClassifier(ClassifierBase):
                               "the learned tier (default 0.2).", parse=float),
         Option("retrain_every", "Retrain the learned tier after this many judged traces (default 250).", parse=int),
         Option("seed", "Seed of the check sample and the first round.", parse=int),
+        Option("pick", "How judged traces are chosen after the first round: 'uncertain' (least sure first, "
+                       "the default) or 'random' (the baseline a sampled judge gives)."),
         Option("concurrency", "Judge requests in flight.", parse=int),
         Option("timeout", "Seconds per judge request.", parse=float),
         Option("max_retries", "Retries per judge request.", parse=int),
@@ -88,7 +91,7 @@ class CascadeClassifier(ClassifierBase):
 
     def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
                  judge_share: float | None = None, budget: float | None = None, check_share: float = 0.2,
-                 retrain_every: int = 250, seed: int = 0, concurrency: int | None = 8,
+                 retrain_every: int = 250, seed: int = 0, pick: str = "uncertain", concurrency: int | None = 8,
                  timeout: float | None = 120.0, max_retries: int | None = 4, prompt: str = "v1",
                  hints: bool = True, prices: str | None = None, taxonomy: str = DEFAULT_TAXONOMY,
                  base_wait: float = 0.5, max_wait: float = 60.0):
@@ -96,6 +99,8 @@ class CascadeClassifier(ClassifierBase):
             raise UsageError(f"judge_share={judge_share}: expected a share in (0, 1]", "For example: -C judge_share=0.15")
         if not 0 < check_share < 1:
             raise UsageError(f"check_share={check_share}: expected a share in (0, 1)", "For example: -C check_share=0.2")
+        if pick not in ("uncertain", "random"):
+            raise UsageError(f"pick={pick!r}: expected 'uncertain' or 'random'")
         if retrain_every < 1:
             raise UsageError("retrain_every must be 1 or more")
         self.judge_share = judge_share if judge_share is not None else (1.0 if budget is not None else 0.15)
@@ -103,6 +108,7 @@ class CascadeClassifier(ClassifierBase):
         self.check_share = check_share
         self.retrain_every = int(retrain_every)
         self.seed = int(seed)
+        self.pick = pick
         self.taxonomy_id = taxonomy
         given = dict(model=model, base_url=base_url, api_key=api_key, concurrency=concurrency, timeout=timeout,
                      max_retries=max_retries, prompt=prompt, hints=hints, prices=prices, base_wait=base_wait,
@@ -121,7 +127,7 @@ class CascadeClassifier(ClassifierBase):
 
     def arguments(self) -> dict[str, Any]:
         return {**self.judge.arguments(), "judge_share": self.judge_share, "budget": self.budget,
-                "check_share": self.check_share, "retrain_every": self.retrain_every, "seed": self.seed,
+                "check_share": self.check_share, "retrain_every": self.retrain_every, "seed": self.seed, "pick": self.pick,
                 "learned": {"engine": VERSION, "C": 1.0, "features": "base+text"}}
 
     def run_details(self) -> dict[str, Any]:
@@ -174,7 +180,7 @@ class CascadeClassifier(ClassifierBase):
         rounds = 0
         while left > 0 and pool and not run_state.budget_stopped:
             size = min(self.retrain_every, left, len(pool))
-            if tier.model is None:
+            if tier.model is None or self.pick == "random":
                 pick = pool[:size]  # a random sample: the order is a seeded hash
             else:
                 u = uncertainty(tier.proba(pool))
@@ -183,7 +189,8 @@ class CascadeClassifier(ClassifierBase):
             chosen = set(pick)
             pool = [t for t in pool if t not in chosen]
             left -= len(pick)
-            yield from self._judge_round(store, pick, "uncertain", run_state)
+            yield from self._judge_round(store, pick, "uncertain" if tier.model and self.pick == "uncertain"
+                                         else "random", run_state)
             train = [t for t in run_state.labels if t not in set(checked)]
             if len(train) >= MIN_TRAIN:
                 rounds += 1
