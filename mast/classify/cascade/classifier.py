@@ -175,7 +175,8 @@ class CascadeClassifier(ClassifierBase):
         check = order[:n_check]
         yield from self._judge_round(store, check, "check sample", run_state)
         checked = [t for t in check if t in run_state.labels]
-        pool = [t for t in order[n_check:]]
+        held_out = set(check)
+        pool = list(order[n_check:])
         left = n_calls - n_check
         rounds = 0
         while left > 0 and pool and not run_state.budget_stopped:
@@ -191,7 +192,7 @@ class CascadeClassifier(ClassifierBase):
             left -= len(pick)
             yield from self._judge_round(store, pick, "uncertain" if tier.model and self.pick == "uncertain"
                                          else "random", run_state)
-            train = [t for t in run_state.labels if t not in set(checked)]
+            train = [t for t in run_state.labels if t not in held_out]
             if len(train) >= MIN_TRAIN:
                 rounds += 1
                 model = tier.fit(train, np.vstack([run_state.labels[t] for t in train]),
