@@ -14,16 +14,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+# The taxonomy a label belongs to unless it says otherwise, named here for the defaults below.
+from mast.settings import DEFAULT_TAXONOMY  # noqa: F401
+
 #: Bumped when the meaning of a stored field changes; stored on every trace.
 SCHEMA_VERSION = 1
 
 #: Trace ids are tagged content hashes: the tag names the algorithm so that a future
 #: change of hashing is detectable (the same idea as simonw/llm's content ids).
 TRACE_ID_TAG = "t1"
-
-#: The taxonomy labels belong to unless they say otherwise (its data file is in taxonomy/;
-#: defined here, the lowest layer, so that the model's defaults can name it).
-DEFAULT_TAXONOMY = "mast-v1"
 
 
 class StepKind(str, enum.Enum):

@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from typing import Mapping
 
 DEFAULT_DB = "mast.duckdb"
+#: The taxonomy a label belongs to unless it says otherwise (taxonomy/<id>.json).
+DEFAULT_TAXONOMY = "mast-v1"
 
 #: Settings field -> environment variable.  A new variable is a new line here (and a
 #: field below), never an ``os.environ`` lookup somewhere else.

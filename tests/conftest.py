@@ -46,6 +46,12 @@ def mast(db):
     return run
 
 
+def unwrapped(text: str) -> str:
+    """A CLI error panel's text as one line: borders dropped and wrapped lines joined, so
+    a long path folded across lines (how far depends on the temp dir's name) still matches."""
+    return "".join(line.strip("│╭╮╰╯─ ") for line in text.splitlines())
+
+
 def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not present (../shared is expected beside the clone)")

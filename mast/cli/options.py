@@ -16,7 +16,7 @@ from typing import Callable
 
 import click
 
-from mast.taxonomy import DEFAULT_TAXONOMY
+from mast.settings import DEFAULT_TAXONOMY
 
 Decorator = Callable[[Callable], Callable]
 

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from mast.cli._render import out, print_json, table
+from mast.cli.options import json_option, systems_option
 from mast.model import Trace
 
 
@@ -18,16 +19,16 @@ def traces():
 
 
 @traces.command("list")
-@click.option("--system", help="Only traces of this system.")
+@systems_option
 @click.option("--limit", type=int, help="At most this many rows.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_obj
-def list_(obj, system, limit, as_json):
+def list_(obj, systems, limit, as_json):
     """List traces."""
     from mast.store import Store
 
     with Store(obj.db, read_only=True) as store:
-        df = store.list_traces(system, limit)
+        df = store.list_traces(systems, limit)
     rows = df.to_dicts()
     if as_json:
         print_json(rows)
@@ -42,7 +43,7 @@ def list_(obj, system, limit, as_json):
 @traces.command()
 @click.argument("trace_id")
 @click.option("--width", type=int, default=160, show_default=True, help="Characters of content per step.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_obj
 def show(obj, trace_id, width, as_json):
     """Show one trace: its steps, annotations and attributions (an id prefix is enough)."""
@@ -95,7 +96,7 @@ def _as_dict(trace: Trace) -> dict[str, Any]:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_obj
 def stats(obj, as_json):
     """Per system: traces, steps, agents, tokens, labelled traces."""

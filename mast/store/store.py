@@ -39,6 +39,7 @@ from mast.settings import current as current_settings
 from mast.store.encode import TraceTables, encode_annotations, encode_attributions, encode_traces
 from mast.store.hooks import WriteHook, WrittenBatch
 from mast.store.schema import MIGRATIONS
+from mast.scope import traces_sql
 
 
 def default_path() -> str:
@@ -390,15 +391,10 @@ class Store:
         return rows.num_rows
 
     # -- reads used by the CLI ------------------------------------------------------
-    def list_traces(self, system: str | None = None, limit: int | None = None):
-        sql = ("SELECT trace_id, system, framework, source_format, outcome, n_steps, n_agents, "
-               "tokens_in, tokens_out, cost_usd, left(task, 200) AS task, source_path, source_index "
-               "FROM traces")
-        params: list[Any] = []
-        if system:
-            sql += " WHERE system = ?"
-            params.append(system)
-        sql += " ORDER BY system, source_path, source_index"
+    def list_traces(self, systems: Sequence[str] = (), limit: int | None = None):
+        inner, params = traces_sql(systems, "trace_id, system, framework, source_format, outcome, n_steps, n_agents, "
+                                   "tokens_in, tokens_out, cost_usd, left(task, 200) AS task, source_path, source_index")
+        sql = (f"SELECT * EXCLUDE (sys) FROM ({inner}) ORDER BY system, source_path, source_index")
         if limit:
             sql += f" LIMIT {int(limit)}"
         return self.query(sql, params)

@@ -13,7 +13,7 @@ from mast.classify.learned.train import learn_attribution
 from mast.errors import MastError, UsageError
 from mast.model import Attribution, Outcome, Step, StepKind, Trace
 from mast.store import Store
-from tests.conftest import WHOWHEN, need
+from tests.conftest import WHOWHEN, need, unwrapped
 
 AGENTS = ["Planner", "Coder", "Searcher", "Reviewer"]
 
@@ -92,7 +92,7 @@ def test_bad_model_file_is_refused_naming_it_and_nothing_is_stored(db, tmp_path,
     with pytest.raises(M.ModelError, match=message):
         M.load_file(bad)
     res = mast("classify", "--with", "learned", "-C", f"model={bad}", expect=1)
-    assert "bad.json" in res.stderr and message.split()[0] in res.stderr
+    assert "bad.json" in unwrapped(res.stderr) and message.split()[0] in res.stderr
     with Store(db, read_only=True) as st:
         assert st.fetchall("SELECT count(*) FROM runs")[0][0] == 0
         assert st.fetchall("SELECT count(*) FROM attributions WHERE annotator LIKE 'learned%'")[0][0] == 0
@@ -188,3 +188,18 @@ def test_only_traces_that_failed_get_a_root_cause(db, mast):
     assert run["attributions"] == 1
     with Store(db, read_only=True) as st:
         assert st.fetchall("SELECT trace_id FROM attributions") == [(flagged.trace_id,)]
+
+
+def test_features_are_made_current_before_the_model_reads_them(db, mast):
+    """A store written without the ingest hook has no rule features: the learned model
+    computes them (as a rules run would) instead of reading every flag as false."""
+    rng = random.Random(5)
+    t = _trace(200, rng, with_gold=False)
+    with Store(db) as st, st.transaction():
+        st.write_traces([t])  # no hooks: no feature rows
+    with Store(db, read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM rule_step_features")[0][0] == 0
+    mast("classify", "--with", "learned", "--json")
+    with Store(db, read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM rule_step_features WHERE trace_id = ?",
+                           [t.trace_id])[0][0] == len(t.steps)

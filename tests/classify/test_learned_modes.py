@@ -15,7 +15,7 @@ from mast.errors import UsageError
 from mast.model import Annotation, Label, Outcome, Step, StepKind, Trace
 from mast.store import Store
 from mast.taxonomy import load as load_taxonomy
-from tests.conftest import MAD_HUMAN, need
+from tests.conftest import MAD_HUMAN, need, unwrapped
 
 AGENTS = ["Planner", "Coder", "Reviewer"]
 TRACEBACK = "exitcode: 1 (execution failed)\nTraceback (most recent call last):\n  KeyError: 'x'"
@@ -177,7 +177,7 @@ def test_bad_model_is_refused_naming_it_and_nothing_is_stored(db, tmp_path, mast
     with pytest.raises(ModelError, match=message):
         MM.load_file(bad)
     res = mast("classify", "--with", "learned-modes", "-C", f"model={bad}", expect=1)
-    assert "bad-modes.json" in res.stderr
+    assert "bad-modes.json" in unwrapped(res.stderr)
     with Store(db, read_only=True) as st:
         assert st.fetchall("SELECT count(*) FROM runs")[0][0] == 0
         assert st.fetchall("SELECT count(*) FROM annotations WHERE annotator LIKE 'learned%'")[0][0] == 0

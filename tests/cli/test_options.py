@@ -85,3 +85,16 @@ def test_estimate_of_a_free_classifier_says_so(db, mast):
     write(db, [trace("pos", CASES["3.3"][0], task=TASK)])
     res = mast("classify", "--with", "rules", "--estimate")
     assert "nothing to estimate" in res.stderr
+
+
+def test_system_is_a_repeatable_filter_everywhere(db, mast):
+    write(db, [trace("a", CASES["3.3"][0], task=TASK, system="s1"),
+               trace("b", CASES["3.3"][1], task=TASK, system="s2"),
+               trace("c", CASES["3.3"][1], task=TASK + " again", system="s3")])
+    listed = json.loads(mast("traces", "list", "--system", "s1", "--system", "s3", "--json").stdout)
+    assert sorted(r["system"] for r in listed) == ["s1", "s3"]
+    run = json.loads(mast("classify", "--system", "s1", "--system", "s2", "--json").stdout)
+    assert run["traces"] == 2
+    scored = json.loads(mast("evaluate", "--gold", "rules", "--pred", "rules", "--system", "s2", "--system", "s1",
+                             "--json").stdout)
+    assert scored["traces"] == 2 and scored["systems"] == ["s2", "s1"]

@@ -29,6 +29,7 @@ from mast.classify.learned.model import DEFAULT_MODEL, AttributionModel, load_st
 from mast.classify.learned.ranker import group_offsets
 from mast.classify.learned.train import predict
 from mast.model import Attribution
+from mast.store import Store
 
 ENGINE_VERSION = "1"
 BATCH = 2000
@@ -52,7 +53,6 @@ class LearnedClassifier(ClassifierBase):
         if model == DEFAULT_MODEL or model.endswith(".json") or Path(model).is_file():
             self._model = resolve(model)
         elif models_db and Path(models_db).exists():
-            from mast.store import Store
             with Store(models_db, read_only=True) as store:
                 self._model = load_stored(store, model)
 

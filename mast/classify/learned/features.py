@@ -2,7 +2,7 @@
 
 Contract: :func:`load_steps` reads, in one query, every step of the given traces from
 the normalised model (``steps``, ``traces``) and the rules' per-step flags
-(``rule_step_features``, read only: a trace whose flags are missing gets them as 0), and
+(``rule_step_features``, made current first as a rules run would), and
 returns them as :class:`StepTable` (rows ordered by trace, then step).  :func:`dense`
 turns that table into the fixed, named features (:data:`DENSE`).  A model records
 :data:`FEATURES_VERSION`; any change of meaning of a feature bumps it, and a model of
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+
+from mast.classify.rules import current_features
 
 #: Bump when a feature's meaning changes (a model of another version is refused).
 FEATURES_VERSION = "1"
@@ -83,7 +85,9 @@ _SQL = f"""
 
 
 def load_steps(store, trace_ids: Sequence[str]) -> StepTable:
-    """Every step of ``trace_ids`` with the columns the features need (one query)."""
+    """Every step of ``trace_ids`` with the columns the features need (one query), after
+    making their rule features current (missing or stale rows would read as "false")."""
+    current_features(store, list(trace_ids))
     df = store.query(_SQL, [list(trace_ids)])  # a polars DataFrame
     col = {name: df.get_column(name).to_list() for name in df.columns}
     ids = col["trace_id"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +37,8 @@ from mast.classify.learned.features import DENSE, FEATURES_VERSION
 from mast.classify.learned.ranker import Ranker
 from mast.errors import MastError
 from mast.taxonomy import DEFAULT_TAXONOMY
+from mast import __version__
+from mast.resources import data_dir
 
 FORMAT = "mast-learned-model"
 FORMAT_VERSION = 1
@@ -92,9 +95,6 @@ def _floats(a: np.ndarray) -> list[float]:
 
 
 def libraries() -> dict[str, str]:
-    import platform
-
-    from mast import __version__
     return {"python": platform.python_version(), "numpy": np.__version__, "mast": __version__}
 
 
@@ -145,7 +145,6 @@ def loads(text: str | bytes, source: str) -> AttributionModel:
 
 
 def default_path() -> Path:
-    from mast.resources import data_dir
     return data_dir("classifiers") / "learned" / "attribution-default.json"
 
 

@@ -28,6 +28,7 @@ from mast.classify.contract import ClassifierBase, Option, Output
 from mast.classify.learned import trace_features as TF
 from mast.classify.learned.modes_model import ModesModel, load_file, load_stored
 from mast.model import Annotation, Label
+from mast.store import Store
 
 ENGINE_VERSION = "1"
 BATCH = 2000
@@ -52,7 +53,6 @@ class LearnedModesClassifier(ClassifierBase):
         if model.endswith(".json") or Path(model).is_file():
             self._model = load_file(model)
         elif models_db and Path(models_db).exists():
-            from mast.store import Store
             with Store(models_db, read_only=True) as store:
                 self._model = load_stored(store, model)
 

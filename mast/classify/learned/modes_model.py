@@ -33,6 +33,7 @@ import numpy as np
 from mast.classify.learned import trace_features as TF
 from mast.classify.learned.model import FORMAT, FORMAT_VERSION, ModelError, _floats, libraries
 from mast.errors import UsageError
+from mast.taxonomy import load as load_taxonomy
 
 KIND = "modes"
 MODEL_ID_TAG = "lm1"  # learned modes, id scheme 1
@@ -134,7 +135,6 @@ def loads(text: str | bytes, source: str) -> ModesModel:
     modes = doc.get("modes")
     if not isinstance(modes, dict) or not modes:
         raise bad("no mode models")
-    from mast.taxonomy import load as load_taxonomy
     try:
         known = set(load_taxonomy(doc["taxonomy"]).mode_ids)
     except UsageError:  # an unknown taxonomy is this model's problem, reported as such

@@ -45,6 +45,8 @@ from mast.classify.learned import trace_features as TF
 from mast.classify.learned.modes_model import ModeModel, ModesModel
 from mast.classify.learned.model import libraries
 from mast.errors import UsageError
+from mast.taxonomy import DEFAULT_TAXONOMY
+from mast.taxonomy import load as load_taxonomy
 
 MIN_TRACES = 10
 MIN_POSITIVES = 2
@@ -174,6 +176,7 @@ def _standardiser(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _fit(X: np.ndarray, y: np.ndarray, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Standardiser (over all columns) and weights over the config's feature set."""
+    # scikit-learn takes ~1 s to import: only training pays it, never applying a model.
     from sklearn.linear_model import LogisticRegression
 
     mean, scale = _standardiser(X)
@@ -255,11 +258,9 @@ def _check_counts(gold: Gold, k: int, name: str, no_steps: int) -> None:
 
 
 def learn_modes(store, gold: str = "human", *, where: str | None = None, k: int = 5, group: str = "labels",
-                compare: Sequence[str] = ("rules",), taxonomy: str = "mast-v1",
+                compare: Sequence[str] = ("rules",), taxonomy: str = DEFAULT_TAXONOMY,
                 bootstrap: int = BOOTSTRAP) -> ModesResult:
     """Per-mode nested-CV figures beside the baselines, and the model of the modes that beat the constant."""
-    from mast.taxonomy import load as load_taxonomy
-
     if k < 2:
         raise UsageError("--cv must be 2 or more")
     tax = load_taxonomy(taxonomy)

@@ -22,13 +22,15 @@ outcome and a finding is itself a sign of failure.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 from mast.classify.contract import Output
-from mast.classify.rules.features import ensure_features, is_features
-from mast.classify.rules.files import Detector, strip_semicolon
+from mast.classify.rules.features import FEATURES, ensure_features, is_features
+from mast.classify.rules.files import Detector, default_rules_dir, parse_detector, strip_semicolon
 from mast.errors import MastError, UsageError
 from mast.model import Annotation, Attribution, Label
 
@@ -174,3 +176,18 @@ def read_chunk(store, lo: int, hi: int) -> Output:
 
 def _short(e: Exception) -> str:
     return str(e).splitlines()[0][:500] if str(e) else type(e).__name__
+
+
+def current_features(store, trace_ids: Sequence[str], rules_dir: str | os.PathLike | None = None) -> int:
+    """Make ``rule_step_features`` current for ``trace_ids`` (missing or stale rows are
+    computed, as a rules run would); return how many traces were computed.
+
+    For readers of the features other than the rules (the learned models): a store
+    ingested without the write hook, or read after ``_features.sql`` changed, would
+    otherwise give them missing flags read as "false".
+    """
+    path = Path(rules_dir or default_rules_dir()) / f"{FEATURES}.sql"
+    if not trace_ids or not path.is_file():
+        return 0
+    prepare_selection(store, trace_ids)
+    return ensure_features(store, parse_detector(path))
