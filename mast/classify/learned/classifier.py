@@ -18,26 +18,27 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
 from mast.classify.contract import ClassifierBase, Option, Output
+from mast.classify.learned import documents
 from mast.classify.learned import features as F
-from mast.classify.learned.model import DEFAULT_MODEL, AttributionModel, load_stored, resolve
+from mast.classify.learned.model import DEFAULT_MODEL, AttributionModel, load_file, load_stored, resolve
 from mast.classify.learned.ranker import group_offsets
 from mast.classify.learned.train import predict
 from mast.model import Attribution
-from mast.store import Store
 
 ENGINE_VERSION = "1"
 BATCH = 2000
 
 
-class LearnedClassifier(ClassifierBase):
+class LearnedClassifier(documents.ModelBacked, ClassifierBase):
     name = "learned"
     kind = "learned"
+    model_kind = "attribution"
+    engine_version = ENGINE_VERSION
     options: ClassVar[Sequence[Option]] = (
         Option("model", "Model: 'default' (shipped), a .json file, or a stored id / prefix / 'latest' "
                         "(see `mast learn attribution`)."),
@@ -50,23 +51,8 @@ class LearnedClassifier(ClassifierBase):
         self.models_db = models_db
         self._model: AttributionModel | None = None
         self._no_steps = 0
-        if model == DEFAULT_MODEL or model.endswith(".json") or Path(model).is_file():
-            self._model = resolve(model)
-        elif models_db and Path(models_db).exists():
-            with Store(models_db, read_only=True) as store:
-                self._model = load_stored(store, model)
-
-    @property
-    def model(self) -> AttributionModel | None:
-        return self._model
-
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"{ENGINE_VERSION}.{self._model.model_id if self._model else self.model_ref}"
-
-    @property
-    def annotator(self) -> str:
-        return f"learned:attribution@{self._model.model_id if self._model else self.model_ref}"
+        self._model = (resolve(model) if model == DEFAULT_MODEL
+                       else documents.open_early(model, models_db, load_file, load_stored))
 
     def covers(self, taxonomy) -> set[str]:
         return set()

@@ -22,12 +22,10 @@ file (the shipped default, ``classifiers/learned/attribution-default.json``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import platform
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,8 @@ import numpy as np
 
 from mast.classify.learned.features import DENSE, FEATURES_VERSION
 from mast.classify.learned.ranker import Ranker
-from mast.errors import MastError
+from mast.classify.learned import documents
+from mast.classify.learned.documents import ModelError
 from mast.taxonomy import DEFAULT_TAXONOMY
 from mast import __version__
 from mast.resources import data_dir
@@ -45,10 +44,6 @@ FORMAT_VERSION = 1
 MODEL_ID_TAG = "la1"  # learned attribution, id scheme 1
 AGENT_RULES = ("step", "mass")
 DEFAULT_MODEL = "default"
-
-
-class ModelError(MastError):
-    """A model that cannot be used: corrupt, of another format or features version, missing."""
 
 
 @dataclass
@@ -78,10 +73,7 @@ class AttributionModel:
     def with_id(self) -> "AttributionModel":
         """Set :attr:`model_id` from the content (floats rounded as stored)."""
         doc = self.body()
-        doc.pop("model_id")
-        doc.pop("libraries")
-        digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-        self.model_id = f"{MODEL_ID_TAG}-{digest[:16]}"
+        self.model_id = documents.content_id(doc, MODEL_ID_TAG)
         # predictions must come from exactly what is stored
         self.ranker = Ranker(*(np.asarray(doc["ranker"][k]) for k in ("weights", "mean", "scale")))
         return self
@@ -149,42 +141,20 @@ def default_path() -> Path:
 
 
 def load_file(path: str | Path) -> AttributionModel:
-    p = Path(path)
-    try:
-        text = p.read_bytes()
-    except OSError as e:
-        raise ModelError(f"model {p}: cannot read it ({e.strerror or e})") from None
-    return loads(text, str(p))
+    return loads(documents.read_file(path), str(path))
 
 
 def save(store, model: AttributionModel) -> None:
-    """Store ``model`` in ``learned_models`` (a model already there under its id is kept)."""
-    body = model.dumps()
-    with store.transaction():
-        store.execute("DELETE FROM learned_models WHERE model_id = ?", [model.model_id])
-        store.execute(
-            "INSERT INTO learned_models (model_id, kind, features_version, training_digest, created_at, body) "
-            "VALUES (?, 'attribution', ?, ?, ?, ?)",
-            [model.model_id, FEATURES_VERSION, model.training.get("digest"),
-             datetime.now(timezone.utc).replace(tzinfo=None), body])
+    """Store ``model`` in ``learned_models`` (a model already there under its id is replaced)."""
+    documents.save(store, model_id=model.model_id, kind="attribution", features_version=FEATURES_VERSION,
+                   digest=model.training.get("digest"), body=model.dumps())
 
 
 def load_stored(store, model_id: str) -> AttributionModel:
     """A stored model by id or unique id prefix; ``latest`` is the newest one."""
-    if model_id == "latest":
-        rows = store.fetchall("SELECT model_id, body FROM learned_models WHERE kind = 'attribution' "
-                              "ORDER BY created_at DESC LIMIT 1")
-    else:
-        rows = store.fetchall("SELECT model_id, body FROM learned_models WHERE kind = 'attribution' "
-                              "AND starts_with(model_id, ?) ORDER BY model_id", [model_id])
-    if not rows:
-        known = [r[0] for r in store.fetchall("SELECT model_id FROM learned_models ORDER BY created_at DESC LIMIT 5")]
-        raise ModelError(f"no stored attribution model {model_id!r}",
-                         ("Stored: " + ", ".join(known)) if known else
-                         "Train one with `mast learn attribution`, or use the shipped default (-C model=default).")
-    if len(rows) > 1:
-        raise ModelError(f"model id prefix {model_id!r} is ambiguous: " + ", ".join(r[0] for r in rows))
-    return loads(rows[0][1], f"{rows[0][0]} (store)")
+    mid, body = documents.stored(store, "attribution", model_id, none_hint=(
+        "Train one with `mast learn attribution`, or use the shipped default (-C model=default)."))
+    return loads(body, f"{mid} (store)")
 
 
 def resolve(model: str, store=None) -> AttributionModel:

@@ -19,16 +19,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
 from mast.classify.contract import ClassifierBase, Option, Output
+from mast.classify.learned import documents
 from mast.classify.learned import trace_features as TF
 from mast.classify.learned.modes_model import ModesModel, load_file, load_stored
 from mast.model import Annotation, Label
-from mast.store import Store
+from mast.taxonomy import DEFAULT_TAXONOMY
 
 ENGINE_VERSION = "1"
 BATCH = 2000
@@ -37,9 +37,11 @@ _FEATURES = TF.BASE + TF.TEXT
 _N_BASE = len(TF.BASE)
 
 
-class LearnedModesClassifier(ClassifierBase):
+class LearnedModesClassifier(documents.ModelBacked, ClassifierBase):
     name = "learned-modes"
     kind = "learned"
+    model_kind = "modes"
+    engine_version = ENGINE_VERSION
     options: ClassVar[Sequence[Option]] = (
         Option("model", "Model: a stored id / prefix / 'latest' (see `mast learn modes`), or a .json file."),
         Option("models_db", "Store to read a stored model from (default: the store being classified).",
@@ -50,23 +52,7 @@ class LearnedModesClassifier(ClassifierBase):
         self.model_ref = model
         self._model: ModesModel | None = None
         self._no_steps = 0
-        if model.endswith(".json") or Path(model).is_file():
-            self._model = load_file(model)
-        elif models_db and Path(models_db).exists():
-            with Store(models_db, read_only=True) as store:
-                self._model = load_stored(store, model)
-
-    @property
-    def model(self) -> ModesModel | None:
-        return self._model
-
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"{ENGINE_VERSION}.{self._model.model_id if self._model else self.model_ref}"
-
-    @property
-    def annotator(self) -> str:
-        return f"learned:modes@{self._model.model_id if self._model else self.model_ref}"
+        self._model = documents.open_early(model, models_db, load_file, load_stored)
 
     def covers(self, taxonomy) -> set[str]:
         if self._model is None or self._model.taxonomy != taxonomy.id:
@@ -126,7 +112,7 @@ class LearnedModesClassifier(ClassifierBase):
         m = self._model
         return Annotation(
             mode=mode, label=Label.PRESENT if present else Label.ABSENT, annotator="",
-            taxonomy=m.taxonomy if m else "mast-v1", confidence=round(p if present else 1.0 - p, 4),
+            taxonomy=m.taxonomy if m else DEFAULT_TAXONOMY, confidence=round(p if present else 1.0 - p, 4),
             evidence_steps=sorted(evidence[:MAX_EVIDENCE]), trace_id=tid,
             rationale=f"learned mode model {m.model_id if m else ''}: P(present)={p:.2f}; "
                       f"top features: {why or 'none'}")

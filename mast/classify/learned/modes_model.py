@@ -20,20 +20,21 @@ root-cause model).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mast.classify.learned import trace_features as TF
-from mast.classify.learned.model import FORMAT, FORMAT_VERSION, ModelError, _floats, libraries
+from mast.classify.learned import documents
+from mast.classify.learned.documents import ModelError
+from mast.classify.learned.model import FORMAT, FORMAT_VERSION, _floats, libraries
 from mast.errors import UsageError
 from mast.taxonomy import load as load_taxonomy
+from mast.taxonomy import DEFAULT_TAXONOMY
 
 KIND = "modes"
 MODEL_ID_TAG = "lm1"  # learned modes, id scheme 1
@@ -62,7 +63,7 @@ class ModesModel:
     modes: dict[str, ModeModel]
     training: dict[str, Any]
     cv: dict[str, Any]
-    taxonomy: str = "mast-v1"
+    taxonomy: str = DEFAULT_TAXONOMY
     libraries: dict[str, str] | None = None
     model_id: str = ""
     source: str = ""
@@ -84,10 +85,7 @@ class ModesModel:
     def with_id(self) -> "ModesModel":
         """Set :attr:`model_id` from the content; predictions then use exactly what is stored."""
         doc = self.body()
-        doc.pop("model_id")
-        doc.pop("libraries")
-        digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-        self.model_id = f"{MODEL_ID_TAG}-{digest[:16]}"
+        self.model_id = documents.content_id(doc, MODEL_ID_TAG)
         self.mean = np.asarray(doc["scaler"]["mean"])
         self.scale = np.asarray(doc["scaler"]["scale"])
         for m, d in doc["modes"].items():
@@ -167,39 +165,16 @@ def loads(text: str | bytes, source: str) -> ModesModel:
 
 def save(store, model: ModesModel) -> None:
     """Store ``model`` in ``learned_models`` (kind ``modes``; a model already there under its id is replaced)."""
-    body = model.dumps()
-    with store.transaction():
-        store.execute("DELETE FROM learned_models WHERE model_id = ?", [model.model_id])
-        store.execute(
-            "INSERT INTO learned_models (model_id, kind, features_version, training_digest, created_at, body) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [model.model_id, KIND, TF.FEATURES_VERSION, model.training.get("digest"),
-             datetime.now(timezone.utc).replace(tzinfo=None), body])
+    documents.save(store, model_id=model.model_id, kind=KIND, features_version=TF.FEATURES_VERSION,
+                   digest=model.training.get("digest"), body=model.dumps())
 
 
 def load_stored(store, model_id: str) -> ModesModel:
     """A stored modes model by id or unique id prefix; ``latest`` is the newest one."""
-    if model_id == "latest":
-        rows = store.fetchall("SELECT model_id, body FROM learned_models WHERE kind = ? "
-                              "ORDER BY created_at DESC LIMIT 1", [KIND])
-    else:
-        rows = store.fetchall("SELECT model_id, body FROM learned_models WHERE kind = ? "
-                              "AND starts_with(model_id, ?) ORDER BY model_id", [KIND, model_id])
-    if not rows:
-        known = [r[0] for r in store.fetchall("SELECT model_id FROM learned_models WHERE kind = ? "
-                                              "ORDER BY created_at DESC LIMIT 5", [KIND])]
-        raise ModelError(f"no stored modes model {model_id!r}",
-                         ("Stored: " + ", ".join(known)) if known else
-                         "Train one with `mast learn modes` (no modes model ships with mast).")
-    if len(rows) > 1:
-        raise ModelError(f"model id prefix {model_id!r} is ambiguous: " + ", ".join(r[0] for r in rows))
-    return loads(rows[0][1], f"{rows[0][0]} (store)")
+    mid, body = documents.stored(store, KIND, model_id,
+                                 none_hint="Train one with `mast learn modes` (no modes model ships with mast).")
+    return loads(body, f"{mid} (store)")
 
 
 def load_file(path: str | Path) -> ModesModel:
-    p = Path(path)
-    try:
-        text = p.read_bytes()
-    except OSError as e:
-        raise ModelError(f"model {p}: cannot read it ({e.strerror or e})") from None
-    return loads(text, str(p))
+    return loads(documents.read_file(path), str(path))
