@@ -7,6 +7,11 @@ agreement or picks the label that counts):
   taxonomy, the newest stored row (by ``created_at``, then ``run_id``): ``--action
   append`` runs keep history, and only the latest row counts.  ``unknown`` labels are
   not assessments and are left out, as are labels of traces that are not in the store.
+- **Signals are not labels** (:func:`latest_signals`): rows of an annotator
+  ``<name>:signal`` (label ``unknown``, see :data:`mast.model.SIGNAL_SUFFIX`) are hints
+  with evidence; being ``unknown`` they never count, and readers that show hints (the
+  report's explorer) get them from :func:`latest_signals`, the newest row per (trace,
+  mode, annotator).
 - **Authority** (:func:`authority_rank`): ``human`` > ``human:*`` > ``community:*`` >
   ``judge*`` > ``rules*`` > any other.  When every pair of annotators is compared, the
   more authoritative one (at equal rank, the alphabetically first) is the reference
@@ -29,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from mast.model import SIGNAL_SUFFIX
 from mast.scope import UNKNOWN_SYSTEM
 
 _AUTHORITY = ("human:", "community:", "judge", "rules")
@@ -75,6 +81,16 @@ def latest_labels(store, taxonomy: str, *, systems: Sequence[str] | None = None,
         FROM annotations a JOIN traces t USING (trace_id)
         WHERE {' AND '.join(where)}
         {latest}""", params
+
+
+def latest_signals(taxonomy: str) -> tuple[str, list]:
+    """The query (and its parameters) of the signals, one row per (trace, mode, annotator):
+    ``trace_id, mode, annotator, confidence, evidence_steps, rationale``."""
+    return """
+        SELECT trace_id, mode, annotator, confidence, evidence_steps, rationale FROM annotations
+        WHERE taxonomy = ? AND label = 'unknown' AND ends_with(annotator, ?)
+        QUALIFY row_number() OVER (PARTITION BY trace_id, mode, annotator
+                                   ORDER BY created_at DESC, run_id DESC NULLS LAST) = 1""", [taxonomy, SIGNAL_SUFFIX]
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,19 @@ class Label(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
+#: Annotators named ``<name>:signal`` store *signals*: findings with label ``unknown``,
+#: evidence steps and a rationale, from a detector whose precision does not make it a
+#: failure label (``-- role: signal`` in classifiers/rules).  A signal is a hint for the
+#: judge and for a reader of the report, never a label: being ``unknown`` it is not an
+#: assessment, so exposure, agreement and ``mast evaluate`` leave it out.
+SIGNAL_SUFFIX = ":signal"
+
+
+def signal_annotator(annotator: str) -> str:
+    """The annotator under which ``annotator``'s signals are stored."""
+    return annotator + SIGNAL_SUFFIX
+
+
 @dataclass(slots=True)
 class Step:
     agent: str | None

@@ -1,6 +1,7 @@
 -- mode: 1.4
 -- name: history_loss
 -- version: 1
+-- role: signal
 -- description: Re-asking or redoing what was already answered: an agent notes that
 --   something was already said or done ("as I mentioned earlier", "I already
 --   provided"), or the same question (same fingerprint) is asked again after at

@@ -1,6 +1,7 @@
 -- mode: 3.2
 -- name: no_verification
 -- version: 1
+-- role: signal
 -- description: A checkable result (code) is declared final with no verification action
 --   (a test run, an execution output, an explicit check) before the declaration; or
 --   agents claim test results (counts of passed tests, a pytest summary) in a trace

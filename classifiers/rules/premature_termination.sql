@@ -1,6 +1,7 @@
 -- mode: 3.1
 -- name: premature_termination
 -- version: 1
+-- role: signal
 -- description: The trace ends too early: its last step is a tool call that was never
 --   answered, an open question, a failure output (traceback, non-zero exit, error),
 --   or the last substantive step is followed only by empty steps while a limit was

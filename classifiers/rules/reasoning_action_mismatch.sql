@@ -1,6 +1,7 @@
 -- mode: 2.6
 -- name: reasoning_action_mismatch
 -- version: 1
+-- role: signal
 -- description: The announced action differs from the executed one: a step announces
 --   the next speaker ("Next speaker X") but the following step is by another agent; or
 --   an agent says it will call tool X and its next tool call is a different tool.

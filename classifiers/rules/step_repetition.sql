@@ -1,6 +1,7 @@
 -- mode: 1.3
 -- name: step_repetition
 -- version: 1
+-- role: signal
 -- description: The same agent repeats near-identical content (same fingerprint: case,
 --   digits, whitespace and punctuation ignored) or the same tool call with the same
 --   arguments, or the agent's own ledger reports that it is in a loop.

@@ -1,6 +1,7 @@
 -- mode: 2.3
 -- name: task_derailment
 -- version: 2
+-- role: signal
 -- description: Late steps drift away from the task: in a trace of 8+ steps, the last
 --   three substantive steps mention on average under 10% of the task's distinctive
 --   words while steps 1-3 mention at least 30%. Needs a task with 3+ distinctive

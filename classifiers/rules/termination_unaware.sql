@@ -1,6 +1,7 @@
 -- mode: 1.5
 -- name: termination_unaware
 -- version: 1
+-- role: signal
 -- description: A turn, round, recursion or iteration limit was hit (the agents did not
 --   stop by themselves), or the conversation goes on for two or more substantive steps
 --   after the task was declared done (TERMINATE, "task complete", final answer,

@@ -3,7 +3,9 @@
 A classifier is a class with:
 
 - ``name`` (also its annotator name, unless it has an ``annotator`` property),
-  ``version`` and ``kind`` (``rule`` / ``learned`` / ``judge``);
+  ``version`` and ``kind`` (``rule`` / ``learned`` / ``judge``); optionally
+  ``annotators``, every annotator name its outputs use (default: ``(annotator,)``; the
+  rules add ``rules:signal``), so that a rerun replaces the rows of all of them;
 - ``options``: the :class:`Option` s its constructor takes.  The CLI's ``-C key=value``
   and Python callers (``create("judge", model=...)``) both go through them, so the CLI
   never names a classifier or one of its options;
@@ -137,6 +139,10 @@ class ClassifierBase:
     @property
     def annotator(self) -> str:
         return self.name
+
+    @property
+    def annotators(self) -> tuple[str, ...]:
+        return (self.annotator,)
 
     def estimate(self, store, trace_ids: Sequence[str]) -> Estimate | None:
         return None

@@ -92,6 +92,12 @@ def annotator_name(clf: Classifier) -> str:
     return getattr(clf, "annotator", None) or clf.name
 
 
+def annotator_names(clf: Classifier) -> list[str]:
+    """Every annotator the classifier's outputs use (its own first): a rerun replaces them all."""
+    main = annotator_name(clf)
+    return list(dict.fromkeys([main, *(getattr(clf, "annotators", None) or ())]))
+
+
 def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = DEFAULT_TAXONOMY,
         action: str = "replace", on_output: Callable[[Output], None] | None = None,
         trace_ids: Sequence[str] | None = None) -> RunResult:
@@ -107,6 +113,7 @@ def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = 
     res = RunResult(run_id, len(ids), 0, 0, 0, 0, 0, 0, 0.0, {}, "running", classifier=clf.name,
                     version=clf.version)
     annotator = annotator_name(clf)
+    annotators = annotator_names(clf)
     try:
         for out in clf.classify(store, ids):
             for a in out.annotations:
@@ -119,9 +126,10 @@ def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = 
                 if action == "replace" and covered:
                     for table in ("annotations", "attributions"):
                         store.execute(
-                            f"DELETE FROM {table} WHERE annotator = ? AND trace_id IN (SELECT unnest(?)) "
+                            f"DELETE FROM {table} WHERE annotator IN (SELECT unnest(?)) "
+                            f"AND trace_id IN (SELECT unnest(?)) "
                             f"AND (run_id IS NULL OR run_id IN (SELECT run_id FROM runs WHERE classifier = ? AND version = ?))",
-                            [annotator, covered, clf.name, clf.version])
+                            [annotators, covered, clf.name, clf.version])
                 res.annotations += store.write_annotations(out.annotations)
                 res.attributions += store.write_attributions(out.attributions)
                 res.failed += len(out.failed)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 
 import pytest
 
 from mast.classify import create
 from mast.classify.learned import modes_model as MM
+from mast.classify.rules import default_rules_dir
 from mast.classify.learned.model import ModelError
 from mast.classify.learned.modes_train import folds, learn_modes
 from mast.errors import UsageError
@@ -94,11 +96,17 @@ def test_label_groups_never_split_across_folds(db):
         load_gold(Store(db, read_only=True), "human", None, "mast-v1", "nonsense")
 
 
-def test_cli_json_then_classify_labels_only_the_saved_modes(db, mast):
+def test_cli_json_then_classify_labels_only_the_saved_modes(db, mast, tmp_path):
     empty = Trace(system="synthetic", framework="test", source_format="test", source_path="e.json", source_index=0,
                   steps=[], outcome=Outcome.FAILURE, metadata={"source_id": "empty"})
     traces = _store(db, extra=[empty])
-    mast("classify", "--with", "rules")
+    # The shipped 3.2 detector is a signal (it does not beat the base rate on human
+    # labels); run it as a label here, so that the rules baseline shares a mode with gold.
+    rules = tmp_path / "rules"
+    shutil.copytree(default_rules_dir(), rules)
+    p = rules / "no_verification.sql"
+    p.write_text(p.read_text(encoding="utf-8").replace("-- role: signal", "-- role: label"), encoding="utf-8")
+    mast("classify", "--with", "rules", "-C", f"rules_dir={rules}")
     res = json.loads(mast("learn", "modes", "--cv", "4", "--group", "trace", "--json").stdout)
     mid = res["model_id"]
     e = res["modes"]["3.2"]

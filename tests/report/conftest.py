@@ -79,6 +79,14 @@ def build_small(path: Path) -> dict[str, str]:
     return ids
 
 
+def add_signal(path: Path, trace_id: str) -> None:
+    """A rules signal (a hint, not a label) on ``trace_id``: mode 1.5, evidence step 4."""
+    with Store(path) as st:
+        st.write_annotations([Annotation(mode="1.5", label=Label.UNKNOWN, annotator="rules:signal", trace_id=trace_id,
+                                         confidence=0.5, evidence_steps=[4],
+                                         rationale="the task was declared done at step 4 [termination_unaware]")])
+
+
 @pytest.fixture
 def small_store(tmp_path) -> tuple[Path, dict[str, str]]:
     path = tmp_path / "small.duckdb"

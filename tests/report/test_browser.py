@@ -14,7 +14,7 @@ import pytest
 from mast.report import Limits, write_report
 from mast.store import Store
 from tests.report.cdp import Browser, find_chromium
-from tests.report.conftest import build_small, build_xss
+from tests.report.conftest import add_signal, build_small, build_xss
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -127,6 +127,30 @@ def test_clicking_a_failure_tag_highlights_its_evidence(browser, small_html):
     browser.click("#trace-detail .tag.root a.tag-link")
     assert browser.eval("[...document.querySelectorAll('.step.highlight')].map(e => e.id)") == ["step-2"]
     browser.screenshot(ARTIFACTS / "report-trace.png")
+    assert browser.problems() == []
+
+
+def test_a_signal_is_shown_as_a_signal_beside_the_failure_tags(browser, tmp_path):
+    ids = build_small(tmp_path / "s.duckdb")
+    add_signal(tmp_path / "s.duckdb", ids["a0"])
+    with Store(tmp_path / "s.duckdb", read_only=True) as st:
+        res = write_report(st, tmp_path / "r.html")
+    load(browser, res.path)
+    chips = browser.eval(f"[...document.querySelectorAll(\"button.trace-item[data-trace='{ids['a0']}'] .chip\")]"
+                         ".map(c => [c.className, c.textContent])")
+    assert ["chip chip-signal", "signal 1.5"] in chips and ["chip", "1.5"] not in chips
+    browser.click(f"button.trace-item[data-trace='{ids['a0']}']")
+    box = "#trace-detail .tag.signal"
+    assert browser.eval(f"document.querySelectorAll('{box}').length") == 1
+    text = browser.eval(f"document.querySelector('{box}').textContent")
+    assert text.startswith("Signal: 1.5") and "not a failure label" in text and "rules:signal" in text
+    # a signal is not a failure tag, and is styled apart from one
+    assert browser.eval("document.querySelectorAll(\"#trace-detail .tag:not(.signal) a[data-mode='1.5']\").length") == 0
+    assert browser.eval(f"getComputedStyle(document.querySelector('{box}')).borderStyle") == "dashed"
+    assert browser.eval("getComputedStyle(document.querySelector('#trace-detail .tag:not(.signal):not(.root)'))"
+                        ".borderStyle") == "solid"
+    browser.click(f"{box} a.tag-link")
+    assert browser.eval("[...document.querySelectorAll('.step.highlight')].map(e => e.id)") == ["step-4"]
     assert browser.problems() == []
 
 

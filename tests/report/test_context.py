@@ -12,7 +12,7 @@ from mast.report import Limits, build_context
 from mast.report.labels import BEST, wilson
 from mast.report.jsonblock import script_json
 from mast.store import Store
-from tests.report.conftest import build_small, make_trace
+from tests.report.conftest import add_signal, build_small, make_trace
 
 
 def ctx_of(path, **kw):
@@ -180,3 +180,20 @@ def test_the_newest_of_appended_labels_counts_once(small_store):
         st.write_annotations([Annotation(mode="1.3", label=Label.ABSENT, annotator="rules", trace_id=ids["a2"])])
     c = ctx_of(path).exposure["rules"]["alpha"]["1.3"]
     assert (c.count, c.n) == (2, 4)
+
+
+def test_a_signal_is_shown_per_trace_and_counted_nowhere(small_store):
+    path, ids = small_store
+    with Store(path, read_only=True) as st:
+        before = build_context(st)
+    add_signal(path, ids["a2"])
+    with Store(path, read_only=True) as st:
+        ctx = build_context(st)
+    row = next(t for t in ctx.explorer.traces if t["id"] == ids["a2"])
+    assert row["signals"] == [["1.5", "rules:signal", 0.5, [4], "the task was declared done at step 4 "
+                                                                  "[termination_unaware]"]]
+    assert not [g for g in row["tags"] if g[0] == "1.5"]
+    assert all(not t["signals"] for t in ctx.explorer.traces if t["id"] != ids["a2"])
+    # exposure, annotators and agreement are those of the store without the signal
+    assert ctx.exposure == before.exposure and ctx.views == before.views
+    assert "rules:signal" not in [a.name for a in ctx.annotators]

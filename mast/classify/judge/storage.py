@@ -9,27 +9,34 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
+from mast.model import SIGNAL_SUFFIX
+
 
 def _now():
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def rule_hints(store, trace_ids: Sequence[str], limit: int = 8) -> dict[str, list[str]]:
-    """Findings of rule-based annotators (annotator 'rules' or 'rules:*'), as short lines.
+    """Findings of rule-based annotators (annotator 'rules' or 'rules:*'), as short lines:
+    their ``present`` labels, and their *signals* (annotators ``*:signal``, label
+    ``unknown``: findings of detectors too imprecise to be labels), each line of those
+    starting with "signal", labels first.
 
     A trace the rules have not run on simply has none.  A failing query is an error, not
     "no hints": the hints are part of the prompt and of its cache key."""
     rows = store.fetchall(
-        "SELECT trace_id, mode, evidence_steps, rationale FROM annotations "
-        "WHERE (annotator = 'rules' OR starts_with(annotator, 'rules:')) AND label = 'present' "
-        "AND trace_id IN (SELECT unnest(?)) ORDER BY trace_id, mode", [list(trace_ids)])
+        "SELECT trace_id, mode, evidence_steps, rationale, label = 'unknown' AS signal FROM annotations "
+        "WHERE (annotator = 'rules' OR starts_with(annotator, 'rules:')) "
+        "AND (label = 'present' OR (label = 'unknown' AND ends_with(annotator, ?))) "
+        "AND trace_id IN (SELECT unnest(?)) ORDER BY trace_id, signal, mode", [SIGNAL_SUFFIX, list(trace_ids)])
     out: dict[str, list[str]] = {}
-    for tid, mode, ev, why in rows:
+    for tid, mode, ev, why, signal in rows:
         lst = out.setdefault(tid, [])
         if len(lst) >= limit:
             continue
         steps = ", ".join(map(str, (ev or [])[:6]))
-        lst.append(f"{mode} at steps {steps or '?'}: {(why or '').strip()[:160]}")
+        lst.append(f"{'signal (not a failure label) ' if signal else ''}{mode} at steps {steps or '?'}: "
+                   f"{(why or '').strip()[:160]}")
     return out
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from mast.classify.contract import ClassifierBase, Option, Output
-from mast.classify.rules.detect import DetectorRun, build_results, prepare_selection, read_chunk, run_detectors
+from mast.classify.rules.detect import SIGNALS, DetectorRun, build_results, prepare_selection, read_chunk, run_detectors
 from mast.classify.rules.features import FEATURES
 from mast.classify.rules.files import default_rules_dir, load_detectors
 from mast.errors import UsageError
 
-#: Bump when the runner's semantics change (merging, absent rows, attribution).
-ENGINE_VERSION = "1"
+#: Bump when the runner's semantics change (merging, absent rows, attribution, signals).
+ENGINE_VERSION = "2"
 
 
 class RulesClassifier(ClassifierBase):
@@ -42,22 +42,35 @@ class RulesClassifier(ClassifierBase):
             dets = [d for d in dets if d.prelude or d.name in only]
         self.detectors = dets
         self.chunk_size = chunk_size
-        digest = hashlib.sha256("\n".join(f"{d.name}@{d.version}" for d in dets).encode()).hexdigest()[:8]
+        # A detector's role is part of what a run means: flipping it changes the version.
+        digest = hashlib.sha256("\n".join(f"{d.name}@{d.version}" + ("/signal" if d.signal else "")
+                                          for d in dets).encode()).hexdigest()[:8]
         self.version = f"{ENGINE_VERSION}.{digest}"
         #: filled by :meth:`classify`: one entry per prelude and detector
         self.detector_runs: list[DetectorRun] = []
 
+    @property
+    def annotators(self) -> tuple[str, ...]:
+        """Labels as ``rules``, signals as ``rules:signal`` (a rerun replaces both)."""
+        return (self.annotator, SIGNALS)
+
+    def label_modes(self) -> set[str]:
+        """Modes some *label* detector covers (a signal detector alone assesses nothing)."""
+        return {d.mode for d in self.detectors if not d.prelude and not d.signal}
+
     # -- contract ---------------------------------------------------------------------
     def covers(self, taxonomy) -> set[str]:
         ids = set(taxonomy.mode_ids) if taxonomy is not None else None
-        return {d.mode for d in self.detectors if not d.prelude and (ids is None or d.mode in ids)}
+        return {m for m in self.label_modes() if ids is None or m in ids}
 
     def arguments(self) -> dict[str, Any]:
         return {"rules_dir": str(self.rules_dir),
-                "detectors": {d.name: d.version for d in self.detectors}}
+                "detectors": {d.name: d.version for d in self.detectors},
+                "signals": sorted(d.name for d in self.detectors if d.signal)}
 
     def run_details(self) -> dict[str, Any]:
-        return {"detectors": [{"name": r.name, "mode": r.mode, "seconds": round(r.seconds, 3),
+        role = {d.name: d.role for d in self.detectors if not d.prelude}
+        return {"detectors": [{"name": r.name, "mode": r.mode, "role": role.get(r.name), "seconds": round(r.seconds, 3),
                                "findings": r.findings, "error": r.error} for r in self.detector_runs]}
 
     def classify(self, store, trace_ids: Sequence[str]) -> Iterator[Output]:
@@ -67,11 +80,14 @@ class RulesClassifier(ClassifierBase):
         prepare_selection(store, ids)
         self.detector_runs = run_detectors(store, self.detectors)
         errors = {r.name: r.error for r in self.detector_runs if r.error}
-        failed_modes = {r.mode for r in self.detector_runs if r.error and r.mode}
-        ok_modes = sorted({d.mode for d in self.detectors if not d.prelude} - failed_modes)
+        signal_names = {d.name for d in self.detectors if d.signal}
+        # Only a failed *label* detector leaves its mode not assessed; a failed signal is
+        # reported and simply gives no hints.
+        failed_modes = {r.mode for r in self.detector_runs if r.error and r.mode and r.name not in signal_names}
+        ok_modes = sorted(self.label_modes() - failed_modes)
         has_features = not any(r.error for r in self.detector_runs if r.name == FEATURES) and any(
             r.name == FEATURES for r in self.detector_runs)
-        build_results(store, ok_modes, has_features)
+        build_results(store, ok_modes, has_features, sorted(signal_names))
         first = True
         for lo in range(0, len(ids), self.chunk_size):
             out = read_chunk(store, lo, lo + self.chunk_size)

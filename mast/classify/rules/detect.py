@@ -13,9 +13,18 @@ detector failed, stays "not assessed".  A detector that fails (bad SQL, wrong co
 a mode other than its header's) is reported by name in :attr:`Output.errors` and the
 others still run.
 
-Root cause: every trace with at least one finding whose outcome is not ``success`` gets
-one attribution, the earliest evidence step over all findings (ties: the most
-confident finding), with the agent of that step.  Traces recorded as successful get
+Signals: the rows of a detector whose header says ``-- role: signal`` are not labels.
+Per (trace, mode) they become one ``unknown`` annotation by annotator ``rules:signal``
+(:func:`mast.model.signal_annotator`) with the evidence steps and the rationale:
+stored, so the judge's hints and the report read them like any finding, and
+``unknown``, so nothing counts them as an assessment (exposure, agreement,
+``mast evaluate``).  A signal detector's mode is not among ``ok_modes`` unless a label
+detector covers it too: no ``absent`` rows come from a signal.  Signals never give a
+root cause.
+
+Root cause: every trace with at least one label finding whose outcome is not
+``success`` gets one attribution, the earliest evidence step over all label findings
+(ties: the most confident finding), with the agent of that step.  Traces recorded as successful get
 none; traces of unknown outcome do, because most imported traces do not record their
 outcome and a finding is itself a sign of failure.
 """
@@ -32,7 +41,11 @@ from mast.classify.contract import Output
 from mast.classify.rules.features import FEATURES, ensure_features, is_features
 from mast.classify.rules.files import Detector, default_rules_dir, parse_detector, strip_semicolon
 from mast.errors import MastError, UsageError
-from mast.model import Annotation, Attribution, Label
+from mast.model import Annotation, Attribution, Label, signal_annotator
+
+
+#: The annotator of the rules' signals (see the module docstring).
+SIGNALS = signal_annotator("rules")
 
 
 @dataclass
@@ -109,16 +122,23 @@ def run_detectors(store, detectors: Sequence[Detector]) -> list[DetectorRun]:
     return runs
 
 
-def build_results(store, ok_modes: Sequence[str], has_features: bool = True) -> None:
-    """Merge findings per (trace, mode), add absent rows, pick the root cause per trace."""
-    store.execute("""
-        CREATE OR REPLACE TEMP TABLE rule_found AS
+def build_results(store, ok_modes: Sequence[str], has_features: bool = True, signals: Sequence[str] = ()) -> None:
+    """Merge label findings per (trace, mode), add absent rows, pick the root cause per
+    trace; merge the findings of the ``signals`` detectors apart (``temp.rule_signal``)."""
+    merged = """
         SELECT trace_id, mode, max(confidence) AS confidence,
                list_sort(list_distinct(flatten(list(coalesce(evidence_steps, []))))) AS evidence_steps,
                string_agg(rationale, '; ' ORDER BY detector) AS rationale,
                string_agg(DISTINCT detector, ', ') AS detectors
         FROM temp.rule_hits WHERE trace_id IN (SELECT trace_id FROM temp.sel)
-        GROUP BY trace_id, mode""")
+          AND {cond} list_contains(?::VARCHAR[], detector)
+        GROUP BY trace_id, mode"""
+    store.execute("CREATE OR REPLACE TEMP TABLE rule_found AS " + merged.format(cond="NOT"), [list(signals)])
+    store.execute(f"""
+        CREATE OR REPLACE TEMP TABLE rule_signal AS
+        SELECT s.i, f.trace_id, f.mode, f.confidence, f.evidence_steps,
+               f.rationale || ' [' || f.detectors || ']' AS rationale
+        FROM ({merged.format(cond="")}) f JOIN temp.sel s USING (trace_id)""", [list(signals)])
     store.execute("""
         CREATE OR REPLACE TEMP TABLE rule_out AS
         SELECT s.i, s.trace_id, m.mode,
@@ -167,6 +187,11 @@ def read_chunk(store, lo: int, hi: int) -> Output:
     out.annotations = [Annotation(mode=m, label=present if lab == "present" else absent, annotator="rules",
                                   confidence=c, evidence_steps=list(ev or []), rationale=r, trace_id=t)
                        for t, m, lab, c, ev, r in rows]
+    sig = store.fetchall("SELECT trace_id, mode, confidence, evidence_steps, rationale FROM temp.rule_signal "
+                         "WHERE i >= ? AND i < ? ORDER BY i, mode", [lo, hi])
+    out.annotations += [Annotation(mode=m, label=Label.UNKNOWN, annotator=SIGNALS, confidence=c,
+                                   evidence_steps=list(ev or []), rationale=r, trace_id=t)
+                        for t, m, c, ev, r in sig]
     att = store.fetchall("SELECT trace_id, agent, step, confidence, rationale FROM temp.rule_root "
                          "WHERE i >= ? AND i < ? ORDER BY i", [lo, hi])
     out.attributions = [Attribution(annotator="rules", agent=a, step=s, confidence=c, rationale=r, trace_id=t)

@@ -9,7 +9,9 @@ environment variable ``MAST_RULES_DIR`` point elsewhere, e.g. in tests):
   ``(trace_id, mode, confidence, evidence_steps INTEGER[], rationale)`` for the traces
   where it found its failure mode.  Its header is a block of ``-- key: value`` comment
   lines: ``mode``, ``name``, ``version``, ``description`` (continuation lines start with
-  ``--`` and more indentation).  Preludes need no ``mode``.
+  ``--`` and more indentation), and optionally ``role``: ``label`` (the default: its
+  findings are failure labels) or ``signal`` (its findings are hints, not labels; see
+  :mod:`mast.classify.rules.detect`).  Preludes need no ``mode``.
 - Detectors read the temporary views ``sel_traces`` and ``sel_steps`` (the selected
   traces and their steps), the table ``sel(trace_id)`` and ``rule_steps`` (the stored
   features of the selected steps); see :mod:`mast.classify.rules.detect`.
@@ -30,6 +32,10 @@ from mast.settings import current as current_settings
 ENV_RULES_DIR = ENV["rules_dir"]
 _HEADER_RX = re.compile(r"^--\s?(?P<key>[a-z_]+):\s*(?P<value>.*)$")
 _REQUIRED = ("name", "version", "description")
+#: ``-- role:`` values: a *label* detector's findings are failure labels; a *signal*
+#: detector's are hints (stored, shown and given to the judge, never counted as labels).
+LABEL, SIGNAL = "label", "signal"
+ROLES = (LABEL, SIGNAL)
 
 
 @dataclass(frozen=True)
@@ -40,10 +46,15 @@ class Detector:
     description: str
     path: Path
     sql: str
+    role: str = LABEL
 
     @property
     def prelude(self) -> bool:
         return self.mode is None
+
+    @property
+    def signal(self) -> bool:
+        return not self.prelude and self.role == SIGNAL
 
 
 def default_rules_dir(settings: Settings | None = None) -> Path:
@@ -79,8 +90,13 @@ def parse_detector(path: Path) -> Detector:
         raise UsageError(f"{path}: rule header lacks {', '.join(missing)}",
                          "Start the file with comment lines such as `-- mode: 1.3`, `-- name: ...`, "
                          "`-- version: 1`, `-- description: ...`.")
+    role = header.get("role", LABEL).lower()
+    if role not in ROLES:
+        raise UsageError(f"{path}: rule header has role {header['role']!r}",
+                         "Use `-- role: label` (the default: findings are failure labels) or `-- role: signal` "
+                         "(findings are hints, not labels).")
     return Detector(name=header["name"], mode=None if prelude else header["mode"], version=header["version"],
-                    description=header["description"], path=path, sql=text)
+                    description=header["description"], path=path, sql=text, role=role)
 
 
 def load_detectors(rules_dir: str | os.PathLike | None = None) -> list[Detector]:

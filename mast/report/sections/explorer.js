@@ -15,6 +15,7 @@
     DATA.traces.forEach(function (t) {
       var parts = [t.id, t.system, t.task || "", t.framework || ""];
       t.tags.forEach(function (g) { parts.push(g[0], g[1], g[4] || ""); });
+      (t.signals || []).forEach(function (g) { parts.push("signal", g[0], g[1], g[4] || ""); });
       t.roots.forEach(function (r) { parts.push(r[1] || "", r[3] || ""); });
       var d = DATA.details[t.id];
       if (d) {
@@ -86,7 +87,16 @@
         c.title = modeLabel(g[0]);
         chips.appendChild(c);
       });
-      if (t.tags.length) b.appendChild(chips);
+      // Signals: hints, not failure labels; a chip of their own kind, never a failure chip.
+      var sseen = {};
+      (t.signals || []).forEach(function (g) {
+        if (seen[g[0]] || sseen[g[0]]) return;
+        sseen[g[0]] = 1;
+        var c = el("span", "chip chip-signal", "signal " + g[0]);
+        c.title = "Signal (a hint, not a failure label): " + modeLabel(g[0]);
+        chips.appendChild(c);
+      });
+      if (t.tags.length || (t.signals || []).length) b.appendChild(chips);
       b.addEventListener("click", function () { openTrace(t.id, true); });
       li.appendChild(b);
       list.appendChild(li);
@@ -131,6 +141,7 @@
     if (!t.tags.length && !t.roots.length) {
       tags.appendChild(el("p", "dim", t.annotators.length ? "No failure mode labelled present by " + t.annotators.join(", ") + "." : "No labels for this trace."));
     }
+    (t.signals || []).forEach(function (g) { tags.appendChild(signalBox(g)); });
     box.appendChild(tags);
     var d = DATA.details[id];
     if (!d) {
@@ -180,6 +191,22 @@
       });
       return box;
     });
+  }
+
+  // A signal: a detector too imprecise to be a failure label points at some steps.
+  // Shown as a hint, worded and styled apart from the failure tags.
+  function signalBox(g) {
+    var box = el("div", "tag signal");
+    var ev = evidenceOf(g);
+    var a = el("a", "tag-link", "Signal: " + modeLabel(g[0]));
+    a.href = ev.length ? "#step-" + ev[0] : "#trace-detail";
+    a.setAttribute("data-signal", g[0]);
+    a.addEventListener("click", function (e) { e.preventDefault(); activate(box, ev); });
+    box.appendChild(a);
+    box.appendChild(el("span", "dim", " · a hint from " + g[1] + ", not a failure label" +
+      (ev.length ? " · step" + (ev.length > 1 ? "s " : " ") + ev.join(", ") : "")));
+    if (g[4]) box.appendChild(el("span", "why", g[4]));
+    return box;
   }
 
   function rootBox(r) {

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from mast.agreement import latest_signals
 from mast.report.jsonblock import script_json
 from mast.report.page import Limits, Page
 from mast.report.section import Section, Values
@@ -100,6 +101,14 @@ def _explorer(page: Page) -> Explorer:
             FROM ({page.labels.all}) l JOIN {PICK} USING (trace_id) WHERE l.present
             ORDER BY l.trace_id, l.mode, l.rank, l.annotator""", [lim.rationale_chars]):
         tags[tid].append([mode, annotator, conf, list(evs or []), rat])
+    # Signals (see mast.agreement): hints with evidence, shown apart from the failure tags.
+    sig_sql, sig_params = latest_signals(page.taxonomy.id)
+    signals: dict[str, list] = defaultdict(list)
+    for tid, annotator, mode, conf, evs, rat in store.fetchall(f"""
+            SELECT g.trace_id, g.annotator, g.mode, g.confidence, g.evidence_steps, left(g.rationale, ?)
+            FROM ({sig_sql}) g JOIN {PICK} USING (trace_id)
+            ORDER BY g.trace_id, g.mode, g.annotator""", [lim.rationale_chars, *sig_params]):
+        signals[tid].append([mode, annotator, conf, list(evs or []), rat])
     atts: dict[str, list] = defaultdict(list)
     for tid, annotator, agent, step, rat in store.fetchall(f"""
             SELECT a.trace_id, a.annotator, a.agent, a.step, left(a.rationale, ?)
@@ -131,10 +140,11 @@ def _explorer(page: Page) -> Explorer:
 
     # Evidence and root-cause steps (± 2) of long traces are kept even when elided.
     important: dict[str, set[int]] = defaultdict(set)
-    for tid, t in tags.items():
-        for tag in t:
-            for s in tag[3]:
-                important[tid].update(range(s - 2, s + 3))
+    for found in (tags, signals):
+        for tid, t in found.items():
+            for tag in t:
+                for s in tag[3]:
+                    important[tid].update(range(s - 2, s + 3))
     for tid, a in atts.items():
         for row in a:
             if row[2] is not None:
@@ -190,7 +200,8 @@ def _explorer(page: Page) -> Explorer:
     for tid, system, outcome, task, task_len, n_steps, n_agents, tok, cost, fw, _prio in trows:
         row = {"id": tid, "system": system, "outcome": outcome, "task": task,
                "task_len": task_len, "steps": n_steps, "agents": n_agents, "tokens": tok, "cost": cost,
-               "framework": fw, "tags": tags.get(tid, []), "roots": atts.get(tid, []),
+               "framework": fw, "tags": tags.get(tid, []), "signals": signals.get(tid, []),
+               "roots": atts.get(tid, []),
                "annotators": assessed.get(tid, []), "detail": tid in details}
         list_bytes += len(script_json(row).encode("utf-8"))
         if list_bytes > lim.list_bytes:
