@@ -20,7 +20,8 @@ concurrent requests arrive in.  Directives anywhere in the prompt's trace text:
 
 Otherwise the "model" reports 1.3 (step repetition) where the prompt carries
 "(exact repeat of step N)" markers and every other mode absent.  ``responder`` can be
-replaced by a test for anything else.
+replaced by a test for anything else; :meth:`OpenAIServer.teacher` (``--teacher``
+standalone) plays the cascade's teacher (``tests/_teacher.py``).
 
 Run standalone (the benchmark does): ``python tests/_openai_server.py --latency 0.3``
 prints ``READY <base_url>`` and serves until killed.
@@ -176,6 +177,15 @@ class OpenAIServer:
                            f"```json\n{json.dumps(v, indent=1)}\n```\nLet me know if you need more.")
         return Response(200, completion(content, body), delay=delay)
 
+    def teacher(self, body: dict) -> Response:
+        """The teacher of ``tests/_teacher.py``: verdicts that are a learnable function of the trace."""
+        from _teacher import teacher_content  # beside this file; imports mast, which the plain server does not need
+
+        with self.lock:
+            k = self.key(body)
+            self.counts[k] = self.counts.get(k, 0) + 1
+        return Response(200, completion(teacher_content(body), body))
+
     def chat(self, body: dict) -> Response:
         with self.lock:
             self.chat_bodies.append(body)
@@ -308,8 +318,12 @@ class _Handler(BaseHTTPRequestHandler):
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--teacher", action="store_true", help="answer as the cascade's teacher (tests/_teacher.py)")
     args = ap.parse_args(argv)
-    srv = OpenAIServer(latency=args.latency).start()
+    srv = OpenAIServer(latency=args.latency)
+    if args.teacher:
+        srv.responder = srv.teacher
+    srv.start()
     print(f"READY {srv.base_url}", flush=True)
     try:
         threading.Event().wait()

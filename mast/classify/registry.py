@@ -25,6 +25,7 @@ BUILTINS: dict[str, str] = {
     "judge": "mast.classify.judge:JudgeClassifier",
     "learned": "mast.classify.learned:LearnedClassifier",
     "learned-modes": "mast.classify.learned.modes_classifier:LearnedModesClassifier",
+    "cascade": "mast.classify.cascade:CascadeClassifier",
 }
 
 _REGISTRY: dict[str, Factory] = {}
