@@ -38,11 +38,13 @@ from typing import Sequence
 from mast.model import SIGNAL_SUFFIX
 from mast.scope import UNKNOWN_SYSTEM
 
-_AUTHORITY = ("human:", "community:", "judge", "learned", "rules")
+#: Who is believed first: people, then the judge, then the cascade (the judge where it
+#: looked, its distilled models elsewhere), then learned models, then the rules.
+_AUTHORITY = ("human:", "community:", "judge", "cascade", "learned", "rules")
 
 
 def authority_rank(annotator: str) -> int:
-    """0 for ``human``, then 1–5 for the prefixes of :data:`_AUTHORITY`, 5 for any other."""
+    """0 for ``human``, then 1, 2, … for the prefixes of :data:`_AUTHORITY`, last any other."""
     if annotator == "human":
         return 0
     for i, prefix in enumerate(_AUTHORITY, start=1):

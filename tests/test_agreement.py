@@ -55,9 +55,10 @@ def test_every_metric_is_scikit_learns_or_none_where_it_is_undefined(gold, pred)
 
 
 def test_authority_order():
-    names = ["rules", "judge:gpt", "learned:attribution@la1-x", "human:ann_1", "x", "community:lint", "human"]
+    names = ["rules", "judge:gpt", "learned:attribution@la1-x", "human:ann_1", "x", "community:lint", "human",
+             "cascade:gpt"]
     assert sorted(names, key=authority_rank) == ["human", "human:ann_1", "community:lint", "judge:gpt",
-                                                 "learned:attribution@la1-x", "rules", "x"]
+                                                 "cascade:gpt", "learned:attribution@la1-x", "rules", "x"]
 
 
 @pytest.fixture

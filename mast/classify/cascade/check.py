@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mast.classify.learned.modes_train import kappa
+from mast.classify.learned.modes_train import kappa, kappa_rows
 
 BOOTSTRAP = 1000
 
@@ -49,16 +49,6 @@ def wilson(k: int, n: int, z: float = 1.959963984540054) -> list[float | None]:
     return [_r(max(0.0, mid - half)), _r(min(1.0, mid + half))]
 
 
-def _kappa_rows(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
-    po = (Y == P).mean(axis=1)
-    py, pp = Y.mean(axis=1), P.mean(axis=1)
-    pe = py * pp + (1 - py) * (1 - pp)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        k = (po - pe) / (1 - pe)
-    k[pe >= 1 - 1e-12] = np.nan
-    return k
-
-
 def _ci(values: np.ndarray) -> list[float | None]:
     v = values[np.isfinite(values)]
     if not len(v) or len(v) < 0.5 * len(values):
@@ -78,7 +68,7 @@ def agreement(Y: np.ndarray, P: np.ndarray, modes: Sequence[str], *, seed: int =
     for j, mode in enumerate(modes):
         y, p = Y[:, j].astype(int), P[:, j].astype(int)
         k = kappa(y, p)
-        kb = _kappa_rows(y[draws], p[draws])
+        kb = kappa_rows(y[draws], p[draws])
         out["modes"][mode] = {"judge_present": int(y.sum()), "learned_present": int(p.sum()),
                               "disagree": int((y != p).sum()), "agreement": _r(float((y == p).mean())),
                               "agreement_ci": wilson(int((y == p).sum()), n), "kappa": _r(k),

@@ -146,7 +146,7 @@ def kappa(y: np.ndarray, p: np.ndarray) -> float | None:
     return (po - pe) / (1 - pe)
 
 
-def _kappa_rows(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
+def kappa_rows(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
     """Kappa of each row pair of (resamples, n) 0/1 matrices; NaN where undefined."""
     po = (Y == P).mean(axis=1)
     py, pp = Y.mean(axis=1), P.mean(axis=1)
