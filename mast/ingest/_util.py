@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from datetime import datetime, timezone
@@ -179,8 +180,6 @@ def iter_records(path: Path, expected: str = "a JSON array of records") -> Itera
 
 
 def _stream_array(path: Path) -> Iterator[Any]:
-    import codecs
-
     dec = json.JSONDecoder()
     udec = codecs.getincrementaldecoder("utf-8-sig")()
     where = str(path)
