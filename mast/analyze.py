@@ -137,7 +137,8 @@ def analyze(store: Store, paths: Iterable[str | os.PathLike], output: str | Path
                 Event(label, advance=len(out.trace_ids) or len({a.trace_id for a in out.annotations}))))
             tags = sum(run_res.present_by_mode.values())
             ok = not (run_res.failed or run_res.errors)
-            result = (f"{run_res.done} trace(s) classified, {run_res.failed} failed; {tags} failure tag(s)"
+            result = (f"{run_res.done} trace(s) classified, {run_res.failed} failed; {tags} failure tag(s), "
+                      f"{run_res.attributions} root cause(s)"
                       + (f"; ${run_res.cost_usd:.4f}" if run_res.cost_usd else "")
                       + "".join(f"; error in {k}: {v}" for k, v in run_res.errors.items()))
         except MastError as e:
