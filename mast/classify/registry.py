@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from mast.classify.contract import Classifier, Option
 from mast.errors import UsageError
@@ -106,7 +106,7 @@ def parse_assignments(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def coverage(taxonomy, settings: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+def coverage(taxonomy) -> dict[str, list[str]]:
     """mode id -> names of the classifiers that can assess it (each built with its defaults)."""
     _load()
     out: dict[str, list[str]] = {m: [] for m in taxonomy.mode_ids}
