@@ -8,7 +8,7 @@ add those files and one line below.
 from __future__ import annotations
 
 from mast.report.section import Section
-from mast.report.sections import agents, annotators, coordination, explorer, exposure, glossary, overview
+from mast.report.sections import agents, annotators, coordination, explorer, exposure, glossary, models, overview
 
 SECTIONS: list[Section] = [
     overview.SECTION,
@@ -17,6 +17,7 @@ SECTIONS: list[Section] = [
     agents.SECTION,
     coordination.SECTION,
     annotators.SECTION,
+    models.SECTION,
     glossary.SECTION,
 ]
 
