@@ -227,3 +227,26 @@ def test_features_are_made_current_before_the_model_reads_them(db, mast):
     with Store(db, read_only=True) as st:
         assert st.fetchall("SELECT count(*) FROM rule_step_features WHERE trace_id = ?",
                            [t.trace_id])[0][0] == len(t.steps)
+
+
+def test_grouped_passes_give_the_same_root_causes(db, monkeypatch):
+    """A large selection is read in groups of batches (bounded memory): the answers are
+    the same as one pass over everything."""
+    from mast.classify import create
+    from mast.classify.learned import classifier as C
+    from mast.classify.runner import Selection, run
+    from mast.classify.hooks import ingest_hooks
+
+    rng = random.Random(9)
+    traces = [_trace(300 + i, rng, with_gold=False) for i in range(9)]
+    with Store(db) as st:
+        with st.transaction():
+            st.write_traces(traces, hooks=ingest_hooks())
+        run(st, create("learned"), Selection())
+        whole = st.fetchall("SELECT trace_id, agent, step, confidence FROM attributions ORDER BY trace_id")
+        st.execute("DELETE FROM attributions")
+        monkeypatch.setattr(C, "BATCH", 2)
+        monkeypatch.setattr(C, "GROUP", 2)
+        run(st, create("learned"), Selection())
+        grouped = st.fetchall("SELECT trace_id, agent, step, confidence FROM attributions ORDER BY trace_id")
+    assert len(whole) == 9 and grouped == whole

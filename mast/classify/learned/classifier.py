@@ -33,6 +33,8 @@ from mast.model import Attribution
 ENGINE_VERSION = "1"
 BATCH = 2000
 MEMORY_LIMIT = "1GB"
+#: batches read from the store in one pass (x BATCH traces: 100,000)
+GROUP = 50
 
 
 class LearnedClassifier(documents.ModelBacked, ClassifierBase):
@@ -81,6 +83,13 @@ class LearnedClassifier(documents.ModelBacked, ClassifierBase):
 
     def _batches(self, m: AttributionModel, store, batches: list[list[str]],
                  todos: list[list[str]]) -> Iterator[Output]:
+        # One pass over the store per group of batches, not one for the whole selection:
+        # the joined steps of a million traces do not fit the capped buffer pool.
+        for g in range(0, len(batches), GROUP):
+            yield from self._group(m, store, batches[g:g + GROUP], todos[g:g + GROUP])
+
+    def _group(self, m: AttributionModel, store, batches: list[list[str]],
+               todos: list[list[str]]) -> Iterator[Output]:
         for batch, todo, table in zip(batches, todos, F.load_batches(store, todos)):
             out = Output(trace_ids=batch)
             scored = [t for t in todo if t in table.spans]
