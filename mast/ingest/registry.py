@@ -55,6 +55,7 @@ BUILTINS = [
     "mast.ingest.formats.ag2_runtime:AG2RuntimeLogImporter",
     "mast.ingest.formats.ag2:AG2EventsImporter",
     "mast.ingest.formats.ag2:AG2ChatImporter",
+    "mast.ingest.formats.trajectory:TrajectoryImporter",
     "mast.ingest.formats.messages:MessagesImporter",
 ]
 ENTRY_POINT_GROUP = "mast.importers"
