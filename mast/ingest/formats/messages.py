@@ -28,16 +28,28 @@ from mast.model import Trace
 class MessagesImporter:
     name = "messages"
     description = "Generic message list: JSON array or JSONL of {role, name|agent, content} (OpenAI tool_calls)"
+    example = '[{"role": "system", "content": "…"}, {"role": "user", "content": "…"}, {"role": "assistant", "name": "planner", …'
 
     def detect(self, path: Path, head: bytes) -> bool:
-        c = first_char(head)
-        if c not in "[{":
-            return False
-        obj = first_json(head)
+        return self.decline(path, head) is None
+
+    def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
+        """How far this file got as a message list, and why it is not one (None: it is)."""
+        if first_char(head) not in "[{":
+            return 0, "not JSON"
+        try:
+            obj = first_json(head)
+        except ValueError:
+            return 0, "the first record is not JSON (or is longer than the head)"
         if _is_message(obj):
-            return True
-        return (isinstance(obj, dict) and isinstance(obj.get("messages"), list)
-                and (not obj["messages"] or _is_message(obj["messages"][0])))
+            return None
+        if isinstance(obj, dict) and isinstance(obj.get("messages"), list):
+            if not obj["messages"] or _is_message(obj["messages"][0]):
+                return None
+            return 2, "messages[0] has no role and content"
+        if isinstance(obj, dict) and "role" in obj:
+            return 2, "a message with a role but no content or tool_calls"
+        return (1 if isinstance(obj, list) else 0), "the first record is not a {role, content} message"
 
     def read(self, path: Path) -> Iterator[Trace]:
         if _is_jsonl(path):

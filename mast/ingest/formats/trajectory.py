@@ -41,14 +41,15 @@ class TrajectoryImporter:
     def detect(self, path: Path, head: bytes) -> bool:
         return self.decline(path, head) is None
 
-    def decline(self, path: Path, head: bytes) -> str | None:
+    def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
+        """How far this file got as a trajectory file, and why it is not one (None: it is)."""
         if first_char(head) not in "[{":
-            return "not JSON"
+            return 0, "not JSON"
         body = strip_bom(head)
         if not _HEAD_RX.match(body):
-            return "records do not start with task_id"
+            return (1 if b'"traj"' in body else 0), "records do not start with task_id or traj"
         if b'"traj"' not in body and b'"reward"' not in body:
-            return "no traj or reward in the record"
+            return 2, "a task_id record with no traj or reward"
         return None
 
     def read(self, path: Path) -> Iterator[Trace]:

@@ -29,6 +29,7 @@ _KEYS = (b'"mistake_agent"', b'"mistake_step"', b'"question_ID"', b'"is_correcte
 class WhoWhenImporter:
     name = "whowhen"
     description = "Who&When failure-attribution records (history + mistake_agent/step)"
+    example = '{"is_corrected": false, "question": "…", "history": [{"content": "…", "role": "Orchestrator (-> WebSurfer)"}, …], "mistake_agent": …'
 
     def detect(self, path: Path, head: bytes) -> bool:
         if first_char(head) != "{" or b'"history"' not in head:

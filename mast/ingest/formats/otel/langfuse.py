@@ -132,14 +132,15 @@ class LangfuseImporter:
     def detect(self, path: Path, head: bytes) -> bool:
         return self.decline(path, head) is None
 
-    def decline(self, path: Path, head: bytes) -> str | None:
+    def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
+        """How far this file got as a Langfuse export, and why it is not one (None: it is)."""
         if first_char(head) not in "[{":
-            return "not JSON"
+            return 0, "not JSON"
         body = strip_bom(head)
         if not _OBS_RX.search(body):
-            return "no observation with parentObservationId"
+            return (2 if b'"observations"' in body else 0), "no observation with parentObservationId"
         if b'"observations"' not in body:
-            return "observations without their trace"
+            return 3, "observations without their trace (expected a trace with an observations list)"
         return None
 
     def read(self, path: Path) -> Iterator[Trace]:

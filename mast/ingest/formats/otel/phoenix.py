@@ -35,17 +35,17 @@ _KINDS = {"LLM", "TOOL", "AGENT", "CHAIN", "RETRIEVER", "EMBEDDING", "RERANKER",
 _STATUS = {"OK": "OK", "ERROR": "ERROR", "UNSET": "UNSET", "": "UNSET"}
 
 
-def looks_like(obj: Any) -> str | None:
-    """None when ``obj`` is a Phoenix span, else why not (for the closest-importer reason)."""
+def looks_like(obj: Any) -> tuple[int, str] | None:
+    """None when ``obj`` is a Phoenix span, else how far it got and why not."""
     if not isinstance(obj, dict):
-        return "not a JSON object"
+        return 0, "the first record is not a span object"
     ctx = obj.get("context")
     if not isinstance(ctx, dict) or "trace_id" not in ctx or "span_id" not in ctx:
-        return "no context.trace_id / context.span_id"
+        return 0, "no context.trace_id / context.span_id"
     if "kind" in obj:
-        return "has the OTel SDK's kind (an otel span, not Phoenix's)"
+        return 2, "has the OTel SDK's kind (an otel span, not Phoenix's)"
     if "span_kind" not in obj and "parent_id" not in obj:
-        return "no span_kind or parent_id"
+        return 3, "a span context, but no span_kind or parent_id"
     return None
 
 
@@ -93,12 +93,12 @@ class PhoenixImporter:
     def detect(self, path: Path, head: bytes) -> bool:
         return self.decline(path, head) is None
 
-    def decline(self, path: Path, head: bytes) -> str | None:
-        """Why this file is not a Phoenix export (None: it is)."""
+    def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
+        """How far this file got as a Phoenix export, and why it is not one (None: it is)."""
         try:
             obj = first_json(head)
         except ValueError:
-            return "the first record is not JSON (or is longer than the head)"
+            return 0, "the first record is not JSON (or is longer than the head)"
         if isinstance(obj, dict) and "context" not in obj:
             first = next(iter(obj.values()), None) if obj else None
             if isinstance(first, list) and first:

@@ -64,14 +64,15 @@ class SpanTreeImporter:
     def detect(self, path: Path, head: bytes) -> bool:
         return self.decline(path, head) is None
 
-    def decline(self, path: Path, head: bytes) -> str | None:
+    def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
+        """How far this file got as a span-tree dump, and why it is not one (None: it is)."""
         if first_char(head) not in "[{":
-            return "not JSON"
+            return 0, "not JSON"
         body = strip_bom(head)
         if not _HEAD_RX.match(body) or b'"spans"' not in body:
-            return "no {trace_id, spans} document"
+            return (1 if b'"trace_id"' in body else 0), "no {trace_id, spans} document"
         if b'"span_name"' not in body and b'"child_spans"' not in body:
-            return "spans without span_name / child_spans"
+            return 2, "a {trace_id, spans} document whose spans have no span_name / child_spans"
         return None
 
     def read(self, path: Path) -> Iterator[Trace]:
