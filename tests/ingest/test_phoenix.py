@@ -109,3 +109,12 @@ def test_otel_sdk_dump_is_not_taken_for_phoenix(tmp_path):
     p = tmp_path / "sdk.json"
     p.write_text(json.dumps(sdk))
     assert detect(p).name == "otel"
+
+
+def test_export_whose_first_span_is_longer_than_the_head_is_detected(mast, db, tmp_path):
+    spans = _spans("pxi_turn_trace.json")[0]
+    spans[0]["attributes"]["input.value"] = "x" * 100_000  # a long prompt on the first span
+    p = tmp_path / "long.json"
+    p.write_text(json.dumps(spans, indent=1))
+    assert detect(p).name == "phoenix"
+    assert ingest(mast, p)["formats"] == {"phoenix": 1}

@@ -21,6 +21,7 @@ Format notes: docs/formats/spans.md.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,6 +33,8 @@ from mast.model import Trace
 
 _KINDS = {"LLM", "TOOL", "AGENT", "CHAIN", "RETRIEVER", "EMBEDDING", "RERANKER", "GUARDRAIL", "EVALUATOR",
           "PROMPT", "UNKNOWN"}
+_CTX_RX = re.compile(rb'"context"\s*:\s*\{\s*"trace_id"\s*:')
+_SDK_KIND_RX = re.compile(rb'"kind"\s*:\s*"SpanKind\.')
 _STATUS = {"OK": "OK", "ERROR": "ERROR", "UNSET": "UNSET", "": "UNSET"}
 
 
@@ -98,6 +101,9 @@ class PhoenixImporter:
         try:
             obj = first_json(head)
         except ValueError:
+            # a first span longer than the head (an LLM span with a long prompt): judge its keys
+            if _CTX_RX.search(head) and b'"span_kind"' in head and not _SDK_KIND_RX.search(head):
+                return None
             return 0, "the first record is not JSON (or is longer than the head)"
         if isinstance(obj, dict) and "context" not in obj:
             first = next(iter(obj.values()), None) if obj else None
