@@ -1,9 +1,12 @@
 """Nested span-tree dumps (``spantree``), the shape TRAIL publishes its smolagents traces in.
 
-TRAIL's own traces embed gated GAIA / SWE-bench content and are not redistributable, so the
-fixtures in tests/fixtures/formats/spantree/ are written in that shape by hand (NOTICE.md):
-a smolagents manager calling a managed search agent whose first search fails, and a JSON
-Lines file of two small runs, one ending in AgentMaxStepsError.
+TRAIL's own traces embed gated GAIA / SWE-bench content and are not redistributable.  The
+fixtures in tests/fixtures/formats/spantree/ (NOTICE.md): ``smolagents_managed.json``, a real
+smolagents 1.26 run (a CodeAgent manager and a managed ToolCallingAgent whose first search
+fails) traced by openinference-instrumentation-smolagents 0.1.43 and dumped in that shape by
+generators/gen_spantree.py, with ``smolagents_managed.facts.json`` from smolagents' own
+objects; and two hand-written files in the same shape (a manager with LLM spans, and JSON
+Lines of two small runs, one ending in AgentMaxStepsError).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from mast.ingest.formats.otel.spantree import duration_ns
 from mast.store import Store
 
 FIX = ROOT / "tests" / "fixtures" / "formats" / "spantree"
-FILES = sorted(p.name for p in FIX.iterdir() if p.suffix in (".json", ".jsonl") and p.name != "golden.json")
+FILES = sorted(p.name for p in FIX.iterdir() if p.suffix in (".json", ".jsonl")
+               and p.name != "golden.json" and not p.name.endswith(".facts.json"))
+FACTS = json.loads((FIX / "smolagents_managed.facts.json").read_text())
 
 
 def _docs(name: str) -> list[dict]:
@@ -52,11 +57,33 @@ def test_tools_tokens_errors_match_the_tree(name, mast, db):
                  if s["span_attributes"].get("openinference.span.kind") == "TOOL"]
         assert tool_names(steps) == tools and tool_names(steps, "tool_result") == tools
         llm = [s["span_attributes"] for s in spans if s["span_attributes"].get("openinference.span.kind") == "LLM"]
-        assert sum(s[5] or 0 for s in steps) == sum(a["llm.token_count.prompt"] for a in llm)
-        assert sum(s[6] or 0 for s in steps) == sum(a["llm.token_count.completion"] for a in llm)
+        if llm:
+            assert sum(s[5] or 0 for s in steps) == sum(a["llm.token_count.prompt"] for a in llm)
+            assert sum(s[6] or 0 for s in steps) == sum(a["llm.token_count.completion"] for a in llm)
         failed_tools = [s["span_attributes"]["tool.name"] for s in spans if s["status_code"] == "Error"
                         and s["span_attributes"].get("openinference.span.kind") == "TOOL"]
         assert [s[2] for s in steps if s[1] == "tool_result" and s[3] == "error"] == failed_tools
+
+
+def test_real_smolagents_run_matches_what_smolagents_recorded(mast, db):
+    ingest(mast, FIX / "smolagents_managed.json")
+    [steps] = steps_of(db)
+    # tokens: smolagents' own per-step usage, summed over both agents' memories (the
+    # instrumentation puts them on the agent spans only: no LLM spans)
+    assert sum(s[5] or 0 for s in steps) == FACTS["tokens_in"]
+    assert sum(s[6] or 0 for s in steps) == FACTS["tokens_out"]
+    # the managed agent is its own agent, called by the manager: a handoff, by name
+    assert [(s[0], s[4]) for s in steps if s[1] == "handoff"] == [("CodeAgent", "search_agent")]
+    searches = [(s[0], s[3]) for s in steps if s[1] == "tool_result" and s[2] == "web_search"]
+    assert searches == [("search_agent", "ok" if r["ok"] else "error") for r in FACTS["tool_runs"]]
+    assert len(FACTS["search_agent_errors"]) == 1
+    # every run of the tool (as the tool itself logged them), then the agent's final answer
+    assert [s[2] for s in steps if s[1] == "tool_call" and s[0] == "search_agent"] == \
+        [r["tool"] for r in FACTS["tool_runs"]] + ["final_answer"]
+    with Store(db, read_only=True) as st:
+        [(task,)] = st.fetchall("SELECT task FROM traces")
+        [(answer,)] = st.fetchall("SELECT content FROM steps WHERE kind = 'tool_result' ORDER BY step DESC LIMIT 1")
+    assert task == FACTS["task"] and answer == FACTS["answer"]
 
 
 def test_manager_and_managed_agent_are_two_agents_with_a_handoff(mast, db):

@@ -108,7 +108,7 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     if not task and exported:
         # the task sits on the first agent's run span (smolagents), else in the first prompt
         by_start = sorted(spans, key=lambda x: x.start_ns)
-        task = next((t for t in (input_text(x) for x in by_start if kinds[id(x)] == "agent")
+        task = next((t for t in (_agent_task(x) for x in by_start if kinds[id(x)] == "agent")
                      if t and not t.startswith(("[", "{"))), None) \
             or _first_user_text([x for x in by_start if kinds[id(x)] == "llm"])
     if task:
@@ -120,6 +120,9 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
         k = kinds[id(s)]
         own = own_agent(s) or (agent_of_span(s) if name_agents and k == "agent" else None)
         agent = own or inherited
+        if exported and k == "agent" and not has_llm_below(s) and any(v is not None for v in span_tokens(s.attrs)):
+            # smolagents' OpenInference puts an agent's own token totals on its run span only
+            agent_tokens.append((agent, *span_tokens(s.attrs), len(steps)))
         st, en = iso_ns(s.start_ns), iso_ns(s.end_ns)
         err = s.status == "ERROR"
         emsg = error_text(s) if err else None
@@ -182,12 +185,18 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                     state["last_target"] = m.group(1)
         return agent
 
+    agent_tokens: list[tuple] = []  # (agent, tokens in, tokens out, first step of its span)
+
     # depth-first, children by start time; iterative, so deep span trees cannot overflow
     stack: list[tuple[Span, str | None]] = [(r, None) for r in reversed(roots)]
     while stack:
         sp, inherited = stack.pop()
         agent_below = visit(sp, inherited)
         stack.extend((c, agent_below) for c in reversed(sp.children))
+    for who, tin, tout, first in agent_tokens:  # on the agent's first step of that span
+        at = next((x for x in steps[first:] if x.agent == who and x.tokens_in is None and x.tokens_out is None), None)
+        if at is not None:
+            at.tokens_in, at.tokens_out = tin, tout
     outcome = Outcome.UNKNOWN
     m_err = main.status == "ERROR" and not PARENT_CMD_RX.search(error_text(main) or "")
     if m_err:
@@ -212,6 +221,15 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                  metadata=drop_none({"source_id": sorted({s.trace_id for s in spans}), "spans": len(spans),
                                   "first_record": spans[0].where,
                                   "dialects": sorted(dialects_of(spans)) or None}))
+
+
+def _agent_task(s: Span) -> str | None:
+    """An agent run span's task: plain input text, or the ``task`` of smolagents' JSON input."""
+    j = json_maybe(s.attrs.get("input.value"))
+    if isinstance(j, dict) and isinstance(j.get("task"), str):
+        return j["task"]
+    t = input_text(s)
+    return t if t and not t.startswith(("[", "{")) else None
 
 
 def _first_user_text(llm_spans: list[Span]) -> str | None:
