@@ -28,6 +28,8 @@ COMMANDS = {
     "classify": "mast.cli.classify:classify",
     "classifiers": "mast.cli.classify:classifiers",
     "evaluate": "mast.cli.evaluate:evaluate",
+    "compare": "mast.cli.compare:compare",
+    "check": "mast.cli.compare:check",
     "report": "mast.cli.report:report",
     "analyze": "mast.cli.analyze:analyze",
     "export": "mast.cli.export:export",
