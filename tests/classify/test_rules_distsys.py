@@ -120,11 +120,29 @@ CASES = {
 }
 
 
+ROLE = {d.mode: d.role for d in load_detectors(taxonomy=DS) if not d.prelude}
+
+
 def distsys_labels(db, trace_id: str) -> dict[str, tuple[str, list[int]]]:
+    """mode -> (label, evidence) of the distsys rules run: a label detector's present or
+    absent by ``rules``, a signal detector's ``unknown`` hint by ``rules:signal``."""
     with Store(db) as st:
-        rows = st.fetchall("SELECT mode, label, evidence_steps FROM annotations WHERE trace_id = ? AND annotator = 'rules' "
-                           "AND taxonomy = ?", [trace_id, DS])
-    return {m: (lab, list(ev or [])) for m, lab, ev in rows}
+        rows = st.fetchall("SELECT mode, label, evidence_steps, annotator FROM annotations WHERE trace_id = ? "
+                           "AND annotator LIKE 'rules%' AND taxonomy = ?", [trace_id, DS])
+    out = {m: (lab, list(ev or [])) for m, lab, ev, who in rows if who == ("rules:signal" if ROLE[m] == "signal"
+                                                                           else "rules")}
+    # a signal's mode stays not assessed: never a label by `rules`
+    assert not {m for m, _, _, who in rows if who == "rules" and ROLE[m] == "signal"}
+    return out
+
+
+def found(mode: str, evidence: list[int]) -> tuple[str, list[int]]:
+    return ("unknown" if ROLE[mode] == "signal" else "present", evidence)
+
+
+def not_found(labels: dict, mode: str) -> bool:
+    """A label detector says absent; a signal detector says nothing."""
+    return labels.get(mode) == ("absent", []) if ROLE[mode] == "label" else mode not in labels
 
 
 @pytest.fixture
@@ -143,8 +161,8 @@ def case_store(db):
 @pytest.mark.parametrize("mode", sorted(CASES))
 def test_detector_fires_with_exact_evidence_and_not_on_negative(db, case_store, mode):
     pos, neg = distsys_labels(db, case_store[f"pos-{mode}"]), distsys_labels(db, case_store[f"neg-{mode}"])
-    assert pos[mode] == ("present", CASES[mode][1])
-    assert neg[mode] == ("absent", [])
+    assert pos[mode] == found(mode, CASES[mode][1])
+    assert not_found(neg, mode), neg
 
 
 def test_handoffs_back_and_forth_are_a_livelock(db):
@@ -154,8 +172,8 @@ def test_handoffs_back_and_forth_are_a_livelock(db):
     ids = write(db, [trace("bounce", hand), trace("once", once)])
     with Store(db) as st:
         run(st, RulesClassifier(taxonomy=DS), Selection(), taxonomy=DS)
-    assert distsys_labels(db, ids["bounce"])["DS2"] == ("present", [1, 2, 3])
-    assert distsys_labels(db, ids["once"])["DS2"] == ("absent", [])
+    assert distsys_labels(db, ids["bounce"])["DS2"] == found("DS2", [1, 2, 3])
+    assert not_found(distsys_labels(db, ids["once"]), "DS2")
 
 
 def test_herd_needs_rate_limit_errors(db):
@@ -166,7 +184,7 @@ def test_herd_needs_rate_limit_errors(db):
     ids = write(db, [trace("not-a-herd", other)])
     with Store(db) as st:
         run(st, RulesClassifier(taxonomy=DS), Selection(), taxonomy=DS)
-    assert distsys_labels(db, ids["not-a-herd"])["DS3"] == ("absent", [])
+    assert not_found(distsys_labels(db, ids["not-a-herd"]), "DS3")
 
 
 def test_each_taxonomy_runs_only_its_own_detectors(db, case_store):
@@ -177,7 +195,8 @@ def test_each_taxonomy_runs_only_its_own_detectors(db, case_store):
     assert [d.name for d in ds_rules.detectors if d.prelude] == ["_features"]
     ds, mast = load_taxonomy(DS), load_taxonomy("mast-v1")
     # covers() answers per taxonomy, whichever taxonomy the instance was built for
-    assert mast_rules.covers(ds) == ds_rules.covers(ds) == ds_rules.label_modes()
+    assert mast_rules.covers(ds) == ds_rules.covers(ds) == ds_rules.label_modes() == {m for m, r in ROLE.items()
+                                                                                        if r == "label"}
     assert ds_rules.covers(mast) == mast_rules.covers(mast) and not (ds_rules.covers(mast) & set(ds.mode_ids))
     assert mast_rules.version != ds_rules.version
     with Store(db) as st:
@@ -197,12 +216,12 @@ def test_unknown_taxonomy_is_refused():
 
 
 def test_cli_classify_and_taxonomy_listing(db, mast):
-    pos, _, _ = CASES["DS5"]
+    pos, evidence, _ = CASES["DS1"]
     ids = write(db, [trace("pos", pos, task=TASK)])
     res = mast("classify", "--with", "rules", "-t", DS, "--json")
     summary = json.loads(res.stdout)
-    assert summary["present_by_mode"]["DS5"] == 1
-    assert distsys_labels(db, ids["pos"])["DS5"] == ("present", [2, 3])
+    assert summary["present_by_mode"].get("DS1", 0) == (ROLE["DS1"] == "label")
+    assert distsys_labels(db, ids["pos"])["DS1"] == found("DS1", evidence)
     with Store(db) as st:
         assert st.fetchall("SELECT taxonomy FROM runs WHERE run_id = ?", [summary["run_id"]]) == [(DS,)]
     listing = json.loads(mast("taxonomy", "-t", DS, "--json").stdout)

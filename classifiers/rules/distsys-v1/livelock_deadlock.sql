@@ -1,6 +1,7 @@
 -- mode: DS2
 -- name: livelock_deadlock
 -- version: 1
+-- role: signal
 -- description: Inside one stretch of a trace with no tool call, tool result or
 --   execution output (no new result, no change of state), at least two agents each
 --   repeat near-identical content they already said in that stretch (same fingerprint

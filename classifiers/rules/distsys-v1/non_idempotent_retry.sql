@@ -1,6 +1,7 @@
 -- mode: DS6
 -- name: non_idempotent_retry
 -- version: 1
+-- role: signal
 -- description: A side-effecting tool call (its name starts with a verb that changes the
 --   world - post, put, patch, delete, create, insert, update, write, send, submit, book,
 --   pay, charge, order, transfer, upload, add, remove, cancel, save, publish, commit,

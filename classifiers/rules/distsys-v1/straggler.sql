@@ -1,6 +1,7 @@
 -- mode: DS4
 -- name: straggler
 -- version: 1
+-- role: signal
 -- description: A parallel phase is the sibling steps under one parent span that belong
 --   to at least two agents (a handoff counts for the agent it hands to) and overlap in
 --   time. The phase has a straggler when one agent's work there lasts at least 1 second

@@ -1,6 +1,7 @@
 -- mode: DS3
 -- name: thundering_herd
 -- version: 1
+-- role: signal
 -- description: Failed steps of at least two different agents whose error text or status
 --   names a rate limit or contention (HTTP 429, "rate limit", "too many requests",
 --   "overloaded", "resource exhausted", throttling, "server is busy") within 5 seconds

@@ -1,6 +1,7 @@
 -- mode: DS5
 -- name: unhandled_partial_failure
 -- version: 1
+-- role: signal
 -- description: A failed step (an error kind or status, a traceback, a failing run) is
 --   followed by a claim of success or a final answer, and between the two nothing ran
 --   again successfully (no successful output of the same tool, or of anything when the
