@@ -143,3 +143,67 @@ def test_cli_check_breaches_ok_and_malformed(store_path, mast):
     assert "not assessed" in blank.stderr
     as_json = json.loads(mast("check", "--candidate", "system=crew-v1", "--fail-on", "exposure > 30%", "--json").stdout)
     assert as_json["ok"] is True and as_json["gates"][0]["reason"].endswith("20.0% (2/10)")
+
+
+# -- the report's comparison view and the other taxonomies' block ------------------------
+
+def _report(store_path, tmp_path, **kw):
+    from mast.report import write_report
+    with Store(store_path, read_only=True) as st:
+        return write_report(st, tmp_path / "index.html", **kw)
+
+
+def test_report_comparison_only_when_asked(store_path, tmp_path):
+    plain = _report(store_path, tmp_path).path.read_text()
+    assert 'id="compare"' not in plain and 'href="#compare"' not in plain
+    res = _report(store_path, tmp_path, comparison=("system=crew-v1", "system=crew-v2"))
+    html = res.path.read_text()
+    assert 'href="#compare"' in html
+    row = html[html.index('<tr data-mode="1.3">'):]
+    row = row[:row.index("</tr>")]
+    assert "10.0% (1/10)" in row and "80.0% (8/10)" in row and "+70.0 pp" in row and "rises" in row
+    assert "Not assessed in either selection: 1.1, 1.2" in html
+
+
+def test_report_keeps_a_second_taxonomy_apart(store_path, tmp_path):
+    with Store(store_path) as st:
+        ids = [r[0] for r in st.fetchall("SELECT trace_id FROM traces WHERE system = 'crew-v2' ORDER BY trace_id")]
+        st.write_annotations([Annotation(mode="DS3", label=Label.PRESENT if i < 4 else Label.ABSENT, annotator="human",
+                                         taxonomy="distsys-v1", trace_id=t) for i, t in enumerate(ids)])
+    html = _report(store_path, tmp_path).path.read_text()
+    block = html[html.index('<section id="taxonomies">'):]
+    block = block[:block.index("</section>")]
+    assert 'data-mode="distsys-v1:DS3"' in block and "4/10 (40.0%)" in block
+    # nowhere else: the exposure heat map, the explorer's data and filters know mast-v1 ids only
+    rest = html.replace(block, "")
+    assert "DS3" not in rest
+    ds = _report(store_path, tmp_path, taxonomy="distsys-v1").path.read_text()
+    assert 'id="taxonomies"' in ds and 'data-mode="mast-v1:1.3"' in ds  # and the other way round
+
+
+def test_cli_report_needs_both_selections(store_path, mast, tmp_path):
+    bad = mast("report", "-o", tmp_path / "r.html", "--baseline", "system=crew-v1", expect=1)
+    assert "--baseline and --candidate go together" in bad.stderr
+    bad = mast("report", "-o", tmp_path / "r.html", "--baseline", "colour=red", "--candidate", "all", expect=1)
+    assert "colour=red" in bad.stderr and not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.browser
+def test_comparison_view_in_chromium(store_path, tmp_path):
+    from tests.report.cdp import Browser, find_chromium
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("headless Chromium not found")
+    path = _report(store_path, tmp_path, comparison=("system=crew-v1", "system=crew-v2")).path
+    b = Browser(binary)
+    try:
+        b.navigate(path.resolve().as_uri())
+        assert b.eval("document.documentElement.getAttribute('data-ready')") == "1", b.problems()
+        assert b.problems() == [] and b.requests() == [path.resolve().as_uri()]
+        rises = b.eval("[...document.querySelectorAll('#compare-modes tr .rises')]"
+                       ".map(e => e.closest('tr').dataset.mode)")
+        assert rises == ["1.3", "any"]
+        assert b.eval("document.querySelector('#compare').getBoundingClientRect().height") > 100
+        assert b.eval("[...document.querySelectorAll('nav.toc a')].map(a => a.textContent)").count("Comparison") == 1
+    finally:
+        b.close()

@@ -17,16 +17,28 @@ from mast.cli.options import systems_option, taxonomy_option
 @taxonomy_option
 @click.option("--max-traces", type=click.IntRange(0), default=None,
               help="Traces carried with their steps in the explorer (default 2000).")
+@click.option("--baseline", default=None, metavar="SEL",
+              help="With --candidate: add a comparison view of two selections (syntax of `mast compare`).")
+@click.option("--candidate", default=None, metavar="SEL", help="With --baseline: the selection compared with it.")
 @click.pass_obj
-def report(obj, output, systems, annotators, taxonomy_id, max_traces):
+def report(obj, output, systems, annotators, taxonomy_id, max_traces, baseline, candidate):
     """Write one HTML file (no network needed to view it) with failure exposure per system."""
+    from mast.compare import parse_selection
+    from mast.errors import UsageError
     from mast.report import Limits, write_report
     from mast.store import Store
+
+    if (baseline is None) != (candidate is None):
+        raise UsageError("--baseline and --candidate go together", "Give both selections, or neither.")
+    comparison = None
+    if baseline is not None:
+        parse_selection(baseline), parse_selection(candidate)  # a bad selection fails before the report is built
+        comparison = (baseline, candidate)
 
     limits = Limits() if max_traces is None else Limits(max_traces=max_traces)
     with Store(obj.db, read_only=True) as store:
         res = write_report(store, output, systems=systems, annotators=annotators, taxonomy=taxonomy_id,
-                           limits=limits)
+                           limits=limits, comparison=comparison)
     e = res.context.explorer
     err.print(f"report: {e.total_traces} traces, {e.listed} in the explorer ({e.detailed} with steps), "
               f"{res.bytes / 1e6:.1f} MB", highlight=False)

@@ -28,8 +28,9 @@ class ReportResult:
 
 def write_report(store, path: str | Path, *, systems: Sequence[str] | None = None,
                  annotators: Sequence[str] | None = None, taxonomy: str = DEFAULT_TAXONOMY,
-                 limits: Limits | None = None) -> ReportResult:
-    ctx = build_context(store, systems=systems, annotators=annotators, taxonomy=taxonomy, limits=limits)
+                 limits: Limits | None = None, comparison: tuple[str, str] | None = None) -> ReportResult:
+    ctx = build_context(store, systems=systems, annotators=annotators, taxonomy=taxonomy, limits=limits,
+                        comparison=comparison)
     html = render(ctx)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

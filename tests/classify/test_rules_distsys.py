@@ -233,3 +233,39 @@ def test_cli_classify_and_taxonomy_listing(db, mast):
     assert not {"DS7", "DS8"} & covered
     bad = mast("classify", "--with", "rules", "-t", DS, "-C", "taxonomy=mast-v1", expect=None)
     assert bad.exit_code != 0 and "disagrees with -t" in bad.stderr
+
+
+def test_judge_assesses_split_brain_through_the_openai_client(db, mast):
+    """DS7/DS8 have no detector: the judge renders distsys-v1 into its prompt and its
+    verdicts are stored under that taxonomy (official client, real HTTP server)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from _openai_server import OpenAIServer, Response, completion
+
+    seen: list[list[str]] = []
+
+    def responder(body):
+        schema = body["response_format"]["json_schema"]["schema"]
+        ids = schema["properties"]["modes"]["items"]["properties"]["mode"]["enum"]
+        seen.append(ids)
+        text = body["messages"][1]["content"]
+        split = "I own the deploy step" in text
+        modes = [{"mode": m, "verdict": "present" if split and m == "DS7" else "absent", "confidence": 0.8,
+                  "evidence_steps": [1, 2] if split and m == "DS7" else [], "rationale": "scripted"} for m in ids]
+        return Response(200, completion(json.dumps({"modes": modes, "root_cause": None}), body))
+
+    server = OpenAIServer().start()
+    server.responder = responder
+    try:
+        steps = [step("user", TASK, role="user"), step("A", "I own the deploy step and will run it now."),
+                 step("B", "I own the deploy step too; starting it.")]
+        ids = write(db, [trace("split", steps, task=TASK)])
+        mast("classify", "--with", "judge", "-t", DS, "--model", "gpt-4o-mini", "--base-url", server.base_url)
+    finally:
+        server.stop()
+    assert seen and set(seen[0]) == set(load_taxonomy(DS).mode_ids)
+    with Store(db) as st:
+        rows = dict(st.fetchall("SELECT mode, label FROM annotations WHERE trace_id = ? AND taxonomy = ? "
+                                "AND annotator LIKE 'judge%'", [ids["split"], DS]))
+    assert rows["DS7"] == "present" and rows["DS8"] == "absent" and len(rows) == 8
