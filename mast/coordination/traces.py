@@ -1,0 +1,376 @@
+"""Per-trace coordination figures: topology, parallelism (Amdahl), coordination tax, models.
+
+Contract: :func:`trace_figures_table` computes one row per selected trace into a temporary
+table (all of it inside DuckDB: window functions and list folds, no Python loop over
+steps); the caller reads it and drops it (:func:`drop_tables`).  The columns are those of
+:class:`TraceFigures`.  A figure the trace cannot give is NULL, and a ``*_reason`` column
+says why; nothing unknown is ever a zero.
+
+Definitions (the report prints them beside the figures):
+
+**Nodes and edges.**  Agents are the ``agent`` of steps that are not tool steps (kinds
+``tool_call`` / ``tool_result`` or role ``tool`` belong to the agent that called the tool,
+never to a node of their own), plus any ``target_agent``.  Every ``message`` or ``handoff``
+step with an agent is one edge from that agent to its ``target_agent``; where the step
+names no target, the recipient is the agent of the next (non-tool) step in the trace, and
+no edge is drawn when that is the sender itself.  An implicit handoff the OTLP importer
+derived from the span tree (an agent span nested in another agent's span) is a call: one
+edge from the agent owning the enclosing span to the nested agent, and one back (the
+nested span's result returns to its caller when it ends).
+
+**Topology**, with E the number of edges (messages) and the *hub* the agent touching the
+most of them (ties: alphabetical; named only for a centralized team):
+- ``single``: one agent;
+- ``centralized``: at least 3 agents, at least :data:`HUB_SHARE` of the edges touch the hub
+  (so at most 20% are between other agents), the hub sends to at least 2 distinct agents
+  (dispatches) and receives at least one message (collects);
+- ``pipeline``: agents ordered by their first step; a back edge goes to an agent that
+  appeared earlier.  At most :data:`BACK_SHARE` of the edges are back edges, and along the
+  forward edges every agent passes to at most one agent and hears from at most one;
+- ``decentralized``: any other team with edges (peers talking to each other; two agents
+  answering each other back and forth are peers);
+- NULL with a reason when there is no agent, or several agents but no message between them.
+
+**Work spans.**  ``llm_call`` and ``tool_call`` steps, from ``started_at`` to ``ended_at``;
+a tool call with no ``ended_at`` ends when its ``tool_result`` starts (the result whose
+``parent_span_id`` is the call's ``span_id``).  Timing is NULL, with the reason, when a trace
+has no work span, when any work span lacks either time (a partial figure would be a made-up
+one), when one ends before it starts, or when its clocks disagree: a work span starting
+more than :data:`SKEW_US` µs before the trace's first step, or ending after its final
+``termination`` step (a span recorded on another host's clock).
+- *wall time*: from the first work span's start to the last one's end;
+- *work time*: per agent, the union of its work spans (an agent's nested or overlapping
+  spans count once), summed over agents;
+- *concurrency* = work time / wall time;
+- *serial time*: wall time during which at most one agent was working (idle gaps included:
+  more agents cannot shorten them); *parallel work*: agent-time while two or more worked;
+- *serial fraction* s = serial time / (serial time + parallel work): Amdahl's s, the share of
+  the same work done one agent at a time that cannot overlap.  (``serial_wall_share`` is the
+  share of wall time with at most one agent working, for reference.)
+- *speedup* = (serial time + parallel work) / wall time, the one-at-a-time duration over
+  the real one; *ceiling* = 1 / (s + (1 − s) / N), N = agents with work.  speedup ≤ ceiling;
+- *critical path*: the longest chain, by total duration, of work spans each of which began
+  after the previous one ended; ``straggler``: the agent with the largest share of it, when
+  that share is at least half.
+
+**Coordination tax.**  Tokens are ``tokens_in + tokens_out`` where recorded.  Coordination
+tokens: those on ``message`` / ``handoff`` steps, and on an ``llm_call`` whose agent's next
+step is a message or an explicit handoff (the call that wrote it, in sources that meter
+calls and not messages).  An implicit handoff (read from the span tree) was written by no
+call, so the call before it stays work.  Every other counted token is work.  The share is NULL when the trace recorded
+no token count; cost likewise.
+
+**Models.**  An ``llm_call``'s ``attributes.model`` (or ``gen_ai.request.model``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Sequence
+
+from mast.scope import traces_sql
+
+MESSAGE_KINDS = ("message", "handoff")
+HUB_SHARE = 0.8
+BACK_SHARE = 0.2
+SKEW_US = 1000
+NO_AGENT = "(no agent)"
+TOPOLOGIES = ("single", "centralized", "pipeline", "decentralized")
+
+#: The temporary tables one computation creates (dropped by :func:`drop_tables`).
+TABLES = ("_co_st", "_co_owner", "_co_edges", "_co_topo", "_co_iv", "_co_time", "_co_cp", "_co_tax0", "_co_tax",
+          "_co_traces")
+
+
+@dataclass(frozen=True, slots=True)
+class TraceFigures:
+    trace_id: str
+    system: str
+    outcome: str
+    agents: int                       # nodes of the graph (agents, not tools)
+    steps_without_agent: int
+    messages: int                     # message / handoff steps
+    edges: int                        # messages with a known sender and recipient
+    topology: str | None
+    topology_reason: str | None
+    hub: str | None
+    hub_share: float | None           # share of edges touching the hub
+    back_edge_share: float | None
+    work_spans: int
+    timed_spans: int
+    inverted_spans: int               # end before start
+    skewed_spans: int                 # outside the trace's own start / end: another clock
+    timing_reason: str | None
+    wall_s: float | None
+    work_s: float | None
+    concurrency: float | None
+    peak_concurrency: int | None
+    serial_fraction: float | None
+    serial_wall_share: float | None
+    speedup: float | None
+    working_agents: int | None
+    ceiling: float | None
+    critical_path_s: float | None
+    critical_path_share: dict | None  # agent -> share of the critical path
+    straggler: str | None
+    tokens: int | None
+    coordination_tokens: int | None
+    coordination_token_share: float | None
+    cost_usd: float | None
+    coordination_cost_usd: float | None
+    models: list | None               # distinct models of the trace's LLM calls
+    agent_models: dict | None         # agent -> its models
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+COLUMNS = [f.name for f in fields(TraceFigures)]
+
+
+def drop_tables(store) -> None:
+    for t in TABLES:
+        store.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def trace_figures_table(store, systems: Sequence[str] | None = None) -> str:
+    """Compute the figures of every selected trace into a temporary table; return its name."""
+    sel, params = traces_sql(systems, columns="trace_id, outcome")
+    msg = "('message', 'handoff')"
+    # The selected steps, with what every later pass needs; the JSON attributes are read only
+    # on the few steps that use them (handoffs, LLM calls), not on all of them.
+    store.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _co_st AS
+        WITH sel AS ({sel})
+        SELECT s.trace_id, s.step, s.kind, s.agent, s.target_agent, s.span_id, s.parent_span_id,
+               epoch_us(s.started_at) AS t0, epoch_us(s.ended_at) AS t1,
+               CASE WHEN s.tokens_in IS NOT NULL OR s.tokens_out IS NOT NULL
+                    THEN coalesce(s.tokens_in, 0) + coalesce(s.tokens_out, 0) END AS tokens,
+               s.cost_usd,
+               s.kind IN ('tool_call', 'tool_result') OR coalesce(s.role, '') = 'tool' AS is_tool,
+               CASE WHEN s.kind = 'handoff' THEN coalesce(s.attributes->>'implicit' = 'true', false)
+                    ELSE false END AS implicit,
+               CASE WHEN s.kind = 'llm_call' THEN coalesce(s.attributes->>'model',
+                    s.attributes->>'"gen_ai.request.model"') END AS model
+        FROM steps s SEMI JOIN sel ON sel.trace_id = s.trace_id""", params)
+    # Who owns the span an implicit handoff sits in: the agent of the work done directly in
+    # it, or the agent handed to by the handoff that opened it.  One hop, no recursion, so a
+    # cycle in parent links cannot hang it.
+    store.execute("""
+        CREATE OR REPLACE TEMP TABLE _co_owner AS
+        WITH want AS (SELECT DISTINCT trace_id, parent_span_id AS sid FROM _co_st
+                      WHERE implicit AND parent_span_id IS NOT NULL),
+        cand AS (
+            SELECT s.trace_id, s.span_id AS sid, s.target_agent AS agent, 0 AS pri, s.step FROM _co_st s
+            SEMI JOIN want w ON w.trace_id = s.trace_id AND w.sid = s.span_id
+            WHERE s.kind = 'handoff' AND s.target_agent IS NOT NULL
+            UNION ALL
+            SELECT s.trace_id, s.parent_span_id, s.agent, 1, s.step FROM _co_st s
+            SEMI JOIN want w ON w.trace_id = s.trace_id AND w.sid = s.parent_span_id
+            WHERE s.kind IN ('llm_call', 'tool_call') AND s.agent IS NOT NULL)
+        SELECT trace_id, sid, arg_min(agent, pri * 1000000000 + step) AS agent FROM cand GROUP BY ALL""")
+    store.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _co_edges AS
+        WITH nodes AS (
+            SELECT trace_id, step, kind, agent, target_agent, implicit, parent_span_id,
+                   lead(agent) OVER (PARTITION BY trace_id ORDER BY step) AS next_agent
+            FROM _co_st WHERE agent IS NOT NULL AND NOT is_tool),
+        m AS (
+            SELECT n.trace_id, n.step, coalesce(o.agent, n.agent) AS src,
+                   coalesce(n.target_agent, n.next_agent) AS dst, o.agent IS NOT NULL AS call
+            FROM nodes n LEFT JOIN _co_owner o
+              ON n.implicit AND o.trace_id = n.trace_id AND o.sid = n.parent_span_id
+            WHERE n.kind IN {msg})
+        SELECT trace_id, src, dst, count(*) AS n FROM (
+            SELECT trace_id, src, dst FROM m
+            UNION ALL SELECT trace_id, dst, src FROM m WHERE call)
+        WHERE dst IS NOT NULL AND dst <> src
+        GROUP BY ALL""")
+    store.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _co_topo AS
+        WITH firsts AS (
+            SELECT trace_id, agent, min(step) AS first FROM (
+                SELECT trace_id, agent, step FROM _co_st WHERE agent IS NOT NULL AND NOT is_tool
+                UNION ALL SELECT trace_id, target_agent, step FROM _co_st
+                          WHERE target_agent IS NOT NULL AND kind IN {msg})
+            GROUP BY ALL),
+        nodes AS (SELECT trace_id, count(*) AS agents FROM firsts GROUP BY 1),
+        e AS (SELECT e.*, fs.first AS fsrc, fd.first AS fdst FROM _co_edges e
+              JOIN firsts fs ON fs.trace_id = e.trace_id AND fs.agent = e.src
+              JOIN firsts fd ON fd.trace_id = e.trace_id AND fd.agent = e.dst),
+        touch AS (SELECT trace_id, agent, sum(n) AS w FROM (
+                      SELECT trace_id, src AS agent, n FROM e UNION ALL SELECT trace_id, dst, n FROM e)
+                  GROUP BY ALL),
+        hub AS (SELECT trace_id, agent AS hub FROM touch
+                QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY w DESC, agent) = 1),
+        fwd AS (SELECT trace_id, max(o) AS max_out, max(i) AS max_in FROM (
+                    SELECT trace_id, count(DISTINCT dst) OVER (PARTITION BY trace_id, src) AS o,
+                           count(DISTINCT src) OVER (PARTITION BY trace_id, dst) AS i
+                    FROM e WHERE fdst > fsrc) GROUP BY 1),
+        agg AS (
+            SELECT e.trace_id, sum(e.n) AS edges,
+                   sum(e.n) FILTER (WHERE e.fdst < e.fsrc) AS back,
+                   sum(e.n) FILTER (WHERE e.src = h.hub OR e.dst = h.hub) AS hub_w,
+                   count(DISTINCT e.dst) FILTER (WHERE e.src = h.hub) AS hub_out,
+                   coalesce(sum(e.n) FILTER (WHERE e.dst = h.hub), 0) AS hub_in,
+                   any_value(h.hub) AS hub
+            FROM e JOIN hub h USING (trace_id) GROUP BY 1)
+        SELECT nodes.trace_id, nodes.agents, coalesce(agg.edges, 0) AS edges, agg.hub,
+               agg.hub_w / agg.edges AS hub_share, coalesce(agg.back, 0) / agg.edges AS back_share,
+               CASE
+                 WHEN nodes.agents = 1 THEN 'single'
+                 WHEN agg.edges IS NULL THEN NULL
+                 WHEN nodes.agents >= 3 AND agg.hub_w >= {HUB_SHARE} * agg.edges AND agg.hub_out >= 2
+                      AND agg.hub_in > 0 THEN 'centralized'
+                 WHEN coalesce(agg.back, 0) <= {BACK_SHARE} * agg.edges AND coalesce(fwd.max_out, 0) <= 1
+                      AND coalesce(fwd.max_in, 0) <= 1 THEN 'pipeline'
+                 ELSE 'decentralized' END AS topology
+        FROM nodes LEFT JOIN agg USING (trace_id) LEFT JOIN fwd USING (trace_id)""")
+    _timing(store)
+    _tax(store)
+    store.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _co_traces AS
+        WITH sel AS ({sel}),
+        cnt AS (SELECT trace_id, count(*) FILTER (WHERE agent IS NULL AND kind <> 'termination') AS no_agent,
+                       count(*) FILTER (WHERE kind IN {msg}) AS messages
+                FROM _co_st GROUP BY 1)
+        SELECT sel.trace_id, sel.sys AS system, sel.outcome, coalesce(tp.agents, 0) AS agents,
+               coalesce(cnt.no_agent, 0) AS steps_without_agent, coalesce(cnt.messages, 0) AS messages,
+               coalesce(tp.edges, 0) AS edges, tp.topology,
+               CASE WHEN tp.topology IS NOT NULL THEN NULL
+                    WHEN coalesce(tp.agents, 0) = 0 THEN 'no step names an agent'
+                    ELSE 'several agents but no message between them' END AS topology_reason,
+               CASE WHEN tp.topology = 'centralized' THEN tp.hub END AS hub,
+               tp.hub_share, tp.back_share AS back_edge_share,
+               coalesce(tm.work_spans, 0) AS work_spans, coalesce(tm.timed, 0) AS timed_spans,
+               coalesce(tm.inverted, 0) AS inverted_spans, coalesce(tm.skewed, 0) AS skewed_spans,
+               CASE WHEN tm.ok THEN NULL ELSE coalesce(tm.reason, 'no work span (model or tool call)') END
+                   AS timing_reason,
+               tm.wall_us / 1e6 AS wall_s, tm.work_us / 1e6 AS work_s, tm.work_us / tm.wall_us AS concurrency,
+               tm.peak AS peak_concurrency, tm.serial_us / (tm.serial_us + tm.par_work_us) AS serial_fraction,
+               tm.serial_us / tm.wall_us AS serial_wall_share,
+               (tm.serial_us + tm.par_work_us) / tm.wall_us AS speedup, tm.working_agents,
+               1 / (tm.serial_us / (tm.serial_us + tm.par_work_us)
+                    + (tm.par_work_us / (tm.serial_us + tm.par_work_us)) / tm.working_agents) AS ceiling,
+               cp.cp_us / 1e6 AS critical_path_s, cp.shares AS critical_path_share, cp.straggler,
+               tx.tokens, tx.coord_tokens AS coordination_tokens,
+               CASE WHEN tx.tokens > 0 THEN tx.coord_tokens / tx.tokens END AS coordination_token_share,
+               tx.cost AS cost_usd, tx.coord_cost AS coordination_cost_usd, tx.models, tx.agent_models
+        FROM sel LEFT JOIN cnt USING (trace_id) LEFT JOIN _co_topo tp USING (trace_id)
+        LEFT JOIN _co_time tm USING (trace_id) LEFT JOIN _co_cp cp USING (trace_id)
+        LEFT JOIN _co_tax tx USING (trace_id)""", params)
+    return "_co_traces"
+
+
+def _timing(store) -> None:
+    # Work spans: a tool call without an end ends when its result starts.
+    store.execute("""
+        CREATE OR REPLACE TEMP TABLE _co_iv AS
+        WITH res AS (SELECT trace_id, parent_span_id AS sid, min(t0) AS t0 FROM _co_st
+                     WHERE kind = 'tool_result' AND parent_span_id IS NOT NULL GROUP BY ALL),
+        bounds AS (SELECT trace_id, min(t0) FILTER (WHERE step = 0) AS lo,
+                          max(t0) FILTER (WHERE kind = 'termination') AS hi FROM _co_st GROUP BY 1)
+        SELECT c.trace_id, c.step, coalesce(c.agent, ?) AS agent, c.t0 AS s, coalesce(c.t1, r.t0) AS e,
+               b.lo, b.hi
+        FROM _co_st c LEFT JOIN res r
+          ON c.kind = 'tool_call' AND c.t1 IS NULL AND r.trace_id = c.trace_id AND r.sid = c.span_id
+        LEFT JOIN bounds b ON b.trace_id = c.trace_id
+        WHERE c.kind IN ('llm_call', 'tool_call')""", [NO_AGENT])
+    store.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _co_time AS
+        WITH chk AS (
+            SELECT trace_id, count(*) AS work_spans,
+                   count(*) FILTER (WHERE s IS NOT NULL AND e IS NOT NULL) AS timed,
+                   count(*) FILTER (WHERE e < s) AS inverted,
+                   count(*) FILTER (WHERE e >= s AND (s < lo - {SKEW_US} OR e > hi + {SKEW_US})) AS skewed,
+                   min(s) AS lo, max(e) AS hi
+            FROM _co_iv GROUP BY 1),
+        ok AS (SELECT *, CASE
+                 WHEN timed < work_spans THEN (work_spans - timed) || ' of ' || work_spans
+                                              || ' work spans lack a start or end time'
+                 WHEN inverted > 0 THEN inverted || ' work span(s) end before they start'
+                 WHEN skewed > 0 THEN skewed || ' work span(s) lie outside the trace''s own start and end'
+                                      || ' (clocks of several hosts disagree)'
+                 WHEN hi = lo THEN 'the work spans have no duration' END AS reason
+               FROM chk),
+        iv AS (SELECT i.trace_id, i.agent, i.s, i.e FROM _co_iv i SEMI JOIN ok
+               ON ok.trace_id = i.trace_id AND ok.reason IS NULL),
+        -- per agent, the union of its spans (gaps and islands)
+        g AS (SELECT *, sum(CASE WHEN prev IS NULL OR s > prev THEN 1 ELSE 0 END)
+                            OVER (PARTITION BY trace_id, agent ORDER BY s, e ROWS UNBOUNDED PRECEDING) AS isl
+              FROM (SELECT *, max(e) OVER (PARTITION BY trace_id, agent ORDER BY s, e
+                                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev FROM iv)),
+        isl AS (SELECT trace_id, agent, min(s) AS s, max(e) AS e FROM g GROUP BY trace_id, agent, isl),
+        -- a sweep over the islands: how many agents work between consecutive events
+        ev AS (SELECT trace_id, t, sum(d) AS d FROM (
+                   SELECT trace_id, s AS t, 1 AS d FROM isl UNION ALL SELECT trace_id, e, -1 FROM isl)
+               GROUP BY ALL),
+        lv AS (SELECT trace_id, t, sum(d) OVER w AS level, lead(t) OVER (PARTITION BY trace_id ORDER BY t) - t AS dur
+               FROM ev WINDOW w AS (PARTITION BY trace_id ORDER BY t ROWS UNBOUNDED PRECEDING)),
+        sweep AS (SELECT trace_id, max(level) AS peak,
+                         sum(dur) FILTER (WHERE level <= 1) AS serial_us,
+                         coalesce(sum(dur * level) FILTER (WHERE level >= 2), 0) AS par_work_us
+                  FROM lv WHERE dur IS NOT NULL GROUP BY 1),
+        wk AS (SELECT trace_id, sum(e - s) AS work_us, count(DISTINCT agent) AS working_agents FROM isl GROUP BY 1)
+        SELECT ok.trace_id, ok.work_spans, ok.timed, ok.inverted, ok.skewed, ok.reason, ok.reason IS NULL AS ok,
+               CASE WHEN ok.reason IS NULL THEN (ok.hi - ok.lo)::DOUBLE END AS wall_us,
+               wk.work_us::DOUBLE AS work_us, wk.working_agents, sweep.peak::INTEGER AS peak,
+               sweep.serial_us::DOUBLE AS serial_us, sweep.par_work_us::DOUBLE AS par_work_us
+        FROM ok LEFT JOIN wk USING (trace_id) LEFT JOIN sweep USING (trace_id)""")
+    # The critical path: the heaviest chain of spans each starting after the previous ended
+    # (weighted interval scheduling), folded over the spans sorted by end.  Each entry keeps
+    # its best chain's total and members, so the fold is quadratic in a trace's work spans:
+    # cheap for the tens that traces hold.
+    store.execute("""
+        CREATE OR REPLACE TEMP TABLE _co_cp AS
+        WITH iv AS (
+            SELECT i.trace_id, i.agent, i.s, i.e,
+                   row_number() OVER (PARTITION BY i.trace_id ORDER BY i.e, i.s, i.step)::INTEGER AS k
+            FROM _co_iv i SEMI JOIN _co_time t ON t.trace_id = i.trace_id AND t.ok),
+        lists AS (SELECT trace_id, list({'k': k, 's': s, 'e': e} ORDER BY k) AS xs FROM iv GROUP BY 1),
+        folded AS (
+            SELECT trace_id, list_reduce(xs, lambda acc, x: list_append(acc, {
+                       'b': x.e - x.s + coalesce(list_max(list_filter(acc, lambda y: y.e <= x.s)).b, 0),
+                       'e': x.e,
+                       'p': list_append(coalesce(list_max(list_filter(acc, lambda y: y.e <= x.s)).p, []::INTEGER[]), x.k)}),
+                       []::STRUCT(b BIGINT, e BIGINT, p INTEGER[])[]) AS acc
+            FROM lists),
+        best AS (SELECT trace_id, list_max(acc) AS top FROM folded),
+        members AS (SELECT b.trace_id, b.top.b AS cp_us, unnest(b.top.p) AS k FROM best b),
+        per_agent AS (SELECT m.trace_id, any_value(m.cp_us) AS cp_us, iv.agent, sum(iv.e - iv.s) AS d
+                      FROM members m JOIN iv ON iv.trace_id = m.trace_id AND iv.k = m.k GROUP BY m.trace_id, iv.agent)
+        SELECT trace_id, any_value(cp_us)::DOUBLE AS cp_us,
+               map(list(agent ORDER BY agent), list(d / cp_us ORDER BY agent)) AS shares,
+               CASE WHEN max(d) >= 0.5 * any_value(cp_us) THEN arg_max(agent, d) END AS straggler
+        FROM per_agent GROUP BY 1""")
+
+
+def _tax(store) -> None:
+    store.execute("""
+        CREATE OR REPLACE TEMP TABLE _co_tax0 AS
+        WITH eff AS (
+            SELECT s.trace_id, s.step, s.kind, s.implicit, s.tokens, s.cost_usd, coalesce(o.agent, s.agent) AS agent
+            FROM _co_st s LEFT JOIN _co_owner o ON s.implicit AND o.trace_id = s.trace_id AND o.sid = s.parent_span_id),
+        nx AS (SELECT *, lead(CASE WHEN kind IN ('message', 'handoff') AND NOT implicit THEN 'say' ELSE kind END)
+                             OVER (PARTITION BY trace_id, agent ORDER BY step) AS next_kind FROM eff
+               WHERE agent IS NOT NULL),
+        c AS (SELECT trace_id, tokens, cost_usd,
+                     kind IN ('message', 'handoff') OR (kind = 'llm_call' AND next_kind = 'say') AS coord
+              FROM nx UNION ALL
+              SELECT trace_id, tokens, cost_usd, kind IN ('message', 'handoff') FROM eff
+              WHERE agent IS NULL)
+        SELECT trace_id, sum(tokens) AS tokens,
+               CASE WHEN sum(tokens) IS NOT NULL THEN coalesce(sum(tokens) FILTER (WHERE coord), 0) END
+                   AS coord_tokens,
+               sum(cost_usd) AS cost,
+               CASE WHEN sum(cost_usd) IS NOT NULL THEN coalesce(sum(cost_usd) FILTER (WHERE coord), 0) END
+                   AS coord_cost
+        FROM c GROUP BY 1""")
+    store.execute("""
+        CREATE OR REPLACE TEMP TABLE _co_tax AS
+        WITH am AS (SELECT trace_id, coalesce(agent, ?) AS agent, list(DISTINCT model ORDER BY model) AS ms
+                    FROM _co_st WHERE model IS NOT NULL GROUP BY ALL),
+        tm AS (SELECT trace_id, map(list(agent ORDER BY agent), list(ms ORDER BY agent)) AS agent_models,
+                      list_sort(list_distinct(flatten(list(ms)))) AS models FROM am GROUP BY 1)
+        SELECT t.trace_id, t.tokens, t.coord_tokens, t.cost, t.coord_cost, tm.models, tm.agent_models
+        FROM _co_tax0 t LEFT JOIN tm USING (trace_id)""", [NO_AGENT])
