@@ -33,6 +33,7 @@ COMMANDS = {
     "export": "mast.cli.export:export",
     "reference": "mast.cli.reference:reference",
     "learn": "mast.cli.learn:learn",
+    "coordination": "mast.cli.coordination:coordination",
 }
 
 
