@@ -89,6 +89,7 @@ class SystemFigures:
     inverted_spans: int
     skewed_spans: int
     steps_without_agent: int
+    parent_cycles: int
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -160,7 +161,8 @@ def _systems(store, table: str) -> list[SystemFigures]:
                         THEN regr_slope(tokens, agents) END AS tok_slope,
                    CASE WHEN count(DISTINCT agents) FILTER (WHERE cost_usd IS NOT NULL) >= 2
                         THEN regr_slope(cost_usd, agents) END AS cost_slope,
-                   sum(inverted_spans) AS inverted, sum(skewed_spans) AS skewed, sum(steps_without_agent) AS no_agent
+                   sum(inverted_spans) AS inverted, sum(skewed_spans) AS skewed, sum(steps_without_agent) AS no_agent,
+                   sum(parent_cycles) AS cycles
             FROM {table} GROUP BY 1),
         counts AS (SELECT system, map(list(topology ORDER BY {_ORDER}), list(n ORDER BY {_ORDER})) AS m
                    FROM topo GROUP BY 1)
@@ -168,13 +170,13 @@ def _systems(store, table: str) -> list[SystemFigures]:
                agg.concurrency, agg.s, agg.speedup, agg.n, agg.cp, strag.straggler,
                agg.tokens, agg.coord_tokens, agg.cost, agg.coord_cost, agg.tpa, agg.solved,
                agg.tok_slope, agg.cost_slope, models.agent_models, models.models, models.modelled_agents,
-               agg.inverted, agg.skewed, agg.no_agent
+               agg.inverted, agg.skewed, agg.no_agent, agg.cycles
         FROM agg LEFT JOIN dom USING (system) LEFT JOIN counts USING (system) LEFT JOIN hubs USING (system)
         LEFT JOIN untimed USING (system) LEFT JOIN strag USING (system) LEFT JOIN models USING (system)
         ORDER BY agg.system"""):
         (system, n, topo, counts, hub, agents, timed, untimed, conc, s, speedup, wa, cp, strag, tokens,
          coord, cost, coord_cost, tpa, solved, tok_slope, cost_slope, agent_models, models, modelled,
-         inverted, skewed, no_agent) = r
+         inverted, skewed, no_agent, cycles) = r
         out.append(SystemFigures(
             system=system, traces=int(n), topology=topo, topology_counts=dict(counts or {}),
             hub=hub if topo == "centralized" else None, agents=agents, timed_traces=int(timed),
@@ -187,7 +189,7 @@ def _systems(store, table: str) -> list[SystemFigures]:
             tokens_per_added_agent=tok_slope, cost_per_added_agent=cost_slope,
             agent_models=dict(agent_models or {}), models=list(models or []),
             single_model_team=(len(models) == 1) if models and modelled >= 2 else None,
-            inverted_spans=int(inverted), skewed_spans=int(skewed), steps_without_agent=int(no_agent)))
+            inverted_spans=int(inverted), skewed_spans=int(skewed), steps_without_agent=int(no_agent), parent_cycles=int(cycles)))
     return out
 
 

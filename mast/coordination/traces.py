@@ -60,6 +60,11 @@ calls and not messages).  An implicit handoff (read from the span tree) was writ
 call, so the call before it stays work.  Every other counted token is work.  The share is NULL when the trace recorded
 no token count; cost likewise.
 
+**Bad input** is counted per trace: ``steps_without_agent`` (no speaker: not a node, not
+an edge, their work under ``(no agent)``), ``inverted_spans``, ``skewed_spans`` and
+``parent_cycles`` (spans that are their own ancestor; the figures follow at most one
+parent link, so a cycle cannot loop them).
+
 **Models.**  An ``llm_call``'s ``attributes.model`` (or ``gen_ai.request.model``).
 """
 
@@ -78,7 +83,7 @@ NO_AGENT = "(no agent)"
 TOPOLOGIES = ("single", "centralized", "pipeline", "decentralized")
 
 #: The temporary tables one computation creates (dropped by :func:`drop_tables`).
-TABLES = ("_co_st", "_co_owner", "_co_edges", "_co_topo", "_co_iv", "_co_time", "_co_cp", "_co_tax0", "_co_tax",
+TABLES = ("_co_st", "_co_owner", "_co_edges", "_co_topo", "_co_iv", "_co_time", "_co_cp", "_co_tax0", "_co_tax", "_co_cyc",
           "_co_traces")
 
 
@@ -90,6 +95,7 @@ class TraceFigures:
     agents: int                       # nodes of the graph (agents, not tools)
     steps_without_agent: int
     messages: int                     # message / handoff steps
+    parent_cycles: int                # spans that are their own ancestor (bad parent links)
     edges: int                        # messages with a known sender and recipient
     topology: str | None
     topology_reason: str | None
@@ -189,9 +195,10 @@ def trace_figures_table(store, systems: Sequence[str] | None = None) -> str:
     store.execute(f"""
         CREATE OR REPLACE TEMP TABLE _co_topo AS
         WITH firsts AS (
-            SELECT trace_id, agent, min(step) AS first FROM (
-                SELECT trace_id, agent, step FROM _co_st WHERE agent IS NOT NULL AND NOT is_tool
-                UNION ALL SELECT trace_id, target_agent, step FROM _co_st
+            -- a step's speaker appears before the recipient it names
+            SELECT trace_id, agent, min(o) AS first FROM (
+                SELECT trace_id, agent, 2 * step AS o FROM _co_st WHERE agent IS NOT NULL AND NOT is_tool
+                UNION ALL SELECT trace_id, target_agent, 2 * step + 1 FROM _co_st
                           WHERE target_agent IS NOT NULL AND kind IN {msg})
             GROUP BY ALL),
         nodes AS (SELECT trace_id, count(*) AS agents FROM firsts GROUP BY 1),
@@ -228,6 +235,21 @@ def trace_figures_table(store, systems: Sequence[str] | None = None) -> str:
         FROM nodes LEFT JOIN agg USING (trace_id) LEFT JOIN fwd USING (trace_id)""")
     _timing(store)
     _tax(store)
+    # Cycles in parent links (a span its own ancestor): counted, so the output can say so.
+    # Nothing above follows more than one parent link, so a cycle cannot loop a figure.
+    store.execute("""
+        CREATE OR REPLACE TEMP TABLE _co_cyc AS
+        WITH RECURSIVE links AS (
+            SELECT DISTINCT trace_id, span_id AS c, parent_span_id AS p FROM _co_st
+            WHERE span_id IS NOT NULL AND parent_span_id IS NOT NULL),
+        walk(trace_id, start, p, depth) AS (
+            SELECT l.trace_id, l.c, l.p, 1 FROM links l
+            SEMI JOIN links l2 ON l2.trace_id = l.trace_id AND l2.c = l.p
+            UNION ALL
+            SELECT w.trace_id, w.start, l.p, w.depth + 1 FROM walk w
+            JOIN links l ON l.trace_id = w.trace_id AND l.c = w.p
+            WHERE w.p <> w.start AND w.depth < 64)
+        SELECT trace_id, count(DISTINCT start) AS n FROM walk WHERE p = start GROUP BY 1""")
     store.execute(f"""
         CREATE OR REPLACE TEMP TABLE _co_traces AS
         WITH sel AS ({sel}),
@@ -236,7 +258,7 @@ def trace_figures_table(store, systems: Sequence[str] | None = None) -> str:
                 FROM _co_st GROUP BY 1)
         SELECT sel.trace_id, sel.sys AS system, sel.outcome, coalesce(tp.agents, 0) AS agents,
                coalesce(cnt.no_agent, 0) AS steps_without_agent, coalesce(cnt.messages, 0) AS messages,
-               coalesce(tp.edges, 0) AS edges, tp.topology,
+               coalesce(cy.n, 0) AS parent_cycles, coalesce(tp.edges, 0) AS edges, tp.topology,
                CASE WHEN tp.topology IS NOT NULL THEN NULL
                     WHEN coalesce(tp.agents, 0) = 0 THEN 'no step names an agent'
                     ELSE 'several agents but no message between them' END AS topology_reason,
@@ -258,7 +280,7 @@ def trace_figures_table(store, systems: Sequence[str] | None = None) -> str:
                tx.cost AS cost_usd, tx.coord_cost AS coordination_cost_usd, tx.models, tx.agent_models
         FROM sel LEFT JOIN cnt USING (trace_id) LEFT JOIN _co_topo tp USING (trace_id)
         LEFT JOIN _co_time tm USING (trace_id) LEFT JOIN _co_cp cp USING (trace_id)
-        LEFT JOIN _co_tax tx USING (trace_id)""", params)
+        LEFT JOIN _co_tax tx USING (trace_id) LEFT JOIN _co_cyc cy USING (trace_id)""", params)
     return "_co_traces"
 
 
