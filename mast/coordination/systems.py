@@ -121,7 +121,7 @@ def analytics(store, systems: Sequence[str] | None = None, *, taxonomy: str = "m
     best-available view); by default the best-available labels of ``taxonomy``."""
     table = trace_figures_table(store, systems)
     try:
-        rows = [TraceFigures(*r) for r in store.fetchall(f"SELECT * FROM {table} ORDER BY system, trace_id")] \
+        rows = [TraceFigures(*r) for r in store.fetchall(f"SELECT * EXCLUDE (tid) FROM {table} ORDER BY system, trace_id")] \
             if traces else None
         return Analytics(rows, _systems(store, table), _edges(store, systems),
                          _exposure(store, table, systems, taxonomy, best_labels))
@@ -195,7 +195,7 @@ def _systems(store, table: str) -> list[SystemFigures]:
 
 def _edges(store, systems) -> list[Edge]:
     rows = store.fetchall("""
-        SELECT t.system, e.src, e.dst, sum(e.n) AS n FROM _co_edges e JOIN _co_traces t USING (trace_id)
+        SELECT t.system, e.src, e.dst, sum(e.n) AS n FROM _co_edges e JOIN _co_traces t USING (tid)
         GROUP BY ALL ORDER BY 1, n DESC, 2, 3""")
     return [Edge(r[0], r[1], r[2], int(r[3])) for r in rows]
 
