@@ -37,7 +37,8 @@ a tool call with no ``ended_at`` ends when its ``tool_result`` starts (the resul
 has no work span, when any work span lacks either time (a partial figure would be a made-up
 one), when one ends before it starts, or when its clocks disagree: a work span starting
 more than :data:`SKEW_US` µs before the trace's first step, or ending after its final
-``termination`` step (a span recorded on another host's clock).
+``termination`` step (the run's root span, for span importers: a span recorded on another
+host's clock, or outside the run it claims to belong to).
 - *wall time*: from the first work span's start to the last one's end;
 - *work time*: per agent, the union of its work spans (an agent's nested or overlapping
   spans count once), summed over agents;
@@ -318,8 +319,8 @@ def _timing(store) -> None:
                  WHEN timed < work_spans THEN (work_spans - timed) || ' of ' || work_spans
                                               || ' work spans lack a start or end time'
                  WHEN inverted > 0 THEN inverted || ' work span(s) end before they start'
-                 WHEN skewed > 0 THEN skewed || ' work span(s) lie outside the trace''s own start and end'
-                                      || ' (clocks of several hosts disagree)'
+                 WHEN skewed > 0 THEN skewed || ' work span(s) lie outside the run''s own start and end'
+                                      || ' (clocks that disagree, or spans recorded outside the run)'
                  WHEN hi = lo THEN 'the work spans have no duration' END AS reason
                FROM chk),
         iv AS (SELECT i.tid, i.agent, i.s, i.e FROM _co_iv i SEMI JOIN ok
