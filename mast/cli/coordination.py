@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mast.cli._render import out, print_json, table
+from mast.cli._render import err, out, print_json, table
 from mast.cli.options import json_option, systems_option, taxonomy_option
 
 
@@ -72,8 +72,11 @@ def coordination(obj, systems, taxonomy_id, per_trace, as_json):
                "timing": t.timing_reason or "ok"} for t in res.traces[:50]]
         out.print(table(tr, list(tr[0]), title=f"Per trace ({min(50, len(res.traces))} of {len(res.traces)})",
                         justify_right=["concurrency", "s", "crit. path s", "coord. tokens"]))
-    bad = [(s.system, s.inverted_spans, s.skewed_spans, s.steps_without_agent) for s in res.systems
-           if s.inverted_spans or s.skewed_spans]
-    for system, inv, skew, _ in bad:
-        out.print(f"[dim]{system}: {inv} span(s) end before they start, {skew} lie outside their trace's "
-                  f"own start and end; those traces have no timing figures[/dim]", highlight=False)
+    for s in res.systems:
+        said = [f"{n} {what}" for n, what in (
+            (s.inverted_spans, "span(s) ending before they start"),
+            (s.skewed_spans, "span(s) outside their run's start and end"),
+            (s.parent_cycles, "span(s) in a cycle of parent links"),
+            (s.steps_without_agent, "step(s) with no agent (not in the graph)")) if n]
+        if said:
+            out.print(f"[dim]{s.system}: {', '.join(said)}[/dim]", highlight=False)
