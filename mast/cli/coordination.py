@@ -79,4 +79,5 @@ def coordination(obj, systems, taxonomy_id, per_trace, as_json):
             (s.parent_cycles, "span(s) in a cycle of parent links"),
             (s.steps_without_agent, "step(s) with no agent (not in the graph)")) if n]
         if said:
-            out.print(f"[dim]{s.system}: {', '.join(said)}[/dim]", highlight=False)
+            # a note on the data, not data: stderr, so --json-like piping of the tables stays clean
+            err.print(f"[dim]{s.system}: {', '.join(said)}[/dim]", highlight=False)
