@@ -8,6 +8,6 @@ from mast.coordination.steps import (MESSAGE_KINDS, UNKNOWN_AGENT, WORK_KINDS, A
 from mast.coordination.systems import Analytics, Edge, SystemFigures, TopologyExposure, amdahl, analytics
 from mast.coordination.traces import TOPOLOGIES, TraceFigures, drop_tables, trace_figures_table
 
-__all__ = ["Analytics", "Edge", "SystemFigures", "TopologyExposure", "amdahl", "analytics", "TOPOLOGIES",
-           "TraceFigures", "drop_tables", "trace_figures_table", "MESSAGE_KINDS", "UNKNOWN_AGENT", "WORK_KINDS", "AgentUsage", "Coordination", "SystemCoordination",
-           "coordination"]
+__all__ = ["MESSAGE_KINDS", "TOPOLOGIES", "UNKNOWN_AGENT", "WORK_KINDS", "AgentUsage", "Analytics", "Coordination",
+           "Edge", "SystemCoordination", "SystemFigures", "TopologyExposure", "TraceFigures", "amdahl", "analytics",
+           "coordination", "drop_tables", "trace_figures_table"]
