@@ -21,12 +21,15 @@ types; counting happens in DuckDB, the statistics on the counts in a few lines h
   with scipy's relative tolerance), which holds for small counts.
 - **Figures** per selection: traces, steps, tokens and cost per trace (``None`` when no
   trace recorded them), the share of inter-agent message steps
-  (:data:`mast.coordination.MESSAGE_KINDS`), solved traces and the cost per solved task.
+  (:data:`mast.coordination.MESSAGE_KINDS`), solved traces and the cost per solved task;
+  and from the coordination analytics (:func:`mast.coordination.trace_figures_table`):
+  the traces whose timing holds, their mean concurrency and serial fraction, the pooled
+  coordination token share, and the traces per topology.
 - **Gates** (:func:`parse_gate`, :func:`check`): ``MODE OP VALUE`` (``1.3 > 10%``),
   ``exposure OP VALUE`` (the any-mode share), ``any mode OP VALUE``, ``any mode rises``
   and ``MODE rises`` (against a baseline: higher with Fisher p < 0.05), and
   ``cost per task``, ``cost per solved task``, ``tokens per task``, ``steps per task``,
-  ``message share`` ``OP VALUE``; ``OP`` is one of ``> >= < <=``, a value may end in
+  ``message share``, ``coordination token share``, ``serial fraction`` ``OP VALUE``; ``OP`` is one of ``> >= < <=``, a value may end in
   ``%`` (a share) or start with ``$``.  A text that is none of these is a
   :class:`GateError` naming it.  A gate that cannot be checked (a figure no trace
   recorded, a mode nobody assessed) counts as breached: CI must not pass on a blank.
@@ -41,7 +44,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from mast.agreement import authority_rank_sql, latest_labels
-from mast.coordination import MESSAGE_KINDS
+from mast.coordination import MESSAGE_KINDS, drop_tables, trace_figures_table
 from mast.errors import UsageError
 from mast.scope import UNKNOWN_SYSTEM
 from mast.taxonomy import load as load_taxonomy
@@ -188,6 +191,11 @@ class Figures:
     solved: int
     outcome_known: int
     cost_per_solved_task: float | None
+    timed_traces: int = 0                       # traces whose timing the analytics could read
+    concurrency: float | None = None            # mean over the timed traces
+    serial_fraction: float | None = None        # mean over the timed traces
+    coordination_token_share: float | None = None  # coordination tokens / tokens, pooled
+    topologies: dict | None = None              # topology -> traces
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -201,8 +209,15 @@ class Side:
     any_mode: Exposure
 
 
-def measure(store, selection: Selection, taxonomy: str) -> Side:
-    """Exposure per mode (best-available labels) and the figures of one selection."""
+def measure(store, selection: Selection, taxonomy: str, coordination_table: str | None = None) -> Side:
+    """Exposure per mode (best-available labels) and the figures of one selection.
+    ``coordination_table``: the per-trace analytics of every trace, when the caller has
+    them (:func:`compare` computes them once for both sides); else computed here."""
+    if coordination_table is None:
+        try:
+            return measure(store, selection, taxonomy, trace_figures_table(store))
+        finally:
+            drop_tables(store)
     tax = load_taxonomy(taxonomy)
     sel_sql, sel_params = selection.traces_sql()
     labels, lab_params = _labels_sql(store, selection, taxonomy)
@@ -235,8 +250,24 @@ def measure(store, selection: Selection, taxonomy: str) -> Side:
         cost_per_trace=(cost / n) if n and n_cost else None,
         message_share=(msgs / all_steps) if all_steps else None,
         solved=int(solved), outcome_known=int(known),
-        cost_per_solved_task=(cost / solved) if solved and n_cost else None)
+        cost_per_solved_task=(cost / solved) if solved and n_cost else None,
+        **_coordination(store, sel_sql, sel_params, coordination_table))
     return Side(selection, figures, modes, any_mode)
+
+
+def _coordination(store, sel_sql: str, sel_params: list, table: str) -> dict[str, Any]:
+    timed, conc, serial, coord, tokens = store.fetchall(f"""
+        WITH sel AS ({sel_sql})
+        SELECT count(c.concurrency), avg(c.concurrency), avg(c.serial_fraction),
+               sum(c.coordination_tokens) FILTER (WHERE c.tokens > 0), sum(c.tokens) FILTER (WHERE c.tokens > 0)
+        FROM {table} c JOIN sel USING (trace_id)""", sel_params)[0]
+    topo = dict(store.fetchall(f"""
+        WITH sel AS ({sel_sql})
+        SELECT coalesce(c.topology, 'unknown'), count(*) FROM {table} c JOIN sel USING (trace_id)
+        GROUP BY 1 ORDER BY 1""", sel_params))
+    return {"timed_traces": int(timed), "concurrency": conc, "serial_fraction": serial,
+            "coordination_token_share": (coord / tokens) if tokens and coord is not None else None,
+            "topologies": topo}
 
 
 def _labels_sql(store, selection: Selection, taxonomy: str) -> tuple[str, list]:
@@ -306,7 +337,11 @@ class Comparison:
 
 def compare(store, baseline: Selection, candidate: Selection, taxonomy: str) -> Comparison:
     tax = load_taxonomy(taxonomy)
-    b, c = measure(store, baseline, taxonomy), measure(store, candidate, taxonomy)
+    table = trace_figures_table(store)  # once, for both sides
+    try:
+        b, c = measure(store, baseline, taxonomy, table), measure(store, candidate, taxonomy, table)
+    finally:
+        drop_tables(store)
     modes = [ModeDiff(m.id, m.name, b.modes[m.id], c.modes[m.id]) for m in tax.modes]
     return Comparison(taxonomy, b, c, modes, ModeDiff("any", "any mode", b.any_mode, c.any_mode))
 
@@ -316,7 +351,9 @@ def compare(store, baseline: Selection, candidate: Selection, taxonomy: str) -> 
 _OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
 _FIGURES = {"cost per task": "cost_per_trace", "cost per solved task": "cost_per_solved_task",
             "tokens per task": "tokens_per_trace", "steps per task": "steps_per_trace",
-            "message share": "message_share"}
+            "message share": "message_share", "coordination token share": "coordination_token_share",
+            "serial fraction": "serial_fraction"}
+_SHARES = ("message share", "coordination token share", "serial fraction")
 _GATE_RX = re.compile(r"^\s*(?P<subject>.+?)\s*(?P<op>>=|<=|>|<)\s*(?P<value>\$?\s*[0-9]*\.?[0-9]+)\s*(?P<pct>%?)\s*$")
 _RISES_RX = re.compile(r"^\s*(?P<subject>.+?)\s+rises\s*$", re.I)
 
@@ -349,7 +386,7 @@ def parse_gate(text: str, taxonomy: str) -> Gate:
         raise GateError(f"--fail-on {text!r}: cannot read it", hint)
     subject = " ".join(m.group("subject").lower().split())
     value = float(m.group("value").replace("$", "").strip()) / (100 if m.group("pct") else 1)
-    share = subject in ("any mode", "exposure", "message share") or subject.upper() in map(str.upper, mode_ids)
+    share = subject in ("any mode", "exposure", *_SHARES) or subject.upper() in map(str.upper, mode_ids)
     if share and not m.group("pct") and value > 1:
         raise GateError(f"--fail-on {text!r}: a share is between 0 and 1, or a percentage like 10%", hint)
     if subject in ("any mode", "exposure") or subject in _FIGURES:
@@ -394,7 +431,7 @@ def check(store, gates: Sequence[Gate], candidate: Selection, taxonomy: str,
             continue
         if g.subject in _FIGURES:
             v = getattr(side.figures, _FIGURES[g.subject])
-            shown = "not recorded" if v is None else (_pct(v) if g.subject == "message share" else f"{v:.4g}")
+            shown = "not recorded" if v is None else (_pct(v) if g.subject in _SHARES else f"{v:.4g}")
             # a gate that cannot be checked fails: CI must not pass on a figure nobody recorded
             hit = v is None or _OPS[g.op](v, g.value)
             out.append(GateResult(g, hit, f"{g.text}: {g.subject} is {shown} over {side.figures.traces} trace(s)"))

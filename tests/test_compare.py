@@ -63,6 +63,9 @@ def test_compare_counts_interval_and_fisher(store_path):
     assert (fb.traces, fb.steps_per_trace, fb.tokens_per_trace, fb.message_share) == (10, 4, 100, 0.25)
     assert fc.message_share == 0.5 and fb.cost_per_trace == pytest.approx(0.10)
     assert (fc.solved, fc.outcome_known) == (5, 10) and fc.cost_per_solved_task == pytest.approx(6.0 / 5)
+    # the coordination analytics: one agent per trace; steps carry a start but no end, so no timing (never a 0)
+    assert fb.topologies == fc.topologies == {"single": 10}
+    assert (fb.timed_traces, fb.concurrency, fb.serial_fraction) == (0, None, None)
 
 
 def test_selections_by_time_version_and_run(store_path):

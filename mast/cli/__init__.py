@@ -35,6 +35,7 @@ COMMANDS = {
     "export": "mast.cli.export:export",
     "reference": "mast.cli.reference:reference",
     "learn": "mast.cli.learn:learn",
+    "coordination": "mast.cli.coordination:coordination",
 }
 
 

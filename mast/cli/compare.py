@@ -17,6 +17,10 @@ def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+def _topo(counts) -> str:
+    return ", ".join(f"{k} {v}" for k, v in (counts or {}).items()) or "-"
+
+
 def _num(x, fmt: str = "{:.4g}") -> str:
     return "-" if x is None else fmt.format(x)
 
@@ -61,7 +65,12 @@ def compare(settings, baseline, candidate, taxonomy_id, as_json):
             ("cost per trace (USD)", fb.cost_per_trace, fc.cost_per_trace, "{:.4f}"),
             ("message share", fb.message_share, fc.message_share, None),
             ("solved / outcome known", f"{fb.solved}/{fb.outcome_known}", f"{fc.solved}/{fc.outcome_known}", "{}"),
-            ("cost per solved task (USD)", fb.cost_per_solved_task, fc.cost_per_solved_task, "{:.4f}")]
+            ("cost per solved task (USD)", fb.cost_per_solved_task, fc.cost_per_solved_task, "{:.4f}"),
+            ("traces with timing", fb.timed_traces, fc.timed_traces, "{:d}"),
+            ("mean concurrency", fb.concurrency, fc.concurrency, "{:.2f}"),
+            ("mean serial fraction", fb.serial_fraction, fc.serial_fraction, "{:.2f}"),
+            ("coordination token share", fb.coordination_token_share, fc.coordination_token_share, None),
+            ("topologies", _topo(fb.topologies), _topo(fc.topologies), "{}")]
     out.print(table([{"figure": n, "baseline": _pct(b) if f is None else _num(b, f),
                       "candidate": _pct(c) if f is None else _num(c, f)} for n, b, c, f in figs],
                     ["figure", "baseline", "candidate"], title="coordination figures",
@@ -72,7 +81,8 @@ def compare(settings, baseline, candidate, taxonomy_id, as_json):
 @click.option("--fail-on", "expressions", multiple=True, required=True, metavar="EXPR",
               help="A gate (repeatable): 'MODE > 10%', 'exposure > 30%', 'any mode > 20%', 'any mode rises', "
                    "'MODE rises' (need --baseline), 'cost per task > 0.50', 'cost per solved task > 1', "
-                   "'tokens per task > N', 'steps per task > N', 'message share > 60%'.")
+                   "'tokens per task > N', 'steps per task > N', 'message share > 60%', 'coordination token share > 40%', "
+                   "'serial fraction > 0.8'.")
 @click.option("--candidate", default="all", show_default=True, metavar="SEL", help=_SEL_HELP)
 @click.option("--baseline", default=None, metavar="SEL", help="Selection the 'rises' gates compare with.")
 @taxonomy_option
