@@ -30,7 +30,8 @@ types; counting happens in DuckDB, the statistics on the counts in a few lines h
   and ``MODE rises`` (against a baseline: higher with Fisher p < 0.05), and
   ``cost per task``, ``cost per solved task``, ``tokens per task``, ``steps per task``,
   ``message share``, ``coordination token share``, ``serial fraction`` ``OP VALUE``; ``OP`` is one of ``> >= < <=``, a value may end in
-  ``%`` (a share) or start with ``$``.  A text that is none of these is a
+  ``%`` (a share) or start with ``$``; ``TAXONOMY:`` before a gate (``distsys-v1:DS3 > 5%``)
+  reads that taxonomy's labels, so one call can gate both.  A text that is none of these is a
   :class:`GateError` naming it.  A gate that cannot be checked (a figure no trace
   recorded, a mode nobody assessed) counts as breached: CI must not pass on a blank.
 """
@@ -335,13 +336,16 @@ class Comparison:
                 "modes": [m.as_dict() for m in self.modes], "any_mode": self.any_mode.as_dict()}
 
 
-def compare(store, baseline: Selection, candidate: Selection, taxonomy: str) -> Comparison:
+def compare(store, baseline: Selection, candidate: Selection, taxonomy: str,
+            coordination_table: str | None = None) -> Comparison:
+    if coordination_table is None:
+        try:
+            return compare(store, baseline, candidate, taxonomy, trace_figures_table(store))  # once, for both sides
+        finally:
+            drop_tables(store)
     tax = load_taxonomy(taxonomy)
-    table = trace_figures_table(store)  # once, for both sides
-    try:
-        b, c = measure(store, baseline, taxonomy, table), measure(store, candidate, taxonomy, table)
-    finally:
-        drop_tables(store)
+    b = measure(store, baseline, taxonomy, coordination_table)
+    c = measure(store, candidate, taxonomy, coordination_table)
     modes = [ModeDiff(m.id, m.name, b.modes[m.id], c.modes[m.id]) for m in tax.modes]
     return Comparison(taxonomy, b, c, modes, ModeDiff("any", "any mode", b.any_mode, c.any_mode))
 
@@ -364,6 +368,7 @@ class Gate:
     subject: str          # a mode id, "any mode", "exposure", or a figure name
     op: str | None        # None for "rises"
     value: float | None
+    taxonomy: str = ""    # whose modes and labels the gate reads
 
     @property
     def needs_baseline(self) -> bool:
@@ -371,15 +376,29 @@ class Gate:
 
 
 def parse_gate(text: str, taxonomy: str) -> Gate:
-    """One ``--fail-on`` expression; a :class:`GateError` naming it when it is none of the forms."""
+    """One ``--fail-on`` expression; a :class:`GateError` naming it when it is none of the forms.
+    ``TAXONOMY:EXPR`` (``distsys-v1:DS3 > 5%``) reads that taxonomy's labels instead of ``taxonomy``'s."""
+    head, sep, rest = text.partition(":")
+    if sep and re.fullmatch(r"\s*[a-z][a-z0-9-]*-v[0-9]+\s*", head):
+        try:
+            load_taxonomy(head.strip())
+        except UsageError:
+            raise GateError(f"--fail-on {text!r}: no taxonomy {head.strip()!r}", "See `mast taxonomy`.") from None
+        g = parse_gate(rest, head.strip())
+        return Gate(text, g.subject, g.op, g.value, g.taxonomy)
+    return _parse_gate(text, taxonomy)
+
+
+def _parse_gate(text: str, taxonomy: str) -> Gate:
     mode_ids = load_taxonomy(taxonomy).mode_ids
-    hint = ("Forms: 'MODE > 10%' (a mode of " + taxonomy + "), 'exposure > 30%', 'any mode > 20%', "
+    hint = ("Forms: 'MODE > 10%' (a mode of " + taxonomy + "; TAXONOMY:MODE for another), 'exposure > 30%', "
+            "'any mode > 20%', "
             "'any mode rises', 'MODE rises', '" + "', '".join(f"{k} > N" for k in _FIGURES) + "'.")
     m = _RISES_RX.match(text)
     if m:
         subject = m.group("subject").strip().lower()
         if subject == "any mode" or subject.upper() in map(str.upper, mode_ids):
-            return Gate(text, _mode_id(subject, mode_ids), None, None)
+            return Gate(text, _mode_id(subject, mode_ids), None, None, taxonomy)
         raise GateError(f"--fail-on {text!r}: {m.group('subject')!r} is not a mode of {taxonomy} or 'any mode'", hint)
     m = _GATE_RX.match(text)
     if not m:
@@ -390,9 +409,9 @@ def parse_gate(text: str, taxonomy: str) -> Gate:
     if share and not m.group("pct") and value > 1:
         raise GateError(f"--fail-on {text!r}: a share is between 0 and 1, or a percentage like 10%", hint)
     if subject in ("any mode", "exposure") or subject in _FIGURES:
-        return Gate(text, subject, m.group("op"), value)
+        return Gate(text, subject, m.group("op"), value, taxonomy)
     if subject.upper() in map(str.upper, mode_ids):
-        return Gate(text, _mode_id(subject, mode_ids), m.group("op"), value)
+        return Gate(text, _mode_id(subject, mode_ids), m.group("op"), value, taxonomy)
     raise GateError(f"--fail-on {text!r}: {m.group('subject')!r} is not a mode of {taxonomy} or a known figure", hint)
 
 
@@ -416,11 +435,21 @@ def check(store, gates: Sequence[Gate], candidate: Selection, taxonomy: str,
     if any(g.needs_baseline for g in gates) and baseline is None:
         bad = next(g for g in gates if g.needs_baseline)
         raise GateError(f"--fail-on {bad.text!r} compares with a baseline", "Give --baseline SEL.")
-    tax = load_taxonomy(taxonomy)
-    comp = compare(store, baseline, candidate, taxonomy) if baseline is not None else None
-    side = comp.candidate if comp else measure(store, candidate, taxonomy)
+    views: dict[str, tuple[Comparison | None, Side]] = {}
+    table = trace_figures_table(store)  # once, whatever the number of taxonomies
+    try:
+        for tid in dict.fromkeys(g.taxonomy or taxonomy for g in gates):
+            if baseline is not None:
+                comp = compare(store, baseline, candidate, tid, table)
+                views[tid] = (comp, comp.candidate)
+            else:
+                views[tid] = (None, measure(store, candidate, tid, table))
+    finally:
+        drop_tables(store)
     out = []
     for g in gates:
+        comp, side = views[g.taxonomy or taxonomy]
+        tax = load_taxonomy(g.taxonomy or taxonomy)
         if g.op is None:
             diffs = comp.modes if g.subject == "any mode" else [d for d in comp.modes if d.mode == g.subject]
             risen = [d for d in diffs if d.rises]

@@ -210,3 +210,15 @@ def test_comparison_view_in_chromium(store_path, tmp_path):
         assert b.eval("[...document.querySelectorAll('nav.toc a')].map(a => a.textContent)").count("Comparison") == 1
     finally:
         b.close()
+
+
+def test_one_check_gates_two_taxonomies(store_path, mast):
+    with Store(store_path) as st:
+        ids = [r[0] for r in st.fetchall("SELECT trace_id FROM traces WHERE system = 'crew-v2' ORDER BY trace_id")]
+        st.write_annotations([Annotation(mode="DS3", label=Label.PRESENT if i < 4 else Label.ABSENT, annotator="human",
+                                         taxonomy="distsys-v1", trace_id=t) for i, t in enumerate(ids)])
+    res = mast("check", "--candidate", "system=crew-v2", "--fail-on", "distsys-v1:DS3 > 30%", "--fail-on", "1.3 > 90%",
+               expect=1)
+    assert res.stderr.strip().splitlines() == ["FAIL distsys-v1:DS3 > 30%: DS3 Thundering herd is 40.0% (4/10)"]
+    assert "no taxonomy 'nope-v1'" in mast("check", "--fail-on", "nope-v1:DS3 > 1%", expect=2).stderr
+    assert "is not a mode of distsys-v1" in mast("check", "--fail-on", "distsys-v1:1.3 > 1%", expect=2).stderr
