@@ -1,6 +1,7 @@
 """distsys-v1 detectors: precision on whatever labels say something about their modes.
 
     .venv/bin/python bench/distsys_precision.py [--db /tmp/mast-distsys-precision.duckdb] [--rebuild] [--json]
+    .venv/bin/python bench/distsys_precision.py --speed STORE [--repeat 2]
 
 No public set labels distsys-v1 modes, so each detector is scored against the nearest
 labels that exist, and the table says which:
@@ -116,12 +117,38 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def speed(db: Path, repeat: int) -> list[dict]:
+    """Both taxonomies' detectors over every trace of a store (e.g. one built by
+    bench/rules_bench.py), paired and alternating in one process; features are current."""
+    import os
+    import time
+    rows = []
+    with Store(db) as store:
+        ids = [r[0] for r in store.fetchall("SELECT trace_id FROM traces")]
+        steps = store.fetchall("SELECT count(*) FROM steps")[0][0]
+        for k in range(repeat):
+            for tax in (DEFAULT_TAXONOMY, TAXONOMY):
+                prepare_selection(store, ids)
+                t0 = time.perf_counter()
+                runs = run_detectors(store, load_detectors(taxonomy=tax))
+                total = time.perf_counter() - t0
+                rows.append({"taxonomy": tax, "round": k, "traces": len(ids), "steps": steps, "seconds": round(total, 2),
+                             "load": os.getloadavg()[0],
+                             "detectors": {r.name: round(r.seconds, 2) for r in runs}})
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--db", default="/tmp/mast-distsys-precision.duckdb")
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--speed", metavar="STORE", help="time both taxonomies' detectors over this store instead")
+    ap.add_argument("--repeat", type=int, default=2)
     a = ap.parse_args()
+    if a.speed:
+        print(json.dumps(speed(Path(a.speed), a.repeat), indent=1))
+        return 0
     db = Path(a.db)
     if a.rebuild and db.exists():
         db.unlink()

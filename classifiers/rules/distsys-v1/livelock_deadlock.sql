@@ -8,12 +8,21 @@
 --   as the feature pass's), or agents hand the work straight back to whoever handed it
 --   to them at least twice (A to B, B to A, A to B).
 --   Evidence: the repeated steps (first occurrences included) or the handoffs, at most 20.
-WITH w AS (
+WITH cand AS (
+    -- only traces where some agent repeats itself or hands work over twice can qualify:
+    -- one cheap GROUP BY spares the windows below on every other trace
+    SELECT DISTINCT trace_id FROM (
+        SELECT trace_id FROM rule_steps WHERE fp IS NOT NULL AND agent IS NOT NULL
+        GROUP BY trace_id, agent, fp HAVING count(*) >= 2
+        UNION ALL
+        SELECT trace_id FROM rule_steps WHERE kind = 'handoff' GROUP BY trace_id HAVING count(*) >= 3)
+),
+w AS (
     SELECT trace_id, step, agent, role, kind, target_agent, fp,
            -- a stretch ends at each piece of work: the count of work steps so far names it
            count(*) FILTER (WHERE kind IN ('tool_call', 'tool_result') OR is_exec)
                OVER (PARTITION BY trace_id ORDER BY step ROWS UNBOUNDED PRECEDING) AS stretch
-    FROM rule_steps
+    FROM rule_steps SEMI JOIN cand USING (trace_id)
 ),
 talk AS (
     SELECT *, count(*) OVER (PARTITION BY trace_id, stretch, agent, fp) AS same
