@@ -32,7 +32,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mast.errors import MastError, StoreError, StoreInUse, StoreMissing
+from mast.errors import MastError, StoreError, StoreFull, StoreInUse, StoreMissing, StoreOutOfMemory
 from mast.model import SCHEMA_VERSION, Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
 from mast.redact import _HINTS, sql_redact
 from mast.settings import current as current_settings
@@ -63,6 +63,9 @@ def _iso(ts: datetime | None) -> str | None:
 
 
 _LOCK_RX = re.compile(r"(?i)could not set lock|conflicting lock|lock on file")
+#: What the OS says when a write cannot grow a file: ENOSPC, EDQUOT, and EFBIG (a file
+#: size limit, e.g. ``ulimit -f``): the same for a user, there is no room to write.
+_FULL_RX = re.compile(r"(?i)no space left on device|disk quota exceeded|file too large")
 
 
 class Store:
@@ -104,6 +107,10 @@ class Store:
             pid = re.search(r"PID (\d+)", msg)
             who = f" (process {pid.group(1)})" if pid else ""
             return StoreInUse(f"store is in use by another process{who}: {self.path}")
+        if _FULL_RX.search(msg):
+            return StoreFull(f"store {self.path}: no space left to write ({_FULL_RX.search(msg).group(0)})")
+        if isinstance(e, duckdb.OutOfMemoryException) or "out of memory" in msg.lower():
+            return StoreOutOfMemory(f"store {self.path}: out of memory: {msg.splitlines()[0]}")
         if isinstance(e, duckdb.IOException):
             return StoreError(f"cannot open store {self.path}: {msg.splitlines()[0]}")
         return StoreError(f"store {self.path}: {msg.splitlines()[0]}")
