@@ -29,7 +29,7 @@ from mast.errors import IngestError
 
 #: Default cap on one record (a JSON Lines line, an element of a JSON array) and on any
 #: one string of a trace, in MB; MAST_INGEST_MAX_RECORD_MB raises it.  Storing a string
-#: needs about twice its size of DuckDB memory (see pipeline.INGEST_MEMORY_LIMIT).
+#: needs about twice its size of DuckDB memory (MAST_INGEST_MEMORY_LIMIT).
 DEFAULT_MAX_RECORD_MB = 64
 RECORD_LIMIT_HINT = ("Split the record, or raise the limit with MAST_INGEST_MAX_RECORD_MB "
                      f"(default {DEFAULT_MAX_RECORD_MB}; storing it needs about twice that of MAST_INGEST_MEMORY_LIMIT).")
@@ -55,9 +55,13 @@ def limits(max_record: int | None) -> Iterator[None]:
 
 def too_big(path: Path, record: int | str | None, what: str, size: int | None = None) -> IngestError:
     """``what`` is over :func:`max_record_bytes` (``size``: how far, when known without reading on)."""
-    over = f"{size / 1e6:,.1f} MB > " if size is not None else "over "
-    return IngestError(path, record, f"{what} is over the size limit ({over}{max_record_bytes() / 1e6:,.0f} MB)",
+    over = f"{_size(size)} > " if size is not None else "over "
+    return IngestError(path, record, f"{what} is over the size limit ({over}{_size(max_record_bytes())})",
                        RECORD_LIMIT_HINT)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.4g} MB" if n >= 100_000 else f"{n:,} bytes"
 
 
 def too_deep(path: Path, record: int | str | None) -> IngestError:
@@ -295,7 +299,7 @@ def _stream_array(path: Path) -> Iterator[Any]:
                                              or e.msg.startswith("Unterminated string") else "")) from None
                     if len(buf) - pos > max_record_bytes():
                         raise IngestError(where, index, "invalid JSON, or a record over the size limit "
-                                          f"({max_record_bytes() / 1e6:,.0f} MB)", RECORD_LIMIT_HINT) from None
+                                          f"({_size(max_record_bytes())})", RECORD_LIMIT_HINT) from None
                 want = min(want * 2, 64 << 20)  # a record spanning reads: grow, so retries stay linear
                 more()
             want = 1 << 20

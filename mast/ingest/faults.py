@@ -19,15 +19,47 @@ Contract:
 from __future__ import annotations
 
 import errno
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from mast.errors import (DiskFull, ImporterCrash, IngestAborted, IngestError, MastError, OutOfMemory,
-                         StoreError, StoreFull, StoreOutOfMemory, path_text)
-from mast.ingest._util import max_record_bytes, too_big
+                         StoreError, StoreFull, StoreOutOfMemory, UsageError, path_text)
+from mast.ingest._util import DEFAULT_MAX_RECORD_MB, max_record_bytes, too_big
 from mast.model import Trace
+from mast.settings import current as current_settings
 from mast.store import TraceTables, encode_traces
+
+#: DuckDB's memory limit during ingest unless MAST_INGEST_MEMORY_LIMIT says otherwise.
+INGEST_MEMORY_DEFAULT = "256MB"
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """Resource limits of one ingest (from MAST_INGEST_MAX_RECORD_MB / MAST_INGEST_MEMORY_LIMIT)."""
+
+    max_record: int = DEFAULT_MAX_RECORD_MB * 1_000_000
+    memory_limit: str = INGEST_MEMORY_DEFAULT
+
+    @staticmethod
+    def from_settings(settings=None) -> "IngestLimits":
+        s = settings or current_settings()
+        mb = (s.ingest_max_record_mb or "").strip()
+        mem = (s.ingest_memory_limit or "").strip()
+        try:
+            max_record = int(float(mb) * 1_000_000) if mb else DEFAULT_MAX_RECORD_MB * 1_000_000
+        except ValueError:
+            max_record = 0
+        if max_record <= 0:
+            raise UsageError(f"MAST_INGEST_MAX_RECORD_MB={mb!r} is not a positive number of megabytes")
+        if mem and not _MEMORY_RX.match(mem):
+            raise UsageError(f"MAST_INGEST_MEMORY_LIMIT={mem!r} is not a memory size",
+                             "Give a size DuckDB reads, such as 512MB or 2GB.")
+        return IngestLimits(max_record, mem or INGEST_MEMORY_DEFAULT)
+
+
+_MEMORY_RX = re.compile(r"(?i)^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 DISK_HINT = ("Free space on the disk holding the store (and DuckDB's temporary directory), then rerun the same "
@@ -39,7 +71,7 @@ _DETAIL_CHARS = 300
 
 
 def file_error(path: Path | str, exc: BaseException, *, record: int | str | None = None,
-               importer: str | None = None, memory_limit: str = "256MB") -> IngestError:
+               importer: str | None = None, memory_limit: str = INGEST_MEMORY_DEFAULT) -> IngestError:
     """``exc``, raised while reading or storing ``path``, as that file's error."""
     if isinstance(exc, IngestError) and not isinstance(exc, IngestAborted):
         return exc
@@ -72,7 +104,7 @@ def _detail(exc: BaseException) -> str:
 
 
 def contained(path: Path, traces: Iterator[Trace], importer: str | None = None,
-              memory_limit: str = "256MB") -> Iterator[Trace]:
+              memory_limit: str = INGEST_MEMORY_DEFAULT) -> Iterator[Trace]:
     """``traces`` as the importer yields them; whatever it raises becomes the file's error.
 
     An unexpected exception names the trace being read (the count read before it), as
@@ -120,10 +152,13 @@ def check_sizes(path: Path, trace: Trace) -> None:
 
 # -- text that is not valid Unicode -----------------------------------------------------
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _scrub_str(s: str) -> str:
     # Lone surrogates (JSON's "\ud83d" without its pair, a truncated emoji) cannot be
     # UTF-8: they become U+FFFD, as a decoder's "replace" does with bad bytes.
-    return s.encode("utf-8", "replace").decode("utf-8") if isinstance(s, str) else s
+    return _SURROGATE.sub("\ufffd", s) if isinstance(s, str) else s
 
 
 def _scrub_value(v: Any) -> Any:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import re
 import signal
 import threading
 import time
@@ -41,9 +40,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from mast import ingest as registry
-from mast.errors import IngestAborted, IngestError, MastError, UsageError, path_text
-from mast.ingest._util import DEFAULT_MAX_RECORD_MB, limits, max_record_bytes
-from mast.ingest.faults import check_sizes, contained, encode_files, encode_safely, file_error, fix_source_path
+from mast.errors import IngestAborted, IngestError, MastError, path_text
+from mast.ingest._util import limits, max_record_bytes
+from mast.ingest.faults import (INGEST_MEMORY_DEFAULT, IngestLimits, check_sizes, contained, encode_files,
+                                encode_safely, file_error, fix_source_path)
 from mast.model import Trace
 from mast.store import Store, TraceTables, WriteHook
 from mast.settings import current as current_settings
@@ -64,8 +64,9 @@ GROUP_FILES = 512
 #: Small files are parsed (and encoded) in chunks of about this many bytes or files.
 CHUNK_BYTES = 1_000_000
 CHUNK_FILES = 64
-#: DuckDB's memory limit during ingest (its default, 80 % of RAM, lets RSS grow with the corpus).
-INGEST_MEMORY_LIMIT = "256MB"
+#: DuckDB's memory limit during ingest (its default, 80 % of RAM, lets RSS grow with the corpus);
+#: MAST_INGEST_MEMORY_LIMIT changes it (see faults.IngestLimits).
+INGEST_MEMORY_LIMIT = INGEST_MEMORY_DEFAULT
 #: Parser processes: at most this many, and only for jobs of at least this size.
 MAX_WORKERS = 2
 POOL_MIN_FILES = 8
@@ -130,33 +131,6 @@ def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
         else:
             raise IngestError(str(p), None, "no such file or folder")
     return out
-
-
-@dataclass(frozen=True)
-class IngestLimits:
-    """Resource limits of one ingest (from MAST_INGEST_MAX_RECORD_MB / MAST_INGEST_MEMORY_LIMIT)."""
-
-    max_record: int = DEFAULT_MAX_RECORD_MB * 1_000_000
-    memory_limit: str = INGEST_MEMORY_LIMIT
-
-    @staticmethod
-    def from_settings(settings=None) -> "IngestLimits":
-        s = settings or current_settings()
-        mb = (s.ingest_max_record_mb or "").strip()
-        mem = (s.ingest_memory_limit or "").strip()
-        try:
-            max_record = int(float(mb) * 1_000_000) if mb else DEFAULT_MAX_RECORD_MB * 1_000_000
-        except ValueError:
-            max_record = 0
-        if max_record <= 0:
-            raise UsageError(f"MAST_INGEST_MAX_RECORD_MB={mb!r} is not a positive number of megabytes")
-        if mem and not _MEMORY_RX.match(mem):
-            raise UsageError(f"MAST_INGEST_MEMORY_LIMIT={mem!r} is not a memory size",
-                             "Give a size DuckDB reads, such as 512MB or 2GB.")
-        return IngestLimits(max_record, mem or INGEST_MEMORY_LIMIT)
-
-
-_MEMORY_RX = re.compile(r"(?i)^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 
 def _batches(path: Path, traces: Iterator[Trace], system: str | None = None,
@@ -425,11 +399,9 @@ class _GroupWriter:
         if segments:
             try:
                 self._write([t for t, _ in segments], [p for _, fs in segments for p in fs])
-            except Exception as e:  # the boundary: a group that fails is retried file by file
-                first = segments[0][1][0]
-                err = self._error(first, e)
-                if isinstance(err, IngestAborted):  # no file would fare better: stop at the first
-                    self._abort(pending, first, err)
+            except Exception:  # the boundary: a group that fails is retried file by file
+                # ...disk full and out of memory too: the files before the one that fails
+                # alone are stored, and ingest stops at that one.
                 for tables, files in segments:  # find the culprit: each file alone
                     off = 0
                     for p in files:
