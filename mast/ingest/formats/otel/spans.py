@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
+from mast.ingest._util import too_deep
 
 
 _HEX_RX = re.compile(r"^(?:0x)?([0-9a-fA-F]{16}|[0-9a-fA-F]{32})$")
@@ -216,7 +217,7 @@ def load_spans(path: Path) -> list[Span]:
     spans: list[Span] = []
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # JSON Lines (or too deep: the loop below names the line)
         doc = None
         dec = json.JSONDecoder()
         pos, line = 0, 1
@@ -230,6 +231,8 @@ def load_spans(path: Path) -> list[Span]:
                 break
             try:
                 obj, end = dec.raw_decode(text, pos)
+            except RecursionError:
+                raise too_deep(path, f"line {line}") from None
             except ValueError as e:
                 raise IngestError(str(path), f"line {line}", f"invalid JSON (file truncated?): {e.msg}") from None
             spans.extend(_doc_spans(path, f"line {line}: ", obj))
