@@ -72,6 +72,9 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
                   + f": {summary.traces_new} new trace(s), {summary.traces_present} already present, "
                   f"{summary.steps} step(s), {len(errors)} error(s)", highlight=False, markup=False)
     if errors:
+        if keep_going and not as_json:  # the error lines scrolled past with the progress: name them again
+            err.print(f"failed ({len(errors)}): " + ", ".join(f.path for f in summary.files if f.error),
+                      highlight=False, markup=False, soft_wrap=True)
         for hint in dict.fromkeys(e.hint for e in errors if e.hint):
             err.print(f"hint: {hint}", highlight=False, markup=False)
         if summary.aborted:

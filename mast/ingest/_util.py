@@ -33,7 +33,7 @@ from mast.errors import IngestError
 DEFAULT_MAX_RECORD_MB = 64
 RECORD_LIMIT_HINT = ("Split the record, or raise the limit with MAST_INGEST_MAX_RECORD_MB "
                      f"(default {DEFAULT_MAX_RECORD_MB}; storing it needs about twice that of MAST_INGEST_MEMORY_LIMIT).")
-DEPTH_HINT = "Flatten the record (mast reads JSON nested up to a few hundred levels)."
+DEPTH_HINT = "Flatten or split the record."
 _MAX_RECORD: contextvars.ContextVar[int] = contextvars.ContextVar("mast_max_record",
                                                                  default=DEFAULT_MAX_RECORD_MB * 1_000_000)
 
