@@ -78,7 +78,8 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
         for hint in dict.fromkeys(e.hint for e in errors if e.hint):
             err.print(f"hint: {hint}", highlight=False, markup=False)
         if summary.aborted:
-            err.print(f"stopped at once: {len(files) - len(summary.files)} file(s) not read; the file named was "
+            left = len(files) - len(summary.files)
+            err.print("stopped at once" + (f": {left} file(s) not read" if left else "") + "; the file named was "
                       "not stored (fix the cause, then rerun: stored files are skipped)", style="yellow",
                       highlight=False, markup=False)
         elif not keep_going and len(summary.files) < len(files):

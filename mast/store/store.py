@@ -66,6 +66,9 @@ _LOCK_RX = re.compile(r"(?i)could not set lock|conflicting lock|lock on file")
 #: What the OS says when a write cannot grow a file: ENOSPC, EDQUOT, and EFBIG (a file
 #: size limit, e.g. ``ulimit -f``): the same for a user, there is no room to write.
 _FULL_RX = re.compile(r"(?i)no space left on device|disk quota exceeded|file too large")
+#: DuckDB reports memory running out as OutOfMemoryException, or (inside a commit, when
+#: the OS refuses an allocation) as another error with one of these phrases.
+_OOM_RX = re.compile(r"(?i)out of memory|failed to allocate|bad allocation|allocation failure")
 
 
 class Store:
@@ -85,7 +88,11 @@ class Store:
         except duckdb.Error:
             pass  # ICU missing: timestamps are still stored as naive UTC
         if not read_only:
-            self._migrate()
+            try:
+                self._migrate()
+            except duckdb.Error as e:  # e.g. no memory or no space left to write the schema
+                self._con.close()
+                raise self._map(e) from None
         elif not self._has_table("_migrations"):
             self._con.close()
             raise StoreMissing(f"{self.path} is not a mast store (no migrations recorded)")
@@ -109,7 +116,7 @@ class Store:
             return StoreInUse(f"store is in use by another process{who}: {self.path}")
         if _FULL_RX.search(msg):
             return StoreFull(f"store {self.path}: no space left to write ({_FULL_RX.search(msg).group(0)})")
-        if isinstance(e, duckdb.OutOfMemoryException) or "out of memory" in msg.lower():
+        if isinstance(e, duckdb.OutOfMemoryException) or _OOM_RX.search(msg):
             return StoreOutOfMemory(f"store {self.path}: out of memory: {msg.splitlines()[0]}")
         if isinstance(e, duckdb.IOException):
             return StoreError(f"cannot open store {self.path}: {msg.splitlines()[0]}")

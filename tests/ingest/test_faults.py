@@ -321,3 +321,40 @@ def test_rerun_with_unchanged_files_between_changed_ones(tmp_path, mast, db):
     out = json.loads(mast("ingest", d, "--json").stdout)
     assert out["skipped_unchanged"] == 1 and out["traces_present"] == 2 and out["traces_new"] == 1
     _whole(db)
+
+
+_LIMITED_CHILD = """
+import json, resource, sys
+from pathlib import Path
+from mast.ingest.faults import IngestLimits
+from mast.ingest.pipeline import ingest_paths
+from mast.store import Store
+db, good, big = sys.argv[1:4]
+lim = IngestLimits(max_record=1_000_000_000, memory_limit="2GB")
+with Store(db) as st:
+    first = ingest_paths(st, [good], workers=0, limits=lim)
+    # From here on the OS refuses to map more than 100 MB beyond what is in use now.
+    vm = next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmSize:")) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (vm + 100_000_000, resource.RLIM_INFINITY))
+    s = ingest_paths(st, [big, good], keep_going=True, workers=0, limits=lim)
+    resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+print(json.dumps({"first": first.traces_new, "errors": [str(e) for e in s.errors],
+                  "aborted": type(s.aborted).__name__ if s.aborted else None, "reported": [r.path for r in s.files]}))
+"""
+
+
+def test_memory_refused_by_the_os_is_out_of_memory_naming_the_file(tmp_path):
+    """Python's MemoryError (or DuckDB's, whichever asks first) when the OS refuses memory (RLIMIT_AS)."""
+    good = write_json(tmp_path / "good.json", _chat(1))
+    big = _big_line_file(tmp_path / "big.jsonl", 150)
+    db = tmp_path / "db.duckdb"
+    res = subprocess.run([sys.executable, "-c", _LIMITED_CHILD, str(db), str(good), str(big)], capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["first"] == 1 and out["aborted"] == "OutOfMemory"
+    [e] = out["errors"]
+    assert e.startswith(f"{big}") and "out of memory while reading or storing this file" in e
+    assert out["reported"] == [str(big)]  # stopped at once: the good file after it was not read
+    _whole(db)
+    assert _paths(db) == {"good.json"}
