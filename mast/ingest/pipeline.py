@@ -35,6 +35,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -487,26 +488,22 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     done = store.ingested_files()
     jobs: list[_Pending] = []
     seen: set[str] = set()
-    gone: list[FileResult] = []
     for path in files:
         try:
             st = path.stat()
             key = path_text(path.resolve())
         except (OSError, RuntimeError) as e:  # vanished since it was listed, or a symlink loop
-            gone.append(FileResult(path_text(path), None, error=file_error(path, e)))
+            # Reported in its place (see _take_chunk); never read.
+            jobs.append(_Pending(FileResult(path_text(path), None, error=file_error(path, e)), 0, path=path))
             continue
         p = _Pending(FileResult(path_text(path), None), st.st_size, key, st.st_mtime_ns, path=path)
         if done.get(key) == (st.st_size, st.st_mtime_ns) or key in seen:
             p.res.skipped = True
         seen.add(key)
         jobs.append(p)
-    for res in gone:
-        report(res, 0)
-    if gone and not keep_going:
-        return summary
     chunks = _chunks(jobs)
-    todo = [[p.path for p in c if not p.res.skipped] for c in chunks]
-    small = [p for p in jobs if not p.res.skipped and p.size <= STREAM_BYTES]
+    todo = [[p.path for p in c if not (p.res.skipped or p.res.error)] for c in chunks]
+    small = [p for p in jobs if not (p.res.skipped or p.res.error) and p.size <= STREAM_BYTES]
     n = _workers(len(small), sum(p.size for p in small)) if workers is None else workers
     pool = _pool(n) if n > 0 and small else None
     futures: dict[int, object] = {}
@@ -538,8 +535,8 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
                         break
                     continue
                 fut = futures.pop(ci, None)
-                parsed = (_result(fut, todo[ci], lim) if fut is not None else _parse_chunk(todo[ci], fmt, system, lim)
-                          if todo[ci] else _Chunk([], []))
+                parsed = (_result(fut, todo[ci], fmt, system, lim) if fut is not None
+                          else _parse_chunk(todo[ci], fmt, system, lim) if todo[ci] else _Chunk([], []))
                 if not _take_chunk(writer, chunk, parsed, report, keep_going):
                     break
             writer.flush()
@@ -551,14 +548,17 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     return summary
 
 
-def _result(fut, paths: list[Path], lim: IngestLimits) -> _Chunk:
-    """A worker's chunk; a worker that died (killed for memory) is that chunk's first file's error."""
+def _result(fut, paths: list[Path], fmt: str, system: str | None, lim: IngestLimits) -> _Chunk:
+    """A worker's chunk.  A worker that died (the OS kills a process out of memory) stops
+    the ingest at the chunk's first file; any other failure to hand the chunk over (say, an
+    error that does not unpickle) parses the chunk again in this process."""
     try:
         return fut.result()
-    except Exception as e:  # BrokenProcessPool, or an error that would not unpickle
-        return _Chunk([_Parsed(error=file_error(paths[0], MemoryError(f"parser process failed: {e}")
-                                                if "terminated abruptly" in str(e) else e,
+    except BrokenProcessPool as e:
+        return _Chunk([_Parsed(error=file_error(paths[0], MemoryError(f"a parser process died: {e}"),
                                                 memory_limit=lim.memory_limit))], [])
+    except Exception:  # the boundary: the writer's own parse reports each file's error
+        return _parse_chunk(paths, fmt, system, lim)
 
 
 def _take_chunk(writer: _GroupWriter, chunk: list[_Pending], parsed: _Chunk,
@@ -584,6 +584,13 @@ def _take_chunk(writer: _GroupWriter, chunk: list[_Pending], parsed: _Chunk,
         if p.res.skipped:
             close_segment()
             writer.add(p)
+            continue
+        if p.res.error:  # failed before it could be read (it vanished)
+            close_segment()
+            writer.flush()
+            report(p.res, p.size)
+            if not keep_going:
+                return False
             continue
         r = next(results, None)
         if r is None:  # the parser stopped early (it was aborted): the writer stops with it
