@@ -6,8 +6,8 @@
 - whole JSON documents and arrays of records (:func:`load_json`, :func:`iter_records`),
   errors naming the record index;
 - the size limit on one record or string (:func:`max_record_bytes`, set per ingest by
-  :func:`limits`) and the nesting limit of JSON (:func:`loads`): a record over either is
-  an error naming it, before memory or Python's recursion runs out;
+  :func:`limits`) and the nesting limit of JSON (:func:`too_deep`, what every parse here
+  raises when Python's parser gives up): a record over either is an error naming it;
 - timestamps (:func:`iso_z`, :func:`iso_utc`), dict clean-up (:func:`drop_none`);
 - the patterns that recognise a handoff in frameworks that do not log one as such
   (CrewAI's delegation tools, LangGraph's ``Command(goto=...)``).
@@ -32,7 +32,8 @@ from mast.errors import IngestError
 #: needs about twice its size of DuckDB memory (MAST_INGEST_MEMORY_LIMIT).
 DEFAULT_MAX_RECORD_MB = 64
 RECORD_LIMIT_HINT = ("Split the record, or raise the limit with MAST_INGEST_MAX_RECORD_MB "
-                     f"(default {DEFAULT_MAX_RECORD_MB}; storing it needs about twice that of MAST_INGEST_MEMORY_LIMIT).")
+                     f"(default {DEFAULT_MAX_RECORD_MB}; storing a string needs about twice its size "
+                     "of MAST_INGEST_MEMORY_LIMIT).")
 DEPTH_HINT = "Flatten or split the record."
 _MAX_RECORD: contextvars.ContextVar[int] = contextvars.ContextVar("mast_max_record",
                                                                  default=DEFAULT_MAX_RECORD_MB * 1_000_000)
@@ -69,14 +70,6 @@ def too_deep(path: Path, record: int | str | None) -> IngestError:
     return IngestError(path, record, f"JSON nested too deeply (over about {sys.getrecursionlimit() - 100} "
                        "levels)", DEPTH_HINT)
 
-
-def loads(path: Path, record: int | str | None, text: str | bytes) -> Any:
-    """``json.loads`` whose RecursionError (input nested too deeply) is an error naming the record;
-    other failures raise as json.loads raises them (each caller words its own)."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise too_deep(path, record) from None
 
 #: CrewAI's built-in delegation tools: a call to one is a handoff to the named coworker.
 DELEGATE_RX = re.compile(r"(?i)^(delegate work to coworker|ask question to coworker)$")

@@ -73,9 +73,7 @@ _DETAIL_CHARS = 300
 def file_error(path: Path | str, exc: BaseException, *, record: int | str | None = None,
                importer: str | None = None, memory_limit: str = INGEST_MEMORY_DEFAULT) -> IngestError:
     """``exc``, raised while reading or storing ``path``, as that file's error."""
-    if isinstance(exc, IngestError) and not isinstance(exc, IngestAborted):
-        return exc
-    if isinstance(exc, IngestAborted):
+    if isinstance(exc, IngestError):  # the importer's own words (or an abort already named)
         return exc
     if isinstance(exc, StoreFull) or (isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS):
         return DiskFull(path, record, f"disk full while storing this file, nothing of it was stored ({_detail(exc)})",
