@@ -197,11 +197,8 @@ class Store:
 
     # -- ingest ---------------------------------------------------------------------
     def file_done(self, path: str, size: int, mtime_ns: int) -> bool:
-        row = self._con.execute(
-            "SELECT 1 FROM ingested_files WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
-            [path, size, mtime_ns],
-        ).fetchall()
-        return bool(row)
+        return bool(self.fetchall("SELECT 1 FROM ingested_files WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
+                                  [path, size, mtime_ns]))
 
     def ingested_files(self) -> dict[str, tuple[int, int]]:
         """``{path: (size, mtime_ns)}`` of every file recorded as fully ingested."""
@@ -227,9 +224,8 @@ class Store:
                 self._con.unregister("_mast_files")
 
     def record_file(self, path: str, size: int, mtime_ns: int, fmt: str, traces: int) -> None:
-        self._con.execute("DELETE FROM ingested_files WHERE path = ?", [path])
-        self._con.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
-                          [path, size, mtime_ns, fmt, traces, _now()])
+        self.execute("DELETE FROM ingested_files WHERE path = ?", [path])
+        self.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)", [path, size, mtime_ns, fmt, traces, _now()])
 
     # A file too big for one batch is staged: DuckDB keeps memory it does not account
     # for (outside memory_limit) for every row appended in a transaction until it

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import resource
 import signal
 import subprocess
@@ -358,3 +359,39 @@ def test_memory_refused_by_the_os_is_out_of_memory_naming_the_file(tmp_path):
     assert out["reported"] == [str(big)]  # stopped at once: the good file after it was not read
     _whole(db)
     assert _paths(db) == {"good.json"}
+
+
+def test_disk_full_while_a_streamed_file_is_published_rolls_it_back(tmp_path, monkeypatch):
+    """The big-file path: batches staged, then one transaction that fails to write (EFBIG here)."""
+    from mast.errors import DiskFull
+    from mast.ingest import pipeline
+    monkeypatch.setattr(pipeline, "STREAM_BYTES", 100_000)
+    monkeypatch.setattr(pipeline, "BATCH_STEPS", 50)
+    small = write_json(tmp_path / "a_small.json", _chat(0))
+    rng = random.Random(5)  # text that does not compress away
+    big = write_json(tmp_path / "b_big.json", [
+        {"role": "user" if k % 2 == 0 else "assistant",
+         "content": " ".join(f"{rng.getrandbits(40):x}" for _ in range(300))} for k in range(400)])
+    later = write_json(tmp_path / "c_later.json", _chat(99))
+    db = tmp_path / "db.duckdb"
+    with Store(db) as st:
+        st.fetchall("CHECKPOINT")
+        size = db.stat().st_size
+        old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+        # Room for the small file's commit, not for the big one's (~4 MB of text).
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 500_000, old_limit[1]))
+        try:
+            s = ingest_paths(st, [small, big, later], keep_going=True, workers=0)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+            signal.signal(signal.SIGXFSZ, old_handler)
+        assert isinstance(s.aborted, DiskFull), [str(e) for e in s.errors]
+        assert str(s.aborted).startswith(f"{big}: disk full while storing this file")
+        assert [r.path for r in s.files] == [str(small), str(big)]
+    _whole(db)
+    assert _paths(db) == {"a_small.json"}
+    with Store(db) as st:  # a rerun with room continues with the file that failed
+        s = ingest_paths(st, [small, big, later], workers=0)
+    assert not s.errors and s.files[0].skipped and s.traces_new == 2
+    assert _paths(db) == {"a_small.json", "b_big.json", "c_later.json"}
