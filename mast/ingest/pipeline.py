@@ -310,7 +310,7 @@ def _parse_chunk(paths: list[Path], fmt: str, system: str | None, lim: IngestLim
 def _workers(n_files: int, n_bytes: int) -> int:
     """Parser processes to start: none for small jobs (start-up costs more than it saves)."""
     env = (current_settings().ingest_workers or "").strip()
-    if env.isdigit():
+    if env.isdecimal():
         return int(env)
     if n_files < POOL_MIN_FILES or n_bytes < POOL_MIN_BYTES:
         return 0

@@ -13,6 +13,7 @@ processes.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -39,20 +40,50 @@ MUTATIONS = ("truncate", "flip", "deep", "huge", "bad_utf8", "surrogate", "repea
 PER_SEED = 3
 
 
-def _seeds() -> list[Path]:
-    """The fixture files of every importer (framework runs, and the sample traces other tests read)."""
+#: The catch-all ``messages`` importer has no committed fixture (its tests write these
+#: shapes inline, as tests/ingest/test_generic.py does): the same shapes, written here.
+CHAT = [
+    {"role": "system", "content": "You are a team of a planner and a coder."},
+    {"role": "user", "content": "Compute 6 * 7 with the calculator."},
+    {"role": "assistant", "name": "planner", "content": "Coder, please call the calculator."},
+    {"role": "assistant", "name": "coder", "content": None,
+     "tool_calls": [{"id": "call_1", "type": "function",
+                     "function": {"name": "multiply", "arguments": "{\"a\": 6, \"b\": 7}"}}]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+    {"role": "assistant", "agent": "coder", "content": "The answer is 42."},
+]
+
+
+def _message_seeds(root: Path) -> list[Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    shapes = {"chat.json": json.dumps(CHAT, indent=1),
+              "conversation.json": json.dumps({"messages": CHAT, "system": "calc-team", "task": "6*7"}),
+              "chat.jsonl": "".join(json.dumps(m) + "\n" for m in CHAT),
+              "conversations.jsonl": "".join(json.dumps({"messages": CHAT[: k + 2], "system": f"s{k}"}) + "\n"
+                                             for k in range(4))}
+    for name, text in shapes.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return [root / n for n in shapes]
+
+
+def _seeds(scratch: Path) -> list[Path]:
+    """The fixture files of every importer (framework runs, the sample traces other tests
+    read, and the message-list shapes)."""
     out = [p for p in sorted(FIXTURES.rglob("*")) if p.is_file() and "generators" not in p.parts
            and p.name not in ("golden.json", "facts.json") and p.suffix.lower() in TRACE_SUFFIXES]
     for d in sorted(p for p in SAMPLES.iterdir() if p.is_dir()):
         files = [p for p in sorted(d.rglob("*")) if p.is_file() and p.suffix.lower() in TRACE_SUFFIXES]
         out.extend(files[:3])  # a few of each sample folder: the larger sets repeat one shape
-    return out
+    return out + _message_seeds(scratch / "seeds")
 
 
-def _at(rng: random.Random, data: bytes, after: bytes) -> int:
-    """A random offset just after an occurrence of ``after`` (anywhere if there is none)."""
-    hits = [m.end() for m in re.finditer(re.escape(after), data)]
-    return rng.choice(hits) if hits else rng.randrange(len(data) + 1)
+def _at(rng: random.Random, data: bytes, *after: bytes) -> int:
+    """A random offset just after an occurrence of the first of ``after`` found (anywhere if none is)."""
+    for a in after:
+        hits = [m.end() for m in re.finditer(re.escape(a), data)]
+        if hits:
+            return rng.choice(hits)
+    return rng.randrange(len(data) + 1)
 
 
 def mutate(kind: str, data: bytes, rng: random.Random) -> bytes:
@@ -69,7 +100,7 @@ def mutate(kind: str, data: bytes, rng: random.Random) -> bytes:
         i = _at(rng, data, b": ")
         return data[:i] + b"[" * n + b"]" * n + data[i:]
     if kind == "huge":
-        i = _at(rng, data, b'"')
+        i = _at(rng, data, b': "', b'"')  # inside a string value, mostly
         return data[:i] + b"A" * (CAP + 100_000) + data[i:]
     if kind == "bad_utf8":
         b = data
@@ -78,7 +109,7 @@ def mutate(kind: str, data: bytes, rng: random.Random) -> bytes:
             b = b[:i] + rng.choice((b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"\x80")) + b[i:]
         return b
     if kind == "surrogate":
-        i = _at(rng, data, b'"')
+        i = _at(rng, data, b': "', b'"')
         return data[:i] + rng.choice((b"\\ud800", b"\\udfff x", b"\\ud83d")) + data[i:]
     if kind == "repeat":
         i = rng.randrange(len(data))
@@ -98,7 +129,10 @@ def cases(tmp_path_factory) -> dict[str, list[Path]]:
     """``{format: [mutated files]}``; a file named after its seed, mutation and draw."""
     root = tmp_path_factory.mktemp("fuzz")
     by_fmt: dict[str, list[Path]] = {}
-    for si, seed in enumerate(_seeds()):
+    seeds = _seeds(root)
+    # Every built-in importer has seeds (a format added without fixtures shows up here).
+    assert {i.name for i in ingest.importers()} <= {_format(p) for p in seeds}
+    for si, seed in enumerate(seeds):
         fmt = _format(seed)
         if fmt is None:
             continue

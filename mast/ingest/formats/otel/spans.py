@@ -74,10 +74,11 @@ def _any(path: Path, where: str, v: Any) -> Any:
         return x
     if k == "boolValue":
         return bool(x)
-    if k == "intValue":
-        return int(x)
-    if k == "doubleValue":
-        return float(x)
+    if k in ("intValue", "doubleValue"):
+        try:
+            return int(x) if k == "intValue" else float(x)
+        except (TypeError, ValueError):
+            raise IngestError(str(path), where, f"attribute {k} {str(x)[:40]!r} is not a number") from None
     if k == "arrayValue":
         return [_any(path, where, i) for i in (x or {}).get("values", [])]
     if k == "kvlistValue":
@@ -111,12 +112,12 @@ def _ns(path: Path, where: str, v: Any, what: str, required: bool) -> int | None
     if isinstance(v, (int, float)):
         return int(v)
     s = str(v)
-    if s.isdigit():
+    if s.isdecimal():  # (isdigit() admits "²", which int() refuses)
         return int(s)
     try:
         d = datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
-        raise IngestError(str(path), where, f"{what} {s!r} is not a time") from None
+        raise IngestError(str(path), where, f"{what} {s[:40]!r} is not a time") from None
     if d.tzinfo is None:
         d = d.replace(tzinfo=timezone.utc)
     return int(d.timestamp()) * 1_000_000_000 + d.microsecond * 1000
