@@ -31,7 +31,8 @@ from mast.ingest import pipeline
 from mast.ingest.pipeline import TRACE_SUFFIXES, ingest_paths
 from mast.store import Store
 
-FIXTURES = ROOT / "tests" / "fixtures" / "frameworks"
+#: Framework runs (generated offline) and real exports of other formats.
+FIXTURES = (ROOT / "tests" / "fixtures" / "frameworks", ROOT / "tests" / "fixtures" / "formats")
 SAMPLES = ROOT / "traces"
 #: The cap during the fuzz: small, so that a "huge" string costs a few hundred KB, not 64 MB.
 CAP = 300_000
@@ -69,8 +70,9 @@ def _message_seeds(root: Path) -> list[Path]:
 def _seeds(scratch: Path) -> list[Path]:
     """The fixture files of every importer (framework runs, the sample traces other tests
     read, and the message-list shapes)."""
-    out = [p for p in sorted(FIXTURES.rglob("*")) if p.is_file() and "generators" not in p.parts
-           and p.name not in ("golden.json", "facts.json") and p.suffix.lower() in TRACE_SUFFIXES]
+    out = [p for root in FIXTURES for p in sorted(root.rglob("*")) if p.is_file() and "generators" not in p.parts
+           and p.name not in ("golden.json", "facts.json") and not p.name.endswith(".facts.json")
+           and p.suffix.lower() in TRACE_SUFFIXES]
     for d in sorted(p for p in SAMPLES.iterdir() if p.is_dir()):
         files = [p for p in sorted(d.rglob("*")) if p.is_file() and p.suffix.lower() in TRACE_SUFFIXES]
         out.extend(files[:3])  # a few of each sample folder: the larger sets repeat one shape
