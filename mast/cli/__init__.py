@@ -33,6 +33,8 @@ COMMANDS = {
     "export": "mast.cli.export:export",
     "reference": "mast.cli.reference:reference",
     "learn": "mast.cli.learn:learn",
+    "sample": "mast.cli.review:sample",
+    "labels": "mast.cli.review:labels",
 }
 
 
