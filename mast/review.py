@@ -250,6 +250,26 @@ def is_labels_file(path: str | Path, head: bytes | None = None) -> bool:
     return text.startswith(b"{") and re.search(rb'"format"\s*:\s*"' + LABELS_FORMAT.encode() + rb'"', text) is not None
 
 
+def _unclosed(raw: bytes) -> bool:
+    """Whether JSON text ends with a string, object or list still open: a cut-off file."""
+    depth, in_str, esc = 0, False, False
+    for ch in raw.decode("utf-8", "replace"):
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+    return in_str or depth > 0
+
+
 def read_labels(store, path: str | Path) -> tuple[dict[str, Any], list[Annotation]]:
     """Parse and check a labels file against the store; the document and the rows to store.
 
@@ -269,7 +289,7 @@ def read_labels(store, path: str | Path) -> tuple[dict[str, Any], list[Annotatio
     except UnicodeDecodeError:
         raise bad(None, "not UTF-8 text") from None
     except json.JSONDecodeError as e:
-        what = "truncated" if e.pos >= len(raw.rstrip()) - 1 else "not valid JSON"
+        what = "truncated (it ends inside an object, list or string)" if _unclosed(raw) else "not valid JSON"
         raise bad(None, f"{what}: {e.msg} at line {e.lineno}, column {e.colno}",
                   "Export the labels again from the review page.") from None
     if not isinstance(doc, dict) or doc.get("format") != LABELS_FORMAT:

@@ -27,9 +27,12 @@ def _f(x, pct: bool = False) -> str:
 @click.option("--calibration", is_flag=True,
               help="Also print the reliability of pred's confidences against gold (binned confidence vs observed "
                    "frequency, n per bin, Brier score, ECE); always in --json.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Resamples of the shared traces for the 95% intervals of kappa and F1 (0: none).")
 @json_option
 @click.pass_obj
-def evaluate(obj, gold, pred, systems, taxonomy_id, attribution, tolerance, group_by, calibration, as_json):
+def evaluate(obj, gold, pred, systems, taxonomy_id, attribution, tolerance, group_by, calibration, bootstrap,
+             as_json):
     """Precision, recall, F1 and Cohen's kappa per mode; or root-cause accuracy.
 
     Every figure is printed beside its baselines on the same traces: for modes, always
@@ -42,7 +45,7 @@ def evaluate(obj, gold, pred, systems, taxonomy_id, attribution, tolerance, grou
         if attribution:
             res = attribution_agreement(store, gold, pred, tolerance=tolerance, group_by=group_by)
         else:
-            res = agreement(store, gold, pred, taxonomy=taxonomy_id, systems=systems)
+            res = agreement(store, gold, pred, taxonomy=taxonomy_id, systems=systems, bootstrap=bootstrap)
     if as_json:
         print_json(res.to_dict())
         return
@@ -61,6 +64,10 @@ _BASE_NAMES = {"always_present": "always +", "always_absent": "always -", "rando
                "last_step": "last step", "first_error_step": "first error step"}
 
 
+def _ci(ci) -> str:
+    return "-" if not ci else f"{ci[0]:.2f}–{ci[1]:.2f}"
+
+
 def _label_table(res, pred, systems) -> None:
     rows = []
     for s in res.modes:
@@ -68,16 +75,22 @@ def _label_table(res, pred, systems) -> None:
             rows.append({"mode": s.mode, "who": "not assessed"})
             continue
         rows.append({"mode": s.mode, "who": "pred", "n": s.traces, "gold+": s.support, "pred+": s.predicted,
-                     "P": _f(s.precision), "R": _f(s.recall), "F1": _f(s.f1), "kappa": _f(s.kappa)})
+                     "P": _f(s.precision), "R": _f(s.recall), "F1": _f(s.f1), "kappa": _f(s.kappa),
+                     "kappa 95%": _ci(s.kappa_ci), "F1 95%": _ci(s.f1_ci)})
         rows += [_base_row(b, m) for b, m in s.baselines.items()]
     rows.append({"mode": "macro", "who": "pred", "P": _f(res.macro["precision"]), "R": _f(res.macro["recall"]),
-                 "F1": _f(res.macro["f1"]), "kappa": _f(res.macro["kappa"])})
+                 "F1": _f(res.macro["f1"]), "kappa": _f(res.macro["kappa"]),
+                 "kappa 95%": _ci(res.macro_ci.get("kappa")), "F1 95%": _ci(res.macro_ci.get("f1"))})
     rows += [_base_row(b, m) for b, m in res.macro_baselines.items()]
-    cols = ["mode", "who", "n", "gold+", "pred+", "P", "R", "F1", "kappa"]
+    cols = ["mode", "who", "n", "gold+", "pred+", "P", "R", "F1", "kappa"] + (
+        ["kappa 95%", "F1 95%"] if res.bootstrap else [])
     out.print(table(rows, cols, title=f"pred {res.pred} vs gold {res.gold}: {res.traces} trace(s) labelled by both"
                     + (f", system {', '.join(systems)}" if systems else ""), justify_right=cols[2:]))
     out.print("[dim]baselines on the same traces: always present (+), always absent (-), random = labels drawn "
               "present at the gold base rate (expected values: P = R = F1 = base rate, kappa 0)[/dim]")
+    if res.bootstrap:
+        out.print(f"[dim]95% = percentile interval over {res.bootstrap} bootstrap resamples of the shared traces "
+                  "(with no disagreement on few traces it is 1.00–1.00: see n)[/dim]")
 
 
 def _base_row(name: str, m: dict) -> dict:
