@@ -77,11 +77,14 @@ def money(x: float | None) -> str:
 
 
 def heat(cell: Cell | None) -> str:
+    """The colour bucket of a cell: by the lower end of its 95% interval, not the observed
+    rate, so a rate resting on one trace (1/1: 21–100%) is not painted as a certain 100%."""
     if cell is None or not cell.assessed:
         return "na"
     if cell.count == 0:
         return "h0"
-    return f"h{1 + min(HEAT_BUCKETS - 2, int((cell.rate or 0) * (HEAT_BUCKETS - 1)))}"
+    lo = cell.ci[0] if cell.ci else 0.0
+    return f"h{1 + min(HEAT_BUCKETS - 2, int(lo * (HEAT_BUCKETS - 1)))}"
 
 
 def ci_text(cell: Cell | None) -> str:
