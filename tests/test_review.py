@@ -204,6 +204,8 @@ def test_mast_ingest_takes_a_labels_file_and_fails_cleanly_on_a_bad_one(reviewed
         assert st.fetchall("SELECT count(*) FROM annotations WHERE annotator = 'human:dave'")[0][0] == 0
     res = mast("labels", "import", good)
     assert "replacing 5 from an earlier import" in res.stderr
+    text = mast("evaluate", "--gold", "human:carol", "--pred", "rules").stdout
+    assert "95% intervals: 1000 bootstrap resamples" in text
 
 
 # -- evaluate -------------------------------------------------------------------------------

@@ -75,22 +75,26 @@ def _label_table(res, pred, systems) -> None:
             rows.append({"mode": s.mode, "who": "not assessed"})
             continue
         rows.append({"mode": s.mode, "who": "pred", "n": s.traces, "gold+": s.support, "pred+": s.predicted,
-                     "P": _f(s.precision), "R": _f(s.recall), "F1": _f(s.f1), "kappa": _f(s.kappa),
-                     "kappa 95%": _ci(s.kappa_ci), "F1 95%": _ci(s.f1_ci)})
+                     "P": _f(s.precision), "R": _f(s.recall), "F1": _f(s.f1), "kappa": _f(s.kappa)})
         rows += [_base_row(b, m) for b, m in s.baselines.items()]
     rows.append({"mode": "macro", "who": "pred", "P": _f(res.macro["precision"]), "R": _f(res.macro["recall"]),
-                 "F1": _f(res.macro["f1"]), "kappa": _f(res.macro["kappa"]),
-                 "kappa 95%": _ci(res.macro_ci.get("kappa")), "F1 95%": _ci(res.macro_ci.get("f1"))})
+                 "F1": _f(res.macro["f1"]), "kappa": _f(res.macro["kappa"])})
     rows += [_base_row(b, m) for b, m in res.macro_baselines.items()]
-    cols = ["mode", "who", "n", "gold+", "pred+", "P", "R", "F1", "kappa"] + (
-        ["kappa 95%", "F1 95%"] if res.bootstrap else [])
+    cols = ["mode", "who", "n", "gold+", "pred+", "P", "R", "F1", "kappa"]
     out.print(table(rows, cols, title=f"pred {res.pred} vs gold {res.gold}: {res.traces} trace(s) labelled by both"
                     + (f", system {', '.join(systems)}" if systems else ""), justify_right=cols[2:]))
     out.print("[dim]baselines on the same traces: always present (+), always absent (-), random = labels drawn "
               "present at the gold base rate (expected values: P = R = F1 = base rate, kappa 0)[/dim]")
     if res.bootstrap:
-        out.print(f"[dim]95% = percentile interval over {res.bootstrap} bootstrap resamples of the shared traces "
-                  "(with no disagreement on few traces it is 1.00–1.00: see n)[/dim]")
+        rows = [{"mode": s.mode, "n": s.traces, "kappa": _f(s.kappa), "kappa 95%": _ci(s.kappa_ci), "F1": _f(s.f1),
+                 "F1 95%": _ci(s.f1_ci)} for s in res.modes if s.assessed]
+        rows.append({"mode": "macro", "kappa": _f(res.macro["kappa"]), "kappa 95%": _ci(res.macro_ci.get("kappa")),
+                     "F1": _f(res.macro["f1"]), "F1 95%": _ci(res.macro_ci.get("f1"))})
+        cols = ["mode", "n", "kappa", "kappa 95%", "F1", "F1 95%"]
+        out.print(table(rows, cols, title=f"95% intervals: {res.bootstrap} bootstrap resamples of the shared traces",
+                        justify_right=cols[1:]))
+        out.print("[dim]a resample cannot show an error the traces do not hold: with no disagreement on few traces "
+                  "the interval is 1.00–1.00 (see n)[/dim]")
 
 
 def _base_row(name: str, m: dict) -> dict:
