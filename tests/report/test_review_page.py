@@ -20,7 +20,7 @@ from mast.report import write_review
 from mast.review import sample_for_review
 from mast.store import Store
 from tests.report.cdp import Browser
-from tests.report.conftest import build_small, make_trace
+from tests.report.conftest import build_small, build_xss, make_trace
 from tests.report.test_browser import ARTIFACTS, browser  # noqa: F401 - the module's Chromium fixture
 
 pytestmark = pytest.mark.browser
@@ -238,3 +238,25 @@ def test_keystrokes_stay_fast_with_2000_traces(browser, tmp_path):  # noqa: F811
     (ARTIFACTS / "review-keystrokes.json").write_text(json.dumps({"traces": 2000, "page_bytes": res.bytes,
                                                                   "load_average": load, "keys": figures}, indent=1))
     print("review page, 2000 traces:", json.dumps(figures), "load", load)
+
+
+def test_trace_text_on_the_review_page_is_text_never_markup(browser, tmp_path):  # noqa: F811
+    db = tmp_path / "x.duckdb"
+    tid = build_xss(db)
+    with Store(db) as st:
+        rs = sample_for_review(st, 1, strategy="random")
+        res = write_review(st, rs.review_set, tmp_path / "x.html")
+    open_page(browser, res.path)
+    for key in ("ArrowDown", "ArrowDown", "e"):
+        press(browser, key)
+    assert browser.eval("typeof window.__pwned") == "undefined"
+    assert browser.eval("document.title") == f"Review {rs.review_set}"
+    assert "<script>window.__pwned" in browser.eval("document.getElementById('rv-steps').textContent")
+    hint = browser.eval("document.querySelector('li.rv-mode[data-mode=\"1.3\"] .rv-hints').textContent")
+    assert "<script>window.__pwned" in hint and "rules</script>" in hint  # rationale and annotator, as text
+    # a person's label (human, 3.3) is not shown as a hint
+    assert browser.eval("document.querySelector('li.rv-mode[data-mode=\"3.3\"] .rv-hints').textContent") == ""
+    assert browser.eval("document.querySelectorAll('iframe, img, object, embed, link[rel=stylesheet]').length") == 0
+    assert browser.eval("document.querySelectorAll('script').length") == 2
+    assert browser.requests() == [res.path.resolve().as_uri()] and tid
+    assert browser.problems() == []
