@@ -201,7 +201,8 @@ def intervals(store, labels: str, params: list, gold: str, pred: str, modes: Seq
         FROM l g JOIN l p ON g.trace_id = p.trace_id AND g.mode = p.mode
         WHERE g.annotator = ? AND p.annotator = ? AND g.mode IN (SELECT unnest(?::VARCHAR[]))""",
                           [*params, gold, pred, list(modes)])
-    modes = [m for m in modes if any(r[1] == m for r in rows)] if rows else []
+    seen = {r[1] for r in rows}
+    modes = [m for m in modes if m in seen]
     if not rows or not modes:
         return {}, {"kappa": None, "f1": None}
     tix = {t: i for i, t in enumerate(sorted({r[0] for r in rows}))}
