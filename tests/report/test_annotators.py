@@ -84,12 +84,12 @@ def test_agreement_with_a_person_carries_kappa_intervals(db, server):
     with Store(db, read_only=True) as st:
         ctx = build_context(st)
     pair = next(p for p in ctx.agreement if p.gold == "human" and p.pred.startswith("judge"))
-    ci = ctx.cis[(pair.gold, pair.pred)]
+    ci = ctx.agreement_ci[(pair.gold, pair.pred)]
     assert set(ci["modes"]) == {m.mode for m in pair.modes}
     for m in pair.modes:
         lo_hi = ci["modes"][m.mode]
         if m.kappa is not None and lo_hi is not None:
             assert lo_hi[0] <= m.kappa + 1e-9 and m.kappa - 1e-9 <= lo_hi[1]
-    assert ctx.bootstrap == REPORT_BOOTSTRAP
+    assert ctx.agreement_bootstrap == REPORT_BOOTSTRAP
     # a pair of classifiers is not a reference pair: no interval computed for it
-    assert all(g in ("human",) or g.startswith(("human:", "community:")) for g, _ in ctx.cis)
+    assert all(g in ("human",) or g.startswith(("human:", "community:")) for g, _ in ctx.agreement_ci)

@@ -4,7 +4,7 @@ Contract:
 - ``agreement``: every pair of annotators (see :mod:`mast.agreement`).  Where the reference
   is a person or a community set (the figures a team calibrates its judges by), each
   mode and the macro κ carry a 95% bootstrap interval (:func:`mast.evaluate.intervals`,
-  :data:`REPORT_BOOTSTRAP` resamples of the shared traces); ``cis[(gold, pred)]``.
+  :data:`REPORT_BOOTSTRAP` resamples of the shared traces): ``agreement_ci[(gold, pred)]``.
 - ``judge_runs``: one row per judge run (the ``runs`` table) whose labels touch the
   selection or that left unclassified traces: model, prompt version, status, traces done
   and failed, tokens and cost as recorded; the mean share of each trace's text the judge
@@ -55,7 +55,8 @@ def build(page: Page) -> Values:
             per_mode, macro = intervals(page.store, page.labels.all, [], p.gold, p.pred,
                                         [m.mode for m in p.modes], bootstrap=REPORT_BOOTSTRAP)
             cis[(p.gold, p.pred)] = {"modes": {m: v["kappa"] for m, v in per_mode.items()}, "macro": macro["kappa"]}
-    return {"agreement": pairs, "cis": cis, "bootstrap": REPORT_BOOTSTRAP, "judge_runs": _judge_runs(page)}
+    return {"agreement": pairs, "agreement_ci": cis, "agreement_bootstrap": REPORT_BOOTSTRAP,
+            "judge_runs": _judge_runs(page)}
 
 
 def _judge_runs(page: Page) -> list[JudgeRun]:
