@@ -22,6 +22,7 @@ from mast.model import Annotation, Label, Step, Trace  # noqa: E402
 from mast.report import build_context, write_report  # noqa: E402
 from mast.report.sections.annotators import REPORT_BOOTSTRAP  # noqa: E402
 from mast.store import Store  # noqa: E402
+from tests.report.test_browser import browser, load  # noqa: E402,F401 - the module's Chromium fixture
 from tests.report.test_html import parse  # noqa: E402
 
 MODEL = "gpt-4o-mini"
@@ -93,3 +94,15 @@ def test_agreement_with_a_person_carries_kappa_intervals(db, server):
     assert ctx.agreement_bootstrap == REPORT_BOOTSTRAP
     # a pair of classifiers is not a reference pair: no interval computed for it
     assert all(g in ("human",) or g.startswith(("human:", "community:")) for g, _ in ctx.agreement_ci)
+
+
+@pytest.mark.browser
+def test_an_unclassified_trace_opens_in_the_explorer(db, server, tmp_path, browser):  # noqa: F811
+    ids = judged_store(db, server)
+    with Store(db, read_only=True) as st:
+        res = write_report(st, tmp_path / "r.html")
+    load(browser, res.path)
+    browser.eval("document.querySelectorAll('#annotators details.failures').forEach(d => d.open = true)")
+    browser.click(f"#annotators a.trace-link[data-trace='{ids[2]}']")
+    assert browser.eval("document.querySelector('#trace-detail h3').textContent").endswith(ids[2])
+    assert browser.problems() == []
