@@ -104,17 +104,24 @@ def seeded_order(trace_ids: Sequence[str], seed: int) -> list[str]:
 
 # -- sampling ---------------------------------------------------------------------------
 def sample_for_review(store, n: int, *, strategy: str = "uncertain", systems: Sequence[str] = (),
-                      seed: int = 0, taxonomy: str = DEFAULT_TAXONOMY) -> ReviewSet:
-    """Choose up to ``n`` traces and record them as a new review set (see the module docstring)."""
+                      seed: int = 0, taxonomy: str = DEFAULT_TAXONOMY, include_reviewed: bool = False) -> ReviewSet:
+    """Choose up to ``n`` traces and record them as a new review set (see the module docstring).
+
+    Traces already in an earlier review set are left out unless ``include_reviewed``: a
+    second sample goes on to traces nobody was asked about yet."""
     if strategy not in STRATEGIES:
         raise UsageError(f"unknown review strategy {strategy!r}", "Known: " + ", ".join(STRATEGIES))
     if n < 1:
         raise UsageError("--for-review needs a number of traces of 1 or more")
     tax = load_taxonomy(taxonomy)
     sel, params = traces_sql(list(systems), "trace_id")
-    pool = {r[0]: r[1] for r in store.fetchall(f"SELECT trace_id, sys FROM ({sel})", params)}
+    skip = "" if include_reviewed else " WHERE trace_id NOT IN (SELECT trace_id FROM review_set_traces)"
+    pool = {r[0]: r[1] for r in store.fetchall(f"SELECT trace_id, sys FROM ({sel}){skip}", params)}
     if not pool:
         where = f" of system(s) {', '.join(systems)}" if systems else ""
+        if not include_reviewed and store.fetchall(f"SELECT 1 FROM ({sel}) LIMIT 1", params):
+            raise UsageError(f"every trace{where} is already in a review set",
+                             "Add --include-reviewed to sample them again (e.g. for a second reviewer).")
         raise UsageError(f"no traces{where} in the store to review", "Run `mast ingest PATH` first.")
     order = seeded_order(list(pool), seed)
     if strategy == "random":
@@ -129,7 +136,7 @@ def sample_for_review(store, n: int, *, strategy: str = "uncertain", systems: Se
     with store.transaction():
         store.execute("INSERT INTO review_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                       [rs.review_set, _now(), strategy, seed, n, tax.id, json.dumps(list(systems)),
-                       json.dumps({"pool": len(pool)})])
+                       json.dumps({"pool": len(pool), "include_reviewed": include_reviewed})])
         store.execute("""INSERT INTO review_set_traces SELECT ?, unnest(?::INTEGER[]), unnest(?::VARCHAR[]),
                          unnest(?::VARCHAR[])""",
                       [rs.review_set, [t.position for t in rs.traces], [t.trace_id for t in rs.traces],

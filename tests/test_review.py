@@ -80,14 +80,28 @@ def test_random_is_seeded_and_the_set_is_recorded_in_order(tmp_path):
     ids = build_small(tmp_path / "s.duckdb")
     with Store(tmp_path / "s.duckdb") as st:
         a = sample_for_review(st, 3, strategy="random", seed=7)
-        b = sample_for_review(st, 3, strategy="random", seed=7)
-        c = sample_for_review(st, 6, strategy="random", seed=8, systems=["beta"])
+        b = sample_for_review(st, 3, strategy="random", seed=7, include_reviewed=True)
+        c = sample_for_review(st, 6, strategy="random", seed=8, systems=["beta"], include_reviewed=True)
         stored = load_review_set(st, a.review_set)
     assert a.review_set != b.review_set
     assert [t.trace_id for t in a.traces] == [t.trace_id for t in b.traces] == seeded_order(list(ids.values()), 7)[:3]
     assert [t.trace_id for t in stored.traces] == [t.trace_id for t in a.traces]
     assert (stored.strategy, stored.seed, stored.requested, stored.taxonomy) == ("random", 7, 3, "mast-v1")
     assert sorted(t.trace_id for t in c.traces) == sorted([ids["b0"], ids["b1"]])  # fewer than asked: all there are
+
+
+def test_a_second_sample_goes_on_to_traces_not_yet_in_a_review_set(tmp_path):
+    ids = build_small(tmp_path / "s.duckdb")
+    with Store(tmp_path / "s.duckdb") as st:
+        first = sample_for_review(st, 4, strategy="random")
+        second = sample_for_review(st, 4, strategy="random")
+        with pytest.raises(UsageError, match="every trace is already in a review set") as e:
+            sample_for_review(st, 1, strategy="random")
+        assert "--include-reviewed" in e.value.hint
+        again = sample_for_review(st, 6, strategy="uncertain", include_reviewed=True)
+    a, b = {t.trace_id for t in first.traces}, {t.trace_id for t in second.traces}
+    assert not a & b and a | b == set(ids.values()) and len(b) == 2
+    assert {t.trace_id for t in again.traces} == set(ids.values())
 
 
 def test_sample_refuses_what_it_cannot_do(tmp_path):

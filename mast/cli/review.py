@@ -17,10 +17,12 @@ from mast.cli.options import json_option, systems_option, taxonomy_option
                    "mode; random: seeded.")
 @systems_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the order (ties, strata, random).")
+@click.option("--include-reviewed", is_flag=True,
+              help="Also pick traces already in an earlier review set (left out by default).")
 @taxonomy_option
 @json_option
 @click.pass_obj
-def sample(obj, n, strategy, systems, seed, taxonomy_id, as_json):
+def sample(obj, n, strategy, systems, seed, include_reviewed, taxonomy_id, as_json):
     """Choose traces worth a person's time and record them as a review set.
 
     Then `mast report --review ID -o review.html` writes the page to label them on, and
@@ -29,7 +31,8 @@ def sample(obj, n, strategy, systems, seed, taxonomy_id, as_json):
     from mast.store import Store
 
     with Store(obj.db) as store:
-        rs = sample_for_review(store, n, strategy=strategy, systems=systems, seed=seed, taxonomy=taxonomy_id)
+        rs = sample_for_review(store, n, strategy=strategy, systems=systems, seed=seed, taxonomy=taxonomy_id,
+                               include_reviewed=include_reviewed)
     if as_json:
         print_json({"review_set": rs.review_set, "strategy": rs.strategy, "seed": rs.seed,
                     "taxonomy": rs.taxonomy, "traces": [t.__dict__ for t in rs.traces]})
