@@ -15,7 +15,11 @@ Contract:
 - Intervals (``ModeScore.kappa_ci`` / ``f1_ci``, ``LabelAgreement.macro_ci``): 95%
   percentile intervals from :data:`BOOTSTRAP` resamples of the shared traces (seeded, so
   the same store gives the same interval): one resample of traces serves every mode and
-  the macro average, so the macro interval keeps the modes' correlation.  ``None`` where
+  the macro average, so the macro interval keeps the modes' correlation.  Past
+  :data:`_JOINT_LIMIT` (traces × modes × resamples) each mode is resampled on its own, as a
+  multinomial over its 2×2 cells (the same distribution for that mode, at no cost in the
+  number of traces), and the macro interval treats modes as independent
+  (``macro_ci["method"]`` says which).  ``None`` where
   the metric is undefined in most resamples.  A resample cannot show an error the traces
   do not hold: with no disagreement the interval is [1, 1] whatever n; read it with ``traces``.
 - Calibration (:attr:`LabelAgreement.calibration`): the pred's stated confidence as a
@@ -80,6 +84,8 @@ class ModeScore:
 MODE_BASELINES = ("always_present", "always_absent", "random")
 BOOTSTRAP = 1000
 _BOOT_CHUNK = 50
+#: traces × modes × resamples above which the joint resampling gives way to one per mode
+_JOINT_LIMIT = 50_000_000
 _METRICS = ("precision", "recall", "f1", "kappa")
 
 
@@ -207,6 +213,8 @@ def intervals(store, labels: str, params: list, gold: str, pred: str, modes: Seq
         return {}, {"kappa": None, "f1": None}
     tix = {t: i for i, t in enumerate(sorted({r[0] for r in rows}))}
     mix = {m: j for j, m in enumerate(modes)}
+    if len(tix) * len(modes) * bootstrap > _JOINT_LIMIT:
+        return _intervals_per_mode(rows, modes, bootstrap, seed)
     # cell code = 2·gold + pred: 3 tp, 1 fp, 2 fn, 0 tn.  M[trace, 4·mode + code] = 1.
     M = np.zeros((len(tix), 4 * len(modes)), dtype=np.float64)
     for t, m, code in rows:
@@ -219,22 +227,51 @@ def intervals(store, labels: str, params: list, gold: str, pred: str, modes: Seq
         b = min(_BOOT_CHUNK, bootstrap - start)
         draws = rng.integers(0, n_t, size=(b, n_t)) + (np.arange(b)[:, None] * n_t)
         C = np.bincount(draws.ravel(), minlength=b * n_t).reshape(b, n_t).astype(np.float64)
-        cells = (C @ M).reshape(b, len(modes), 4)
-        tn, fp, fn, tp = cells[..., 0], cells[..., 1], cells[..., 2], cells[..., 3]
-        n = tn + fp + fn + tp
-        with np.errstate(invalid="ignore", divide="ignore"):
-            po = (tp + tn) / n
-            pe = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / (n * n)
-            k = (po - pe) / (1 - pe)
-            k[pe >= 1 - 1e-12] = np.nan
-            f = 2 * tp / (2 * tp + fp + fn)
+        k, f = _table_metrics((C @ M).reshape(b, len(modes), 4))
         kap.append(k)
         f1.append(f)
     K, F = np.vstack(kap), np.vstack(f1)
     out = {m: {"kappa": _ci(K[:, j]), "f1": _ci(F[:, j])} for m, j in mix.items()}
     with warnings.catch_warnings():  # an all-NaN resample: the interval then says None
         warnings.simplefilter("ignore")
-        macro = {"kappa": _ci(np.nanmean(K, axis=1)), "f1": _ci(np.nanmean(F, axis=1))}
+        macro = {"kappa": _ci(np.nanmean(K, axis=1)), "f1": _ci(np.nanmean(F, axis=1)), "method": "joint"}
+    return out, macro
+
+
+def _table_metrics(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """κ and F1 of 2×2 tables ``t[..., (tn, fp, fn, tp)]``; NaN where undefined."""
+    tn, fp, fn, tp = t[..., 0], t[..., 1], t[..., 2], t[..., 3]
+    n = tn + fp + fn + tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        po = (tp + tn) / n
+        pe = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / (n * n)
+        k = (po - pe) / (1 - pe)
+        k[pe >= 1 - 1e-12] = np.nan
+        f = 2 * tp / (2 * tp + fp + fn)
+    return k, f
+
+
+def _intervals_per_mode(rows, modes: Sequence[str], bootstrap: int,
+                        seed: int) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Many shared traces: each mode's resampled 2×2 table drawn at once as a multinomial
+    over its four cells (the same distribution as drawing its traces, at no cost in n);
+    the macro interval then treats the modes as independent (``method`` says so)."""
+    tables = {m: np.zeros(4) for m in modes}
+    for _t, m, code in rows:
+        if m in tables:
+            tables[m][int(code)] += 1
+    rng = np.random.default_rng(seed)
+    out, ks, fs = {}, [], []
+    for m in modes:
+        n = int(tables[m].sum())
+        k, f = _table_metrics(rng.multinomial(n, tables[m] / n, size=bootstrap).astype(np.float64))
+        out[m] = {"kappa": _ci(k), "f1": _ci(f)}
+        ks.append(k)
+        fs.append(f)
+    with warnings.catch_warnings():  # an all-NaN resample: the interval then says None
+        warnings.simplefilter("ignore")
+        macro = {"kappa": _ci(np.nanmean(np.vstack(ks), axis=0)), "f1": _ci(np.nanmean(np.vstack(fs), axis=0)),
+                 "method": "independent modes"}
     return out, macro
 
 

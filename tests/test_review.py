@@ -7,12 +7,14 @@ labels written through the Store API).  The browser half is tests/report/test_re
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
+from mast import evaluate as E
 from mast.errors import IngestError, UsageError
 from mast.evaluate import BOOTSTRAP, _BOOT_CHUNK, agreement
 from mast.model import Annotation, Label
@@ -20,7 +22,7 @@ from mast.review import import_labels, is_labels_file, load_review_set, sample_f
 from mast.store import Store
 from mast.taxonomy import load
 from tests.conftest import unwrapped
-from tests.report.conftest import build_small
+from tests.report.conftest import build_small, make_trace
 
 MODES = load().mode_ids
 
@@ -270,3 +272,30 @@ def test_bootstrap_interval_matches_scikit_learn_where_annotators_disagree(tmp_p
         if len(finite) >= 0.5 * len(ks) else None
     assert m.kappa_ci == (None if expected is None else [pytest.approx(expected[0], abs=1e-4),
                                                          pytest.approx(expected[1], abs=1e-4)])
+
+
+def test_many_shared_traces_resample_each_mode_alone_with_the_same_interval(tmp_path, monkeypatch):
+    """Past the joint limit each mode's table is drawn as a multinomial: the same
+    distribution as drawing traces, so the two intervals agree up to resampling noise."""
+    rng = random.Random(5)
+    traces = [make_trace("sys", i) for i in range(300)]
+    rows = []
+    for t in traces:
+        for m in ("1.3", "3.3"):
+            g = rng.random() < 0.3
+            p = g if rng.random() < 0.8 else not g
+            rows += [Annotation(mode=m, label=Label.PRESENT if g else Label.ABSENT, annotator="human", trace_id=t.trace_id),
+                     Annotation(mode=m, label=Label.PRESENT if p else Label.ABSENT, annotator="rules", trace_id=t.trace_id)]
+    with Store(tmp_path / "s.duckdb") as st:
+        with st.transaction():
+            st.write_traces(traces)
+        st.write_annotations(rows)
+        joint = agreement(st, "human", "rules", bootstrap=2000)
+        monkeypatch.setattr(E, "_JOINT_LIMIT", 0)
+        alone = agreement(st, "human", "rules", bootstrap=2000)
+    assert (joint.macro_ci["method"], alone.macro_ci["method"]) == ("joint", "independent modes")
+    for a, b in zip(joint.modes, alone.modes):
+        assert (a.kappa_ci is None) == (b.kappa_ci is None)
+        if a.kappa_ci:
+            assert a.kappa_ci[0] < a.kappa < a.kappa_ci[1]
+            assert a.kappa_ci == [pytest.approx(b.kappa_ci[0], abs=0.03), pytest.approx(b.kappa_ci[1], abs=0.03)]
