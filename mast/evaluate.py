@@ -194,22 +194,43 @@ def _ci(values: np.ndarray) -> list[float | None] | None:
     return [round(float(lo), 4) + 0.0, round(float(hi), 4) + 0.0]
 
 
+def interval_rows(store, labels: str, params: list,
+                  pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[tuple[str, str, int]]]:
+    """(gold, pred) -> ``(trace_id, mode, code)`` for every trace and mode both labelled,
+    ``code = 2·gold + pred`` (3 tp, 1 fp, 2 fn, 0 tn); one query for all the pairs."""
+    out: dict[tuple[str, str], list[tuple[str, str, int]]] = {tuple(p): [] for p in pairs}
+    if not pairs:
+        return out
+    for g, p, tid, mode, code in store.fetchall(f"""
+            WITH l AS ({labels}), pr AS (SELECT unnest(?::VARCHAR[]) AS gold, unnest(?::VARCHAR[]) AS pred)
+            SELECT pr.gold, pr.pred, g.trace_id, g.mode, g.present::INTEGER * 2 + p.present::INTEGER
+            FROM pr JOIN l g ON g.annotator = pr.gold
+            JOIN l p ON p.annotator = pr.pred AND p.trace_id = g.trace_id AND p.mode = g.mode""",
+                                                [*params, [p[0] for p in pairs], [p[1] for p in pairs]]):
+        out[(g, p)].append((tid, mode, int(code)))
+    return out
+
+
 def intervals(store, labels: str, params: list, gold: str, pred: str, modes: Sequence[str], *,
               bootstrap: int = BOOTSTRAP, seed: int = 0) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Bootstrap intervals of κ and F1 per mode and of their macro averages over ``modes``.
+    """Bootstrap intervals of κ and F1 of ``pred`` against ``gold`` (see :func:`intervals_of`)."""
+    rows = interval_rows(store, labels, params, [(gold, pred)])[(gold, pred)]
+    return intervals_of(rows, modes, bootstrap=bootstrap, seed=seed)
+
+
+def intervals_of(rows: Sequence[tuple[str, str, int]], modes: Sequence[str], *, bootstrap: int = BOOTSTRAP,
+                 seed: int = 0) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Bootstrap intervals of κ and F1 per mode and of their macro averages over ``modes``,
+    from the rows of :func:`interval_rows`.
 
     Every resample draws the shared traces with replacement; a mode's 2×2 table in a
-    resample counts each of its traces as often as the trace was drawn (one matrix
-    product per chunk of resamples, so 100,000 traces stay cheap)."""
-    rows = store.fetchall(f"""
-        WITH l AS ({labels})
-        SELECT g.trace_id, g.mode, g.present::INTEGER * 2 + p.present::INTEGER
-        FROM l g JOIN l p ON g.trace_id = p.trace_id AND g.mode = p.mode
-        WHERE g.annotator = ? AND p.annotator = ? AND g.mode IN (SELECT unnest(?::VARCHAR[]))""",
-                          [*params, gold, pred, list(modes)])
+    resample counts each of its traces as often as the trace was drawn (the same draw for
+    every mode)."""
+    wanted = set(modes)
+    rows = [r for r in rows if r[1] in wanted]
     seen = {r[1] for r in rows}
     modes = [m for m in modes if m in seen]
-    if not rows or not modes:
+    if not modes:
         return {}, {"kappa": None, "f1": None}
     tix = {t: i for i, t in enumerate(sorted({r[0] for r in rows}))}
     mix = {m: j for j, m in enumerate(modes)}

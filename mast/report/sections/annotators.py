@@ -3,7 +3,7 @@
 Contract:
 - ``agreement``: every pair of annotators (see :mod:`mast.agreement`).  Where the reference
   is a person or a community set (the figures a team calibrates its judges by), each
-  mode and the macro κ carry a 95% bootstrap interval (:func:`mast.evaluate.intervals`,
+  mode and the macro κ carry a 95% bootstrap interval (:func:`mast.evaluate.intervals_of`,
   :data:`REPORT_BOOTSTRAP` resamples of the shared traces): ``agreement_ci[(gold, pred)]``.
 - ``judge_runs``: one row per judge run (the ``runs`` table) whose labels touch the
   selection or that left unclassified traces: model, prompt version, status, traces done
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mast.agreement import authority_rank
-from mast.evaluate import intervals
+from mast.evaluate import interval_rows, intervals_of
 from mast.report.page import Page
 from mast.report.section import Section, Values
 
@@ -49,12 +49,12 @@ class JudgeRun:
 
 def build(page: Page) -> Values:
     pairs = page.labels.agreement()
+    refs = [p for p in pairs if authority_rank(p.gold) <= _REFERENCE_RANK and p.modes]
+    rows = interval_rows(page.store, page.labels.all, [], [(p.gold, p.pred) for p in refs])  # one query for all
     cis = {}
-    for p in pairs:
-        if authority_rank(p.gold) <= _REFERENCE_RANK and p.modes:
-            per_mode, macro = intervals(page.store, page.labels.all, [], p.gold, p.pred,
-                                        [m.mode for m in p.modes], bootstrap=REPORT_BOOTSTRAP)
-            cis[(p.gold, p.pred)] = {"modes": {m: v["kappa"] for m, v in per_mode.items()}, "macro": macro["kappa"]}
+    for p in refs:
+        per_mode, macro = intervals_of(rows[(p.gold, p.pred)], [m.mode for m in p.modes], bootstrap=REPORT_BOOTSTRAP)
+        cis[(p.gold, p.pred)] = {"modes": {m: v["kappa"] for m, v in per_mode.items()}, "macro": macro["kappa"]}
     return {"agreement": pairs, "agreement_ci": cis, "agreement_bootstrap": REPORT_BOOTSTRAP,
             "judge_runs": _judge_runs(page)}
 
