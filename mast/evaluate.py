@@ -194,54 +194,65 @@ def _ci(values: np.ndarray) -> list[float | None] | None:
     return [round(float(lo), 4) + 0.0, round(float(hi), 4) + 0.0]
 
 
-def interval_rows(store, labels: str, params: list,
-                  pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[tuple[str, str, int]]]:
-    """(gold, pred) -> ``(trace_id, mode, code)`` for every trace and mode both labelled,
-    ``code = 2·gold + pred`` (3 tp, 1 fp, 2 fn, 0 tn); one query for all the pairs."""
-    out: dict[tuple[str, str], list[tuple[str, str, int]]] = {tuple(p): [] for p in pairs}
+@dataclass(frozen=True)
+class PairCells:
+    """The 2×2 cell of every (trace, mode) two annotators both labelled, as arrays:
+    ``trace`` (0-based, in trace id order), ``mode`` (ids) and ``code`` = 2·gold + pred
+    (3 tp, 1 fp, 2 fn, 0 tn)."""
+
+    trace: np.ndarray
+    mode: np.ndarray
+    code: np.ndarray
+
+
+def interval_rows(store, labels: str, params: list, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], PairCells]:
+    """(gold, pred) -> :class:`PairCells`, for all the pairs in one query (one self-join)."""
+    empty = PairCells(np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, np.int64))
+    out = {tuple(p): empty for p in pairs}
     if not pairs:
         return out
-    for g, p, tid, mode, code in store.fetchall(f"""
-            WITH l AS ({labels}), pr AS (SELECT unnest(?::VARCHAR[]) AS gold, unnest(?::VARCHAR[]) AS pred)
-            SELECT pr.gold, pr.pred, g.trace_id, g.mode, g.present::INTEGER * 2 + p.present::INTEGER
-            FROM pr JOIN l g ON g.annotator = pr.gold
-            JOIN l p ON p.annotator = pr.pred AND p.trace_id = g.trace_id AND p.mode = g.mode""",
-                                                [*params, [p[0] for p in pairs], [p[1] for p in pairs]]):
-        out[(g, p)].append((tid, mode, int(code)))
+    df = store.query(f"""
+        WITH l AS ({labels}), pr AS (SELECT unnest(?::VARCHAR[]) AS gold, unnest(?::VARCHAR[]) AS pred,
+                                            unnest(range(len(?::VARCHAR[]))) AS pair)
+        SELECT pr.pair, (dense_rank() OVER (PARTITION BY pr.pair ORDER BY g.trace_id) - 1)::BIGINT AS t, g.mode,
+               (g.present::INTEGER * 2 + p.present::INTEGER)::BIGINT AS code
+        FROM pr JOIN l g ON g.annotator = pr.gold
+        JOIN l p ON p.annotator = pr.pred AND p.trace_id = g.trace_id AND p.mode = g.mode""",
+                     [*params, [p[0] for p in pairs], [p[1] for p in pairs], [p[0] for p in pairs]])
+    for (i,), part in df.partition_by("pair", as_dict=True).items():
+        out[tuple(pairs[int(i)])] = PairCells(part["t"].to_numpy(), part["mode"].to_numpy().astype(object),
+                                              part["code"].to_numpy())
     return out
 
 
 def intervals(store, labels: str, params: list, gold: str, pred: str, modes: Sequence[str], *,
               bootstrap: int = BOOTSTRAP, seed: int = 0) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Bootstrap intervals of κ and F1 of ``pred`` against ``gold`` (see :func:`intervals_of`)."""
-    rows = interval_rows(store, labels, params, [(gold, pred)])[(gold, pred)]
-    return intervals_of(rows, modes, bootstrap=bootstrap, seed=seed)
+    return intervals_of(interval_rows(store, labels, params, [(gold, pred)])[(gold, pred)], modes,
+                        bootstrap=bootstrap, seed=seed)
 
 
-def intervals_of(rows: Sequence[tuple[str, str, int]], modes: Sequence[str], *, bootstrap: int = BOOTSTRAP,
+def intervals_of(cells: PairCells, modes: Sequence[str], *, bootstrap: int = BOOTSTRAP,
                  seed: int = 0) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Bootstrap intervals of κ and F1 per mode and of their macro averages over ``modes``,
-    from the rows of :func:`interval_rows`.
+    """Bootstrap intervals of κ and F1 per mode and of their macro averages over ``modes``.
 
     Every resample draws the shared traces with replacement; a mode's 2×2 table in a
     resample counts each of its traces as often as the trace was drawn (the same draw for
     every mode)."""
-    wanted = set(modes)
-    rows = [r for r in rows if r[1] in wanted]
-    seen = {r[1] for r in rows}
+    keep = np.isin(cells.mode, list(modes))
+    seen = set(cells.mode[keep].tolist())
     modes = [m for m in modes if m in seen]
     if not modes:
         return {}, {"kappa": None, "f1": None}
-    tix = {t: i for i, t in enumerate(sorted({r[0] for r in rows}))}
     mix = {m: j for j, m in enumerate(modes)}
-    if len(tix) * len(modes) * bootstrap > _JOINT_LIMIT:
-        return _intervals_per_mode(rows, modes, bootstrap, seed)
-    # cell code = 2·gold + pred: 3 tp, 1 fp, 2 fn, 0 tn.  M[trace, 4·mode + code] = 1.
-    M = np.zeros((len(tix), 4 * len(modes)), dtype=np.float64)
-    for t, m, code in rows:
-        if m in mix:
-            M[tix[t], 4 * mix[m] + int(code)] = 1.0
-    n_t = len(tix)
+    mode_ix = np.array([mix[m] for m in cells.mode[keep].tolist()], dtype=np.int64)
+    trace_ix = np.unique(cells.trace[keep], return_inverse=True)[1].ravel()
+    code = cells.code[keep]
+    n_t = int(trace_ix.max()) + 1
+    if n_t * len(modes) * bootstrap > _JOINT_LIMIT:
+        return _intervals_per_mode(mode_ix, code, modes, bootstrap, seed)
+    M = np.zeros((n_t, 4 * len(modes)), dtype=np.float64)
+    M[trace_ix, 4 * mode_ix + code] = 1.0
     rng = np.random.default_rng(seed)
     kap, f1 = [], []
     for start in range(0, bootstrap, _BOOT_CHUNK):
@@ -272,15 +283,13 @@ def _table_metrics(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return k, f
 
 
-def _intervals_per_mode(rows, modes: Sequence[str], bootstrap: int,
+def _intervals_per_mode(mode_ix: np.ndarray, code: np.ndarray, modes: Sequence[str], bootstrap: int,
                         seed: int) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Many shared traces: each mode's resampled 2×2 table drawn at once as a multinomial
     over its four cells (the same distribution as drawing its traces, at no cost in n);
     the macro interval then treats the modes as independent (``method`` says so)."""
-    tables = {m: np.zeros(4) for m in modes}
-    for _t, m, code in rows:
-        if m in tables:
-            tables[m][int(code)] += 1
+    counts = np.bincount(4 * mode_ix + code, minlength=4 * len(modes)).reshape(len(modes), 4).astype(np.float64)
+    tables = dict(zip(modes, counts))
     rng = np.random.default_rng(seed)
     out, ks, fs = {}, [], []
     for m in modes:
