@@ -19,18 +19,26 @@ from mast.cli.options import default_system_option, json_option, keep_going_opti
 @json_option
 @click.pass_obj
 def ingest(obj, paths, fmt, default_system, keep_going, as_json):
-    """Read trace files (folders recursively) into the store."""
+    """Read trace files (folders recursively) into the store.
+
+    A labels file exported by the review page is stored as human labels instead
+    (the same as `mast labels import`)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     from mast.classify.hooks import ingest_hooks
     from mast.ingest import get
     from mast.ingest.pipeline import IngestLimits, expand, ingest_paths
+    from mast.cli.review import render_imports
+    from mast.review import import_labels, is_labels_file
     from mast.store import Store
 
     if fmt != "auto":
         get(fmt)  # unknown names fail before anything is opened
     lim = IngestLimits.from_settings(obj)  # a bad limit fails before anything is opened too
     files = expand(paths)
+    # Labels files hold annotations of stored traces, not traces: no importer reads them.
+    label_files = [f for f in files if fmt == "auto" and is_labels_file(f)]
+    files = [f for f in files if f not in label_files]
     total = 0
     for f in files:
         with contextlib.suppress(OSError):  # a file gone by now is reported by ingest, in its place
@@ -52,6 +60,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
 
         summary = ingest_paths(store, files, fmt, default_system, keep_going, on_file, hooks=ingest_hooks(obj),
                                limits=lim)
+        labelled = [import_labels(store, f) for f in label_files] if not summary.errors else []
     errors = summary.errors
     if as_json:
         print_json({
@@ -61,16 +70,20 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
             "traces_present": summary.traces_present, "steps": summary.steps,
             "errors": [str(e) for e in errors],
             "stopped": str(summary.aborted) if summary.aborted else None,
+            "labels": [r.__dict__ for r in labelled],
         })
     else:
         fm = ", ".join(f"{k} ×{v}" for k, v in sorted(summary.formats.items())) or "-"
         skipped = sum(f.skipped for f in summary.files)
         companions = sum(bool(f.companion) for f in summary.files)
-        err.print(f"{len(summary.files)} file(s) [{fm}]"
-                  + (f", {skipped} unchanged since last ingest" if skipped else "")
-                  + (f", {companions} companion file(s) skipped" if companions else "")
-                  + f": {summary.traces_new} new trace(s), {summary.traces_present} already present, "
-                  f"{summary.steps} step(s), {len(errors)} error(s)", highlight=False, markup=False)
+        if files or not label_files:
+            err.print(f"{len(summary.files)} file(s) [{fm}]"
+                      + (f", {skipped} unchanged since last ingest" if skipped else "")
+                      + (f", {companions} companion file(s) skipped" if companions else "")
+                      + f": {summary.traces_new} new trace(s), {summary.traces_present} already present, "
+                      f"{summary.steps} step(s), {len(errors)} error(s)", highlight=False, markup=False)
+        if labelled:
+            render_imports(labelled, False)
     if errors:
         if keep_going and not as_json:  # the error lines scrolled past with the progress: name them again
             err.print(f"failed ({len(errors)}): " + ", ".join(f.path for f in summary.files if f.error),
