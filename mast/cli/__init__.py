@@ -36,6 +36,8 @@ COMMANDS = {
     "reference": "mast.cli.reference:reference",
     "learn": "mast.cli.learn:learn",
     "coordination": "mast.cli.coordination:coordination",
+    "sample": "mast.cli.review:sample",
+    "labels": "mast.cli.review:labels",
 }
 
 
