@@ -126,13 +126,6 @@ def load_detectors(rules_dir: str | os.PathLike | None = None, taxonomy: str = D
     return dets
 
 
-def rule_taxonomies(rules_dir: str | os.PathLike | None = None) -> list[str]:
-    """The taxonomies a rules folder has detectors for: the default one and each subfolder."""
-    d = Path(rules_dir) if rules_dir else default_rules_dir()
-    return [DEFAULT_TAXONOMY] + sorted(p.name for p in d.iterdir() if p.is_dir() and any(p.glob("*.sql"))) \
-        if d.is_dir() else [DEFAULT_TAXONOMY]
-
-
 def strip_semicolon(sql: str) -> str:
     """A rule file's SELECT without its trailing semicolons, to nest it in another statement."""
     s = sql.rstrip()
