@@ -86,6 +86,12 @@ class JudgeStats:
     cost_usd: float = 0.0
     cost_known: bool = True
     budget_stopped: bool = False
+    #: traces not started because the run deadline had passed
+    skipped_deadline: int = 0
+    deadline_stopped: bool = False
+    #: Ctrl-C: the run stopped sending; ``abandoned`` traces were in flight past the grace period
+    interrupted: bool = False
+    abandoned: int = 0
     batch_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
