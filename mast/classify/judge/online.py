@@ -46,6 +46,8 @@ from mast.classify.judge.reply import Unclassified, Verdicts, merge
 
 #: how often the calling thread looks up from waiting (for Ctrl-C, deadlines, progress)
 _TICK = 0.2
+#: a worker's answer for a job it took off the queue after the run deadline: not started
+_LATE = object()
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,9 @@ def run_online(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, conc
             if halt.is_set():
                 results.put((job, None, None))   # never sent: not a result
                 continue
+            if run_due is not None and run_due.left() <= 0:
+                results.put((job, _LATE, None))  # queued before the run deadline, due after it
+                continue
             dues = [d for d in (run_due,) if d is not None]
             if limits.trace_deadline:
                 dues.append(Deadline(time.monotonic() + limits.trace_deadline,
@@ -204,11 +209,14 @@ def run_online(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, conc
                 if done is None:               # Ctrl-C, grace period over
                     interrupted = True
                     break
-                for job, _, exc in done:
+                for job, res, exc in done:
                     pending.pop(job.trace_id, None)
                     if exc is not None:
                         raise exc
-                finished = [res for _, res, _ in done if res is not None]
+                    if res is _LATE:
+                        stats.deadline_stopped = True
+                        stats.skipped_deadline += 1
+                finished = [res for _, res, _ in done if isinstance(res, JobResult)]
                 if finished:
                     yield jobs.finish(store, finished)
                 if halt.is_set() and not pending:
