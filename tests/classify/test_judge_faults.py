@@ -21,7 +21,6 @@ from test_judge import FAST, MODEL, make_store, plain, rows  # noqa: E402
 from mast.classify import create  # noqa: E402
 from mast.classify.runner import Selection, run  # noqa: E402
 from mast.store import Store  # noqa: E402
-from mast.store.process import current  # noqa: E402
 
 FASTC = ["-C", "base_wait=0.01", "-C", "max_wait=0.2"]
 
@@ -171,8 +170,8 @@ def test_run_of_a_live_process_is_left_running_and_a_reused_pid_is_not_trusted(d
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         wait_until(lambda: Path(f"/proc/{live.pid}/stat").exists(), "the child to start")
+        from mast.store.process import _start_token, current   # here: the module is what is tested
         pid, host, _ = current()
-        from mast.store.process import _start_token
         token = _start_token(live.pid)
         with Store(db) as st:
             for run_id, p, tok in [("live", live.pid, token), ("reused", live.pid, "other-boot:1"),
