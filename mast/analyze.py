@@ -133,6 +133,8 @@ def analyze(store: Store, paths: Iterable[str | os.PathLike], output: str | Path
         try:
             clf = create(item.name, settings=settings, **item.options)
             emit(Event(label, total=len(ids)))
+            if hasattr(clf, "on_progress"):   # a classifier waiting on a service says so (the judge)
+                clf.on_progress = lambda line, label=label: emit(Event(label, message=line))
             run_res = run(store, clf, selection, trace_ids=ids, on_output=lambda out, label=label: emit(
                 Event(label, advance=len(out.trace_ids) or len({a.trace_id for a in out.annotations}))))
             tags = sum(run_res.present_by_mode.values())

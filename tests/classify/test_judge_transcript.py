@@ -220,3 +220,14 @@ def test_prices_prefix_match_and_unknown_model(tmp_path, monkeypatch):
     assert known.cost(1_000_000, 500_000) == pytest.approx(2.0)
     assert known.cost(1_000_000, 500_000, batch=True) == pytest.approx(1.0)
     assert estimate_tokens("abcd" * 10) == 10 and estimate_tokens("abcde") == 2
+
+
+def test_reply_shape_is_part_of_the_cache_key(monkeypatch):
+    """The schema is sent beside the messages, not in them: a new reply shape must miss the
+    cache even for the very same messages."""
+    import mast.classify.judge.jobs as jobs_mod
+    msgs = [[{"role": "user", "content": "x"}]]
+    args = dict(prompt_version="judge-v1.1", taxonomy="mast-v1@1", model="m", params={})
+    before = jobs_mod.cache_key("t1-a", msgs, **args)
+    monkeypatch.setattr(jobs_mod, "REPLY_SHAPE", jobs_mod.REPLY_SHAPE + "-next")
+    assert jobs_mod.cache_key("t1-a", msgs, **args) != before
