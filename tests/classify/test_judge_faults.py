@@ -89,6 +89,27 @@ def test_analyze_reports_why_the_judge_stage_failed(db, server, mast, tmp_path):
     assert "1 unclassified: 1 call_failed" in stage["result"] and "upstream exploded" in stage["result"]
 
 
+def test_endpoint_that_fails_every_call_stops_the_run_early(db, server):
+    make_store(db, [plain(i) for i in range(12)])
+    server.responder = lambda body: Response(500, {"error": {"message": "down"}})
+    clf = create("judge", model=MODEL, base_url=server.base_url, concurrency=2, max_retries=0,
+                 stop_after_failures=3, **FAST)
+    with Store(db) as st:
+        res = run(st, clf, Selection())
+    assert 3 <= res.failed < 12 and res.done == 0
+    assert res.failed + clf.stats.skipped_failing == 12 and len(server.chat_bodies) == res.failed
+    assert any("the first 3 trace(s) all failed their calls" in n for n in res.notes)
+
+
+def test_failures_after_a_success_do_not_stop_the_run(db, server):
+    ids = make_store(db, [plain(i, "" if i == 0 else "FAULT:500x99") for i in range(6)])
+    clf = create("judge", model=MODEL, base_url=server.base_url, concurrency=1, max_retries=0,
+                 stop_after_failures=2, **FAST)
+    with Store(db) as st:
+        res = run(st, clf, Selection(), trace_ids=ids)   # the good trace first
+    assert res.done == 1 and res.failed == 5 and not clf.stats.failing_stopped
+
+
 # -- waits and deadlines -------------------------------------------------------------------------
 def test_retry_after_beyond_the_cap_fails_the_trace_instead_of_waiting(db, server):
     ids = make_store(db, [plain(0, "FAULT:429x99"), plain(1)])

@@ -49,6 +49,8 @@ class JudgeClassifier(ClassifierBase):
         Option("grace", "After Ctrl-C, seconds to wait for the replies in flight (they are stored).",
                parse=float),
         Option("progress_every", "Seconds between progress lines while waiting for replies.", parse=float),
+        Option("stop_after_failures", "Stop starting traces once this many calls failed in a row before any "
+                                      "succeeded (the endpoint looks down); 0: never.", parse=int),
         Option("max_retries", "Retries per request.", parse=int),
         Option("prompt", "Prompt version (a folder of classifiers/judge)."),
         Option("taxonomy", "Taxonomy id."),
@@ -74,7 +76,7 @@ class JudgeClassifier(ClassifierBase):
                  prices: str | None = None, poll_interval: float = 15.0, poll_timeout: float | None = None,
                  batch_id: str | None = None, base_wait: float = 0.5, max_wait: float = 60.0, seed: int | None = None,
                  trace_deadline: float | None = 300.0, run_deadline: float | None = None, grace: float = 10.0,
-                 progress_every: float = 15.0):
+                 progress_every: float = 15.0, stop_after_failures: int | None = 8):
         self.model = model or None
         self.base_url = base_url or None
         self._api_key = api_key
@@ -100,11 +102,12 @@ class JudgeClassifier(ClassifierBase):
         self.rng = random.Random(seed)
         # 0 (or None) switches a deadline off; a negative one is a mistake worth stopping for.
         for name, v in (("trace_deadline", trace_deadline), ("run_deadline", run_deadline), ("grace", grace),
-                        ("progress_every", progress_every)):
+                        ("progress_every", progress_every), ("stop_after_failures", stop_after_failures)):
             if v is not None and v < 0:
                 raise UsageError(f"option {name}={v:g}: must be 0 or more seconds")
         self.limits = Limits(trace_deadline=trace_deadline or None, run_deadline=run_deadline or None,
-                             grace=float(grace or 0.0), progress_every=float(progress_every or 0.0))
+                             grace=float(grace or 0.0), progress_every=float(progress_every or 0.0),
+                             stop_after_failures=int(stop_after_failures or 0) or None)
         #: called with a line of progress while the run waits (the CLI prints it on stderr)
         self.on_progress: Callable[[str], None] | None = None
         self.caps = Capabilities()
@@ -139,6 +142,10 @@ class JudgeClassifier(ClassifierBase):
         notes = []
         if self.stats.budget_stopped:
             notes.append(f"budget reached: {self.stats.skipped_budget} trace(s) not started")
+        if self.stats.failing_stopped:
+            notes.append(f"the first {self.limits.stop_after_failures} trace(s) all failed their calls: "
+                         f"{self.stats.skipped_failing} trace(s) not started (the endpoint looks down; "
+                         "-C stop_after_failures=0 tries every trace)")
         if self.stats.deadline_stopped:
             notes.append(f"run deadline of {self.limits.run_deadline:g} s reached: {self.stats.skipped_deadline} "
                          "trace(s) not started (raise -C run_deadline, or rerun: finished traces are cached)")

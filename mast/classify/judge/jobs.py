@@ -89,6 +89,9 @@ class JudgeStats:
     #: traces not started because the run deadline had passed
     skipped_deadline: int = 0
     deadline_stopped: bool = False
+    #: traces not started because the first calls all failed (the endpoint looks down)
+    skipped_failing: int = 0
+    failing_stopped: bool = False
     #: Ctrl-C: the run stopped sending; ``abandoned`` traces were in flight past the grace period
     interrupted: bool = False
     abandoned: int = 0

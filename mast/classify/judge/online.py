@@ -15,6 +15,9 @@ Contract of :func:`run_online`:
   ``trace_deadline`` seconds of its first request, else it is a ``call_failed`` result
   naming the deadline; after ``run_deadline`` seconds no trace starts
   (``stats.skipped_deadline``) and the ones in flight fail by the same rule.
+- An endpoint that is down: once ``stop_after_failures`` traces in a row have failed
+  their calls and none has succeeded yet, no further trace starts
+  (``stats.skipped_failing``): every other one would wait out the same retries.
 - While nothing arrives, ``progress`` is called every ``progress_every`` seconds with a
   line saying what is awaited (so a slow endpoint is never silence).
 - Ctrl-C (SIGINT, when run in the main thread): no new request is sent (a retry neither),
@@ -46,7 +49,7 @@ from mast.classify.judge.reply import Unclassified, Verdicts, merge
 
 #: how often the calling thread looks up from waiting (for Ctrl-C, deadlines, progress)
 _TICK = 0.2
-#: a worker's answer for a job it took off the queue after the run deadline: not started
+#: a worker's answer for a job it took off the queue once no trace may start: not started
 _LATE = object()
 
 
@@ -58,6 +61,8 @@ class Limits:
     run_deadline: float | None = None
     grace: float = 10.0
     progress_every: float = 15.0
+    #: this many calls failing in a row before any trace succeeded: the endpoint is down, stop
+    stop_after_failures: int | None = 8
 
 
 class _Board:
@@ -132,6 +137,8 @@ def run_online(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, conc
     run_due = (Deadline(started + limits.run_deadline, f"run deadline of {limits.run_deadline:g} s")
                if limits.run_deadline else None)
     halt = threading.Event()            # Ctrl-C: send nothing more
+    closed = threading.Event()          # no trace may start (run deadline, endpoint down)
+    failing = 0                         # calls failed in a row, before any success
     board = _Board()
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="mast-judge-loop", daemon=True)
@@ -147,8 +154,8 @@ def run_online(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, conc
             if halt.is_set():
                 results.put((job, None, None))   # never sent: not a result
                 continue
-            if run_due is not None and run_due.left() <= 0:
-                results.put((job, _LATE, None))  # queued before the run deadline, due after it
+            if closed.is_set() or (run_due is not None and run_due.left() <= 0):
+                results.put((job, _LATE, None))  # queued before the run closed, due after
                 continue
             dues = [d for d in (run_due,) if d is not None]
             if limits.trace_deadline:
@@ -187,6 +194,9 @@ def run_online(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, conc
                             cached = []
                         continue
                     job = nxt.job
+                    if stats.failing_stopped:
+                        stats.skipped_failing += 1
+                        continue
                     if run_due is not None and run_due.left() <= 0:
                         stats.deadline_stopped = True
                         stats.skipped_deadline += 1
@@ -213,10 +223,18 @@ def run_online(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, conc
                     pending.pop(job.trace_id, None)
                     if exc is not None:
                         raise exc
-                    if res is _LATE:
+                    if res is _LATE and stats.failing_stopped:
+                        stats.skipped_failing += 1
+                    elif res is _LATE:
                         stats.deadline_stopped = True
                         stats.skipped_deadline += 1
                 finished = [res for _, res, _ in done if isinstance(res, JobResult)]
+                for res in finished:
+                    # Any answer at all (even one that did not parse) shows the endpoint works.
+                    failing = failing + 1 if res.kind == "call_failed" and failing >= 0 else -1
+                if limits.stop_after_failures and failing >= limits.stop_after_failures and not closed.is_set():
+                    stats.failing_stopped = True
+                    closed.set()
                 if finished:
                     yield jobs.finish(store, finished)
                 if halt.is_set() and not pending:
