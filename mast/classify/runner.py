@@ -96,7 +96,8 @@ class RunResult:
         if not self.failures:
             return []
         kinds = ", ".join(f"{n} {k}" for k, n in self.failure_kinds().items())
-        lines = [f"{len(self.failures)} unclassified: {kinds}"]
+        unstarted = self.unclassified - len(self.failures)
+        lines = [f"{self.unclassified} unclassified: {kinds}" + (f", {unstarted} not started" if unstarted > 0 else "")]
         seen: dict[str, str] = {}
         for tid, reason in self.failures.items():
             seen.setdefault(reason, tid)

@@ -138,7 +138,7 @@ def run_online(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, conc
                if limits.run_deadline else None)
     halt = threading.Event()            # Ctrl-C: send nothing more
     closed = threading.Event()          # no trace may start (run deadline, endpoint down)
-    failing = 0                         # calls failed in a row, before any success
+    failing = [0]                       # calls failed in a row before any answer (-1: one came)
     board = _Board()
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="mast-judge-loop", daemon=True)
@@ -164,6 +164,13 @@ def run_online(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, conc
             try:
                 res = await judge_job(client, jobs, job, policy=policy, caps=caps, rng=rng, deadlines=dues,
                                       halt=halt, on_retry=board.retried)
+                # Counted here, before this worker takes its next job (all workers share the
+                # loop's thread): any answer at all, even one that did not parse, shows the
+                # endpoint works.
+                failing[0] = failing[0] + 1 if res.kind == "call_failed" and failing[0] >= 0 else -1
+                if limits.stop_after_failures and failing[0] >= limits.stop_after_failures and not closed.is_set():
+                    stats.failing_stopped = True
+                    closed.set()
                 results.put((job, res, None))
             except Halted:
                 results.put((job, None, None))
@@ -229,12 +236,7 @@ def run_online(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, conc
                         stats.deadline_stopped = True
                         stats.skipped_deadline += 1
                 finished = [res for _, res, _ in done if isinstance(res, JobResult)]
-                for res in finished:
-                    # Any answer at all (even one that did not parse) shows the endpoint works.
-                    failing = failing + 1 if res.kind == "call_failed" and failing >= 0 else -1
-                if limits.stop_after_failures and failing >= limits.stop_after_failures and not closed.is_set():
-                    stats.failing_stopped = True
-                    closed.set()
+
                 if finished:
                     yield jobs.finish(store, finished)
                 if halt.is_set() and not pending:
