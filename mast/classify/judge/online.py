@@ -16,8 +16,9 @@ Contract of :func:`run_online`:
   naming the deadline; after ``run_deadline`` seconds no trace starts
   (``stats.skipped_deadline``) and the ones in flight fail by the same rule.
 - An endpoint that is down: once ``stop_after_failures`` traces in a row have failed
-  their calls and none has succeeded yet, no further trace starts
-  (``stats.skipped_failing``): every other one would wait out the same retries.
+  their calls and none has had an answer yet, no further trace starts
+  (``stats.skipped_failing``): every other one would wait out the same retries.  After a
+  first failure and before any answer, a new trace starts only when none is in flight.
 - While nothing arrives, ``progress`` is called every ``progress_every`` seconds with a
   line saying what is awaited (so a slow endpoint is never silence).
 - Ctrl-C (SIGINT, when run in the main thread): no new request is sent (a retry neither),
@@ -71,6 +72,7 @@ class _Board:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.last_retry: str | None = None
+        self.in_flight = 0        # written by the workers (one thread), read by the caller
 
     def retried(self, reason: str) -> None:
         with self.lock:
@@ -151,6 +153,11 @@ def run_online(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, conc
             job = await jobq.get()
             if job is None:
                 return
+            # After a failed call and no answer yet, start nothing while calls are in flight:
+            # their outcome tells whether the endpoint works, and a dead one must not get a
+            # second wave of traces to wait out.
+            while failing[0] > 0 and board.in_flight > 0 and not closed.is_set() and not halt.is_set():
+                await asyncio.sleep(0.05)
             if halt.is_set():
                 results.put((job, None, None))   # never sent: not a result
                 continue
@@ -161,6 +168,7 @@ def run_online(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, conc
             if limits.trace_deadline:
                 dues.append(Deadline(time.monotonic() + limits.trace_deadline,
                                      f"trace deadline of {limits.trace_deadline:g} s"))
+            board.in_flight += 1
             try:
                 res = await judge_job(client, jobs, job, policy=policy, caps=caps, rng=rng, deadlines=dues,
                                       halt=halt, on_retry=board.retried)
@@ -178,6 +186,8 @@ def run_online(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, conc
                 raise
             except BaseException as e:  # noqa: BLE001 - a bug: re-raised in the calling thread
                 results.put((job, None, e))
+            finally:
+                board.in_flight -= 1
 
     workers = [asyncio.run_coroutine_threadsafe(worker(), loop) for _ in range(concurrency)]
     pending: dict[str, Job] = {}       # queued or in flight
@@ -286,9 +296,10 @@ def _wait(results: queue.Queue, halt: threading.Event, limits: Limits, started: 
             last_report = now
             with board.lock:
                 retry = board.last_retry
+            flying = min(board.in_flight, len(pending))
             progress(f"judge: {stats.judged + stats.cached} done, {stats.failed} failed, waiting for "
-                     f"{len(pending)} trace(s) in flight, {now - started:.0f} s into the run"
-                     + (f"; last retry after: {retry}" if retry else ""))
+                     f"{flying} trace(s) in flight ({len(pending) - flying} queued), {now - started:.0f} s into "
+                     "the run" + (f"; last retry after: {retry}" if retry else ""))
     done = [first]
     while True:
         try:
