@@ -217,7 +217,9 @@ def test_ctrl_c_keeps_the_replies_in_flight_and_exits_130_quietly(db, server):
     proc = cli(db, "classify", "--with", "judge", "--model", MODEL, "--base-url", server.base_url,
                "-C", "concurrency=2", "-C", "grace=60")
     try:
-        wait_until(lambda: server.active >= 2 or proc.poll() is not None, "two requests in flight")
+        # active counts a request before its body is recorded: wait for both
+        wait_until(lambda: (server.active >= 2 and len(server.chat_bodies) >= 2) or proc.poll() is not None,
+                   "two requests in flight")
         assert proc.poll() is None, proc.communicate()
         sent = len(server.chat_bodies)
         proc.send_signal(signal.SIGINT)
