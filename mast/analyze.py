@@ -139,7 +139,7 @@ def analyze(store: Store, paths: Iterable[str | os.PathLike], output: str | Path
                 Event(label, advance=len(out.trace_ids) or len({a.trace_id for a in out.annotations}))))
             tags = sum(run_res.present_by_mode.values())
             # As `mast classify`: nothing classified fails the stage; some unclassified is a warning.
-            nothing = bool(ids) and run_res.done == 0
+            nothing = bool(ids) and run_res.done == 0 and bool(run_res.failures or run_res.notes)
             ok = not (run_res.errors or nothing)
             why = run_res.failure_lines(examples=1)
             result = (f"{run_res.done} trace(s) classified, {run_res.failed} failed; {tags} failure tag(s), "

@@ -93,7 +93,8 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
                   f"{res.annotations} annotation(s), {res.attributions} root cause(s)"
                   + (f", {len(res.errors)} part(s) failed" if res.errors else ""), highlight=False)
     # Nothing classified is an error with its reasons; some unclassified is a warning with the count.
-    nothing = res.traces > 0 and res.done == 0
+    # (only when something failed or was held back: a classifier may legitimately cover no trace)
+    nothing = res.traces > 0 and res.done == 0 and bool(res.failures or res.notes)
     if res.failures:
         style = "red" if nothing else "yellow"
         head = ("error: no trace classified" if nothing
