@@ -246,7 +246,6 @@ def run_online(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, conc
                         stats.deadline_stopped = True
                         stats.skipped_deadline += 1
                 finished = [res for _, res, _ in done if isinstance(res, JobResult)]
-
                 if finished:
                     yield jobs.finish(store, finished)
                 if halt.is_set() and not pending:
@@ -289,7 +288,7 @@ def _wait(results: queue.Queue, halt: threading.Event, limits: Limits, started: 
                 halted_at = now
                 if progress:
                     progress(f"judge: interrupted: no new requests; waiting up to {limits.grace:g} s for "
-                             f"{len(pending)} reply(ies) in flight (Ctrl-C again to stop now)")
+                             f"{min(board.in_flight, len(pending))} reply(ies) in flight (Ctrl-C again to stop now)")
             if now - halted_at >= limits.grace:
                 return None
         elif progress and limits.progress_every and now - last_report >= limits.progress_every:
