@@ -117,7 +117,9 @@ def analyze(store: Store, paths: Iterable[str | os.PathLike], output: str | Path
                                       f"{summary.traces_present} already stored, {summary.steps} step(s), "
                                       f"{len(summary.errors)} error(s)",
                             round(time.perf_counter() - t0, 2), not summary.errors))
-    if summary.errors and not keep_going:
+    # A full disk or exhausted memory stops the job even with keep_going: classifying a
+    # store that could not take the rest of the input would report on a silent subset.
+    if summary.errors and (not keep_going or summary.aborted):
         res.stopped = True
         return res
 
