@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mast.report.section import Section
 from mast.report.sections import (agents, annotators, compare, coordination, explorer, exposure, glossary, models,
-                                  overview, taxonomies)
+                                  overview, taxonomies, unclassified)
 
 SECTIONS: list[Section] = [
     overview.SECTION,
@@ -20,6 +20,7 @@ SECTIONS: list[Section] = [
     agents.SECTION,
     coordination.SECTION,
     annotators.SECTION,
+    unclassified.SECTION,
     models.SECTION,
     glossary.SECTION,
 ]
