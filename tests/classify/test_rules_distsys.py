@@ -246,14 +246,15 @@ def test_judge_assesses_split_brain_through_the_openai_client(db, mast):
     seen: list[list[str]] = []
 
     def responder(body):
+        # the modes the judge asks about are those its reply schema requires
         schema = body["response_format"]["json_schema"]["schema"]
-        ids = schema["properties"]["modes"]["items"]["properties"]["mode"]["enum"]
+        ids = schema["properties"]["verdicts"]["required"]
         seen.append(ids)
-        text = body["messages"][1]["content"]
-        split = "I own the deploy step" in text
-        modes = [{"mode": m, "verdict": "present" if split and m == "DS7" else "absent", "confidence": 0.8,
-                  "evidence_steps": [1, 2] if split and m == "DS7" else [], "rationale": "scripted"} for m in ids]
-        return Response(200, completion(json.dumps({"modes": modes, "root_cause": None}), body))
+        split = "I own the deploy step" in body["messages"][1]["content"]
+        verdicts = {m: {"verdict": "present" if split and m == "DS7" else "absent", "confidence": 0.8,
+                        "evidence_steps": [1, 2] if split and m == "DS7" else [], "rationale": "scripted"}
+                    for m in ids}
+        return Response(200, completion(json.dumps({"verdicts": verdicts, "root_cause": None}), body))
 
     server = OpenAIServer().start()
     server.responder = responder
