@@ -39,6 +39,7 @@ from mast.settings import current as current_settings
 from mast.store.encode import TraceTables, encode_annotations, encode_attributions, encode_traces
 from mast.store.hooks import WriteHook, WrittenBatch
 from mast.store.schema import MIGRATIONS
+from mast.store.where import checked_where
 from mast.scope import traces_sql
 
 
@@ -178,6 +179,14 @@ class Store:
     def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
         try:
             return self._con.execute(sql, params or []).fetchall()
+        except duckdb.Error as e:
+            raise self._map(e) from None
+
+    def where_sql(self, expr: str, option: str = "--where") -> str:
+        """A user's condition over ``traces``, checked (:mod:`mast.store.where`), ready to put
+        in a query as ``(\n<it>\n)``; :class:`mast.errors.UsageError` if it reaches further."""
+        try:
+            return checked_where(self._con, expr, option)
         except duckdb.Error as e:
             raise self._map(e) from None
 
