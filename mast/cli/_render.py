@@ -12,6 +12,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from mast.settings import Settings, store_to_read
+
 err = Console(stderr=True)
 out = Console()
 
@@ -48,3 +50,12 @@ def table(rows: Iterable[dict], columns: list[str], title: str | None = None,
         # print as written rather than be read as rich markup.
         t.add_row(*[Text("" if r.get(c) is None else str(r.get(c))) for c in columns])
     return t
+
+
+def read_db(settings: Settings) -> str:
+    """The store path a read-only command opens (see :func:`mast.settings.store_to_read`);
+    a fallback is said on stderr, so stdout stays data."""
+    path, note = store_to_read(settings)
+    if note:
+        err.print(Text(note, style="dim"), highlight=False)
+    return path

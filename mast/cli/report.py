@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mast.cli._render import err
+from mast.cli._render import err, read_db
 from mast.cli.options import systems_option, taxonomy_option
 
 
@@ -24,7 +24,7 @@ def report(obj, output, systems, annotators, taxonomy_id, max_traces):
     from mast.store import Store
 
     limits = Limits() if max_traces is None else Limits(max_traces=max_traces)
-    with Store(obj.db, read_only=True) as store:
+    with Store(read_db(obj), read_only=True) as store:
         res = write_report(store, output, systems=systems, annotators=annotators, taxonomy=taxonomy_id,
                            limits=limits)
     e = res.context.explorer

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from mast.cli._render import out, print_json, table
+from mast.cli._render import out, print_json, read_db, table
 from mast.cli.options import json_option, systems_option
 from mast.model import Trace
 
@@ -27,7 +27,7 @@ def list_(obj, systems, limit, as_json):
     """List traces."""
     from mast.store import Store
 
-    with Store(obj.db, read_only=True) as store:
+    with Store(read_db(obj), read_only=True) as store:
         df = store.list_traces(systems, limit)
     rows = df.to_dicts()
     if as_json:
@@ -49,7 +49,7 @@ def show(obj, trace_id, width, as_json):
     """Show one trace: its steps, annotations and attributions (an id prefix is enough)."""
     from mast.store import Store  # here, not at the top: duckdb and pyarrow would slow `mast --help`
 
-    with Store(obj.db, read_only=True) as store:
+    with Store(read_db(obj), read_only=True) as store:
         [trace] = store.load_traces([store.resolve_trace_id(trace_id)], labels=True)
     t = _as_dict(trace)
     if as_json:
@@ -102,7 +102,7 @@ def stats(obj, as_json):
     """Per system: traces, steps, agents, tokens, labelled traces."""
     from mast.store import Store
 
-    with Store(obj.db, read_only=True) as store:
+    with Store(read_db(obj), read_only=True) as store:
         rows = store.stats().to_dicts()
     if as_json:
         print_json(rows)
