@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from mast.cli._render import err, print_json, table
+from mast.cli._render import err, print_json, safe, table
 from mast.cli.options import (classifier_options, judge_options, json_option, selection_options,
                               taxonomy_option)
 
@@ -67,7 +67,7 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
             res = run(store, clf, selection, taxonomy=taxonomy_id, action=action, on_output=on_output,
                       trace_ids=ids)
     for note in res.notes:
-        err.print(note, style="yellow", highlight=False, markup=False)
+        err.print(safe(note), style="yellow", highlight=False, markup=False)
     if as_json:
         print_json(res.as_dict())
     else:
@@ -80,7 +80,7 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
                   + (f", {len(res.errors)} part(s) failed" if res.errors else ""), highlight=False)
     # A failed part (e.g. one broken detector) is an error even though the others' results are stored.
     for part, reason in res.errors.items():
-        err.print(f"error: {part}: {reason}", style="red", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"error: {safe(part)}: {safe(reason)}", style="red", markup=False, highlight=False, soft_wrap=True)
     if res.errors:
         raise SystemExit(1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mast.cli._render import err, out, print_json, table
+from mast.cli._render import err, out, print_json, safe, table
 from mast.cli.options import default_system_option, json_option, keep_going_option
 
 
@@ -38,10 +38,10 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
         def on_file(res, size):
             progress.advance(task, size)
             if res.error:
-                progress.console.print(f"error: {res.error}", style="red", highlight=False, markup=False,
+                progress.console.print(f"error: {safe(res.error)}", style="red", highlight=False, markup=False,
                                        soft_wrap=True)
             elif res.companion:
-                progress.console.print(f"note: {res.path}: skipped, {res.companion}", highlight=False,
+                progress.console.print(f"note: {safe(res.path)}: skipped, {safe(res.companion)}", highlight=False,
                                        markup=False, soft_wrap=True)
 
         summary = ingest_paths(store, files, fmt, default_system, keep_going, on_file, hooks=ingest_hooks(obj))
@@ -65,7 +65,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
                   f"{summary.steps} step(s), {len(errors)} error(s)", highlight=False, markup=False)
     if errors:
         for hint in dict.fromkeys(e.hint for e in errors if e.hint):
-            err.print(f"hint: {hint}", highlight=False, markup=False)
+            err.print(f"hint: {safe(hint)}", highlight=False, markup=False)
         if not keep_going and len(summary.files) < len(files):
             err.print(f"stopped after the first error; {len(files) - len(summary.files)} file(s) not read "
                       "(use --keep-going to read past bad files)", style="yellow")

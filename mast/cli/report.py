@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mast.cli._render import err, read_db
+from mast.cli._render import err, read_db, safe
 from mast.cli.options import systems_option, taxonomy_option
 
 
@@ -31,5 +31,5 @@ def report(obj, output, systems, annotators, taxonomy_id, max_traces):
     err.print(f"report: {e.total_traces} traces, {e.listed} in the explorer ({e.detailed} with steps), "
               f"{res.bytes / 1e6:.1f} MB", highlight=False)
     for note in res.context.notes:
-        err.print(f"note: {note}", style="yellow", highlight=False, markup=False)
+        err.print(f"note: {safe(note)}", style="yellow", highlight=False, markup=False)
     click.echo(str(res.path))

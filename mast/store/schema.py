@@ -232,3 +232,12 @@ def m030_learned_models(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m050_redaction_counts(con: duckdb.DuckDBPyConnection) -> None:
+    # How many credential-looking strings the store replaced on the way in (mast.redact):
+    # in the trace's own fields (traces) and in each step (steps); a trace's total is its
+    # row plus its steps'.  Rows stored before this migration count 0 (not re-scanned).
+    con.execute("ALTER TABLE traces ADD COLUMN redactions INTEGER DEFAULT 0")
+    con.execute("ALTER TABLE steps ADD COLUMN redactions INTEGER DEFAULT 0")
