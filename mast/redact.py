@@ -14,7 +14,8 @@ Contract:
   (:func:`count_markers`); the store keeps that count per trace and per step.
 - Each shape names a *hint*: a regex fragment that every match of it contains.  The
   hints joined (:data:`HINTS`) are the cheap pre-check both engines run first; a value
-  without a hint is never scanned further.
+  without a hint is never scanned further.  Neighbouring shapes of one family run as
+  one pass (:data:`PROGRAM`, measured in bench/RESULTS.md).
 - The generic detector (:data:`ASSIGNMENT`) catches ``key=`` / ``secret:`` / ``token``
   / ``password`` assignments whose value looks random (:func:`high_entropy`; the same test
   is written in SQL by :func:`_sql_high_entropy`), so ``max_tokens: 1024``, ``"token":
@@ -47,12 +48,32 @@ _TOKEN68_END = r"[A-Za-z0-9_~+/=-]"
 @dataclass(frozen=True)
 class Shape:
     """One credential shape: ``pattern`` is replaced by ``replacement`` (``\\1`` keeps a
-    prefix group) wherever it matches; every match contains a match of ``hint``."""
+    prefix group) wherever it matches; every match contains a match of ``hint``.
+
+    ``family``: shapes of one family that stand next to each other in the catalogue run as
+    one alternation (:data:`PROGRAM`): a regex that cannot start from a literal is scanned
+    at every byte, so six bare-token shapes cost six scans, merged one.  ``token`` (the
+    ``token`` family): the token alone, matched after :data:`_START`; ``named`` (the
+    ``named`` family): the name-and-separator part, and ``token`` the value after it.
+    """
 
     name: str
     pattern: str
     replacement: str
     hint: str
+    family: str | None = None
+    token: str = ""
+    named: str = ""
+
+
+def _token(name: str, token: str, hint: str) -> Shape:
+    return Shape(name, _START + "(?:" + token + ")", r"\1" + REDACTED, hint, "token", token=token)
+
+
+def _named(name: str, names: str, value: str, hint: str) -> Shape:
+    """A value after a credential's name, case-insensitive (``AccountKey=…``)."""
+    named = "(?:" + names + ")" + _SEP
+    return Shape(name, "(?i)(" + named + ")" + value, r"\1" + REDACTED, hint, "named", token=value, named=named)
 
 
 #: In order: a later shape sees the text with the earlier ones already replaced (a private
@@ -65,45 +86,65 @@ CATALOGUE: tuple[Shape, ...] = (
           r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----(?:[A-Za-z0-9+/=:,. \t\r\n-]|\\[nrt/\\])*",
           REDACTED, r"PRIVATE KEY"),
     Shape("jwt", r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*", REDACTED, r"eyJ"),
-    Shape("url-password",  # scheme://user:PASS@host
-          r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@ \t\r\n\"'<>\\\[\]]*:)[^@/ \t\r\n\"'<>\\\[\]]+@",
+    # scheme://user:PASS@host; from the "://" (a literal to scan for), the scheme is not needed
+    Shape("url-password", r"(://[^:/@ \t\r\n\"'<>\\\[\]]*:)[^@/ \t\r\n\"'<>\\\[\]]+@",
           r"\1" + REDACTED + "@", r"://[^/@ \t\r\n]*@"),
     Shape("aws-key-pair",  # an access key id followed by its bare secret key
           r"(?:AKIA|ASIA)[A-Z0-9]{16}([^A-Za-z0-9/+=\r\n]{1,12})[A-Za-z0-9/+=]{40}",
           REDACTED + r"\1" + REDACTED, r"AKIA|ASIA"),
-    Shape("aws-access-key-id", _START + r"(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}([^A-Za-z0-9]|$)",
-          r"\1" + REDACTED + r"\2", r"AKIA|ASIA|ABIA|ACCA|A3T"),
-    Shape("aws-secret-key",  # a bare 40-character secret, named as one
-          r"(?i)((?:aws_?secret_?(?:access_?)?key|secret_?access_?key)" + _SEP + r")[A-Za-z0-9/+=]{40}",
-          r"\1" + REDACTED, r"(?i:secret)"),
-    Shape("github-token", _START + r"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
-          r"\1" + REDACTED, r"gh[pousr]_|github_pat_"),
-    Shape("stripe-key", _START + r"(?:(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{24,})",
-          r"\1" + REDACTED, r"k_live_|k_test_|whsec_"),
-    Shape("openai-anthropic-key", _START + r"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{16,}",
-          r"\1sk-" + REDACTED, r"sk-"),
-    Shape("google-api-key", _START + r"AIza[0-9A-Za-z_-]{35}", r"\1" + REDACTED, r"AIza"),
-    Shape("azure-key",  # storage / service bus connection strings, APIM and Azure OpenAI headers
-          r"(?i)((?:AccountKey|SharedAccessKey|azure[a-z_-]*key|Ocp-Apim-Subscription-Key|api-key)" + _SEP
-          + r")[" + _V + r"]{20,}", r"\1" + REDACTED,
-          r"(?i:accountkey|sharedaccesskey|azure|subscription-key|api-key)"),
-    Shape("azure-sas-signature", r"([?&]sig=)[A-Za-z0-9%+/=]{16,}", r"\1" + REDACTED, r"sig="),
+    _token("aws-access-key-id", r"(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}", r"AKIA|ASIA|ABIA|ACCA|A3T"),
+    _token("github-token", r"gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}", r"gh[pousr]_|github_pat_"),
+    _token("stripe-key", r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{24,}",
+           r"k_live_|k_test_|whsec_"),
+    _token("openai-anthropic-key", r"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{16,}", r"sk-"),
+    _token("google-api-key", r"AIza[0-9A-Za-z_-]{35}", r"AIza"),
+    _token("npm-token", r"npm_[A-Za-z0-9]{36}", r"npm_"),
+    _named("aws-secret-key",  # a bare 40-character secret, named as one
+           r"aws_?secret_?(?:access_?)?key|secret_?access_?key", r"[A-Za-z0-9/+=]{40}", r"(?i:secret)"),
+    _named("azure-key",  # storage / service bus connection strings, APIM and Azure OpenAI headers
+           r"AccountKey|SharedAccessKey|azure[a-z_-]*key|Ocp-Apim-Subscription-Key|api-key", "[" + _V + "]{20,}",
+           r"(?i:accountkey|sharedaccesskey|azure|subscription-key|api-key)"),
+    _named("credential-assignment",  # names that only ever hold a credential: any value
+           r"api[_-]?key|x-api-key|secret[_-]?key|client[_-]?secret|access[_-]?token|auth[_-]?token"
+           r"|refresh[_-]?token|private[_-]?key|password|passwd|secret", r"[^\"' \t\r\n,;}\\\[]{4,}",
+           r"(?i:key|token|secret|passw)"),
+    Shape("azure-sas-signature", r"(sig=)[A-Za-z0-9%+/=]{16,}", r"\1" + REDACTED, r"sig="),
     Shape("slack-webhook", r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9_/+-]{8,}",
           r"\1" + REDACTED, r"hooks\.slack\.com"),
     Shape("slack-token", r"(?:xox[abposre]-|xapp-[0-9]-)[A-Za-z0-9-]{10,}", REDACTED, r"xox[abposre]-|xapp-"),
     Shape("discord-webhook", r"((?:discord|discordapp)\.com/api/webhooks/)[0-9]{5,}/[A-Za-z0-9_-]{20,}",
           r"\1" + REDACTED, r"/api/webhooks/"),
-    Shape("npm-token", _START + r"npm_[A-Za-z0-9]{36}", r"\1" + REDACTED, r"npm_"),
     Shape("pypi-token", r"pypi-AgE[A-Za-z0-9_-]{50,}", REDACTED, r"pypi-AgE"),
     Shape("authorization-header",  # with or without a scheme
-          r"(?i)(authorization" + _SEP + r"(?:bearer[ \t]+|basic[ \t]+|token[ \t]+)?)" + _TOKEN68 + "{7,}" + _TOKEN68_END,
+          r"(?i)(authorization" + _SEP + r"(?:bearer[ \t]+|basic[ \t]+|token[ \t]+)?)"
+          + _TOKEN68 + "{7,}" + _TOKEN68_END,
           r"\1" + REDACTED, r"(?i:authorization)"),
     Shape("bearer-token", r"(?i)(bearer[ \t]+)" + _TOKEN68 + "{19,}" + _TOKEN68_END, r"\1" + REDACTED, r"(?i:bearer)"),
-    Shape("credential-assignment",  # names that only ever hold a credential: any value
-          r"(?i)((?:api[_-]?key|x-api-key|secret[_-]?key|client[_-]?secret|access[_-]?token|auth[_-]?token"
-          r"|refresh[_-]?token|private[_-]?key|password|passwd|secret)" + _SEP + r")[^\"' \t\r\n,;}\\\[]{4,}",
-          r"\1" + REDACTED, r"(?i:key|token|secret|passw)"),
 )
+
+
+def _program(shapes: tuple[Shape, ...]) -> list[tuple[str, str]]:
+    """The (pattern, replacement) passes both engines run: runs of one family merged."""
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(shapes):
+        j = i
+        while j + 1 < len(shapes) and shapes[i].family and shapes[j + 1].family == shapes[i].family:
+            j += 1
+        run = shapes[i:j + 1]
+        if len(run) == 1:
+            out.append((run[0].pattern, run[0].replacement))
+        elif run[0].family == "token":
+            out.append((_START + "(?:" + "|".join(s.token for s in run) + ")", r"\1" + REDACTED))
+        else:  # named: one group per alternative; an unmatched group is empty in both engines
+            out.append(("(?i)" + "|".join(f"({s.named}){s.token}" for s in run),
+                        "".join(f"\\{k + 1}" for k in range(len(run))) + REDACTED))
+        i = j + 1
+    return out
+
+
+#: what both engines run, in order
+PROGRAM: list[tuple[str, str]] = _program(CATALOGUE)
 
 
 @dataclass(frozen=True)
@@ -119,14 +160,15 @@ class Assignment:
 
 ASSIGNMENT = Assignment(
     "high-entropy-assignment",
-    r"(?i)(^|[^a-z0-9])((?:[a-z0-9]+[_.-])*(?:key|secret|token|password|passwd|credential|auth)s?" + _SEP
-    + r")([" + _V + r"]{16,})",
-    3, r"(?i:key|secret|token|passw|credential|auth)")
+    # From the key word on (not the whole name: a regex that cannot start from a word is
+    # scanned at every byte, and only the value is replaced)
+    r"(?i)((?:key|secret|token|password|passwd|credential|auth)s?" + _SEP + r")([" + _V + r"]{16,})",
+    2, r"(?i:key|secret|token|passw|credential|auth)")
 
 #: the pre-check: a value matching none of these contains no catalogue shape
 HINTS = "|".join(dict.fromkeys([s.hint for s in CATALOGUE] + [ASSIGNMENT.hint]))
 _HINTS = re.compile(HINTS)
-_COMPILED = [(re.compile(s.pattern), s.replacement) for s in CATALOGUE]
+_COMPILED = [(re.compile(p), r) for p, r in PROGRAM]
 _ASSIGN = re.compile(ASSIGNMENT.pattern)
 _HEX = re.compile(r"[0-9A-Fa-f-]+")
 _DIGIT = re.compile(r"[0-9]")
@@ -179,14 +221,15 @@ def _lit(s: str) -> str:
 def _sql_high_entropy(x: str) -> str:
     return (f"(length({x}) >= {MIN_LENGTH} AND regexp_matches({x}, '[0-9]') AND regexp_matches({x}, '[A-Za-z]')"
             f" AND length(list_distinct(string_split({x}, ''))) >= {MIN_DISTINCT}"
-            f" AND NOT regexp_full_match({x}, {_lit(_HEX.pattern)}) AND NOT regexp_full_match({x}, {_lit(_WORDS.pattern)}))")
+            f" AND NOT regexp_full_match({x}, {_lit(_HEX.pattern)})"
+            f" AND NOT regexp_full_match({x}, {_lit(_WORDS.pattern)}))")
 
 
 def sql_redact(expr: str) -> str:
     """Wrap a SQL string expression so DuckDB applies the whole catalogue to it (as :func:`redact`)."""
     out = expr
-    for s in CATALOGUE:
-        out = f"regexp_replace({out}, {_lit(s.pattern)}, {_lit(s.replacement)}, 'g')"
+    for pattern, rep in PROGRAM:
+        out = f"regexp_replace({out}, {_lit(pattern)}, {_lit(rep)}, 'g')"
     cands = f"regexp_extract_all({expr}, {_lit(ASSIGNMENT.pattern)}, {ASSIGNMENT.group})"
     return (f"list_reduce(list_filter({cands}, lambda v: {_sql_high_entropy('v')}),"
             f" lambda acc, v: replace(acc, v, {_lit(REDACTED)}), {out})")

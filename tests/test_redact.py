@@ -104,6 +104,7 @@ CASES: list[tuple[str, str, str]] = [
     ("high-entropy-assignment", "session_token=" + _rand(24), None),
     ("high-entropy-assignment", '"webhook.signing-key": "' + _rand(32, _B64) + '"', None),
     ("high-entropy-assignment", "MY_SERVICE_AUTH: " + _rand(20), None),
+    ("high-entropy-assignment", '{"refreshToken": "' + _rand(40, _B64) + '"}', None),   # camelCase names too
 ]
 
 

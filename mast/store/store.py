@@ -8,8 +8,11 @@ Contract:
 - Trace writes are idempotent: a trace whose id is already stored is counted as
   present and not written again.  Callers wrap one file in one :meth:`Store.transaction`
   so a file is either wholly stored or not at all.
-- Every text column is passed through the secret redaction patterns
-  (:mod:`mast.redact`) inside DuckDB before it is stored.
+- Every string a trace file can set, identifiers included (system, agent, tool and
+  file names), is passed through the secrets catalogue (:mod:`mast.redact`) inside
+  DuckDB before it is stored; ``redactions`` on traces and steps counts what it replaced.
+- A user's ``--where`` condition reaches a query only through :meth:`Store.where_sql`
+  (:mod:`mast.store.where`): trace columns, nothing else.
 - Traces, annotations and attributions are written the same way: encoded as Arrow
   tables (:mod:`mast.store.encode`), registered, and inserted by one statement per
   table that redacts and casts.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import string
 import sys
 from pathlib import Path
@@ -114,7 +115,7 @@ def test_report_and_judge_prompt_hold_no_secret(tmp_path, db, mast):
 # Secrets planted in the committed fixtures (and how the catalogue leaves them): nothing
 # else in them may change when stored.
 PLANTED = {
-    "sk-mastfixture-ag2-key-1234567890abcdef": "sk-" + REDACTED,  # the AG2 generator's fake OpenAI key
+    "sk-mastfixture-ag2-key-1234567890abcdef": REDACTED,  # the AG2 generator's fake OpenAI key
     "mastfixturebearertoken0123456789": REDACTED,                  # and its Authorization header
     # AppWorld's made-up account passwords and access token, in the MAD traces, where they
     # are assigned (a bare mention in prose, "the access token %oxCE]q", has no shape to
@@ -125,11 +126,17 @@ PLANTED = {
 }
 
 
+# And values that are not secret but are shaped and named like one, so they go too: the
+# origin-trial tokens Bing embeds in its pages (scraped into web-surfer traces) look
+# exactly like an API token under a "...Token" name.
+ORIGIN_TRIAL = re.compile(r'("SystemEntropyOriginTrialToken": ")[A-Za-z0-9+/=]{16,}')
+
+
 def _planted_out(v):
     if isinstance(v, str):
         for secret, shown in PLANTED.items():
             v = v.replace(secret, shown)
-        return v
+        return ORIGIN_TRIAL.sub(lambda m: m.group(1) + REDACTED, v)
     if isinstance(v, dict):
         return {_planted_out(k): _planted_out(x) for k, x in v.items()}
     if isinstance(v, list):
@@ -173,7 +180,8 @@ def test_fixtures_change_only_where_secrets_were_planted(db):
         fields = [r.system, r.framework, r.task, r.source_path, json.dumps(r.metadata)]
         fields += [json.dumps(b.attributes) if b.attributes else None for b in r.steps]
         fields += [getattr(b, k) for b in r.steps for k in _TEXT]
-        assert counts[tid] == sum(f.count(secret) for f in fields if f for secret in PLANTED), tid
+        assert counts[tid] == sum(f.count(secret) for f in fields if f for secret in PLANTED) + sum(
+            len(ORIGIN_TRIAL.findall(f)) for f in fields if f), tid
         changed += counts[tid] > 0
     assert changed >= 2  # the planted ones were found
 
