@@ -469,7 +469,11 @@ class Store:
 
     def redaction_counts(self, trace_ids: Sequence[str]) -> dict[str, int]:
         """Per stored trace of ``trace_ids``: the credential-looking strings replaced when it
-        was stored (its own fields and its steps'; :mod:`mast.redact`)."""
+        was stored (its own fields and its steps'; :mod:`mast.redact`).  A store opened
+        read-only before migration m050 has no counts: every trace counts 0."""
+        if not self.fetchall("SELECT count(*) FROM information_schema.columns "
+                             "WHERE table_name = 'steps' AND column_name = 'redactions'")[0][0]:
+            return {t: 0 for t in dict.fromkeys(trace_ids)}
         return dict(self.fetchall("""
             SELECT t.trace_id, coalesce(any_value(t.redactions), 0) + coalesce(sum(s.redactions), 0)::INTEGER
             FROM traces t LEFT JOIN steps s USING (trace_id)

@@ -199,3 +199,20 @@ def test_store_write_path_redacts_each_step_field(db, field):
         [got] = st.load_traces([t.trace_id])
         assert getattr(got.steps[0], field) == f"x {REDACTED} y"
         assert st.redaction_counts([t.trace_id]) == {t.trace_id: 1}
+
+
+def test_a_store_from_before_the_counts_reads_as_zero(db):
+    from mast.model import Outcome, Step, StepKind, Trace
+    t = Trace(system="s", framework=None, source_format="test", source_path="p", source_index=0, task=f"t {GH}",
+              outcome=Outcome.UNKNOWN, steps=[Step(agent="a", content="c", kind=StepKind.MESSAGE)])
+    with Store(db) as st:
+        with st.transaction():
+            st.write_traces([t])
+        # as a store written before m050 looks (read-only opens never migrate)
+        st.execute("ALTER TABLE steps DROP COLUMN redactions")
+        st.execute("ALTER TABLE traces DROP COLUMN redactions")
+        st.execute("DELETE FROM _migrations WHERE name = 'm050_redaction_counts'")
+    with Store(db, read_only=True) as st:
+        assert st.redaction_counts([t.trace_id]) == {t.trace_id: 0}
+    with Store(db) as st:  # a write open migrates; the rows stored before count 0
+        assert st.redaction_counts([t.trace_id]) == {t.trace_id: 0}
