@@ -160,10 +160,13 @@ class Assignment:
 
 ASSIGNMENT = Assignment(
     "high-entropy-assignment",
-    # From the key word on (not the whole name: a regex that cannot start from a word is
-    # scanned at every byte, and only the value is replaced)
-    r"(?i)((?:key|secret|token|password|passwd|credential|auth)s?" + _SEP + r")([" + _V + r"]{16,})",
-    2, r"(?i:key|secret|token|passw|credential|auth)")
+    # The name: a word ending in one of these, alone or after "_", "." or "-" segments
+    # (session_token, webhook.signing-key); a camelCase name is not split, so
+    # "SystemEntropyOriginTrialToken" (a public token Bing puts in its pages) is left
+    # alone, while the credential names above catch accessToken, apiKey, clientSecret.
+    r"(?i)(^|[^a-z0-9])((?:[a-z0-9]+[_.-])*(?:key|secret|token|password|passwd|credential|auth)s?" + _SEP
+    + r")([" + _V + r"]{16,})",
+    3, r"(?i:key|secret|token|passw|credential|auth)")
 
 #: the pre-check: a value matching none of these contains no catalogue shape
 HINTS = "|".join(dict.fromkeys([s.hint for s in CATALOGUE] + [ASSIGNMENT.hint]))

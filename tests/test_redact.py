@@ -104,7 +104,7 @@ CASES: list[tuple[str, str, str]] = [
     ("high-entropy-assignment", "session_token=" + _rand(24), None),
     ("high-entropy-assignment", '"webhook.signing-key": "' + _rand(32, _B64) + '"', None),
     ("high-entropy-assignment", "MY_SERVICE_AUTH: " + _rand(20), None),
-    ("high-entropy-assignment", '{"refreshToken": "' + _rand(40, _B64) + '"}', None),   # camelCase names too
+    ("credential-assignment", '{"refreshToken": "' + _rand(40, _B64) + '"}', None),   # camelCase names too
 ]
 
 
@@ -180,6 +180,9 @@ NEGATIVES = [
     "sk-short",
     "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----",
     "already redacted: api_key=[REDACTED] and sk-[REDACTED]",
+    # a public token web pages carry (scraped into web-surfer traces): a camelCase name is
+    # not split into words, so only the credential names catch camelCase
+    '"SystemEntropyOriginTrialToken": "A5is4nwJJVnhaJpUr1URgj4vvAXSiHoK0VBbM9fawMskbDUj9WUREpa3JzGAo6xd1Cp2v"',
 ]
 
 
