@@ -35,7 +35,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mast.errors import MastError, StoreError, StoreInUse, StoreMissing
+from mast.errors import MastError, StoreError, StoreFull, StoreInUse, StoreMissing, StoreOutOfMemory
 from mast.model import SCHEMA_VERSION, Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
 from mast.redact import sql_hinted, sql_markers, sql_redact
 from mast.settings import current as current_settings
@@ -67,6 +67,12 @@ def _iso(ts: datetime | None) -> str | None:
 
 
 _LOCK_RX = re.compile(r"(?i)could not set lock|conflicting lock|lock on file")
+#: What the OS says when a write cannot grow a file: ENOSPC, EDQUOT, and EFBIG (a file
+#: size limit, e.g. ``ulimit -f``): the same for a user, there is no room to write.
+_FULL_RX = re.compile(r"(?i)no space left on device|disk quota exceeded|file too large")
+#: DuckDB reports memory running out as OutOfMemoryException, or (inside a commit, when
+#: the OS refuses an allocation) as another error with one of these phrases.
+_OOM_RX = re.compile(r"(?i)out of memory|failed to allocate|bad allocation|allocation failure")
 
 
 class Store:
@@ -86,7 +92,11 @@ class Store:
         except duckdb.Error:
             pass  # ICU missing: timestamps are still stored as naive UTC
         if not read_only:
-            self._migrate()
+            try:
+                self._migrate()
+            except duckdb.Error as e:  # e.g. no memory or no space left to write the schema
+                self._con.close()
+                raise self._map(e) from None
         elif not self._has_table("_migrations"):
             self._con.close()
             raise StoreMissing(f"{self.path} is not a mast store (no migrations recorded)")
@@ -108,6 +118,10 @@ class Store:
             pid = re.search(r"PID (\d+)", msg)
             who = f" (process {pid.group(1)})" if pid else ""
             return StoreInUse(f"store is in use by another process{who}: {self.path}")
+        if _FULL_RX.search(msg):
+            return StoreFull(f"store {self.path}: no space left to write ({_FULL_RX.search(msg).group(0)})")
+        if isinstance(e, duckdb.OutOfMemoryException) or _OOM_RX.search(msg):
+            return StoreOutOfMemory(f"store {self.path}: out of memory: {msg.splitlines()[0]}")
         if isinstance(e, duckdb.IOException):
             return StoreError(f"cannot open store {self.path}: {msg.splitlines()[0]}")
         return StoreError(f"store {self.path}: {msg.splitlines()[0]}")
@@ -195,11 +209,8 @@ class Store:
 
     # -- ingest ---------------------------------------------------------------------
     def file_done(self, path: str, size: int, mtime_ns: int) -> bool:
-        row = self._con.execute(
-            "SELECT 1 FROM ingested_files WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
-            [path, size, mtime_ns],
-        ).fetchall()
-        return bool(row)
+        return bool(self.fetchall("SELECT 1 FROM ingested_files WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
+                                  [path, size, mtime_ns]))
 
     def ingested_files(self) -> dict[str, tuple[int, int]]:
         """``{path: (size, mtime_ns)}`` of every file recorded as fully ingested."""
@@ -225,9 +236,8 @@ class Store:
                 self._con.unregister("_mast_files")
 
     def record_file(self, path: str, size: int, mtime_ns: int, fmt: str, traces: int) -> None:
-        self._con.execute("DELETE FROM ingested_files WHERE path = ?", [path])
-        self._con.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
-                          [path, size, mtime_ns, fmt, traces, _now()])
+        self.execute("DELETE FROM ingested_files WHERE path = ?", [path])
+        self.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)", [path, size, mtime_ns, fmt, traces, _now()])
 
     # A file too big for one batch is staged: DuckDB keeps memory it does not account
     # for (outside memory_limit) for every row appended in a transaction until it
