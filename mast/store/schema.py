@@ -266,6 +266,16 @@ def m100_review_sets(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @migration
+def m070_run_process(con: duckdb.DuckDBPyConnection) -> None:
+    # The process a run row belongs to (mast.store.process), so that a row left 'running'
+    # by a process that died is marked 'interrupted' when the store is next opened for
+    # writing, and a run in progress in another live process is not.
+    con.execute("ALTER TABLE runs ADD COLUMN pid BIGINT")
+    con.execute("ALTER TABLE runs ADD COLUMN host VARCHAR")
+    con.execute("ALTER TABLE runs ADD COLUMN process_started VARCHAR")  # boot id and start ticks
+
+
+@migration
 def m050_redaction_counts(con: duckdb.DuckDBPyConnection) -> None:
     # How many credential-looking strings the store replaced on the way in (mast.redact):
     # in the trace's own fields (traces) and in each step (steps); a trace's total is its

@@ -40,6 +40,7 @@ from mast.model import SCHEMA_VERSION, Annotation, Attribution, Label, Outcome, 
 from mast.redact import sql_hinted, sql_markers, sql_redact
 from mast.settings import current as current_settings
 from mast.store.encode import TraceTables, encode_annotations, encode_attributions, encode_traces
+from mast.store.process import gone as process_gone
 from mast.store.hooks import WriteHook, WrittenBatch
 from mast.store.schema import MIGRATIONS
 from mast.store.where import checked_where
@@ -94,9 +95,13 @@ class Store:
         if not read_only:
             try:
                 self._migrate()
+                self.mark_interrupted_runs()
             except duckdb.Error as e:  # e.g. no memory or no space left to write the schema
                 self._con.close()
                 raise self._map(e) from None
+            except StoreError:         # marking stale runs failed (already mapped)
+                self._con.close()
+                raise
         elif not self._has_table("_migrations"):
             self._con.close()
             raise StoreMissing(f"{self.path} is not a mast store (no migrations recorded)")
@@ -141,6 +146,16 @@ class Store:
             with self.transaction():
                 fn(con)
                 con.execute("INSERT INTO _migrations VALUES (?, ?)", [name, _now()])
+
+    def mark_interrupted_runs(self) -> list[str]:
+        """Mark ``interrupted`` the runs left ``running`` by a process that is gone
+        (:mod:`mast.store.process`); their ids.  Runs of live processes are left alone."""
+        rows = self.fetchall("SELECT run_id, pid, host, process_started FROM runs WHERE status = 'running'")
+        dead = [run_id for run_id, pid, host, token in rows if process_gone(pid, host, token)]
+        if dead:
+            # finished_at stays unknown: when the process died is not recorded anywhere
+            self.execute("UPDATE runs SET status = 'interrupted' WHERE run_id IN (SELECT unnest(?))", [dead])
+        return dead
 
     def migrations(self) -> list[str]:
         return [r[0] for r in self._con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
