@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from mast.cli._render import err, out, print_error, print_json, table
+from mast.cli._render import err, out, print_error, print_json, read_db, table
 from mast.cli.options import json_option, taxonomy_option
 
 _SEL_HELP = ("Selection: key=value terms joined by commas (system, version, since, until, run, annotator; "
@@ -39,7 +39,7 @@ def compare(settings, baseline, candidate, taxonomy_id, as_json):
     from mast.store import Store
 
     base, cand = parse_selection(baseline), parse_selection(candidate)
-    with Store(settings.db) as store:
+    with Store(read_db(settings), read_only=True) as store:
         comp = run_compare(store, base, cand, taxonomy_id)
     if as_json:
         print_json(comp.as_dict())
@@ -101,7 +101,7 @@ def check(ctx, expressions, candidate, baseline, taxonomy_id, as_json):
         gates = [parse_gate(e, taxonomy_id) for e in expressions]
         cand = parse_selection(candidate)
         base = parse_selection(baseline) if baseline is not None else None
-        with Store(settings.db) as store:
+        with Store(read_db(settings), read_only=True) as store:
             results = run_check(store, gates, cand, taxonomy_id, base)
     except (GateError, SelectionError) as e:
         print_error(e)
