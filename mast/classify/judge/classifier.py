@@ -58,8 +58,9 @@ class JudgeClassifier(ClassifierBase):
         Option("base_wait", "First retry wait, seconds.", parse=float),
         Option("max_wait", "Longest retry wait, seconds.", parse=float),
         Option("seed", "Seed of the retry jitter.", parse=int),
-        Option("response_format", "Structured output: " + "|".join(CHOICES) + " (auto: the strongest the "
-                                  "endpoint takes, remembered per endpoint and model)."),
+        Option("response_format", "Structured output: " + ", ".join(CHOICES) + " (auto: the strongest the "
+                                  "endpoint takes, remembered per endpoint and model).",
+               setting="judge_response_format"),
     )
 
     def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
