@@ -100,7 +100,7 @@ class Negotiation:
             return True           # another request already stepped down from ``sent``
         if self.forced or self.confirmed or sent == MODES[-1]:
             return False
-        self.refused.append((sent, reason[:200]))
+        self.refused.append((sent, " ".join(reason.split())[:200]))
         self.mode = MODES[MODES.index(sent) + 1]
         return True
 
