@@ -180,7 +180,7 @@ def test_every_trace_is_labelled_or_unclassified_with_a_reason(runs):
 
 
 def test_llama_cpp_python_negotiates_json_object_and_it_is_remembered(runs):
-    first, second = _summary(runs["first"]), _summary(runs["second"])
+    first = _summary(runs["first"])
     assert first["judge"]["response_format"] == "json_object"
     assert "json_schema refused (500" in runs["first"].stderr           # the 500, named in the notes
     with Store(runs["db"], read_only=True) as st:
