@@ -33,6 +33,9 @@ COMMANDS = {
     "export": "mast.cli.export:export",
     "reference": "mast.cli.reference:reference",
     "learn": "mast.cli.learn:learn",
+    "coordination": "mast.cli.coordination:coordination",
+    "sample": "mast.cli.review:sample",
+    "labels": "mast.cli.review:labels",
 }
 
 

@@ -17,17 +17,25 @@ from mast.cli.options import default_system_option, json_option, keep_going_opti
 @json_option
 @click.pass_obj
 def ingest(obj, paths, fmt, default_system, keep_going, as_json):
-    """Read trace files (folders recursively) into the store."""
+    """Read trace files (folders recursively) into the store.
+
+    A labels file exported by the review page is stored as human labels instead
+    (the same as `mast labels import`)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     from mast.classify.hooks import ingest_hooks
     from mast.ingest import get
     from mast.ingest.pipeline import expand, ingest_paths
+    from mast.cli.review import render_imports
+    from mast.review import import_labels, is_labels_file
     from mast.store import Store
 
     if fmt != "auto":
         get(fmt)  # unknown names fail before anything is opened
     files = expand(paths)
+    # Labels files hold annotations of stored traces, not traces: no importer reads them.
+    label_files = [f for f in files if fmt == "auto" and is_labels_file(f)]
+    files = [f for f in files if f not in label_files]
     total = sum(f.stat().st_size for f in files)
     with Store(obj.db) as store, Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), DownloadColumn(),
@@ -45,6 +53,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
                                        markup=False, soft_wrap=True)
 
         summary = ingest_paths(store, files, fmt, default_system, keep_going, on_file, hooks=ingest_hooks(obj))
+        labelled = [import_labels(store, f) for f in label_files] if not summary.errors else []
     errors = summary.errors
     if as_json:
         print_json({
@@ -53,16 +62,20 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
             "formats": dict(summary.formats), "traces_new": summary.traces_new,
             "traces_present": summary.traces_present, "steps": summary.steps,
             "errors": [str(e) for e in errors],
+            "labels": [r.__dict__ for r in labelled],
         })
     else:
         fm = ", ".join(f"{k} ×{v}" for k, v in sorted(summary.formats.items())) or "-"
         skipped = sum(f.skipped for f in summary.files)
         companions = sum(bool(f.companion) for f in summary.files)
-        err.print(f"{len(summary.files)} file(s) [{fm}]"
-                  + (f", {skipped} unchanged since last ingest" if skipped else "")
-                  + (f", {companions} companion file(s) skipped" if companions else "")
-                  + f": {summary.traces_new} new trace(s), {summary.traces_present} already present, "
-                  f"{summary.steps} step(s), {len(errors)} error(s)", highlight=False, markup=False)
+        if files or not label_files:
+            err.print(f"{len(summary.files)} file(s) [{fm}]"
+                      + (f", {skipped} unchanged since last ingest" if skipped else "")
+                      + (f", {companions} companion file(s) skipped" if companions else "")
+                      + f": {summary.traces_new} new trace(s), {summary.traces_present} already present, "
+                      f"{summary.steps} step(s), {len(errors)} error(s)", highlight=False, markup=False)
+        if labelled:
+            render_imports(labelled, False)
     if errors:
         for hint in dict.fromkeys(e.hint for e in errors if e.hint):
             err.print(f"hint: {hint}", highlight=False, markup=False)
@@ -75,11 +88,12 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
 @click.command()
 @json_option
 def formats(as_json):
-    """List the trace formats mast can read."""
+    """List the trace formats mast can read, each with an example of a file's first bytes."""
     from mast.ingest import importers
 
-    rows = [{"name": i.name, "description": i.description} for i in importers()]
+    rows = [{"name": i.name, "description": i.description, "example": getattr(i, "example", None)}
+            for i in importers()]
     if as_json:
         print_json(rows)
     else:
-        out.print(table(rows, ["name", "description"], title="formats (auto-detection order)"))
+        out.print(table(rows, ["name", "description", "example"], title="formats (auto-detection order)"))

@@ -251,3 +251,34 @@ def m080_judge_endpoints(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m100_review_sets(con: duckdb.DuckDBPyConnection) -> None:
+    # Human review (mast.review): a review set is the traces `mast sample --for-review`
+    # picked for a person to label, in the order the review page shows them.  A labels
+    # file names its review set, so an import is checked against exactly these traces.
+    con.execute(
+        """
+        CREATE TABLE review_sets (
+            review_set_id VARCHAR PRIMARY KEY,  -- rs-<12 hex>, random: a set from another store never matches
+            created_at    TIMESTAMP NOT NULL,
+            strategy      VARCHAR NOT NULL,     -- uncertain / stratified / random
+            seed          INTEGER NOT NULL,
+            requested     INTEGER NOT NULL,     -- N asked for (the set may hold fewer)
+            taxonomy      VARCHAR NOT NULL,     -- taxonomy id the labels must use
+            systems       JSON,                 -- the --system filter, [] for every system
+            arguments     JSON                  -- everything else that reproduces the choice
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE review_set_traces (
+            review_set_id VARCHAR NOT NULL,
+            position      INTEGER NOT NULL,     -- 0-based order on the review page
+            trace_id      VARCHAR NOT NULL,
+            reason        VARCHAR               -- why the strategy picked it
+        )
+        """
+    )
