@@ -27,6 +27,8 @@ ENV: dict[str, str] = {
     "judge_prices": "MAST_JUDGE_PRICES",
     "judge_response_format": "MAST_JUDGE_RESPONSE_FORMAT",
     "ingest_workers": "MAST_INGEST_WORKERS",
+    "ingest_max_record_mb": "MAST_INGEST_MAX_RECORD_MB",
+    "ingest_memory_limit": "MAST_INGEST_MEMORY_LIMIT",
 }
 
 
@@ -40,6 +42,8 @@ class Settings:
     judge_prices: str | None = None
     judge_response_format: str | None = None
     ingest_workers: str | None = None
+    ingest_max_record_mb: str | None = None
+    ingest_memory_limit: str | None = None
 
     def replace(self, **values: str | None) -> "Settings":
         """A copy with the given values; ``None`` keeps the current one (an option not given)."""

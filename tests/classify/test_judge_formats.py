@@ -78,10 +78,10 @@ def test_auto_finds_the_mode_each_kind_of_server_takes_and_every_trace_is_labell
     assert server.format_refusals == len(refused)
     last = server.chat_bodies[-1]
     if mode == "json_object":
-        assert last["response_format"]["schema"]["required"] == ["modes", "root_cause"]
+        assert last["response_format"]["schema"]["required"] == ["verdicts", "root_cause"]
     if mode == "text":
         assert "Reply with one JSON object only" in last["messages"][-1]["content"]
-        assert '"required":["modes","root_cause"]' in last["messages"][-1]["content"]
+        assert '"required":["verdicts","root_cause"]' in last["messages"][-1]["content"]
     assert rows(db, "SELECT base_url, model, response_format FROM judge_endpoints") == \
         [(server.base_url, MODEL, mode)]
     assert set(ids) == {t for (t,) in rows(db, "SELECT DISTINCT trace_id FROM annotations")}
