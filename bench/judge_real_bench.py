@@ -89,7 +89,7 @@ def throughput(base: str, concurrency: int, n: int, max_tokens: int) -> dict:
         db = Path(d) / "s.duckdb"
         ids = build_store(db, n)
         clf = create("judge", model=MODEL, base_url=base, concurrency=concurrency, max_tokens=max_tokens,
-                     timeout=900)
+                     timeout=900, trace_deadline=0)
         with Store(db) as st:
             t0 = time.perf_counter()
             res = run(st, clf, Selection(trace_ids=tuple(ids)))
