@@ -26,7 +26,11 @@ class Ranker:
     scale: np.ndarray
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        return ((X - self.mean) / self.scale) @ self.weights
+        # the standardisation folded into the weights: one product, no copies of X (a
+        # score's constant part is the same for every step of a trace, so rankings and
+        # per-trace probabilities are those of the standardised columns)
+        w = self.weights / self.scale
+        return X @ w - self.mean @ w
 
 
 def group_offsets(spans: list[tuple[int, int]]) -> np.ndarray:

@@ -117,27 +117,54 @@ def _rows(data: Data, idx: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.nd
     return np.asarray(rows, dtype=np.int64), group_offsets(spans), np.asarray(gold_rows, dtype=np.int64)
 
 
+def agent_codes(agents: Sequence[str | None]) -> np.ndarray:
+    """One integer per distinct agent value (``None`` is a value of its own)."""
+    seen: dict[str | None, int] = {}
+    return np.fromiter((seen.setdefault(a, len(seen)) for a in agents), dtype=np.int64, count=len(agents))
+
+
+def _first_max(v: np.ndarray, g: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The first row of each group holding the group's maximum of ``v`` (as ``np.argmax``)."""
+    hit = np.flatnonzero(v == np.maximum.reduceat(v, starts)[g])
+    first = np.ones(len(hit), dtype=bool)
+    first[1:] = g[hit[1:]] != g[hit[:-1]]
+    return hit[first]
+
+
+def choose(s: np.ndarray, offsets: np.ndarray, codes: np.ndarray, agent_rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per group of rows [offsets[k], offsets[k+1]): the chosen row and its confidence.
+
+    ``step``: the highest-scoring step (the first on ties) and its probability.  ``mass``:
+    the agent with the largest summed step probability (ties: the agent seen first),
+    its mass as the confidence, and that agent's highest-scoring step.  Vectorised: a
+    million traces are one call.
+    """
+    starts, sizes = offsets[:-1], np.diff(offsets)
+    g = np.repeat(np.arange(len(sizes)), sizes)
+    p = softmax_groups(s, offsets)
+    if agent_rule != "mass":
+        rows = _first_max(s, g, starts)
+        return rows, p[rows]
+    key = g * (int(codes.max()) + 1) + codes
+    uniq, first_row, inv = np.unique(key, return_index=True, return_inverse=True)
+    mass = np.bincount(inv, weights=p)
+    key_group = g[first_row]
+    # per group: the most mass, then the agent seen first
+    order = np.lexsort((first_row, -mass, key_group))
+    lead = np.ones(len(order), dtype=bool)
+    lead[1:] = key_group[order[1:]] != key_group[order[:-1]]
+    chosen = order[lead]  # one key per group, in group order
+    mine = inv == chosen[g]
+    rows = _first_max(np.where(mine, s, -np.inf), g, starts)
+    return rows, mass[chosen]
+
+
 def predict(ranker: Ranker, agent_rule: str, X: np.ndarray, agents: Sequence[str | None],
             offsets: np.ndarray) -> list[Prediction]:
     """One prediction per group: the highest-scoring step; its agent (``step``) or the
-    agent with the largest summed step probability (``mass``)."""
-    s = ranker.scores(X)
-    p = softmax_groups(s, offsets)
-    out = []
-    for a, b in zip(offsets[:-1], offsets[1:]):
-        j = int(np.argmax(s[a:b]))
-        agent, conf = agents[a + j], float(p[a + j])
-        if agent_rule == "mass":
-            mass: dict[str | None, float] = {}
-            for q in range(a, b):
-                mass[agents[q]] = mass.get(agents[q], 0.0) + float(p[q])
-            agent = max(mass, key=lambda k: mass[k])
-            conf = mass[agent]
-            # the step stays the best step; if it is another agent's, take that agent's best step
-            cands = [q for q in range(a, b) if agents[q] == agent]
-            j = max(cands, key=lambda q: s[q]) - a
-        out.append(Prediction(agent, j, conf))
-    return out
+    agent with the largest summed step probability (``mass``); see :func:`choose`."""
+    rows, conf = choose(ranker.scores(X), offsets, agent_codes(agents), agent_rule)
+    return [Prediction(agents[r], int(r - a), float(c)) for r, a, c in zip(rows, offsets[:-1], conf)]
 
 
 def _fit_predict(data: Data, train: Sequence[int], test: Sequence[int], l2: float,
