@@ -167,13 +167,24 @@ def predict(ranker: Ranker, agent_rule: str, X: np.ndarray, agents: Sequence[str
     return [Prediction(agents[r], int(r - a), float(c)) for r, a, c in zip(rows, offsets[:-1], conf)]
 
 
+def _fit_path(data: Data, train: Sequence[int], test: Sequence[int], l2s: Sequence[float],
+              rules: Sequence[str]) -> dict[float, dict[str, list[Prediction]]]:
+    """Fit on ``train`` for each L2 strength (strongest first, each fit starting from the
+    one before: a warm start on the same rows) and predict ``test`` with each agent rule."""
+    rows, off, gold_rows = _rows(data, train)
+    X = data.X[rows]
+    trows, toff, _ = _rows(data, test)
+    Xt, agents = data.X[trows], [data.table.agent[r] for r in trows]
+    out, ranker = {}, None
+    for l2 in sorted(l2s, reverse=True):
+        ranker = fit(X, off, gold_rows, l2=l2, start=ranker)
+        out[l2] = {rule: predict(ranker, rule, Xt, agents, toff) for rule in rules}
+    return out
+
+
 def _fit_predict(data: Data, train: Sequence[int], test: Sequence[int], l2: float,
                  rules: Sequence[str]) -> dict[str, list[Prediction]]:
-    rows, off, gold_rows = _rows(data, train)
-    ranker = fit(data.X[rows], off, gold_rows, l2=l2)
-    trows, toff, _ = _rows(data, test)
-    agents = [data.table.agent[r] for r in trows]
-    return {rule: predict(ranker, rule, data.X[trows], agents, toff) for rule in rules}
+    return _fit_path(data, train, test, (l2,), rules)[l2]
 
 
 def _hits(data: Data, idx: Sequence[int], preds: Sequence[Prediction | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -190,8 +201,8 @@ def select(data: Data, idx: Sequence[int], k: int = INNER_FOLDS) -> dict[str, An
         te = [i for i, fo in zip(idx, inner) if fo == f]
         if not tr or not te:
             continue
-        for l2 in L2_GRID:
-            for rule, preds in _fit_predict(data, tr, te, l2, ("step", "mass")).items():
+        for l2, by_rule in _fit_path(data, tr, te, L2_GRID, ("step", "mass")).items():
+            for rule, preds in by_rule.items():
                 ag, st = _hits(data, te, preds)
                 score[(l2, rule)] = score.get((l2, rule), 0.0) + ag.sum() + st.sum()
     best = max(sorted(score), key=lambda key: (score[key], key[0], key[1] == "step"))
