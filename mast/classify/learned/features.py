@@ -32,12 +32,18 @@ import polars as pl
 from mast.classify.rules import current_features
 
 #: Bump when a feature's meaning changes (a model of another version is refused).
-FEATURES_VERSION = "1"
+FEATURES_VERSION = "2"
 
 _FLAGS = ("is_exec", "is_error", "claims_success", "claims_test_run", "declares_done", "hits_limit", "verifies",
           "has_code", "says_restart", "notes_repeat", "reports_loop", "ends_question", "restates_task")
 _KINDS = ("message", "llm_call", "tool_call", "tool_result", "handoff", "termination", "error", "event")
 _ROLES = ("system", "user", "assistant", "tool")
+
+#: Features about the step's *agent* rather than the step (the same for all its steps but
+#: the turns left): whether it spoke last, how much it speaks after this step, whether its
+#: steps are followed by errors, whether it speaks second.
+AGENT_LEVEL: tuple[str, ...] = ("agent_is_last_speaker", "agent_turns_left_log", "agent_is_second_speaker",
+                                "agent_errors_after_share", "agent_is_last_x_len")
 
 #: The dense features, in column order.
 DENSE: tuple[str, ...] = (
@@ -52,6 +58,8 @@ DENSE: tuple[str, ...] = (
     # interactions with trace length: the decisive step sits at other relative places in
     # long and short traces, and a linear ranker cannot see that otherwise
     "pos_rel_x_len", "is_first_x_len", "is_second_x_len", "agent_share_x_len", "agent_first_turn_x_len",
+    # agent-level (version 2): who the step's agent is in the run, as structure
+    *AGENT_LEVEL,
 )
 
 @dataclass
@@ -232,6 +240,11 @@ def frame_dense(frame: pl.DataFrame) -> np.ndarray:
     prev_same = np.zeros(n, dtype=bool)
     prev_same[1:] = agent[1:] == agent[:-1]
     put("agent_changes", (j > 0) & ~prev_same)
+    last_speaker = agent == agent[offsets[1:] - 1][g]
+    put("agent_is_last_speaker", last_speaker)
+    put("agent_turns_left_log", np.log1p(n_ag - 1 - ordinal))
+    second = np.where(sizes > 1, agent[np.minimum(starts + 1, n - 1)], -1)[g]
+    put("agent_is_second_speaker", agent == second)
 
     err, exe = v["is_error"], v["is_exec"]
     fe = np.minimum.reduceat(np.where(err, j, n), starts)[g]  # first error's position; n: none
@@ -248,6 +261,11 @@ def frame_dense(frame: pl.DataFrame) -> np.ndarray:
     put("next_is_exec", nxt & np.append(exe[1:], False))
     put("next_same_agent", nxt & np.append(prev_same[1:], False))
     put("prev_is_error", (j > 0) & np.insert(err[:-1], 0, False))
+    # the share of the agent's steps in the trace that an error follows
+    key_ag = g * (int(agent.max()) + 1) + agent
+    _, inv = np.unique(key_ag, return_inverse=True)
+    nxt_err = (nxt & np.append(err[1:], False)).astype(np.float64)
+    put("agent_errors_after_share", (np.bincount(inv, weights=nxt_err) / np.bincount(inv))[inv])
     # a near-identical output (same fingerprint) appeared earlier in the trace
     rep = np.zeros(n, dtype=bool)
     rows = np.flatnonzero(~v["fp_null"])
@@ -270,6 +288,7 @@ def frame_dense(frame: pl.DataFrame) -> np.ndarray:
     lenz = lenlog - np.log1p(10)  # centred near a short trace, so the crosses stay small there
     for base in ("pos_rel", "is_first", "is_second", "agent_share", "agent_first_turn"):
         X[:, idx[f"{base}_x_len"]] = X[:, idx[base]] * lenz
+    X[:, idx["agent_is_last_x_len"]] = X[:, idx["agent_is_last_speaker"]] * lenz
     return X
 
 

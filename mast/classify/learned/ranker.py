@@ -99,13 +99,18 @@ def fit(X: np.ndarray, offsets: np.ndarray, gold_rows: np.ndarray, *, l2: float,
     # gradient descent needed hundreds of passes over the rows and stopped short of it).
     w = start.weights.copy() if start is not None else np.zeros(X.shape[1])
     eye = np.eye(X.shape[1])
+    pz = np.empty_like(Z)  # reused: a fresh rows x columns temporary per step costs page faults
+    hess = None
     with one_blas_thread():
         loss, p = forward(w)
         for _ in range(max_iter):
             grad = Z.T @ (p - y) / n_groups + l2 * w
-            pz = p[:, None] * Z
-            m = np.add.reduceat(pz, starts)  # per trace: the expected feature vector under p
-            hess = (Z.T @ pz - m.T @ m) / n_groups + l2 * eye
+            if hess is None or grad @ grad > 1e-8:
+                # the exact Hessian while far from the optimum; near it the last one is
+                # kept (it barely changes there, and forming it is most of a step's cost)
+                np.multiply(Z, p[:, None], out=pz)
+                m = np.add.reduceat(pz, starts)  # per trace: the expected feature vector under p
+                hess = (Z.T @ pz - m.T @ m) / n_groups + l2 * eye
             d = -np.linalg.solve(hess, grad)
             slope = grad @ d  # minus the squared Newton decrement
             if -slope < 1e-24:  # at the optimum to machine precision: the same weights everywhere

@@ -317,7 +317,7 @@ def learn_attribution(store, gold: str = "human", *, where: str | None = None, k
         _score(store, data, tally, train, test, preds, compare)
     cv = tally.report()
     everything = list(range(len(golds)))
-    hp = select(data, everything, k=k)
+    hp = select(data, everything)  # as inside each outer part (an inner 3-fold CV)
     rows, off, gold_rows = _rows(data, everything)
     ranker = fit(data.X[rows], off, gold_rows, l2=hp["l2"])
     by_sys: dict[str, int] = {}
