@@ -1,6 +1,6 @@
-"""Ingest benchmark for the OTLP and CrewAI-events importers, against DuckDB's ``read_json``.
+"""Ingest benchmark for the OTLP, CrewAI-events and span-export / trajectory importers, against DuckDB's ``read_json``.
 
-    .venv/bin/python bench/ingest_frameworks_bench.py [--corpus otlp|crewai|both] [--size-mb 500]
+    .venv/bin/python bench/ingest_frameworks_bench.py [--corpus otlp|crewai|both|phoenix|langfuse|spantree|trajectory|exports] [--size-mb 500]
 
 Reuses the harness of bench/ingest_bench.py (the real CLI in a subprocess with the RSS of
 its process tree sampled every 50 ms; the reference is DuckDB's ``read_json`` of the same
@@ -14,6 +14,11 @@ fixtures (tests/fixtures/frameworks/), each copy made a new run:
 - ``crewai``: CrewAI event-bus JSON Lines (``model_dump`` per line); each file holds
   ~40 runs, every run with fresh event ids (first 8 hex digits of each UUID = copy number)
   and a numbered topic, so every run is a new trace (``crewai/events/<n>.jsonl``).
+- ``phoenix``, ``langfuse``, ``spantree``: the committed public exports
+  (tests/fixtures/formats/), one trace per file as the tools download them, every copy
+  with its trace ids suffixed by the copy number (``<kind>/<template>/<n>.json``);
+  ``trajectory``: τ-bench results files of 200 records each (the size of τ-bench's own),
+  copied from the 4-record excerpt with numbered task ids.  ``exports`` runs all four.
 
 Prints Markdown and writes ``<out>/ingest_frameworks_<timestamp>.json``.  Never part of the
 test run.  Targets (issue 3): mast rate >= 0.3 x reference rate, peak RSS < 1 GB.
@@ -44,6 +49,15 @@ OTLP_TEMPLATES = ["otel/genai_legacy.otlp.json", "otel/split_run.otlp.json", "cr
                   "langgraph/loop/langsmith_otel.otlp.json"]
 CREW_TEMPLATES = ["crewai/research/event_bus.jsonl", "crewai/failing/event_bus.jsonl"]
 _TRACE_RX = re.compile(r'("traceId":\s*")([0-9a-f]{8})([0-9a-f]{24}")')
+EXPORT_TEMPLATES = {
+    "phoenix": ["phoenix/pxi_turn_trace.json", "phoenix/pxi_turn_subagent_trace.json"],
+    "langfuse": ["langfuse/autogen-2025-06-06.trace.json", "langfuse/crewai-2025-07-11.trace.json",
+                 "langfuse/langgraph-python-2025-08-22.trace.json", "langfuse/openai-agents-2025-09-30.trace.json"],
+    "spantree": ["spantree/gaia_manager_search.json"],
+    "trajectory": ["trajectory/tau-bench-gpt-4o-airline.excerpt.json"],
+}
+FORMATS = ROOT / "tests" / "fixtures" / "formats"
+_ID_RX = re.compile(r'("(?:trace_id|traceId|task_id)":\s*)"?([^",}\s]*)"?')
 _UUID_RX = re.compile(r"\b[0-9a-f]{8}(-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
 
 
@@ -54,6 +68,10 @@ def _otlp_copy(text: str, n: int) -> str:
 def _crew_copy(text: str, n: int) -> str:
     text = _UUID_RX.sub(lambda m: f"{n:08x}{m.group(1)}", text)
     return text.replace("LangGraph and CrewAI", f"LangGraph and CrewAI (run {n})")
+
+
+def _export_copy(text: str, n: int) -> str:
+    return _ID_RX.sub(lambda m: f'{m.group(1)}"{m.group(2)}-{n}"', text)
 
 
 def build(root: Path, kind: str, size_mb: int, log=print) -> _corpus.Corpus:
@@ -103,6 +121,31 @@ def build(root: Path, kind: str, size_mb: int, log=print) -> _corpus.Corpus:
             note("otlp_jsonl", size)
             f += 1
         c.groups = [{"glob": f"json/{t}/*.json"} for t in sorted({t[0] for t in temps})] + [{"glob": "jsonl/*.jsonl"}]
+    elif kind == "trajectory":
+        recs = json.loads((FORMATS / EXPORT_TEMPLATES[kind][0]).read_text())
+        d = root / "trajectory"
+        d.mkdir(parents=True, exist_ok=True)
+        f = 0
+        while c.bytes < budget:
+            body = _export_copy(json.dumps([recs[i % len(recs)] for i in range(200)]), f)
+            body = re.sub(r'"task_id": "([^"]*)"', lambda m, k=iter(range(10**9)): f'"task_id": "{m.group(1)}.{next(k)}"', body)
+            (d / f"{f}.json").write_text(body)
+            note("trajectory_json", len(body))
+            f += 1
+            n += 200
+        c.groups = [{"glob": "trajectory/*.json"}]
+    elif kind in EXPORT_TEMPLATES:
+        temps = [(Path(t).name.split(".")[0], json.dumps(json.loads((FORMATS / t).read_text()), separators=(",", ":")))
+                 for t in EXPORT_TEMPLATES[kind]]
+        while c.bytes < budget:
+            name, text = temps[n % len(temps)]
+            d = root / kind / name
+            d.mkdir(parents=True, exist_ok=True)
+            body = _export_copy(text, n)
+            (d / f"{n}.json").write_text(body)
+            note(f"{kind}_json", len(body))
+            n += 1
+        c.groups = [{"glob": f"{kind}/{t}/*.json"} for t in sorted({t[0] for t in temps})]
     else:
         temps = [(FW / t).read_text() for t in CREW_TEMPLATES]
         f = 0
@@ -184,7 +227,7 @@ def markdown(all_res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpus", choices=["otlp", "crewai", "both"], default="both")
+    ap.add_argument("--corpus", choices=["otlp", "crewai", "both", *EXPORT_TEMPLATES, "exports"], default="both")
     ap.add_argument("--size-mb", type=int, default=500, help="size of each corpus (default 500)")
     ap.add_argument("--runs", type=int, default=2, help="measured runs per corpus (default 2)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out", help="work folder (gitignored)")
@@ -192,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     log = lambda *x: print(*x, file=sys.stderr, flush=True)  # noqa: E731
-    kinds = ["otlp", "crewai"] if a.corpus == "both" else [a.corpus]
+    kinds = (["otlp", "crewai"] if a.corpus == "both" else list(EXPORT_TEMPLATES) if a.corpus == "exports"
+             else [a.corpus])
     res = {"machine": harness.machine(), "corpora": [run_one(k, a, log) for k in kinds],
            "loadavg_end": os.getloadavg()}
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

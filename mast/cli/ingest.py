@@ -75,11 +75,12 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
 @click.command()
 @json_option
 def formats(as_json):
-    """List the trace formats mast can read."""
+    """List the trace formats mast can read, each with an example of a file's first bytes."""
     from mast.ingest import importers
 
-    rows = [{"name": i.name, "description": i.description} for i in importers()]
+    rows = [{"name": i.name, "description": i.description, "example": getattr(i, "example", None)}
+            for i in importers()]
     if as_json:
         print_json(rows)
     else:
-        out.print(table(rows, ["name", "description"], title="formats (auto-detection order)"))
+        out.print(table(rows, ["name", "description", "example"], title="formats (auto-detection order)"))

@@ -7,8 +7,10 @@ Importer contract (see DESIGN.md "Contracts"): an object with
 - ``read(path) -> Iterator[Trace]`` yielding traces in file order with
   ``source_index`` set; a bad record raises :class:`mast.errors.IngestError` naming the
   file and the record;
-- optionally ``companion(path, head) -> str | None`` (see :func:`companion_note`) and
-  ``before``: the name of an importer it must be asked ahead of.
+- optionally ``companion(path, head) -> str | None`` (see :func:`companion_note`),
+  ``before``: the name of an importer it must be asked ahead of, ``example``: the first
+  bytes of a typical file (shown by ``mast formats``), and ``decline(path, head)``: why it
+  does not take a file (see :func:`closest`).
 
 Built-ins and plugins are loaded the same way, from ``module:attribute`` references:
 built-ins from :data:`BUILTINS`, plugins from the ``mast.importers`` entry-point group.
@@ -45,6 +47,9 @@ BUILTINS = [
     "mast.ingest.formats.langgraph:LangGraphStreamImporter",
     "mast.ingest.formats.langgraph:LangGraphEventsImporter",
     "mast.ingest.formats.langgraph:LangGraphMessagesImporter",
+    "mast.ingest.formats.otel.phoenix:PhoenixImporter",
+    "mast.ingest.formats.otel.langfuse:LangfuseImporter",
+    "mast.ingest.formats.otel.spantree:SpanTreeImporter",
     "mast.ingest.formats.otel:OTelImporter",
     "mast.ingest.formats.autogen_events:AutoGenEventsImporter",
     "mast.ingest.formats.autogen:AgentChatImporter",
@@ -52,6 +57,7 @@ BUILTINS = [
     "mast.ingest.formats.ag2_runtime:AG2RuntimeLogImporter",
     "mast.ingest.formats.ag2:AG2EventsImporter",
     "mast.ingest.formats.ag2:AG2ChatImporter",
+    "mast.ingest.formats.trajectory:TrajectoryImporter",
     "mast.ingest.formats.messages:MessagesImporter",
 ]
 ENTRY_POINT_GROUP = "mast.importers"
@@ -170,5 +176,32 @@ def detect(path: Path, head: bytes | None = None) -> Importer:
                 return imp
         except Exception:  # a detector that chokes on odd bytes simply does not match
             continue
-    raise UnknownFormat(str(path), None, "no importer recognises this file",
+    near = closest(path, head)
+    raise UnknownFormat(str(path), None, "no importer recognises this file"
+                        + (f"; closest: {near[0]} ({near[1]})" if near else ""),
                         "See `mast formats` for what mast reads, or pass --format.")
+
+
+def closest(path: Path, head: bytes) -> tuple[str, str] | None:
+    """The importer that came nearest to taking a file it declined, and its reason.
+
+    An importer may define ``decline(path, head) -> (depth, reason) | None``: None when it
+    would take the file, else how many of its checks the file passed (0: not even its
+    container) and why it stopped.  The deepest wins, ties going to detection order; a
+    file that got past nobody's first check has no closest importer.
+    """
+    best: tuple[int, str, str] | None = None
+    for imp in importers():
+        fn = getattr(imp, "decline", None)
+        if fn is None:
+            continue
+        try:
+            r = fn(path, head)
+        except Exception:  # a decliner that chokes on odd bytes says nothing
+            continue
+        if r is None:
+            continue
+        depth, reason = r
+        if depth > 0 and (best is None or depth > best[0]):
+            best = (depth, imp.name, reason)
+    return (best[1], best[2]) if best else None

@@ -62,9 +62,11 @@ def test_shapes_detected_and_read(tmp_path, db, shape):
     n_calls = sum(len(m.get("tool_calls", [])) for m in CHAT)
     with_text = sum(1 for m in CHAT if m.get("content") or not m.get("tool_calls"))
     assert len(steps) == with_text + n_calls
+    # a system prompt is a system-role step, not an agent called "system"
     assert [s["agent"] for s in steps if s["kind"] == "message"] == [
-        m.get("name") or m.get("agent") or m["role"] for m in CHAT
+        None if m["role"] == "system" else m.get("name") or m.get("agent") or m["role"] for m in CHAT
         if m["role"] != "tool" and (m.get("content") or not m.get("tool_calls"))]
+    assert [s["role"] for s in steps if s["kind"] == "message"][0] == "system"
     with Store(db, read_only=True) as st:
         system, task = st.fetchall("SELECT system, task FROM traces")[0]
     if shape == "messages-object":
@@ -93,3 +95,41 @@ def test_jsonl_of_conversations_is_one_trace_per_line(tmp_path, db):
     with Store(db, read_only=True) as st:
         got = st.fetchall("SELECT system, source_index, n_steps FROM traces ORDER BY source_index")
     assert got == [("a", 0, 3), ("b", 1, 2)]
+
+
+def test_tool_results_and_system_prompts_are_not_agents(tmp_path, db):
+    # OpenAI's tool messages carry the tool's name: it must not become an agent
+    chat = [dict(m) for m in CHAT]
+    chat[4]["name"] = "multiply"
+    chat[5]["name"] = "log"
+    _store(db, write_json(tmp_path / "chat.json", chat))
+    steps = _steps(db)
+    agents = {s["agent"] for s in steps if s["agent"]}
+    assert agents == {"user", "planner", "coder"}
+    assert [(s["agent"], s["tool_name"]) for s in steps if s["kind"] == "tool_result"] == [
+        ("coder", "multiply"), ("coder", "log")]  # the calling agent's results
+
+
+MAGENTIC = [
+    {"role": "human", "content": "Find the opening hours of the museum."},
+    {"role": "Orchestrator (thought)", "content": "Initial plan: ask WebSurfer."},
+    {"role": "Orchestrator (-> WebSurfer)", "content": "Search for the museum's opening hours."},
+    {"role": "WebSurfer", "content": "I typed 'museum opening hours' into the search bar."},
+    {"role": "Orchestrator (thought)", "content": "The request is satisfied."},
+    {"role": "Orchestrator (termination condition)", "content": "The request has been answered."},
+]
+
+
+def test_magentic_one_roles_in_a_plain_message_list(tmp_path, db):
+    _store(db, write_json(tmp_path / "m1.json", MAGENTIC))
+    steps = _steps(db)
+    assert [s["agent"] for s in steps] == ["user", "Orchestrator", "Orchestrator", "WebSurfer",
+                                           "Orchestrator", "Orchestrator"]
+    assert [s["target_agent"] for s in steps][2] == "WebSurfer"
+    assert [s["kind"] for s in steps][-1] == "termination"
+    assert json.loads(steps[1]["attributes"])["note"] == "thought"
+    assert steps[0]["role"] == "user" and steps[3]["role"] == "assistant"
+    with Store(db, read_only=True) as st:
+        [(n_agents, task)] = st.fetchall("SELECT n_agents, task FROM traces")
+    assert task == MAGENTIC[0]["content"]
+    assert n_agents == 3  # not five pseudo-agents for the orchestrator's annotations

@@ -45,6 +45,7 @@ _QUIET_EVENTS = {"using_auto_reply", "execute_function", "post_carryover_process
 class AG2ChatImporter:
     name = "ag2-chat"
     description = "AG2 / AutoGen 0.2 ChatResult JSON (chat_id, chat_history, summary, cost) and chat_history lists"
+    example = '{"chat_id": 2960…, "chat_history": [{"content": "…", "role": "assistant", "name": "user_proxy"}, …], "summary": …'
 
     def detect(self, path: Path, head: bytes) -> bool:
         c = first_char(head)
@@ -196,6 +197,7 @@ def _is_event(obj: Any) -> bool:
 class AG2EventsImporter:
     name = "ag2-events"
     description = "AG2 .run() / run_group_chat() events, one model_dump per line ({type, content: {uuid, ...}})"
+    example = '{"type": "text", "content": {"uuid": "…", "content": "…", "sender": "user", "recipient": "chat_manager"}}'
 
     def detect(self, path: Path, head: bytes) -> bool:
         if first_char(head) != "{":

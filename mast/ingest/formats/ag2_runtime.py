@@ -506,6 +506,7 @@ class _RuntimeBase:
 class AG2RuntimeDbImporter(_RuntimeBase):
     name = "ag2-runtime-db"
     description = "AG2 / AutoGen 0.2 runtime_logging SQLite database (chat_completions, events, ...)"
+    example = 'SQLite format 3\\x00 … tables chat_completions, agents, events, function_calls'
 
     def detect(self, path: Path, head: bytes) -> bool:
         if not head.startswith(SQLITE_HEADER):
@@ -527,6 +528,7 @@ class AG2RuntimeDbImporter(_RuntimeBase):
 class AG2RuntimeLogImporter(_RuntimeBase):
     name = "ag2-runtime-log"
     description = "AG2 / AutoGen 0.2 runtime_logging file log (JSON lines + 'Started new session' lines)"
+    example = 'Started new session with Session ID: 551e661c-…\\n{"id": 1404…, "agent_name": "user_proxy", "session_id": …'
 
     def detect(self, path: Path, head: bytes) -> bool:
         text = strip_bom(head).decode("utf-8", "replace")

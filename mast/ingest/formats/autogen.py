@@ -55,6 +55,7 @@ def build_trace(path: Path, index: int, steps: list[Step], task: str | None, met
 class AgentChatImporter:
     name = "autogen"
     description = "AutoGen AgentChat 0.4-0.7: TaskResult JSON, message lists, run_stream JSONL"
+    example = '{"messages": [{"id": "…", "source": "user", "models_usage": null, "content": "…", "type": "TextMessage"}, …'
 
     def detect(self, path: Path, head: bytes) -> bool:
         c = first_char(head)

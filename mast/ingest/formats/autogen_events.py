@@ -123,6 +123,7 @@ class _Run:
 class AutoGenEventsImporter:
     name = "autogen-events"
     description = "AutoGen core event log (autogen_core.events JSON lines: LLMCall, Message, ToolCall)"
+    example = '{"ts": 1795965320.76, "logger": "autogen_core.events", "level": "INFO", "py_type": "MessageEvent", "event": {…'
 
     def detect(self, path: Path, head: bytes) -> bool:
         rows = strip_bom(head).split(b"\n")

@@ -163,6 +163,7 @@ class MessageMapper:
 class LangGraphMessagesImporter:
     name = "langgraph-messages"
     description = "LangChain/LangGraph message list (messages_to_dict, dumpd or model_dump form)"
+    example = '[{"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "HumanMessage"], "kwargs": {…'
 
     def detect(self, path: Path, head: bytes) -> bool:
         c = first_char(head)
@@ -285,6 +286,7 @@ class _Chunks:
 class LangGraphStreamImporter:
     name = "langgraph-stream"
     description = "LangGraph graph.stream() dump (v2 {type, ns, data} parts; v1 debug/updates/messages)"
+    example = '{"type": "checkpoints", "ns": [], "data": {"config": {"configurable": {"thread_id": "…"}}, …'
 
     def detect(self, path: Path, head: bytes) -> bool:
         c = first_char(head)
@@ -496,6 +498,7 @@ class LangGraphEventsImporter:
 
     name = "langgraph-events"
     description = "LangChain/LangGraph astream_events(version=\"v2\") JSONL (on_chat_model_end, on_tool_end, ...)"
+    example = '{"event": "on_chain_start", "data": {"input": {"messages": […]}}, "name": "LangGraph", "run_id": …'
 
     def detect(self, path: Path, head: bytes) -> bool:
         if first_char(head) != "{":

@@ -53,6 +53,7 @@ def _is_run(obj: Any) -> bool:
 class LangSmithImporter:
     name = "langsmith"
     description = "LangSmith runs: tree (child_runs) or flat JSON/JSONL (parent_run_id, dotted_order)"
+    example = '[{"id": "…", "name": "fix_loop", "start_time": "…", "run_type": "chain", "child_runs": [{"parent_run_id": …'
 
     def detect(self, path: Path, head: bytes) -> bool:
         c = first_char(head)

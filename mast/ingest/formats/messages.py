@@ -5,9 +5,11 @@ Accepted shapes (one trace per conversation):
 - JSON Lines where each line is a message (one trace for the file) or each line is a
   ``{"messages": [...]}`` conversation (one trace per line).
 
-OpenAI-style ``tool_calls`` on an assistant message become ``tool_call`` steps (after the
-message's own text, if any); ``role: tool`` messages become ``tool_result`` steps linked
-to their call through ``span_id`` / ``parent_span_id`` (the call id).
+Messages become steps as :mod:`mast.ingest.openai_messages` has it: OpenAI-style
+``tool_calls`` are ``tool_call`` steps, ``role: tool`` messages their ``tool_result`` steps
+(linked through ``span_id`` / ``parent_span_id``, the call id) by the calling agent, a
+system prompt a system-role step with no agent, and Magentic-One roles
+(``"Orchestrator (-> WebSurfer)"``) an agent and its recipient.
 
 Format notes: docs/formats/messages.md.
 """
@@ -18,29 +20,36 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import as_text, first_char, first_json, first_line_object, iter_jsonl, load_json
-from mast.model import Step, StepKind, Trace
-
-_ROLE_MAP = {"human": "user", "ai": "assistant", "function": "tool", "developer": "system"}
-
-
-def _is_message(obj: Any) -> bool:
-    return isinstance(obj, dict) and "role" in obj and ("content" in obj or "tool_calls" in obj)
+from mast.ingest._util import first_char, first_json, first_line_object, iter_jsonl, load_json
+from mast.ingest.openai_messages import conversation_steps, is_message as _is_message
+from mast.model import Trace
 
 
 class MessagesImporter:
     name = "messages"
     description = "Generic message list: JSON array or JSONL of {role, name|agent, content} (OpenAI tool_calls)"
+    example = '[{"role": "system", "content": "…"}, {"role": "user", "content": "…"}, {"role": "assistant", "name": "planner", …'
 
     def detect(self, path: Path, head: bytes) -> bool:
-        c = first_char(head)
-        if c not in "[{":
-            return False
-        obj = first_json(head)
+        return self.decline(path, head) is None
+
+    def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
+        """How far this file got as a message list, and why it is not one (None: it is)."""
+        if first_char(head) not in "[{":
+            return 0, "not JSON"
+        try:
+            obj = first_json(head)
+        except ValueError:
+            return 0, "the first record is not JSON (or is longer than the head)"
         if _is_message(obj):
-            return True
-        return (isinstance(obj, dict) and isinstance(obj.get("messages"), list)
-                and (not obj["messages"] or _is_message(obj["messages"][0])))
+            return None
+        if isinstance(obj, dict) and isinstance(obj.get("messages"), list):
+            if not obj["messages"] or _is_message(obj["messages"][0]):
+                return None
+            return 2, "messages[0] has no role and content"
+        if isinstance(obj, dict) and "role" in obj:
+            return 2, "a message with a role but no content or tool_calls"
+        return (1 if isinstance(obj, list) else 0), "the first record is not a {role, content} message"
 
     def read(self, path: Path) -> Iterator[Trace]:
         if _is_jsonl(path):
@@ -72,50 +81,16 @@ class MessagesImporter:
                       lines: list[int] | None = None) -> Trace:
         if not isinstance(messages, list):
             raise IngestError(str(path), index, "missing required field: messages (a list)")
-        steps: list[Step] = []
-        call_names: dict[str, str] = {}
-        task = meta.get("task")
-        for j, m in enumerate(messages):
-            where = f"line {lines[j]}" if lines else (f"{index}, message {j}" if meta else f"message {j}")
-            if not isinstance(m, dict):
-                raise IngestError(str(path), where, f"expected a message object, found {type(m).__name__}")
-            if "role" not in m:
-                raise IngestError(str(path), where, "missing required field: role")
-            if "content" not in m and "tool_calls" not in m:
-                raise IngestError(str(path), where, "missing required field: content")
-            role = str(m["role"])
-            role = _ROLE_MAP.get(role, role)
-            agent = m.get("name") or m.get("agent") or role
-            content = as_text(m.get("content"))
-            extras = {k: v for k, v in m.items()
-                      if k not in ("role", "name", "agent", "content", "tool_calls", "tool_call_id")}
-            if role == "tool":
-                cid = m.get("tool_call_id")
-                steps.append(Step(agent=m.get("name") or m.get("agent") or "tool", content=content,
-                                  kind=StepKind.TOOL_RESULT, role="tool",
-                                  tool_name=call_names.get(cid) if cid else m.get("name"),
-                                  parent_span_id=cid, attributes=extras or None))
-                continue
-            calls = m.get("tool_calls") or []
-            if content or not calls:
-                steps.append(Step(agent=agent, content=content, kind=StepKind.MESSAGE, role=role,
-                                  attributes=extras or None))
-            for c in calls:
-                fn = (c or {}).get("function") or {}
-                name = fn.get("name") or c.get("name")
-                cid = c.get("id")
-                if cid and name:
-                    call_names[cid] = name
-                args = fn.get("arguments", c.get("arguments"))
-                steps.append(Step(agent=agent, content=None, kind=StepKind.TOOL_CALL, role=role,
-                                  tool_name=name, tool_args=as_text(args), span_id=cid))
-            if task is None and role == "user" and content:
-                task = content
+
+        def where(j: int) -> str:
+            return f"line {lines[j]}" if lines else (f"{index}, message {j}" if meta else f"message {j}")
+
+        steps, first_user = conversation_steps(path, messages, where)
+        task = meta.get("task") if meta.get("task") is not None else first_user
         return Trace(system=meta.get("system"), framework=meta.get("framework"),
                      source_format=self.name, source_path=str(path), source_index=index,
                      steps=steps, task=task,
                      metadata={k: v for k, v in meta.items() if k not in ("messages", "task", "system")})
-
 
 def _is_jsonl(path: Path) -> bool:
     """JSON Lines if so named, or if the first line is a complete JSON object by itself."""

@@ -15,21 +15,21 @@ Format notes: docs/formats/mad-whowhen.md.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Iterator
 
 from mast.errors import IngestError
 from mast.ingest._util import as_text, first_char, load_json, require
+from mast.ingest.magentic_roles import parse_role
 from mast.model import Attribution, Outcome, Step, StepKind, Trace
 
 _KEYS = (b'"mistake_agent"', b'"mistake_step"', b'"question_ID"', b'"is_corrected"')
-_ROLE_RX = re.compile(r"^\s*(?P<agent>[^()]+?)\s*(?:\((?P<note>[^)]*)\))?\s*$")
 
 
 class WhoWhenImporter:
     name = "whowhen"
     description = "Who&When failure-attribution records (history + mistake_agent/step)"
+    example = '{"is_corrected": false, "question": "…", "history": [{"content": "…", "role": "Orchestrator (-> WebSurfer)"}, …], "mistake_agent": …'
 
     def detect(self, path: Path, head: bytes) -> bool:
         if first_char(head) != "{" or b'"history"' not in head:
@@ -66,19 +66,14 @@ class WhoWhenImporter:
             name = h.get("name")
             target = None
             note = None
+            kind = StepKind.MESSAGE
             if name:  # Algorithm-Generated: name is the agent, role is relative
                 agent = str(name)
                 msg_role = role if role in ("user", "assistant", "system", "tool") else None
-            else:
-                m = _ROLE_RX.match(role)
-                agent = (m.group("agent") if m else role) or "unknown"
-                note = m.group("note") if m else None
-                if note and note.strip().startswith("->"):
-                    target = note.strip()[2:].strip()
-                msg_role = "user" if agent.lower() == "human" else "assistant"
+            else:  # Hand-Crafted: the Magentic-One role syntax
+                r = parse_role(role)
+                agent, note, target, kind, msg_role = r.agent, r.note, r.target, r.kind, r.role
             attrs = {"source_role": role} if role and (name or note) else None
-            # "Orchestrator (termination condition)": the orchestrator decides to stop.
-            kind = StepKind.TERMINATION if note and note.strip() == "termination condition" else StepKind.MESSAGE
             steps.append(Step(agent=agent, content=as_text(h.get("content")), kind=kind,
                               role=msg_role, target_agent=target, attributes=attrs))
         ok = rec.get("is_correct", rec.get("is_corrected"))

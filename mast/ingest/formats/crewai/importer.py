@@ -41,6 +41,7 @@ from mast.model import Step, StepKind, Trace
 class CrewAIEventsImporter:
     name = "crewai-events"
     description = "CrewAI 1.x event-bus JSONL (BaseEvent per line, model_dump or to_json)"
+    example = '{"timestamp": "2026-11-29T15:42:27.955688Z", "type": "crew_kickoff_started", "source_fingerprint": null, "event_id": …'
 
     def detect(self, path: Path, head: bytes) -> bool:
         if first_char(head) != "{":
@@ -73,6 +74,7 @@ class CrewAIEventsImporter:
 class CrewAICheckpointImporter:
     name = "crewai-checkpoint"
     description = "CrewAI 1.x checkpoint JSON (crewai_version + entities + event_record)"
+    example = '{"crewai_version": "1.15.30", "parent_id": "…", "branch": "main", "entities": [{"entity_type": "crew", …'
 
     def detect(self, path: Path, head: bytes) -> bool:
         if first_char(head) != "{":
@@ -116,6 +118,7 @@ class CrewOutputImporter:
     name = "crewai-output"
     description = ("CrewAI CrewOutput JSON (raw + tasks_output[].messages + token_usage), "
                    "or TaskOutput JSON lines (task_callback)")
+    example = '{"raw": "…", "pydantic": null, "json_dict": null, "tasks_output": [{"description": "…", "messages": […'
 
     def detect(self, path: Path, head: bytes) -> bool:
         if first_char(head) != "{":
@@ -232,6 +235,7 @@ _FIELD_RX = re.compile(r'(\w+)="(.*?)"(?=, \w+="|\s*$)', re.S)
 class CrewAILogImporter:
     name = "crewai-log"
     description = "CrewAI output_log_file (.txt lines or .json array of task status entries)"
+    example = '2026-11-29 15:42:28: task_name="research", task="…", agent="Researcher", status="started"'
 
     def detect(self, path: Path, head: bytes) -> bool:
         text = strip_bom(head).decode("utf-8", "replace").lstrip()

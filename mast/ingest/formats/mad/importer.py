@@ -54,6 +54,7 @@ def _draft_for_round(rnd: str | None) -> str | None:
 class MadImporter:
     name = "mad"
     description = "MAST MAD records: human-labelled file and full-dataset shape (mast_annotation)"
+    example = '[{"round": "Round 1", "mas_name": "AppWorld", "trace_id": 0, "trace": "…", "mast_annotation": {"1.1": 0, …'
 
     def detect(self, path: Path, head: bytes) -> bool:
         if first_char(head) not in "[{":

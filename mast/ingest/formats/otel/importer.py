@@ -64,6 +64,19 @@ from mast.model import Trace
 class OTelImporter:
     name = "otel"
     description = "OpenTelemetry spans: OTLP/JSON, span JSONL or SDK to_json (GenAI semconv, OpenInference, LangSmith, CrewAI)"
+    example = '{"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": …'
+
+    def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
+        """How far this file got as OpenTelemetry spans, and why they are not (None: they are)."""
+        if self.detect(path, head):
+            return None
+        text = strip_bom(head).decode("utf-8", "replace")
+        if not text.lstrip()[:1] in ("{", "["):
+            return 0, "not JSON"
+        if re.search(r'"(traceId|trace_id)"', text) and re.search(r'"(spanId|span_id)"', text):
+            return 2, ("span ids, but neither an OTLP request (resourceSpans), an OTLP span "
+                       "(traceId, spanId, name, startTimeUnixNano) nor an SDK span (context.trace_id, name)")
+        return 0, "no resourceSpans, traceId/spanId or context.trace_id"
 
     def detect(self, path: Path, head: bytes) -> bool:
         text = strip_bom(head).decode("utf-8", "replace").lstrip()

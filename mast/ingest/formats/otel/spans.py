@@ -197,6 +197,12 @@ def _doc_spans(path: Path, where: str, doc: Any) -> Iterator[Span]:
         res = _attrs(path, where, (doc.get("resource") or {}).get("attributes")) if isinstance(doc.get("resource"), dict) else {}
         scope = (doc.get("scope") or {}).get("name") if isinstance(doc.get("scope"), dict) else None
         yield _otlp_span(path, where.rstrip(": ") or "0", doc, res, scope)
+    elif isinstance(doc, dict) and isinstance(doc.get("context"), dict):
+        # the span has a context but not the SDK's kind: Phoenix writes spans that way
+        raise IngestError(str(path), where.rstrip(": ") or None,
+                          "a span with a context but no kind: not an OTel SDK span"
+                          + (" (a Phoenix span export: span_kind, parent_id)" if "span_kind" in doc else ""),
+                          "Try --format phoenix, or see `mast formats`.")
     else:
         raise IngestError(str(path), where.rstrip(": ") or None,
                           "not an OpenTelemetry span or OTLP request (expected resourceSpans, traceId/spanId or context)")

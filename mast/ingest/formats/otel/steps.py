@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -13,6 +14,9 @@ from mast.ingest.formats.otel.dialects import (dialects_of, error_text, framewor
 from mast.ingest.formats.otel.spans import Span, iso_ns
 from mast.ingest.langchain_messages import step, transfer_target
 from mast.model import Outcome, StepKind, Trace
+
+
+_ROLE_RX = re.compile(r"role='([^']+)'")
 
 
 def drop_duplicate_llm_groups(groups: list[list[Span]]) -> list[list[Span]]:
@@ -31,7 +35,12 @@ def drop_duplicate_llm_groups(groups: list[list[Span]]) -> list[list[Span]]:
     return keep
 
 
-def build_trace(path: Path, index: int, spans: list[Span]) -> Trace:
+def build_trace(path: Path, index: int, spans: list[Span], source_format: str = "otel",
+                name_agents: bool = False) -> Trace:
+    """One trace from its spans.  ``source_format`` names the importer that read them (the
+    span exports of Phoenix, Langfuse and span-tree dumps share this builder);
+    ``name_agents``: an AGENT span with no agent attribute is its span name's agent, for
+    exports whose agent spans carry nothing else (Phoenix, Langfuse, smolagents dumps)."""
     by_id: dict[tuple[str, str], Span] = {}
     for s in spans:
         s.children = []
@@ -50,6 +59,9 @@ def build_trace(path: Path, index: int, spans: list[Span]) -> Trace:
         s.children.sort(key=lambda c: c.start_ns)
     roots.sort(key=lambda c: c.start_ns)
     kinds = {id(s): kind_of(s) for s in spans}
+    # span names stand in for agents only where no agent span says who it is (OpenAI
+    # Agents' workflow span is an AGENT span too, but its agents carry graph.node.id)
+    exported, name_agents = name_agents, name_agents and not any(kinds[id(s)] == "agent" and own_agent(s) for s in spans)
 
     def has_llm_below(s: Span) -> bool:
         stack = list(s.children)
@@ -80,7 +92,7 @@ def build_trace(path: Path, index: int, spans: list[Span]) -> Trace:
             last = next((x.agent for x in reversed(steps) if x.agent), None)
             steps.append(step(agent=last, kind=StepKind.TERMINATION, status="completed",
                               started_at=iso_ns(max((x.end_ns or x.start_ns) for x in spans))))
-        return Trace(system=system_name(spans, main), framework="autogen", source_format="otel", source_path=str(path),
+        return Trace(system=system_name(spans, main), framework="autogen", source_format=source_format, source_path=str(path),
                      source_index=index, steps=steps, task=task,
                      started_at=iso_ns(min(x.start_ns for x in spans)),
                      ended_at=iso_ns(max((x.end_ns or x.start_ns) for x in spans)),
@@ -93,15 +105,24 @@ def build_trace(path: Path, index: int, spans: list[Span]) -> Trace:
                        if x.attrs.get("crewai.task.description")), None)
     if first_task and main.attrs.get("crewai.crew.inputs") is not None:
         task = str(first_task)  # a crew's task is its first task, as the event importer has it
+    if not task and exported:
+        # the task sits on the first agent's run span (smolagents), else in the first prompt
+        by_start = sorted(spans, key=lambda x: x.start_ns)
+        task = next((t for t in (_agent_task(x) for x in by_start if kinds[id(x)] == "agent")
+                     if t and not t.startswith(("[", "{"))), None) \
+            or _first_user_text([x for x in by_start if kinds[id(x)] == "llm"])
     if task:
         steps.append(step(agent=None, role="user", kind=StepKind.MESSAGE, content=task,
                           started_at=iso_ns(main.start_ns), span_id=main.span_id))
 
     def visit(s: Span, inherited: str | None) -> str | None:
         """Emit the steps of one span; return the agent its children inherit."""
-        own = own_agent(s)
-        agent = own or inherited
         k = kinds[id(s)]
+        own = own_agent(s) or (agent_of_span(s) if name_agents and k == "agent" else None)
+        agent = own or inherited
+        if exported and k == "agent" and not has_llm_below(s) and any(v is not None for v in span_tokens(s.attrs)):
+            # smolagents' OpenInference puts an agent's own token totals on its run span only
+            agent_tokens.append((agent, *span_tokens(s.attrs), len(steps)))
         st, en = iso_ns(s.start_ns), iso_ns(s.end_ns)
         err = s.status == "ERROR"
         emsg = error_text(s) if err else None
@@ -164,12 +185,18 @@ def build_trace(path: Path, index: int, spans: list[Span]) -> Trace:
                     state["last_target"] = m.group(1)
         return agent
 
+    agent_tokens: list[tuple] = []  # (agent, tokens in, tokens out, first step of its span)
+
     # depth-first, children by start time; iterative, so deep span trees cannot overflow
     stack: list[tuple[Span, str | None]] = [(r, None) for r in reversed(roots)]
     while stack:
         sp, inherited = stack.pop()
         agent_below = visit(sp, inherited)
         stack.extend((c, agent_below) for c in reversed(sp.children))
+    for who, tin, tout, first in agent_tokens:  # on the agent's first step of that span
+        at = next((x for x in steps[first:] if x.agent == who and x.tokens_in is None and x.tokens_out is None), None)
+        if at is not None:
+            at.tokens_in, at.tokens_out = tin, tout
     outcome = Outcome.UNKNOWN
     m_err = main.status == "ERROR" and not PARENT_CMD_RX.search(error_text(main) or "")
     if m_err:
@@ -181,16 +208,61 @@ def build_trace(path: Path, index: int, spans: list[Span]) -> Trace:
     if main.end_ns:
         # a run stitched from several traces ends when its last root does
         end = max((r.end_ns for r in roots if r.end_ns), default=main.end_ns)
-        steps.append(step(agent=state["cur_agent"], kind=StepKind.TERMINATION,
+        # in an export's tree, a sub-agent's spans close before its caller's: the run ends
+        # with whoever acted last, not with the last agent entered
+        last = next((x.agent for x in reversed(steps) if x.agent), None) if exported else None
+        steps.append(step(agent=last or state["cur_agent"], kind=StepKind.TERMINATION,
                           content=None if m_err else root_output(main), started_at=iso_ns(end),
                           status="failed" if m_err else "completed", parent_span_id=main.span_id))
-    return Trace(system=system_name(spans, main), framework=framework_of(spans), source_format="otel",
+    return Trace(system=system_name(spans, main), framework=framework_of(spans), source_format=source_format,
                  source_path=str(path), source_index=index, steps=steps, task=task, outcome=outcome,
                  started_at=iso_ns(min(s.start_ns for s in spans)),
                  ended_at=iso_ns(max((s.end_ns or s.start_ns) for s in spans)),
                  metadata=drop_none({"source_id": sorted({s.trace_id for s in spans}), "spans": len(spans),
                                   "first_record": spans[0].where,
                                   "dialects": sorted(dialects_of(spans)) or None}))
+
+
+def _agent_task(s: Span) -> str | None:
+    """An agent run span's task: plain input text, or the ``task`` of smolagents' JSON input."""
+    j = json_maybe(s.attrs.get("input.value"))
+    if isinstance(j, dict) and isinstance(j.get("task"), str):
+        return j["task"]
+    t = input_text(s)
+    return t if t and not t.startswith(("[", "{")) else None
+
+
+def _first_user_text(llm_spans: list[Span]) -> str | None:
+    """The first user message the first LLM span was sent (exports whose root has no input)."""
+    for sp in llm_spans[:1]:
+        msgs = json_maybe(sp.attrs.get("input.value"))
+        if isinstance(msgs, dict) and isinstance(msgs.get("messages"), list):
+            msgs = msgs["messages"]
+        if isinstance(msgs, list):
+            for m in msgs:
+                if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str):
+                    return m["content"]
+        t = input_text(sp)
+        if t and not t.startswith(("[", "{")):
+            return t
+    return None
+
+
+def agent_of_span(s: Span) -> str | None:
+    """The agent an AGENT span with no agent attribute stands for: CrewAI's OpenInference
+    task span names its agent in the input (``role='Researcher'``); otherwise the span
+    name (``CodeAgent.run`` / ``ServerAgent.iter`` / ``invoke_agent planner`` → the name)."""
+    m = _ROLE_RX.search(str(s.attrs.get("input.value") or "")) if s.name == "Task._execute_core" else None
+    if m:
+        return m.group(1)
+    n = s.name.strip()
+    for pre in ("invoke_agent ", "agent "):
+        if n.startswith(pre):
+            n = n[len(pre):]
+    for suf in (".run", ".iter", ".invoke", ".__call__", ".execute"):
+        if n.endswith(suf):
+            n = n[: -len(suf)]
+    return n or None
 
 
 def _descendants(s: Span) -> Iterator[Span]:

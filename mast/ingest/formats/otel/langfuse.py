@@ -1,0 +1,173 @@
+"""Langfuse exports: a trace with its observations, as the UI and the public API give them.
+
+Accepted documents (one trace each; a file may hold one, a JSON array of them, or one per
+line):
+- ``GET /api/public/traces/{id}``: the trace object with ``observations`` inside it;
+- the UI's / SDK's download, ``{"trace": {...}, "observations": [...]}``.
+
+An observation (``id``, ``traceId``, ``parentObservationId``, ``type``, ``name``,
+``startTime``/``endTime``, ``level``, ``statusMessage``, ``input``/``output``, ``model``,
+``usageDetails``, ``totalCost``, ``metadata``) becomes the OTel importer's :class:`Span`:
+Langfuse keeps an OTel-ingested span's original attributes in ``metadata.attributes`` and
+its resource in ``metadata.resourceAttributes``, so OpenInference / GenAI attributes are
+read by the same mapping as OTel files; what Langfuse itself adds fills the gaps:
+``type`` GENERATION / TOOL / AGENT / CHAIN / … → ``openinference.span.kind``,
+``input``/``output`` → ``input.value``/``output.value``, ``usageDetails`` →
+token counts, ``totalCost`` → cost, ``level: ERROR`` → an error status.  The trace's own
+``input``/``output`` are the run's task and answer when the root observation has none;
+its ``name`` is the system when the spans name none.
+
+Format notes: docs/formats/spans.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+from mast.errors import IngestError
+from mast.ingest._util import as_text, first_char, first_line_object, iter_jsonl, load_json, strip_bom
+from mast.ingest.formats.otel.spans import Span, _ns
+from mast.ingest.formats.otel.steps import build_trace
+from mast.model import Trace
+
+_TYPE_KIND = {"GENERATION": "LLM", "TOOL": "TOOL", "AGENT": "AGENT", "CHAIN": "CHAIN", "RETRIEVER": "RETRIEVER",
+              "EMBEDDING": "EMBEDDING", "EVALUATOR": "EVALUATOR", "GUARDRAIL": "GUARDRAIL"}
+_TYPES = set(_TYPE_KIND) | {"SPAN", "EVENT"}
+_LEVELS = {"DEBUG", "DEFAULT", "WARNING", "ERROR"}
+_OBS_RX = re.compile(rb'"parentObservationId"\s*:')
+
+
+def _json_obj(v: Any) -> dict:
+    if isinstance(v, str) and v[:1] == "{":
+        try:
+            v = json.loads(v)
+        except ValueError:
+            return {}
+    return v if isinstance(v, dict) else {}
+
+
+def _value(v: Any) -> str:
+    """An input/output as text; Langfuse stores some JSON-encoded twice (``"\"{...}\""``)."""
+    if isinstance(v, str) and v[:1] == '"':
+        try:
+            inner = json.loads(v)
+        except ValueError:
+            return v
+        return inner if isinstance(inner, str) else as_text(inner)
+    return v if isinstance(v, str) else as_text(v)
+
+
+def _span(path: Path, where: str, o: Any, trace_id: str) -> Span:
+    if not isinstance(o, dict):
+        raise IngestError(str(path), where, f"expected an observation object, found {type(o).__name__}")
+    missing = [k for k in ("id", "type", "startTime") if k not in o]
+    if missing:
+        raise IngestError(str(path), where, "missing required field(s): " + ", ".join(missing))
+    typ = str(o["type"]).upper()
+    if typ not in _TYPES:
+        raise IngestError(str(path), where, f"unknown observation type {o['type']!r} (newer Langfuse version?)",
+                          "Upgrade mast.")
+    level = str(o.get("level") or "DEFAULT").upper()
+    if level not in _LEVELS:
+        raise IngestError(str(path), where, f"unknown level {o.get('level')!r}")
+    md = _json_obj(o.get("metadata"))
+    attrs = dict(_json_obj(md.get("attributes")))
+    rest = {k: v for k, v in md.items() if k not in ("attributes", "resourceAttributes", "scope")}
+    if rest and "metadata" not in attrs:
+        attrs["metadata"] = rest  # LangChain's langgraph_node / checkpoint_ns name the agent
+    if typ in _TYPE_KIND:
+        attrs.setdefault("openinference.span.kind", _TYPE_KIND[typ])
+    for side in ("input", "output"):
+        if o.get(side) is not None and f"{side}.value" not in attrs:
+            attrs[f"{side}.value"] = _value(o[side])
+    usage = o.get("usageDetails") if isinstance(o.get("usageDetails"), dict) else {}
+    tin = usage.get("input", o.get("inputUsage") or None)
+    tout = usage.get("output", o.get("outputUsage") or None)
+    if typ == "GENERATION":
+        # Langfuse's usage is what it bills by: it wins over the span's own token attributes
+        for k in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.prompt_tokens",
+                  "gen_ai.usage.completion_tokens"):
+            attrs.pop(k, None)
+        if tin is not None:
+            attrs["llm.token_count.prompt"] = tin
+        if tout is not None:
+            attrs["llm.token_count.completion"] = tout
+        if o.get("totalCost"):
+            attrs["llm.cost.total"] = o["totalCost"]
+        if o.get("model"):
+            attrs.setdefault("llm.model_name", o["model"])
+    if typ == "TOOL" and "tool.name" not in attrs:
+        attrs["tool.name"] = o.get("name")
+    parent = o.get("parentObservationId")
+    scope = md.get("scope") if isinstance(md.get("scope"), dict) else {}
+    return Span(trace_id=str(o.get("traceId") or trace_id), span_id=str(o["id"]),
+                parent_id=str(parent) if parent else None, name=str(o.get("name") or typ.lower()), kind=typ,
+                start_ns=_ns(path, where, o["startTime"], "startTime", True),
+                end_ns=_ns(path, where, o.get("endTime"), "endTime", False),
+                status="ERROR" if level == "ERROR" else "UNSET", status_msg=o.get("statusMessage") or None,
+                attrs=attrs, events=[], links=[], resource=_json_obj(md.get("resourceAttributes")),
+                scope=scope.get("name"), where=where)
+
+
+def _document(path: Path, index: int, doc: Any) -> tuple[dict, list]:
+    if not isinstance(doc, dict):
+        raise IngestError(str(path), index, f"expected a Langfuse trace object, found {type(doc).__name__}")
+    trace = doc.get("trace") if isinstance(doc.get("trace"), dict) else doc
+    obs = doc.get("observations") if "observations" in doc else trace.get("observations")
+    if "id" not in trace:
+        raise IngestError(str(path), index, "missing required field: trace id")
+    if not isinstance(obs, list):
+        raise IngestError(str(path), index, "missing required field: observations (a list)")
+    return trace, obs
+
+
+class LangfuseImporter:
+    name = "langfuse"
+    description = "Langfuse trace exports: a trace with its observations (UI download, GET /api/public/traces/{id})"
+    example = '{"trace": {"id": "1b72c51f…", "name": "autogen-chat-trace", …}, "observations": [{"id": …, "parentObservationId": …'
+
+    def detect(self, path: Path, head: bytes) -> bool:
+        return self.decline(path, head) is None
+
+    def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
+        """How far this file got as a Langfuse export, and why it is not one (None: it is)."""
+        if first_char(head) not in "[{":
+            return 0, "not JSON"
+        body = strip_bom(head)
+        if not _OBS_RX.search(body):
+            return (2 if b'"observations"' in body else 0), "no observation with parentObservationId"
+        if b'"observations"' not in body:
+            return 3, "observations without their trace (expected a trace with an observations list)"
+        return None
+
+    def read(self, path: Path) -> Iterator[Trace]:
+        if path.suffix in (".jsonl", ".ndjson") or first_line_object(path) is not None:
+            docs: Any = ((i, d) for i, d in iter_jsonl(path))
+        else:
+            data = load_json(path)
+            docs = enumerate(data if isinstance(data, list) else [data])
+        for i, doc in docs:
+            yield self._trace(path, i, doc)
+
+    def _trace(self, path: Path, index: int, doc: Any) -> Trace:
+        trace, obs = _document(path, index, doc)
+        tid = str(trace["id"])
+        spans = [_span(path, f"{index}, observations[{j}]", o, tid) for j, o in enumerate(obs)]
+        if not spans:
+            raise IngestError(str(path), index, "trace has no observations")
+        roots = [s for s in spans if not s.parent_id]
+        main = max(roots or spans, key=lambda r: r.end_ns or r.start_ns)
+        for side in ("input", "output"):
+            v = trace.get(side)
+            if v is not None and not any(f"{side}.value" in r.attrs for r in roots):
+                main.attrs[f"{side}.value"] = _value(v)
+        t = build_trace(path, index, spans, source_format=self.name, name_agents=True)
+        if t.system is None and trace.get("name"):
+            t.system = str(trace["name"])
+        t.metadata.update({k: v for k, v in (("langfuse_trace_id", tid), ("session_id", trace.get("sessionId")),
+                                              ("user_id", trace.get("userId")), ("tags", trace.get("tags") or None),
+                                              ("release", trace.get("release"))) if v is not None})
+        return t
