@@ -19,7 +19,8 @@ from mast.cli.options import (classifier_options, judge_options, json_option, se
               help="Classifier to run (see `mast classifiers`).")
 @selection_options
 @click.option("--action", type=click.Choice(["replace", "append"]), default="replace", show_default=True,
-              help="replace: drop this classifier version's earlier rows for these traces; append: keep both.")
+              help="replace: drop this classifier's earlier rows for the traces it classifies, whatever "
+                   "version wrote them; append: keep both.")
 @taxonomy_option
 @judge_options
 @classifier_options
