@@ -95,6 +95,7 @@ async def judge_job(client, jobs: JudgeJobs, job: Job, *, policy: Policy, caps: 
             res.kind, res.reason = "call_failed", f"window {w}/{len(job.messages)}: {e}"
             return res
         res.attempts += reply.attempts
+        res.mode = reply.mode
         res.tokens_in += reply.tokens_in
         res.tokens_out += reply.tokens_out
         res.reply = reply.text
