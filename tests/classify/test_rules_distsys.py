@@ -201,6 +201,9 @@ def test_each_taxonomy_runs_only_its_own_detectors(db, case_store):
     assert mast_rules.version != ds_rules.version
     with Store(db) as st:
         run(st, mast_rules, Selection())
+        # a run of the distsys rules records its own taxonomy even when the caller names none
+        again = run(st, RulesClassifier(taxonomy=DS), Selection(trace_ids=(case_store["pos-DS1"],)))
+        assert st.fetchall("SELECT taxonomy FROM runs WHERE run_id = ?", [again.run_id]) == [(DS,)]
         by_tax = dict(st.fetchall("SELECT taxonomy, list(DISTINCT mode ORDER BY mode) FROM annotations "
                                   "WHERE annotator LIKE 'rules%' GROUP BY taxonomy"))
         # a second taxonomy's run leaves the root causes to the default one's
