@@ -140,7 +140,7 @@ class Receiver:
                         continue  # acknowledge first; build when the queue has drained
                 elif self._handlers_done.is_set():
                     break
-                col.build_ready(limit=32)
+                col.build_ready(limit=256)
             while col.build_ready(limit=256, final=True):
                 pass
         except BaseException as e:  # the store failed: answer the waiting, stop serving

@@ -146,51 +146,81 @@ class Collector:
 
     def build(self, otel_trace_id: str) -> BuildReport:
         """Build one trace from its staged spans and store it (replacing its older version)."""
-        rows = self.store.fetchall(
-            "SELECT body FROM collect_spans WHERE otel_trace_id = ? ORDER BY seq", [otel_trace_id])
-        (old,), = self.store.fetchall(
-            "SELECT stored_trace_id FROM collect_traces WHERE otel_trace_id = ?", [otel_trace_id]) or [(None,)]
-        source = SOURCE_PREFIX + otel_trace_id
-        spans: dict[str, Span] = {}
-        rep = BuildReport(otel_trace_id, None, None, len(rows), 0)
-        try:
-            for i, (body,) in enumerate(rows):
-                for sp in load_doc_spans(Path(source), json.loads(body), f"span {i}: "):
-                    spans[sp.span_id] = sp  # a span sent twice (a retried export) counts once
-            trace = build_trace(Path(source), 0, sorted(spans.values(), key=lambda s: s.start_ns))
-            if self.system and not trace.system:
-                trace.system = self.system
-            trace.finalise()
-        except (MastError, ValueError) as e:
-            rep.error = str(e)
-            self.store.execute("UPDATE collect_traces SET built_spans = ?, error = ? WHERE otel_trace_id = ?",
-                               [len(rows), rep.error, otel_trace_id])
-            self.counters.build_errors += 1
-            self._report(rep)
-            return rep
-        with self.store.transaction():
-            if old and old != trace.trace_id:
-                still_used = self.store.fetchall(
-                    "SELECT count(*) FROM collect_traces WHERE stored_trace_id = ? AND otel_trace_id <> ?", [old, otel_trace_id])
-                if not still_used[0][0]:
-                    self.store.delete_traces([old])
-                    rep.replaced = old
-            w = self.store.write_traces([trace], self.hooks)
-            self.store.execute(
-                "UPDATE collect_traces SET built_spans = ?, stored_trace_id = ?, error = NULL WHERE otel_trace_id = ?",
-                [len(rows), trace.trace_id, otel_trace_id])
-        rep.trace_id, rep.steps = trace.trace_id, w.steps or len(trace.steps)
-        self.counters.traces_built += 1
-        self.counters.traces_replaced += bool(rep.replaced)
-        self._report(rep)
-        return rep
+        return self.build_many([otel_trace_id])[0]
 
-    def build_ready(self, limit: int = 64, final: bool = False) -> int:
-        n = 0
-        for tid in self.ready(limit, final):
-            self.build(tid)
-            n += 1
-        return n
+    def build_many(self, otel_trace_ids: Sequence[str]) -> list[BuildReport]:
+        """Build traces from their staged spans and store them in one transaction (one
+        write, one run of the hooks: their fixed cost is paid per batch, not per trace)."""
+        if not otel_trace_ids:
+            return []
+        ids = list(otel_trace_ids)
+        bodies: dict[str, list[str]] = {t: [] for t in ids}
+        for tid, body in self.store.fetchall(
+                "SELECT otel_trace_id, body FROM collect_spans WHERE otel_trace_id IN (SELECT unnest(?)) "
+                "ORDER BY seq", [ids]):
+            bodies[tid].append(body)
+        olds = dict(self.store.fetchall(
+            "SELECT otel_trace_id, stored_trace_id FROM collect_traces WHERE otel_trace_id IN (SELECT unnest(?))", [ids]))
+        reports, traces, failed = [], [], []
+        for tid in ids:
+            source = SOURCE_PREFIX + tid
+            rep = BuildReport(tid, None, None, len(bodies[tid]), 0)
+            reports.append(rep)
+            spans: dict[str, Span] = {}
+            try:
+                for i, body in enumerate(bodies[tid]):
+                    for sp in load_doc_spans(Path(source), json.loads(body), f"span {i}: "):
+                        spans[sp.span_id] = sp  # a span sent twice (a retried export) counts once
+                trace = build_trace(Path(source), 0, sorted(spans.values(), key=lambda s: s.start_ns))
+                if self.system and not trace.system:
+                    trace.system = self.system
+                trace.finalise()
+            except (MastError, ValueError) as e:
+                rep.error = str(e)
+                failed.append(rep)
+                continue
+            traces.append((rep, trace))
+        with self.store.transaction():
+            for rep in failed:
+                self.store.execute("UPDATE collect_traces SET built_spans = ?, error = ? WHERE otel_trace_id = ?",
+                                   [rep.spans, rep.error, rep.otel_trace_id])
+            new_ids = {t.trace_id for _, t in traces}
+            gone = [olds[r.otel_trace_id] for r, t in traces
+                    if olds.get(r.otel_trace_id) and olds[r.otel_trace_id] != t.trace_id
+                    and olds[r.otel_trace_id] not in new_ids]
+            if gone:
+                # an old version another OTel trace still points at (same content) stays
+                used = {r[0] for r in self.store.fetchall(
+                    "SELECT stored_trace_id FROM collect_traces WHERE stored_trace_id IN (SELECT unnest(?)) "
+                    "AND otel_trace_id NOT IN (SELECT unnest(?))", [gone, ids])}
+                gone = [g for g in gone if g not in used]
+                self.store.delete_traces(gone)
+                for r, _ in traces:
+                    if olds.get(r.otel_trace_id) in gone:
+                        r.replaced = olds[r.otel_trace_id]
+            if traces:
+                self.store.write_traces([t for _, t in traces], self.hooks)
+                tb = pa.table({"otel_trace_id": pa.array([r.otel_trace_id for r, _ in traces], pa.string()),
+                               "built": pa.array([r.spans for r, _ in traces], pa.int32()),
+                               "tid": pa.array([t.trace_id for _, t in traces], pa.string())})
+                with self.store.registered("_mast_collect_built", tb):
+                    self.store.execute(
+                        "UPDATE collect_traces SET built_spans = b.built, stored_trace_id = b.tid, error = NULL "
+                        "FROM _mast_collect_built b WHERE collect_traces.otel_trace_id = b.otel_trace_id")
+        for rep, t in traces:
+            rep.trace_id, rep.steps = t.trace_id, len(t.steps)
+        c = self.counters
+        c.traces_built += len(traces)
+        c.traces_replaced += sum(bool(r.replaced) for r, _ in traces)
+        c.build_errors += len(failed)
+        for rep in reports:
+            self._report(rep)
+        return reports
+
+    def build_ready(self, limit: int = 256, final: bool = False) -> int:
+        ids = self.ready(limit, final)
+        self.build_many(ids)
+        return len(ids)
 
     def _report(self, rep: BuildReport) -> None:
         if self.on_build:
