@@ -12,6 +12,16 @@ Contract:
   :data:`MODE_BASELINES`), on the same traces: ``always_present``, ``always_absent``,
   and ``random``: labels drawn present with the gold base rate, as the metrics of the
   *expected* 2×2 table (P = R = F1 = base rate, κ = 0), not of a sampled run.
+- Intervals (``ModeScore.kappa_ci`` / ``f1_ci``, ``LabelAgreement.macro_ci``): 95%
+  percentile intervals from :data:`BOOTSTRAP` resamples of the shared traces (seeded, so
+  the same store gives the same interval): one resample of traces serves every mode and
+  the macro average, so the macro interval keeps the modes' correlation.  Past
+  :data:`_JOINT_LIMIT` (traces × modes × resamples) each mode is resampled on its own, as a
+  multinomial over its 2×2 cells (the same distribution for that mode, at no cost in the
+  number of traces), and the macro interval treats modes as independent
+  (``macro_ci["method"]`` says which).  ``None`` where
+  the metric is undefined in most resamples.  A resample cannot show an error the traces
+  do not hold: with no disagreement the interval is [1, 1] whatever n; read it with ``traces``.
 - Calibration (:attr:`LabelAgreement.calibration`): the pred's stated confidence as a
   probability that the mode is present (``confidence`` of a present label, 1 −
   ``confidence`` of an absent one; a label without confidence is counted apart) against
@@ -32,8 +42,11 @@ Contract:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
+
+import numpy as np
 
 from mast.agreement import Agreement, ModeAgreement, compare_pair, latest_labels
 from mast.calibration import BINS, from_bins, reliability
@@ -64,9 +77,15 @@ class ModeScore:
     base_rate: float | None = None   # gold positives / traces
     #: name -> {"precision", "recall", "f1", "kappa"} on the same traces (MODE_BASELINES)
     baselines: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    kappa_ci: list[float | None] | None = None   # 95% bootstrap interval (see the module docstring)
+    f1_ci: list[float | None] | None = None
 
 
 MODE_BASELINES = ("always_present", "always_absent", "random")
+BOOTSTRAP = 1000
+_BOOT_CHUNK = 50
+#: traces × modes × resamples above which the joint resampling gives way to one per mode
+_JOINT_LIMIT = 50_000_000
 _METRICS = ("precision", "recall", "f1", "kappa")
 
 
@@ -86,6 +105,9 @@ class LabelAgreement:
     macro_baselines: dict[str, dict[str, float | None]] = field(default_factory=dict)
     #: ``overall`` and ``modes`` (mode -> Reliability) of pred's confidence; see the module docstring
     calibration: dict[str, Any] = field(default_factory=dict)
+    #: metric -> 95% bootstrap interval of the macro average (kappa, f1)
+    macro_ci: dict[str, list[float | None] | None] = field(default_factory=dict)
+    bootstrap: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,7 +158,7 @@ def _check_annotator(store, name: str, table: str) -> None:
 
 
 def agreement(store, gold: str, pred: str, *, taxonomy: str = DEFAULT_TAXONOMY,
-              systems: Sequence[str] = ()) -> LabelAgreement:
+              systems: Sequence[str] = (), bootstrap: int = BOOTSTRAP, seed: int = 0) -> LabelAgreement:
     tax = load_taxonomy(taxonomy)
     _check_annotator(store, gold, "annotations")
     _check_annotator(store, pred, "annotations")
@@ -151,9 +173,136 @@ def agreement(store, gold: str, pred: str, *, taxonomy: str = DEFAULT_TAXONOMY,
     for name in MODE_BASELINES:
         vals = [_baseline_table(m, name) for m in on_taxonomy.modes if m.assessed]
         macro_base[name] = {k: _clean(_mean(getattr(v, k) for v in vals)) for k in _METRICS}
-    return LabelAgreement(gold, pred, taxonomy, list(systems), pair.traces, scores, macro,
-                          [s.mode for s in scores if not s.assessed], macro_base,
-                          _label_calibration(store, labels, params, gold, pred))
+    res = LabelAgreement(gold, pred, taxonomy, list(systems), pair.traces, scores, macro,
+                         [s.mode for s in scores if not s.assessed], macro_base,
+                         _label_calibration(store, labels, params, gold, pred))
+    if bootstrap > 0:
+        cis, res.macro_ci = intervals(store, labels, params, gold, pred,
+                                      [s.mode for s in scores if s.assessed], bootstrap=bootstrap, seed=seed)
+        for s in scores:
+            if s.mode in cis:
+                s.kappa_ci, s.f1_ci = cis[s.mode]["kappa"], cis[s.mode]["f1"]
+        res.bootstrap = bootstrap
+    return res
+
+
+def _ci(values: np.ndarray) -> list[float | None] | None:
+    v = values[np.isfinite(values)]
+    if not len(v) or len(v) < 0.5 * len(values):
+        return None
+    lo, hi = np.percentile(v, [2.5, 97.5])
+    return [round(float(lo), 4) + 0.0, round(float(hi), 4) + 0.0]
+
+
+@dataclass(frozen=True)
+class PairCells:
+    """The 2×2 cell of every (trace, mode) two annotators both labelled, as arrays:
+    ``trace`` (0-based, in trace id order), ``mode`` (ids) and ``code`` = 2·gold + pred
+    (3 tp, 1 fp, 2 fn, 0 tn)."""
+
+    trace: np.ndarray
+    mode: np.ndarray
+    code: np.ndarray
+
+
+def interval_rows(store, labels: str, params: list, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], PairCells]:
+    """(gold, pred) -> :class:`PairCells`, for all the pairs in one query (one self-join)."""
+    empty = PairCells(np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, np.int64))
+    out = {tuple(p): empty for p in pairs}
+    if not pairs:
+        return out
+    df = store.query(f"""
+        WITH l AS ({labels}), pr AS (SELECT unnest(?::VARCHAR[]) AS gold, unnest(?::VARCHAR[]) AS pred,
+                                            unnest(range(len(?::VARCHAR[]))) AS pair)
+        SELECT pr.pair, (dense_rank() OVER (PARTITION BY pr.pair ORDER BY g.trace_id) - 1)::BIGINT AS t, g.mode,
+               (g.present::INTEGER * 2 + p.present::INTEGER)::BIGINT AS code
+        FROM pr JOIN l g ON g.annotator = pr.gold
+        JOIN l p ON p.annotator = pr.pred AND p.trace_id = g.trace_id AND p.mode = g.mode""",
+                     [*params, [p[0] for p in pairs], [p[1] for p in pairs], [p[0] for p in pairs]])
+    for (i,), part in df.partition_by("pair", as_dict=True).items():
+        out[tuple(pairs[int(i)])] = PairCells(part["t"].to_numpy(), part["mode"].to_numpy().astype(object),
+                                              part["code"].to_numpy())
+    return out
+
+
+def intervals(store, labels: str, params: list, gold: str, pred: str, modes: Sequence[str], *,
+              bootstrap: int = BOOTSTRAP, seed: int = 0) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Bootstrap intervals of κ and F1 of ``pred`` against ``gold`` (see :func:`intervals_of`)."""
+    return intervals_of(interval_rows(store, labels, params, [(gold, pred)])[(gold, pred)], modes,
+                        bootstrap=bootstrap, seed=seed)
+
+
+def intervals_of(cells: PairCells, modes: Sequence[str], *, bootstrap: int = BOOTSTRAP,
+                 seed: int = 0) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Bootstrap intervals of κ and F1 per mode and of their macro averages over ``modes``.
+
+    Every resample draws the shared traces with replacement; a mode's 2×2 table in a
+    resample counts each of its traces as often as the trace was drawn (the same draw for
+    every mode)."""
+    keep = np.isin(cells.mode, list(modes))
+    seen = set(cells.mode[keep].tolist())
+    modes = [m for m in modes if m in seen]
+    if not modes:
+        return {}, {"kappa": None, "f1": None}
+    mix = {m: j for j, m in enumerate(modes)}
+    mode_ix = np.array([mix[m] for m in cells.mode[keep].tolist()], dtype=np.int64)
+    trace_ix = np.unique(cells.trace[keep], return_inverse=True)[1].ravel()
+    code = cells.code[keep]
+    n_t = int(trace_ix.max()) + 1
+    if n_t * len(modes) * bootstrap > _JOINT_LIMIT:
+        return _intervals_per_mode(mode_ix, code, modes, bootstrap, seed)
+    M = np.zeros((n_t, 4 * len(modes)), dtype=np.float64)
+    M[trace_ix, 4 * mode_ix + code] = 1.0
+    rng = np.random.default_rng(seed)
+    kap, f1 = [], []
+    for start in range(0, bootstrap, _BOOT_CHUNK):
+        b = min(_BOOT_CHUNK, bootstrap - start)
+        draws = rng.integers(0, n_t, size=(b, n_t)) + (np.arange(b)[:, None] * n_t)
+        C = np.bincount(draws.ravel(), minlength=b * n_t).reshape(b, n_t).astype(np.float64)
+        k, f = _table_metrics((C @ M).reshape(b, len(modes), 4))
+        kap.append(k)
+        f1.append(f)
+    K, F = np.vstack(kap), np.vstack(f1)
+    out = {m: {"kappa": _ci(K[:, j]), "f1": _ci(F[:, j])} for m, j in mix.items()}
+    with warnings.catch_warnings():  # an all-NaN resample: the interval then says None
+        warnings.simplefilter("ignore")
+        macro = {"kappa": _ci(np.nanmean(K, axis=1)), "f1": _ci(np.nanmean(F, axis=1)), "method": "joint"}
+    return out, macro
+
+
+def _table_metrics(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """κ and F1 of 2×2 tables ``t[..., (tn, fp, fn, tp)]``; NaN where undefined."""
+    tn, fp, fn, tp = t[..., 0], t[..., 1], t[..., 2], t[..., 3]
+    n = tn + fp + fn + tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        po = (tp + tn) / n
+        pe = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / (n * n)
+        k = (po - pe) / (1 - pe)
+        k[pe >= 1 - 1e-12] = np.nan
+        f = 2 * tp / (2 * tp + fp + fn)
+    return k, f
+
+
+def _intervals_per_mode(mode_ix: np.ndarray, code: np.ndarray, modes: Sequence[str], bootstrap: int,
+                        seed: int) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Many shared traces: each mode's resampled 2×2 table drawn at once as a multinomial
+    over its four cells (the same distribution as drawing its traces, at no cost in n);
+    the macro interval then treats the modes as independent (``method`` says so)."""
+    counts = np.bincount(4 * mode_ix + code, minlength=4 * len(modes)).reshape(len(modes), 4).astype(np.float64)
+    tables = dict(zip(modes, counts))
+    rng = np.random.default_rng(seed)
+    out, ks, fs = {}, [], []
+    for m in modes:
+        n = int(tables[m].sum())
+        k, f = _table_metrics(rng.multinomial(n, tables[m] / n, size=bootstrap).astype(np.float64))
+        out[m] = {"kappa": _ci(k), "f1": _ci(f)}
+        ks.append(k)
+        fs.append(f)
+    with warnings.catch_warnings():  # an all-NaN resample: the interval then says None
+        warnings.simplefilter("ignore")
+        macro = {"kappa": _ci(np.nanmean(np.vstack(ks), axis=0)), "f1": _ci(np.nanmean(np.vstack(fs), axis=0)),
+                 "method": "independent modes"}
+    return out, macro
 
 
 def _mean(vals) -> float | None:

@@ -35,6 +35,8 @@ COMMANDS = {
     "learn": "mast.cli.learn:learn",
     "coordination": "mast.cli.coordination:coordination",
     "collect": "mast.cli.collect:collect",
+    "sample": "mast.cli.review:sample",
+    "labels": "mast.cli.review:labels",
 }
 
 

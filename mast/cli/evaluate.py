@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mast.cli._render import out, print_json, table
+from mast.cli._render import out, print_json, read_db, table
 from mast.cli.options import json_option, systems_option, taxonomy_option
 
 
@@ -27,9 +27,12 @@ def _f(x, pct: bool = False) -> str:
 @click.option("--calibration", is_flag=True,
               help="Also print the reliability of pred's confidences against gold (binned confidence vs observed "
                    "frequency, n per bin, Brier score, ECE); always in --json.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Resamples of the shared traces for the 95% intervals of kappa and F1 (0: none).")
 @json_option
 @click.pass_obj
-def evaluate(obj, gold, pred, systems, taxonomy_id, attribution, tolerance, group_by, calibration, as_json):
+def evaluate(obj, gold, pred, systems, taxonomy_id, attribution, tolerance, group_by, calibration, bootstrap,
+             as_json):
     """Precision, recall, F1 and Cohen's kappa per mode; or root-cause accuracy.
 
     Every figure is printed beside its baselines on the same traces: for modes, always
@@ -38,11 +41,11 @@ def evaluate(obj, gold, pred, systems, taxonomy_id, attribution, tolerance, grou
     from mast.evaluate import agreement, attribution_agreement
     from mast.store import Store
 
-    with Store(obj.db, read_only=True) as store:
+    with Store(read_db(obj), read_only=True) as store:
         if attribution:
             res = attribution_agreement(store, gold, pred, tolerance=tolerance, group_by=group_by)
         else:
-            res = agreement(store, gold, pred, taxonomy=taxonomy_id, systems=systems)
+            res = agreement(store, gold, pred, taxonomy=taxonomy_id, systems=systems, bootstrap=bootstrap)
     if as_json:
         print_json(res.to_dict())
         return
@@ -59,6 +62,10 @@ def evaluate(obj, gold, pred, systems, taxonomy_id, attribution, tolerance, grou
 
 _BASE_NAMES = {"always_present": "always +", "always_absent": "always -", "random": "random", "uniform_random": "uniform random", "majority_agent": "majority agent",
                "last_step": "last step", "first_error_step": "first error step"}
+
+
+def _ci(ci) -> str:
+    return "-" if not ci else f"{ci[0]:.2f}–{ci[1]:.2f}"
 
 
 def _label_table(res, pred, systems) -> None:
@@ -78,6 +85,16 @@ def _label_table(res, pred, systems) -> None:
                     + (f", system {', '.join(systems)}" if systems else ""), justify_right=cols[2:]))
     out.print("[dim]baselines on the same traces: always present (+), always absent (-), random = labels drawn "
               "present at the gold base rate (expected values: P = R = F1 = base rate, kappa 0)[/dim]")
+    if res.bootstrap:
+        rows = [{"mode": s.mode, "n": s.traces, "kappa": _f(s.kappa), "kappa 95%": _ci(s.kappa_ci), "F1": _f(s.f1),
+                 "F1 95%": _ci(s.f1_ci)} for s in res.modes if s.assessed]
+        rows.append({"mode": "macro", "kappa": _f(res.macro["kappa"]), "kappa 95%": _ci(res.macro_ci.get("kappa")),
+                     "F1": _f(res.macro["f1"]), "F1 95%": _ci(res.macro_ci.get("f1"))})
+        cols = ["mode", "n", "kappa", "kappa 95%", "F1", "F1 95%"]
+        out.print(table(rows, cols, title=f"95% intervals: {res.bootstrap} bootstrap resamples of the shared traces",
+                        justify_right=cols[1:]))
+        out.print("[dim]a resample cannot show an error the traces do not hold: with no disagreement on few traces "
+                  "the interval is 1.00–1.00 (see n)[/dim]")
 
 
 def _base_row(name: str, m: dict) -> dict:

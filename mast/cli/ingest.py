@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
-from mast.cli._render import err, out, print_json, table
+from mast.cli._render import err, out, print_json, safe, table
 from mast.cli.options import default_system_option, json_option, keep_going_option
 
 
@@ -17,18 +19,30 @@ from mast.cli.options import default_system_option, json_option, keep_going_opti
 @json_option
 @click.pass_obj
 def ingest(obj, paths, fmt, default_system, keep_going, as_json):
-    """Read trace files (folders recursively) into the store."""
+    """Read trace files (folders recursively) into the store.
+
+    A labels file exported by the review page is stored as human labels instead
+    (the same as `mast labels import`)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     from mast.classify.hooks import ingest_hooks
     from mast.ingest import get
-    from mast.ingest.pipeline import expand, ingest_paths
+    from mast.ingest.pipeline import IngestLimits, expand, ingest_paths
+    from mast.cli.review import render_imports
+    from mast.review import import_labels, is_labels_file
     from mast.store import Store
 
     if fmt != "auto":
         get(fmt)  # unknown names fail before anything is opened
+    lim = IngestLimits.from_settings(obj)  # a bad limit fails before anything is opened too
     files = expand(paths)
-    total = sum(f.stat().st_size for f in files)
+    # Labels files hold annotations of stored traces, not traces: no importer reads them.
+    label_files = [f for f in files if fmt == "auto" and is_labels_file(f)]
+    files = [f for f in files if f not in label_files]
+    total = 0
+    for f in files:
+        with contextlib.suppress(OSError):  # a file gone by now is reported by ingest, in its place
+            total += f.stat().st_size
     with Store(obj.db) as store, Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), DownloadColumn(),
         TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
@@ -38,13 +52,15 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
         def on_file(res, size):
             progress.advance(task, size)
             if res.error:
-                progress.console.print(f"error: {res.error}", style="red", highlight=False, markup=False,
+                progress.console.print(f"error: {safe(res.error)}", style="red", highlight=False, markup=False,
                                        soft_wrap=True)
             elif res.companion:
-                progress.console.print(f"note: {res.path}: skipped, {res.companion}", highlight=False,
+                progress.console.print(f"note: {safe(res.path)}: skipped, {safe(res.companion)}", highlight=False,
                                        markup=False, soft_wrap=True)
 
-        summary = ingest_paths(store, files, fmt, default_system, keep_going, on_file, hooks=ingest_hooks(obj))
+        summary = ingest_paths(store, files, fmt, default_system, keep_going, on_file, hooks=ingest_hooks(obj),
+                               limits=lim)
+        labelled = [import_labels(store, f) for f in label_files] if not summary.errors else []
     errors = summary.errors
     if as_json:
         print_json({
@@ -53,20 +69,33 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
             "formats": dict(summary.formats), "traces_new": summary.traces_new,
             "traces_present": summary.traces_present, "steps": summary.steps,
             "errors": [str(e) for e in errors],
+            "stopped": str(summary.aborted) if summary.aborted else None,
+            "labels": [r.__dict__ for r in labelled],
         })
     else:
         fm = ", ".join(f"{k} ×{v}" for k, v in sorted(summary.formats.items())) or "-"
         skipped = sum(f.skipped for f in summary.files)
         companions = sum(bool(f.companion) for f in summary.files)
-        err.print(f"{len(summary.files)} file(s) [{fm}]"
-                  + (f", {skipped} unchanged since last ingest" if skipped else "")
-                  + (f", {companions} companion file(s) skipped" if companions else "")
-                  + f": {summary.traces_new} new trace(s), {summary.traces_present} already present, "
-                  f"{summary.steps} step(s), {len(errors)} error(s)", highlight=False, markup=False)
+        if files or not label_files:
+            err.print(f"{len(summary.files)} file(s) [{fm}]"
+                      + (f", {skipped} unchanged since last ingest" if skipped else "")
+                      + (f", {companions} companion file(s) skipped" if companions else "")
+                      + f": {summary.traces_new} new trace(s), {summary.traces_present} already present, "
+                      f"{summary.steps} step(s), {len(errors)} error(s)", highlight=False, markup=False)
+        if labelled:
+            render_imports(labelled, False)
     if errors:
+        if keep_going and not as_json:  # the error lines scrolled past with the progress: name them again
+            err.print(f"failed ({len(errors)}): " + ", ".join(safe(f.path) for f in summary.files if f.error),
+                      highlight=False, markup=False, soft_wrap=True)
         for hint in dict.fromkeys(e.hint for e in errors if e.hint):
-            err.print(f"hint: {hint}", highlight=False, markup=False)
-        if not keep_going and len(summary.files) < len(files):
+            err.print(f"hint: {safe(hint)}", highlight=False, markup=False)
+        if summary.aborted:
+            left = len(files) - len(summary.files)
+            err.print("stopped at once" + (f": {left} file(s) not read" if left else "") + "; the file named was "
+                      "not stored (fix the cause, then rerun: stored files are skipped)", style="yellow",
+                      highlight=False, markup=False)
+        elif not keep_going and len(summary.files) < len(files):
             err.print(f"stopped after the first error; {len(files) - len(summary.files)} file(s) not read "
                       "(use --keep-going to read past bad files)", style="yellow")
         raise SystemExit(1)

@@ -29,6 +29,7 @@ from markupsafe import Markup
 from mast.report.context import ReportContext
 from mast.report.jsonblock import script_json
 from mast.report.labels import BEST, Cell
+from mast.report.review import ReviewContext
 from mast.report.sections import SECTIONS
 
 HERE = Path(__file__).resolve().parent
@@ -76,11 +77,14 @@ def money(x: float | None) -> str:
 
 
 def heat(cell: Cell | None) -> str:
+    """The colour bucket of a cell: by the lower end of its 95% interval, not the observed
+    rate, so a rate resting on one trace (1/1: 21–100%) is not painted as a certain 100%."""
     if cell is None or not cell.assessed:
         return "na"
     if cell.count == 0:
         return "h0"
-    return f"h{1 + min(HEAT_BUCKETS - 2, int((cell.rate or 0) * (HEAT_BUCKETS - 1)))}"
+    lo = cell.ci[0] if cell.ci else 0.0
+    return f"h{1 + min(HEAT_BUCKETS - 2, int(lo * (HEAT_BUCKETS - 1)))}"
 
 
 def ci_text(cell: Cell | None) -> str:
@@ -154,3 +158,18 @@ def render(ctx: ReportContext) -> str:
     return env.get_template("templates/report.html.j2").render(
         ctx=ctx, sections=list(zip(SECTIONS, parts)), csp=csp(script, style), script=Markup(script),
         style=Markup(style), data=Markup(script_json(page_data(ctx))))
+
+
+@lru_cache(maxsize=1)
+def review_script() -> str:
+    """The review page's one script: the same runtime, then the review app."""
+    return "(function () {\n" + "\n".join([_asset("assets/runtime.js"), _asset("assets/review.js"), "R.ready();"]) \
+        + "\n})();\n"
+
+
+def render_review(ctx: ReviewContext) -> str:
+    """The review page: the report's stylesheet and runtime, the same CSP, one trace shown at a time."""
+    script, style = review_script(), _asset("assets/report.css") + _asset("assets/review.css")
+    return _env().get_template("templates/review.html.j2").render(
+        ctx=ctx, csp=csp(script, style), script=Markup(script), style=Markup(style),
+        data=Markup(script_json(ctx.script_data())))

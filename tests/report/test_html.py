@@ -97,12 +97,18 @@ def test_sections_and_heatmap_structure(small_report):
     rules = next(v for v in views if v.attrs["data-view"] == "rules")
     mode_table = rules.find("table", cls="heatmap")
     cells = list(mode_table.find_all("td", cls="heat"))
-    assert len(cells) == n_modes * 2  # 14 modes × 2 systems
+    assert len(cells) == n_modes * 2  # 2 systems × 14 modes
+    # systems are rows, modes columns: a row per system, a column header per mode
+    assert [th.all_text().split()[0] for th in mode_table.find_all("th", cls="sys")] == ["alpha", "beta"]
+    assert len(list(mode_table.find_all("th", cls="mode-col"))) == n_modes
     assessed = [c for c in cells if "na" not in c.attrs["class"].split()]
     assert len(assessed) == 2  # rules looked at 1.3 and 3.3 on alpha only
     assert all(c.all_text().strip() == "not assessed" for c in cells if c not in assessed)
     texts = sorted(re.sub(r"\s+", " ", c.all_text()).strip() for c in assessed)
-    assert texts == ["25% 1/4 5–70%", "50% 2/4 15–85%"]  # Wilson 95%: 1/4 -> 4.6–69.9%, 2/4 -> 15.0–85.0%
+    # the interval first (Wilson 95%: 1/4 -> 4.6–69.9%, 2/4 -> 15.0–85.0%), then count and rate
+    assert texts == ["15–85% 2/4 · 50%", "5–70% 1/4 · 25%"]
+    # the colour is the interval's lower end (8 buckets over 0–1), and n = 4 < 10 is drawn faint
+    assert sorted(c.attrs["class"] for c in assessed) == ["heat h1 thin", "heat h2 thin"]
     link = assessed[0].find("a", cls="cell-link")
     assert link.attrs["data-system"] == "alpha" and link.attrs["data-annotator"] == "rules"
     assert "95% interval" in assessed[0].attrs["title"]

@@ -84,7 +84,8 @@
         if (seen[g[0]]) return;
         seen[g[0]] = 1;
         var c = el("span", "chip", g[0]);
-        c.title = modeLabel(g[0]);
+        c.setAttribute("data-mode", g[0]);
+        c.title = modeLabel(g[0]) + " (click: its rationale and evidence)";
         chips.appendChild(c);
       });
       // Signals: hints, not failure labels; a chip of their own kind, never a failure chip.
@@ -93,11 +94,17 @@
         if (seen[g[0]] || sseen[g[0]]) return;
         sseen[g[0]] = 1;
         var c = el("span", "chip chip-signal", "signal " + g[0]);
+        c.setAttribute("data-signal", g[0]);
         c.title = "Signal (a hint, not a failure label): " + modeLabel(g[0]);
         chips.appendChild(c);
       });
       if (t.tags.length || (t.signals || []).length) b.appendChild(chips);
-      b.addEventListener("click", function () { openTrace(t.id, true); });
+      // One click from a label to its rationale and evidence: a chip opens the trace with its tag active.
+      b.addEventListener("click", function (e) {
+        var chip = e.target && e.target.closest ? e.target.closest(".chip") : null;
+        openTrace(t.id, true);
+        if (chip) focusTag(chip.getAttribute("data-mode"), chip.getAttribute("data-signal"));
+      });
       li.appendChild(b);
       list.appendChild(li);
     });
@@ -149,6 +156,13 @@
       return;
     }
     box.appendChild(timeline(d, t));
+  }
+
+  function focusTag(mode, signal) {
+    var sel = mode ? "#trace-detail .tag:not(.signal) a.tag-link[data-mode='" + CSS.escape(mode) + "']"
+                   : "#trace-detail .tag.signal a.tag-link[data-signal='" + CSS.escape(signal || "") + "']";
+    var a = document.querySelector(sel);
+    if (a) { a.click(); a.focus({ preventScroll: true }); }
   }
 
   function evidenceOf(g) {
@@ -308,6 +322,13 @@
   }
 
   /* -- wiring -------------------------------------------------------------------------- */
+  // Another section names a trace (e.g. an unclassified one in the judge runs table).
+  R.on("explorer:open", function (id) {
+    if (!byId[id]) return;
+    if (state.matches.indexOf(byId[id]) < 0) { $("filters").reset(); state.matches = DATA.traces.slice(); }
+    openTrace(id, true);
+    $("trace-detail").scrollIntoView({ block: "start" });
+  });
   R.on("explorer:show", function (f) {
     setFilter("f-system", f.system);
     setFilter("f-mode", f.mode);

@@ -1,0 +1,92 @@
+"""`mast sample --for-review` and `mast labels`: the human review loop (see :mod:`mast.review`)."""
+
+from __future__ import annotations
+
+import click
+
+from mast.cli._render import err, out, print_json, table
+from mast.cli.options import json_option, systems_option, taxonomy_option
+
+
+@click.command()
+@click.option("--for-review", "n", type=click.IntRange(min=1), required=True, metavar="N",
+              help="Pick N traces for a person to label, recorded as a review set.")
+@click.option("--strategy", type=click.Choice(["uncertain", "stratified", "random"]), default="uncertain",
+              show_default=True,
+              help="uncertain: where classifiers disagree or are least sure; stratified: round-robin by system and "
+                   "mode; random: seeded.")
+@systems_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the order (ties, strata, random).")
+@click.option("--include-reviewed", is_flag=True,
+              help="Also pick traces already in an earlier review set (left out by default).")
+@taxonomy_option
+@json_option
+@click.pass_obj
+def sample(obj, n, strategy, systems, seed, include_reviewed, taxonomy_id, as_json):
+    """Choose traces worth a person's time and record them as a review set.
+
+    Then `mast report --review ID -o review.html` writes the page to label them on, and
+    `mast ingest LABELS.json` takes the labels file it exports."""
+    from mast.review import sample_for_review
+    from mast.store import Store
+
+    with Store(obj.db) as store:
+        rs = sample_for_review(store, n, strategy=strategy, systems=systems, seed=seed, taxonomy=taxonomy_id,
+                               include_reviewed=include_reviewed)
+    if as_json:
+        print_json({"review_set": rs.review_set, "strategy": rs.strategy, "seed": rs.seed,
+                    "taxonomy": rs.taxonomy, "traces": [t.__dict__ for t in rs.traces]})
+        return
+    out.print(table([t.__dict__ for t in rs.traces], ["position", "trace_id", "system", "reason"],
+                    title=f"review set {rs.review_set}: {len(rs.traces)} trace(s), strategy {strategy}"))
+    err.print(f"next: mast report --review {rs.review_set} -o review.html", highlight=False, markup=False)
+
+
+@click.group()
+def labels():
+    """Human labels from the review page: import a labels file, list review sets."""
+
+
+@labels.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@json_option
+@click.pass_obj
+def import_(obj, paths, as_json):
+    """Store labels files exported by the review page (as annotator human:<reviewer>).
+
+    Each file is checked whole against its review set and the taxonomy first; a bad file
+    stores nothing.  `mast ingest` does the same for a labels file it is given."""
+    from mast.review import import_labels
+    from mast.store import Store
+
+    with Store(obj.db) as store:
+        results = [import_labels(store, p) for p in paths]
+    render_imports(results, as_json)
+
+
+def render_imports(results, as_json: bool) -> None:
+    if as_json:
+        print_json([r.__dict__ for r in results])
+        return
+    for r in results:
+        err.print(f"{r.path}: {r.labels} label(s) of review set {r.review_set} stored as {r.annotator} "
+                  f"({r.present} present, {r.absent} absent, {r.unsure} unsure)"
+                  + (f", replacing {r.replaced} from an earlier import" if r.replaced else ""),
+                  highlight=False, markup=False)
+
+
+@labels.command("sets")
+@json_option
+@click.pass_obj
+def sets(obj, as_json):
+    """List the review sets in the store."""
+    from mast.review import review_sets
+    from mast.store import Store
+
+    with Store(obj.db, read_only=True) as store:
+        rows = review_sets(store)
+    if as_json:
+        print_json(rows)
+    else:
+        out.print(table(rows, ["review_set", "created_at", "strategy", "seed", "traces", "taxonomy"],
+                        title="review sets"))
