@@ -333,10 +333,11 @@ def test_acknowledged_spans_survive_kill_9_and_are_built_on_restart(server, tmp_
 
 def test_full_queue_answers_503_with_retry_after(tmp_path):
     """In-process: a collector whose commit is held, so the queue (size 1) fills."""
-    gate = threading.Event()
+    gate, entered = threading.Event(), threading.Event()
 
     class HeldCollector(Collector):
         def stage(self, batches):
+            entered.set()
             gate.wait(30)
             return super().stage(batches)
 
@@ -360,12 +361,19 @@ def test_full_queue_answers_503_with_retry_after(tmp_path):
                 results.append((e.code, e.headers.get("Retry-After")))
 
         posters = [threading.Thread(target=post) for _ in range(4)]
-        for p in posters:
-            p.start()
-            time.sleep(0.2)  # the first is taken by the writer (held), the second fills the queue
-        deadline = time.monotonic() + 20
-        while sum(c == 503 for c, _ in results) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+
+        def until(cond):
+            end = time.monotonic() + 20
+            while not cond() and time.monotonic() < end:
+                time.sleep(0.02)
+
+        posters[0].start()
+        until(entered.is_set)  # the writer holds the first request
+        posters[1].start()
+        until(rec.queue.full)  # the second waits in the queue (size 1)
+        posters[2].start()
+        posters[3].start()
+        until(lambda: sum(c == 503 for c, _ in results) >= 2)
         gate.set()
         for p in posters:
             p.join(30)
