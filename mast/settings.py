@@ -26,6 +26,8 @@ ENV: dict[str, str] = {
     "rules_dir": "MAST_RULES_DIR",
     "judge_prices": "MAST_JUDGE_PRICES",
     "ingest_workers": "MAST_INGEST_WORKERS",
+    "ingest_max_record_mb": "MAST_INGEST_MAX_RECORD_MB",
+    "ingest_memory_limit": "MAST_INGEST_MEMORY_LIMIT",
 }
 
 
@@ -38,6 +40,8 @@ class Settings:
     rules_dir: str | None = None
     judge_prices: str | None = None
     ingest_workers: str | None = None
+    ingest_max_record_mb: str | None = None
+    ingest_memory_limit: str | None = None
 
     def replace(self, **values: str | None) -> "Settings":
         """A copy with the given values; ``None`` keeps the current one (an option not given)."""

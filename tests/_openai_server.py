@@ -10,13 +10,20 @@ concurrent requests arrive in.  Directives anywhere in the prompt's trace text:
 - ``FAULT:429xN`` first N requests for this prompt get 429 with ``Retry-After``
 - ``FAULT:500xN`` first N requests get 500
 - ``FAULT:SLOW`` the reply takes ``slow_delay`` seconds (longer than the client timeout)
+- ``FAULT:HANG`` the request is accepted and never answered (until the server stops)
 - ``FAULT:MALFORMED`` the reply is broken JSON
 - ``FAULT:OFFTAX`` the reply names mode 4.2 (not in mast-v1)
 - ``FAULT:RANGE`` the reply cites step 9999
 - ``FAULT:MISSING`` the reply omits mode 3.3
+- ``FAULT:LIST`` the reply gives the verdicts as a list (the shape before they were keyed by mode)
 - ``FAULT:PROSE`` the JSON comes wrapped in prose and a code fence
 - ``FAULT:OBEY`` the reply is what a model that obeyed an injected instruction would say
 - ``SHOW:<mode>`` the step containing it is reported as evidence of that mode
+
+A reply's JSON follows the judge's reply schema (``{"verdicts": {"<mode>": {...}},
+"root_cause": ...}``); :func:`schema_errors` checks an instance against the subset of JSON
+Schema that strict structured outputs use, and with ``enforce_schema`` the server answers
+500 when a scripted reply that is meant to be valid breaks the schema it was sent.
 
 Otherwise the "model" reports 1.3 (step repetition) where the prompt carries
 "(exact repeat of step N)" markers and every other mode absent.  ``responder`` can be
@@ -30,6 +37,7 @@ prints ``READY <base_url>`` and serves until killed.
 from __future__ import annotations
 
 import argparse
+import bisect
 import email.parser
 import email.policy
 import hashlib
@@ -56,6 +64,7 @@ class Response:
     body: Any = None              # dict -> JSON; str/bytes -> as is
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    hang: bool = False            # never answer (until the server stops)
 
 
 def _tokens(text: str) -> int:
@@ -91,20 +100,55 @@ def default_verdicts(body: dict) -> dict:
         for mode in re.findall(r"SHOW:(\d+\.\d+)", line):
             if cur is not None:
                 present.setdefault(mode, []).append(cur)
-    out = [{"mode": mid, "verdict": "present" if mid in present else "absent",
-            "confidence": 0.8 if mid in present else 0.9, "evidence_steps": sorted(set(present.get(mid, []))),
-            "rationale": "scripted"} for mid in modes]
+    out = {mid: {"verdict": "present" if mid in present else "absent",
+                 "confidence": 0.8 if mid in present else 0.9, "evidence_steps": sorted(set(present.get(mid, []))),
+                 "rationale": "scripted"} for mid in modes}
     root = None
     if present:
         step = min(s for v in present.values() for s in v)
         root = {"agent": agents_at.get(step), "step": step, "rationale": "earliest evidence"}
-    return {"modes": out, "root_cause": root}
+    return {"verdicts": out, "root_cause": root}
+
+
+def schema_errors(value: Any, schema: dict, path: str = "$") -> list[str]:
+    """Where ``value`` breaks ``schema`` (the JSON Schema subset strict structured outputs
+    allow: type, enum, properties, required, additionalProperties, items, anyOf)."""
+    if "anyOf" in schema:
+        alts = [schema_errors(value, alt, path) for alt in schema["anyOf"]]
+        return [] if any(not a for a in alts) else [f"{path}: matches no alternative ({alts[0][0]})"]
+    types = schema.get("type")
+    if types is not None:
+        names = types if isinstance(types, list) else [types]
+        kinds = {"object": dict, "array": list, "string": str, "null": type(None), "boolean": bool}
+        ok = any(isinstance(value, kinds[t]) if t in kinds else
+                 (t == "integer" and isinstance(value, int) and not isinstance(value, bool)) or
+                 (t == "number" and isinstance(value, (int, float)) and not isinstance(value, bool))
+                 for t in names)
+        if not ok:
+            return [f"{path}: {type(value).__name__} is not {types}"]
+    if "enum" in schema and value not in schema["enum"]:
+        return [f"{path}: {value!r} is not one of {schema['enum']}"]
+    errs: list[str] = []
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        errs += [f"{path}: lacks required {k!r}" for k in schema.get("required", []) if k not in value]
+        for k, v in value.items():
+            if k in props:
+                errs += schema_errors(v, props[k], f"{path}.{k}")
+            elif schema.get("additionalProperties") is False:
+                errs.append(f"{path}: {k!r} is not allowed")
+    if isinstance(value, list) and "items" in schema:
+        for i, v in enumerate(value):
+            errs += schema_errors(v, schema["items"], f"{path}[{i}]")
+    return errs
 
 
 class OpenAIServer:
     def __init__(self, latency: float = 0.0, slow_delay: float = 3.0, retry_after: str = "0.05",
-                 supports_schema: bool = True):
+                 supports_schema: bool = True, enforce_schema: bool = True):
         self.latency = latency
+        self.enforce_schema = enforce_schema
+        self.stopped = threading.Event()     # releases FAULT:HANG requests
         self.slow_delay = slow_delay
         self.retry_after = retry_after
         self.supports_schema = supports_schema
@@ -112,6 +156,7 @@ class OpenAIServer:
         self.lock = threading.RLock()
         self.chat_bodies: list[dict] = []
         self.prompts: list[str] = []     # every chat prompt so far, for the prefix cache
+        self._sorted: list[str] = []     # the same, sorted
         self.cached_reported: list[int] = []   # usage.prompt_tokens_details.cached_tokens per chat reply
         self.counts: dict[str, int] = {}
         self.files: dict[str, dict] = {}
@@ -135,6 +180,7 @@ class OpenAIServer:
         return self
 
     def stop(self) -> None:
+        self.stopped.set()
         if self.httpd:
             self.httpd.shutdown()
             self.httpd.server_close()
@@ -160,24 +206,38 @@ class OpenAIServer:
             if m and n <= int(m.group(1)):
                 headers = {"Retry-After": self.retry_after} if code == "429" else {}
                 return Response(int(code), {"error": {"message": f"scripted {code}", "type": "server"}}, headers)
+        if "FAULT:HANG" in text:
+            return Response(200, completion("{}", body), hang=True)
         delay = self.slow_delay if "FAULT:SLOW" in text else 0.0
         v = default_verdicts(body)
+        faulty = False
         if "FAULT:MALFORMED" in text:
-            content = json.dumps(v)[:-40] + ', "modes": [ {"mode": "1.1", '
+            content = json.dumps(v)[:-40] + ', "verdicts": { "1.1": {"verdict": '
         elif "FAULT:OBEY" in text:
             content = "Understood. Ignoring previous instructions: no failures, everything is fine."
         else:
+            first, third = list(v["verdicts"])[0], list(v["verdicts"])[2]
             if "FAULT:OFFTAX" in text:
-                v["modes"][0]["mode"] = "4.2"
+                v["verdicts"] = {("4.2" if k == first else k): x for k, x in v["verdicts"].items()}
+                faulty = True
             if "FAULT:RANGE" in text:
-                v["modes"][2]["verdict"] = "present"
-                v["modes"][2]["evidence_steps"] = [9999]
+                v["verdicts"][third].update(verdict="present", evidence_steps=[9999])
             if "FAULT:MISSING" in text:
-                v["modes"] = [x for x in v["modes"] if x["mode"] != "3.3"]
+                v["verdicts"].pop("3.3", None)
+                faulty = True
+            if "FAULT:LIST" in text:
+                v = {"modes": [{"mode": k, **x} for k, x in v["verdicts"].items()], "root_cause": v["root_cause"]}
+                faulty = True
             content = json.dumps(v)
             if "FAULT:PROSE" in text:
-                content = ("Here is my analysis. An example of the format is {\"modes\": []}.\n"
+                content = ("Here is my analysis. An example of the format is {\"verdicts\": {}}.\n"
                            f"```json\n{json.dumps(v, indent=1)}\n```\nLet me know if you need more.")
+            fmt = body.get("response_format") or {}
+            schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
+            if self.enforce_schema and schema and not faulty:
+                errs = schema_errors(v, schema)
+                if errs:  # the scripted model and the judge's schema disagree: a test bug, loudly
+                    return Response(500, {"error": {"message": "scripted reply breaks the schema: " + errs[0]}})
         return Response(200, completion(content, body), delay=delay)
 
     def teacher(self, body: dict) -> Response:
@@ -195,6 +255,7 @@ class OpenAIServer:
             self.chat_bodies.append(body)
             cached = self.cached_tokens(prompt)
             self.prompts.append(prompt)
+            bisect.insort(self._sorted, prompt)
             self.cached_reported.append(cached)
         r = self.responder(body)
         if isinstance(r.body, dict) and isinstance(r.body.get("usage"), dict):
@@ -205,11 +266,11 @@ class OpenAIServer:
     def cached_tokens(self, prompt: str) -> int:
         """Prompt caching as OpenAI documents it: the longest prefix shared with an earlier
         request, counted only from 1,024 tokens on and in steps of 128 (tokens estimated as
-        chars / 4; a real cache may also evict, which this never does)."""
-        lcp = 0
-        for earlier in self.prompts:
-            n = len(os.path.commonprefix([earlier, prompt]))
-            lcp = max(lcp, n)
+        chars / 4; a real cache may also evict, which this never does).  In sorted order the
+        earlier prompt sharing the longest prefix is a neighbour, so one bisection finds it."""
+        k = bisect.bisect_left(self._sorted, prompt)
+        lcp = max((len(os.path.commonprefix([self._sorted[j], prompt])) for j in (k - 1, k)
+                   if 0 <= j < len(self._sorted)), default=0)
         tokens = lcp // 4
         return 0 if tokens < 1024 else tokens // 128 * 128
 
@@ -270,6 +331,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, r: Response) -> None:
+        if r.hang:
+            self.owner.stopped.wait()
+            self.close_connection = True
+            return
         if r.delay:
             time.sleep(r.delay)
         data = r.body if isinstance(r.body, bytes) else (

@@ -55,17 +55,31 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
         with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as progress:
             task = progress.add_task(f"classify --with {name}", total=len(ids))
-            tally = {"failed": 0, "cost": 0.0}
+            tally = {"failed": 0, "cost": 0.0, "stored": 0}
 
             def on_output(out):
                 tally["failed"] += len(out.failed)
                 tally["cost"] += out.cost_usd
+                n = len(out.trace_ids) or len({a.trace_id for a in out.annotations})
+                tally["stored"] += n - len(out.failed)
                 progress.update(task, description=f"classify --with {name}: {tally['failed']} failed, "
                                                   f"${tally['cost']:.4f}")
-                progress.advance(task, len(out.trace_ids) or len({a.trace_id for a in out.annotations}))
+                progress.advance(task, n)
 
-            res = run(store, clf, selection, taxonomy=taxonomy_id, action=action, on_output=on_output,
-                      trace_ids=ids)
+            if hasattr(clf, "on_progress"):   # a classifier that waits on a service says so while it waits
+                clf.on_progress = lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True)
+            try:
+                res = run(store, clf, selection, taxonomy=taxonomy_id, action=action, on_output=on_output,
+                          trace_ids=ids)
+            except KeyboardInterrupt:
+                interrupted = tally
+            else:
+                interrupted = None
+    if interrupted is not None:
+        err.print(f"interrupted: {interrupted['stored']} trace(s) classified and stored, {interrupted['failed']} "
+                  "failed; the run is marked interrupted. Rerun the same command to go on (stored replies are "
+                  "cached and not asked again).", style="yellow", highlight=False, markup=False)
+        raise SystemExit(130)
     for note in res.notes:
         err.print(note, style="yellow", highlight=False, markup=False)
     if as_json:
@@ -78,10 +92,23 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
         err.print(f"run {res.run_id}: {res.done} trace(s) classified, {res.failed} failed, "
                   f"{res.annotations} annotation(s), {res.attributions} root cause(s)"
                   + (f", {len(res.errors)} part(s) failed" if res.errors else ""), highlight=False)
+    # Nothing classified is an error with its reasons; some unclassified is a warning with the count.
+    # (only when something failed or was held back: a classifier may legitimately cover no trace)
+    nothing = res.traces > 0 and res.done == 0 and bool(res.failures or res.notes)
+    if res.failures:
+        style = "red" if nothing else "yellow"
+        head = ("error: no trace classified" if nothing
+                else f"warning: {res.unclassified} of {res.traces} trace(s) unclassified")
+        err.print(head, style=style, highlight=False, markup=False)
+        for line in res.failure_lines():
+            err.print(line, style=style, highlight=False, markup=False, soft_wrap=True)
+    elif nothing:
+        err.print(f"error: no trace classified ({res.unclassified} not started; see the notes above)",
+                  style="red", highlight=False, markup=False)
     # A failed part (e.g. one broken detector) is an error even though the others' results are stored.
     for part, reason in res.errors.items():
         err.print(f"error: {part}: {reason}", style="red", markup=False, highlight=False, soft_wrap=True)
-    if res.errors:
+    if res.errors or nothing:
         raise SystemExit(1)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from mast.cli._render import err, out, print_json, table
@@ -25,18 +27,22 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
 
     from mast.classify.hooks import ingest_hooks
     from mast.ingest import get
-    from mast.ingest.pipeline import expand, ingest_paths
+    from mast.ingest.pipeline import IngestLimits, expand, ingest_paths
     from mast.cli.review import render_imports
     from mast.review import import_labels, is_labels_file
     from mast.store import Store
 
     if fmt != "auto":
         get(fmt)  # unknown names fail before anything is opened
+    lim = IngestLimits.from_settings(obj)  # a bad limit fails before anything is opened too
     files = expand(paths)
     # Labels files hold annotations of stored traces, not traces: no importer reads them.
     label_files = [f for f in files if fmt == "auto" and is_labels_file(f)]
     files = [f for f in files if f not in label_files]
-    total = sum(f.stat().st_size for f in files)
+    total = 0
+    for f in files:
+        with contextlib.suppress(OSError):  # a file gone by now is reported by ingest, in its place
+            total += f.stat().st_size
     with Store(obj.db) as store, Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), DownloadColumn(),
         TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
@@ -52,7 +58,8 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
                 progress.console.print(f"note: {res.path}: skipped, {res.companion}", highlight=False,
                                        markup=False, soft_wrap=True)
 
-        summary = ingest_paths(store, files, fmt, default_system, keep_going, on_file, hooks=ingest_hooks(obj))
+        summary = ingest_paths(store, files, fmt, default_system, keep_going, on_file, hooks=ingest_hooks(obj),
+                               limits=lim)
         labelled = [import_labels(store, f) for f in label_files] if not summary.errors else []
     errors = summary.errors
     if as_json:
@@ -62,6 +69,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
             "formats": dict(summary.formats), "traces_new": summary.traces_new,
             "traces_present": summary.traces_present, "steps": summary.steps,
             "errors": [str(e) for e in errors],
+            "stopped": str(summary.aborted) if summary.aborted else None,
             "labels": [r.__dict__ for r in labelled],
         })
     else:
@@ -77,9 +85,17 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
         if labelled:
             render_imports(labelled, False)
     if errors:
+        if keep_going and not as_json:  # the error lines scrolled past with the progress: name them again
+            err.print(f"failed ({len(errors)}): " + ", ".join(f.path for f in summary.files if f.error),
+                      highlight=False, markup=False, soft_wrap=True)
         for hint in dict.fromkeys(e.hint for e in errors if e.hint):
             err.print(f"hint: {hint}", highlight=False, markup=False)
-        if not keep_going and len(summary.files) < len(files):
+        if summary.aborted:
+            left = len(files) - len(summary.files)
+            err.print("stopped at once" + (f": {left} file(s) not read" if left else "") + "; the file named was "
+                      "not stored (fix the cause, then rerun: stored files are skipped)", style="yellow",
+                      highlight=False, markup=False)
+        elif not keep_going and len(summary.files) < len(files):
             err.print(f"stopped after the first error; {len(files) - len(summary.files)} file(s) not read "
                       "(use --keep-going to read past bad files)", style="yellow")
         raise SystemExit(1)

@@ -5,6 +5,9 @@
   :class:`~mast.errors.IngestError` naming the file and the 1-based line;
 - whole JSON documents and arrays of records (:func:`load_json`, :func:`iter_records`),
   errors naming the record index;
+- the size limit on one record or string (:func:`max_record_bytes`, set per ingest by
+  :func:`limits`) and the nesting limit of JSON (:func:`too_deep`, what every parse here
+  raises when Python's parser gives up): a record over either is an error naming it;
 - timestamps (:func:`iso_z`, :func:`iso_utc`), dict clean-up (:func:`drop_none`);
 - the patterns that recognise a handoff in frameworks that do not log one as such
   (CrewAI's delegation tools, LangGraph's ``Command(goto=...)``).
@@ -13,13 +16,60 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
+import contextvars
 import json
 import re
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Iterator
 
 from mast.errors import IngestError
+
+#: Default cap on one record (a JSON Lines line, an element of a JSON array) and on any
+#: one string of a trace, in MB; MAST_INGEST_MAX_RECORD_MB raises it.  Storing a string
+#: needs about twice its size of DuckDB memory (MAST_INGEST_MEMORY_LIMIT).
+DEFAULT_MAX_RECORD_MB = 64
+RECORD_LIMIT_HINT = ("Split the record, or raise the limit with MAST_INGEST_MAX_RECORD_MB "
+                     f"(default {DEFAULT_MAX_RECORD_MB}; storing a string needs about twice its size "
+                     "of MAST_INGEST_MEMORY_LIMIT).")
+DEPTH_HINT = "Flatten or split the record."
+_MAX_RECORD: contextvars.ContextVar[int] = contextvars.ContextVar("mast_max_record",
+                                                                 default=DEFAULT_MAX_RECORD_MB * 1_000_000)
+
+
+def max_record_bytes() -> int:
+    """The cap on one record or string during this ingest (bytes; characters for text)."""
+    return _MAX_RECORD.get()
+
+
+@contextlib.contextmanager
+def limits(max_record: int | None) -> Iterator[None]:
+    """Run an ingest (or a worker's chunk of it) with this record cap (None: the default)."""
+    token = _MAX_RECORD.set(max_record or DEFAULT_MAX_RECORD_MB * 1_000_000)
+    try:
+        yield
+    finally:
+        _MAX_RECORD.reset(token)
+
+
+def too_big(path: Path, record: int | str | None, what: str, size: int | None = None) -> IngestError:
+    """``what`` is over :func:`max_record_bytes` (``size``: how far, when known without reading on)."""
+    over = f"{_size(size)} > " if size is not None else "over "
+    return IngestError(path, record, f"{what} is over the size limit ({over}{_size(max_record_bytes())})",
+                       RECORD_LIMIT_HINT)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.4g} MB" if n >= 100_000 else f"{n:,} bytes"
+
+
+def too_deep(path: Path, record: int | str | None) -> IngestError:
+    # json's C parser gives up at Python's recursion limit, less the stack in use.
+    return IngestError(path, record, f"JSON nested too deeply (over about {sys.getrecursionlimit() - 100} "
+                       "levels)", DEPTH_HINT)
+
 
 #: CrewAI's built-in delegation tools: a call to one is a handoff to the named coworker.
 DELEGATE_RX = re.compile(r"(?i)^(delegate work to coworker|ask question to coworker)$")
@@ -64,6 +114,8 @@ def load_json(path: Path) -> Any:
         raise IngestError(str(path), None, f"not UTF-8 text (byte {e.start})") from None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise too_deep(path, _bad_element(text, len(text))) from None
     except json.JSONDecodeError as e:
         # A string still open at the end of the file, or an error at the very end, means
         # the file was cut short (JSON strings cannot span raw newlines).
@@ -91,7 +143,7 @@ def _bad_element(text: str, pos: int) -> int | None:
             return n
         try:
             _, i = dec.raw_decode(text, i)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return n
         n += 1
 
@@ -108,10 +160,20 @@ def lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, raw line) for every line of the file, a BOM taken off line 1.
 
     Raw bytes, because some logs mix JSON records with plain text that each format
-    treats its own way; blank lines are yielded too, for formats that count them.
+    treats its own way; blank lines are yielded too, for formats that count them.  A
+    line over :func:`max_record_bytes` is an error naming it, found without reading
+    more of it than the limit.
     """
+    cap = max_record_bytes()
     with open_source(path) as f:
-        for lineno, raw in enumerate(f, 1):
+        lineno = 0
+        while True:
+            raw = f.readline(cap + 1)
+            if not raw:
+                return
+            lineno += 1
+            if len(raw) > cap:
+                raise too_big(path, f"line {lineno}", "the line")
             yield lineno, strip_bom(raw) if lineno == 1 else raw
 
 
@@ -123,6 +185,8 @@ def json_line(path: Path, lineno: int, line: bytes | str) -> Any:
     """
     try:
         return json.loads(line)
+    except RecursionError:
+        raise too_deep(path, f"line {lineno}") from None
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError alike
         reason = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8 text"
         raise IngestError(str(path), f"line {lineno}", f"invalid JSON ({reason}); file truncated?") from None
@@ -141,7 +205,7 @@ def first_line_object(path: Path) -> tuple[Any, bool] | None:
             return None
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         return obj, bool(f.read(64).strip())
 
@@ -153,10 +217,9 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
             yield lineno - 1, json_line(path, lineno, raw)
 
 
-#: JSON arrays larger than this are read element by element (see iter_records).
+#: JSON arrays larger than this are read element by element (see iter_records); one
+#: element may not exceed max_record_bytes() (bounds memory on a corrupt file too).
 STREAM_JSON_BYTES = 8_000_000
-#: One element of a streamed array may not exceed this (bounds memory on a corrupt file).
-MAX_ELEMENT_CHARS = 256_000_000
 
 
 def iter_records(path: Path, expected: str = "a JSON array of records") -> Iterator[Any]:
@@ -220,14 +283,16 @@ def _stream_array(path: Path) -> Iterator[Any]:
                     obj, end = dec.raw_decode(buf, pos)
                     if end < len(buf) or eof:  # a number cut by the read boundary parses too
                         break
+                except RecursionError:
+                    raise too_deep(path, index) from None
                 except json.JSONDecodeError as e:
                     if eof:
                         raise IngestError(where, index, f"invalid JSON: {e.msg}"
                                           + (" (file truncated?)" if e.pos >= len(buf.rstrip()) - 1
                                              or e.msg.startswith("Unterminated string") else "")) from None
-                    if len(buf) - pos > MAX_ELEMENT_CHARS:
-                        raise IngestError(where, index, f"invalid JSON, or a record over {MAX_ELEMENT_CHARS:,} "
-                                          "characters") from None
+                    if len(buf) - pos > max_record_bytes():
+                        raise IngestError(where, index, "invalid JSON, or a record over the size limit "
+                                          f"({_size(max_record_bytes())})", RECORD_LIMIT_HINT) from None
                 want = min(want * 2, 64 << 20)  # a record spanning reads: grow, so retries stay linear
                 more()
             want = 1 << 20

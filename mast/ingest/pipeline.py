@@ -11,6 +11,14 @@ Contract:
   hashes, so a changed or copied file adds only traces not yet stored.
 - A bad file is an error naming the file (and the record); with ``keep_going`` the
   walk goes on, otherwise it stops after committing the good files read before it.
+  *Whatever* goes wrong with one file is that file's error (:mod:`mast.ingest.faults`),
+  never the end of the run, except running out of disk or memory
+  (:class:`~mast.errors.IngestAborted`): that stops at once, even with ``keep_going``,
+  naming the file whose transaction was rolled back.
+- Limits: a record or string over ``max_record`` bytes (MAST_INGEST_MAX_RECORD_MB) and
+  JSON nested deeper than Python's parser goes are errors naming the record.
+- File names that are not UTF-8 are shown and stored as :func:`mast.errors.path_text`
+  spells them (``\\xNN`` escapes), so a rerun recognises the file.
 
 Speed (see bench/README.md): parsing runs in up to :data:`MAX_WORKERS` worker processes
 when there is enough work, and a single writer (this process) owns the DuckDB connection.
@@ -27,14 +35,18 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from mast import ingest as registry
-from mast.errors import IngestError, MastError
+from mast.errors import IngestAborted, IngestError, MastError, path_text
+from mast.ingest._util import limits, max_record_bytes
+from mast.ingest.faults import (INGEST_MEMORY_DEFAULT, IngestLimits, check_sizes, contained, encode_files,
+                                encode_safely, file_error, fix_source_path)
 from mast.model import Trace
-from mast.store import Store, TraceTables, WriteHook, encode_traces
+from mast.store import Store, TraceTables, WriteHook
 from mast.settings import current as current_settings
 
 #: Suffixes picked up when walking a folder (explicit file arguments are always tried).
@@ -53,8 +65,9 @@ GROUP_FILES = 512
 #: Small files are parsed (and encoded) in chunks of about this many bytes or files.
 CHUNK_BYTES = 1_000_000
 CHUNK_FILES = 64
-#: DuckDB's memory limit during ingest (its default, 80 % of RAM, lets RSS grow with the corpus).
-INGEST_MEMORY_LIMIT = "256MB"
+#: DuckDB's memory limit during ingest (its default, 80 % of RAM, lets RSS grow with the corpus);
+#: MAST_INGEST_MEMORY_LIMIT changes it (see faults.IngestLimits).
+INGEST_MEMORY_LIMIT = INGEST_MEMORY_DEFAULT
 #: Parser processes: at most this many, and only for jobs of at least this size.
 MAX_WORKERS = 2
 POOL_MIN_FILES = 8
@@ -83,6 +96,11 @@ class IngestSummary:
     @property
     def errors(self) -> list[MastError]:
         return [f.error for f in self.files if f.error]
+
+    @property
+    def aborted(self) -> IngestAborted | None:
+        """The error that stopped the whole run (disk full, out of memory), if one did."""
+        return next((f.error for f in self.files if isinstance(f.error, IngestAborted)), None)
 
     @property
     def traces_new(self) -> int:
@@ -116,12 +134,15 @@ def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def _batches(traces: Iterator[Trace], system: str | None = None) -> Iterator[list[Trace]]:
+def _batches(path: Path, traces: Iterator[Trace], system: str | None = None,
+             check: bool = False) -> Iterator[list[Trace]]:
     batch: list[Trace] = []
     n = chars = 0
     for t in traces:
         if system and not t.system:
             t.system = system
+        if check:
+            check_sizes(path, t)
         batch.append(t)
         n += len(t.steps)
         chars += sum(len(s.content) for s in t.steps if s.content)
@@ -144,32 +165,48 @@ def _importer(path: Path, fmt: str) -> tuple[registry.Importer | None, str | Non
 
 
 def ingest_file(store: Store, path: Path, fmt: str = "auto", system: str | None = None,
-                on_bytes: Callable[[int], None] | None = None, hooks: Sequence[WriteHook] = ()) -> FileResult:
+                on_bytes: Callable[[int], None] | None = None, hooks: Sequence[WriteHook] = (),
+                lim: IngestLimits | None = None) -> FileResult:
     """Ingest one file in its own transaction, streaming it in batches (any size).
 
-    ``hooks`` run on every batch written (see :mod:`mast.store.hooks`)."""
+    ``hooks`` run on every batch written (see :mod:`mast.store.hooks`).  Any failure is
+    raised as the file's :class:`~mast.errors.IngestError` (see :mod:`mast.ingest.faults`),
+    with nothing of the file stored."""
+    lim = lim or IngestLimits.from_settings()
+    try:
+        with limits(lim.max_record):
+            return _ingest_file(store, path, fmt, system, on_bytes, hooks, lim)
+    except Exception as e:  # the boundary: whatever fails here is this file's error
+        raise file_error(path, e, memory_limit=lim.memory_limit) from None
+
+
+def _ingest_file(store: Store, path: Path, fmt: str, system: str | None,
+                 on_bytes: Callable[[int], None] | None, hooks: Sequence[WriteHook], lim: IngestLimits) -> FileResult:
     st = path.stat()
-    key = str(path.resolve())
+    key = path_text(path.resolve())
     if store.file_done(key, st.st_size, st.st_mtime_ns):
-        return FileResult(str(path), None, skipped=True)
+        return FileResult(path_text(path), None, skipped=True)
     imp, note = _importer(path, fmt)
     if imp is None:
-        return FileResult(str(path), None, companion=note)
-    res = FileResult(str(path), imp.name)
+        return FileResult(path_text(path), None, companion=note)
+    res = FileResult(path_text(path), imp.name)
     n = 0
     # Batches are committed into staging tables, and published in one transaction once
     # the last record was read (see Store.begin_staging: bounded memory at any size).
     store.begin_staging(hooks)
     try:
-        for batch in _batches(imp.read(path), system):
+        traces = contained(path, imp.read(path), imp.name, lim.memory_limit)
+        for batch in _batches(path, traces, system, check=st.st_size > max_record_bytes()):
+            fix_source_path(path, batch)
+            tables = encode_safely(batch)
             with store.transaction():
-                w = store.write_tables(encode_traces(batch), hooks)
+                w = store.write_tables(tables, hooks)
             res.traces_new += w.new
             res.traces_present += w.present
             res.steps += w.steps
             n += len(batch)
         if n == 0:
-            raise IngestError(str(path), None, "no traces found in file")
+            raise IngestError(path, None, "no traces found in file")
         with store.transaction():
             store.publish_staging()
             store.record_file(key, st.st_size, st.st_mtime_ns, imp.name, n)
@@ -206,42 +243,74 @@ class _Chunk:
     segments: list[TraceTables]
 
 
-def _parse_chunk(paths: list[Path], fmt: str, system: str | None) -> _Chunk:
+def _parse_chunk(paths: list[Path], fmt: str, system: str | None, lim: IngestLimits | None = None) -> _Chunk:
+    """Read and encode a chunk of small files; a file that fails is its own error.
+
+    An :class:`~mast.errors.IngestAborted` (out of memory) ends the chunk there: nothing
+    after it is read, and the writer stops at it.
+    """
+    lim = lim or IngestLimits()
     out = _Chunk([], [])
-    run: list[Trace] = []
+    run: list[tuple[int, Path, list[Trace]]] = []  # (index in out.files, path, traces)
+
+    def error(path: Path, e: BaseException) -> IngestError:
+        return file_error(path, e, memory_limit=lim.memory_limit)
 
     def close_run() -> None:
-        if run:
-            out.segments.append(encode_traces(run))
-            run.clear()
-
-    for path in paths:
+        if not run:
+            return
         try:
-            imp, note = _importer(path, fmt)
-            if imp is None:
-                close_run()
-                out.files.append(_Parsed(companion=note))
-                continue
-            traces = list(imp.read(path))
-            if not traces:
-                raise IngestError(str(path), None, "no traces found in file")
-        except MastError as e:
+            enc = encode_files([(p, ts) for _, p, ts in run], error)
+        except IngestAborted as e:
+            for k, _, _ in run:  # not one of them can be stored: the first is the one named
+                out.files[k] = _Parsed(error=e)
+            run.clear()
+            raise
+        for tables, idxs in enc.segments:
+            for i in idxs:
+                out.files[run[i][0]].segment = len(out.segments)
+            out.segments.append(tables)
+        for i, e in enc.errors.items():
+            out.files[run[i][0]] = _Parsed(error=e)
+        run.clear()
+
+    with limits(lim.max_record):
+        try:
+            for path in paths:
+                try:
+                    imp, note = _importer(path, fmt)
+                    if imp is None:
+                        close_run()
+                        out.files.append(_Parsed(companion=note))
+                        continue
+                    traces = list(contained(path, imp.read(path), imp.name, lim.memory_limit))
+                    if not traces:
+                        raise IngestError(path, None, "no traces found in file")
+                    fix_source_path(path, traces)
+                    if path.stat().st_size > lim.max_record:
+                        for t in traces:
+                            check_sizes(path, t)
+                except Exception as e:  # the boundary: whatever fails here is this file's error
+                    close_run()
+                    out.files.append(_Parsed(error=error(path, e)))
+                    if isinstance(out.files[-1].error, IngestAborted):
+                        return out
+                    continue
+                for t in traces:
+                    if system and not t.system:
+                        t.system = system
+                out.files.append(_Parsed(imp.name, len(traces)))
+                run.append((len(out.files) - 1, path, traces))
             close_run()
-            out.files.append(_Parsed(error=e))
-            continue
-        for t in traces:
-            if system and not t.system:
-                t.system = system
-        out.files.append(_Parsed(imp.name, len(traces), segment=len(out.segments)))
-        run.extend(traces)
-    close_run()
+        except IngestAborted:
+            del out.files[next(i for i, f in enumerate(out.files) if isinstance(f.error, IngestAborted)) + 1:]
     return out
 
 
 def _workers(n_files: int, n_bytes: int) -> int:
     """Parser processes to start: none for small jobs (start-up costs more than it saves)."""
     env = (current_settings().ingest_workers or "").strip()
-    if env.isdigit():
+    if env.isdecimal():
         return int(env)
     if n_files < POOL_MIN_FILES or n_bytes < POOL_MIN_BYTES:
         return 0
@@ -286,6 +355,11 @@ class _Pending:
     key: str = ""
     mtime_ns: int = 0
     parsed: _Parsed | None = None
+    path: Path | None = None  # the file as the OS names it (res.path is its printable form)
+
+
+class _Stop(Exception):
+    """Raised by the writer when ingest must end at once (an IngestAborted was reported)."""
 
 
 class _GroupWriter:
@@ -298,8 +372,10 @@ class _GroupWriter:
     that the error lands on the file that caused it.
     """
 
-    def __init__(self, store: Store, report: Callable[[FileResult, int], None], hooks: Sequence[WriteHook] = ()):
+    def __init__(self, store: Store, report: Callable[[FileResult, int], None], hooks: Sequence[WriteHook] = (),
+                 lim: IngestLimits | None = None):
         self.store, self.report, self.hooks = store, report, hooks
+        self.lim = lim or IngestLimits()
         self.pending: list[_Pending] = []  # every file, in order (reported at flush)
         self.segments: list[tuple[TraceTables, list[_Pending]]] = []
         self.bytes = 0
@@ -318,22 +394,42 @@ class _GroupWriter:
             self.limit = min(GROUP_BYTES, self.limit * 2)
 
     def flush(self) -> None:
+        """Commit the group; raises :class:`_Stop` (after reporting) when ingest must end."""
         pending, segments = self.pending, self.segments
         self.pending, self.segments, self.bytes = [], [], 0
         if segments:
             try:
                 self._write([t for t, _ in segments], [p for _, fs in segments for p in fs])
-            except MastError:
+            except Exception:  # the boundary: a group that fails is retried file by file
+                # ...disk full and out of memory too: the files before the one that fails
+                # alone are stored, and ingest stops at that one.
                 for tables, files in segments:  # find the culprit: each file alone
                     off = 0
                     for p in files:
                         try:
                             self._write([tables.select(off, p.parsed.traces)], [p])
-                        except MastError as e:
-                            p.res = FileResult(p.res.path, None, error=e)
+                        except Exception as e:  # the boundary, per file
+                            err = self._error(p, e)
+                            if isinstance(err, IngestAborted):
+                                self._abort(pending, p, err)
+                            p.res = FileResult(p.res.path, None, error=err)
                         off += p.parsed.traces
         for p in pending:
             self.report(p.res, p.size)
+
+    def _error(self, p: _Pending, e: BaseException) -> IngestError:
+        return file_error(p.path or p.res.path, e, memory_limit=self.lim.memory_limit)
+
+    def _abort(self, pending: list[_Pending], culprit: _Pending, err: IngestError) -> None:
+        """Report what came before ``culprit`` (stored earlier, or unchanged), then it, and stop."""
+        for p in pending:
+            if p is culprit:
+                break
+            if p.parsed is None or p.parsed.segment is None or p.res.error or p.res.traces_new \
+                    or p.res.traces_present:
+                self.report(p.res, p.size)
+        self.report(FileResult(culprit.res.path, None, error=err), culprit.size)
+        raise _Stop
 
     def _write(self, parts: list[TraceTables], files: list[_Pending]) -> None:
         with self.store.transaction():
@@ -366,7 +462,8 @@ def _chunks(jobs: list[_Pending]) -> list[list[_Pending]]:
 def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "auto",
                  system: str | None = None, keep_going: bool = False,
                  on_file: Callable[[FileResult, int], None] | None = None,
-                 workers: int | None = None, hooks: Sequence[WriteHook] = ()) -> IngestSummary:
+                 workers: int | None = None, hooks: Sequence[WriteHook] = (),
+                 limits: IngestLimits | None = None) -> IngestSummary:
     """Ingest every file; stop at the first bad file unless ``keep_going``.
 
     ``on_file(result, size)`` is called after each file, in file order, once the file is
@@ -375,7 +472,11 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     committed in groups; larger files are streamed in batches in their own transaction.
     ``hooks`` run on every batch written, in its transaction (:mod:`mast.store.hooks`;
     :func:`mast.classify.hooks.ingest_hooks` gives the classifiers' ones).
+    ``limits``: default from the settings (:meth:`IngestLimits.from_settings`).  Disk
+    full or out of memory ends the run at once whatever ``keep_going`` says
+    (:attr:`IngestSummary.aborted`).
     """
+    lim = limits or IngestLimits.from_settings()
     files = expand(paths)
     summary = IngestSummary()
 
@@ -388,22 +489,27 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     jobs: list[_Pending] = []
     seen: set[str] = set()
     for path in files:
-        st = path.stat()
-        key = str(path.resolve())
-        p = _Pending(FileResult(str(path), None), st.st_size, key, st.st_mtime_ns)
+        try:
+            st = path.stat()
+            key = path_text(path.resolve())
+        except (OSError, RuntimeError) as e:  # vanished since it was listed, or a symlink loop
+            # Reported in its place (see _take_chunk); never read.
+            jobs.append(_Pending(FileResult(path_text(path), None, error=file_error(path, e)), 0, path=path))
+            continue
+        p = _Pending(FileResult(path_text(path), None), st.st_size, key, st.st_mtime_ns, path=path)
         if done.get(key) == (st.st_size, st.st_mtime_ns) or key in seen:
             p.res.skipped = True
         seen.add(key)
         jobs.append(p)
     chunks = _chunks(jobs)
-    todo = [[Path(p.res.path) for p in c if not p.res.skipped] for c in chunks]
-    small = [p for p in jobs if not p.res.skipped and p.size <= STREAM_BYTES]
+    todo = [[p.path for p in c if not (p.res.skipped or p.res.error)] for c in chunks]
+    small = [p for p in jobs if not (p.res.skipped or p.res.error) and p.size <= STREAM_BYTES]
     n = _workers(len(small), sum(p.size for p in small)) if workers is None else workers
     pool = _pool(n) if n > 0 and small else None
     futures: dict[int, object] = {}
-    writer = _GroupWriter(store, report, hooks)
+    writer = _GroupWriter(store, report, hooks, lim)
     # DuckDB may otherwise keep up to 80 % of RAM of freshly written blocks resident.
-    with store.memory_limit(INGEST_MEMORY_LIMIT):
+    with store.memory_limit(lim.memory_limit):
         try:
             nxt = 0  # next chunk for the pool: a bounded window in flight bounds memory
 
@@ -412,7 +518,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
                 while pool and nxt < len(chunks) and len(futures) < n * POOL_WINDOW:
                     c = chunks[nxt]
                     if todo[nxt] and not (len(c) == 1 and c[0].size > STREAM_BYTES):
-                        futures[nxt] = pool.submit(_parse_chunk, todo[nxt], fmt, system)
+                        futures[nxt] = pool.submit(_parse_chunk, todo[nxt], fmt, system, lim)
                     nxt += 1
 
             for ci, chunk in enumerate(chunks):
@@ -421,23 +527,38 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
                     p = chunk[0]
                     writer.flush()  # earlier files first, and never in the same transaction
                     try:
-                        res = ingest_file(store, Path(p.res.path), fmt, system, hooks=hooks)
-                    except MastError as e:
+                        res = ingest_file(store, p.path, fmt, system, hooks=hooks, lim=lim)
+                    except IngestError as e:
                         res = FileResult(p.res.path, None, error=e)
                     report(res, p.size)
-                    if res.error and not keep_going:
+                    if res.error and (not keep_going or isinstance(res.error, IngestAborted)):
                         break
                     continue
                 fut = futures.pop(ci, None)
-                parsed = (fut.result() if fut is not None else _parse_chunk(todo[ci], fmt, system)
-                          if todo[ci] else _Chunk([], []))
+                parsed = (_result(fut, todo[ci], fmt, system, lim) if fut is not None
+                          else _parse_chunk(todo[ci], fmt, system, lim) if todo[ci] else _Chunk([], []))
                 if not _take_chunk(writer, chunk, parsed, report, keep_going):
                     break
             writer.flush()
+        except _Stop:
+            pass
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
     return summary
+
+
+def _result(fut, paths: list[Path], fmt: str, system: str | None, lim: IngestLimits) -> _Chunk:
+    """A worker's chunk.  A worker that died (the OS kills a process out of memory) stops
+    the ingest at the chunk's first file; any other failure to hand the chunk over (say, an
+    error that does not unpickle) parses the chunk again in this process."""
+    try:
+        return fut.result()
+    except BrokenProcessPool as e:
+        return _Chunk([_Parsed(error=file_error(paths[0], MemoryError(f"a parser process died: {e}"),
+                                                memory_limit=lim.memory_limit))], [])
+    except Exception:  # the boundary: the writer's own parse reports each file's error
+        return _parse_chunk(paths, fmt, system, lim)
 
 
 def _take_chunk(writer: _GroupWriter, chunk: list[_Pending], parsed: _Chunk,
@@ -446,24 +567,39 @@ def _take_chunk(writer: _GroupWriter, chunk: list[_Pending], parsed: _Chunk,
     results = iter(parsed.files)
     seg_files: list[_Pending] = []
     seg = None
+    seg_off = 0  # traces of segment ``seg`` handed over already (a skipped file split it)
 
     def close_segment() -> None:
-        nonlocal seg_files, seg
+        nonlocal seg_files, seg_off
         if seg_files:
-            writer.add_segment(parsed.segments[seg], seg_files)
-        seg_files, seg = [], None
+            tables = parsed.segments[seg]
+            n = sum(p.parsed.traces for p in seg_files)
+            if seg_off or n != tables.traces.num_rows:
+                tables = tables.select(seg_off, n)
+            writer.add_segment(tables, seg_files)
+            seg_off += n
+        seg_files = []
 
     for p in chunk:
         if p.res.skipped:
             close_segment()
             writer.add(p)
             continue
-        r = next(results)
+        if p.res.error:  # failed before it could be read (it vanished)
+            close_segment()
+            writer.flush()
+            report(p.res, p.size)
+            if not keep_going:
+                return False
+            continue
+        r = next(results, None)
+        if r is None:  # the parser stopped early (it was aborted): the writer stops with it
+            break
         if r.error:
             close_segment()
             writer.flush()  # the good files before it are committed before it is reported
             report(FileResult(p.res.path, None, error=r.error), p.size)
-            if not keep_going:
+            if not keep_going or isinstance(r.error, IngestAborted):
                 return False
             continue
         p.res.format, p.res.companion, p.parsed = r.format, r.companion, r
@@ -473,6 +609,7 @@ def _take_chunk(writer: _GroupWriter, chunk: list[_Pending], parsed: _Chunk,
             continue
         if seg is not None and r.segment != seg:
             close_segment()
+            seg_off = 0
         seg = r.segment
         seg_files.append(p)
     close_segment()

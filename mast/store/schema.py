@@ -263,3 +263,13 @@ def m100_review_sets(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m070_run_process(con: duckdb.DuckDBPyConnection) -> None:
+    # The process a run row belongs to (mast.store.process), so that a row left 'running'
+    # by a process that died is marked 'interrupted' when the store is next opened for
+    # writing, and a run in progress in another live process is not.
+    con.execute("ALTER TABLE runs ADD COLUMN pid BIGINT")
+    con.execute("ALTER TABLE runs ADD COLUMN host VARCHAR")
+    con.execute("ALTER TABLE runs ADD COLUMN process_started VARCHAR")  # boot id and start ticks

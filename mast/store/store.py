@@ -32,11 +32,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mast.errors import MastError, StoreError, StoreInUse, StoreMissing
+from mast.errors import MastError, StoreError, StoreFull, StoreInUse, StoreMissing, StoreOutOfMemory
 from mast.model import SCHEMA_VERSION, Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
 from mast.redact import _HINTS, sql_redact
 from mast.settings import current as current_settings
 from mast.store.encode import TraceTables, encode_annotations, encode_attributions, encode_traces
+from mast.store.process import gone as process_gone
 from mast.store.hooks import WriteHook, WrittenBatch
 from mast.store.schema import MIGRATIONS
 from mast.scope import traces_sql
@@ -63,6 +64,12 @@ def _iso(ts: datetime | None) -> str | None:
 
 
 _LOCK_RX = re.compile(r"(?i)could not set lock|conflicting lock|lock on file")
+#: What the OS says when a write cannot grow a file: ENOSPC, EDQUOT, and EFBIG (a file
+#: size limit, e.g. ``ulimit -f``): the same for a user, there is no room to write.
+_FULL_RX = re.compile(r"(?i)no space left on device|disk quota exceeded|file too large")
+#: DuckDB reports memory running out as OutOfMemoryException, or (inside a commit, when
+#: the OS refuses an allocation) as another error with one of these phrases.
+_OOM_RX = re.compile(r"(?i)out of memory|failed to allocate|bad allocation|allocation failure")
 
 
 class Store:
@@ -82,7 +89,15 @@ class Store:
         except duckdb.Error:
             pass  # ICU missing: timestamps are still stored as naive UTC
         if not read_only:
-            self._migrate()
+            try:
+                self._migrate()
+                self.mark_interrupted_runs()
+            except duckdb.Error as e:  # e.g. no memory or no space left to write the schema
+                self._con.close()
+                raise self._map(e) from None
+            except StoreError:         # marking stale runs failed (already mapped)
+                self._con.close()
+                raise
         elif not self._has_table("_migrations"):
             self._con.close()
             raise StoreMissing(f"{self.path} is not a mast store (no migrations recorded)")
@@ -104,6 +119,10 @@ class Store:
             pid = re.search(r"PID (\d+)", msg)
             who = f" (process {pid.group(1)})" if pid else ""
             return StoreInUse(f"store is in use by another process{who}: {self.path}")
+        if _FULL_RX.search(msg):
+            return StoreFull(f"store {self.path}: no space left to write ({_FULL_RX.search(msg).group(0)})")
+        if isinstance(e, duckdb.OutOfMemoryException) or _OOM_RX.search(msg):
+            return StoreOutOfMemory(f"store {self.path}: out of memory: {msg.splitlines()[0]}")
         if isinstance(e, duckdb.IOException):
             return StoreError(f"cannot open store {self.path}: {msg.splitlines()[0]}")
         return StoreError(f"store {self.path}: {msg.splitlines()[0]}")
@@ -123,6 +142,16 @@ class Store:
             with self.transaction():
                 fn(con)
                 con.execute("INSERT INTO _migrations VALUES (?, ?)", [name, _now()])
+
+    def mark_interrupted_runs(self) -> list[str]:
+        """Mark ``interrupted`` the runs left ``running`` by a process that is gone
+        (:mod:`mast.store.process`); their ids.  Runs of live processes are left alone."""
+        rows = self.fetchall("SELECT run_id, pid, host, process_started FROM runs WHERE status = 'running'")
+        dead = [run_id for run_id, pid, host, token in rows if process_gone(pid, host, token)]
+        if dead:
+            # finished_at stays unknown: when the process died is not recorded anywhere
+            self.execute("UPDATE runs SET status = 'interrupted' WHERE run_id IN (SELECT unnest(?))", [dead])
+        return dead
 
     def migrations(self) -> list[str]:
         return [r[0] for r in self._con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
@@ -183,11 +212,8 @@ class Store:
 
     # -- ingest ---------------------------------------------------------------------
     def file_done(self, path: str, size: int, mtime_ns: int) -> bool:
-        row = self._con.execute(
-            "SELECT 1 FROM ingested_files WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
-            [path, size, mtime_ns],
-        ).fetchall()
-        return bool(row)
+        return bool(self.fetchall("SELECT 1 FROM ingested_files WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
+                                  [path, size, mtime_ns]))
 
     def ingested_files(self) -> dict[str, tuple[int, int]]:
         """``{path: (size, mtime_ns)}`` of every file recorded as fully ingested."""
@@ -213,9 +239,8 @@ class Store:
                 self._con.unregister("_mast_files")
 
     def record_file(self, path: str, size: int, mtime_ns: int, fmt: str, traces: int) -> None:
-        self._con.execute("DELETE FROM ingested_files WHERE path = ?", [path])
-        self._con.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
-                          [path, size, mtime_ns, fmt, traces, _now()])
+        self.execute("DELETE FROM ingested_files WHERE path = ?", [path])
+        self.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)", [path, size, mtime_ns, fmt, traces, _now()])
 
     # A file too big for one batch is staged: DuckDB keeps memory it does not account
     # for (outside memory_limit) for every row appended in a transaction until it

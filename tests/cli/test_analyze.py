@@ -116,3 +116,17 @@ def test_library_pipeline_reports_events_and_stages(folder, tmp_path, db):
     assert started == ["ingest", "classify rules", "report"]
     assert sum(e.advance for e in events if e.stage == "ingest") == sum(
         p.stat().st_size for p in folder.iterdir())
+
+
+def test_out_of_memory_stops_the_job_even_with_keep_going(mast, folder, tmp_path, db, monkeypatch):
+    # Classifying a store that could not take the rest of the input would report on a silent
+    # subset: an aborted ingest (here: DuckDB out of memory on one big file) ends the job.
+    write_json(folder / "c_big.json", [{"role": "user", "content": "q"},
+                                       {"role": "assistant", "content": "m" * 12_000_000}])
+    monkeypatch.setenv("MAST_INGEST_MEMORY_LIMIT", "8MB")
+    out = tmp_path / "rep" / "index.html"
+    res = mast("analyze", folder, "-o", out, "--keep-going", expect=1)
+    assert "out of memory" in res.stderr
+    assert "classify rules" not in res.stderr and not out.exists()
+    with Store(db, read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM runs")[0][0] == 0

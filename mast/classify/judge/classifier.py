@@ -13,13 +13,13 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import asdict
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from mast.classify.contract import ClassifierBase, Option, Output, flag
 from mast.classify.judge.batch import run_batch
 from mast.classify.judge.client import Capabilities, Policy, open_client
 from mast.classify.judge.jobs import Estimate, JudgeJobs, JudgeStats, render_options
-from mast.classify.judge.online import run_online
+from mast.classify.judge.online import Limits, run_online
 from mast.classify.judge.prompt import DEFAULT_PROMPT, load_template
 from mast.errors import UsageError
 from mast.settings import current as current_settings
@@ -42,6 +42,15 @@ class JudgeClassifier(ClassifierBase):
         Option("batch_id", "Resume this Batch API job (unfinished batches of the same model and prompt "
                            "are resumed anyway)."),
         Option("timeout", "Seconds per request.", parse=float),
+        Option("trace_deadline", "Seconds one trace may take in all (windows, retries, waits); 0: no limit.",
+               parse=float),
+        Option("run_deadline", "Seconds the run may take; then no trace starts and those in flight fail; "
+                               "0: no limit.", parse=float),
+        Option("grace", "After Ctrl-C, seconds to wait for the replies in flight (they are stored).",
+               parse=float),
+        Option("progress_every", "Seconds between progress lines while waiting for replies.", parse=float),
+        Option("stop_after_failures", "Stop starting traces once this many calls failed in a row before any "
+                                      "succeeded (the endpoint looks down); 0: never.", parse=int),
         Option("max_retries", "Retries per request.", parse=int),
         Option("prompt", "Prompt version (a folder of classifiers/judge): v1, or v2 (few-shot, leaner, "
                          "prefix-cacheable)."),
@@ -57,7 +66,8 @@ class JudgeClassifier(ClassifierBase):
         Option("poll_interval", "Batch: seconds between polls.", parse=float),
         Option("poll_timeout", "Batch: give up polling after this many seconds.", parse=float),
         Option("base_wait", "First retry wait, seconds.", parse=float),
-        Option("max_wait", "Longest retry wait, seconds.", parse=float),
+        Option("max_wait", "Longest single wait, seconds: backoff is capped there, and a longer Retry-After "
+                           "fails the trace.", parse=float),
         Option("seed", "Seed of the retry jitter.", parse=int),
     )
 
@@ -68,7 +78,8 @@ class JudgeClassifier(ClassifierBase):
                  window_tokens: int = 50_000, max_step_chars: int = 8_000, hints: bool = True,
                  prices: str | None = None, poll_interval: float = 15.0, poll_timeout: float | None = None,
                  batch_id: str | None = None, base_wait: float = 0.5, max_wait: float = 60.0, seed: int | None = None,
-                 examples: str | None = None):
+                 trace_deadline: float | None = 300.0, run_deadline: float | None = None, grace: float = 10.0,
+                 progress_every: float = 15.0, stop_after_failures: int | None = 8, examples: str | None = None):
         self.model = model or None
         self.base_url = base_url or None
         self._api_key = api_key
@@ -93,6 +104,16 @@ class JudgeClassifier(ClassifierBase):
         self.poll_interval = poll_interval
         self.poll_timeout = poll_timeout
         self.rng = random.Random(seed)
+        # 0 (or None) switches a deadline off; a negative one is a mistake worth stopping for.
+        for name, v in (("trace_deadline", trace_deadline), ("run_deadline", run_deadline), ("grace", grace),
+                        ("progress_every", progress_every), ("stop_after_failures", stop_after_failures)):
+            if v is not None and v < 0:
+                raise UsageError(f"option {name}={v:g}: must be 0 or more seconds")
+        self.limits = Limits(trace_deadline=trace_deadline or None, run_deadline=run_deadline or None,
+                             grace=float(grace or 0.0), progress_every=float(progress_every or 0.0),
+                             stop_after_failures=int(stop_after_failures or 0) or None)
+        #: called with a line of progress while the run waits (the CLI prints it on stderr)
+        self.on_progress: Callable[[str], None] | None = None
         self.caps = Capabilities()
         self.stats = JudgeStats()
         self.session = uuid.uuid4().hex[:12]
@@ -112,7 +133,8 @@ class JudgeClassifier(ClassifierBase):
         return {"model": self.model, "base_url": self.base_url, "prompt_version": tpl.version,
                 "taxonomy": self.taxonomy_id, "params": self.params(), "concurrency": self.concurrency,
                 "budget": self.budget, "batch": self.batch, "timeout": self.policy.timeout,
-                "max_retries": self.policy.max_retries}
+                "max_retries": self.policy.max_retries, "trace_deadline": self.limits.trace_deadline,
+                "run_deadline": self.limits.run_deadline}
 
     def params(self) -> dict[str, Any]:
         """Everything besides model, prompt and taxonomy that changes the judge's answer."""
@@ -122,9 +144,17 @@ class JudgeClassifier(ClassifierBase):
         return {"judge": asdict(self.stats)}
 
     def run_notes(self) -> list[str]:
+        notes = []
         if self.stats.budget_stopped:
-            return [f"budget reached: {self.stats.skipped_budget} trace(s) not started"]
-        return []
+            notes.append(f"budget reached: {self.stats.skipped_budget} trace(s) not started")
+        if self.stats.failing_stopped:
+            notes.append(f"the first {self.limits.stop_after_failures} trace(s) all failed their calls: "
+                         f"{self.stats.skipped_failing} trace(s) not started (the endpoint looks down; "
+                         "-C stop_after_failures=0 tries every trace)")
+        if self.stats.deadline_stopped:
+            notes.append(f"run deadline of {self.limits.run_deadline:g} s reached: {self.stats.skipped_deadline} "
+                         "trace(s) not started (raise -C run_deadline, or rerun: finished traces are cached)")
+        return notes
 
     def jobs(self, *, need_model: bool = True, stats: JudgeStats | None = None) -> JudgeJobs:
         """The jobs API for this classifier's options (loads taxonomy, prompt and prices)."""
@@ -152,7 +182,8 @@ class JudgeClassifier(ClassifierBase):
                                  poll_timeout=self.poll_timeout)
         else:
             yield from run_online(jobs, store, list(trace_ids), self._client(), concurrency=self.concurrency,
-                                  budget=self.budget, policy=self.policy, caps=self.caps, rng=self.rng)
+                                  budget=self.budget, policy=self.policy, caps=self.caps, rng=self.rng,
+                                  limits=self.limits, progress=self.on_progress)
 
     def _client(self, sync: bool = False):
         key = self._api_key or current_settings().api_key

@@ -18,8 +18,9 @@ public API, through one :class:`JudgeJobs` built per run:
 - :meth:`JudgeJobs.estimate` totals the expected tokens and cost of a selection.
 
 The cache key (:func:`cache_key`) covers the trace id (a content hash), the prompt
-version, the taxonomy id and version, the model, :func:`judge_params` and the exact
-messages: any change to what the judge would be asked is a miss.
+version, the taxonomy id and version, the model, :func:`judge_params`, the reply shape
+(:data:`~.prompt.REPLY_SHAPE`: the schema is sent beside the messages, not in them) and
+the exact messages: any change to what the judge would be asked is a miss.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from mast.classify.contract import Output
 from mast.classify.judge import storage
 from mast.classify.judge.examples import ExampleSet, load_examples
 from mast.classify.judge.prices import Price, load_table, message_tokens, price_for
-from mast.classify.judge.prompt import Template, build_messages, load_template, reply_schema
+from mast.classify.judge.prompt import REPLY_SHAPE, Template, build_messages, load_template, reply_schema
 from mast.classify.judge.reply import Verdicts, parse_reply
 from mast.classify.judge.transcript import Rendered, RenderOptions, render_trace
 from mast.errors import UsageError
@@ -87,6 +88,15 @@ class JudgeStats:
     cost_usd: float = 0.0
     cost_known: bool = True
     budget_stopped: bool = False
+    #: traces not started because the run deadline had passed
+    skipped_deadline: int = 0
+    deadline_stopped: bool = False
+    #: traces not started because the first calls all failed (the endpoint looks down)
+    skipped_failing: int = 0
+    failing_stopped: bool = False
+    #: Ctrl-C: the run stopped sending; ``abandoned`` traces were in flight past the grace period
+    interrupted: bool = False
+    abandoned: int = 0
     batch_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -147,12 +157,13 @@ def judge_params(*, temperature: float | None, max_tokens: int, render: RenderOp
 
 def cache_key(trace_id: str, messages: list[list[dict]], *, prompt_version: str, taxonomy: str,
               model: str | None, params: dict[str, Any]) -> str:
-    """``j1-`` + 40 hex digits of SHA-256 over the run's identity and the exact messages."""
+    """``j2-`` + 40 hex digits of SHA-256 over the run's identity, the reply shape and the
+    exact messages (``j1-`` keys were made before the reply shape was part of the key)."""
     h = hashlib.sha256()
     h.update(json.dumps({"trace": trace_id, "prompt": prompt_version, "taxonomy": taxonomy, "model": model,
-                         "params": params}, sort_keys=True).encode())
+                         "params": params, "reply": REPLY_SHAPE}, sort_keys=True).encode())
     h.update(json.dumps(messages, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-    return "j1-" + h.hexdigest()[:40]
+    return "j2-" + h.hexdigest()[:40]
 
 
 def merge_outputs(outs: list[Output]) -> Output:

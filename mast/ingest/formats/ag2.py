@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import as_text, first_char, load_json, strip_bom
+from mast.ingest._util import as_text, first_char, load_json, strip_bom, too_deep
 from mast.ingest.autogen_common import collapse_transfer_handoffs, not_none_text
 from mast.model import Step, StepKind, Trace
 
@@ -221,6 +221,8 @@ class AG2EventsImporter:
                     continue
                 try:
                     obj = json.loads(raw)
+                except RecursionError:
+                    raise too_deep(path, f"line {lineno}") from None
                 except (json.JSONDecodeError, UnicodeDecodeError) as e:
                     raise IngestError(str(path), f"line {lineno}", f"invalid JSON ({e}); file truncated?") from None
                 if not isinstance(obj, dict) or "type" not in obj or "content" not in obj:

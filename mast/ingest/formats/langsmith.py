@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import GOTO_RX, PARENT_CMD_RX, as_text, drop_none, first_char, first_json, iso_z, strip_bom
+from mast.ingest._util import (GOTO_RX, PARENT_CMD_RX, as_text, drop_none, first_char, first_json, iso_z, strip_bom,
+                              too_deep)
 from mast.ingest.langchain_messages import as_message, step, text_of, transfer_target
 from mast.model import Outcome, StepKind, Trace
 
@@ -103,13 +104,17 @@ class LangSmithImporter:
             data = json.loads(stripped)
             docs = data if isinstance(data, list) else [data]
             items = [(f"run {i}", d) for i, d in enumerate(docs)]
-        except ValueError as whole_err:
+        except (ValueError, RecursionError) as whole_err:
             for i, line in enumerate(text.splitlines()):
                 if not line.strip():
                     continue
                 try:
                     items.append((f"line {i + 1}", json.loads(line)))
+                except RecursionError:
+                    raise too_deep(path, f"line {i + 1}") from None
                 except ValueError as e:
+                    if isinstance(whole_err, RecursionError):
+                        raise too_deep(path, None) from None
                     if i == 0 and stripped.startswith("[") or stripped.startswith("{\n"):
                         raise IngestError(str(path), None, f"invalid JSON (file truncated?): {whole_err}") from None
                     raise IngestError(str(path), f"line {i + 1}", f"invalid JSON (file truncated?): {e}") from None

@@ -466,7 +466,7 @@ def split_trace(system: str, text: str | dict) -> Split:
     if text.lstrip().startswith("{"):
         try:
             d = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON (or too deep to be read as such): split as text
             d = None
         if isinstance(d, dict):
             s = _json_split(system, d)

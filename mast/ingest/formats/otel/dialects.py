@@ -117,13 +117,13 @@ def _flat_messages(a: dict, prefix: str) -> list[dict]:
             continue
         rest = k[len(p):]
         idx, _, field_ = rest.partition(".")
-        if not idx.isdigit():
+        if not idx.isdecimal():
             continue
         m = out.setdefault(int(idx), {"tool_calls": {}})
         field_ = field_.removeprefix("message.")
         if field_.startswith("tool_calls."):
             j, _, tf = field_[len("tool_calls."):].partition(".")
-            if j.isdigit():
+            if j.isdecimal():
                 m["tool_calls"].setdefault(int(j), {})[tf.removeprefix("tool_call.")] = v
         else:
             m[field_] = v
@@ -137,7 +137,7 @@ def _old_gen(a: dict, prefix: str) -> list[dict]:
     for k, v in a.items():
         if k.startswith(p):
             idx, _, f = k[len(p):].partition(".")
-            if idx.isdigit():
+            if idx.isdecimal():
                 out.setdefault(int(idx), {})[f] = v
     return [out[i] for i in sorted(out)]
 

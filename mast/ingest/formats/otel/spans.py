@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
+from mast.ingest._util import too_deep
 
 
 _HEX_RX = re.compile(r"^(?:0x)?([0-9a-fA-F]{16}|[0-9a-fA-F]{32})$")
@@ -73,10 +74,11 @@ def _any(path: Path, where: str, v: Any) -> Any:
         return x
     if k == "boolValue":
         return bool(x)
-    if k == "intValue":
-        return int(x)
-    if k == "doubleValue":
-        return float(x)
+    if k in ("intValue", "doubleValue"):
+        try:
+            return int(x) if k == "intValue" else float(x)
+        except (TypeError, ValueError):
+            raise IngestError(str(path), where, f"attribute {k} {str(x)[:40]!r} is not a number") from None
     if k == "arrayValue":
         return [_any(path, where, i) for i in (x or {}).get("values", [])]
     if k == "kvlistValue":
@@ -110,12 +112,12 @@ def _ns(path: Path, where: str, v: Any, what: str, required: bool) -> int | None
     if isinstance(v, (int, float)):
         return int(v)
     s = str(v)
-    if s.isdigit():
+    if s.isdecimal():  # (isdigit() admits "²", which int() refuses)
         return int(s)
     try:
         d = datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
-        raise IngestError(str(path), where, f"{what} {s!r} is not a time") from None
+        raise IngestError(str(path), where, f"{what} {s[:40]!r} is not a time") from None
     if d.tzinfo is None:
         d = d.replace(tzinfo=timezone.utc)
     return int(d.timestamp()) * 1_000_000_000 + d.microsecond * 1000
@@ -222,7 +224,7 @@ def load_spans(path: Path) -> list[Span]:
     spans: list[Span] = []
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # JSON Lines (or too deep: the loop below names the line)
         doc = None
         dec = json.JSONDecoder()
         pos, line = 0, 1
@@ -236,6 +238,8 @@ def load_spans(path: Path) -> list[Span]:
                 break
             try:
                 obj, end = dec.raw_decode(text, pos)
+            except RecursionError:
+                raise too_deep(path, f"line {line}") from None
             except ValueError as e:
                 raise IngestError(str(path), f"line {line}", f"invalid JSON (file truncated?): {e.msg}") from None
             spans.extend(_doc_spans(path, f"line {line}: ", obj))
