@@ -1,5 +1,9 @@
 """Choose the judge v2 few-shot examples from labelled public traces, deterministically.
 
+Your own examples from a reviewed labels file (``mast report --review`` export):
+``python classifiers/judge/select_examples.py --from-labels labels.json --db mast.duckdb -o mine.json``,
+then ``mast classify --with judge -C prompt=v2 -C examples=mine.json``.
+
 Run: ``python classifiers/judge/select_examples.py [--datasets DIR] [-o FILE]`` (defaults:
 the ``shared/datasets`` folder beside the project checkout; ``classifiers/judge/v2/examples.json``).
 The same inputs always give the same file, byte for byte.
@@ -126,6 +130,36 @@ def select(datasets: Path, per_mode: int, step_chars: int, max_evidence: int) ->
             "examples": examples}
 
 
+def from_labels(db: Path, labels: Path, step_chars: int, max_evidence: int) -> dict:
+    """Examples from a reviewed labels file (``mast-review-labels``, checked against the store
+    as ``mast ingest`` checks it): every ``present`` label with evidence steps becomes one,
+    its excerpt cut from the stored trace, its note as the rationale."""
+    from mast.model import Label
+    from mast.review import read_labels
+
+    with Store(db, read_only=True) as st:
+        doc, anns = read_labels(st, labels)
+        keep = [a for a in anns if a.label == Label.PRESENT and a.evidence_steps]
+        traces = {t.trace_id: t for t in st.load_traces(sorted({a.trace_id for a in keep}))}
+        systems = dict(st.fetchall("SELECT trace_id, system FROM traces WHERE trace_id IN (SELECT unnest(?))",
+                                   [sorted(traces)]))
+    examples = []
+    for a in sorted(keep, key=lambda a: (a.mode, a.trace_id)):
+        evidence = list(a.evidence_steps)[:max_evidence]
+        examples.append({"id": f"{doc['review_set']}/{a.trace_id}/{a.mode}", "mode": a.mode, "verdict": "present",
+                         "excerpt": _excerpt(traces[a.trace_id].steps, evidence, step_chars),
+                         "evidence_steps": evidence,
+                         "rationale": redact(a.rationale or f"Labelled {a.mode} by reviewer {doc['reviewer']}."),
+                         "source": {"trace_id": a.trace_id, "dataset": f"review set {doc['review_set']}",
+                                    "record": a.trace_id, "system": systems.get(a.trace_id),
+                                    "labels": f"reviewer {doc['reviewer']}"}})
+    if not examples:
+        raise SystemExit(f"select_examples: {labels} has no 'present' label with evidence steps")
+    return {"format": "mast-judge-examples", "version": 1, "taxonomy": doc.get("taxonomy") or "mast-v1",
+            "made_by": "classifiers/judge/select_examples.py --from-labels",
+            "settings": {"step_chars": step_chars, "max_evidence": max_evidence}, "examples": examples}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
@@ -133,14 +167,22 @@ def main() -> None:
     ap.add_argument("--per-mode", type=int, default=3)
     ap.add_argument("--step-chars", type=int, default=220)
     ap.add_argument("--max-evidence", type=int, default=2)
+    ap.add_argument("--from-labels", type=Path, metavar="LABELS",
+                    help="build the examples from your own reviewed labels file instead (needs --db)")
+    ap.add_argument("--db", type=Path, help="the store the labels file was made from")
     args = ap.parse_args()
-    doc = select(args.datasets, args.per_mode, args.step_chars, args.max_evidence)
+    if args.from_labels:
+        if not args.db:
+            ap.error("--from-labels needs --db STORE")
+        doc = from_labels(args.db, args.from_labels, args.step_chars, args.max_evidence)
+    else:
+        doc = select(args.datasets, args.per_mode, args.step_chars, args.max_evidence)
     args.output.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     n = {}
     for e in doc["examples"]:
         n[e["mode"]] = n.get(e["mode"], 0) + 1
-    print(f"{len(doc['examples'])} examples ({', '.join(f'{m}: {k}' for m, k in n.items())}); "
-          f"no example for {', '.join(doc['modes_without_examples']) or 'none'}", file=sys.stderr)
+    print(f"{len(doc['examples'])} examples ({', '.join(f'{m}: {k}' for m, k in n.items())}) written to "
+          f"{args.output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -244,3 +244,32 @@ def test_v2_run_end_to_end_and_the_prefix_is_served_from_cache(store_db, tmp_pat
         assert all(1024 <= c <= fixed for c in srv.cached_reported[1:])
     finally:
         srv.stop()
+
+
+# -- your own examples from a reviewed labels file ------------------------------------------------------
+
+def test_labels_file_converts_to_examples_the_judge_loads(store_db, tmp_path):
+    import subprocess
+
+    from mast.review import sample_for_review
+    db = tmp_path / "review.duckdb"
+    shutil.copy(store_db, db)
+    with Store(db) as st:
+        rs = sample_for_review(st, 2, strategy="random")
+    t0, t1 = [t.trace_id for t in rs.traces][:2]
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"format": "mast-review-labels", "version": 1, "review_set": rs.review_set,
+                                  "reviewer": "ann", "taxonomy": "mast-v1", "labels": [
+                                      {"trace_id": t0, "mode": "1.3", "label": "present", "evidence_steps": [1],
+                                       "note": f"looped; token {SECRET}"},
+                                      {"trace_id": t1, "mode": "3.2", "label": "present", "evidence_steps": []},
+                                      {"trace_id": t1, "mode": "1.1", "label": "absent"}]}), encoding="utf-8")
+    out = tmp_path / "mine.json"
+    subprocess.run([sys.executable, str(ROOT / "classifiers" / "judge" / "select_examples.py"), "--from-labels",
+                    str(labels), "--db", str(db), "-o", str(out)], check=True, capture_output=True)
+    ex = load_examples(out, MODES)
+    assert [(e.mode, e.source_trace, e.evidence_steps) for e in ex.examples] == [("1.3", t0, (1,))]
+    assert SECRET not in out.read_text(encoding="utf-8")              # redacted when written
+    other = next(tid for tid in by_record(db).values() if tid != t0)
+    assert "BEGIN EXAMPLE DATA 1" in job_for(db, other, prompt="v2", examples=str(out)).messages[0][0]["content"]
+    assert "BEGIN EXAMPLE DATA" not in job_for(db, t0, prompt="v2", examples=str(out)).messages[0][0]["content"]
