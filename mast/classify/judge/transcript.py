@@ -15,6 +15,13 @@ Contract:
      trace's *only* step (an unsplit whole-run log): capping it would hide the whole
      trace, so it is cut into parts and judged in windows instead; single lines longer
      than ``max_line_chars`` are still capped.
+- The lean rendering (``split_escaped``, ``drop_blank``, ``absorb_short``; prompt folders
+  whose ``meta.json`` says ``"render": "lean"``) goes further without eliding anything: a
+  long line of escaped newlines (a dict or JSON repr of code) is shown as the lines it
+  encodes, whitespace-only lines are dropped, and a short line seen before joins an
+  adjacent run of repeated lines (every line in a run was seen earlier, so the marker stays
+  true).  Steps passed as ``keep`` (what other classifiers point to) and their neighbours
+  are never capped to ``max_step_chars``.
 - When the rendered trace is larger than ``window_chars`` it is cut into windows of
   whole segments that overlap by ``overlap_chars`` worth of segments; every segment is
   in at least one window.
