@@ -28,7 +28,6 @@ from typing import Any, Sequence
 
 from mast.errors import UsageError
 from mast.redact import redact
-from mast.resources import data_dir
 
 FORMAT = "mast-judge-examples"
 FORMAT_VERSION = 1
@@ -68,10 +67,6 @@ class ExampleSet:
             if ex is not None:
                 out.append(ex)
         return out
-
-
-def bundled_path(prompt_folder: str) -> Path:
-    return data_dir("classifiers") / "judge" / prompt_folder / "examples.json"
 
 
 def load_examples(path: str | Path, mode_ids: Sequence[str], *, user: bool = True) -> ExampleSet:
