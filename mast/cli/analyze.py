@@ -54,13 +54,22 @@ def analyze(settings, paths, output, default_system, keep_going, model, base_url
         with Store(settings.db) as store:
             res = run_job(store, files, output, settings=settings, default_system=default_system,
                           keep_going=keep_going, on_event=on_event)
+    except KeyboardInterrupt:
+        # Each file and each classified trace is committed on its own, and an interrupted
+        # classification run is marked so: a rerun of the same command goes on from there.
+        for p, _ in bars.values():
+            p.stop()
+        err.print("interrupted: what was stored stays (whole files, classified traces); rerun the same "
+                  "command to go on", style="yellow", highlight=False, markup=False, soft_wrap=True)
+        raise SystemExit(130) from None
     finally:
         for p, _ in bars.values():
             p.stop()
     _finish(res, as_json)
     if res.stopped:
-        err.print(f"stopped at a bad file; {res.files_total - res.files_read} file(s) not read "
-                  "(use --keep-going to read past bad files)", style="yellow", highlight=False)
+        why = ("stopped at once (see the error above)" if keep_going
+               else "stopped at a bad file (use --keep-going to read past bad files)")
+        err.print(f"{why}; {res.files_total - res.files_read} file(s) not read", style="yellow", highlight=False)
     if not res.ok:
         raise SystemExit(1)
 

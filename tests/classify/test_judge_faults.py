@@ -262,6 +262,31 @@ def test_second_ctrl_c_stops_at_once_without_warnings(db, server):
     assert rows(db, "SELECT status FROM runs") == [("interrupted",)]
 
 
+def test_ctrl_c_during_analyze_exits_130_and_marks_the_judge_run_interrupted(db, server, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.json").write_text(json.dumps({"system": "toy", "task": f"t{i}", "messages": [
+            {"role": "user", "name": "planner", "content": f"plan {i}"},
+            {"role": "assistant", "name": "coder", "content": "done"}]}))
+    server.latency = 2.0
+    proc = cli(db, "analyze", str(folder), "-o", str(tmp_path / "r.html"), "--model", MODEL,
+               "--base-url", server.base_url)
+    try:
+        wait_until(lambda: server.active >= 1 or proc.poll() is not None, "the judge's first request")
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Aborted!" not in err and "Task was destroyed" not in err
+    assert "rerun the same command to go on" in " ".join(err.split())
+    assert rows(db, "SELECT classifier, status FROM runs WHERE classifier = 'judge'") == [("judge", "interrupted")]
+    assert rows(db, "SELECT count(*) FROM traces") == [(3,)]    # the ingested files stay
+
+
 _peeked: dict[int, str] = {}
 
 
