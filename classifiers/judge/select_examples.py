@@ -18,8 +18,9 @@ How an example is chosen, per mode of mast-v1:
    detector (label or signal) points to steps for that mode: those steps are the
    example's evidence.  Neither data set records evidence steps, so a label with no
    step a detector can point to is not used (its mode may then have no example).
-3. Candidates are ordered by source authority (MAD majority first), then by the shortest
-   excerpt, then by trace id; the first ``--per-mode`` (3) are kept, so an example whose
+3. Candidates whose evidence steps fit the excerpt whole come first (an example whose
+   evidence is cut off shows little), then by source authority (MAD majority first), the
+   characters of evidence left out, the shortest excerpt, and trace id; the first ``--per-mode`` (3) are kept, so an example whose
    source is the trace being judged can be swapped for the next one of its mode.
 4. The excerpt is the evidence steps (each cut to ``--step-chars`` from its start) and
    one step either side (half that), with the store's step numbers; all text is redacted
@@ -118,10 +119,12 @@ def select(datasets: Path, per_mode: int, step_chars: int, max_evidence: int) ->
               "evidence_steps": evidence, "rationale": redact(rationale),
               "source": {"trace_id": tid, "dataset": src["dataset"], "record": record, "system": system,
                          "licence": src["licence"], "authors": src["authors"], "labels": src["labels"]}}
-        cands.setdefault(mode, []).append((AUTHORITY.index(annotator), len(excerpt), tid, ex))
+        steps = traces[tid].steps
+        hidden = sum(max(0, len(" ".join((steps[e].content or "").split())) - step_chars) for e in evidence)
+        cands.setdefault(mode, []).append((hidden > 0, AUTHORITY.index(annotator), hidden, len(excerpt), tid, ex))
     examples = []
     for mode in modes:
-        for *_, ex in sorted(cands.get(mode, []), key=lambda c: c[:3])[:per_mode]:
+        for *_, ex in sorted(cands.get(mode, []), key=lambda c: c[:5])[:per_mode]:
             examples.append(ex)
     return {"format": "mast-judge-examples", "version": 1, "taxonomy": "mast-v1",
             "made_by": "classifiers/judge/select_examples.py",
