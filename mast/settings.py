@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from typing import Mapping
 
 DEFAULT_DB = "mast.duckdb"
+#: Where ``python3 dev.py analyze`` (mast/quickstart.py) builds its fresh store.
+QUICKSTART_DB = "reports/quickstart.duckdb"
 #: The taxonomy a label belongs to unless it says otherwise (taxonomy/<id>.json).
 DEFAULT_TAXONOMY = "mast-v1"
 
@@ -56,3 +58,18 @@ def current(environ: Mapping[str, str] | None = None) -> Settings:
     if found["db"] is None:
         found["db"] = DEFAULT_DB
     return Settings(**found)
+
+
+def store_to_read(settings: Settings) -> tuple[str, str | None]:
+    """The store a read-only command opens, and a note for the user when it is not ``settings.db``.
+
+    After the quick start the README's next commands (``mast stats``, ``mast traces list``)
+    name no store: with no ``./mast.duckdb`` they read the quick start's store instead of
+    failing.  The quick start itself never writes ``./mast.duckdb``: rebuilding it fresh
+    each run would delete a user's own store of that name.  A store named by ``-d/--db``
+    or ``MAST_DB`` is always the one read.
+    """
+    if settings.db == DEFAULT_DB and not os.path.exists(DEFAULT_DB) and os.path.exists(QUICKSTART_DB):
+        return QUICKSTART_DB, (f"no store at {DEFAULT_DB}: reading the quick start's store {QUICKSTART_DB} "
+                               "(choose one with -d/--db or MAST_DB)")
+    return settings.db, None

@@ -43,7 +43,7 @@ class Selection:
             sql += " AND system IN (SELECT unnest(?))"
             params.append(list(self.systems))
         if self.where:
-            sql += f" AND ({self.where})"
+            sql += f" AND (\n{store.where_sql(self.where)}\n)"
         if self.trace_ids:
             sql += " AND trace_id IN (SELECT unnest(?))"
             params.append(list(self.trace_ids))

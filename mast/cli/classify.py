@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from mast.cli._render import err, print_json, table
+from mast.cli._render import err, print_json, safe, table
 from mast.cli.options import (classifier_options, judge_options, json_option, selection_options,
                               taxonomy_option)
 
@@ -81,7 +81,7 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
                   "cached and not asked again).", style="yellow", highlight=False, markup=False)
         raise SystemExit(130)
     for note in res.notes:
-        err.print(note, style="yellow", highlight=False, markup=False)
+        err.print(safe(note), style="yellow", highlight=False, markup=False)
     if as_json:
         print_json(res.as_dict())
     else:
@@ -101,13 +101,13 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
                 else f"warning: {res.unclassified} of {res.traces} trace(s) unclassified")
         err.print(head, style=style, highlight=False, markup=False)
         for line in res.failure_lines():
-            err.print(line, style=style, highlight=False, markup=False, soft_wrap=True)
+            err.print(safe(line), style=style, highlight=False, markup=False, soft_wrap=True)
     elif nothing:
         err.print(f"error: no trace classified ({res.unclassified} not started; see the notes above)",
                   style="red", highlight=False, markup=False)
     # A failed part (e.g. one broken detector) is an error even though the others' results are stored.
     for part, reason in res.errors.items():
-        err.print(f"error: {part}: {reason}", style="red", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"error: {safe(part)}: {safe(reason)}", style="red", markup=False, highlight=False, soft_wrap=True)
     if res.errors or nothing:
         raise SystemExit(1)
 

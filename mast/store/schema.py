@@ -273,3 +273,12 @@ def m070_run_process(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE runs ADD COLUMN pid BIGINT")
     con.execute("ALTER TABLE runs ADD COLUMN host VARCHAR")
     con.execute("ALTER TABLE runs ADD COLUMN process_started VARCHAR")  # boot id and start ticks
+
+
+@migration
+def m050_redaction_counts(con: duckdb.DuckDBPyConnection) -> None:
+    # How many credential-looking strings the store replaced on the way in (mast.redact):
+    # in the trace's own fields (traces) and in each step (steps); a trace's total is its
+    # row plus its steps'.  Rows stored before this migration count 0 (not re-scanned).
+    con.execute("ALTER TABLE traces ADD COLUMN redactions INTEGER DEFAULT 0")
+    con.execute("ALTER TABLE steps ADD COLUMN redactions INTEGER DEFAULT 0")

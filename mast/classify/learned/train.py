@@ -64,6 +64,7 @@ class LearnResult:
 
 
 def load_gold(store, gold: str, where: str | None) -> tuple[list[Gold], dict[str, int]]:
+    cond = f"(\n{store.where_sql(where)}\n)" if where else "true"
     rows = store.fetchall(
         f"""
         WITH latest AS (
@@ -72,7 +73,7 @@ def load_gold(store, gold: str, where: str | None) -> tuple[list[Gold], dict[str
                 FROM attributions WHERE annotator = ?) WHERE rn = 1)
         SELECT l.trace_id, coalesce(t.system, '(unknown)'), l.agent, l.step, t.n_steps
         FROM latest l JOIN traces t USING (trace_id)
-        WHERE {f'({where})' if where else 'true'}
+        WHERE {cond}
         ORDER BY l.trace_id""", [gold])
     out, skipped = [], {"no_step": 0, "step_outside_trace": 0}
     for tid, system, agent, step, n in rows:
