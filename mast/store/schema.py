@@ -235,6 +235,25 @@ def m030_learned_models(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @migration
+def m080_judge_endpoints(con: duckdb.DuckDBPyConnection) -> None:
+    # The structured-output mode each judge endpoint and model took
+    # (mast.classify.judge.structured), so a later run starts in it instead of being
+    # refused again.  base_url '' is the client's default endpoint.
+    con.execute(
+        """
+        CREATE TABLE judge_endpoints (
+            base_url        VARCHAR NOT NULL,
+            model           VARCHAR NOT NULL,
+            response_format VARCHAR NOT NULL,     -- json_schema / json_object / text
+            refused         JSON,                 -- [[mode, the endpoint's reason], ...] when it was negotiated
+            updated_at      TIMESTAMP NOT NULL,
+            PRIMARY KEY (base_url, model)
+        )
+        """
+    )
+
+
+@migration
 def m100_review_sets(con: duckdb.DuckDBPyConnection) -> None:
     # Human review (mast.review): a review set is the traces `mast sample --for-review`
     # picked for a person to label, in the order the review page shows them.  A labels
