@@ -15,6 +15,7 @@ else computes calibration):
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -82,3 +83,17 @@ def reliability(pairs: Iterable[tuple[float, float]], *, bins: int = BINS, event
 
 def _r(x: float) -> float:
     return round(float(x), 4)
+
+
+def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float] | None:
+    """95% Wilson score interval for k successes out of n; None when n == 0.
+
+    The one implementation: exposure cells, rule precision, the cascade's agreement and
+    `mast compare` all quote this interval, so they must agree to the last digit."""
+    if n <= 0:
+        return None
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)

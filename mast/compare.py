@@ -45,12 +45,12 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from mast.agreement import authority_rank_sql, latest_labels
+from mast.calibration import wilson
 from mast.coordination import MESSAGE_KINDS, drop_tables, trace_figures_table
 from mast.errors import UsageError
 from mast.scope import UNKNOWN_SYSTEM
 from mast.taxonomy import load as load_taxonomy
 
-Z95 = 1.959963984540054
 ALPHA = 0.05
 _KEYS = ("system", "version", "since", "until", "run", "annotator")
 
@@ -118,17 +118,6 @@ def parse_selection(text: str | None) -> Selection:
 
 
 # -- statistics ------------------------------------------------------------------------
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """95 % Wilson score interval of k out of n; None when n == 0."""
-    if n <= 0:
-        return None
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
-
 
 def newcombe(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float] | None:
     """95 % interval of p2 - p1 (Newcombe 1998, method 10: hybrid score from two Wilson intervals)."""

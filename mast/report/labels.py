@@ -24,26 +24,15 @@ Contract:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from itertools import count
 from typing import Sequence
 
 from mast.agreement import Agreement, authority_rank, compare_all, latest_labels
+from mast.calibration import wilson  # noqa: F401 - re-exported: cells and benches quote it from here
 
 BEST = "best available"
 _SERIAL = count()
-
-
-def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float] | None:
-    """95% Wilson score interval for k successes out of n; None when n == 0."""
-    if n <= 0:
-        return None
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mast.calibration import wilson as wilson_interval
 from mast.classify.learned.modes_train import kappa, kappa_rows
 
 BOOTSTRAP = 1000
@@ -38,15 +39,10 @@ def _r(x: float | None) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), 4) + 0.0
 
 
-def wilson(k: int, n: int, z: float = 1.959963984540054) -> list[float | None]:
-    """95% Wilson score interval of the proportion ``k / n``."""
-    if n <= 0:
-        return [None, None]
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return [_r(max(0.0, mid - half)), _r(min(1.0, mid + half))]
+def wilson(k: int, n: int) -> list[float | None]:
+    """95% Wilson score interval of the proportion ``k / n``, rounded, as a JSON pair."""
+    ci = wilson_interval(k, n)
+    return [None, None] if ci is None else [_r(ci[0]), _r(ci[1])]
 
 
 def _ci(values: np.ndarray) -> list[float | None]:
