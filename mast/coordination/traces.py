@@ -2,7 +2,9 @@
 
 Contract: :func:`trace_figures_table` computes one row per selected trace into a temporary
 table (all of it inside DuckDB: window functions and list folds, no Python loop over
-steps); the caller reads it and drops it (:func:`drop_tables`).  The columns are those of
+steps), :data:`GROUP_TRACES` traces per pass so that memory is bounded by the group and not
+by the selection (the result does not depend on the group size); the caller reads it and
+drops it (:func:`drop_tables`).  The columns are those of
 :class:`TraceFigures`.  A figure the trace cannot give is NULL, and a ``*_reason`` column
 says why; nothing unknown is ever a zero.
 
