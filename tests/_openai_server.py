@@ -25,6 +25,17 @@ A reply's JSON follows the judge's reply schema (``{"verdicts": {"<mode>": {...}
 Schema that strict structured outputs use, and with ``enforce_schema`` the server answers
 500 when a scripted reply that is meant to be valid breaks the schema it was sent.
 
+Structured outputs, by ``accepts`` (how real servers differ):
+
+- ``"any"`` (default): every ``response_format`` is taken;
+- ``"json_schema"``: only ``{"type": "json_schema", ...}`` (OpenAI, vLLM); a
+  ``json_object`` is refused with a 400 naming ``response_format``;
+- ``"json_object"``: only ``{"type": "json_object", "schema": ...}``; ``json_schema`` gets
+  the 500 llama-cpp-python's server answers (its validation error, which names the field);
+- ``"none"``: any ``response_format`` is refused with a 400 (the reply is still JSON when
+  the prompt asks for it, as an instruction-following model's would be).
+``format_refusals`` counts the refused requests.
+
 Otherwise the "model" reports 1.3 (step repetition) where the prompt carries
 "(exact repeat of step N)" markers and every other mode absent.  ``responder`` can be
 replaced by a test for anything else; :meth:`OpenAIServer.teacher` (``--teacher``
@@ -37,11 +48,13 @@ prints ``READY <base_url>`` and serves until killed.
 from __future__ import annotations
 
 import argparse
+import bisect
 import email.parser
 import email.policy
 import hashlib
 import json
 import math
+import os
 import re
 import sys
 import threading
@@ -143,16 +156,21 @@ def schema_errors(value: Any, schema: dict, path: str = "$") -> list[str]:
 
 class OpenAIServer:
     def __init__(self, latency: float = 0.0, slow_delay: float = 3.0, retry_after: str = "0.05",
-                 supports_schema: bool = True, enforce_schema: bool = True):
+                 supports_schema: bool = True, enforce_schema: bool = True,
+                 accepts: str = "any"):
         self.latency = latency
         self.enforce_schema = enforce_schema
         self.stopped = threading.Event()     # releases FAULT:HANG requests
         self.slow_delay = slow_delay
         self.retry_after = retry_after
-        self.supports_schema = supports_schema
+        self.accepts = accepts if supports_schema else "none"
+        self.format_refusals = 0
         self.responder: Callable[[dict], Response] = self.scripted
         self.lock = threading.RLock()
         self.chat_bodies: list[dict] = []
+        self.prompts: list[str] = []     # every chat prompt so far, for the prefix cache
+        self._sorted: list[str] = []     # the same, sorted
+        self.cached_reported: list[int] = []   # usage.prompt_tokens_details.cached_tokens per chat reply
         self.counts: dict[str, int] = {}
         self.files: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
@@ -190,12 +208,12 @@ class OpenAIServer:
 
     def scripted(self, body: dict) -> Response:
         text = "\n".join(m.get("content") or "" for m in body.get("messages", []) if m.get("role") != "system")
+        refused = self.refuse_format(body)
+        if refused is not None:
+            return refused
         with self.lock:
             k = self.key(body)
             self.counts[k] = n = self.counts.get(k, 0) + 1
-        if not self.supports_schema and "response_format" in body:
-            return Response(400, {"error": {"message": "response_format json_schema is not supported",
-                                            "type": "invalid_request_error", "param": "response_format"}})
         for code in ("429", "500"):
             m = re.search(rf"FAULT:{code}x(\d+)", text)
             if m and n <= int(m.group(1)):
@@ -228,12 +246,37 @@ class OpenAIServer:
                 content = ("Here is my analysis. An example of the format is {\"verdicts\": {}}.\n"
                            f"```json\n{json.dumps(v, indent=1)}\n```\nLet me know if you need more.")
             fmt = body.get("response_format") or {}
-            schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
+            schema = ((fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema"
+                      else fmt.get("schema") if fmt.get("type") == "json_object" else None)
             if self.enforce_schema and schema and not faulty:
                 errs = schema_errors(v, schema)
                 if errs:  # the scripted model and the judge's schema disagree: a test bug, loudly
                     return Response(500, {"error": {"message": "scripted reply breaks the schema: " + errs[0]}})
         return Response(200, completion(content, body), delay=delay)
+
+    @property
+    def supports_schema(self) -> bool:
+        return self.accepts != "none"
+
+    @supports_schema.setter
+    def supports_schema(self, value: bool) -> None:
+        self.accepts = "any" if value else "none"
+
+    def refuse_format(self, body: dict) -> Response | None:
+        """The refusal ``accepts`` gives this request's ``response_format``, or None."""
+        kind = (body.get("response_format") or {}).get("type")
+        if kind is None or self.accepts == "any" or kind == self.accepts:
+            return None
+        with self.lock:
+            self.format_refusals += 1
+        if self.accepts == "json_object":
+            # What llama-cpp-python 0.3.36 answers: its pydantic validation error, as a 500.
+            msg = ("1 validation error for CreateChatCompletionRequest\nresponse_format.type\n  Input should be "
+                   f"'text' or 'json_object' [type=literal_error, input_value='{kind}', input_type=str]")
+            return Response(500, {"error": {"message": msg, "type": "internal_server_error", "param": None,
+                                            "code": None}})
+        return Response(400, {"error": {"message": f"response_format {kind} is not supported",
+                                        "type": "invalid_request_error", "param": "response_format"}})
 
     def teacher(self, body: dict) -> Response:
         """The teacher of ``tests/_teacher.py``: verdicts that are a learnable function of the trace."""
@@ -245,11 +288,29 @@ class OpenAIServer:
         return Response(200, completion(teacher_content(body), body))
 
     def chat(self, body: dict) -> Response:
+        prompt = "".join(m.get("content") or "" for m in body.get("messages", []))
         with self.lock:
             self.chat_bodies.append(body)
+            cached = self.cached_tokens(prompt)
+            self.prompts.append(prompt)
+            bisect.insort(self._sorted, prompt)
+            self.cached_reported.append(cached)
         r = self.responder(body)
+        if isinstance(r.body, dict) and isinstance(r.body.get("usage"), dict):
+            r.body["usage"]["prompt_tokens_details"] = {"cached_tokens": cached}
         r.delay += self.latency
         return r
+
+    def cached_tokens(self, prompt: str) -> int:
+        """Prompt caching as OpenAI documents it: the longest prefix shared with an earlier
+        request, counted only from 1,024 tokens on and in steps of 128 (tokens estimated as
+        chars / 4; a real cache may also evict, which this never does).  In sorted order the
+        earlier prompt sharing the longest prefix is a neighbour, so one bisection finds it."""
+        k = bisect.bisect_left(self._sorted, prompt)
+        lcp = max((len(os.path.commonprefix([self._sorted[j], prompt])) for j in (k - 1, k)
+                   if 0 <= j < len(self._sorted)), default=0)
+        tokens = lcp // 4
+        return 0 if tokens < 1024 else tokens // 128 * 128
 
     def enter(self) -> None:
         with self.lock:

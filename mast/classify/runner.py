@@ -2,9 +2,11 @@
 
 - One row in ``runs`` per run: classifier, version, arguments, taxonomy, model, counts,
   tokens, cost, status.
-- ``action="replace"`` (default) deletes the rows this classifier *name and version*
-  wrote earlier for the traces it now covers, in the same transaction as the new rows;
-  ``append`` keeps both.
+- ``action="replace"`` (default) deletes every earlier row of the run's annotators
+  (:func:`annotator_names`) for the traces it classified, whatever version of the
+  classifier wrote them and for every mode (so a mode a new version no longer labels
+  keeps no stale row), in the same transaction as the new rows; a trace the run failed
+  on keeps what it had.  ``append`` keeps both.
 - Each :class:`mast.classify.Output` is committed on its own: Ctrl-C loses nothing
   finished.  The run row names its process (pid, host), so a row a killed process left
   ``running`` is marked ``interrupted`` when the store is next opened for writing;
@@ -43,7 +45,7 @@ class Selection:
             sql += " AND system IN (SELECT unnest(?))"
             params.append(list(self.systems))
         if self.where:
-            sql += f" AND ({self.where})"
+            sql += f" AND (\n{store.where_sql(self.where)}\n)"
         if self.trace_ids:
             sql += " AND trace_id IN (SELECT unnest(?))"
             params.append(list(self.trace_ids))
@@ -160,13 +162,14 @@ def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = 
             with store.transaction():
                 covered = out.trace_ids or sorted({a.trace_id for a in out.annotations} |
                                                   {a.trace_id for a in out.attributions})
-                if action == "replace" and covered:
+                # every earlier row of these annotators on the traces classified, whatever
+                # version wrote it (rows of a mode this version no longer labels included):
+                # a row an older version left would still count as that annotator's latest
+                replaced = [t for t in covered if t not in out.failed]
+                if action == "replace" and replaced:
                     for table in ("annotations", "attributions"):
-                        store.execute(
-                            f"DELETE FROM {table} WHERE annotator IN (SELECT unnest(?)) "
-                            f"AND trace_id IN (SELECT unnest(?)) "
-                            f"AND (run_id IS NULL OR run_id IN (SELECT run_id FROM runs WHERE classifier = ? AND version = ?))",
-                            [annotators, covered, clf.name, clf.version])
+                        store.execute(f"DELETE FROM {table} WHERE annotator IN (SELECT unnest(?)) "
+                                      "AND trace_id IN (SELECT unnest(?))", [annotators, replaced])
                 res.annotations += store.write_annotations(out.annotations)
                 res.attributions += store.write_attributions(out.attributions)
                 res.failed += len(out.failed)

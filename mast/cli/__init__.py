@@ -34,6 +34,7 @@ COMMANDS = {
     "reference": "mast.cli.reference:reference",
     "learn": "mast.cli.learn:learn",
     "coordination": "mast.cli.coordination:coordination",
+    "collect": "mast.cli.collect:collect",
     "sample": "mast.cli.review:sample",
     "labels": "mast.cli.review:labels",
 }

@@ -2,14 +2,14 @@
 traces (every run is recorded), and list the classifiers with their options.
 
 The command never names a classifier: options reach it as ``-C key=value`` (plus the
-shared ``-m/--model`` and ``--base-url``), checked against what it declares; its
+shared ``-m/--model``, ``--base-url`` and ``--response-format``), checked against what it declares; its
 estimate, summary details and warnings come through the contract."""
 
 from __future__ import annotations
 
 import click
 
-from mast.cli._render import err, print_json, table
+from mast.cli._render import err, print_json, safe, table
 from mast.cli.options import (classifier_options, judge_options, json_option, selection_options,
                               taxonomy_option)
 
@@ -19,15 +19,16 @@ from mast.cli.options import (classifier_options, judge_options, json_option, se
               help="Classifier to run (see `mast classifiers`).")
 @selection_options
 @click.option("--action", type=click.Choice(["replace", "append"]), default="replace", show_default=True,
-              help="replace: drop this classifier version's earlier rows for these traces; append: keep both.")
+              help="replace: drop this classifier's earlier rows for the traces it classifies, whatever "
+                   "version wrote them; append: keep both.")
 @taxonomy_option
 @judge_options
 @classifier_options
 @click.option("--estimate", is_flag=True, help="Print what the run would cost (tokens, USD); run nothing.")
 @json_option
 @click.pass_obj
-def classify(settings, name, systems, where, sample, action, taxonomy_id, model, base_url, assignments,
-             estimate, as_json):
+def classify(settings, name, systems, where, sample, action, taxonomy_id, model, base_url, response_format,
+             assignments, estimate, as_json):
     """Tag traces with failure modes and root causes; every run is recorded."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -38,7 +39,8 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
 
     load(taxonomy_id)  # an unknown taxonomy fails before anything runs
     given = {**parse_assignments(assignments), **({"model": model} if model else {}),
-             **({"base_url": base_url} if base_url else {})}
+             **({"base_url": base_url} if base_url else {}),
+             **({"response_format": response_format} if response_format else {})}
     clf = create(name, settings=settings, **given)
     selection = Selection(systems=tuple(systems), where=where, sample=sample)
     with Store(settings.db) as store:
@@ -81,7 +83,7 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
                   "cached and not asked again).", style="yellow", highlight=False, markup=False)
         raise SystemExit(130)
     for note in res.notes:
-        err.print(note, style="yellow", highlight=False, markup=False)
+        err.print(safe(note), style="yellow", highlight=False, markup=False)
     if as_json:
         print_json(res.as_dict())
     else:
@@ -101,13 +103,13 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
                 else f"warning: {res.unclassified} of {res.traces} trace(s) unclassified")
         err.print(head, style=style, highlight=False, markup=False)
         for line in res.failure_lines():
-            err.print(line, style=style, highlight=False, markup=False, soft_wrap=True)
+            err.print(safe(line), style=style, highlight=False, markup=False, soft_wrap=True)
     elif nothing:
         err.print(f"error: no trace classified ({res.unclassified} not started; see the notes above)",
                   style="red", highlight=False, markup=False)
     # A failed part (e.g. one broken detector) is an error even though the others' results are stored.
     for part, reason in res.errors.items():
-        err.print(f"error: {part}: {reason}", style="red", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"error: {safe(part)}: {safe(reason)}", style="red", markup=False, highlight=False, soft_wrap=True)
     if res.errors or nothing:
         raise SystemExit(1)
 

@@ -235,6 +235,25 @@ def m030_learned_models(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @migration
+def m080_judge_endpoints(con: duckdb.DuckDBPyConnection) -> None:
+    # The structured-output mode each judge endpoint and model took
+    # (mast.classify.judge.structured), so a later run starts in it instead of being
+    # refused again.  base_url '' is the client's default endpoint.
+    con.execute(
+        """
+        CREATE TABLE judge_endpoints (
+            base_url        VARCHAR NOT NULL,
+            model           VARCHAR NOT NULL,
+            response_format VARCHAR NOT NULL,     -- json_schema / json_object / text
+            refused         JSON,                 -- [[mode, the endpoint's reason], ...] when it was negotiated
+            updated_at      TIMESTAMP NOT NULL,
+            PRIMARY KEY (base_url, model)
+        )
+        """
+    )
+
+
+@migration
 def m100_review_sets(con: duckdb.DuckDBPyConnection) -> None:
     # Human review (mast.review): a review set is the traces `mast sample --for-review`
     # picked for a person to label, in the order the review page shows them.  A labels
@@ -273,3 +292,46 @@ def m070_run_process(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE runs ADD COLUMN pid BIGINT")
     con.execute("ALTER TABLE runs ADD COLUMN host VARCHAR")
     con.execute("ALTER TABLE runs ADD COLUMN process_started VARCHAR")  # boot id and start ticks
+
+
+@migration
+def m050_redaction_counts(con: duckdb.DuckDBPyConnection) -> None:
+    # How many credential-looking strings the store replaced on the way in (mast.redact):
+    # in the trace's own fields (traces) and in each step (steps); a trace's total is its
+    # row plus its steps'.  Rows stored before this migration count 0 (not re-scanned).
+    con.execute("ALTER TABLE traces ADD COLUMN redactions INTEGER DEFAULT 0")
+    con.execute("ALTER TABLE steps ADD COLUMN redactions INTEGER DEFAULT 0")
+
+
+@migration
+def m120_collect_staging(con: duckdb.DuckDBPyConnection) -> None:
+    # `mast collect`: spans received over OTLP/HTTP are committed here, in the request's
+    # transaction, before the request is answered (an acknowledged span survives kill -9).
+    # A trace is built from its staged spans when it is complete (root ended, or idle);
+    # collect_traces remembers which stored trace an OTel trace became, so that late spans
+    # rebuild it and the new version replaces the old one.
+    con.execute(
+        """
+        CREATE TABLE collect_spans (
+            otel_trace_id VARCHAR NOT NULL,   -- lower-case hex
+            span_id       VARCHAR NOT NULL,
+            seq           BIGINT NOT NULL,    -- arrival order (ties broken in the request)
+            body          VARCHAR NOT NULL    -- one OTLP/JSON request holding just this span
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE collect_traces (
+            otel_trace_id   VARCHAR PRIMARY KEY,
+            first_seen      TIMESTAMP NOT NULL,
+            last_seen       TIMESTAMP NOT NULL,
+            spans           INTEGER NOT NULL,   -- spans staged so far
+            root_ended      BOOLEAN NOT NULL,   -- a span without parent has an end time
+            built_spans     INTEGER NOT NULL,   -- spans in the stored version (0: not built)
+            stored_trace_id VARCHAR,            -- the stored trace it became (content hash; not
+                                                -- named trace_id: delete_traces clears such rows)
+            error           VARCHAR             -- why it could not be built, if it could not
+        )
+        """
+    )

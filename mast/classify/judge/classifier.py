@@ -17,10 +17,12 @@ from typing import Any, Callable, Iterator, Sequence
 
 from mast.classify.contract import ClassifierBase, Option, Output, flag
 from mast.classify.judge.batch import run_batch
+from mast.classify.judge import storage
 from mast.classify.judge.client import Capabilities, Policy, open_client
-from mast.classify.judge.jobs import Estimate, JudgeJobs, JudgeStats, judge_params, render_options
+from mast.classify.judge.jobs import Estimate, JudgeJobs, JudgeStats, render_options
 from mast.classify.judge.online import Limits, run_online
 from mast.classify.judge.prompt import DEFAULT_PROMPT, load_template
+from mast.classify.judge.structured import CHOICES, Negotiation, check_choice
 from mast.errors import UsageError
 from mast.settings import current as current_settings
 from mast.taxonomy import DEFAULT_TAXONOMY
@@ -52,7 +54,10 @@ class JudgeClassifier(ClassifierBase):
         Option("stop_after_failures", "Stop starting traces once this many calls failed in a row before any "
                                       "succeeded (the endpoint looks down); 0: never.", parse=int),
         Option("max_retries", "Retries per request.", parse=int),
-        Option("prompt", "Prompt version (a folder of classifiers/judge)."),
+        Option("prompt", "Prompt version (a folder of classifiers/judge): v1, or v2 (few-shot, leaner, "
+                         "prefix-cacheable)."),
+        Option("examples", "Few-shot examples file (mast-judge-examples JSON) instead of the prompt's own; "
+                           "needs a prompt with examples (v2)."),
         Option("taxonomy", "Taxonomy id."),
         Option("temperature", "Sampling temperature.", parse=float),
         Option("max_tokens", "Reply token limit.", parse=int),
@@ -66,6 +71,9 @@ class JudgeClassifier(ClassifierBase):
         Option("max_wait", "Longest single wait, seconds: backoff is capped there, and a longer Retry-After "
                            "fails the trace.", parse=float),
         Option("seed", "Seed of the retry jitter.", parse=int),
+        Option("response_format", "Structured output: " + ", ".join(CHOICES) + " (auto: the strongest the "
+                                  "endpoint takes, remembered per endpoint and model).",
+               setting="judge_response_format"),
     )
 
     def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
@@ -76,7 +84,8 @@ class JudgeClassifier(ClassifierBase):
                  prices: str | None = None, poll_interval: float = 15.0, poll_timeout: float | None = None,
                  batch_id: str | None = None, base_wait: float = 0.5, max_wait: float = 60.0, seed: int | None = None,
                  trace_deadline: float | None = 300.0, run_deadline: float | None = None, grace: float = 10.0,
-                 progress_every: float = 15.0, stop_after_failures: int | None = 8):
+                 progress_every: float = 15.0, stop_after_failures: int | None = 8,
+                 response_format: str | None = "auto", examples: str | None = None):
         self.model = model or None
         self.base_url = base_url or None
         self._api_key = api_key
@@ -90,6 +99,7 @@ class JudgeClassifier(ClassifierBase):
         self.policy = Policy(timeout=float(timeout or 120.0), max_retries=int(4 if max_retries is None else max_retries),
                              base_wait=base_wait, max_wait=max_wait)
         self.prompt = prompt
+        self.examples = examples or None
         self.taxonomy_id = taxonomy
         self.temperature = temperature
         self.max_tokens = max_tokens
@@ -110,9 +120,13 @@ class JudgeClassifier(ClassifierBase):
                              stop_after_failures=int(stop_after_failures or 0) or None)
         #: called with a line of progress while the run waits (the CLI prints it on stderr)
         self.on_progress: Callable[[str], None] | None = None
-        self.caps = Capabilities()
+        self.response_format = check_choice(response_format)
+        self.caps = Capabilities(formats=Negotiation.start(self.response_format))
         self.stats = JudgeStats()
+        self._remembered: str | None = None   # the mode judge_endpoints holds for this endpoint
         self.session = uuid.uuid4().hex[:12]
+        # A bad prompt folder or examples file stops here, before a run is recorded.
+        self._jobs0 = self.jobs(need_model=False)
 
     # -- the Classifier contract ------------------------------------------------------
     @property
@@ -128,18 +142,19 @@ class JudgeClassifier(ClassifierBase):
                 "taxonomy": self.taxonomy_id, "params": self.params(), "concurrency": self.concurrency,
                 "budget": self.budget, "batch": self.batch, "timeout": self.policy.timeout,
                 "max_retries": self.policy.max_retries, "trace_deadline": self.limits.trace_deadline,
-                "run_deadline": self.limits.run_deadline}
+                "run_deadline": self.limits.run_deadline, "response_format": self.response_format}
 
     def params(self) -> dict[str, Any]:
         """Everything besides model, prompt and taxonomy that changes the judge's answer."""
-        return judge_params(temperature=self.temperature, max_tokens=self.max_tokens, render=self.render_opts,
-                            hints=self.hints)
+        return self._jobs0.params
 
     def run_details(self) -> dict[str, Any]:
         return {"judge": asdict(self.stats)}
 
     def run_notes(self) -> list[str]:
         notes = []
+        if self.stats.response_format_how:
+            notes.append(f"judge: {self.stats.response_format_how}")
         if self.stats.budget_stopped:
             notes.append(f"budget reached: {self.stats.skipped_budget} trace(s) not started")
         if self.stats.failing_stopped:
@@ -158,13 +173,15 @@ class JudgeClassifier(ClassifierBase):
         return JudgeJobs(model=self.model, prompt=self.prompt, taxonomy=self.taxonomy_id,
                          temperature=self.temperature, max_tokens=self.max_tokens, render=self.render_opts,
                          hints=self.hints, batch=self.batch, prices=self.prices_path, annotator=self.annotator,
-                         session=self.session, stats=stats)
+                         session=self.session, stats=stats, mode=self.caps.formats.mode, examples=self.examples)
 
     def estimate(self, store, trace_ids: Sequence[str]) -> Estimate:
         """Expected tokens and cost of judging ``trace_ids``; sends nothing."""
+        self._start_formats(store)
         return self.jobs(need_model=False).estimate(store, list(trace_ids))
 
     def classify(self, store, trace_ids: Sequence[str]) -> Iterator[Output]:
+        self._start_formats(store)
         jobs = self.jobs(stats=JudgeStats(traces=len(trace_ids)))
         self.stats = jobs.stats
         self.stats.cost_known = jobs.price.known
@@ -172,13 +189,37 @@ class JudgeClassifier(ClassifierBase):
             raise UsageError(f"--budget needs a price for model {self.model!r}",
                              "Add it to a price table and point MAST_JUDGE_PRICES at it.")
         if self.batch:
-            yield from run_batch(jobs, store, list(trace_ids), self._client(sync=True), caps=self.caps,
-                                 batch_id=self.batch_id, poll_interval=self.poll_interval,
-                                 poll_timeout=self.poll_timeout)
+            outputs = run_batch(jobs, store, list(trace_ids), self._client(sync=True), caps=self.caps,
+                                batch_id=self.batch_id, poll_interval=self.poll_interval,
+                                poll_timeout=self.poll_timeout)
         else:
-            yield from run_online(jobs, store, list(trace_ids), self._client(), concurrency=self.concurrency,
-                                  budget=self.budget, policy=self.policy, caps=self.caps, rng=self.rng,
-                                  limits=self.limits, progress=self.on_progress)
+            outputs = run_online(jobs, store, list(trace_ids), self._client(), concurrency=self.concurrency,
+                                 budget=self.budget, policy=self.policy, caps=self.caps, rng=self.rng,
+                                 limits=self.limits, progress=self.on_progress)
+        try:
+            for out in outputs:
+                self._remember_format(store)
+                yield out
+        finally:
+            f = self.caps.formats
+            self.stats.response_format = f.mode
+            # A run served wholly from the cache asked the endpoint nothing: nothing to say.
+            self.stats.response_format_how = f.describe() if f.confirmed or f.refused else None
+
+    def _start_formats(self, store) -> None:
+        """Start from the mode this endpoint and model took last time (auto), so a run is
+        not refused again for what an earlier one learned; the mode decides the cache key."""
+        self._remembered = storage.endpoint_mode(store, self.base_url, self.model) if self.model else None
+        self.caps.formats = Negotiation.start(self.response_format, self._remembered)
+
+    def _remember_format(self, store) -> None:
+        """Store the mode an auto run found, as soon as a reply has confirmed it (a forced
+        mode says what the user wants, not what the endpoint takes)."""
+        f = self.caps.formats
+        if f.forced or not f.confirmed or f.mode == self._remembered:
+            return
+        storage.remember_endpoint_mode(store, self.base_url, self.model, f.mode, f.refused)
+        self._remembered = f.mode
 
     def _client(self, sync: bool = False):
         key = self._api_key or current_settings().api_key

@@ -95,6 +95,7 @@ async def judge_job(client, jobs: JudgeJobs, job: Job, *, policy: Policy, caps: 
             res.kind, res.reason = "call_failed", f"window {w}/{len(job.messages)}: {e}"
             return res
         res.attempts += reply.attempts
+        res.mode = reply.mode
         res.tokens_in += reply.tokens_in
         res.tokens_out += reply.tokens_out
         res.reply = reply.text
@@ -259,6 +260,15 @@ def run_online(jobs: JudgeJobs, store, trace_ids: Sequence[str], client, *, conc
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
         if not thread.is_alive():
+            # A task the shutdown could not reach (it timed out under load) is finished here,
+            # on the stopped loop: closed unfinished, its coroutine would be torn down at
+            # garbage collection, against a closed loop, with a warning.
+            left = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in left:
+                t.cancel()
+            if left:
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
             loop.close()
         stats.notes.extend(n for n in caps.notes if n not in stats.notes)
     if interrupted:
