@@ -6,7 +6,9 @@ rules over them, then replicates traces, steps, annotations and attributions ins
 DuckDB with ``generate_series`` until the store holds ``--traces`` traces (replicas get
 a new id suffix; every second replica is filed under "<system> v2" so the report has
 twice the systems).  Then it times the report (context build and render separately)
-``--runs`` times and prints the file size and what the explorer carried.
+``--runs`` times and prints the file size and what the explorer carried, and where the
+context's time went: ``page_s`` (labels and the page-wide facts) and one figure per
+section builder (``sections_s``), measured by wrapping each builder.
 
     .venv/bin/python bench/report_bench.py [--traces 100000] [--runs 2] [--keep DIR]
 
@@ -16,6 +18,7 @@ Targets (issue 6): ≤ 30 s and ≤ 25 MB for 100,000 traces.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -29,7 +32,9 @@ sys.path.insert(0, str(ROOT))
 from mast.classify import create, names  # noqa: E402
 from mast.classify.runner import Selection, run  # noqa: E402
 from mast.ingest.pipeline import ingest_paths  # noqa: E402
+import mast.report.context as report_context  # noqa: E402
 from mast.report.context import build_context  # noqa: E402
+from mast.report.sections import SECTIONS  # noqa: E402
 from mast.report.html import render  # noqa: E402
 from mast.store import Store  # noqa: E402
 
@@ -78,10 +83,40 @@ def replicate(path: Path, n: int) -> dict:
     return counts
 
 
+def _timing_hooks() -> tuple[dict, object]:
+    """Wrap each section's builder and the page's construction with a clock (in place: the
+    context reads the same list); returns the figures and a function that undoes it."""
+    spent: dict = {}
+    original_sections, original_page = list(SECTIONS), report_context.Page
+
+    def clocked(name, fn):
+        def run(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent[name] = round(spent.get(name, 0) + time.perf_counter() - t, 2)
+        return run
+
+    for i, sec in enumerate(SECTIONS):
+        if sec.build:
+            SECTIONS[i] = dataclasses.replace(sec, build=clocked(sec.id, sec.build))
+    report_context.Page = clocked("page", original_page)
+
+    def undo():
+        SECTIONS[:] = original_sections
+        report_context.Page = original_page
+    return spent, undo
+
+
 def time_report(path: Path, out: Path) -> dict:
+    spent, undo = _timing_hooks()
     with Store(path, read_only=True) as st:
         t0 = time.perf_counter()
-        ctx = build_context(st)
+        try:
+            ctx = build_context(st)
+        finally:
+            undo()
         t1 = time.perf_counter()
         html = render(ctx)
         data = html.encode("utf-8")
@@ -90,7 +125,8 @@ def time_report(path: Path, out: Path) -> dict:
     e = ctx.explorer
     return {"context_s": round(t1 - t0, 2), "render_s": round(t2 - t1, 2), "total_s": round(t2 - t0, 2),
             "mb": round(len(data) / 1e6, 2), "listed": e.listed, "detailed": e.detailed,
-            "total_traces": e.total_traces, "agreement_pairs": len(ctx.agreement)}
+            "total_traces": e.total_traces, "agreement_pairs": len(ctx.agreement),
+            "page_s": spent.pop("page", None), "sections_s": spent}
 
 
 def main() -> None:

@@ -200,3 +200,38 @@ def test_cli_json_shape_and_nulls(otlp_store, tmp_path):
     human = CliRunner().invoke(cli, ["-d", str(otlp_store), "coordination", "--system", "par"],
                                env={"COLUMNS": "250"})
     assert human.exit_code == 0 and "coordinator" in human.stdout and "pipe" not in human.stdout
+
+
+def test_groups_of_traces_give_the_one_pass_result(otlp_store):
+    """The per-trace figures are computed a group of traces at a time (bounded memory);
+    with groups of 1, 2 and 4 traces every figure, edge and exposure equals one pass's."""
+    chat = [Step(agent="a", kind=StepKind.LLM_CALL, content="plan", tokens_in=80, tokens_out=20, cost_usd=0.1),
+            Step(agent="a", kind=StepKind.MESSAGE, content="b, do it", target_agent="b"),
+            Step(agent="b", kind=StepKind.MESSAGE, content="c, you", target_agent="c"),
+            Step(agent="c", kind=StepKind.MESSAGE, content="back to a"),
+            Step(agent="a", kind=StepKind.MESSAGE, content="done")]
+    cyclic = [Step(agent="a", kind=StepKind.LLM_CALL, content="1", span_id="s1", parent_span_id="s2"),
+              Step(agent="a", kind=StepKind.LLM_CALL, content="2", span_id="s2", parent_span_id="s1")]
+    nobody = [Step(agent=None, kind=StepKind.MESSAGE, content="hello")]
+    extra = [_trace("chat", chat, Outcome.SUCCESS, 0), _trace("chat", chat[:3], Outcome.FAILURE, 1),
+             _trace("cyclic", cyclic, index=2), _trace("nobody", nobody, index=3), _trace("par", chat[:2], index=4)]
+    with Store(otlp_store) as st:
+        with st.transaction():
+            st.write_traces(extra)
+        st.write_annotations([Annotation(mode="1.3", label=Label.PRESENT, annotator="rules", trace_id=extra[0].trace_id),
+                              Annotation(mode="1.3", label=Label.ABSENT, annotator="human", trace_id=extra[1].trace_id)])
+    with Store(otlp_store, read_only=True) as st:
+        n = st.fetchall("SELECT count(*) FROM traces")[0][0]
+        assert n == 8
+        for systems in (None, ["chat", "par"]):
+            whole = analytics(st, systems, group=n)
+            assert whole.traces and whole.edges and whole.exposure  # something to compare
+            for group in (1, 2, 4):
+                part = analytics(st, systems, group=group)
+                assert part.traces == whole.traces, (systems, group)
+                assert part.systems == whole.systems, (systems, group)
+                assert part.edges == whole.edges and part.exposure == whole.exposure, (systems, group)
+        with pytest.raises(ValueError, match="group"):
+            analytics(st, group=0)
+        # nothing of a computation is left on the connection
+        assert not st.fetchall("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '\\_co\\_%' ESCAPE '\\'")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 from typing import Sequence
 
 from mast.agreement import latest_labels
-from mast.coordination.traces import COLUMNS, TOPOLOGIES, TraceFigures, drop_tables, trace_figures_table
+from mast.coordination.traces import COLUMNS, GROUP_TRACES, TOPOLOGIES, TraceFigures, drop_tables, trace_figures_table
 
 _ORDER = "CASE topology " + " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(TOPOLOGIES)) + " END"
 
@@ -115,11 +115,13 @@ def amdahl(s: float, n: float) -> float:
 
 
 def analytics(store, systems: Sequence[str] | None = None, *, taxonomy: str = "mast-v1",
-              traces: bool = True, best_labels: str | None = None) -> Analytics:
+              traces: bool = True, best_labels: str | None = None, group: int = GROUP_TRACES) -> Analytics:
     """Every coordination figure of the selected traces.  ``best_labels`` may name a query
     with columns ``trace_id, present`` (one row per trace and mode: the report passes its
-    best-available view); by default the best-available labels of ``taxonomy``."""
-    table = trace_figures_table(store, systems)
+    best-available view); by default the best-available labels of ``taxonomy``.  The
+    per-trace figures are computed ``group`` traces per pass (see
+    :func:`~mast.coordination.traces.trace_figures_table`): memory is bounded by the group."""
+    table = trace_figures_table(store, systems, group=group)
     try:
         rows = [TraceFigures(*r) for r in store.fetchall(f"SELECT * EXCLUDE (tid) FROM {table} ORDER BY system, trace_id")] \
             if traces else None

@@ -2,7 +2,9 @@
 
 Contract: :func:`trace_figures_table` computes one row per selected trace into a temporary
 table (all of it inside DuckDB: window functions and list folds, no Python loop over
-steps); the caller reads it and drops it (:func:`drop_tables`).  The columns are those of
+steps), :data:`GROUP_TRACES` traces per pass so that memory is bounded by the group and not
+by the selection (the result does not depend on the group size); the caller reads it and
+drops it (:func:`drop_tables`).  The columns are those of
 :class:`TraceFigures`.  A figure the trace cannot give is NULL, and a ``*_reason`` column
 says why; nothing unknown is ever a zero.
 
@@ -84,8 +86,12 @@ NO_AGENT = "(no agent)"
 TOPOLOGIES = ("single", "centralized", "pipeline", "decentralized")
 
 #: The temporary tables one computation creates (dropped by :func:`drop_tables`).
-TABLES = ("_co_sel", "_co_st", "_co_owner", "_co_nx", "_co_edges", "_co_topo", "_co_iv", "_co_time", "_co_cp", "_co_tax0", "_co_tax", "_co_cyc",
-          "_co_traces")
+#: The tables of one group of traces: remade per group, dropped once every group is done.
+GROUP_TABLES = ("_co_g", "_co_st", "_co_owner", "_co_nx", "_co_ge", "_co_topo", "_co_iv", "_co_time", "_co_cp", "_co_tax0",
+                "_co_tax", "_co_cyc")
+TABLES = ("_co_sel", *GROUP_TABLES, "_co_edges", "_co_traces")
+#: Traces per pass (see :func:`trace_figures_table`).
+GROUP_TRACES = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +146,38 @@ def drop_tables(store) -> None:
         store.execute(f"DROP TABLE IF EXISTS {t}")
 
 
-def trace_figures_table(store, systems: Sequence[str] | None = None) -> str:
-    """Compute the figures of every selected trace into a temporary table; return its name."""
+def trace_figures_table(store, systems: Sequence[str] | None = None, *, group: int = GROUP_TRACES) -> str:
+    """Compute the figures of every selected trace into a temporary table; return its name.
+
+    The traces are taken ``group`` at a time (in trace-id order), each group's figures
+    appended to the table, so the working tables (a copy of the group's steps, the window
+    passes over them) are bounded by the group and not by the selection.  Every figure is
+    a function of one trace's steps, so the result does not depend on ``group``.  Also
+    left: ``_co_edges``, the edges per trace (``tid``, ``src``, ``dst``, ``n``)."""
+    if group < 1:
+        raise ValueError(f"group must be at least 1 trace, not {group}")
     sel, params = traces_sql(systems, columns="trace_id, outcome")
     # Inside, a trace is a dense integer (``tid``): partitions, joins and groups on it cost a
-    # fraction of those on the long text ids.  The last table maps it back.
+    # fraction of those on the long text ids.  The last table maps it back.  Numbered in
+    # trace-id order, a group is a range of ids: its steps are found by a range filter the
+    # scan of ``steps`` applies itself, instead of a hash probe of every step per group.
     store.execute(f"""CREATE OR REPLACE TEMP TABLE _co_sel AS
-                      SELECT (row_number() OVER ())::INTEGER AS tid, trace_id, sys, outcome FROM ({sel})""", params)
+                      SELECT (row_number() OVER (ORDER BY trace_id))::INTEGER AS tid, trace_id, sys, outcome
+                      FROM ({sel})""", params)
+    n, = store.fetchall("SELECT count(*) FROM _co_sel")[0]
+    for i, lo in enumerate(range(1, n + 1, group) if n else [1]):
+        _group(store, lo, lo + group - 1, first=i == 0)
+    for t in GROUP_TABLES:
+        store.execute(f"DROP TABLE IF EXISTS {t}")
+    return "_co_traces"
+
+
+def _group(store, lo: int, hi: int, *, first: bool) -> None:
+    """The figures of the traces ``lo`` ≤ tid ≤ ``hi``, appended to ``_co_traces`` and
+    ``_co_edges`` (created by the first group)."""
+    into = "CREATE OR REPLACE TEMP TABLE {} AS" if first else "INSERT INTO {}"
+    store.execute("CREATE OR REPLACE TEMP TABLE _co_g AS SELECT * FROM _co_sel WHERE tid BETWEEN ? AND ?", [lo, hi])
+    first_id, last_id = store.fetchall("SELECT min(trace_id), max(trace_id) FROM _co_g")[0]
     msg = "('message', 'handoff')"
     # The selected steps, with what every later pass needs; the JSON attributes are read only
     # on the few steps that use them (handoffs, LLM calls), not on all of them.
@@ -162,7 +193,8 @@ def trace_figures_table(store, systems: Sequence[str] | None = None) -> str:
                     ELSE false END AS implicit,
                CASE WHEN s.kind = 'llm_call' THEN coalesce(s.attributes->>'model',
                     s.attributes->>'"gen_ai.request.model"') END AS model
-        FROM steps s JOIN _co_sel sel ON sel.trace_id = s.trace_id""")
+        FROM steps s JOIN _co_g sel ON sel.trace_id = s.trace_id
+        WHERE s.trace_id BETWEEN ? AND ?""", [first_id, last_id])
     # Who owns the span an implicit handoff sits in: the agent of the work done directly in
     # it, or the agent handed to by the handoff that opened it.  One hop, no recursion, so a
     # cycle in parent links cannot hang it.
@@ -192,7 +224,7 @@ def trace_figures_table(store, systems: Sequence[str] | None = None) -> str:
         WHERE n.agent IS NOT NULL AND NOT n.is_tool
         WINDOW w AS (PARTITION BY n.tid ORDER BY n.step)""")
     store.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _co_edges AS
+        CREATE OR REPLACE TEMP TABLE _co_ge AS
         WITH m AS (SELECT tid, agent AS src, coalesce(target_agent, next_agent) AS dst, call
                    FROM _co_nx WHERE kind IN {msg})
         SELECT tid, src, dst, count(*) AS n FROM (
@@ -210,7 +242,7 @@ def trace_figures_table(store, systems: Sequence[str] | None = None) -> str:
                           WHERE target_agent IS NOT NULL AND kind IN {msg})
             GROUP BY ALL),
         nodes AS (SELECT tid, count(*) AS agents FROM firsts GROUP BY 1),
-        e AS (SELECT e.*, fs.first AS fsrc, fd.first AS fdst FROM _co_edges e
+        e AS (SELECT e.*, fs.first AS fsrc, fd.first AS fdst FROM _co_ge e
               JOIN firsts fs ON fs.tid = e.tid AND fs.agent = e.src
               JOIN firsts fd ON fd.tid = e.tid AND fd.agent = e.dst),
         touch AS (SELECT tid, agent, sum(n) AS w FROM (
@@ -260,7 +292,7 @@ def trace_figures_table(store, systems: Sequence[str] | None = None) -> str:
             WHERE w.p <> w.start AND w.depth < 64)
         SELECT tid, count(DISTINCT start) AS n FROM walk WHERE p = start GROUP BY 1""")
     store.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _co_traces AS
+        {into.format('_co_traces')}
         WITH cnt AS (SELECT tid, count(*) FILTER (WHERE agent IS NULL AND kind <> 'termination') AS no_agent,
                        count(*) FILTER (WHERE kind IN {msg}) AS messages
                 FROM _co_st GROUP BY 1)
@@ -286,10 +318,10 @@ def trace_figures_table(store, systems: Sequence[str] | None = None) -> str:
                tx.tokens, tx.coord_tokens AS coordination_tokens,
                CASE WHEN tx.tokens > 0 THEN tx.coord_tokens / tx.tokens END AS coordination_token_share,
                tx.cost AS cost_usd, tx.coord_cost AS coordination_cost_usd, tx.models, tx.agent_models
-        FROM _co_sel sel LEFT JOIN cnt USING (tid) LEFT JOIN _co_topo tp USING (tid)
+        FROM _co_g sel LEFT JOIN cnt USING (tid) LEFT JOIN _co_topo tp USING (tid)
         LEFT JOIN _co_time tm USING (tid) LEFT JOIN _co_cp cp USING (tid)
         LEFT JOIN _co_tax tx USING (tid) LEFT JOIN _co_cyc cy USING (tid)""")
-    return "_co_traces"
+    store.execute(f"{into.format('_co_edges')} SELECT tid, src, dst, n FROM _co_ge")
 
 
 def _timing(store) -> None:

@@ -23,6 +23,11 @@ from mast.evaluate import interval_rows, intervals_of
 from mast.report.page import Page
 from mast.report.section import Section, Values
 
+#: Kept at 500, not fewer: past ``mast.evaluate._JOINT_LIMIT`` (traces × modes × resamples)
+#: a pair is resampled per mode as a multinomial, which costs nothing in the number of traces;
+#: below it, the joint resample of traces.  At 100k traces (pairs of ~7,800 shared traces × 14
+#: modes) 200 resamples fall under the limit and took 5.2–7.0 s for the 11 pairs against
+#: 2.6–3.1 s for 500 (bench/RESULTS.md, "Coordination memory and the report at 100k").
 REPORT_BOOTSTRAP = 500
 MAX_FAILURES = 20
 _REFERENCE_RANK = authority_rank("community:")  # human, human:*, community:*
