@@ -9,6 +9,10 @@ Contract:
 - A file already ingested unchanged (same path, size and mtime) is skipped, so a rerun
   after a crash or Ctrl-C continues where the last run stopped; trace ids are content
   hashes, so a changed or copied file adds only traces not yet stored.
+- The file is the unit of re-ingest: a changed file replaces the traces its earlier
+  version produced, in the transaction that stores the new version.  A trace it still
+  holds unchanged keeps its id and labels; one it no longer holds is deleted with its
+  labels and derived rows, unless another file holds it too (``FileResult.traces_replaced``).
 - A bad file is an error naming the file (and the record); with ``keep_going`` the
   walk goes on, otherwise it stops after committing the good files read before it.
   *Whatever* goes wrong with one file is that file's error (:mod:`mast.ingest.faults`),
@@ -87,6 +91,10 @@ class FileResult:
     error: MastError | None = None
     #: Set when the file is a known companion of a trace file (e.g. its labels): not read.
     companion: str | None = None
+    #: A changed file replaces its earlier version: the traces of that version it no
+    #: longer holds were deleted, with their labels (annotations and attributions).
+    traces_replaced: int = 0
+    labels_replaced: int = 0
 
 
 @dataclass
@@ -113,6 +121,14 @@ class IngestSummary:
     @property
     def steps(self) -> int:
         return sum(f.steps for f in self.files)
+
+    @property
+    def traces_replaced(self) -> int:
+        return sum(f.traces_replaced for f in self.files)
+
+    @property
+    def labels_replaced(self) -> int:
+        return sum(f.labels_replaced for f in self.files)
 
     @property
     def formats(self) -> Counter:
@@ -191,6 +207,7 @@ def _ingest_file(store: Store, path: Path, fmt: str, system: str | None,
         return FileResult(path_text(path), None, companion=note)
     res = FileResult(path_text(path), imp.name)
     n = 0
+    ids: list[str] = []
     # Batches are committed into staging tables, and published in one transaction once
     # the last record was read (see Store.begin_staging: bounded memory at any size).
     store.begin_staging(hooks)
@@ -204,14 +221,16 @@ def _ingest_file(store: Store, path: Path, fmt: str, system: str | None,
             res.traces_new += w.new
             res.traces_present += w.present
             res.steps += w.steps
+            ids.extend(tables.traces.column("trace_id").to_pylist())
             n += len(batch)
         if n == 0:
             raise IngestError(path, None, "no traces found in file")
         with store.transaction():
             store.publish_staging()
-            store.record_file(key, st.st_size, st.st_mtime_ns, imp.name, n)
+            rep = store.record_file(key, st.st_size, st.st_mtime_ns, imp.name, n, trace_ids=ids)
     finally:
         store.end_staging()
+    res.traces_replaced, res.labels_replaced = rep.traces, rep.labels
     if on_bytes:
         on_bytes(st.st_size)
     return res
@@ -433,10 +452,16 @@ class _GroupWriter:
 
     def _write(self, parts: list[TraceTables], files: list[_Pending]) -> None:
         with self.store.transaction():
-            results = self.store.write_parts(parts, [p.parsed.traces for p in files], self.hooks)
-            self.store.record_files([(p.key, p.size, p.mtime_ns, p.parsed.format, p.parsed.traces) for p in files])
-        for p, w in zip(files, results):
+            sizes = [p.parsed.traces for p in files]
+            results = self.store.write_parts(parts, sizes, self.hooks)
+            ids = [i for t in parts for i in t.traces.column("trace_id").to_pylist()]
+            offs = [sum(sizes[:k]) for k in range(len(sizes) + 1)]
+            replaced = self.store.record_files([(p.key, p.size, p.mtime_ns, p.parsed.format, p.parsed.traces)
+                                                for p in files],
+                                               [ids[offs[k]:offs[k + 1]] for k in range(len(files))])
+        for p, w, r in zip(files, results, replaced):
             p.res.traces_new, p.res.traces_present, p.res.steps = w.new, w.present, w.steps
+            p.res.traces_replaced, p.res.labels_replaced = r.traces, r.labels
 
 
 def _chunks(jobs: list[_Pending]) -> list[list[_Pending]]:

@@ -53,6 +53,14 @@ class WriteResult:
     steps: int
 
 
+@dataclass(frozen=True, slots=True)
+class Replaced:
+    """What re-ingesting a changed file removed: its earlier traces it no longer holds."""
+
+    traces: int = 0
+    labels: int = 0  # annotations and attributions of those traces
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -204,10 +212,21 @@ class Store:
         """``{path: (size, mtime_ns)}`` of every file recorded as fully ingested."""
         return {p: (sz, mt) for p, sz, mt in self.fetchall("SELECT path, size, mtime_ns FROM ingested_files")}
 
-    def record_files(self, rows: Sequence[tuple[str, int, int, str, int]]) -> None:
-        """Record many ``(path, size, mtime_ns, format, traces)`` rows at once (see record_file)."""
+    def record_files(self, rows: Sequence[tuple[str, int, int, str, int]],
+                     trace_ids: Sequence[Sequence[str]] | None = None) -> list[Replaced]:
+        """Record many ``(path, size, mtime_ns, format, traces)`` rows at once (see record_file).
+
+        ``trace_ids`` (one list per row): the ids each file produced now.  A file recorded
+        before with other traces is then *replaced*: its earlier traces that it no longer
+        holds (and that no other file holds) are deleted with everything keyed by their id
+        (steps, labels, attributions, derived rows).  Call inside the transaction that wrote
+        the new traces.  Returns what each row replaced (all zero without ``trace_ids``).
+        """
         if not rows:
-            return
+            return []
+        replaced = [Replaced()] * len(rows)
+        if trace_ids is not None:
+            replaced = self._replace_files([r[0] for r in rows], trace_ids)
         cols = list(zip(*rows))
         tb = pa.Table.from_arrays([pa.array(c, t) for c, t in zip(cols, (
             pa.string(), pa.int64(), pa.int64(), pa.string(), pa.int32()))],
@@ -222,10 +241,53 @@ class Store:
         finally:
             with contextlib.suppress(Exception):
                 self._con.unregister("_mast_files")
+        return replaced
 
-    def record_file(self, path: str, size: int, mtime_ns: int, fmt: str, traces: int) -> None:
-        self.execute("DELETE FROM ingested_files WHERE path = ?", [path])
-        self.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)", [path, size, mtime_ns, fmt, traces, _now()])
+    def record_file(self, path: str, size: int, mtime_ns: int, fmt: str, traces: int,
+                    trace_ids: Sequence[str] | None = None) -> Replaced:
+        """Record one file as fully ingested; with ``trace_ids``, replace its earlier version."""
+        return self.record_files([(path, size, mtime_ns, fmt, traces)],
+                                 None if trace_ids is None else [trace_ids])[0]
+
+    def file_traces(self, path: str) -> list[str]:
+        """The ids of the traces ``path`` produced when it was last ingested (none if unknown)."""
+        return [r[0] for r in self.fetchall(
+            "SELECT trace_id FROM ingested_file_traces WHERE path = ? ORDER BY trace_id", [path])]
+
+    def _replace_files(self, paths: Sequence[str], trace_ids: Sequence[Sequence[str]]) -> list[Replaced]:
+        out: list[Replaced] = []
+        for path, ids in zip(paths, trace_ids):
+            ids = list(dict.fromkeys(ids))
+            # Gone from this file, and not produced by any other file (a copy keeps them).
+            gone = [r[0] for r in self.fetchall(
+                "SELECT DISTINCT trace_id FROM ingested_file_traces WHERE path = ? "
+                "AND trace_id NOT IN (SELECT unnest(?::VARCHAR[])) "
+                "AND trace_id NOT IN (SELECT trace_id FROM ingested_file_traces WHERE path <> ?)",
+                [path, ids, path])]
+            out.append(self._delete_traces(gone) if gone else Replaced())
+            self.execute("DELETE FROM ingested_file_traces WHERE path = ?", [path])
+            if ids:
+                self.execute("INSERT INTO ingested_file_traces SELECT ?, unnest(?::VARCHAR[])", [path, ids])
+        return out
+
+    def _delete_traces(self, ids: list[str]) -> Replaced:
+        """Delete traces and every row keyed by their id, in whatever table holds one.
+
+        Derived tables are found by their ``trace_id`` column rather than named, so the
+        store needs to know no classifier (the rules' features, the judge's failures...).
+        """
+        labels = self.fetchall(
+            "SELECT (SELECT count(*) FROM annotations WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))) + "
+            "(SELECT count(*) FROM attributions WHERE trace_id IN (SELECT unnest(?::VARCHAR[])))", [ids, ids])[0][0]
+        tables = [r[0] for r in self.fetchall(
+            "SELECT DISTINCT table_name FROM information_schema.columns WHERE column_name = 'trace_id' "
+            "AND table_schema = 'main' AND table_catalog = current_database() "
+            "AND table_name NOT IN ('traces', 'ingested_file_traces') "
+            "AND table_name IN (SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE')")]
+        for t in sorted(tables):
+            self.execute(f'DELETE FROM "{t}" WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))', [ids])
+        self.execute("DELETE FROM traces WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
+        return Replaced(len(ids), int(labels))
 
     # A file too big for one batch is staged: DuckDB keeps memory it does not account
     # for (outside memory_limit) for every row appended in a transaction until it
