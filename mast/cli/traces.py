@@ -56,8 +56,13 @@ def show(obj, trace_id, width, as_json):
         print_json(t)
         return
     tr = t["trace"]
-    out.print(f"[bold]{tr['trace_id']}[/bold]  {tr['system']}  ({tr['source_format']}, {tr['outcome']})",
-              highlight=False)
+    meta = tr.get("metadata") or {}
+    # The store keeps NULL for a system nothing named; print what the report calls it.
+    system = tr["system"] or "(unknown)"
+    named = f" [named by {meta['system_from']}]" if meta.get("system_from") not in (None, "artefact") else ""
+    reason = f": {meta['outcome_reason']}" if meta.get("outcome_reason") else ""
+    out.print(f"[bold]{tr['trace_id']}[/bold]  ", end="", highlight=False)
+    out.print(f"{system}{named}  ({tr['source_format']}, {tr['outcome']}{reason})", highlight=False, markup=False)
     out.print(f"source: {tr['source_path']} record {tr['source_index']}", highlight=False)
     if tr["task"]:
         out.print("task: " + tr["task"][:300].replace("\n", " "), highlight=False, markup=False)

@@ -47,6 +47,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from mast import ingest as registry
 from mast.errors import IngestAborted, IngestError, MastError, path_text
 from mast.ingest._util import limits, max_record_bytes
+from mast.ingest.finish import SYSTEM_RULES, name_system
 from mast.ingest.faults import (INGEST_MEMORY_DEFAULT, IngestLimits, check_sizes, contained, encode_files,
                                 encode_safely, file_error, fix_source_path)
 from mast.model import Trace
@@ -91,6 +92,8 @@ class FileResult:
     error: MastError | None = None
     #: Set when the file is a known companion of a trace file (e.g. its labels): not read.
     companion: str | None = None
+    #: How many of its traces each rule of :data:`SYSTEM_RULES` named.
+    systems_named: Counter = field(default_factory=Counter)
     #: A changed file replaces its earlier version: the traces of that version it no
     #: longer holds were deleted, with their labels (annotations and attributions).
     traces_replaced: int = 0
@@ -123,6 +126,14 @@ class IngestSummary:
         return sum(f.steps for f in self.files)
 
     @property
+    def systems_named(self) -> Counter:
+        """Traces per rule that gave them their system name (see :func:`name_system`)."""
+        out: Counter = Counter()
+        for f in self.files:
+            out.update(f.systems_named)
+        return out
+
+    @property
     def traces_replaced(self) -> int:
         return sum(f.traces_replaced for f in self.files)
 
@@ -151,12 +162,13 @@ def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def _batches(path: Path, traces: Iterator[Trace], system: str | None = None,
-             check: bool = False) -> Iterator[list[Trace]]:
+             check: bool = False, named: Counter | None = None) -> Iterator[list[Trace]]:
     batch: list[Trace] = []
     n = chars = 0
     for t in traces:
-        if system and not t.system:
-            t.system = system
+        rule = name_system(path, t, system)
+        if named is not None and rule:
+            named[rule] += 1
         if check:
             check_sizes(path, t)
         batch.append(t)
@@ -213,7 +225,7 @@ def _ingest_file(store: Store, path: Path, fmt: str, system: str | None,
     store.begin_staging(hooks)
     try:
         traces = contained(path, imp.read(path), imp.name, lim.memory_limit)
-        for batch in _batches(path, traces, system, check=st.st_size > max_record_bytes()):
+        for batch in _batches(path, traces, system, check=st.st_size > max_record_bytes(), named=res.systems_named):
             fix_source_path(path, batch)
             tables = encode_safely(batch)
             with store.transaction():
@@ -247,6 +259,7 @@ class _Parsed:
     segment: int | None = None  # index of the chunk segment holding its traces
     companion: str | None = None
     error: MastError | None = None
+    named: Counter | None = None  # traces per system-naming rule
 
 
 @dataclass
@@ -315,10 +328,8 @@ def _parse_chunk(paths: list[Path], fmt: str, system: str | None, lim: IngestLim
                     if isinstance(out.files[-1].error, IngestAborted):
                         return out
                     continue
-                for t in traces:
-                    if system and not t.system:
-                        t.system = system
-                out.files.append(_Parsed(imp.name, len(traces)))
+                named = Counter(r for t in traces if (r := name_system(path, t, system)))
+                out.files.append(_Parsed(imp.name, len(traces), named=named))
                 run.append((len(out.files) - 1, path, traces))
             close_run()
         except IngestAborted:
@@ -628,6 +639,7 @@ def _take_chunk(writer: _GroupWriter, chunk: list[_Pending], parsed: _Chunk,
                 return False
             continue
         p.res.format, p.res.companion, p.parsed = r.format, r.companion, r
+        p.res.systems_named = r.named or Counter()
         if r.segment is None:
             close_segment()
             writer.add(p)
