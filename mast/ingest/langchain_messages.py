@@ -3,7 +3,8 @@
 LangChain serialises a message three ways (docs/formats/langgraph-langsmith.md,
 "Messages"): ``messages_to_dict`` (``{"type", "data"}``), ``dumpd`` (``{"lc": 1,
 "type": "constructor", "id": [..., "AIMessage"], "kwargs"}``) and ``model_dump`` (flat,
-with ``"type": "ai"``).  :func:`lc_message` flattens all three to the ``model_dump``
+with ``"type": "ai"``); a graph's input may also be ``{"role", "content"}`` dicts, which
+LangChain coerces to messages.  :func:`lc_message` flattens all four to the ``model_dump``
 shape; the other helpers read what every one of those importers needs from a message
 (text, handoff target, role).  Turning a conversation into steps is each importer's own
 business: LangGraph's node agents, LangSmith's run tree and OTel's spans differ.
@@ -26,6 +27,9 @@ _TYPE_BY_CLASS = {"HumanMessage": "human", "AIMessage": "ai", "ToolMessage": "to
 _MSG_TYPES = {"human", "ai", "tool", "system", "function", "chat", "AIMessageChunk", "remove"}
 ROLE_BY_TYPE = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant", "tool": "tool", "system": "system",
                 "function": "tool", "chat": None}
+#: ``{"role", "content"}`` dicts as LangChain's ``convert_to_messages`` reads them.
+_TYPE_BY_ROLE = {"user": "human", "human": "human", "assistant": "ai", "ai": "ai", "system": "system",
+                 "developer": "system", "tool": "tool", "function": "function"}
 _TRANSFER_RX = re.compile(r"^transfer_(?:back_)?to_(.+)$")
 
 
@@ -65,6 +69,13 @@ def lc_message(obj: Any) -> dict | None:
         return d
     if obj.get("type") in _MSG_TYPES and "content" in obj:
         return obj
+    if "type" not in obj and isinstance(obj.get("role"), str) and "content" in obj:
+        # a message-like dict, the form LangGraph's docs use for graph input
+        # (``{"messages": [{"role": "user", "content": ...}]}``); LangChain coerces it
+        kind = _TYPE_BY_ROLE.get(obj["role"].lower())
+        if kind is None:
+            return None
+        return {**{k: v for k, v in obj.items() if k != "role"}, "type": kind}
     return None
 
 
@@ -96,6 +107,23 @@ def as_message(obj: Any) -> dict | None:
         return lc_message(obj)
     except NotAMessage:
         return None
+
+
+#: LangGraph's own nodes and channel writers: how a graph runs, never an agent.
+_PLUMBING_RX = re.compile(r"^(?:__[A-Za-z0-9_]+__|ChannelWrite\b.*|ChannelRead\b.*|Branch<.*|_write|_route)$")
+
+
+def is_plumbing(name: Any) -> bool:
+    """Whether a node or run name is framework plumbing (``__start__``, ``__end__``,
+    ``__interrupt__``, ``ChannelWrite<…>``, ``Branch<…>``), which must not become an agent."""
+    return isinstance(name, str) and bool(_PLUMBING_RX.match(name.strip()))
+
+
+def agent_name(name: Any) -> str | None:
+    """``name`` as an agent's name, or None when it is empty or plumbing."""
+    if name is None or is_plumbing(str(name)):
+        return None
+    return str(name) or None
 
 
 def transfer_target(tool_name: str | None) -> str | None:

@@ -12,7 +12,7 @@ from mast.ingest.formats.otel.dialects import (dialects_of, error_text, framewor
                                                kind_of, llm_output, own_agent, root_output, span_tokens,
                                                system_name, tool_name_of, value_text)
 from mast.ingest.formats.otel.spans import Span, iso_ns
-from mast.ingest.langchain_messages import step, transfer_target
+from mast.ingest.langchain_messages import agent_name, step, transfer_target
 from mast.model import Outcome, StepKind, Trace
 
 
@@ -118,7 +118,7 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     def visit(s: Span, inherited: str | None) -> str | None:
         """Emit the steps of one span; return the agent its children inherit."""
         k = kinds[id(s)]
-        own = own_agent(s) or (agent_of_span(s) if name_agents and k == "agent" else None)
+        own = own_agent(s) or (agent_name(agent_of_span(s)) if name_agents and k == "agent" else None)
         agent = own or inherited
         if exported and k == "agent" and not has_llm_below(s) and any(v is not None for v in span_tokens(s.attrs)):
             # smolagents' OpenInference puts an agent's own token totals on its run span only
