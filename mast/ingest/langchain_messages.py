@@ -44,8 +44,11 @@ class NotAMessage(ValueError):
     """A LangChain serialisation of a version mast does not read (refused, not guessed at)."""
 
 
-def lc_message(obj: Any) -> dict | None:
+def lc_message(obj: Any, roles: bool = False) -> dict | None:
     """Flatten one serialised LangChain message to model_dump shape, or None if it is not one.
+
+    ``roles``: also take a ``{"role", "content"}`` dict, where a graph's *input* is read
+    (never when detecting a file: any chat transcript has that shape).
 
     Raises :class:`NotAMessage` for an ``lc`` serialisation of an unknown newer version.
     """
@@ -69,7 +72,7 @@ def lc_message(obj: Any) -> dict | None:
         return d
     if obj.get("type") in _MSG_TYPES and "content" in obj:
         return obj
-    if "type" not in obj and isinstance(obj.get("role"), str) and "content" in obj:
+    if roles and "type" not in obj and isinstance(obj.get("role"), str) and "content" in obj:
         # a message-like dict, the form LangGraph's docs use for graph input
         # (``{"messages": [{"role": "user", "content": ...}]}``); LangChain coerces it
         kind = _TYPE_BY_ROLE.get(obj["role"].lower())
@@ -97,14 +100,14 @@ def text_of(content: Any) -> str | None:
     return as_text(content)
 
 
-def as_message(obj: Any) -> dict | None:
+def as_message(obj: Any, roles: bool = False) -> dict | None:
     """:func:`lc_message` for places where a newer serialisation is just not a message.
 
     Inputs and outputs of runs and spans hold messages among other values: there, an
     unreadable message is skipped like any other non-message instead of failing the file.
     """
     try:
-        return lc_message(obj)
+        return lc_message(obj, roles)
     except NotAMessage:
         return None
 
@@ -132,14 +135,14 @@ def transfer_target(tool_name: str | None) -> str | None:
     return m.group(1) if m else None
 
 
-def messages_in(path: Path, where: Any, items: Any) -> list[dict]:
+def messages_in(path: Path, where: Any, items: Any, roles: bool = False) -> list[dict]:
     """A list of serialised messages, flattened; anything else in it is an error naming the message."""
     if not isinstance(items, list):
         raise IngestError(str(path), where, "expected a list of messages")
     out = []
     for j, it in enumerate(items):
         try:
-            m = lc_message(it)
+            m = lc_message(it, roles)
         except NotAMessage as e:
             raise IngestError(str(path), f"{where}, message {j}" if where is not None else f"message {j}",
                               str(e), "Upgrade mast.") from None

@@ -357,7 +357,7 @@ def _msgs(items: Any) -> list[dict]:
         return []
     if items and isinstance(items[0], list):  # llm run inputs: [[messages]]
         items = items[0]
-    return [m for m in (as_message(i) for i in items) if m]
+    return [m for m in (as_message(i, roles=True) for i in items) if m]
 
 
 def _output_message(r: dict) -> dict | None:
