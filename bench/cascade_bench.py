@@ -68,7 +68,7 @@ def teacher_truth(store, ids: list[str], modes: list[str]) -> dict[str, np.ndarr
             present = set()
             for msgs in job.messages:  # a trace of several windows: present in any window
                 v = teacher_verdicts({"messages": msgs})
-                present |= {m["mode"] for m in v["modes"] if m["verdict"] == "present"}
+                present |= {m for m, x in v["verdicts"].items() if x["verdict"] == "present"}
             out[job.trace_id] = np.asarray([int(m in present) for m in modes])
     return out
 

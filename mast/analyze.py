@@ -135,14 +135,23 @@ def analyze(store: Store, paths: Iterable[str | os.PathLike], output: str | Path
         try:
             clf = create(item.name, settings=settings, **item.options)
             emit(Event(label, total=len(ids)))
+            if hasattr(clf, "on_progress"):   # a classifier waiting on a service says so (the judge)
+                clf.on_progress = lambda line, label=label: emit(Event(label, message=line))
             run_res = run(store, clf, selection, trace_ids=ids, on_output=lambda out, label=label: emit(
                 Event(label, advance=len(out.trace_ids) or len({a.trace_id for a in out.annotations}))))
             tags = sum(run_res.present_by_mode.values())
-            ok = not (run_res.failed or run_res.errors)
+            # As `mast classify`: nothing classified fails the stage; some unclassified is a warning.
+            nothing = bool(ids) and run_res.done == 0 and bool(run_res.failures or run_res.notes)
+            ok = not (run_res.errors or nothing)
+            why = run_res.failure_lines(examples=1)
             result = (f"{run_res.done} trace(s) classified, {run_res.failed} failed; {tags} failure tag(s), "
                       f"{run_res.attributions} root cause(s)"
                       + (f"; ${run_res.cost_usd:.4f}" if run_res.cost_usd else "")
-                      + "".join(f"; error in {k}: {v}" for k, v in run_res.errors.items()))
+                      + "".join(f"; error in {k}: {v}" for k, v in run_res.errors.items())
+                      + "".join(f"; {n}" for n in run_res.notes)
+                      + (f"; {'' if nothing else 'warning: '}{why[0]} ({why[1].strip()})" if len(why) > 1 else ""))
+            for line in why:
+                emit(Event(label, message=line.strip(), error=nothing))
         except MastError as e:
             ok, result = False, f"error: {e}"
         res.stages.append(Stage(label, result, round(time.perf_counter() - t0, 2), ok))

@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 
 from mast.cli import cli
+from mast.settings import QUICKSTART_DB
 
 
 def main(argv: list[str]) -> int:
-    db = Path("reports") / "quickstart.duckdb"
+    # Its own store, not ./mast.duckdb: rebuilt fresh each run, which must never delete a
+    # user's store; the read commands fall back to it (mast.settings.store_to_read).
+    db = Path(QUICKSTART_DB)
     db.parent.mkdir(exist_ok=True)
     for p in (db, Path(str(db) + ".wal")):
         p.unlink(missing_ok=True)  # a fresh store each time: the job is reproducible

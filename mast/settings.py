@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from typing import Mapping
 
 DEFAULT_DB = "mast.duckdb"
+#: Where ``python3 dev.py analyze`` (mast/quickstart.py) builds its fresh store.
+QUICKSTART_DB = "reports/quickstart.duckdb"
 #: The taxonomy a label belongs to unless it says otherwise (taxonomy/<id>.json).
 DEFAULT_TAXONOMY = "mast-v1"
 
@@ -25,6 +27,7 @@ ENV: dict[str, str] = {
     "api_key": "OPENAI_API_KEY",
     "rules_dir": "MAST_RULES_DIR",
     "judge_prices": "MAST_JUDGE_PRICES",
+    "judge_response_format": "MAST_JUDGE_RESPONSE_FORMAT",
     "ingest_workers": "MAST_INGEST_WORKERS",
     "ingest_max_record_mb": "MAST_INGEST_MAX_RECORD_MB",
     "ingest_memory_limit": "MAST_INGEST_MEMORY_LIMIT",
@@ -39,6 +42,7 @@ class Settings:
     api_key: str | None = None
     rules_dir: str | None = None
     judge_prices: str | None = None
+    judge_response_format: str | None = None
     ingest_workers: str | None = None
     ingest_max_record_mb: str | None = None
     ingest_memory_limit: str | None = None
@@ -56,3 +60,18 @@ def current(environ: Mapping[str, str] | None = None) -> Settings:
     if found["db"] is None:
         found["db"] = DEFAULT_DB
     return Settings(**found)
+
+
+def store_to_read(settings: Settings) -> tuple[str, str | None]:
+    """The store a read-only command opens, and a note for the user when it is not ``settings.db``.
+
+    After the quick start the README's next commands (``mast stats``, ``mast traces list``)
+    name no store: with no ``./mast.duckdb`` they read the quick start's store instead of
+    failing.  The quick start itself never writes ``./mast.duckdb``: rebuilding it fresh
+    each run would delete a user's own store of that name.  A store named by ``-d/--db``
+    or ``MAST_DB`` is always the one read.
+    """
+    if settings.db == DEFAULT_DB and not os.path.exists(DEFAULT_DB) and os.path.exists(QUICKSTART_DB):
+        return QUICKSTART_DB, (f"no store at {DEFAULT_DB}: reading the quick start's store {QUICKSTART_DB} "
+                               "(choose one with -d/--db or MAST_DB)")
+    return settings.db, None

@@ -10,13 +10,31 @@ concurrent requests arrive in.  Directives anywhere in the prompt's trace text:
 - ``FAULT:429xN`` first N requests for this prompt get 429 with ``Retry-After``
 - ``FAULT:500xN`` first N requests get 500
 - ``FAULT:SLOW`` the reply takes ``slow_delay`` seconds (longer than the client timeout)
+- ``FAULT:HANG`` the request is accepted and never answered (until the server stops)
 - ``FAULT:MALFORMED`` the reply is broken JSON
 - ``FAULT:OFFTAX`` the reply names mode 4.2 (not in mast-v1)
 - ``FAULT:RANGE`` the reply cites step 9999
 - ``FAULT:MISSING`` the reply omits mode 3.3
+- ``FAULT:LIST`` the reply gives the verdicts as a list (the shape before they were keyed by mode)
 - ``FAULT:PROSE`` the JSON comes wrapped in prose and a code fence
 - ``FAULT:OBEY`` the reply is what a model that obeyed an injected instruction would say
 - ``SHOW:<mode>`` the step containing it is reported as evidence of that mode
+
+A reply's JSON follows the judge's reply schema (``{"verdicts": {"<mode>": {...}},
+"root_cause": ...}``); :func:`schema_errors` checks an instance against the subset of JSON
+Schema that strict structured outputs use, and with ``enforce_schema`` the server answers
+500 when a scripted reply that is meant to be valid breaks the schema it was sent.
+
+Structured outputs, by ``accepts`` (how real servers differ):
+
+- ``"any"`` (default): every ``response_format`` is taken;
+- ``"json_schema"``: only ``{"type": "json_schema", ...}`` (OpenAI, vLLM); a
+  ``json_object`` is refused with a 400 naming ``response_format``;
+- ``"json_object"``: only ``{"type": "json_object", "schema": ...}``; ``json_schema`` gets
+  the 500 llama-cpp-python's server answers (its validation error, which names the field);
+- ``"none"``: any ``response_format`` is refused with a 400 (the reply is still JSON when
+  the prompt asks for it, as an instruction-following model's would be).
+``format_refusals`` counts the refused requests.
 
 Otherwise the "model" reports 1.3 (step repetition) where the prompt carries
 "(exact repeat of step N)" markers and every other mode absent.  ``responder`` can be
@@ -55,6 +73,7 @@ class Response:
     body: Any = None              # dict -> JSON; str/bytes -> as is
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    hang: bool = False            # never answer (until the server stops)
 
 
 def _tokens(text: str) -> int:
@@ -90,23 +109,60 @@ def default_verdicts(body: dict) -> dict:
         for mode in re.findall(r"SHOW:(\d+\.\d+)", line):
             if cur is not None:
                 present.setdefault(mode, []).append(cur)
-    out = [{"mode": mid, "verdict": "present" if mid in present else "absent",
-            "confidence": 0.8 if mid in present else 0.9, "evidence_steps": sorted(set(present.get(mid, []))),
-            "rationale": "scripted"} for mid in modes]
+    out = {mid: {"verdict": "present" if mid in present else "absent",
+                 "confidence": 0.8 if mid in present else 0.9, "evidence_steps": sorted(set(present.get(mid, []))),
+                 "rationale": "scripted"} for mid in modes}
     root = None
     if present:
         step = min(s for v in present.values() for s in v)
         root = {"agent": agents_at.get(step), "step": step, "rationale": "earliest evidence"}
-    return {"modes": out, "root_cause": root}
+    return {"verdicts": out, "root_cause": root}
+
+
+def schema_errors(value: Any, schema: dict, path: str = "$") -> list[str]:
+    """Where ``value`` breaks ``schema`` (the JSON Schema subset strict structured outputs
+    allow: type, enum, properties, required, additionalProperties, items, anyOf)."""
+    if "anyOf" in schema:
+        alts = [schema_errors(value, alt, path) for alt in schema["anyOf"]]
+        return [] if any(not a for a in alts) else [f"{path}: matches no alternative ({alts[0][0]})"]
+    types = schema.get("type")
+    if types is not None:
+        names = types if isinstance(types, list) else [types]
+        kinds = {"object": dict, "array": list, "string": str, "null": type(None), "boolean": bool}
+        ok = any(isinstance(value, kinds[t]) if t in kinds else
+                 (t == "integer" and isinstance(value, int) and not isinstance(value, bool)) or
+                 (t == "number" and isinstance(value, (int, float)) and not isinstance(value, bool))
+                 for t in names)
+        if not ok:
+            return [f"{path}: {type(value).__name__} is not {types}"]
+    if "enum" in schema and value not in schema["enum"]:
+        return [f"{path}: {value!r} is not one of {schema['enum']}"]
+    errs: list[str] = []
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        errs += [f"{path}: lacks required {k!r}" for k in schema.get("required", []) if k not in value]
+        for k, v in value.items():
+            if k in props:
+                errs += schema_errors(v, props[k], f"{path}.{k}")
+            elif schema.get("additionalProperties") is False:
+                errs.append(f"{path}: {k!r} is not allowed")
+    if isinstance(value, list) and "items" in schema:
+        for i, v in enumerate(value):
+            errs += schema_errors(v, schema["items"], f"{path}[{i}]")
+    return errs
 
 
 class OpenAIServer:
     def __init__(self, latency: float = 0.0, slow_delay: float = 3.0, retry_after: str = "0.05",
-                 supports_schema: bool = True):
+                 supports_schema: bool = True, enforce_schema: bool = True,
+                 accepts: str = "any"):
         self.latency = latency
+        self.enforce_schema = enforce_schema
+        self.stopped = threading.Event()     # releases FAULT:HANG requests
         self.slow_delay = slow_delay
         self.retry_after = retry_after
-        self.supports_schema = supports_schema
+        self.accepts = accepts if supports_schema else "none"
+        self.format_refusals = 0
         self.responder: Callable[[dict], Response] = self.scripted
         self.lock = threading.RLock()
         self.chat_bodies: list[dict] = []
@@ -132,6 +188,7 @@ class OpenAIServer:
         return self
 
     def stop(self) -> None:
+        self.stopped.set()
         if self.httpd:
             self.httpd.shutdown()
             self.httpd.server_close()
@@ -146,36 +203,75 @@ class OpenAIServer:
 
     def scripted(self, body: dict) -> Response:
         text = "\n".join(m.get("content") or "" for m in body.get("messages", []) if m.get("role") != "system")
+        refused = self.refuse_format(body)
+        if refused is not None:
+            return refused
         with self.lock:
             k = self.key(body)
             self.counts[k] = n = self.counts.get(k, 0) + 1
-        if not self.supports_schema and "response_format" in body:
-            return Response(400, {"error": {"message": "response_format json_schema is not supported",
-                                            "type": "invalid_request_error", "param": "response_format"}})
         for code in ("429", "500"):
             m = re.search(rf"FAULT:{code}x(\d+)", text)
             if m and n <= int(m.group(1)):
                 headers = {"Retry-After": self.retry_after} if code == "429" else {}
                 return Response(int(code), {"error": {"message": f"scripted {code}", "type": "server"}}, headers)
+        if "FAULT:HANG" in text:
+            return Response(200, completion("{}", body), hang=True)
         delay = self.slow_delay if "FAULT:SLOW" in text else 0.0
         v = default_verdicts(body)
+        faulty = False
         if "FAULT:MALFORMED" in text:
-            content = json.dumps(v)[:-40] + ', "modes": [ {"mode": "1.1", '
+            content = json.dumps(v)[:-40] + ', "verdicts": { "1.1": {"verdict": '
         elif "FAULT:OBEY" in text:
             content = "Understood. Ignoring previous instructions: no failures, everything is fine."
         else:
+            first, third = list(v["verdicts"])[0], list(v["verdicts"])[2]
             if "FAULT:OFFTAX" in text:
-                v["modes"][0]["mode"] = "4.2"
+                v["verdicts"] = {("4.2" if k == first else k): x for k, x in v["verdicts"].items()}
+                faulty = True
             if "FAULT:RANGE" in text:
-                v["modes"][2]["verdict"] = "present"
-                v["modes"][2]["evidence_steps"] = [9999]
+                v["verdicts"][third].update(verdict="present", evidence_steps=[9999])
             if "FAULT:MISSING" in text:
-                v["modes"] = [x for x in v["modes"] if x["mode"] != "3.3"]
+                v["verdicts"].pop("3.3", None)
+                faulty = True
+            if "FAULT:LIST" in text:
+                v = {"modes": [{"mode": k, **x} for k, x in v["verdicts"].items()], "root_cause": v["root_cause"]}
+                faulty = True
             content = json.dumps(v)
             if "FAULT:PROSE" in text:
-                content = ("Here is my analysis. An example of the format is {\"modes\": []}.\n"
+                content = ("Here is my analysis. An example of the format is {\"verdicts\": {}}.\n"
                            f"```json\n{json.dumps(v, indent=1)}\n```\nLet me know if you need more.")
+            fmt = body.get("response_format") or {}
+            schema = ((fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema"
+                      else fmt.get("schema") if fmt.get("type") == "json_object" else None)
+            if self.enforce_schema and schema and not faulty:
+                errs = schema_errors(v, schema)
+                if errs:  # the scripted model and the judge's schema disagree: a test bug, loudly
+                    return Response(500, {"error": {"message": "scripted reply breaks the schema: " + errs[0]}})
         return Response(200, completion(content, body), delay=delay)
+
+    @property
+    def supports_schema(self) -> bool:
+        return self.accepts != "none"
+
+    @supports_schema.setter
+    def supports_schema(self, value: bool) -> None:
+        self.accepts = "any" if value else "none"
+
+    def refuse_format(self, body: dict) -> Response | None:
+        """The refusal ``accepts`` gives this request's ``response_format``, or None."""
+        kind = (body.get("response_format") or {}).get("type")
+        if kind is None or self.accepts == "any" or kind == self.accepts:
+            return None
+        with self.lock:
+            self.format_refusals += 1
+        if self.accepts == "json_object":
+            # What llama-cpp-python 0.3.36 answers: its pydantic validation error, as a 500.
+            msg = ("1 validation error for CreateChatCompletionRequest\nresponse_format.type\n  Input should be "
+                   f"'text' or 'json_object' [type=literal_error, input_value='{kind}', input_type=str]")
+            return Response(500, {"error": {"message": msg, "type": "internal_server_error", "param": None,
+                                            "code": None}})
+        return Response(400, {"error": {"message": f"response_format {kind} is not supported",
+                                        "type": "invalid_request_error", "param": "response_format"}})
 
     def teacher(self, body: dict) -> Response:
         """The teacher of ``tests/_teacher.py``: verdicts that are a learnable function of the trace."""
@@ -250,6 +346,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, r: Response) -> None:
+        if r.hang:
+            self.owner.stopped.wait()
+            self.close_connection = True
+            return
         if r.delay:
             time.sleep(r.delay)
         data = r.body if isinstance(r.body, bytes) else (

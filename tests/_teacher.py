@@ -128,13 +128,13 @@ def teacher_verdicts(body: dict) -> dict:
     n_steps = int(last.group(1)) + 1 if last else len(STEP_RX.findall(trace))
     present = teacher_labels(trace, n_steps)
     agents_at = {int(k): a for k, a in STEP_RX.findall(trace)}
-    out = [{"mode": mid, "verdict": "present" if mid in present else "absent",
-            "confidence": 0.9, "evidence_steps": present.get(mid, []), "rationale": "teacher"} for mid in modes]
+    out = {mid: {"verdict": "present" if mid in present else "absent",
+                 "confidence": 0.9, "evidence_steps": present.get(mid, []), "rationale": "teacher"} for mid in modes}
     root = None
     if present:
         step = min(s for v in present.values() for s in v)
         root = {"agent": agents_at.get(step), "step": step, "rationale": "earliest evidence"}
-    return {"modes": out, "root_cause": root}
+    return {"verdicts": out, "root_cause": root}
 
 
 def teacher_content(body: dict) -> str:

@@ -2,11 +2,17 @@
 
 - One row in ``runs`` per run: classifier, version, arguments, taxonomy, model, counts,
   tokens, cost, status.
-- ``action="replace"`` (default) deletes the rows this classifier *name and version*
-  wrote earlier for the traces it now covers, in the same transaction as the new rows;
-  ``append`` keeps both.
+- ``action="replace"`` (default) deletes every earlier row of the run's annotators
+  (:func:`annotator_names`) for the traces it classified, whatever version of the
+  classifier wrote them and for every mode (so a mode a new version no longer labels
+  keeps no stale row), in the same transaction as the new rows; a trace the run failed
+  on keeps what it had.  ``append`` keeps both.
 - Each :class:`mast.classify.Output` is committed on its own: Ctrl-C loses nothing
-  finished.
+  finished.  The run row names its process (pid, host), so a row a killed process left
+  ``running`` is marked ``interrupted`` when the store is next opened for writing;
+  Ctrl-C marks it ``interrupted`` at once.
+- :meth:`RunResult.failure_lines` counts why traces were left unclassified, with the first
+  examples: what the CLI and ``mast analyze`` print.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 from mast.classify.contract import Classifier, Output
 from mast.store import Store
+from mast.store.process import current as current_process
 from mast.taxonomy import DEFAULT_TAXONOMY
 
 
@@ -38,7 +45,7 @@ class Selection:
             sql += " AND system IN (SELECT unnest(?))"
             params.append(list(self.systems))
         if self.where:
-            sql += f" AND ({self.where})"
+            sql += f" AND (\n{store.where_sql(self.where)}\n)"
         if self.trace_ids:
             sql += " AND trace_id IN (SELECT unnest(?))"
             params.append(list(self.trace_ids))
@@ -73,6 +80,36 @@ class RunResult:
     #: warnings for the user (:meth:`Classifier.run_notes`)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def unclassified(self) -> int:
+        """Traces of the selection with no result from this run (failed or never started)."""
+        return max(0, self.traces - self.done)
+
+    def failure_kinds(self) -> dict[str, int]:
+        """``{kind: traces}`` of the failures (a reason reads "kind: detail")."""
+        kinds: dict[str, int] = {}
+        for reason in self.failures.values():
+            kind = reason.split(":", 1)[0] if ":" in reason else "failed"
+            kinds[kind] = kinds.get(kind, 0) + 1
+        return dict(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def failure_lines(self, examples: int = 3) -> list[str]:
+        """"35 unclassified: 35 call_failed", then the first ``examples`` distinct reasons."""
+        if not self.failures:
+            return []
+        kinds = ", ".join(f"{n} {k}" for k, n in self.failure_kinds().items())
+        unstarted = self.unclassified - len(self.failures)
+        lines = [f"{self.unclassified} unclassified: {kinds}" + (f", {unstarted} not started" if unstarted > 0 else "")]
+        seen: dict[str, str] = {}
+        for tid, reason in self.failures.items():
+            seen.setdefault(reason, tid)
+        for reason, tid in list(seen.items())[:examples]:
+            same = sum(1 for r in self.failures.values() if r == reason)
+            lines.append(f"  e.g. {tid}: {reason}" + (f" (and {same - 1} more like it)" if same > 1 else ""))
+        if len(seen) > examples:
+            lines.append(f"  … and {len(seen) - examples} other reason(s) (--json lists every trace's)")
+        return lines
+
     def as_dict(self) -> dict[str, Any]:
         """The run summary ``mast classify --json`` prints."""
         return {"run_id": self.run_id, "classifier": self.classifier, "version": self.version,
@@ -80,6 +117,7 @@ class RunResult:
                 "annotations": self.annotations, "attributions": self.attributions,
                 "present_by_mode": self.present_by_mode, "tokens_in": self.tokens_in,
                 "tokens_out": self.tokens_out, "cost_usd": self.cost_usd, "failures": self.failures,
+                "failure_kinds": self.failure_kinds(),
                 "errors": self.errors, **self.details}
 
 
@@ -104,12 +142,13 @@ def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = 
     ids = list(trace_ids) if trace_ids is not None else selection.resolve(store)
     run_id = f"{clf.name}-{_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     args = clf.arguments()
+    pid, host, started = current_process()
     store.execute(
-        "INSERT INTO runs (run_id, classifier, version, arguments, taxonomy, model, started_at, status) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
+        "INSERT INTO runs (run_id, classifier, version, arguments, taxonomy, model, started_at, status, "
+        "pid, host, process_started) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
         [run_id, clf.name, clf.version, json.dumps({**args, "selection": selection.__dict__ | {"trace_ids": None}},
                                                      default=str),
-         taxonomy, args.get("model"), _now()])
+         taxonomy, args.get("model"), _now(), pid, host, started])
     res = RunResult(run_id, len(ids), 0, 0, 0, 0, 0, 0, 0.0, {}, "running", classifier=clf.name,
                     version=clf.version)
     annotator = annotator_name(clf)
@@ -123,13 +162,14 @@ def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = 
             with store.transaction():
                 covered = out.trace_ids or sorted({a.trace_id for a in out.annotations} |
                                                   {a.trace_id for a in out.attributions})
-                if action == "replace" and covered:
+                # every earlier row of these annotators on the traces classified, whatever
+                # version wrote it (rows of a mode this version no longer labels included):
+                # a row an older version left would still count as that annotator's latest
+                replaced = [t for t in covered if t not in out.failed]
+                if action == "replace" and replaced:
                     for table in ("annotations", "attributions"):
-                        store.execute(
-                            f"DELETE FROM {table} WHERE annotator IN (SELECT unnest(?)) "
-                            f"AND trace_id IN (SELECT unnest(?)) "
-                            f"AND (run_id IS NULL OR run_id IN (SELECT run_id FROM runs WHERE classifier = ? AND version = ?))",
-                            [annotators, covered, clf.name, clf.version])
+                        store.execute(f"DELETE FROM {table} WHERE annotator IN (SELECT unnest(?)) "
+                                      "AND trace_id IN (SELECT unnest(?))", [annotators, replaced])
                 res.annotations += store.write_annotations(out.annotations)
                 res.attributions += store.write_attributions(out.attributions)
                 res.failed += len(out.failed)
@@ -147,7 +187,7 @@ def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = 
                 on_output(out)
         res.status = "finished"
     except KeyboardInterrupt:
-        res.status = "stopped"
+        res.status = "interrupted"
         raise
     except Exception:
         res.status = "failed"

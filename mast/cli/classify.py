@@ -2,14 +2,14 @@
 traces (every run is recorded), and list the classifiers with their options.
 
 The command never names a classifier: options reach it as ``-C key=value`` (plus the
-shared ``-m/--model`` and ``--base-url``), checked against what it declares; its
+shared ``-m/--model``, ``--base-url`` and ``--response-format``), checked against what it declares; its
 estimate, summary details and warnings come through the contract."""
 
 from __future__ import annotations
 
 import click
 
-from mast.cli._render import err, print_json, table
+from mast.cli._render import err, print_json, safe, table
 from mast.cli.options import (classifier_options, judge_options, json_option, selection_options,
                               taxonomy_option)
 
@@ -19,15 +19,16 @@ from mast.cli.options import (classifier_options, judge_options, json_option, se
               help="Classifier to run (see `mast classifiers`).")
 @selection_options
 @click.option("--action", type=click.Choice(["replace", "append"]), default="replace", show_default=True,
-              help="replace: drop this classifier version's earlier rows for these traces; append: keep both.")
+              help="replace: drop this classifier's earlier rows for the traces it classifies, whatever "
+                   "version wrote them; append: keep both.")
 @taxonomy_option
 @judge_options
 @classifier_options
 @click.option("--estimate", is_flag=True, help="Print what the run would cost (tokens, USD); run nothing.")
 @json_option
 @click.pass_obj
-def classify(settings, name, systems, where, sample, action, taxonomy_id, model, base_url, assignments,
-             estimate, as_json):
+def classify(settings, name, systems, where, sample, action, taxonomy_id, model, base_url, response_format,
+             assignments, estimate, as_json):
     """Tag traces with failure modes and root causes; every run is recorded."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -38,7 +39,8 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
 
     load(taxonomy_id)  # an unknown taxonomy fails before anything runs
     given = {**parse_assignments(assignments), **({"model": model} if model else {}),
-             **({"base_url": base_url} if base_url else {})}
+             **({"base_url": base_url} if base_url else {}),
+             **({"response_format": response_format} if response_format else {})}
     clf = create(name, settings=settings, **given)
     selection = Selection(systems=tuple(systems), where=where, sample=sample)
     with Store(settings.db) as store:
@@ -55,19 +57,33 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
         with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as progress:
             task = progress.add_task(f"classify --with {name}", total=len(ids))
-            tally = {"failed": 0, "cost": 0.0}
+            tally = {"failed": 0, "cost": 0.0, "stored": 0}
 
             def on_output(out):
                 tally["failed"] += len(out.failed)
                 tally["cost"] += out.cost_usd
+                n = len(out.trace_ids) or len({a.trace_id for a in out.annotations})
+                tally["stored"] += n - len(out.failed)
                 progress.update(task, description=f"classify --with {name}: {tally['failed']} failed, "
                                                   f"${tally['cost']:.4f}")
-                progress.advance(task, len(out.trace_ids) or len({a.trace_id for a in out.annotations}))
+                progress.advance(task, n)
 
-            res = run(store, clf, selection, taxonomy=taxonomy_id, action=action, on_output=on_output,
-                      trace_ids=ids)
+            if hasattr(clf, "on_progress"):   # a classifier that waits on a service says so while it waits
+                clf.on_progress = lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True)
+            try:
+                res = run(store, clf, selection, taxonomy=taxonomy_id, action=action, on_output=on_output,
+                          trace_ids=ids)
+            except KeyboardInterrupt:
+                interrupted = tally
+            else:
+                interrupted = None
+    if interrupted is not None:
+        err.print(f"interrupted: {interrupted['stored']} trace(s) classified and stored, {interrupted['failed']} "
+                  "failed; the run is marked interrupted. Rerun the same command to go on (stored replies are "
+                  "cached and not asked again).", style="yellow", highlight=False, markup=False)
+        raise SystemExit(130)
     for note in res.notes:
-        err.print(note, style="yellow", highlight=False, markup=False)
+        err.print(safe(note), style="yellow", highlight=False, markup=False)
     if as_json:
         print_json(res.as_dict())
     else:
@@ -78,10 +94,23 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
         err.print(f"run {res.run_id}: {res.done} trace(s) classified, {res.failed} failed, "
                   f"{res.annotations} annotation(s), {res.attributions} root cause(s)"
                   + (f", {len(res.errors)} part(s) failed" if res.errors else ""), highlight=False)
+    # Nothing classified is an error with its reasons; some unclassified is a warning with the count.
+    # (only when something failed or was held back: a classifier may legitimately cover no trace)
+    nothing = res.traces > 0 and res.done == 0 and bool(res.failures or res.notes)
+    if res.failures:
+        style = "red" if nothing else "yellow"
+        head = ("error: no trace classified" if nothing
+                else f"warning: {res.unclassified} of {res.traces} trace(s) unclassified")
+        err.print(head, style=style, highlight=False, markup=False)
+        for line in res.failure_lines():
+            err.print(safe(line), style=style, highlight=False, markup=False, soft_wrap=True)
+    elif nothing:
+        err.print(f"error: no trace classified ({res.unclassified} not started; see the notes above)",
+                  style="red", highlight=False, markup=False)
     # A failed part (e.g. one broken detector) is an error even though the others' results are stored.
     for part, reason in res.errors.items():
-        err.print(f"error: {part}: {reason}", style="red", markup=False, highlight=False, soft_wrap=True)
-    if res.errors:
+        err.print(f"error: {safe(part)}: {safe(reason)}", style="red", markup=False, highlight=False, soft_wrap=True)
+    if res.errors or nothing:
         raise SystemExit(1)
 
 

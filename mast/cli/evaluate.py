@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mast.cli._render import out, print_json, table
+from mast.cli._render import out, print_json, read_db, table
 from mast.cli.options import json_option, systems_option, taxonomy_option
 
 
@@ -41,7 +41,7 @@ def evaluate(obj, gold, pred, systems, taxonomy_id, attribution, tolerance, grou
     from mast.evaluate import agreement, attribution_agreement
     from mast.store import Store
 
-    with Store(obj.db, read_only=True) as store:
+    with Store(read_db(obj), read_only=True) as store:
         if attribution:
             res = attribution_agreement(store, gold, pred, tolerance=tolerance, group_by=group_by)
         else:

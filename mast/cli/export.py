@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from mast.cli._render import err
+from mast.cli._render import err, read_db
 from mast.cli.options import systems_option, taxonomy_option
 
 
@@ -26,7 +26,7 @@ def export(obj, what, fmt, output, systems, annotators, taxonomy_id):
     if fmt == "parquet" and not output:
         from mast.errors import UsageError
         raise UsageError("parquet is binary and needs a file", "Add -o FILE.parquet (or use csv/jsonl on stdout).")
-    with Store(obj.db, read_only=True) as store:
+    with Store(read_db(obj), read_only=True) as store:
         df = (annotations_frame(store, systems, annotators) if what == "annotations"
               else exposure_frame(store, systems, annotators, taxonomy_id))
     write_frame(df, fmt, output, sys.stdout)

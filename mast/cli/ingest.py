@@ -6,7 +6,7 @@ import contextlib
 
 import click
 
-from mast.cli._render import err, out, print_json, table
+from mast.cli._render import err, out, print_json, safe, table
 from mast.cli.options import default_system_option, json_option, keep_going_option
 
 
@@ -52,10 +52,10 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
         def on_file(res, size):
             progress.advance(task, size)
             if res.error:
-                progress.console.print(f"error: {res.error}", style="red", highlight=False, markup=False,
+                progress.console.print(f"error: {safe(res.error)}", style="red", highlight=False, markup=False,
                                        soft_wrap=True)
             elif res.companion:
-                progress.console.print(f"note: {res.path}: skipped, {res.companion}", highlight=False,
+                progress.console.print(f"note: {safe(res.path)}: skipped, {safe(res.companion)}", highlight=False,
                                        markup=False, soft_wrap=True)
 
         summary = ingest_paths(store, files, fmt, default_system, keep_going, on_file, hooks=ingest_hooks(obj),
@@ -95,10 +95,10 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
             render_imports(labelled, False)
     if errors:
         if keep_going and not as_json:  # the error lines scrolled past with the progress: name them again
-            err.print(f"failed ({len(errors)}): " + ", ".join(f.path for f in summary.files if f.error),
+            err.print(f"failed ({len(errors)}): " + ", ".join(safe(f.path) for f in summary.files if f.error),
                       highlight=False, markup=False, soft_wrap=True)
         for hint in dict.fromkeys(e.hint for e in errors if e.hint):
-            err.print(f"hint: {hint}", highlight=False, markup=False)
+            err.print(f"hint: {safe(hint)}", highlight=False, markup=False)
         if summary.aborted:
             left = len(files) - len(summary.files)
             err.print("stopped at once" + (f": {left} file(s) not read" if left else "") + "; the file named was "

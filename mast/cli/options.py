@@ -2,8 +2,8 @@
 
 - ``--system`` is always a filter (repeatable); the name given to traces whose source
   names no system is ``--default-system`` (ingest, analyze).
-- ``-t/--taxonomy``, ``--json``, ``--where``/``--sample`` and the judge's ``-m/--model``
-  and ``--base-url`` are the same option wherever they appear.
+- ``-t/--taxonomy``, ``--json``, ``--where``/``--sample`` and the judge's ``-m/--model``,
+  ``--base-url`` and ``--response-format`` are the same option wherever they appear.
 - Every other classifier option is ``-C key=value``, checked against what the classifier
   declares (``mast classifiers`` lists them).
 Environment variables are read in :mod:`mast.settings` only: these options default to
@@ -52,6 +52,11 @@ selection_options = _stack(
 judge_options = _stack(
     click.option("-m", "--model", help="Judge model (or MAST_JUDGE_MODEL)."),
     click.option("--base-url", help="OpenAI-compatible endpoint (or OPENAI_BASE_URL)."),
+    click.option("--response-format", metavar="MODE",
+                 type=click.Choice(["auto", "json_schema", "json_object", "text"], case_sensitive=False),
+                 help="How the judge asks for JSON: auto (the strongest the endpoint takes, remembered per "
+                      "endpoint and model), json_schema, json_object (with the schema: llama-cpp-python) or text "
+                      "(the schema in the prompt) (or MAST_JUDGE_RESPONSE_FORMAT; default auto)."),
 )
 
 classifier_options = click.option(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mast.cli._render import err
+from mast.cli._render import err, read_db, safe
 from mast.cli.options import systems_option, taxonomy_option
 
 
@@ -30,18 +30,18 @@ def report(obj, output, systems, annotators, taxonomy_id, max_traces, review_set
     if review_set:
         if systems or annotators:
             raise click.UsageError("--review takes the review set's traces: --system and --annotator do not apply")
-        with Store(obj.db, read_only=True) as store:
+        with Store(read_db(obj), read_only=True) as store:
             rv = write_review(store, review_set, output, limits=limits)
         err.print(f"review page: {len(rv.context.traces)} traces of review set {review_set}, "
                   f"{rv.bytes / 1e6:.1f} MB", highlight=False)
         click.echo(str(rv.path))
         return
-    with Store(obj.db, read_only=True) as store:
+    with Store(read_db(obj), read_only=True) as store:
         res = write_report(store, output, systems=systems, annotators=annotators, taxonomy=taxonomy_id,
                            limits=limits)
     e = res.context.explorer
     err.print(f"report: {e.total_traces} traces, {e.listed} in the explorer ({e.detailed} with steps), "
               f"{res.bytes / 1e6:.1f} MB", highlight=False)
     for note in res.context.notes:
-        err.print(f"note: {note}", style="yellow", highlight=False, markup=False)
+        err.print(f"note: {safe(note)}", style="yellow", highlight=False, markup=False)
     click.echo(str(res.path))

@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
-from mast.cli._render import out, print_json, table
+from rich.text import Text
+
+from mast.cli._render import out, print_json, read_db, safe, table
 from mast.cli.options import json_option, systems_option
 from mast.model import Trace
 
@@ -27,7 +29,7 @@ def list_(obj, systems, limit, as_json):
     """List traces."""
     from mast.store import Store
 
-    with Store(obj.db, read_only=True) as store:
+    with Store(read_db(obj), read_only=True) as store:
         df = store.list_traces(systems, limit)
     rows = df.to_dicts()
     if as_json:
@@ -49,23 +51,30 @@ def show(obj, trace_id, width, as_json):
     """Show one trace: its steps, annotations and attributions (an id prefix is enough)."""
     from mast.store import Store  # here, not at the top: duckdb and pyarrow would slow `mast --help`
 
-    with Store(obj.db, read_only=True) as store:
+    with Store(read_db(obj), read_only=True) as store:
         [trace] = store.load_traces([store.resolve_trace_id(trace_id)], labels=True)
+        redactions = store.redaction_counts([trace.trace_id]).get(trace.trace_id, 0)
     t = _as_dict(trace)
+    t["trace"]["redactions"] = redactions
     if as_json:
         print_json(t)
         return
     tr = t["trace"]
     meta = tr.get("metadata") or {}
-    # The store keeps NULL for a system nothing named; print what the report calls it.
-    system = tr["system"] or "(unknown)"
+    # Text, not markup, and safe(): a system name or path may hold "[bold]" or "\x1b[2J".
+    # The store keeps NULL for a system nothing named: print what the report calls it.
+    system = safe(tr["system"] or "(unknown)")
     named = f" [named by {meta['system_from']}]" if meta.get("system_from") not in (None, "artefact") else ""
-    reason = f": {meta['outcome_reason']}" if meta.get("outcome_reason") else ""
-    out.print(f"[bold]{tr['trace_id']}[/bold]  ", end="", highlight=False)
-    out.print(f"{system}{named}  ({tr['source_format']}, {tr['outcome']}{reason})", highlight=False, markup=False)
-    out.print(f"source: {tr['source_path']} record {tr['source_index']}", highlight=False)
+    reason = f": {safe(meta['outcome_reason'])}" if meta.get("outcome_reason") else ""
+    head = Text(safe(tr["trace_id"]), style="bold")
+    head.append(f"  {system}{named}  ({safe(tr['source_format'])}, {safe(tr['outcome'])}{reason})")
+    out.print(head, highlight=False)
+    out.print(Text(f"source: {safe(tr['source_path'])} record {tr['source_index']}"), highlight=False)
     if tr["task"]:
-        out.print("task: " + tr["task"][:300].replace("\n", " "), highlight=False, markup=False)
+        out.print(Text("task: " + safe(tr["task"][:300].replace("\n", " "))), highlight=False)
+    if redactions:
+        out.print(Text(f"redacted: {redactions} credential-looking string(s) replaced before storage"),
+                  highlight=False)
     rows = []
     for s in t["steps"]:
         text = s["content"] or (f"{s['tool_name']}({s['tool_args'] or ''})" if s["tool_name"] else "")
@@ -107,7 +116,7 @@ def stats(obj, as_json):
     """Per system: traces, steps, agents, tokens, labelled traces."""
     from mast.store import Store
 
-    with Store(obj.db, read_only=True) as store:
+    with Store(read_db(obj), read_only=True) as store:
         rows = store.stats().to_dicts()
     if as_json:
         print_json(rows)

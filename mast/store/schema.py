@@ -235,6 +235,25 @@ def m030_learned_models(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @migration
+def m080_judge_endpoints(con: duckdb.DuckDBPyConnection) -> None:
+    # The structured-output mode each judge endpoint and model took
+    # (mast.classify.judge.structured), so a later run starts in it instead of being
+    # refused again.  base_url '' is the client's default endpoint.
+    con.execute(
+        """
+        CREATE TABLE judge_endpoints (
+            base_url        VARCHAR NOT NULL,
+            model           VARCHAR NOT NULL,
+            response_format VARCHAR NOT NULL,     -- json_schema / json_object / text
+            refused         JSON,                 -- [[mode, the endpoint's reason], ...] when it was negotiated
+            updated_at      TIMESTAMP NOT NULL,
+            PRIMARY KEY (base_url, model)
+        )
+        """
+    )
+
+
+@migration
 def m100_review_sets(con: duckdb.DuckDBPyConnection) -> None:
     # Human review (mast.review): a review set is the traces `mast sample --for-review`
     # picked for a person to label, in the order the review page shows them.  A labels
@@ -263,6 +282,25 @@ def m100_review_sets(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m070_run_process(con: duckdb.DuckDBPyConnection) -> None:
+    # The process a run row belongs to (mast.store.process), so that a row left 'running'
+    # by a process that died is marked 'interrupted' when the store is next opened for
+    # writing, and a run in progress in another live process is not.
+    con.execute("ALTER TABLE runs ADD COLUMN pid BIGINT")
+    con.execute("ALTER TABLE runs ADD COLUMN host VARCHAR")
+    con.execute("ALTER TABLE runs ADD COLUMN process_started VARCHAR")  # boot id and start ticks
+
+
+@migration
+def m050_redaction_counts(con: duckdb.DuckDBPyConnection) -> None:
+    # How many credential-looking strings the store replaced on the way in (mast.redact):
+    # in the trace's own fields (traces) and in each step (steps); a trace's total is its
+    # row plus its steps'.  Rows stored before this migration count 0 (not re-scanned).
+    con.execute("ALTER TABLE traces ADD COLUMN redactions INTEGER DEFAULT 0")
+    con.execute("ALTER TABLE steps ADD COLUMN redactions INTEGER DEFAULT 0")
 
 
 @migration

@@ -8,8 +8,11 @@ Contract:
 - Trace writes are idempotent: a trace whose id is already stored is counted as
   present and not written again.  Callers wrap one file in one :meth:`Store.transaction`
   so a file is either wholly stored or not at all.
-- Every text column is passed through the secret redaction patterns
-  (:mod:`mast.redact`) inside DuckDB before it is stored.
+- Every string a trace file can set, identifiers included (system, agent, tool and
+  file names), is passed through the secrets catalogue (:mod:`mast.redact`) inside
+  DuckDB before it is stored; ``redactions`` on traces and steps counts what it replaced.
+- A user's ``--where`` condition reaches a query only through :meth:`Store.where_sql`
+  (:mod:`mast.store.where`): trace columns, nothing else.
 - Traces, annotations and attributions are written the same way: encoded as Arrow
   tables (:mod:`mast.store.encode`), registered, and inserted by one statement per
   table that redacts and casts.
@@ -34,11 +37,13 @@ import pyarrow.compute as pc
 
 from mast.errors import MastError, StoreError, StoreFull, StoreInUse, StoreMissing, StoreOutOfMemory
 from mast.model import SCHEMA_VERSION, Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
-from mast.redact import _HINTS, sql_redact
+from mast.redact import sql_hinted, sql_markers, sql_redact
 from mast.settings import current as current_settings
 from mast.store.encode import TraceTables, encode_annotations, encode_attributions, encode_traces
+from mast.store.process import gone as process_gone
 from mast.store.hooks import WriteHook, WrittenBatch
 from mast.store.schema import MIGRATIONS
+from mast.store.where import checked_where
 from mast.scope import traces_sql
 
 
@@ -98,9 +103,13 @@ class Store:
         if not read_only:
             try:
                 self._migrate()
+                self.mark_interrupted_runs()
             except duckdb.Error as e:  # e.g. no memory or no space left to write the schema
                 self._con.close()
                 raise self._map(e) from None
+            except StoreError:         # marking stale runs failed (already mapped)
+                self._con.close()
+                raise
         elif not self._has_table("_migrations"):
             self._con.close()
             raise StoreMissing(f"{self.path} is not a mast store (no migrations recorded)")
@@ -145,6 +154,16 @@ class Store:
             with self.transaction():
                 fn(con)
                 con.execute("INSERT INTO _migrations VALUES (?, ?)", [name, _now()])
+
+    def mark_interrupted_runs(self) -> list[str]:
+        """Mark ``interrupted`` the runs left ``running`` by a process that is gone
+        (:mod:`mast.store.process`); their ids.  Runs of live processes are left alone."""
+        rows = self.fetchall("SELECT run_id, pid, host, process_started FROM runs WHERE status = 'running'")
+        dead = [run_id for run_id, pid, host, token in rows if process_gone(pid, host, token)]
+        if dead:
+            # finished_at stays unknown: when the process died is not recorded anywhere
+            self.execute("UPDATE runs SET status = 'interrupted' WHERE run_id IN (SELECT unnest(?))", [dead])
+        return dead
 
     def migrations(self) -> list[str]:
         return [r[0] for r in self._con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
@@ -200,6 +219,14 @@ class Store:
     def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
         try:
             return self._con.execute(sql, params or []).fetchall()
+        except duckdb.Error as e:
+            raise self._map(e) from None
+
+    def where_sql(self, expr: str, option: str = "--where") -> str:
+        """A user's condition over ``traces``, checked (:mod:`mast.store.where`), ready to put
+        in a query as ``(\n<it>\n)``; :class:`mast.errors.UsageError` if it reaches further."""
+        try:
+            return checked_where(self._con, expr, option)
         except duckdb.Error as e:
             raise self._map(e) from None
 
@@ -420,7 +447,7 @@ class Store:
         select, stamped = _SELECT[table]
         self._con.register(name, rows)
         try:
-            self._con.execute(f"INSERT INTO {into} " + select.replace("{src}", name), [now] if stamped else [])
+            self._con.execute(f"INSERT INTO {into} BY NAME " + select.replace("{src}", name), [now] if stamped else [])
         finally:
             with contextlib.suppress(Exception):
                 self._con.unregister(name)
@@ -527,6 +554,18 @@ class Store:
                     rationale=why, trace_id=tid))
         return [by_id[t] for t in ids if t in by_id]
 
+    def redaction_counts(self, trace_ids: Sequence[str]) -> dict[str, int]:
+        """Per stored trace of ``trace_ids``: the credential-looking strings replaced when it
+        was stored (its own fields and its steps'; :mod:`mast.redact`).  A store opened
+        read-only before migration m050 has no counts: every trace counts 0."""
+        if not self.fetchall("SELECT count(*) FROM information_schema.columns "
+                             "WHERE table_name = 'steps' AND column_name = 'redactions'")[0][0]:
+            return {t: 0 for t in dict.fromkeys(trace_ids)}
+        return dict(self.fetchall("""
+            SELECT t.trace_id, coalesce(any_value(t.redactions), 0) + coalesce(sum(s.redactions), 0)::INTEGER
+            FROM traces t LEFT JOIN steps s USING (trace_id)
+            WHERE t.trace_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY t.trace_id""", [list(trace_ids)]))
+
     def stats(self):
         # One pass over steps for the distinct agents of every system (not one scan per system).
         return self.query("""
@@ -545,32 +584,61 @@ class Store:
 #: what a write stores: staged whole while a big file is streamed (with the hooks' tables)
 _CORE_TABLES = ("traces", "steps", "annotations", "attributions")
 _STAGE_PREFIX = "_mast_stage_"
-_HINTS_SQL = _HINTS.pattern.replace("'", "''")
 
 
 def _redacted(col: str) -> str:
-    """The redaction chain, run only on values that contain a hint word.
+    """The redaction chain, run only on values that contain a hint.
 
     Most text holds no credential-like word; one RE2 scan for the hints is about 8 times
-    cheaper than the eight regexp_replace passes (see bench/RESULTS.md).
+    cheaper than the catalogue's regexp_replace passes (see bench/RESULTS.md).
     """
-    return f"CASE WHEN regexp_matches({col}, '{_HINTS_SQL}') THEN {sql_redact(col)} ELSE {col} END"
+    return f"CASE WHEN {sql_hinted(col)} THEN {sql_redact(col)} ELSE {col} END"
 
 
-# table -> (SELECT from the registered encoded batch ``{src}`` in the stored column order,
+def _select(columns: Sequence[tuple[str, str]], redacted: Sequence[str], count: bool) -> str:
+    """``INSERT ... BY NAME`` body: ``columns`` are (name, expression over the batch), where a
+    redacted column ``c`` is read as ``_r_c``; with ``count``, also ``redactions``: the
+    markers the catalogue added to this row (mast.redact: one per secret)."""
+    inner = ", ".join(f"{_redacted(c)} AS _r_{c}" for c in redacted)
+    cols = [f"{expr} AS {name}" for name, expr in columns]
+    if count:
+        cols.append("(" + " + ".join(f"({sql_markers('_r_' + c)} - {sql_markers(c)})" for c in redacted)
+                    + ")::INTEGER AS redactions")
+    return f"SELECT {', '.join(cols)} FROM (SELECT *, {inner} FROM {{src}})"
+
+
+_TS = "try_cast({} AS TIMESTAMPTZ)::TIMESTAMP"
+# Every stored string a trace file can set is redacted, identifiers included (an agent or
+# tool named after a key, a key in a file name); not ids the store derives (trace_id),
+# nor the importer's own names (source_format, kind).
+_TRACE_TEXT = ("system", "framework", "source_path", "task", "metadata")
+_STEP_TEXT = ("span_id", "parent_span_id", "agent", "role", "content", "tool_name", "tool_args", "target_agent",
+              "status", "attributes")
+
+# table -> (body of the INSERT from the registered encoded batch ``{src}``, by column name;
 # whether it takes the write time as its one parameter)
 _SELECT: dict[str, tuple[str, bool]] = {
-    "traces": (f"""SELECT trace_id, system, framework, source_format,
-        source_path, source_index, {_redacted('task')}, outcome,
-        try_cast(started_at AS TIMESTAMPTZ)::TIMESTAMP, try_cast(ended_at AS TIMESTAMPTZ)::TIMESTAMP,
-        n_steps, n_agents, tokens_in, tokens_out, cost_usd,
-        {_redacted('metadata')}::JSON, {SCHEMA_VERSION}, ? FROM {{src}}""", True),
-    "steps": (f"""SELECT trace_id, step, span_id, parent_span_id,
-        agent, role, kind, {_redacted('content')}, tool_name, {_redacted('tool_args')}, target_agent,
-        try_cast(started_at AS TIMESTAMPTZ)::TIMESTAMP, try_cast(ended_at AS TIMESTAMPTZ)::TIMESTAMP,
-        tokens_in, tokens_out, cost_usd, status, {_redacted('attributes')}::JSON FROM {{src}}""", False),
-    "annotations": (f"""SELECT trace_id, taxonomy, mode, annotator, run_id,
-        label, confidence, evidence_steps, {sql_redact('rationale')}, ? FROM {{src}}""", True),
-    "attributions": (f"""SELECT trace_id, annotator, run_id, agent, step,
-        confidence, {sql_redact('rationale')}, ? FROM {{src}}""", True),
+    "traces": (_select([
+        ("trace_id", "trace_id"), ("system", "_r_system"), ("framework", "_r_framework"),
+        ("source_format", "source_format"), ("source_path", "_r_source_path"), ("source_index", "source_index"),
+        ("task", "_r_task"), ("outcome", "outcome"), ("started_at", _TS.format("started_at")),
+        ("ended_at", _TS.format("ended_at")), ("n_steps", "n_steps"), ("n_agents", "n_agents"),
+        ("tokens_in", "tokens_in"), ("tokens_out", "tokens_out"), ("cost_usd", "cost_usd"),
+        ("metadata", "_r_metadata::JSON"), ("schema_version", str(SCHEMA_VERSION)), ("ingested_at", "?")],
+        _TRACE_TEXT, count=True), True),
+    "steps": (_select([
+        ("trace_id", "trace_id"), ("step", "step"), ("span_id", "_r_span_id"), ("parent_span_id", "_r_parent_span_id"),
+        ("agent", "_r_agent"), ("role", "_r_role"), ("kind", "kind"), ("content", "_r_content"),
+        ("tool_name", "_r_tool_name"), ("tool_args", "_r_tool_args"), ("target_agent", "_r_target_agent"),
+        ("started_at", _TS.format("started_at")), ("ended_at", _TS.format("ended_at")),
+        ("tokens_in", "tokens_in"), ("tokens_out", "tokens_out"), ("cost_usd", "cost_usd"),
+        ("status", "_r_status"), ("attributes", "_r_attributes::JSON")], _STEP_TEXT, count=True), False),
+    "annotations": (_select([
+        ("trace_id", "trace_id"), ("taxonomy", "taxonomy"), ("mode", "mode"), ("annotator", "_r_annotator"),
+        ("run_id", "run_id"), ("label", "label"), ("confidence", "confidence"), ("evidence_steps", "evidence_steps"),
+        ("rationale", "_r_rationale"), ("created_at", "?")], ("annotator", "rationale"), count=False), True),
+    "attributions": (_select([
+        ("trace_id", "trace_id"), ("annotator", "_r_annotator"), ("run_id", "run_id"), ("agent", "_r_agent"),
+        ("step", "step"), ("confidence", "confidence"), ("rationale", "_r_rationale"), ("created_at", "?")],
+        ("annotator", "agent", "rationale"), count=False), True),
 }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,9 @@ from mast.model import Step, StepKind
 from mast.resources import data_dir
 from mast.taxonomy import load
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _openai_server import schema_errors  # noqa: E402
+
 TAX = load()
 MODES = TAX.mode_ids
 
@@ -24,11 +29,11 @@ def steps(*items):
 
 def verdicts(present: dict[str, list[int]] | None = None, root=None, drop=(), extra=None):
     present = present or {}
-    modes = [{"mode": m, "verdict": "present" if m in present else "absent", "confidence": 0.7,
-              "evidence_steps": present.get(m, []), "rationale": f"r{m}"} for m in MODES if m not in drop]
+    modes = {m: {"verdict": "present" if m in present else "absent", "confidence": 0.7,
+                 "evidence_steps": present.get(m, []), "rationale": f"r{m}"} for m in MODES if m not in drop}
     if extra:
-        modes.append(extra)
-    return json.dumps({"modes": modes, "root_cause": root})
+        modes.update(extra)
+    return json.dumps({"verdicts": modes, "root_cause": root})
 
 
 def test_render_numbers_labels_and_collapses_exact_repeats():
@@ -133,7 +138,25 @@ def test_every_prompt_version_renders_and_fences_the_trace(folder):
 
 def test_reply_schema_lists_every_mode():
     s = reply_schema(MODES)
-    assert s["properties"]["modes"]["items"]["properties"]["mode"]["enum"] == MODES
+    v = s["properties"]["verdicts"]
+    assert v["required"] == MODES and list(v["properties"]) == MODES and v["additionalProperties"] is False
+
+
+def test_reply_schema_admits_exactly_one_verdict_per_mode():
+    """What a strict structured-output endpoint enforces: a reply short of a mode, with a
+    mode twice or with an extra one does not match the schema; the full reply does."""
+    schema = reply_schema(MODES)
+    full = json.loads(verdicts({"1.3": [1]}, {"agent": "a", "step": 1, "rationale": "x"}))
+    assert schema_errors(full, schema) == []
+    short = json.loads(verdicts(drop=("3.3",)))
+    assert any("lacks required '3.3'" in e for e in schema_errors(short, schema))
+    extra = json.loads(verdicts(extra={"4.2": full["verdicts"]["1.1"]}))
+    assert any("'4.2' is not allowed" in e for e in schema_errors(extra, schema))
+    # the list shape of judge-v1 could legally be short: it is no longer the reply shape
+    listed = {"modes": [{"mode": m, **x} for m, x in full["verdicts"].items() if m != "3.3"], "root_cause": None}
+    assert schema_errors(listed, schema) != []
+    with pytest.raises(Unclassified, match="no 'verdicts' object keyed by mode id"):
+        parse_reply(json.dumps(listed), MODES, 4, ["a"])
 
 
 def test_parse_valid_reply_and_root_cause_agent_case_insensitive():
@@ -146,13 +169,16 @@ def test_parse_valid_reply_and_root_cause_agent_case_insensitive():
 
 @pytest.mark.parametrize("reply, reason", [
     (verdicts(drop=("3.3",)), "lacks verdicts for modes 3.3"),
-    (verdicts(extra={"mode": "4.2", "verdict": "present", "confidence": 1, "evidence_steps": [], "rationale": ""}),
+    (verdicts(extra={"4.2": {"verdict": "present", "confidence": 1, "evidence_steps": [], "rationale": ""}}),
      "mode '4.2', which is not in the taxonomy"),
+    (verdicts(extra={"FM-1.1": {"verdict": "present", "confidence": 1, "evidence_steps": [], "rationale": ""}}),
+     "gives mode 1.1 twice"),
+    ('{"verdicts": {"1.1": "absent"}, "root_cause": null}', "mode 1.1: the verdict is not an object"),
     (verdicts({"2.3": [7]}), "evidence steps [7] are outside"),
     (verdicts({"2.3": [-1]}), "evidence steps [-1] are outside"),
     (verdicts(root={"agent": "ghost", "step": 1, "rationale": ""}), "agent 'ghost'"),
     (verdicts(root={"agent": "coder", "step": 12, "rationale": ""}), "root cause step 12"),
-    ('{"modes": [{"mode": "1.1", "verdict": "maybe"', "not valid JSON"),
+    ('{"verdicts": {"1.1": {"verdict": "maybe"', "not valid JSON"),
     ("I think everything is fine.", "not valid JSON"),
     ("", "empty reply"),
     ('[1, 2]', "expected an object"),
@@ -166,7 +192,7 @@ def test_bad_replies_are_unclassified_with_reason(reply, reason):
 
 
 def test_json_in_prose_binds_to_last_object_with_modes():
-    text = 'Example: {"modes": []}\n```json\n' + verdicts({"1.1": [0]}) + "\n```\nDone."
+    text = 'Example: {"verdicts": {}}\n```json\n' + verdicts({"1.1": [0]}) + "\n```\nDone."
     v = parse_reply(text, MODES, 2, ["a"])
     assert v.modes["1.1"].present
 
@@ -194,3 +220,14 @@ def test_prices_prefix_match_and_unknown_model(tmp_path, monkeypatch):
     assert known.cost(1_000_000, 500_000) == pytest.approx(2.0)
     assert known.cost(1_000_000, 500_000, batch=True) == pytest.approx(1.0)
     assert estimate_tokens("abcd" * 10) == 10 and estimate_tokens("abcde") == 2
+
+
+def test_reply_shape_is_part_of_the_cache_key(monkeypatch):
+    """The schema is sent beside the messages, not in them: a new reply shape must miss the
+    cache even for the very same messages."""
+    import mast.classify.judge.jobs as jobs_mod
+    msgs = [[{"role": "user", "content": "x"}]]
+    args = dict(prompt_version="judge-v1.1", taxonomy="mast-v1@1", model="m", params={})
+    before = jobs_mod.cache_key("t1-a", msgs, **args)
+    monkeypatch.setattr(jobs_mod, "REPLY_SHAPE", jobs_mod.REPLY_SHAPE + "-next")
+    assert jobs_mod.cache_key("t1-a", msgs, **args) != before

@@ -197,21 +197,24 @@ def test_only_traces_that_failed_get_a_root_cause(db, mast):
 
 
 def test_batched_step_loading_equals_one_query_per_batch(db):
-    """One pass over the store for every batch gives exactly what a query per batch gives."""
+    """One query for every batch of a group gives exactly what a query per batch gives."""
     import numpy as np
 
     from mast.classify.learned import features as F
-    ids = _store(db, n=12)
+    ids = sorted(_store(db, n=12))  # as a selection is ordered
     batches = [ids[:5], [], ids[5:11], ["no-such-trace"]]
     with Store(db) as st:
-        got = list(F.load_batches(st, batches))
-        assert len(got) == len(batches)
-        for b, t in zip(batches, got):
+        frame = F.read_batches(st, batches)
+        assert sorted(set(frame.get_column("_b").to_list())) == [0, 2]  # no rows: no steps
+        flat = [t for b in batches for t in b]
+        for k, b in enumerate(batches):
+            part = frame.filter(frame.get_column("_b") == k)
             want = F.load_steps(st, b)
-            assert t.spans == want.spans and t.agent == want.agent and t.kind == want.kind
-            assert np.array_equal(F.dense(t), F.dense(want))
-        # the temporary tables are gone once the iteration ends
-        assert not st.fetchall("SELECT 1 FROM duckdb_tables() WHERE table_name LIKE '_mast_lf_%'")
+            keys, offsets = F.spans(part)
+            assert [flat[i] for i in keys] == list(want.spans)
+            assert offsets.tolist() == [a for a, _ in want.spans.values()] + [len(want)]
+            assert part.get_column("agent").to_list() == want.agent
+            assert np.array_equal(F.frame_dense(part), F.dense(want))
 
 
 def test_features_are_made_current_before_the_model_reads_them(db, mast):

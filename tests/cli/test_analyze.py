@@ -99,6 +99,29 @@ def test_quickstart_on_the_sample_traces(tmp_path, monkeypatch):
     html = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
     assert "Trace explorer" in html and "Magentic-One" in html
 
+    # The README's next commands name no store: they read the quick start's, and say so on stderr.
+    from click.testing import CliRunner
+    from mast.cli import cli
+    runner = CliRunner()
+    stats = runner.invoke(cli, ["stats", "--json"], catch_exceptions=False)
+    assert stats.exit_code == 0, stats.stderr
+    systems = {r["system"]: r["traces"] for r in json.loads(stats.stdout)}
+    with Store(tmp_path / "reports" / "quickstart.duckdb", read_only=True) as st:
+        assert systems == dict(st.fetchall("SELECT coalesce(system, '(unknown)'), count(*) FROM traces GROUP BY 1"))
+    assert "reports/quickstart.duckdb" in stats.stderr
+    listed = runner.invoke(cli, ["traces", "list", "--json"], catch_exceptions=False)
+    assert listed.exit_code == 0 and len(json.loads(listed.stdout)) == sum(systems.values())
+    assert not (tmp_path / "mast.duckdb").exists()  # the quick start never makes or wipes ./mast.duckdb
+
+    # A store of the user's own at the default path wins, silently; -d is always obeyed.
+    with Store(tmp_path / "mast.duckdb"):
+        pass
+    own = runner.invoke(cli, ["stats", "--json"], catch_exceptions=False)
+    assert own.exit_code == 0 and json.loads(own.stdout) == [] and "quickstart" not in own.stderr
+    assert quickstart.main([]) == 0 and (tmp_path / "mast.duckdb").exists()
+    missing = runner.invoke(cli, ["-d", "other.duckdb", "stats"], catch_exceptions=False)
+    assert missing.exit_code == 1 and "no store at other.duckdb" in missing.stderr
+
 
 def test_library_pipeline_reports_events_and_stages(folder, tmp_path, db):
     """The job the CLI renders is a library call: stages, events and the report, no printing."""

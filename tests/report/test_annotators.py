@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _openai_server import OpenAIServer  # noqa: E402
 
 from mast.classify import create  # noqa: E402
+from mast.classify.judge.prompt import load_template  # noqa: E402
 from mast.classify.runner import Selection, run  # noqa: E402
 from mast.model import Annotation, Label, Step, Trace  # noqa: E402
 from mast.report import build_context, write_report  # noqa: E402
@@ -63,7 +64,7 @@ def test_judge_runs_show_cost_coverage_cache_hits_and_unclassified_reasons(db, s
     assert [r.run_id for r in runs] == [s[0] for s in stored]
     first, second = runs
     for r, s in zip(runs, stored):
-        assert (r.model, r.prompt_version) == (MODEL, "judge-v1")
+        assert (r.model, r.prompt_version) == (MODEL, load_template().version)
         assert (r.tokens_in, r.tokens_out, r.cost_usd, r.traces_done, r.traces_failed) == s[1:]
         assert r.failures_total == 1 and r.failures[0][0] == ids[2] and r.failures[0][1] == "unclassified"
         assert "not valid JSON" in r.failures[0][2]
@@ -75,7 +76,7 @@ def test_judge_runs_show_cost_coverage_cache_hits_and_unclassified_reasons(db, s
     doc = parse(res.path.read_text(encoding="utf-8"))
     table = doc.find("table", cls="runs")
     rows = [re.sub(r"\s+", " ", tr.all_text()).strip() for tr in table.find_all("tr") if "data-run" in tr.attrs]
-    assert len(rows) == 2 and MODEL in rows[1] and "judge-v1" in rows[1] and "2 of 2" in rows[1] and "100.0%" in rows[1]
+    assert len(rows) == 2 and MODEL in rows[1] and load_template().version in rows[1] and "2 of 2" in rows[1] and "100.0%" in rows[1]
     fails = [re.sub(r"\s+", " ", li.all_text()) for li in table.find_all("li")]
     assert len(fails) == 2 and all(ids[2][:15] in f and "not valid JSON" in f for f in fails)
 

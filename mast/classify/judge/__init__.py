@@ -21,6 +21,11 @@ Contract (on top of :mod:`mast.classify`):
   reason, the prompt and the reply.  A trace judged on partial text (caps) is still
   labelled; its coverage is stored in ``judge_cache.coverage`` and stated in the
   rationale.
+- Structured output: ``response_format="auto"`` (default) starts in the mode the
+  endpoint and model took last time (``judge_endpoints``), else ``json_schema``, and
+  steps down once per mode the endpoint refuses (``json_object`` + schema, then the
+  schema in the prompt); a forced mode never steps down.  The run summary says which
+  mode was used and why; replies are validated the same way in every mode.
 - Cache: ``judge_cache`` keyed by (trace content hash, prompt version, taxonomy id and
   version, model, parameters, hash of the exact messages).  A hit costs nothing and
   sends nothing.  Results are cached before they are yielded, so a killed run resumes
@@ -36,7 +41,9 @@ Where things are, each module depending only on those listed before it:
 :mod:`.transcript` (a stored trace as step-numbered text, windows, coverage),
 :mod:`.prompt` (templates in ``classifiers/judge/<version>/``, reply schema, messages),
 :mod:`.reply` (validate and merge replies), :mod:`.prices` (token estimates, prices),
-:mod:`.storage` (the judge's SQL), :mod:`.client` (one chat request with retries),
+:mod:`.storage` (the judge's SQL), :mod:`.structured` (structured-output modes: json_schema,
+json_object + schema, the schema in the prompt, and their negotiation with an endpoint),
+:mod:`.client` (one chat request with retries),
 :mod:`.jobs` (traces -> jobs, replies -> Outputs, cache, estimate),
 :mod:`.online` (the concurrent loop with budget), :mod:`.batch` (the Batch API),
 :mod:`.classifier` (the contract, dispatching to online or batch).

@@ -18,8 +18,12 @@ public API, through one :class:`JudgeJobs` built per run:
 - :meth:`JudgeJobs.estimate` totals the expected tokens and cost of a selection.
 
 The cache key (:func:`cache_key`) covers the trace id (a content hash), the prompt
-version, the taxonomy id and version, the model, :func:`judge_params` and the exact
-messages: any change to what the judge would be asked is a miss.
+version, the taxonomy id and version, the model, :func:`judge_params`, the reply shape
+(:data:`~.prompt.REPLY_SHAPE`: the schema is sent beside the messages, not in them) and
+the exact messages: any change to what the judge would be asked is a miss.  The messages
+are those of the structured-output mode (:mod:`.structured`): the text mode appends the
+schema to the prompt, so its verdicts are keyed apart; ``json_schema`` and
+``json_object`` send the same prompt and share them.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from typing import Any, Iterator, NamedTuple, Sequence
 from mast.classify.contract import Output
 from mast.classify.judge import storage
 from mast.classify.judge.prices import Price, load_table, message_tokens, price_for
-from mast.classify.judge.prompt import Template, build_messages, load_template, reply_schema
+from mast.classify.judge.prompt import REPLY_SHAPE, Template, build_messages, load_template, reply_schema
 from mast.classify.judge.reply import Verdicts, parse_reply
+from mast.classify.judge.structured import prompt_variant, with_mode
 from mast.classify.judge.transcript import Rendered, RenderOptions, render_trace
 from mast.model import Annotation, Attribution, Label, Trace
 from mast.taxonomy import load as load_taxonomy
@@ -65,6 +70,7 @@ class JobResult:
     tokens_in: int = 0
     tokens_out: int = 0
     attempts: int = 0
+    mode: str | None = None       # the structured-output mode the replies came in
 
 
 class Prepared(NamedTuple):
@@ -85,8 +91,20 @@ class JudgeStats:
     cost_usd: float = 0.0
     cost_known: bool = True
     budget_stopped: bool = False
+    #: traces not started because the run deadline had passed
+    skipped_deadline: int = 0
+    deadline_stopped: bool = False
+    #: traces not started because the first calls all failed (the endpoint looks down)
+    skipped_failing: int = 0
+    failing_stopped: bool = False
+    #: Ctrl-C: the run stopped sending; ``abandoned`` traces were in flight past the grace period
+    interrupted: bool = False
+    abandoned: int = 0
     batch_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the structured-output mode used, and how it was chosen (:mod:`.structured`)
+    response_format: str | None = None
+    response_format_how: str | None = None
 
 
 @dataclass
@@ -127,12 +145,13 @@ def judge_params(*, temperature: float | None, max_tokens: int, render: RenderOp
 
 def cache_key(trace_id: str, messages: list[list[dict]], *, prompt_version: str, taxonomy: str,
               model: str | None, params: dict[str, Any]) -> str:
-    """``j1-`` + 40 hex digits of SHA-256 over the run's identity and the exact messages."""
+    """``j2-`` + 40 hex digits of SHA-256 over the run's identity, the reply shape and the
+    exact messages (``j1-`` keys were made before the reply shape was part of the key)."""
     h = hashlib.sha256()
     h.update(json.dumps({"trace": trace_id, "prompt": prompt_version, "taxonomy": taxonomy, "model": model,
-                         "params": params}, sort_keys=True).encode())
+                         "params": params, "reply": REPLY_SHAPE}, sort_keys=True).encode())
     h.update(json.dumps(messages, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-    return "j1-" + h.hexdigest()[:40]
+    return "j2-" + h.hexdigest()[:40]
 
 
 def merge_outputs(outs: list[Output]) -> Output:
@@ -157,8 +176,10 @@ class JudgeJobs:
 
     def __init__(self, *, model: str | None, prompt: str, taxonomy: str, temperature: float | None,
                  max_tokens: int, render: RenderOptions, hints: bool, batch: bool, prices: str | None,
-                 annotator: str, session: str, stats: JudgeStats | None = None):
+                 annotator: str, session: str, stats: JudgeStats | None = None, mode: str = "json_schema"):
         self.model = model
+        #: the structured-output mode the run starts in: it decides the prompt, so the cache key
+        self.mode = mode
         self.taxonomy = load_taxonomy(taxonomy)
         self.template: Template = load_template(prompt)
         self.schema = reply_schema(self.taxonomy.mode_ids)
@@ -192,11 +213,15 @@ class JudgeJobs:
             msgs.append(build_messages(self.template, self.taxonomy, text, window=w, n_windows=len(r.windows),
                                        first_step=first, last_window_step=last, last_step=r.n_steps - 1,
                                        agents=r.agents, task=r.task, hints=hints))
-        est_in = sum(message_tokens(m) for m in msgs)
+        est_in = sum(message_tokens(with_mode(m, self.mode, self.schema)) for m in msgs)
         est_cost = self.price.cost(est_in, EXPECTED_OUTPUT_TOKENS * len(msgs), batch=self.batch)
-        key = cache_key(trace_id, msgs, prompt_version=self.prompt_version, taxonomy=self.taxonomy_version,
-                        model=self.model, params=self.params)
-        return Job(trace_id, r, msgs, key, est_in, est_cost)
+        return Job(trace_id, r, msgs, self.key_for(trace_id, msgs, self.mode), est_in, est_cost)
+
+    def key_for(self, trace_id: str, messages: list[list[dict]], mode: str) -> str:
+        """The cache key of ``messages`` as sent in ``mode``."""
+        sent = [with_mode(m, mode, self.schema) for m in messages]
+        return cache_key(trace_id, sent, prompt_version=self.prompt_version, taxonomy=self.taxonomy_version,
+                         model=self.model, params=self.params)
 
     def jobs_for(self, store, trace_ids: Sequence[str]) -> list[Job]:
         """The jobs of the stored ones of ``trace_ids``, in that order, from one read."""
@@ -272,7 +297,10 @@ class JudgeJobs:
                           tokens_out=res.tokens_out, cost_usd=cost), None
         self.stats.judged += 1
         cov = job.rendered.coverage.as_dict()
-        row = storage.cache_row(job.key, trace_id=tid, model=self.model, prompt_version=self.prompt_version,
+        # A run that fell back to the text mode mid-way asked with another prompt than its keys assumed.
+        key = job.key if prompt_variant(res.mode or self.mode) == prompt_variant(self.mode) else \
+            self.key_for(tid, job.messages, res.mode)
+        row = storage.cache_row(key, trace_id=tid, model=self.model, prompt_version=self.prompt_version,
                                 taxonomy=self.taxonomy_version, params=self.params,
                                 result=res.verdicts.to_json(), coverage=cov, tokens_in=res.tokens_in,
                                 tokens_out=res.tokens_out, cost_usd=cost if self.price.known else None)

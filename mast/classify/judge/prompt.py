@@ -59,14 +59,22 @@ def nonce_for(*parts: str) -> str:
     return h.hexdigest()[:16]
 
 
+#: the shape of the reply (:func:`reply_schema`); part of the cache key, so a change to the
+#: shape never serves verdicts cached under another one
+REPLY_SHAPE = "verdicts-by-mode-1"
+
+
 def reply_schema(mode_ids: list[str]) -> dict:
-    """JSON schema for ``response_format`` (strict structured outputs)."""
-    mode = {
+    """JSON schema for ``response_format`` (strict structured outputs).
+
+    The verdicts are an object keyed by mode id with every mode required and no other key
+    allowed, so an endpoint that enforces the schema cannot return fewer or more verdicts
+    than the taxonomy has modes (an array could legally be short)."""
+    verdict = {
         "type": "object",
         "additionalProperties": False,
-        "required": ["mode", "verdict", "confidence", "evidence_steps", "rationale"],
+        "required": ["verdict", "confidence", "evidence_steps", "rationale"],
         "properties": {
-            "mode": {"type": "string", "enum": list(mode_ids)},
             "verdict": {"type": "string", "enum": ["present", "absent"]},
             "confidence": {"type": "number"},
             "evidence_steps": {"type": "array", "items": {"type": "integer"}},
@@ -80,11 +88,13 @@ def reply_schema(mode_ids: list[str]) -> dict:
         "properties": {"agent": {"type": ["string", "null"]}, "step": {"type": ["integer", "null"]},
                        "rationale": {"type": "string"}},
     }
+    ids = list(mode_ids)
     return {
         "type": "object",
         "additionalProperties": False,
-        "required": ["modes", "root_cause"],
-        "properties": {"modes": {"type": "array", "items": mode},
+        "required": ["verdicts", "root_cause"],
+        "properties": {"verdicts": {"type": "object", "additionalProperties": False, "required": ids,
+                                    "properties": {m: verdict for m in ids}},
                        "root_cause": {"anyOf": [root, {"type": "null"}]}},
     }
 

@@ -1,8 +1,9 @@
 """Parse and validate judge replies; merge windows.
 
 Contract: :func:`parse_reply` returns a :class:`Verdicts` or raises :class:`Unclassified`
-with a reason.  A reply is accepted only when it is one JSON object that gives exactly one
-verdict ("present"/"absent") for every mode of the taxonomy, confidences in [0, 1],
+with a reason.  A reply is accepted only when it is one JSON object of the shape
+:func:`~.prompt.reply_schema` fixes (``{"verdicts": {"<mode id>": {...}, ...}, "root_cause":
+...}``) that gives exactly one verdict ("present"/"absent") for every mode of the taxonomy, confidences in [0, 1],
 evidence steps inside the trace's step range, and a root cause (if any) that names an
 agent of the trace and a step in range.  Nothing is guessed: a missing mode is never
 read as "absent".
@@ -75,12 +76,12 @@ def extract_json(text: str) -> Any:
         except ValueError:
             i = text.find("{", i + 1)
             continue
-        if isinstance(obj, dict) and "modes" in obj:
+        if isinstance(obj, dict) and "verdicts" in obj:
             found = obj
         i = text.find("{", end)
     if found is None:
         raise Unclassified(f"reply is not valid JSON ({whole_error}) and contains no complete "
-                           "JSON object with 'modes'")
+                           "JSON object with 'verdicts'")
     return found
 
 
@@ -90,23 +91,21 @@ def parse_reply(text: str | None, mode_ids: list[str], n_steps: int, agents: lis
     obj = extract_json(text)
     if not isinstance(obj, dict):
         raise Unclassified(f"reply JSON is a {type(obj).__name__}, expected an object")
-    modes = obj.get("modes")
-    if isinstance(modes, dict):  # {"1.1": {...}} is an unambiguous variant
-        modes = [{"mode": k, **v} if isinstance(v, dict) else {"mode": k, "verdict": v} for k, v in modes.items()]
-    if not isinstance(modes, list):
-        raise Unclassified("reply has no 'modes' list")
+    verdicts = obj.get("verdicts")
+    if not isinstance(verdicts, dict):
+        raise Unclassified("reply has no 'verdicts' object keyed by mode id")
     known = set(mode_ids)
     out: dict[str, ModeVerdict] = {}
-    for k, m in enumerate(modes):
-        if not isinstance(m, dict):
-            raise Unclassified(f"modes[{k}] is not an object")
-        mid = str(m.get("mode", "")).strip()
+    for key, m in verdicts.items():
+        mid = str(key).strip()
         if mid.startswith("FM-"):
             mid = mid[3:]
         if mid not in known:
             raise Unclassified(f"reply names mode {mid!r}, which is not in the taxonomy")
         if mid in out:
             raise Unclassified(f"reply gives mode {mid} twice")
+        if not isinstance(m, dict):
+            raise Unclassified(f"mode {mid}: the verdict is not an object")
         verdict = str(m.get("verdict", "")).strip().lower()
         if verdict not in ("present", "absent"):
             raise Unclassified(f"mode {mid}: verdict {m.get('verdict')!r} is not 'present' or 'absent'")
@@ -124,6 +123,7 @@ def parse_reply(text: str | None, mode_ids: list[str], n_steps: int, agents: lis
     missing = [m for m in mode_ids if m not in out]
     if missing:
         raise Unclassified("reply lacks verdicts for modes " + ", ".join(missing))
+    out = {m: out[m] for m in mode_ids}   # the taxonomy's order, whatever order the keys came in
     rc = obj.get("root_cause")
     root = None
     if rc is not None:

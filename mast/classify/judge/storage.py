@@ -1,6 +1,6 @@
 """The judge's own reads and writes, all through :class:`mast.store.Store`: the rules'
-findings as hints, and the tables of migration ``m010_judge_tables`` (cache, failures,
-batches).  Kept in one module so the SQL is in one place; traces themselves are read
+findings as hints, the tables of migration ``m010_judge_tables`` (cache, failures,
+batches) and ``m080_judge_endpoints`` (the structured-output mode each endpoint took).  Kept in one module so the SQL is in one place; traces themselves are read
 through the store's typed path, :meth:`mast.store.Store.load_traces`."""
 
 from __future__ import annotations
@@ -97,3 +97,21 @@ def open_batches(store, model: str, prompt_version: str) -> list[dict[str, Any]]
                           "AND status NOT IN ('stored', 'failed', 'expired', 'cancelled') ORDER BY created_at",
                           [model, prompt_version])
     return [batch_get(store, r[0]) for r in rows]
+
+
+def endpoint_mode(store, base_url: str | None, model: str) -> str | None:
+    """The structured-output mode (base_url, model) took last time (migration m080), if any."""
+    rows = store.fetchall("SELECT response_format FROM judge_endpoints WHERE base_url = ? AND model = ?",
+                          [_endpoint(base_url), model])
+    return rows[0][0] if rows else None
+
+
+def remember_endpoint_mode(store, base_url: str | None, model: str, mode: str,
+                           refused: list[tuple[str, str]]) -> None:
+    store.execute("INSERT OR REPLACE INTO judge_endpoints VALUES (?, ?, ?, ?, ?)",
+                  [_endpoint(base_url), model, mode, json.dumps([list(r) for r in refused]), _now()])
+
+
+def _endpoint(base_url: str | None) -> str:
+    # One spelling per endpoint: "http://h:1/v1/" and "http://h:1/v1" are the same server.
+    return (base_url or "").strip().rstrip("/")

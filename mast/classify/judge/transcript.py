@@ -89,11 +89,12 @@ def _kind(s: Step) -> str | None:
 
 
 def _header(i: int, s: Step) -> str:
-    agent = s.agent or "?"
+    # Names are redacted too: an agent or tool may be named after a key.
+    agent = redact(s.agent) or "?"
     kind = _kind(s) or "message"
-    tool = f"({s.tool_name})" if s.tool_name else ""
-    target = f" -> {s.target_agent}" if s.target_agent else ""
-    status = f" [{s.status}]" if s.status and s.status not in ("ok", "OK") else ""
+    tool = f"({redact(s.tool_name)})" if s.tool_name else ""
+    target = f" -> {redact(s.target_agent)}" if s.target_agent else ""
+    status = f" [{redact(s.status)}]" if s.status and s.status not in ("ok", "OK") else ""
     return f"[{i}] {agent} {kind}{tool}{target}{status}:"
 
 
@@ -117,7 +118,7 @@ def render_trace(steps: Sequence[Step], task: str | None = None,
     agents: list[str] = []
     only_step = len(steps) == 1
     for i, s in enumerate(steps):
-        agent = s.agent
+        agent = redact(s.agent)
         if agent and agent not in agents:
             agents.append(agent)
         body = s.content or ""

@@ -21,13 +21,13 @@ from __future__ import annotations
 from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
+import polars as pl
 
 from mast.classify.contract import ClassifierBase, Option, Output
 from mast.classify.learned import documents
 from mast.classify.learned import features as F
 from mast.classify.learned.model import DEFAULT_MODEL, AttributionModel, load_file, load_stored, resolve
-from mast.classify.learned.ranker import group_offsets
-from mast.classify.learned.train import predict
+from mast.classify.learned.train import choose
 from mast.model import Attribution
 
 ENGINE_VERSION = "1"
@@ -77,48 +77,56 @@ class LearnedClassifier(documents.ModelBacked, ClassifierBase):
             [list(trace_ids)])}
         batches = [list(trace_ids[s:s + BATCH]) for s in range(0, len(trace_ids), BATCH)]
         todos = [[t for t in b if t in failed] for b in batches]
+        # once for the whole selection (a check per group cost a semi-join per group, and
+        # for a part of the store a copy of its feature rows)
+        F.make_current(store, trace_ids)
         # the buffer pool capped: the steps of a million traces spill to disk rather than stay resident
         with store.memory_limit(MEMORY_LIMIT):
-            yield from self._batches(m, store, batches, todos)
-
-    def _batches(self, m: AttributionModel, store, batches: list[list[str]],
-                 todos: list[list[str]]) -> Iterator[Output]:
-        # One pass over the store per group of batches, not one for the whole selection:
-        # the joined steps of a million traces do not fit the capped buffer pool.
-        for g in range(0, len(batches), GROUP):
-            yield from self._group(m, store, batches[g:g + GROUP], todos[g:g + GROUP])
+            # One pass over the store per group of batches, not one for the whole selection:
+            # the feature rows of a million traces do not fit the capped buffer pool.
+            for g in range(0, len(batches), GROUP):
+                yield from self._group(m, store, batches[g:g + GROUP], todos[g:g + GROUP])
 
     def _group(self, m: AttributionModel, store, batches: list[list[str]],
                todos: list[list[str]]) -> Iterator[Output]:
-        for batch, todo, table in zip(batches, todos, F.load_batches(store, todos)):
+        frame = F.read_batches(store, todos)
+        bnum = frame.get_column("_b").to_numpy()
+        bounds = np.searchsorted(bnum, np.arange(len(batches) + 1))  # rows of each batch
+        first = 0  # index of the batch's first trace in the concatenated todos
+        for k, (batch, todo) in enumerate(zip(batches, todos)):
             out = Output(trace_ids=batch)
-            scored = [t for t in todo if t in table.spans]
-            for t in todo:
-                if t not in table.spans:
+            part = frame.slice(int(bounds[k]), int(bounds[k + 1] - bounds[k]))
+            keys, offsets = F.spans(part)
+            have = {int(i) - first for i in keys}
+            for j, t in enumerate(todo):
+                if j not in have:
                     out.failed[t] = "no steps: nothing to rank"
                     self._no_steps += 1
-            if scored:
-                X = F.dense(table)
-                order = np.concatenate([np.arange(*table.spans[t]) for t in scored])
-                spans, pos = [], 0
-                for t in scored:
-                    a, b = table.spans[t]
-                    spans.append((pos, pos + b - a))
-                    pos += b - a
-                Xs, agents = X[order], [table.agent[r] for r in order]
-                offsets = group_offsets(spans)
-                preds = predict(m.ranker, m.agent_rule, Xs, agents, offsets)
-                contrib = ((Xs - m.ranker.mean) / m.ranker.scale) * m.ranker.weights
-                for t, p, a in zip(scored, preds, offsets[:-1]):
-                    row = contrib[a + p.step]
-                    top = np.argsort(-row)[:3]
-                    why = ", ".join(f"{F.DENSE[j]} {row[j]:+.2f}" for j in top if row[j] > 0)
-                    out.attributions.append(Attribution(
-                        annotator="", agent=p.agent, step=int(table.step[table.spans[t][0] + p.step]),
-                        confidence=round(p.confidence, 4), trace_id=t,
-                        rationale=f"learned ranker {m.model_id}: step scored highest "
-                                  f"(p={p.confidence:.2f}); top features: {why or 'none positive'}"))
+            if keys:
+                out.attributions = self._attribute(m, part, offsets, [todo[int(i) - first] for i in keys])
+            first += len(todo)
             yield out
+
+    @staticmethod
+    def _attribute(m: AttributionModel, part, offsets: np.ndarray, traces: list[str]) -> list[Attribution]:
+        """The root cause of each trace of ``part`` (rows of ``traces``, in order)."""
+        X = F.frame_dense(part)
+        agent = part.get_column("agent")
+        codes = agent.cast(pl.Categorical).to_physical().cast(pl.Int64).fill_null(-1).to_numpy() + 1
+        rows, conf = choose(m.ranker.scores(X), offsets, codes, m.agent_rule)
+        contrib = ((X[rows] - m.ranker.mean) / m.ranker.scale) * m.ranker.weights
+        top = np.argsort(-contrib, axis=1, kind="stable")[:, :3].tolist()
+        contrib = contrib.tolist()  # plain floats: formatting numpy scalars costs microseconds each
+        agents = agent.gather(rows).to_list()
+        steps = part.get_column("step").gather(rows).to_list()
+        out = []
+        for t, ag, st, c, row, best in zip(traces, agents, steps, conf.tolist(), contrib, top):
+            why = ", ".join(f"{F.DENSE[j]} {row[j]:+.2f}" for j in best if row[j] > 0)
+            out.append(Attribution(
+                annotator="", agent=ag, step=int(st), confidence=round(c, 4), trace_id=t,
+                rationale=f"learned ranker {m.model_id}: step scored highest "
+                          f"(p={c:.2f}); top features: {why or 'none positive'}"))
+        return out
 
     def run_details(self) -> dict[str, Any]:
         m = self._model

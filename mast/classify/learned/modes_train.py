@@ -81,6 +81,7 @@ class ModesResult:
 
 
 def load_gold(store, gold: str, where: str | None, taxonomy: str, group: str) -> Gold:
+    cond = f"(\n{store.where_sql(where)}\n)" if where else "true"
     rows = store.fetchall(
         f"""
         SELECT l.trace_id, l.mode, l.label = 'present', t.metadata FROM (
@@ -88,7 +89,7 @@ def load_gold(store, gold: str, where: str | None, taxonomy: str, group: str) ->
                                          ORDER BY created_at DESC, run_id DESC NULLS LAST) AS rn
             FROM annotations WHERE annotator = ? AND taxonomy = ? AND label IN ('present', 'absent')) l
         JOIN traces t USING (trace_id)
-        WHERE l.rn = 1 AND {f'({where})' if where else 'true'}
+        WHERE l.rn = 1 AND {cond}
         ORDER BY l.trace_id, l.mode""", [gold, taxonomy])
     labels: dict[str, dict[str, int]] = {}
     meta: dict[str, Any] = {}

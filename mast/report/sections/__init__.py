@@ -8,7 +8,8 @@ add those files and one line below.
 from __future__ import annotations
 
 from mast.report.section import Section
-from mast.report.sections import agents, annotators, coordination, explorer, exposure, glossary, models, overview
+from mast.report.sections import (agents, annotators, coordination, explorer, exposure, glossary, models, overview,
+                                  unclassified)
 
 SECTIONS: list[Section] = [
     overview.SECTION,
@@ -17,6 +18,7 @@ SECTIONS: list[Section] = [
     agents.SECTION,
     coordination.SECTION,
     annotators.SECTION,
+    unclassified.SECTION,
     models.SECTION,
     glossary.SECTION,
 ]

@@ -1,0 +1,210 @@
+"""Redaction in the store: every stored string field (identifiers too) before storage, the
+count per trace, and no change at all to the fixtures but their planted secrets."""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from conftest import ROOT, write_json  # noqa: E402
+from mast.classify.hooks import ingest_hooks  # noqa: E402
+from mast.errors import MastError  # noqa: E402
+from mast.ingest.pipeline import _importer, expand, ingest_paths  # noqa: E402
+from mast.redact import REDACTED  # noqa: E402
+from mast.settings import Settings  # noqa: E402
+from mast.store import Store  # noqa: E402
+
+_rng = random.Random(7)
+
+
+def _rand(n: int) -> str:
+    return "".join(_rng.choice(string.ascii_letters + string.digits) for _ in range(n))
+
+
+# made up, and built from pieces (no file holds a string a secret scanner would flag)
+GH = "ghp" + "_" + _rand(36)
+STRIPE = "sk" + "_live_" + _rand(24)
+GOOGLE = "AI" + "za" + _rand(35)
+NPM = "npm" + "_" + _rand(36)
+JWT = "ey" + "J" + _rand(20) + ".ey" + "J" + _rand(30) + "." + _rand(40)
+SLACK = "xo" + "xb-" + _rand(12) + "-" + _rand(20)
+PASS = "Pw" + _rand(12)
+SECRETS = [GH, STRIPE, GOOGLE, NPM, JWT, SLACK, PASS]
+
+
+def _chat_file(tmp_path: Path) -> Path:
+    """A generic message list with a secret in every field a file can set."""
+    chat = {
+        "system": f"crew-{GH}",                                    # traces.system
+        "framework": f"fw {SLACK}",                                # traces.framework
+        "task": f"deploy with postgres://app:{PASS}@db/prod",      # traces.task
+        "messages": [
+            {"role": "user", "name": f"planner-{STRIPE}", "content": "start", "service.name": f"svc-{GOOGLE}"},
+            {"role": "assistant", "name": "coder", "content": f"token {JWT}",
+             "tool_calls": [{"id": f"call-{NPM}", "type": "function",
+                             "function": {"name": f"run_{GH}", "arguments": json.dumps({"key": STRIPE})}}]},
+            {"role": "tool", "tool_call_id": f"call-{NPM}", "content": "ok"},
+        ],
+    }
+    # and one in the file name (traces.source_path)
+    return write_json(tmp_path / f"run-{GOOGLE}.json", chat)
+
+
+def _ingest(db: Path, paths, keep_going=False):
+    with Store(db) as st:
+        return ingest_paths(st, paths, keep_going=keep_going, workers=0, hooks=ingest_hooks(Settings(db=str(db))))
+
+
+def test_every_stored_string_is_redacted_identifiers_included(tmp_path, db, mast):
+    summary = _ingest(db, [_chat_file(tmp_path)])
+    assert summary.traces_new == 1 and not summary.errors
+    with Store(db, read_only=True) as st:
+        dumped = st.fetchall("SELECT (SELECT list(t::VARCHAR) FROM traces t)::VARCHAR, "
+                             "(SELECT list(s::VARCHAR) FROM steps s)::VARCHAR, "
+                             "(SELECT list(f::VARCHAR) FROM rule_step_features f)::VARCHAR")[0]
+        [(tid,)] = st.fetchall("SELECT trace_id FROM traces")
+        [trace] = st.load_traces([tid])
+        counts = st.redaction_counts([tid])
+    for table in dumped:
+        for s in SECRETS:
+            assert s not in table
+    assert trace.system == f"crew-{REDACTED}" and trace.framework == f"fw {REDACTED}"
+    assert trace.source_path.endswith(f"run-{REDACTED}.json")
+    assert trace.task == f"deploy with postgres://app:{REDACTED}@db/prod"
+    agents = [s.agent for s in trace.steps]
+    assert f"planner-{REDACTED}" in agents
+    call = next(s for s in trace.steps if s.tool_name)
+    assert call.tool_name == f"run_{REDACTED}" and call.span_id == f"call-{REDACTED}"
+    assert trace.steps[0].attributes["service.name"] == f"svc-{REDACTED}"
+    # one marker per secret stored: system, framework (also copied into metadata), path,
+    # task; agent, service.name; JWT; tool name, args, call id; the tool result's call id
+    # and the tool name the importer copies onto it
+    assert counts == {tid: 13}
+
+    shown = json.loads(mast("traces", "show", tid[:12], "--json").stdout)
+    assert shown["trace"]["redactions"] == 13
+    text = mast("traces", "show", tid[:12]).stdout
+    assert "redacted: 13" in text and not any(s in text for s in SECRETS)
+
+
+def test_report_and_judge_prompt_hold_no_secret(tmp_path, db, mast):
+    _ingest(db, [_chat_file(tmp_path)])
+    out = tmp_path / "r.html"
+    mast("report", "-o", out)
+    html = out.read_text(encoding="utf-8")
+    assert "crew-" in html and not any(s in html for s in SECRETS)
+
+    # The prompt: from raw steps too (a caller that never stored them), names and task included.
+    from mast.classify.judge.transcript import render_trace
+    from mast.model import Step, StepKind
+    steps = [Step(agent=f"a-{GH}", content="hi", kind=StepKind.TOOL_CALL, tool_name=f"t_{NPM}",
+                  target_agent=f"b-{STRIPE}", status=f"error {SLACK}")]
+    r = render_trace(steps, task=f"use {GOOGLE}")
+    prompt = "\n".join(r.windows) + " ".join(r.agents) + (r.task or "")
+    assert "a-" in prompt and not any(s in prompt for s in SECRETS)
+
+
+# Secrets planted in the committed fixtures (and how the catalogue leaves them): nothing
+# else in them may change when stored.
+PLANTED = {
+    "sk-mastfixture-ag2-key-1234567890abcdef": REDACTED,  # the AG2 generator's fake OpenAI key
+    "mastfixturebearertoken0123456789": REDACTED,                  # and its Authorization header
+    # AppWorld's made-up account passwords and access token, in the MAD traces, where they
+    # are assigned (a bare mention in prose, "the access token %oxCE]q", has no shape to
+    # catch: the catalogue's known limit)
+    **{f'"password": "{p}"': f'"password": "{REDACTED}"'
+       for p in ("_@+7@Ei", "FgP]brO", "YUtGXre", "eF@$eFT", "o1nzdVD", "tHH!E]U", "%oxCE]q")},
+    **{f"access_token={q}%oxCE]q{q}": f"access_token={q}{REDACTED}{q}" for q in "'\""},
+}
+
+
+def _planted_out(v):
+    if isinstance(v, str):
+        for secret, shown in PLANTED.items():
+            v = v.replace(secret, shown)
+        return v
+    if isinstance(v, dict):
+        return {_planted_out(k): _planted_out(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_planted_out(x) for x in v]
+    return v
+
+
+_TEXT = ("agent", "role", "content", "tool_name", "tool_args", "target_agent", "status", "span_id", "parent_span_id")
+
+
+def test_fixtures_change_only_where_secrets_were_planted(db):
+    files = expand([ROOT / "tests" / "fixtures", ROOT / "traces"])
+    raw = {}
+    for f in files:
+        try:
+            imp, _ = _importer(f, "auto")
+            traces = list(imp.read(f)) if imp else []
+        except MastError:  # not a trace file (golden outputs, notes), or a deliberately bad one
+            continue
+        for t in traces:
+            raw.setdefault(t.finalise().trace_id, t)
+    assert len(raw) >= 75  # every framework, format and data set the project ships
+    summary = _ingest(db, files, keep_going=True)
+    with Store(db, read_only=True) as st:
+        stored = {t.trace_id: t for t in st.load_traces(list(raw))}
+        counts = st.redaction_counts(list(raw))
+    assert set(stored) == set(raw), summary.errors
+    changed = 0
+    for tid, r in raw.items():
+        s = stored[tid]
+        assert (s.system, s.framework, s.task, s.source_path) == tuple(
+            _planted_out(x) for x in (r.system, r.framework, r.task, str(Path(r.source_path)))), tid
+        assert (s.metadata or None) == (_planted_out(json.loads(json.dumps(r.metadata))) or None), tid
+        assert len(s.steps) == len(r.steps)
+        for i, (a, b) in enumerate(zip(s.steps, r.steps)):
+            for k in _TEXT:
+                assert getattr(a, k) == _planted_out(getattr(b, k)), (tid, i, k)
+            # (an empty dict is stored as NULL: the encoding's choice, not redaction's)
+            assert (a.attributes or None) == (_planted_out(json.loads(json.dumps(b.attributes))) or None), (tid, i)
+        # the count kept is one per planted secret in the trace's fields and steps
+        fields = [r.system, r.framework, r.task, r.source_path, json.dumps(r.metadata)]
+        fields += [json.dumps(b.attributes) if b.attributes else None for b in r.steps]
+        fields += [getattr(b, k) for b in r.steps for k in _TEXT]
+        assert counts[tid] == sum(f.count(secret) for f in fields if f for secret in PLANTED), tid
+        changed += counts[tid] > 0
+    assert changed >= 2  # the planted ones were found
+
+
+@pytest.mark.parametrize("field", ["agent", "tool_name", "target_agent", "content", "status"])
+def test_store_write_path_redacts_each_step_field(db, field):
+    from mast.model import Outcome, Step, StepKind, Trace
+    step = Step(agent="a", content="c", kind=StepKind.MESSAGE, role="assistant")
+    setattr(step, field, f"x {GH} y")
+    t = Trace(system="s", framework=None, source_format="test", source_path="p", source_index=0,
+              task="t", outcome=Outcome.UNKNOWN, steps=[step])
+    with Store(db) as st:
+        with st.transaction():
+            st.write_traces([t])
+        [got] = st.load_traces([t.trace_id])
+        assert getattr(got.steps[0], field) == f"x {REDACTED} y"
+        assert st.redaction_counts([t.trace_id]) == {t.trace_id: 1}
+
+
+def test_a_store_from_before_the_counts_reads_as_zero(db):
+    from mast.model import Outcome, Step, StepKind, Trace
+    t = Trace(system="s", framework=None, source_format="test", source_path="p", source_index=0, task=f"t {GH}",
+              outcome=Outcome.UNKNOWN, steps=[Step(agent="a", content="c", kind=StepKind.MESSAGE)])
+    with Store(db) as st:
+        with st.transaction():
+            st.write_traces([t])
+        # as a store written before m050 looks (read-only opens never migrate)
+        st.execute("ALTER TABLE steps DROP COLUMN redactions")
+        st.execute("ALTER TABLE traces DROP COLUMN redactions")
+        st.execute("DELETE FROM _migrations WHERE name = 'm050_redaction_counts'")
+    with Store(db, read_only=True) as st:
+        assert st.redaction_counts([t.trace_id]) == {t.trace_id: 0}
+    with Store(db) as st:  # a write open migrates; the rows stored before count 0
+        assert st.redaction_counts([t.trace_id]) == {t.trace_id: 0}
