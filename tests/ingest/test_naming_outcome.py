@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import ROOT
+from conftest import ROOT, unwrapped
 from mast.store import Store
 
 FW = ROOT / "tests" / "fixtures" / "frameworks"
@@ -56,7 +56,7 @@ def test_traces_show_names_the_system_and_the_outcome_reason(tmp_path, mast, db)
         [(tid, reason)] = st.fetchall("SELECT trace_id, metadata->>'outcome_reason' FROM traces")
     assert reason == json.loads(f.read_text())["stop_reason"]  # AgentChat's own words
     shown = mast("traces", "show", tid[:12]).stdout
-    head = shown.splitlines()[0]
+    head = unwrapped(shown.split("source:")[0])  # the heading line, however the terminal wraps it
     assert "None" not in head
     assert "review-team [named by folder]" in head
     assert f"unknown: {reason}" in head
