@@ -282,20 +282,35 @@ class Store:
             "SELECT trace_id FROM ingested_file_traces WHERE path = ? ORDER BY trace_id", [path])]
 
     def _replace_files(self, paths: Sequence[str], trace_ids: Sequence[Sequence[str]]) -> list[Replaced]:
-        out: list[Replaced] = []
-        for path, ids in zip(paths, trace_ids):
-            ids = list(dict.fromkeys(ids))
-            # Gone from this file, and not produced by any other file (a copy keeps them).
-            gone = [r[0] for r in self.fetchall(
-                "SELECT DISTINCT trace_id FROM ingested_file_traces WHERE path = ? "
-                "AND trace_id NOT IN (SELECT unnest(?::VARCHAR[])) "
-                "AND trace_id NOT IN (SELECT trace_id FROM ingested_file_traces WHERE path <> ?)",
-                [path, ids, path])]
-            out.append(self._delete_traces(gone) if gone else Replaced())
-            self.execute("DELETE FROM ingested_file_traces WHERE path = ?", [path])
-            if ids:
-                self.execute("INSERT INTO ingested_file_traces SELECT ?, unnest(?::VARCHAR[])", [path, ids])
-        return out
+        # Set-based, a few statements per group of files (not per file): grouped ingest
+        # commits hundreds of small files at once.
+        pairs = [(p, t) for p, ids in zip(paths, trace_ids) for t in dict.fromkeys(ids)]
+        tb = pa.table({"path": pa.array([p for p, _ in pairs] or [], pa.string()),
+                       "trace_id": pa.array([t for _, t in pairs] or [], pa.string())})
+        group = pa.table({"path": pa.array(list(dict.fromkeys(paths)), pa.string())})
+        try:
+            self._con.register("_mast_ft", tb)
+            self._con.register("_mast_fp", group)
+            # Gone from its file, and held by no file of this group nor any other file.
+            gone = self.fetchall("""
+                SELECT path, trace_id FROM ingested_file_traces
+                WHERE path IN (SELECT path FROM _mast_fp)
+                  AND trace_id NOT IN (SELECT trace_id FROM _mast_ft)
+                  AND trace_id NOT IN (SELECT trace_id FROM ingested_file_traces
+                                       WHERE path NOT IN (SELECT path FROM _mast_fp))""")
+            self.execute("DELETE FROM ingested_file_traces WHERE path IN (SELECT path FROM _mast_fp)")
+            self.execute("INSERT INTO ingested_file_traces SELECT path, trace_id FROM _mast_ft")
+        finally:
+            for name in ("_mast_ft", "_mast_fp"):
+                with contextlib.suppress(Exception):
+                    self._con.unregister(name)
+        by_path: dict[str, list[str]] = {}
+        seen: set[str] = set()
+        for p, t in gone:
+            if t not in seen:  # a trace two files of the group dropped counts once
+                seen.add(t)
+                by_path.setdefault(p, []).append(t)
+        return [self._delete_traces(by_path.pop(p)) if p in by_path else Replaced() for p in paths]
 
     def _delete_traces(self, ids: list[str]) -> Replaced:
         """Delete traces and every row keyed by their id, in whatever table holds one.
