@@ -40,14 +40,15 @@ import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from mast import ingest as registry
 from mast.errors import IngestAborted, IngestError, MastError, path_text
 from mast.ingest._util import limits, max_record_bytes
-from mast.ingest.finish import SYSTEM_RULES, name_system
+from mast.ingest.finish import SYSTEM_RULES, name_system  # noqa: F401 - SYSTEM_RULES re-exported for the CLI
+from mast.ingest.summary import FileResult, IngestSummary  # also re-exported: callers import them from here
 from mast.ingest.faults import (INGEST_MEMORY_DEFAULT, IngestLimits, check_sizes, contained, encode_files,
                                 encode_safely, file_error, fix_source_path)
 from mast.model import Trace
@@ -79,71 +80,6 @@ POOL_MIN_FILES = 8
 POOL_MIN_BYTES = 64_000_000
 #: Parsed files in flight per worker (bounds the memory of results not yet written).
 POOL_WINDOW = 3
-
-
-@dataclass
-class FileResult:
-    path: str
-    format: str | None
-    traces_new: int = 0
-    traces_present: int = 0
-    steps: int = 0
-    skipped: bool = False
-    error: MastError | None = None
-    #: Set when the file is a known companion of a trace file (e.g. its labels): not read.
-    companion: str | None = None
-    #: How many of its traces each rule of :data:`SYSTEM_RULES` named.
-    systems_named: Counter = field(default_factory=Counter)
-    #: A changed file replaces its earlier version: the traces of that version it no
-    #: longer holds were deleted, with their labels (annotations and attributions).
-    traces_replaced: int = 0
-    labels_replaced: int = 0
-
-
-@dataclass
-class IngestSummary:
-    files: list[FileResult] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[MastError]:
-        return [f.error for f in self.files if f.error]
-
-    @property
-    def aborted(self) -> IngestAborted | None:
-        """The error that stopped the whole run (disk full, out of memory), if one did."""
-        return next((f.error for f in self.files if isinstance(f.error, IngestAborted)), None)
-
-    @property
-    def traces_new(self) -> int:
-        return sum(f.traces_new for f in self.files)
-
-    @property
-    def traces_present(self) -> int:
-        return sum(f.traces_present for f in self.files)
-
-    @property
-    def steps(self) -> int:
-        return sum(f.steps for f in self.files)
-
-    @property
-    def systems_named(self) -> Counter:
-        """Traces per rule that gave them their system name (see :func:`name_system`)."""
-        out: Counter = Counter()
-        for f in self.files:
-            out.update(f.systems_named)
-        return out
-
-    @property
-    def traces_replaced(self) -> int:
-        return sum(f.traces_replaced for f in self.files)
-
-    @property
-    def labels_replaced(self) -> int:
-        return sum(f.labels_replaced for f in self.files)
-
-    @property
-    def formats(self) -> Counter:
-        return Counter(f.format for f in self.files if f.format and not f.error)
 
 
 def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
