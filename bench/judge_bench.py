@@ -172,7 +172,28 @@ def reference_prompt(record: dict, records: list[dict], taxonomy) -> str:
     return intro + "\n".join(defs) + "\n" + "\n".join(shots) + "\nTRACE\n" + trace + "\nANSWERS\n"
 
 
-def cost(window_tokens: int, max_step_chars: int) -> dict:
+def served_cache(jobs: list) -> dict:
+    """Send every window, in record order, to the loopback server, which reports
+    ``usage.prompt_tokens_details.cached_tokens`` by the longest prefix shared with an
+    earlier request (OpenAI's rule: from 1,024 tokens, in steps of 128); sum what it says."""
+    import openai
+
+    proc, url = start_server(0.0)
+    try:
+        c = openai.OpenAI(api_key="unused", base_url=url, max_retries=0)
+        prompt = cached = 0
+        for job in jobs:
+            for msgs in job.messages:
+                u = c.chat.completions.create(model="m", messages=msgs, max_tokens=10).usage
+                prompt += u.prompt_tokens
+                cached += (u.prompt_tokens_details.cached_tokens or 0) if u.prompt_tokens_details else 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return {"prompt_tokens": prompt, "cached_tokens": cached, "share": cached / prompt if prompt else 0.0}
+
+
+def cost(window_tokens: int, max_step_chars: int, prompt: str = "v1", rules: bool = False) -> dict:
     from mast.classify import create
     from mast.classify.judge.prices import estimate_tokens, message_tokens
     from mast.model import Trace
@@ -185,27 +206,48 @@ def cost(window_tokens: int, max_step_chars: int) -> dict:
     db = tmp / "mad.duckdb"
     subprocess.run([sys.executable, "-m", "mast", "-d", str(db), "ingest", str(MAD_HUMAN)], check=True,
                    capture_output=True, cwd=ROOT)
-    clf = create("judge", model="gpt-4o-mini", window_tokens=window_tokens, max_step_chars=max_step_chars)
+    if rules:
+        # The rules' findings become hints (and, for a lean prompt, steps never capped).
+        subprocess.run([sys.executable, "-m", "mast", "-d", str(db), "classify", "--with", "rules"], check=True,
+                       capture_output=True, cwd=ROOT)
+    clf = create("judge", model="gpt-4o-mini", window_tokens=window_tokens, max_step_chars=max_step_chars,
+                 prompt=prompt)
     jobs = clf.jobs()
     rows = []
     with Store(db) as st:
         meta = {tid: json.loads(m) for tid, m in st.fetchall("SELECT trace_id, metadata FROM traces")}
         by_index = {(m.get("trace_id")): tid for tid, m in meta.items()}
+        jobs_by_id = {j.trace_id: j for j in jobs.jobs_for(st, list(meta))}
         traces = {t.trace_id: t for t in st.load_traces(list(meta))}
+        systems: set[str] = set()
         for rec in records:
             tid = by_index[rec["trace_id"]]
-            job = jobs.job(traces[tid])
+            job = jobs_by_id[tid]
             ours = sum(message_tokens(m) for m in job.messages)
+            # With prefix caching a system message already sent is billed once: the
+            # cache-adjusted count leaves out the repeats of one seen before.
+            fresh = 0
+            for m in job.messages:
+                fresh += message_tokens(m[1:])
+                if m[0]["content"] not in systems:
+                    systems.add(m[0]["content"])
+                    fresh += message_tokens(m[:1])
+            swapped = sum(e.source_trace == tid for e in jobs.examples.examples) if jobs.examples else 0
             ref = estimate_tokens(reference_prompt(rec, records, tax)) + 4
             raw = rec["trace"] if isinstance(rec["trace"], str) else json.dumps(rec["trace"])
             rows.append({"trace": rec["trace_id"], "system": rec["mas_name"], "steps": len(traces[tid].steps),
                          "raw_chars": len(raw), "ours": ours, "reference": ref, "ratio": ours / ref,
+                         "ours_cached": fresh, "swapped": swapped,
                          "windows": len(job.messages), "coverage": job.rendered.coverage.fraction})
     total_ours = sum(r["ours"] for r in rows)
     total_ref = sum(r["reference"] for r in rows)
-    fixed_ours = message_tokens(jobs.job(Trace(None, None, "bench", "", 0, trace_id="x")).messages[0])
+    fixed_ours = message_tokens(jobs.job(Trace(None, None, "bench", "", 0, trace_id="x")).messages[0][:1])
     ref_fixed = estimate_tokens(reference_prompt({"trace": ""}, records, tax))
-    return {"rows": rows, "total_ours": total_ours, "total_ref": total_ref, "ratio_total": total_ours / total_ref,
+    total_cached = sum(r["ours_cached"] for r in rows)
+    served = served_cache([jobs_by_id[by_index[rec["trace_id"]]] for rec in records])
+    return {"rows": rows, "total_ours": total_ours, "total_cached": total_cached,
+            "ratio_cached": total_cached / total_ref, "prompt": prompt, "rules": rules,
+            "distinct_systems": len(systems), "served": served, "total_ref": total_ref, "ratio_total": total_ours / total_ref,
             "ratio_median": statistics.median(r["ratio"] for r in rows), "fixed_ours": fixed_ours,
             "fixed_ref": ref_fixed, "window_tokens": window_tokens, "max_step_chars": max_step_chars,
             "coverage_mean": statistics.mean(r["coverage"] for r in rows)}
@@ -219,6 +261,8 @@ def main() -> None:
     ap.add_argument("--window-tokens", type=int, default=50_000)
     ap.add_argument("--max-step-chars", type=int, default=8_000)
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--prompt", default="v1", help="judge prompt folder for the cost figures (v1, v2)")
+    ap.add_argument("--rules", action="store_true", help="run the rules first (hints; protected steps for v2)")
     ap.add_argument("--skip-cost", action="store_true")
     ap.add_argument("--client-only", action="store_true", help="also time the bare client (the machine's ceiling)")
     args = ap.parse_args()
@@ -234,15 +278,22 @@ def main() -> None:
         print(f"bare client: {b['requests']} requests in {b['seconds']:.1f} s = {b['per_s']:.1f}/s; "
               f"load {b['load']:.1f}")
     if not args.skip_cost:
-        c = cost(args.window_tokens, args.max_step_chars)
-        print("trace system steps raw_chars ours reference ratio windows coverage")
+        c = cost(args.window_tokens, args.max_step_chars, args.prompt, args.rules)
+        print("trace system steps raw_chars ours reference ratio windows coverage ours_cache_adjusted swapped")
         for r in c["rows"]:
             print(f"{r['trace']:>2} {r['system']:<10} {r['steps']:>5} {r['raw_chars']:>8,} {r['ours']:>8,} "
-                  f"{r['reference']:>8,} {r['ratio']:.3f} {r['windows']:>2} {r['coverage']:.3f}")
+                  f"{r['reference']:>8,} {r['ratio']:.3f} {r['windows']:>2} {r['coverage']:.3f} "
+                  f"{r['ours_cached']:>8,} {r['swapped']}")
         print(f"total ours {c['total_ours']:,} vs reference {c['total_ref']:,} tokens: ratio {c['ratio_total']:.3f}, "
               f"median per-trace ratio {c['ratio_median']:.3f}; fixed part per request ours {c['fixed_ours']:,}, "
               f"reference {c['fixed_ref']:,} (window budget {c['window_tokens']:,} tokens, step cap "
-              f"{c['max_step_chars']:,} chars; mean coverage {c['coverage_mean']:.3f})")
+              f"{c['max_step_chars']:,} chars; mean coverage {c['coverage_mean']:.3f}); prompt {c['prompt']}"
+              f"{' with rules run first' if c['rules'] else ''}; cache-adjusted (each distinct system message billed "
+              f"once; {c['distinct_systems']} distinct) {c['total_cached']:,} tokens: ratio {c['ratio_cached']:.3f}")
+        sv = c["served"]
+        print(f"prefix-caching loopback server: {sv['cached_tokens']:,} of {sv['prompt_tokens']:,} prompt tokens "
+              f"reported cached ({sv['share']:.1%}); uncached {sv['prompt_tokens'] - sv['cached_tokens']:,} = "
+              f"{(sv['prompt_tokens'] - sv['cached_tokens']) / c['total_ref']:.3f} x reference")
 
 
 if __name__ == "__main__":

@@ -48,11 +48,13 @@ prints ``READY <base_url>`` and serves until killed.
 from __future__ import annotations
 
 import argparse
+import bisect
 import email.parser
 import email.policy
 import hashlib
 import json
 import math
+import os
 import re
 import sys
 import threading
@@ -166,6 +168,9 @@ class OpenAIServer:
         self.responder: Callable[[dict], Response] = self.scripted
         self.lock = threading.RLock()
         self.chat_bodies: list[dict] = []
+        self.prompts: list[str] = []     # every chat prompt so far, for the prefix cache
+        self._sorted: list[str] = []     # the same, sorted
+        self.cached_reported: list[int] = []   # usage.prompt_tokens_details.cached_tokens per chat reply
         self.counts: dict[str, int] = {}
         self.files: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
@@ -283,11 +288,29 @@ class OpenAIServer:
         return Response(200, completion(teacher_content(body), body))
 
     def chat(self, body: dict) -> Response:
+        prompt = "".join(m.get("content") or "" for m in body.get("messages", []))
         with self.lock:
             self.chat_bodies.append(body)
+            cached = self.cached_tokens(prompt)
+            self.prompts.append(prompt)
+            bisect.insort(self._sorted, prompt)
+            self.cached_reported.append(cached)
         r = self.responder(body)
+        if isinstance(r.body, dict) and isinstance(r.body.get("usage"), dict):
+            r.body["usage"]["prompt_tokens_details"] = {"cached_tokens": cached}
         r.delay += self.latency
         return r
+
+    def cached_tokens(self, prompt: str) -> int:
+        """Prompt caching as OpenAI documents it: the longest prefix shared with an earlier
+        request, counted only from 1,024 tokens on and in steps of 128 (tokens estimated as
+        chars / 4; a real cache may also evict, which this never does).  In sorted order the
+        earlier prompt sharing the longest prefix is a neighbour, so one bisection finds it."""
+        k = bisect.bisect_left(self._sorted, prompt)
+        lcp = max((len(os.path.commonprefix([self._sorted[j], prompt])) for j in (k - 1, k)
+                   if 0 <= j < len(self._sorted)), default=0)
+        tokens = lcp // 4
+        return 0 if tokens < 1024 else tokens // 128 * 128
 
     def enter(self) -> None:
         with self.lock:

@@ -139,6 +139,9 @@ def annotator_names(clf: Classifier) -> list[str]:
 def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = DEFAULT_TAXONOMY,
         action: str = "replace", on_output: Callable[[Output], None] | None = None,
         trace_ids: Sequence[str] | None = None) -> RunResult:
+    # A classifier built for one taxonomy (rules, judge: ``taxonomy_id``) labels that one,
+    # whatever the caller passed: the run row and the rows it replaces follow its labels.
+    taxonomy = getattr(clf, "taxonomy_id", None) or taxonomy
     ids = list(trace_ids) if trace_ids is not None else selection.resolve(store)
     run_id = f"{clf.name}-{_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     args = clf.arguments()
@@ -166,9 +169,14 @@ def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = 
                 # version wrote it (rows of a mode this version no longer labels included):
                 # a row an older version left would still count as that annotator's latest
                 replaced = [t for t in covered if t not in out.failed]
+                # -- of this run's taxonomy only: a run of another taxonomy by the same
+                # annotator (rules for distsys-v1) never removes these labels; root causes
+                # carry no taxonomy, so only a run of the default taxonomy replaces them.
                 if action == "replace" and replaced:
-                    for table in ("annotations", "attributions"):
-                        store.execute(f"DELETE FROM {table} WHERE annotator IN (SELECT unnest(?)) "
+                    store.execute("DELETE FROM annotations WHERE annotator IN (SELECT unnest(?)) "
+                                  "AND trace_id IN (SELECT unnest(?)) AND taxonomy = ?", [annotators, replaced, taxonomy])
+                    if taxonomy == DEFAULT_TAXONOMY:
+                        store.execute("DELETE FROM attributions WHERE annotator IN (SELECT unnest(?)) "
                                       "AND trace_id IN (SELECT unnest(?))", [annotators, replaced])
                 res.annotations += store.write_annotations(out.annotations)
                 res.attributions += store.write_attributions(out.attributions)

@@ -32,8 +32,9 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
     """Tag traces with failure modes and root causes; every run is recorded."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from mast.classify import create, parse_assignments
+    from mast.classify import create, options_of, parse_assignments
     from mast.classify.runner import Selection, run
+    from mast.errors import UsageError
     from mast.store import Store
     from mast.taxonomy import load
 
@@ -41,6 +42,11 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
     given = {**parse_assignments(assignments), **({"model": model} if model else {}),
              **({"base_url": base_url} if base_url else {}),
              **({"response_format": response_format} if response_format else {})}
+    # -t reaches a classifier that takes a taxonomy, so the run row and its labels agree.
+    if any(o.name == "taxonomy" for o in options_of(name)):
+        if given.setdefault("taxonomy", taxonomy_id) != taxonomy_id:
+            raise UsageError(f"-C taxonomy={given['taxonomy']} disagrees with -t {taxonomy_id}",
+                             "Give the taxonomy once, with -t.")
     clf = create(name, settings=settings, **given)
     selection = Selection(systems=tuple(systems), where=where, sample=sample)
     with Store(settings.db) as store:

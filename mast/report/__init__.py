@@ -54,8 +54,9 @@ def write_review(store, review_set: str, path: str | Path, *, limits: Limits | N
 
 def write_report(store, path: str | Path, *, systems: Sequence[str] | None = None,
                  annotators: Sequence[str] | None = None, taxonomy: str = DEFAULT_TAXONOMY,
-                 limits: Limits | None = None) -> ReportResult:
-    ctx = build_context(store, systems=systems, annotators=annotators, taxonomy=taxonomy, limits=limits)
+                 limits: Limits | None = None, comparison: tuple[str, str] | None = None) -> ReportResult:
+    ctx = build_context(store, systems=systems, annotators=annotators, taxonomy=taxonomy, limits=limits,
+                        comparison=comparison)
     return ReportResult(*_write(path, render(ctx)), ctx)
 
 

@@ -73,11 +73,12 @@ class ReportContext:
 
 def build_context(store, *, systems: Sequence[str] | None = None, annotators: Sequence[str] | None = None,
                   taxonomy: str = DEFAULT_TAXONOMY, limits: Limits | None = None,
-                  title: str = "Multi-agent failure report") -> ReportContext:
+                  title: str = "Multi-agent failure report",
+                  comparison: tuple[str, str] | None = None) -> ReportContext:
     tax = load_taxonomy(taxonomy)
     systems, annotators = list(systems or []), list(annotators or [])
     with Labels(store, tax.id, systems, annotators) as labels:
-        page = Page(store, tax, labels, limits or Limits(), systems, annotators)
+        page = Page(store, tax, labels, limits or Limits(), systems, annotators, comparison=comparison)
         built = {s.id: dict(s.build(page)) if s.build else {} for s in SECTIONS}
     return ReportContext(
         title=title, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -155,8 +155,9 @@ def render(ctx: ReportContext) -> str:
     parts = [Markup(env.get_template(f"sections/{s.id}.html.j2").render(ctx=ctx, data=ctx.sections[s.id], BEST=BEST))
              for s in SECTIONS]
     script, style = page_script(), _asset("assets/report.css")
+    # A section whose partial renders nothing (a view not asked for) has no place on the page.
     return env.get_template("templates/report.html.j2").render(
-        ctx=ctx, sections=list(zip(SECTIONS, parts)), csp=csp(script, style), script=Markup(script),
+        ctx=ctx, sections=[(s, p) for s, p in zip(SECTIONS, parts) if p.strip()], csp=csp(script, style), script=Markup(script),
         style=Markup(style), data=Markup(script_json(page_data(ctx))))
 
 

@@ -105,6 +105,8 @@ class Page:
     selected_systems: list[str]
     selected_annotators: list[str]
     notes: list[str] = field(default_factory=list)
+    #: (baseline, candidate) selection texts of a comparison view (mast.compare), if asked for
+    comparison: tuple[str, str] | None = None
     modes: list[Mode] = field(init=False)
     categories: list[tuple[str, str]] = field(init=False)  # (id, name), taxonomy order
     cells: list[Cell] = field(init=False)               # exposure of every (system, annotator or BEST, mode)

@@ -13,7 +13,9 @@ Contract:
 - A temporary table a builder needs is created and dropped inside that builder.
 - The partial is rendered with ``ctx`` (the whole context), ``data`` (the section's own
   values) and ``BEST``; it must be one ``<section id="<id>">`` element and escape
-  everything (autoescape is on; never ``|safe`` on data).
+  everything (autoescape is on; never ``|safe`` on data).  A partial that renders only
+  whitespace (a view the user did not ask for) leaves the section and its table-of-contents
+  entry off the page.
 - ``script_data(values)`` (optional) returns JSON-able values for the page's script,
   merged into the page's one data block (keys unique across sections).
 - The script, if any, is joined in page order after ``assets/runtime.js`` into the

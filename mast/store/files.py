@@ -116,20 +116,9 @@ class IngestedFiles:
         return [self._delete_traces(by_path.pop(p)) if p in by_path else Replaced() for p in paths]
 
     def _delete_traces(self, ids: list[str]) -> Replaced:
-        """Delete traces and every row keyed by their id, in whatever table holds one.
-
-        Derived tables are found by their ``trace_id`` column rather than named, so the
-        store needs to know no classifier (the rules' features, the judge's failures...).
-        """
+        """Delete traces with everything keyed by their id (:meth:`Store.delete_traces`); what went."""
         labels = self.fetchall(
             "SELECT (SELECT count(*) FROM annotations WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))) + "
             "(SELECT count(*) FROM attributions WHERE trace_id IN (SELECT unnest(?::VARCHAR[])))", [ids, ids])[0][0]
-        tables = [r[0] for r in self.fetchall(
-            "SELECT DISTINCT table_name FROM information_schema.columns WHERE column_name = 'trace_id' "
-            "AND table_schema = 'main' AND table_catalog = current_database() "
-            "AND table_name NOT IN ('traces', 'ingested_file_traces') "
-            "AND table_name IN (SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE')")]
-        for t in sorted(tables):
-            self.execute(f'DELETE FROM "{t}" WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))', [ids])
-        self.execute("DELETE FROM traces WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
+        self.delete_traces(ids)
         return Replaced(len(ids), int(labels))

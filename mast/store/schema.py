@@ -304,6 +304,40 @@ def m050_redaction_counts(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @migration
+def m120_collect_staging(con: duckdb.DuckDBPyConnection) -> None:
+    # `mast collect`: spans received over OTLP/HTTP are committed here, in the request's
+    # transaction, before the request is answered (an acknowledged span survives kill -9).
+    # A trace is built from its staged spans when it is complete (root ended, or idle);
+    # collect_traces remembers which stored trace an OTel trace became, so that late spans
+    # rebuild it and the new version replaces the old one.
+    con.execute(
+        """
+        CREATE TABLE collect_spans (
+            otel_trace_id VARCHAR NOT NULL,   -- lower-case hex
+            span_id       VARCHAR NOT NULL,
+            seq           BIGINT NOT NULL,    -- arrival order (ties broken in the request)
+            body          VARCHAR NOT NULL    -- one OTLP/JSON request holding just this span
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE collect_traces (
+            otel_trace_id   VARCHAR PRIMARY KEY,
+            first_seen      TIMESTAMP NOT NULL,
+            last_seen       TIMESTAMP NOT NULL,
+            spans           INTEGER NOT NULL,   -- spans staged so far
+            root_ended      BOOLEAN NOT NULL,   -- a span without parent has an end time
+            built_spans     INTEGER NOT NULL,   -- spans in the stored version (0: not built)
+            stored_trace_id VARCHAR,            -- the stored trace it became (content hash; not
+                                                -- named trace_id: delete_traces clears such rows)
+            error           VARCHAR             -- why it could not be built, if it could not
+        )
+        """
+    )
+
+
+@migration
 def m140_ingested_file_traces(con: duckdb.DuckDBPyConnection) -> None:
     # Which traces each ingested file produced, so that a changed file can replace the
     # traces of its previous version (the file is the unit of re-ingest).  Files recorded

@@ -347,6 +347,34 @@ class Store(IngestedFiles):
             off += k
         return out
 
+    @contextlib.contextmanager
+    def registered(self, name: str, table: pa.Table) -> Iterator[None]:
+        """``table`` (Arrow) readable by SQL as ``name`` for the duration of the block."""
+        try:
+            self._con.register(name, table)
+        except duckdb.Error as e:
+            raise self._map(e) from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                self._con.unregister(name)
+
+    def delete_traces(self, trace_ids: Sequence[str]) -> None:
+        """Remove traces and every row keyed by their ``trace_id`` (steps, labels, derived rows).
+
+        For a trace that is replaced by a newer version of itself (a live trace that grew):
+        what was derived from or said about the old version no longer describes it.  Call
+        inside :meth:`transaction`."""
+        if not trace_ids:
+            return
+        tables = [r[0] for r in self.fetchall(
+            "SELECT c.table_name FROM information_schema.columns c JOIN information_schema.tables t "
+            "USING (table_schema, table_name) WHERE c.column_name = 'trace_id' AND c.table_schema = 'main' "
+            "AND t.table_type = 'BASE TABLE' AND c.table_name <> 'traces' ORDER BY 1")]
+        for t in (*tables, "traces"):  # traces last: the others refer to it
+            self.execute(f'DELETE FROM "{t}" WHERE trace_id IN (SELECT unnest(?))', [list(trace_ids)])
+
     def _insert(self, table: str, rows: pa.Table, into: str, now: datetime) -> None:
         """Insert encoded ``rows`` of ``table`` into ``into`` (the table, a staged or batch copy),
         redacting and casting on the way (:data:`_SELECT`)."""

@@ -19,7 +19,7 @@ from mast.classify.contract import ClassifierBase, Option, Output, flag
 from mast.classify.judge.batch import run_batch
 from mast.classify.judge import storage
 from mast.classify.judge.client import Capabilities, Policy, open_client
-from mast.classify.judge.jobs import Estimate, JudgeJobs, JudgeStats, judge_params, render_options
+from mast.classify.judge.jobs import Estimate, JudgeJobs, JudgeStats, render_options
 from mast.classify.judge.online import Limits, run_online
 from mast.classify.judge.prompt import DEFAULT_PROMPT, load_template
 from mast.classify.judge.structured import CHOICES, Negotiation, check_choice
@@ -54,7 +54,10 @@ class JudgeClassifier(ClassifierBase):
         Option("stop_after_failures", "Stop starting traces once this many calls failed in a row before any "
                                       "succeeded (the endpoint looks down); 0: never.", parse=int),
         Option("max_retries", "Retries per request.", parse=int),
-        Option("prompt", "Prompt version (a folder of classifiers/judge)."),
+        Option("prompt", "Prompt version (a folder of classifiers/judge): v1, or v2 (few-shot, leaner, "
+                         "prefix-cacheable)."),
+        Option("examples", "Few-shot examples file (mast-judge-examples JSON) instead of the prompt's own; "
+                           "needs a prompt with examples (v2)."),
         Option("taxonomy", "Taxonomy id."),
         Option("temperature", "Sampling temperature.", parse=float),
         Option("max_tokens", "Reply token limit.", parse=int),
@@ -82,7 +85,7 @@ class JudgeClassifier(ClassifierBase):
                  batch_id: str | None = None, base_wait: float = 0.5, max_wait: float = 60.0, seed: int | None = None,
                  trace_deadline: float | None = 300.0, run_deadline: float | None = None, grace: float = 10.0,
                  progress_every: float = 15.0, stop_after_failures: int | None = 8,
-                 response_format: str | None = "auto"):
+                 response_format: str | None = "auto", examples: str | None = None):
         self.model = model or None
         self.base_url = base_url or None
         self._api_key = api_key
@@ -96,6 +99,7 @@ class JudgeClassifier(ClassifierBase):
         self.policy = Policy(timeout=float(timeout or 120.0), max_retries=int(4 if max_retries is None else max_retries),
                              base_wait=base_wait, max_wait=max_wait)
         self.prompt = prompt
+        self.examples = examples or None
         self.taxonomy_id = taxonomy
         self.temperature = temperature
         self.max_tokens = max_tokens
@@ -121,6 +125,8 @@ class JudgeClassifier(ClassifierBase):
         self.stats = JudgeStats()
         self._remembered: str | None = None   # the mode judge_endpoints holds for this endpoint
         self.session = uuid.uuid4().hex[:12]
+        # A bad prompt folder or examples file stops here, before a run is recorded.
+        self._jobs0 = self.jobs(need_model=False)
 
     # -- the Classifier contract ------------------------------------------------------
     @property
@@ -140,8 +146,7 @@ class JudgeClassifier(ClassifierBase):
 
     def params(self) -> dict[str, Any]:
         """Everything besides model, prompt and taxonomy that changes the judge's answer."""
-        return judge_params(temperature=self.temperature, max_tokens=self.max_tokens, render=self.render_opts,
-                            hints=self.hints)
+        return self._jobs0.params
 
     def run_details(self) -> dict[str, Any]:
         return {"judge": asdict(self.stats)}
@@ -168,7 +173,7 @@ class JudgeClassifier(ClassifierBase):
         return JudgeJobs(model=self.model, prompt=self.prompt, taxonomy=self.taxonomy_id,
                          temperature=self.temperature, max_tokens=self.max_tokens, render=self.render_opts,
                          hints=self.hints, batch=self.batch, prices=self.prices_path, annotator=self.annotator,
-                         session=self.session, stats=stats, mode=self.caps.formats.mode)
+                         session=self.session, stats=stats, mode=self.caps.formats.mode, examples=self.examples)
 
     def estimate(self, store, trace_ids: Sequence[str]) -> Estimate:
         """Expected tokens and cost of judging ``trace_ids``; sends nothing."""

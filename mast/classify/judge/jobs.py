@@ -30,16 +30,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterator, NamedTuple, Sequence
 
 from mast.classify.contract import Output
 from mast.classify.judge import storage
+from mast.classify.judge.examples import ExampleSet, load_examples
 from mast.classify.judge.prices import Price, load_table, message_tokens, price_for
 from mast.classify.judge.prompt import REPLY_SHAPE, Template, build_messages, load_template, reply_schema
 from mast.classify.judge.reply import Verdicts, parse_reply
 from mast.classify.judge.structured import prompt_variant, with_mode
 from mast.classify.judge.transcript import Rendered, RenderOptions, render_trace
+from mast.errors import UsageError
 from mast.model import Annotation, Attribution, Label, Trace
 from mast.taxonomy import load as load_taxonomy
 
@@ -138,9 +140,27 @@ def render_options(max_step_chars: int, window_tokens: int) -> RenderOptions:
                          window_chars=window_tokens * 4, overlap_chars=min(8_000, window_tokens * 4 // 10))
 
 
-def judge_params(*, temperature: float | None, max_tokens: int, render: RenderOptions, hints: bool) -> dict[str, Any]:
-    """Everything besides model, prompt and taxonomy that changes the judge's answer."""
-    return {"temperature": temperature, "max_tokens": max_tokens, "render": asdict(render), "hints": hints}
+def lean(opts: RenderOptions) -> RenderOptions:
+    """The lean rendering (prompt folders with ``"render": "lean"``): escaped newlines split,
+    blank lines dropped, short repeated lines joining runs of repeats, and a step cap 1.5
+    times the standard one (steps other classifiers point to are never capped)."""
+    return replace(opts, split_escaped=True, drop_blank=True, absorb_short=True, min_repeat_line=24,
+                   max_step_chars=opts.max_step_chars * 3 // 2, head_chars=opts.head_chars * 3 // 2)
+
+
+def render_for(template: Template, opts: RenderOptions) -> RenderOptions:
+    return lean(opts) if template.render == "lean" else opts
+
+
+def judge_params(*, temperature: float | None, max_tokens: int, render: RenderOptions, hints: bool,
+                 examples: str | None = None) -> dict[str, Any]:
+    """Everything besides model, prompt and taxonomy that changes the judge's answer
+    (``examples``: the digest of a user's examples file; a folder's own examples are part of
+    its prompt version)."""
+    out = {"temperature": temperature, "max_tokens": max_tokens, "render": asdict(render), "hints": hints}
+    if examples:
+        out["examples"] = examples
+    return out
 
 
 def cache_key(trace_id: str, messages: list[list[dict]], *, prompt_version: str, taxonomy: str,
@@ -170,18 +190,33 @@ def merge_outputs(outs: list[Output]) -> Output:
     return merged
 
 
+def load_judge_examples(template: Template, taxonomy, path: str | None) -> ExampleSet | None:
+    """The user's examples file when given, else the prompt folder's own (None: no examples)."""
+    if path:
+        if not template.examples:
+            raise UsageError(f"judge prompt {template.folder!r} shows no examples, so -C examples={path} would "
+                             "change nothing", "Use a prompt with examples: -C prompt=v2.")
+        return load_examples(path, taxonomy.mode_ids, user=True)
+    if template.examples:
+        return load_examples(template.examples, taxonomy.mode_ids, user=False)
+    return None
+
+
 class JudgeJobs:
     """One run's fixed configuration (model, prompt, taxonomy, parameters, prices) and
     the jobs made from it.  ``stats`` is updated as jobs are finished or served."""
 
     def __init__(self, *, model: str | None, prompt: str, taxonomy: str, temperature: float | None,
                  max_tokens: int, render: RenderOptions, hints: bool, batch: bool, prices: str | None,
-                 annotator: str, session: str, stats: JudgeStats | None = None, mode: str = "json_schema"):
+                 annotator: str, session: str, stats: JudgeStats | None = None, mode: str = "json_schema",
+                 examples: str | None = None):
         self.model = model
         #: the structured-output mode the run starts in: it decides the prompt, so the cache key
         self.mode = mode
         self.taxonomy = load_taxonomy(taxonomy)
         self.template: Template = load_template(prompt)
+        self.examples: ExampleSet | None = load_judge_examples(self.template, self.taxonomy, examples)
+        render = render_for(self.template, render)
         self.schema = reply_schema(self.taxonomy.mode_ids)
         self.price: Price = price_for(model or "", load_table(prices))
         self.temperature = temperature
@@ -192,7 +227,8 @@ class JudgeJobs:
         self.annotator = annotator
         self.session = session
         self.stats = stats if stats is not None else JudgeStats()
-        self.params = judge_params(temperature=temperature, max_tokens=max_tokens, render=render, hints=hints)
+        self.params = judge_params(temperature=temperature, max_tokens=max_tokens, render=render, hints=hints,
+                                   examples=self.examples.digest if self.examples and self.examples.user else None)
 
     @property
     def prompt_version(self) -> str:
@@ -203,16 +239,19 @@ class JudgeJobs:
         return f"{self.taxonomy.id}@{self.taxonomy.version}"
 
     # -- traces -> jobs ---------------------------------------------------------------------
-    def job(self, trace: Trace, hints: Sequence[str] = ()) -> Job:
-        """The job for one stored trace (as :meth:`mast.store.Store.load_traces` gives it)."""
+    def job(self, trace: Trace, hints: Sequence[str] = (), keep: Sequence[int] = ()) -> Job:
+        """The job for one stored trace (as :meth:`mast.store.Store.load_traces` gives it);
+        ``keep``: steps other classifiers point to (never capped)."""
         trace_id = trace.trace_id
-        r = render_trace(trace.steps, trace.task, self.render)
+        r = render_trace(trace.steps, trace.task, self.render, keep=keep)
         hints = list(hints)
+        # Never an example drawn from the trace being judged: for_trace swaps it.
+        shots = self.examples.for_trace(trace_id, self.taxonomy.mode_ids) if self.examples else []
         msgs = []
         for w, (text, (first, last)) in enumerate(zip(r.windows, r.window_steps), 1):
             msgs.append(build_messages(self.template, self.taxonomy, text, window=w, n_windows=len(r.windows),
                                        first_step=first, last_window_step=last, last_step=r.n_steps - 1,
-                                       agents=r.agents, task=r.task, hints=hints))
+                                       agents=r.agents, task=r.task, hints=hints, examples=shots))
         est_in = sum(message_tokens(with_mode(m, self.mode, self.schema)) for m in msgs)
         est_cost = self.price.cost(est_in, EXPECTED_OUTPUT_TOKENS * len(msgs), batch=self.batch)
         return Job(trace_id, r, msgs, self.key_for(trace_id, msgs, self.mode), est_in, est_cost)
@@ -226,8 +265,10 @@ class JudgeJobs:
     def jobs_for(self, store, trace_ids: Sequence[str]) -> list[Job]:
         """The jobs of the stored ones of ``trace_ids``, in that order, from one read."""
         traces = store.load_traces(trace_ids)
-        hints = storage.rule_hints(store, [t.trace_id for t in traces]) if self.hints else {}
-        return [self.job(t, hints.get(t.trace_id, [])) for t in traces]
+        ids = [t.trace_id for t in traces]
+        hints = storage.rule_hints(store, ids) if self.hints else {}
+        keep = storage.pointed_steps(store, ids) if self.template.render == "lean" else {}
+        return [self.job(t, hints.get(t.trace_id, []), sorted(keep.get(t.trace_id, ()))) for t in traces]
 
     def prepare(self, store, trace_ids: Sequence[str]) -> Iterator[Prepared]:
         """A job and its cache hit (or None) per stored trace, one chunk of the store at a time."""

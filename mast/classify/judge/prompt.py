@@ -14,13 +14,13 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Sequence
 
 from mast.errors import UsageError
 from mast.resources import data_dir
 
 DEFAULT_PROMPT = "v1"
-_DELIM_RX = re.compile(r"(?i)(BEGIN|END)(\s+)(TRACE|TASK)(\s+)DATA")
+_DELIM_RX = re.compile(r"(?i)(BEGIN|END)(\s+)(TRACE|TASK|EXAMPLE)(\s+)DATA")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,10 @@ class Template:
     version: str
     system: Any
     user: Any
+    #: the folder's own few-shot file (meta.json "examples"), or None for a prompt without examples
+    examples: str | None = None
+    #: how traces are rendered for it (meta.json "render": "standard" or "lean")
+    render: str = "standard"
 
 
 @lru_cache(maxsize=None)
@@ -43,7 +47,12 @@ def load_template(folder: str = DEFAULT_PROMPT) -> Template:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(path)), undefined=jinja2.StrictUndefined,
                              autoescape=False, keep_trailing_newline=False)
     meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-    return Template(folder, meta["version"], env.get_template("system.j2"), env.get_template("user.j2"))
+    render = meta.get("render", "standard")
+    if render not in ("standard", "lean"):
+        raise UsageError(f"judge prompt {folder!r}: meta.json render {render!r} is not 'standard' or 'lean'")
+    examples = str(path / meta["examples"]) if meta.get("examples") else None
+    return Template(folder, meta["version"], env.get_template("system.j2"), env.get_template("user.j2"),
+                    examples, render)
 
 
 def neutralise(text: str) -> str:
@@ -101,13 +110,18 @@ def reply_schema(mode_ids: list[str]) -> dict:
 
 def build_messages(tpl: Template, taxonomy, window_text: str, *, window: int, n_windows: int,
                    first_step: int, last_window_step: int, last_step: int, agents: list[str],
-                   task: str | None, hints: list[str]) -> list[dict[str, str]]:
+                   task: str | None, hints: list[str], examples: Sequence[Any] = ()) -> list[dict[str, str]]:
+    """``examples``: :class:`~.examples.Example` s for the system message (a prompt without
+    them ignores them).  A template keeps its system message free of anything that varies
+    per trace (v2 does), so endpoints that cache prompt prefixes bill it once."""
     window_text = neutralise(window_text)
     task = neutralise(task) if task else None
     hints = [neutralise(h) for h in hints]
     nonce = nonce_for(tpl.version, task or "", window_text, "\n".join(hints))
     ctx = dict(taxonomy=taxonomy, nonce=nonce, last_step=last_step, trace=window_text, task=task,
                agents=[neutralise(a) for a in agents], hints=hints, window=window, n_windows=n_windows,
-               first_step=first_step, last_window_step=last_window_step, n_modes=len(taxonomy.modes))
+               first_step=first_step, last_window_step=last_window_step, n_modes=len(taxonomy.modes),
+               examples=[{"mode": e.mode, "verdict": e.verdict, "evidence_steps": list(e.evidence_steps),
+                          "excerpt": neutralise(e.excerpt), "rationale": neutralise(e.rationale)} for e in examples])
     return [{"role": "system", "content": tpl.system.render(ctx)},
             {"role": "user", "content": tpl.user.render(ctx)}]

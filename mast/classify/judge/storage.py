@@ -40,6 +40,22 @@ def rule_hints(store, trace_ids: Sequence[str], limit: int = 8) -> dict[str, lis
     return out
 
 
+def pointed_steps(store, trace_ids: Sequence[str]) -> dict[str, set[int]]:
+    """Steps the rules (labels and signals) and the learned models (labels and root causes)
+    point to, per trace: the lean rendering never caps them, so no evidence another
+    classifier found is hidden from the judge."""
+    rows = store.fetchall(
+        "SELECT trace_id, evidence_steps AS s FROM annotations "
+        "WHERE (annotator = 'rules' OR starts_with(annotator, 'rules:') OR starts_with(annotator, 'learned')) "
+        "AND label IN ('present', 'unknown') AND len(evidence_steps) > 0 AND trace_id IN (SELECT unnest(?)) "
+        "UNION ALL SELECT trace_id, [step] FROM attributions WHERE starts_with(annotator, 'learned') "
+        "AND step IS NOT NULL AND trace_id IN (SELECT unnest(?))", [list(trace_ids), list(trace_ids)])
+    out: dict[str, set[int]] = {}
+    for tid, steps in rows:
+        out.setdefault(tid, set()).update(int(x) for x in steps or [])
+    return out
+
+
 def cache_get(store, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
     keys = list(keys)
     if not keys:

@@ -15,6 +15,13 @@ Contract:
      trace's *only* step (an unsplit whole-run log): capping it would hide the whole
      trace, so it is cut into parts and judged in windows instead; single lines longer
      than ``max_line_chars`` are still capped.
+- The lean rendering (``split_escaped``, ``drop_blank``, ``absorb_short``; prompt folders
+  whose ``meta.json`` says ``"render": "lean"``) goes further without eliding anything: a
+  long line of escaped newlines (a dict or JSON repr of code) is shown as the lines it
+  encodes, whitespace-only lines are dropped, and a short line seen before joins an
+  adjacent run of repeated lines (every line in a run was seen earlier, so the marker stays
+  true).  Steps passed as ``keep`` (what other classifiers point to) and their neighbours
+  are never capped to ``max_step_chars``.
 - When the rendered trace is larger than ``window_chars`` it is cut into windows of
   whole segments that overlap by ``overlap_chars`` worth of segments; every segment is
   in at least one window.
@@ -25,8 +32,9 @@ Contract:
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from mast.model import Step, StepKind
 from mast.redact import redact
@@ -41,6 +49,11 @@ class RenderOptions:
     part_chars: int = 8_000        # size of the parts an unsplit log is cut into
     window_chars: int = 200_000    # ~50k tokens of trace text per request
     overlap_chars: int = 8_000
+    # The lean rendering (prompt folders whose meta.json says "render": "lean"):
+    split_escaped: bool = False    # a long line holding escaped newlines (a dict or JSON repr of
+                                   # code) is shown as the lines it encodes, so repeats of them collapse
+    drop_blank: bool = False       # whitespace-only lines carry nothing the judge can cite
+    absorb_short: bool = False     # short lines seen before, inside a run of repeated lines, join the run
 
 
 @dataclass
@@ -108,12 +121,14 @@ def _cap_line(line: str, cap: int) -> tuple[str, int]:
 
 
 def render_trace(steps: Sequence[Step], task: str | None = None,
-                 opts: RenderOptions = RenderOptions()) -> Rendered:
+                 opts: RenderOptions = RenderOptions(), keep: Iterable[int] = ()) -> Rendered:
     """``steps``: a trace's steps in order; a step's position is its step number (as in
-    :meth:`mast.store.Store.load_traces`)."""
+    :meth:`mast.store.Store.load_traces`).  ``keep``: steps other classifiers point to;
+    they and their neighbours are never capped to ``max_step_chars`` (long lines still are)."""
+    keep_near = {k + d for k in keep for d in (-1, 0, 1)}
     cov = Coverage(steps=len(steps))
     seen_steps: dict[tuple, int] = {}
-    seen_lines: set[str] = set()
+    seen = _Seen()
     segments: list[Segment] = []
     agents: list[str] = []
     only_step = len(steps) == 1
@@ -135,33 +150,9 @@ def render_trace(steps: Sequence[Step], task: str | None = None,
             continue
         if body:
             seen_steps[key] = i
-        # Collapse lines already seen anywhere earlier in the trace; keep short lines
-        # (braces, "TERMINATE", blank lines) since repeating them carries no cost.
-        out_lines: list[str] = []
-        run = 0
-        run_chars = 0
-        for line in body.split("\n"):
-            stripped = line.strip()
-            if len(stripped) >= opts.min_repeat_line and stripped in seen_lines:
-                run += 1
-                run_chars += len(line) + 1
-                continue
-            if run:
-                out_lines.append(f"[... {run} line{'s' if run > 1 else ''} repeated from earlier in the trace ...]")
-                cov.repeated_lines += run
-                cov.chars_repeat_refs += run_chars
-                run = run_chars = 0
-            if len(stripped) >= opts.min_repeat_line:
-                seen_lines.add(stripped)
-            capped, cut = _cap_line(line, opts.max_line_chars)
-            cov.chars_elided += cut
-            out_lines.append(capped)
-        if run:
-            out_lines.append(f"[... {run} line{'s' if run > 1 else ''} repeated from earlier in the trace ...]")
-            cov.repeated_lines += run
-            cov.chars_repeat_refs += run_chars
+        out_lines = _collapse_lines(body, opts, seen, cov)
         text = "\n".join(out_lines)
-        if len(text) > opts.max_step_chars and not only_step:
+        if len(text) > opts.max_step_chars and not only_step and i not in keep_near:
             tail = opts.max_step_chars - opts.head_chars
             cut = len(text) - opts.head_chars - tail
             text = (f"{text[:opts.head_chars]}\n[... {cut:,} chars of step {i} elided ...]\n"
@@ -179,6 +170,83 @@ def render_trace(steps: Sequence[Step], task: str | None = None,
     windows, bounds = _windows(segments, opts)
     cov.windows = len(windows)
     return Rendered(windows, bounds, len(steps), agents, redact(task), cov)
+
+
+@dataclass
+class _Seen:
+    long: set[str] = field(default_factory=set)     # lines of >= min_repeat_line chars (stripped)
+    short: set[str] = field(default_factory=set)    # shorter ones (lean rendering only)
+
+
+def _collapse_lines(body: str, opts: RenderOptions, seen: _Seen, cov: Coverage) -> list[str]:
+    """Collapse lines already seen anywhere earlier in the trace into one marker per run.
+
+    A short line (braces, "TERMINATE", a blank line) never starts a run, since repeating it
+    costs little; with ``absorb_short`` a short line seen before that stands between, before
+    or after repeated lines joins their run (every line in the run was seen earlier, so the
+    marker stays true)."""
+    out: list[str] = []
+    run = run_chars = 0
+    pending: list[str] = []     # short seen lines that may join a run starting next
+
+    def flush_run() -> None:
+        nonlocal run, run_chars
+        if run:
+            out.append(f"[... {run} line{'s' if run > 1 else ''} repeated from earlier in the trace ...]")
+            cov.repeated_lines += run
+            cov.chars_repeat_refs += run_chars
+            run = run_chars = 0
+
+    def emit(line: str) -> None:
+        capped, cut = _cap_line(line, opts.max_line_chars)
+        cov.chars_elided += cut
+        out.append(capped)
+
+    for line in _lines(body, opts):
+        stripped = line.strip()
+        if opts.drop_blank and not stripped:
+            continue
+        if len(stripped) >= opts.min_repeat_line:
+            if stripped in seen.long:
+                run += len(pending) + 1
+                run_chars += sum(len(p) + 1 for p in pending) + len(line) + 1
+                pending.clear()
+                continue
+            seen.long.add(stripped)
+        elif opts.absorb_short and stripped in seen.short:
+            if run:
+                run += 1
+                run_chars += len(line) + 1
+            else:
+                pending.append(line)
+            continue
+        elif opts.absorb_short:
+            seen.short.add(stripped)
+        flush_run()
+        for p in pending:
+            emit(p)
+        pending.clear()
+        emit(line)
+    flush_run()
+    for p in pending:
+        emit(p)
+    return out
+
+
+_ESCAPED_NL = re.compile(r"(?<!\\)\\n")
+
+
+def _lines(body: str, opts: RenderOptions) -> list[str]:
+    lines = body.split("\n")
+    if not opts.split_escaped:
+        return lines
+    out: list[str] = []
+    for line in lines:
+        if len(line) > 200 and len(_ESCAPED_NL.findall(line)) >= 3:
+            out.extend(_ESCAPED_NL.split(line))
+        else:
+            out.append(line)
+    return out
 
 
 def _split_lines(text: str, size: int) -> list[str]:

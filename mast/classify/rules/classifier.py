@@ -16,6 +16,8 @@ from mast.classify.rules.detect import SIGNALS, DetectorRun, build_results, prep
 from mast.classify.rules.features import FEATURES
 from mast.classify.rules.files import default_rules_dir, load_detectors
 from mast.errors import UsageError
+from mast.model import DEFAULT_TAXONOMY
+from mast.taxonomy import load as load_taxonomy
 
 #: Bump when the runner's semantics change (merging, absent rows, attribution, signals).
 ENGINE_VERSION = "2"
@@ -28,12 +30,14 @@ class RulesClassifier(ClassifierBase):
         Option("rules_dir", "Folder of SQL detectors (default: the shipped classifiers/rules).", setting="rules_dir"),
         Option("only", "Run only these detectors.", multiple=True),
         Option("chunk_size", "Traces read back per output (memory bound).", parse=int),
+        Option("taxonomy", "Taxonomy whose detectors run (its subfolder of the rules folder; default mast-v1)."),
     )
 
     def __init__(self, rules_dir: str | os.PathLike | None = None, only: Sequence[str] | None = None,
-                 chunk_size: int = 50_000):
+                 chunk_size: int = 50_000, taxonomy: str = DEFAULT_TAXONOMY):
         self.rules_dir = Path(rules_dir) if rules_dir else default_rules_dir()
-        dets = load_detectors(self.rules_dir)
+        self.taxonomy_id = load_taxonomy(taxonomy).id  # an unknown taxonomy fails here, before a run row
+        dets = load_detectors(self.rules_dir, taxonomy)
         if only:
             unknown = sorted(set(only) - {d.name for d in dets})
             if unknown:
@@ -43,8 +47,11 @@ class RulesClassifier(ClassifierBase):
         self.detectors = dets
         self.chunk_size = chunk_size
         # A detector's role is part of what a run means: flipping it changes the version.
-        digest = hashlib.sha256("\n".join(f"{d.name}@{d.version}" + ("/signal" if d.signal else "")
-                                          for d in dets).encode()).hexdigest()[:8]
+        # So is its taxonomy (the default's digest is unchanged, so old runs keep their version).
+        lines = [f"{d.name}@{d.version}" + ("/signal" if d.signal else "") for d in dets]
+        if taxonomy != DEFAULT_TAXONOMY:
+            lines.append(f"taxonomy={taxonomy}")
+        digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:8]
         self.version = f"{ENGINE_VERSION}.{digest}"
         #: filled by :meth:`classify`: one entry per prelude and detector
         self.detector_runs: list[DetectorRun] = []
@@ -60,11 +67,17 @@ class RulesClassifier(ClassifierBase):
 
     # -- contract ---------------------------------------------------------------------
     def covers(self, taxonomy) -> set[str]:
-        ids = set(taxonomy.mode_ids) if taxonomy is not None else None
-        return {m for m in self.label_modes() if ids is None or m in ids}
+        """Per taxonomy: the label modes of that taxonomy's detectors (its own subfolder)."""
+        if taxonomy is None:
+            return self.label_modes()
+        if taxonomy.id == self.taxonomy_id:
+            modes = self.label_modes()
+        else:
+            modes = {d.mode for d in load_detectors(self.rules_dir, taxonomy.id) if not d.prelude and not d.signal}
+        return modes & set(taxonomy.mode_ids)
 
     def arguments(self) -> dict[str, Any]:
-        return {"rules_dir": str(self.rules_dir),
+        return {"rules_dir": str(self.rules_dir), "taxonomy": self.taxonomy_id,
                 "detectors": {d.name: d.version for d in self.detectors},
                 "signals": sorted(d.name for d in self.detectors if d.signal)}
 
@@ -90,7 +103,7 @@ class RulesClassifier(ClassifierBase):
         build_results(store, ok_modes, has_features, sorted(signal_names))
         first = True
         for lo in range(0, len(ids), self.chunk_size):
-            out = read_chunk(store, lo, lo + self.chunk_size)
+            out = read_chunk(store, lo, lo + self.chunk_size, taxonomy=self.taxonomy_id)
             out.trace_ids = ids[lo:lo + self.chunk_size]
             if first:
                 out.errors = dict(errors)

@@ -41,7 +41,7 @@ from mast.classify.contract import Output
 from mast.classify.rules.features import FEATURES, ensure_features, is_features
 from mast.classify.rules.files import Detector, default_rules_dir, parse_detector, strip_semicolon
 from mast.errors import MastError, UsageError
-from mast.model import Annotation, Attribution, Label, signal_annotator
+from mast.model import DEFAULT_TAXONOMY, Annotation, Attribution, Label, signal_annotator
 
 
 #: The annotator of the rules' signals (see the module docstring).
@@ -179,21 +179,23 @@ def build_results(store, ok_modes: Sequence[str], has_features: bool = True, sig
         WHERE t.outcome <> 'success'""")
 
 
-def read_chunk(store, lo: int, hi: int) -> Output:
+def read_chunk(store, lo: int, hi: int, taxonomy: str = DEFAULT_TAXONOMY) -> Output:
+    """One output's rows.  Root causes come only from the default taxonomy's run: a
+    trace's root cause is one answer, and a second taxonomy's run must not replace it."""
     out = Output()
     rows = store.fetchall("SELECT trace_id, mode, label, confidence, evidence_steps, rationale FROM temp.rule_out "
                           "WHERE i >= ? AND i < ? ORDER BY i, mode", [lo, hi])
     present, absent = Label.PRESENT, Label.ABSENT
     out.annotations = [Annotation(mode=m, label=present if lab == "present" else absent, annotator="rules",
-                                  confidence=c, evidence_steps=list(ev or []), rationale=r, trace_id=t)
+                                  taxonomy=taxonomy, confidence=c, evidence_steps=list(ev or []), rationale=r, trace_id=t)
                        for t, m, lab, c, ev, r in rows]
     sig = store.fetchall("SELECT trace_id, mode, confidence, evidence_steps, rationale FROM temp.rule_signal "
                          "WHERE i >= ? AND i < ? ORDER BY i, mode", [lo, hi])
-    out.annotations += [Annotation(mode=m, label=Label.UNKNOWN, annotator=SIGNALS, confidence=c,
+    out.annotations += [Annotation(mode=m, label=Label.UNKNOWN, annotator=SIGNALS, taxonomy=taxonomy, confidence=c,
                                    evidence_steps=list(ev or []), rationale=r, trace_id=t)
                         for t, m, c, ev, r in sig]
     att = store.fetchall("SELECT trace_id, agent, step, confidence, rationale FROM temp.rule_root "
-                         "WHERE i >= ? AND i < ? ORDER BY i", [lo, hi])
+                         "WHERE i >= ? AND i < ? ORDER BY i", [lo, hi]) if taxonomy == DEFAULT_TAXONOMY else []
     out.attributions = [Attribution(annotator="rules", agent=a, step=s, confidence=c, rationale=r, trace_id=t)
                         for t, a, s, c, r in att]
     return out

@@ -12,6 +12,10 @@ environment variable ``MAST_RULES_DIR`` point elsewhere, e.g. in tests):
   ``--`` and more indentation), and optionally ``role``: ``label`` (the default: its
   findings are failure labels) or ``signal`` (its findings are hints, not labels; see
   :mod:`mast.classify.rules.detect`).  Preludes need no ``mode``.
+- Detectors of the default taxonomy (``mast-v1``) are the folder's own ``*.sql`` files;
+  those of another taxonomy live in a subfolder named by its id (e.g. ``distsys-v1/``)
+  and share the folder's preludes (the feature pass).  A run is for one taxonomy, so
+  ``mast classify --with rules -t distsys-v1`` runs only that subfolder's detectors.
 - Detectors read the temporary views ``sel_traces`` and ``sel_steps`` (the selected
   traces and their steps), the table ``sel(trace_id)`` and ``rule_steps`` (the stored
   features of the selected steps); see :mod:`mast.classify.rules.detect`.
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mast.errors import UsageError
+from mast.model import DEFAULT_TAXONOMY
 from mast.resources import data_dir
 from mast.settings import ENV, Settings
 from mast.settings import current as current_settings
@@ -47,6 +52,7 @@ class Detector:
     path: Path
     sql: str
     role: str = LABEL
+    taxonomy: str = DEFAULT_TAXONOMY
 
     @property
     def prelude(self) -> bool:
@@ -65,7 +71,7 @@ def default_rules_dir(settings: Settings | None = None) -> Path:
     return data_dir("classifiers") / "rules"
 
 
-def parse_detector(path: Path) -> Detector:
+def parse_detector(path: Path, taxonomy: str = DEFAULT_TAXONOMY) -> Detector:
     """Read one SQL file and its header; a header without mode is only allowed on preludes."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -96,20 +102,27 @@ def parse_detector(path: Path) -> Detector:
                          "Use `-- role: label` (the default: findings are failure labels) or `-- role: signal` "
                          "(findings are hints, not labels).")
     return Detector(name=header["name"], mode=None if prelude else header["mode"], version=header["version"],
-                    description=header["description"], path=path, sql=text, role=role)
+                    description=header["description"], path=path, sql=text, role=role, taxonomy=taxonomy)
 
 
-def load_detectors(rules_dir: str | os.PathLike | None = None) -> list[Detector]:
-    """Preludes first (name order), then detectors (file name order)."""
+def load_detectors(rules_dir: str | os.PathLike | None = None, taxonomy: str = DEFAULT_TAXONOMY) -> list[Detector]:
+    """Preludes first (name order), then the detectors of ``taxonomy`` (file name order).
+
+    The default taxonomy's detectors are the folder's own files; another taxonomy's are
+    in the subfolder named by its id.  A taxonomy without a subfolder has no detectors
+    (the preludes still load: ``covers()`` is then empty, never an error).
+    """
     d = Path(rules_dir) if rules_dir else default_rules_dir()
     if not d.is_dir():
         raise UsageError(f"rules folder {d} does not exist", f"Point -C rules_dir=DIR or {ENV_RULES_DIR} at a folder of .sql rules.")
-    files = sorted(d.glob("*.sql"), key=lambda p: (not p.name.startswith("_"), p.name))
-    dets = [parse_detector(p) for p in files]
+    preludes = sorted(p for p in d.glob("_*.sql"))
+    own = d if taxonomy == DEFAULT_TAXONOMY else d / taxonomy
+    files = sorted(p for p in own.glob("*.sql") if not p.name.startswith("_")) if own.is_dir() else []
+    dets = [parse_detector(p) for p in preludes] + [parse_detector(p, taxonomy) for p in files]
     names = [x.name for x in dets]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise UsageError(f"rules folder {d}: duplicate detector name(s) {', '.join(dup)}")
+        raise UsageError(f"rules folder {own}: duplicate detector name(s) {', '.join(dup)}")
     return dets
 
 

@@ -8,13 +8,15 @@ add those files and one line below.
 from __future__ import annotations
 
 from mast.report.section import Section
-from mast.report.sections import (agents, annotators, coordination, explorer, exposure, glossary, models, overview,
-                                  unclassified)
+from mast.report.sections import (agents, annotators, compare, coordination, explorer, exposure, glossary, models,
+                                  overview, taxonomies, unclassified)
 
 SECTIONS: list[Section] = [
     overview.SECTION,
+    compare.SECTION,
     exposure.SECTION,
     explorer.SECTION,
+    taxonomies.SECTION,
     agents.SECTION,
     coordination.SECTION,
     annotators.SECTION,

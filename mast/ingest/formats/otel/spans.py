@@ -217,6 +217,12 @@ def _doc_spans(path: Path, where: str, doc: Any) -> Iterator[Span]:
                           "not an OpenTelemetry span or OTLP request (expected resourceSpans, traceId/spanId or context)")
 
 
+def load_doc_spans(path: Path, doc: Any, where: str = "") -> list[Span]:
+    """The spans of one parsed document (an OTLP request, or one span), as a file's are read;
+    ``path`` and ``where`` name it in errors (the live endpoint reads its requests so)."""
+    return list(_doc_spans(path, where, doc))
+
+
 def load_spans(path: Path) -> list[Span]:
     try:
         raw = path.read_bytes()

@@ -1,0 +1,66 @@
+"""`mast collect`: a live OTLP/HTTP endpoint for traces."""
+
+from __future__ import annotations
+
+import signal
+
+import click
+
+from mast.cli._render import err, print_json
+from mast.cli.options import default_system_option, json_option
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 exposes the endpoint to the network).")
+@click.option("--port", default=4318, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port (0: any free port; the one chosen is printed).")
+@click.option("--idle-timeout", "idle", default=30.0, show_default=True, type=click.FloatRange(min=0.0),
+              help="Seconds without a new span after which a trace whose root has not ended is stored anyway.")
+@click.option("--max-body", default=16 * 1024 * 1024, show_default=True, type=click.IntRange(min=1024),
+              help="Largest request body in bytes, compressed or not (larger: 413).")
+@click.option("--queue", "queue_size", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Requests waiting to be committed before new ones get 503 with Retry-After.")
+@default_system_option
+@json_option
+@click.pass_obj
+def collect(obj, host, port, idle, max_body, queue_size, default_system, as_json):
+    """Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces) into the store.
+
+    Point an exporter at it with OTEL_EXPORTER_OTLP_ENDPOINT=http://HOST:PORT (protobuf
+    or JSON, gzip or not).  A request is answered 200 only once its spans are committed;
+    a trace is stored when its root span has ended or after the idle timeout, and stored
+    again (replacing the earlier version) if late spans arrive.  Stops on Ctrl-C or
+    SIGTERM after answering the requests in flight; with --json, prints the counts then.
+    """
+    from mast.classify.hooks import ingest_hooks
+    from mast.ingest.collect import Collector, Receiver
+    from mast.store import Store
+
+    def on_build(rep):
+        if rep.error:
+            err.print(f"error: trace {rep.otel_trace_id}: {rep.error}", style="red", highlight=False, markup=False, soft_wrap=True)
+        else:
+            err.print(f"stored {rep.trace_id} (OTel trace {rep.otel_trace_id}, {rep.spans} span(s), "
+                      f"{rep.steps} step(s))" + (f", replacing {rep.replaced}" if rep.replaced else ""),
+                      highlight=False, markup=False, soft_wrap=True)
+
+    with Store(obj.db) as store:
+        col = Collector(store, ingest_hooks(obj), idle=idle, system=default_system, on_build=on_build)
+        rec = Receiver(col, host, port, max_body=max_body, queue_size=queue_size,
+                       log=lambda m: err.print(m, highlight=False, markup=False, soft_wrap=True))
+        h, p = rec.address
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: rec.stop())
+        err.print(f"listening on http://{h}:{p}/v1/traces (store {store.path}); "
+                  f"OTEL_EXPORTER_OTLP_ENDPOINT=http://{h}:{p}", highlight=False, markup=False, soft_wrap=True)
+        rec.serve()
+    c = col.counters
+    summary = {"requests": c.requests, "spans": c.spans, "traces_stored": c.traces_built,
+               "traces_replaced": c.traces_replaced, "build_errors": c.build_errors}
+    if as_json:
+        print_json(summary)
+    else:
+        err.print(f"stopped: {c.requests} request(s), {c.spans} span(s), {c.traces_built} trace(s) stored "
+                  f"({c.traces_replaced} replacing an earlier version), {c.build_errors} could not be built",
+                  highlight=False, markup=False, soft_wrap=True)

@@ -1,0 +1,14 @@
+"""`mast collect`: a live OTLP/HTTP endpoint that stages spans and stores finished traces.
+
+:mod:`proto` decodes OTLP protobuf requests into the OTLP/JSON shape, :mod:`staging`
+keeps open traces in the store and builds finished ones with the otel importer's
+mapping, :mod:`server` is the HTTP receiver with its bounded queue and writer thread.
+Write hooks (the rules' features) are passed in by the caller, as for ``mast ingest``.
+"""
+
+from mast.ingest.collect.proto import WireError, decode_request
+from mast.ingest.collect.server import MAX_BODY, Receiver
+from mast.ingest.collect.staging import SOURCE_PREFIX, BuildReport, Collector, rows_of
+
+__all__ = ["MAX_BODY", "SOURCE_PREFIX", "BuildReport", "Collector", "Receiver", "WireError", "decode_request",
+           "rows_of"]

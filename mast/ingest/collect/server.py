@@ -1,0 +1,309 @@
+"""The OTLP/HTTP receiver: ``POST /v1/traces`` (protobuf or JSON, optionally gzip).
+
+Request threads (a ``ThreadingHTTPServer``) read, decompress, decode and check a body,
+then hand its span rows to the one writer thread through a bounded queue and wait:
+the writer commits the rows of every request waiting (one transaction for the group),
+and only then are they answered 200.  A full queue is answered 503 with ``Retry-After``
+at once (the OTel exporters retry on 503), so memory is bounded by the queue size times
+the body limit.  Between groups the writer builds the traces that are ready
+(:mod:`mast.ingest.collect.staging`).
+
+Answers: 200 with an empty ``ExportTraceServiceResponse`` (protobuf, or ``{}`` for
+JSON); 400 with a ``google.rpc.Status`` (protobuf) or ``{"code", "message"}`` (JSON)
+whose message says what is wrong without echoing the body; 404, 405, 411, 413, 415; 500
+if the store failed; 503 when full or shutting down.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import json
+import queue
+import sys
+import threading
+import zlib
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+from mast.errors import IngestError, MastError
+from mast.ingest.collect.proto import WireError, decode_request
+from mast.ingest.collect.staging import Collector, SpanRow, rows_of
+
+#: default limit on a request body, compressed and decompressed (the Collector's default is 4 MiB per gRPC message)
+MAX_BODY = 16 * 1024 * 1024
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+@dataclass
+class _Job:
+    rows: list[SpanRow]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: str | None = None
+
+
+def _status_pb(code: int, message: str) -> bytes:
+    """A google.rpc.Status (code = field 1, message = field 2) in protobuf."""
+    m = message.encode("utf-8")
+    out = bytearray(b"\x08")
+    c = code
+    while True:
+        b, c = c & 0x7F, c >> 7
+        out.append(b | (0x80 if c else 0))
+        if not c:
+            break
+    out.append(0x12)
+    n = len(m)
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            break
+    return bytes(out) + m
+
+
+def safe_reason(msg: str, limit: int = 300) -> str:
+    """An error message fit to send back: printable ASCII, markup escaped, bounded.
+    Messages may quote a value from the body (a bad id): it is never sent back raw."""
+    s = msg.encode("ascii", "backslashreplace").decode("ascii")
+    s = "".join(ch if ch.isprintable() else "?" for ch in s)
+    if len(s) > limit:
+        s = s[:limit] + "..."
+    return html.escape(s)
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = d.decompress(body, limit + 1)
+    if len(out) > limit or d.unconsumed_tail:
+        raise OverflowError
+    if not d.eof:
+        raise ValueError("gzip body is truncated")
+    return out
+
+
+class Receiver:
+    """The HTTP server, its queue and its writer thread."""
+
+    def __init__(self, collector: Collector, host: str = "127.0.0.1", port: int = 4318, *,
+                 max_body: int = MAX_BODY, queue_size: int = 64, tick: float = 0.5,
+                 log: Callable[[str], None] | None = None):
+        self.collector = collector
+        self.max_body = max_body
+        self.tick = tick
+        self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+        self.queue: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
+        self.stopping = threading.Event()
+        self._writer_done = threading.Event()
+        #: set once every request thread has finished: the writer may then stop
+        self._handlers_done = threading.Event()
+        self.fatal: BaseException | None = None
+        self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        # request threads are joined on close, so a request in flight is finished
+        self.httpd.daemon_threads = False
+        self.httpd.block_on_close = True
+        self._writer = threading.Thread(target=self._write_loop, name="mast-collect-writer")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.httpd.server_address[:2]
+
+    # -- the writer ------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        col = self.collector
+        try:
+            while True:
+                try:
+                    first = self.queue.get(timeout=self.tick)
+                except queue.Empty:
+                    first = None
+                jobs = [first] if first else []
+                while first and len(jobs) < 256:
+                    try:
+                        jobs.append(self.queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if jobs:
+                    try:
+                        n = col.stage(j.rows for j in jobs)
+                        with col.counters.lock:
+                            col.counters.requests += len(jobs)
+                            col.counters.spans += n
+                    except MastError as e:
+                        for j in jobs:
+                            j.error = str(e)
+                    for j in jobs:
+                        j.done.set()
+                    if not self.queue.empty():
+                        continue  # acknowledge first; build when the queue has drained
+                elif self._handlers_done.is_set():
+                    break
+                col.build_ready(limit=256)
+            while col.build_ready(limit=256, final=True):
+                pass
+        except BaseException as e:  # the store failed: answer the waiting, stop serving
+            self.fatal = e
+            while True:
+                try:
+                    j = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                j.error = "store failure"
+                j.done.set()
+            threading.Thread(target=self.httpd.shutdown, daemon=True).start()
+        finally:
+            self._writer_done.set()
+
+    # -- lifecycle -------------------------------------------------------------------
+    def serve(self) -> None:
+        """Serve until :meth:`stop` (from another thread or a signal handler)."""
+        self._writer.start()
+        try:
+            self.httpd.serve_forever(poll_interval=0.2)
+        finally:
+            self.stopping.set()
+            self.httpd.server_close()  # joins the request threads: every request answered
+            self._handlers_done.set()
+            self._writer.join()
+        if self.fatal is not None:
+            raise self.fatal
+
+    def stop(self) -> None:
+        """Stop accepting, finish what is in flight (safe to call from a signal handler)."""
+        if not self.stopping.is_set():
+            self.stopping.set()
+            threading.Thread(target=self.httpd.shutdown, daemon=True).start()
+
+    # -- requests --------------------------------------------------------------------
+    def _handler_class(self):
+        rec = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "mast-collect"
+            sys_version = ""
+            timeout = 2.0  # an idle keep-alive connection is closed, so shutdown never waits on one
+
+            def log_message(self, format, *args):  # noqa: A002 - the base class's name
+                pass  # one line per request would drown the progress lines
+
+            def _send(self, code: int, body: bytes = b"", ctype: str = "text/plain; charset=utf-8",
+                      headers: dict[str, str] | None = None) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Content-Type-Options", "nosniff")
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                if rec.stopping.is_set():
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                self.end_headers()
+                if body and self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def _fail(self, code: int, reason: str, as_json: bool, close: bool = False) -> None:
+                reason = safe_reason(reason)
+                if close:
+                    self.close_connection = True
+                if as_json:
+                    self._send(code, json.dumps({"code": 3 if code == 400 else 13, "message": reason}).encode(), JSON)
+                elif code in (400, 413, 500, 503):
+                    self._send(code, _status_pb(3 if code == 400 else 8 if code in (413, 503) else 13, reason), PROTOBUF)
+                else:
+                    self._send(code, reason.encode() + b"\n")
+
+            def do_GET(self):
+                self._fail(405 if self.path.split("?")[0] == "/v1/traces" else 404,
+                           "POST OTLP trace requests to /v1/traces", False)
+
+            def do_POST(self):
+                try:
+                    self._post()
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+                except Exception as e:  # a bug here must not drop the connection unanswered
+                    rec.log(f"error: request failed: {type(e).__name__}: {e}")
+                    self._fail(500, "internal error", False, close=True)
+
+            def _post(self):
+                ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+                as_json = ctype == JSON
+                if self.path.split("?")[0] != "/v1/traces":
+                    self._fail(404, "only /v1/traces is served (traces; not metrics or logs)", as_json, close=True)
+                    return
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked" or self.headers.get("Content-Length") is None:
+                    self._fail(411, "a Content-Length is required", as_json, close=True)
+                    return
+                try:
+                    length = int(self.headers["Content-Length"])
+                    if length < 0:
+                        raise ValueError
+                except ValueError:
+                    self._fail(400, "bad Content-Length", as_json, close=True)
+                    return
+                if length > rec.max_body:
+                    # the body is not read: the connection is closed after the answer
+                    self._fail(413, f"body of {length} bytes is over the limit of {rec.max_body}", as_json, close=True)
+                    return
+                body = self.rfile.read(length)
+                if len(body) < length:
+                    self.close_connection = True
+                    return  # the client went away mid-body: nothing to answer, nothing stored
+                if ctype not in (PROTOBUF, JSON):
+                    self._fail(415, f"Content-Type must be {PROTOBUF} or {JSON}", as_json)
+                    return
+                enc = (self.headers.get("Content-Encoding") or "identity").strip().lower()
+                if enc == "gzip":
+                    try:
+                        body = _gunzip(body, rec.max_body)
+                    except OverflowError:
+                        self._fail(413, f"decompressed body is over the limit of {rec.max_body} bytes", as_json)
+                        return
+                    except (zlib.error, ValueError, EOFError, gzip.BadGzipFile) as e:
+                        self._fail(400, f"bad gzip body: {e}", as_json)
+                        return
+                elif enc != "identity":
+                    self._fail(415, "Content-Encoding must be gzip or identity", as_json)
+                    return
+                try:
+                    if as_json:
+                        try:
+                            doc = json.loads(body)
+                        except (ValueError, UnicodeDecodeError) as e:
+                            raise WireError(f"invalid JSON: {getattr(e, 'msg', 'not UTF-8')}") from None
+                    else:
+                        doc = decode_request(body)
+                    rows = rows_of(doc)
+                except WireError as e:
+                    self._fail(400, f"malformed {'JSON' if as_json else 'protobuf'} body: {e}", as_json)
+                    return
+                except IngestError as e:
+                    self._fail(400, f"{e.record}: {e.reason}" if e.record is not None else e.reason, as_json)
+                    return
+                except RecursionError:
+                    self._fail(400, "body nested too deep", as_json)
+                    return
+                if rec.stopping.is_set() and rec._writer_done.is_set():
+                    self._fail(503, "shutting down", as_json, close=True)
+                    return
+                if rows:
+                    job = _Job(rows)
+                    try:
+                        rec.queue.put_nowait(job)
+                    except queue.Full:
+                        self._send(503, _status_pb(8, "queue full") if not as_json else b'{"code":8,"message":"queue full"}',
+                                   JSON if as_json else PROTOBUF, {"Retry-After": "1"})
+                        return
+                    while not job.done.wait(0.5):
+                        if rec._writer_done.is_set():
+                            job.error = job.error or "shutting down"
+                            break
+                    if job.error:
+                        self._fail(500, f"not stored: {job.error}", as_json)
+                        return
+                self._send(200, b"{}" if as_json else b"", JSON if as_json else PROTOBUF)
+
+        return Handler

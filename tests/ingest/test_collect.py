@@ -1,0 +1,384 @@
+"""`mast collect`: the real OpenTelemetry SDK exporter against the real receiver.
+
+The server runs as a subprocess (`python -m mast collect --port 0`) on a real store in a
+temp dir; spans come from a small instrumented two-agent run (GenAI attributes, a tool
+call) exported by the official OTLP/HTTP exporter (protobuf), or posted as the
+exporter's JSON form.  What the endpoint stores is compared with `mast ingest` of the
+same spans written as an OTLP/JSON file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("opentelemetry.sdk.trace")
+pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+
+from google.protobuf import json_format  # noqa: E402  (comes with the exporter)
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from opentelemetry.trace import Status, StatusCode  # noqa: E402
+
+from mast.ingest.collect import Collector, Receiver, decode_request  # noqa: E402
+from mast.store import Store  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# -- an instrumented run ---------------------------------------------------------------
+
+def run_two_agents(provider: TracerProvider, task: str = "What is the weather in Paris?", fail_tool: bool = False):
+    """A planner calls a tool and hands over to a reviewer; spans as GenAI semconv has them."""
+    tr = provider.get_tracer("demo.agents")
+    with tr.start_as_current_span("invoke_workflow weather") as root:
+        root.set_attribute("gen_ai.operation.name", "invoke_workflow")
+        root.set_attribute("input.value", task)
+        for agent, reply in (("planner", "Looking it up."), ("reviewer", "The answer is sunny, 21 C.")):
+            with tr.start_as_current_span(f"invoke_agent {agent}") as a:
+                a.set_attribute("gen_ai.operation.name", "invoke_agent")
+                a.set_attribute("gen_ai.agent.name", agent)
+                with tr.start_as_current_span("chat gpt-4o-mini") as llm:
+                    llm.set_attribute("gen_ai.operation.name", "chat")
+                    llm.set_attribute("gen_ai.request.model", "gpt-4o-mini")
+                    llm.set_attribute("gen_ai.prompt.0.role", "user")
+                    llm.set_attribute("gen_ai.prompt.0.content", task)
+                    llm.set_attribute("gen_ai.completion.0.role", "assistant")
+                    llm.set_attribute("gen_ai.completion.0.content", reply)
+                    llm.set_attribute("gen_ai.usage.input_tokens", 12)
+                    llm.set_attribute("gen_ai.usage.output_tokens", 5)
+                if agent == "planner":
+                    with tr.start_as_current_span("execute_tool lookup_weather") as tool:
+                        tool.set_attribute("gen_ai.operation.name", "execute_tool")
+                        tool.set_attribute("gen_ai.tool.name", "lookup_weather")
+                        tool.set_attribute("gen_ai.tool.call.arguments", '{"city": "Paris"}')
+                        if fail_tool:
+                            tool.set_status(Status(StatusCode.ERROR, "weather service down"))
+                        else:
+                            tool.set_attribute("gen_ai.tool.call.result", "sunny, 21 C")
+
+
+def provider_for(*exporters, batch: bool = True) -> TracerProvider:
+    p = TracerProvider(resource=Resource.create({"service.name": "weather-agents"}))
+    for e in exporters:
+        p.add_span_processor(BatchSpanProcessor(e) if batch and not isinstance(e, InMemorySpanExporter)
+                             else SimpleSpanProcessor(e))
+    return p
+
+
+def otlp_json(spans) -> dict:
+    """The exporter's JSON form of spans (the protobuf request, in protobuf's JSON mapping)."""
+    return json.loads(json_format.MessageToJson(encode_spans(spans)))
+
+
+# -- the server as a subprocess ------------------------------------------------------
+
+class Server:
+    def __init__(self, db: Path, *args: str):
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([sys.executable, "-m", "mast", "-d", str(db), "collect", "--port", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        self.lines: list[str] = []
+        line = self.proc.stderr.readline()
+        self.lines.append(line)
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/v1/traces", line)
+        assert m, f"no address announced: {line!r} {self.proc.stderr.read() if self.proc.poll() is not None else ''}"
+        self.url = f"http://127.0.0.1:{m.group(1)}"
+        self._t = threading.Thread(target=self._drain, daemon=True)
+        self._t.start()
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, pattern: str, n: int = 1, timeout: float = 60) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if sum(bool(re.search(pattern, x)) for x in list(self.lines)) >= n:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{pattern!r} x{n} not seen; stderr:\n{''.join(self.lines)}")
+
+    def stop(self, sig=signal.SIGTERM) -> tuple[int, str, str]:
+        self.proc.send_signal(sig)
+        out = self.proc.stdout.read()
+        rc = self.proc.wait(timeout=60)
+        self._t.join(timeout=10)
+        return rc, out, "".join(self.lines)
+
+    def post(self, body: bytes, ctype: str = "application/x-protobuf", headers: dict | None = None):
+        req = urllib.request.Request(self.url + "/v1/traces", data=body, method="POST",
+                                     headers={"Content-Type": ctype, **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read(), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), dict(e.headers)
+
+
+@pytest.fixture
+def server(tmp_path):
+    started = []
+
+    def start(*args: str, db: Path | None = None) -> Server:
+        s = Server(db or tmp_path / "collect.duckdb", *args)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+
+
+def steps_of(db: Path) -> list[tuple]:
+    with Store(db, read_only=True) as st:
+        ids = [r[0] for r in st.fetchall("SELECT trace_id FROM traces ORDER BY trace_id")]
+        out = []
+        for t in st.load_traces(ids):
+            out.append((t.trace_id, t.system, t.task, t.outcome.value,
+                        [(s.agent, s.kind.value, s.role, s.tool_name, s.target_agent, s.content, s.span_id,
+                          s.tokens_in, s.tokens_out, s.status) for s in t.steps]))
+        return out
+
+
+# -- the tests ---------------------------------------------------------------------
+
+def test_real_exporter_protobuf_stores_what_ingest_of_the_same_spans_gives(server, tmp_path, mast):
+    srv = server("--idle-timeout", "30")
+    mem = InMemorySpanExporter()
+    provider = provider_for(OTLPSpanExporter(endpoint=srv.url + "/v1/traces"), mem)
+    run_two_agents(provider)
+    run_two_agents(provider, task="And in Rome?", fail_tool=True)
+    assert provider.force_flush(30_000)  # True only once every export got its 200
+    provider.shutdown()
+    srv.wait_for(r"^stored t1-", n=2)  # both roots ended: no idle wait
+    rc, out, err = srv.stop()
+    assert rc == 0 and "Traceback" not in err, err
+
+    # the same spans as an OTLP/JSON file, through `mast ingest`
+    f = tmp_path / "same.otlp.json"
+    f.write_text(json.dumps(otlp_json(mem.get_finished_spans())))
+    other = tmp_path / "file.duckdb"
+    mast("-d", other, "ingest", f)
+    live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(other)
+    assert len(live) == 2
+    assert live == filed  # same trace ids (content hashes), systems, tasks, steps
+    agents = {s[0] for t in live for s in t[4]} - {None}
+    assert agents == {"planner", "reviewer"}
+    kinds = [s[1] for t in live for s in t[4]]
+    assert "handoff" in kinds and "tool_call" in kinds
+    assert [s[9] for t in live for s in t[4] if s[1] == "tool_result"] == ["ok", "error"] or \
+        [s[9] for t in live for s in t[4] if s[1] == "tool_result"] == ["error", "ok"]  # Rome's tool failed
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        # the rules' feature hook ran on the collected traces, as on an ingest
+        assert st.fetchall("SELECT count(DISTINCT trace_id) FROM rule_feature_traces")[0][0] == 2
+        assert st.fetchall("SELECT min(source_path) FROM traces")[0][0].startswith("otlp:")
+
+
+def test_json_and_gzip_encodings(server, tmp_path):
+    srv = server()
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider)
+    spans = mem.get_finished_spans()
+    doc = otlp_json(spans)
+    code, body, headers = srv.post(gzip.compress(json.dumps(doc).encode()), "application/json",
+                                   {"Content-Encoding": "gzip"})
+    assert code == 200 and json.loads(body) == {} and headers["Content-Type"] == "application/json"
+    srv.wait_for(r"^stored t1-")
+    # the same spans again, as gzip protobuf: a retried export changes nothing
+    code, _, _ = srv.post(gzip.compress(encode_spans(spans).SerializeToString()), headers={"Content-Encoding": "gzip"})
+    assert code == 200
+    rc, out, err = srv.stop(signal.SIGINT)
+    assert rc == 0 and "Traceback" not in err, err
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 1
+        assert st.fetchall("SELECT count(*) FROM collect_spans")[0][0] == 2 * len(spans)
+
+
+def test_decoder_matches_protobufs_own_json_mapping():
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider, fail_tool=True)
+    req = encode_spans(mem.get_finished_spans())
+    mine = decode_request(req.SerializeToString())
+    theirs = json.loads(json_format.MessageToJson(req))
+    from mast.ingest.formats.otel.spans import load_doc_spans
+    a = load_doc_spans(Path("pb"), mine)
+    b = load_doc_spans(Path("json"), theirs)
+    key = lambda s: (s.trace_id, s.span_id, s.parent_id, s.name, s.kind, s.start_ns, s.end_ns, s.status,  # noqa: E731
+                     s.status_msg, s.attrs, s.resource, s.scope, [(e["name"], e["time_ns"]) for e in s.events])
+    assert [key(s) for s in a] == [key(s) for s in b] and len(a) == 6
+
+
+def test_late_spans_rebuild_the_trace_and_replace_the_old_version(server, tmp_path):
+    srv = server("--idle-timeout", "0.5")
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider)
+    spans = list(mem.get_finished_spans())
+    root = next(s for s in spans if s.parent is None)
+    reviewer = [s for s in spans if "reviewer" in s.name or (s.parent and s.parent.span_id in {
+        x.context.span_id for x in spans if x.name == "invoke_agent reviewer"})]
+    early = [s for s in spans if s not in reviewer]
+    assert srv.post(encode_spans(early).SerializeToString())[0] == 200
+    srv.wait_for(r"^stored t1-")  # the root has ended: built without the reviewer
+    assert srv.post(encode_spans(reviewer).SerializeToString())[0] == 200
+    srv.wait_for(r"replacing t1-")
+    rc, _, err = srv.stop()
+    assert rc == 0, err
+    first = re.search(r"stored (t1-\w+)", err).group(1)
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        (tid, n_agents), = st.fetchall("SELECT trace_id, n_agents FROM traces")
+        assert tid != first and n_agents == 2
+        assert st.fetchall("SELECT stored_trace_id FROM collect_traces")[0][0] == tid
+        assert st.fetchall("SELECT count(*) FROM steps WHERE trace_id = ?", [first])[0][0] == 0
+        assert st.fetchall("SELECT count(*) FROM rule_feature_traces WHERE trace_id = ?", [first])[0][0] == 0
+    assert root in early
+
+
+def test_idle_timeout_stores_a_trace_whose_root_never_came(server, tmp_path):
+    srv = server("--idle-timeout", "0.3")
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider)
+    spans = [s for s in mem.get_finished_spans() if s.parent is not None]
+    assert srv.post(encode_spans(spans).SerializeToString())[0] == 200
+    srv.wait_for(r"^stored t1-")
+    rc, _, err = srv.stop()
+    assert rc == 0, err
+
+
+@pytest.mark.parametrize("body, ctype, headers, reason", [
+    (b"\x0a\xff\xff\xff\x0f\x01", "application/x-protobuf", {}, "past the end"),        # length past the end
+    (b"\x0b\x00", "application/x-protobuf", {}, "wire type 3"),                           # a group
+    (b'{"resourceSpans": [', "application/json", {}, "invalid JSON"),
+    (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "<script>alert(1)</script>", '
+     b'"spanId": "00f067aa0ba902b7", "name": "x", "startTimeUnixNano": "1"}]}]}]}', "application/json", {},
+     "neither hex nor base64"),
+    (b'{"hello": "world"}', "application/json", {}, "resourceSpans"),
+    (b"\x1f\x8b\x08\x00garbage", "application/x-protobuf", {"Content-Encoding": "gzip"}, "bad gzip"),
+])
+def test_malformed_bodies_get_400_with_a_reason_and_nothing_is_stored(server, tmp_path, body, ctype, headers, reason):
+    srv = server()
+    code, answer, hdrs = srv.post(body, ctype, headers)
+    assert code == 400
+    text = answer.decode("utf-8", "replace")
+    assert reason in text
+    assert "<script>" not in text  # never reflected raw
+    rc, _, err = srv.stop()
+    assert rc == 0 and "Traceback" not in err
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM collect_spans")[0][0] == 0
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 0
+
+
+def test_size_limit_413_and_wrong_paths(server, tmp_path):
+    srv = server("--max-body", "2048")
+    assert srv.post(b"\x00" * 4096)[0] == 413
+    # a small gzip that inflates past the limit is refused too
+    assert srv.post(gzip.compress(b"\x00" * 100_000), headers={"Content-Encoding": "gzip"})[0] == 413
+    req = urllib.request.Request(srv.url + "/v1/metrics", data=b"", method="POST",
+                                 headers={"Content-Type": "application/x-protobuf"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 404
+    assert srv.post(b"{}", "text/html")[0] == 415
+    rc, _, err = srv.stop()
+    assert rc == 0 and "Traceback" not in err
+
+
+def test_acknowledged_spans_survive_kill_9_and_are_built_on_restart(server, tmp_path):
+    db = tmp_path / "collect.duckdb"
+    srv = server("--idle-timeout", "3600", db=db)
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider)
+    spans = list(mem.get_finished_spans())
+    children = [s for s in spans if s.parent is not None]
+    assert srv.post(encode_spans(children).SerializeToString())[0] == 200
+    srv.proc.kill()  # SIGKILL right after the 200: no flush, no clean-up
+    srv.proc.wait()
+    with Store(db, read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM collect_spans")[0][0] == len(children)
+    srv2 = server("--idle-timeout", "3600", db=db)
+    root = [s for s in spans if s.parent is None]
+    assert srv2.post(encode_spans(root).SerializeToString())[0] == 200
+    srv2.wait_for(r"^stored t1-")
+    rc, _, err = srv2.stop()
+    assert rc == 0, err
+    with Store(db, read_only=True) as st:
+        assert st.fetchall("SELECT n_agents FROM traces")[0][0] == 2
+
+
+def test_full_queue_answers_503_with_retry_after(tmp_path):
+    """In-process: a collector whose commit is held, so the queue (size 1) fills."""
+    gate, entered = threading.Event(), threading.Event()
+
+    class HeldCollector(Collector):
+        def stage(self, batches):
+            entered.set()
+            gate.wait(30)
+            return super().stage(batches)
+
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider)
+    body = encode_spans(mem.get_finished_spans()).SerializeToString()
+    with Store(tmp_path / "q.duckdb") as st:
+        rec = Receiver(HeldCollector(st), "127.0.0.1", 0, queue_size=1, tick=0.05)
+        t = threading.Thread(target=rec.serve)
+        t.start()
+        url = "http://127.0.0.1:%d/v1/traces" % rec.address[1]
+        results: list = []
+
+        def post():
+            req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/x-protobuf"})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    results.append((r.status, None))
+            except urllib.error.HTTPError as e:
+                results.append((e.code, e.headers.get("Retry-After")))
+
+        posters = [threading.Thread(target=post) for _ in range(4)]
+
+        def until(cond):
+            end = time.monotonic() + 20
+            while not cond() and time.monotonic() < end:
+                time.sleep(0.02)
+
+        posters[0].start()
+        until(entered.is_set)  # the writer holds the first request
+        posters[1].start()
+        until(rec.queue.full)  # the second waits in the queue (size 1)
+        posters[2].start()
+        posters[3].start()
+        until(lambda: sum(c == 503 for c, _ in results) >= 2)
+        gate.set()
+        for p in posters:
+            p.join(30)
+        rec.stop()
+        t.join(30)
+        assert sorted(c for c, _ in results) == [200, 200, 503, 503]
+        assert all(ra == "1" for c, ra in results if c == 503)
+        assert st.fetchall("SELECT count(*) FROM collect_spans")[0][0] == 2 * 6
