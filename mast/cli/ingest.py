@@ -27,7 +27,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
 
     from mast.classify.hooks import ingest_hooks
     from mast.ingest import get
-    from mast.ingest.pipeline import IngestLimits, expand, ingest_paths
+    from mast.ingest.pipeline import SYSTEM_RULES, IngestLimits, expand, ingest_paths
     from mast.cli.review import render_imports
     from mast.review import import_labels, is_labels_file
     from mast.store import Store
@@ -68,6 +68,8 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
             "skipped_companion": [{"path": f.path, "note": f.companion} for f in summary.files if f.companion],
             "formats": dict(summary.formats), "traces_new": summary.traces_new,
             "traces_present": summary.traces_present, "steps": summary.steps,
+            "systems_named": dict(summary.systems_named),
+            "traces_replaced": summary.traces_replaced, "labels_replaced": summary.labels_replaced,
             "errors": [str(e) for e in errors],
             "stopped": str(summary.aborted) if summary.aborted else None,
             "labels": [r.__dict__ for r in labelled],
@@ -81,7 +83,14 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
                       + (f", {skipped} unchanged since last ingest" if skipped else "")
                       + (f", {companions} companion file(s) skipped" if companions else "")
                       + f": {summary.traces_new} new trace(s), {summary.traces_present} already present, "
-                      f"{summary.steps} step(s), {len(errors)} error(s)", highlight=False, markup=False)
+                      f"{summary.steps} step(s), {len(errors)} error(s)"
+                      + (f"; changed files replaced {summary.traces_replaced} earlier trace(s) and "
+                         f"{summary.labels_replaced} label(s) of them" if summary.traces_replaced else ""),
+                      highlight=False, markup=False)
+        named = summary.systems_named
+        if named.keys() - {"artefact"}:  # only worth a line when a fallback named some
+            err.print("system names: " + ", ".join(f"{named[k]} trace(s) from the {k}" for k in SYSTEM_RULES
+                                                  if named[k]), highlight=False, markup=False)
         if labelled:
             render_imports(labelled, False)
     if errors:

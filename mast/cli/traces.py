@@ -60,9 +60,14 @@ def show(obj, trace_id, width, as_json):
         print_json(t)
         return
     tr = t["trace"]
+    meta = tr.get("metadata") or {}
     # Text, not markup, and safe(): a system name or path may hold "[bold]" or "\x1b[2J".
+    # The store keeps NULL for a system nothing named: print what the report calls it.
+    system = safe(tr["system"] or "(unknown)")
+    named = f" [named by {meta['system_from']}]" if meta.get("system_from") not in (None, "artefact") else ""
+    reason = f": {safe(meta['outcome_reason'])}" if meta.get("outcome_reason") else ""
     head = Text(safe(tr["trace_id"]), style="bold")
-    head.append(f"  {safe(tr['system'])}  ({safe(tr['source_format'])}, {safe(tr['outcome'])})")
+    head.append(f"  {system}{named}  ({safe(tr['source_format'])}, {safe(tr['outcome'])}{reason})")
     out.print(head, highlight=False)
     out.print(Text(f"source: {safe(tr['source_path'])} record {tr['source_index']}"), highlight=False)
     if tr["task"]:

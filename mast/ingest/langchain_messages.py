@@ -3,7 +3,8 @@
 LangChain serialises a message three ways (docs/formats/langgraph-langsmith.md,
 "Messages"): ``messages_to_dict`` (``{"type", "data"}``), ``dumpd`` (``{"lc": 1,
 "type": "constructor", "id": [..., "AIMessage"], "kwargs"}``) and ``model_dump`` (flat,
-with ``"type": "ai"``).  :func:`lc_message` flattens all three to the ``model_dump``
+with ``"type": "ai"``); a graph's input may also be ``{"role", "content"}`` dicts, which
+LangChain coerces to messages.  :func:`lc_message` flattens all four to the ``model_dump``
 shape; the other helpers read what every one of those importers needs from a message
 (text, handoff target, role).  Turning a conversation into steps is each importer's own
 business: LangGraph's node agents, LangSmith's run tree and OTel's spans differ.
@@ -26,6 +27,9 @@ _TYPE_BY_CLASS = {"HumanMessage": "human", "AIMessage": "ai", "ToolMessage": "to
 _MSG_TYPES = {"human", "ai", "tool", "system", "function", "chat", "AIMessageChunk", "remove"}
 ROLE_BY_TYPE = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant", "tool": "tool", "system": "system",
                 "function": "tool", "chat": None}
+#: ``{"role", "content"}`` dicts as LangChain's ``convert_to_messages`` reads them.
+_TYPE_BY_ROLE = {"user": "human", "human": "human", "assistant": "ai", "ai": "ai", "system": "system",
+                 "developer": "system", "tool": "tool", "function": "function"}
 _TRANSFER_RX = re.compile(r"^transfer_(?:back_)?to_(.+)$")
 
 
@@ -40,8 +44,11 @@ class NotAMessage(ValueError):
     """A LangChain serialisation of a version mast does not read (refused, not guessed at)."""
 
 
-def lc_message(obj: Any) -> dict | None:
+def lc_message(obj: Any, roles: bool = False) -> dict | None:
     """Flatten one serialised LangChain message to model_dump shape, or None if it is not one.
+
+    ``roles``: also take a ``{"role", "content"}`` dict, where a graph's *input* is read
+    (never when detecting a file: any chat transcript has that shape).
 
     Raises :class:`NotAMessage` for an ``lc`` serialisation of an unknown newer version.
     """
@@ -65,6 +72,13 @@ def lc_message(obj: Any) -> dict | None:
         return d
     if obj.get("type") in _MSG_TYPES and "content" in obj:
         return obj
+    if roles and "type" not in obj and isinstance(obj.get("role"), str) and "content" in obj:
+        # a message-like dict, the form LangGraph's docs use for graph input
+        # (``{"messages": [{"role": "user", "content": ...}]}``); LangChain coerces it
+        kind = _TYPE_BY_ROLE.get(obj["role"].lower())
+        if kind is None:
+            return None
+        return {**{k: v for k, v in obj.items() if k != "role"}, "type": kind}
     return None
 
 
@@ -86,16 +100,33 @@ def text_of(content: Any) -> str | None:
     return as_text(content)
 
 
-def as_message(obj: Any) -> dict | None:
+def as_message(obj: Any, roles: bool = False) -> dict | None:
     """:func:`lc_message` for places where a newer serialisation is just not a message.
 
     Inputs and outputs of runs and spans hold messages among other values: there, an
     unreadable message is skipped like any other non-message instead of failing the file.
     """
     try:
-        return lc_message(obj)
+        return lc_message(obj, roles)
     except NotAMessage:
         return None
+
+
+#: LangGraph's own nodes and channel writers: how a graph runs, never an agent.
+_PLUMBING_RX = re.compile(r"^(?:__[A-Za-z0-9_]+__|ChannelWrite\b.*|ChannelRead\b.*|Branch<.*|_write|_route)$")
+
+
+def is_plumbing(name: Any) -> bool:
+    """Whether a node or run name is framework plumbing (``__start__``, ``__end__``,
+    ``__interrupt__``, ``ChannelWrite<…>``, ``Branch<…>``), which must not become an agent."""
+    return isinstance(name, str) and bool(_PLUMBING_RX.match(name.strip()))
+
+
+def agent_name(name: Any) -> str | None:
+    """``name`` as an agent's name, or None when it is empty or plumbing."""
+    if name is None or is_plumbing(str(name)):
+        return None
+    return str(name) or None
 
 
 def transfer_target(tool_name: str | None) -> str | None:
@@ -104,14 +135,14 @@ def transfer_target(tool_name: str | None) -> str | None:
     return m.group(1) if m else None
 
 
-def messages_in(path: Path, where: Any, items: Any) -> list[dict]:
+def messages_in(path: Path, where: Any, items: Any, roles: bool = False) -> list[dict]:
     """A list of serialised messages, flattened; anything else in it is an error naming the message."""
     if not isinstance(items, list):
         raise IngestError(str(path), where, "expected a list of messages")
     out = []
     for j, it in enumerate(items):
         try:
-            m = lc_message(it)
+            m = lc_message(it, roles)
         except NotAMessage as e:
             raise IngestError(str(path), f"{where}, message {j}" if where is not None else f"message {j}",
                               str(e), "Upgrade mast.") from None

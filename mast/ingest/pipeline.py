@@ -9,6 +9,10 @@ Contract:
 - A file already ingested unchanged (same path, size and mtime) is skipped, so a rerun
   after a crash or Ctrl-C continues where the last run stopped; trace ids are content
   hashes, so a changed or copied file adds only traces not yet stored.
+- The file is the unit of re-ingest: a changed file replaces the traces its earlier
+  version produced, in the transaction that stores the new version.  A trace it still
+  holds unchanged keeps its id and labels; one it no longer holds is deleted with its
+  labels and derived rows, unless another file holds it too (``FileResult.traces_replaced``).
 - A bad file is an error naming the file (and the record); with ``keep_going`` the
   walk goes on, otherwise it stops after committing the good files read before it.
   *Whatever* goes wrong with one file is that file's error (:mod:`mast.ingest.faults`),
@@ -36,13 +40,15 @@ import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from mast import ingest as registry
 from mast.errors import IngestAborted, IngestError, MastError, path_text
 from mast.ingest._util import limits, max_record_bytes
+from mast.ingest.finish import SYSTEM_RULES, name_system  # noqa: F401 - SYSTEM_RULES re-exported for the CLI
+from mast.ingest.summary import FileResult, IngestSummary  # also re-exported: callers import them from here
 from mast.ingest.faults import (INGEST_MEMORY_DEFAULT, IngestLimits, check_sizes, contained, encode_files,
                                 encode_safely, file_error, fix_source_path)
 from mast.model import Trace
@@ -76,49 +82,6 @@ POOL_MIN_BYTES = 64_000_000
 POOL_WINDOW = 3
 
 
-@dataclass
-class FileResult:
-    path: str
-    format: str | None
-    traces_new: int = 0
-    traces_present: int = 0
-    steps: int = 0
-    skipped: bool = False
-    error: MastError | None = None
-    #: Set when the file is a known companion of a trace file (e.g. its labels): not read.
-    companion: str | None = None
-
-
-@dataclass
-class IngestSummary:
-    files: list[FileResult] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[MastError]:
-        return [f.error for f in self.files if f.error]
-
-    @property
-    def aborted(self) -> IngestAborted | None:
-        """The error that stopped the whole run (disk full, out of memory), if one did."""
-        return next((f.error for f in self.files if isinstance(f.error, IngestAborted)), None)
-
-    @property
-    def traces_new(self) -> int:
-        return sum(f.traces_new for f in self.files)
-
-    @property
-    def traces_present(self) -> int:
-        return sum(f.traces_present for f in self.files)
-
-    @property
-    def steps(self) -> int:
-        return sum(f.steps for f in self.files)
-
-    @property
-    def formats(self) -> Counter:
-        return Counter(f.format for f in self.files if f.format and not f.error)
-
-
 def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files named directly, plus trace-looking files found recursively in folders."""
     out: list[Path] = []
@@ -135,12 +98,13 @@ def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def _batches(path: Path, traces: Iterator[Trace], system: str | None = None,
-             check: bool = False) -> Iterator[list[Trace]]:
+             check: bool = False, named: Counter | None = None) -> Iterator[list[Trace]]:
     batch: list[Trace] = []
     n = chars = 0
     for t in traces:
-        if system and not t.system:
-            t.system = system
+        rule = name_system(path, t, system)
+        if named is not None and rule:
+            named[rule] += 1
         if check:
             check_sizes(path, t)
         batch.append(t)
@@ -191,12 +155,13 @@ def _ingest_file(store: Store, path: Path, fmt: str, system: str | None,
         return FileResult(path_text(path), None, companion=note)
     res = FileResult(path_text(path), imp.name)
     n = 0
+    ids: list[str] = []
     # Batches are committed into staging tables, and published in one transaction once
     # the last record was read (see Store.begin_staging: bounded memory at any size).
     store.begin_staging(hooks)
     try:
         traces = contained(path, imp.read(path), imp.name, lim.memory_limit)
-        for batch in _batches(path, traces, system, check=st.st_size > max_record_bytes()):
+        for batch in _batches(path, traces, system, check=st.st_size > max_record_bytes(), named=res.systems_named):
             fix_source_path(path, batch)
             tables = encode_safely(batch)
             with store.transaction():
@@ -204,14 +169,16 @@ def _ingest_file(store: Store, path: Path, fmt: str, system: str | None,
             res.traces_new += w.new
             res.traces_present += w.present
             res.steps += w.steps
+            ids.extend(tables.traces.column("trace_id").to_pylist())
             n += len(batch)
         if n == 0:
             raise IngestError(path, None, "no traces found in file")
         with store.transaction():
             store.publish_staging()
-            store.record_file(key, st.st_size, st.st_mtime_ns, imp.name, n)
+            rep = store.record_file(key, st.st_size, st.st_mtime_ns, imp.name, n, trace_ids=ids)
     finally:
         store.end_staging()
+    res.traces_replaced, res.labels_replaced = rep.traces, rep.labels
     if on_bytes:
         on_bytes(st.st_size)
     return res
@@ -228,6 +195,7 @@ class _Parsed:
     segment: int | None = None  # index of the chunk segment holding its traces
     companion: str | None = None
     error: MastError | None = None
+    named: Counter | None = None  # traces per system-naming rule
 
 
 @dataclass
@@ -296,10 +264,8 @@ def _parse_chunk(paths: list[Path], fmt: str, system: str | None, lim: IngestLim
                     if isinstance(out.files[-1].error, IngestAborted):
                         return out
                     continue
-                for t in traces:
-                    if system and not t.system:
-                        t.system = system
-                out.files.append(_Parsed(imp.name, len(traces)))
+                named = Counter(r for t in traces if (r := name_system(path, t, system)))
+                out.files.append(_Parsed(imp.name, len(traces), named=named))
                 run.append((len(out.files) - 1, path, traces))
             close_run()
         except IngestAborted:
@@ -433,10 +399,16 @@ class _GroupWriter:
 
     def _write(self, parts: list[TraceTables], files: list[_Pending]) -> None:
         with self.store.transaction():
-            results = self.store.write_parts(parts, [p.parsed.traces for p in files], self.hooks)
-            self.store.record_files([(p.key, p.size, p.mtime_ns, p.parsed.format, p.parsed.traces) for p in files])
-        for p, w in zip(files, results):
+            sizes = [p.parsed.traces for p in files]
+            results = self.store.write_parts(parts, sizes, self.hooks)
+            ids = [i for t in parts for i in t.traces.column("trace_id").to_pylist()]
+            offs = [sum(sizes[:k]) for k in range(len(sizes) + 1)]
+            replaced = self.store.record_files([(p.key, p.size, p.mtime_ns, p.parsed.format, p.parsed.traces)
+                                                for p in files],
+                                               [ids[offs[k]:offs[k + 1]] for k in range(len(files))])
+        for p, w, r in zip(files, results, replaced):
             p.res.traces_new, p.res.traces_present, p.res.steps = w.new, w.present, w.steps
+            p.res.traces_replaced, p.res.labels_replaced = r.traces, r.labels
 
 
 def _chunks(jobs: list[_Pending]) -> list[list[_Pending]]:
@@ -603,6 +575,7 @@ def _take_chunk(writer: _GroupWriter, chunk: list[_Pending], parsed: _Chunk,
                 return False
             continue
         p.res.format, p.res.companion, p.parsed = r.format, r.companion, r
+        p.res.systems_named = r.named or Counter()
         if r.segment is None:
             close_segment()
             writer.add(p)

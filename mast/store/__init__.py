@@ -8,7 +8,8 @@ migrations (:mod:`mast.store.schema`).
 
 from mast.store.encode import TraceTables, encode_annotations, encode_attributions, encode_traces
 from mast.store.hooks import WriteHook, WrittenBatch
+from mast.store.files import Replaced
 from mast.store.store import Store, WriteResult, default_path
 
-__all__ = ["Store", "TraceTables", "WriteHook", "WriteResult", "WrittenBatch", "default_path",
+__all__ = ["Replaced", "Store", "TraceTables", "WriteHook", "WriteResult", "WrittenBatch", "default_path",
            "encode_annotations", "encode_attributions", "encode_traces"]

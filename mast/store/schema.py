@@ -335,3 +335,18 @@ def m120_collect_staging(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m140_ingested_file_traces(con: duckdb.DuckDBPyConnection) -> None:
+    # Which traces each ingested file produced, so that a changed file can replace the
+    # traces of its previous version (the file is the unit of re-ingest).  Files recorded
+    # before this migration have no rows here: their old traces stay on re-ingest.
+    con.execute(
+        """
+        CREATE TABLE ingested_file_traces (
+            path     VARCHAR NOT NULL,  -- ingested_files.path
+            trace_id VARCHAR NOT NULL
+        )
+        """
+    )

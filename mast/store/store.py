@@ -41,6 +41,7 @@ from mast.redact import sql_hinted, sql_markers, sql_redact
 from mast.settings import current as current_settings
 from mast.store.encode import TraceTables, encode_annotations, encode_attributions, encode_traces
 from mast.store.process import gone as process_gone
+from mast.store.files import IngestedFiles
 from mast.store.hooks import WriteHook, WrittenBatch
 from mast.store.schema import MIGRATIONS
 from mast.store.where import checked_where
@@ -76,7 +77,7 @@ _FULL_RX = re.compile(r"(?i)no space left on device|disk quota exceeded|file too
 _OOM_RX = re.compile(r"(?i)out of memory|failed to allocate|bad allocation|allocation failure")
 
 
-class Store:
+class Store(IngestedFiles):
     def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False):
         self.path = str(path or default_path())
         self.read_only = read_only
@@ -222,37 +223,7 @@ class Store:
         except duckdb.Error as e:
             raise self._map(e) from None
 
-    # -- ingest ---------------------------------------------------------------------
-    def file_done(self, path: str, size: int, mtime_ns: int) -> bool:
-        return bool(self.fetchall("SELECT 1 FROM ingested_files WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
-                                  [path, size, mtime_ns]))
-
-    def ingested_files(self) -> dict[str, tuple[int, int]]:
-        """``{path: (size, mtime_ns)}`` of every file recorded as fully ingested."""
-        return {p: (sz, mt) for p, sz, mt in self.fetchall("SELECT path, size, mtime_ns FROM ingested_files")}
-
-    def record_files(self, rows: Sequence[tuple[str, int, int, str, int]]) -> None:
-        """Record many ``(path, size, mtime_ns, format, traces)`` rows at once (see record_file)."""
-        if not rows:
-            return
-        cols = list(zip(*rows))
-        tb = pa.Table.from_arrays([pa.array(c, t) for c, t in zip(cols, (
-            pa.string(), pa.int64(), pa.int64(), pa.string(), pa.int32()))],
-            names=["path", "size", "mtime_ns", "fmt", "traces"])
-        try:
-            self._con.register("_mast_files", tb)
-            self._con.execute("DELETE FROM ingested_files WHERE path IN (SELECT path FROM _mast_files)")
-            self._con.execute("INSERT INTO ingested_files SELECT path, size, mtime_ns, fmt, traces, ? FROM _mast_files",
-                              [_now()])
-        except duckdb.Error as e:
-            raise self._map(e) from None
-        finally:
-            with contextlib.suppress(Exception):
-                self._con.unregister("_mast_files")
-
-    def record_file(self, path: str, size: int, mtime_ns: int, fmt: str, traces: int) -> None:
-        self.execute("DELETE FROM ingested_files WHERE path = ?", [path])
-        self.execute("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)", [path, size, mtime_ns, fmt, traces, _now()])
+    # -- ingest: the files ingested and their traces are in mast.store.files (IngestedFiles) --
 
     # A file too big for one batch is staged: DuckDB keeps memory it does not account
     # for (outside memory_limit) for every row appended in a transaction until it

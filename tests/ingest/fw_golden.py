@@ -24,10 +24,11 @@ from mast.store import Store
 
 def summarise(db: Path) -> list[dict]:
     with Store(db, read_only=True) as st:
-        traces = st.fetchall("SELECT trace_id, source_format, system, outcome, tokens_in, tokens_out, task "
+        traces = st.fetchall("SELECT trace_id, source_format, system, outcome, tokens_in, tokens_out, task, "
+                             "metadata->>'system_from', metadata->>'outcome_reason' "
                              "FROM traces ORDER BY source_path, source_index")
         out = []
-        for tid, fmt, system, outcome, tin, tout, task in traces:
+        for tid, fmt, system, outcome, tin, tout, task, system_from, reason in traces:
             rows = st.fetchall("SELECT step, agent, kind, span_id, parent_span_id, tool_name, target_agent, status "
                                "FROM steps WHERE trace_id = ? ORDER BY step", [tid])
             pairs = st.fetchall("""
@@ -40,7 +41,8 @@ def summarise(db: Path) -> list[dict]:
                     AND r.parent_span_id = c.span_id)""", [tid])[0][0]
             terms = [r for r in rows if r[2] == "termination"]
             out.append({
-                "format": fmt, "system": system, "outcome": outcome, "has_task": bool(task),
+                "format": fmt, "system": system, "system_from": system_from, "outcome": outcome,
+                "outcome_reason": reason, "has_task": bool(task),
                 "agents": sorted({r[1] for r in rows if r[1]}),
                 "kinds": dict(sorted(Counter(r[2] for r in rows).items())),
                 "tool_pairs": [list(p) for p in pairs], "unpaired_tool_calls": unpaired,

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from conftest import ROOT, write_json  # noqa: E402
 from mast.classify.hooks import ingest_hooks  # noqa: E402
 from mast.errors import MastError  # noqa: E402
+from mast.ingest.finish import name_system  # noqa: E402
 from mast.ingest.pipeline import _importer, expand, ingest_paths  # noqa: E402
 from mast.redact import REDACTED  # noqa: E402
 from mast.settings import Settings  # noqa: E402
@@ -150,6 +151,7 @@ def test_fixtures_change_only_where_secrets_were_planted(db):
         except MastError:  # not a trace file (golden outputs, notes), or a deliberately bad one
             continue
         for t in traces:
+            name_system(f, t, None)  # what ingest adds to every trace (system name, outcome reason)
             raw.setdefault(t.finalise().trace_id, t)
     assert len(raw) >= 75  # every framework, format and data set the project ships
     summary = _ingest(db, files, keep_going=True)

@@ -439,7 +439,7 @@ class LangGraphStreamImporter:
                     mapper.add(m, None, None)
         if mapper.task is None and isinstance(first_values, dict):
             # the graph's input is in the first root state, not in any node's update
-            for m in messages_in(path, "values", _update_messages(first_values) or []):
+            for m in messages_in(path, "values", _update_messages(first_values) or [], roles=True):
                 if m.get("type") == "human":
                     mapper.add(m, None, None)
                     break
@@ -537,7 +537,7 @@ class LangGraphEventsImporter:
                 if kind == "on_chain_start":
                     root_id = ev["run_id"]
                     inp = data.get("input")
-                    for m in messages_in(path, where, _update_messages(inp) or []) if isinstance(inp, dict) else []:
+                    for m in messages_in(path, where, _update_messages(inp) or [], roles=True) if isinstance(inp, dict) else []:
                         mapper.add(m, None, None)
                 elif kind == "on_chain_end" and ev["run_id"] == root_id:
                     ended = True

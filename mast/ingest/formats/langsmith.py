@@ -39,7 +39,7 @@ from typing import Any, Iterator
 from mast.errors import IngestError
 from mast.ingest._util import (GOTO_RX, PARENT_CMD_RX, as_text, drop_none, first_char, first_json, iso_z, strip_bom,
                               too_deep)
-from mast.ingest.langchain_messages import as_message, step, text_of, transfer_target
+from mast.ingest.langchain_messages import agent_name, as_message, is_plumbing, step, text_of, transfer_target
 from mast.model import Outcome, StepKind, Trace
 
 RUN_TYPES = {"chain", "llm", "tool", "retriever", "prompt", "parser", "embedding", "chat"}
@@ -49,6 +49,36 @@ _REQUIRED = ("id", "name", "run_type", "start_time")
 def _is_run(obj: Any) -> bool:
     return (isinstance(obj, dict) and "run_type" in obj and "id" in obj
             and any(k in obj for k in ("dotted_order", "trace_id", "parent_run_id", "child_runs")))
+
+
+#: Run fields that hold a UUID or a datetime, which ``json.dumps(run.model_dump(),
+#: default=dumpd)`` writes as ``{"lc": 1, "type": "not_implemented", "id": ["uuid", "UUID"],
+#: "repr": "UUID('…')"}`` (``["datetime", "datetime"]``, ``"datetime.datetime(2026, 1, …)"``).
+_ID_FIELDS = ("id", "trace_id", "parent_run_id", "session_id", "reference_example_id", "start_time", "end_time")
+_UUID_REPR = re.compile(r"^UUID\('([0-9a-fA-F-]{32,36})'\)$")
+_DT_REPR = re.compile(r"^datetime\.datetime\((\d+(?:, \d+){2,6})(?:, tzinfo=([^)]*\)?))?\)$")
+
+
+def _undumped(v: Any) -> Any:
+    """A value ``dumpd`` could not serialise, read back from its repr (else as it is)."""
+    if not (isinstance(v, dict) and v.get("lc") == 1 and v.get("type") == "not_implemented"):
+        return v
+    ids, rep = v.get("id") or [], str(v.get("repr") or "")
+    if ids[-1:] == ["UUID"] and (m := _UUID_REPR.match(rep)):
+        return m.group(1)
+    if ids[-1:] == ["datetime"] and (m := _DT_REPR.match(rep)):
+        parts = [int(x) for x in m.group(1).split(", ")]
+        y, mo, d, h, mi, sec, us = (parts + [0] * 7)[:7]
+        # a naive datetime in a run is UTC (LangChain stamps runs with datetime.now(timezone.utc))
+        tz = "+00:00" if not m.group(2) or "utc" in m.group(2).lower() else ""
+        return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{sec:02d}.{us:06d}{tz}"
+    return v
+
+
+def _plain_ids(r: dict) -> dict:
+    if not any(isinstance(r.get(k), dict) for k in _ID_FIELDS):
+        return r
+    return {k: _undumped(v) if k in _ID_FIELDS else v for k, v in r.items()}
 
 
 class LangSmithImporter:
@@ -126,6 +156,7 @@ class LangSmithImporter:
                 where, r, parent = stack.pop()
                 if not isinstance(r, dict):
                     raise IngestError(str(path), where, f"expected a run object, found {type(r).__name__}")
+                r = _plain_ids(r)
                 missing = [k for k in _REQUIRED if r.get(k) in (None, "")]
                 if missing:
                     raise IngestError(str(path), where, "missing required field(s): " + ", ".join(missing))
@@ -184,15 +215,18 @@ class LangSmithImporter:
             return cur if cur.get("parent_run_id") in root_ids else None
 
         def agent_of(r: dict) -> str | None:
+            # plumbing (``__start__``, ``ChannelWrite…``) is no agent: its runs belong to none
             md = (r.get("extra") or {}).get("metadata") or {}
             if md.get("lc_agent_name"):
-                return str(md["lc_agent_name"])
+                return agent_name(md["lc_agent_name"])
             ns = md.get("langgraph_checkpoint_ns") or md.get("checkpoint_ns")
             if ns:
-                return str(ns).split("|", 1)[0].split(":", 1)[0]
+                return agent_name(str(ns).split("|", 1)[0].split(":", 1)[0])
+            if is_plumbing(md.get("langgraph_node")):
+                return None
             tn = top_node(r)
             if tn is not None:
-                return tn["name"]
+                return agent_name(tn["name"])
             return None
 
         def subtree_has_transfer(r: dict) -> bool:
@@ -323,7 +357,7 @@ def _msgs(items: Any) -> list[dict]:
         return []
     if items and isinstance(items[0], list):  # llm run inputs: [[messages]]
         items = items[0]
-    return [m for m in (as_message(i) for i in items) if m]
+    return [m for m in (as_message(i, roles=True) for i in items) if m]
 
 
 def _output_message(r: dict) -> dict | None:

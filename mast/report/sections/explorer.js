@@ -134,7 +134,7 @@
     var box = $("trace-detail");
     box.replaceChildren();
     box.appendChild(el("h3", null, t.system + " · " + t.id));
-    var meta = [t.outcome, fmtNum(t.steps) + " steps", fmtNum(t.agents) + " agents",
+    var meta = [t.outcome + (t.outcome_reason ? " (" + t.outcome_reason + ")" : ""), fmtNum(t.steps) + " steps", fmtNum(t.agents) + " agents",
       "tokens " + fmtNum(t.tokens), "cost " + fmtCost(t.cost)];
     if (t.framework) meta.push(t.framework);
     box.appendChild(el("p", "dim", meta.join(" · ")));

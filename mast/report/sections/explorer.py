@@ -87,9 +87,10 @@ def _explorer(page: Page) -> Explorer:
     trows = store.fetchall(f"""
         SELECT t.trace_id, coalesce(t.system, ?), t.outcome, left(t.task, ?), length(t.task), t.n_steps, t.n_agents,
                CASE WHEN t.tokens_in IS NOT NULL OR t.tokens_out IS NOT NULL
-                    THEN coalesce(t.tokens_in, 0) + coalesce(t.tokens_out, 0) END, t.cost_usd, t.framework, p.prio
+                    THEN coalesce(t.tokens_in, 0) + coalesce(t.tokens_out, 0) END, t.cost_usd, t.framework, p.prio,
+               left(t.metadata->>'outcome_reason', ?)
         FROM {PICK} p JOIN traces t USING (trace_id) ORDER BY p.prio, t.trace_id""",
-                           [UNKNOWN_SYSTEM, lim.task_chars])
+                           [UNKNOWN_SYSTEM, lim.task_chars, lim.task_chars])
     tags: dict[str, list] = defaultdict(list)
     assessed: dict[str, list[str]] = defaultdict(list)
     for tid, annotator, _rank in store.fetchall(f"""
@@ -197,8 +198,8 @@ def _explorer(page: Page) -> Explorer:
     elided = sum(1 for d in details.values() if len(d["steps"]) < d["n"])
 
     rows, list_bytes = [], 0
-    for tid, system, outcome, task, task_len, n_steps, n_agents, tok, cost, fw, _prio in trows:
-        row = {"id": tid, "system": system, "outcome": outcome, "task": task,
+    for tid, system, outcome, task, task_len, n_steps, n_agents, tok, cost, fw, _prio, reason in trows:
+        row = {"id": tid, "system": system, "outcome": outcome, "outcome_reason": reason, "task": task,
                "task_len": task_len, "steps": n_steps, "agents": n_agents, "tokens": tok, "cost": cost,
                "framework": fw, "tags": tags.get(tid, []), "signals": signals.get(tid, []),
                "roots": atts.get(tid, []),

@@ -232,6 +232,18 @@ _LOG_RX = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d): task_name="')
 _FIELD_RX = re.compile(r'(\w+)="(.*?)"(?=, \w+="|\s*$)', re.S)
 
 
+_CLOSED_RX = re.compile(r'status="[^"\n]*"\s*$')
+
+
+def _open(entry: str) -> bool:
+    """Whether a log entry read so far is still inside a value: CrewAI writes task
+    descriptions and outputs unescaped, newlines included, and every entry ends with its
+    ``status`` (started) or its ``output`` (completed)."""
+    if 'output="' in entry:
+        return not entry.rstrip().endswith('"')
+    return not _CLOSED_RX.search(entry)
+
+
 class CrewAILogImporter:
     name = "crewai-log"
     description = "CrewAI output_log_file (.txt lines or .json array of task status entries)"
@@ -288,8 +300,8 @@ class CrewAILogImporter:
                     yield self._text_entry(path, start, "\n".join(cur))
                 cur = [line] if line is not None else []
                 start = ln + 1
-            elif cur and 'output="' in cur[0] and not "\n".join(cur).rstrip().endswith('"'):
-                cur.append(line)  # an unescaped multi-line output value, still open
+            elif cur and _open("\n".join(cur)):
+                cur.append(line)  # an unescaped multi-line value (task or output), still open
             elif line.strip():
                 raise IngestError(str(path), f"line {ln + 1}", "not an output_log line (expected 'YYYY-MM-DD HH:MM:SS: task_name=…')")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from mast.ingest._util import as_text
 from mast.ingest.formats.otel.spans import Span
-from mast.ingest.langchain_messages import as_message, text_of
+from mast.ingest.langchain_messages import agent_name, as_message, is_plumbing, text_of
 
 
 _LLM_OPS = {"chat", "text_completion", "generate_content", "generate", "completion"}
@@ -56,13 +56,16 @@ def own_agent(s: Span) -> str | None:
             return str(a[k]).strip()
     md = _metadata(a)
     for src in (md, {k[len("langsmith.metadata."):]: v for k, v in a.items() if k.startswith("langsmith.metadata.")}):
+        # LangGraph's plumbing nodes (``__start__``, ``ChannelWrite…``) are no agents
         if src.get("lc_agent_name"):
-            return str(src["lc_agent_name"])
+            return agent_name(src["lc_agent_name"])
         ns = src.get("langgraph_checkpoint_ns") or src.get("checkpoint_ns")
         if isinstance(ns, str) and ns:
-            return ns.split("|", 1)[0].split(":", 1)[0]
+            return agent_name(ns.split("|", 1)[0].split(":", 1)[0])
+        if is_plumbing(src.get("langgraph_node")):
+            return None
     if a.get("graph.node.id") and str(a.get("openinference.span.kind", "")).upper() == "AGENT":
-        return str(a["graph.node.id"]).strip()
+        return agent_name(str(a["graph.node.id"]).strip())
     if a.get("agent.name"):
         return str(a["agent.name"])
     if a.get("gen_ai.agent.name") and not (s.scope or "").startswith("crewai"):

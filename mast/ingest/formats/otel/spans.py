@@ -123,8 +123,13 @@ def _ns(path: Path, where: str, v: Any, what: str, required: bool) -> int | None
     return int(d.timestamp()) * 1_000_000_000 + d.microsecond * 1000
 
 
+#: ``Span.start_ns`` of a span whose start time is unknown (OTLP ``"0"`` or absent): it
+#: sorts first, keeping file order among such spans, and is stored as a missing time.
+UNKNOWN_NS = 0
+
+
 def iso_ns(ns: int | None) -> str | None:
-    if ns is None:
+    if not ns:  # None, or UNKNOWN_NS
         return None
     d = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
     return d.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ns % 1_000_000_000) // 1000:06d}+00:00"
@@ -148,7 +153,9 @@ def _otlp_span(path: Path, where: str, s: Any, resource: dict, scope: str | None
     return Span(trace_id=_id(path, where, s["traceId"], "traceId"), span_id=_id(path, where, s["spanId"], "spanId"),
                 parent_id=_id(path, where, s.get("parentSpanId"), "parentSpanId", False), name=str(s["name"]),
                 kind=_KIND.get(kind, str(kind).replace("SPAN_KIND_", "")) if isinstance(kind, int) else str(kind).replace("SPAN_KIND_", ""),
-                start_ns=_ns(path, where, s.get("startTimeUnixNano"), "startTimeUnixNano", True),
+                # proto3 JSON leaves a zero time out, and some tools write "0" for an unknown
+                # one: a missing value, not a reason to refuse the export
+                start_ns=_ns(path, where, s.get("startTimeUnixNano"), "startTimeUnixNano", False) or UNKNOWN_NS,
                 end_ns=_ns(path, where, s.get("endTimeUnixNano"), "endTimeUnixNano", False),
                 status=status, status_msg=st.get("message") or None, attrs=attrs, events=events, links=links,
                 resource=resource, scope=scope, where=where)

@@ -12,7 +12,7 @@ from mast.ingest.formats.otel.dialects import (dialects_of, error_text, framewor
                                                kind_of, llm_output, own_agent, root_output, span_tokens,
                                                system_name, tool_name_of, value_text)
 from mast.ingest.formats.otel.spans import Span, iso_ns
-from mast.ingest.langchain_messages import step, transfer_target
+from mast.ingest.langchain_messages import agent_name, step, transfer_target
 from mast.model import Outcome, StepKind, Trace
 
 
@@ -29,7 +29,7 @@ def drop_duplicate_llm_groups(groups: list[list[Span]]) -> list[list[Span]]:
         if len(groups) > 1 and all(kind_of(s) == "llm" for s in g):
             lo = min(s.start_ns for s in g)
             hi = max(s.end_ns or s.start_ns for s in g)
-            if any(oi != gi and st <= lo and hi <= en for st, en, oi in llm_spans):
+            if lo and any(oi != gi and st <= lo and hi <= en for st, en, oi in llm_spans):  # lo 0: time unknown
                 continue  # a re-emitted copy of an LLM call already inside another trace
         keep.append(g)
     return keep
@@ -94,7 +94,7 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                               started_at=iso_ns(max((x.end_ns or x.start_ns) for x in spans))))
         return Trace(system=system_name(spans, main), framework="autogen", source_format=source_format, source_path=str(path),
                      source_index=index, steps=steps, task=task,
-                     started_at=iso_ns(min(x.start_ns for x in spans)),
+                     started_at=iso_ns(min((x.start_ns for x in spans if x.start_ns), default=None)),
                      ended_at=iso_ns(max((x.end_ns or x.start_ns) for x in spans)),
                      metadata={"source_id": sorted({x.trace_id for x in spans}), "spans": len(spans),
                                "first_record": spans[0].where, "dialects": ["autogen-runtime"]})
@@ -118,7 +118,7 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     def visit(s: Span, inherited: str | None) -> str | None:
         """Emit the steps of one span; return the agent its children inherit."""
         k = kinds[id(s)]
-        own = own_agent(s) or (agent_of_span(s) if name_agents and k == "agent" else None)
+        own = own_agent(s) or (agent_name(agent_of_span(s)) if name_agents and k == "agent" else None)
         agent = own or inherited
         if exported and k == "agent" and not has_llm_below(s) and any(v is not None for v in span_tokens(s.attrs)):
             # smolagents' OpenInference puts an agent's own token totals on its run span only
@@ -216,7 +216,7 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                           status="failed" if m_err else "completed", parent_span_id=main.span_id))
     return Trace(system=system_name(spans, main), framework=framework_of(spans), source_format=source_format,
                  source_path=str(path), source_index=index, steps=steps, task=task, outcome=outcome,
-                 started_at=iso_ns(min(s.start_ns for s in spans)),
+                 started_at=iso_ns(min((s.start_ns for s in spans if s.start_ns), default=None)),
                  ended_at=iso_ns(max((s.end_ns or s.start_ns) for s in spans)),
                  metadata=drop_none({"source_id": sorted({s.trace_id for s in spans}), "spans": len(spans),
                                   "first_record": spans[0].where,

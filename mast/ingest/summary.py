@@ -1,0 +1,73 @@
+"""What an ingest reports: one :class:`FileResult` per file, rolled up by :class:`IngestSummary`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from mast.errors import IngestAborted, MastError
+
+
+@dataclass
+class FileResult:
+    path: str
+    format: str | None
+    traces_new: int = 0
+    traces_present: int = 0
+    steps: int = 0
+    skipped: bool = False
+    error: MastError | None = None
+    #: Set when the file is a known companion of a trace file (e.g. its labels): not read.
+    companion: str | None = None
+    #: How many of its traces each rule of :data:`SYSTEM_RULES` named.
+    systems_named: Counter = field(default_factory=Counter)
+    #: A changed file replaces its earlier version: the traces of that version it no
+    #: longer holds were deleted, with their labels (annotations and attributions).
+    traces_replaced: int = 0
+    labels_replaced: int = 0
+
+
+@dataclass
+class IngestSummary:
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[MastError]:
+        return [f.error for f in self.files if f.error]
+
+    @property
+    def aborted(self) -> IngestAborted | None:
+        """The error that stopped the whole run (disk full, out of memory), if one did."""
+        return next((f.error for f in self.files if isinstance(f.error, IngestAborted)), None)
+
+    @property
+    def traces_new(self) -> int:
+        return sum(f.traces_new for f in self.files)
+
+    @property
+    def traces_present(self) -> int:
+        return sum(f.traces_present for f in self.files)
+
+    @property
+    def steps(self) -> int:
+        return sum(f.steps for f in self.files)
+
+    @property
+    def systems_named(self) -> Counter:
+        """Traces per rule that gave them their system name (see :func:`name_system`)."""
+        out: Counter = Counter()
+        for f in self.files:
+            out.update(f.systems_named)
+        return out
+
+    @property
+    def traces_replaced(self) -> int:
+        return sum(f.traces_replaced for f in self.files)
+
+    @property
+    def labels_replaced(self) -> int:
+        return sum(f.labels_replaced for f in self.files)
+
+    @property
+    def formats(self) -> Counter:
+        return Counter(f.format for f in self.files if f.format and not f.error)

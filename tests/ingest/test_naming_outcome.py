@@ -1,0 +1,69 @@
+"""What ingest adds to every trace: the system name (and the rule that gave it), the outcome's reason."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from conftest import ROOT, unwrapped
+from mast.store import Store
+
+FW = ROOT / "tests" / "fixtures" / "frameworks"
+AGENTCHAT = FW / "autogen" / "0.7.5"
+
+
+def _put(src: Path, dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    return dst
+
+
+def _traces(db: Path) -> dict[str, tuple]:
+    with Store(db, read_only=True) as st:
+        return {Path(p).parent.name + "/" + Path(p).name: (sys, frm, reason) for p, sys, frm, reason in st.fetchall(
+            "SELECT source_path, system, metadata->>'system_from', metadata->>'outcome_reason' FROM traces")}
+
+
+def test_unnamed_systems_take_the_folder_name_and_the_summary_says_so(tmp_path, mast, db):
+    # AgentChat's TaskResult names no team: the folder each run sits in names it.
+    _put(AGENTCHAT / "roundrobin" / "task_result.json", tmp_path / "runs" / "review-team" / "task_result.json")
+    _put(AGENTCHAT / "swarm" / "task_result.json", tmp_path / "runs" / "refunds" / "task_result.json")
+    # CrewAI's event bus names its crew: the artefact wins over the folder.
+    _put(FW / "crewai" / "research" / "event_bus.jsonl", tmp_path / "runs" / "crews" / "event_bus.jsonl")
+    out = json.loads(mast("ingest", tmp_path / "runs", "--json").stdout)
+    assert out["errors"] == []
+    assert out["systems_named"] == {"folder": 2, "artefact": 1}
+    got = _traces(db)
+    assert got["review-team/task_result.json"][:2] == ("review-team", "folder")
+    assert got["refunds/task_result.json"][:2] == ("refunds", "folder")
+    assert got["crews/event_bus.jsonl"][:2] == ("tracing_research", "artefact")
+    res = mast("ingest", tmp_path / "runs")
+    assert "system names" not in res.stderr  # unchanged files: nothing named this time
+
+
+def test_default_system_comes_before_the_folder(tmp_path, mast, db):
+    f = _put(AGENTCHAT / "selector" / "task_result.json", tmp_path / "x" / "task_result.json")
+    res = mast("ingest", f, "--default-system", "support-bot")
+    assert "1 trace(s) from the default-system" in res.stderr
+    assert _traces(db)["x/task_result.json"][:2] == ("support-bot", "default-system")
+
+
+def test_traces_show_names_the_system_and_the_outcome_reason(tmp_path, mast, db):
+    f = _put(AGENTCHAT / "roundrobin" / "task_result.json", tmp_path / "review-team" / "task_result.json")
+    mast("ingest", f)
+    with Store(db, read_only=True) as st:
+        [(tid, reason)] = st.fetchall("SELECT trace_id, metadata->>'outcome_reason' FROM traces")
+    assert reason == json.loads(f.read_text())["stop_reason"]  # AgentChat's own words
+    shown = mast("traces", "show", tid[:12]).stdout
+    head = unwrapped(shown.split("source:")[0])  # the heading line, however the terminal wraps it
+    assert "None" not in head
+    assert "review-team [named by folder]" in head
+    assert f"unknown: {reason}" in head
+
+
+def test_a_recursion_limit_is_the_outcome_reason(tmp_path, mast, db):
+    f = _put(FW / "langgraph" / "loop" / "langsmith_run_tree.json", tmp_path / "loop" / "run.json")
+    mast("ingest", f)
+    [(_, _, reason)] = _traces(db).values()
+    assert reason == "GraphRecursionError: Recursion limit of 6 reached"
