@@ -176,9 +176,12 @@ def _ingest_file(store: Store, path: Path, fmt: str, system: str | None,
         with store.transaction():
             store.publish_staging()
             rep = store.record_file(key, st.st_size, st.st_mtime_ns, imp.name, n, trace_ids=ids)
+            [src] = store.record_sources([key], [imp.name], [ids])
     finally:
         store.end_staging()
     res.traces_replaced, res.labels_replaced = rep.traces, rep.labels
+    res.take_sources(src)
+    res.key = key
     if on_bytes:
         on_bytes(st.st_size)
     return res
@@ -406,9 +409,13 @@ class _GroupWriter:
             replaced = self.store.record_files([(p.key, p.size, p.mtime_ns, p.parsed.format, p.parsed.traces)
                                                 for p in files],
                                                [ids[offs[k]:offs[k + 1]] for k in range(len(files))])
-        for p, w, r in zip(files, results, replaced):
+            sources = self.store.record_sources([p.key for p in files], [p.parsed.format for p in files],
+                                                [ids[offs[k]:offs[k + 1]] for k in range(len(files))])
+        for p, w, r, src in zip(files, results, replaced, sources):
             p.res.traces_new, p.res.traces_present, p.res.steps = w.new, w.present, w.steps
             p.res.traces_replaced, p.res.labels_replaced = r.traces, r.labels
+            p.res.take_sources(src)
+            p.res.key = p.key
 
 
 def _chunks(jobs: list[_Pending]) -> list[list[_Pending]]:
