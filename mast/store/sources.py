@@ -71,12 +71,13 @@ class RunSources:
                        coalesce(TRY_CAST(t.metadata->>'run_rank' AS INTEGER), 0), t.n_steps,
                        t.metadata->>'run_fingerprint', true, t.metadata->>'run_rank_why'
                 FROM _mast_rs r JOIN traces t USING (trace_id)""")
+            # Without a run key, identical content (one trace id) is what ties two artefacts.
             rows = self.fetchall("""
-                SELECT s.path, s.format, s.source_trace_id, s.run_key, s.kind, s.rank, s.steps, s.fingerprint,
+                WITH s AS (SELECT *, coalesce(run_key, 'content:' || source_trace_id) AS k FROM run_sources)
+                SELECT s.path, s.format, s.source_trace_id, s.k, s.kind, s.rank, s.steps, s.fingerprint,
                        t.metadata->>'run_rank_why', t.trace_id IS NOT NULL
-                FROM run_sources s LEFT JOIN traces t ON t.trace_id = s.source_trace_id
-                WHERE s.run_key IN (SELECT run_key FROM run_sources WHERE path IN (SELECT path FROM _mast_rp)
-                                    AND run_key IS NOT NULL)""")
+                FROM s LEFT JOIN traces t ON t.trace_id = s.source_trace_id
+                WHERE s.k IN (SELECT k FROM s WHERE path IN (SELECT path FROM _mast_rp))""")
             same = self.fetchall("""
                 SELECT DISTINCT a.path, b.path FROM run_sources a JOIN run_sources b
                   ON a.fingerprint = b.fingerprint AND a.path <> b.path
