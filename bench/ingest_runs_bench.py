@@ -66,7 +66,7 @@ def build(out: Path) -> dict[str, Path]:
 
 
 def load() -> str:
-    return " ".join(os.getloadavg().__repr__().strip("()").split(", ")[:3])
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:

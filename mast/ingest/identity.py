@@ -22,12 +22,15 @@ langsmith, langgraph-events                 ``langchain-run``    the root run id
 ==========================================  ===================  =========================================
 
 Kinds never match across families (an AG2 session id is not an OTel trace id), so only
-artefacts that carry the *same* id are merged.  AgentChat 0.4/0.5 messages, CrewAI's
+artefacts that carry the *same* id are merged; without a key, identical content (one
+trace id) is what ties two artefacts.  AgentChat 0.4/0.5 messages, CrewAI's
 ``CrewOutput`` / task callbacks / output log and LangGraph's stream and final state carry
 no run id (a LangGraph ``thread_id`` names a conversation, which holds many runs): they
-keep a trace each.  For those, and for any two artefacts whose ids differ, the
-**fingerprint** (framework, task and the opening messages) tells ``mast ingest`` to say
-that two files look like the same run although no id ties them; it never merges.
+keep a trace each (docs/formats/run-identity.md).  For those, and for two artefacts whose
+keys are of different kinds, the **fingerprint** (framework, task and the opening
+messages) tells ``mast ingest`` to say that two files look like the same run although no
+id ties them; it never merges.  Two keys of one kind that differ are two runs by the
+framework's own word.
 """
 
 from __future__ import annotations
