@@ -13,7 +13,8 @@ Two corpora, built once under ``bench/out/runs_corpus``:
 
 Each timing is one ``ingest_paths(..., workers=0)`` into a fresh store, in a subprocess
 that imports mast from the checkout named (``--code``), alternating the checkouts.  Prints
-the load average before and after, the seconds per run, and the traces stored.  Never part
+the load average before and after, the seconds per run (wall clock, and CPU time of the process: less
+sensitive to the other sessions on a shared machine), and the traces stored.  Never part
 of the test run.
 """
 
@@ -39,11 +40,11 @@ sys.path.insert(0, sys.argv[1])
 import mast
 from mast.ingest.pipeline import ingest_paths
 from mast.store import Store
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 with Store(sys.argv[3]) as st:
     res = ingest_paths(st, [sys.argv[2]], workers=0, keep_going=True)
     n = st.fetchall("SELECT count(*) FROM traces")[0][0]
-print(json.dumps({"s": time.perf_counter() - t0, "traces": n, "errors": len(res.errors), "mast": mast.__file__}))
+print(json.dumps({"s": time.perf_counter() - t0, "cpu": time.process_time() - c0, "traces": n, "errors": len(res.errors), "mast": mast.__file__}))
 """
 
 
@@ -88,7 +89,7 @@ def main() -> None:
                                         str(Path(tmp) / "s.duckdb")], capture_output=True, text=True, check=True)
                     got = json.loads(r.stdout.strip().splitlines()[-1])
                     assert got["mast"].startswith(str(code.resolve())), got
-                cells.append((code, f"{got['s']:.2f} s ({got['traces']} traces)"))
+                cells.append((code, f"{got['s']:.2f} s wall, {got['cpu']:.2f} s CPU ({got['traces']} traces)"))
             cells.sort(key=lambda c: args.code.index(c[0]))
             print(f"| {name} | {k + 1} | " + " | ".join(c for _, c in cells) + " |", flush=True)
     print(f"load average after: {load()}")

@@ -135,7 +135,7 @@ def _same_run_notes(pairs: list[tuple[str, str]], shown: dict[str, str]) -> None
                   "framework, task and opening messages) but no run id ties them: kept as separate traces",
                   highlight=False, markup=False, soft_wrap=True)
     if len(by_file) > SAME_RUN_NOTES:
-        err.print(f"note: … and {len(by_file) - SAME_RUN_NOTES} more file(s) like that (`--json` lists them all)",
+        err.print(f"note: … and {len(by_file) - SAME_RUN_NOTES} more file(s) like that (`--json` lists them)",
                   highlight=False, markup=False)
 
 

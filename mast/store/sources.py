@@ -34,8 +34,37 @@ class Sources:
     #: Traces of other files (and their labels) that this file's richer artefact replaced.
     superseded: int = 0
     superseded_labels: int = 0
-    #: Files whose trace looks like the same run (same fingerprint) with no id tying them.
+    #: Files whose trace looks like the same run (same fingerprint) with no id tying them
+    #: (the first :data:`SAME_RUN_LIST`).
     same_run_as: list[str] = field(default_factory=list)
+
+
+#: Files named per file as looking like the same run (the first ones, by path).
+SAME_RUN_LIST = 5
+
+
+def _pair_same_run(entries: list[dict[str, Any]], at: dict[str, int], out: list[Sources]) -> None:
+    """Name, for each file of the group, files of the same fingerprint that no id ties to it:
+    one of the two has no run key, or their keys are of different kinds (two keys of one
+    kind that differ are two runs by the framework's word).  A pair within the group is
+    named once, on the later path."""
+    by_kind: dict[str | None, list[dict[str, Any]]] = {}
+    for e in entries:
+        by_kind.setdefault(e["kind"] if e["key"] else None, []).append(e)
+    for a in entries:
+        if a["path"] not in at:
+            continue
+        mine = out[at[a["path"]]].same_run_as
+        kind = a["kind"] if a["key"] else None
+        for k, bucket in by_kind.items():
+            if kind is not None and k == kind:
+                continue
+            for b in bucket:
+                if len(mine) >= SAME_RUN_LIST:
+                    break
+                if b["path"] != a["path"] and (b["path"] not in at or b["path"] < a["path"]) \
+                        and b["path"] not in mine:
+                    mine.append(b["path"])
 
 
 _ROW = ("path", "format", "source_trace_id", "run_key", "kind", "rank", "steps", "fingerprint", "why", "present")
@@ -69,31 +98,36 @@ class RunSources:
                 INSERT INTO run_sources
                 SELECT r.path, r.fmt, t.trace_id, t.trace_id, t.metadata->>'run_key', t.metadata->>'run_key_kind',
                        coalesce(TRY_CAST(t.metadata->>'run_rank' AS INTEGER), 0), t.n_steps,
-                       t.metadata->>'run_fingerprint', true, t.metadata->>'run_rank_why'
+                       t.metadata->>'run_fingerprint', true,
+                       'the only artefact of the run: ' || coalesce(t.metadata->>'run_rank_why', r.fmt)
                 FROM _mast_rs r JOIN traces t USING (trace_id)""")
             # Without a run key, identical content (one trace id) is what ties two artefacts.
+            # Only runs with more than one artefact have a choice to make (most have one).
             rows = self.fetchall("""
-                WITH s AS (SELECT *, coalesce(run_key, 'content:' || source_trace_id) AS k FROM run_sources)
-                SELECT s.path, s.format, s.source_trace_id, s.k, s.kind, s.rank, s.steps, s.fingerprint,
+                WITH s AS (SELECT *, coalesce(run_key, 'content:' || source_trace_id) AS k FROM run_sources),
+                     m AS (SELECT k FROM s WHERE k IN (SELECT k FROM s WHERE path IN (SELECT path FROM _mast_rp))
+                           GROUP BY k HAVING count(*) > 1),
+                     c AS (SELECT * FROM s WHERE k IN (SELECT k FROM m))
+                SELECT c.path, c.format, c.source_trace_id, c.k, c.kind, c.rank, c.steps, c.fingerprint,
                        t.metadata->>'run_rank_why', t.trace_id IS NOT NULL
-                FROM s LEFT JOIN traces t ON t.trace_id = s.source_trace_id
-                WHERE s.k IN (SELECT k FROM s WHERE path IN (SELECT path FROM _mast_rp))""")
+                FROM c LEFT JOIN traces t ON t.trace_id = c.source_trace_id""")
+            # Per fingerprint shared with another file, its files (a self-join would be
+            # quadratic in the replays of one scripted run); paired below, a few per file.
             same = self.fetchall("""
-                SELECT DISTINCT a.path, b.path FROM run_sources a JOIN run_sources b
-                  ON a.fingerprint = b.fingerprint AND a.path <> b.path
-                 -- two ids of one kind that differ: the framework says two runs
-                 AND (a.run_key IS NULL OR b.run_key IS NULL OR a.kind <> b.kind)
-                WHERE a.path IN (SELECT path FROM _mast_rp)
-                  AND (b.path NOT IN (SELECT path FROM _mast_rp) OR b.path < a.path)
-                ORDER BY 1, 2""")
+                SELECT list(struct_pack(path := path, key := run_key, kind := kind) ORDER BY path)
+                FROM run_sources
+                WHERE fingerprint IN (SELECT fingerprint FROM run_sources WHERE path IN (SELECT path FROM _mast_rp))
+                GROUP BY fingerprint
+                HAVING count(DISTINCT path) > 1
+                   AND (count(*) FILTER (WHERE run_key IS NULL) > 0 OR count(DISTINCT kind) > 1)""")
         except duckdb.Error as e:
             raise self._map(e) from None
         finally:
             for name in ("_mast_rs", "_mast_rp"):
                 with contextlib.suppress(Exception):
                     self._con.unregister(name)
-        for a, b in same:
-            out[at[a]].same_run_as.append(b)
+        for (entries,) in same:
+            _pair_same_run(entries, at, out)
         self._merge([dict(zip(_ROW, r)) for r in rows], at, out)
         return out
 
@@ -137,14 +171,18 @@ class RunSources:
         finally:
             with contextlib.suppress(Exception):
                 self._con.unregister("_mast_ru")
-        by_winner: dict[str, list[str]] = {}
+        if not losers:
+            return
+        # One delete for the whole group (per run it would be a statement per table per run).
+        ids = list(losers)
+        labels = dict(self.fetchall(
+            "SELECT trace_id, count(*) FROM (SELECT trace_id FROM annotations UNION ALL SELECT trace_id "
+            "FROM attributions) WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1", [ids]))
+        self.delete_traces(ids)
         for tid, wpath in losers.items():
-            by_winner.setdefault(wpath, []).append(tid)
-        for wpath, ids in by_winner.items():
-            rep = self._delete_traces(ids)
             if wpath in at:
-                out[at[wpath]].superseded += rep.traces
-                out[at[wpath]].superseded_labels += rep.labels
+                out[at[wpath]].superseded += 1
+                out[at[wpath]].superseded_labels += int(labels.get(tid, 0))
 
     def run_sources(self, trace_id: str) -> list[dict[str, Any]]:
         """The artefacts of the run stored as ``trace_id``: the chosen one first, then its alternates."""

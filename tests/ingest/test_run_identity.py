@@ -119,7 +119,11 @@ def test_the_same_trace_whatever_order_the_artefacts_arrive_in(order, tmp_path):
     assert sum(s[2] for s in sources) == 1
 
 
-def test_a_later_richer_artefact_rebuilds_the_trace_and_its_labels_go(tmp_path):
+@pytest.mark.parametrize("stream", [False, True], ids=["grouped", "streamed"])
+def test_a_later_richer_artefact_rebuilds_the_trace_and_its_labels_go(tmp_path, monkeypatch, stream):
+    if stream:  # the big-file path: staged batches published in one transaction
+        from mast.ingest import pipeline
+        monkeypatch.setattr(pipeline, "STREAM_BYTES", 10)
     db = tmp_path / "s.duckdb"
     with Store(db) as st:
         first = ingest_paths(st, [SELECTOR / "task_result.json"])
