@@ -9,7 +9,7 @@ Two corpora, built once under ``bench/out/runs_corpus``:
   of the "Ingest fidelity" section);
 - ``agentchat``: 300 copies of the AgentChat 0.7.5 selector fixture folder (5 artefacts of
   one run each: TaskResult, messages, run_stream, two event logs), every copy a new run
-  (every UUID's first 8 hex digits replaced by the copy number): 1,500 files, 300 runs.
+  (every UUID's first 8 hex digits replaced by the copy number, from 1): 1,500 files, 300 runs.
 
 Each timing is one ``ingest_paths(..., workers=0)`` into a fresh store, in a subprocess
 that imports mast from the checkout named (``--code``), alternating the checkouts.  Prints
@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SELECTOR = ROOT / "tests" / "fixtures" / "frameworks" / "autogen" / "0.7.5" / "selector"
-UUID = re.compile(r"\b[0-9a-f]{8}(-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
+UUID = re.compile(r"(?<![0-9a-f])[0-9a-f]{8}(-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?![0-9a-f])")
 
 CHILD = r"""
 import json, sys, time
@@ -62,7 +62,7 @@ def build(out: Path) -> dict[str, Path]:
             d = ac / f"{i:04d}"
             d.mkdir(parents=True)
             for f in files:
-                (d / f.name).write_text(UUID.sub(lambda m: f"{i:08x}{m.group(1)}", f.read_text()))
+                (d / f.name).write_text(UUID.sub(lambda m: f"{i + 1:08x}{m.group(1)}", f.read_text()))
     return {"messages": msgs, "agentchat": ac}
 
 
