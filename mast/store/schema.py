@@ -372,7 +372,8 @@ def m150_run_sources(con: duckdb.DuckDBPyConnection) -> None:
             steps           INTEGER NOT NULL,
             fingerprint     VARCHAR,
             chosen          BOOLEAN NOT NULL,
-            why             VARCHAR
+            why             VARCHAR,           -- why it was chosen, or why not
+            rank_why        VARCHAR            -- what the artefact holds (its rank's reason)
         )
         """
     )

@@ -46,7 +46,7 @@ SAME_RUN_LIST = 5
 def _pair_same_run(entries: list[dict[str, Any]], at: dict[str, int], out: list[Sources]) -> None:
     """Name, for each file of the group, files of the same fingerprint that no id ties to it:
     one of the two has no run key, or their keys are of different kinds (two keys of one
-    kind that differ are two runs by the framework's word).  A pair within the group is
+    kind that differ are two runs by the framework's word), and they are not one trace.  A pair within the group is
     named once, on the later path."""
     by_kind: dict[str | None, list[dict[str, Any]]] = {}
     for e in entries:
@@ -62,8 +62,8 @@ def _pair_same_run(entries: list[dict[str, Any]], at: dict[str, int], out: list[
             for b in bucket:
                 if len(mine) >= SAME_RUN_LIST:
                     break
-                if b["path"] != a["path"] and (b["path"] not in at or b["path"] < a["path"]) \
-                        and b["path"] not in mine:
+                if b["path"] != a["path"] and b["tid"] != a["tid"] \
+                        and (b["path"] not in at or b["path"] < a["path"]) and b["path"] not in mine:
                     mine.append(b["path"])
 
 
@@ -99,22 +99,23 @@ class RunSources:
                 SELECT r.path, r.fmt, t.trace_id, t.trace_id, t.metadata->>'run_key', t.metadata->>'run_key_kind',
                        coalesce(TRY_CAST(t.metadata->>'run_rank' AS INTEGER), 0), t.n_steps,
                        t.metadata->>'run_fingerprint', true,
-                       'the only artefact of the run: ' || coalesce(t.metadata->>'run_rank_why', r.fmt)
+                       'the only artefact of the run: ' || coalesce(t.metadata->>'run_rank_why', r.fmt),
+                       coalesce(t.metadata->>'run_rank_why', r.fmt)
                 FROM _mast_rs r JOIN traces t USING (trace_id)""")
-            # Without a run key, identical content (one trace id) is what ties two artefacts.
-            # Only runs with more than one artefact have a choice to make (most have one).
+            # The artefacts of the runs the group touched.  Without a run key, identical
+            # content (one trace id) is what ties two artefacts.  An artefact's own trace is
+            # stored if it was chosen or is the chosen one's (a dropped alternate's is not).
             rows = self.fetchall("""
-                WITH s AS (SELECT *, coalesce(run_key, 'content:' || source_trace_id) AS k FROM run_sources),
-                     m AS (SELECT k FROM s WHERE k IN (SELECT k FROM s WHERE path IN (SELECT path FROM _mast_rp))
-                           GROUP BY k HAVING count(*) > 1),
-                     c AS (SELECT * FROM s WHERE k IN (SELECT k FROM m))
-                SELECT c.path, c.format, c.source_trace_id, c.k, c.kind, c.rank, c.steps, c.fingerprint,
-                       t.metadata->>'run_rank_why', t.trace_id IS NOT NULL
-                FROM c LEFT JOIN traces t ON t.trace_id = c.source_trace_id""")
+                WITH g AS (SELECT run_key, source_trace_id FROM run_sources WHERE path IN (SELECT path FROM _mast_rp))
+                SELECT path, format, source_trace_id, coalesce(run_key, 'content:' || source_trace_id), kind, rank,
+                       steps, fingerprint, rank_why, chosen OR source_trace_id = stored_trace_id
+                FROM run_sources
+                WHERE run_key IN (SELECT run_key FROM g WHERE run_key IS NOT NULL)
+                   OR (run_key IS NULL AND source_trace_id IN (SELECT source_trace_id FROM g WHERE run_key IS NULL))""")
             # Per fingerprint shared with another file, its files (a self-join would be
             # quadratic in the replays of one scripted run); paired below, a few per file.
             same = self.fetchall("""
-                SELECT list(struct_pack(path := path, key := run_key, kind := kind) ORDER BY path)
+                SELECT list(struct_pack(path := path, key := run_key, kind := kind, tid := source_trace_id) ORDER BY path)
                 FROM run_sources
                 WHERE fingerprint IN (SELECT fingerprint FROM run_sources WHERE path IN (SELECT path FROM _mast_rp))
                 GROUP BY fingerprint
@@ -135,6 +136,7 @@ class RunSources:
         by_key: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             by_key.setdefault(r["run_key"], []).append(r)
+        by_key = {k: rs for k, rs in by_key.items() if len(rs) > 1}  # one artefact: nothing to choose
         updates: list[tuple[str, str, str, bool, str]] = []
         losers: dict[str, str] = {}  # dropped trace id -> the path of the artefact that won
         for key, rs in by_key.items():
