@@ -44,7 +44,8 @@ t0, c0 = time.perf_counter(), time.process_time()
 with Store(sys.argv[3]) as st:
     res = ingest_paths(st, [sys.argv[2]], workers=0, keep_going=True)
     n = st.fetchall("SELECT count(*) FROM traces")[0][0]
-print(json.dumps({"s": time.perf_counter() - t0, "cpu": time.process_time() - c0, "traces": n, "errors": len(res.errors), "mast": mast.__file__}))
+print(json.dumps({"s": time.perf_counter() - t0, "cpu": time.process_time() - c0, "traces": n,
+                  "errors": len(res.errors), "mast": mast.__file__}))
 """
 
 

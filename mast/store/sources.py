@@ -115,7 +115,8 @@ class RunSources:
             # Per fingerprint shared with another file, its files (a self-join would be
             # quadratic in the replays of one scripted run); paired below, a few per file.
             same = self.fetchall("""
-                SELECT list(struct_pack(path := path, key := run_key, kind := kind, tid := source_trace_id) ORDER BY path)
+                SELECT list(struct_pack(path := path, key := run_key, kind := kind, tid := source_trace_id)
+                            ORDER BY path)
                 FROM run_sources
                 WHERE fingerprint IN (SELECT fingerprint FROM run_sources WHERE path IN (SELECT path FROM _mast_rp))
                 GROUP BY fingerprint
