@@ -18,6 +18,7 @@ rebuild from it.
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -67,6 +68,10 @@ def _pair_same_run(entries: list[dict[str, Any]], at: dict[str, int], out: list[
                     mine.append(b["path"])
 
 
+#: Rows read per group when looking for same-run files (a bound for folders of replays).
+SAME_RUN_SCAN = 20_000
+_COLUMNS = ("path", "format", "source_trace_id", "stored_trace_id", "run_key", "kind", "rank", "steps",
+            "fingerprint", "chosen", "why", "rank_why")
 _ROW = ("path", "format", "source_trace_id", "run_key", "kind", "rank", "steps", "fingerprint", "why", "present")
 
 
@@ -76,60 +81,69 @@ class RunSources:
     _con: duckdb.DuckDBPyConnection
 
     def record_sources(self, paths: Sequence[str], formats: Sequence[str],
-                       trace_ids: Sequence[Sequence[str]]) -> list[Sources]:
-        """Record the artefacts ``paths`` (with the traces each produced now) and merge runs.
+                       traces: Sequence[Sequence[tuple[str, int, str | None]]]) -> list[Sources]:
+        """Record the artefacts ``paths`` and merge the runs they belong to.
 
-        Call inside the transaction that wrote the traces, after ``record_files``.  Returns
-        one :class:`Sources` per path."""
+        ``traces``, per path: ``(trace_id, steps, metadata JSON)`` of the traces it produced
+        now (as encoded for the store: the run key is in the metadata).  Call inside the
+        transaction that wrote them, after ``record_files``.  Returns one :class:`Sources`
+        per path.  The group's own rows come from the caller and every lookup is a filter
+        on a list parameter, not a join: a hash table per statement would count against a
+        tight memory limit (MAST_INGEST_MEMORY_LIMIT) for what is a handful of rows."""
         out = [Sources() for _ in paths]
         if not paths:
             return out
         at = {p: i for i, p in enumerate(paths)}
-        pairs = [(p, f, t) for p, f, ids in zip(paths, formats, trace_ids) for t in dict.fromkeys(ids)]
-        tb = pa.table({"path": pa.array([p for p, _, _ in pairs], pa.string()),
-                       "fmt": pa.array([f for _, f, _ in pairs], pa.string()),
-                       "trace_id": pa.array([t for _, _, t in pairs], pa.string())})
-        group = pa.table({"path": pa.array(list(at), pa.string())})
+        new: list[tuple] = []
+        for p, f, ts in zip(paths, formats, traces):
+            seen: set[str] = set()
+            for tid, steps, meta in ts:
+                if tid in seen:
+                    continue
+                seen.add(tid)
+                md = json.loads(meta) if meta else {}
+                md = md if isinstance(md, dict) else {}
+                why = md.get("run_rank_why") or f
+                rank = md.get("run_rank")
+                new.append((p, f, tid, tid, md.get("run_key"), md.get("run_key_kind"),
+                            rank if isinstance(rank, int) else 0, int(steps or 0), md.get("run_fingerprint"),
+                            True, f"the only artefact of the run: {why}", why))
+        cols = list(zip(*new)) if new else [[] for _ in range(12)]
+        types = (pa.string(),) * 6 + (pa.int32(), pa.int32(), pa.string(), pa.bool_(), pa.string(), pa.string())
+        tb = pa.Table.from_arrays([pa.array(c, t) for c, t in zip(cols, types)], names=list(_COLUMNS))
+        keys = sorted({r[4] for r in new if r[4]})
+        bare = sorted({r[2] for r in new if not r[4]})
+        prints = sorted({r[8] for r in new if r[8]})
         try:
+            self.execute("DELETE FROM run_sources WHERE list_contains(?::VARCHAR[], path)", [list(at)])
             self._con.register("_mast_rs", tb)
-            self._con.register("_mast_rp", group)
-            self.execute("DELETE FROM run_sources WHERE path IN (SELECT path FROM _mast_rp)")
-            self.execute("""
-                INSERT INTO run_sources
-                SELECT r.path, r.fmt, t.trace_id, t.trace_id, t.metadata->>'run_key', t.metadata->>'run_key_kind',
-                       coalesce(TRY_CAST(t.metadata->>'run_rank' AS INTEGER), 0), t.n_steps,
-                       t.metadata->>'run_fingerprint', true,
-                       'the only artefact of the run: ' || coalesce(t.metadata->>'run_rank_why', r.fmt),
-                       coalesce(t.metadata->>'run_rank_why', r.fmt)
-                FROM _mast_rs r JOIN traces t USING (trace_id)""")
+            self.execute(f"INSERT INTO run_sources ({', '.join(_COLUMNS)}) SELECT * FROM _mast_rs")
             # The artefacts of the runs the group touched.  Without a run key, identical
             # content (one trace id) is what ties two artefacts.  An artefact's own trace is
             # stored if it was chosen or is the chosen one's (a dropped alternate's is not).
             rows = self.fetchall("""
-                WITH g AS (SELECT run_key, source_trace_id FROM run_sources WHERE path IN (SELECT path FROM _mast_rp))
                 SELECT path, format, source_trace_id, coalesce(run_key, 'content:' || source_trace_id), kind, rank,
                        steps, fingerprint, rank_why, chosen OR source_trace_id = stored_trace_id
                 FROM run_sources
-                WHERE run_key IN (SELECT run_key FROM g WHERE run_key IS NOT NULL)
-                   OR (run_key IS NULL AND source_trace_id IN (SELECT source_trace_id FROM g WHERE run_key IS NULL))""")
-            # Per fingerprint shared with another file, its files (a self-join would be
-            # quadratic in the replays of one scripted run); paired below, a few per file.
-            same = self.fetchall("""
-                SELECT list(struct_pack(path := path, key := run_key, kind := kind, tid := source_trace_id)
-                            ORDER BY path)
-                FROM run_sources
-                WHERE fingerprint IN (SELECT fingerprint FROM run_sources WHERE path IN (SELECT path FROM _mast_rp))
-                GROUP BY fingerprint
-                HAVING count(DISTINCT path) > 1
-                   AND (count(*) FILTER (WHERE run_key IS NULL) > 0 OR count(DISTINCT kind) > 1)""")
+                WHERE list_contains(?::VARCHAR[], run_key)
+                   OR (run_key IS NULL AND list_contains(?::VARCHAR[], source_trace_id))""", [keys, bare])
+            # The files that share a fingerprint with the group's (paired below, a few per
+            # file; a self-join would be quadratic in the replays of one scripted run).
+            same = self.fetchall(f"""
+                SELECT fingerprint, path, run_key, kind, source_trace_id FROM run_sources
+                WHERE list_contains(?::VARCHAR[], fingerprint) ORDER BY fingerprint, path
+                LIMIT {SAME_RUN_SCAN}""", [prints])
         except duckdb.Error as e:
             raise self._map(e) from None
         finally:
-            for name in ("_mast_rs", "_mast_rp"):
-                with contextlib.suppress(Exception):
-                    self._con.unregister(name)
-        for (entries,) in same:
-            _pair_same_run(entries, at, out)
+            with contextlib.suppress(Exception):
+                self._con.unregister("_mast_rs")
+        by_print: dict[str, list[dict[str, Any]]] = {}
+        for fp, path, key, kind, tid in same:
+            by_print.setdefault(fp, []).append({"path": path, "key": key, "kind": kind, "tid": tid})
+        for entries in by_print.values():
+            if len({e["path"] for e in entries}) > 1:
+                _pair_same_run(entries, at, out)
         self._merge([dict(zip(_ROW, r)) for r in rows], at, out)
         return out
 
