@@ -162,7 +162,8 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
             a = s.attrs
             args = a.get("gen_ai.tool.call.arguments", a.get("input.value", a.get("gen_ai.prompt")))
             result = a.get("gen_ai.tool.call.result", a.get("output.value", a.get("gen_ai.completion")))
-            target = transfer_target(name) or (_delegate_target(args) if DELEGATE_RX.match(name) else None)
+            target = transfer_target(name) or (_delegate_target(args) if DELEGATE_RX.match(name) else None) \
+                or (_ag2_handoff(result) if s.scope == AG2_SCOPE else None)
             dest = a.get("langsmith.metadata.__handoff_destination")
             if target or (emsg and parent_cmd and GOTO_RX.search(emsg)):
                 target = target or GOTO_RX.search(emsg).group(1)
@@ -241,6 +242,15 @@ def _agent_task(s: Span) -> str | None:
         return j["task"]
     t = input_text(s)
     return t if t and not t.startswith(("[", "{")) else None
+
+
+def _ag2_handoff(result: Any) -> str | None:
+    """ag2 1.x: a tool that returned ``Handoff(target, reason)`` routed the turn (its result
+    is that dataclass as JSON)."""
+    j = json_maybe(result)
+    if isinstance(j, dict) and isinstance(j.get("target"), str) and j["target"] and set(j) <= {"target", "reason"}:
+        return j["target"]
+    return None
 
 
 def _ag2_task(llm_spans: list[Span]) -> str | None:
