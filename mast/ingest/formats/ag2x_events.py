@@ -151,15 +151,14 @@ class AG2xEventsImporter:
                 last_response = n
                 msg = _plain(d.get("message"))
                 text = msg.get("content") if isinstance(msg, dict) else None
-                calls = _plain(d.get("tool_calls"))
-                calls = calls.get("calls") if isinstance(calls, dict) else None
+                batch = _plain(d.get("tool_calls"))
+                calls = batch.get("calls") if isinstance(batch, dict) else None
+                called = [drop_none({"id": c.get("id"), "name": c.get("name")})
+                          for c in (calls if isinstance(calls, list) else []) if isinstance(c, dict)]
                 tin, tout = _usage(d)
                 steps.append(Step(agent=me, content=as_text(text), kind=StepKind.LLM_CALL, role="assistant",
                                   started_at=at, tokens_in=tin, tokens_out=tout, status="ok",
-                                  attributes=drop_none({"model": d.get("model"),
-                                                        "tool_calls": [drop_none({"id": c.get("id"), "name": c.get("name")})
-                                                                       for c in calls if isinstance(c, dict)] or None
-                                                        if isinstance(calls, list) else None})))
+                                  attributes=drop_none({"model": d.get("model"), "tool_calls": called or None})))
             elif cls in ("ToolCallEvent", "BuiltinToolCallEvent"):
                 if not d.get("name"):
                     raise IngestError(str(path), where, f"missing required field: data.name ({cls})")
@@ -204,10 +203,10 @@ class AG2xEventsImporter:
         if cls == "ToolErrorEvent":
             err = _plain(d.get("error"))
             text = err.get("message") if isinstance(err, dict) else as_text(err)
+            etype = err.get("__exception__") if isinstance(err, dict) else None
             return Step(agent=me, content=as_text(text), kind=StepKind.TOOL_RESULT, role="tool", tool_name=name,
                         parent_span_id=str(d["parent_id"]), started_at=at, status="error",
-                        attributes=drop_none({"error_type": err.get("__exception__") if isinstance(d.get("error"), dict)
-                                              else None}) or None)
+                        attributes={"error_type": etype} if etype else None)
         result = d.get("result")
         parts = result.get("data", {}).get("parts") if isinstance(result, dict) and isinstance(result.get("data"), dict) \
             else None
