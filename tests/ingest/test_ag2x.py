@@ -316,3 +316,14 @@ def test_a_wal_with_another_channels_envelope_is_refused(mast, db, tmp_path):
     p = _copy_lines(tmp_path, wal("workflow"), "wal.jsonl", edit)
     refused(mast, db, p, "line 6", "someone-else")
     assert no_traces(db)
+
+
+def test_a_whole_hub_folder_is_read_and_its_state_files_skipped(mast, db):
+    """Pointing mast at the hub's store: the WAL and the audit log are traces, passports,
+    channel metadata and the rest are companions (skipped with a note, not errors)."""
+    out = ingest(mast, FIX / "failing" / "hub")
+    assert out["formats"] == {"ag2x-wal": 1, "ag2x-audit": 1}
+    assert not out["errors"]
+    with Store(db, read_only=True) as st:
+        assert sorted(st.fetchall("SELECT source_format, outcome FROM traces")) == \
+            [("ag2x-audit", "failure"), ("ag2x-wal", "failure")]

@@ -20,6 +20,10 @@ naming it.  The audit log beside it adds the channel's ``turn_failed`` records a
 steps (in time order), which make the outcome ``failure``; the WAL holds no tool calls or
 tokens (those are in the agents' history logs and spans).
 
+The hub's other files (passports, resumes, rules, inbox cursors, channel metadata, task
+state, registry caches, its own span log) are companions: a folder walk skips them with a
+note instead of failing on them.
+
 ``ag2x-audit`` reads an audit log alone: one trace per channel it saw created, with its
 participants, failed turns (``error``), task terminations and violated expectations
 (``event``) and its end (``termination``).
@@ -42,6 +46,29 @@ AUDIT_KINDS = {"agent_registered", "agent_unregistered", "resume_set", "rule_set
                "expectation_violated", "channel_created", "channel_closed", "channel_expired",
                "task_terminated", "turn_failed"}
 _FAILED_TASK = {"failed", "expired", "cancelled"}
+
+
+# The hub store's other files, by the folder they sit in: state and caches, not traces
+_HUB_STATE = {"agents": {"passport.json", "resume.json", "rule.json", "runtime.json", "owners.json",
+                         "inbox.cursors.json", "inbox_nacks.jsonl", "inbox_overflow.jsonl"},
+              "channels": {"metadata.json", "tasks.json"},
+              "tasks": {"metadata.json", "checkpoint.json", "checkpoint_writers.json", "events.jsonl"}}
+
+
+def _is_hub(root: Path) -> bool:
+    return (root / "audit" / "audit.jsonl").is_file() or (root / "channels").is_dir()
+
+
+def hub_companion(path: Path) -> str | None:
+    """Why a file of an ag2 hub's store is not a trace file (None: it is not one of them)."""
+    grand = path.parent.parent
+    if path.name in _HUB_STATE.get(grand.name, ()) and _is_hub(grand.parent):
+        return f"ag2 hub state ({grand.name}/…/{path.name}), read with the channel WAL (not a trace file)"
+    if path.parent.name == "registry" and path.suffix == ".json" and _is_hub(grand):
+        return "ag2 hub registry cache (not a trace file)"
+    if path.parent.name == "telemetry" and path.name == "spans.jsonl" and _is_hub(grand):
+        return "ag2 hub span log: the same spans as its OpenTelemetry export (not read)"
+    return None
 
 
 def _first_object(head: bytes) -> dict | None:
@@ -128,6 +155,9 @@ class AG2xWalImporter:
             return None
         missing = [k for k in _ENVELOPE if k not in obj]
         return 2, "an envelope id, but not an ag2 envelope (missing " + ", ".join(missing) + ")"
+
+    def companion(self, path: Path, head: bytes) -> str | None:
+        return hub_companion(path)
 
     def read(self, path: Path) -> Iterator[Trace]:
         if first_line_object(path) is None:
