@@ -21,7 +21,7 @@ fixtures (tests/fixtures/frameworks/), each copy made a new run:
   copied from the 4-record excerpt with numbered task ids.  ``exports`` runs all four.
 - ``ag2x-otel``, ``ag2x-wal``, ``ag2x-events``: the ag2 1.x fixtures (tests/fixtures/frameworks/ag2x/),
   the TelemetryMiddleware export (Collector-style JSON Lines, one request = one run of several
-  trace ids stitched by channel a line, ~1 MB files), channel WALs and history event logs
+  trace ids stitched by channel a line, ~4 MB files as in the OTLP corpus), channel WALs and history event logs
   (one file per channel / stream, as the library writes them), each copy with its 32-hex ids and epoch times
   renumbered (``ag2x/<kind>/<template>/<n>``).  ``ag2x`` runs all three.
 
@@ -164,13 +164,13 @@ def build(root: Path, kind: str, size_mb: int, log=print) -> _corpus.Corpus:
                     text = json.dumps(json.loads(text), separators=(",", ":"))
                 temps.append((t.relative_to(src).parts[0] + "_" + t.stem.split(".")[0][:8], t.suffix, text))
         if kind == "ag2x-otel":
-            # as a Collector file exporter keeps them: one request (one run) a line, ~1 MB files
+            # as a Collector file exporter keeps them: one request (one run) a line, ~4 MB files
             d = root / kind / "jsonl"
             d.mkdir(parents=True, exist_ok=True)
             f = 0
             while c.bytes < budget:
                 lines, size = [], 0
-                while size < 1_000_000:
+                while size < 4_000_000:
                     body = _ag2x_copy(temps[n % len(temps)][2], n)
                     lines.append(body)
                     size += len(body) + 1

@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -99,7 +100,10 @@ def _attrs(path: Path, where: str, a: Any) -> dict[str, Any]:
         for kv in a:
             if not isinstance(kv, dict) or "key" not in kv:
                 raise IngestError(str(path), where, "attribute without key")
-            out[kv["key"]] = _any(path, where, kv.get("value"))
+            v = kv.get("value")
+            # most attributes are strings: skip the general decoder for them
+            out[kv["key"]] = v["stringValue"] if type(v) is dict and len(v) == 1 and "stringValue" in v \
+                else _any(path, where, v)
         return out
     raise IngestError(str(path), where, "attributes are neither a list nor an object")
 
@@ -128,11 +132,16 @@ def _ns(path: Path, where: str, v: Any, what: str, required: bool) -> int | None
 UNKNOWN_NS = 0
 
 
+@lru_cache(maxsize=4096)
+def _iso_second(sec: int) -> str:
+    # the spans of a run share their seconds: formatting each second once halves this cost
+    return datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def iso_ns(ns: int | None) -> str | None:
     if not ns:  # None, or UNKNOWN_NS
         return None
-    d = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
-    return d.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ns % 1_000_000_000) // 1000:06d}+00:00"
+    return _iso_second(ns // 1_000_000_000) + f".{(ns % 1_000_000_000) // 1000:06d}+00:00"
 
 
 def _otlp_span(path: Path, where: str, s: Any, resource: dict, scope: str | None) -> Span:
