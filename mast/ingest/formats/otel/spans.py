@@ -307,10 +307,8 @@ def group_traces(spans: list[Span]) -> list[list[Span]]:
     # span id -> its trace id, "" when several traces use it (some exports number span
     # ids per trace): only an unambiguous id can tie a parent across traces
     span_trace: dict[str, str] = {}
-    own: set[tuple[str, str]] = set()
     for s in spans:
         find(s.trace_id)
-        own.add((s.trace_id, s.span_id))
         if span_trace.setdefault(s.span_id, s.trace_id) != s.trace_id:
             span_trace[s.span_id] = ""
     run_first: dict[tuple[str, str], str] = {}
@@ -318,9 +316,9 @@ def group_traces(spans: list[Span]) -> list[list[Span]]:
         for lt, _ in s.links:
             if lt in parent and lt != s.trace_id:
                 union(s.trace_id, lt)
-        if s.parent_id and (s.trace_id, s.parent_id) not in own:
+        if s.parent_id:
             pt = span_trace.get(s.parent_id)
-            if pt:
+            if pt and pt != s.trace_id:
                 union(s.trace_id, pt)
         for key in RUN_ID_ATTRS:
             v = s.attrs.get(key)
