@@ -113,7 +113,7 @@ def test_history_matches_the_agents_own_events(run, agent, mast, db):
 
 @pytest.mark.parametrize("run", RUNS)
 def test_telemetry_spans_of_one_run_are_one_trace(run, mast, db):
-    """TelemetryMiddleware + hub tracing: one trace per envelope, tied only by the channel."""
+    """TelemetryMiddleware + hub tracing: one trace per envelope (and one for the channel)."""
     f = FACTS[run]
     doc = json.loads((FIX / run / "telemetry.otlp.json").read_text())
     assert len({s["traceId"] for rs in doc["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]}) >= 3
@@ -139,12 +139,23 @@ def _attr(s, key):
 
 
 def _unlinked():
-    """The workflow export with the channel id taken off every span: three agent turns in
-    traces nothing ties together (what TelemetryMiddleware gives without hub ids)."""
+    """The workflow export with the channel id and the links taken off every span: agent
+    turns in traces nothing ties together (TelemetryMiddleware without hub tracing)."""
     doc = json.loads((FIX / "workflow" / "telemetry.otlp.json").read_text())
     for s in _spans(doc):
         s["attributes"] = [a for a in s.get("attributes", []) if a["key"] != "ag2.network.channel_id"]
+        s.pop("links", None)
     return doc
+
+
+def test_the_hub_links_every_envelope_to_its_channel(mast, db, tmp_path):
+    """The real export is tied twice: channel ids and ``in_channel`` links.  Links alone
+    (channel ids taken off) still make one run."""
+    doc = json.loads((FIX / "workflow" / "telemetry.otlp.json").read_text())
+    assert sum(bool(s.get("links")) for s in _spans(doc)) >= 3
+    for s in _spans(doc):
+        s["attributes"] = [a for a in s.get("attributes", []) if a["key"] != "ag2.network.channel_id"]
+    _assert_one_run(mast, db, _write(tmp_path, doc))
 
 
 def _roots(doc):
