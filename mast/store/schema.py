@@ -350,3 +350,22 @@ def m140_ingested_file_traces(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m170_collect_request_bodies(con: duckdb.DuckDBPyConnection) -> None:
+    # `mast collect` stages each request's body once (as received, decompressed) instead
+    # of one OTLP/JSON body per span: re-serialising every span was most of a request's
+    # cost.  collect_spans keeps one index row per span (trace, span, arrival order) and
+    # names its request; rows staged before this migration keep their own body.
+    con.execute(
+        """
+        CREATE TABLE collect_requests (
+            req  BIGINT PRIMARY KEY,  -- collect_spans.req
+            fmt  VARCHAR NOT NULL,    -- 'protobuf' or 'json'
+            body BLOB NOT NULL        -- the ExportTraceServiceRequest, decompressed
+        )
+        """
+    )
+    con.execute("ALTER TABLE collect_spans ADD COLUMN req BIGINT")
+    con.execute("ALTER TABLE collect_spans ALTER COLUMN body DROP NOT NULL")

@@ -11,12 +11,21 @@ Unknown fields are skipped (forward compatible, as protobuf readers are); a trun
 message, a bad varint, a group wire type or a length past the end is :class:`WireError`.
 Deprecated fields (instrumentation_library_spans, the old status code) are read where
 older SDKs still send them.
+
+:func:`index_request` is the receiver's fast path: the official generated message
+(``opentelemetry-proto``; protobuf's upb runtime parses in C, 30-40x faster than this
+reader) checks the whole body and gives each span's trace id, span id and whether it is
+an ended root, which is all a request needs before it is staged.  The body is decoded in
+full (by this reader, into the OTLP/JSON shape) only when its trace is built.
 """
 
 from __future__ import annotations
 
 import struct
 from typing import Any
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 _F64 = struct.Struct("<Q")
 _D64 = struct.Struct("<d")
@@ -266,3 +275,47 @@ def decode_request(body: bytes) -> dict:
             _len(wt, fn, "ExportTraceServiceRequest")
             rss.append(_resource_spans(buf, v[0], v[1]))
     return {"resourceSpans": rss}
+
+
+def index_request(body: bytes) -> tuple[list[str], list[str], list[bool]]:
+    """Check a whole ExportTraceServiceRequest and index its spans: their trace ids and
+    span ids (lower-case hex) and whether each is a root span that has ended, in
+    document order.  :class:`WireError` (with this reader's reason) if malformed."""
+    try:
+        req = ExportTraceServiceRequest.FromString(body)
+    except (DecodeError, RuntimeError, RecursionError):
+        decode_request(body)  # raises the reason; protobuf's own error names none
+        raise WireError("not a well-formed ExportTraceServiceRequest") from None
+    tids: list[str] = []
+    sids: list[str] = []
+    roots: list[bool] = []
+    for rs in req.resource_spans:
+        if not rs.scope_spans:
+            # an SDK older than OTLP 0.19 sends instrumentation_library_spans (field 1000),
+            # which the generated message no longer has: this reader still knows it
+            return _index_decoded(decode_request(body))
+        for ss in rs.scope_spans:
+            for sp in ss.spans:
+                t, s = sp.trace_id, sp.span_id
+                if len(t) != 16 or len(s) != 8 or not any(t) or not any(s):
+                    raise WireError(f"span {len(sids)}: trace id or span id missing or of the wrong length")
+                tids.append(t.hex())
+                sids.append(s.hex())
+                roots.append(not any(sp.parent_span_id) and sp.end_time_unix_nano != 0)  # zeros: no parent
+    return tids, sids, roots
+
+
+def _index_decoded(doc: dict) -> tuple[list[str], list[str], list[bool]]:
+    tids: list[str] = []
+    sids: list[str] = []
+    roots: list[bool] = []
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for sp in ss["spans"]:
+                t, s = sp.get("traceId", ""), sp.get("spanId", "")
+                if len(t) != 32 or len(s) != 16 or not t.strip("0") or not s.strip("0"):
+                    raise WireError(f"span {len(sids)}: trace id or span id missing or of the wrong length")
+                tids.append(t)
+                sids.append(s)
+                roots.append(not sp.get("parentSpanId", "").strip("0") and bool(sp.get("endTimeUnixNano")))
+    return tids, sids, roots

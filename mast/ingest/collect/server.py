@@ -1,9 +1,10 @@
 """The OTLP/HTTP receiver: ``POST /v1/traces`` (protobuf or JSON, optionally gzip).
 
-Request threads (a ``ThreadingHTTPServer``) read, decompress, decode and check a body,
-then hand its span rows to the one writer thread through a bounded queue and wait:
-the writer commits the rows of every request waiting (one transaction for the group),
-and only then are they answered 200.  A full queue is answered 503 with ``Retry-After``
+Request threads (a ``ThreadingHTTPServer``) read, decompress, check and index a body
+(:func:`~mast.ingest.collect.proto.index_request`), then hand it to the one writer
+thread through a bounded queue and wait: the writer commits the body and its span index
+for every request waiting (one transaction for the group), and only then are they
+answered 200.  A full queue is answered 503 with ``Retry-After``
 at once (the OTel exporters retry on 503), so memory is bounded by the queue size times
 the body limit.  Between groups the writer builds the traces that are ready
 (:mod:`mast.ingest.collect.staging`).
@@ -28,8 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 from mast.errors import IngestError, MastError
-from mast.ingest.collect.proto import WireError, decode_request
-from mast.ingest.collect.staging import Collector, SpanRow, rows_of
+from mast.ingest.collect.proto import WireError, index_request
+from mast.ingest.collect.staging import Collector, Staged, index_json
 
 #: default limit on a request body, compressed and decompressed (the Collector's default is 4 MiB per gRPC message)
 MAX_BODY = 16 * 1024 * 1024
@@ -39,7 +40,7 @@ JSON = "application/json"
 
 @dataclass
 class _Job:
-    rows: list[SpanRow]
+    staged: Staged
     done: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
 
@@ -127,7 +128,7 @@ class Receiver:
                         break
                 if jobs:
                     try:
-                        n = col.stage(j.rows for j in jobs)
+                        n = col.stage(j.staged for j in jobs)
                         with col.counters.lock:
                             col.counters.requests += len(jobs)
                             col.counters.spans += n
@@ -274,9 +275,9 @@ class Receiver:
                             doc = json.loads(body)
                         except (ValueError, UnicodeDecodeError) as e:
                             raise WireError(f"invalid JSON: {getattr(e, 'msg', 'not UTF-8')}") from None
+                        staged = Staged("json", body, *index_json(doc))
                     else:
-                        doc = decode_request(body)
-                    rows = rows_of(doc)
+                        staged = Staged("protobuf", body, *index_request(body))
                 except WireError as e:
                     self._fail(400, f"malformed {'JSON' if as_json else 'protobuf'} body: {e}", as_json)
                     return
@@ -289,8 +290,8 @@ class Receiver:
                 if rec.stopping.is_set() and rec._writer_done.is_set():
                     self._fail(503, "shutting down", as_json, close=True)
                     return
-                if rows:
-                    job = _Job(rows)
+                if len(staged):
+                    job = _Job(staged)
                     try:
                         rec.queue.put_nowait(job)
                     except queue.Full:
