@@ -7,9 +7,11 @@ stage is timed alone over every batch and reported as µs per span and spans/s:
 
 - the exporter's own work per request (``encode_spans`` + ``SerializeToString``, and gzip
   when compression is on): what bounds the client, whatever the server does;
-- the receiver's: gunzip, protobuf decoding, the span check, the staged-row making, and
-  the commit of a request's rows to the store (one request per transaction, as under
-  light load, and 8 per transaction, as the writer groups them under load);
+- the receiver's: gunzip, the check and index of a request (protobuf: the generated
+  message's upb parse; JSON: ``json.loads`` and the structure/id check), and the commit
+  of a request's body and span index to the store (one request per transaction, as under
+  light load, and 8 per transaction, as the writer groups them under load); the full
+  decode (hand-written reader) and span check, which now happen at build time, beside;
 - building the staged traces (256 per transaction, rules' feature hook included).
 
 Prints one JSON object; record it in bench/RESULTS.md with `uptime`.
@@ -53,7 +55,7 @@ def main() -> int:
         res["stages"][name] = {"us_per_span": round(dt / n * 1e6, 2), "spans_per_s": round(n / dt)}
         print(f"{name}: {dt / n * 1e6:.2f} us/span", file=sys.stderr, flush=True)
 
-    from mast.ingest.collect import staging
+    from mast.ingest.collect import Staged, index_json, index_request, staging
     from mast.ingest.collect.proto import decode_request
     from mast.ingest.collect.server import _gunzip
 
@@ -65,18 +67,16 @@ def main() -> int:
     put("server: protobuf decode (hand-written, to OTLP/JSON)", timed(decode_request, bodies))
     docs = [decode_request(b) for b in bodies]
     put("server: span check (load_doc_spans)", timed(lambda d: staging.load_doc_spans(Path("r"), d), docs))
-    put("server: rows_of (check + one JSON body per span)", timed(staging.rows_of, docs))
-    try:
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-        from google.protobuf.internal import api_implementation
-        res["protobuf_backend"] = api_implementation.Type()
-        put(f"server: protobuf parse only, opentelemetry-proto ({api_implementation.Type()})",
-            timed(ExportTraceServiceRequest.FromString, bodies))
-    except ImportError:
-        pass
-    put("server: json.loads of the exporter's JSON form",
-        timed(json.loads, [json.dumps(d).encode() for d in docs]))
-    rows = [staging.rows_of(d) for d in docs]
+    from google.protobuf.internal import api_implementation
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    res["protobuf_backend"] = api_implementation.Type()
+    put(f"server: protobuf parse only, opentelemetry-proto ({api_implementation.Type()})",
+        timed(ExportTraceServiceRequest.FromString, bodies))
+    put("server: index_request (parse + check + index; what a protobuf POST does now)", timed(index_request, bodies))
+    jbodies = [json.dumps(d).encode() for d in docs]
+    put("server: json.loads of the JSON form", timed(json.loads, jbodies))
+    put("server: index_json (after json.loads)", timed(index_json, docs))
+    rows = [[Staged("protobuf", b, *index_request(b))] for b in bodies]
 
     from mast.classify.hooks import ingest_hooks
     from mast.store import Store
@@ -85,7 +85,7 @@ def main() -> int:
         for group in (1, 8):
             with Store(Path(tmp) / f"p{group}.duckdb") as st:
                 col = staging.Collector(st)
-                chunks = [rows[i:i + group] for i in range(0, len(rows), group)]
+                chunks = [[r[0] for r in rows[i:i + group]] for i in range(0, len(rows), group)]
                 put(f"server: stage + commit, {group} request(s) per transaction", timed(col.stage, chunks))
                 hooks = ingest_hooks()
                 col.hooks = hooks

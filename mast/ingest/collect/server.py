@@ -6,7 +6,8 @@ thread through a bounded queue and wait: the writer commits the body and its spa
 for every request waiting (one transaction for the group), and only then are they
 answered 200.  A full queue is answered 503 with ``Retry-After``
 at once (the OTel exporters retry on 503), so memory is bounded by the queue size times
-the body limit.  Between groups the writer builds the traces that are ready
+the body limit.  When the queue has drained, and at least every ``build_every`` seconds
+while it does not (a small batch then), the writer builds the traces that are ready
 (:mod:`mast.ingest.collect.staging`).
 
 Answers: 200 with an empty ``ExportTraceServiceResponse`` (protobuf, or ``{}`` for
@@ -23,6 +24,7 @@ import json
 import queue
 import sys
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -89,11 +91,13 @@ class Receiver:
     """The HTTP server, its queue and its writer thread."""
 
     def __init__(self, collector: Collector, host: str = "127.0.0.1", port: int = 4318, *,
-                 max_body: int = MAX_BODY, queue_size: int = 64, tick: float = 0.5,
+                 max_body: int = MAX_BODY, queue_size: int = 64, tick: float = 0.5, build_every: float = 1.0,
                  log: Callable[[str], None] | None = None):
         self.collector = collector
         self.max_body = max_body
         self.tick = tick
+        #: seconds between builds while requests keep the queue from draining
+        self.build_every = build_every
         self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.queue: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
         self.stopping = threading.Event()
@@ -114,6 +118,7 @@ class Receiver:
     # -- the writer ------------------------------------------------------------------
     def _write_loop(self) -> None:
         col = self.collector
+        last_build = time.monotonic()
         try:
             while True:
                 try:
@@ -137,11 +142,16 @@ class Receiver:
                             j.error = str(e)
                     for j in jobs:
                         j.done.set()
-                    if not self.queue.empty():
-                        continue  # acknowledge first; build when the queue has drained
+                    busy = not self.queue.empty()
+                    if busy and time.monotonic() - last_build < self.build_every:
+                        continue  # acknowledge first; build when the queue has drained, or now and then
                 elif self._handlers_done.is_set():
                     break
-                col.build_ready(limit=256)
+                else:
+                    busy = False
+                # under sustained load a small batch, so that requests wait little
+                col.build_ready(limit=32 if busy else 256)
+                last_build = time.monotonic()
             while col.build_ready(limit=256, final=True):
                 pass
         except BaseException as e:  # the store failed: answer the waiting, stop serving

@@ -1,8 +1,11 @@
 """Spans staged in the store as they arrive, and traces built from them when complete.
 
-The open traces live in ``collect_spans`` / ``collect_traces`` (migration m120), not in
-Python: memory stays bounded whatever the number of open traces, and a span acknowledged
-to the exporter is already committed.
+The open traces live in the store, not in Python: memory stays bounded whatever the
+number of open traces, and a span acknowledged to the exporter is already committed.
+A request is staged as its body (``collect_requests``) and one index row per span
+(``collect_spans``: trace id, span id, arrival order, ended root; migrations m120, m170);
+the per-trace counts in ``collect_traces`` are brought up to date by :meth:`Collector.fold`
+before each look for ready traces, so that acknowledging a request only appends rows.
 
 A trace is *ready* when it has spans its stored version does not (``spans <>
 built_spans``) and either its root span has ended or no span came for ``idle`` seconds.
@@ -152,25 +155,37 @@ class Collector:
         bodies = pa.table({"req": pa.array(range(req0 + 1, req0 + 1 + len(reqs)), pa.int64()),
                            "fmt": pa.array([r.fmt for r in reqs], pa.string()),
                            "body": pa.array([r.body for r in reqs], pa.binary())})
-        now = _now()
-        with self.store.registered("_mast_collect_in", spans), self.store.registered("_mast_collect_req", bodies), \
-                self.store.transaction():
-            self.store.execute("INSERT INTO collect_requests SELECT req, fmt, body FROM _mast_collect_req")
-            self.store.execute("INSERT INTO collect_spans (otel_trace_id, span_id, seq, req) "
-                               "SELECT otel_trace_id, span_id, seq, req FROM _mast_collect_in")
-            self.store.execute(
-                "INSERT INTO collect_traces SELECT otel_trace_id, ?, ?, count(*), bool_or(root_ended), 0, NULL, NULL "
-                "FROM _mast_collect_in GROUP BY otel_trace_id "
-                "ON CONFLICT (otel_trace_id) DO UPDATE SET last_seen = excluded.last_seen, "
-                "spans = collect_traces.spans + excluded.spans, "
-                "root_ended = collect_traces.root_ended OR excluded.root_ended", [now, now])
+        st = self.store
+        with st.registered("_mast_collect_in", spans), st.registered("_mast_collect_req", bodies), st.transaction():
+            st.execute("INSERT INTO collect_requests SELECT req, fmt, body FROM _mast_collect_req")
+            st.execute("INSERT INTO collect_spans (otel_trace_id, span_id, seq, req, root_ended) "
+                       "SELECT otel_trace_id, span_id, seq, req, root_ended FROM _mast_collect_in")
         self._seq += n
         self._req += len(reqs)
         return n
 
+    def fold(self) -> int:
+        """Count the spans staged since the last fold into ``collect_traces`` (spans,
+        root ended, last seen: now); the number of spans folded."""
+        st = self.store
+        (w,), = st.fetchall("SELECT seq FROM collect_folded")
+        if w >= self._seq:
+            return 0
+        now = _now()
+        with st.transaction():
+            st.execute(
+                "INSERT INTO collect_traces SELECT otel_trace_id, ?, ?, count(*), bool_or(coalesce(root_ended, false)), "
+                "0, NULL, NULL FROM collect_spans WHERE seq > ? AND seq <= ? GROUP BY otel_trace_id "
+                "ON CONFLICT (otel_trace_id) DO UPDATE SET last_seen = excluded.last_seen, "
+                "spans = collect_traces.spans + excluded.spans, "
+                "root_ended = collect_traces.root_ended OR excluded.root_ended", [now, now, w, self._seq])
+            st.execute("UPDATE collect_folded SET seq = ?", [self._seq])
+        return self._seq - w
+
     def ready(self, limit: int, final: bool = False) -> list[str]:
-        """OTel trace ids ready to build, oldest first.  ``final`` (shutting down): only
-        traces whose root ended; the others stay staged for the next run."""
+        """OTel trace ids ready to build, oldest first, after a :meth:`fold`.  ``final``
+        (shutting down): only traces whose root ended; the others stay staged for the next run."""
+        self.fold()
         if final:
             cond = "root_ended"
             params: list[Any] = []
