@@ -6,9 +6,10 @@ thread through a bounded queue and wait: the writer commits the body and its spa
 for every request waiting (one transaction for the group), and only then are they
 answered 200.  A full queue is answered 503 with ``Retry-After``
 at once (the OTel exporters retry on 503), so memory is bounded by the queue size times
-the body limit.  When the queue has drained, and at least every ``build_every`` seconds
-while it does not (a small batch then), the writer builds the traces that are ready
-(:mod:`mast.ingest.collect.staging`).
+the body limit.  A builder thread, on a connection of its own, builds the traces that are
+ready (:mod:`mast.ingest.collect.staging`) meanwhile: the writer only appends span rows
+and the builder never touches them, so their transactions do not conflict, and a request
+never waits for a build.
 
 Answers: 200 with an empty ``ExportTraceServiceResponse`` (protobuf, or ``{}`` for
 JSON); 400 with a ``google.rpc.Status`` (protobuf) or ``{"code", "message"}`` (JSON)
@@ -24,7 +25,6 @@ import json
 import queue
 import sys
 import threading
-import time
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -91,13 +91,11 @@ class Receiver:
     """The HTTP server, its queue and its writer thread."""
 
     def __init__(self, collector: Collector, host: str = "127.0.0.1", port: int = 4318, *,
-                 max_body: int = MAX_BODY, queue_size: int = 64, tick: float = 0.5, build_every: float = 1.0,
+                 max_body: int = MAX_BODY, queue_size: int = 64, tick: float = 0.5,
                  log: Callable[[str], None] | None = None):
         self.collector = collector
         self.max_body = max_body
         self.tick = tick
-        #: seconds between builds while requests keep the queue from draining
-        self.build_every = build_every
         self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.queue: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
         self.stopping = threading.Event()
@@ -110,6 +108,7 @@ class Receiver:
         self.httpd.daemon_threads = False
         self.httpd.block_on_close = True
         self._writer = threading.Thread(target=self._write_loop, name="mast-collect-writer")
+        self._builder = threading.Thread(target=self._build_loop, name="mast-collect-builder")
 
     @property
     def address(self) -> tuple[str, int]:
@@ -117,60 +116,69 @@ class Receiver:
 
     # -- the writer ------------------------------------------------------------------
     def _write_loop(self) -> None:
+        """Commit what the request threads hand over; nothing else, so that a request
+        never waits for a trace being built."""
         col = self.collector
-        last_build = time.monotonic()
         try:
             while True:
                 try:
                     first = self.queue.get(timeout=self.tick)
                 except queue.Empty:
-                    first = None
-                jobs = [first] if first else []
-                while first and len(jobs) < 256:
+                    if self._handlers_done.is_set():
+                        break
+                    continue
+                jobs = [first]
+                while len(jobs) < 256:
                     try:
                         jobs.append(self.queue.get_nowait())
                     except queue.Empty:
                         break
-                if jobs:
-                    try:
-                        n = col.stage(j.staged for j in jobs)
-                        with col.counters.lock:
-                            col.counters.requests += len(jobs)
-                            col.counters.spans += n
-                    except MastError as e:
-                        for j in jobs:
-                            j.error = str(e)
-                    for j in jobs:
-                        j.done.set()
-                    busy = not self.queue.empty()
-                    if busy and time.monotonic() - last_build < self.build_every:
-                        continue  # acknowledge first; build when the queue has drained, or now and then
-                elif self._handlers_done.is_set():
-                    break
-                else:
-                    busy = False
-                # under sustained load a small batch, so that requests wait little
-                col.build_ready(limit=32 if busy else 256)
-                last_build = time.monotonic()
-            while col.build_ready(limit=256, final=True):
-                pass
-        except BaseException as e:  # the store failed: answer the waiting, stop serving
-            self.fatal = e
-            while True:
                 try:
-                    j = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                j.error = "store failure"
-                j.done.set()
-            threading.Thread(target=self.httpd.shutdown, daemon=True).start()
+                    n = col.stage(j.staged for j in jobs)
+                    with col.counters.lock:
+                        col.counters.requests += len(jobs)
+                        col.counters.spans += n
+                except MastError as e:
+                    for j in jobs:
+                        j.error = str(e)
+                for j in jobs:
+                    j.done.set()
+        except BaseException as e:  # the store failed: answer the waiting, stop serving
+            self._fail_all(e)
         finally:
             self._writer_done.set()
+
+    def _build_loop(self) -> None:
+        """Build ready traces on the store's own connection (the writer commits on
+        another) until the writer has finished; then those whose root has ended."""
+        col = self.collector
+        try:
+            while not self._writer_done.is_set():
+                if not col.build_ready(limit=256):
+                    self._writer_done.wait(self.tick)
+            while col.build_ready(limit=256, final=True):
+                pass
+        except BaseException as e:
+            self._fail_all(e)
+
+    def _fail_all(self, e: BaseException) -> None:
+        if self.fatal is None:
+            self.fatal = e
+        while True:
+            try:
+                j = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            j.error = "store failure"
+            j.done.set()
+        threading.Thread(target=self.httpd.shutdown, daemon=True).start()
 
     # -- lifecycle -------------------------------------------------------------------
     def serve(self) -> None:
         """Serve until :meth:`stop` (from another thread or a signal handler)."""
+        self.collector.open_stager()
         self._writer.start()
+        self._builder.start()
         try:
             self.httpd.serve_forever(poll_interval=0.2)
         finally:
@@ -178,6 +186,8 @@ class Receiver:
             self.httpd.server_close()  # joins the request threads: every request answered
             self._handlers_done.set()
             self._writer.join()
+            self._builder.join()
+            self.collector.close_stager()
         if self.fatal is not None:
             raise self.fatal
 

@@ -125,7 +125,8 @@ def _now() -> datetime:
 
 
 class Collector:
-    """Stages spans and builds ready traces; used by one thread (it owns the store)."""
+    """Stages spans and builds ready traces: from one thread, or (after :meth:`open_stager`)
+    staging from one thread and building from another."""
 
     def __init__(self, store: Store, hooks: Sequence[WriteHook] = (), idle: float = 30.0,
                  system: str | None = None, on_build: Callable[[BuildReport], None] | None = None):
@@ -135,8 +136,21 @@ class Collector:
         self.system = system
         self.on_build = on_build
         self.counters = Counters()
+        #: the connection requests are committed on (the builder's own, unless split)
+        self._stager: Store = store
         row = store.fetchall("SELECT coalesce(max(seq), 0), coalesce(max(req), 0) FROM collect_spans")
         self._seq, self._req = int(row[0][0]), int(row[0][1])
+
+    def open_stager(self) -> None:
+        """Commit staged requests on a second connection to the store, so that one thread
+        can stage while another builds (:class:`~mast.ingest.collect.server.Receiver`)."""
+        if self._stager is self.store:
+            self._stager = Store(self.store.path)
+
+    def close_stager(self) -> None:
+        if self._stager is not self.store:
+            self._stager.close()
+            self._stager = self.store
 
     def stage(self, requests: Iterable[Staged]) -> int:
         """Commit several requests (bodies and span index) in one transaction; returns the span count."""
@@ -155,7 +169,7 @@ class Collector:
         bodies = pa.table({"req": pa.array(range(req0 + 1, req0 + 1 + len(reqs)), pa.int64()),
                            "fmt": pa.array([r.fmt for r in reqs], pa.string()),
                            "body": pa.array([r.body for r in reqs], pa.binary())})
-        st = self.store
+        st = self._stager
         with st.registered("_mast_collect_in", spans), st.registered("_mast_collect_req", bodies), st.transaction():
             st.execute("INSERT INTO collect_requests SELECT req, fmt, body FROM _mast_collect_req")
             st.execute("INSERT INTO collect_spans (otel_trace_id, span_id, seq, req, root_ended) "
@@ -168,8 +182,9 @@ class Collector:
         """Count the spans staged since the last fold into ``collect_traces`` (spans,
         root ended, last seen: now); the number of spans folded."""
         st = self.store
+        top = self._seq  # read once: the stager moves it on after each commit
         (w,), = st.fetchall("SELECT seq FROM collect_folded")
-        if w >= self._seq:
+        if w >= top:
             return 0
         now = _now()
         with st.transaction():
@@ -178,9 +193,9 @@ class Collector:
                 "0, NULL, NULL FROM collect_spans WHERE seq > ? AND seq <= ? GROUP BY otel_trace_id "
                 "ON CONFLICT (otel_trace_id) DO UPDATE SET last_seen = excluded.last_seen, "
                 "spans = collect_traces.spans + excluded.spans, "
-                "root_ended = collect_traces.root_ended OR excluded.root_ended", [now, now, w, self._seq])
-            st.execute("UPDATE collect_folded SET seq = ?", [self._seq])
-        return self._seq - w
+                "root_ended = collect_traces.root_ended OR excluded.root_ended", [now, now, w, top])
+            st.execute("UPDATE collect_folded SET seq = ?", [top])
+        return top - w
 
     def ready(self, limit: int, final: bool = False) -> list[str]:
         """OTel trace ids ready to build, oldest first, after a :meth:`fold`.  ``final``
