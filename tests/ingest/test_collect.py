@@ -538,3 +538,38 @@ def test_spans_staged_before_m170_are_still_built(tmp_path):
         assert col.build_ready() == 1
         assert st.fetchall("SELECT n_agents, n_steps > 0 FROM traces") == [(2, True)]
         assert st.fetchall("SELECT seq, req IS NULL FROM collect_spans ORDER BY seq")[-1] == (len(children) + 1, False)
+
+
+def test_the_builds_reader_gives_the_spans_the_hand_written_reader_gives():
+    """Traces are built from the generated message (span_docs); every value kind, events,
+    links and status read as the hand-written reader (checked against protobuf's own JSON
+    mapping above) reads them."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    from mast.ingest.collect.proto import span_docs
+    from mast.ingest.formats.otel.spans import load_doc_spans
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider, fail_tool=True)
+    tr = provider.get_tracer("other.scope", "2.0")
+    with tr.start_as_current_span("odd values") as sp:
+        sp.set_attribute("f", 2.5)
+        sp.set_attribute("b", False)
+        sp.set_attribute("list", ["a", "b"])
+        sp.add_event("thinking", {"n": 3})
+    req = encode_spans(mem.get_finished_spans())
+    odd = req.resource_spans[0].scope_spans[-1].spans[-1]
+    odd.attributes.append(KeyValue(key="blob", value=AnyValue(bytes_value=b"\x00\xff")))
+    kv = odd.attributes.add(key="nested")
+    kv.value.kvlist_value.values.add(key="inner").value.array_value.values.add(int_value=-7)
+    odd.links.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+    body = req.SerializeToString()
+    want = {s.trace_id.hex() for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans}
+    mine = [sp for _, _, d in span_docs(body, want) for sp in load_doc_spans(Path("pb"), d)]
+    theirs = load_doc_spans(Path("pb"), decode_request(body))
+    key = lambda s: (s.trace_id, s.span_id, s.parent_id, s.name, s.kind, s.start_ns, s.end_ns, s.status,  # noqa: E731
+                     s.status_msg, s.attrs, s.resource, s.scope, s.events, s.links)
+    assert [key(s) for s in mine] == [key(s) for s in theirs] and len(mine) == 7
+    assert mine[-1].attrs["nested"] == {"inner": [-7]} and mine[-1].links == [("01" * 16, "02" * 8)]
+    one = next(iter(want))
+    assert {t for _, t, _ in span_docs(body, {one})} == {one}  # only the spans of the traces asked for

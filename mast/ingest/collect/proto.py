@@ -319,3 +319,91 @@ def _index_decoded(doc: dict) -> tuple[list[str], list[str], list[bool]]:
                 sids.append(s)
                 roots.append(not sp.get("parentSpanId", "").strip("0") and bool(sp.get("endTimeUnixNano")))
     return tids, sids, roots
+
+
+# -- building: the spans of some traces, from the generated message ------------------------
+
+def _any_doc(v, depth: int) -> dict:
+    if depth > 32:
+        raise WireError("attribute values nested too deep")
+    k = v.WhichOneof("value")
+    if k == "string_value":
+        return {"stringValue": v.string_value}
+    if k == "int_value":
+        return {"intValue": v.int_value}
+    if k == "bool_value":
+        return {"boolValue": v.bool_value}
+    if k == "double_value":
+        return {"doubleValue": v.double_value}
+    if k == "array_value":
+        return {"arrayValue": {"values": [_any_doc(x, depth + 1) for x in v.array_value.values]}}
+    if k == "kvlist_value":
+        return {"kvlistValue": {"values": _kvs_doc(v.kvlist_value.values, depth + 1)}}
+    if k == "bytes_value":
+        return {"bytesValue": v.bytes_value.hex()}
+    return {}
+
+
+def _kvs_doc(kvs, depth: int = 0) -> list[dict]:
+    out = []
+    for kv in kvs:
+        if not kv.key:  # as the reader above (and protobuf's JSON mapping, which leaves it out)
+            raise WireError("attribute without key")
+        out.append({"key": kv.key, "value": _any_doc(kv.value, depth)})
+    return out
+
+
+def _span_doc(sp) -> dict:
+    """A span in the shape :func:`_span` gives (fields the wire leaves out, left out)."""
+    d: dict[str, Any] = {"attributes": _kvs_doc(sp.attributes), "traceId": sp.trace_id.hex(),
+                         "spanId": sp.span_id.hex(), "kind": sp.kind,
+                         "startTimeUnixNano": sp.start_time_unix_nano, "endTimeUnixNano": sp.end_time_unix_nano}
+    if sp.parent_span_id:
+        d["parentSpanId"] = sp.parent_span_id.hex()
+    if sp.name:
+        d["name"] = sp.name
+    if sp.events:
+        d["events"] = [dict({"attributes": _kvs_doc(e.attributes), "timeUnixNano": e.time_unix_nano},
+                            **({"name": e.name} if e.name else {})) for e in sp.events]
+    if sp.links:
+        d["links"] = [{"attributes": _kvs_doc(ln.attributes), "traceId": ln.trace_id.hex(),
+                       "spanId": ln.span_id.hex()} for ln in sp.links]
+    if sp.HasField("status"):
+        st: dict[str, Any] = {}
+        if sp.status.message:
+            st["message"] = sp.status.message
+        if sp.status.code:
+            st["code"] = sp.status.code
+        d["status"] = st
+    return d
+
+
+def span_docs(body: bytes, want: set[str]):
+    """``(where, trace id, span document)`` for each span of a request whose trace id is in
+    ``want``: each span as an OTLP/JSON span object with its ``resource`` and ``scope``
+    (a document the otel importer reads alone).  The request is parsed in C; only the
+    spans wanted are turned into Python objects.  None if the request has ResourceSpans
+    the generated message cannot read (OTLP < 0.19): decode it with :func:`decode_request`."""
+    try:
+        req = ExportTraceServiceRequest.FromString(body)
+    except (DecodeError, RuntimeError, RecursionError):
+        decode_request(body)
+        raise WireError("not a well-formed ExportTraceServiceRequest") from None
+    if any(not rs.scope_spans for rs in req.resource_spans):
+        return None
+    out = []
+    for i, rs in enumerate(req.resource_spans):
+        resource = None
+        for j, ss in enumerate(rs.scope_spans):
+            scope = None
+            for k, sp in enumerate(ss.spans):
+                tid = sp.trace_id.hex()
+                if tid not in want:
+                    continue
+                if resource is None:
+                    resource = {"attributes": _kvs_doc(rs.resource.attributes)}
+                if scope is None:
+                    scope = {n: v for n, v in (("name", ss.scope.name), ("version", ss.scope.version)) if v}
+                out.append((f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]", tid,
+                            dict(_span_doc(sp), resource=resource, scope=scope)))
+    return out

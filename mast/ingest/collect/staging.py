@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Sequence
 import pyarrow as pa
 
 from mast.errors import IngestError, MastError
-from mast.ingest.collect.proto import decode_request
+from mast.ingest.collect.proto import decode_request, span_docs
 # _id: the file importer's id rule (hex or base64, 8/16 bytes), so both read ids alike
 from mast.ingest.formats.otel.spans import Span, _id, load_doc_spans
 from mast.ingest.formats.otel.steps import build_trace
@@ -310,14 +310,16 @@ class Collector:
         for req in reqs:
             fmt, body = self.store.fetchall("SELECT fmt, body FROM collect_requests WHERE req = ?", [req])[0]
             try:
-                doc = decode_request(body) if fmt == "protobuf" else json.loads(body)
-                found = list(_spans_of(doc, f"request {req}"))
+                found = span_docs(body, want) if fmt == "protobuf" else None
+                if found is None:
+                    doc = decode_request(body) if fmt == "protobuf" else json.loads(body)
+                    found = [(ws, tid, one) for ws, tid, _, one in _spans_of(doc, f"request {req}")]
             except (MastError, ValueError) as e:  # checked when received: only a damaged store gets here
                 for (tid,) in self.store.fetchall("SELECT DISTINCT otel_trace_id FROM collect_spans WHERE req = ?", [req]):
                     if tid in want:
                         errors.setdefault(tid, e)
                 continue
-            for ws, tid, _, one in found:
+            for ws, tid, one in found:
                 if tid in want:
                     add(tid, one, f"request {req}, {ws}")
         return spans, errors
