@@ -573,3 +573,40 @@ def test_the_builds_reader_gives_the_spans_the_hand_written_reader_gives():
     assert mine[-1].attrs["nested"] == {"inner": [-7]} and mine[-1].links == [("01" * 16, "02" * 8)]
     one = next(iter(want))
     assert {t for _, t, _ in span_docs(body, {one})} == {one}  # only the spans of the traces asked for
+
+
+def test_a_second_stop_leaves_the_traces_not_built_yet_staged_for_the_next_run(tmp_path):
+    """In-process: stop() twice while a build is held: serve returns without building the
+    rest, which stays staged and is built by the next collector on the store."""
+    gate, building = threading.Event(), threading.Event()
+
+    class OneAtATime(Collector):
+        def build_many(self, ids):
+            if ids and not building.is_set():
+                building.set()
+                gate.wait(60)
+            return super().build_many(list(ids)[:1])
+
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider)
+    run_two_agents(provider, task="And in Rome?")
+    body = encode_spans(mem.get_finished_spans()).SerializeToString()
+    with Store(tmp_path / "s.duckdb") as st:
+        rec = Receiver(OneAtATime(st), "127.0.0.1", 0, tick=0.05)
+        t = threading.Thread(target=rec.serve)
+        t.start()
+        req = urllib.request.Request("http://127.0.0.1:%d/v1/traces" % rec.address[1], data=body, method="POST",
+                                     headers={"Content-Type": "application/x-protobuf"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 200
+        assert building.wait(30)
+        rec.stop()
+        rec.stop()  # again: leave the rest staged
+        gate.set()
+        t.join(30)
+        assert not t.is_alive()
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 1
+        assert st.fetchall("SELECT count(*) FROM collect_traces WHERE built_spans = 0")[0][0] == 1
+        assert Collector(st).build_ready() == 1  # the next run builds it
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 2

@@ -99,6 +99,8 @@ class Receiver:
         self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.queue: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
         self.stopping = threading.Event()
+        #: set by a second stop(): build nothing more, leave it staged
+        self.hurry = threading.Event()
         self._writer_done = threading.Event()
         #: set once every request thread has finished: the writer may then stop
         self._handlers_done = threading.Event()
@@ -153,10 +155,10 @@ class Receiver:
         another) until the writer has finished; then those whose root has ended."""
         col = self.collector
         try:
-            while not self._writer_done.is_set():
+            while not self._writer_done.is_set() and not self.hurry.is_set():
                 if not col.build_ready(limit=256):
                     self._writer_done.wait(self.tick)
-            while col.build_ready(limit=256, final=True):
+            while not self.hurry.is_set() and col.build_ready(limit=256, final=True):
                 pass
         except BaseException as e:
             self._fail_all(e)
@@ -192,10 +194,14 @@ class Receiver:
             raise self.fatal
 
     def stop(self) -> None:
-        """Stop accepting, finish what is in flight (safe to call from a signal handler)."""
+        """Stop accepting, finish what is in flight (safe to call from a signal handler).
+        A second call also stops building: the traces not built yet stay staged, and the
+        next run on the store builds them (a backlog can take minutes to store)."""
         if not self.stopping.is_set():
             self.stopping.set()
             threading.Thread(target=self.httpd.shutdown, daemon=True).start()
+        else:
+            self.hurry.set()
 
     # -- requests --------------------------------------------------------------------
     def _handler_class(self):
