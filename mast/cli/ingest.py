@@ -45,7 +45,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
             total += f.stat().st_size
     with Store(obj.db) as store, Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), DownloadColumn(),
-        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
+        TimeRemainingColumn(), console=err.console, transient=True, disable=not err.is_terminal,
     ) as progress:
         task = progress.add_task("ingesting", total=total)
 

@@ -23,6 +23,7 @@ Contract:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -33,7 +34,6 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mast.errors import MastError, StoreError, StoreFull, StoreInUse, StoreMissing, StoreOutOfMemory
 from mast.model import SCHEMA_VERSION, Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
@@ -139,14 +139,22 @@ class Store(IngestedFiles):
 
     def _migrate(self) -> None:
         con = self._con
-        con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
-        done = {r[0] for r in con.execute("SELECT name FROM _migrations").fetchall()}
-        for name, fn in MIGRATIONS:
-            if name in done:
-                continue
-            with self.transaction():
-                fn(con)
-                con.execute("INSERT INTO _migrations VALUES (?, ?)", [name, _now()])
+        if self._has_table("_migrations"):
+            done = {r[0] for r in con.execute("SELECT name FROM _migrations").fetchall()}
+            if all(name in done for name, _ in MIGRATIONS):
+                return  # the usual open: nothing to write, so no transaction either
+        else:
+            done = set()
+        # Every pending migration in one transaction: a new store's schema costs one commit
+        # (one WAL sync) instead of one per migration, and a migration that fails leaves the
+        # store as it was, not half-migrated.
+        with self.transaction():
+            con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
+            now = _now()
+            for name, fn in MIGRATIONS:
+                if name not in done:
+                    fn(con)
+                    con.execute("INSERT INTO _migrations VALUES (?, ?)", [name, now])
 
     def mark_interrupted_runs(self) -> list[str]:
         """Mark ``interrupted`` the runs left ``running`` by a process that is gone
@@ -302,6 +310,8 @@ class Store(IngestedFiles):
             return [WriteResult(0, k, 0) for k in sizes]
         st, ann, att = tables.steps, tables.annotations, tables.attributions
         if len(keep) < n:
+            import pyarrow.compute as pc  # only when ids repeat: it costs a small ingest ~0.05 s to import
+
             sel = pa.array(keep, pa.int32())
             tr = tr.take(sel)
             st, ann, att = (t.filter(pc.is_in(t.column("_seq"), value_set=sel)) for t in (st, ann, att))
@@ -377,14 +387,19 @@ class Store(IngestedFiles):
 
     def _insert(self, table: str, rows: pa.Table, into: str, now: datetime) -> None:
         """Insert encoded ``rows`` of ``table`` into ``into`` (the table, a staged or batch copy),
-        redacting and casting on the way (:data:`_SELECT`)."""
+        redacting and casting on the way (:func:`_select`)."""
         if not rows.num_rows:
             return
         name = f"_mast_in_{table}"
-        select, stamped = _SELECT[table]
         self._con.register(name, rows)
         try:
-            self._con.execute(f"INSERT INTO {into} BY NAME " + select.replace("{src}", name), [now] if stamped else [])
+            scanned = None
+            if rows.nbytes <= PRECHECK_BYTES:
+                hinted = self._con.execute(_hint_check_sql(table).replace("{src}", name)).fetchall()[0]
+                scanned = frozenset(c for c, h in zip(_COLUMNS[table][1], hinted) if h)
+            select = _insert_sql(table, scanned)
+            self._con.execute(f"INSERT INTO {into} BY NAME " + select.replace("{src}", name),
+                              [now] if _COLUMNS[table][3] else [])
         finally:
             with contextlib.suppress(Exception):
                 self._con.unregister(name)
@@ -532,14 +547,20 @@ def _redacted(col: str) -> str:
     return f"CASE WHEN {sql_hinted(col)} THEN {sql_redact(col)} ELSE {col} END"
 
 
-def _select(columns: Sequence[tuple[str, str]], redacted: Sequence[str], count: bool) -> str:
+def _select(columns: Sequence[tuple[str, str]], redacted: Sequence[str], count: bool,
+            scanned: frozenset[str] | None = None) -> str:
     """``INSERT ... BY NAME`` body: ``columns`` are (name, expression over the batch), where a
     redacted column ``c`` is read as ``_r_c``; with ``count``, also ``redactions``: the
-    markers the catalogue added to this row (mast.redact: one per secret)."""
-    inner = ", ".join(f"{_redacted(c)} AS _r_{c}" for c in redacted)
+    markers the catalogue added to this row (mast.redact: one per secret).
+
+    ``scanned``: the redacted columns that get the catalogue's chain (None: all).  Any other
+    is one where no value of the batch holds a hint, so the chain would give every value
+    back unchanged: it is read as it is and adds no marker."""
+    chained = [c for c in redacted if scanned is None or c in scanned]
+    inner = ", ".join(f"{_redacted(c) if c in chained else c} AS _r_{c}" for c in redacted)
     cols = [f"{expr} AS {name}" for name, expr in columns]
     if count:
-        cols.append("(" + " + ".join(f"({sql_markers('_r_' + c)} - {sql_markers(c)})" for c in redacted)
+        cols.append("(" + " + ".join(["0"] + [f"({sql_markers('_r_' + c)} - {sql_markers(c)})" for c in chained])
                     + ")::INTEGER AS redactions")
     return f"SELECT {', '.join(cols)} FROM (SELECT *, {inner} FROM {{src}})"
 
@@ -552,30 +573,50 @@ _TRACE_TEXT = ("system", "framework", "source_path", "task", "metadata")
 _STEP_TEXT = ("span_id", "parent_span_id", "agent", "role", "content", "tool_name", "tool_args", "target_agent",
               "status", "attributes")
 
-# table -> (body of the INSERT from the registered encoded batch ``{src}``, by column name;
-# whether it takes the write time as its one parameter)
-_SELECT: dict[str, tuple[str, bool]] = {
-    "traces": (_select([
+# table -> (columns as (name, expression over the batch), the redacted ones, whether the
+# row counts its redactions, whether it takes the write time as its one parameter)
+_COLUMNS: dict[str, tuple[list[tuple[str, str]], tuple[str, ...], bool, bool]] = {
+    "traces": ([
         ("trace_id", "trace_id"), ("system", "_r_system"), ("framework", "_r_framework"),
         ("source_format", "source_format"), ("source_path", "_r_source_path"), ("source_index", "source_index"),
         ("task", "_r_task"), ("outcome", "outcome"), ("started_at", _TS.format("started_at")),
         ("ended_at", _TS.format("ended_at")), ("n_steps", "n_steps"), ("n_agents", "n_agents"),
         ("tokens_in", "tokens_in"), ("tokens_out", "tokens_out"), ("cost_usd", "cost_usd"),
         ("metadata", "_r_metadata::JSON"), ("schema_version", str(SCHEMA_VERSION)), ("ingested_at", "?")],
-        _TRACE_TEXT, count=True), True),
-    "steps": (_select([
+        _TRACE_TEXT, True, True),
+    "steps": ([
         ("trace_id", "trace_id"), ("step", "step"), ("span_id", "_r_span_id"), ("parent_span_id", "_r_parent_span_id"),
         ("agent", "_r_agent"), ("role", "_r_role"), ("kind", "kind"), ("content", "_r_content"),
         ("tool_name", "_r_tool_name"), ("tool_args", "_r_tool_args"), ("target_agent", "_r_target_agent"),
         ("started_at", _TS.format("started_at")), ("ended_at", _TS.format("ended_at")),
         ("tokens_in", "tokens_in"), ("tokens_out", "tokens_out"), ("cost_usd", "cost_usd"),
-        ("status", "_r_status"), ("attributes", "_r_attributes::JSON")], _STEP_TEXT, count=True), False),
-    "annotations": (_select([
+        ("status", "_r_status"), ("attributes", "_r_attributes::JSON")], _STEP_TEXT, True, False),
+    "annotations": ([
         ("trace_id", "trace_id"), ("taxonomy", "taxonomy"), ("mode", "mode"), ("annotator", "_r_annotator"),
         ("run_id", "run_id"), ("label", "label"), ("confidence", "confidence"), ("evidence_steps", "evidence_steps"),
-        ("rationale", "_r_rationale"), ("created_at", "?")], ("annotator", "rationale"), count=False), True),
-    "attributions": (_select([
+        ("rationale", "_r_rationale"), ("created_at", "?")], ("annotator", "rationale"), False, True),
+    "attributions": ([
         ("trace_id", "trace_id"), ("annotator", "_r_annotator"), ("run_id", "run_id"), ("agent", "_r_agent"),
         ("step", "step"), ("confidence", "confidence"), ("rationale", "_r_rationale"), ("created_at", "?")],
-        ("annotator", "agent", "rationale"), count=False), True),
+        ("annotator", "agent", "rationale"), False, True),
 }
+
+#: A batch up to this size (Arrow bytes) is first checked for hints column by column, and
+#: the INSERT carries the catalogue's chain only for the columns where a value holds one.
+#: Planning the chain is a fixed cost per statement (DuckDB binds every pattern: 0.1-0.3 s
+#: for the 200 of a steps INSERT), about what the hint scan costs on 10-30 MB; a batch of
+#: a few KB (one small file) would pay it for nothing.  Bigger batches skip the check,
+#: whose scan the INSERT repeats: there the fixed cost is small beside the work.
+PRECHECK_BYTES = 1_000_000
+
+
+@functools.lru_cache(maxsize=None)
+def _insert_sql(table: str, scanned: frozenset[str] | None) -> str:
+    """The INSERT body of ``table`` from the registered batch ``{src}`` (see :func:`_select`)."""
+    columns, redacted, count, _ = _COLUMNS[table]
+    return _select(columns, redacted, count, scanned)
+
+
+def _hint_check_sql(table: str) -> str:
+    return "SELECT " + ", ".join(f"coalesce(bool_or({sql_hinted(c)}), false)" for c in _COLUMNS[table][1]) \
+        + " FROM {src}"
