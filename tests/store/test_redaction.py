@@ -63,7 +63,16 @@ def _ingest(db: Path, paths, keep_going=False):
         return ingest_paths(st, paths, keep_going=keep_going, workers=0, hooks=ingest_hooks(Settings(db=str(db))))
 
 
-def test_every_stored_string_is_redacted_identifiers_included(tmp_path, db, mast):
+@pytest.fixture(params=["hint-checked", "whole-chain"])
+def precheck(request, monkeypatch):
+    """Both write paths: a small batch binds the chain only for columns holding a hint; a
+    batch over PRECHECK_BYTES binds it for every column."""
+    if request.param == "whole-chain":
+        monkeypatch.setattr("mast.store.store.PRECHECK_BYTES", -1)
+    return request.param
+
+
+def test_every_stored_string_is_redacted_identifiers_included(tmp_path, db, mast, precheck):
     summary = _ingest(db, [_chat_file(tmp_path)])
     assert summary.traces_new == 1 and not summary.errors
     with Store(db, read_only=True) as st:
@@ -178,6 +187,37 @@ def test_fixtures_change_only_where_secrets_were_planted(db):
         assert counts[tid] == sum(f.count(secret) for f in fields if f for secret in PLANTED), tid
         changed += counts[tid] > 0
     assert changed >= 2  # the planted ones were found
+
+
+def _dump(db: Path) -> list:
+    with Store(db, read_only=True) as st:
+        return st.fetchall("SELECT (SELECT list(t::VARCHAR ORDER BY trace_id) FROM (SELECT * EXCLUDE (ingested_at) "
+                           "FROM traces) t)::VARCHAR, (SELECT list(s::VARCHAR ORDER BY trace_id, step) FROM steps s)"
+                           "::VARCHAR, (SELECT list(f::VARCHAR ORDER BY trace_id, step) FROM rule_step_features f)"
+                           "::VARCHAR")
+
+
+def test_hint_checked_batches_store_what_the_whole_chain_stores(tmp_path, monkeypatch):
+    # A secret in every field, hints in some columns only ("token" in a message, a key
+    # name in arguments), and none at all: the columns skipped must be the ones the chain
+    # would have left unchanged, with the same redaction counts.
+    files = [_chat_file(tmp_path),
+             write_json(tmp_path / "some.json", {"messages": [
+                 {"role": "user", "content": "count the tokens please"},
+                 {"role": "assistant", "name": "coder", "content": "ok", "tool_calls": [{
+                     "id": "c1", "type": "function",
+                     "function": {"name": "lookup", "arguments": json.dumps({"api_key": STRIPE, "q": 1})}}]}]}),
+             write_json(tmp_path / "none.json", {"messages": [{"role": "user", "content": "hello"},
+                                                              {"role": "assistant", "content": "hi"}]})]
+    checked, whole = tmp_path / "checked.duckdb", tmp_path / "whole.duckdb"
+    for f in files:  # one batch each: a batch's columns are checked together
+        assert not _ingest(checked, [f]).errors
+    monkeypatch.setattr("mast.store.store.PRECHECK_BYTES", -1)
+    for f in files:
+        assert not _ingest(whole, [f]).errors
+    a, b = _dump(checked), _dump(whole)
+    assert a == b
+    assert STRIPE not in a[0][1] and GH not in a[0][1] and REDACTED in a[0][1]
 
 
 @pytest.mark.parametrize("field", ["agent", "tool_name", "target_agent", "content", "status"])
