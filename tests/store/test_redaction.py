@@ -68,7 +68,7 @@ def precheck(request, monkeypatch):
     """Both write paths: a small batch binds the chain only for columns holding a hint; a
     batch over PRECHECK_BYTES binds it for every column."""
     if request.param == "whole-chain":
-        monkeypatch.setattr("mast.store.store.PRECHECK_BYTES", -1)
+        monkeypatch.setattr("mast.store.insert.PRECHECK_BYTES", -1)
     return request.param
 
 
@@ -212,7 +212,7 @@ def test_hint_checked_batches_store_what_the_whole_chain_stores(tmp_path, monkey
     checked, whole = tmp_path / "checked.duckdb", tmp_path / "whole.duckdb"
     for f in files:  # one batch each: a batch's columns are checked together
         assert not _ingest(checked, [f]).errors
-    monkeypatch.setattr("mast.store.store.PRECHECK_BYTES", -1)
+    monkeypatch.setattr("mast.store.insert.PRECHECK_BYTES", -1)
     for f in files:
         assert not _ingest(whole, [f]).errors
     a, b = _dump(checked), _dump(whole)
