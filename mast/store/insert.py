@@ -32,8 +32,8 @@ def _select(columns: Sequence[tuple[str, str]], redacted: Sequence[str], count: 
     markers the catalogue added to this row (mast.redact: one per secret).
 
     ``scanned``: the redacted columns that get the catalogue's chain (None: all).  Any other
-    is one where no value of the batch holds a hint, so the chain would give every value
-    back unchanged: it is read as it is and adds no marker."""
+    is one where no value of the batch holds a hint (or every value is NULL), so the chain
+    would give every value back unchanged: it is read as it is and adds no marker."""
     chained = [c for c in redacted if scanned is None or c in scanned]
     inner = ", ".join(f"{_redacted(c) if c in chained else c} AS _r_{c}" for c in redacted)
     cols = [f"{expr} AS {name}" for name, expr in columns]
@@ -84,7 +84,8 @@ _COLUMNS: dict[str, tuple[list[tuple[str, str]], tuple[str, ...], bool, bool]] =
 #: Planning the chain is a fixed cost per statement (DuckDB binds every pattern: 0.1-0.3 s
 #: for the 200 of a steps INSERT), about what the hint scan costs on 10-30 MB; a batch of
 #: a few KB (one small file) would pay it for nothing.  Bigger batches skip the check,
-#: whose scan the INSERT repeats: there the fixed cost is small beside the work.
+#: whose scan the INSERT repeats: there the fixed cost is small beside the work, and only
+#: the columns NULL in every row are left out.
 PRECHECK_BYTES = 1_000_000
 
 

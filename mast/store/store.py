@@ -393,10 +393,12 @@ class Store(IngestedFiles):
         name = f"_mast_in_{table}"
         self._con.register(name, rows)
         try:
-            scanned = None
+            cols = insert.redacted_columns(table)
             if rows.nbytes <= insert.PRECHECK_BYTES:
                 [(hinted,)] = self._con.execute(insert.hint_check_sql(table).replace("{src}", name)).fetchall()
-                scanned = frozenset(c for c, h in zip(insert.redacted_columns(table), hinted) if h)
+                scanned = frozenset(c for c, h in zip(cols, hinted) if h)
+            else:  # a column NULL in every row holds no hint either (Arrow counts nulls for free)
+                scanned = frozenset(c for c in cols if rows.column(c).null_count < rows.num_rows)
             body = insert.insert_sql(table, scanned)
             self._con.execute(f"INSERT INTO {into} BY NAME " + body.replace("{src}", name),
                               [now] if insert.takes_time(table) else [])

@@ -63,12 +63,21 @@ def _ingest(db: Path, paths, keep_going=False):
         return ingest_paths(st, paths, keep_going=keep_going, workers=0, hooks=ingest_hooks(Settings(db=str(db))))
 
 
-@pytest.fixture(params=["hint-checked", "whole-chain"])
+def _write_path(monkeypatch, how: str) -> None:
+    """Choose a write path: a small batch binds the chain only for columns holding a hint
+    ("hint-checked", the default); a batch over PRECHECK_BYTES for every column not NULL
+    throughout ("null-skipped"); "whole-chain" binds it for every column, as main did."""
+    from mast.store import insert
+    if how in ("null-skipped", "whole-chain"):
+        monkeypatch.setattr(insert, "PRECHECK_BYTES", -1)
+    if how == "whole-chain":
+        whole = insert.insert_sql
+        monkeypatch.setattr(insert, "insert_sql", lambda table, scanned: whole(table, None))
+
+
+@pytest.fixture(params=["hint-checked", "null-skipped", "whole-chain"])
 def precheck(request, monkeypatch):
-    """Both write paths: a small batch binds the chain only for columns holding a hint; a
-    batch over PRECHECK_BYTES binds it for every column."""
-    if request.param == "whole-chain":
-        monkeypatch.setattr("mast.store.insert.PRECHECK_BYTES", -1)
+    _write_path(monkeypatch, request.param)
     return request.param
 
 
@@ -197,7 +206,7 @@ def _dump(db: Path) -> list:
                            "::VARCHAR")
 
 
-def test_hint_checked_batches_store_what_the_whole_chain_stores(tmp_path, monkeypatch):
+def test_skipping_the_chain_stores_what_the_whole_chain_stores(tmp_path, monkeypatch):
     # A secret in every field, hints in some columns only ("token" in a message, a key
     # name in arguments), and none at all: the columns skipped must be the ones the chain
     # would have left unchanged, with the same redaction counts.
@@ -209,15 +218,16 @@ def test_hint_checked_batches_store_what_the_whole_chain_stores(tmp_path, monkey
                      "function": {"name": "lookup", "arguments": json.dumps({"api_key": STRIPE, "q": 1})}}]}]}),
              write_json(tmp_path / "none.json", {"messages": [{"role": "user", "content": "hello"},
                                                               {"role": "assistant", "content": "hi"}]})]
-    checked, whole = tmp_path / "checked.duckdb", tmp_path / "whole.duckdb"
-    for f in files:  # one batch each: a batch's columns are checked together
-        assert not _ingest(checked, [f]).errors
-    monkeypatch.setattr("mast.store.insert.PRECHECK_BYTES", -1)
-    for f in files:
-        assert not _ingest(whole, [f]).errors
-    a, b = _dump(checked), _dump(whole)
-    assert a == b
-    assert STRIPE not in a[0][1] and GH not in a[0][1] and REDACTED in a[0][1]
+    dumps = []
+    for how in ("hint-checked", "null-skipped", "whole-chain"):
+        with monkeypatch.context() as m:
+            _write_path(m, how)
+            db = tmp_path / f"{how}.duckdb"
+            for f in files:  # one batch each: a batch's columns are checked together
+                assert not _ingest(db, [f]).errors
+        dumps.append(_dump(db))
+    assert dumps[0] == dumps[1] == dumps[2]
+    assert STRIPE not in dumps[0][0][1] and GH not in dumps[0][0][1] and REDACTED in dumps[0][0][1]
 
 
 @pytest.mark.parametrize("field", ["agent", "tool_name", "target_agent", "content", "status"])
