@@ -300,8 +300,15 @@ def system_name(spans: list[Span], main: Span) -> str | None:
     return None
 
 
+def is_smolagents(spans: list[Span]) -> bool:
+    """Spans from OpenInference's smolagents instrumentation (its scope, or its ``smolagents.*`` attributes)."""
+    return any((s.scope or "").endswith(".smolagents") or "smolagents.max_steps" in s.attrs for s in spans)
+
+
 def framework_of(spans: list[Span]) -> str:
     scopes = " ".join(sorted({s.scope or "" for s in spans}))
+    if is_smolagents(spans):
+        return "smolagents"
     if "crewai" in scopes or any("crewai.crew.id" in s.attrs or "crew_id" in s.attrs for s in spans):
         return "crewai"
     if "ag2" in scopes or any("ag2.span.type" in s.attrs for s in spans):

@@ -100,7 +100,8 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                                "first_record": spans[0].where, "dialects": ["autogen-runtime"]})
     steps = []
     state = {"last_target": None, "cur_agent": None, "last_agent_span": None}
-    task = input_text(main)
+    # an agent's run span holds its task as JSON (smolagents: ``{"task": …, "stream": …}``)
+    task = (_agent_task(main) if exported and kinds[id(main)] == "agent" else None) or input_text(main)
     first_task = next((x.attrs["crewai.task.description"] for x in sorted(spans, key=lambda x: x.start_ns)
                        if x.attrs.get("crewai.task.description")), None)
     if first_task and main.attrs.get("crewai.crew.inputs") is not None:
@@ -188,11 +189,24 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     agent_tokens: list[tuple] = []  # (agent, tokens in, tokens out, first step of its span)
 
     # depth-first, children by start time; iterative, so deep span trees cannot overflow
-    stack: list[tuple[Span, str | None]] = [(r, None) for r in reversed(roots)]
+    stack: list[tuple[Span, str | None, bool]] = [(r, None, False) for r in reversed(roots)]
     while stack:
-        sp, inherited = stack.pop()
+        sp, inherited, after = stack.pop()
+        if after:  # the span's children are done: what it observed comes after them
+            steps.append(step(agent=inherited, role="tool", kind=StepKind.TOOL_RESULT, tool_name=CODE_TOOL,
+                              content=value_text(sp.attrs.get("output.value")), parent_span_id=sp.span_id,
+                              started_at=iso_ns(sp.end_ns or sp.start_ns),
+                              status="error" if sp.status == "ERROR" else "ok"))
+            continue
         agent_below = visit(sp, inherited)
-        stack.extend((c, agent_below) for c in reversed(sp.children))
+        if exported and _is_code_step(sp):
+            # a CodeAgent step ran its code: the code's execution log is the observation
+            # smolagents records, under the tool name it gives code (python_interpreter)
+            steps.append(step(agent=agent_below, role="assistant", kind=StepKind.TOOL_CALL, tool_name=CODE_TOOL,
+                              span_id=sp.span_id, parent_span_id=sp.parent_id, started_at=iso_ns(sp.start_ns),
+                              attributes={"span": sp.name}))
+            stack.append((sp, agent_below, True))
+        stack.extend((c, agent_below, False) for c in reversed(sp.children))
     for who, tin, tout, first in agent_tokens:  # on the agent's first step of that span
         at = next((x for x in steps[first:] if x.agent == who and x.tokens_in is None and x.tokens_out is None), None)
         if at is not None:
@@ -221,6 +235,17 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                  metadata=drop_none({"source_id": sorted({s.trace_id for s in spans}), "spans": len(spans),
                                   "first_record": spans[0].where,
                                   "dialects": sorted(dialects_of(spans)) or None}))
+
+
+#: the tool name smolagents gives a CodeAgent's code in its memory steps
+CODE_TOOL = "python_interpreter"
+_STEP_RX = re.compile(r"^Step \d+$")
+
+
+def _is_code_step(s: Span) -> bool:
+    """A smolagents ``Step N`` span whose output is a code execution log (CodeAgent's steps)."""
+    out = s.attrs.get("output.value")
+    return bool(_STEP_RX.match(s.name)) and isinstance(out, str) and out.startswith("Execution logs:")
 
 
 def _agent_task(s: Span) -> str | None:
@@ -287,4 +312,8 @@ def _delegate_target(args: Any) -> str | None:
 def _args_text(v: Any) -> str | None:
     if v is None:
         return None
+    j = json_maybe(v)
+    if isinstance(j, dict) and "sanitize_inputs_outputs" in j and set(j) <= {"args", "kwargs", "sanitize_inputs_outputs"}:
+        # smolagents' tool input is the Python call: its arguments are in kwargs (or args)
+        return as_text(j.get("kwargs") or j.get("args"))
     return as_text(json_maybe(v)) if not isinstance(v, str) else v
