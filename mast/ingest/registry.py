@@ -50,6 +50,7 @@ BUILTINS = [
     "mast.ingest.formats.otel.phoenix:PhoenixImporter",
     "mast.ingest.formats.otel.langfuse:LangfuseImporter",
     "mast.ingest.formats.otel.spantree:SpanTreeImporter",
+    "mast.ingest.formats.otel.openai_agents:OpenAIAgentsImporter",
     "mast.ingest.formats.otel:OTelImporter",
     "mast.ingest.formats.autogen_events:AutoGenEventsImporter",
     "mast.ingest.formats.autogen:AgentChatImporter",

@@ -155,7 +155,8 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
             a = s.attrs
             args = a.get("gen_ai.tool.call.arguments", a.get("input.value", a.get("gen_ai.prompt")))
             result = a.get("gen_ai.tool.call.result", a.get("output.value", a.get("gen_ai.completion")))
-            target = transfer_target(name) or (_delegate_target(args) if DELEGATE_RX.match(name) else None)
+            target = transfer_target(name) or (_delegate_target(args) if DELEGATE_RX.match(name) else None) \
+                or _sdk_handoff_target(s)
             dest = a.get("langsmith.metadata.__handoff_destination")
             if target or (emsg and parent_cmd and GOTO_RX.search(emsg)):
                 target = target or GOTO_RX.search(emsg).group(1)
@@ -300,6 +301,19 @@ def _descendants(s: Span) -> Iterator[Span]:
 
 def _subtree_size(s: Span) -> int:
     return 1 + sum(1 for _ in _descendants(s))
+
+
+_SDK_HANDOFF_RX = re.compile(r"^handoff to (\S+)$")
+
+
+def _sdk_handoff_target(s: Span) -> str | None:
+    """OpenAI Agents' handoff span (OpenInference names it ``handoff to X``, from-agent in,
+    to-agent out; the SDK's own export: ``from_agent`` / ``to_agent``)."""
+    m = _SDK_HANDOFF_RX.match(s.name)
+    if not m:
+        return None
+    out = s.attrs.get("output.value")
+    return str(out).strip() if isinstance(out, str) and out.strip() else m.group(1)
 
 
 def _delegate_target(args: Any) -> str | None:
