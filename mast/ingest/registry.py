@@ -53,6 +53,7 @@ BUILTINS = [
     "mast.ingest.formats.otel.openai_agents:OpenAIAgentsImporter",
     "mast.ingest.formats.otel:OTelImporter",
     "mast.ingest.formats.autogen_events:AutoGenEventsImporter",
+    "mast.ingest.formats.autogen_state:AgentChatStateImporter",
     "mast.ingest.formats.autogen:AgentChatImporter",
     "mast.ingest.formats.ag2_runtime:AG2RuntimeDbImporter",
     "mast.ingest.formats.ag2_runtime:AG2RuntimeLogImporter",
