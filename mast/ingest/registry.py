@@ -43,6 +43,7 @@ BUILTINS = [
     "mast.ingest.formats.crewai:CrewAICheckpointImporter",
     "mast.ingest.formats.crewai:CrewOutputImporter",
     "mast.ingest.formats.crewai:CrewAILogImporter",
+    "mast.ingest.formats.crewai:CrewAIStepCallbackImporter",
     "mast.ingest.formats.langsmith:LangSmithImporter",
     "mast.ingest.formats.langgraph:LangGraphStreamImporter",
     "mast.ingest.formats.langgraph:LangGraphEventsImporter",
