@@ -68,10 +68,11 @@ def _attrs(sd: dict) -> tuple[str, dict[str, Any]]:
         a = {"openinference.span.kind": "LLM", "gen_ai.usage.input_tokens": u.get("input_tokens"),
              "gen_ai.usage.output_tokens": u.get("output_tokens"), "gen_ai.request.model": sd.get("model"),
              "openai_agents.response_id": sd.get("response_id")}
+        # kept parsed: the dialect helpers take message lists as they are (no JSON round trip)
         if sd.get("input") is not None:
-            a["input.value"] = json.dumps(sd["input"], ensure_ascii=False)
+            a["input.value"] = sd["input"]
         if sd.get("output") is not None:
-            a["gen_ai.output.messages"] = json.dumps(sd["output"], ensure_ascii=False)
+            a["gen_ai.output.messages"] = sd["output"]
         return str(t), a
     if t == "function":
         return str(sd.get("name") or "function"), {"openinference.span.kind": "TOOL", "tool.name": sd.get("name"),
