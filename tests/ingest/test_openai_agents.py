@@ -2,8 +2,8 @@
 
 Fixtures (tests/fixtures/frameworks/openai_agents/, generators/gen_openai_agents.py): two
 real runs of openai-agents 0.24 (a triage agent handing off to ``billing_agent``, whose
-``issue_refund`` tool raises, through chat completions; and to ``tech_agent`` through the
-Responses API), recorded at once by a user's file-writing ``TracingProcessor``
+``issue_refund`` tool raises, through chat completions; to ``tech_agent`` through the
+Responses API; and a third stopped by ``MaxTurnsExceeded``), recorded at once by a user's file-writing ``TracingProcessor``
 (``processor.jsonl``), the SDK's ``BackendSpanExporter`` posting to a loopback endpoint
 (``backend_batches.jsonl``) and openinference-instrumentation-openai-agents
 (``openinference.otlp.json``).  ``facts.json`` is from the SDK's ``RunResult`` objects.
@@ -41,10 +41,10 @@ def test_detected_and_matches_golden(name, mast, db):
 def test_agents_handoffs_tools_tokens_match_the_run_results(name, mast, db):
     ingest(mast, FIX / name)
     with Store(db, read_only=True) as st:
-        traces = st.fetchall("SELECT task, tokens_in, tokens_out, framework FROM traces ORDER BY started_at")
+        traces = st.fetchall("SELECT task, tokens_in, tokens_out, framework, outcome FROM traces ORDER BY started_at")
     assert len(traces) == len(FACTS["runs"])
     by_start = sorted(zip(steps_of(db), _starts(db)), key=lambda x: x[1])
-    for run, (task, tin, tout, framework), (steps, _) in zip(FACTS["runs"], traces, by_start):
+    for run, (task, tin, tout, framework, outcome), (steps, _) in zip(FACTS["runs"], traces, by_start):
         items = run["items"]
         assert framework == "openai-agents"
         assert (tin, tout) == (run["tokens_in"], run["tokens_out"])
@@ -58,6 +58,11 @@ def test_agents_handoffs_tools_tokens_match_the_run_results(name, mast, db):
         assert [(s[2], s[3]) for s in steps if s[1] == "tool_result"] == \
             [(i["name"], "ok" if runs[i["name"]] else "error") for i in items if i["item"] == "tool_call"]
         assert steps[-1][:2] == (run["last_agent"], "termination")
+        # a run the SDK stopped (MaxTurnsExceeded) failed, with its error after the work
+        assert outcome == ("failure" if run.get("error") else "unknown")
+        assert [s[1] for s in steps[-2:]] == (["error", "termination"] if run.get("error") else
+                                              [steps[-2][1], "termination"])
+        assert steps[-1][3] == ("failed" if run.get("error") else "completed")
         # the Responses API's spans carry no messages in the SDK's export: its task is unknown there
         assert task == (None if run["api"] == "responses" and name in SDK_FILES else run["task"])
 
@@ -70,7 +75,7 @@ def _starts(db):
 def test_sdk_file_and_backend_batches_are_the_same_traces(mast, db):
     a = ingest(mast, FIX / "processor.jsonl")
     b = ingest(mast, FIX / "backend_batches.jsonl")
-    assert a["traces_new"] == 2 and b["traces_new"] == 0 and b["traces_present"] == 2
+    assert a["traces_new"] == 3 and b["traces_new"] == 0 and b["traces_present"] == 3
 
 
 def test_workflow_name_is_the_system_and_the_default_names_nothing(mast, db):
@@ -78,7 +83,8 @@ def test_workflow_name_is_the_system_and_the_default_names_nothing(mast, db):
     with Store(db, read_only=True) as st:
         rows = st.fetchall("SELECT system, metadata->>'system_from', metadata->>'group_id' FROM traces "
                            "ORDER BY started_at")
-    assert rows == [("openai_agents", "folder", None), ("support-desk", "artefact", "conv-7")]
+    assert rows == [("openai_agents", "folder", None), ("support-desk", "artefact", "conv-7"),
+                    ("openai_agents", "folder", None)]
 
 
 def test_failing_tool_keeps_the_sdk_error(mast, db):
@@ -129,7 +135,7 @@ def test_unknown_span_type_is_kept_as_a_plain_span(mast, db, tmp_path):
     items = _lines()
     items[2]["span_data"] = {"type": "realtime_session", "model": "x"}
     ingest(mast, _write(tmp_path, "newtype.jsonl", items))
-    assert len(steps_of(db)) == 2
+    assert len(steps_of(db)) == 3
 
 
 def test_lookalikes_are_not_taken(mast, db, tmp_path):

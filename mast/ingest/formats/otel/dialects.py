@@ -310,6 +310,15 @@ def is_openai_agents(spans: list[Span]) -> bool:
     return any((s.scope or "").endswith(".openai_agents") or s.scope == "openai-agents" for s in spans)
 
 
+def fatal_error_span(spans: list[Span]) -> Span | None:
+    """The span whose error ended the run when the framework records it below an OK root:
+    OpenAI Agents marks the agent span (``MaxTurnsExceeded``, a guardrail tripwire) and
+    leaves the workflow span OK; its function spans' errors are non-fatal."""
+    if not is_openai_agents(spans):
+        return None
+    return next((s for s in spans if s.status == "ERROR" and kind_of(s) == "agent"), None)
+
+
 def framework_of(spans: list[Span]) -> str:
     scopes = " ".join(sorted({s.scope or "" for s in spans}))
     if is_smolagents(spans):

@@ -8,7 +8,8 @@ from typing import Any, Iterator
 
 from mast.ingest._util import DELEGATE_RX, GOTO_RX, PARENT_CMD_RX, as_text, drop_none
 from mast.ingest.formats.otel.agentchat import agentchat_steps
-from mast.ingest.formats.otel.dialects import (dialects_of, error_text, framework_of, input_text, json_maybe,
+from mast.ingest.formats.otel.dialects import (dialects_of, error_text, fatal_error_span, framework_of, input_text,
+                                               json_maybe,
                                                kind_of, llm_output, own_agent, root_output, span_tokens,
                                                system_name, tool_name_of, value_text)
 from mast.ingest.formats.otel.spans import Span, iso_ns
@@ -175,9 +176,10 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                                   parent_span_id=s.span_id, started_at=en or st,
                                   status="error" if err and not parent_cmd else "ok"))
         elif err and not parent_cmd and s is not main and not has_error_below(s, emsg):
-            steps.append(step(agent=agent, kind=StepKind.ERROR, content=emsg, started_at=en or st,
-                              span_id=s.span_id, parent_span_id=s.parent_id, status="error",
-                              attributes={"span": s.name}))
+            # the error ends the span: it comes after what ran inside it
+            state["deferred"] = step(agent=agent, kind=StepKind.ERROR, content=emsg, started_at=en or st,
+                                     span_id=s.span_id, parent_span_id=s.parent_id, status="error",
+                                     attributes={"span": s.name})
         elif parent_cmd and not any(kinds[id(c)] == "tool" for c in _descendants(s)):
             m = GOTO_RX.search(emsg or "")
             if m and not PARENT_CMD_RX.search(" ".join(error_text(c) or "" for c in s.children if c.status == "ERROR")):
@@ -190,16 +192,24 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     agent_tokens: list[tuple] = []  # (agent, tokens in, tokens out, first step of its span)
 
     # depth-first, children by start time; iterative, so deep span trees cannot overflow
-    stack: list[tuple[Span, str | None, bool]] = [(r, None, False) for r in reversed(roots)]
+    # an entry's third element: None (visit the span), True (its code step's result) or a
+    # step to emit once the span's children are done
+    stack: list[tuple[Span, str | None, Any]] = [(r, None, None) for r in reversed(roots)]
     while stack:
         sp, inherited, after = stack.pop()
-        if after:  # the span's children are done: what it observed comes after them
+        if after is True:  # the span's children are done: what it observed comes after them
             steps.append(step(agent=inherited, role="tool", kind=StepKind.TOOL_RESULT, tool_name=CODE_TOOL,
                               content=value_text(sp.attrs.get("output.value")), parent_span_id=sp.span_id,
                               started_at=iso_ns(sp.end_ns or sp.start_ns),
                               status="error" if sp.status == "ERROR" else "ok"))
             continue
+        if after is not None:
+            steps.append(after)
+            continue
         agent_below = visit(sp, inherited)
+        deferred = state.pop("deferred", None)
+        if deferred is not None:
+            stack.append((sp, agent_below, deferred))
         if exported and _is_code_step(sp):
             # a CodeAgent step ran its code: the code's execution log is the observation
             # smolagents records, under the tool name it gives code (python_interpreter)
@@ -207,15 +217,16 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                               span_id=sp.span_id, parent_span_id=sp.parent_id, started_at=iso_ns(sp.start_ns),
                               attributes={"span": sp.name}))
             stack.append((sp, agent_below, True))
-        stack.extend((c, agent_below, False) for c in reversed(sp.children))
+        stack.extend((c, agent_below, None) for c in reversed(sp.children))
     for who, tin, tout, first in agent_tokens:  # on the agent's first step of that span
         at = next((x for x in steps[first:] if x.agent == who and x.tokens_in is None and x.tokens_out is None), None)
         if at is not None:
             at.tokens_in, at.tokens_out = tin, tout
     outcome = Outcome.UNKNOWN
-    m_err = main.status == "ERROR" and not PARENT_CMD_RX.search(error_text(main) or "")
+    fatal = fatal_error_span(spans) if main.status != "ERROR" else None
+    m_err = (main.status == "ERROR" and not PARENT_CMD_RX.search(error_text(main) or "")) or fatal is not None
     if m_err:
-        emsg = error_text(main)
+        emsg = error_text(fatal or main)
         if not has_error_below(main, emsg):
             steps.append(step(agent=state["cur_agent"], kind=StepKind.ERROR, content=emsg, status="error",
                               started_at=iso_ns(main.end_ns), span_id=main.span_id))
