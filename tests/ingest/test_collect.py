@@ -382,3 +382,19 @@ def test_full_queue_answers_503_with_retry_after(tmp_path):
         assert sorted(c for c, _ in results) == [200, 200, 503, 503]
         assert all(ra == "1" for c, ra in results if c == 503)
         assert st.fetchall("SELECT count(*) FROM collect_spans")[0][0] == 2 * 6
+
+
+def test_smolagents_spans_sent_live_are_stored_as_their_file_is_ingested(server, tmp_path, mast, db):
+    # the OTLP/JSON request the smolagents generator encoded (tests/fixtures/frameworks/smolagents/):
+    # agents named from span names, the managed agent's handoff, the task, the code steps
+    fix = Path(__file__).resolve().parents[1] / "fixtures" / "frameworks" / "smolagents" / "smolagents_managed.otlp.json"
+    srv = server()
+    code, _, _ = srv.post(fix.read_bytes(), "application/json")
+    assert code == 200
+    srv.wait_for(r"^stored t1-")
+    rc, _, err = srv.stop(signal.SIGINT)
+    assert rc == 0 and "Traceback" not in err, err
+    mast("ingest", fix)
+    [live], [filed] = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
+    assert live[2:] == filed[2:]
+    assert ("CodeAgent", "handoff", None, None, "search_agent") in [s[:5] for s in live[4]]

@@ -56,9 +56,8 @@ from typing import Iterator
 
 from mast.errors import IngestError
 from mast.ingest._util import strip_bom
-from mast.ingest.formats.otel.dialects import is_openai_agents, is_smolagents
 from mast.ingest.formats.otel.spans import group_traces, load_spans
-from mast.ingest.formats.otel.steps import build_trace, drop_duplicate_llm_groups
+from mast.ingest.formats.otel.steps import build_otlp_trace, drop_duplicate_llm_groups
 from mast.model import Trace
 
 
@@ -109,6 +108,4 @@ class OTelImporter:
         groups = group_traces(spans)
         groups = drop_duplicate_llm_groups(groups)
         for idx, g in enumerate(groups):
-            # smolagents' agent spans carry no agent attribute (their names are the agents);
-            # both it and OpenAI Agents put the task in the first agent's input or prompt
-            yield build_trace(path, idx, g, name_agents=is_smolagents(g) or is_openai_agents(g))
+            yield build_otlp_trace(path, idx, g)

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 from mast.ingest._util import DELEGATE_RX, GOTO_RX, PARENT_CMD_RX, as_text, drop_none
 from mast.ingest.formats.otel.agentchat import agentchat_steps
 from mast.ingest.formats.otel.dialects import (dialects_of, error_text, fatal_error_span, framework_of, input_text,
-                                               json_maybe,
+                                               is_openai_agents, is_smolagents, json_maybe,
                                                kind_of, llm_output, own_agent, root_output, span_tokens,
                                                system_name, tool_name_of, value_text)
 from mast.ingest.formats.otel.spans import Span, iso_ns
@@ -258,6 +258,13 @@ def _is_code_step(s: Span) -> bool:
     """A smolagents ``Step N`` span whose output is a code execution log (CodeAgent's steps)."""
     out = s.attrs.get("output.value")
     return bool(_STEP_RX.match(s.name)) and isinstance(out, str) and out.startswith("Execution logs:")
+
+
+def build_otlp_trace(path: Path, index: int, spans: list[Span]) -> Trace:
+    """What ``otel`` (a file) and ``mast collect`` (the live endpoint) build from one trace's
+    spans: smolagents' agent spans carry no agent attribute (their names are the agents), and
+    both smolagents and OpenAI Agents put the task in the first agent's input or prompt."""
+    return build_trace(path, index, spans, name_agents=is_smolagents(spans) or is_openai_agents(spans))
 
 
 def _agent_task(s: Span) -> str | None:
