@@ -12,8 +12,10 @@ The keys, per format (trace metadata ``run_key`` and ``run_key_kind``):
 ==========================================  ===================  =========================================
 formats                                     kind                 id
 ==========================================  ===================  =========================================
-otel, phoenix, langfuse, spantree           ``otel-trace``       the OTel trace id(s) of the run's spans
-autogen (0.6+), autogen-events              ``agentchat-message``  the ``id`` of the run's first message
+otel, phoenix, langfuse, spantree,          ``otel-trace``       the trace id(s) of the run's spans
+openai-agents
+autogen (0.6+), autogen-events,             ``agentchat-message``  the ``id`` of the run's first message
+autogen-state
 ag2-runtime-db, ag2-runtime-log             ``ag2-session``      the runtime logger's session id
 ag2-chat                                    ``ag2-chat``         ``ChatResult.chat_id``
 ag2-events                                  ``ag2-event``        the uuid of the first event
@@ -54,6 +56,7 @@ RANKS: dict[tuple[str, str | None], tuple[int, str]] = {
     ("autogen", "run_stream"): (30, "run_stream: the messages and the stop reason"),
     ("autogen", "TaskResult"): (20, "TaskResult: the messages and the stop reason"),
     ("autogen", "message list"): (10, "message list: the messages only"),
+    ("autogen-state", None): (15, "save_state: the message threads and the manager's state"),
     # AG2: only the .run() events mark failed tool executions; the sqlite and file
     # loggers have every LLM call with tokens; ChatResult the messages only.
     ("ag2-events", None): (50, ".run() events: tool errors marked, handoffs, termination"),
@@ -78,7 +81,7 @@ RANKS: dict[tuple[str, str | None], tuple[int, str]] = {
     ("spantree", None): (40, "span tree"),
 }
 
-_OTEL = {"otel", "phoenix", "langfuse", "spantree"}
+_OTEL = {"otel", "phoenix", "langfuse", "spantree", "openai-agents"}
 _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 #: Opening steps compared by the fingerprint (what every artefact of a run starts with).
 OPENING = 2
@@ -118,7 +121,7 @@ def run_key(trace: Trace) -> tuple[str, str] | None:
         ids = sid if isinstance(sid, list) else [sid] if sid else []
         ids = sorted({str(i).lower() for i in ids if i})
         return ("otel-trace:" + ",".join(ids), "otel-trace") if ids else None
-    if fmt in ("autogen", "autogen-events"):
+    if fmt in ("autogen", "autogen-events", "autogen-state"):
         mid = _first_message_id(trace)
         return ("agentchat-message:" + mid, "agentchat-message") if mid else None
     if fmt in ("ag2-runtime-db", "ag2-runtime-log"):
