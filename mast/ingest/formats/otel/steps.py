@@ -10,7 +10,7 @@ from mast.ingest._util import DELEGATE_RX, GOTO_RX, PARENT_CMD_RX, as_text, drop
 from mast.ingest.formats.otel.agentchat import agentchat_steps
 from mast.ingest.formats.otel.dialects import (dialects_of, error_text, framework_of, input_text, json_maybe,
                                                kind_of, llm_output, own_agent, root_output, span_tokens,
-                                               system_name, tool_name_of, value_text)
+                                               system_name, tool_name_of, tool_output)
 from mast.ingest.formats.otel.spans import Span, iso_ns
 from mast.ingest.langchain_messages import agent_name, step, transfer_target
 from mast.model import Outcome, StepKind, Trace
@@ -167,11 +167,15 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                 steps.append(step(agent=agent, role="assistant", kind=StepKind.TOOL_CALL, tool_name=name,
                                   tool_args=_args_text(args), span_id=s.span_id, parent_span_id=s.parent_id,
                                   started_at=st, attributes=drop_none({"tool_call_id": a.get("gen_ai.tool.call.id")})))
-                rtext = value_text(result) if result is not None else None
+                rtext, failed = tool_output(result)
+                # AG2 marks a failed execution by ``error.type`` alone (span status unset), as
+                # the GenAI conventions allow
+                failed = failed or (err and not parent_cmd) or bool(a.get("error.type"))
+                if rtext is None and failed:
+                    rtext = emsg or (str(a["error.type"]) if a.get("error.type") else None)
                 steps.append(step(agent=agent, role="tool", kind=StepKind.TOOL_RESULT, tool_name=name,
-                                  content=rtext if rtext is not None else (emsg if err else None),
-                                  parent_span_id=s.span_id, started_at=en or st,
-                                  status="error" if err and not parent_cmd else "ok"))
+                                  content=rtext, parent_span_id=s.span_id, started_at=en or st,
+                                  status="error" if failed else "ok"))
         elif err and not parent_cmd and s is not main and not has_error_below(s, emsg):
             steps.append(step(agent=agent, kind=StepKind.ERROR, content=emsg, started_at=en or st,
                               span_id=s.span_id, parent_span_id=s.parent_id, status="error",
