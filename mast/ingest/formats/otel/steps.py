@@ -100,6 +100,9 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                                "first_record": spans[0].where, "dialects": ["autogen-runtime"]})
     steps = []
     state = {"last_target": None, "cur_agent": None, "last_agent_span": None}
+    # AG2's group chat passes turns by speaker selection: a new speaker is no handoff (its
+    # handoffs are transfer tools, which stay handoffs)
+    turns_are_handoffs = framework_of(spans) != "ag2"
     task = input_text(main)
     first_task = next((x.attrs["crewai.task.description"] for x in sorted(spans, key=lambda x: x.start_ns)
                        if x.attrs.get("crewai.task.description")), None)
@@ -128,7 +131,8 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
         emsg = error_text(s) if err else None
         parent_cmd = bool(emsg and PARENT_CMD_RX.search(emsg))
         if k == "agent" or (own and own != state["cur_agent"] and k != "llm" and k != "tool"):
-            if agent and state["cur_agent"] and agent != state["cur_agent"] and state["last_target"] != agent:
+            if agent and state["cur_agent"] and agent != state["cur_agent"] and state["last_target"] != agent \
+                    and turns_are_handoffs:
                 steps.append(step(agent=state["cur_agent"], kind=StepKind.HANDOFF, target_agent=agent,
                                   started_at=st, span_id=s.span_id, parent_span_id=s.parent_id,
                                   attributes={"implicit": True, "span": s.name}))
