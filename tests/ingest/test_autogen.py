@@ -26,6 +26,8 @@ SAMPLES = ROOT.parent / "shared" / "reference" / "frameworks" / "autogen" / "sam
 
 
 def importer_for(name: str) -> str:
+    if name.endswith(".otlp.json"):
+        return "otel"
     return "autogen-events" if name.startswith("events.") else "autogen"
 
 
@@ -61,11 +63,15 @@ def test_fixture_matches_golden(rel, mast, db):
     assert out["formats"] == {importer_for(path.name): 1}, "auto-detection picked another importer"
     got = summarise(db)
     assert got["agents"] == want["agents"]
-    assert got["kinds"] == want["kinds"]
+    if "kinds" in want:  # spans: the LLM calls the stub served, not the message counts
+        assert got["kinds"] == want["kinds"]
+    if "manager_llm_calls" in want:  # the speaker selections, with their tokens
+        assert sum(1 for r in got["rows"] if r[2] == "llm_call" and r[1].endswith("GroupChatManager")) \
+            == want["manager_llm_calls"] > 0
     assert got["tool_pairs"] == want["tool_pairs"]
     assert got["handoffs"] == want["handoffs"]
     assert got["tokens"] == want["tokens"]
-    if want["stop_reason"]:
+    if want.get("stop_reason"):
         assert got["last_termination"] == want["stop_reason"]
 
 

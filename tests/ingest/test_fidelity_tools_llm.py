@@ -83,3 +83,18 @@ def test_wrap_openai_llm_call_is_a_step_with_its_tokens(name, mast, db):
     assert [tin, tout] == [u["prompt_tokens"], u["completion_tokens"]]
     assert llm[0][0] is None  # the model is no agent
     assert last == ("termination", facts["answer"])
+
+
+def test_agentchat_otel_keeps_the_speaker_selection_calls(mast, db):
+    # The same scripted team, once logged by the event logger and once traced: the spans
+    # must account for every LLM call the event log does, the selector's included.
+    sel = FW / "autogen" / "0.7.5" / "selector"
+    mast("ingest", sel / "events.jsonl")
+    mast("ingest", sel / "otel.otlp.json")
+    with Store(db, read_only=True) as st:
+        by_format = dict(((f, (i, o)) for f, i, o in st.fetchall(
+            "SELECT source_format, tokens_in, tokens_out FROM traces")))
+        picks = st.fetchall("SELECT content FROM steps WHERE kind = 'llm_call' AND agent = 'SelectorGroupChatManager' "
+                            "AND trace_id IN (SELECT trace_id FROM traces WHERE source_format = 'otel') ORDER BY step")
+    assert by_format["otel"] == by_format["autogen-events"]
+    assert [c for (c,) in picks] == ["researcher", "writer", "reviewer"]  # whom each selection chose
