@@ -167,6 +167,12 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                                   parent_span_id=s.parent_id, started_at=st, ended_at=en,
                                   attributes=drop_none({"tool_call_id": a.get("gen_ai.tool.call.id")})))
                 state["last_target"] = str(dest or target)
+                if DELEGATE_RX.match(name) and not parent_cmd:
+                    # CrewAI's delegate works inside the delegation tool's span: its steps
+                    # are the delegate's (OpenInference opens no agent span for it), and the
+                    # tool's result, the delegate's answer, comes back after that work
+                    state["after"] = _delegation_result(steps, state, agent, name, s, result, err, emsg)
+                    return str(target)
             else:
                 steps.append(step(agent=agent, role="assistant", kind=StepKind.TOOL_CALL, tool_name=name,
                                   tool_args=_args_text(args), span_id=s.span_id, parent_span_id=s.parent_id,
@@ -199,7 +205,13 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     stack: list[tuple[Span, str | None]] = [(r, None) for r in reversed(roots)]
     while stack:
         sp, inherited = stack.pop()
+        if sp is None:  # deferred until the span's children are done
+            inherited()
+            continue
         agent_below = visit(sp, inherited)
+        after = state.pop("after", None)
+        if after is not None:
+            stack.append((None, after))
         stack.extend((c, agent_below) for c in reversed(sp.children))
     for who, tin, tout, first in agent_tokens:  # on the agent's first step of that span
         at = next((x for x in steps[first:] if x.agent == who and x.tokens_in is None and x.tokens_out is None), None)
@@ -283,6 +295,20 @@ def _descendants(s: Span) -> Iterator[Span]:
 
 def _subtree_size(s: Span) -> int:
     return 1 + sum(1 for _ in _descendants(s))
+
+
+def _delegation_result(steps: list, state: dict, delegator: str | None, name: str, s: Span, result: Any,
+                       err: bool, emsg: str | None):
+    """The step a delegation tool's span ends with, emitted once the delegate's work is in:
+    its answer as the delegator receives it; the delegator is the current agent again."""
+    def emit() -> None:
+        rtext, failed = tool_output(result)
+        steps.append(step(agent=delegator, role="tool", kind=StepKind.TOOL_RESULT, tool_name=name,
+                          content=rtext if rtext is not None else emsg, parent_span_id=s.span_id,
+                          started_at=iso_ns(s.end_ns or s.start_ns), status="error" if err or failed else "ok",
+                          attributes={"delegation": True}))
+        state["cur_agent"], state["last_target"] = delegator, None
+    return emit
 
 
 def _delegate_target(args: Any) -> str | None:
