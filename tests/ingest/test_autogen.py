@@ -39,6 +39,8 @@ def summarise(db: Path) -> dict:
         tid, tin, tout = traces[0]
         rows = st.fetchall("SELECT step, agent, kind, span_id, parent_span_id, tool_name, target_agent, content "
                            "FROM steps WHERE trace_id = ? ORDER BY step", [tid])
+        status = [r[0] for r in st.fetchall("SELECT coalesce(status, 'ok') FROM steps WHERE trace_id = ? "
+                                            "AND kind = 'tool_result' ORDER BY step", [tid])]
     kinds = Counter(r[2] for r in rows)
     results = {r[4]: r for r in rows if r[2] == "tool_result"}
     pairs = []
@@ -51,7 +53,7 @@ def summarise(db: Path) -> dict:
     return {"agents": sorted({r[1] for r in rows if r[1]}), "kinds": dict(kinds), "tool_pairs": sorted(pairs),
             "handoffs": [[r[1], r[6]] for r in rows if r[2] == "handoff"],
             "last_termination": terms[-1][7] if terms and terms[-1] is rows[-1] else None,
-            "tokens": [tin or 0, tout or 0], "rows": rows}
+            "tool_status": status, "tokens": [tin or 0, tout or 0], "rows": rows}
 
 
 @pytest.mark.parametrize("rel", sorted(GOLDEN))
@@ -71,6 +73,8 @@ def test_fixture_matches_golden(rel, mast, db):
     assert got["tool_pairs"] == want["tool_pairs"]
     assert got["handoffs"] == want["handoffs"]
     assert got["tokens"] == want["tokens"]
+    if "tool_status" in want:  # each execution's is_error, as AgentChat recorded it
+        assert got["tool_status"] == want["tool_status"]
     if want.get("stop_reason"):
         assert got["last_termination"] == want["stop_reason"]
 

@@ -60,3 +60,14 @@ def test_delegation_result_comes_after_the_delegates_work(name, mast, db):
         between = [r for r in rows if h[0] < r[0] < result[0]]
         assert between and {r[1] for r in between} == {target}, between
         assert result[5] == "ok"
+
+
+def test_every_artefact_finds_the_crews_task(mast, db):
+    # OpenInference keeps the task as CrewAI's template plus the kickoff inputs; the
+    # event bus and CrewAI's own spans carry it filled in
+    for name in ARTEFACTS:
+        mast("ingest", FIX / "hierarchical" / name)
+    with Store(db, read_only=True) as st:
+        tasks = {fmt: task for fmt, task in st.fetchall("SELECT source_path, task FROM traces")}
+    assert len(set(tasks.values())) == 1, tasks
+    assert "LangGraph and CrewAI" in next(iter(tasks.values()))

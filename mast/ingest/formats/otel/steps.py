@@ -107,7 +107,11 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     first_task = next((x.attrs["crewai.task.description"] for x in sorted(spans, key=lambda x: x.start_ns)
                        if x.attrs.get("crewai.task.description")), None)
     if first_task and main.attrs.get("crewai.crew.inputs") is not None:
-        task = str(first_task)  # a crew's task is its first task, as the event importer has it
+        # a crew's task is its first task, as the event importer has it (OpenInference's
+        # event mode keeps the template: filled here as CrewAI fills it)
+        task = _filled(str(first_task), json_maybe(main.attrs["crewai.crew.inputs"]))
+    elif isinstance(main.attrs.get("crew_tasks"), str):
+        task = _openinference_crew_task(main.attrs) or task
     if not task and exported:
         # the task sits on the first agent's run span (smolagents), else in the first prompt
         by_start = sorted(spans, key=lambda x: x.start_ns)
@@ -295,6 +299,24 @@ def _descendants(s: Span) -> Iterator[Span]:
 
 def _subtree_size(s: Span) -> int:
     return 1 + sum(1 for _ in _descendants(s))
+
+
+def _openinference_crew_task(a: dict) -> str | None:
+    """OpenInference-CrewAI's kickoff span: the first task's description template
+    (``crew_tasks``) filled with the kickoff inputs (``crew_inputs``), as CrewAI fills it."""
+    # the wrapper mode names the inputs crew_inputs; the event-listener mode has them as input.value only
+    tasks, inputs = json_maybe(a.get("crew_tasks")), json_maybe(a.get("crew_inputs", a.get("input.value")))
+    if not (isinstance(tasks, list) and tasks and isinstance(tasks[0], dict)
+            and isinstance(tasks[0].get("description"), str)):
+        return None
+    return _filled(tasks[0]["description"], inputs)
+
+
+def _filled(template: str, inputs: Any) -> str:
+    """CrewAI's interpolation of kickoff inputs into a task description (``{name}``)."""
+    for k, v in (inputs if isinstance(inputs, dict) else {}).items():
+        template = template.replace("{" + str(k) + "}", str(v))
+    return template
 
 
 def _delegation_result(steps: list, state: dict, delegator: str | None, name: str, s: Span, result: Any,
