@@ -34,9 +34,9 @@ def importer_for(name: str) -> str:
 def summarise(db: Path) -> dict:
     """The golden-summary fields, read from the store with SQL."""
     with Store(db, read_only=True) as st:
-        traces = st.fetchall("SELECT trace_id, tokens_in, tokens_out FROM traces")
+        traces = st.fetchall("SELECT trace_id, tokens_in, tokens_out, metadata->>'outcome_reason' FROM traces")
         assert len(traces) == 1, f"expected one trace, found {len(traces)}"
-        tid, tin, tout = traces[0]
+        tid, tin, tout, reason = traces[0]
         rows = st.fetchall("SELECT step, agent, kind, span_id, parent_span_id, tool_name, target_agent, content "
                            "FROM steps WHERE trace_id = ? ORDER BY step", [tid])
         status = [r[0] for r in st.fetchall("SELECT coalesce(status, 'ok') FROM steps WHERE trace_id = ? "
@@ -53,7 +53,7 @@ def summarise(db: Path) -> dict:
     return {"agents": sorted({r[1] for r in rows if r[1]}), "kinds": dict(kinds), "tool_pairs": sorted(pairs),
             "handoffs": [[r[1], r[6]] for r in rows if r[2] == "handoff"],
             "last_termination": terms[-1][7] if terms and terms[-1] is rows[-1] else None,
-            "tool_status": status, "tokens": [tin or 0, tout or 0], "rows": rows}
+            "tool_status": status, "outcome_reason": reason, "tokens": [tin or 0, tout or 0], "rows": rows}
 
 
 @pytest.mark.parametrize("rel", sorted(GOLDEN))
@@ -77,6 +77,7 @@ def test_fixture_matches_golden(rel, mast, db):
         assert got["tool_status"] == want["tool_status"]
     if want.get("stop_reason"):
         assert got["last_termination"] == want["stop_reason"]
+        assert got["outcome_reason"] == want["stop_reason"]  # why the run stopped, for the classifiers
 
 
 def test_handoff_is_one_step_not_three(mast, db):
