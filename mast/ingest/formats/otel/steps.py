@@ -17,6 +17,10 @@ from mast.model import Outcome, StepKind, Trace
 
 
 _ROLE_RX = re.compile(r"role='([^']+)'")
+# ag2 1.x's TelemetryMiddleware scope; its hub renders a channel message to the model as
+# "[sender]: text", so a task read from a prompt loses that prefix
+AG2_SCOPE = "opentelemetry.instrumentation.ag2"
+AG2_SPEAKER_RX = re.compile(r"^\[[^\]\n]{1,200}\]: ")
 
 
 def drop_duplicate_llm_groups(groups: list[list[Span]]) -> list[list[Span]]:
@@ -112,12 +116,16 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
         task = _filled(str(first_task), json_maybe(main.attrs["crewai.crew.inputs"]))
     elif isinstance(main.attrs.get("crew_tasks"), str):
         task = _openinference_crew_task(main.attrs) or task
-    if not task and exported:
+    stitched = len({x.trace_id for x in spans}) > 1
+    if not task and (exported or stitched):
         # the task sits on the first agent's run span (smolagents), else in the first prompt
+        # (a run stitched from several traces: the biggest piece is seldom where it began)
         by_start = sorted(spans, key=lambda x: x.start_ns)
+        llms = [x for x in by_start if kinds[id(x)] == "llm"]
         task = next((t for t in (_agent_task(x) for x in by_start if kinds[id(x)] == "agent")
                      if t and not t.startswith(("[", "{"))), None) \
-            or _first_user_text([x for x in by_start if kinds[id(x)] == "llm"])
+            or (_ag2_task(llms) if any(x.scope == AG2_SCOPE for x in spans) else None) \
+            or _first_user_text(llms)
     if task:
         steps.append(step(agent=None, role="user", kind=StepKind.MESSAGE, content=task,
                           started_at=iso_ns(main.start_ns), span_id=main.span_id))
@@ -162,7 +170,8 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
             a = s.attrs
             args = a.get("gen_ai.tool.call.arguments", a.get("input.value", a.get("gen_ai.prompt")))
             result = a.get("gen_ai.tool.call.result", a.get("output.value", a.get("gen_ai.completion")))
-            target = transfer_target(name) or (_delegate_target(args) if DELEGATE_RX.match(name) else None)
+            target = transfer_target(name) or (_delegate_target(args) if DELEGATE_RX.match(name) else None) \
+                or (_ag2_handoff(result) if s.scope == AG2_SCOPE else None)
             dest = a.get("langsmith.metadata.__handoff_destination")
             if target or (emsg and parent_cmd and GOTO_RX.search(emsg)):
                 target = target or GOTO_RX.search(emsg).group(1)
@@ -229,6 +238,9 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
             steps.append(step(agent=state["cur_agent"], kind=StepKind.ERROR, content=emsg, status="error",
                               started_at=iso_ns(main.end_ns), span_id=main.span_id))
         outcome = Outcome.FAILURE
+    elif stitched and steps and steps[-1].kind == StepKind.ERROR:
+        # a run in pieces has no one root to fail: it failed if its last piece ended in an error
+        m_err, outcome = True, Outcome.FAILURE
     if main.end_ns:
         # a run stitched from several traces ends when its last root does
         end = max((r.end_ns for r in roots if r.end_ns), default=main.end_ns)
@@ -254,6 +266,21 @@ def _agent_task(s: Span) -> str | None:
         return j["task"]
     t = input_text(s)
     return t if t and not t.startswith(("[", "{")) else None
+
+
+def _ag2_handoff(result: Any) -> str | None:
+    """ag2 1.x: a tool that returned ``Handoff(target, reason)`` routed the turn (its result
+    is that dataclass as JSON)."""
+    j = json_maybe(result)
+    if isinstance(j, dict) and isinstance(j.get("target"), str) and j["target"] and set(j) <= {"target", "reason"}:
+        return j["target"]
+    return None
+
+
+def _ag2_task(llm_spans: list[Span]) -> str | None:
+    """ag2 1.x: the first prompt's user message, without the hub's "[sender]: " prefix."""
+    t = input_text(llm_spans[0]) if llm_spans else None
+    return AG2_SPEAKER_RX.sub("", t, count=1) if t else None
 
 
 def _first_user_text(llm_spans: list[Span]) -> str | None:
