@@ -60,7 +60,7 @@ from typing import Iterator
 from mast.errors import IngestError
 from mast.ingest._util import strip_bom
 from mast.ingest.formats.otel.spans import group_traces, load_spans
-from mast.ingest.formats.otel.steps import build_trace, drop_duplicate_llm_groups
+from mast.ingest.formats.otel.steps import build_otlp_trace, drop_duplicate_llm_groups
 from mast.model import Trace
 
 
@@ -111,4 +111,4 @@ class OTelImporter:
         groups = group_traces(spans)
         groups = drop_duplicate_llm_groups(groups)
         for idx, g in enumerate(groups):
-            yield build_trace(path, idx, g)
+            yield build_otlp_trace(path, idx, g)

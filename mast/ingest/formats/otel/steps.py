@@ -8,7 +8,8 @@ from typing import Any, Iterator
 
 from mast.ingest._util import DELEGATE_RX, GOTO_RX, PARENT_CMD_RX, as_text, drop_none
 from mast.ingest.formats.otel.agentchat import agentchat_steps
-from mast.ingest.formats.otel.dialects import (dialects_of, error_text, framework_of, input_text, json_maybe,
+from mast.ingest.formats.otel.dialects import (dialects_of, error_text, fatal_error_span, framework_of, input_text,
+                                               is_openai_agents, is_smolagents, json_maybe,
                                                kind_of, llm_output, own_agent, root_output, span_tokens,
                                                system_name, tool_name_of, tool_output)
 from mast.ingest.formats.otel.spans import Span, iso_ns
@@ -107,7 +108,8 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     # AG2's group chat passes turns by speaker selection: a new speaker is no handoff (its
     # handoffs are transfer tools, which stay handoffs)
     turns_are_handoffs = framework_of(spans) != "ag2"
-    task = input_text(main)
+    # an agent's run span holds its task as JSON (smolagents: ``{"task": …, "stream": …}``)
+    task = (_agent_task(main) if exported and kinds[id(main)] == "agent" else None) or input_text(main)
     first_task = next((x.attrs["crewai.task.description"] for x in sorted(spans, key=lambda x: x.start_ns)
                        if x.attrs.get("crewai.task.description")), None)
     if first_task and main.attrs.get("crewai.crew.inputs") is not None:
@@ -171,7 +173,8 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
             args = a.get("gen_ai.tool.call.arguments", a.get("input.value", a.get("gen_ai.prompt")))
             result = a.get("gen_ai.tool.call.result", a.get("output.value", a.get("gen_ai.completion")))
             target = transfer_target(name) or (_delegate_target(args) if DELEGATE_RX.match(name) else None) \
-                or (_ag2_handoff(result) if s.scope == AG2_SCOPE else None)
+                or (_ag2_handoff(result) if s.scope == AG2_SCOPE else None) \
+                or _sdk_handoff_target(s)
             dest = a.get("langsmith.metadata.__handoff_destination")
             if target or (emsg and parent_cmd and GOTO_RX.search(emsg)):
                 target = target or GOTO_RX.search(emsg).group(1)
@@ -184,7 +187,7 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                     # CrewAI's delegate works inside the delegation tool's span: its steps
                     # are the delegate's (OpenInference opens no agent span for it), and the
                     # tool's result, the delegate's answer, comes back after that work
-                    state["after"] = _delegation_result(steps, state, agent, name, s, result, err, emsg)
+                    state["deferred"] = _delegation_result(steps, state, agent, name, s, result, err, emsg)
                     return str(target)
             else:
                 steps.append(step(agent=agent, role="assistant", kind=StepKind.TOOL_CALL, tool_name=name,
@@ -200,9 +203,10 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                                   content=rtext, parent_span_id=s.span_id, started_at=en or st,
                                   status="error" if failed else "ok"))
         elif err and not parent_cmd and s is not main and not has_error_below(s, emsg):
-            steps.append(step(agent=agent, kind=StepKind.ERROR, content=emsg, started_at=en or st,
-                              span_id=s.span_id, parent_span_id=s.parent_id, status="error",
-                              attributes={"span": s.name}))
+            # the error ends the span: it comes after what ran inside it
+            state["deferred"] = step(agent=agent, kind=StepKind.ERROR, content=emsg, started_at=en or st,
+                                     span_id=s.span_id, parent_span_id=s.parent_id, status="error",
+                                     attributes={"span": s.name})
         elif parent_cmd and not any(kinds[id(c)] == "tool" for c in _descendants(s)):
             m = GOTO_RX.search(emsg or "")
             if m and not PARENT_CMD_RX.search(" ".join(error_text(c) or "" for c in s.children if c.status == "ERROR")):
@@ -215,25 +219,44 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     agent_tokens: list[tuple] = []  # (agent, tokens in, tokens out, first step of its span)
 
     # depth-first, children by start time; iterative, so deep span trees cannot overflow
-    stack: list[tuple[Span, str | None]] = [(r, None) for r in reversed(roots)]
+    # an entry's third element: None (visit the span), True (its code step's result) or a
+    # step to emit once the span's children are done
+    stack: list[tuple[Span, str | None, Any]] = [(r, None, None) for r in reversed(roots)]
     while stack:
-        sp, inherited = stack.pop()
-        if sp is None:  # deferred until the span's children are done
-            inherited()
+        sp, inherited, after = stack.pop()
+        if after is True:  # the span's children are done: what it observed comes after them
+            steps.append(step(agent=inherited, role="tool", kind=StepKind.TOOL_RESULT, tool_name=CODE_TOOL,
+                              content=value_text(sp.attrs.get("output.value")), parent_span_id=sp.span_id,
+                              started_at=iso_ns(sp.end_ns or sp.start_ns),
+                              status="error" if sp.status == "ERROR" else "ok"))
+            continue
+        if callable(after):  # a step that also restores the state (a delegation's result)
+            after()
+            continue
+        if after is not None:
+            steps.append(after)
             continue
         agent_below = visit(sp, inherited)
-        after = state.pop("after", None)
-        if after is not None:
-            stack.append((None, after))
-        stack.extend((c, agent_below) for c in reversed(sp.children))
+        deferred = state.pop("deferred", None)
+        if deferred is not None:
+            stack.append((sp, agent_below, deferred))
+        if exported and _is_code_step(sp):
+            # a CodeAgent step ran its code: the code's execution log is the observation
+            # smolagents records, under the tool name it gives code (python_interpreter)
+            steps.append(step(agent=agent_below, role="assistant", kind=StepKind.TOOL_CALL, tool_name=CODE_TOOL,
+                              span_id=sp.span_id, parent_span_id=sp.parent_id, started_at=iso_ns(sp.start_ns),
+                              attributes={"span": sp.name}))
+            stack.append((sp, agent_below, True))
+        stack.extend((c, agent_below, None) for c in reversed(sp.children))
     for who, tin, tout, first in agent_tokens:  # on the agent's first step of that span
         at = next((x for x in steps[first:] if x.agent == who and x.tokens_in is None and x.tokens_out is None), None)
         if at is not None:
             at.tokens_in, at.tokens_out = tin, tout
     outcome = Outcome.UNKNOWN
-    m_err = main.status == "ERROR" and not PARENT_CMD_RX.search(error_text(main) or "")
+    fatal = fatal_error_span(spans) if main.status != "ERROR" else None
+    m_err = (main.status == "ERROR" and not PARENT_CMD_RX.search(error_text(main) or "")) or fatal is not None
     if m_err:
-        emsg = error_text(main)
+        emsg = error_text(fatal or main)
         if not has_error_below(main, emsg):
             steps.append(step(agent=state["cur_agent"], kind=StepKind.ERROR, content=emsg, status="error",
                               started_at=iso_ns(main.end_ns), span_id=main.span_id))
@@ -257,6 +280,24 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                  metadata=drop_none({"source_id": sorted({s.trace_id for s in spans}), "spans": len(spans),
                                   "first_record": spans[0].where,
                                   "dialects": sorted(dialects_of(spans)) or None}))
+
+
+#: the tool name smolagents gives a CodeAgent's code in its memory steps
+CODE_TOOL = "python_interpreter"
+_STEP_RX = re.compile(r"^Step \d+$")
+
+
+def _is_code_step(s: Span) -> bool:
+    """A smolagents ``Step N`` span whose output is a code execution log (CodeAgent's steps)."""
+    out = s.attrs.get("output.value")
+    return bool(_STEP_RX.match(s.name)) and isinstance(out, str) and out.startswith("Execution logs:")
+
+
+def build_otlp_trace(path: Path, index: int, spans: list[Span]) -> Trace:
+    """What ``otel`` (a file) and ``mast collect`` (the live endpoint) build from one trace's
+    spans: smolagents' agent spans carry no agent attribute (their names are the agents), and
+    both smolagents and OpenAI Agents put the task in the first agent's input or prompt."""
+    return build_trace(path, index, spans, name_agents=is_smolagents(spans) or is_openai_agents(spans))
 
 
 def _agent_task(s: Span) -> str | None:
@@ -360,6 +401,19 @@ def _delegation_result(steps: list, state: dict, delegator: str | None, name: st
     return emit
 
 
+_SDK_HANDOFF_RX = re.compile(r"^handoff to (\S+)$")
+
+
+def _sdk_handoff_target(s: Span) -> str | None:
+    """OpenAI Agents' handoff span (OpenInference names it ``handoff to X``, from-agent in,
+    to-agent out; the SDK's own export: ``from_agent`` / ``to_agent``)."""
+    m = _SDK_HANDOFF_RX.match(s.name)
+    if not m:
+        return None
+    out = s.attrs.get("output.value")
+    return str(out).strip() if isinstance(out, str) and out.strip() else m.group(1)
+
+
 def _delegate_target(args: Any) -> str | None:
     j = json_maybe(args)
     if isinstance(j, dict) and j.get("coworker"):
@@ -370,4 +424,8 @@ def _delegate_target(args: Any) -> str | None:
 def _args_text(v: Any) -> str | None:
     if v is None:
         return None
+    j = json_maybe(v)
+    if isinstance(j, dict) and "sanitize_inputs_outputs" in j and set(j) <= {"args", "kwargs", "sanitize_inputs_outputs"}:
+        # smolagents' tool input is the Python call: its arguments are in kwargs (or args)
+        return as_text(j.get("kwargs") or j.get("args"))
     return as_text(json_maybe(v)) if not isinstance(v, str) else v
