@@ -11,7 +11,7 @@ from mast.ingest.formats.otel.agentchat import agentchat_steps
 from mast.ingest.formats.otel.dialects import (dialects_of, error_text, fatal_error_span, framework_of, input_text,
                                                is_openai_agents, is_smolagents, json_maybe,
                                                kind_of, llm_output, own_agent, root_output, span_tokens,
-                                               system_name, tool_name_of, tool_output)
+                                               system_name, tool_name_of, tool_output, value_text)
 from mast.ingest.formats.otel.spans import Span, iso_ns
 from mast.ingest.langchain_messages import agent_name, step, transfer_target
 from mast.model import Outcome, StepKind, Trace
