@@ -243,6 +243,15 @@ def test_v2_run_end_to_end_and_the_prefix_is_served_from_cache(store_db, tmp_pat
         fixed = len(systems[0]) // 4
         assert srv.cached_reported[0] == 0
         assert all(1024 <= c <= fixed for c in srv.cached_reported[1:])
+        # ... and the judge kept what the server said: per run (runs.tokens_cached, migration m180) and per
+        # cached verdict, beside the prompt tokens it is a part of
+        reported = sum(srv.cached_reported)
+        assert res.tokens_cached == clf.stats.tokens_cached == reported
+        with Store(db) as st:
+            assert st.fetchall("SELECT tokens_cached, tokens_in FROM runs WHERE run_id = ?", [res.run_id]) == \
+                [(reported, res.tokens_in)]
+            per_trace = st.fetchall("SELECT tokens_cached FROM judge_cache ORDER BY created_at")
+        assert sorted(c for (c,) in per_trace) == sorted(srv.cached_reported)
     finally:
         srv.stop()
 

@@ -72,7 +72,8 @@ class JobResult:
     tokens_in: int = 0
     tokens_out: int = 0
     attempts: int = 0
-    mode: str | None = None       # the structured-output mode the replies came in
+    mode: str | None = None
+    tokens_cached: int = 0        # of tokens_in, served from the endpoint's prefix cache       # the structured-output mode the replies came in
 
 
 class Prepared(NamedTuple):
@@ -90,6 +91,8 @@ class JudgeStats:
     requests: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    #: of tokens_in, what the endpoint reported served from its prefix cache
+    tokens_cached: int = 0
     cost_usd: float = 0.0
     cost_known: bool = True
     budget_stopped: bool = False
@@ -186,6 +189,7 @@ def merge_outputs(outs: list[Output]) -> Output:
         merged.trace_ids += o.trace_ids
         merged.tokens_in += o.tokens_in
         merged.tokens_out += o.tokens_out
+        merged.tokens_cached += o.tokens_cached
         merged.cost_usd += o.cost_usd
     return merged
 
@@ -328,6 +332,7 @@ class JudgeJobs:
         cost = self.price.cost(res.tokens_in, res.tokens_out, batch=self.batch)
         self.stats.tokens_in += res.tokens_in
         self.stats.tokens_out += res.tokens_out
+        self.stats.tokens_cached += res.tokens_cached
         self.stats.cost_usd += cost
         if res.verdicts is None:
             self.stats.failed += 1
@@ -335,7 +340,7 @@ class JudgeJobs:
                                    prompt_version=self.prompt_version, kind=res.kind or "call_failed",
                                    reason=res.reason or "unknown", prompt=res.prompt, reply=res.reply)
             return Output(failed={tid: f"{res.kind}: {res.reason}"}, trace_ids=[tid], tokens_in=res.tokens_in,
-                          tokens_out=res.tokens_out, cost_usd=cost), None
+                          tokens_out=res.tokens_out, cost_usd=cost, tokens_cached=res.tokens_cached), None
         self.stats.judged += 1
         cov = job.rendered.coverage.as_dict()
         # A run that fell back to the text mode mid-way asked with another prompt than its keys assumed.
@@ -344,8 +349,11 @@ class JudgeJobs:
         row = storage.cache_row(key, trace_id=tid, model=self.model, prompt_version=self.prompt_version,
                                 taxonomy=self.taxonomy_version, params=self.params,
                                 result=res.verdicts.to_json(), coverage=cov, tokens_in=res.tokens_in,
-                                tokens_out=res.tokens_out, cost_usd=cost if self.price.known else None)
-        return self._output(tid, res.verdicts, cov, res.tokens_in, res.tokens_out, cost), row
+                                tokens_out=res.tokens_out, cost_usd=cost if self.price.known else None,
+                                tokens_cached=res.tokens_cached)
+        out = self._output(tid, res.verdicts, cov, res.tokens_in, res.tokens_out, cost)
+        out.tokens_cached = res.tokens_cached
+        return out, row
 
     def _output(self, tid: str, v: Verdicts, coverage: dict, tokens_in: int, tokens_out: int,
                 cost: float) -> Output:
