@@ -1,8 +1,9 @@
 """Choose the judge v2 few-shot examples from labelled public traces, deterministically.
 
-Your own examples from a reviewed labels file (``mast report --review`` export):
-``python classifiers/judge/select_examples.py --from-labels labels.json --db mast.duckdb -o mine.json``,
-then ``mast classify --with judge -C prompt=v2 -C examples=mine.json``.
+Your own examples from reviewed traces: ``mast labels examples --review-set ID -o mine.json``
+(from the labels stored in the store), then ``mast classify --with judge --examples mine.json``;
+``--from-labels labels.json --db mast.duckdb -o mine.json`` here does the same from a labels
+file not yet imported.
 
 Run: ``python classifiers/judge/select_examples.py [--datasets DIR] [-o FILE]`` (defaults:
 the ``shared/datasets`` folder beside the project checkout; ``classifiers/judge/v2/examples.json``).
@@ -39,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from mast.model import StepKind  # noqa: E402  (after the path line, so the checkout's mast is used)
+from mast.classify.judge.examples import excerpt  # noqa: E402  (after the path line: the checkout's mast)
 from mast.redact import redact  # noqa: E402
 from mast.store import Store  # noqa: E402
 
@@ -68,22 +69,7 @@ def _mast(db: Path, *args: str) -> None:
 
 
 def _excerpt(steps, evidence: list[int], step_chars: int) -> str:
-    shown = sorted({k for e in evidence for k in (e - 1, e, e + 1) if 0 <= k < len(steps)})
-    out: list[str] = []
-    prev = None
-    for i in shown:
-        if prev is not None and i > prev + 1:
-            out.append(f"[... steps {prev + 1}-{i - 1} not shown ...]")
-        s = steps[i]
-        kind = s.kind.value if isinstance(s.kind, StepKind) else (s.kind or "message")
-        tool = f"({s.tool_name})" if s.tool_name else ""
-        body = " ".join((redact(s.content) or "").split())
-        cap = step_chars if i in evidence else step_chars // 2    # context steps get less room
-        if len(body) > cap:
-            body = f"{body[:cap]} [... {len(body) - cap:,} chars of step {i} not shown ...]"
-        out.append(f"[{i}] {s.agent or '?'} {kind}{tool}: {body}")
-        prev = i
-    return "\n".join(out)
+    return excerpt(steps, evidence, step_chars)
 
 
 def select(datasets: Path, per_mode: int, step_chars: int, max_evidence: int) -> dict:
