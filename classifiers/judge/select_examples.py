@@ -45,10 +45,10 @@ from mast.redact import redact  # noqa: E402
 from mast.store import Store  # noqa: E402
 
 SOURCES = {
-    "human": {"dataset": "mast-human", "licence": "CC-BY-4.0",
+    "human": {"dataset": "mast-human", "licence": "CC-BY-4.0", "short": "MAST human annotators (majority of 3)",
               "authors": "Cemri, Pan, Yang et al., 'Why Do Multi-Agent LLM Systems Fail?' (MAD, Hugging Face mcemri/MAD)",
               "labels": "majority (>= 2 of 3) of the MAST human annotators"},
-    "community:mast-lint": {"dataset": "mast-lint-community", "licence": "Apache-2.0",
+    "community:mast-lint": {"dataset": "mast-lint-community", "licence": "Apache-2.0", "short": "mast-lint gold label",
                             "authors": "Ashish Joy (github ajoy-escapingflatland/mast-lint)",
                             "labels": "one annotator (mast-lint gold labels)"},
 }
@@ -68,11 +68,12 @@ def _mast(db: Path, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "mast", "-d", str(db), *args], check=True, capture_output=True, cwd=ROOT)
 
 
-def _excerpt(steps, evidence: list[int], step_chars: int) -> str:
-    return excerpt(steps, evidence, step_chars)
+def _excerpt(steps, evidence: list[int], step_chars: int, context_chars: int | None = None) -> str:
+    return excerpt(steps, evidence, step_chars, context_chars)
 
 
-def select(datasets: Path, per_mode: int, step_chars: int, max_evidence: int) -> dict:
+def select(datasets: Path, per_mode: int, step_chars: int, max_evidence: int, context_chars: int = 0,
+           why_chars: int = 70) -> dict:
     files = _files(datasets)
     with tempfile.TemporaryDirectory(prefix="mast-examples-") as tmp:
         db = Path(tmp) / "examples.duckdb"
@@ -94,13 +95,14 @@ def select(datasets: Path, per_mode: int, step_chars: int, max_evidence: int) ->
     for tid, mode, annotator, why, ev, rule_why, meta, system in rows:
         meta = json.loads(meta) if meta else {}
         evidence = [int(e) for e in ev][:max_evidence]
-        excerpt = _excerpt(traces[tid].steps, evidence, step_chars)
+        excerpt = _excerpt(traces[tid].steps, evidence, step_chars, context_chars)
         record = meta.get("trace_id")
         src = SOURCES[annotator]
         label_note = (why or "").strip() if annotator != "human" else ""
-        rationale = (f"Labelled {mode} by {src['labels']}"
-                     + (f" ('{' '.join(label_note.split())[:160]}')" if label_note else "")
-                     + f"; the steps are where mast's rule detectors point: {' '.join((rule_why or '').split())[:160]}")
+        # Short: the fixed part of the prompt is paid on every request an endpoint does not cache.
+        rationale = (f"{src['short']}"
+                     + (f" ('{' '.join(label_note.split())[:why_chars]}')" if label_note else "")
+                     + f"; detector: {' '.join((rule_why or '').split())[:why_chars]}")
         ex = {"id": f"{src['dataset']}/{record}/{mode}", "mode": mode, "verdict": "present", "excerpt": excerpt,
               "evidence_steps": evidence, "rationale": redact(rationale),
               "source": {"trace_id": tid, "dataset": src["dataset"], "record": record, "system": system,
@@ -114,7 +116,8 @@ def select(datasets: Path, per_mode: int, step_chars: int, max_evidence: int) ->
             examples.append(ex)
     return {"format": "mast-judge-examples", "version": 1, "taxonomy": "mast-v1",
             "made_by": "classifiers/judge/select_examples.py",
-            "settings": {"per_mode": per_mode, "step_chars": step_chars, "max_evidence": max_evidence},
+            "settings": {"per_mode": per_mode, "step_chars": step_chars, "max_evidence": max_evidence,
+                         "context_chars": context_chars, "why_chars": why_chars},
             "modes_without_examples": [m for m in modes if m not in cands],
             "examples": examples}
 
@@ -154,8 +157,10 @@ def main() -> None:
     ap.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "classifiers" / "judge" / "v2" / "examples.json")
     ap.add_argument("--per-mode", type=int, default=3)
-    ap.add_argument("--step-chars", type=int, default=220)
-    ap.add_argument("--max-evidence", type=int, default=2)
+    ap.add_argument("--step-chars", type=int, default=150)
+    ap.add_argument("--context-chars", type=int, default=0, help="characters kept of the steps either side (0: none shown)")
+    ap.add_argument("--why-chars", type=int, default=70, help="characters of a note or detector finding quoted")
+    ap.add_argument("--max-evidence", type=int, default=1)
     ap.add_argument("--from-labels", type=Path, metavar="LABELS",
                     help="build the examples from your own reviewed labels file instead (needs --db)")
     ap.add_argument("--db", type=Path, help="the store the labels file was made from")
@@ -165,7 +170,8 @@ def main() -> None:
             ap.error("--from-labels needs --db STORE")
         doc = from_labels(args.db, args.from_labels, args.step_chars, args.max_evidence)
     else:
-        doc = select(args.datasets, args.per_mode, args.step_chars, args.max_evidence)
+        doc = select(args.datasets, args.per_mode, args.step_chars, args.max_evidence, args.context_chars,
+                     args.why_chars)
     args.output.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     n = {}
     for e in doc["examples"]:

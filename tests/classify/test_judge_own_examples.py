@@ -88,7 +88,7 @@ def test_examples_from_a_review_set_are_checked_redacted_and_swapped_for_their_o
     with Store(db) as st:
         (pv,), = st.fetchall("SELECT DISTINCT json_extract_string(arguments, '$.prompt_version') FROM runs "
                              "WHERE classifier = 'judge'")
-    assert pv == "judge-v2"                              # --examples alone chose the prompt that shows them
+    assert pv == "judge-v2.1"                            # --examples alone chose the prompt that shows them
     # each trace's prompt: never its own example; ann's (ids[0]) is first of mode 1.3, so bob's replaces it
     # for ids[0] only
     own0, own1 = ex.examples[0].excerpt, ex.examples[1].excerpt

@@ -139,11 +139,15 @@ def load_examples(path: str | Path, mode_ids: Sequence[str], *, user: bool = Tru
     return ExampleSet(name, str(doc.get("taxonomy") or ""), tuple(out), digest, user)
 
 
-def excerpt(steps: Sequence[Any], evidence: Sequence[int], step_chars: int = 220) -> str:
+def excerpt(steps: Sequence[Any], evidence: Sequence[int], step_chars: int = 220,
+            context_chars: int | None = None) -> str:
     """The evidence steps of a trace (each cut to ``step_chars`` from its start) and one step
-    either side (half that), headed with the store's step numbers as the judge renders them,
-    a gap marked; all text redacted."""
-    shown = sorted({k for e in evidence for k in (e - 1, e, e + 1) if 0 <= k < len(steps)})
+    either side (cut to ``context_chars``, by default half of ``step_chars``; 0: evidence steps
+    only), headed with the store's step numbers as the judge renders them, a gap marked; all
+    text redacted."""
+    ctx = step_chars // 2 if context_chars is None else context_chars
+    around = (-1, 0, 1) if ctx > 0 else (0,)
+    shown = sorted({e + d for e in evidence for d in around if 0 <= e + d < len(steps)})
     out: list[str] = []
     prev = None
     for i in shown:
@@ -153,7 +157,7 @@ def excerpt(steps: Sequence[Any], evidence: Sequence[int], step_chars: int = 220
         kind = s.kind.value if isinstance(s.kind, StepKind) else (s.kind or "message")
         tool = f"({redact(s.tool_name)})" if s.tool_name else ""
         body = " ".join((redact(s.content) or "").split())
-        cap = step_chars if i in evidence else step_chars // 2    # context steps get less room
+        cap = step_chars if i in evidence else ctx    # context steps get less room
         if len(body) > cap:
             body = f"{body[:cap]} [... {len(body) - cap:,} chars of step {i} not shown ...]"
         out.append(f"[{i}] {redact(s.agent) or '?'} {kind}{tool}: {body}")
