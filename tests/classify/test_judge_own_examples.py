@@ -147,3 +147,17 @@ def test_a_review_set_without_evidence_gives_a_clear_error_and_no_file(db, mast)
     assert not out.exists()
     res = mast("labels", "examples", "--review-set", "rs-000000000000", "-o", out, expect=None)
     assert res.exit_code != 0 and "no review set 'rs-000000000000'" in unwrapped(res.stderr)
+
+
+def test_analyze_and_the_environment_pass_the_examples_file_to_the_judge(db, mast, monkeypatch):
+    from mast.classify import create
+    from mast.settings import current
+
+    rs, _ = reviewed_store(db, mast)
+    out = db.parent / "mine.json"
+    mast("labels", "examples", "--review-set", rs, "-o", out)
+    monkeypatch.setenv("MAST_JUDGE_EXAMPLES", str(out))
+    clf = create("judge", settings=current(), model="m")
+    assert (clf.prompt, clf.examples) == ("v2", str(out))
+    assert clf.params()["examples"] == load_examples(out, MODES).digest      # part of the cache key
+    assert "--examples FILE" in mast("analyze", "--help").stdout
