@@ -329,3 +329,15 @@ def test_v2_explains_exactly_the_short_markers_the_lean_rendering_writes(store_d
     system = job_for(store_db, by_record(store_db)[4], prompt="v2").messages[0][0]["content"]
     assert '"(= step 17)"' in system and '"[... 12 repeated lines ...]"' in system
     assert "repeated from earlier in the trace" not in text and "exact repeat of step" not in text
+
+
+def test_v1_cache_keys_do_not_change_with_the_render_options_v2_1_added(store_db):
+    """A v1 verdict cached before v2.1 is still found: the new render options are left out of the
+    key while at their defaults (the key's render part is exactly the options v1 always had)."""
+    from dataclasses import fields
+
+    from mast.classify.judge.jobs import _LATER_RENDER_FIELDS
+    v1 = create("judge", model="m").params()["render"]
+    assert set(v1) == {f.name for f in fields(RenderOptions)} - set(_LATER_RENDER_FIELDS)
+    v2 = create("judge", model="m", prompt="v2").params()["render"]
+    assert v2["short_markers"] is True and v2["coverage_floor"] > 0

@@ -164,12 +164,25 @@ def render_for(template: Template, opts: RenderOptions) -> RenderOptions:
     return lean(opts) if template.render == "lean" else opts
 
 
+#: render options added after cache keys were first made: left out of the key while at their
+#: default, so a run of an unchanged prompt (v1) still finds the verdicts cached before them
+_LATER_RENDER_FIELDS = ("short_markers", "coverage_floor", "floor_keep_chars")
+
+
+def _render_key(render: RenderOptions) -> dict[str, Any]:
+    d = asdict(render)
+    for name in _LATER_RENDER_FIELDS:
+        if d[name] == RenderOptions.__dataclass_fields__[name].default:
+            del d[name]
+    return d
+
+
 def judge_params(*, temperature: float | None, max_tokens: int, render: RenderOptions, hints: bool,
                  examples: str | None = None) -> dict[str, Any]:
     """Everything besides model, prompt and taxonomy that changes the judge's answer
     (``examples``: the digest of a user's examples file; a folder's own examples are part of
     its prompt version)."""
-    out = {"temperature": temperature, "max_tokens": max_tokens, "render": asdict(render), "hints": hints}
+    out = {"temperature": temperature, "max_tokens": max_tokens, "render": _render_key(render), "hints": hints}
     if examples:
         out["examples"] = examples
     return out
