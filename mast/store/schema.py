@@ -377,3 +377,13 @@ def m170_collect_request_bodies(con: duckdb.DuckDBPyConnection) -> None:
     # the spans staged so far were counted into collect_traces when staged
     con.execute("CREATE TABLE collect_folded (seq BIGINT NOT NULL)")
     con.execute("INSERT INTO collect_folded SELECT coalesce(max(seq), 0) FROM collect_spans")
+
+
+@migration
+def m180_cached_tokens(con: duckdb.DuckDBPyConnection) -> None:
+    # Of a judge run's (and a cached verdict's) prompt tokens, how many the endpoint said it
+    # served from its prefix cache (usage.prompt_tokens_details.cached_tokens): providers
+    # bill those at a discount, and the share says whether the fixed prompt prefix is
+    # doing its job.  NULL on rows stored before this migration: not recorded, not zero.
+    con.execute("ALTER TABLE runs ADD COLUMN tokens_cached BIGINT")
+    con.execute("ALTER TABLE judge_cache ADD COLUMN tokens_cached BIGINT")
