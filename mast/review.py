@@ -26,6 +26,10 @@ Contract:
   stored as ``unknown`` (not an assessment).  Their ``run_id`` is
   ``review:<set>:<reviewer>``: importing the same reviewer's file again replaces that
   reviewer's labels for the set, while other reviewers' labels are kept beside them.
+- :func:`write_review_examples` turns a set's stored human labels into the judge's
+  few-shot examples file (``mast labels examples``): each ``present`` label with evidence
+  steps becomes an example whose source is its trace, so the judge never shows a trace
+  its own label; the file is checked by the judge's loader before it is written.
 """
 
 from __future__ import annotations
@@ -41,8 +45,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mast.agreement import authority_rank, latest_labels
+from mast.classify.judge.examples import FORMAT as EXAMPLES_FORMAT
+from mast.classify.judge.examples import FORMAT_VERSION as EXAMPLES_VERSION
+from mast.classify.judge.examples import excerpt, load_examples
 from mast.errors import IngestError, UsageError
 from mast.model import Annotation, Label
+from mast.redact import redact
 from mast.scope import traces_sql
 from mast.taxonomy import DEFAULT_TAXONOMY
 from mast.taxonomy import load as load_taxonomy
@@ -371,3 +379,69 @@ def import_labels(store, path: str | Path) -> ImportResult:
     count = {k: sum(1 for a in rows if a.label == k) for k in Label}
     return ImportResult(str(path), doc["review_set"], doc["reviewer"], f"human:{doc['reviewer']}", len(rows),
                         count[Label.PRESENT], count[Label.ABSENT], count[Label.UNKNOWN], int(replaced))
+
+
+# -- the judge's few-shot examples from reviewed traces ----------------------------------------
+@dataclass
+class ExamplesResult:
+    path: str
+    review_set: str
+    reviewers: list[str]
+    examples: int
+    modes: list[str]                 # modes with at least one example
+    modes_without: list[str]         # modes of the taxonomy with none (no present label with evidence)
+
+
+def examples_from_review(store, review_set: str, *, reviewer: str | None = None, step_chars: int = 220,
+                         max_evidence: int = 2) -> dict[str, Any]:
+    """A ``mast-judge-examples`` document from the human labels of a review set: every
+    ``present`` label with evidence steps (of ``reviewer``, or of every reviewer) becomes
+    one example, its excerpt cut from the stored trace around the first ``max_evidence``
+    evidence steps and its note the rationale; ordered by mode, trace and reviewer (the judge
+    shows the first of a mode whose source is not the trace it judges)."""
+    rs = load_review_set(store, review_set)
+    rows = store.fetchall(
+        "SELECT trace_id, mode, annotator, evidence_steps, rationale FROM annotations "
+        "WHERE starts_with(run_id, ?) AND label = 'present' AND len(evidence_steps) > 0 "
+        "AND (?::VARCHAR IS NULL OR annotator = ?) ORDER BY mode, trace_id, annotator",
+        [f"review:{review_set}:", reviewer, f"human:{reviewer}"])
+    if not rows:
+        who = f" by reviewer {reviewer}" if reviewer else ""
+        raise UsageError(f"review set {review_set} has no 'present' label with evidence steps{who}",
+                         "An example shows the steps that show a mode: mark them on the review page, then "
+                         "import the labels file again.")
+    steps = {t.trace_id: t.steps for t in store.load_traces(sorted({r[0] for r in rows}))}
+    systems = dict(store.fetchall("SELECT trace_id, system FROM traces WHERE trace_id IN (SELECT unnest(?))",
+                                  [sorted(steps)]))
+    examples = []
+    for tid, mode, annotator, ev, note in rows:
+        name = annotator.split(":", 1)[1] if ":" in annotator else annotator
+        evidence = sorted(int(e) for e in ev)[:max_evidence]
+        why = " ".join((note or "").split()) or f"Labelled {mode} present by reviewer {name}."
+        examples.append({"id": f"{review_set}/{name}/{tid}/{mode}", "mode": mode, "verdict": "present",
+                         "excerpt": excerpt(steps[tid], evidence, step_chars), "evidence_steps": evidence,
+                         "rationale": redact(why) or "",
+                         "source": {"trace_id": tid, "dataset": f"review set {review_set}", "record": tid,
+                                    "system": systems.get(tid), "labels": f"reviewer {name}"}})
+    return {"format": EXAMPLES_FORMAT, "version": EXAMPLES_VERSION, "taxonomy": rs.taxonomy,
+            "made_by": f"mast labels examples --review-set {review_set}" + (f" --reviewer {reviewer}" if reviewer else ""),
+            "settings": {"step_chars": step_chars, "max_evidence": max_evidence}, "examples": examples}
+
+
+def write_review_examples(store, review_set: str, path: str | Path, **kw: Any) -> ExamplesResult:
+    """:func:`examples_from_review`, written to ``path`` only once the judge's own loader has
+    accepted it (a file this writes is always one ``-C examples=`` / ``--examples`` takes)."""
+    doc = examples_from_review(store, review_set, **kw)
+    mode_ids = load_taxonomy(doc["taxonomy"]).mode_ids
+    p = Path(path)
+    tmp = p.with_name(p.name + ".part")
+    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    try:
+        load_examples(tmp, mode_ids)
+    except UsageError:
+        tmp.unlink()
+        raise
+    tmp.replace(p)
+    modes = sorted({e["mode"] for e in doc["examples"]}, key=mode_ids.index)
+    return ExamplesResult(str(p), review_set, sorted({e["source"]["labels"].split(" ", 1)[1] for e in doc["examples"]}),
+                          len(doc["examples"]), modes, [m for m in mode_ids if m not in modes])

@@ -28,6 +28,7 @@ ENV: dict[str, str] = {
     "rules_dir": "MAST_RULES_DIR",
     "judge_prices": "MAST_JUDGE_PRICES",
     "judge_response_format": "MAST_JUDGE_RESPONSE_FORMAT",
+    "judge_examples": "MAST_JUDGE_EXAMPLES",
     "ingest_workers": "MAST_INGEST_WORKERS",
     "ingest_max_record_mb": "MAST_INGEST_MAX_RECORD_MB",
     "ingest_memory_limit": "MAST_INGEST_MEMORY_LIMIT",
@@ -43,6 +44,7 @@ class Settings:
     rules_dir: str | None = None
     judge_prices: str | None = None
     judge_response_format: str | None = None
+    judge_examples: str | None = None
     ingest_workers: str | None = None
     ingest_max_record_mb: str | None = None
     ingest_memory_limit: str | None = None

@@ -1,8 +1,9 @@
 """Choose the judge v2 few-shot examples from labelled public traces, deterministically.
 
-Your own examples from a reviewed labels file (``mast report --review`` export):
-``python classifiers/judge/select_examples.py --from-labels labels.json --db mast.duckdb -o mine.json``,
-then ``mast classify --with judge -C prompt=v2 -C examples=mine.json``.
+Your own examples from reviewed traces: ``mast labels examples --review-set ID -o mine.json``
+(from the labels stored in the store), then ``mast classify --with judge --examples mine.json``;
+``--from-labels labels.json --db mast.duckdb -o mine.json`` here does the same from a labels
+file not yet imported.
 
 Run: ``python classifiers/judge/select_examples.py [--datasets DIR] [-o FILE]`` (defaults:
 the ``shared/datasets`` folder beside the project checkout; ``classifiers/judge/v2/examples.json``).
@@ -39,15 +40,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from mast.model import StepKind  # noqa: E402  (after the path line, so the checkout's mast is used)
+from mast.classify.judge.examples import excerpt  # noqa: E402  (after the path line: the checkout's mast)
 from mast.redact import redact  # noqa: E402
 from mast.store import Store  # noqa: E402
 
 SOURCES = {
-    "human": {"dataset": "mast-human", "licence": "CC-BY-4.0",
+    "human": {"dataset": "mast-human", "licence": "CC-BY-4.0", "short": "MAST human annotators (majority of 3)",
               "authors": "Cemri, Pan, Yang et al., 'Why Do Multi-Agent LLM Systems Fail?' (MAD, Hugging Face mcemri/MAD)",
               "labels": "majority (>= 2 of 3) of the MAST human annotators"},
-    "community:mast-lint": {"dataset": "mast-lint-community", "licence": "Apache-2.0",
+    "community:mast-lint": {"dataset": "mast-lint-community", "licence": "Apache-2.0", "short": "mast-lint gold label",
                             "authors": "Ashish Joy (github ajoy-escapingflatland/mast-lint)",
                             "labels": "one annotator (mast-lint gold labels)"},
 }
@@ -67,26 +68,12 @@ def _mast(db: Path, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "mast", "-d", str(db), *args], check=True, capture_output=True, cwd=ROOT)
 
 
-def _excerpt(steps, evidence: list[int], step_chars: int) -> str:
-    shown = sorted({k for e in evidence for k in (e - 1, e, e + 1) if 0 <= k < len(steps)})
-    out: list[str] = []
-    prev = None
-    for i in shown:
-        if prev is not None and i > prev + 1:
-            out.append(f"[... steps {prev + 1}-{i - 1} not shown ...]")
-        s = steps[i]
-        kind = s.kind.value if isinstance(s.kind, StepKind) else (s.kind or "message")
-        tool = f"({s.tool_name})" if s.tool_name else ""
-        body = " ".join((redact(s.content) or "").split())
-        cap = step_chars if i in evidence else step_chars // 2    # context steps get less room
-        if len(body) > cap:
-            body = f"{body[:cap]} [... {len(body) - cap:,} chars of step {i} not shown ...]"
-        out.append(f"[{i}] {s.agent or '?'} {kind}{tool}: {body}")
-        prev = i
-    return "\n".join(out)
+def _excerpt(steps, evidence: list[int], step_chars: int, context_chars: int | None = None) -> str:
+    return excerpt(steps, evidence, step_chars, context_chars)
 
 
-def select(datasets: Path, per_mode: int, step_chars: int, max_evidence: int) -> dict:
+def select(datasets: Path, per_mode: int, step_chars: int, max_evidence: int, context_chars: int = 0,
+           why_chars: int = 70) -> dict:
     files = _files(datasets)
     with tempfile.TemporaryDirectory(prefix="mast-examples-") as tmp:
         db = Path(tmp) / "examples.duckdb"
@@ -108,13 +95,14 @@ def select(datasets: Path, per_mode: int, step_chars: int, max_evidence: int) ->
     for tid, mode, annotator, why, ev, rule_why, meta, system in rows:
         meta = json.loads(meta) if meta else {}
         evidence = [int(e) for e in ev][:max_evidence]
-        excerpt = _excerpt(traces[tid].steps, evidence, step_chars)
+        excerpt = _excerpt(traces[tid].steps, evidence, step_chars, context_chars)
         record = meta.get("trace_id")
         src = SOURCES[annotator]
         label_note = (why or "").strip() if annotator != "human" else ""
-        rationale = (f"Labelled {mode} by {src['labels']}"
-                     + (f" ('{' '.join(label_note.split())[:160]}')" if label_note else "")
-                     + f"; the steps are where mast's rule detectors point: {' '.join((rule_why or '').split())[:160]}")
+        # Short: the fixed part of the prompt is paid on every request an endpoint does not cache.
+        rationale = (f"{src['short']}"
+                     + (f" ('{' '.join(label_note.split())[:why_chars]}')" if label_note else "")
+                     + f"; detector: {' '.join((rule_why or '').split())[:why_chars]}")
         ex = {"id": f"{src['dataset']}/{record}/{mode}", "mode": mode, "verdict": "present", "excerpt": excerpt,
               "evidence_steps": evidence, "rationale": redact(rationale),
               "source": {"trace_id": tid, "dataset": src["dataset"], "record": record, "system": system,
@@ -128,7 +116,8 @@ def select(datasets: Path, per_mode: int, step_chars: int, max_evidence: int) ->
             examples.append(ex)
     return {"format": "mast-judge-examples", "version": 1, "taxonomy": "mast-v1",
             "made_by": "classifiers/judge/select_examples.py",
-            "settings": {"per_mode": per_mode, "step_chars": step_chars, "max_evidence": max_evidence},
+            "settings": {"per_mode": per_mode, "step_chars": step_chars, "max_evidence": max_evidence,
+                         "context_chars": context_chars, "why_chars": why_chars},
             "modes_without_examples": [m for m in modes if m not in cands],
             "examples": examples}
 
@@ -168,8 +157,10 @@ def main() -> None:
     ap.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "classifiers" / "judge" / "v2" / "examples.json")
     ap.add_argument("--per-mode", type=int, default=3)
-    ap.add_argument("--step-chars", type=int, default=220)
-    ap.add_argument("--max-evidence", type=int, default=2)
+    ap.add_argument("--step-chars", type=int, default=150)
+    ap.add_argument("--context-chars", type=int, default=0, help="characters kept of the steps either side (0: none shown)")
+    ap.add_argument("--why-chars", type=int, default=70, help="characters of a note or detector finding quoted")
+    ap.add_argument("--max-evidence", type=int, default=1)
     ap.add_argument("--from-labels", type=Path, metavar="LABELS",
                     help="build the examples from your own reviewed labels file instead (needs --db)")
     ap.add_argument("--db", type=Path, help="the store the labels file was made from")
@@ -179,7 +170,8 @@ def main() -> None:
             ap.error("--from-labels needs --db STORE")
         doc = from_labels(args.db, args.from_labels, args.step_chars, args.max_evidence)
     else:
-        doc = select(args.datasets, args.per_mode, args.step_chars, args.max_evidence)
+        doc = select(args.datasets, args.per_mode, args.step_chars, args.max_evidence, args.context_chars,
+                     args.why_chars)
     args.output.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     n = {}
     for e in doc["examples"]:

@@ -46,6 +46,9 @@ class Output:
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
+    #: of ``tokens_in``, the prompt tokens the endpoint said it served from its prefix cache
+    #: (``usage.prompt_tokens_details.cached_tokens``; 0 when it says nothing)
+    tokens_cached: int = 0
     #: part of the classifier (e.g. a rule detector) -> reason, for parts that failed
     #: while the others ran; their modes are left "not assessed"
     errors: dict[str, str] = field(default_factory=dict)

@@ -73,6 +73,8 @@ class RunResult:
     errors: dict[str, str] = field(default_factory=dict)
     #: mode -> traces labelled present by this run
     present_by_mode: dict[str, int] = field(default_factory=dict)
+    #: of tokens_in, prompt tokens the endpoint served from its prefix cache
+    tokens_cached: int = 0
     classifier: str = ""
     version: str = ""
     #: what the classifier adds about the run (:meth:`Classifier.run_details`)
@@ -116,7 +118,8 @@ class RunResult:
                 "status": self.status, "traces": self.traces, "done": self.done, "failed": self.failed,
                 "annotations": self.annotations, "attributions": self.attributions,
                 "present_by_mode": self.present_by_mode, "tokens_in": self.tokens_in,
-                "tokens_out": self.tokens_out, "cost_usd": self.cost_usd, "failures": self.failures,
+                "tokens_out": self.tokens_out, "tokens_cached": self.tokens_cached, "cost_usd": self.cost_usd,
+                "failures": self.failures,
                 "failure_kinds": self.failure_kinds(),
                 "errors": self.errors, **self.details}
 
@@ -186,11 +189,12 @@ def run(store: Store, clf: Classifier, selection: Selection, *, taxonomy: str = 
                 res.errors.update(out.errors)
                 res.tokens_in += out.tokens_in
                 res.tokens_out += out.tokens_out
+                res.tokens_cached += out.tokens_cached
                 res.cost_usd += out.cost_usd
                 store.execute(
-                    "UPDATE runs SET traces_done = ?, traces_failed = ?, tokens_in = ?, tokens_out = ?, cost_usd = ? "
-                    "WHERE run_id = ?",
-                    [res.done, res.failed, res.tokens_in, res.tokens_out, res.cost_usd, run_id])
+                    "UPDATE runs SET traces_done = ?, traces_failed = ?, tokens_in = ?, tokens_out = ?, cost_usd = ?, "
+                    "tokens_cached = ? WHERE run_id = ?",
+                    [res.done, res.failed, res.tokens_in, res.tokens_out, res.cost_usd, res.tokens_cached, run_id])
             if on_output:
                 on_output(out)
         res.status = "finished"

@@ -29,6 +29,7 @@ COMMANDS = {
     "classify": "mast.cli.classify:classify",
     "classifiers": "mast.cli.classify:classifiers",
     "evaluate": "mast.cli.evaluate:evaluate",
+    "evaluate-judge": "mast.cli.evaluate_judge:evaluate_judge",
     "compare": "mast.cli.compare:compare",
     "check": "mast.cli.compare:check",
     "report": "mast.cli.report:report",

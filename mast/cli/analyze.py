@@ -22,7 +22,8 @@ from mast.cli.options import default_system_option, judge_options, json_option, 
 @judge_options
 @json_option
 @click.pass_obj
-def analyze(settings, paths, output, default_system, keep_going, model, base_url, response_format, as_json):
+def analyze(settings, paths, output, default_system, keep_going, model, base_url, response_format, examples,
+            as_json):
     """Ingest trace files, tag failure modes and write the HTML report, in one go."""
     from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -30,7 +31,8 @@ def analyze(settings, paths, output, default_system, keep_going, model, base_url
     from mast.ingest.pipeline import expand
     from mast.store import Store
 
-    settings = settings.replace(judge_model=model, base_url=base_url, judge_response_format=response_format)
+    settings = settings.replace(judge_model=model, base_url=base_url, judge_response_format=response_format,
+                                judge_examples=examples)
     bars: dict[str, tuple[Progress, int]] = {}
 
     def on_event(ev) -> None:

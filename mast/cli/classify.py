@@ -28,7 +28,7 @@ from mast.cli.options import (classifier_options, judge_options, json_option, se
 @json_option
 @click.pass_obj
 def classify(settings, name, systems, where, sample, action, taxonomy_id, model, base_url, response_format,
-             assignments, estimate, as_json):
+             examples, assignments, estimate, as_json):
     """Tag traces with failure modes and root causes; every run is recorded."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -41,7 +41,8 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
     load(taxonomy_id)  # an unknown taxonomy fails before anything runs
     given = {**parse_assignments(assignments), **({"model": model} if model else {}),
              **({"base_url": base_url} if base_url else {}),
-             **({"response_format": response_format} if response_format else {})}
+             **({"response_format": response_format} if response_format else {}),
+             **({"examples": examples} if examples else {})}
     # -t reaches a classifier that takes a taxonomy, so the run row and its labels agree.
     if any(o.name == "taxonomy" for o in options_of(name)):
         if given.setdefault("taxonomy", taxonomy_id) != taxonomy_id:

@@ -3,7 +3,7 @@
 - ``--system`` is always a filter (repeatable); the name given to traces whose source
   names no system is ``--default-system`` (ingest, analyze).
 - ``-t/--taxonomy``, ``--json``, ``--where``/``--sample`` and the judge's ``-m/--model``,
-  ``--base-url`` and ``--response-format`` are the same option wherever they appear.
+  ``--base-url``, ``--response-format`` and ``--examples`` are the same option wherever they appear.
 - Every other classifier option is ``-C key=value``, checked against what the classifier
   declares (``mast classifiers`` lists them).
 Environment variables are read in :mod:`mast.settings` only: these options default to
@@ -57,6 +57,10 @@ judge_options = _stack(
                  help="How the judge asks for JSON: auto (the strongest the endpoint takes, remembered per "
                       "endpoint and model), json_schema, json_object (with the schema: llama-cpp-python) or text "
                       "(the schema in the prompt) (or MAST_JUDGE_RESPONSE_FORMAT; default auto)."),
+    click.option("--examples", type=click.Path(dir_okay=False), metavar="FILE",
+                 help="The judge's few-shot examples from your own reviewed traces (`mast labels examples`), "
+                      "instead of the prompt's own; implies prompt v2 unless -C prompt= names one with examples "
+                      "(or MAST_JUDGE_EXAMPLES)."),
 )
 
 classifier_options = click.option(

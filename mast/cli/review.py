@@ -44,7 +44,7 @@ def sample(obj, n, strategy, systems, seed, include_reviewed, taxonomy_id, as_js
 
 @click.group()
 def labels():
-    """Human labels from the review page: import a labels file, list review sets."""
+    """Human labels from the review page: import a labels file, list review sets, make judge examples."""
 
 
 @labels.command("import")
@@ -90,3 +90,36 @@ def sets(obj, as_json):
     else:
         out.print(table(rows, ["review_set", "created_at", "strategy", "seed", "traces", "taxonomy"],
                         title="review sets"))
+
+
+@labels.command("examples")
+@click.option("--review-set", "review_set", required=True, metavar="ID", help="The review set whose labels to use.")
+@click.option("--reviewer", metavar="NAME", help="Only this reviewer's labels (default: every reviewer's).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Where to write the examples file (mast-judge-examples JSON).")
+@click.option("--step-chars", type=click.IntRange(min=40), default=220, show_default=True,
+              help="Characters kept of each evidence step (half that of the steps either side).")
+@click.option("--max-evidence", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Evidence steps shown per example.")
+@json_option
+@click.pass_obj
+def examples(obj, review_set, reviewer, output, step_chars, max_evidence, as_json):
+    """Write the judge's few-shot examples from a review set's human labels.
+
+    Every 'present' label with evidence steps becomes one example (an excerpt of its trace
+    around the evidence, the note as its rationale; secrets redacted).  Use it with
+    `mast classify --with judge --examples FILE` (or `mast analyze --examples FILE`): a trace
+    that is itself an example is judged with that example swapped out."""
+    from mast.review import write_review_examples
+    from mast.store import Store
+
+    with Store(obj.db, read_only=True) as store:
+        res = write_review_examples(store, review_set, output, reviewer=reviewer, step_chars=step_chars,
+                                    max_evidence=max_evidence)
+    if as_json:
+        print_json(res.__dict__)
+        return
+    err.print(f"{res.path}: {res.examples} example(s) for mode(s) {', '.join(res.modes)} from review set "
+              f"{res.review_set} (reviewer(s) {', '.join(res.reviewers)})"
+              + (f"; no example for {', '.join(res.modes_without)}" if res.modes_without else ""),
+              highlight=False, markup=False)

@@ -72,7 +72,9 @@ def too_deep(path: Path, record: int | str | None) -> IngestError:
 
 
 #: CrewAI's built-in delegation tools: a call to one is a handoff to the named coworker.
-DELEGATE_RX = re.compile(r"(?i)^(delegate work to coworker|ask question to coworker)$")
+#: CrewAI 1.x events and its own spans name them as sent to the model
+#: (``delegate_work_to_coworker``); the tools themselves and OpenInference by their title.
+DELEGATE_RX = re.compile(r"(?i)^(delegate[ _]work[ _]to[ _]coworker|ask[ _]question[ _]to[ _]coworker)$")
 #: langgraph-supervisor hands over by raising ``ParentCommand(Command(goto=...))``: the
 #: "error" it records is a handoff, and ``goto`` names the target.
 PARENT_CMD_RX = re.compile(r"ParentCommand\(")

@@ -6,6 +6,7 @@
 - :func:`collapse_transfer_handoffs` turns AG2's handoff idiom (a ``transfer_to_<agent>``
   tool call plus its tool result) into one ``handoff`` step.
 - :func:`not_none_text` reads AG2's ``"content": "None"`` (``str(None)``) as no content.
+- :func:`ag2_tool_status` reads a failed AG2 tool execution from its result text.
 """
 
 from __future__ import annotations
@@ -30,6 +31,18 @@ def not_none_text(v: Any) -> str | None:
     if isinstance(v, str):
         return v
     return json.dumps(v, ensure_ascii=False, default=str)
+
+
+# AG2's ``ConversableAgent.execute_function`` answers a failed execution (the function
+# raised, its arguments were not JSON, or it is not registered) with ``"Error: ..."`` and
+# no other mark: chat histories, ``GroupChat.messages`` and the runtime logs carry only
+# this text (the ``.run()`` events add ``is_exec_success``).
+_AG2_FAILED_PREFIX = "Error: "
+
+
+def ag2_tool_status(content: Any) -> str:
+    """``error`` for a tool result AG2 produced from a failed execution, else ``ok``."""
+    return "error" if isinstance(content, str) and content.startswith(_AG2_FAILED_PREFIX) else "ok"
 
 
 def transfer_target(tool_name: str | None, result: str | None, agents: Iterable[str]) -> str | None:

@@ -41,3 +41,24 @@ def test_real_model_judges_a_repetition_trace_and_resists_injection(db):
     assert len(labels) == 14 and set(labels.values()) <= {"present", "absent"}
     assert labels["1.3"] == "present"   # the same message three times; the injection did not blank it
     assert res.tokens_in > 0
+
+
+def test_real_model_against_the_mast_human_labels_in_one_command(tmp_path):
+    """What `mast evaluate-judge FILE --real-model -m MODEL` does, on the short traces of the
+    MAST human subset kept in traces/ (a few cents): both prompt versions label them, and
+    every mode gets a kappa row scored beside the baselines."""
+    from pathlib import Path
+
+    from mast.evaluate_judge import evaluate_judge
+    from mast.settings import Settings
+
+    subset = Path(__file__).resolve().parents[2] / "traces" / "mast-human" / "MAD_human_labelled_subset.json"
+    with Store(tmp_path / "eval.duckdb") as st:
+        res = evaluate_judge(st, subset, model=MODEL, settings=Settings(api_key=KEY, base_url=BASE_URL),
+                             judge_options={"max_retries": 2, "timeout": 180}, where="n_steps <= 10", bootstrap=200)
+    assert [p.prompt for p in res.prompts] == ["v1", "v2"] and res.traces >= 3
+    for p in res.prompts:
+        assert p.done >= res.traces - 1 and p.tokens_in > 0
+        assert len(p.agreement.modes) == 14 and any(m.assessed for m in p.agreement.modes)
+        assert all(set(m.baselines) == {"always_present", "always_absent", "random"}
+                   for m in p.agreement.modes if m.assessed)

@@ -93,7 +93,7 @@ def test_v2_renders_real_traces_with_examples_and_fixed_prefix_first(store_db):
         nonce = j.messages[0][1]["content"].split("Delimiter tag for this trace: ")[1][:16]
         assert nonce not in sys_a["content"]
         assert f"BEGIN TRACE DATA {nonce}" in j.messages[0][1]["content"]
-    assert "BEGIN EXAMPLE DATA 1" in sys_a["content"] and "Worked examples" in sys_a["content"]
+    assert "BEGIN EXAMPLE DATA 1" in sys_a["content"] and "\nExamples: " in sys_a["content"]
     assert "[0] " in user_a["content"] and "valid step numbers are 0 to" in user_a["content"]
     # v1 is still selectable and has no examples
     v1 = job_for(store_db, ids[4], prompt="v1")
@@ -192,7 +192,7 @@ def test_cache_key_follows_prompt_version_and_examples_digest(store_db, tmp_path
     assert len({k_v1, k_v2, k_a, k_b}) == 4
     assert job_for(store_db, tid, prompt="v2", examples=str(f1)).key == k_a      # stable
     clf = create("judge", model="m", prompt="v2", examples=str(f1))
-    assert clf.arguments()["prompt_version"] == "judge-v2"
+    assert clf.arguments()["prompt_version"] == "judge-v2.1"
     assert clf.params()["examples"] == load_examples(f1, MODES).digest
     assert "examples" not in create("judge", model="m", prompt="v2").params()
 
@@ -243,6 +243,15 @@ def test_v2_run_end_to_end_and_the_prefix_is_served_from_cache(store_db, tmp_pat
         fixed = len(systems[0]) // 4
         assert srv.cached_reported[0] == 0
         assert all(1024 <= c <= fixed for c in srv.cached_reported[1:])
+        # ... and the judge kept what the server said: per run (runs.tokens_cached, migration m180) and per
+        # cached verdict, beside the prompt tokens it is a part of
+        reported = sum(srv.cached_reported)
+        assert res.tokens_cached == clf.stats.tokens_cached == reported
+        with Store(db) as st:
+            assert st.fetchall("SELECT tokens_cached, tokens_in FROM runs WHERE run_id = ?", [res.run_id]) == \
+                [(reported, res.tokens_in)]
+            per_trace = st.fetchall("SELECT tokens_cached FROM judge_cache ORDER BY created_at")
+        assert sorted(c for (c,) in per_trace) == sorted(srv.cached_reported)
     finally:
         srv.stop()
 
@@ -274,3 +283,61 @@ def test_labels_file_converts_to_examples_the_judge_loads(store_db, tmp_path):
     other = next(tid for tid in by_record(db).values() if tid != t0)
     assert "BEGIN EXAMPLE DATA 1" in job_for(db, other, prompt="v2", examples=str(out)).messages[0][0]["content"]
     assert "BEGIN EXAMPLE DATA" not in job_for(db, t0, prompt="v2", examples=str(out)).messages[0][0]["content"]
+
+
+# -- v2.1: the coverage floor and the short markers ------------------------------------------------------
+
+def test_lean_cuts_the_longest_free_steps_only_down_to_the_coverage_floor():
+    from dataclasses import replace
+
+    from mast.classify.judge.jobs import LEAN_COVERAGE_FLOOR, lean
+
+    def dump(tag: str, n: int) -> str:
+        return "\n".join(f"{tag} row {i}: value {i * 7919 % 100_003} for key {tag}{i}" for i in range(n))
+
+    big, mid, kept = dump("big", 180), dump("mid", 40), dump("kept", 180)
+    # below the fixed cap (only the floor acts) and shown as one part each
+    assert len(kept) < min(lean(RenderOptions()).max_step_chars, RenderOptions().part_chars)
+    steps = [Step("a", "go"), Step("tool", big), Step("a", "look"), Step("b", "short note"),
+             Step("tool", mid), Step("c", "ok"), Step("tool", kept), Step("a", "end")]
+    opts = lean(RenderOptions())
+    whole = render_trace(steps, opts=replace(opts, coverage_floor=0.0), keep=[6])
+    r = render_trace(steps, opts=opts, keep=[6])
+    text = r.windows[0]
+    assert whole.coverage.fraction == 1.0
+    assert LEAN_COVERAGE_FLOOR <= r.coverage.fraction < 1.0
+    # the longest free step gave way; the shorter one and the kept step (a classifier points to it) are whole
+    assert "chars of step 1 elided" in text and "big row 0:" in text and "big row 179:" in text
+    assert 0 < sum(f"big row {i}:" not in text for i in range(180)) < 40      # its middle, not all of it
+    assert mid in text and kept in text
+    # a lower floor cuts more (now the shorter step too), and never past the floor
+    lower = render_trace(steps, opts=replace(opts, coverage_floor=0.5), keep=[6])
+    assert 0.5 <= lower.coverage.fraction < r.coverage.fraction
+    assert "chars of step 4 elided" in lower.windows[0] and kept in lower.windows[0]
+    assert len(lower.windows[0]) < len(text) < len(whole.windows[0])
+
+
+def test_v2_explains_exactly_the_short_markers_the_lean_rendering_writes(store_db):
+    import re as _re
+    steps = [Step("a", "x" * 50 + " the same long line\n" + "y" * 60), Step("b", "other"),
+             Step("a", "x" * 50 + " the same long line\n" + "y" * 60),
+             Step("c", "z" * 45 + "\n" + "x" * 50 + " the same long line\n" + "y" * 60)]
+    from mast.classify.judge.jobs import lean
+    text = render_trace(steps, opts=lean(RenderOptions())).windows[0]
+    markers = set(_re.findall(r"\(= step \d+\)|\[\.\.\. \d+ repeated lines? \.\.\.\]", text))
+    assert {"(= step 0)", "[... 2 repeated lines ...]"} <= markers
+    system = job_for(store_db, by_record(store_db)[4], prompt="v2").messages[0][0]["content"]
+    assert '"(= step 17)"' in system and '"[... 12 repeated lines ...]"' in system
+    assert "repeated from earlier in the trace" not in text and "exact repeat of step" not in text
+
+
+def test_v1_cache_keys_do_not_change_with_the_render_options_v2_1_added(store_db):
+    """A v1 verdict cached before v2.1 is still found: the new render options are left out of the
+    key while at their defaults (the key's render part is exactly the options v1 always had)."""
+    from dataclasses import fields
+
+    from mast.classify.judge.jobs import _LATER_RENDER_FIELDS
+    v1 = create("judge", model="m").params()["render"]
+    assert set(v1) == {f.name for f in fields(RenderOptions)} - set(_LATER_RENDER_FIELDS)
+    v2 = create("judge", model="m", prompt="v2").params()["render"]
+    assert v2["short_markers"] is True and v2["coverage_floor"] > 0

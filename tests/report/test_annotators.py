@@ -57,15 +57,15 @@ def test_judge_runs_show_cost_coverage_cache_hits_and_unclassified_reasons(db, s
     ids = judged_store(db, server)
     with Store(db, read_only=True) as st:
         ctx = build_context(st)
-        stored = st.fetchall("SELECT run_id, tokens_in, tokens_out, cost_usd, traces_done, traces_failed FROM runs "
-                             "WHERE classifier = 'judge' ORDER BY started_at")
+        stored = st.fetchall("SELECT run_id, tokens_in, tokens_out, cost_usd, traces_done, traces_failed, tokens_cached "
+                             "FROM runs WHERE classifier = 'judge' ORDER BY started_at")
         res = write_report(st, tmp_path / "r.html")
     runs = ctx.judge_runs
     assert [r.run_id for r in runs] == [s[0] for s in stored]
     first, second = runs
     for r, s in zip(runs, stored):
         assert (r.model, r.prompt_version) == (MODEL, load_template().version)
-        assert (r.tokens_in, r.tokens_out, r.cost_usd, r.traces_done, r.traces_failed) == s[1:]
+        assert (r.tokens_in, r.tokens_out, r.cost_usd, r.traces_done, r.traces_failed, r.tokens_cached) == s[1:]
         assert r.failures_total == 1 and r.failures[0][0] == ids[2] and r.failures[0][1] == "unclassified"
         assert "not valid JSON" in r.failures[0][2]
     assert first.tokens_in > 0 and first.cost_usd > 0
@@ -79,6 +79,22 @@ def test_judge_runs_show_cost_coverage_cache_hits_and_unclassified_reasons(db, s
     assert len(rows) == 2 and MODEL in rows[1] and load_template().version in rows[1] and "2 of 2" in rows[1] and "100.0%" in rows[1]
     fails = [re.sub(r"\s+", " ", li.all_text()) for li in table.find_all("li")]
     assert len(fails) == 2 and all(ids[2][:15] in f and "not valid JSON" in f for f in fails)
+    # the prompt tokens the server said it served from its prefix cache, and their share of the prompt tokens:
+    # every request after the first shares the prompt's fixed part with an earlier one
+    assert sum(server.cached_reported) == first.tokens_cached + second.tokens_cached and first.tokens_cached > 0
+    cells = [re.sub(r"\s+", " ", td.all_text()).strip() for td in table.find_all("td", cls="prefix-cached")]
+    assert cells == [f"{r.tokens_cached:,} ({100 * r.tokens_cached / r.tokens_in:.1f}%)" for r in runs]
+
+
+def test_a_run_stored_before_cached_tokens_were_kept_says_not_recorded(db, server, tmp_path):
+    judged_store(db, server)
+    with Store(db) as st:
+        st.execute("UPDATE runs SET tokens_cached = NULL")   # as migration m180 leaves older rows
+    with Store(db, read_only=True) as st:
+        res = write_report(st, tmp_path / "r.html")
+    table = parse(res.path.read_text(encoding="utf-8")).find("table", cls="runs")
+    cells = [td.all_text().strip() for td in table.find_all("td", cls="prefix-cached")]
+    assert cells == ["not recorded", "not recorded"]
 
 
 def test_agreement_with_a_person_carries_kappa_intervals(db, server):

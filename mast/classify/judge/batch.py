@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 
 from mast.classify.contract import Output
 from mast.classify.judge import storage
-from mast.classify.judge.client import Capabilities, request_body
+from mast.classify.judge.client import Capabilities, cached_tokens, request_body
 from mast.classify.judge.jobs import JobResult, JudgeJobs
 from mast.classify.judge.reply import Unclassified, merge
 from mast.errors import MastError, UsageError
@@ -138,6 +138,7 @@ def _collect(jobs: JudgeJobs, store, client, b: dict, *, poll_interval: float,
             usage = body.get("usage") or {}
             res.tokens_in += int(usage.get("prompt_tokens") or 0)
             res.tokens_out += int(usage.get("completion_tokens") or 0)
+            res.tokens_cached += cached_tokens(usage)
             choices = body.get("choices") or [{}]
             res.reply = (choices[0].get("message") or {}).get("content")
             try:

@@ -21,7 +21,7 @@ from mast.classify.judge import storage
 from mast.classify.judge.client import Capabilities, Policy, open_client
 from mast.classify.judge.jobs import Estimate, JudgeJobs, JudgeStats, render_options
 from mast.classify.judge.online import Limits, run_online
-from mast.classify.judge.prompt import DEFAULT_PROMPT, load_template
+from mast.classify.judge.prompt import DEFAULT_PROMPT, EXAMPLES_PROMPT, load_template
 from mast.classify.judge.structured import CHOICES, Negotiation, check_choice
 from mast.errors import UsageError
 from mast.settings import current as current_settings
@@ -56,8 +56,9 @@ class JudgeClassifier(ClassifierBase):
         Option("max_retries", "Retries per request.", parse=int),
         Option("prompt", "Prompt version (a folder of classifiers/judge): v1, or v2 (few-shot, leaner, "
                          "prefix-cacheable)."),
-        Option("examples", "Few-shot examples file (mast-judge-examples JSON) instead of the prompt's own; "
-                           "needs a prompt with examples (v2)."),
+        Option("examples", "Few-shot examples file (mast-judge-examples JSON, e.g. from `mast labels examples`) "
+                           "instead of the prompt's own; needs a prompt with examples (v2, chosen when no prompt "
+                           "is given).", setting="judge_examples"),
         Option("taxonomy", "Taxonomy id."),
         Option("temperature", "Sampling temperature.", parse=float),
         Option("max_tokens", "Reply token limit.", parse=int),
@@ -78,7 +79,7 @@ class JudgeClassifier(ClassifierBase):
 
     def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int | None = 8, budget: float | None = None, batch: bool | str = False,
-                 timeout: float | None = 120.0, max_retries: int | None = 4, prompt: str = DEFAULT_PROMPT,
+                 timeout: float | None = 120.0, max_retries: int | None = 4, prompt: str | None = None,
                  taxonomy: str = DEFAULT_TAXONOMY, temperature: float | None = 0.0, max_tokens: int = 2000,
                  window_tokens: int = 50_000, max_step_chars: int = 8_000, hints: bool = True,
                  prices: str | None = None, poll_interval: float = 15.0, poll_timeout: float | None = None,
@@ -98,8 +99,9 @@ class JudgeClassifier(ClassifierBase):
         self.batch_id = batch_id
         self.policy = Policy(timeout=float(timeout or 120.0), max_retries=int(4 if max_retries is None else max_retries),
                              base_wait=base_wait, max_wait=max_wait)
-        self.prompt = prompt
         self.examples = examples or None
+        # Own examples need a prompt that shows examples: without a prompt named, that is v2.
+        self.prompt = prompt or (EXAMPLES_PROMPT if self.examples else DEFAULT_PROMPT)
         self.taxonomy_id = taxonomy
         self.temperature = temperature
         self.max_tokens = max_tokens

@@ -69,6 +69,8 @@ class Reply:
     structured: bool
     #: the structured-output mode the reply came in (:mod:`.structured`)
     mode: str = "json_schema"
+    #: prompt tokens the endpoint served from its prefix cache (0 when it does not say)
+    tokens_cached: int = 0
 
 
 @dataclass
@@ -230,7 +232,7 @@ async def chat(client, model: str, messages: list[dict], schema: dict, *, temper
             usage = data.get("usage") or {}
             caps.formats.worked(mode)
             return Reply(text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
-                         attempt + 1, structured, mode)
+                         attempt + 1, structured, mode, cached_tokens(usage))
         if attempt >= policy.max_retries:
             raise CallFailed(f"gave up after {attempt + 1} attempts; last: {last}")
         if due is not None and wait >= due.left():
@@ -240,6 +242,17 @@ async def chat(client, model: str, messages: list[dict], schema: dict, *, temper
             on_retry(last)
         attempt += 1
         await asyncio.sleep(wait)
+
+
+def cached_tokens(usage: dict | None) -> int:
+    """``usage.prompt_tokens_details.cached_tokens`` (OpenAI, vLLM), or 0 when the endpoint
+    reports no such figure or a malformed one: a missing figure is not a cache miss, but
+    it is nothing to bill by either."""
+    details = (usage or {}).get("prompt_tokens_details")
+    if not isinstance(details, dict):
+        return 0
+    v = details.get("cached_tokens")
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
 
 
 def _refuses_format(e) -> bool:

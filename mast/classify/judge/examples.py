@@ -16,6 +16,8 @@ Contract:
   shown the answer for the trace it judges.
 - :attr:`ExampleSet.digest` is a SHA-256 over the examples as loaded (after redaction): the
   cache keys on it when the examples are the user's own.
+- :func:`excerpt` is how an example's excerpt is cut from a stored trace (the bundled
+  examples' script and ``mast labels examples`` both use it).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mast.errors import UsageError
+from mast.model import StepKind
 from mast.redact import redact
 
 FORMAT = "mast-judge-examples"
@@ -134,3 +137,29 @@ def load_examples(path: str | Path, mode_ids: Sequence[str], *, user: bool = Tru
     canon = json.dumps([e.as_dict() for e in out], sort_keys=True, ensure_ascii=False)
     digest = hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
     return ExampleSet(name, str(doc.get("taxonomy") or ""), tuple(out), digest, user)
+
+
+def excerpt(steps: Sequence[Any], evidence: Sequence[int], step_chars: int = 220,
+            context_chars: int | None = None) -> str:
+    """The evidence steps of a trace (each cut to ``step_chars`` from its start) and one step
+    either side (cut to ``context_chars``, by default half of ``step_chars``; 0: evidence steps
+    only), headed with the store's step numbers as the judge renders them, a gap marked; all
+    text redacted."""
+    ctx = step_chars // 2 if context_chars is None else context_chars
+    around = (-1, 0, 1) if ctx > 0 else (0,)
+    shown = sorted({e + d for e in evidence for d in around if 0 <= e + d < len(steps)})
+    out: list[str] = []
+    prev = None
+    for i in shown:
+        if prev is not None and i > prev + 1:
+            out.append(f"[... steps {prev + 1}-{i - 1} not shown ...]")
+        s = steps[i]
+        kind = s.kind.value if isinstance(s.kind, StepKind) else (s.kind or "message")
+        tool = f"({redact(s.tool_name)})" if s.tool_name else ""
+        body = " ".join((redact(s.content) or "").split())
+        cap = step_chars if i in evidence else ctx    # context steps get less room
+        if len(body) > cap:
+            body = f"{body[:cap]} [... {len(body) - cap:,} chars of step {i} not shown ...]"
+        out.append(f"[{i}] {redact(s.agent) or '?'} {kind}{tool}: {body}")
+        prev = i
+    return "\n".join(out)

@@ -72,7 +72,8 @@ class JobResult:
     tokens_in: int = 0
     tokens_out: int = 0
     attempts: int = 0
-    mode: str | None = None       # the structured-output mode the replies came in
+    mode: str | None = None
+    tokens_cached: int = 0        # of tokens_in, served from the endpoint's prefix cache       # the structured-output mode the replies came in
 
 
 class Prepared(NamedTuple):
@@ -90,6 +91,8 @@ class JudgeStats:
     requests: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    #: of tokens_in, what the endpoint reported served from its prefix cache
+    tokens_cached: int = 0
     cost_usd: float = 0.0
     cost_known: bool = True
     budget_stopped: bool = False
@@ -142,14 +145,36 @@ def render_options(max_step_chars: int, window_tokens: int) -> RenderOptions:
 
 def lean(opts: RenderOptions) -> RenderOptions:
     """The lean rendering (prompt folders with ``"render": "lean"``): escaped newlines split,
-    blank lines dropped, short repeated lines joining runs of repeats, and a step cap 1.5
-    times the standard one (steps other classifiers point to are never capped)."""
+    blank lines dropped, short repeated lines joining runs of repeats, short markers, a step
+    cap 1.5 times the standard one, and then the longest steps cut in the middle as far as
+    the trace's coverage stays at or above :data:`LEAN_COVERAGE_FLOOR` (steps other
+    classifiers point to, and their neighbours, are never capped)."""
     return replace(opts, split_escaped=True, drop_blank=True, absorb_short=True, min_repeat_line=24,
-                   max_step_chars=opts.max_step_chars * 3 // 2, head_chars=opts.head_chars * 3 // 2)
+                   max_step_chars=opts.max_step_chars * 3 // 2, head_chars=opts.head_chars * 3 // 2,
+                   short_markers=True, coverage_floor=LEAN_COVERAGE_FLOOR)
+
+
+#: the share of a trace's text the lean rendering keeps at least (bar single lines longer
+#: than ``max_line_chars``): 0.95 takes the 19 MAST human traces to 0.34x the tokens of a
+#: whole-trace prompt at 0.96 mean coverage (bench/RESULTS.md, "Judge prompt v2.1")
+LEAN_COVERAGE_FLOOR = 0.95
 
 
 def render_for(template: Template, opts: RenderOptions) -> RenderOptions:
     return lean(opts) if template.render == "lean" else opts
+
+
+#: render options added after cache keys were first made: left out of the key while at their
+#: default, so a run of an unchanged prompt (v1) still finds the verdicts cached before them
+_LATER_RENDER_FIELDS = ("short_markers", "coverage_floor", "floor_keep_chars")
+
+
+def _render_key(render: RenderOptions) -> dict[str, Any]:
+    d = asdict(render)
+    for name in _LATER_RENDER_FIELDS:
+        if d[name] == RenderOptions.__dataclass_fields__[name].default:
+            del d[name]
+    return d
 
 
 def judge_params(*, temperature: float | None, max_tokens: int, render: RenderOptions, hints: bool,
@@ -157,7 +182,7 @@ def judge_params(*, temperature: float | None, max_tokens: int, render: RenderOp
     """Everything besides model, prompt and taxonomy that changes the judge's answer
     (``examples``: the digest of a user's examples file; a folder's own examples are part of
     its prompt version)."""
-    out = {"temperature": temperature, "max_tokens": max_tokens, "render": asdict(render), "hints": hints}
+    out = {"temperature": temperature, "max_tokens": max_tokens, "render": _render_key(render), "hints": hints}
     if examples:
         out["examples"] = examples
     return out
@@ -186,6 +211,7 @@ def merge_outputs(outs: list[Output]) -> Output:
         merged.trace_ids += o.trace_ids
         merged.tokens_in += o.tokens_in
         merged.tokens_out += o.tokens_out
+        merged.tokens_cached += o.tokens_cached
         merged.cost_usd += o.cost_usd
     return merged
 
@@ -328,6 +354,7 @@ class JudgeJobs:
         cost = self.price.cost(res.tokens_in, res.tokens_out, batch=self.batch)
         self.stats.tokens_in += res.tokens_in
         self.stats.tokens_out += res.tokens_out
+        self.stats.tokens_cached += res.tokens_cached
         self.stats.cost_usd += cost
         if res.verdicts is None:
             self.stats.failed += 1
@@ -335,7 +362,7 @@ class JudgeJobs:
                                    prompt_version=self.prompt_version, kind=res.kind or "call_failed",
                                    reason=res.reason or "unknown", prompt=res.prompt, reply=res.reply)
             return Output(failed={tid: f"{res.kind}: {res.reason}"}, trace_ids=[tid], tokens_in=res.tokens_in,
-                          tokens_out=res.tokens_out, cost_usd=cost), None
+                          tokens_out=res.tokens_out, cost_usd=cost, tokens_cached=res.tokens_cached), None
         self.stats.judged += 1
         cov = job.rendered.coverage.as_dict()
         # A run that fell back to the text mode mid-way asked with another prompt than its keys assumed.
@@ -344,8 +371,11 @@ class JudgeJobs:
         row = storage.cache_row(key, trace_id=tid, model=self.model, prompt_version=self.prompt_version,
                                 taxonomy=self.taxonomy_version, params=self.params,
                                 result=res.verdicts.to_json(), coverage=cov, tokens_in=res.tokens_in,
-                                tokens_out=res.tokens_out, cost_usd=cost if self.price.known else None)
-        return self._output(tid, res.verdicts, cov, res.tokens_in, res.tokens_out, cost), row
+                                tokens_out=res.tokens_out, cost_usd=cost if self.price.known else None,
+                                tokens_cached=res.tokens_cached)
+        out = self._output(tid, res.verdicts, cov, res.tokens_in, res.tokens_out, cost)
+        out.tokens_cached = res.tokens_cached
+        return out, row
 
     def _output(self, tid: str, v: Verdicts, coverage: dict, tokens_in: int, tokens_out: int,
                 cost: float) -> Output:

@@ -98,6 +98,7 @@ async def judge_job(client, jobs: JudgeJobs, job: Job, *, policy: Policy, caps: 
         res.mode = reply.mode
         res.tokens_in += reply.tokens_in
         res.tokens_out += reply.tokens_out
+        res.tokens_cached += reply.tokens_cached
         res.reply = reply.text
         try:
             parts.append(jobs.parse(reply.text, job))

@@ -20,6 +20,8 @@ from mast.errors import UsageError
 from mast.resources import data_dir
 
 DEFAULT_PROMPT = "v1"
+#: the prompt a run with the user's own examples takes when it names none
+EXAMPLES_PROMPT = "v2"
 _DELIM_RX = re.compile(r"(?i)(BEGIN|END)(\s+)(TRACE|TASK|EXAMPLE)(\s+)DATA")
 
 

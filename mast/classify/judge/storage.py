@@ -1,6 +1,7 @@
 """The judge's own reads and writes, all through :class:`mast.store.Store`: the rules'
 findings as hints, the tables of migration ``m010_judge_tables`` (cache, failures,
-batches) and ``m080_judge_endpoints`` (the structured-output mode each endpoint took).  Kept in one module so the SQL is in one place; traces themselves are read
+batches), ``m080_judge_endpoints`` (the structured-output mode each endpoint took) and
+``m180_cached_tokens`` (prompt tokens an endpoint served from its prefix cache).  Kept in one module so the SQL is in one place; traces themselves are read
 through the store's typed path, :meth:`mast.store.Store.load_traces`."""
 
 from __future__ import annotations
@@ -68,17 +69,24 @@ def cache_get(store, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
 
 
 def cache_row(key: str, *, trace_id: str, model: str, prompt_version: str, taxonomy: str, params: dict,
-              result: dict, coverage: dict, tokens_in: int, tokens_out: int, cost_usd: float | None) -> list:
+              result: dict, coverage: dict, tokens_in: int, tokens_out: int, cost_usd: float | None,
+              tokens_cached: int = 0) -> list:
     return [key, trace_id, model, prompt_version, taxonomy, json.dumps(params, sort_keys=True),
-            json.dumps(result), json.dumps(coverage), tokens_in, tokens_out, cost_usd, _now()]
+            json.dumps(result), json.dumps(coverage), tokens_in, tokens_out, cost_usd, _now(), tokens_cached]
+
+
+#: judge_cache's columns in cache_row's order (tokens_cached came later, by m180)
+_CACHE_COLUMNS = ("key, trace_id, model, prompt_version, taxonomy, params, result, coverage, tokens_in, tokens_out, "
+                  "cost_usd, created_at, tokens_cached")
 
 
 def cache_put_many(store, rows: list[list]) -> None:
     """One statement for many rows: per-statement overhead dominates small inserts."""
     if not rows:
         return
-    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
-    store.execute(f"INSERT OR REPLACE INTO judge_cache VALUES {values}", [v for r in rows for v in r])
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+    store.execute(f"INSERT OR REPLACE INTO judge_cache ({_CACHE_COLUMNS}) VALUES {values}",
+                  [v for r in rows for v in r])
 
 
 def record_failure(store, *, trace_id: str, session: str, model: str, prompt_version: str, kind: str,

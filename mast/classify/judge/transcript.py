@@ -20,8 +20,11 @@ Contract:
   long line of escaped newlines (a dict or JSON repr of code) is shown as the lines it
   encodes, whitespace-only lines are dropped, and a short line seen before joins an
   adjacent run of repeated lines (every line in a run was seen earlier, so the marker stays
-  true).  Steps passed as ``keep`` (what other classifiers point to) and their neighbours
-  are never capped to ``max_step_chars``.
+  true), and its markers are short (``(= step 17)``, ``[... 12 repeated lines ...]``).
+  With ``coverage_floor`` it then cuts the middles of the longest steps, all to one common
+  length, as far as the trace's coverage stays at or above the floor (never below
+  ``floor_keep_chars`` of a step).  Steps passed as ``keep`` (what other classifiers point
+  to) and their neighbours are never capped, by either cap.
 - When the rendered trace is larger than ``window_chars`` it is cut into windows of
   whole segments that overlap by ``overlap_chars`` worth of segments; every segment is
   in at least one window.
@@ -54,6 +57,10 @@ class RenderOptions:
                                    # code) is shown as the lines it encodes, so repeats of them collapse
     drop_blank: bool = False       # whitespace-only lines carry nothing the judge can cite
     absorb_short: bool = False     # short lines seen before, inside a run of repeated lines, join the run
+    short_markers: bool = False    # "(= step 17)" and "[... 12 repeated lines ...]": the same facts, fewer tokens
+    coverage_floor: float = 0.0    # > 0: cap the longest steps not kept (middles elided) as far as the
+                                   # trace's coverage stays at or above this share of its text
+    floor_keep_chars: int = 600      # ... never below this many characters of a step
 
 
 @dataclass
@@ -129,6 +136,7 @@ def render_trace(steps: Sequence[Step], task: str | None = None,
     cov = Coverage(steps=len(steps))
     seen_steps: dict[tuple, int] = {}
     seen = _Seen()
+    pieces: list[_Piece] = []
     segments: list[Segment] = []
     agents: list[str] = []
     only_step = len(steps) == 1
@@ -146,7 +154,8 @@ def render_trace(steps: Sequence[Step], task: str | None = None,
         if body and key in seen_steps:
             cov.repeated_steps += 1
             cov.chars_repeat_refs += len(body)
-            segments.append(Segment(i, f"{head} (exact repeat of step {seen_steps[key]})"))
+            ref = f"(= step {seen_steps[key]})" if opts.short_markers else f"(exact repeat of step {seen_steps[key]})"
+            pieces.append(_Piece(i, f"{head} {ref}", None, False))
             continue
         if body:
             seen_steps[key] = i
@@ -159,7 +168,14 @@ def render_trace(steps: Sequence[Step], task: str | None = None,
                     f"{text[len(text) - tail:]}")
             cov.chars_elided += cut
             cov.capped_steps += 1
-        if len(text) > opts.part_chars:
+        pieces.append(_Piece(i, head, text, not only_step and i not in keep_near))
+    if opts.coverage_floor > 0:
+        _cap_to_floor(pieces, cov, opts)
+    for pc in pieces:
+        i, head, text = pc.step, pc.head, pc.text
+        if text is None:
+            segments.append(Segment(i, head))
+        elif len(text) > opts.part_chars:
             # An unsplit log: cut on line boundaries into parts so windows can split it.
             parts = _split_lines(text, opts.part_chars)
             for k, p in enumerate(parts, 1):
@@ -170,6 +186,46 @@ def render_trace(steps: Sequence[Step], task: str | None = None,
     windows, bounds = _windows(segments, opts)
     cov.windows = len(windows)
     return Rendered(windows, bounds, len(steps), agents, redact(task), cov)
+
+
+@dataclass
+class _Piece:
+    step: int
+    head: str
+    text: str | None      # None: the head says it all (an exact repeat)
+    cappable: bool        # not the only step, not a step other classifiers point to (or beside one)
+
+
+def _cap_to_floor(pieces: list[_Piece], cov: Coverage, opts: RenderOptions) -> None:
+    """Elide the middles of the longest cappable steps, all down to one common length, the
+    shortest length that keeps the trace's coverage at or above ``coverage_floor`` (and
+    never below ``floor_keep_chars``): the few huge tool outputs and code dumps give way
+    first, and no step other classifiers point to is touched."""
+    budget = int(cov.chars_total * (1.0 - opts.coverage_floor)) - cov.chars_elided
+    lengths = [len(p.text) for p in pieces if p.cappable and p.text is not None]
+    if budget <= 0 or not lengths or max(lengths) <= opts.floor_keep_chars:
+        return
+
+    def cut_at(level: int) -> int:
+        return sum(n - level for n in lengths if n > level)
+
+    lo, hi = opts.floor_keep_chars, max(lengths)     # cut_at(hi) == 0 <= budget
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cut_at(mid) <= budget:
+            hi = mid
+        else:
+            lo = mid + 1
+    level = lo
+    for p in pieces:
+        if not p.cappable or p.text is None or len(p.text) - level < 200:   # not worth a marker
+            continue
+        head = level * 2 // 3
+        tail = level - head
+        cut = len(p.text) - head - tail
+        p.text = f"{p.text[:head]}\n[... {cut:,} chars of step {p.step} elided ...]\n{p.text[len(p.text) - tail:]}"
+        cov.chars_elided += cut
+        cov.capped_steps += 1
 
 
 @dataclass
@@ -192,7 +248,8 @@ def _collapse_lines(body: str, opts: RenderOptions, seen: _Seen, cov: Coverage) 
     def flush_run() -> None:
         nonlocal run, run_chars
         if run:
-            out.append(f"[... {run} line{'s' if run > 1 else ''} repeated from earlier in the trace ...]")
+            out.append(f"[... {run} repeated line{'s' if run > 1 else ''} ...]" if opts.short_markers else
+                       f"[... {run} line{'s' if run > 1 else ''} repeated from earlier in the trace ...]")
             cov.repeated_lines += run
             cov.chars_repeat_refs += run_chars
             run = run_chars = 0

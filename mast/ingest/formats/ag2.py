@@ -34,7 +34,7 @@ from typing import Any, Iterator
 
 from mast.errors import IngestError
 from mast.ingest._util import as_text, first_char, load_json, strip_bom, too_deep
-from mast.ingest.autogen_common import collapse_transfer_handoffs, not_none_text
+from mast.ingest.autogen_common import ag2_tool_status, collapse_transfer_handoffs, not_none_text
 from mast.model import Step, StepKind, Trace
 
 FRAMEWORK = "ag2"
@@ -146,14 +146,15 @@ def _history_steps(m: dict, agent: str | None, attrs: dict) -> list[Step]:
     if m.get("tool_responses"):
         for tr in m["tool_responses"]:
             out.append(Step(agent=agent, content=as_text(tr.get("content")), kind=StepKind.TOOL_RESULT,
-                            role="tool", parent_span_id=tr.get("tool_call_id"), status="ok", attributes=attrs))
+                            role="tool", parent_span_id=tr.get("tool_call_id"),
+                            status=ag2_tool_status(tr.get("content")), attributes=attrs))
         return out
     calls = m.get("tool_calls") or []
     text = not_none_text(m.get("content"))
     if m.get("role") in ("tool", "function") and not calls:
         return [Step(agent=agent, content=text, kind=StepKind.TOOL_RESULT, role="tool",
                      tool_name=m.get("name") if m.get("role") == "function" else None,
-                     parent_span_id=m.get("tool_call_id"), status="ok", attributes=attrs)]
+                     parent_span_id=m.get("tool_call_id"), status=ag2_tool_status(text), attributes=attrs)]
     if text or not (calls or m.get("function_call")):
         out.append(Step(agent=agent, content=text, kind=StepKind.MESSAGE, role="assistant", attributes=attrs))
     for c in calls:

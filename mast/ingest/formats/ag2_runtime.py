@@ -39,7 +39,7 @@ from typing import Any, Iterator
 
 from mast.errors import IngestError
 from mast.ingest._util import as_text, iso_utc, json_line, lines, strip_bom
-from mast.ingest.autogen_common import collapse_transfer_handoffs, json_or_text, not_none_text
+from mast.ingest.autogen_common import ag2_tool_status, collapse_transfer_handoffs, json_or_text, not_none_text
 from mast.model import Step, StepKind, Trace
 
 FRAMEWORK = "ag2"
@@ -401,11 +401,12 @@ def _message_steps(sender: str, receiver: str, msg: Any, ts: str | None, status:
         for tr in responses:
             out.append(Step(agent=sender, content=as_text(tr.get("content")), kind=StepKind.TOOL_RESULT, role="tool",
                             parent_span_id=tr.get("tool_call_id"), target_agent=receiver, started_at=ts,
-                            status=status or "ok"))
+                            status=status or ag2_tool_status(tr.get("content"))))
         return out
     if msg.get("role") == "tool" or msg.get("role") == "function":
         return [Step(agent=sender, content=text, kind=StepKind.TOOL_RESULT, role="tool",
-                     tool_name=msg.get("name"), target_agent=receiver, started_at=ts, status=status or "ok")]
+                     tool_name=msg.get("name"), target_agent=receiver, started_at=ts,
+                     status=status or ag2_tool_status(text))]
     if text or not (calls or msg.get("function_call")):
         out.append(Step(agent=sender, content=text, kind=StepKind.MESSAGE, role="assistant", target_agent=receiver,
                         started_at=ts, status=status))
@@ -454,6 +455,10 @@ def _match_functions(steps: list[Step], funcs: list[_Rec]) -> None:
                 break
         if match is not None:
             used.add(id(match))
+            # logged only when the function returned: a result text that merely looks
+            # like AG2's failure answer ("Error: ...") is the function's own return value
+            if match.status == "error":
+                match.status = "ok"
             attrs = dict(match.attributes or {})
             attrs["executed_by"] = d["source_name"]
             attrs["executed_at"] = f.ts

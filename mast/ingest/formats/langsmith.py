@@ -15,8 +15,11 @@ LangSmith's set is refused as a newer format.
 Mapping (docs/formats/langgraph-langsmith.md, "langsmith"):
 - agent = ``extra.metadata.lc_agent_name`` → first segment of ``langgraph_checkpoint_ns``
   → the parent-graph node (child of the root) the run sits under;
-- ``llm`` runs → ``llm_call`` (output text, tokens from ``usage_metadata`` or the
-  server's ``prompt_tokens``/``completion_tokens``, ``total_cost``);
+- ``llm`` runs → ``llm_call`` (output text, tokens from ``usage_metadata`` (metadata,
+  message or ``outputs``, as ``wrap_openai`` writes it) or the server's
+  ``prompt_tokens``/``completion_tokens``, ``total_cost``); an LLM run that is the root
+  (a bare ``wrap_openai`` call) is the trace's step, and one called straight from a
+  ``@traceable`` root has no agent;
 - ``tool`` runs → ``tool_call`` + ``tool_result`` (linked by ``extra.tool_call_id``, else
   the run id); ``transfer_to_X`` tools → one ``handoff`` step;
 - a chain that ends with ``ParentCommand(Command(... goto='X'))`` performed a
@@ -43,6 +46,7 @@ from mast.ingest.langchain_messages import agent_name, as_message, is_plumbing, 
 from mast.model import Outcome, StepKind, Trace
 
 RUN_TYPES = {"chain", "llm", "tool", "retriever", "prompt", "parser", "embedding", "chat"}
+_LLM_RUNS = ("llm", "chat")
 _REQUIRED = ("id", "name", "run_type", "start_time")
 
 
@@ -229,7 +233,9 @@ class LangSmithImporter:
             if is_plumbing(md.get("langgraph_node")):
                 return None
             tn = top_node(r)
-            if tn is not None:
+            if tn is not None and not (tn is r and r["run_type"] in _LLM_RUNS):
+                # a model called straight from the root (``wrap_openai`` under a
+                # ``@traceable`` function) is the model, not an agent
                 return agent_name(tn["name"])
             return None
 
@@ -257,12 +263,12 @@ class LangSmithImporter:
                 if m["type"] == "human" and task is None:
                     task = content
         if task is None and root.get("inputs") and not (root.get("inputs") or {}).get("messages"):
-            task = as_text(root.get("inputs"))
+            task = _single_text(root.get("inputs"))
             steps.append(step(agent=None, role="user", kind=StepKind.MESSAGE, content=task,
                               started_at=iso_z(root.get("start_time")), span_id=root["id"]))
         for r in ordered:
-            if r["id"] in root_ids:
-                continue
+            if r["id"] in root_ids and r["run_type"] not in _LLM_RUNS:
+                continue  # a root LLM run (a bare wrap_openai call) is the one step there is
             agent = agent_of(r)
             st, en = iso_z(r.get("start_time")), iso_z(r.get("end_time"))
             err = r.get("error")
@@ -275,10 +281,14 @@ class LangSmithImporter:
                 if r["name"] == agent:
                     cur_agent = agent
                     last_target = None
-            if r["run_type"] in ("llm", "chat"):
+            if r["run_type"] in _LLM_RUNS:
                 msg = _output_message(r)
                 md = (r.get("extra") or {}).get("metadata") or {}
-                usage = md.get("usage_metadata") or (msg or {}).get("usage_metadata") or {}
+                out = r.get("outputs") if isinstance(r.get("outputs"), dict) else {}
+                # LangChain models: metadata or the message; wrap_openai / @traceable(run_type="llm"):
+                # outputs.usage_metadata, else the provider's own usage block
+                usage = md.get("usage_metadata") or (msg or {}).get("usage_metadata") or out.get("usage_metadata") \
+                    or _openai_usage(out.get("usage")) or {}
                 tin = usage.get("input_tokens", r.get("prompt_tokens"))
                 tout = usage.get("output_tokens", r.get("completion_tokens"))
                 content = text_of((msg or {}).get("content")) if msg else _gen_text(r)
@@ -342,13 +352,17 @@ class LangSmithImporter:
             steps.append(step(agent=cur_agent, kind=StepKind.TERMINATION, content=None,
                               started_at=iso_z(root.get("end_time")), status="failed", parent_span_id=root["id"]))
         elif root.get("end_time"):
+            if final is None and root["run_type"] in _LLM_RUNS:
+                final = _output_message(root)
             steps.append(step(agent=(final or {}).get("name") or cur_agent, kind=StepKind.TERMINATION,
-                              content=text_of((final or {}).get("content")) if final else as_text(root.get("outputs")),
+                              content=text_of((final or {}).get("content")) if final else _single_text(root.get("outputs")),
                               started_at=iso_z(root.get("end_time")), status="completed",
                               parent_span_id=root["id"]))
         md = ((root.get("extra") or {}).get("metadata") or {})
         # "LangGraph" is the default name of a compiled graph: no system name, --system decides
-        return Trace(system=root.get("name") if root.get("name") != "LangGraph" else None, framework="langgraph" if any(
+        # "LangGraph" is no name either, nor a model's ("ChatOpenAI") when the call is the whole trace
+        named = root.get("name") != "LangGraph" and root["run_type"] not in _LLM_RUNS
+        return Trace(system=root.get("name") if named else None, framework="langgraph" if any(
             "langgraph_node" in ((r.get("extra") or {}).get("metadata") or {}) for _, r in runs) else "langchain",
             source_format=self.name, source_path=str(path), source_index=index, steps=steps, task=task,
             outcome=outcome, started_at=iso_z(root.get("start_time")), ended_at=iso_z(root.get("end_time")),
@@ -371,7 +385,29 @@ def _output_message(r: dict) -> dict | None:
         g = gens[0][0] if isinstance(gens[0], list) and gens[0] else gens[0]
         if isinstance(g, dict):
             return as_message(g.get("message"))
+    choices = out.get("choices") if isinstance(out, dict) else None
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict) \
+            and isinstance(choices[0].get("message"), dict):
+        # wrap_openai logs the OpenAI response itself
+        m = choices[0]["message"]
+        calls = [{"name": (c.get("function") or {}).get("name")} for c in m.get("tool_calls") or []
+                 if isinstance(c, dict)]
+        return {"type": "ai", "content": m.get("content"), "tool_calls": calls}
     return None
+
+
+def _openai_usage(u: Any) -> dict | None:
+    if isinstance(u, dict) and ("prompt_tokens" in u or "completion_tokens" in u):
+        return {"input_tokens": u.get("prompt_tokens"), "output_tokens": u.get("completion_tokens")}
+    return None
+
+
+def _single_text(v: Any) -> str | None:
+    """A ``@traceable`` function's inputs or outputs as text: the value itself when there is
+    one string (``{"question": …}``, ``{"output": …}``), else the JSON."""
+    if isinstance(v, dict) and len(v) == 1 and isinstance(next(iter(v.values())), str):
+        return next(iter(v.values()))
+    return as_text(v)
 
 
 def _gen_text(r: dict) -> str | None:

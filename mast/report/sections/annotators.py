@@ -8,7 +8,8 @@ Contract:
 - ``judge_runs``: one row per judge run (the ``runs`` table) whose labels touch the
   selection or that left unclassified traces: model, prompt version, status, traces done
   and failed, tokens and cost as recorded; the mean share of each trace's text the judge
-  saw (``judge_cache.coverage``) and the cache hits (traces answered from a cache row
+  saw (``judge_cache.coverage``), the prompt tokens the endpoint served from its prefix
+  cache (``runs.tokens_cached``, and their share of the prompt tokens) and the cache hits (traces answered from a cache row
   written before the run began), both over the run's traces whose labels are still
   stored; and the unclassified traces (``judge_failures`` of the run's model and prompt
   version written while it ran) with their reasons, up to :data:`MAX_FAILURES` listed.
@@ -50,6 +51,15 @@ class JudgeRun:
     cache_hits: int
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (trace_id, kind, reason)
     failures_total: int = 0
+    #: of tokens_in, what the endpoint reported served from its prefix cache; None: not recorded
+    #: (a run stored before the figure was kept)
+    tokens_cached: int | None = None
+
+    @property
+    def cached_share(self) -> float | None:
+        if self.tokens_cached is None or not self.tokens_in:
+            return None
+        return self.tokens_cached / self.tokens_in
 
 
 def build(page: Page) -> Values:
@@ -71,7 +81,7 @@ def _judge_runs(page: Page) -> list[JudgeRun]:
         WITH sel AS ({sel}),
         r AS (SELECT run_id, model, json_extract_string(arguments, '$.prompt_version') AS pv, status, started_at,
                      coalesce(finished_at, now()::TIMESTAMP) AS until, traces_done, traces_failed, tokens_in,
-                     tokens_out, cost_usd
+                     tokens_out, cost_usd, tokens_cached
               FROM runs WHERE classifier = 'judge'),
         rt AS (SELECT DISTINCT a.run_id, a.trace_id FROM annotations a JOIN sel USING (trace_id)
                WHERE a.run_id IN (SELECT run_id FROM r)),
@@ -85,14 +95,16 @@ def _judge_runs(page: Page) -> list[JudgeRun]:
                        count(*) FILTER (WHERE cache.first_cached < r.started_at) AS hits
                 FROM rt JOIN r USING (run_id) LEFT JOIN cache USING (run_id, trace_id) GROUP BY 1)
         SELECT r.run_id, r.model, r.pv, r.status, r.started_at, r.traces_done, r.traces_failed, r.tokens_in,
-               r.tokens_out, r.cost_usd, coalesce(per.labelled, 0), per.coverage, coalesce(per.hits, 0)
+               r.tokens_out, r.cost_usd, coalesce(per.labelled, 0), per.coverage, coalesce(per.hits, 0),
+               r.tokens_cached
         FROM r LEFT JOIN per USING (run_id)
         WHERE per.labelled > 0 OR r.traces_failed > 0
         ORDER BY r.started_at, r.run_id""", sel_params)
     out = []
     for r in rows:
         run = JudgeRun(r[0], r[1], r[2], r[3], r[4].strftime("%Y-%m-%d %H:%M"), int(r[5] or 0), int(r[6] or 0),
-                       int(r[7] or 0), int(r[8] or 0), r[9], int(r[10]), r[11], int(r[12]))
+                       int(r[7] or 0), int(r[8] or 0), r[9], int(r[10]), r[11], int(r[12]),
+                       tokens_cached=None if r[13] is None else int(r[13]))
         fails = st.fetchall(f"""
             WITH sel AS ({sel})
             SELECT f.trace_id, f.kind, f.reason, count(*) OVER () FROM judge_failures f JOIN sel USING (trace_id)

@@ -7,12 +7,17 @@ docs/formats/otel.md, "AutoGen").
 from __future__ import annotations
 
 import json
+import re
 
 from mast.ingest._util import as_text
+from mast.ingest.formats.otel.dialects import kind_of, llm_output, span_tokens
 from mast.ingest.formats.otel.spans import Span, iso_ns
 from mast.ingest.langchain_messages import step, transfer_target
 from mast.model import StepKind
 
+
+# ``autogen process <AgentType>_<team id>…``: the runtime delivering a message to an agent
+_PROCESS_RX = re.compile(r"^autogen process (?P<type>[A-Za-z0-9]+?)_[0-9a-f]{8}-")
 
 _AC_TEXT = {"TextMessage", "ToolCallSummaryMessage", "MultiModalMessage", "StructuredMessage", "ThoughtEvent",
             "UserInputRequestedEvent", "SelectorEvent", "MemoryQueryEvent"}
@@ -23,7 +28,7 @@ def agentchat_steps(spans: list[Span]) -> tuple[list, str | None] | None:
     ``autogen process`` spans (``invoke_agent`` / ``execute_tool`` carry no content): read
     the chat messages from there, once each, in the order they were first delivered.
     A handoff (transfer tool call + its result + ``HandoffMessage``) is one step."""
-    found: list[tuple[dict, int]] = []
+    found: list[tuple] = []  # (message, or (manager, LLM span); start ns)
     seen: set = set()
     for sp in sorted(spans, key=lambda x: x.start_ns):
         if not sp.name.startswith("autogen process") or not isinstance(sp.attrs.get("message"), str):
@@ -52,11 +57,22 @@ def agentchat_steps(spans: list[Span]) -> tuple[list, str | None] | None:
             found.append((m, sp.start_ns))
     if not found:
         return None
+    found.extend(_manager_llm_calls(spans))
+    found.sort(key=lambda x: x[1])  # stable: messages keep their delivery order
     steps: list = []
     handoff_calls: set = set()
     task = None
     pending = [0, 0, False]  # usage of a message that produced no step (a transfer call)
     for m, t_ns in found:
+        if isinstance(m, tuple):  # (manager, LLM span)
+            manager, m = m
+            text, _ = llm_output(m)
+            tin, tout = span_tokens(m.attrs)
+            steps.append(step(agent=manager, role="assistant", kind=StepKind.LLM_CALL, content=text,
+                              started_at=iso_ns(m.start_ns), ended_at=iso_ns(m.end_ns), span_id=m.span_id,
+                              parent_span_id=m.parent_id, tokens_in=tin, tokens_out=tout,
+                              status="error" if m.status == "ERROR" else "ok", attributes={"span": m.name}))
+            continue
         typ, src = m["type"], str(m["source"])
         ts = m.get("created_at") or iso_ns(t_ns)
         if isinstance(ts, str) and ts.endswith("Z"):
@@ -100,3 +116,22 @@ def agentchat_steps(spans: list[Span]) -> tuple[list, str | None] | None:
             steps[first].tokens_in, steps[first].tokens_out = pending[0], pending[1]
             pending[:] = [0, 0, False]
     return steps, task
+
+
+def _manager_llm_calls(spans: list[Span]) -> list[tuple[tuple[str, Span], int]]:
+    """LLM spans a team's manager made itself (SelectorGroupChat's speaker selection): those
+    whose nearest ``autogen process`` ancestor is reached without an ``invoke_agent`` on the
+    way.  An agent's own calls sit under its ``invoke_agent`` span and are already counted
+    by its messages' ``models_usage``; the manager's never reach a message."""
+    by_id = {(s.trace_id, s.span_id): s for s in spans}
+    out = []
+    for s in spans:
+        if kind_of(s) != "llm":
+            continue
+        cur = by_id.get((s.trace_id, s.parent_id))
+        while cur is not None and not cur.name.startswith(("autogen process", "invoke_agent")):
+            cur = by_id.get((cur.trace_id, cur.parent_id))
+        m = _PROCESS_RX.match(cur.name) if cur is not None else None
+        if m:
+            out.append(((m.group("type"), s), s.start_ns))
+    return out

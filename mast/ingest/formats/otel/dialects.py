@@ -206,6 +206,20 @@ def value_text(v: Any) -> str | None:
     return as_text(v) if v not in (None, "") else None
 
 
+def tool_output(v: Any) -> tuple[str | None, bool]:
+    """A tool span's result text, and whether the result itself says the tool failed.
+
+    OpenInference-LangChain writes a tool's output as the whole serialised ``ToolMessage``
+    when the tool was called with a tool call; a handled error (``handle_tool_error``,
+    ToolNode's error handling) is such a message with ``status: "error"`` on a span whose
+    own status is OK.  The result is then the message's content."""
+    j = json_maybe(v)
+    m = as_message(j) if isinstance(j, dict) else None
+    if m and m.get("type") == "tool":
+        return text_of(m.get("content")), m.get("status") == "error"
+    return (value_text(v) if v is not None else None), False
+
+
 def input_text(s: Span) -> str | None:
     """The task a root span was given."""
     a = s.attrs
@@ -228,6 +242,8 @@ def input_text(s: Span) -> str | None:
                     return text_of(m.get("content"))
                 if isinstance(it, dict) and it.get("role") == "user":
                     return text_of(it.get("content"))
+                if isinstance(it, list) and len(it) == 2 and it[0] in ("user", "human") and isinstance(it[1], str):
+                    return it[1]  # LangChain's ("user", text) message tuple
         return as_text(j)
     fm = _flat_messages(a, "llm.input_messages")
     users = [m for m in fm if m.get("role") == "user" and m.get("content")]

@@ -11,7 +11,7 @@ from mast.ingest.formats.otel.agentchat import agentchat_steps
 from mast.ingest.formats.otel.dialects import (dialects_of, error_text, fatal_error_span, framework_of, input_text,
                                                is_openai_agents, is_smolagents, json_maybe,
                                                kind_of, llm_output, own_agent, root_output, span_tokens,
-                                               system_name, tool_name_of, value_text)
+                                               system_name, tool_name_of, tool_output, value_text)
 from mast.ingest.formats.otel.spans import Span, iso_ns
 from mast.ingest.langchain_messages import agent_name, step, transfer_target
 from mast.model import Outcome, StepKind, Trace
@@ -105,12 +105,19 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                                "first_record": spans[0].where, "dialects": ["autogen-runtime"]})
     steps = []
     state = {"last_target": None, "cur_agent": None, "last_agent_span": None}
+    # AG2's group chat passes turns by speaker selection: a new speaker is no handoff (its
+    # handoffs are transfer tools, which stay handoffs)
+    turns_are_handoffs = framework_of(spans) != "ag2"
     # an agent's run span holds its task as JSON (smolagents: ``{"task": …, "stream": …}``)
     task = (_agent_task(main) if exported and kinds[id(main)] == "agent" else None) or input_text(main)
     first_task = next((x.attrs["crewai.task.description"] for x in sorted(spans, key=lambda x: x.start_ns)
                        if x.attrs.get("crewai.task.description")), None)
     if first_task and main.attrs.get("crewai.crew.inputs") is not None:
-        task = str(first_task)  # a crew's task is its first task, as the event importer has it
+        # a crew's task is its first task, as the event importer has it (OpenInference's
+        # event mode keeps the template: filled here as CrewAI fills it)
+        task = _filled(str(first_task), json_maybe(main.attrs["crewai.crew.inputs"]))
+    elif isinstance(main.attrs.get("crew_tasks"), str):
+        task = _openinference_crew_task(main.attrs) or task
     stitched = len({x.trace_id for x in spans}) > 1
     if not task and (exported or stitched):
         # the task sits on the first agent's run span (smolagents), else in the first prompt
@@ -138,7 +145,8 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
         emsg = error_text(s) if err else None
         parent_cmd = bool(emsg and PARENT_CMD_RX.search(emsg))
         if k == "agent" or (own and own != state["cur_agent"] and k != "llm" and k != "tool"):
-            if agent and state["cur_agent"] and agent != state["cur_agent"] and state["last_target"] != agent:
+            if agent and state["cur_agent"] and agent != state["cur_agent"] and state["last_target"] != agent \
+                    and turns_are_handoffs:
                 steps.append(step(agent=state["cur_agent"], kind=StepKind.HANDOFF, target_agent=agent,
                                   started_at=st, span_id=s.span_id, parent_span_id=s.parent_id,
                                   attributes={"implicit": True, "span": s.name}))
@@ -175,15 +183,25 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                                   parent_span_id=s.parent_id, started_at=st, ended_at=en,
                                   attributes=drop_none({"tool_call_id": a.get("gen_ai.tool.call.id")})))
                 state["last_target"] = str(dest or target)
+                if DELEGATE_RX.match(name) and not parent_cmd:
+                    # CrewAI's delegate works inside the delegation tool's span: its steps
+                    # are the delegate's (OpenInference opens no agent span for it), and the
+                    # tool's result, the delegate's answer, comes back after that work
+                    state["deferred"] = _delegation_result(steps, state, agent, name, s, result, err, emsg)
+                    return str(target)
             else:
                 steps.append(step(agent=agent, role="assistant", kind=StepKind.TOOL_CALL, tool_name=name,
                                   tool_args=_args_text(args), span_id=s.span_id, parent_span_id=s.parent_id,
                                   started_at=st, attributes=drop_none({"tool_call_id": a.get("gen_ai.tool.call.id")})))
-                rtext = value_text(result) if result is not None else None
+                rtext, failed = tool_output(result)
+                # AG2 marks a failed execution by ``error.type`` alone (span status unset), as
+                # the GenAI conventions allow
+                failed = failed or (err and not parent_cmd) or bool(a.get("error.type"))
+                if rtext is None and failed:
+                    rtext = emsg or (str(a["error.type"]) if a.get("error.type") else None)
                 steps.append(step(agent=agent, role="tool", kind=StepKind.TOOL_RESULT, tool_name=name,
-                                  content=rtext if rtext is not None else (emsg if err else None),
-                                  parent_span_id=s.span_id, started_at=en or st,
-                                  status="error" if err and not parent_cmd else "ok"))
+                                  content=rtext, parent_span_id=s.span_id, started_at=en or st,
+                                  status="error" if failed else "ok"))
         elif err and not parent_cmd and s is not main and not has_error_below(s, emsg):
             # the error ends the span: it comes after what ran inside it
             state["deferred"] = step(agent=agent, kind=StepKind.ERROR, content=emsg, started_at=en or st,
@@ -211,6 +229,9 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                               content=value_text(sp.attrs.get("output.value")), parent_span_id=sp.span_id,
                               started_at=iso_ns(sp.end_ns or sp.start_ns),
                               status="error" if sp.status == "ERROR" else "ok"))
+            continue
+        if callable(after):  # a step that also restores the state (a delegation's result)
+            after()
             continue
         if after is not None:
             steps.append(after)
@@ -346,6 +367,38 @@ def _descendants(s: Span) -> Iterator[Span]:
 
 def _subtree_size(s: Span) -> int:
     return 1 + sum(1 for _ in _descendants(s))
+
+
+def _openinference_crew_task(a: dict) -> str | None:
+    """OpenInference-CrewAI's kickoff span: the first task's description template
+    (``crew_tasks``) filled with the kickoff inputs (``crew_inputs``), as CrewAI fills it."""
+    # the wrapper mode names the inputs crew_inputs; the event-listener mode has them as input.value only
+    tasks, inputs = json_maybe(a.get("crew_tasks")), json_maybe(a.get("crew_inputs", a.get("input.value")))
+    if not (isinstance(tasks, list) and tasks and isinstance(tasks[0], dict)
+            and isinstance(tasks[0].get("description"), str)):
+        return None
+    return _filled(tasks[0]["description"], inputs)
+
+
+def _filled(template: str, inputs: Any) -> str:
+    """CrewAI's interpolation of kickoff inputs into a task description (``{name}``)."""
+    for k, v in (inputs if isinstance(inputs, dict) else {}).items():
+        template = template.replace("{" + str(k) + "}", str(v))
+    return template
+
+
+def _delegation_result(steps: list, state: dict, delegator: str | None, name: str, s: Span, result: Any,
+                       err: bool, emsg: str | None):
+    """The step a delegation tool's span ends with, emitted once the delegate's work is in:
+    its answer as the delegator receives it; the delegator is the current agent again."""
+    def emit() -> None:
+        rtext, failed = tool_output(result)
+        steps.append(step(agent=delegator, role="tool", kind=StepKind.TOOL_RESULT, tool_name=name,
+                          content=rtext if rtext is not None else emsg, parent_span_id=s.span_id,
+                          started_at=iso_ns(s.end_ns or s.start_ns), status="error" if err or failed else "ok",
+                          attributes={"delegation": True}))
+        state["cur_agent"], state["last_target"] = delegator, None
+    return emit
 
 
 _SDK_HANDOFF_RX = re.compile(r"^handoff to (\S+)$")
