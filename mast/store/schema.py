@@ -379,7 +379,15 @@ def m170_collect_request_bodies(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("INSERT INTO collect_folded SELECT coalesce(max(seq), 0) FROM collect_spans")
 
 
-<<<<<<< HEAD
+@migration
+def m180_cached_tokens(con: duckdb.DuckDBPyConnection) -> None:
+    # Of a judge run's (and a cached verdict's) prompt tokens, how many the endpoint said it
+    # served from its prefix cache (usage.prompt_tokens_details.cached_tokens): providers
+    # bill those at a discount, and the share says whether the fixed prompt prefix is
+    # doing its job.  NULL on rows stored before this migration: not recorded, not zero.
+    con.execute("ALTER TABLE runs ADD COLUMN tokens_cached BIGINT")
+    con.execute("ALTER TABLE judge_cache ADD COLUMN tokens_cached BIGINT")
+
 
 @migration
 def m150_run_sources(con: duckdb.DuckDBPyConnection) -> None:
@@ -406,13 +414,3 @@ def m150_run_sources(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
-=======
-@migration
-def m180_cached_tokens(con: duckdb.DuckDBPyConnection) -> None:
-    # Of a judge run's (and a cached verdict's) prompt tokens, how many the endpoint said it
-    # served from its prefix cache (usage.prompt_tokens_details.cached_tokens): providers
-    # bill those at a discount, and the share says whether the fixed prompt prefix is
-    # doing its job.  NULL on rows stored before this migration: not recorded, not zero.
-    con.execute("ALTER TABLE runs ADD COLUMN tokens_cached BIGINT")
-    con.execute("ALTER TABLE judge_cache ADD COLUMN tokens_cached BIGINT")
->>>>>>> main
