@@ -98,8 +98,8 @@ def test_all_artefacts_of_a_folder_give_one_trace_per_identified_run(rel, tmp_pa
         chosen = st.fetchall("SELECT t.source_path, s.path FROM traces t JOIN run_sources s "
                              "ON s.stored_trace_id = t.trace_id AND s.chosen")
         assert len(chosen) == len(stored)
-    if why:  # the artefacts no id ties are named as looking like one run
-        assert res.same_run
+    if why and "OTel" not in why:  # the artefacts no id ties are named as looking like one run
+        assert res.same_run  # (OTel spans open with LLM calls, not the messages: no fingerprint match)
 
 
 SELECTOR = FW / "autogen" / "0.7.5" / "selector"
