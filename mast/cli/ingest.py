@@ -73,6 +73,9 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
             "traces_present": summary.traces_present, "steps": summary.steps,
             "systems_named": dict(summary.systems_named),
             "traces_replaced": summary.traces_replaced, "labels_replaced": summary.labels_replaced,
+            "alternates": summary.alternates, "traces_superseded": summary.traces_superseded,
+            "labels_superseded": summary.labels_superseded,
+            "same_run_no_id": [{"path": a, "other": b} for a, b in summary.same_run],
             "errors": [str(e) for e in errors],
             "stopped": str(summary.aborted) if summary.aborted else None,
             "labels": [r.__dict__ for r in labelled],
@@ -90,6 +93,13 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
                       + (f"; changed files replaced {summary.traces_replaced} earlier trace(s) and "
                          f"{summary.labels_replaced} label(s) of them" if summary.traces_replaced else ""),
                       highlight=False, markup=False)
+        if summary.alternates or summary.traces_superseded:
+            err.print(f"one trace per run: {summary.alternates} artefact(s) kept as alternate sources of a richer "
+                      "artefact's trace"
+                      + (f"; richer artefacts replaced {summary.traces_superseded} earlier trace(s) and "
+                         f"{summary.labels_superseded} label(s) of them" if summary.traces_superseded else "")
+                      + " (see `mast traces show`)", highlight=False, markup=False)
+        _same_run_notes(summary.same_run, summary.shown_paths)
         named = summary.systems_named
         if named.keys() - {"artefact"}:  # only worth a line when a fallback named some
             err.print("system names: " + ", ".join(f"{named[k]} trace(s) from the {k}" for k in SYSTEM_RULES
@@ -111,6 +121,25 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
             err.print(f"stopped after the first error; {len(files) - len(summary.files)} file(s) not read "
                       "(use --keep-going to read past bad files)", style="yellow")
         raise SystemExit(1)
+
+
+#: Files with a same-run note printed; the rest are only counted (a folder of replays would flood stderr).
+SAME_RUN_NOTES = 20
+
+
+def _same_run_notes(pairs: list[tuple[str, str]], shown: dict[str, str]) -> None:
+    """One note per file naming the files its run looks like (``shown``: stored path -> as typed)."""
+    by_file: dict[str, list[str]] = {}
+    for a, b in pairs:
+        by_file.setdefault(a, []).append(shown.get(b, b))
+    for a, others in list(by_file.items())[:SAME_RUN_NOTES]:
+        more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+        err.print(f"note: {safe(a)} looks like the same run as {', '.join(map(safe, others[:3]))}{more} (same "
+                  "framework, task and opening messages) but no run id ties them: kept as separate traces",
+                  highlight=False, markup=False, soft_wrap=True)
+    if len(by_file) > SAME_RUN_NOTES:
+        err.print(f"note: … and {len(by_file) - SAME_RUN_NOTES} more file(s) like that (`--json` lists them)",
+                  highlight=False, markup=False)
 
 
 @click.command()

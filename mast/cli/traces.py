@@ -52,8 +52,10 @@ def show(obj, trace_id, width, as_json):
     with Store(read_db(obj), read_only=True) as store:
         [trace] = store.load_traces([store.resolve_trace_id(trace_id)], labels=True)
         redactions = store.redaction_counts([trace.trace_id]).get(trace.trace_id, 0)
+        sources = store.run_sources(trace.trace_id)
     t = _as_dict(trace)
     t["trace"]["redactions"] = redactions
+    t["sources"] = sources
     if as_json:
         print_json(t)
         return
@@ -72,6 +74,13 @@ def show(obj, trace_id, width, as_json):
     out.print(Text(f"source: {safe(tr['source_path'])} record {tr['source_index']}"), highlight=False)
     if tr["task"]:
         out.print(Text("task: " + safe(tr["task"][:300].replace("\n", " "))), highlight=False)
+    if meta.get("run_key"):
+        out.print(Text(f"run: {safe(meta['run_key'])} ({safe(meta.get('run_key_kind'))})"), highlight=False)
+    if len(sources) > 1 or any(not s["chosen"] for s in sources):
+        out.print(table([{"": "chosen" if s["chosen"] else "alternate", "file": s["path"], "format": s["format"],
+                          "steps": s["steps"], "why": s["why"]} for s in sources],
+                        ["", "file", "format", "steps", "why"], title="artefacts of this run",
+                        justify_right=["steps"]))
     if redactions:
         out.print(Text(f"redacted: {redactions} credential-looking string(s) replaced before storage"),
                   highlight=False)

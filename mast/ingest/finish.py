@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 
 from mast.errors import path_text
+from mast.ingest.identity import identify
 from mast.model import Outcome, StepKind, Trace
 
 #: Longest reason kept (a stack trace's first line can be long).
@@ -79,7 +80,8 @@ SYSTEM_RULES = ("artefact", "default-system", "folder")
 def name_system(path: Path, t: Trace, default: str | None) -> str | None:
     """Give ``t`` a system name if its artefact did not: ``default``, else the folder it sits in.
 
-    Also records why the run stopped (:func:`set_outcome_reason`).
+    Also records why the run stopped (:func:`set_outcome_reason`) and which run it is
+    (:func:`mast.ingest.identity.identify`).
 
     The folder is the file's immediate parent folder, whatever was named on the command
     line (``mast ingest runs/`` names the traces of ``runs/x.json`` "runs", and those of
@@ -88,6 +90,7 @@ def name_system(path: Path, t: Trace, default: str | None) -> str | None:
     the rule that named it (one of :data:`SYSTEM_RULES`), or None when nothing could.
     """
     set_outcome_reason(t)
+    identify(t)
     if t.system:
         rule = "artefact"
     elif default:

@@ -156,6 +156,7 @@ def _ingest_file(store: Store, path: Path, fmt: str, system: str | None,
     res = FileResult(path_text(path), imp.name)
     n = 0
     ids: list[str] = []
+    runs: list[tuple] = []  # (trace id, steps, metadata) for the run sources
     # Batches are committed into staging tables, and published in one transaction once
     # the last record was read (see Store.begin_staging: bounded memory at any size).
     store.begin_staging(hooks)
@@ -170,15 +171,19 @@ def _ingest_file(store: Store, path: Path, fmt: str, system: str | None,
             res.traces_present += w.present
             res.steps += w.steps
             ids.extend(tables.traces.column("trace_id").to_pylist())
+            runs.extend(tables.run_rows())
             n += len(batch)
         if n == 0:
             raise IngestError(path, None, "no traces found in file")
         with store.transaction():
             store.publish_staging()
             rep = store.record_file(key, st.st_size, st.st_mtime_ns, imp.name, n, trace_ids=ids)
+            [src] = store.record_sources([key], [imp.name], [runs])
     finally:
         store.end_staging()
     res.traces_replaced, res.labels_replaced = rep.traces, rep.labels
+    res.take_sources(src)
+    res.key = key
     if on_bytes:
         on_bytes(st.st_size)
     return res
@@ -406,9 +411,14 @@ class _GroupWriter:
             replaced = self.store.record_files([(p.key, p.size, p.mtime_ns, p.parsed.format, p.parsed.traces)
                                                 for p in files],
                                                [ids[offs[k]:offs[k + 1]] for k in range(len(files))])
-        for p, w, r in zip(files, results, replaced):
+            runs = [r for t in parts for r in t.run_rows()]
+            sources = self.store.record_sources([p.key for p in files], [p.parsed.format for p in files],
+                                                [runs[offs[k]:offs[k + 1]] for k in range(len(files))])
+        for p, w, r, src in zip(files, results, replaced, sources):
             p.res.traces_new, p.res.traces_present, p.res.steps = w.new, w.present, w.steps
             p.res.traces_replaced, p.res.labels_replaced = r.traces, r.labels
+            p.res.take_sources(src)
+            p.res.key = p.key
 
 
 def _chunks(jobs: list[_Pending]) -> list[list[_Pending]]:

@@ -25,6 +25,24 @@ class FileResult:
     #: longer holds were deleted, with their labels (annotations and attributions).
     traces_replaced: int = 0
     labels_replaced: int = 0
+    #: One trace per run (mast.ingest.identity): traces of this file whose run is stored
+    #: as a richer artefact's trace (not counted as new), and traces of other files that
+    #: this file's richer artefact replaced, with their labels.
+    alternates: int = 0
+    traces_superseded: int = 0
+    labels_superseded: int = 0
+    #: Files whose trace looks like the same run as one of this file's, with no id tying them.
+    same_run_as: list[str] = field(default_factory=list)
+    #: The file as the store records it (its resolved path), when it was read.
+    key: str | None = None
+
+    def take_sources(self, src) -> None:
+        """Take what recording the file's artefacts did (a :class:`mast.store.sources.Sources`)."""
+        self.alternates = src.alternates
+        # An alternate was written and then dropped: it is not a new trace of the store.
+        self.traces_new = max(0, self.traces_new - src.alternates)
+        self.traces_superseded, self.labels_superseded = src.superseded, src.superseded_labels
+        self.same_run_as = list(src.same_run_as)
 
 
 @dataclass
@@ -67,6 +85,28 @@ class IngestSummary:
     @property
     def labels_replaced(self) -> int:
         return sum(f.labels_replaced for f in self.files)
+
+    @property
+    def alternates(self) -> int:
+        return sum(f.alternates for f in self.files)
+
+    @property
+    def traces_superseded(self) -> int:
+        return sum(f.traces_superseded for f in self.files)
+
+    @property
+    def labels_superseded(self) -> int:
+        return sum(f.labels_superseded for f in self.files)
+
+    @property
+    def shown_paths(self) -> dict[str, str]:
+        """Stored (resolved) path -> the path as this ingest names it, for the files it read."""
+        return {f.key: f.path for f in self.files if f.key}
+
+    @property
+    def same_run(self) -> list[tuple[str, str]]:
+        """``(file, other file)`` pairs that look like one run although no id ties them."""
+        return [(f.path, o) for f in self.files for o in f.same_run_as]
 
     @property
     def formats(self) -> Counter:

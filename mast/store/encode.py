@@ -64,6 +64,11 @@ class TraceTables:
     def nbytes(self) -> int:
         return self.traces.nbytes + self.steps.nbytes + self.annotations.nbytes + self.attributions.nbytes
 
+    def run_rows(self) -> list[tuple]:
+        """``(trace_id, n_steps, metadata JSON)`` per trace: what :meth:`Store.record_sources` takes."""
+        t = self.traces
+        return list(zip(*(t.column(c).to_pylist() for c in ("trace_id", "n_steps", "metadata"))))
+
     def select(self, start: int, n: int) -> "TraceTables":
         """Traces ``start .. start+n-1`` with their steps and labels (``_seq`` renumbered)."""
         import pyarrow.compute as pc  # only for split batches: it costs a small ingest ~0.05 s to import

@@ -387,3 +387,30 @@ def m180_cached_tokens(con: duckdb.DuckDBPyConnection) -> None:
     # doing its job.  NULL on rows stored before this migration: not recorded, not zero.
     con.execute("ALTER TABLE runs ADD COLUMN tokens_cached BIGINT")
     con.execute("ALTER TABLE judge_cache ADD COLUMN tokens_cached BIGINT")
+
+
+@migration
+def m150_run_sources(con: duckdb.DuckDBPyConnection) -> None:
+    # The artefacts of one run (mast.ingest.identity): every trace an ingested file produced,
+    # with its run key, and the stored trace its run became.  The run's trace is built from
+    # the richest artefact (chosen); the others are its alternate sources, not stored as
+    # traces of their own.  The stored trace's id is not named trace_id, so that
+    # delete_traces (a changed file replacing its trace) keeps the alternates' rows.
+    con.execute(
+        """
+        CREATE TABLE run_sources (
+            path            VARCHAR NOT NULL,  -- ingested_files.path
+            format          VARCHAR NOT NULL,
+            source_trace_id VARCHAR NOT NULL,  -- the trace this artefact read as
+            stored_trace_id VARCHAR,           -- the trace its run is stored as
+            run_key         VARCHAR,           -- NULL: the artefact carries no run id
+            kind            VARCHAR,
+            rank            INTEGER NOT NULL,
+            steps           INTEGER NOT NULL,
+            fingerprint     VARCHAR,
+            chosen          BOOLEAN NOT NULL,
+            why             VARCHAR,           -- why it was chosen, or why not
+            rank_why        VARCHAR            -- what the artefact holds (its rank's reason)
+        )
+        """
+    )

@@ -42,6 +42,7 @@ from mast.store import insert
 from mast.store.encode import TraceTables, encode_annotations, encode_attributions, encode_traces
 from mast.store.process import gone as process_gone
 from mast.store.files import IngestedFiles
+from mast.store.sources import RunSources
 from mast.store.hooks import WriteHook, WrittenBatch
 from mast.store.schema import MIGRATIONS
 from mast.store.where import checked_where
@@ -77,7 +78,7 @@ _FULL_RX = re.compile(r"(?i)no space left on device|disk quota exceeded|file too
 _OOM_RX = re.compile(r"(?i)out of memory|failed to allocate|bad allocation|allocation failure")
 
 
-class Store(IngestedFiles):
+class Store(IngestedFiles, RunSources):
     def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False):
         self.path = str(path or default_path())
         self.read_only = read_only

@@ -263,7 +263,9 @@ def test_system_name_from_the_crew_else_from_the_command_line(mast, db, tmp_path
     text = (FIX / "research" / "event_bus.jsonl").read_text().replace('"crew_name":"tracing_research"', '"crew_name":"crew"')
     assert '"crew_name":"crew"' in text
     p = tmp_path / "unnamed.jsonl"
-    p.write_text(text.replace("LangGraph and CrewAI", "another topic"))
+    # another run: another kickoff id (with the same ids it would be the same run, one trace)
+    p.write_text(text.replace("LangGraph and CrewAI", "another topic")
+                 .replace("6ae348a4-1965-4b8f-b837-ba73c8f596fa", "6ae348a4-1965-4b8f-b837-000000000001"))
     mast("ingest", "--default-system", "my-crew", p)
     with Store(db, read_only=True) as st:
         got = sorted(r[0] for r in st.fetchall("SELECT system FROM traces"))

@@ -174,6 +174,11 @@ def test_fixtures_change_only_where_secrets_were_planted(db):
     assert len(raw) >= 75  # every framework, format and data set the project ships
     summary = _ingest(db, files, keep_going=True)
     with Store(db, read_only=True) as st:
+        # One trace per run: an artefact whose run is stored from a richer one is an alternate.
+        alternates = {r[0] for r in st.fetchall(
+            "SELECT source_trace_id FROM run_sources WHERE source_trace_id <> stored_trace_id")}
+        assert alternates and alternates <= set(raw)
+        raw = {k: v for k, v in raw.items() if k not in alternates}
         stored = {t.trace_id: t for t in st.load_traces(list(raw))}
         counts = st.redaction_counts(list(raw))
     assert set(stored) == set(raw), summary.errors

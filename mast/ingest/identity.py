@@ -1,0 +1,171 @@
+"""Run identity: which run of a system a trace is, so that the artefacts of one run become one trace.
+
+A user keeps several artefacts of one run side by side (AgentChat's ``TaskResult``, its
+``run_stream`` lines and its event log; the same spans as SDK ``to_json`` lines and as
+OTLP JSON).  Each importer reads its artefact as one trace; ingest then asks this module
+for the trace's **run key**, made from an id the framework itself gave the run, and the
+store keeps one trace per key: the one read from the richest artefact
+(:data:`RANKS`), the others recorded as its alternate sources (``run_sources``).
+
+The keys, per format (trace metadata ``run_key`` and ``run_key_kind``):
+
+==========================================  ===================  =========================================
+formats                                     kind                 id
+==========================================  ===================  =========================================
+otel, phoenix, langfuse, spantree,          ``otel-trace``       the trace id(s) of the run's spans
+openai-agents
+autogen (0.6+), autogen-events,             ``agentchat-message``  the ``id`` of the run's first message
+autogen-state
+ag2-runtime-db, ag2-runtime-log             ``ag2-session``      the runtime logger's session id
+ag2-chat                                    ``ag2-chat``         ``ChatResult.chat_id``
+ag2-events                                  ``ag2-event``        the uuid of the first event
+crewai-events, crewai-checkpoint            ``crewai-kickoff``   the id of the ``crew_kickoff_started`` event
+langsmith, langgraph-events                 ``langchain-run``    the root run id
+==========================================  ===================  =========================================
+
+Kinds never match across families (an AG2 session id is not an OTel trace id), so only
+artefacts that carry the *same* id are merged; without a key, identical content (one
+trace id) is what ties two artefacts.  AgentChat 0.4/0.5 messages, CrewAI's
+``CrewOutput`` / task callbacks / output log and LangGraph's stream and final state carry
+no run id (a LangGraph ``thread_id`` names a conversation, which holds many runs): they
+keep a trace each (docs/formats/run-identity.md).  For those, and for two artefacts whose
+keys are of different kinds, the **fingerprint** (framework, task and the opening
+messages) tells ``mast ingest`` to say that two files look like the same run although no
+id ties them; it never merges.  Two keys of one kind that differ are two runs by the
+framework's own word.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from mast.model import StepKind, Trace
+
+#: How rich each artefact is, highest first within a family: the trace of a run is built
+#: from the highest-ranked artefact that carries its key (ties: more steps, then the
+#: format name and the path, so the choice never depends on the order files arrive in).
+#: ``(format, artefact)`` refines a format whose files differ (metadata ``artefact``).
+RANKS: dict[tuple[str, str | None], tuple[int, str]] = {
+    # AgentChat: the event log has every LLM call with its prompt and tokens and the
+    # speaker selections; OTel has the LLM calls but (0.7) not the selector's; run_stream
+    # and TaskResult hold the messages and the stop reason; a bare message list not even that.
+    ("autogen-events", None): (50, "event log: every LLM call with prompt and tokens, speaker selections"),
+    ("otel", "agentchat"): (40, "OTel spans: LLM calls with tokens"),
+    ("autogen", "run_stream"): (30, "run_stream: the messages and the stop reason"),
+    ("autogen", "TaskResult"): (20, "TaskResult: the messages and the stop reason"),
+    ("autogen", "message list"): (10, "message list: the messages only"),
+    ("autogen-state", None): (15, "save_state: the message threads and the manager's state"),
+    # AG2: only the .run() events mark failed tool executions; the sqlite and file
+    # loggers have every LLM call with tokens; ChatResult the messages only.
+    ("ag2-events", None): (50, ".run() events: tool errors marked, handoffs, termination"),
+    ("ag2-runtime-db", None): (40, "runtime_logging sqlite: every LLM call with tokens"),
+    ("ag2-runtime-log", None): (35, "runtime_logging file: every LLM call with tokens"),
+    ("ag2-chat", None): (10, "ChatResult: the messages only"),
+    # CrewAI: the bus has every event in the run (the last checkpoint repeats them).
+    ("crewai-events", None): (50, "event bus: every event of the run"),
+    ("crewai-checkpoint", None): (45, "checkpoint: the run's events as of the last checkpoint"),
+    ("crewai-output", None): (20, "CrewOutput / task outputs: the task results only"),
+    ("crewai-log", None): (10, "output log: the task results only"),
+    # LangGraph / LangSmith: astream_events has every chain, model and tool event with
+    # its run id; LangSmith the run tree; the stream and final state only messages.
+    ("langgraph-events", None): (50, "astream_events: every model and tool run"),
+    ("langsmith", None): (45, "LangSmith runs: the run tree with tokens"),
+    ("langgraph-stream", None): (30, "graph stream: updates and messages"),
+    ("langgraph-messages", None): (10, "final state: the messages only"),
+    # Spans: all exports of the same spans are equally rich; the steps decide.
+    ("otel", None): (40, "OTel spans"),
+    ("phoenix", None): (40, "Phoenix spans"),
+    ("langfuse", None): (40, "Langfuse observations"),
+    ("spantree", None): (40, "span tree"),
+}
+
+_OTEL = {"otel", "phoenix", "langfuse", "spantree", "openai-agents"}
+_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+#: Opening steps compared by the fingerprint (what every artefact of a run starts with).
+OPENING = 2
+
+
+def rank(trace: Trace) -> tuple[int, str]:
+    """How rich the artefact the trace came from is (:data:`RANKS`), and why; (0, …) if unranked."""
+    fmt = trace.source_format
+    art = trace.metadata.get("artefact")
+    if fmt == "otel" and trace.framework == "autogen":
+        art = "agentchat"
+    return RANKS.get((fmt, art)) or RANKS.get((fmt, None)) or (0, f"{fmt}: not ranked")
+
+
+def _first_message_id(trace: Trace) -> str | None:
+    for s in trace.steps[:4]:
+        mid = (s.attributes or {}).get("message_id")
+        if isinstance(mid, str) and mid:
+            return mid
+    return None
+
+
+def _plain_id(v: Any) -> str | None:
+    """A run id as a string: LangSmith dumps may spell one ``UUID('…')``."""
+    if v is None:
+        return None
+    s = str(v)
+    m = _UUID.search(s)
+    return m.group(0).lower().replace("-", "") if m else (s or None)
+
+
+def run_key(trace: Trace) -> tuple[str, str] | None:
+    """``(key, kind)`` from the framework's own ids (see the module doc), or None."""
+    fmt, md = trace.source_format, trace.metadata
+    sid = md.get("source_id")
+    if fmt in _OTEL:
+        ids = sid if isinstance(sid, list) else [sid] if sid else []
+        ids = sorted({str(i).lower() for i in ids if i})
+        return ("otel-trace:" + ",".join(ids), "otel-trace") if ids else None
+    if fmt in ("autogen", "autogen-events", "autogen-state"):
+        mid = _first_message_id(trace)
+        return ("agentchat-message:" + mid, "agentchat-message") if mid else None
+    if fmt in ("ag2-runtime-db", "ag2-runtime-log"):
+        sess = md.get("session_id") or sid
+        return ("ag2-session:" + str(sess), "ag2-session") if sess else None
+    if fmt == "ag2-chat":
+        cid = md.get("chat_id") or sid
+        return ("ag2-chat:" + str(cid), "ag2-chat") if cid else None
+    if fmt == "ag2-events":
+        return ("ag2-event:" + str(sid), "ag2-event") if sid else None
+    if fmt in ("crewai-events", "crewai-checkpoint"):
+        return ("crewai-kickoff:" + str(sid), "crewai-kickoff") if sid else None
+    if fmt in ("langsmith", "langgraph-events"):
+        rid = _plain_id(sid)
+        return ("langchain-run:" + rid, "langchain-run") if rid else None
+    return None
+
+
+def _norm(text: str | None) -> str:
+    return " ".join((text or "").split())[:500]
+
+
+def fingerprint(trace: Trace) -> str:
+    """What two artefacts of one run share whatever their format: the framework, the task
+    and the opening messages (agent and text of the first :data:`OPENING` messages with text)."""
+    h = hashlib.sha256()
+    h.update((trace.framework or "").encode())
+    h.update(b"\x1f" + _norm(trace.task).encode("utf-8", "surrogatepass"))
+    opening = [s for s in trace.steps if s.kind in (StepKind.MESSAGE, StepKind.HANDOFF) and _norm(s.content)]
+    for s in opening[:OPENING]:
+        h.update(b"\x1e" + (s.agent or "").encode("utf-8", "surrogatepass")
+                 + b"\x1f" + _norm(s.content).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:24]
+
+
+def identify(trace: Trace) -> None:
+    """Put the run key, its kind, the artefact's rank and the fingerprint on the trace's metadata."""
+    md = trace.metadata
+    key = run_key(trace)
+    if key:
+        md["run_key"], md["run_key_kind"] = key
+    else:
+        md.pop("run_key", None)
+        md.pop("run_key_kind", None)
+    r, why = rank(trace)
+    md["run_rank"], md["run_rank_why"] = r, why
+    md["run_fingerprint"] = fingerprint(trace)

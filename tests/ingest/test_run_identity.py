@@ -1,0 +1,211 @@
+"""One run is one trace: the artefacts of a run, in any order and across ingests, become one trace.
+
+The fixture folders hold the artefacts the generators wrote; which of them came from the
+same execution is known from the generators (their docstrings, and the ids the frameworks
+put in the files), not from mast.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mast.classify.rules import RulesClassifier
+from mast.classify.runner import Selection, run
+from mast.ingest.pipeline import expand, ingest_paths
+from mast.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+FW = ROOT / "tests" / "fixtures" / "frameworks"
+
+#: Per fixture folder: (runs the generator executed, traces expected, why they differ).
+#: Where the artefacts of one run carry no shared id, each keeps a trace (and ingest says
+#: they look like one run): more traces than runs is then the honest answer.
+FOLDERS = {
+    # run_stream's items, TaskResult, its messages, both event logs: one team.run_stream();
+    # save_state.json from another run (its messages' ids are others)
+    "autogen/0.7.5/roundrobin": (2, 2, ""),
+    # + otel.otlp.json (added with the selector-span fix): OTel ids, none shared with the
+    # event log, so its own trace; whether it is a third run is not checked here
+    "autogen/0.7.5/selector": (2, 3, "AgentChat OTel spans carry no message id"),
+    "autogen/0.7.5/swarm": (2, 2, ""),
+    # 0.4 messages carry no id; run_stream and TaskResult read as the same content
+    "autogen/0.4.9.3/roundrobin": (1, 2, "no ids in AgentChat 0.4 messages"),
+    "autogen/0.4.9.3/selector": (1, 2, "no ids in AgentChat 0.4 messages"),
+    "autogen/0.4.9.3/swarm": (1, 2, "no ids in AgentChat 0.4 messages"),
+    # sqlite logger + ChatResult from one run, the file logger from a second, events a third
+    "ag2/twoagent": (3, 4, "ChatResult's chat_id is not in the runtime log"),
+    "ag2/groupchat": (3, 4, "ChatResult's chat_id is not in the runtime log"),
+    "ag2/pattern": (3, 4, "ChatResult's chat_id is not in the runtime log"),
+    # kickoff 1: bus, checkpoint, CrewOutput, task callback, output_log.txt; then output_log.json,
+    # native OTel, OpenInference wrappers, OpenInference events: one kickoff each
+    "crewai/research": (5, 7, "CrewOutput, task outputs and the output log carry no run id"),
+    "crewai/failing": (2, 2, ""),
+    # one run per artefact, but the three final-state dumps of one invoke (same content)
+    "langgraph/loop": (7, 7, ""),
+    "langgraph/supervisor": (6, 6, ""),
+    "langgraph/dicts": (2, 2, ""),
+    # the same spans as console lines and OTLP JSON (legacy run), as OTLP lines and SDK
+    # to_json lines (current run), and a run split over two trace ids
+    "otel": (3, 3, ""),
+}
+
+
+#: Fixture folders that arrived after these counts were pinned (how many runs their
+#: generators made per artefact is not checked here yet).
+NOT_PINNED = {"ag2x", "crewai_steps", "openai_agents", "smolagents", "langsmith",
+              "ag2/toolfail", "langgraph/toolerror", "crewai/hierarchical"}
+
+
+def _files(folder: Path) -> list[Path]:
+    return [f for f in expand([folder]) if f.parent == folder
+            and not (f.name in ("golden.json", "facts.json") or f.name.endswith(".facts.json"))]
+
+
+def _n_traces(db: Path) -> int:
+    with Store(db, read_only=True) as st:
+        return st.fetchall("SELECT count(*) FROM traces")[0][0]
+
+
+def test_every_framework_folder_is_covered():
+    have = {str(p.parent.relative_to(FW)) for p in FW.rglob("*") if p.is_file() and "generators" not in p.parts
+            and p.name not in ("golden.json", "facts.json", "README.md") and not p.name.endswith(".facts.json")
+            and p.relative_to(FW).parts[0] not in NOT_PINNED and str(p.parent.relative_to(FW)) not in NOT_PINNED}
+    assert have == set(FOLDERS)
+
+
+@pytest.mark.parametrize("rel", sorted(FOLDERS))
+def test_all_artefacts_of_a_folder_give_one_trace_per_identified_run(rel, tmp_path):
+    runs, want, why = FOLDERS[rel]
+    db = tmp_path / "s.duckdb"
+    files = _files(FW / rel)
+    with Store(db) as st:
+        res = ingest_paths(st, files)
+        assert not res.errors
+    assert _n_traces(db) == want
+    assert (want == runs) == (not why)
+    with Store(db, read_only=True) as st:
+        # every artefact is recorded; each stored trace names the one it was built from
+        rows = st.fetchall("SELECT path, chosen, stored_trace_id FROM run_sources")
+        assert {r[0] for r in rows} == {str(f.resolve()) for f in files}
+        stored = {r[0] for r in st.fetchall("SELECT trace_id FROM traces")}
+        assert {r[2] for r in rows} == stored
+        chosen = st.fetchall("SELECT t.source_path, s.path FROM traces t JOIN run_sources s "
+                             "ON s.stored_trace_id = t.trace_id AND s.chosen")
+        assert len(chosen) == len(stored)
+    if why and "OTel" not in why:  # the artefacts no id ties are named as looking like one run
+        assert res.same_run  # (OTel spans open with LLM calls, not the messages: no fingerprint match)
+
+
+SELECTOR = FW / "autogen" / "0.7.5" / "selector"
+
+
+def _state(db: Path) -> tuple:
+    with Store(db, read_only=True) as st:
+        traces = st.fetchall("SELECT trace_id, source_format, n_steps, tokens_in FROM traces ORDER BY 1")
+        sources = st.fetchall("SELECT path, format, chosen, stored_trace_id FROM run_sources ORDER BY 1")
+    return traces, sources
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(5)))[::41], ids=lambda o: "".join(map(str, o)))
+def test_the_same_trace_whatever_order_the_artefacts_arrive_in(order, tmp_path):
+    # save_state.json: another run; otel.otlp.json: added later, not pinned here
+    files = [f for f in _files(SELECTOR) if f.name not in ("save_state.json", "otel.otlp.json")]
+    assert len(files) == 5
+    ref = tmp_path / "ref.duckdb"
+    with Store(ref) as st:
+        ingest_paths(st, files)
+    one = tmp_path / "one-by-one.duckdb"
+    for i in order:  # separate ingests, one file each
+        with Store(one) as st:
+            assert not ingest_paths(st, [files[i]]).errors
+    assert _state(one) == _state(ref)
+    traces, sources = _state(ref)
+    assert [t[1] for t in traces] == ["autogen-events"]  # the event log is the richest
+    assert sum(s[2] for s in sources) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["grouped", "streamed"])
+def test_a_later_richer_artefact_rebuilds_the_trace_and_its_labels_go(tmp_path, monkeypatch, stream):
+    if stream:  # the big-file path: staged batches published in one transaction
+        from mast.ingest import pipeline
+        monkeypatch.setattr(pipeline, "STREAM_BYTES", 10)
+    db = tmp_path / "s.duckdb"
+    with Store(db) as st:
+        first = ingest_paths(st, [SELECTOR / "task_result.json"])
+        assert first.traces_new == 1
+        [(old,)] = st.fetchall("SELECT trace_id FROM traces")
+        run(st, RulesClassifier(), Selection())
+        labels = st.fetchall("SELECT count(*) FROM annotations WHERE trace_id = ?", [old])[0][0]
+        assert labels > 0
+    with Store(db) as st:
+        res = ingest_paths(st, [SELECTOR / "events.jsonl"])
+        assert (res.traces_new, res.traces_superseded, res.labels_superseded) == (1, 1, labels)
+        [(new, fmt, source)] = st.fetchall("SELECT trace_id, source_format, source_path FROM traces")
+        assert (fmt, Path(source).name) == ("autogen-events", "events.jsonl") and new != old
+        assert st.fetchall("SELECT count(*) FROM annotations WHERE trace_id = ?", [old])[0][0] == 0
+        srcs = st.run_sources(new)
+        assert [(Path(s["path"]).name, s["chosen"]) for s in srcs] == [("events.jsonl", True),
+                                                                       ("task_result.json", False)]
+    with Store(db) as st:  # a poorer one after it: an alternate, not a new trace
+        res = ingest_paths(st, [SELECTOR / "run_stream.jsonl"])
+        assert (res.traces_new, res.alternates) == (0, 1)
+        assert st.fetchall("SELECT trace_id FROM traces") == [(new,)]
+
+
+def test_a_changed_chosen_artefact_keeps_its_alternates(tmp_path):
+    d = tmp_path / "run"
+    shutil.copytree(SELECTOR, d, ignore=shutil.ignore_patterns("save_state*", "otel.*"))
+    db = tmp_path / "s.duckdb"
+    with Store(db) as st:
+        ingest_paths(st, [d])
+        [(old,)] = st.fetchall("SELECT trace_id FROM traces")
+    ev = d / "events.jsonl"
+    ev.write_text(ev.read_text().replace("Atlantis", "Atlantis (edited)"))
+    os.utime(ev, ns=(2 * 10**18, 2 * 10**18))
+    with Store(db) as st:
+        res = ingest_paths(st, [d])
+        assert not res.errors and res.traces_replaced == 1  # the old version of events.jsonl
+        [(new, source)] = st.fetchall("SELECT trace_id, source_path FROM traces")
+        assert new != old and Path(source).name == "events.jsonl"
+        srcs = st.run_sources(new)
+        assert len(srcs) == 5 and [s["chosen"] for s in srcs].count(True) == 1
+        assert Path(srcs[0]["path"]).name == "events.jsonl"
+
+
+def test_same_run_without_ids_is_said_naming_both_files(mast, db):
+    twoagent = FW / "ag2" / "twoagent"
+    res = mast("ingest", twoagent / "runtime_logging.db", twoagent / "chat_result.json")
+    err = " ".join(res.stderr.split())
+    assert "looks like the same run as" in err
+    assert "runtime_logging.db" in err and "chat_result.json" in err
+    assert _n_traces(db) == 2  # noted, never merged
+    out = json.loads(mast("ingest", "--json", FW / "autogen" / "0.4.9.3" / "swarm").stdout)
+    pairs = {(Path(p["path"]).name, Path(p["other"]).name) for p in out["same_run_no_id"]}
+    assert ("task_result.json", "messages.json") in pairs
+
+
+def test_two_runs_with_their_own_ids_are_not_said_to_be_one(mast, db):
+    loop = FW / "langgraph" / "loop"
+    res = mast("ingest", loop / "langsmith_wire.jsonl", loop / "langsmith_run_tree.json", loop / "astream_events.jsonl")
+    assert "looks like the same run" not in res.stderr  # three run ids: three runs
+    assert _n_traces(db) == 3
+
+
+def test_traces_show_names_the_chosen_artefact_and_the_alternates(mast, db):
+    mast("ingest", *_files(FW / "otel"))
+    with Store(db, read_only=True) as st:
+        [(tid,)] = st.fetchall("SELECT stored_trace_id FROM run_sources WHERE path LIKE '%console_spans.txt'")
+    shown = json.loads(mast("traces", "show", "--json", tid).stdout)
+    names = [(Path(s["path"]).name, s["chosen"]) for s in shown["sources"]]
+    assert sorted(names) == [("console_spans.txt", names[0][0] == "console_spans.txt"),
+                             ("genai_legacy.otlp.json", names[0][0] == "genai_legacy.otlp.json")]
+    assert shown["sources"][0]["chosen"] and shown["sources"][0]["why"].startswith("richest of 2")
+    assert shown["trace"]["metadata"]["run_key_kind"] == "otel-trace"
+    text = " ".join(mast("traces", "show", tid).stdout.split())
+    assert "artefacts of this run" in text and "alternate" in text and "chosen" in text
