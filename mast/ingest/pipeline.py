@@ -64,10 +64,13 @@ BATCH_CHARS = 16_000_000
 STREAM_BYTES = 16_000_000
 #: Commit a group of small files once it holds this many bytes of source or this many files.
 #: The first group is small and the limit doubles per commit, so that the first files
-#: are stored (and a killed run has made progress) within a fraction of a second.
+#: are stored (and a killed run has made progress) within a fraction of a second.  Each
+#: group pays a fixed cost per INSERT (DuckDB compiles the redaction catalogue's RE2
+#: programs for every statement: ~0.35 s CPU a group) and per feature pass, so groups go
+#: up to 32 MB; 64 MB saved no more and raised peak memory (bench/RESULTS.md, issue 16).
 GROUP_BYTES_FIRST = 500_000
-GROUP_BYTES = 8_000_000
-GROUP_FILES = 512
+GROUP_BYTES = 32_000_000
+GROUP_FILES = 2048
 #: Small files are parsed (and encoded) in chunks of about this many bytes or files.
 CHUNK_BYTES = 1_000_000
 CHUNK_FILES = 64
