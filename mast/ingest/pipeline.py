@@ -63,7 +63,7 @@ BATCH_CHARS = 16_000_000
 #: Files larger than this are streamed in their own transaction; smaller ones are parsed whole.
 STREAM_BYTES = 16_000_000
 #: Commit a group of small files once it holds this many bytes of source or this many files.
-#: The first group is small and the limit doubles per commit, so that the first files
+#: The first group is small and the limit grows fourfold per commit, so that the first files
 #: are stored (and a killed run has made progress) within a fraction of a second.  Each
 #: group pays a fixed cost per INSERT (DuckDB compiles the redaction catalogue's RE2
 #: programs for every statement: ~0.35 s CPU a group) and per feature pass, so groups go
@@ -360,7 +360,7 @@ class _GroupWriter:
         self.bytes += sum(p.size for p in files)
         if self.bytes >= self.limit or len(self.pending) >= GROUP_FILES:
             self.flush()
-            self.limit = min(GROUP_BYTES, self.limit * 2)
+            self.limit = min(GROUP_BYTES, self.limit * 4)
 
     def flush(self) -> None:
         """Commit the group; raises :class:`_Stop` (after reporting) when ingest must end."""

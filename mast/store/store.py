@@ -23,6 +23,7 @@ Contract:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -377,11 +378,14 @@ class Store(IngestedFiles):
 
     def _insert(self, table: str, rows: pa.Table, into: str, now: datetime) -> None:
         """Insert encoded ``rows`` of ``table`` into ``into`` (the table, a staged or batch copy),
-        redacting and casting on the way (:data:`_SELECT`)."""
+        redacting and casting on the way (:func:`_select_for`)."""
         if not rows.num_rows:
             return
         name = f"_mast_in_{table}"
-        select, stamped = _SELECT[table]
+        # A column that is NULL in every row of the batch (span ids, tool fields of a chat
+        # log) has nothing to redact; skipping its chain saves compiling ~15 regexes.
+        n = rows.num_rows
+        select, stamped = _select_for(table, frozenset(c for c in _TEXT[table] if rows.column(c).null_count == n))
         self._con.register(name, rows)
         try:
             self._con.execute(f"INSERT INTO {into} BY NAME " + select.replace("{src}", name), [now] if stamped else [])
@@ -532,15 +536,17 @@ def _redacted(col: str) -> str:
     return f"CASE WHEN {sql_hinted(col)} THEN {sql_redact(col)} ELSE {col} END"
 
 
-def _select(columns: Sequence[tuple[str, str]], redacted: Sequence[str], count: bool) -> str:
+def _select(columns: Sequence[tuple[str, str]], redacted: Sequence[str], count: bool,
+            null: frozenset[str] = frozenset()) -> str:
     """``INSERT ... BY NAME`` body: ``columns`` are (name, expression over the batch), where a
     redacted column ``c`` is read as ``_r_c``; with ``count``, also ``redactions``: the
-    markers the catalogue added to this row (mast.redact: one per secret)."""
-    inner = ", ".join(f"{_redacted(c)} AS _r_{c}" for c in redacted)
+    markers the catalogue added to this row (mast.redact: one per secret).  Columns in
+    ``null`` are NULL in every row of the batch: read as they are (no secret, no marker)."""
+    inner = ", ".join(f"{c if c in null else _redacted(c)} AS _r_{c}" for c in redacted)
     cols = [f"{expr} AS {name}" for name, expr in columns]
     if count:
-        cols.append("(" + " + ".join(f"({sql_markers('_r_' + c)} - {sql_markers(c)})" for c in redacted)
-                    + ")::INTEGER AS redactions")
+        terms = [f"({sql_markers('_r_' + c)} - {sql_markers(c)})" for c in redacted if c not in null]
+        cols.append("(" + (" + ".join(terms) or "0") + ")::INTEGER AS redactions")
     return f"SELECT {', '.join(cols)} FROM (SELECT *, {inner} FROM {{src}})"
 
 
@@ -552,30 +558,41 @@ _TRACE_TEXT = ("system", "framework", "source_path", "task", "metadata")
 _STEP_TEXT = ("span_id", "parent_span_id", "agent", "role", "content", "tool_name", "tool_args", "target_agent",
               "status", "attributes")
 
-# table -> (body of the INSERT from the registered encoded batch ``{src}``, by column name;
-# whether it takes the write time as its one parameter)
-_SELECT: dict[str, tuple[str, bool]] = {
-    "traces": (_select([
+# table -> (columns of the INSERT from the registered encoded batch ``{src}``, by name;
+# its redacted columns; whether it counts redactions; whether it takes the write time as
+# its one parameter)
+_SPEC: dict[str, tuple[list[tuple[str, str]], Sequence[str], bool, bool]] = {
+    "traces": ([
         ("trace_id", "trace_id"), ("system", "_r_system"), ("framework", "_r_framework"),
         ("source_format", "source_format"), ("source_path", "_r_source_path"), ("source_index", "source_index"),
         ("task", "_r_task"), ("outcome", "outcome"), ("started_at", _TS.format("started_at")),
         ("ended_at", _TS.format("ended_at")), ("n_steps", "n_steps"), ("n_agents", "n_agents"),
         ("tokens_in", "tokens_in"), ("tokens_out", "tokens_out"), ("cost_usd", "cost_usd"),
         ("metadata", "_r_metadata::JSON"), ("schema_version", str(SCHEMA_VERSION)), ("ingested_at", "?")],
-        _TRACE_TEXT, count=True), True),
-    "steps": (_select([
+        _TRACE_TEXT, True, True),
+    "steps": ([
         ("trace_id", "trace_id"), ("step", "step"), ("span_id", "_r_span_id"), ("parent_span_id", "_r_parent_span_id"),
         ("agent", "_r_agent"), ("role", "_r_role"), ("kind", "kind"), ("content", "_r_content"),
         ("tool_name", "_r_tool_name"), ("tool_args", "_r_tool_args"), ("target_agent", "_r_target_agent"),
         ("started_at", _TS.format("started_at")), ("ended_at", _TS.format("ended_at")),
         ("tokens_in", "tokens_in"), ("tokens_out", "tokens_out"), ("cost_usd", "cost_usd"),
-        ("status", "_r_status"), ("attributes", "_r_attributes::JSON")], _STEP_TEXT, count=True), False),
-    "annotations": (_select([
+        ("status", "_r_status"), ("attributes", "_r_attributes::JSON")], _STEP_TEXT, True, False),
+    "annotations": ([
         ("trace_id", "trace_id"), ("taxonomy", "taxonomy"), ("mode", "mode"), ("annotator", "_r_annotator"),
         ("run_id", "run_id"), ("label", "label"), ("confidence", "confidence"), ("evidence_steps", "evidence_steps"),
-        ("rationale", "_r_rationale"), ("created_at", "?")], ("annotator", "rationale"), count=False), True),
-    "attributions": (_select([
+        ("rationale", "_r_rationale"), ("created_at", "?")], ("annotator", "rationale"), False, True),
+    "attributions": ([
         ("trace_id", "trace_id"), ("annotator", "_r_annotator"), ("run_id", "run_id"), ("agent", "_r_agent"),
         ("step", "step"), ("confidence", "confidence"), ("rationale", "_r_rationale"), ("created_at", "?")],
-        ("annotator", "agent", "rationale"), count=False), True),
+        ("annotator", "agent", "rationale"), False, True),
 }
+#: the redacted columns of each table
+_TEXT = {t: spec[1] for t, spec in _SPEC.items()}
+
+
+@functools.lru_cache(maxsize=256)
+def _select_for(table: str, null: frozenset[str]) -> tuple[str, bool]:
+    """(body of ``table``'s INSERT for a batch whose ``null`` columns are all NULL, whether
+    it takes the write time): the statement :meth:`Store._insert` runs."""
+    columns, redacted, count, stamped = _SPEC[table]
+    return _select(columns, redacted, count, null), stamped
