@@ -67,9 +67,9 @@ STREAM_BYTES = 16_000_000
 #: are stored (and a killed run has made progress) within a fraction of a second.  Each
 #: group pays a fixed cost per INSERT (DuckDB compiles the redaction catalogue's RE2
 #: programs for every statement: ~0.35 s CPU a group) and per feature pass, so groups go
-#: up to 32 MB; 64 MB saved no more and raised peak memory (bench/RESULTS.md, issue 16).
+#: up to 16 MB (32 MB saved a little more CPU but held up to 50 MB more; bench/RESULTS.md, issue 16).
 GROUP_BYTES_FIRST = 500_000
-GROUP_BYTES = 32_000_000
+GROUP_BYTES = 16_000_000
 GROUP_FILES = 2048
 #: Small files are parsed (and encoded) in chunks of about this many bytes or files.
 CHUNK_BYTES = 1_000_000
