@@ -1,25 +1,35 @@
-"""`mast collect` throughput: the real OTLP/HTTP exporter against the endpoint, beside the HTTP ceiling.
+"""`mast collect` throughput: the real OTLP/HTTP exporters against the endpoint, beside the HTTP ceiling.
 
-    .venv/bin/python bench/collect_bench.py [--spans 60000] [--batch 512] [--threads 4]
+    .venv/bin/python bench/collect_bench.py [--spans 20000] [--batch 512] [--procs 2] [--threads 2]
+        [--encoding protobuf|json|both] [--gzip] [--skip-raw] [--skip-replay]
 
-Spans are made once by the OpenTelemetry SDK (two-agent runs of 8 spans with GenAI
-attributes, distinct trace ids) and cut into batches of ``--batch`` (the
-BatchSpanProcessor's default export size).  Then, paired in the same session:
+Spans are made by the OpenTelemetry SDK (two-agent runs of 8 spans with GenAI
+attributes, distinct trace ids) in ``--procs`` exporter processes, each exporting its
+share in batches of ``--batch`` (the BatchSpanProcessor's ``max_export_batch_size``;
+``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` for a user) from ``--threads`` threads, through the
+real exporter of each encoding: ``opentelemetry-exporter-otlp-proto-http`` (protobuf)
+and ``opentelemetry-exporter-otlp-json-http`` (JSON); ``--gzip`` sets
+``OTEL_EXPORTER_OTLP_COMPRESSION=gzip`` in the exporter processes, as a user would.
+Spans/s is every span over the wall time from the first export to the last 200.
+Paired in one session, each against a server process of its own:
 
 1. raw HTTP ceiling: a standard-library ThreadingHTTPServer that reads each body and
-   answers 200 (nothing decoded, nothing stored), fed by the same exporter;
-2. decode only: the endpoint's protobuf decoding and checking of the same bodies, in-process;
-3. ``mast collect`` (a subprocess on a temp store): every batch sent through
-   ``OTLPSpanExporter.export`` from ``--threads`` threads; spans/s counts acknowledged
-   (committed) spans; then the time until every trace is built and stored.
+   answers 200 (nothing decoded, nothing stored), fed by the same exporters;
+2. ``mast collect`` (on a temp store): spans/s acknowledged (committed), then the time
+   until every trace is built and stored (rules' features included);
+3. replay (not the exporter): the same requests, encoded beforehand, posted by plain
+   keep-alive HTTP clients, to show the receiver's own ceiling without the exporter's
+   encoding cost.
 
-Needs the test extras (opentelemetry-sdk, opentelemetry-exporter-otlp-proto-http).
-Prints one JSON object; record it in bench/RESULTS.md with `uptime`.
+The JSON exporter needs ``pip install opentelemetry-exporter-otlp-json-http`` (it pins
+a matching proto-http exporter).  Prints one JSON object; record it in
+bench/RESULTS.md with `uptime`.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -32,17 +42,16 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
 ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve()
 
 
 def make_spans(n: int):
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
     mem = InMemorySpanExporter()
     p = TracerProvider(resource=Resource.create({"service.name": "bench-agents"}))
     p.add_span_processor(SimpleSpanProcessor(mem))
@@ -72,23 +81,98 @@ def make_spans(n: int):
     return list(mem.get_finished_spans())[:n]
 
 
-def send_all(endpoint: str, batches, threads: int) -> float:
-    """Export every batch through real exporters (one per thread, as one per process would be)."""
-    local = threading.local()
+# -- an exporter process -------------------------------------------------------------
+
+def child(a) -> int:
+    """Make spans, wait for "go" on stdin, export them, print the wall-clock span of the export."""
+    spans = make_spans(a.spans)
+    batches = [spans[i:i + a.batch] for i in range(0, len(spans), a.batch)]
+    traces = len({s.context.trace_id for s in spans})
+    if a.mode == "replay":
+        bodies = _bodies(batches, a.encoding, a.gzip)
+    else:  # made (and their module imported) before the clock starts
+        import queue
+        exporters: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(a.threads):
+            exporters.put(_exporter(a.endpoint, a.encoding))
+    print(json.dumps({"ready": len(spans), "traces": traces}), flush=True)
+    sys.stdin.readline()
+    t0 = time.time()
+    if a.mode == "replay":
+        _replay(a.endpoint, bodies, a.threads, a.encoding, a.gzip)
+    else:
+        _export(exporters, batches, a.threads)
+    print(json.dumps({"t0": t0, "t1": time.time()}), flush=True)
+    return 0
+
+
+def _exporter(endpoint: str, encoding: str):
+    if encoding == "json":
+        from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter(endpoint=endpoint, timeout=60)  # compression: OTEL_EXPORTER_OTLP_COMPRESSION
+
+
+def _export(exporters, batches, threads: int) -> None:
+    """Each batch through one of the exporters (one per thread, as one per process would be)."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
 
     def one(b):
-        ex = getattr(local, "ex", None)
-        if ex is None:
-            ex = local.ex = OTLPSpanExporter(endpoint=endpoint, timeout=60)
-        r = ex.export(b)
+        ex = exporters.get()
+        try:
+            r = ex.export(b)
+        finally:
+            exporters.put(ex)
         if r is not SpanExportResult.SUCCESS:
             raise RuntimeError(f"export failed: {r}")
 
-    t0 = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, batches))
-    return time.perf_counter() - t0
 
+
+def _bodies(batches, encoding: str, gz: bool) -> list[bytes]:
+    import gzip
+    if encoding == "json":
+        from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans
+        out = [encode_spans(b).to_json().encode() for b in batches]
+    else:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+        out = [encode_spans(b).SerializeToString() for b in batches]
+    return [gzip.compress(b) for b in out] if gz else out
+
+
+def _replay(endpoint: str, bodies, threads: int, encoding: str, gz: bool) -> None:
+    m = re.match(r"http://([^:/]+):(\d+)(/.*)", endpoint)
+    host, port, path = m.group(1), int(m.group(2)), m.group(3)
+    headers = {"Content-Type": "application/json" if encoding == "json" else "application/x-protobuf"}
+    if gz:
+        headers["Content-Encoding"] = "gzip"
+    local = threading.local()
+
+    def one(body):
+        for _ in range(100):  # 503 under back-pressure: retry after the server's delay, as exporters do
+            c = getattr(local, "c", None)
+            if c is None:
+                c = local.c = http.client.HTTPConnection(host, port, timeout=60)
+            c.request("POST", path, body, headers)
+            r = c.getresponse()
+            r.read()
+            if r.will_close:
+                c.close()
+                local.c = None
+            if r.status == 200:
+                return
+            if r.status != 503:
+                raise RuntimeError(f"replay: HTTP {r.status}")
+            time.sleep(float(r.getheader("Retry-After") or 1))
+        raise RuntimeError("replay: still 503 after 100 tries")
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, bodies))
+
+
+# -- the raw HTTP ceiling's server -----------------------------------------------------
 
 class _Sink(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -96,7 +180,7 @@ class _Sink(BaseHTTPRequestHandler):
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
         self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Type", self.headers.get("Content-Type") or "application/x-protobuf")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -104,66 +188,124 @@ class _Sink(BaseHTTPRequestHandler):
         pass
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--spans", type=int, default=60_000)
-    ap.add_argument("--batch", type=int, default=512)
-    ap.add_argument("--threads", type=int, default=4)
-    a = ap.parse_args()
-    t0 = time.perf_counter()
-    spans = make_spans(a.spans)
-    made = time.perf_counter() - t0
-    batches = [spans[i:i + a.batch] for i in range(0, len(spans), a.batch)]
-    n = len(spans)
-    print(f"made {n} spans in {made:.1f}s", file=sys.stderr, flush=True)
-    res: dict = {"spans": n, "batch": a.batch, "threads": a.threads, "sdk_make_s": round(made, 2),
-                 "load_before": os.getloadavg()[0]}
-
+def sink() -> int:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    dt = send_all(f"http://127.0.0.1:{httpd.server_address[1]}/v1/traces", batches, a.threads)
-    httpd.shutdown()
-    res["raw_http_spans_per_s"] = round(n / dt)
-    print(f"raw http {res['raw_http_spans_per_s']} spans/s", file=sys.stderr, flush=True)
+    print(f"listening on http://127.0.0.1:{httpd.server_address[1]}/v1/traces", file=sys.stderr, flush=True)
+    threading.Thread(target=lambda: (sys.stdin.read(), httpd.shutdown()), daemon=True).start()
+    httpd.serve_forever()
+    return 0
 
-    from mast.ingest.collect import decode_request, rows_of
-    bodies = [encode_spans(b).SerializeToString() for b in batches]
-    t0 = time.perf_counter()
-    for body in bodies:
-        rows_of(decode_request(body))
-    res["decode_check_spans_per_s"] = round(n / (time.perf_counter() - t0))
-    print(f"decode {res['decode_check_spans_per_s']} spans/s", file=sys.stderr, flush=True)
 
+# -- the driver ------------------------------------------------------------------------
+
+def run_clients(a, endpoint: str, encoding: str, mode: str) -> dict:
+    """Start ``--procs`` exporter processes, let them make their spans, then export at once."""
+    env = dict(os.environ)
+    if a.gzip:
+        env["OTEL_EXPORTER_OTLP_COMPRESSION"] = "gzip"
+    share = a.spans // a.procs
+    procs = [subprocess.Popen([sys.executable, str(HERE), "--child", "--endpoint", endpoint, "--spans", str(share),
+                               "--batch", str(a.batch), "--threads", str(a.threads), "--encoding", encoding,
+                               "--mode", mode] + (["--gzip"] if a.gzip else []),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+             for _ in range(a.procs)]
+    ready = [json.loads(p.stdout.readline()) for p in procs]
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    spans = [json.loads(p.stdout.readline()) for p in procs]
+    for p in procs:
+        p.wait(timeout=60)
+        if p.returncode:
+            raise RuntimeError(f"exporter process failed ({p.returncode})")
+    n = sum(r["ready"] for r in ready)
+    dt = max(s["t1"] for s in spans) - min(s["t0"] for s in spans)
+    return {"spans": n, "traces": sum(r["traces"] for r in ready), "seconds": round(dt, 2),
+            "spans_per_s": round(n / dt)}
+
+
+def measure_raw(a, encoding: str) -> dict:
+    srv = subprocess.Popen([sys.executable, str(HERE), "--sink"], stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=ROOT)
+    port = re.search(r":(\d+)/v1/traces", srv.stderr.readline()).group(1)
+    try:
+        return run_clients(a, f"http://127.0.0.1:{port}/v1/traces", encoding, "export")
+    finally:
+        srv.stdin.close()
+        srv.wait(timeout=30)
+
+
+def measure_collect(a, encoding: str, mode: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
         proc = subprocess.Popen([sys.executable, "-m", "mast", "-d", str(db), "collect", "--port", "0", "--json"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-        line = proc.stderr.readline()
-        port = re.search(r":(\d+)/v1/traces", line).group(1)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        port = re.search(r":(\d+)/v1/traces", proc.stderr.readline()).group(1)
         stored = [0]
+        want = [None]
         done = threading.Event()
-        want = len({s.context.trace_id for s in spans})
+        t_first = [None]
 
         def drain():
             for ln in proc.stderr:
                 if ln.startswith("stored "):
                     stored[0] += 1
-                    if stored[0] >= want:
+                    if want[0] is not None and stored[0] >= want[0]:
                         done.set()
 
         threading.Thread(target=drain, daemon=True).start()
-        t_send = time.perf_counter()
-        dt = send_all(f"http://127.0.0.1:{port}/v1/traces", batches, a.threads)
-        res["collect_ack_spans_per_s"] = round(n / dt)
-        done.wait(600)
-        res["collect_all_stored_s"] = round(time.perf_counter() - t_send, 2)
-        res["collect_end_to_end_spans_per_s"] = round(n / (time.perf_counter() - t_send))
-        res["traces"] = want
+        t_first[0] = time.time()
+        res = run_clients(a, f"http://127.0.0.1:{port}/v1/traces", encoding, mode)
+        want[0] = res["traces"]
+        if stored[0] >= want[0]:
+            done.set()
+        t_acked = time.time()
+        done.wait(1800)
+        # from the first export (the clients' own clock is the same wall clock)
+        res["all_stored_after_last_ack_s"] = round(time.time() - t_acked, 2)
+        res["end_to_end_spans_per_s"] = round(res["spans"] / (res["seconds"] + time.time() - t_acked))
         proc.terminate()
-        out, _ = proc.communicate(timeout=120)
-        res["collect_summary"] = json.loads(out)
+        out, _ = proc.communicate(timeout=300)
+        res["summary"] = json.loads(out)
         res["store_mb"] = round(db.stat().st_size / 1e6, 1)
-    res["load_after"] = os.getloadavg()[0]
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spans", type=int, default=20_000)
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--encoding", choices=["protobuf", "json", "both"], default="both")
+    ap.add_argument("--gzip", action="store_true")
+    ap.add_argument("--skip-raw", action="store_true")
+    ap.add_argument("--skip-replay", action="store_true")
+    # internal: the exporter and sink processes
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--endpoint", help=argparse.SUPPRESS)
+    ap.add_argument("--mode", default="export", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        return child(a)
+    if a.sink:
+        return sink()
+    res: dict = {"spans": a.spans, "batch": a.batch, "procs": a.procs, "threads": a.threads, "gzip": a.gzip,
+                 "runs": {}}
+    for enc in (["protobuf", "json"] if a.encoding == "both" else [a.encoding]):
+        runs = [("raw_http", lambda: measure_raw(a, enc))] if not a.skip_raw else []
+        runs.append(("collect", lambda: measure_collect(a, enc, "export")))
+        if not a.skip_replay:
+            runs.append(("collect_replay", lambda: measure_collect(a, enc, "replay")))
+        for name, fn in runs:
+            before = os.getloadavg()[0]
+            r = fn()
+            r["load_before"], r["load_after"] = before, os.getloadavg()[0]
+            res["runs"][f"{enc} {name}"] = r
+            print(f"{enc} {name}: {r['spans_per_s']} spans/s (load {before:.1f}-{r['load_after']:.1f})",
+                  file=sys.stderr, flush=True)
     print(json.dumps(res, indent=1))
     return 0
 

@@ -184,7 +184,7 @@ def test_growth_cost_per_solved_task_and_exposure(tmp_path):
     assert [(x.topology, x.failing) for x in res.exposure_of(None)] == [("single", 0), ("pipeline", 1)]
 
 
-def test_cli_json_shape_and_nulls(otlp_store, tmp_path, monkeypatch):
+def test_cli_json_shape_and_nulls(otlp_store, tmp_path):
     r = CliRunner().invoke(cli, ["-d", str(otlp_store), "coordination", "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
@@ -197,10 +197,6 @@ def test_cli_json_shape_and_nulls(otlp_store, tmp_path, monkeypatch):
     assert {s["system"] for s in doc["systems"]} == {"par", "pipe", "solo"}
     par = next(s for s in doc["systems"] if s["system"] == "par")
     assert len(par["edges"]) == 4 and par["topology"] == "centralized"
-    # rich fixes a console's width at creation when COLUMNS is set then (another test may
-    # have imported the console that way): let this one read the width from COLUMNS again.
-    from mast.cli import _render
-    monkeypatch.setattr(_render.out, "_width", None)
     human = CliRunner().invoke(cli, ["-d", str(otlp_store), "coordination", "--system", "par"],
                                env={"COLUMNS": "250"})
     assert human.exit_code == 0 and "coordinator" in human.stdout and "pipe" not in human.stdout

@@ -14,6 +14,7 @@ import importlib.util
 import click
 
 from mast import __version__
+from mast.cli._render import new_consoles, print_error
 from mast.errors import MastError
 from mast.settings import DEFAULT_DB
 from mast.settings import current as current_settings
@@ -55,10 +56,10 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(mod), attr)
 
     def invoke(self, ctx):
+        new_consoles()  # each command reads COLUMNS and the terminal afresh (see _render)
         try:
             return super().invoke(ctx)
         except MastError as e:
-            from mast.cli._render import print_error
             print_error(e)
             ctx.exit(1)
 

@@ -1,4 +1,11 @@
-"""Shared rendering: stderr console, error panels, tables and JSON on stdout."""
+"""Shared rendering: stderr console, error panels, tables and JSON on stdout.
+
+``err`` and ``out`` stand for the rich consoles of stderr and stdout.  Each is made when a
+command first prints and made again for the next command run in the same process
+(:func:`new_consoles`, called by the ``mast`` group): rich fixes a console's width when
+``COLUMNS`` is set at its creation, so a console made at import would keep the width of
+whatever environment imported this module first.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +13,49 @@ import json
 import re
 import sys
 from datetime import date, datetime
-from typing import Any, Iterable
-
-from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, Iterable
 
 from mast.settings import Settings, store_to_read
 
-err = Console(stderr=True)
-out = Console()
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+
+class _Stream:
+    """The rich console of one stream, made on first use (attributes pass through to it)."""
+
+    def __init__(self, stderr: bool):
+        object.__setattr__(self, "_stderr", stderr)
+        object.__setattr__(self, "_console", None)
+
+    @property
+    def console(self) -> "Console":
+        """The console itself, for what needs the real object (``Progress(console=...)``)."""
+        if self._console is None:
+            # rich only when something prints: `mast --help` and `--version` never do.
+            from rich.console import Console
+            object.__setattr__(self, "_console", Console(stderr=self._stderr))
+        return self._console
+
+    def reset(self) -> None:
+        object.__setattr__(self, "_console", None)
+
+    def __getattr__(self, name: str):
+        return getattr(self.console, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self.console, name, value)
+
+
+err = _Stream(stderr=True)
+out = _Stream(stderr=False)
+
+
+def new_consoles() -> None:
+    """Let the next print make fresh consoles, which read ``COLUMNS`` and the terminal again."""
+    err.reset()
+    out.reset()
 
 # What a terminal would act on rather than show: C0 and C1 controls (ESC starts a command:
 # "\x1b[2J" clears the screen; "\x9b" is the one-byte CSI), DEL, the bidirectional and
@@ -45,6 +84,9 @@ def safe(text: object, keep: str = "") -> str:
 
 
 def print_error(e: Exception) -> None:
+    from rich.panel import Panel  # rich only when printing: see _Stream
+    from rich.text import Text
+
     hint = getattr(e, "hint", None)
     # Plain Text, not markup: messages quote file contents and paths that may hold "[".
     # fold: a long path wraps instead of being cut to "...".
@@ -67,7 +109,10 @@ def print_json(data: Any) -> None:
 
 
 def table(rows: Iterable[dict], columns: list[str], title: str | None = None,
-          justify_right: Iterable[str] = ()) -> Table:
+          justify_right: Iterable[str] = ()) -> "Table":
+    from rich.table import Table  # rich only when printing: see _Stream
+    from rich.text import Text
+
     t = Table(title=title, show_lines=False)
     right = set(justify_right)
     for c in columns:
@@ -84,5 +129,7 @@ def read_db(settings: Settings) -> str:
     a fallback is said on stderr, so stdout stays data."""
     path, note = store_to_read(settings)
     if note:
+        from rich.text import Text  # rich only when printing: see _Stream
+
         err.print(Text(note, style="dim"), highlight=False)
     return path

@@ -39,7 +39,7 @@ def analyze(settings, paths, output, default_system, keep_going, model, base_url
                 p.stop()
             p = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                          DownloadColumn() if ev.unit == "bytes" else MofNCompleteColumn(), TimeElapsedColumn(),
-                         console=err, transient=False, disable=not err.is_terminal)
+                         console=err.console, transient=False, disable=not err.is_terminal)
             p.start()
             bars[ev.stage] = (p, p.add_task(ev.stage, total=ev.total))
         p, task = bars[ev.stage]

@@ -61,7 +61,7 @@ def classify(settings, name, systems, where, sample, action, taxonomy_id, model,
                 click.echo(est.describe())
             return
         with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as progress:
+                      TimeElapsedColumn(), console=err.console, transient=True, disable=not err.is_terminal) as progress:
             task = progress.add_task(f"classify --with {name}", total=len(ids))
             tally = {"failed": 0, "cost": 0.0, "stored": 0}
 

@@ -50,8 +50,17 @@ def collect(obj, host, port, idle, max_body, queue_size, default_system, as_json
         rec = Receiver(col, host, port, max_body=max_body, queue_size=queue_size,
                        log=lambda m: err.print(m, highlight=False, markup=False, soft_wrap=True))
         h, p = rec.address
+        def on_signal(*_):
+            if rec.stopping.is_set():
+                err.print("stopping now: traces not stored yet stay staged for the next run",
+                          highlight=False, markup=False, soft_wrap=True)
+            else:
+                err.print("stopping: storing the traces whose root has ended (signal again to leave them staged)",
+                          highlight=False, markup=False, soft_wrap=True)
+            rec.stop()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: rec.stop())
+            signal.signal(sig, on_signal)
         err.print(f"listening on http://{h}:{p}/v1/traces (store {store.path}); "
                   f"OTEL_EXPORTER_OTLP_ENDPOINT=http://{h}:{p}", highlight=False, markup=False, soft_wrap=True)
         rec.serve()

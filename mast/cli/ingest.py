@@ -23,8 +23,6 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
 
     A labels file exported by the review page is stored as human labels instead
     (the same as `mast labels import`)."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
     from mast.classify.hooks import ingest_hooks
     from mast.ingest import get
     from mast.ingest.pipeline import SYSTEM_RULES, IngestLimits, expand, ingest_paths
@@ -43,20 +41,25 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
     for f in files:
         with contextlib.suppress(OSError):  # a file gone by now is reported by ingest, in its place
             total += f.stat().st_size
-    with Store(obj.db) as store, Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), DownloadColumn(),
-        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal,
-    ) as progress:
-        task = progress.add_task("ingesting", total=total)
+    bar = None
+    if err.is_terminal:
+        # rich.progress only for a bar someone sees: importing it is ~0.03 s of a small ingest
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+        bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), DownloadColumn(),
+                       TimeRemainingColumn(), console=err.console, transient=True)
+    with Store(obj.db) as store, bar or contextlib.nullcontext():
+        task = bar.add_task("ingesting", total=total) if bar else None
+        console = bar.console if bar else err.console
 
         def on_file(res, size):
-            progress.advance(task, size)
+            if bar:
+                bar.advance(task, size)
             if res.error:
-                progress.console.print(f"error: {safe(res.error)}", style="red", highlight=False, markup=False,
-                                       soft_wrap=True)
+                console.print(f"error: {safe(res.error)}", style="red", highlight=False, markup=False,
+                              soft_wrap=True)
             elif res.companion:
-                progress.console.print(f"note: {safe(res.path)}: skipped, {safe(res.companion)}", highlight=False,
-                                       markup=False, soft_wrap=True)
+                console.print(f"note: {safe(res.path)}: skipped, {safe(res.companion)}", highlight=False,
+                              markup=False, soft_wrap=True)
 
         summary = ingest_paths(store, files, fmt, default_system, keep_going, on_file, hooks=ingest_hooks(obj),
                                limits=lim)

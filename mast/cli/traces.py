@@ -8,8 +8,6 @@ from typing import Any
 
 import click
 
-from rich.text import Text
-
 from mast.cli._render import out, print_json, read_db, safe, table
 from mast.cli.options import json_option, systems_option
 from mast.model import Trace
@@ -59,6 +57,8 @@ def show(obj, trace_id, width, as_json):
     if as_json:
         print_json(t)
         return
+    from rich.text import Text  # rich only when printing (start-up time: mast.cli._render)
+
     tr = t["trace"]
     meta = tr.get("metadata") or {}
     # Text, not markup, and safe(): a system name or path may hold "[bold]" or "\x1b[2J".

@@ -350,3 +350,30 @@ def m140_ingested_file_traces(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m170_collect_request_bodies(con: duckdb.DuckDBPyConnection) -> None:
+    # `mast collect` stages each request's body once (as received, decompressed) instead
+    # of one OTLP/JSON body per span: re-serialising every span was most of a request's
+    # cost.  collect_spans keeps one index row per span (trace, span, arrival order,
+    # whether it is an ended root) and names its request; rows staged before this
+    # migration keep their own body.  Acknowledging a request only appends rows: the
+    # per-trace counts in collect_traces are brought up to date later, for every span
+    # staged since (seq > collect_folded.seq), in one upsert (an upsert per request cost
+    # more than the rest of the commit).
+    con.execute(
+        """
+        CREATE TABLE collect_requests (
+            req  BIGINT PRIMARY KEY,  -- collect_spans.req
+            fmt  VARCHAR NOT NULL,    -- 'protobuf' or 'json'
+            body BLOB NOT NULL        -- the ExportTraceServiceRequest, decompressed
+        )
+        """
+    )
+    con.execute("ALTER TABLE collect_spans ADD COLUMN req BIGINT")
+    con.execute("ALTER TABLE collect_spans ADD COLUMN root_ended BOOLEAN")
+    con.execute("ALTER TABLE collect_spans ALTER COLUMN body DROP NOT NULL")
+    # the spans staged so far were counted into collect_traces when staged
+    con.execute("CREATE TABLE collect_folded (seq BIGINT NOT NULL)")
+    con.execute("INSERT INTO collect_folded SELECT coalesce(max(seq), 0) FROM collect_spans")

@@ -15,7 +15,8 @@ Contract:
   (:mod:`mast.store.where`): trace columns, nothing else.
 - Traces, annotations and attributions are written the same way: encoded as Arrow
   tables (:mod:`mast.store.encode`), registered, and inserted by one statement per
-  table that redacts and casts.
+  table that redacts and casts (a small batch is checked for hints first, so the
+  statement carries the redaction chain only for the columns where a value holds one).
 - The store knows nothing of what is derived from traces: a caller passes write hooks
   (:mod:`mast.store.hooks`) that run in the transaction of each batch.
 """
@@ -23,7 +24,6 @@ Contract:
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import re
@@ -34,12 +34,11 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mast.errors import MastError, StoreError, StoreFull, StoreInUse, StoreMissing, StoreOutOfMemory
-from mast.model import SCHEMA_VERSION, Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
-from mast.redact import sql_hinted, sql_markers, sql_redact
+from mast.model import Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
 from mast.settings import current as current_settings
+from mast.store import insert
 from mast.store.encode import TraceTables, encode_annotations, encode_attributions, encode_traces
 from mast.store.process import gone as process_gone
 from mast.store.files import IngestedFiles
@@ -140,14 +139,22 @@ class Store(IngestedFiles):
 
     def _migrate(self) -> None:
         con = self._con
-        con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
-        done = {r[0] for r in con.execute("SELECT name FROM _migrations").fetchall()}
-        for name, fn in MIGRATIONS:
-            if name in done:
-                continue
-            with self.transaction():
-                fn(con)
-                con.execute("INSERT INTO _migrations VALUES (?, ?)", [name, _now()])
+        if self._has_table("_migrations"):
+            done = {r[0] for r in con.execute("SELECT name FROM _migrations").fetchall()}
+            if all(name in done for name, _ in MIGRATIONS):
+                return  # the usual open: nothing to write, so no transaction either
+        else:
+            done = set()
+        # Every pending migration in one transaction: a new store's schema costs one commit
+        # (one WAL sync) instead of one per migration, and a migration that fails leaves the
+        # store as it was, not half-migrated.
+        with self.transaction():
+            con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
+            now = _now()
+            for name, fn in MIGRATIONS:
+                if name not in done:
+                    fn(con)
+                    con.execute("INSERT INTO _migrations VALUES (?, ?)", [name, now])
 
     def mark_interrupted_runs(self) -> list[str]:
         """Mark ``interrupted`` the runs left ``running`` by a process that is gone
@@ -303,6 +310,8 @@ class Store(IngestedFiles):
             return [WriteResult(0, k, 0) for k in sizes]
         st, ann, att = tables.steps, tables.annotations, tables.attributions
         if len(keep) < n:
+            import pyarrow.compute as pc  # only when ids repeat: it costs a small ingest ~0.05 s to import
+
             sel = pa.array(keep, pa.int32())
             tr = tr.take(sel)
             st, ann, att = (t.filter(pc.is_in(t.column("_seq"), value_set=sel)) for t in (st, ann, att))
@@ -378,17 +387,21 @@ class Store(IngestedFiles):
 
     def _insert(self, table: str, rows: pa.Table, into: str, now: datetime) -> None:
         """Insert encoded ``rows`` of ``table`` into ``into`` (the table, a staged or batch copy),
-        redacting and casting on the way (:func:`_select_for`)."""
+        redacting and casting on the way (:mod:`mast.store.insert`)."""
         if not rows.num_rows:
             return
         name = f"_mast_in_{table}"
-        # A column that is NULL in every row of the batch (span ids, tool fields of a chat
-        # log) has nothing to redact; skipping its chain saves compiling ~15 regexes.
-        n = rows.num_rows
-        select, stamped = _select_for(table, frozenset(c for c in _TEXT[table] if rows.column(c).null_count == n))
         self._con.register(name, rows)
         try:
-            self._con.execute(f"INSERT INTO {into} BY NAME " + select.replace("{src}", name), [now] if stamped else [])
+            cols = insert.redacted_columns(table)
+            if rows.nbytes <= insert.PRECHECK_BYTES:
+                [(hinted,)] = self._con.execute(insert.hint_check_sql(table).replace("{src}", name)).fetchall()
+                scanned = frozenset(c for c, h in zip(cols, hinted) if h)
+            else:  # a column NULL in every row holds no hint either (Arrow counts nulls for free)
+                scanned = frozenset(c for c in cols if rows.column(c).null_count < rows.num_rows)
+            body = insert.insert_sql(table, scanned)
+            self._con.execute(f"INSERT INTO {into} BY NAME " + body.replace("{src}", name),
+                              [now] if insert.takes_time(table) else [])
         finally:
             with contextlib.suppress(Exception):
                 self._con.unregister(name)
@@ -525,74 +538,3 @@ class Store(IngestedFiles):
 #: what a write stores: staged whole while a big file is streamed (with the hooks' tables)
 _CORE_TABLES = ("traces", "steps", "annotations", "attributions")
 _STAGE_PREFIX = "_mast_stage_"
-
-
-def _redacted(col: str) -> str:
-    """The redaction chain, run only on values that contain a hint.
-
-    Most text holds no credential-like word; one RE2 scan for the hints is about 8 times
-    cheaper than the catalogue's regexp_replace passes (see bench/RESULTS.md).
-    """
-    return f"CASE WHEN {sql_hinted(col)} THEN {sql_redact(col)} ELSE {col} END"
-
-
-def _select(columns: Sequence[tuple[str, str]], redacted: Sequence[str], count: bool,
-            null: frozenset[str] = frozenset()) -> str:
-    """``INSERT ... BY NAME`` body: ``columns`` are (name, expression over the batch), where a
-    redacted column ``c`` is read as ``_r_c``; with ``count``, also ``redactions``: the
-    markers the catalogue added to this row (mast.redact: one per secret).  Columns in
-    ``null`` are NULL in every row of the batch: read as they are (no secret, no marker)."""
-    inner = ", ".join(f"{c if c in null else _redacted(c)} AS _r_{c}" for c in redacted)
-    cols = [f"{expr} AS {name}" for name, expr in columns]
-    if count:
-        terms = [f"({sql_markers('_r_' + c)} - {sql_markers(c)})" for c in redacted if c not in null]
-        cols.append("(" + (" + ".join(terms) or "0") + ")::INTEGER AS redactions")
-    return f"SELECT {', '.join(cols)} FROM (SELECT *, {inner} FROM {{src}})"
-
-
-_TS = "try_cast({} AS TIMESTAMPTZ)::TIMESTAMP"
-# Every stored string a trace file can set is redacted, identifiers included (an agent or
-# tool named after a key, a key in a file name); not ids the store derives (trace_id),
-# nor the importer's own names (source_format, kind).
-_TRACE_TEXT = ("system", "framework", "source_path", "task", "metadata")
-_STEP_TEXT = ("span_id", "parent_span_id", "agent", "role", "content", "tool_name", "tool_args", "target_agent",
-              "status", "attributes")
-
-# table -> (columns of the INSERT from the registered encoded batch ``{src}``, by name;
-# its redacted columns; whether it counts redactions; whether it takes the write time as
-# its one parameter)
-_SPEC: dict[str, tuple[list[tuple[str, str]], Sequence[str], bool, bool]] = {
-    "traces": ([
-        ("trace_id", "trace_id"), ("system", "_r_system"), ("framework", "_r_framework"),
-        ("source_format", "source_format"), ("source_path", "_r_source_path"), ("source_index", "source_index"),
-        ("task", "_r_task"), ("outcome", "outcome"), ("started_at", _TS.format("started_at")),
-        ("ended_at", _TS.format("ended_at")), ("n_steps", "n_steps"), ("n_agents", "n_agents"),
-        ("tokens_in", "tokens_in"), ("tokens_out", "tokens_out"), ("cost_usd", "cost_usd"),
-        ("metadata", "_r_metadata::JSON"), ("schema_version", str(SCHEMA_VERSION)), ("ingested_at", "?")],
-        _TRACE_TEXT, True, True),
-    "steps": ([
-        ("trace_id", "trace_id"), ("step", "step"), ("span_id", "_r_span_id"), ("parent_span_id", "_r_parent_span_id"),
-        ("agent", "_r_agent"), ("role", "_r_role"), ("kind", "kind"), ("content", "_r_content"),
-        ("tool_name", "_r_tool_name"), ("tool_args", "_r_tool_args"), ("target_agent", "_r_target_agent"),
-        ("started_at", _TS.format("started_at")), ("ended_at", _TS.format("ended_at")),
-        ("tokens_in", "tokens_in"), ("tokens_out", "tokens_out"), ("cost_usd", "cost_usd"),
-        ("status", "_r_status"), ("attributes", "_r_attributes::JSON")], _STEP_TEXT, True, False),
-    "annotations": ([
-        ("trace_id", "trace_id"), ("taxonomy", "taxonomy"), ("mode", "mode"), ("annotator", "_r_annotator"),
-        ("run_id", "run_id"), ("label", "label"), ("confidence", "confidence"), ("evidence_steps", "evidence_steps"),
-        ("rationale", "_r_rationale"), ("created_at", "?")], ("annotator", "rationale"), False, True),
-    "attributions": ([
-        ("trace_id", "trace_id"), ("annotator", "_r_annotator"), ("run_id", "run_id"), ("agent", "_r_agent"),
-        ("step", "step"), ("confidence", "confidence"), ("rationale", "_r_rationale"), ("created_at", "?")],
-        ("annotator", "agent", "rationale"), False, True),
-}
-#: the redacted columns of each table
-_TEXT = {t: spec[1] for t, spec in _SPEC.items()}
-
-
-@functools.lru_cache(maxsize=256)
-def _select_for(table: str, null: frozenset[str]) -> tuple[str, bool]:
-    """(body of ``table``'s INSERT for a batch whose ``null`` columns are all NULL, whether
-    it takes the write time): the statement :meth:`Store._insert` runs."""
-    columns, redacted, count, stamped = _SPEC[table]
-    return _select(columns, redacted, count, null), stamped

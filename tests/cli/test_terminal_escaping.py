@@ -36,8 +36,7 @@ def _clean(text: str) -> None:
 
 
 def test_traces_list_and_show_escape_control_characters(db, mast, monkeypatch):
-    from mast.cli import _render
-    monkeypatch.setattr(_render.out, "width", 400)  # one line per row: the cells can be read whole
+    monkeypatch.setenv("COLUMNS", "400")  # one line per row: the cells can be read whole
     tid = _store(db)
     listed = mast("traces", "list").stdout
     _clean(listed)

@@ -382,3 +382,231 @@ def test_full_queue_answers_503_with_retry_after(tmp_path):
         assert sorted(c for c, _ in results) == [200, 200, 503, 503]
         assert all(ra == "1" for c, ra in results if c == 503)
         assert st.fetchall("SELECT count(*) FROM collect_spans")[0][0] == 2 * 6
+
+
+# -- staging by request (m170): the request is checked and indexed, decoded when built ---
+
+def test_a_span_refused_at_build_fails_only_its_own_trace(server, tmp_path):
+    """A request is acknowledged once its structure and ids are sound; the importer's
+    full check runs when a trace is built, and a span it refuses fails that trace alone,
+    with the reason, while the other trace of the same request is stored."""
+    srv = server()
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider)
+    run_two_agents(provider, task="And in Rome?")
+    doc = otlp_json(mem.get_finished_spans())
+    spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    bad_trace = spans[0]["traceId"]
+    spans[0]["attributes"].append({"key": "gen_ai.usage.input_tokens", "value": {"intValue": "lots"}})
+    code, body, _ = srv.post(json.dumps(doc).encode(), "application/json")
+    assert code == 200, body
+    srv.wait_for(r"^stored t1-")
+    srv.wait_for(r"^error: trace ")
+    rc, _, err = srv.stop()
+    assert rc == 0 and "Traceback" not in err, err
+    assert "is not a number" in err
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 1
+        rows = dict(st.fetchall("SELECT otel_trace_id, error FROM collect_traces"))
+    assert len(rows) == 2
+    bad = next(t for t in rows if t.lower() == base64_or_hex(bad_trace))
+    assert "is not a number" in rows[bad]
+    assert [e for t, e in rows.items() if t != bad] == [None]
+
+
+def base64_or_hex(v: str) -> str:
+    import base64
+    import binascii
+    try:
+        return base64.b64decode(v, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return v.lower()
+
+
+def test_a_request_is_acknowledged_while_a_trace_is_being_built(tmp_path):
+    """In-process: a build held open must not hold back the next request's 200 (the
+    writer commits on its own connection; building is another thread's)."""
+    gate, building = threading.Event(), threading.Event()
+
+    class SlowBuild(Collector):
+        def build_many(self, ids):
+            if ids:
+                building.set()
+                gate.wait(60)
+            return super().build_many(ids)
+
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider)
+    first = encode_spans(mem.get_finished_spans()).SerializeToString()
+    mem.clear()
+    run_two_agents(provider, task="And in Rome?")
+    second = encode_spans(mem.get_finished_spans()).SerializeToString()
+    with Store(tmp_path / "b.duckdb") as st:
+        rec = Receiver(SlowBuild(st), "127.0.0.1", 0, tick=0.05)
+        t = threading.Thread(target=rec.serve)
+        t.start()
+        url = "http://127.0.0.1:%d/v1/traces" % rec.address[1]
+
+        def post(body):
+            req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/x-protobuf"})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status
+
+        try:
+            assert post(first) == 200
+            assert building.wait(30)  # the first trace's root ended: its build started, and is held
+            assert post(second) == 200 and not gate.is_set()
+            assert st.fetchall("SELECT count(DISTINCT otel_trace_id) FROM collect_spans")[0][0] == 2
+        finally:
+            gate.set()
+            rec.stop()
+            t.join(30)
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 2
+
+
+def _field(fn: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    def varint(n):
+        out = bytearray()
+        while True:
+            b, n = n & 0x7F, n >> 7
+            out.append(b | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+    return varint(fn << 3 | 2) + varint(len(payload)) + payload
+
+
+def test_an_old_sdks_instrumentation_library_spans_are_indexed_and_built(server, tmp_path):
+    """OTLP < 0.19 puts spans under ResourceSpans field 1000, which the generated message
+    no longer knows: the request falls back to the hand-written reader."""
+    srv = server()
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider)
+    req = encode_spans(mem.get_finished_spans())
+    rs = req.resource_spans[0]
+    old_rs = _field(1, rs.resource.SerializeToString()) + b"".join(
+        _field(1000, ss.SerializeToString()) for ss in rs.scope_spans)
+    code, body, _ = srv.post(_field(1, old_rs))
+    assert code == 200, body
+    srv.wait_for(r"^stored t1-")
+    rc, _, err = srv.stop()
+    assert rc == 0 and "Traceback" not in err, err
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        assert st.fetchall("SELECT n_agents FROM traces")[0][0] == 2
+        assert st.fetchall("SELECT count(*) FROM collect_spans")[0][0] == 6
+
+
+def test_a_span_id_of_the_wrong_length_gets_400(server, tmp_path):
+    srv = server()
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider)
+    req = encode_spans(mem.get_finished_spans())
+    req.resource_spans[0].scope_spans[0].spans[2].span_id = b"\x01\x02\x03"
+    code, body, _ = srv.post(req.SerializeToString())
+    assert code == 400 and b"span 2" in body and b"wrong length" in body
+    rc, _, err = srv.stop()
+    assert rc == 0 and "Traceback" not in err
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM collect_spans")[0][0] == 0
+        assert st.fetchall("SELECT count(*) FROM collect_requests")[0][0] == 0
+
+
+def test_spans_staged_before_m170_are_still_built(tmp_path):
+    """A store staged by the previous receiver (one OTLP/JSON body per span, counted in
+    collect_traces when staged) is built alongside spans staged by request."""
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider)
+    spans = list(mem.get_finished_spans())
+    root = [s for s in spans if s.parent is None]
+    children = [s for s in spans if s.parent is not None]
+    with Store(tmp_path / "old.duckdb") as st:
+        tid = format(root[0].context.trace_id, "032x")
+        for i, s in enumerate(children):  # the m120 layout: body per span, no req
+            st.execute("INSERT INTO collect_spans (otel_trace_id, span_id, seq, body) VALUES (?, ?, ?, ?)",
+                       [tid, format(s.context.span_id, "016x"), i + 1, json.dumps(otlp_json([s]))])
+        st.execute("INSERT INTO collect_traces VALUES (?, now(), now(), ?, false, 0, NULL, NULL)", [tid, len(children)])
+        st.execute("UPDATE collect_folded SET seq = ?", [len(children)])
+        col = Collector(st)
+        body = encode_spans(root).SerializeToString()
+        from mast.ingest.collect import Staged, index_request
+        assert col.stage([Staged("protobuf", body, *index_request(body))]) == 1
+        assert col.build_ready() == 1
+        assert st.fetchall("SELECT n_agents, n_steps > 0 FROM traces") == [(2, True)]
+        assert st.fetchall("SELECT seq, req IS NULL FROM collect_spans ORDER BY seq")[-1] == (len(children) + 1, False)
+
+
+def test_the_builds_reader_gives_the_spans_the_hand_written_reader_gives():
+    """Traces are built from the generated message (span_docs); every value kind, events,
+    links and status read as the hand-written reader (checked against protobuf's own JSON
+    mapping above) reads them."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    from mast.ingest.collect.proto import span_docs
+    from mast.ingest.formats.otel.spans import load_doc_spans
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider, fail_tool=True)
+    tr = provider.get_tracer("other.scope", "2.0")
+    with tr.start_as_current_span("odd values") as sp:
+        sp.set_attribute("f", 2.5)
+        sp.set_attribute("b", False)
+        sp.set_attribute("list", ["a", "b"])
+        sp.add_event("thinking", {"n": 3})
+    req = encode_spans(mem.get_finished_spans())
+    odd = req.resource_spans[0].scope_spans[-1].spans[-1]
+    odd.attributes.append(KeyValue(key="blob", value=AnyValue(bytes_value=b"\x00\xff")))
+    kv = odd.attributes.add(key="nested")
+    kv.value.kvlist_value.values.add(key="inner").value.array_value.values.add(int_value=-7)
+    odd.links.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+    body = req.SerializeToString()
+    want = {s.trace_id.hex() for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans}
+    mine = [sp for _, _, d in span_docs(body, want) for sp in load_doc_spans(Path("pb"), d)]
+    theirs = load_doc_spans(Path("pb"), decode_request(body))
+    key = lambda s: (s.trace_id, s.span_id, s.parent_id, s.name, s.kind, s.start_ns, s.end_ns, s.status,  # noqa: E731
+                     s.status_msg, s.attrs, s.resource, s.scope, s.events, s.links)
+    assert [key(s) for s in mine] == [key(s) for s in theirs] and len(mine) == 7
+    assert mine[-1].attrs["nested"] == {"inner": [-7]} and mine[-1].links == [("01" * 16, "02" * 8)]
+    one = next(iter(want))
+    assert {t for _, t, _ in span_docs(body, {one})} == {one}  # only the spans of the traces asked for
+
+
+def test_a_second_stop_leaves_the_traces_not_built_yet_staged_for_the_next_run(tmp_path):
+    """In-process: stop() twice while a build is held: serve returns without building the
+    rest, which stays staged and is built by the next collector on the store."""
+    gate, building = threading.Event(), threading.Event()
+
+    class OneAtATime(Collector):
+        def build_many(self, ids):
+            if ids and not building.is_set():
+                building.set()
+                gate.wait(60)
+            return super().build_many(list(ids)[:1])
+
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    run_two_agents(provider)
+    run_two_agents(provider, task="And in Rome?")
+    body = encode_spans(mem.get_finished_spans()).SerializeToString()
+    with Store(tmp_path / "s.duckdb") as st:
+        rec = Receiver(OneAtATime(st), "127.0.0.1", 0, tick=0.05)
+        t = threading.Thread(target=rec.serve)
+        t.start()
+        req = urllib.request.Request("http://127.0.0.1:%d/v1/traces" % rec.address[1], data=body, method="POST",
+                                     headers={"Content-Type": "application/x-protobuf"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 200
+        assert building.wait(30)
+        rec.stop()
+        rec.stop()  # again: leave the rest staged
+        gate.set()
+        t.join(30)
+        assert not t.is_alive()
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 1
+        assert st.fetchall("SELECT count(*) FROM collect_traces WHERE built_spans = 0")[0][0] == 1
+        assert Collector(st).build_ready() == 1  # the next run builds it
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 2

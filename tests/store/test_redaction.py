@@ -63,7 +63,25 @@ def _ingest(db: Path, paths, keep_going=False):
         return ingest_paths(st, paths, keep_going=keep_going, workers=0, hooks=ingest_hooks(Settings(db=str(db))))
 
 
-def test_every_stored_string_is_redacted_identifiers_included(tmp_path, db, mast):
+def _write_path(monkeypatch, how: str) -> None:
+    """Choose a write path: a small batch binds the chain only for columns holding a hint
+    ("hint-checked", the default); a batch over PRECHECK_BYTES for every column not NULL
+    throughout ("null-skipped"); "whole-chain" binds it for every column, as main did."""
+    from mast.store import insert
+    if how in ("null-skipped", "whole-chain"):
+        monkeypatch.setattr(insert, "PRECHECK_BYTES", -1)
+    if how == "whole-chain":
+        whole = insert.insert_sql
+        monkeypatch.setattr(insert, "insert_sql", lambda table, scanned: whole(table, None))
+
+
+@pytest.fixture(params=["hint-checked", "null-skipped", "whole-chain"])
+def precheck(request, monkeypatch):
+    _write_path(monkeypatch, request.param)
+    return request.param
+
+
+def test_every_stored_string_is_redacted_identifiers_included(tmp_path, db, mast, precheck):
     summary = _ingest(db, [_chat_file(tmp_path)])
     assert summary.traces_new == 1 and not summary.errors
     with Store(db, read_only=True) as st:
@@ -178,6 +196,38 @@ def test_fixtures_change_only_where_secrets_were_planted(db):
         assert counts[tid] == sum(f.count(secret) for f in fields if f for secret in PLANTED), tid
         changed += counts[tid] > 0
     assert changed >= 2  # the planted ones were found
+
+
+def _dump(db: Path) -> list:
+    with Store(db, read_only=True) as st:
+        return st.fetchall("SELECT (SELECT list(t::VARCHAR ORDER BY trace_id) FROM (SELECT * EXCLUDE (ingested_at) "
+                           "FROM traces) t)::VARCHAR, (SELECT list(s::VARCHAR ORDER BY trace_id, step) FROM steps s)"
+                           "::VARCHAR, (SELECT list(f::VARCHAR ORDER BY trace_id, step) FROM rule_step_features f)"
+                           "::VARCHAR")
+
+
+def test_skipping_the_chain_stores_what_the_whole_chain_stores(tmp_path, monkeypatch):
+    # A secret in every field, hints in some columns only ("token" in a message, a key
+    # name in arguments), and none at all: the columns skipped must be the ones the chain
+    # would have left unchanged, with the same redaction counts.
+    files = [_chat_file(tmp_path),
+             write_json(tmp_path / "some.json", {"messages": [
+                 {"role": "user", "content": "count the tokens please"},
+                 {"role": "assistant", "name": "coder", "content": "ok", "tool_calls": [{
+                     "id": "c1", "type": "function",
+                     "function": {"name": "lookup", "arguments": json.dumps({"api_key": STRIPE, "q": 1})}}]}]}),
+             write_json(tmp_path / "none.json", {"messages": [{"role": "user", "content": "hello"},
+                                                              {"role": "assistant", "content": "hi"}]})]
+    dumps = []
+    for how in ("hint-checked", "null-skipped", "whole-chain"):
+        with monkeypatch.context() as m:
+            _write_path(m, how)
+            db = tmp_path / f"{how}.duckdb"
+            for f in files:  # one batch each: a batch's columns are checked together
+                assert not _ingest(db, [f]).errors
+        dumps.append(_dump(db))
+    assert dumps[0] == dumps[1] == dumps[2]
+    assert STRIPE not in dumps[0][0][1] and GH not in dumps[0][0][1] and REDACTED in dumps[0][0][1]
 
 
 @pytest.mark.parametrize("field", ["agent", "tool_name", "target_agent", "content", "status"])

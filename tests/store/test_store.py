@@ -4,11 +4,12 @@ import pickle
 import subprocess
 import sys
 
+import duckdb
 import pytest
 
-from mast.errors import IngestError, MastError, StoreInUse, StoreMissing, UnknownFormat, UsageError
+from mast.errors import IngestError, MastError, StoreError, StoreInUse, StoreMissing, UnknownFormat, UsageError
 from mast.model import Annotation, Label, Step, StepKind, Trace
-from mast.store import Store
+from mast.store import Store, schema
 
 
 def _trace(n=3, task="do it", path="x.json"):
@@ -23,6 +24,33 @@ def test_migrations_recorded_and_idempotent(db):
     with Store(db) as s:
         assert s.migrations() == first
     assert "m001_core_tables" in first
+
+
+def test_a_failing_migration_leaves_a_new_store_empty_and_an_old_one_as_it_was(db, monkeypatch):
+    def m999_broken(con):
+        con.execute("CREATE TABLE half_done (x INTEGER)")
+        con.execute("SELECT * FROM no_such_table")
+
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, ("m999_broken", m999_broken)])
+    monkeypatch.setattr("mast.store.store.MIGRATIONS", schema.MIGRATIONS)
+    with pytest.raises(StoreError):
+        Store(db)
+    # all pending migrations run in one transaction: none of them was kept
+    con = duckdb.connect(str(db))
+    assert con.execute("SELECT table_name FROM information_schema.tables").fetchall() == []
+    con.close()
+    monkeypatch.undo()
+    with Store(db) as s:  # the shipped migrations apply cleanly afterwards
+        done = s.migrations()
+        assert "m999_broken" not in done and "m001_core_tables" in done
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, ("m999_broken", m999_broken)])
+    monkeypatch.setattr("mast.store.store.MIGRATIONS", schema.MIGRATIONS)
+    with pytest.raises(StoreError):
+        Store(db)
+    monkeypatch.undo()
+    with Store(db) as s:  # an existing store keeps its migrations and gains nothing half-made
+        assert s.migrations() == done
+        assert s.fetchall("SELECT count(*) FROM information_schema.tables WHERE table_name = 'half_done'") == [(0,)]
 
 
 def test_write_is_idempotent_by_content_hash(db):

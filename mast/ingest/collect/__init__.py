@@ -1,14 +1,14 @@
 """`mast collect`: a live OTLP/HTTP endpoint that stages spans and stores finished traces.
 
-:mod:`proto` decodes OTLP protobuf requests into the OTLP/JSON shape, :mod:`staging`
-keeps open traces in the store and builds finished ones with the otel importer's
+:mod:`proto` checks and indexes OTLP protobuf requests and decodes them into the
+OTLP/JSON shape, :mod:`staging` keeps open traces (request bodies and a span index) in the store and builds finished ones with the otel importer's
 mapping, :mod:`server` is the HTTP receiver with its bounded queue and writer thread.
 Write hooks (the rules' features) are passed in by the caller, as for ``mast ingest``.
 """
 
-from mast.ingest.collect.proto import WireError, decode_request
+from mast.ingest.collect.proto import WireError, decode_request, index_request
 from mast.ingest.collect.server import MAX_BODY, Receiver
-from mast.ingest.collect.staging import SOURCE_PREFIX, BuildReport, Collector, rows_of
+from mast.ingest.collect.staging import SOURCE_PREFIX, BuildReport, Collector, Staged, index_json
 
-__all__ = ["MAX_BODY", "SOURCE_PREFIX", "BuildReport", "Collector", "Receiver", "WireError", "decode_request",
-           "rows_of"]
+__all__ = ["MAX_BODY", "SOURCE_PREFIX", "BuildReport", "Collector", "Receiver", "Staged", "WireError",
+           "decode_request", "index_json", "index_request"]

@@ -11,12 +11,21 @@ Unknown fields are skipped (forward compatible, as protobuf readers are); a trun
 message, a bad varint, a group wire type or a length past the end is :class:`WireError`.
 Deprecated fields (instrumentation_library_spans, the old status code) are read where
 older SDKs still send them.
+
+:func:`index_request` is the receiver's fast path: the official generated message
+(``opentelemetry-proto``; protobuf's upb runtime parses in C, 30-40x faster than this
+reader) checks the whole body and gives each span's trace id, span id and whether it is
+an ended root, which is all a request needs before it is staged.  The body is decoded in
+full (by this reader, into the OTLP/JSON shape) only when its trace is built.
 """
 
 from __future__ import annotations
 
 import struct
 from typing import Any
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 _F64 = struct.Struct("<Q")
 _D64 = struct.Struct("<d")
@@ -266,3 +275,135 @@ def decode_request(body: bytes) -> dict:
             _len(wt, fn, "ExportTraceServiceRequest")
             rss.append(_resource_spans(buf, v[0], v[1]))
     return {"resourceSpans": rss}
+
+
+def index_request(body: bytes) -> tuple[list[str], list[str], list[bool]]:
+    """Check a whole ExportTraceServiceRequest and index its spans: their trace ids and
+    span ids (lower-case hex) and whether each is a root span that has ended, in
+    document order.  :class:`WireError` (with this reader's reason) if malformed."""
+    try:
+        req = ExportTraceServiceRequest.FromString(body)
+    except (DecodeError, RuntimeError, RecursionError):
+        decode_request(body)  # raises the reason; protobuf's own error names none
+        raise WireError("not a well-formed ExportTraceServiceRequest") from None
+    tids: list[str] = []
+    sids: list[str] = []
+    roots: list[bool] = []
+    for rs in req.resource_spans:
+        if not rs.scope_spans:
+            # an SDK older than OTLP 0.19 sends instrumentation_library_spans (field 1000),
+            # which the generated message no longer has: this reader still knows it
+            return _index_decoded(decode_request(body))
+        for ss in rs.scope_spans:
+            for sp in ss.spans:
+                t, s = sp.trace_id, sp.span_id
+                if len(t) != 16 or len(s) != 8 or not any(t) or not any(s):
+                    raise WireError(f"span {len(sids)}: trace id or span id missing or of the wrong length")
+                tids.append(t.hex())
+                sids.append(s.hex())
+                roots.append(not any(sp.parent_span_id) and sp.end_time_unix_nano != 0)  # zeros: no parent
+    return tids, sids, roots
+
+
+def _index_decoded(doc: dict) -> tuple[list[str], list[str], list[bool]]:
+    tids: list[str] = []
+    sids: list[str] = []
+    roots: list[bool] = []
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for sp in ss["spans"]:
+                t, s = sp.get("traceId", ""), sp.get("spanId", "")
+                if len(t) != 32 or len(s) != 16 or not t.strip("0") or not s.strip("0"):
+                    raise WireError(f"span {len(sids)}: trace id or span id missing or of the wrong length")
+                tids.append(t)
+                sids.append(s)
+                roots.append(not sp.get("parentSpanId", "").strip("0") and bool(sp.get("endTimeUnixNano")))
+    return tids, sids, roots
+
+
+# -- building: the spans of some traces, from the generated message ------------------------
+
+def _any_doc(v, depth: int) -> dict:
+    if depth > 32:
+        raise WireError("attribute values nested too deep")
+    k = v.WhichOneof("value")
+    if k == "string_value":
+        return {"stringValue": v.string_value}
+    if k == "int_value":
+        return {"intValue": v.int_value}
+    if k == "bool_value":
+        return {"boolValue": v.bool_value}
+    if k == "double_value":
+        return {"doubleValue": v.double_value}
+    if k == "array_value":
+        return {"arrayValue": {"values": [_any_doc(x, depth + 1) for x in v.array_value.values]}}
+    if k == "kvlist_value":
+        return {"kvlistValue": {"values": _kvs_doc(v.kvlist_value.values, depth + 1)}}
+    if k == "bytes_value":
+        return {"bytesValue": v.bytes_value.hex()}
+    return {}
+
+
+def _kvs_doc(kvs, depth: int = 0) -> list[dict]:
+    out = []
+    for kv in kvs:
+        if not kv.key:  # as the reader above (and protobuf's JSON mapping, which leaves it out)
+            raise WireError("attribute without key")
+        out.append({"key": kv.key, "value": _any_doc(kv.value, depth)})
+    return out
+
+
+def _span_doc(sp) -> dict:
+    """A span in the shape :func:`_span` gives (fields the wire leaves out, left out)."""
+    d: dict[str, Any] = {"attributes": _kvs_doc(sp.attributes), "traceId": sp.trace_id.hex(),
+                         "spanId": sp.span_id.hex(), "kind": sp.kind,
+                         "startTimeUnixNano": sp.start_time_unix_nano, "endTimeUnixNano": sp.end_time_unix_nano}
+    if sp.parent_span_id:
+        d["parentSpanId"] = sp.parent_span_id.hex()
+    if sp.name:
+        d["name"] = sp.name
+    if sp.events:
+        d["events"] = [dict({"attributes": _kvs_doc(e.attributes), "timeUnixNano": e.time_unix_nano},
+                            **({"name": e.name} if e.name else {})) for e in sp.events]
+    if sp.links:
+        d["links"] = [{"attributes": _kvs_doc(ln.attributes), "traceId": ln.trace_id.hex(),
+                       "spanId": ln.span_id.hex()} for ln in sp.links]
+    if sp.HasField("status"):
+        st: dict[str, Any] = {}
+        if sp.status.message:
+            st["message"] = sp.status.message
+        if sp.status.code:
+            st["code"] = sp.status.code
+        d["status"] = st
+    return d
+
+
+def span_docs(body: bytes, want: set[str]):
+    """``(where, trace id, span document)`` for each span of a request whose trace id is in
+    ``want``: each span as an OTLP/JSON span object with its ``resource`` and ``scope``
+    (a document the otel importer reads alone).  The request is parsed in C; only the
+    spans wanted are turned into Python objects.  None if the request has ResourceSpans
+    the generated message cannot read (OTLP < 0.19): decode it with :func:`decode_request`."""
+    try:
+        req = ExportTraceServiceRequest.FromString(body)
+    except (DecodeError, RuntimeError, RecursionError):
+        decode_request(body)
+        raise WireError("not a well-formed ExportTraceServiceRequest") from None
+    if any(not rs.scope_spans for rs in req.resource_spans):
+        return None
+    out = []
+    for i, rs in enumerate(req.resource_spans):
+        resource = None
+        for j, ss in enumerate(rs.scope_spans):
+            scope = None
+            for k, sp in enumerate(ss.spans):
+                tid = sp.trace_id.hex()
+                if tid not in want:
+                    continue
+                if resource is None:
+                    resource = {"attributes": _kvs_doc(rs.resource.attributes)}
+                if scope is None:
+                    scope = {n: v for n, v in (("name", ss.scope.name), ("version", ss.scope.version)) if v}
+                out.append((f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]", tid,
+                            dict(_span_doc(sp), resource=resource, scope=scope)))
+    return out

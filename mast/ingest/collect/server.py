@@ -1,12 +1,15 @@
 """The OTLP/HTTP receiver: ``POST /v1/traces`` (protobuf or JSON, optionally gzip).
 
-Request threads (a ``ThreadingHTTPServer``) read, decompress, decode and check a body,
-then hand its span rows to the one writer thread through a bounded queue and wait:
-the writer commits the rows of every request waiting (one transaction for the group),
-and only then are they answered 200.  A full queue is answered 503 with ``Retry-After``
+Request threads (a ``ThreadingHTTPServer``) read, decompress, check and index a body
+(:func:`~mast.ingest.collect.proto.index_request`), then hand it to the one writer
+thread through a bounded queue and wait: the writer commits the body and its span index
+for every request waiting (one transaction for the group), and only then are they
+answered 200.  A full queue is answered 503 with ``Retry-After``
 at once (the OTel exporters retry on 503), so memory is bounded by the queue size times
-the body limit.  Between groups the writer builds the traces that are ready
-(:mod:`mast.ingest.collect.staging`).
+the body limit.  A builder thread, on a connection of its own, builds the traces that are
+ready (:mod:`mast.ingest.collect.staging`) meanwhile: the writer only appends span rows
+and the builder never touches them, so their transactions do not conflict, and a request
+never waits for a build.
 
 Answers: 200 with an empty ``ExportTraceServiceResponse`` (protobuf, or ``{}`` for
 JSON); 400 with a ``google.rpc.Status`` (protobuf) or ``{"code", "message"}`` (JSON)
@@ -28,8 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 from mast.errors import IngestError, MastError
-from mast.ingest.collect.proto import WireError, decode_request
-from mast.ingest.collect.staging import Collector, SpanRow, rows_of
+from mast.ingest.collect.proto import WireError, index_request
+from mast.ingest.collect.staging import Collector, Staged, index_json
 
 #: default limit on a request body, compressed and decompressed (the Collector's default is 4 MiB per gRPC message)
 MAX_BODY = 16 * 1024 * 1024
@@ -39,7 +42,7 @@ JSON = "application/json"
 
 @dataclass
 class _Job:
-    rows: list[SpanRow]
+    staged: Staged
     done: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
 
@@ -96,6 +99,8 @@ class Receiver:
         self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.queue: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
         self.stopping = threading.Event()
+        #: set by a second stop(): build nothing more, leave it staged
+        self.hurry = threading.Event()
         self._writer_done = threading.Event()
         #: set once every request thread has finished: the writer may then stop
         self._handlers_done = threading.Event()
@@ -105,6 +110,7 @@ class Receiver:
         self.httpd.daemon_threads = False
         self.httpd.block_on_close = True
         self._writer = threading.Thread(target=self._write_loop, name="mast-collect-writer")
+        self._builder = threading.Thread(target=self._build_loop, name="mast-collect-builder")
 
     @property
     def address(self) -> tuple[str, int]:
@@ -112,54 +118,69 @@ class Receiver:
 
     # -- the writer ------------------------------------------------------------------
     def _write_loop(self) -> None:
+        """Commit what the request threads hand over; nothing else, so that a request
+        never waits for a trace being built."""
         col = self.collector
         try:
             while True:
                 try:
                     first = self.queue.get(timeout=self.tick)
                 except queue.Empty:
-                    first = None
-                jobs = [first] if first else []
-                while first and len(jobs) < 256:
+                    if self._handlers_done.is_set():
+                        break
+                    continue
+                jobs = [first]
+                while len(jobs) < 256:
                     try:
                         jobs.append(self.queue.get_nowait())
                     except queue.Empty:
                         break
-                if jobs:
-                    try:
-                        n = col.stage(j.rows for j in jobs)
-                        with col.counters.lock:
-                            col.counters.requests += len(jobs)
-                            col.counters.spans += n
-                    except MastError as e:
-                        for j in jobs:
-                            j.error = str(e)
-                    for j in jobs:
-                        j.done.set()
-                    if not self.queue.empty():
-                        continue  # acknowledge first; build when the queue has drained
-                elif self._handlers_done.is_set():
-                    break
-                col.build_ready(limit=256)
-            while col.build_ready(limit=256, final=True):
-                pass
-        except BaseException as e:  # the store failed: answer the waiting, stop serving
-            self.fatal = e
-            while True:
                 try:
-                    j = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                j.error = "store failure"
-                j.done.set()
-            threading.Thread(target=self.httpd.shutdown, daemon=True).start()
+                    n = col.stage(j.staged for j in jobs)
+                    with col.counters.lock:
+                        col.counters.requests += len(jobs)
+                        col.counters.spans += n
+                except MastError as e:
+                    for j in jobs:
+                        j.error = str(e)
+                for j in jobs:
+                    j.done.set()
+        except BaseException as e:  # the store failed: answer the waiting, stop serving
+            self._fail_all(e)
         finally:
             self._writer_done.set()
+
+    def _build_loop(self) -> None:
+        """Build ready traces on the store's own connection (the writer commits on
+        another) until the writer has finished; then those whose root has ended."""
+        col = self.collector
+        try:
+            while not self._writer_done.is_set() and not self.hurry.is_set():
+                if not col.build_ready(limit=256):
+                    self._writer_done.wait(self.tick)
+            while not self.hurry.is_set() and col.build_ready(limit=256, final=True):
+                pass
+        except BaseException as e:
+            self._fail_all(e)
+
+    def _fail_all(self, e: BaseException) -> None:
+        if self.fatal is None:
+            self.fatal = e
+        while True:
+            try:
+                j = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            j.error = "store failure"
+            j.done.set()
+        threading.Thread(target=self.httpd.shutdown, daemon=True).start()
 
     # -- lifecycle -------------------------------------------------------------------
     def serve(self) -> None:
         """Serve until :meth:`stop` (from another thread or a signal handler)."""
+        self.collector.open_stager()
         self._writer.start()
+        self._builder.start()
         try:
             self.httpd.serve_forever(poll_interval=0.2)
         finally:
@@ -167,14 +188,20 @@ class Receiver:
             self.httpd.server_close()  # joins the request threads: every request answered
             self._handlers_done.set()
             self._writer.join()
+            self._builder.join()
+            self.collector.close_stager()
         if self.fatal is not None:
             raise self.fatal
 
     def stop(self) -> None:
-        """Stop accepting, finish what is in flight (safe to call from a signal handler)."""
+        """Stop accepting, finish what is in flight (safe to call from a signal handler).
+        A second call also stops building: the traces not built yet stay staged, and the
+        next run on the store builds them (a backlog can take minutes to store)."""
         if not self.stopping.is_set():
             self.stopping.set()
             threading.Thread(target=self.httpd.shutdown, daemon=True).start()
+        else:
+            self.hurry.set()
 
     # -- requests --------------------------------------------------------------------
     def _handler_class(self):
@@ -274,9 +301,9 @@ class Receiver:
                             doc = json.loads(body)
                         except (ValueError, UnicodeDecodeError) as e:
                             raise WireError(f"invalid JSON: {getattr(e, 'msg', 'not UTF-8')}") from None
+                        staged = Staged("json", body, *index_json(doc))
                     else:
-                        doc = decode_request(body)
-                    rows = rows_of(doc)
+                        staged = Staged("protobuf", body, *index_request(body))
                 except WireError as e:
                     self._fail(400, f"malformed {'JSON' if as_json else 'protobuf'} body: {e}", as_json)
                     return
@@ -289,8 +316,8 @@ class Receiver:
                 if rec.stopping.is_set() and rec._writer_done.is_set():
                     self._fail(503, "shutting down", as_json, close=True)
                     return
-                if rows:
-                    job = _Job(rows)
+                if len(staged):
+                    job = _Job(staged)
                     try:
                         rec.queue.put_nowait(job)
                     except queue.Full:
