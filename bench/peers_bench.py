@@ -3,6 +3,7 @@
 Run from a fresh clone (needs ../shared/datasets beside it and PyPI reachable once):
 
     .venv/bin/python bench/peers_bench.py [--out bench/out/peers] [--runs 3] [--only whowhen,mast_human]
+        [--mixed 210] [--code <a checkout of another commit, for a before/after pair>]
 
 1. Creates one virtualenv per peer under <out>/<peer> (reused when it exists) and
    installs the peer from PyPI, pinned:
@@ -115,11 +116,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out/peers")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="whowhen,mast_human,otlp", help="comma-separated: whowhen, mast_human, otlp")
+    ap.add_argument("--code", type=Path, default=None,
+                    help="time the mast of this checkout (put first on PYTHONPATH), e.g. one of main for a before/after pair")
     ap.add_argument("--mixed", type=int, default=0, metavar="MB",
                     help="also time the mixed corpus of this size against DuckDB read_json (0: skip)")
     a = ap.parse_args()
     out = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    code = {"PYTHONPATH": str(a.code.resolve())} if a.code else None
     cases = {"whowhen": ("atap", lambda: [build_whowhen(out / "inputs/whowhen")]),
              "mast_human": ("adamast", lambda: [build_mast_human(out / "inputs/mast_human")]),
              "otlp": ("ghostspan", lambda: OTLP)}
@@ -136,7 +140,7 @@ def main() -> None:
             if pr["rc"] != 0:
                 raise SystemExit(f"{peer} failed (exit {pr['rc']}):\n{pr['stderr']}")
             peer_runs.append(pr)
-            mast_runs.append(run_mast(inp, out / "store.duckdb"))
+            mast_runs.append(run_mast(inp, out / "store.duckdb", code))
             print(f"{name} run {i + 1}: {peer} {pr['wall_s']:.2f} s, mast {mast_runs[-1]['wall_s']:.2f} s "
                   f"(load {os.getloadavg()[0]:.1f})", file=sys.stderr)
         pbest = min(peer_runs, key=lambda r: r["wall_s"])
@@ -155,7 +159,7 @@ def main() -> None:
         ref_runs, mast_runs = [], []
         for i in range(a.runs):
             ref_runs.append(run_reference(corpus, out / "ref.duckdb"))
-            mast_runs.append(run_mast([Path(corpus.root)], out / "store.duckdb"))
+            mast_runs.append(run_mast([Path(corpus.root)], out / "store.duckdb", code))
             print(f"mixed run {i + 1}: read_json {ref_runs[-1]['wall_s']:.2f} s, mast {mast_runs[-1]['wall_s']:.2f} s "
                   f"(load {os.getloadavg()[0]:.1f})", file=sys.stderr)
         rbest = min(ref_runs, key=lambda r: r["wall_s"])
