@@ -1,6 +1,6 @@
 """Ingest benchmark for the OTLP, CrewAI-events and span-export / trajectory importers, against DuckDB's ``read_json``.
 
-    .venv/bin/python bench/ingest_frameworks_bench.py [--corpus otlp|crewai|both|phoenix|langfuse|spantree|trajectory|exports] [--size-mb 500]
+    .venv/bin/python bench/ingest_frameworks_bench.py [--corpus otlp|crewai|both|phoenix|langfuse|spantree|trajectory|exports|ag2x-otel|ag2x-wal|ag2x-events|ag2x|openai-agents|smolagents|autogen-state|crewai-steps|runs] [--size-mb 500]
 
 Reuses the harness of bench/ingest_bench.py (the real CLI in a subprocess with the RSS of
 its process tree sampled every 50 ms; the reference is DuckDB's ``read_json`` of the same
@@ -19,6 +19,16 @@ fixtures (tests/fixtures/frameworks/), each copy made a new run:
   with its trace ids suffixed by the copy number (``<kind>/<template>/<n>.json``);
   ``trajectory``: τ-bench results files of 200 records each (the size of τ-bench's own),
   copied from the 4-record excerpt with numbered task ids.  ``exports`` runs all four.
+- ``ag2x-otel``, ``ag2x-wal``, ``ag2x-events``: the ag2 1.x fixtures (tests/fixtures/frameworks/ag2x/),
+  the TelemetryMiddleware export (Collector-style JSON Lines, one request = one run of several
+  trace ids stitched by channel a line, ~4 MB files as in the OTLP corpus), channel WALs and history event logs
+  (one file per channel / stream, as the library writes them), each copy with its 32-hex ids and epoch times
+  renumbered (``ag2x/<kind>/<template>/<n>``).  ``ag2x`` runs all three.
+- ``openai-agents`` (the SDK processor's JSON Lines, 40 runs per file, trace/span ids
+  numbered), ``smolagents`` (OpenInference OTLP/JSON, one run per file), ``autogen-state``
+  (``save_state()`` JSON, one team per file, message ids and the order numbered),
+  ``crewai-steps`` (``step_callback`` asdict JSON Lines, 40 runs per file, the query
+  numbered): the issue-13 run artefacts (tests/fixtures/frameworks/).  ``runs`` runs all four.
 
 Prints Markdown and writes ``<out>/ingest_frameworks_<timestamp>.json``.  Never part of the
 test run.  Targets (issue 3): mast rate >= 0.3 x reference rate, peak RSS < 1 GB.
@@ -57,8 +67,31 @@ EXPORT_TEMPLATES = {
     "trajectory": ["trajectory/tau-bench-gpt-4o-airline.excerpt.json"],
 }
 FORMATS = ROOT / "tests" / "fixtures" / "formats"
+# ag2 1.x: the hub-traced OTel export (stitched by channel id), the channel WALs and the
+# agents' history event logs, one file per copy as the library writes them
+AG2X_TEMPLATES = {
+    "ag2x-otel": ["*/telemetry.otlp.json"],
+    "ag2x-wal": ["*/hub/channels/*/wal.jsonl"],
+    "ag2x-events": ["*/agents/*/log/*.jsonl"],
+}
+_HEX32_RX = re.compile(r'"([0-9a-f]{8})([0-9a-f]{24})"')
+_EPOCH_RX = re.compile(r'("created_at": )(\d{10})')
+#: issue 13's framework artefacts: (fixture, copies per file); each copy gets its ids numbered
+RUN_TEMPLATES = {
+    "openai-agents": ("openai_agents/processor.jsonl", 40),
+    "smolagents": ("smolagents/smolagents_managed.otlp.json", 1),
+    "autogen-state": ("autogen/0.7.5/swarm/save_state.json", 1),
+    "crewai-steps": ("crewai_steps/step_callback.jsonl", 40),
+}
+_SDK_ID_RX = re.compile(r'"((?:trace|span)_)([0-9a-f]{8})')
 _ID_RX = re.compile(r'("(?:trace_id|traceId|task_id)":\s*)"?([^",}\s]*)"?')
 _UUID_RX = re.compile(r"\b[0-9a-f]{8}(-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
+
+
+def _ag2x_copy(text: str, n: int) -> str:
+    """A new run: every 32-hex id (trace, channel, envelope, agent) and epoch time renumbered."""
+    text = _HEX32_RX.sub(lambda m: f'"{n:08x}{m.group(2)}"', text)
+    return _EPOCH_RX.sub(lambda m: f"{m.group(1)}{int(m.group(2)) + n}", text)
 
 
 def _otlp_copy(text: str, n: int) -> str:
@@ -68,6 +101,18 @@ def _otlp_copy(text: str, n: int) -> str:
 def _crew_copy(text: str, n: int) -> str:
     text = _UUID_RX.sub(lambda m: f"{n:08x}{m.group(1)}", text)
     return text.replace("LangGraph and CrewAI", f"LangGraph and CrewAI (run {n})")
+
+
+def _run_copy(kind: str, text: str, n: int) -> str:
+    """One more run of an issue-13 fixture: its ids (and, where the content is all there is,
+    a query) numbered, so every copy is a new trace."""
+    if kind == "openai-agents":
+        return _SDK_ID_RX.sub(lambda m: f'"{m.group(1)}{n:08x}', text)
+    if kind == "smolagents":
+        return _otlp_copy(text, n)
+    if kind == "autogen-state":
+        return _crew_copy(text, n).replace("order A42", f"order A{n}")
+    return text.replace("CrewAI step callback", f"CrewAI step callback (run {n})")
 
 
 def _export_copy(text: str, n: int) -> str:
@@ -134,6 +179,56 @@ def build(root: Path, kind: str, size_mb: int, log=print) -> _corpus.Corpus:
             f += 1
             n += 200
         c.groups = [{"glob": "trajectory/*.json"}]
+    elif kind in AG2X_TEMPLATES:
+        src = FW / "ag2x"
+        temps = []
+        for g in AG2X_TEMPLATES[kind]:
+            for t in sorted(src.glob(g)):
+                text = t.read_text()
+                if t.suffix == ".json":
+                    text = json.dumps(json.loads(text), separators=(",", ":"))
+                temps.append((t.relative_to(src).parts[0] + "_" + t.stem.split(".")[0][:8], t.suffix, text))
+        if kind == "ag2x-otel":
+            # as a Collector file exporter keeps them: one request (one run) a line, ~4 MB files
+            d = root / kind / "jsonl"
+            d.mkdir(parents=True, exist_ok=True)
+            f = 0
+            while c.bytes < budget:
+                lines, size = [], 0
+                while size < 4_000_000:
+                    body = _ag2x_copy(temps[n % len(temps)][2], n)
+                    lines.append(body)
+                    size += len(body) + 1
+                    n += 1
+                (d / f"{f}.jsonl").write_text("\n".join(lines) + "\n")
+                note(kind, size)
+                f += 1
+            c.groups = [{"glob": f"{kind}/jsonl/*.jsonl"}]
+        while kind != "ag2x-otel" and c.bytes < budget:
+            name, suffix, text = temps[n % len(temps)]
+            d = root / kind / name
+            d.mkdir(parents=True, exist_ok=True)
+            body = _ag2x_copy(text, n)
+            (d / f"{n}{suffix}").write_text(body)
+            note(kind, len(body))
+            n += 1
+        if kind != "ag2x-otel":
+            c.groups = [{"glob": f"{kind}/{t[0]}/*{t[1]}"} for t in sorted({(t[0], t[1]) for t in temps})]
+    elif kind in RUN_TEMPLATES:
+        rel, per_file = RUN_TEMPLATES[kind]
+        text = (FW / rel).read_text()
+        if not rel.endswith(".jsonl"):
+            text = json.dumps(json.loads(text), separators=(",", ":"))
+        d = root / kind
+        d.mkdir(parents=True, exist_ok=True)
+        f = 0
+        while c.bytes < budget:
+            body = "".join(_run_copy(kind, text, n + k) for k in range(per_file))
+            n += per_file
+            (d / f"{f}{Path(rel).suffix}").write_text(body)
+            note(kind.replace("-", "_"), len(body))
+            f += 1
+        c.groups = [{"glob": f"{kind}/*{Path(rel).suffix}"}]
     elif kind in EXPORT_TEMPLATES:
         temps = [(Path(t).name.split(".")[0], json.dumps(json.loads((FORMATS / t).read_text()), separators=(",", ":")))
                  for t in EXPORT_TEMPLATES[kind]]
@@ -227,7 +322,8 @@ def markdown(all_res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpus", choices=["otlp", "crewai", "both", *EXPORT_TEMPLATES, "exports"], default="both")
+    ap.add_argument("--corpus", choices=["otlp", "crewai", "both", *EXPORT_TEMPLATES, "exports", *AG2X_TEMPLATES, "ag2x",
+                                         *RUN_TEMPLATES, "runs"], default="both")
     ap.add_argument("--size-mb", type=int, default=500, help="size of each corpus (default 500)")
     ap.add_argument("--runs", type=int, default=2, help="measured runs per corpus (default 2)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out", help="work folder (gitignored)")
@@ -236,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     log = lambda *x: print(*x, file=sys.stderr, flush=True)  # noqa: E731
     kinds = (["otlp", "crewai"] if a.corpus == "both" else list(EXPORT_TEMPLATES) if a.corpus == "exports"
+             else list(AG2X_TEMPLATES) if a.corpus == "ag2x" else list(RUN_TEMPLATES) if a.corpus == "runs"
              else [a.corpus])
     res = {"machine": harness.machine(), "corpora": [run_one(k, a, log) for k in kinds],
            "loadavg_end": os.getloadavg()}

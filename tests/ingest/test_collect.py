@@ -610,3 +610,19 @@ def test_a_second_stop_leaves_the_traces_not_built_yet_staged_for_the_next_run(t
         assert st.fetchall("SELECT count(*) FROM collect_traces WHERE built_spans = 0")[0][0] == 1
         assert Collector(st).build_ready() == 1  # the next run builds it
         assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 2
+
+
+def test_smolagents_spans_sent_live_are_stored_as_their_file_is_ingested(server, tmp_path, mast, db):
+    # the OTLP/JSON request the smolagents generator encoded (tests/fixtures/frameworks/smolagents/):
+    # agents named from span names, the managed agent's handoff, the task, the code steps
+    fix = Path(__file__).resolve().parents[1] / "fixtures" / "frameworks" / "smolagents" / "smolagents_managed.otlp.json"
+    srv = server()
+    code, _, _ = srv.post(fix.read_bytes(), "application/json")
+    assert code == 200
+    srv.wait_for(r"^stored t1-")
+    rc, _, err = srv.stop(signal.SIGINT)
+    assert rc == 0 and "Traceback" not in err, err
+    mast("ingest", fix)
+    [live], [filed] = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
+    assert live[2:] == filed[2:]
+    assert ("CodeAgent", "handoff", None, None, "search_agent") in [s[:5] for s in live[4]]

@@ -41,6 +41,30 @@ def _walk(spans):
         stack.extend(reversed(s.get("child_spans") or []))
 
 
+def _expected_tools(spans) -> tuple[list[str], list[str]]:
+    """Tool calls and results in tree order: TOOL spans, and a CodeAgent's "Step N" whose
+    output is an execution log (its code ran: smolagents' ``python_interpreter``), whose
+    result comes after what ran inside it."""
+    calls, results = [], []
+
+    def walk(s):
+        a = s["span_attributes"]
+        code = s["span_name"].startswith("Step ") and str(a.get("output.value", "")).startswith("Execution logs:")
+        if a.get("openinference.span.kind") == "TOOL":
+            calls.append(a["tool.name"])
+            results.append(a["tool.name"])
+        if code:
+            calls.append("python_interpreter")
+        for c in sorted(s.get("child_spans") or [], key=lambda c: c["timestamp"]):
+            walk(c)
+        if code:
+            results.append("python_interpreter")
+
+    for s in spans:
+        walk(s)
+    return calls, results
+
+
 @pytest.mark.parametrize("name", FILES)
 def test_detected_and_matches_golden(name, mast, db):
     assert detect(FIX / name).name == "spantree"
@@ -53,9 +77,8 @@ def test_tools_tokens_errors_match_the_tree(name, mast, db):
     ingest(mast, FIX / name)
     for doc, steps in zip(_docs(name), steps_of(db)):
         spans = sorted(_walk(doc["spans"]), key=lambda s: s["timestamp"])
-        tools = [s["span_attributes"]["tool.name"] for s in spans
-                 if s["span_attributes"].get("openinference.span.kind") == "TOOL"]
-        assert tool_names(steps) == tools and tool_names(steps, "tool_result") == tools
+        calls, results = _expected_tools(doc["spans"])
+        assert tool_names(steps) == calls and tool_names(steps, "tool_result") == results
         llm = [s["span_attributes"] for s in spans if s["span_attributes"].get("openinference.span.kind") == "LLM"]
         if llm:
             assert sum(s[5] or 0 for s in steps) == sum(a["llm.token_count.prompt"] for a in llm)
@@ -82,7 +105,8 @@ def test_real_smolagents_run_matches_what_smolagents_recorded(mast, db):
         [r["tool"] for r in FACTS["tool_runs"]] + ["final_answer"]
     with Store(db, read_only=True) as st:
         [(task,)] = st.fetchall("SELECT task FROM traces")
-        [(answer,)] = st.fetchall("SELECT content FROM steps WHERE kind = 'tool_result' ORDER BY step DESC LIMIT 1")
+        [(answer,)] = st.fetchall("SELECT content FROM steps WHERE kind = 'tool_result' AND tool_name = 'final_answer' "
+                                  "ORDER BY step DESC LIMIT 1")
     assert task == FACTS["task"] and answer == FACTS["answer"]
 
 

@@ -10,7 +10,7 @@ before each look for ready traces, so that acknowledging a request only appends 
 A trace is *ready* when it has spans its stored version does not (``spans <>
 built_spans``) and either its root span has ended or no span came for ``idle`` seconds.
 It is then built from all its staged spans by the otel importer's mapping (the same
-``build_trace`` as ``mast ingest`` of the spans as an OTLP file) and written on the
+``build_otlp_trace`` as ``mast ingest`` of the spans as an OTLP file) and written on the
 store's one write path with the caller's write hooks.  A trace that grows after it was
 built (late spans) is built again; the new version, whose content hash differs, replaces
 the old one in the same transaction (:meth:`Store.delete_traces`: its steps, labels and
@@ -33,7 +33,7 @@ from mast.errors import IngestError, MastError
 from mast.ingest.collect.proto import decode_request, span_docs
 # _id: the file importer's id rule (hex or base64, 8/16 bytes), so both read ids alike
 from mast.ingest.formats.otel.spans import Span, _id, load_doc_spans
-from mast.ingest.formats.otel.steps import build_trace
+from mast.ingest.formats.otel.steps import build_otlp_trace
 from mast.store import Store, WriteHook
 
 #: ``source_path`` of collected traces: the endpoint's scheme and the OTel trace id
@@ -235,7 +235,7 @@ class Collector:
             try:
                 if tid in errors:
                     raise errors[tid]
-                trace = build_trace(Path(source), 0, sorted(spans[tid].values(), key=lambda s: s.start_ns))
+                trace = build_otlp_trace(Path(source), 0, sorted(spans[tid].values(), key=lambda s: s.start_ns))
                 if self.system and not trace.system:
                     trace.system = self.system
                 trace.finalise()

@@ -102,6 +102,10 @@ class LangSmithImporter:
 
     def read(self, path: Path) -> Iterator[Trace]:
         runs = self._load(path)
+        for where, r in runs:  # ids become dict keys: a mangled one is a bad record, not a crash
+            for k in ("id", "trace_id", "parent_run_id"):
+                if r.get(k) is not None and not isinstance(r[k], (str, int)):
+                    raise IngestError(str(path), where, f"{k} is not an id (expected a string)")
         by_trace: dict[str, list[tuple[str, dict]]] = {}
         by_id = {r["id"]: r for _, r in runs}
         order: list[str] = []

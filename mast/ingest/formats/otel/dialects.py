@@ -294,14 +294,37 @@ def system_name(spans: list[Span], main: Span) -> str | None:
         return str(svc)
     for key in ("crewai.crew.name", "gen_ai.workflow.name", "langsmith.trace.name"):
         for s in [main, *spans]:
-            # CrewAI's and LangGraph's default names ("crew", "LangGraph") name nothing
-            if s.attrs.get(key) and str(s.attrs[key]) not in ("crew", "LangGraph"):
+            # CrewAI's, LangGraph's and OpenAI Agents' default names name nothing
+            if s.attrs.get(key) and str(s.attrs[key]) not in ("crew", "LangGraph", "Agent workflow"):
                 return str(s.attrs[key])
     return None
 
 
+def is_smolagents(spans: list[Span]) -> bool:
+    """Spans from OpenInference's smolagents instrumentation (its scope, or its ``smolagents.*`` attributes)."""
+    return any((s.scope or "").endswith(".smolagents") or "smolagents.max_steps" in s.attrs for s in spans)
+
+
+def is_openai_agents(spans: list[Span]) -> bool:
+    """Spans of an OpenAI Agents SDK run (OpenInference's instrumentation, or the SDK's own export)."""
+    return any((s.scope or "").endswith(".openai_agents") or s.scope == "openai-agents" for s in spans)
+
+
+def fatal_error_span(spans: list[Span]) -> Span | None:
+    """The span whose error ended the run when the framework records it below an OK root:
+    OpenAI Agents marks the agent span (``MaxTurnsExceeded``, a guardrail tripwire) and
+    leaves the workflow span OK; its function spans' errors are non-fatal."""
+    if not is_openai_agents(spans):
+        return None
+    return next((s for s in spans if s.status == "ERROR" and kind_of(s) == "agent"), None)
+
+
 def framework_of(spans: list[Span]) -> str:
     scopes = " ".join(sorted({s.scope or "" for s in spans}))
+    if is_smolagents(spans):
+        return "smolagents"
+    if is_openai_agents(spans):
+        return "openai-agents"
     if "crewai" in scopes or any("crewai.crew.id" in s.attrs or "crew_id" in s.attrs for s in spans):
         return "crewai"
     if "ag2" in scopes or any("ag2.span.type" in s.attrs for s in spans):

@@ -24,8 +24,11 @@ Three attribute dialects are read (docs/formats/otel.md, "Dialects"):
   ``gen_ai.completion`` as JSON) and CrewAI (``crewai.agent.role``, ``crewai.crew.*``;
   CrewAI's ``gen_ai.agent.name`` is a hash, so the role wins).
 
-Traces: spans are grouped by trace id; traces joined by span ``links`` are stitched
-into one (AgentChat splits a run into many traces).  A trace made only of LLM spans that
+Traces: spans are grouped by trace id, and the traces of one run are stitched into one
+(``spans.group_traces``): joined by span ``links`` (AgentChat splits a run into many
+traces), by a parent span exported under another trace id, or by a shared run id
+attribute (ag2 1.x's ``ag2.network.channel_id``: its hub traces every envelope apart;
+``gen_ai.conversation.id``).  A trace made only of LLM spans that
 sits, in time, inside an LLM span of another trace is a duplicate (OpenInference's
 CrewAI event-listener mode re-emits every OpenAI call as its own root) and is dropped; an
 LLM span with an LLM span below it yields one step (the inner one, which has the tokens).
@@ -57,7 +60,7 @@ from typing import Iterator
 from mast.errors import IngestError
 from mast.ingest._util import strip_bom
 from mast.ingest.formats.otel.spans import group_traces, load_spans
-from mast.ingest.formats.otel.steps import build_trace, drop_duplicate_llm_groups
+from mast.ingest.formats.otel.steps import build_otlp_trace, drop_duplicate_llm_groups
 from mast.model import Trace
 
 
@@ -108,4 +111,4 @@ class OTelImporter:
         groups = group_traces(spans)
         groups = drop_duplicate_llm_groups(groups)
         for idx, g in enumerate(groups):
-            yield build_trace(path, idx, g)
+            yield build_otlp_trace(path, idx, g)

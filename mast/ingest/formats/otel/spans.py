@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -99,7 +100,10 @@ def _attrs(path: Path, where: str, a: Any) -> dict[str, Any]:
         for kv in a:
             if not isinstance(kv, dict) or "key" not in kv:
                 raise IngestError(str(path), where, "attribute without key")
-            out[kv["key"]] = _any(path, where, kv.get("value"))
+            v = kv.get("value")
+            # most attributes are strings: skip the general decoder for them
+            out[kv["key"]] = v["stringValue"] if type(v) is dict and len(v) == 1 and "stringValue" in v \
+                else _any(path, where, v)
         return out
     raise IngestError(str(path), where, "attributes are neither a list nor an object")
 
@@ -128,11 +132,16 @@ def _ns(path: Path, where: str, v: Any, what: str, required: bool) -> int | None
 UNKNOWN_NS = 0
 
 
+@lru_cache(maxsize=4096)
+def _iso_second(sec: int) -> str:
+    # the spans of a run share their seconds: formatting each second once halves this cost
+    return datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def iso_ns(ns: int | None) -> str | None:
     if not ns:  # None, or UNKNOWN_NS
         return None
-    d = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
-    return d.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ns % 1_000_000_000) // 1000:06d}+00:00"
+    return _iso_second(ns // 1_000_000_000) + f".{(ns % 1_000_000_000) // 1000:06d}+00:00"
 
 
 def _otlp_span(path: Path, where: str, s: Any, resource: dict, scope: str | None) -> Span:
@@ -265,8 +274,23 @@ def load_spans(path: Path) -> list[Span]:
     return spans
 
 
+# Attributes that name the one run a span belongs to, whatever trace id it was exported
+# under: ag2 1.x's hub traces every envelope as its own trace, tied only by the channel
+# (a workflow channel is one run); the GenAI conventions' conversation id.  Deliberately
+# not ``session.id`` or a LangGraph thread id: those span many runs.
+RUN_ID_ATTRS = ("ag2.network.channel_id", "gen_ai.conversation.id")
+
+
 def group_traces(spans: list[Span]) -> list[list[Span]]:
-    """Spans by trace, traces joined through links (union-find)."""
+    """Spans by trace id, with the traces of one run stitched into one group.
+
+    Two trace ids are one run when a span of one links to the other (span ``links``),
+    when a span's parent is a span exported under the other trace id (a parent run in
+    another trace), or when spans of both carry the same run id (``RUN_ID_ATTRS``).
+    Union-find over trace ids: besides the spans themselves it holds one entry per trace
+    id, span id and distinct run id, so memory grows with the export, not with the
+    number of pairs compared.
+    """
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -275,14 +299,33 @@ def group_traces(spans: list[Span]) -> list[list[Span]]:
             x = parent[x]
         return x
 
-    present = {s.trace_id for s in spans}
+    def union(a: str, b: str) -> None:
+        a, b = find(a), find(b)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+
+    # span id -> its trace id, "" when several traces use it (some exports number span
+    # ids per trace): only an unambiguous id can tie a parent across traces
+    span_trace: dict[str, str] = {}
     for s in spans:
         find(s.trace_id)
+        if span_trace.setdefault(s.span_id, s.trace_id) != s.trace_id:
+            span_trace[s.span_id] = ""
+    run_first: dict[tuple[str, str], str] = {}
+    for s in spans:
         for lt, _ in s.links:
-            if lt in present and lt != s.trace_id:
-                a, b = find(s.trace_id), find(lt)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
+            if lt in parent and lt != s.trace_id:
+                union(s.trace_id, lt)
+        if s.parent_id:
+            pt = span_trace.get(s.parent_id)
+            if pt and pt != s.trace_id:
+                union(s.trace_id, pt)
+        for key in RUN_ID_ATTRS:
+            v = s.attrs.get(key)
+            if isinstance(v, str) and v:
+                first = run_first.setdefault((key, v), s.trace_id)
+                if first != s.trace_id:
+                    union(s.trace_id, first)
     groups: dict[str, list[Span]] = {}
     order: list[str] = []
     for s in spans:

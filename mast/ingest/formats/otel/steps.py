@@ -8,7 +8,8 @@ from typing import Any, Iterator
 
 from mast.ingest._util import DELEGATE_RX, GOTO_RX, PARENT_CMD_RX, as_text, drop_none
 from mast.ingest.formats.otel.agentchat import agentchat_steps
-from mast.ingest.formats.otel.dialects import (dialects_of, error_text, framework_of, input_text, json_maybe,
+from mast.ingest.formats.otel.dialects import (dialects_of, error_text, fatal_error_span, framework_of, input_text,
+                                               is_openai_agents, is_smolagents, json_maybe,
                                                kind_of, llm_output, own_agent, root_output, span_tokens,
                                                system_name, tool_name_of, value_text)
 from mast.ingest.formats.otel.spans import Span, iso_ns
@@ -17,6 +18,10 @@ from mast.model import Outcome, StepKind, Trace
 
 
 _ROLE_RX = re.compile(r"role='([^']+)'")
+# ag2 1.x's TelemetryMiddleware scope; its hub renders a channel message to the model as
+# "[sender]: text", so a task read from a prompt loses that prefix
+AG2_SCOPE = "opentelemetry.instrumentation.ag2"
+AG2_SPEAKER_RX = re.compile(r"^\[[^\]\n]{1,200}\]: ")
 
 
 def drop_duplicate_llm_groups(groups: list[list[Span]]) -> list[list[Span]]:
@@ -100,17 +105,22 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                                "first_record": spans[0].where, "dialects": ["autogen-runtime"]})
     steps = []
     state = {"last_target": None, "cur_agent": None, "last_agent_span": None}
-    task = input_text(main)
+    # an agent's run span holds its task as JSON (smolagents: ``{"task": …, "stream": …}``)
+    task = (_agent_task(main) if exported and kinds[id(main)] == "agent" else None) or input_text(main)
     first_task = next((x.attrs["crewai.task.description"] for x in sorted(spans, key=lambda x: x.start_ns)
                        if x.attrs.get("crewai.task.description")), None)
     if first_task and main.attrs.get("crewai.crew.inputs") is not None:
         task = str(first_task)  # a crew's task is its first task, as the event importer has it
-    if not task and exported:
+    stitched = len({x.trace_id for x in spans}) > 1
+    if not task and (exported or stitched):
         # the task sits on the first agent's run span (smolagents), else in the first prompt
+        # (a run stitched from several traces: the biggest piece is seldom where it began)
         by_start = sorted(spans, key=lambda x: x.start_ns)
+        llms = [x for x in by_start if kinds[id(x)] == "llm"]
         task = next((t for t in (_agent_task(x) for x in by_start if kinds[id(x)] == "agent")
                      if t and not t.startswith(("[", "{"))), None) \
-            or _first_user_text([x for x in by_start if kinds[id(x)] == "llm"])
+            or (_ag2_task(llms) if any(x.scope == AG2_SCOPE for x in spans) else None) \
+            or _first_user_text(llms)
     if task:
         steps.append(step(agent=None, role="user", kind=StepKind.MESSAGE, content=task,
                           started_at=iso_ns(main.start_ns), span_id=main.span_id))
@@ -154,7 +164,9 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
             a = s.attrs
             args = a.get("gen_ai.tool.call.arguments", a.get("input.value", a.get("gen_ai.prompt")))
             result = a.get("gen_ai.tool.call.result", a.get("output.value", a.get("gen_ai.completion")))
-            target = transfer_target(name) or (_delegate_target(args) if DELEGATE_RX.match(name) else None)
+            target = transfer_target(name) or (_delegate_target(args) if DELEGATE_RX.match(name) else None) \
+                or (_ag2_handoff(result) if s.scope == AG2_SCOPE else None) \
+                or _sdk_handoff_target(s)
             dest = a.get("langsmith.metadata.__handoff_destination")
             if target or (emsg and parent_cmd and GOTO_RX.search(emsg)):
                 target = target or GOTO_RX.search(emsg).group(1)
@@ -173,9 +185,10 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                                   parent_span_id=s.span_id, started_at=en or st,
                                   status="error" if err and not parent_cmd else "ok"))
         elif err and not parent_cmd and s is not main and not has_error_below(s, emsg):
-            steps.append(step(agent=agent, kind=StepKind.ERROR, content=emsg, started_at=en or st,
-                              span_id=s.span_id, parent_span_id=s.parent_id, status="error",
-                              attributes={"span": s.name}))
+            # the error ends the span: it comes after what ran inside it
+            state["deferred"] = step(agent=agent, kind=StepKind.ERROR, content=emsg, started_at=en or st,
+                                     span_id=s.span_id, parent_span_id=s.parent_id, status="error",
+                                     attributes={"span": s.name})
         elif parent_cmd and not any(kinds[id(c)] == "tool" for c in _descendants(s)):
             m = GOTO_RX.search(emsg or "")
             if m and not PARENT_CMD_RX.search(" ".join(error_text(c) or "" for c in s.children if c.status == "ERROR")):
@@ -188,23 +201,48 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     agent_tokens: list[tuple] = []  # (agent, tokens in, tokens out, first step of its span)
 
     # depth-first, children by start time; iterative, so deep span trees cannot overflow
-    stack: list[tuple[Span, str | None]] = [(r, None) for r in reversed(roots)]
+    # an entry's third element: None (visit the span), True (its code step's result) or a
+    # step to emit once the span's children are done
+    stack: list[tuple[Span, str | None, Any]] = [(r, None, None) for r in reversed(roots)]
     while stack:
-        sp, inherited = stack.pop()
+        sp, inherited, after = stack.pop()
+        if after is True:  # the span's children are done: what it observed comes after them
+            steps.append(step(agent=inherited, role="tool", kind=StepKind.TOOL_RESULT, tool_name=CODE_TOOL,
+                              content=value_text(sp.attrs.get("output.value")), parent_span_id=sp.span_id,
+                              started_at=iso_ns(sp.end_ns or sp.start_ns),
+                              status="error" if sp.status == "ERROR" else "ok"))
+            continue
+        if after is not None:
+            steps.append(after)
+            continue
         agent_below = visit(sp, inherited)
-        stack.extend((c, agent_below) for c in reversed(sp.children))
+        deferred = state.pop("deferred", None)
+        if deferred is not None:
+            stack.append((sp, agent_below, deferred))
+        if exported and _is_code_step(sp):
+            # a CodeAgent step ran its code: the code's execution log is the observation
+            # smolagents records, under the tool name it gives code (python_interpreter)
+            steps.append(step(agent=agent_below, role="assistant", kind=StepKind.TOOL_CALL, tool_name=CODE_TOOL,
+                              span_id=sp.span_id, parent_span_id=sp.parent_id, started_at=iso_ns(sp.start_ns),
+                              attributes={"span": sp.name}))
+            stack.append((sp, agent_below, True))
+        stack.extend((c, agent_below, None) for c in reversed(sp.children))
     for who, tin, tout, first in agent_tokens:  # on the agent's first step of that span
         at = next((x for x in steps[first:] if x.agent == who and x.tokens_in is None and x.tokens_out is None), None)
         if at is not None:
             at.tokens_in, at.tokens_out = tin, tout
     outcome = Outcome.UNKNOWN
-    m_err = main.status == "ERROR" and not PARENT_CMD_RX.search(error_text(main) or "")
+    fatal = fatal_error_span(spans) if main.status != "ERROR" else None
+    m_err = (main.status == "ERROR" and not PARENT_CMD_RX.search(error_text(main) or "")) or fatal is not None
     if m_err:
-        emsg = error_text(main)
+        emsg = error_text(fatal or main)
         if not has_error_below(main, emsg):
             steps.append(step(agent=state["cur_agent"], kind=StepKind.ERROR, content=emsg, status="error",
                               started_at=iso_ns(main.end_ns), span_id=main.span_id))
         outcome = Outcome.FAILURE
+    elif stitched and steps and steps[-1].kind == StepKind.ERROR:
+        # a run in pieces has no one root to fail: it failed if its last piece ended in an error
+        m_err, outcome = True, Outcome.FAILURE
     if main.end_ns:
         # a run stitched from several traces ends when its last root does
         end = max((r.end_ns for r in roots if r.end_ns), default=main.end_ns)
@@ -223,6 +261,24 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                                   "dialects": sorted(dialects_of(spans)) or None}))
 
 
+#: the tool name smolagents gives a CodeAgent's code in its memory steps
+CODE_TOOL = "python_interpreter"
+_STEP_RX = re.compile(r"^Step \d+$")
+
+
+def _is_code_step(s: Span) -> bool:
+    """A smolagents ``Step N`` span whose output is a code execution log (CodeAgent's steps)."""
+    out = s.attrs.get("output.value")
+    return bool(_STEP_RX.match(s.name)) and isinstance(out, str) and out.startswith("Execution logs:")
+
+
+def build_otlp_trace(path: Path, index: int, spans: list[Span]) -> Trace:
+    """What ``otel`` (a file) and ``mast collect`` (the live endpoint) build from one trace's
+    spans: smolagents' agent spans carry no agent attribute (their names are the agents), and
+    both smolagents and OpenAI Agents put the task in the first agent's input or prompt."""
+    return build_trace(path, index, spans, name_agents=is_smolagents(spans) or is_openai_agents(spans))
+
+
 def _agent_task(s: Span) -> str | None:
     """An agent run span's task: plain input text, or the ``task`` of smolagents' JSON input."""
     j = json_maybe(s.attrs.get("input.value"))
@@ -230,6 +286,21 @@ def _agent_task(s: Span) -> str | None:
         return j["task"]
     t = input_text(s)
     return t if t and not t.startswith(("[", "{")) else None
+
+
+def _ag2_handoff(result: Any) -> str | None:
+    """ag2 1.x: a tool that returned ``Handoff(target, reason)`` routed the turn (its result
+    is that dataclass as JSON)."""
+    j = json_maybe(result)
+    if isinstance(j, dict) and isinstance(j.get("target"), str) and j["target"] and set(j) <= {"target", "reason"}:
+        return j["target"]
+    return None
+
+
+def _ag2_task(llm_spans: list[Span]) -> str | None:
+    """ag2 1.x: the first prompt's user message, without the hub's "[sender]: " prefix."""
+    t = input_text(llm_spans[0]) if llm_spans else None
+    return AG2_SPEAKER_RX.sub("", t, count=1) if t else None
 
 
 def _first_user_text(llm_spans: list[Span]) -> str | None:
@@ -277,6 +348,19 @@ def _subtree_size(s: Span) -> int:
     return 1 + sum(1 for _ in _descendants(s))
 
 
+_SDK_HANDOFF_RX = re.compile(r"^handoff to (\S+)$")
+
+
+def _sdk_handoff_target(s: Span) -> str | None:
+    """OpenAI Agents' handoff span (OpenInference names it ``handoff to X``, from-agent in,
+    to-agent out; the SDK's own export: ``from_agent`` / ``to_agent``)."""
+    m = _SDK_HANDOFF_RX.match(s.name)
+    if not m:
+        return None
+    out = s.attrs.get("output.value")
+    return str(out).strip() if isinstance(out, str) and out.strip() else m.group(1)
+
+
 def _delegate_target(args: Any) -> str | None:
     j = json_maybe(args)
     if isinstance(j, dict) and j.get("coworker"):
@@ -287,4 +371,8 @@ def _delegate_target(args: Any) -> str | None:
 def _args_text(v: Any) -> str | None:
     if v is None:
         return None
+    j = json_maybe(v)
+    if isinstance(j, dict) and "sanitize_inputs_outputs" in j and set(j) <= {"args", "kwargs", "sanitize_inputs_outputs"}:
+        # smolagents' tool input is the Python call: its arguments are in kwargs (or args)
+        return as_text(j.get("kwargs") or j.get("args"))
     return as_text(json_maybe(v)) if not isinstance(v, str) else v

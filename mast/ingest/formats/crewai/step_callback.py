@@ -1,0 +1,153 @@
+"""CrewAI ``step_callback`` dumps: the step objects a crew or agent hands its step callback, one per line.
+
+CrewAI (1.x) calls ``step_callback`` with ``AgentAction`` (``thought``, ``tool``,
+``tool_input``, ``text``, ``result``), ``ToolResult`` (``result``, ``result_as_answer``)
+and ``AgentFinish`` (``thought``, ``output``, ``text``).  They are dataclasses, not
+pydantic models (``model_dump()`` does not exist on them), so a user's
+``f.write(json.dumps(step) + "\\n")`` fails and ends up as one of:
+
+- ``json.dumps(step, default=str)``: the dataclass repr as a JSON string,
+  ``"AgentAction(thought='…', tool='web_search', tool_input='{…}', text='…', result='…')"``;
+- ``json.dumps(dataclasses.asdict(step))`` (or ``vars(step)``), optionally with the class
+  name under ``type``: the class is then told by its fields.
+
+Both are read (a repr is parsed with :mod:`ast`: only literals are evaluated, nothing is
+executed; a field that is no literal, such as a pydantic ``output``, is kept as its source
+text).  One trace per file: AgentAction → ``tool_call`` (its ``thought`` as content) and
+``tool_result`` (``result``; ``ToolResult`` lines just before it repeat that result and are
+folded into it; a ``result_as_answer`` result is a final answer); AgentFinish → an
+assistant ``message`` (its output).  The objects name no agent, task, time or tokens, so
+the trace has none of these; the outcome is unknown.  A line that is neither of the three
+is an error naming it; a known class name with unknown fields is refused as a newer CrewAI.
+
+Format notes: docs/formats/crewai.md.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+from mast.errors import IngestError
+from mast.ingest._util import first_json, iter_jsonl, strip_bom
+from mast.ingest.formats.crewai.events import FRAMEWORK, crew_step
+from mast.model import StepKind, Trace
+
+_FIELDS = {"AgentAction": {"thought", "tool", "tool_input", "text", "result"},
+           "AgentFinish": {"thought", "output", "text"},
+           "ToolResult": {"result", "result_as_answer"}}
+_REPR_RX = re.compile(r"^(AgentAction|AgentFinish|ToolResult)\(")
+_HEAD_RX = re.compile(rb'^\s*("(AgentAction|AgentFinish|ToolResult)\(|\{\s*"type"\s*:\s*"(AgentAction|AgentFinish|ToolResult)")')
+
+
+def _class_of(d: dict) -> str | None:
+    t = d.get("type")
+    if t in _FIELDS:
+        return t
+    keys = set(d)
+    for name, fields in _FIELDS.items():
+        required = fields - {"result"} if name == "AgentAction" else fields - {"result_as_answer"}
+        if required <= keys <= fields | {"type"}:
+            return name
+    return None
+
+
+def _from_repr(path: Path, where: str, s: str) -> tuple[str, dict]:
+    try:
+        node = ast.parse(s, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise IngestError(str(path), where, "a step repr that does not parse (line cut short?)") from None
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FIELDS
+            and not node.args):
+        raise IngestError(str(path), where, "not an AgentAction / AgentFinish / ToolResult repr")
+    out: dict[str, Any] = {}
+    for kw in node.keywords:
+        try:
+            out[kw.arg] = ast.literal_eval(kw.value)
+        except (ValueError, SyntaxError, TypeError, RecursionError):
+            out[kw.arg] = ast.get_source_segment(s, kw.value)  # a pydantic output: its text
+    return node.func.id, out
+
+
+def _record(path: Path, where: str, obj: Any) -> tuple[str, dict]:
+    if isinstance(obj, str):
+        if not _REPR_RX.match(obj):
+            raise IngestError(str(path), where, "a string that is no AgentAction / AgentFinish / ToolResult repr")
+        cls, d = _from_repr(path, where, obj)
+    elif isinstance(obj, dict):
+        cls = _class_of(obj)
+        if cls is None:
+            raise IngestError(str(path), where, "neither an AgentAction, an AgentFinish nor a ToolResult "
+                              "(fields: " + ", ".join(sorted(map(str, obj))[:8]) + ")")
+        d = {k: v for k, v in obj.items() if k != "type"}
+    else:
+        raise IngestError(str(path), where, f"expected a step object or its repr, found {type(obj).__name__}")
+    extra = set(d) - _FIELDS[cls]
+    if extra:
+        raise IngestError(str(path), where, f"{cls} with unknown field(s) {', '.join(sorted(extra))} "
+                          "(newer CrewAI version?)", "Upgrade mast.")
+    return cls, d
+
+
+def _text(v: Any) -> str | None:
+    return None if v is None else v if isinstance(v, str) else str(v)
+
+
+class CrewAIStepCallbackImporter:
+    name = "crewai-steps"
+    description = "CrewAI step_callback dumps: AgentAction / ToolResult / AgentFinish per line (repr or asdict)"
+    example = '"AgentAction(thought=\'Thought: I should search.\', tool=\'web_search\', tool_input=\'{…}\', …)"'
+
+    def detect(self, path: Path, head: bytes) -> bool:
+        return self.decline(path, head) is None
+
+    def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
+        """How far this file got as a step_callback dump, and why it is not one (None: it is)."""
+        body = strip_bom(head)
+        if _HEAD_RX.match(body):
+            return None
+        try:
+            first = first_json(body, into_array=False)
+        except ValueError:
+            return 0, "the first line is no JSON"
+        if isinstance(first, dict) and _class_of(first):
+            return None
+        return 0, "the first record is no AgentAction / AgentFinish / ToolResult"
+
+    def read(self, path: Path) -> Iterator[Trace]:
+        steps = []
+        pending: list[tuple[str, dict]] = []  # ToolResults waiting for the AgentAction they belong to
+        n = 0
+        for i, obj in iter_jsonl(path):
+            where = f"line {i + 1}"
+            cls, d = _record(path, where, obj)
+            n += 1
+            if cls == "ToolResult":
+                pending.append((where, d))
+                continue
+            if cls == "AgentAction":
+                sid = f"step-{i + 1}"
+                steps.append(crew_step(agent=None, role="assistant", kind=StepKind.TOOL_CALL, tool_name=_text(d.get("tool")),
+                                       tool_args=_text(d.get("tool_input")), content=_text(d.get("thought")) or None,
+                                       span_id=sid, attributes={"line": i + 1}))
+                steps.append(crew_step(agent=None, role="tool", kind=StepKind.TOOL_RESULT, tool_name=_text(d.get("tool")),
+                                       content=_text(d.get("result")), parent_span_id=sid, status="ok",
+                                       attributes={"line": i + 1}))
+                pending = [p for p in pending if p[1].get("result") != d.get("result")]
+            else:
+                steps.append(crew_step(agent=None, role="assistant", kind=StepKind.MESSAGE,
+                                       content=_text(d.get("output")), attributes={"line": i + 1, "final": True}))
+            for w, r in pending:  # a tool result no action took up: a result-as-answer, or a cut file
+                steps.append(crew_step(agent=None, role="tool", kind=StepKind.MESSAGE if r.get("result_as_answer")
+                                       else StepKind.TOOL_RESULT, content=_text(r.get("result")),
+                                       attributes={"line": int(w.split()[1]), "result_as_answer": bool(r.get("result_as_answer"))}))
+            pending = []
+        for w, r in pending:
+            steps.append(crew_step(agent=None, role="tool", kind=StepKind.TOOL_RESULT, content=_text(r.get("result")),
+                                   attributes={"line": int(w.split()[1]), "result_as_answer": bool(r.get("result_as_answer"))}))
+        if not n:
+            raise IngestError(str(path), None, "no steps in file")
+        yield Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path), source_index=0,
+                    steps=steps, task=None, metadata={"artefact": "step_callback", "records": n})

@@ -1,0 +1,187 @@
+"""OpenAI Agents SDK traces as its own tracing processors write them.
+
+The SDK (``openai-agents``) traces every run itself: a trace object and spans whose
+``export()`` dicts are what its ``BackendSpanExporter`` POSTs to OpenAI (``{"data":
+[item, ...]}``) and what a user's own ``TracingProcessor`` writing them to a file gets::
+
+    {"object": "trace", "id": "trace_<32 hex>", "workflow_name": "Agent workflow",
+     "group_id": null, "metadata": null}
+    {"object": "trace.span", "id": "span_<24 hex>", "trace_id": "trace_…", "parent_id": "span_…" | null,
+     "started_at": "2026-12-01T13:37:08.234306+00:00", "ended_at": "…",
+     "span_data": {"type": "agent" | "generation" | "response" | "function" | "handoff" | "custom" |
+                   "guardrail" | "mcp_tools" | …, …},
+     "error": null | {"message": "…", "data": {…}}}
+
+Accepted files: one item per line, one batch (``{"data": [...]}``) per line, or one JSON
+document that is a batch or an array of items.  Items of one trace may be spread over
+batches.  The spans become the OTel importer's :class:`Span` with OpenInference attributes
+(agent → AGENT with ``agent.name``; generation / response → LLM with its usage, a
+generation's input and output messages; function → TOOL; handoff → a ``handoff to X``
+span, a handoff from the agent whose turn it is to ``to_agent``; custom ``task`` / ``turn``
+and the rest → plain spans) and go through the same step builder as OpenInference's own
+instrumentation of the SDK, so both give the same trace.  The task is the first user
+message a generation was sent; a run through the Responses API exports no message text
+(its spans carry the response id and usage only), so its task is unknown.  An unknown
+``object`` is refused as a newer SDK version; an unknown span type is kept as a plain span.
+
+Format notes: docs/formats/spans.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+from mast.errors import IngestError
+from mast.ingest._util import first_line_object, iter_jsonl, load_json, strip_bom
+from mast.ingest.formats.otel.spans import Span, _ns
+from mast.ingest.formats.otel.steps import build_trace
+from mast.model import Trace
+
+#: the scope the spans get, so the dialect helpers know them (``dialects.is_openai_agents``)
+SCOPE = "openai-agents"
+_OBJECTS = ("trace", "trace.span")
+_HEAD_RX = re.compile(rb'^\s*\[?\s*\{\s*("data"\s*:\s*\[\s*\{\s*)?"object"\s*:\s*"trace(\.span)?"')
+
+
+def _item_kind(obj: Any) -> str | None:
+    if isinstance(obj, dict):
+        if obj.get("object") in _OBJECTS and "id" in obj:
+            return "item"
+        data = obj.get("data")
+        if isinstance(data, list) and data and isinstance(data[0], dict) and data[0].get("object") in _OBJECTS:
+            return "batch"
+    return None
+
+
+def _attrs(sd: dict) -> tuple[str, dict[str, Any]]:
+    """A span's name and OpenInference attributes from its ``span_data``."""
+    t = sd.get("type")
+    if t == "agent":
+        return str(sd.get("name") or "agent"), {"openinference.span.kind": "AGENT", "agent.name": sd.get("name"),
+                                                "openai_agents.tools": sd.get("tools"),
+                                                "openai_agents.handoffs": sd.get("handoffs")}
+    if t in ("generation", "response"):
+        u = sd.get("usage") if isinstance(sd.get("usage"), dict) else {}
+        a = {"openinference.span.kind": "LLM", "gen_ai.usage.input_tokens": u.get("input_tokens"),
+             "gen_ai.usage.output_tokens": u.get("output_tokens"), "gen_ai.request.model": sd.get("model"),
+             "openai_agents.response_id": sd.get("response_id")}
+        # kept parsed: the dialect helpers take message lists as they are (no JSON round trip)
+        if sd.get("input") is not None:
+            a["input.value"] = sd["input"]
+        if sd.get("output") is not None:
+            a["gen_ai.output.messages"] = sd["output"]
+        return str(t), a
+    if t == "function":
+        return str(sd.get("name") or "function"), {"openinference.span.kind": "TOOL", "tool.name": sd.get("name"),
+                                                   "input.value": sd.get("input"), "output.value": sd.get("output"),
+                                                   "openai_agents.mcp_data": sd.get("mcp_data")}
+    if t == "handoff":
+        to = sd.get("to_agent")
+        return f"handoff to {to}", {"openinference.span.kind": "TOOL", "tool.name": f"handoff to {to}",
+                                    "input.value": sd.get("from_agent"), "output.value": to}
+    # custom (task, turn), guardrail, mcp_tools, speech…: structure only
+    rest = {k: v for k, v in sd.items() if k != "type"}
+    return str(sd.get("name") or t or "span"), {f"openai_agents.{k}": (json.dumps(v, ensure_ascii=False, default=str)
+                                                                       if isinstance(v, (dict, list)) else v)
+                                                for k, v in rest.items()} | {"openai_agents.type": t}
+
+
+def _error_text(err: Any) -> str | None:
+    if not isinstance(err, dict):
+        return str(err) if err else None
+    msg = str(err.get("message") or "error")
+    data = err.get("data")
+    detail = data.get("error") if isinstance(data, dict) else None
+    return f"{msg}: {detail}" if detail else msg
+
+
+def _span(path: Path, where: str, it: dict) -> Span:
+    missing = [k for k in ("id", "trace_id", "started_at", "span_data") if k not in it]
+    if missing:
+        raise IngestError(str(path), where, "missing required field(s): " + ", ".join(missing))
+    sd = it["span_data"]
+    if not isinstance(sd, dict):
+        raise IngestError(str(path), where, "span_data is not an object")
+    name, attrs = _attrs(sd)
+    err = it.get("error")
+    return Span(trace_id=str(it["trace_id"]), span_id=str(it["id"]),
+                parent_id=str(it["parent_id"]) if it.get("parent_id") else None, name=name, kind="INTERNAL",
+                start_ns=_ns(path, where, it["started_at"], "started_at", True),
+                end_ns=_ns(path, where, it.get("ended_at"), "ended_at", False),
+                status="ERROR" if err else "OK", status_msg=_error_text(err),
+                attrs={k: v for k, v in attrs.items() if v is not None}, events=[], links=[], resource={},
+                scope=SCOPE, where=where)
+
+
+class OpenAIAgentsImporter:
+    name = "openai-agents"
+    description = "OpenAI Agents SDK traces: trace/span export() dicts, as JSON Lines or the backend exporter's batches"
+    example = '{"object": "trace", "id": "trace_e5526e38…", "workflow_name": "Agent workflow", "group_id": null, …'
+
+    def detect(self, path: Path, head: bytes) -> bool:
+        return self.decline(path, head) is None
+
+    def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
+        """How far this file got as an OpenAI Agents export, and why it is not one (None: it is)."""
+        body = strip_bom(head)
+        if not body.lstrip()[:1] in (b"{", b"["):
+            return 0, "not JSON"
+        if _HEAD_RX.match(body):
+            return None
+        if b'"trace.span"' in body or b'"span_data"' in body:
+            return 2, 'spans with span_data, but the first record is no {"object": "trace" | "trace.span"} item or batch'
+        return 0, 'no {"object": "trace" | "trace.span"} item'
+
+    def read(self, path: Path) -> Iterator[Trace]:
+        first = first_line_object(path)
+        if first is not None and (first[1] or path.suffix in (".jsonl", ".ndjson")):
+            docs: Any = ((f"line {i + 1}", d) for i, d in iter_jsonl(path))
+        else:
+            data = load_json(path)
+            docs = ((f"{i}" if isinstance(data, list) else None, d)
+                    for i, d in enumerate(data if isinstance(data, list) else [data]))
+        traces: dict[str, dict] = {}
+        spans: dict[str, list[Span]] = {}
+        for where, doc in docs:
+            kind = _item_kind(doc)
+            if kind == "batch":
+                items = [(f"{where}, data[{j}]" if where else f"data[{j}]", x) for j, x in enumerate(doc["data"])]
+            elif isinstance(doc, dict) and "object" in doc:
+                items = [(where, doc)]
+            else:
+                raise IngestError(str(path), where, 'expected an {"object": "trace" | "trace.span"} item or a '
+                                  '{"data": [...]} batch' + ("" if isinstance(doc, dict) else f", found {type(doc).__name__}"))
+            for w, it in items:
+                if not isinstance(it, dict):
+                    raise IngestError(str(path), w, f"expected an item object, found {type(it).__name__}")
+                obj = it.get("object")
+                if obj == "trace":
+                    if "id" not in it:
+                        raise IngestError(str(path), w, "missing required field: id")
+                    traces.setdefault(str(it["id"]), it)
+                    spans.setdefault(str(it["id"]), [])
+                elif obj == "trace.span":
+                    sp = _span(path, w, it)
+                    spans.setdefault(sp.trace_id, []).append(sp)
+                else:
+                    raise IngestError(str(path), w, f"unknown object {obj!r} (newer SDK version?)", "Upgrade mast.")
+        n = 0
+        for tid, group in spans.items():
+            if not group:
+                continue  # a trace whose spans are in another file (or were never exported)
+            tr = traces.get(tid, {})
+            wf = tr.get("workflow_name")
+            if wf:
+                for s in group:
+                    if not s.parent_id:
+                        s.attrs["gen_ai.workflow.name"] = wf  # the system name, unless the SDK's default
+            t = build_trace(path, n, group, source_format=self.name, name_agents=True)
+            t.metadata.update({k: v for k, v in (("workflow_name", wf), ("group_id", tr.get("group_id")),
+                                                 ("trace_metadata", tr.get("metadata"))) if v})
+            n += 1
+            yield t
+        if n == 0:
+            raise IngestError(str(path), None, "no spans in file")

@@ -1,0 +1,105 @@
+"""CrewAI ``step_callback`` dumps (``crewai-steps``).
+
+Fixtures: tests/fixtures/frameworks/crewai_steps/ (generators/gen_crewai_steps.py): a real
+crewai 1.15.30 sequential crew run in its ReAct loop (the model runs without native tool
+calls), its ``step_callback`` dumping every step object as ``json.dumps(step, default=str)``
+(``step_callback.repr.jsonl``) and as ``{"type": …, **dataclasses.asdict(step)}``
+(``step_callback.jsonl``); ``step_callback.facts.json`` holds the objects' own classes and
+fields.  CrewAI 1.15.30 gave this callback ToolResult / AgentAction pairs and no
+AgentFinish (and retried the failing tool inside one action), so the AgentFinish cases
+below are lines derived from the AgentAction fixture (marked hand-made).  On main before
+this change both files were refused.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import ROOT
+from fw_golden import assert_truncated_refused, check, ingest, refused, summarise
+from span_export_checks import steps_of
+from mast.ingest import detect
+
+FIX = ROOT / "tests" / "fixtures" / "frameworks" / "crewai_steps"
+FILES = ["step_callback.jsonl", "step_callback.repr.jsonl"]
+FACTS = json.loads((FIX / "step_callback.facts.json").read_text())
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_detected_and_matches_golden(name, mast, db):
+    assert detect(FIX / name).name == "crewai-steps"
+    assert ingest(mast, FIX / name)["formats"] == {"crewai-steps": 1}
+    check(FIX, name, summarise(db))
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_steps_are_the_step_objects(name, mast, db):
+    ingest(mast, FIX / name)
+    [steps] = steps_of(db)
+    actions = [s for s in FACTS["steps"] if s["type"] == "AgentAction"]
+    assert [s[2] for s in steps if s[1] == "tool_call"] == [a["tool"] for a in actions]
+    # each ToolResult repeats the result of the action after it: one result per action
+    assert [s[1] for s in steps] == ["tool_call", "tool_result"] * len(actions)
+
+
+def test_both_serialisations_are_the_same_trace(mast, db):
+    a = ingest(mast, FIX / FILES[0])
+    b = ingest(mast, FIX / FILES[1])
+    assert a["traces_new"] == 1 and b["traces_present"] == 1
+
+
+def _lines(name="step_callback.jsonl"):
+    return [json.loads(x) for x in (FIX / name).read_text().splitlines()]
+
+
+def test_agent_finish_in_both_forms_is_the_final_message(mast, db, tmp_path):
+    # hand-made, derived: CrewAI's AgentFinish repr and asdict, after the real lines
+    text = "Note: CrewAI hands every agent step to step_callback as a dataclass."
+    p = tmp_path / "finish.jsonl"
+    p.write_text("".join(json.dumps(x) + "\n" for x in _lines("step_callback.repr.jsonl"))
+                 + json.dumps(f"AgentFinish(thought='Thought: done.', output={text!r}, text={text!r})") + "\n"
+                 + json.dumps({"thought": "", "output": text, "text": text}) + "\n")
+    ingest(mast, p)
+    [steps] = steps_of(db)
+    assert [s[1] for s in steps[-2:]] == ["message", "message"]
+
+
+def test_a_repr_is_parsed_never_run(mast, db, tmp_path):
+    # a call inside a field is kept as its text: ast.literal_eval evaluates literals only
+    p = tmp_path / "evil.jsonl"
+    p.write_text(json.dumps("AgentFinish(thought='x', output=__import__('os').system('false'), text='t')") + "\n")
+    ingest(mast, p)
+    [steps] = steps_of(db)
+    assert steps[0][1] == "message"
+
+
+def test_truncated_dump_is_refused_whole(mast, db, tmp_path):
+    assert_truncated_refused(FIX / "step_callback.repr.jsonl", mast, db, tmp_path)
+
+
+def test_unknown_fields_are_a_newer_version(mast, db, tmp_path):
+    items = _lines()
+    items[1]["tool_call_id"] = "call_1"
+    p = tmp_path / "newer.jsonl"
+    p.write_text("".join(json.dumps(x) + "\n" for x in items))
+    refused(mast, db, p, "line 2", "newer CrewAI")
+
+
+def test_a_line_of_something_else_names_it(mast, db, tmp_path):
+    items = _lines()
+    items.insert(2, {"event": "tool_usage_started"})
+    p = tmp_path / "mixed.jsonl"
+    p.write_text("".join(json.dumps(x) + "\n" for x in items))
+    refused(mast, db, p, "line 3", fmt="crewai-steps")
+
+
+def test_lookalike_strings_are_not_taken(tmp_path):
+    p = tmp_path / "strings.jsonl"
+    p.write_text(json.dumps("AgentActionPlan for the week") + "\n")
+    try:
+        name = detect(p).name
+    except Exception:
+        name = None
+    assert name != "crewai-steps"
