@@ -65,9 +65,9 @@ STREAM_BYTES = 16_000_000
 #: Commit a group of small files once it holds this many bytes of source or this many files.
 #: The first group is small and the limit grows fourfold per commit, so that the first files
 #: are stored (and a killed run has made progress) within a fraction of a second.  Each
-#: group pays a fixed cost per INSERT (DuckDB compiles the redaction catalogue's RE2
-#: programs for every statement: ~0.35 s CPU a group) and per feature pass, so groups go
-#: up to 16 MB (32 MB saved a little more CPU but held up to 50 MB more; bench/RESULTS.md, issue 16).
+#: group pays a fixed cost per INSERT (DuckDB compiles the RE2 programs of the redaction
+#: chains it carries for every statement) and per feature pass, so groups go up to 16 MB
+#: (32 MB saved a little more CPU but held up to 50 MB more; bench/RESULTS.md, issue 16).
 GROUP_BYTES_FIRST = 500_000
 GROUP_BYTES = 16_000_000
 GROUP_FILES = 2048
