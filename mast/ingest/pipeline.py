@@ -63,11 +63,14 @@ BATCH_CHARS = 16_000_000
 #: Files larger than this are streamed in their own transaction; smaller ones are parsed whole.
 STREAM_BYTES = 16_000_000
 #: Commit a group of small files once it holds this many bytes of source or this many files.
-#: The first group is small and the limit doubles per commit, so that the first files
-#: are stored (and a killed run has made progress) within a fraction of a second.
+#: The first group is small and the limit grows fourfold per commit, so that the first files
+#: are stored (and a killed run has made progress) within a fraction of a second.  Each
+#: group pays a fixed cost per INSERT (DuckDB compiles the RE2 programs of the redaction
+#: chains it carries for every statement) and per feature pass, so groups go up to 16 MB
+#: (32 MB saved a little more CPU but held up to 50 MB more; bench/RESULTS.md, issue 16).
 GROUP_BYTES_FIRST = 500_000
-GROUP_BYTES = 8_000_000
-GROUP_FILES = 512
+GROUP_BYTES = 16_000_000
+GROUP_FILES = 2048
 #: Small files are parsed (and encoded) in chunks of about this many bytes or files.
 CHUNK_BYTES = 1_000_000
 CHUNK_FILES = 64
@@ -362,7 +365,7 @@ class _GroupWriter:
         self.bytes += sum(p.size for p in files)
         if self.bytes >= self.limit or len(self.pending) >= GROUP_FILES:
             self.flush()
-            self.limit = min(GROUP_BYTES, self.limit * 2)
+            self.limit = min(GROUP_BYTES, self.limit * 4)
 
     def flush(self) -> None:
         """Commit the group; raises :class:`_Stop` (after reporting) when ingest must end."""

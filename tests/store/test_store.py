@@ -100,6 +100,32 @@ def test_secrets_redacted_before_storage(db):
     assert "[REDACTED]" in dump
 
 
+def test_columns_null_in_a_whole_batch_are_stored_null_and_the_others_still_redacted(db):
+    # The store skips the redaction chain of a column that is NULL in every row of a
+    # batch: the rows must come out exactly as with the chain (NULL stays NULL, no marker
+    # counted), and a secret in a column that is NULL in all but one row is still caught.
+    quiet = _trace(task="quiet")
+    loud = _trace(task="loud")
+    loud.steps[1].tool_args = '{"password": "swordfish123"}'
+    loud.steps[2].content = "token ghp_" + "A1b2C3d4" * 5
+    with Store(db) as s:
+        with s.transaction():
+            s.write_traces([quiet])  # tool_args, tool_name, span ids, status: NULL throughout
+        with s.transaction():
+            s.write_traces([loud])
+        rows = s.fetchall("SELECT t.task, st.step, st.tool_args, st.tool_name, st.span_id, st.status, st.content, "
+                          "st.redactions FROM steps st JOIN traces t USING (trace_id) ORDER BY t.task, st.step")
+        totals = dict(s.fetchall("SELECT task, redactions FROM traces"))
+    quiet_rows = [r for r in rows if r[0] == "quiet"]
+    assert [r[2:6] for r in quiet_rows] == [(None, None, None, None)] * 3
+    assert [r[6] for r in quiet_rows] == ["hello 0", "hello 1", "hello 2"] and {r[7] for r in quiet_rows} == {0}
+    loud_rows = {r[1]: r for r in rows if r[0] == "loud"}
+    assert "swordfish123" not in loud_rows[1][2] and "[REDACTED]" in loud_rows[1][2] and loud_rows[1][7] == 1
+    assert "A1b2C3d4" not in loud_rows[2][6] and loud_rows[2][7] == 1
+    assert loud_rows[0][2] is None and loud_rows[0][7] == 0
+    assert totals == {"quiet": 0, "loud": 0}  # the trace row's own strings held nothing
+
+
 def test_read_only_open_of_missing_store_is_clear(tmp_path):
     with pytest.raises(StoreMissing):
         Store(tmp_path / "nope.duckdb", read_only=True)
