@@ -90,6 +90,18 @@ def first_char(head: bytes) -> str:
     return chr(s[0]) if s else ""
 
 
+class DeclineDetects:
+    """Base for an importer whose ``detect`` is "its ``decline`` finds nothing against it".
+
+    ``decline(path, head) -> (depth, reason) | None`` is then the one place an importer's
+    checks live, so the reason a file is refused (`mast formats`' closest importer) can
+    never disagree with whether it is taken.
+    """
+
+    def detect(self, path, head: bytes) -> bool:
+        return self.decline(path, head) is None
+
+
 def first_json(head: bytes, into_array: bool = True) -> Any:
     """The first JSON value in a file's head (its first element, if it opens an array).
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import first_char, load_json, strip_bom
+from mast.ingest._util import DeclineDetects, first_char, load_json, strip_bom
 from mast.ingest.autogen_common import FRAMEWORK, MessageConverter
 from mast.model import Trace
 
@@ -43,13 +43,11 @@ _HEAD_RX = re.compile(rb'"type"\s*:\s*"TeamState"')
 _BOOKKEEPING = ("current_turn", "current_speaker", "previous_speaker", "next_speaker_index")
 
 
-class AgentChatStateImporter:
+class AgentChatStateImporter(DeclineDetects):
     name = "autogen-state"
     description = "AutoGen AgentChat team.save_state() JSON: the group chat manager's message thread"
     example = '{"type": "TeamState", "version": "1.0.0", "agent_states": {"planner": {"type": "ChatAgentContainerState", …'
 
-    def detect(self, path: Path, head: bytes) -> bool:
-        return self.decline(path, head) is None
 
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a saved AgentChat team, and why it is not one (None: it is)."""

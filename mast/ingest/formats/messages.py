@@ -20,18 +20,16 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import first_char, first_json, first_line_object, iter_jsonl, load_json
+from mast.ingest._util import DeclineDetects, first_char, first_json, first_line_object, iter_jsonl, load_json
 from mast.ingest.openai_messages import conversation_steps, is_message as _is_message
 from mast.model import Trace
 
 
-class MessagesImporter:
+class MessagesImporter(DeclineDetects):
     name = "messages"
     description = "Generic message list: JSON array or JSONL of {role, name|agent, content} (OpenAI tool_calls)"
     example = '[{"role": "system", "content": "…"}, {"role": "user", "content": "…"}, {"role": "assistant", "name": "planner", …'
 
-    def detect(self, path: Path, head: bytes) -> bool:
-        return self.decline(path, head) is None
 
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a message list, and why it is not one (None: it is)."""

@@ -26,20 +26,19 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import as_text, first_char, first_line_object, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import (DeclineDetects, as_text, first_char, first_line_object, iter_jsonl, load_json,
+                               strip_bom)
 from mast.ingest.openai_messages import conversation_steps
 from mast.model import Outcome, Step, StepKind, Trace
 
 _HEAD_RX = re.compile(rb'^\s*\[?\s*\{\s*"(task_id|traj)"\s*:')
 
 
-class TrajectoryImporter:
+class TrajectoryImporter(DeclineDetects):
     name = "trajectory"
     description = "Tool-calling trajectories {task_id, trial, reward, info, traj: [OpenAI messages]} (tau-bench results)"
     example = '[{"task_id": 12, "reward": 1.0, "info": {"task": …}, "traj": [{"role": "system", "content": …'
 
-    def detect(self, path: Path, head: bytes) -> bool:
-        return self.decline(path, head) is None
 
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a trajectory file, and why it is not one (None: it is)."""

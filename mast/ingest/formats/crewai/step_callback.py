@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import first_json, iter_jsonl, strip_bom
+from mast.ingest._util import DeclineDetects, first_json, iter_jsonl, strip_bom
 from mast.ingest.formats.crewai.events import FRAMEWORK, crew_step
 from mast.model import StepKind, Trace
 
@@ -95,13 +95,11 @@ def _text(v: Any) -> str | None:
     return None if v is None else v if isinstance(v, str) else str(v)
 
 
-class CrewAIStepCallbackImporter:
+class CrewAIStepCallbackImporter(DeclineDetects):
     name = "crewai-steps"
     description = "CrewAI step_callback dumps: AgentAction / ToolResult / AgentFinish per line (repr or asdict)"
     example = '"AgentAction(thought=\'Thought: I should search.\', tool=\'web_search\', tool_input=\'{…}\', …)"'
 
-    def detect(self, path: Path, head: bytes) -> bool:
-        return self.decline(path, head) is None
 
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a step_callback dump, and why it is not one (None: it is)."""

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import as_text, first_char, first_line_object, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import (DeclineDetects, as_text, first_char, first_line_object, iter_jsonl, load_json,
+                               strip_bom)
 from mast.ingest.formats.otel.spans import Span, _ns
 from mast.ingest.formats.otel.steps import build_trace
 from mast.model import Trace
@@ -124,13 +125,11 @@ def _document(path: Path, index: int, doc: Any) -> tuple[dict, list]:
     return trace, obs
 
 
-class LangfuseImporter:
+class LangfuseImporter(DeclineDetects):
     name = "langfuse"
     description = "Langfuse trace exports: a trace with its observations (UI download, GET /api/public/traces/{id})"
     example = '{"trace": {"id": "1b72c51f…", "name": "autogen-chat-trace", …}, "observations": [{"id": …, "parentObservationId": …'
 
-    def detect(self, path: Path, head: bytes) -> bool:
-        return self.decline(path, head) is None
 
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a Langfuse export, and why it is not one (None: it is)."""

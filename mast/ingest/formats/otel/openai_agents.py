@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import first_line_object, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import DeclineDetects, first_line_object, iter_jsonl, load_json, strip_bom
 from mast.ingest.formats.otel.spans import Span, _ns
 from mast.ingest.formats.otel.steps import build_trace
 from mast.model import Trace
@@ -116,13 +116,11 @@ def _span(path: Path, where: str, it: dict) -> Span:
                 scope=SCOPE, where=where)
 
 
-class OpenAIAgentsImporter:
+class OpenAIAgentsImporter(DeclineDetects):
     name = "openai-agents"
     description = "OpenAI Agents SDK traces: trace/span export() dicts, as JSON Lines or the backend exporter's batches"
     example = '{"object": "trace", "id": "trace_e5526e38…", "workflow_name": "Agent workflow", "group_id": null, …'
 
-    def detect(self, path: Path, head: bytes) -> bool:
-        return self.decline(path, head) is None
 
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as an OpenAI Agents export, and why it is not one (None: it is)."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import first_json, first_line_object, iter_jsonl, load_json
+from mast.ingest._util import DeclineDetects, first_json, first_line_object, iter_jsonl, load_json
 from mast.ingest.formats.otel.spans import Span, _ns, group_traces
 from mast.ingest.formats.otel.steps import build_trace, drop_duplicate_llm_groups
 from mast.model import Trace
@@ -88,13 +88,11 @@ def _span(path: Path, where: str, s: Any) -> Span:
                 links=[], resource={}, scope="phoenix", where=where)
 
 
-class PhoenixImporter:
+class PhoenixImporter(DeclineDetects):
     name = "phoenix"
     description = "Arize Phoenix span exports: JSON/JSONL spans with context.trace_id, span_kind, flat OpenInference attributes"
     example = '[{"name": "pxi.turn", "context": {"trace_id": "…", "span_id": "s01"}, "span_kind": "AGENT", "parent_id": null, …'
 
-    def detect(self, path: Path, head: bytes) -> bool:
-        return self.decline(path, head) is None
 
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a Phoenix export, and why it is not one (None: it is)."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import first_char, first_line_object, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import DeclineDetects, first_char, first_line_object, iter_jsonl, load_json, strip_bom
 from mast.ingest.formats.otel.spans import Span, _ns
 from mast.ingest.formats.otel.steps import build_trace
 from mast.model import Trace
@@ -56,13 +56,11 @@ def _get(d: dict, *keys: str) -> Any:
     return None
 
 
-class SpanTreeImporter:
+class SpanTreeImporter(DeclineDetects):
     name = "spantree"
     description = "Nested span-tree dumps {trace_id, spans: [{span_id, span_name, span_attributes, child_spans}]} (TRAIL)"
     example = '{"trace_id": "…", "spans": [{"span_id": "…", "parent_span_id": null, "span_name": "main", "child_spans": […'
 
-    def detect(self, path: Path, head: bytes) -> bool:
-        return self.decline(path, head) is None
 
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a span-tree dump, and why it is not one (None: it is)."""
