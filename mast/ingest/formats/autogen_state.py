@@ -48,7 +48,6 @@ class AgentChatStateImporter(DeclineDetects):
     description = "AutoGen AgentChat team.save_state() JSON: the group chat manager's message thread"
     example = '{"type": "TeamState", "version": "1.0.0", "agent_states": {"planner": {"type": "ChatAgentContainerState", …'
 
-
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a saved AgentChat team, and why it is not one (None: it is)."""
         if first_char(head) not in "[{":

@@ -30,7 +30,6 @@ class MessagesImporter(DeclineDetects):
     description = "Generic message list: JSON array or JSONL of {role, name|agent, content} (OpenAI tool_calls)"
     example = '[{"role": "system", "content": "…"}, {"role": "user", "content": "…"}, {"role": "assistant", "name": "planner", …'
 
-
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a message list, and why it is not one (None: it is)."""
         if first_char(head) not in "[{":

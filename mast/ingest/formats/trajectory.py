@@ -39,7 +39,6 @@ class TrajectoryImporter(DeclineDetects):
     description = "Tool-calling trajectories {task_id, trial, reward, info, traj: [OpenAI messages]} (tau-bench results)"
     example = '[{"task_id": 12, "reward": 1.0, "info": {"task": …}, "traj": [{"role": "system", "content": …'
 
-
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a trajectory file, and why it is not one (None: it is)."""
         if first_char(head) not in "[{":

@@ -100,7 +100,6 @@ class CrewAIStepCallbackImporter(DeclineDetects):
     description = "CrewAI step_callback dumps: AgentAction / ToolResult / AgentFinish per line (repr or asdict)"
     example = '"AgentAction(thought=\'Thought: I should search.\', tool=\'web_search\', tool_input=\'{…}\', …)"'
 
-
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a step_callback dump, and why it is not one (None: it is)."""
         body = strip_bom(head)

@@ -130,7 +130,6 @@ class LangfuseImporter(DeclineDetects):
     description = "Langfuse trace exports: a trace with its observations (UI download, GET /api/public/traces/{id})"
     example = '{"trace": {"id": "1b72c51f…", "name": "autogen-chat-trace", …}, "observations": [{"id": …, "parentObservationId": …'
 
-
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a Langfuse export, and why it is not one (None: it is)."""
         if first_char(head) not in "[{":

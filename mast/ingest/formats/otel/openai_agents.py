@@ -121,7 +121,6 @@ class OpenAIAgentsImporter(DeclineDetects):
     description = "OpenAI Agents SDK traces: trace/span export() dicts, as JSON Lines or the backend exporter's batches"
     example = '{"object": "trace", "id": "trace_e5526e38…", "workflow_name": "Agent workflow", "group_id": null, …'
 
-
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as an OpenAI Agents export, and why it is not one (None: it is)."""
         body = strip_bom(head)

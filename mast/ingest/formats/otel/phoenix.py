@@ -93,7 +93,6 @@ class PhoenixImporter(DeclineDetects):
     description = "Arize Phoenix span exports: JSON/JSONL spans with context.trace_id, span_kind, flat OpenInference attributes"
     example = '[{"name": "pxi.turn", "context": {"trace_id": "…", "span_id": "s01"}, "span_kind": "AGENT", "parent_id": null, …'
 
-
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a Phoenix export, and why it is not one (None: it is)."""
         try:

@@ -61,7 +61,6 @@ class SpanTreeImporter(DeclineDetects):
     description = "Nested span-tree dumps {trace_id, spans: [{span_id, span_name, span_attributes, child_spans}]} (TRAIL)"
     example = '{"trace_id": "…", "spans": [{"span_id": "…", "parent_span_id": null, "span_name": "main", "child_spans": […'
 
-
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a span-tree dump, and why it is not one (None: it is)."""
         if first_char(head) not in "[{":
