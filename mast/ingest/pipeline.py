@@ -27,7 +27,7 @@ Contract:
 Speed (see bench/README.md): parsing runs in up to :data:`MAX_WORKERS` worker processes
 when there is enough work, and a single writer (this process) owns the DuckDB connection.
 Memory stays bounded whatever the corpus size: at most ``workers * POOL_WINDOW`` parsed
-files in flight, one group of :data:`GROUP_BYTES`, and one batch of a streamed file.
+files in flight, one group of :data:`mast.ingest.writer.GROUP_BYTES`, and one batch of a streamed file.
 """
 
 from __future__ import annotations
@@ -45,10 +45,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from mast import ingest as registry
-from mast.errors import IngestAborted, IngestError, MastError, path_text
+from mast.errors import IngestAborted, IngestError, path_text
 from mast.ingest._util import limits, max_record_bytes
 from mast.ingest.finish import SYSTEM_RULES, name_system  # noqa: F401 - SYSTEM_RULES re-exported for the CLI
 from mast.ingest.summary import FileResult, IngestSummary  # also re-exported: callers import them from here
+from mast.ingest.writer import _GroupWriter, _Parsed, _Pending, _Stop
 from mast.ingest.faults import (INGEST_MEMORY_DEFAULT, IngestLimits, check_sizes, contained, encode_files,
                                 encode_safely, file_error, fix_source_path)
 from mast.model import Trace
@@ -62,15 +63,6 @@ BATCH_STEPS = 50_000
 BATCH_CHARS = 16_000_000
 #: Files larger than this are streamed in their own transaction; smaller ones are parsed whole.
 STREAM_BYTES = 16_000_000
-#: Commit a group of small files once it holds this many bytes of source or this many files.
-#: The first group is small and the limit grows fourfold per commit, so that the first files
-#: are stored (and a killed run has made progress) within a fraction of a second.  Each
-#: group pays a fixed cost per INSERT (DuckDB compiles the RE2 programs of the redaction
-#: chains it carries for every statement) and per feature pass, so groups go up to 16 MB
-#: (32 MB saved a little more CPU but held up to 50 MB more; bench/RESULTS.md, issue 16).
-GROUP_BYTES_FIRST = 500_000
-GROUP_BYTES = 16_000_000
-GROUP_FILES = 2048
 #: Small files are parsed (and encoded) in chunks of about this many bytes or files.
 CHUNK_BYTES = 1_000_000
 CHUNK_FILES = 64
@@ -195,18 +187,6 @@ def _ingest_file(store: Store, path: Path, fmt: str, system: str | None,
 # -- small files: parsed whole, a chunk of files at a time (in worker processes when many) --
 
 @dataclass
-class _Parsed:
-    """What a parser reports for one small file (picklable, errors too: it may come from a worker)."""
-
-    format: str | None = None
-    traces: int = 0
-    segment: int | None = None  # index of the chunk segment holding its traces
-    companion: str | None = None
-    error: MastError | None = None
-    named: Counter | None = None  # traces per system-naming rule
-
-
-@dataclass
 class _Chunk:
     """Parsed files of one chunk, in order; consecutive good files share one encoded segment.
 
@@ -320,108 +300,6 @@ def _worker_init(writer_pid: int) -> None:
                 pass  # the pid exists (reused by another user's process: rare; keep going)
 
     threading.Thread(target=watch, daemon=True, name="mast-writer-watch").start()
-
-
-@dataclass
-class _Pending:
-    res: FileResult
-    size: int
-    key: str = ""
-    mtime_ns: int = 0
-    parsed: _Parsed | None = None
-    path: Path | None = None  # the file as the OS names it (res.path is its printable form)
-
-
-class _Stop(Exception):
-    """Raised by the writer when ingest must end at once (an IngestAborted was reported)."""
-
-
-class _GroupWriter:
-    """Commits small files in groups: one transaction holds several *whole* files.
-
-    A file joins a group only after it was read completely, so a group's transaction
-    still stores each of its files whole or not at all; committing every few MB instead
-    of every file removes the per-statement and per-commit cost that dominated ingest of
-    many small files.  If a group fails to write, its files are retried one by one so
-    that the error lands on the file that caused it.
-    """
-
-    def __init__(self, store: Store, report: Callable[[FileResult, int], None], hooks: Sequence[WriteHook] = (),
-                 lim: IngestLimits | None = None):
-        self.store, self.report, self.hooks = store, report, hooks
-        self.lim = lim or IngestLimits()
-        self.pending: list[_Pending] = []  # every file, in order (reported at flush)
-        self.segments: list[tuple[TraceTables, list[_Pending]]] = []
-        self.bytes = 0
-        self.limit = GROUP_BYTES_FIRST
-
-    def add(self, p: _Pending) -> None:
-        """A file with nothing to write (unchanged, companion)."""
-        self.pending.append(p)
-
-    def add_segment(self, tables: TraceTables, files: list[_Pending]) -> None:
-        self.pending.extend(files)
-        self.segments.append((tables, files))
-        self.bytes += sum(p.size for p in files)
-        if self.bytes >= self.limit or len(self.pending) >= GROUP_FILES:
-            self.flush()
-            self.limit = min(GROUP_BYTES, self.limit * 4)
-
-    def flush(self) -> None:
-        """Commit the group; raises :class:`_Stop` (after reporting) when ingest must end."""
-        pending, segments = self.pending, self.segments
-        self.pending, self.segments, self.bytes = [], [], 0
-        if segments:
-            try:
-                self._write([t for t, _ in segments], [p for _, fs in segments for p in fs])
-            except Exception:  # the boundary: a group that fails is retried file by file
-                # ...disk full and out of memory too: the files before the one that fails
-                # alone are stored, and ingest stops at that one.
-                for tables, files in segments:  # find the culprit: each file alone
-                    off = 0
-                    for p in files:
-                        try:
-                            self._write([tables.select(off, p.parsed.traces)], [p])
-                        except Exception as e:  # the boundary, per file
-                            err = self._error(p, e)
-                            if isinstance(err, IngestAborted):
-                                self._abort(pending, p, err)
-                            p.res = FileResult(p.res.path, None, error=err)
-                        off += p.parsed.traces
-        for p in pending:
-            self.report(p.res, p.size)
-
-    def _error(self, p: _Pending, e: BaseException) -> IngestError:
-        return file_error(p.path or p.res.path, e, memory_limit=self.lim.memory_limit)
-
-    def _abort(self, pending: list[_Pending], culprit: _Pending, err: IngestError) -> None:
-        """Report what came before ``culprit`` (stored earlier, or unchanged), then it, and stop."""
-        for p in pending:
-            if p is culprit:
-                break
-            if p.parsed is None or p.parsed.segment is None or p.res.error or p.res.traces_new \
-                    or p.res.traces_present:
-                self.report(p.res, p.size)
-        self.report(FileResult(culprit.res.path, None, error=err), culprit.size)
-        raise _Stop
-
-    def _write(self, parts: list[TraceTables], files: list[_Pending]) -> None:
-        with self.store.transaction():
-            sizes = [p.parsed.traces for p in files]
-            results = self.store.write_parts(parts, sizes, self.hooks)
-            ids = [i for t in parts for i in t.traces.column("trace_id").to_pylist()]
-            offs = [sum(sizes[:k]) for k in range(len(sizes) + 1)]
-            replaced = self.store.record_files([(p.key, p.size, p.mtime_ns, p.parsed.format, p.parsed.traces)
-                                                for p in files],
-                                               [ids[offs[k]:offs[k + 1]] for k in range(len(files))])
-            runs = [r for t in parts for r in t.run_rows()]
-            sources = self.store.record_sources([p.key for p in files], [p.parsed.format for p in files],
-                                                [runs[offs[k]:offs[k + 1]] for k in range(len(files))])
-        for p, w, r, src in zip(files, results, replaced, sources):
-            p.res.traces_new, p.res.traces_present, p.res.steps = w.new, w.present, w.steps
-            p.res.traces_replaced, p.res.labels_replaced = r.traces, r.labels
-            p.res.take_sources(src)
-            p.res.key = p.key
 
 
 def _chunks(jobs: list[_Pending]) -> list[list[_Pending]]:

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import write_json
 from mast.errors import IngestError
-from mast.ingest import _util, pipeline
+from mast.ingest import _util, pipeline, writer
 from mast.ingest.pipeline import ingest_paths
 from mast.store import Store
 
@@ -58,7 +58,7 @@ def test_grouped_and_parallel_ingest_store_what_file_by_file_does(tmp_path, monk
         for f in files:
             pipeline.ingest_file(st, f)
     monkeypatch.setattr(pipeline, "CHUNK_FILES", 3)  # several chunks and groups
-    monkeypatch.setattr(pipeline, "GROUP_BYTES_FIRST", 1)
+    monkeypatch.setattr(writer, "GROUP_BYTES_FIRST", 1)
     db = tmp_path / "db.duckdb"
     s = _ingest(db, [tmp_path / "c"], workers=workers)
     assert not s.errors and s.traces_new == 4 * 3 + 8 and len(s.files) == 12
