@@ -370,7 +370,8 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     n = _workers(len(small), sum(p.size for p in small)) if workers is None else workers
     pool = _pool(n) if n > 0 and small else None
     futures: dict[int, object] = {}
-    writer = _GroupWriter(store, report, hooks, lim)
+    # A full group is committed by a writer thread while the next is parsed and gathered.
+    writer = _GroupWriter(store, report, hooks, lim, background=True)
     # DuckDB may otherwise keep up to 80 % of RAM of freshly written blocks resident.
     with store.memory_limit(lim.memory_limit):
         try:
@@ -406,6 +407,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
         except _Stop:
             pass
         finally:
+            writer.drain()  # before anything else touches the store (or the caller closes it)
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
     return summary

@@ -9,6 +9,7 @@ file that caused it.
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -62,16 +63,25 @@ class _GroupWriter:
     of every file removes the per-statement and per-commit cost that dominated ingest of
     many small files.  If a group fails to write, its files are retried one by one so
     that the error lands on the file that caused it.
+
+    With ``background``, a group that fills up is written by a thread of its own while the
+    next one is gathered (DuckDB runs its statements without the GIL, so parsing goes on on
+    the other core).  At most one group is in flight, and the store is touched by one
+    thread at a time: every call that writes, and :meth:`drain`, first waits for it.  Files
+    are still reported in order, by the caller's thread.
     """
 
     def __init__(self, store: Store, report: Callable[[FileResult, int], None], hooks: Sequence[WriteHook] = (),
-                 lim: IngestLimits | None = None):
+                 lim: IngestLimits | None = None, background: bool = False):
         self.store, self.report, self.hooks = store, report, hooks
         self.lim = lim or IngestLimits()
         self.pending: list[_Pending] = []  # every file, in order (reported at flush)
         self.segments: list[tuple[TraceTables, list[_Pending]]] = []
         self.bytes = 0
         self.limit = GROUP_BYTES_FIRST
+        self.background = background
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: Future | None = None
 
     def add(self, p: _Pending) -> None:
         """A file with nothing to write (unchanged, companion)."""
@@ -82,46 +92,86 @@ class _GroupWriter:
         self.segments.append((tables, files))
         self.bytes += sum(p.size for p in files)
         if self.bytes >= self.limit or len(self.pending) >= GROUP_FILES:
-            self.flush()
+            self.flush(wait=False)
             self.limit = min(GROUP_BYTES, self.limit * 4)
 
-    def flush(self) -> None:
-        """Commit the group; raises :class:`_Stop` (after reporting) when ingest must end."""
+    def flush(self, wait: bool = True) -> None:
+        """Commit the group; raises :class:`_Stop` (after reporting) when ingest must end.
+
+        ``wait=False`` (with ``background``): hand the group to the writer thread and
+        return; its files are reported when the next flush (or :meth:`drain`) waits for it."""
+        self._join()
         pending, segments = self.pending, self.segments
         self.pending, self.segments, self.bytes = [], [], 0
-        if segments:
-            try:
-                self._write([t for t, _ in segments], [p for _, fs in segments for p in fs])
-            except Exception:  # the boundary: a group that fails is retried file by file
-                # ...disk full and out of memory too: the files before the one that fails
-                # alone are stored, and ingest stops at that one.
-                for tables, files in segments:  # find the culprit: each file alone
-                    off = 0
-                    for p in files:
-                        try:
-                            self._write([tables.select(off, p.parsed.traces)], [p])
-                        except Exception as e:  # the boundary, per file
-                            err = self._error(p, e)
-                            if isinstance(err, IngestAborted):
-                                self._abort(pending, p, err)
-                            p.res = FileResult(p.res.path, None, error=err)
-                        off += p.parsed.traces
-        for p in pending:
-            self.report(p.res, p.size)
+        if segments and self.background and not wait:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mast-writer")
+            self._inflight = self._pool.submit(self._commit, pending, segments)
+            return
+        self._finish(self._commit(pending, segments) if segments else ([(p.res, p.size) for p in pending], False))
+
+    def drain(self) -> None:
+        """Wait for the group in flight and report its files; the writer thread ends."""
+        try:
+            self._join()
+        except _Stop:
+            pass
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    def _join(self) -> None:
+        fut, self._inflight = self._inflight, None
+        if fut is not None:
+            self._finish(fut.result())
+
+    def _finish(self, done: tuple[list[tuple[FileResult, int]], bool]) -> None:
+        reports, stop = done
+        for res, size in reports:
+            self.report(res, size)
+        if stop:
+            raise _Stop
+
+    def _commit(self, pending: list[_Pending], segments: list[tuple[TraceTables, list[_Pending]]]
+                ) -> tuple[list[tuple[FileResult, int]], bool]:
+        """Write one group; what to report, in order, and whether ingest must stop.
+
+        Runs on the writer thread when in the background: it reports nothing itself."""
+        try:
+            self._write([t for t, _ in segments], [p for _, fs in segments for p in fs])
+        except Exception:  # the boundary: a group that fails is retried file by file
+            # ...disk full and out of memory too: the files before the one that fails
+            # alone are stored, and ingest stops at that one.
+            for tables, files in segments:  # find the culprit: each file alone
+                off = 0
+                for p in files:
+                    try:
+                        self._write([tables.select(off, p.parsed.traces)], [p])
+                    except Exception as e:  # the boundary, per file
+                        err = self._error(p, e)
+                        if isinstance(err, IngestAborted):
+                            return self._abort(pending, p, err), True
+                        p.res = FileResult(p.res.path, None, error=err)
+                    off += p.parsed.traces
+        return [(p.res, p.size) for p in pending], False
 
     def _error(self, p: _Pending, e: BaseException) -> IngestError:
         return file_error(p.path or p.res.path, e, memory_limit=self.lim.memory_limit)
 
-    def _abort(self, pending: list[_Pending], culprit: _Pending, err: IngestError) -> None:
-        """Report what came before ``culprit`` (stored earlier, or unchanged), then it, and stop."""
+    @staticmethod
+    def _abort(pending: list[_Pending], culprit: _Pending, err: IngestError) -> list[tuple[FileResult, int]]:
+        """What to report when ingest stops at ``culprit``: what came before it (stored
+        earlier, or unchanged), then it."""
+        out = []
         for p in pending:
             if p is culprit:
                 break
             if p.parsed is None or p.parsed.segment is None or p.res.error or p.res.traces_new \
                     or p.res.traces_present:
-                self.report(p.res, p.size)
-        self.report(FileResult(culprit.res.path, None, error=err), culprit.size)
-        raise _Stop
+                out.append((p.res, p.size))
+        out.append((FileResult(culprit.res.path, None, error=err), culprit.size))
+        return out
 
     def _write(self, parts: list[TraceTables], files: list[_Pending]) -> None:
         with self.store.transaction():
