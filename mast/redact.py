@@ -243,6 +243,24 @@ def sql_hinted(expr: str) -> str:
     return f"regexp_matches({expr}, {_lit(HINTS)})"
 
 
+def _scoped(pattern: str) -> str:
+    """``pattern`` as one alternative of a larger regex: a leading ``(?i)`` becomes a group's flag."""
+    return "(?i:" + pattern[4:] + ")" if pattern.startswith("(?i)") else "(?:" + pattern + ")"
+
+
+#: Every pass of :data:`PROGRAM` and the assignment detector, as one alternation.  A value it
+#: does not match comes out of the whole chain unchanged (no pass matches it, so no pass
+#: changes it for the next one, and there is no candidate to replace), so the store runs
+#: the chain only on values that contain a hint *and* match this: one scan instead of 15
+#: for a value that merely mentions a "key" or a "token" (bench/RESULTS.md, issue 16).
+ANY_PASS = "|".join(_scoped(p) for p, _ in PROGRAM) + "|" + _scoped(ASSIGNMENT.pattern)
+
+
+def sql_matched(expr: str) -> str:
+    """A SQL condition: whether some pass of the catalogue matches ``expr`` (see :data:`ANY_PASS`)."""
+    return f"regexp_matches({expr}, {_lit(ANY_PASS)})"
+
+
 def sql_markers(expr: str) -> str:
     """A SQL expression: the number of :data:`REDACTED` markers in ``expr`` (0 for NULL)."""
     return f"coalesce((length({expr}) - length(replace({expr}, {_lit(REDACTED)}, ''))) // {len(REDACTED)}, 0)"

@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from mast.redact import ASSIGNMENT, CATALOGUE, HINTS, REDACTED, high_entropy, redact, redact_counted, \
-    sql_hinted, sql_redact
+    sql_hinted, sql_matched, sql_redact
 
 _rng = random.Random(11)
 
@@ -195,16 +195,50 @@ def test_no_false_positive_in_sql_either():
     assert [stored for _, stored in _sql(NEGATIVES)] == NEGATIVES
 
 
-def test_sql_and_python_agree_on_random_text():
-    # Fragments of every case, shuffled with ordinary words and ids: wherever the engines
-    # could part (overlaps, order, a marker next to a key), the outputs must be equal.
+def _random_texts(rng: random.Random, n: int) -> list[str]:
+    """Fragments of every case, shuffled with ordinary words and ids."""
     words = ["key", "token=", "secret:", "password", "=", ":", '"', "'", "\\n", " ", "-", "_", "://", "@",
              "[REDACTED]", "Bearer ", "AKIA", "sk-", "eyJ", "\n", "-----BEGIN RSA PRIVATE KEY-----"]
     words += [c[1][i:i + 12] for c in CASES for i in (0, 8, 20)]
-    texts = ["".join(_rng.choice(words) + (_rand(_rng.randint(0, 30)) if _rng.random() < .4 else "")
-                     for _ in range(_rng.randint(1, 25))) for _ in range(400)]
+    chars = string.ascii_letters + string.digits
+    return ["".join(rng.choice(words) + ("".join(rng.choice(chars) for _ in range(rng.randint(0, 30)))
+                                         if rng.random() < .4 else "")
+                    for _ in range(rng.randint(1, 25))) for _ in range(n)]
+
+
+def test_sql_and_python_agree_on_random_text():
+    # Wherever the engines could part (overlaps, order, a marker next to a key), the
+    # outputs must be equal.
+    texts = _random_texts(_rng, 400)
     for text, (_, stored) in zip(texts, _sql(texts)):
         assert stored == redact(text), text
+
+
+def _sql_matched(values: list[str | None]) -> list[tuple[bool, bool, str | None]]:
+    """(hinted, matched by some pass, stored) per value, as the store's INSERT redacts."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (i INTEGER, x VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(values)))
+    rows = con.execute(f"SELECT {sql_hinted('x')}, {sql_matched('x')}, CASE WHEN {sql_hinted('x')} AND "
+                       f"{sql_matched('x')} THEN {sql_redact('x')} ELSE x END FROM t ORDER BY i").fetchall()
+    con.close()
+    return rows
+
+
+def test_the_one_scan_of_every_pass_finds_every_secret_and_skips_only_what_the_chain_keeps():
+    texts = [c[1] for c in CASES] + NEGATIVES + _random_texts(random.Random(13), 600)
+    for text, (_, matched, stored) in zip(texts, _sql_matched(texts)):
+        assert stored == redact(text), text
+        assert matched or redact(text) == text, text
+    assert all(matched for _, matched, _ in _sql_matched([c[1] for c in CASES]))
+
+
+def test_hinted_words_without_a_secret_skip_the_chain():
+    # "key" / "token" / "auth" in ordinary text and code: the hint scan lets them through,
+    # the one scan of every pass does not, so the 15 passes never run on them.
+    texts = ["max_tokens: 1024, total_tokens=2048", '{"token": "Hello"}', "primary_key: user_id",
+             "for key, value in d.items(): print(key)", "the author's keyboard"]
+    assert [(h, m) for h, m, _ in _sql_matched(texts)] == [(True, False)] * len(texts)
 
 
 def test_high_entropy_test():

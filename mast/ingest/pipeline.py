@@ -69,6 +69,9 @@ CHUNK_FILES = 64
 #: DuckDB's memory limit during ingest (its default, 80 % of RAM, lets RSS grow with the corpus);
 #: MAST_INGEST_MEMORY_LIMIT changes it (see faults.IngestLimits).
 INGEST_MEMORY_LIMIT = INGEST_MEMORY_DEFAULT
+#: DuckDB checkpoints during ingest once its WAL holds this much (its default, 16 MB, made
+#: it checkpoint after nearly every group, rewriting the steps' last row group each time).
+INGEST_CHECKPOINT = os.environ.get("XX_CKPT", "128MB")
 #: Parser processes: at most this many, and only for jobs of at least this size.
 MAX_WORKERS = 2
 POOL_MIN_FILES = 8
@@ -373,7 +376,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     # A full group is committed by a writer thread while the next is parsed and gathered.
     writer = _GroupWriter(store, report, hooks, lim, background=True)
     # DuckDB may otherwise keep up to 80 % of RAM of freshly written blocks resident.
-    with store.memory_limit(lim.memory_limit):
+    with store.memory_limit(lim.memory_limit), store.checkpoint_threshold(INGEST_CHECKPOINT):
         try:
             nxt = 0  # next chunk for the pool: a bounded window in flight bounds memory
 

@@ -177,9 +177,24 @@ class Store(IngestedFiles, RunSources):
         DuckDB's default (80 % of RAM) lets it keep that much resident during a big ingest
         or a whole-store feature pass; a cap makes it spill instead, at no measured cost.
         """
+        with self._setting("memory_limit", limit):
+            yield
+
+    @contextlib.contextmanager
+    def checkpoint_threshold(self, size: str) -> Iterator[None]:
+        """Let the WAL grow to ``size`` before DuckDB checkpoints, for a job of many commits.
+
+        Each checkpoint rewrites the tables' last, partly filled row group (up to 122,880
+        rows: all the steps of a store of that size), so with DuckDB's default (16 MB) an
+        ingest committing a group every 16 MB rewrote its steps about once per group."""
+        with self._setting("checkpoint_threshold", size):
+            yield
+
+    @contextlib.contextmanager
+    def _setting(self, name: str, value: str) -> Iterator[None]:
         try:
-            old = self._con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-            self._con.execute(f"SET memory_limit = '{limit}'")
+            old = self._con.execute(f"SELECT current_setting('{name}')").fetchall()[0][0]
+            self._con.execute(f"SET {name} = '{value}'")
         except duckdb.Error:
             old = None
         try:
@@ -187,7 +202,7 @@ class Store(IngestedFiles, RunSources):
         finally:
             if old:
                 with contextlib.suppress(duckdb.Error):
-                    self._con.execute(f"SET memory_limit = '{old}'")
+                    self._con.execute(f"SET {name} = '{old}'")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
