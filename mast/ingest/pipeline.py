@@ -71,7 +71,7 @@ CHUNK_FILES = 64
 INGEST_MEMORY_LIMIT = INGEST_MEMORY_DEFAULT
 #: DuckDB checkpoints during ingest once its WAL holds this much (its default, 16 MB, made
 #: it checkpoint after nearly every group, rewriting the steps' last row group each time).
-INGEST_CHECKPOINT = os.environ.get("XX_CKPT", "128MB")
+INGEST_CHECKPOINT = "128MB"
 #: Parser processes: at most this many, and only for jobs of at least this size.
 MAX_WORKERS = 2
 POOL_MIN_FILES = 8

@@ -123,3 +123,72 @@ def test_json_array_is_streamed_record_by_record(tmp_path, monkeypatch):
     extra.write_text(text + " []")
     with pytest.raises(IngestError, match="extra data"):
         list(_util.iter_records(extra))
+
+
+class _BlockingHook:
+    """A write hook that holds the first group's transaction open until the parse of a
+    later chunk has begun, and records whether it did (it waits at most ``patience`` s:
+    a guard against a hang, not a timing)."""
+
+    tables = ()
+
+    def __init__(self, started, patience: float = 30.0):
+        self.started, self.patience, self.overlapped = started, patience, []
+
+    def on_write(self, store, batch) -> None:
+        if not self.overlapped:
+            self.overlapped.append(self.started.wait(self.patience))
+
+
+def test_a_group_is_written_while_the_next_chunk_is_parsed(tmp_path, monkeypatch):
+    import threading
+
+    files = _corpus(tmp_path / "c")
+    monkeypatch.setattr(pipeline, "CHUNK_FILES", 3)
+    monkeypatch.setattr(writer, "GROUP_BYTES_FIRST", 1)  # the first chunk fills a group
+    started, parsed = threading.Event(), []
+    real = pipeline._parse_chunk
+
+    def parse(paths, *a, **k):
+        parsed.append(paths)
+        if len(parsed) >= 2:  # a chunk after the first group's
+            started.set()
+        return real(paths, *a, **k)
+
+    monkeypatch.setattr(pipeline, "_parse_chunk", parse)
+    hook = _BlockingHook(started)
+    s = _ingest(tmp_path / "db.duckdb", [tmp_path / "c"], workers=0, hooks=[hook])
+    assert hook.overlapped == [True]  # the writer did not hold up the parse of the next chunk
+    assert not s.errors and [Path(f.path).name for f in s.files] == [f.name for f in files]
+    with Store(tmp_path / "db.duckdb", read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM ingested_files")[0][0] == len(files)
+
+
+def test_an_interrupt_while_a_group_is_in_flight_leaves_whole_files_and_a_rerun_completes(tmp_path, monkeypatch):
+    files = _corpus(tmp_path / "c")
+    monkeypatch.setattr(pipeline, "CHUNK_FILES", 3)
+    monkeypatch.setattr(writer, "GROUP_BYTES_FIRST", 1)
+    real, calls = pipeline._parse_chunk, []
+
+    def parse(paths, *a, **k):  # Ctrl-C in the caller's thread, while the first group is written
+        calls.append(paths)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(paths, *a, **k)
+
+    monkeypatch.setattr(pipeline, "_parse_chunk", parse)
+    db = tmp_path / "db.duckdb"
+    with pytest.raises(KeyboardInterrupt):
+        _ingest(db, [tmp_path / "c"], workers=0)
+    with Store(db, read_only=True) as st:  # each stored file has all its traces
+        done = st.fetchall("SELECT path, traces FROM ingested_files")
+        assert 0 < len(done) < len(files)
+        for path, n in done:
+            assert st.fetchall("SELECT count(*) FROM ingested_file_traces JOIN traces USING (trace_id) "
+                               "WHERE path = ?", [path])[0][0] == n
+    monkeypatch.setattr(pipeline, "_parse_chunk", real)
+    s = _ingest(db, [tmp_path / "c"], workers=0)
+    assert not s.errors and sum(f.skipped for f in s.files) == len(done)
+    ref = tmp_path / "ref.duckdb"
+    _ingest(ref, [tmp_path / "c"], workers=0)
+    assert _dump(db) == _dump(ref)
