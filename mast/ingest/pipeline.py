@@ -25,9 +25,12 @@ Contract:
   spells them (``\\xNN`` escapes), so a rerun recognises the file.
 
 Speed (see bench/README.md): parsing runs in up to :data:`MAX_WORKERS` worker processes
-when there is enough work, and a single writer (this process) owns the DuckDB connection.
-Memory stays bounded whatever the corpus size: at most ``workers * POOL_WINDOW`` parsed
-files in flight, one group of :data:`mast.ingest.writer.GROUP_BYTES`, and one batch of a streamed file.
+when there is enough work, and a single writer (this process) owns the DuckDB connection;
+a full group is committed on a writer thread while the next one is parsed and gathered
+(DuckDB runs without the GIL), one group in flight at a time.  Memory stays bounded
+whatever the corpus size: at most ``workers * POOL_WINDOW`` parsed chunks in flight, two
+groups of :data:`mast.ingest.writer.GROUP_BYTES` (one being committed, one gathered), and
+one batch of a streamed file.
 """
 
 from __future__ import annotations

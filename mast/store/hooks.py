@@ -16,6 +16,8 @@ Contract of a hook:
   hold exactly the batch's *new* rows, as stored (redacted, cast), and where each of the
   hook's tables is written to (:meth:`WrittenBatch.into`).  A hook reads and writes only
   through :class:`Store` methods; an error it raises fails the batch (and so the file).
+  It may be called on a thread other than the one that started the ingest (the ingest's
+  writer thread), never on two batches at once.
 """
 
 from __future__ import annotations
