@@ -20,6 +20,12 @@ FIXTURE = ROOT / "tests/fixtures/frameworks/autogen/0.7.5/roundrobin/task_result
 
 HEAVY = ("duckdb", "polars", "sklearn", "openai", "jinja2", "pyarrow", "numpy", "rich", "pyarrow.compute",
          "pandas", "scipy", "httpx")
+# Not third-party, but a tenth of a second or more of a start: the plugin lookup (with the
+# email parser it brings; only needed when a distribution declares a mast plugin), the
+# importer modules (`formats` lists them from a table), and the review and judge machinery
+# with asyncio and ssl (an ingest needs them only for a labels file).
+LIGHT_PATHS_SKIP = ("importlib.metadata", "email", "mast.ingest.formats", "mast.review", "mast.classify.judge",
+                    "asyncio", "ssl")
 
 # Runs the CLI in-process in a fresh interpreter, then prints the heavy modules loaded.
 _PROBE = """
@@ -33,9 +39,9 @@ print(json.dumps({"exit": res.exit_code if res else 0,
 """
 
 
-def _loaded(*args: str) -> list[str]:
+def _loaded(*args: str, modules: tuple[str, ...] = HEAVY) -> list[str]:
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    run = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(list(args)), json.dumps(HEAVY)],
+    run = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(list(args)), json.dumps(modules)],
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout.strip().splitlines()[-1])
@@ -51,6 +57,17 @@ def test_import_and_help_load_no_heavy_library(args):
 def test_formats_loads_only_rich():
     # The table is drawn by rich; nothing else is needed to list the importers.
     assert _loaded("formats") == ["rich"]
+
+
+@pytest.mark.parametrize("args", [("--help",), ("formats",), ("ingest", "FIXTURE")])
+def test_no_plugin_lookup_importer_modules_or_judge_where_not_needed(args, tmp_path):
+    args = tuple(str(FIXTURE) if a == "FIXTURE" else a for a in args)
+    if args[0] == "ingest":
+        args = ("-d", str(tmp_path / "s.duckdb"), *args)
+    loaded = _loaded(*args, modules=LIGHT_PATHS_SKIP)
+    # detection imports the importers, and duckdb imports importlib.metadata for its version
+    allowed = {"mast.ingest.formats", "importlib.metadata", "email"} if "ingest" in args else set()
+    assert set(loaded) - allowed == set()
 
 
 def test_small_ingest_loads_only_the_store_and_rich(tmp_path):
