@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from conftest import ROOT
+from mast.store.rows import SMALL_JOB_BYTES
 
 FIXTURE = ROOT / "tests/fixtures/frameworks/autogen/0.7.5/roundrobin/task_result.json"
 
@@ -71,11 +72,18 @@ def test_no_plugin_lookup_importer_modules_or_judge_where_not_needed(args, tmp_p
 
 
 def test_small_ingest_loads_only_the_store_and_rich(tmp_path):
-    # The store needs DuckDB and Arrow (and whatever pyarrow brings: numpy today); the rest
-    # are for other commands, and pyarrow.compute only for batches split or with repeats.
+    # A small job is written from Python lists (mast.store.rows): DuckDB, and rich for the
+    # summary line; pyarrow (with numpy) only for a job big enough to pay for its import.
     loaded = set(_loaded("-d", str(tmp_path / "s.duckdb"), "ingest", str(FIXTURE)))
-    assert {"duckdb", "pyarrow", "rich"} <= loaded  # the probe sees what the command imports
-    assert loaded - {"duckdb", "pyarrow", "numpy", "rich"} == set()
+    assert loaded == {"duckdb", "rich"}
+
+
+def test_a_big_job_still_takes_the_arrow_path(tmp_path):
+    # the same file, grown past the small-job size by padding that JSON ignores
+    big = tmp_path / "big.json"
+    big.write_text(FIXTURE.read_text() + " " * (SMALL_JOB_BYTES + 1))
+    loaded = set(_loaded("-d", str(tmp_path / "s.duckdb"), "ingest", str(big)))
+    assert {"duckdb", "pyarrow", "rich"} <= loaded
 
 
 _WIDTHS = """
