@@ -90,3 +90,24 @@ def test_split_and_joined_batches_keep_their_rows():
         assert getattr(joined, name).data == getattr(whole, name).data
     arrow = encode.encode_traces(ts)
     assert arrow.select(1, 2).steps.column("_seq").to_pylist() == parts[1].steps.column("_seq").to_pylist()
+
+
+def test_many_list_rows_go_through_arrow_once_it_is_imported_with_the_same_values(monkeypatch):
+    import duckdb
+    import pyarrow  # noqa: F401 - what a big job has imported
+
+    n = rows.ARROW_ROWS + 5
+    t = rows.Columns.of({"s": ("VARCHAR", [None if i % 7 == 0 else f"é{i}" for i in range(n)]),
+                         "i": ("INTEGER", list(range(n))), "b": ("BIGINT", [2**40 + i for i in range(n)]),
+                         "d": ("DOUBLE", [i / 3 for i in range(n)]), "f": ("BOOLEAN", [i % 2 == 0 for i in range(n)]),
+                         "l": ("INTEGER[]", [[i, i + 1] for i in range(n)])})
+    con = duckdb.connect()
+    got = {}
+    for limit in (10**9, rows.ARROW_ROWS):  # all through unnest, then through Arrow
+        monkeypatch.setattr(rows, "ARROW_ROWS", limit)
+        rows.attach(con, "_t", t)
+        got[limit] = con.execute("SELECT *, typeof(COLUMNS(*)) FROM _t ORDER BY i").fetchall()
+        rows.detach(con, "_t", t)
+        assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_t'").fetchall()[0][0]
+    a, b = got.values()
+    assert a == b and len(a) == n
