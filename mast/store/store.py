@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import re
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -83,6 +84,9 @@ _OOM_RX = re.compile(r"(?i)out of memory|failed to allocate|bad allocation|alloc
 
 
 class Store(IngestedFiles, RunSources):
+    #: Stores not closed yet, for :meth:`close_all`.
+    _open: "weakref.WeakSet[Store]" = weakref.WeakSet()
+
     def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False):
         self.path = str(path or default_path())
         self.read_only = read_only
@@ -94,6 +98,7 @@ class Store(IngestedFiles, RunSources):
             self._con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as e:
             raise self._map(e) from None
+        Store._open.add(self)
         try:
             self._con.execute("SET TimeZone = 'UTC'")
         except duckdb.Error:
@@ -120,8 +125,15 @@ class Store(IngestedFiles, RunSources):
         self.close()
 
     def close(self) -> None:
+        Store._open.discard(self)
         with contextlib.suppress(Exception):
             self._con.close()
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close every store of this process still open (before a process ends by ``os._exit``)."""
+        for s in list(cls._open):
+            s.close()
 
     def _map(self, e: duckdb.Error) -> StoreError:
         msg = str(e)
