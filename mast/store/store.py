@@ -14,7 +14,8 @@ Contract:
 - A user's ``--where`` condition reaches a query only through :meth:`Store.where_sql`
   (:mod:`mast.store.where`): trace columns, nothing else.
 - Traces, annotations and attributions are written the same way: encoded as Arrow
-  tables (:mod:`mast.store.encode`), registered, and inserted by one statement per
+  tables (:mod:`mast.store.encode`; a small job's as Python lists, :mod:`mast.store.rows`,
+  which spares it importing pyarrow), registered, and inserted by one statement per
   table that redacts and casts (a small batch is checked for hints first, so the
   statement carries the redaction chain only for the columns where a value holds one).
 - The store knows nothing of what is derived from traces: a caller passes write hooks
