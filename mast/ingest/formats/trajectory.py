@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import (DeclineDetects, as_text, first_char, first_line_object, iter_jsonl, load_json,
-                               strip_bom)
+from mast.ingest._util import (DeclineDetects, as_text, first_char, first_json, first_line_object, iter_jsonl,
+                               load_json, strip_bom)
 from mast.ingest.openai_messages import conversation_steps
 from mast.model import Outcome, Step, StepKind, Trace
 
 _HEAD_RX = re.compile(rb'^\s*\[?\s*\{\s*"(task_id|traj)"\s*:')
+_TRAJ_RX = re.compile(rb'"traj"\s*:\s*\[')
 
 
 class TrajectoryImporter(DeclineDetects):
@@ -44,11 +45,24 @@ class TrajectoryImporter(DeclineDetects):
         if first_char(head) not in "[{":
             return 0, "not JSON"
         body = strip_bom(head)
-        if not _HEAD_RX.match(body):
-            return (1 if b'"traj"' in body else 0), "records do not start with task_id or traj"
-        if b'"traj"' not in body and b'"reward"' not in body:
-            return 2, "a task_id record with no traj or reward"
-        return None
+        try:
+            first = first_json(body)
+        except ValueError:  # a first record longer than the head: judge by its opening
+            first = None
+        if isinstance(first, dict):
+            # judged by its keys, not their order: json.dump(sort_keys=True) puts info first
+            if "traj" in first and ("task_id" in first or "reward" in first):
+                return None
+            if "task_id" in first:
+                return 2, "a task_id record with no traj or reward"
+            return (1 if "traj" in first else 0), "records have no task_id and traj"
+        if _HEAD_RX.match(body):
+            if b'"traj"' not in body and b'"reward"' not in body:
+                return 2, "a task_id record with no traj or reward"
+            return None
+        if _TRAJ_RX.search(body) and (b'"task_id"' in body or b'"reward"' in body):
+            return None
+        return (1 if b'"traj"' in body else 0), "records have no task_id and traj"
 
     def read(self, path: Path) -> Iterator[Trace]:
         if path.suffix in (".jsonl", ".ndjson") or first_line_object(path) is not None:
