@@ -95,3 +95,13 @@ def test_astream_events_take_the_graph_name_as_langsmith_does(tmp_path, mast, db
     assert got["runs/langsmith_run_tree.json"][:2] == ("fix_loop", "artefact")
     assert got["runs/astream_events.jsonl"][:2] == ("fix_loop", "artefact")
     assert got["team-x/events.jsonl"][:2] == ("team-x", "folder")
+
+
+def test_openai_agents_max_turns_is_the_same_reason_from_every_artefact(tmp_path, mast, db):
+    # OpenInference's error text is "Max turns exceeded: {'max_turns': 2}": the limit rule
+    # matched inside the dict and kept "max_turns': 2}" as the reason
+    fix = FW / "openai_agents"
+    mast("ingest", fix / "processor.jsonl", fix / "openinference.otlp.json")
+    with Store(db, read_only=True) as st:
+        rows = st.fetchall("SELECT source_format, metadata->>'outcome_reason' FROM traces WHERE outcome = 'failure'")
+    assert sorted(rows) == [("openai-agents", "Max turns exceeded"), ("otel", "Max turns exceeded")]
