@@ -112,3 +112,18 @@ def test_records_are_known_by_their_keys_in_any_order(order, mast, db, tmp_path)
     ingest(mast, p)
     with Store(db, read_only=True) as st:
         assert st.fetchall("SELECT count(*) FROM traces")[0][0] == len(recs)
+
+
+def test_a_tool_that_failed_is_an_error_result(mast, db, tmp_path):
+    # tau-bench's Env.step answers a tool that raised with f"Error: {e}" (and its tools return
+    # "Error: ..." themselves); that result was stored as a successful one. Derived from a
+    # real record: its first tool result replaced by such an answer.
+    rec = json.loads(json.dumps(RECORDS[2]))
+    tool = next(m for m in rec["traj"] if m.get("role") == "tool")
+    tool["content"] = "Error: reservation not found"
+    p = tmp_path / "failed_tool.json"
+    p.write_text(json.dumps([rec]))
+    ingest(mast, p)
+    [g] = summarise(db)
+    want = [[m["name"], "error" if m is tool else "ok"] for m in rec["traj"] if m.get("role") == "tool"]
+    assert g["tool_pairs"] == want and want[0][1] == "error"

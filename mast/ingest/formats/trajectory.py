@@ -14,7 +14,9 @@ never an agent), the system prompt a system-role step, the task the first user m
 ``reward`` is the outcome (1 success, 0 failure, anything between unknown); ``info``
 (τ-bench: the task's instruction and expected actions, ``reward_info``, or the ``error`` of
 a crashed attempt) is kept as metadata, and an ``error`` there is an ``error`` step.
-Messages may carry a 1-based ``index``; it is kept as an attribute.
+Messages may carry a 1-based ``index``; it is kept as an attribute.  A tool result that
+starts ``Error: `` or ``Unknown action `` (what τ-bench's environment answers when a tool
+raised or does not exist) is a failed one (status ``error``).
 
 Format notes: docs/formats/messages.md.
 """
@@ -33,6 +35,7 @@ from mast.model import Outcome, Step, StepKind, Trace
 
 _HEAD_RX = re.compile(rb'^\s*\[?\s*\{\s*"(task_id|traj)"\s*:')
 _TRAJ_RX = re.compile(rb'"traj"\s*:\s*\[')
+_TOOL_FAILED_RX = re.compile(r"\s*(Error: |Unknown action )")
 
 
 class TrajectoryImporter(DeclineDetects):
@@ -84,6 +87,11 @@ class TrajectoryImporter(DeclineDetects):
         if not isinstance(rec["traj"], list):
             raise IngestError(str(path), index, "field traj is not a list")
         steps, task = conversation_steps(path, rec["traj"], lambda j: f"{index}, traj[{j}]")
+        for s in steps:
+            # a tool that raised, or a call the environment has no tool for, is answered with this
+            # text (tau-bench's Env.step: f"Error: {e}", f"Unknown action {name}"): a failed execution
+            if s.kind == StepKind.TOOL_RESULT and _TOOL_FAILED_RX.match(s.content or ""):
+                s.status = "error"
         reward = rec.get("reward")
         if reward is not None and (isinstance(reward, bool) or not isinstance(reward, (int, float))):
             raise IngestError(str(path), index, f"reward {reward!r} is not a number")
