@@ -116,7 +116,7 @@ class CrewAIStepCallbackImporter(DeclineDetects):
 
     def read(self, path: Path) -> Iterator[Trace]:
         steps = []
-        pending: list[tuple[str, dict]] = []  # ToolResults waiting for the AgentAction they belong to
+        pending: list[tuple[int, dict]] = []  # (position, ToolResult)s waiting for their AgentAction
         n = 0
         with open(path, "rb") as f:
             opening = f.read(4096)
