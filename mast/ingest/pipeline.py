@@ -26,8 +26,8 @@ Contract:
 
 Speed (see bench/README.md): parsing runs in up to :data:`MAX_WORKERS` worker processes
 when there is enough work, and a single writer (this process) owns the DuckDB connection;
-a full group is committed on a writer thread while the next one is parsed and gathered
-(DuckDB runs without the GIL), one group in flight at a time.  Memory stays bounded
+with parser processes, a full group is committed on a writer thread while the next one is
+gathered (DuckDB runs without the GIL), one group in flight at a time.  Memory stays bounded
 whatever the corpus size: at most ``workers * POOL_WINDOW`` parsed chunks in flight, two
 groups of :data:`mast.ingest.writer.GROUP_BYTES` (one being committed, one gathered), and
 one batch of a streamed file.
@@ -383,8 +383,10 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     lists = sum(p.size for p in small) <= SMALL_JOB_BYTES
     pool = _pool(n) if n > 0 and small else None
     futures: dict[int, object] = {}
-    # A full group is committed by a writer thread while the next is parsed and gathered.
-    writer = _GroupWriter(store, report, hooks, lim, background=True)
+    # With parser processes, a full group is committed by a writer thread while the next is
+    # gathered.  Not without: the parse in this process and the group's write would then
+    # hold their peaks at once (MAST human x20: +38 MB RSS, 12 %; bench/RESULTS.md).
+    writer = _GroupWriter(store, report, hooks, lim, background=pool is not None)
     # DuckDB may otherwise keep up to 80 % of RAM of freshly written blocks resident.
     with store.memory_limit(lim.memory_limit), store.checkpoint_threshold(INGEST_CHECKPOINT):
         try:

@@ -126,39 +126,39 @@ def test_json_array_is_streamed_record_by_record(tmp_path, monkeypatch):
 
 
 class _BlockingHook:
-    """A write hook that holds the first group's transaction open until the parse of a
-    later chunk has begun, and records whether it did (it waits at most ``patience`` s:
-    a guard against a hang, not a timing)."""
+    """A write hook that holds the first group's transaction open until the ingest has
+    handed a later chunk to the writer, and records whether it did (it waits at most
+    ``patience`` s: a guard against a hang, not a timing)."""
 
     tables = ()
 
-    def __init__(self, started, patience: float = 30.0):
-        self.started, self.patience, self.overlapped = started, patience, []
+    def __init__(self, handed, patience: float = 30.0):
+        self.handed, self.patience, self.overlapped = handed, patience, []
 
     def on_write(self, store, batch) -> None:
         if not self.overlapped:
-            self.overlapped.append(self.started.wait(self.patience))
+            self.overlapped.append(self.handed.wait(self.patience))
 
 
-def test_a_group_is_written_while_the_next_chunk_is_parsed(tmp_path, monkeypatch):
+def test_a_group_is_written_while_the_next_chunks_are_gathered(tmp_path, monkeypatch):
     import threading
 
     files = _corpus(tmp_path / "c")
     monkeypatch.setattr(pipeline, "CHUNK_FILES", 3)
     monkeypatch.setattr(writer, "GROUP_BYTES_FIRST", 1)  # the first chunk fills a group
-    started, parsed = threading.Event(), []
-    real = pipeline._parse_chunk
+    handed, taken = threading.Event(), []
+    real = pipeline._take_chunk
 
-    def parse(paths, *a, **k):
-        parsed.append(paths)
-        if len(parsed) >= 2:  # a chunk after the first group's
-            started.set()
-        return real(paths, *a, **k)
+    def take(w, chunk, *a, **k):
+        taken.append(chunk)
+        if len(taken) >= 2:  # a chunk after the first group's
+            handed.set()
+        return real(w, chunk, *a, **k)
 
-    monkeypatch.setattr(pipeline, "_parse_chunk", parse)
-    hook = _BlockingHook(started)
-    s = _ingest(tmp_path / "db.duckdb", [tmp_path / "c"], workers=0, hooks=[hook])
-    assert hook.overlapped == [True]  # the writer did not hold up the parse of the next chunk
+    monkeypatch.setattr(pipeline, "_take_chunk", take)
+    hook = _BlockingHook(handed)
+    s = _ingest(tmp_path / "db.duckdb", [tmp_path / "c"], workers=2, hooks=[hook])
+    assert hook.overlapped == [True]  # the write of a group did not hold up the next chunks
     assert not s.errors and [Path(f.path).name for f in s.files] == [f.name for f in files]
     with Store(tmp_path / "db.duckdb", read_only=True) as st:
         assert st.fetchall("SELECT count(*) FROM ingested_files")[0][0] == len(files)
@@ -168,26 +168,26 @@ def test_an_interrupt_while_a_group_is_in_flight_leaves_whole_files_and_a_rerun_
     files = _corpus(tmp_path / "c")
     monkeypatch.setattr(pipeline, "CHUNK_FILES", 3)
     monkeypatch.setattr(writer, "GROUP_BYTES_FIRST", 1)
-    real, calls = pipeline._parse_chunk, []
+    real, calls = pipeline._take_chunk, []
 
-    def parse(paths, *a, **k):  # Ctrl-C in the caller's thread, while the first group is written
-        calls.append(paths)
+    def take(*a, **k):  # Ctrl-C in the caller's thread, while a group may be in flight
+        calls.append(a)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(paths, *a, **k)
+        return real(*a, **k)
 
-    monkeypatch.setattr(pipeline, "_parse_chunk", parse)
+    monkeypatch.setattr(pipeline, "_take_chunk", take)
     db = tmp_path / "db.duckdb"
     with pytest.raises(KeyboardInterrupt):
-        _ingest(db, [tmp_path / "c"], workers=0)
+        _ingest(db, [tmp_path / "c"], workers=2)
     with Store(db, read_only=True) as st:  # each stored file has all its traces
         done = st.fetchall("SELECT path, traces FROM ingested_files")
         assert 0 < len(done) < len(files)
         for path, n in done:
             assert st.fetchall("SELECT count(*) FROM ingested_file_traces JOIN traces USING (trace_id) "
                                "WHERE path = ?", [path])[0][0] == n
-    monkeypatch.setattr(pipeline, "_parse_chunk", real)
-    s = _ingest(db, [tmp_path / "c"], workers=0)
+    monkeypatch.setattr(pipeline, "_take_chunk", real)
+    s = _ingest(db, [tmp_path / "c"], workers=2)
     assert not s.errors and sum(f.skipped for f in s.files) == len(done)
     ref = tmp_path / "ref.duckdb"
     _ingest(ref, [tmp_path / "c"], workers=0)
