@@ -107,11 +107,53 @@ def first_json(head: bytes, into_array: bool = True) -> Any:
 
     Detectors judge a file by its first record; a ValueError means that record is not
     JSON or does not end within the head, and each detector decides what that means.
+    The value is shared by the detectors asking about the same head (see :func:`_memo`):
+    read it, never change it.
     """
+    # (into_array only matters for a head that opens an array: one decode serves both)
+    return _memo(("first", into_array and first_char(head) == "["), head, _first_json)
+
+
+def _first_json(key: tuple, head: bytes) -> Any:
     text = strip_bom(head).decode("utf-8", "replace").lstrip()
-    if into_array and text.startswith("["):
+    if key[1]:
         text = text[1:].lstrip()
     return json.JSONDecoder().raw_decode(text)[0]
+
+
+def line_json(line: bytes) -> Any:
+    """``json.loads(line)`` of a head's first line, shared by the detectors asking (see
+    :func:`_memo`): read it, never change it."""
+    # JSON's own whitespace around the line changes nothing json.loads returns: stripped,
+    # the callers' differently trimmed first lines share one decode
+    return _memo("line", line.strip(b" \t\r\n"), lambda _, b: json.loads(b))
+
+
+#: kind -> (bytes, value, error) of the last head decoded for detection
+_LAST: dict[Any, tuple] = {}
+
+
+def _memo(kind: Any, data: bytes, decode) -> Any:
+    """``decode(kind, data)``, remembered for the last ``data`` of each kind.
+
+    Detection asks some 25 importers about each file, and a dozen of them decode the
+    same 64 KB head (or its first line) as JSON: for a file of one long line, such as
+    a compact OTLP request, that was most of the cost of ingesting a small file.  The
+    error is remembered too (and raised again), so a head that is no JSON is decoded
+    once as well.
+    """
+    last = _LAST.get(kind)
+    if last is not None and (last[0] is data or last[0] == data):
+        if last[2] is not None:
+            raise last[2].with_traceback(None)
+        return last[1]
+    try:
+        value = decode(kind, data)
+    except Exception as e:
+        _LAST[kind] = (data, None, e)
+        raise
+    _LAST[kind] = (data, value, None)
+    return value
 
 
 def load_json(path: Path) -> Any:
