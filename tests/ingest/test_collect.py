@@ -529,7 +529,9 @@ def test_spans_staged_before_m170_are_still_built(tmp_path):
         for i, s in enumerate(children):  # the m120 layout: body per span, no req
             st.execute("INSERT INTO collect_spans (otel_trace_id, span_id, seq, body) VALUES (?, ?, ?, ?)",
                        [tid, format(s.context.span_id, "016x"), i + 1, json.dumps(otlp_json([s]))])
-        st.execute("INSERT INTO collect_traces VALUES (?, now(), now(), ?, false, 0, NULL, NULL)", [tid, len(children)])
+        # (grp: its own group, as m200 leaves the traces staged before it)
+        st.execute("INSERT INTO collect_traces VALUES (?, now(), now(), ?, false, 0, NULL, NULL, ?)",
+                   [tid, len(children), tid])
         st.execute("UPDATE collect_folded SET seq = ?", [len(children)])
         col = Collector(st)
         body = encode_spans(root).SerializeToString()
@@ -541,12 +543,14 @@ def test_spans_staged_before_m170_are_still_built(tmp_path):
 
 
 def test_the_builds_reader_gives_the_spans_the_hand_written_reader_gives():
-    """Traces are built from the generated message (span_docs); every value kind, events,
-    links and status read as the hand-written reader (checked against protobuf's own JSON
-    mapping above) reads them."""
+    """Traces are built from the generated message straight into spans (request_spans);
+    every value kind, events, links, status, place and refusal read as the otel importer
+    reads the hand-written reader's OTLP/JSON form (checked against protobuf's own JSON
+    mapping above)."""
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-    from mast.ingest.collect.proto import span_docs
+    from mast.errors import IngestError
+    from mast.ingest.collect.proto import request_spans
     from mast.ingest.formats.otel.spans import load_doc_spans
     mem = InMemorySpanExporter()
     provider = provider_for(mem)
@@ -560,19 +564,31 @@ def test_the_builds_reader_gives_the_spans_the_hand_written_reader_gives():
     req = encode_spans(mem.get_finished_spans())
     odd = req.resource_spans[0].scope_spans[-1].spans[-1]
     odd.attributes.append(KeyValue(key="blob", value=AnyValue(bytes_value=b"\x00\xff")))
+    odd.attributes.append(KeyValue(key="unset"))
     kv = odd.attributes.add(key="nested")
     kv.value.kvlist_value.values.add(key="inner").value.array_value.values.add(int_value=-7)
     odd.links.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+    odd.links.add(trace_id=b"\x03" * 16)
+    odd.events.add(time_unix_nano=0)  # no name, no time
     body = req.SerializeToString()
     want = {s.trace_id.hex() for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans}
-    mine = [sp for _, _, d in span_docs(body, want) for sp in load_doc_spans(Path("pb"), d)]
+    mine = [sp for _, sp in request_spans(body, want)]
     theirs = load_doc_spans(Path("pb"), decode_request(body))
     key = lambda s: (s.trace_id, s.span_id, s.parent_id, s.name, s.kind, s.start_ns, s.end_ns, s.status,  # noqa: E731
-                     s.status_msg, s.attrs, s.resource, s.scope, s.events, s.links)
+                     s.status_msg, s.attrs, s.resource, s.scope, s.events, s.links, s.where)
     assert [key(s) for s in mine] == [key(s) for s in theirs] and len(mine) == 7
-    assert mine[-1].attrs["nested"] == {"inner": [-7]} and mine[-1].links == [("01" * 16, "02" * 8)]
+    assert mine[-1].attrs["nested"] == {"inner": [-7]} and mine[-1].links == [("01" * 16, "02" * 8), ("03" * 16, None)]
     one = next(iter(want))
-    assert {t for _, t, _ in span_docs(body, {one})} == {one}  # only the spans of the traces asked for
+    assert {t for t, _ in request_spans(body, {one})} == {one}  # only the spans of the traces asked for
+    # a span the importer refuses is refused for the same reason, and only that span
+    odd.name = ""
+    odd.links.add(span_id=b"\x04" * 8)
+    body = req.SerializeToString()
+    got = request_spans(body, want, "request 3, ", "otlp:")
+    bad = [x for _, x in got if isinstance(x, Exception)]
+    with pytest.raises(IngestError) as file_err:
+        load_doc_spans(Path("otlp:" + odd.trace_id.hex()), decode_request(body), "request 3, ")
+    assert len(bad) == 1 and str(bad[0]) == str(file_err.value) and "missing required field: name" in str(bad[0])
 
 
 def test_a_second_stop_leaves_the_traces_not_built_yet_staged_for_the_next_run(tmp_path):
