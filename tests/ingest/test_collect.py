@@ -642,3 +642,142 @@ def test_smolagents_spans_sent_live_are_stored_as_their_file_is_ingested(server,
     [live], [filed] = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
     assert live[2:] == filed[2:]
     assert ("CodeAgent", "handoff", None, None, "search_agent") in [s[:5] for s in live[4]]
+
+
+# -- stitching: the OTel traces of one run, sent live in pieces ------------------------------
+
+FW = Path(__file__).resolve().parents[1] / "fixtures" / "frameworks"
+
+
+def _value(v: dict):
+    k, x = next(iter(v.items()))
+    if k == "intValue":
+        return int(x)
+    if k == "arrayValue":
+        return tuple(_value(i) for i in x.get("values", []))
+    return x
+
+
+def readable_spans(fixture: Path):
+    """A fixture's spans (OTLP/JSON, made by running the framework) as the SDK's own
+    ReadableSpans, so that the real exporter encodes and sends them as the framework's
+    process would have."""
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
+
+    def ctx(t: str, s: str) -> SpanContext:
+        return SpanContext(int(t, 16), int(s, 16), is_remote=False, trace_flags=TraceFlags(1))
+
+    def attrs(kvs):
+        return {a["key"]: _value(a["value"]) for a in kvs or [] if a.get("value")}
+
+    out = []
+    for rs in json.loads(fixture.read_text())["resourceSpans"]:
+        res = Resource(attrs(rs["resource"]["attributes"]))
+        for ss in rs["scopeSpans"]:
+            scope = InstrumentationScope(ss["scope"]["name"], ss["scope"].get("version"))
+            for s in ss["spans"]:
+                st = s.get("status") or {}
+                code = {"STATUS_CODE_OK": StatusCode.OK, "STATUS_CODE_ERROR": StatusCode.ERROR}.get(st.get("code"),
+                                                                                                  StatusCode.UNSET)
+                out.append(ReadableSpan(
+                    name=s["name"], context=ctx(s["traceId"], s["spanId"]),
+                    parent=ctx(s["traceId"], s["parentSpanId"]) if s.get("parentSpanId") else None,
+                    resource=res, attributes=attrs(s.get("attributes")),
+                    events=[Event(e["name"], attrs(e.get("attributes")), int(e["timeUnixNano"])) for e in s.get("events") or []],
+                    links=[Link(ctx(ln["traceId"], ln.get("spanId") or "1"), attrs(ln.get("attributes")))
+                           for ln in s.get("links") or []],
+                    kind=SpanKind[s.get("kind", "SPAN_KIND_INTERNAL").replace("SPAN_KIND_", "")],
+                    status=Status(code, st.get("message") if code is StatusCode.ERROR else None),
+                    start_time=int(s["startTimeUnixNano"]), end_time=int(s["endTimeUnixNano"]),
+                    instrumentation_scope=scope))
+    return out
+
+
+def pieces_by_trace(spans) -> list[list]:
+    """The spans of each OTel trace, one request per trace, in the order the traces began
+    (as a process flushing after every turn sends them)."""
+    by: dict[int, list] = {}
+    for s in spans:
+        by.setdefault(s.context.trace_id, []).append(s)
+    return sorted(by.values(), key=lambda g: min(s.start_time for s in g))
+
+
+@pytest.mark.parametrize("fixture, traces", [
+    ("ag2x/workflow/telemetry.otlp.json", 1),       # 5 OTel traces: envelopes linked to their channel
+    ("ag2x/failing/telemetry.otlp.json", 1),        # 4, with errors
+    ("otel/split_run.otlp.json", 1),                # 2, joined by a link and a parent in the other trace
+    ("openai_agents/openinference.otlp.json", 3),   # 3 runs: nothing ties them, none is merged
+    ("smolagents/smolagents_managed.otlp.json", 1),
+])
+def test_a_run_sent_live_in_pieces_is_stitched_as_ingest_of_the_same_spans(server, tmp_path, mast, db, fixture, traces):
+    spans = readable_spans(FW / fixture)
+    srv = server()
+    exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces")
+    for piece in pieces_by_trace(spans):  # one request per OTel trace: stitched across requests
+        from opentelemetry.sdk.trace.export import SpanExportResult
+        assert exporter.export(piece) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    rc, out, err = srv.stop(signal.SIGINT)
+    assert rc == 0 and "Traceback" not in err, err
+    # the same spans, as the exporter encoded them, written to a file and ingested
+    (tmp_path / "same.otlp.json").write_text(json.dumps(otlp_json(spans)))
+    mast("ingest", tmp_path / "same.otlp.json")
+    live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
+    assert len(live) == len(filed) == traces
+    assert live == filed
+
+
+def test_a_late_piece_extends_the_stored_trace_and_its_labels_go(server, tmp_path, mast, db):
+    """The first envelopes of an ag2 1.x workflow are stored as a trace; the rest of the
+    run (linked to the same channel) arrives later: the trace is rebuilt whole, replacing
+    the stored one, whose labels go with it (and are reported, as re-ingest does)."""
+    from mast.model import Annotation, Label
+    spans = readable_spans(FW / "ag2x/workflow/telemetry.otlp.json")
+    pieces = pieces_by_trace(spans)
+    srv = server("--json")
+    exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces")
+    for piece in pieces[:2]:
+        exporter.export(piece)
+    srv.wait_for(r"^stored t1-")
+    first = [x for x in srv.lines if x.startswith("stored ")][-1].split()[1]
+    # a label on the first version (DuckDB has one writing process: between two runs)
+    rc, _, _ = srv.stop(signal.SIGINT)
+    assert rc == 0
+    with Store(tmp_path / "collect.duckdb") as st:
+        assert st.write_annotations([Annotation("1.1", Label.PRESENT, "human", trace_id=first)]) == 1
+    srv = server("--json")
+    exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces")
+    for piece in pieces[2:]:
+        exporter.export(piece)
+    exporter.shutdown()
+    srv.wait_for(r"replacing " + first)
+    rc, out, err = srv.stop(signal.SIGINT)
+    assert rc == 0 and "Traceback" not in err, err
+    line = next(x for x in srv.lines if "replacing " + first in x)
+    assert "OTel traces" in line and "stitched" in line and "1 label(s) of them" in line, line
+    summary = json.loads(out)
+    assert summary["traces_replaced"] >= 1 and summary["labels_replaced"] == 1
+    (tmp_path / "same.otlp.json").write_text(json.dumps(otlp_json(spans)))
+    mast("ingest", tmp_path / "same.otlp.json")
+    live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
+    assert live == filed and len(live) == 1 and live[0][0] != first
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM annotations")[0][0] == 0
+        assert st.fetchall("SELECT count(DISTINCT stored_trace_id), count(*) FROM collect_traces") == [(1, 5)]
+
+
+def test_pieces_posted_as_json_are_stitched_too(server, tmp_path, mast, db):
+    """The exporter's JSON form (protobuf's JSON mapping: base64 ids), one request per OTel trace."""
+    spans = readable_spans(FW / "otel/split_run.otlp.json")
+    srv = server()
+    for piece in pieces_by_trace(spans):
+        code, _, _ = srv.post(json.dumps(otlp_json(piece)).encode(), "application/json")
+        assert code == 200
+    rc, _, err = srv.stop(signal.SIGINT)
+    assert rc == 0 and "Traceback" not in err, err
+    (tmp_path / "same.otlp.json").write_text(json.dumps(otlp_json(spans)))
+    mast("ingest", tmp_path / "same.otlp.json")
+    live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
+    assert len(live) == 1 and live == filed
