@@ -40,17 +40,19 @@ def collect(obj, host, port, idle, max_body, queue_size, default_system, as_json
     from mast.store import Store
 
     def on_build(rep):
-        pieces = f"OTel trace {rep.otel_trace_id}" if len(rep.otel_trace_ids) <= 1 else \
-            f"OTel traces {', '.join(rep.otel_trace_ids)} stitched"
+        ids = rep.otel_trace_ids
+        pieces = f"OTel trace {rep.otel_trace_id}" if len(ids) <= 1 else \
+            f"OTel traces {', '.join(ids[:4])}" + (f" and {len(ids) - 4} more" if len(ids) > 4 else "") + " stitched"
         if rep.error:
             err.print(f"error: trace {rep.otel_trace_id}"
                       + (f" ({pieces})" if len(rep.otel_trace_ids) > 1 else "") + f": {rep.error}",
                       style="red", highlight=False, markup=False, soft_wrap=True)
         else:
-            err.print(f"stored {rep.trace_id} ({pieces}, {rep.spans} span(s), {rep.steps} step(s))"
-                      + (f", replacing {', '.join(rep.replaced)} and {rep.labels_replaced} label(s) of them"
-                         if rep.replaced else ""),
-                      highlight=False, markup=False, soft_wrap=True)
+            # one line per stored trace, from the builder thread: plain text (rich's
+            # rendering, ~0.2 ms a line, was a tenth of the build's CPU)
+            click.echo(f"stored {rep.trace_id} ({pieces}, {rep.spans} span(s), {rep.steps} step(s))"
+                       + (f", replacing {', '.join(rep.replaced)} and {rep.labels_replaced} label(s) of them"
+                          if rep.replaced else ""), err=True)
 
     with Store(obj.db) as store:
         col = Collector(store, ingest_hooks(obj), idle=idle, system=default_system, on_build=on_build)

@@ -280,6 +280,9 @@ def decode_request(body: bytes) -> dict:
     return {"resourceSpans": rss}
 
 
+#: the run id attribute keys as they appear in a protobuf body (a KeyValue's key is its UTF-8 bytes)
+_RUN_KEYS = tuple(k.encode() for k in RUN_ID_ATTRS)
+
 #: what :func:`index_request` gives per span, in document order: trace id, span id,
 #: whether it is a root that has ended, and what may tie its trace to others (the parent
 #: span id, the trace ids it links to, its run ids as ``key=value``: see
@@ -301,6 +304,8 @@ def index_request(body: bytes) -> Index:
     parents: list[str | None] = []
     links: list[list[str] | None] = []
     runs: list[list[str] | None] = []
+    # a run id's key is in the body as its bytes: without one, no span's attributes are read
+    any_run = any(k in body for k in _RUN_KEYS)
     for rs in req.resource_spans:
         if not rs.scope_spans:
             # an SDK older than OTLP 0.19 sends instrumentation_library_spans (field 1000),
@@ -319,9 +324,10 @@ def index_request(body: bytes) -> Index:
                 parents.append(p.hex() if has_parent else None)
                 links.append([ln.trace_id.hex() for ln in sp.links if any(ln.trace_id)] or None if sp.links else None)
                 run = None
-                for kv in sp.attributes:
-                    if kv.key in RUN_ID_ATTRS and kv.value.string_value:
-                        (run := run or []).append(f"{kv.key}={kv.value.string_value}")
+                if any_run:
+                    for kv in sp.attributes:
+                        if kv.key in RUN_ID_ATTRS and kv.value.string_value:
+                            (run := run or []).append(f"{kv.key}={kv.value.string_value}")
                 runs.append(run)
     return tids, sids, roots, parents, links, runs
 

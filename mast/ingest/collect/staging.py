@@ -7,15 +7,21 @@ A request is staged as its body (``collect_requests``) and one index row per spa
 the per-trace counts in ``collect_traces`` are brought up to date by :meth:`Collector.fold`
 before each look for ready traces, so that acknowledging a request only appends rows.
 
-A trace is *ready* when it has spans its stored version does not (``spans <>
-built_spans``) and either its root span has ended or no span came for ``idle`` seconds.
-It is then built from all its staged spans by the otel importer's mapping (the same
-``build_otlp_trace`` as ``mast ingest`` of the spans as an OTLP file) and written on the
-store's one write path with the caller's write hooks.  A trace that grows after it was
-built (late spans) is built again; the new version, whose content hash differs, replaces
-the old one in the same transaction (:meth:`Store.delete_traces`: its steps, labels and
-derived rows go with it), and ``collect_traces.stored_trace_id`` follows it.  Staged spans are
-kept, so a later span can always rebuild the whole trace.
+The OTel traces of one run are stitched as the file importer stitches them
+(``group_traces``: links, a parent span under another trace id, a shared run id): each
+span's ties are staged with it (m200), and :meth:`Collector.fold` joins the groups they
+tie (``collect_traces.grp``: the smallest OTel trace id of the group).
+
+A group is *ready* when it has spans its stored version does not (``spans <>
+built_spans``) and every trace in it has ended its root span or had no span for ``idle``
+seconds.  It is then built from all its staged spans by the otel importer's mapping (the
+same ``build_otlp_trace`` as ``mast ingest`` of the spans as an OTLP file) and written on
+the store's one write path with the caller's write hooks, many groups per transaction.  A
+group that grows after it was built (late spans, or a late piece stitched to it) is built
+again; the new version, whose content hash differs, replaces the old ones in the same
+transaction (:meth:`Store.delete_traces`: their steps, labels and derived rows go with
+them, and the labels are counted), and ``collect_traces.stored_trace_id`` follows it.
+Staged spans are kept, so a later span can always rebuild the whole group.
 """
 
 from __future__ import annotations
