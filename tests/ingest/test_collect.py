@@ -781,3 +781,54 @@ def test_pieces_posted_as_json_are_stitched_too(server, tmp_path, mast, db):
     mast("ingest", tmp_path / "same.otlp.json")
     live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
     assert len(live) == 1 and live == filed
+
+
+def test_ties_made_in_either_order_and_an_ambiguous_parent_ties_nothing(tmp_path):
+    """In-process, on a real store: a span whose parent (in another trace) arrives later
+    joins that trace when the parent comes, replacing the version stored alone; a parent
+    id two traces use ties neither (as ``group_traces``); the groups are those of
+    ``group_traces`` over the same spans."""
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    from mast.ingest.collect import Staged, index_request
+    from mast.ingest.formats.otel.spans import group_traces, load_doc_spans
+
+    res = Resource.create({"service.name": "ties"})
+
+    def span(t: int, s: int, parent: int | None, name: str, start: int) -> ReadableSpan:
+        ctx = SpanContext(t, s, is_remote=False, trace_flags=TraceFlags(1))
+        par = SpanContext(t, parent, is_remote=False, trace_flags=TraceFlags(1)) if parent else None
+        return ReadableSpan(name=name, context=ctx, parent=par, resource=res,
+                            attributes={"gen_ai.operation.name": "chat", "gen_ai.prompt.0.role": "user",
+                                        "gen_ai.prompt.0.content": name},
+                            start_time=start, end_time=start + 1000)
+
+    late_parent = span(0xA, 0xA1, None, "root a", 1_000_000)
+    child = span(0xB, 0xB1, 0xA1, "child in b", 2_000_000)  # parent exported under trace a
+    first = [child,
+             span(0xC, 0xC1, 0xE1, "child in c", 3_000_000),  # parent id e1: used by d and e
+             span(0xD, 0xE1, None, "root d", 4_000_000), span(0xE, 0xE1, None, "root e", 5_000_000)]
+    with Store(tmp_path / "ties.duckdb") as st:
+        col = Collector(st, idle=0)
+
+        def send(spans):
+            body = encode_spans(spans).SerializeToString()
+            col.stage([Staged("protobuf", body, *index_request(body))])
+
+        send(first)
+        col.build_ready()
+        alone = st.fetchall("SELECT stored_trace_id FROM collect_traces WHERE otel_trace_id = ?", [f"{0xB:032x}"])[0][0]
+        send([late_parent])
+        reps = []
+        col.on_build = reps.append
+        col.build_ready()
+        assert [(r.otel_trace_ids, r.replaced) for r in reps] == [([f"{0xA:032x}", f"{0xB:032x}"], [alone])]
+        groups = {}
+        for t, g in st.fetchall("SELECT otel_trace_id, grp FROM collect_traces"):
+            groups.setdefault(g, set()).add(t)
+        every = first + [late_parent]
+        filed = group_traces(load_doc_spans(Path("f"), otlp_json(every)))
+        assert sorted(map(sorted, groups.values())) == sorted(sorted({s.trace_id for s in g}) for g in filed)
+        assert len(groups) == 4
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 4  # b's version alone is gone
