@@ -15,6 +15,7 @@ stage is timed alone over every batch and reported as µs per span and spans/s:
 - building the staged traces (the collector's batches, one per transaction, rules' feature
   hook included), and the build's reader of a request alone.
 
+``--build-only`` times only the staging and the build (the builder, paired runs).
 Prints one JSON object; record it in bench/RESULTS.md with `uptime`.
 """
 
@@ -47,6 +48,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--spans", type=int, default=20_000)
     ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--build-only", action="store_true", help="time only staging and building")
     a = ap.parse_args()
     spans = make_spans(a.spans)
     n = len(spans)
@@ -63,28 +65,29 @@ def main() -> int:
     from mast.ingest.collect.proto import decode_request
     from mast.ingest.collect.server import _gunzip
 
-    put("client: encode_spans + SerializeToString", timed(lambda b: encode_spans(b).SerializeToString(), batches))
     bodies = [encode_spans(b).SerializeToString() for b in batches]
-    put("client: gzip (exporter compression)", timed(gzip.compress, bodies))
-    gz = [gzip.compress(b) for b in bodies]
-    put("server: gunzip", timed(lambda b: _gunzip(b, 1 << 30), gz))
-    put("server: protobuf decode (hand-written, to OTLP/JSON)", timed(decode_request, bodies))
-    docs = [decode_request(b) for b in bodies]
-    put("server: span check (load_doc_spans)", timed(lambda d: staging.load_doc_spans(Path("r"), d), docs))
-    from google.protobuf.internal import api_implementation
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    res["protobuf_backend"] = api_implementation.Type()
-    put(f"server: protobuf parse only, opentelemetry-proto ({api_implementation.Type()})",
-        timed(ExportTraceServiceRequest.FromString, bodies))
-    put("server: index_request (parse + check + index; what a protobuf POST does now)", timed(index_request, bodies))
-    from mast.ingest.collect import proto
-    if hasattr(proto, "request_spans"):  # the build's reader: parsed protobuf straight to spans
-        want = {s.context.trace_id.to_bytes(16, "big").hex() for s in spans}
-        put("build: request_spans (parsed protobuf -> the importer's spans)",
-            timed(lambda b: proto.request_spans(b, want), bodies))
-    jbodies = [json.dumps(d).encode() for d in docs]
-    put("server: json.loads of the JSON form", timed(json.loads, jbodies))
-    put("server: index_json (after json.loads)", timed(index_json, docs))
+    if not a.build_only:
+        put("client: encode_spans + SerializeToString", timed(lambda b: encode_spans(b).SerializeToString(), batches))
+        put("client: gzip (exporter compression)", timed(gzip.compress, bodies))
+        gz = [gzip.compress(b) for b in bodies]
+        put("server: gunzip", timed(lambda b: _gunzip(b, 1 << 30), gz))
+        put("server: protobuf decode (hand-written, to OTLP/JSON)", timed(decode_request, bodies))
+        docs = [decode_request(b) for b in bodies]
+        put("server: span check (load_doc_spans)", timed(lambda d: staging.load_doc_spans(Path("r"), d), docs))
+        from google.protobuf.internal import api_implementation
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+        res["protobuf_backend"] = api_implementation.Type()
+        put(f"server: protobuf parse only, opentelemetry-proto ({api_implementation.Type()})",
+            timed(ExportTraceServiceRequest.FromString, bodies))
+        put("server: index_request (parse + check + index; what a protobuf POST does now)", timed(index_request, bodies))
+        from mast.ingest.collect import proto
+        if hasattr(proto, "request_spans"):  # the build's reader: parsed protobuf straight to spans
+            want = {s.context.trace_id.to_bytes(16, "big").hex() for s in spans}
+            put("build: request_spans (parsed protobuf -> the importer's spans)",
+                timed(lambda b: proto.request_spans(b, want), bodies))
+        jbodies = [json.dumps(d).encode() for d in docs]
+        put("server: json.loads of the JSON form", timed(json.loads, jbodies))
+        put("server: index_json (after json.loads)", timed(index_json, docs))
     rows = [[Staged("protobuf", b, *index_request(b))] for b in bodies]
 
     from mast.classify.hooks import ingest_hooks
