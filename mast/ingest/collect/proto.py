@@ -15,8 +15,10 @@ older SDKs still send them.
 :func:`index_request` is the receiver's fast path: the official generated message
 (``opentelemetry-proto``; protobuf's upb runtime parses in C, 30-40x faster than this
 reader) checks the whole body and gives each span's trace id, span id and whether it is
-an ended root, which is all a request needs before it is staged.  The body is decoded in
-full (by this reader, into the OTLP/JSON shape) only when its trace is built.
+an ended root, and what may stitch its trace to others (parent, links, run ids), which
+is all a request needs before it is staged.  When its traces are built,
+:func:`request_spans` parses it again in C and makes the wanted spans straight into the
+otel importer's spans; this reader serves old SDKs' bodies and the reasons for a 400.
 """
 
 from __future__ import annotations
