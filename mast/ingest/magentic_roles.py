@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mast.model import StepKind
 
@@ -41,6 +42,11 @@ def parse_role(role: str) -> MagenticRole:
     kind = StepKind.TERMINATION if note == "termination condition" else StepKind.MESSAGE
     return MagenticRole(agent=agent, note=note, target=target, kind=kind,
                         role="user" if agent.lower() == "human" else "assistant")
+
+
+#: :func:`parse_role` remembered per role string: a log has a few dozen distinct roles over
+#: thousands of steps, and the result is immutable, so steps may share it.
+parse_role_cached = lru_cache(maxsize=4096)(parse_role)
 
 
 def is_magentic_role(role: str) -> bool:
