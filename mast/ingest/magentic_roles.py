@@ -49,6 +49,7 @@ def parse_role(role: str) -> MagenticRole:
 parse_role_cached = lru_cache(maxsize=4096)(parse_role)
 
 
+@lru_cache(maxsize=4096)  # a few distinct roles per log, asked about every message
 def is_magentic_role(role: str) -> bool:
     """True for ``Name (annotation)`` roles: a speaker with a Magentic-One annotation."""
     m = _ROLE_RX.match(role)
