@@ -142,7 +142,7 @@ def encode_traces(traces: Sequence[Trace]) -> TraceTables:
             a.trace_id = tid
             att.append(_attribution_row(seq, a))
         lo = hi
-    memo: dict = {}
+    memo: dict = {}  # JSON of the attributes repeated in this batch
     attrs = [None if not a else _attrs(a, memo) for a in map(_ATTRS, steps)]
     scols = [seqs, tids, nums, *(col[f] for f in _STEP_FIELDS), attrs]
     return TraceTables(_table(tcols, TRACE_SCHEMA, columns=True), _table(scols, STEP_SCHEMA, columns=True),
