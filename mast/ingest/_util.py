@@ -120,7 +120,7 @@ def load_json(path: Path) -> Any:
         raw = path.read_bytes()
     except OSError as e:
         raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
-    if not raw.strip():
+    if not raw or raw.isspace():  # (strip() would copy the whole file to find out)
         raise IngestError(str(path), None, "file is empty")
     try:
         text = raw.decode("utf-8-sig")

@@ -372,6 +372,17 @@ _HANDBACK = re.compile(r"(\w+)->(\w+):")
 _RESPONSE = re.compile(r"(.+?)'s Response:")
 
 
+def _tool_run(block: str) -> re.Match | None:
+    """``_TOOL_RUN.search(block)``, started at the word before the first ``._run(``: no match can
+    begin earlier, and the pattern would otherwise be tried at every word of a long block."""
+    i = block.find("._run(")
+    if i < 0:
+        return None
+    while i > 0 and (block[i - 1].isalnum() or block[i - 1] == "_"):  # what \w is in a str pattern
+        i -= 1
+    return _TOOL_RUN.search(block, i)
+
+
 def _hyperagent(m: re.Match, block: str, ctx: _Ctx) -> Step:
     level, msg = m.groups()
     attrs = {"level": level}
@@ -386,12 +397,12 @@ def _hyperagent(m: re.Match, block: str, ctx: _Ctx) -> Step:
         who = resp.group(1)
         s = Step(agent=who, content=block, kind=StepKind.MESSAGE, role="assistant", attributes=attrs)
         # the literal first: the patterns would try every position of a long block
-        intern = _INTERN.search(block) if "Intern Name: " in block else None
+        intern = next(iter(_headers(block, _INTERN, limit=1)), None) if "Intern Name: " in block else None
         if intern:  # the Planner delegates a subgoal: "Intern Name: Codebase Navigator"
             s.target_agent = intern.group(1).strip().split()[-1]
             s.kind = StepKind.HANDOFF
         elif "\nAction:" in block:
-            tool = _TOOL_RUN.search(block) if "._run(" in block else None
+            tool = _tool_run(block)
             if tool:
                 s.kind, s.tool_name = StepKind.TOOL_CALL, tool.group(1)
         if "Final Answer:" in block and not intern:
