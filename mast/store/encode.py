@@ -112,7 +112,7 @@ def encode_traces(traces: Sequence[Trace]) -> TraceTables:
     steps = [s for t in traces for s in t.steps]
     col: dict[str, list] = {f: list(map(attrgetter(f), steps)) for f in _STEP_FIELDS if f != "kind"}
     col["kind"] = list(map(_KIND, steps))
-    rows: list[str] | None = None  # each step's hashed text, made only if a trace needs an id
+    id_cols = [col[f] for f in _ID_COLUMNS]
     tcols: list[list] = [[] for _ in TRACE_SCHEMA]
     seqs: list[int] = []
     tids: list[str] = []
@@ -124,9 +124,9 @@ def encode_traces(traces: Sequence[Trace]) -> TraceTables:
         n = len(t.steps)
         hi = lo + n
         if not t.trace_id:  # kept when set: a retry after scrubbing keeps the id of the text as read
-            if rows is None:
-                rows = id_rows([col[f] for f in _ID_COLUMNS])
-            t.trace_id = trace_id(t.source_format, t.task, rows[lo:hi], t.metadata.get("source_id"))
+            # one trace's text at a time: a copy of the whole batch's would raise peak memory
+            rows = id_rows([c[lo:hi] for c in id_cols]) if n else []
+            t.trace_id = trace_id(t.source_format, t.task, rows, t.metadata.get("source_id"))
         tid = t.trace_id
         seqs += [seq] * n
         tids += [tid] * n
