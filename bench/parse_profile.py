@@ -90,10 +90,12 @@ def run_once(chunks: list[list[Path]]) -> dict:
               _Timer(spent, "encode", encode, "encode_traces"), _Timer(spent, "finish", pipeline, "name_system"),
               _Timer(spent, "detect", pipeline, "_importer")]
     old_json, _util.json = _util.json, jj
-    # encode_files (faults) calls encode_traces through its own import
+    # older code: encode_files (faults) calls encode_traces through its own import;
+    # newer code imports it from mast.store.encode when called, so the wrapper is seen
     from mast.ingest import faults
-    old_enc = faults.encode_traces
-    faults.encode_traces = encode.encode_traces
+    old_enc = getattr(faults, "encode_traces", None)
+    if old_enc is not None:
+        faults.encode_traces = encode.encode_traces
     t0 = time.process_time()
     w0 = time.perf_counter()
     n_steps = n_traces = 0
@@ -109,7 +111,8 @@ def run_once(chunks: list[list[Path]]) -> dict:
     finally:
         total = time.process_time() - t0
         wall = time.perf_counter() - w0
-        faults.encode_traces = old_enc
+        if old_enc is not None:
+            faults.encode_traces = old_enc
         _util.json = old_json
         for t in timers:
             t.undo()
