@@ -53,10 +53,9 @@ def id_rows(cols: list[list]) -> list[str]:
     """Each step's hashed fields joined by US, from the columns ``agent``, ``kind`` (its value),
     ``role``, ``tool_name``, ``tool_args``, ``target_agent``, ``span_id``, ``started_at``,
     ``content`` (nine equal lists; None spelled as nothing)."""
-    try:
-        return list(map("\x1f".join, zip(*(["" if v is None else v for v in c] for c in cols))))
-    except TypeError:  # a value that is not text (an importer's int): spelled as str() does
-        return list(map("\x1f".join, zip(*(["" if v is None else str(v) for v in c] for c in cols))))
+    # a value that is not exactly a str (an importer's int, a str subclass) is spelled as str() does
+    return list(map("\x1f".join, zip(*(["" if v is None else v if type(v) is str else str(v) for v in c]
+                                        for c in cols))))
 
 
 class StepKind(str, enum.Enum):
