@@ -162,7 +162,7 @@ def load_json(path: Path) -> Any:
         raw = path.read_bytes()
     except OSError as e:
         raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
-    if not raw.strip():
+    if not raw or raw.isspace():  # (strip() would copy the whole file to find out)
         raise IngestError(str(path), None, "file is empty")
     try:
         text = raw.decode("utf-8-sig")
@@ -256,6 +256,11 @@ def first_line_object(path: Path) -> tuple[Any, bool] | None:
     exist in the wild, so the suffix alone cannot decide.
     """
     with open_source(path) as f:
+        # A JSON array on one line (a results file) would otherwise be read whole here.
+        start = strip_bom(f.read(64)).lstrip(b" \t\r\x0b\x0c")
+        if start[:1] and start[:1] != b"{":
+            return None
+        f.seek(0)
         line = strip_bom(f.readline()).strip()
         if not line.startswith(b"{"):
             return None
