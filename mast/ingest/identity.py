@@ -85,6 +85,7 @@ _OTEL = {"otel", "phoenix", "langfuse", "spantree", "openai-agents"}
 _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 #: Opening steps compared by the fingerprint (what every artefact of a run starts with).
 OPENING = 2
+_OPENING_KINDS = (StepKind.MESSAGE, StepKind.HANDOFF)
 
 
 def rank(trace: Trace) -> tuple[int, str]:
@@ -140,8 +141,21 @@ def run_key(trace: Trace) -> tuple[str, str] | None:
     return None
 
 
+#: Characters the fingerprint keeps of a text, whitespace runs made one space.
+NORM_CHARS = 500
+_NORM_PREFIX = 4 * NORM_CHARS
+
+
 def _norm(text: str | None) -> str:
-    return " ".join((text or "").split())[:500]
+    if not text:
+        return ""
+    # Whitespace-normalising a prefix gives a prefix of the normalised whole (a word cut
+    # at the end is a prefix of the word), so a long text is read only as far as needed.
+    if len(text) > _NORM_PREFIX:
+        head = " ".join(text[:_NORM_PREFIX].split())
+        if len(head) >= NORM_CHARS:
+            return head[:NORM_CHARS]
+    return " ".join(text.split())[:NORM_CHARS]
 
 
 def fingerprint(trace: Trace) -> str:
@@ -150,10 +164,14 @@ def fingerprint(trace: Trace) -> str:
     h = hashlib.sha256()
     h.update((trace.framework or "").encode())
     h.update(b"\x1f" + _norm(trace.task).encode("utf-8", "surrogatepass"))
-    opening = [s for s in trace.steps if s.kind in (StepKind.MESSAGE, StepKind.HANDOFF) and _norm(s.content)]
-    for s in opening[:OPENING]:
-        h.update(b"\x1e" + (s.agent or "").encode("utf-8", "surrogatepass")
-                 + b"\x1f" + _norm(s.content).encode("utf-8", "surrogatepass"))
+    n = 0
+    for s in trace.steps:  # stops at the opening: a run's later steps cost nothing here
+        if s.kind in _OPENING_KINDS and (text := _norm(s.content)):
+            h.update(b"\x1e" + (s.agent or "").encode("utf-8", "surrogatepass")
+                     + b"\x1f" + text.encode("utf-8", "surrogatepass"))
+            n += 1
+            if n == OPENING:
+                break
     return h.hexdigest()[:24]
 
 
