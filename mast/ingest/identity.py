@@ -12,13 +12,15 @@ The keys, per format (trace metadata ``run_key`` and ``run_key_kind``):
 ==========================================  ===================  =========================================
 formats                                     kind                 id
 ==========================================  ===================  =========================================
-otel, phoenix, langfuse, spantree,          ``otel-trace``       the trace id(s) of the run's spans
-openai-agents
+otel, phoenix, langfuse, spantree          ``otel-trace``       the trace id(s) of the run's spans
+openai-agents                               ``agents-sdk-trace`` the SDK's trace id(s) (``trace_…``)
+otel, openai-agents (Responses API calls)   ``openai-response``  the ids of the run's Responses API calls
 autogen (0.6+), autogen-events,             ``agentchat-message``  the ``id`` of the run's first message
 autogen-state
 ag2-runtime-db, ag2-runtime-log             ``ag2-session``      the runtime logger's session id
 ag2-chat                                    ``ag2-chat``         ``ChatResult.chat_id``
 ag2-events                                  ``ag2-event``        the uuid of the first event
+ag2x-wal, ag2x-audit, otel (ag2 1.x spans)  ``ag2x-channel``     the hub channel's id
 crewai-events, crewai-checkpoint            ``crewai-kickoff``   the id of the ``crew_kickoff_started`` event
 langsmith, langgraph-events                 ``langchain-run``    the root run id
 ==========================================  ===================  =========================================
@@ -63,6 +65,13 @@ RANKS: dict[tuple[str, str | None], tuple[int, str]] = {
     ("ag2-runtime-db", None): (40, "runtime_logging sqlite: every LLM call with tokens"),
     ("ag2-runtime-log", None): (35, "runtime_logging file: every LLM call with tokens"),
     ("ag2-chat", None): (10, "ChatResult: the messages only"),
+    # ag2 1.x: the spans have every model call with tokens and the tool calls; the
+    # channel WAL the envelopes (messages, handoffs, the close); an agent's history its own
+    # turns only; the audit log the channel's life.
+    ("otel", "ag2x"): (45, "OTel spans: every model call with tokens, the tool calls"),
+    ("ag2x-wal", None): (35, "channel WAL: every envelope, the handoffs and the close"),
+    ("ag2x-events", None): (20, "an agent's history: its own turns only"),
+    ("ag2x-audit", None): (10, "audit log: the channel's life only"),
     # CrewAI: the bus has every event in the run (the last checkpoint repeats them).
     ("crewai-events", None): (50, "event bus: every event of the run"),
     ("crewai-checkpoint", None): (45, "checkpoint: the run's events as of the last checkpoint"),
@@ -74,6 +83,9 @@ RANKS: dict[tuple[str, str | None], tuple[int, str]] = {
     ("langsmith", None): (45, "LangSmith runs: the run tree with tokens"),
     ("langgraph-stream", None): (30, "graph stream: updates and messages"),
     ("langgraph-messages", None): (10, "final state: the messages only"),
+    # OpenAI Agents SDK: its own export has the calls with tokens but not a Responses API
+    # call's input (OpenInference's spans do).
+    ("openai-agents", None): (35, "Agents SDK export: the calls with tokens, not a Responses call's input"),
     # Spans: all exports of the same spans are equally rich; the steps decide.
     ("otel", None): (40, "OTel spans"),
     ("phoenix", None): (40, "Phoenix spans"),
@@ -81,8 +93,11 @@ RANKS: dict[tuple[str, str | None], tuple[int, str]] = {
     ("spantree", None): (40, "span tree"),
 }
 
-_OTEL = {"otel", "phoenix", "langfuse", "spantree", "openai-agents"}
+_OTEL = {"otel", "phoenix", "langfuse", "spantree"}
 _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+#: Formats whose artefact holds one agent's view of its run, not the run: it joins the run
+#: whose agents include its own and whose times contain its times (mast.store.run_match).
+PARTS = {"ag2x-events"}
 #: Opening steps compared by the fingerprint (what every artefact of a run starts with).
 OPENING = 2
 
@@ -93,6 +108,8 @@ def rank(trace: Trace) -> tuple[int, str]:
     art = trace.metadata.get("artefact")
     if fmt == "otel" and trace.framework == "autogen":
         art = "agentchat"
+    elif fmt == "otel" and trace.metadata.get("channel_id"):
+        art = "ag2x"
     return RANKS.get((fmt, art)) or RANKS.get((fmt, None)) or (0, f"{fmt}: not ranked")
 
 
@@ -117,10 +134,22 @@ def run_key(trace: Trace) -> tuple[str, str] | None:
     """``(key, kind)`` from the framework's own ids (see the module doc), or None."""
     fmt, md = trace.source_format, trace.metadata
     sid = md.get("source_id")
+    if md.get("channel_id") and fmt in ("ag2x-wal", "ag2x-audit", "otel"):
+        # ag2 1.x: the channel is the run; its WAL, audit log and spans all name it
+        return "ag2x-channel:" + str(md["channel_id"]), "ag2x-channel"
+    if md.get("response_ids") and fmt in ("otel", "openai-agents"):
+        # Responses API calls: the SDK's export and OpenInference's spans both hold their ids
+        return "openai-response:" + ",".join(md["response_ids"]), "openai-response"
     if fmt in _OTEL:
         ids = sid if isinstance(sid, list) else [sid] if sid else []
         ids = sorted({str(i).lower() for i in ids if i})
         return ("otel-trace:" + ",".join(ids), "otel-trace") if ids else None
+    if fmt == "openai-agents":
+        # The SDK's own trace ids (trace_…) are not OTel trace ids: OpenInference's spans of
+        # the same run carry other ids, so the two must not read as two runs of one kind.
+        ids = sid if isinstance(sid, list) else [sid] if sid else []
+        ids = sorted({str(i).lower() for i in ids if i})
+        return ("agents-sdk-trace:" + ",".join(ids), "agents-sdk-trace") if ids else None
     if fmt in ("autogen", "autogen-events", "autogen-state"):
         mid = _first_message_id(trace)
         return ("agentchat-message:" + mid, "agentchat-message") if mid else None
@@ -150,11 +179,30 @@ def fingerprint(trace: Trace) -> str:
     h = hashlib.sha256()
     h.update((trace.framework or "").encode())
     h.update(b"\x1f" + _norm(trace.task).encode("utf-8", "surrogatepass"))
+    task = _norm(trace.task)
     opening = [s for s in trace.steps if s.kind in (StepKind.MESSAGE, StepKind.HANDOFF) and _norm(s.content)]
     for s in opening[:OPENING]:
-        h.update(b"\x1e" + (s.agent or "").encode("utf-8", "surrogatepass")
-                 + b"\x1f" + _norm(s.content).encode("utf-8", "surrogatepass"))
+        text = _norm(s.content)
+        # The task as the opening message is "user" in one rendering and nobody in another
+        # (AgentChat's event log against its OTel spans): its author says nothing of the run.
+        agent = "" if text == task else (s.agent or "")
+        h.update(b"\x1e" + agent.encode("utf-8", "surrogatepass") + b"\x1f" + text.encode("utf-8", "surrogatepass"))
     return h.hexdigest()[:24]
+
+
+def window(trace: Trace) -> tuple[str, str] | None:
+    """When the run took place, as the artefact says (ISO 8601 UTC), or None if it has no times."""
+    times = [x for s in trace.steps for x in (s.started_at, s.ended_at) if x]
+    if trace.started_at:
+        times.append(trace.started_at)
+    if trace.ended_at:
+        times.append(trace.ended_at)
+    return (min(times), max(times)) if times else None
+
+
+def agents(trace: Trace) -> list[str]:
+    """The agents that spoke or acted in the run (what the content rule compares)."""
+    return sorted({s.agent for s in trace.steps if s.agent})
 
 
 def identify(trace: Trace) -> None:
@@ -169,3 +217,10 @@ def identify(trace: Trace) -> None:
     r, why = rank(trace)
     md["run_rank"], md["run_rank_why"] = r, why
     md["run_fingerprint"] = fingerprint(trace)
+    w = window(trace)
+    if w:
+        md["run_window"] = list(w)
+    md["run_agents"] = agents(trace)
+    md["run_framework"] = trace.framework
+    if trace.source_format in PARTS:
+        md["run_part"] = True

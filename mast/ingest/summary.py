@@ -33,6 +33,8 @@ class FileResult:
     labels_superseded: int = 0
     #: Files whose trace looks like the same run as one of this file's, with no id tying them.
     same_run_as: list[str] = field(default_factory=list)
+    #: Files merged with this file's run by content (no id tying them: mast.store.run_match).
+    merged_by_content: list[str] = field(default_factory=list)
     #: The file as the store records it (its resolved path), when it was read.
     key: str | None = None
 
@@ -43,6 +45,7 @@ class FileResult:
         self.traces_new = max(0, self.traces_new - src.alternates)
         self.traces_superseded, self.labels_superseded = src.superseded, src.superseded_labels
         self.same_run_as = list(src.same_run_as)
+        self.merged_by_content = list(src.merged_by_content)
 
 
 @dataclass
@@ -107,6 +110,11 @@ class IngestSummary:
     def same_run(self) -> list[tuple[str, str]]:
         """``(file, other file)`` pairs that look like one run although no id ties them."""
         return [(f.path, o) for f in self.files for o in f.same_run_as]
+
+    @property
+    def merged_by_content(self) -> list[tuple[str, str]]:
+        """``(file, other file)`` pairs made one run by content, no id tying them."""
+        return [(f.path, o) for f in self.files for o in f.merged_by_content]
 
     @property
     def formats(self) -> Counter:
