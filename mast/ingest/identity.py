@@ -98,6 +98,8 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]
 #: Formats whose artefact holds one agent's view of its run, not the run: it joins the run
 #: whose agents include its own and whose times contain its times (mast.store.run_match).
 PARTS = {"ag2x-events"}
+#: Messages compared (as digests) between two artefacts that have no times.
+DIGESTS = 8
 #: Opening steps compared by the fingerprint (what every artefact of a run starts with).
 OPENING = 2
 
@@ -190,6 +192,18 @@ def fingerprint(trace: Trace) -> str:
     return h.hexdigest()[:24]
 
 
+def messages(trace: Trace, n: int = DIGESTS) -> list[str]:
+    """Short digests of the first ``n`` messages with text (normalised): what two artefacts
+    with no times must share (one's a prefix of the other's) to be taken for one run."""
+    out = []
+    for s in trace.steps:
+        if s.kind in (StepKind.MESSAGE, StepKind.HANDOFF) and (text := _norm(s.content)):
+            out.append(hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8])
+            if len(out) >= n:
+                break
+    return out
+
+
 def window(trace: Trace) -> tuple[str, str] | None:
     """When the run took place, as the artefact says (ISO 8601 UTC), or None if it has no times."""
     times = [x for s in trace.steps for x in (s.started_at, s.ended_at) if x]
@@ -222,5 +236,6 @@ def identify(trace: Trace) -> None:
         md["run_window"] = list(w)
     md["run_agents"] = agents(trace)
     md["run_framework"] = trace.framework
+    md["run_messages"] = messages(trace)
     if trace.source_format in PARTS:
         md["run_part"] = True

@@ -10,6 +10,8 @@ artefact with an id, are taken for one run when they agree on what a run is made
 - the **agents** agree (those of one are among those of the other);
 - **times**: where both have times, their windows overlap (a time written to the whole
   second stands for that second).  Two replays of one scripted run differ only here.
+  Where one has no times, the first :data:`mast.ingest.identity.DIGESTS` messages must
+  agree instead (those of one the start of the other's), not just the opening ones.
 
 Artefacts with times are merged first (overlapping windows are strong evidence); one
 without times joins a run only when exactly one run fits it, and every artefact that fits
@@ -65,9 +67,11 @@ class Unit:
     agents: set[str] = field(default_factory=set)
     new: bool = False
     paths: set[str] = field(default_factory=set)
+    #: digests of the opening messages, per artefact (compared when there are no times)
+    messages: list[list[str]] = field(default_factory=list)
 
     def add(self, key: str | None, kind: str | None, start: datetime | None, end: datetime | None,
-            agents: str | None, path: str, new: bool) -> None:
+            agents: str | None, path: str, new: bool, messages: str | None = None) -> None:
         if key and kind:
             self.keys.setdefault(kind, set()).add(key)
         w = (start, end) if start and end else None
@@ -80,6 +84,18 @@ class Unit:
                 pass
         self.new |= new
         self.paths.add(path)
+        if messages:
+            try:
+                m = json.loads(messages)
+            except (ValueError, TypeError):
+                m = None
+            if isinstance(m, list) and m:
+                self.messages.append([str(x) for x in m])
+
+
+def _prefix(a: list[str], b: list[str]) -> bool:
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
 
 
 def compatible(u: Unit, v: Unit) -> bool:
@@ -90,6 +106,11 @@ def compatible(u: Unit, v: Unit) -> bool:
         return False
     if u.agents and v.agents and not (u.agents <= v.agents or v.agents <= u.agents):
         return False
+    if not (u.window and v.window):
+        # no times to tell two replays apart: the messages must agree beyond the opening
+        # ones (one artefact's are the start of the other's)
+        if any(not _prefix(a, b) for a in u.messages for b in v.messages):
+            return False
     return True
 
 
@@ -115,7 +136,8 @@ class _Sets:
 
 
 def plan(units: list[Unit]) -> dict[str, tuple[str, str]]:
-    """Which runs to merge: ``{group: (group it joins, rule)}`` for the groups that move.
+    """Which runs to merge: ``{group: (group it joins, rule)}`` for the groups that move (and
+    for the group they join, mapped to itself: its artefacts were matched by the same rule).
 
     Only merges that involve a unit with a new artefact are made (older ones were settled
     when they arrived)."""
@@ -171,7 +193,7 @@ def plan(units: list[Unit]) -> dict[str, tuple[str, str]]:
             _merge_into(members, moves, RULE_UNTIMED)
     # a group moved twice (into a run that itself moved) ends in the last one's target
     for g, (t, rule) in list(moves.items()):
-        while t in moves:
+        while t in moves and moves[t][0] != t:
             t = moves[t][0]
         moves[g] = (t, rule)
     return moves
@@ -181,8 +203,9 @@ def _merge_into(members: list[Unit], moves: dict[str, tuple[str, str]], rule: st
     # The run is named by an id-bearing group where there is one (a stable name).
     members = sorted(members, key=lambda u: (u.group.startswith("content:"), u.group))
     target = members[0]
+    moves.setdefault(target.group, (target.group, rule))  # its artefacts were matched too
     out = Unit(target.group, {k: set(v) for k, v in target.keys.items()}, target.window, set(target.agents),
-               target.new, set(target.paths))
+               target.new, set(target.paths), list(target.messages))
     for m in members[1:]:
         moves[m.group] = (target.group, rule)
         for k, v in m.keys.items():
@@ -193,6 +216,7 @@ def _merge_into(members: list[Unit], moves: dict[str, tuple[str, str]], rule: st
         out.agents |= m.agents
         out.new |= m.new
         out.paths |= m.paths
+        out.messages += m.messages
     return out
 
 

@@ -422,7 +422,8 @@ def m190_run_groups(con: duckdb.DuckDBPyConnection) -> None:
     # messages and agents, overlapping times) are merged like id matches.  run_group is the
     # run an artefact belongs to (its run key, or 'content:<trace id>', or the group of the
     # artefact it was matched to), match_rule the rule that put it there (NULL: its own run),
-    # t_start / t_end / agents / framework what the content rule compares (UTC; a JSON list),
+    # t_start / t_end / agents / framework / messages what the content rule compares (UTC;
+    # JSON lists: agent names, digests of the first messages),
     # part whether the artefact holds one agent's view of its run only (an ag2 1.x history).
     con.execute("ALTER TABLE run_sources ADD COLUMN run_group VARCHAR")
     con.execute("ALTER TABLE run_sources ADD COLUMN match_rule VARCHAR")
@@ -431,4 +432,5 @@ def m190_run_groups(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE run_sources ADD COLUMN agents VARCHAR")
     con.execute("ALTER TABLE run_sources ADD COLUMN framework VARCHAR")
     con.execute("ALTER TABLE run_sources ADD COLUMN part BOOLEAN")
+    con.execute("ALTER TABLE run_sources ADD COLUMN messages VARCHAR")
     con.execute("UPDATE run_sources SET run_group = coalesce(run_key, 'content:' || source_trace_id)")

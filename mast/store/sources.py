@@ -90,9 +90,9 @@ def _note_content(rs: list[dict[str, Any]], at: dict[str, int], out: list[Source
 SAME_RUN_SCAN = 20_000
 _COLUMNS = ("path", "format", "source_trace_id", "stored_trace_id", "run_key", "kind", "rank", "steps",
             "fingerprint", "chosen", "why", "rank_why", "run_group", "t_start", "t_end", "agents", "framework",
-            "part")
+            "part", "messages")
 _TYPES = (pa.string(),) * 6 + (pa.int32(), pa.int32(), pa.string(), pa.bool_()) + (pa.string(),) * 3 + (
-    pa.timestamp("us"), pa.timestamp("us"), pa.string(), pa.string(), pa.bool_())
+    pa.timestamp("us"), pa.timestamp("us"), pa.string(), pa.string(), pa.bool_(), pa.string())
 _ROW = ("path", "format", "source_trace_id", "group", "kind", "rank", "steps", "fingerprint", "why", "present",
         "rule")
 
@@ -119,7 +119,8 @@ def _rows(paths: Sequence[str], formats: Sequence[str],
                         rank if isinstance(rank, int) else 0, int(steps or 0), md.get("run_fingerprint"),
                         True, f"the only artefact of the run: {why}", why, key or f"content:{tid}",
                         w[0], w[1], json.dumps(agents) if isinstance(agents, list) else None,
-                        md.get("run_framework"), bool(md.get("run_part"))))
+                        md.get("run_framework"), bool(md.get("run_part")),
+                        json.dumps(msgs) if isinstance(msgs := md.get("run_messages"), list) else None))
     return new
 
 
@@ -154,7 +155,7 @@ class RunSources:
             # rule and for the same-run note (a self-join would be quadratic in the replays
             # of one scripted run).
             same = self.fetchall(f"""
-                SELECT fingerprint, path, run_key, kind, source_trace_id, run_group, t_start, t_end, agents
+                SELECT fingerprint, path, run_key, kind, source_trace_id, run_group, t_start, t_end, agents, messages
                 FROM run_sources WHERE list_contains(?::VARCHAR[], fingerprint) ORDER BY fingerprint, path
                 LIMIT {SAME_RUN_SCAN}""", [prints])
         except duckdb.Error as e:
@@ -187,7 +188,8 @@ class RunSources:
                        "rule": pa.array([m[1] for m in moves.values()], pa.string())})
         try:
             self._con.register("_mast_rm", tb)
-            self.execute("UPDATE run_sources SET run_group = m.to, match_rule = m.rule "
+            # an artefact keeps the rule that first put it in its run
+            self.execute("UPDATE run_sources SET run_group = m.to, match_rule = coalesce(run_sources.match_rule, m.rule) "
                          "FROM _mast_rm m WHERE run_sources.run_group = m.g")
         except duckdb.Error as e:
             raise self._map(e) from None
@@ -236,8 +238,8 @@ class RunSources:
             if len({r[1] for r in rs}) < 2:
                 continue
             units: dict[str, Unit] = {}
-            for _, path, key, kind, _tid, group, t0, t1, agents in rs:
-                units.setdefault(group, Unit(group)).add(key, kind, t0, t1, agents, path, path in at)
+            for _, path, key, kind, _tid, group, t0, t1, agents, msgs in rs:
+                units.setdefault(group, Unit(group)).add(key, kind, t0, t1, agents, path, path in at, msgs)
             moves.update(plan(list(units.values())))
         self._apply_moves(moves)
         for rs in by_print.values():

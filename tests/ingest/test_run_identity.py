@@ -30,40 +30,62 @@ FOLDERS = {
     # run_stream's items, TaskResult, its messages, both event logs: one team.run_stream();
     # save_state.json from another run (its messages' ids are others)
     "autogen/0.7.5/roundrobin": (2, 2, ""),
-    # + otel.otlp.json (added with the selector-span fix): OTel ids, none shared with the
-    # event log, so its own trace; whether it is a third run is not checked here
-    "autogen/0.7.5/selector": (2, 3, "AgentChat OTel spans carry no message id"),
+    # + otel.otlp.json: the selector team run once more with tracing on (gen_autogen.py
+    # --otel), a third run; its times are not the others'
+    "autogen/0.7.5/selector": (3, 3, ""),
     "autogen/0.7.5/swarm": (2, 2, ""),
-    # 0.4 messages carry no id; run_stream and TaskResult read as the same content
-    "autogen/0.4.9.3/roundrobin": (1, 2, "no ids in AgentChat 0.4 messages"),
-    "autogen/0.4.9.3/selector": (1, 2, "no ids in AgentChat 0.4 messages"),
-    "autogen/0.4.9.3/swarm": (1, 2, "no ids in AgentChat 0.4 messages"),
-    # sqlite logger + ChatResult from one run, the file logger from a second, events a third
-    "ag2/twoagent": (3, 4, "ChatResult's chat_id is not in the runtime log"),
-    "ag2/groupchat": (3, 4, "ChatResult's chat_id is not in the runtime log"),
-    "ag2/pattern": (3, 4, "ChatResult's chat_id is not in the runtime log"),
+    # 0.4 messages carry no id: messages, run_stream and TaskResult merged by content
+    "autogen/0.4.9.3/roundrobin": (1, 1, ""),
+    "autogen/0.4.9.3/selector": (1, 1, ""),
+    "autogen/0.4.9.3/swarm": (1, 1, ""),
+    # sqlite logger + ChatResult from one run, the file logger from a second, events a third:
+    # ChatResult and the events carry no times and no id of their run, and every run of
+    # the script reads alike, so which run they belong to is not known (noted, kept apart)
+    "ag2/twoagent": (3, 4, "ChatResult and the .run() events fit more than one run"),
+    "ag2/groupchat": (3, 4, "ChatResult and the .run() events fit more than one run"),
+    "ag2/pattern": (3, 4, "ChatResult and the .run() events fit more than one run"),
+    # + GroupChat.messages of the sqlite run, and OTel spans of a fourth run
+    "ag2/toolfail": (4, 6, "ChatResult, GroupChat.messages and the .run() events fit more than one run"),
     # kickoff 1: bus, checkpoint, CrewOutput, task callback, output_log.txt; then output_log.json,
-    # native OTel, OpenInference wrappers, OpenInference events: one kickoff each
-    "crewai/research": (5, 7, "CrewOutput, task outputs and the output log carry no run id"),
+    # native OTel, OpenInference wrappers, OpenInference events: one kickoff each.  The
+    # output log (times to the second) joins kickoff 1 by content; CrewOutput and the task
+    # callback have no times and read alike in kickoffs 1 and 2
+    "crewai/research": (5, 6, "CrewOutput and task outputs carry no run id and no times"),
     "crewai/failing": (2, 2, ""),
+    # bus, native OTel, OpenInference wrappers and events: one kickoff each
+    "crewai/hierarchical": (4, 4, ""),
+    # both forms written by one step_callback during one kickoff
+    "crewai_steps": (1, 1, ""),
     # one run per artefact, but the three final-state dumps of one invoke (same content)
     "langgraph/loop": (7, 7, ""),
     "langgraph/supervisor": (6, 6, ""),
     "langgraph/dicts": (2, 2, ""),
+    "langgraph/toolerror": (1, 1, ""),
+    # a @traceable pipeline, and a bare wrapped call
+    "langsmith/wrap_openai": (2, 2, ""),
     # the same spans as console lines and OTLP JSON (legacy run), as OTLP lines and SDK
     # to_json lines (current run), and a run split over two trace ids
     "otel": (3, 3, ""),
+    # three runs, each written by three trace processors at once
+    "openai_agents": (3, 3, ""),
+    # one run, two encodings
+    "smolagents": (1, 1, ""),
+    # one hub run each: WAL, audit log, spans, and each agent's history (a tree)
+    "ag2x/workflow": (1, 1, ""),
+    "ag2x/failing": (1, 1, ""),
 }
 
 
 #: Fixture folders that arrived after these counts were pinned (how many runs their
 #: generators made per artefact is not checked here yet).
-NOT_PINNED = {"ag2x", "crewai_steps", "openai_agents", "smolagents", "langsmith",
-              "ag2/toolfail", "langgraph/toolerror", "crewai/hierarchical"}
+NOT_PINNED: set[str] = set()
+#: Fixture folders whose run is a folder tree (ag2 1.x: agents' logs, the hub's WAL and audit log).
+TREES = {"ag2x"}
 
 
 def _files(folder: Path) -> list[Path]:
-    return [f for f in expand([folder]) if f.parent == folder
+    tree = folder.relative_to(FW).parts[0] in TREES
+    return [f for f in expand([folder]) if (tree or f.parent == folder)
             and not (f.name in ("golden.json", "facts.json") or f.name.endswith(".facts.json"))]
 
 
@@ -72,10 +94,15 @@ def _n_traces(db: Path) -> int:
         return st.fetchall("SELECT count(*) FROM traces")[0][0]
 
 
+def _folder(p: Path) -> str:
+    rel = p.parent.relative_to(FW)
+    return "/".join(rel.parts[:2]) if rel.parts[0] in TREES else str(rel)
+
+
 def test_every_framework_folder_is_covered():
-    have = {str(p.parent.relative_to(FW)) for p in FW.rglob("*") if p.is_file() and "generators" not in p.parts
+    have = {_folder(p) for p in FW.rglob("*") if p.is_file() and "generators" not in p.parts
             and p.name not in ("golden.json", "facts.json", "README.md") and not p.name.endswith(".facts.json")
-            and p.relative_to(FW).parts[0] not in NOT_PINNED and str(p.parent.relative_to(FW)) not in NOT_PINNED}
+            and not p.name.startswith(".") and p.relative_to(FW).parts[0] not in NOT_PINNED}
     assert have == set(FOLDERS)
 
 
@@ -92,7 +119,8 @@ def test_all_artefacts_of_a_folder_give_one_trace_per_identified_run(rel, tmp_pa
     with Store(db, read_only=True) as st:
         # every artefact is recorded; each stored trace names the one it was built from
         rows = st.fetchall("SELECT path, chosen, stored_trace_id FROM run_sources")
-        assert {r[0] for r in rows} == {str(f.resolve()) for f in files}
+        read = {r[0] for r in st.fetchall("SELECT path FROM ingested_files")}  # not the companions
+        assert {r[0] for r in rows} == read and read <= {str(f.resolve()) for f in files}
         stored = {r[0] for r in st.fetchall("SELECT trace_id FROM traces")}
         assert {r[2] for r in rows} == stored
         chosen = st.fetchall("SELECT t.source_path, s.path FROM traces t JOIN run_sources s "
@@ -179,15 +207,33 @@ def test_a_changed_chosen_artefact_keeps_its_alternates(tmp_path):
 
 
 def test_same_run_without_ids_is_said_naming_both_files(mast, db):
+    # ChatResult has no times and no id the loggers know: it fits the sqlite run and the
+    # file logger's run alike (the script's runs read the same), so it joins neither
     twoagent = FW / "ag2" / "twoagent"
+    res = mast("ingest", twoagent / "runtime_logging.db", twoagent / "runtime.log", twoagent / "chat_result.json")
+    err = " ".join(res.stderr.split())
+    assert "looks like the same run as" in err and "merged by content" not in err
+    assert "runtime_logging.db" in err and "chat_result.json" in err
+    assert _n_traces(db) == 3
+    out = json.loads(mast("ingest", "--json", FW / "ag2" / "pattern").stdout)
+    pairs = {(Path(p["path"]).name, Path(p["other"]).name) for p in out["same_run_no_id"]}
+    assert ("runtime_logging.db", "chat_result.json") in pairs and not out["merged_by_content"]
+
+
+def test_an_artefact_without_ids_that_fits_one_run_is_merged_and_said(mast, db):
+    twoagent = FW / "ag2" / "twoagent"  # the sqlite log and ChatResult of one run, alone
     res = mast("ingest", twoagent / "runtime_logging.db", twoagent / "chat_result.json")
     err = " ".join(res.stderr.split())
-    assert "looks like the same run as" in err
-    assert "runtime_logging.db" in err and "chat_result.json" in err
-    assert _n_traces(db) == 2  # noted, never merged
-    out = json.loads(mast("ingest", "--json", FW / "autogen" / "0.4.9.3" / "swarm").stdout)
-    pairs = {(Path(p["path"]).name, Path(p["other"]).name) for p in out["same_run_no_id"]}
-    assert ("task_result.json", "messages.json") in pairs
+    assert "merged by content with" in err and "chat_result.json" in err and "runtime_logging.db" in err
+    assert _n_traces(db) == 1
+    with Store(db, read_only=True) as st:
+        [(tid, fmt)] = st.fetchall("SELECT trace_id, source_format FROM traces")
+    assert fmt == "ag2-runtime-db"  # the richer of the two
+    shown = json.loads(mast("traces", "show", "--json", tid).stdout)
+    rules = {Path(s["path"]).name: s["match_rule"] for s in shown["sources"]}
+    assert rules["chat_result.json"].startswith("content:") and "no times" in rules["chat_result.json"]
+    text = " ".join(mast("traces", "show", tid).stdout.split())
+    assert "matched by" in text and "content:" in text
 
 
 def test_two_runs_with_their_own_ids_are_not_said_to_be_one(mast, db):
