@@ -41,9 +41,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+import json
+from typing import Any, Sequence
+
+import pyarrow as pa
 
 from mast.model import StepKind, Trace
+from mast.store.encode import TraceTables
 
 #: How rich each artefact is, highest first within a family: the trace of a run is built
 #: from the highest-ranked artefact that carries its key (ties: more steps, then the
@@ -239,3 +243,61 @@ def identify(trace: Trace) -> None:
     md["run_messages"] = messages(trace)
     if trace.source_format in PARTS:
         md["run_part"] = True
+
+
+def poorer_in_group(paths: Sequence[str], formats: Sequence[str],
+                    runs: Sequence[Sequence[tuple[str, int, str | None]]]) -> set[str]:
+    """The traces of a group of files that another trace of the group beats for its run (same
+    run key, a richer artefact: the order of :meth:`mast.store.Store.record_sources`), so
+    that they need not be written only to be dropped in the same transaction.  ``runs``:
+    per path, ``(trace_id, steps, metadata JSON)`` as encoded.  Runs matched by content,
+    and runs whose stored trace is richer, are still settled after writing."""
+    best: dict[str, tuple] = {}
+    everyone: dict[str, list[str]] = {}
+    for path, fmt, rows in zip(paths, formats, runs):
+        for tid, steps, meta in rows:
+            if not meta or '"run_key"' not in meta:
+                continue
+            md = json.loads(meta)
+            key = md.get("run_key") if isinstance(md, dict) else None
+            if not key:
+                continue
+            r = md.get("run_rank")
+            order = (-(r if isinstance(r, int) else 0), -int(steps or 0), fmt, path, tid)
+            everyone.setdefault(key, []).append(tid)
+            if key not in best or order < best[key]:
+                best[key] = order
+    return {tid for key, tids in everyone.items() if len(tids) > 1 for tid in tids if tid != best[key][4]}
+
+
+def without(parts: Sequence[TraceTables], sizes: Sequence[int], drop: set[str]) -> tuple[list[TraceTables], list[int]]:
+    """``parts`` without the traces ``drop`` (steps and labels with them), and the new sizes."""
+    import pyarrow.compute as pc  # only when a group holds two artefacts of a run: ~0.05 s to import
+
+    out: list[TraceTables] = []
+    kept_by_trace: list[bool] = []
+    for t in parts:
+        ids = t.traces.column("trace_id").to_pylist()
+        keep = [i not in drop for i in ids]
+        kept_by_trace += keep
+        if all(keep):
+            out.append(t)
+            continue
+        # _seq is a row of the part's traces: renumber it to the rows that stay
+        rows, n = [], 0
+        for k in keep:
+            rows.append(n if k else -1)
+            n += k
+        new_row = pa.array(rows, pa.int32())
+
+        def sub(tb: pa.Table) -> pa.Table:
+            seq = tb.column("_seq")
+            tb = tb.filter(pc.greater_equal(pc.take(new_row, seq), 0))
+            return tb.set_column(0, "_seq", pc.take(new_row, tb.column("_seq")))
+        out.append(TraceTables(t.traces.filter(pa.array(keep)), sub(t.steps), sub(t.annotations),
+                               sub(t.attributions)))
+    new_sizes, off = [], 0
+    for k in sizes:
+        new_sizes.append(sum(kept_by_trace[off:off + k]))
+        off += k
+    return out, new_sizes

@@ -41,8 +41,9 @@ class FileResult:
     def take_sources(self, src) -> None:
         """Take what recording the file's artefacts did (a :class:`mast.store.sources.Sources`)."""
         self.alternates = src.alternates
-        # An alternate was written and then dropped: it is not a new trace of the store.
-        self.traces_new = max(0, self.traces_new - src.alternates)
+        # An alternate written and then dropped is not a new trace of the store (one never
+        # written was not counted as new).
+        self.traces_new = max(0, self.traces_new - (src.alternates - src.unwritten))
         self.traces_superseded, self.labels_superseded = src.superseded, src.superseded_labels
         self.same_run_as = list(src.same_run_as)
         self.merged_by_content = list(src.merged_by_content)

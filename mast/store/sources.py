@@ -43,6 +43,8 @@ class Sources:
     #: Files merged into one run with this file's trace by content, no id tying them
     #: (:mod:`mast.store.run_match`; the first :data:`SAME_RUN_LIST`).
     merged_by_content: list[str] = field(default_factory=list)
+    #: Of the alternates, those never written (the richer artefact was in the same group).
+    unwritten: int = 0
 
 
 #: Files named per file as looking like the same run (the first ones, by path).
@@ -98,7 +100,7 @@ _ROW = ("path", "format", "source_trace_id", "group", "kind", "rank", "steps", "
 
 
 def _rows(paths: Sequence[str], formats: Sequence[str],
-          traces: Sequence[Sequence[tuple[str, int, str | None]]]) -> list[tuple]:
+          traces: Sequence[Sequence[tuple[str, int, str | None]]], unwritten: set[str] | frozenset[str]) -> list[tuple]:
     """The ``run_sources`` rows of a group's artefacts (in :data:`_COLUMNS` order), each its own run."""
     new: list[tuple] = []
     for p, f, ts in zip(paths, formats, traces):
@@ -115,9 +117,11 @@ def _rows(paths: Sequence[str], formats: Sequence[str],
             w = md.get("run_window")
             w = (window(str(w[0]), str(w[1])) if isinstance(w, list) and len(w) == 2 else None) or (None, None)
             agents = md.get("run_agents")
-            new.append((p, f, tid, tid, key, md.get("run_key_kind"),
+            stored = tid not in unwritten
+            new.append((p, f, tid, tid if stored else None, key, md.get("run_key_kind"),
                         rank if isinstance(rank, int) else 0, int(steps or 0), md.get("run_fingerprint"),
-                        True, f"the only artefact of the run: {why}", why, key or f"content:{tid}",
+                        stored, f"the only artefact of the run: {why}" if stored else "alternate", why,
+                        key or f"content:{tid}",
                         w[0], w[1], json.dumps(agents) if isinstance(agents, list) else None,
                         md.get("run_framework"), bool(md.get("run_part")),
                         json.dumps(msgs) if isinstance(msgs := md.get("run_messages"), list) else None))
@@ -130,20 +134,26 @@ class RunSources:
     _con: duckdb.DuckDBPyConnection
 
     def record_sources(self, paths: Sequence[str], formats: Sequence[str],
-                       traces: Sequence[Sequence[tuple[str, int, str | None]]]) -> list[Sources]:
+                       traces: Sequence[Sequence[tuple[str, int, str | None]]],
+                       unwritten: set[str] | frozenset[str] = frozenset()) -> list[Sources]:
         """Record the artefacts ``paths`` and merge the runs they belong to.
 
         ``traces``, per path: ``(trace_id, steps, metadata JSON)`` of the traces it produced
         now (as encoded for the store: the run key is in the metadata).  Call inside the
         transaction that wrote them, after ``record_files``.  Returns one :class:`Sources`
-        per path.  The group's own rows come from the caller and every lookup is a filter
+        per path.  ``unwritten``: traces the caller did not write because a richer artefact
+        of their run is in the group (:func:`mast.ingest.identity.poorer_in_group`): recorded as
+        alternates from the start.  The group's own rows come from the caller and every lookup is a filter
         on a list parameter, not a join: a hash table per statement would count against a
         tight memory limit (MAST_INGEST_MEMORY_LIMIT) for what is a handful of rows."""
         out = [Sources() for _ in paths]
         if not paths:
             return out
         at = {p: i for i, p in enumerate(paths)}
-        new = _rows(paths, formats, traces)
+        if unwritten:  # one that an earlier ingest stored is there all the same
+            unwritten = set(unwritten) - {r[0] for r in self.fetchall(
+                "SELECT trace_id FROM traces WHERE list_contains(?::VARCHAR[], trace_id)", [sorted(unwritten)])}
+        new = _rows(paths, formats, traces, unwritten)
         cols = list(zip(*new)) if new else [[] for _ in _COLUMNS]
         tb = pa.Table.from_arrays([pa.array(c, t) for c, t in zip(cols, _TYPES)], names=list(_COLUMNS))
         prints = sorted({r[8] for r in new if r[8]})
@@ -277,6 +287,8 @@ class RunSources:
                     losers[r["source_trace_id"]] = win["path"]
                 if not chosen and r["path"] in at and r["source_trace_id"] != wid:
                     out[at[r["path"]]].alternates += 1
+                    if not r["present"]:  # never written (a richer artefact of the group won)
+                        out[at[r["path"]]].unwritten += 1
         if not updates:
             return
         tb = pa.table({"path": pa.array([u[0] for u in updates], pa.string()),

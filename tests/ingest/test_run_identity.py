@@ -18,7 +18,7 @@ import pytest
 from mast.classify.rules import RulesClassifier
 from mast.classify.runner import Selection, run
 from mast.ingest.pipeline import expand, ingest_paths
-from mast.store import Store
+from mast.store import Store, run_match
 
 ROOT = Path(__file__).resolve().parents[2]
 FW = ROOT / "tests" / "fixtures" / "frameworks"
@@ -255,3 +255,144 @@ def test_traces_show_names_the_chosen_artefact_and_the_alternates(mast, db):
     assert shown["trace"]["metadata"]["run_key_kind"] == "otel-trace"
     text = " ".join(mast("traces", "show", tid).stdout.split())
     assert "artefacts of this run" in text and "alternate" in text and "chosen" in text
+
+
+SWARM04 = FW / "autogen" / "0.4.9.3" / "swarm"
+RESEARCH = FW / "crewai" / "research"
+
+
+def _rules(db: Path) -> dict[str, str | None]:
+    with Store(db, read_only=True) as st:
+        return {Path(p).name: r for p, r in st.fetchall("SELECT path, match_rule FROM run_sources")}
+
+
+def test_two_runs_of_one_task_with_other_messages_are_not_merged(tmp_path):
+    # no ids and no times in either: the same task and opening messages, then the runs part
+    d = tmp_path / "runs"
+    d.mkdir()
+    shutil.copy(SWARM04 / "messages.json", d / "messages.json")
+    tr = json.loads((SWARM04 / "task_result.json").read_text())
+    texts = [m for m in tr["messages"] if isinstance(m.get("content"), str)]
+    assert len(texts) > 3
+    texts[-1]["content"] = "Refund declined: the order is older than 30 days."
+    (d / "task_result.json").write_text(json.dumps(tr))
+    db = tmp_path / "s.duckdb"
+    with Store(db) as st:
+        res = ingest_paths(st, [d])
+        assert not res.errors and not res.merged_by_content
+        assert res.same_run  # said to look alike, kept apart
+    assert _n_traces(db) == 2
+    # the unchanged TaskResult of the same run is merged
+    shutil.copy(SWARM04 / "task_result.json", d / "task_result.json")
+    os.utime(d / "task_result.json", ns=(2 * 10**18, 2 * 10**18))
+    with Store(db) as st:
+        res = ingest_paths(st, [d / "task_result.json"])
+        assert res.merged_by_content and not res.errors
+    assert _n_traces(db) == 1
+    assert _rules(db)["messages.json"].startswith("content:")
+
+
+def _shift_log(src: Path, dst: Path, hours: int) -> None:
+    import datetime as dt
+
+    def shift(m):
+        t = dt.datetime.strptime(m.group(0), "%Y-%m-%d %H:%M:%S") + dt.timedelta(hours=hours)
+        return t.strftime("%Y-%m-%d %H:%M:%S")
+    import re
+    dst.write_text(re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", shift, src.read_text()))
+
+
+def test_two_runs_identical_but_for_their_times_are_not_merged(tmp_path):
+    # CrewAI's output log (no run id, times to the second) beside the event bus of its
+    # kickoff: merged; the same log an hour later is another kickoff of the same crew
+    db = tmp_path / "s.duckdb"
+    later = tmp_path / "later" / "output_log.txt"
+    later.parent.mkdir()
+    _shift_log(RESEARCH / "output_log.txt", later, 1)
+    with Store(db) as st:
+        res = ingest_paths(st, [RESEARCH / "event_bus.jsonl", later])
+        assert not res.errors and not res.merged_by_content
+    assert _n_traces(db) == 2
+    with Store(db) as st:
+        res = ingest_paths(st, [RESEARCH / "output_log.txt"])
+        assert res.merged_by_content == [(str(RESEARCH / "output_log.txt"), str((RESEARCH / "event_bus.jsonl").resolve()))]
+        assert (res.traces_new, res.alternates) == (0, 1)
+    assert _n_traces(db) == 2  # the bus's trace, and the later kickoff's log
+    rules = _rules(db)
+    assert rules["output_log.txt"].startswith("content:") and "overlapping times" in rules["output_log.txt"]
+
+
+@pytest.mark.parametrize("first", ["log", "bus"])
+def test_a_content_match_is_the_same_whichever_arrives_first(tmp_path, first):
+    files = [RESEARCH / "output_log.txt", RESEARCH / "event_bus.jsonl"]
+    ref = tmp_path / "ref.duckdb"
+    with Store(ref) as st:
+        ingest_paths(st, files)
+    one = tmp_path / "one.duckdb"
+    for f in (files if first == "log" else files[::-1]):
+        with Store(one) as st:
+            assert not ingest_paths(st, [f]).errors
+    assert _state(one) == _state(ref)
+    assert [t[1] for t in _state(one)[0]] == ["crewai-events"]
+
+
+def test_agent_histories_join_their_hub_run_in_any_order(tmp_path):
+    run = FW / "ag2x" / "workflow"
+    db = tmp_path / "s.duckdb"
+    with Store(db) as st:  # each agent's history first: no run to join yet
+        assert not ingest_paths(st, [run / "agents"]).errors
+    assert _n_traces(db) == 3
+    with Store(db) as st:
+        res = ingest_paths(st, [run / "hub", run / "telemetry.otlp.json"])
+        assert not res.errors and res.traces_superseded == 3
+    assert _n_traces(db) == 1
+    with Store(db, read_only=True) as st:
+        [(fmt, kind)] = st.fetchall("SELECT source_format, json_extract_string(metadata, '$.run_key_kind') FROM traces")
+        rows = st.fetchall("SELECT format, match_rule FROM run_sources ORDER BY format")
+    assert (fmt, kind) == ("otel", "ag2x-channel")  # the spans: every model call with tokens
+    assert sorted(r for f, r in rows if f == "ag2x-events") == [run_match.RULE_PART] * 3
+    assert {r for f, r in rows if f != "ag2x-events"} == {None}  # WAL, audit log and spans: the channel id
+
+
+def test_agents_sdk_and_openinference_are_tied_by_responses_ids(tmp_path):
+    d = FW / "openai_agents"
+    db = tmp_path / "s.duckdb"
+    with Store(db) as st:
+        assert not ingest_paths(st, [d / "processor.jsonl", d / "openinference.otlp.json"]).errors
+        kinds = sorted(json.loads(m)["run_key_kind"] for (m,) in st.fetchall("SELECT metadata::VARCHAR FROM traces"))
+        rules = st.fetchall("SELECT match_rule, count(*) FROM run_sources GROUP BY 1 ORDER BY 1")
+    # the Responses run by its calls' ids; the two chat-completions runs by content and times
+    assert kinds == ["openai-response", "otel-trace", "otel-trace"]
+    assert rules == [(run_match.RULE_TIMED, 4), (None, 2)]
+
+
+def test_poorer_artefacts_of_a_run_in_one_ingest_are_never_written(tmp_path):
+    written: list[str] = []
+
+    class Spy:
+        tables = ("traces",)
+
+        def on_write(self, store, batch):
+            written.extend(r[0] for r in store.fetchall(f"SELECT source_format FROM {batch.traces}"))
+    files = [f for f in _files(SELECTOR) if f.name not in ("save_state.json", "otel.otlp.json")]
+    db = tmp_path / "s.duckdb"
+    with Store(db) as st:
+        res = ingest_paths(st, files, hooks=[Spy()])
+        assert not res.errors
+        assert (res.traces_new, res.alternates, res.traces_superseded) == (1, 4, 0)
+        assert st.fetchall("SELECT count(*) FROM run_sources WHERE stored_trace_id IS NULL")[0][0] == 0
+    assert written == ["autogen-events"]  # the four poorer artefacts were not written first
+
+
+def test_a_touched_artefact_already_stored_loses_to_a_richer_one_in_its_group(tmp_path):
+    d = tmp_path / "run"
+    d.mkdir()
+    shutil.copy(SELECTOR / "task_result.json", d / "task_result.json")
+    db = tmp_path / "s.duckdb"
+    with Store(db) as st:
+        ingest_paths(st, [d])
+    shutil.copy(SELECTOR / "events.jsonl", d / "events.jsonl")
+    os.utime(d / "task_result.json", ns=(2 * 10**18, 2 * 10**18))  # read again, same trace
+    with Store(db) as st:
+        assert not ingest_paths(st, [d]).errors
+        assert st.fetchall("SELECT source_format FROM traces") == [("autogen-events",)]
