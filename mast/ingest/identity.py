@@ -25,16 +25,16 @@ crewai-events, crewai-checkpoint            ``crewai-kickoff``   the id of the `
 langsmith, langgraph-events                 ``langchain-run``    the root run id
 ==========================================  ===================  =========================================
 
-Kinds never match across families (an AG2 session id is not an OTel trace id), so only
-artefacts that carry the *same* id are merged; without a key, identical content (one
-trace id) is what ties two artefacts.  AgentChat 0.4/0.5 messages, CrewAI's
-``CrewOutput`` / task callbacks / output log and LangGraph's stream and final state carry
-no run id (a LangGraph ``thread_id`` names a conversation, which holds many runs): they
-keep a trace each (docs/formats/run-identity.md).  For those, and for two artefacts whose
-keys are of different kinds, the **fingerprint** (framework, task and the opening
-messages) tells ``mast ingest`` to say that two files look like the same run although no
-id ties them; it never merges.  Two keys of one kind that differ are two runs by the
-framework's own word.
+Kinds never match across families (an AG2 session id is not an OTel trace id), so an id
+merges only artefacts that carry the *same* id; without a key, identical content (one
+trace id) ties two artefacts.  AgentChat 0.4/0.5 messages, CrewAI's ``CrewOutput`` /
+task callbacks / output log and LangGraph's stream and final state carry no run id (a
+LangGraph ``thread_id`` names a conversation, which holds many runs).  For those, and
+for two artefacts whose keys are of different kinds, what the trace holds decides
+(:mod:`mast.store.run_match`): the **fingerprint** (framework, task and the opening
+messages), the agents, the **window** of its times and the digests of its first
+messages, all put on the metadata here.  Two keys of one kind that differ are two runs by
+the framework's own word (docs/formats/run-identity.md).
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def messages(trace: Trace, n: int = DIGESTS) -> list[str]:
     out = []
     for s in trace.steps:
         if s.kind in (StepKind.MESSAGE, StepKind.HANDOFF) and (text := _norm(s.content)):
-            out.append(hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8])
+            out.append(_digest(text))
             if len(out) >= n:
                 break
     return out
@@ -218,9 +218,14 @@ def window(trace: Trace) -> tuple[str, str] | None:
     return (min(times), max(times)) if times else None
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
 def agents(trace: Trace) -> list[str]:
-    """The agents that spoke or acted in the run (what the content rule compares)."""
-    return sorted({s.agent for s in trace.steps if s.agent})
+    """Digests of the agents that spoke or acted in the run (what the content rule compares:
+    digests, so that a name holding a credential is not copied past redaction)."""
+    return sorted({_digest(s.agent) for s in trace.steps if s.agent})
 
 
 def identify(trace: Trace) -> None:
@@ -239,7 +244,7 @@ def identify(trace: Trace) -> None:
     if w:
         md["run_window"] = list(w)
     md["run_agents"] = agents(trace)
-    md["run_framework"] = trace.framework
+    md["run_framework"] = _digest(trace.framework or "")
     md["run_messages"] = messages(trace)
     if trace.source_format in PARTS:
         md["run_part"] = True

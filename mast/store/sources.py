@@ -3,8 +3,10 @@
 Mixed into :class:`mast.store.store.Store`.  Ingest puts a run key on each trace
 (:mod:`mast.ingest.identity`: metadata ``run_key``, ``run_rank``, ``run_fingerprint``);
 :meth:`RunSources.record_sources`, called in the transaction that stored a group of files,
-keeps one stored trace per key, the one from the highest-ranked artefact, and records
-every artefact in ``run_sources`` (the chosen one and its alternates).  A trace that loses
+keeps one stored trace per run, the one from the highest-ranked artefact, and records
+every artefact in ``run_sources`` (the chosen one and its alternates).  A run is the
+artefacts of one key, or those that :mod:`mast.store.run_match` found to be one run by
+their content (``run_group``; ``match_rule`` says which rule put an artefact there).  A trace that loses
 to a richer artefact of its run is deleted with its labels and derived rows, as a changed
 file's old trace is (:meth:`Store.delete_traces`), and counted.
 
