@@ -201,7 +201,8 @@ class RunSources:
         try:
             self._con.register("_mast_rm", tb)
             # an artefact keeps the rule that first put it in its run
-            self.execute("UPDATE run_sources SET run_group = m.to, match_rule = coalesce(run_sources.match_rule, m.rule) "
+            self.execute("UPDATE run_sources SET run_group = m.to, "
+                         "match_rule = coalesce(run_sources.match_rule, m.rule) "
                          "FROM _mast_rm m WHERE run_sources.run_group = m.g")
         except duckdb.Error as e:
             raise self._map(e) from None

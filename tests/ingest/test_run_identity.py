@@ -315,7 +315,8 @@ def test_two_runs_identical_but_for_their_times_are_not_merged(tmp_path):
     assert _n_traces(db) == 2
     with Store(db) as st:
         res = ingest_paths(st, [RESEARCH / "output_log.txt"])
-        assert res.merged_by_content == [(str(RESEARCH / "output_log.txt"), str((RESEARCH / "event_bus.jsonl").resolve()))]
+        bus = str((RESEARCH / "event_bus.jsonl").resolve())
+        assert res.merged_by_content == [(str(RESEARCH / "output_log.txt"), bus)]
         assert (res.traces_new, res.alternates) == (0, 1)
     assert _n_traces(db) == 2  # the bus's trace, and the later kickoff's log
     rules = _rules(db)
