@@ -145,16 +145,22 @@ def plan(units: list[Unit]) -> dict[str, tuple[str, str]]:
     moves: dict[str, tuple[str, str]] = {}
     timed = sorted((u for u in units if u.window), key=lambda u: u.window[0])
 
-    # 1. Artefacts with times: overlapping windows (a sweep, not all pairs: a folder of
-    #    replays has thousands of windows, few of which overlap).
+    # 1. Artefacts with times: overlapping windows.  Two units that hold keys of one kind
+    #    are two runs (one key each, else they would be one group), so only units of
+    #    disjoint key kinds are compared, bucket against bucket, each by a sweep over
+    #    start times: a folder of replays has thousands of windows of one kind.
     sets = _Sets([u.group for u in timed])
-    open_: list[Unit] = []
+    buckets: dict[frozenset[str], list[Unit]] = {}
     for u in timed:
-        open_ = [o for o in open_ if o.window[1] >= u.window[0]]
-        for o in open_:
-            if (u.new or o.new) and compatible(u, o):
-                sets.union(u.group, o.group)
-        open_.append(u)
+        buckets.setdefault(frozenset(u.keys), []).append(u)
+    sigs = sorted(buckets, key=sorted)
+    for i, a in enumerate(sigs):
+        for b in sigs[i:]:
+            if a & b:
+                continue
+            for u, o in _overlapping(buckets[a], buckets[b], a == b):
+                if (u.new or o.new) and compatible(u, o):
+                    sets.union(u.group, o.group)
     comps: dict[str, list[Unit]] = {}
     for u in timed:
         comps.setdefault(sets.find(u.group), []).append(u)
@@ -174,8 +180,9 @@ def plan(units: list[Unit]) -> dict[str, tuple[str, str]]:
         if u.window or not u.new:
             continue
         fits = []
+        mine = set(u.keys)
         for v in pool:
-            if v is not u and compatible(u, v):
+            if v is not u and not (mine & v.keys.keys()) and compatible(u, v):
                 fits.append(v)
                 if len(fits) > 1:
                     break
@@ -197,6 +204,28 @@ def plan(units: list[Unit]) -> dict[str, tuple[str, str]]:
             t = moves[t][0]
         moves[g] = (t, rule)
     return moves
+
+
+def _overlapping(xs: list[Unit], ys: list[Unit], same: bool):
+    """Pairs of units, one from each list (or two of one list), whose windows overlap."""
+    if same:
+        open_: list[Unit] = []
+        for u in sorted(xs, key=lambda u: u.window[0]):
+            open_ = [o for o in open_ if o.window[1] >= u.window[0]]
+            for o in open_:
+                yield u, o
+            open_.append(u)
+        return
+    ev = sorted([(u.window[0], 0, k, u) for k, u in enumerate(xs)] + [(u.window[0], 1, k, u) for k, u in enumerate(ys)],
+                key=lambda e: (e[0], e[1], e[2]))
+    open_x: list[Unit] = []
+    open_y: list[Unit] = []
+    for start, side, _, u in ev:
+        other = open_y if side == 0 else open_x
+        other[:] = [o for o in other if o.window[1] >= start]
+        for o in other:
+            yield u, o
+        (open_x if side == 0 else open_y).append(u)
 
 
 def _merge_into(members: list[Unit], moves: dict[str, tuple[str, str]], rule: str) -> Unit:
