@@ -46,7 +46,7 @@ from typing import Any, Sequence
 
 import pyarrow as pa
 
-from mast.model import StepKind, Trace
+from mast.model import Step, StepKind, Trace
 from mast.store.encode import TraceTables
 
 #: How rich each artefact is, highest first within a family: the trace of a run is built
@@ -102,6 +102,7 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]
 #: Formats whose artefact holds one agent's view of its run, not the run: it joins the run
 #: whose agents include its own and whose times contain its times (mast.store.run_match).
 PARTS = {"ag2x-events"}
+_SPOKEN = (StepKind.MESSAGE, StepKind.HANDOFF)
 #: Messages compared (as digests) between two artefacts that have no times.
 DIGESTS = 8
 #: Opening steps compared by the fingerprint (what every artefact of a run starts with).
@@ -179,16 +180,25 @@ def _norm(text: str | None) -> str:
     return " ".join((text or "").split())[:500]
 
 
-def fingerprint(trace: Trace) -> str:
+def _opening(trace: Trace, n: int) -> list[tuple[Step, str]]:
+    """The first ``n`` messages with text, each with its normalised text (one pass, stops early)."""
+    out = []
+    for s in trace.steps:
+        if s.kind in _SPOKEN and s.content and (text := _norm(s.content)):
+            out.append((s, text))
+            if len(out) >= n:
+                break
+    return out
+
+
+def fingerprint(trace: Trace, opening: list[tuple[Step, str]] | None = None) -> str:
     """What two artefacts of one run share whatever their format: the framework, the task
     and the opening messages (agent and text of the first :data:`OPENING` messages with text)."""
     h = hashlib.sha256()
     h.update((trace.framework or "").encode())
-    h.update(b"\x1f" + _norm(trace.task).encode("utf-8", "surrogatepass"))
     task = _norm(trace.task)
-    opening = [s for s in trace.steps if s.kind in (StepKind.MESSAGE, StepKind.HANDOFF) and _norm(s.content)]
-    for s in opening[:OPENING]:
-        text = _norm(s.content)
+    h.update(b"\x1f" + task.encode("utf-8", "surrogatepass"))
+    for s, text in (opening if opening is not None else _opening(trace, OPENING))[:OPENING]:
         # The task as the opening message is "user" in one rendering and nobody in another
         # (AgentChat's event log against its OTel spans): its author says nothing of the run.
         agent = "" if text == task else (s.agent or "")
@@ -196,16 +206,10 @@ def fingerprint(trace: Trace) -> str:
     return h.hexdigest()[:24]
 
 
-def messages(trace: Trace, n: int = DIGESTS) -> list[str]:
+def messages(trace: Trace, n: int = DIGESTS, opening: list[tuple[Step, str]] | None = None) -> list[str]:
     """Short digests of the first ``n`` messages with text (normalised): what two artefacts
     with no times must share (one's a prefix of the other's) to be taken for one run."""
-    out = []
-    for s in trace.steps:
-        if s.kind in (StepKind.MESSAGE, StepKind.HANDOFF) and (text := _norm(s.content)):
-            out.append(_digest(text))
-            if len(out) >= n:
-                break
-    return out
+    return [_digest(text) for _, text in (opening if opening is not None else _opening(trace, n))[:n]]
 
 
 def window(trace: Trace) -> tuple[str, str] | None:
@@ -225,7 +229,7 @@ def _digest(text: str) -> str:
 def agents(trace: Trace) -> list[str]:
     """Digests of the agents that spoke or acted in the run (what the content rule compares:
     digests, so that a name holding a credential is not copied past redaction)."""
-    return sorted({_digest(s.agent) for s in trace.steps if s.agent})
+    return sorted(_digest(a) for a in {s.agent for s in trace.steps if s.agent})
 
 
 def identify(trace: Trace) -> None:
@@ -239,13 +243,14 @@ def identify(trace: Trace) -> None:
         md.pop("run_key_kind", None)
     r, why = rank(trace)
     md["run_rank"], md["run_rank_why"] = r, why
-    md["run_fingerprint"] = fingerprint(trace)
+    opening = _opening(trace, max(OPENING, DIGESTS))
+    md["run_fingerprint"] = fingerprint(trace, opening)
     w = window(trace)
     if w:
         md["run_window"] = list(w)
     md["run_agents"] = agents(trace)
     md["run_framework"] = _digest(trace.framework or "")
-    md["run_messages"] = messages(trace)
+    md["run_messages"] = messages(trace, DIGESTS, opening)
     if trace.source_format in PARTS:
         md["run_part"] = True
 
