@@ -42,12 +42,13 @@ from __future__ import annotations
 import hashlib
 import re
 import json
-from typing import Any, Sequence
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Sequence
 
 from mast.model import Step, StepKind, Trace
-from mast.store.encode import TraceTables
+from mast.store.rows import RowTables
+
+if TYPE_CHECKING:
+    from mast.store.encode import TraceTables
 
 #: How rich each artefact is, highest first within a family: the trace of a run is built
 #: from the highest-ranked artefact that carries its key (ties: more steps, then the
@@ -280,34 +281,46 @@ def poorer_in_group(paths: Sequence[str], formats: Sequence[str],
     return {tid for key, tids in everyone.items() if len(tids) > 1 for tid in tids if tid != best[key][4]}
 
 
-def without(parts: Sequence[TraceTables], sizes: Sequence[int], drop: set[str]) -> tuple[list[TraceTables], list[int]]:
-    """``parts`` without the traces ``drop`` (steps and labels with them), and the new sizes."""
-    import pyarrow.compute as pc  # only when a group holds two artefacts of a run: ~0.05 s to import
-
-    out: list[TraceTables] = []
-    kept_by_trace: list[bool] = []
+def without(parts: Sequence["TraceTables | RowTables"], sizes: Sequence[int],
+            drop: set[str]) -> tuple[list["TraceTables | RowTables"], list[int]]:
+    """``parts`` without the traces ``drop`` (steps and labels with them), and the new sizes.
+    ``_seq`` (a row of the part's traces) is renumbered to the rows that stay."""
+    out: list = []
+    kept: list[bool] = []
     for t in parts:
-        ids = t.traces.column("trace_id").to_pylist()
-        keep = [i not in drop for i in ids]
-        kept_by_trace += keep
+        keep = [i not in drop for i in t.traces.column("trace_id").to_pylist()]
+        kept += keep
         if all(keep):
             out.append(t)
             continue
-        # _seq is a row of the part's traces: renumber it to the rows that stay
         rows, n = [], 0
         for k in keep:
             rows.append(n if k else -1)
             n += k
-        new_row = pa.array(rows, pa.int32())
-
-        def sub(tb: pa.Table) -> pa.Table:
-            seq = tb.column("_seq")
-            tb = tb.filter(pc.greater_equal(pc.take(new_row, seq), 0))
-            return tb.set_column(0, "_seq", pc.take(new_row, tb.column("_seq")))
-        out.append(TraceTables(t.traces.filter(pa.array(keep)), sub(t.steps), sub(t.annotations),
-                               sub(t.attributions)))
+        out.append(_rows_kept(t, keep, rows))
     new_sizes, off = [], 0
     for k in sizes:
-        new_sizes.append(sum(kept_by_trace[off:off + k]))
+        new_sizes.append(sum(kept[off:off + k]))
         off += k
     return out, new_sizes
+
+
+def _rows_kept(t: "TraceTables | RowTables", keep: list[bool], rows: list[int]):
+    if isinstance(t, RowTables):  # a small job's lists (no pyarrow loaded)
+        sel = {i for i, k in enumerate(keep) if k}
+        subs = []
+        for tb in (t.steps, t.annotations, t.attributions):
+            sub = tb.where_seq(sel)
+            sub.data[0] = [rows[s] for s in sub.data[0]]
+            subs.append(sub)
+        return RowTables(t.traces.take([i for i, k in enumerate(keep) if k]), *subs)
+    import pyarrow as pa  # loaded already: the parts are Arrow tables
+    import pyarrow.compute as pc  # only when a group holds two artefacts of a run: ~0.05 s to import
+
+    from mast.store.encode import TraceTables
+    new_row = pa.array(rows, pa.int32())
+
+    def sub(tb):
+        tb = tb.filter(pc.greater_equal(pc.take(new_row, tb.column("_seq")), 0))
+        return tb.set_column(0, "_seq", pc.take(new_row, tb.column("_seq")))
+    return TraceTables(t.traces.filter(pa.array(keep)), sub(t.steps), sub(t.annotations), sub(t.attributions))

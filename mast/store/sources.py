@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import duckdb
-import pyarrow as pa
+
+from mast.store.rows import Columns, attach, detach
 
 from mast.store.run_match import PART_SLACK, Unit, plan, plan_parts, window
 
@@ -95,8 +96,16 @@ SAME_RUN_SCAN = 20_000
 _COLUMNS = ("path", "format", "source_trace_id", "stored_trace_id", "run_key", "kind", "rank", "steps",
             "fingerprint", "chosen", "why", "rank_why", "run_group", "t_start", "t_end", "agents", "framework",
             "part", "messages")
-_TYPES = (pa.string(),) * 6 + (pa.int32(), pa.int32(), pa.string(), pa.bool_()) + (pa.string(),) * 3 + (
-    pa.timestamp("us"), pa.timestamp("us"), pa.string(), pa.string(), pa.bool_(), pa.string())
+# the times go in as ISO text (a list or an Arrow column of text either way) and are cast
+_TYPES = ("VARCHAR",) * 6 + ("INTEGER", "INTEGER", "VARCHAR", "BOOLEAN") + ("VARCHAR",) * 3 + (
+    "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "BOOLEAN", "VARCHAR")
+_SELECT = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else c for c in _COLUMNS)
+
+
+def _listable(row: tuple) -> tuple:
+    """A new row as the insert takes it (times as ISO text)."""
+    t0, t1 = row[13], row[14]
+    return row[:13] + (t0.isoformat() if t0 else None, t1.isoformat() if t1 else None) + row[15:]
 _ROW = ("path", "format", "source_trace_id", "group", "kind", "rank", "steps", "fingerprint", "why", "present",
         "rule")
 
@@ -156,13 +165,12 @@ class RunSources:
             unwritten = set(unwritten) - {r[0] for r in self.fetchall(
                 "SELECT trace_id FROM traces WHERE list_contains(?::VARCHAR[], trace_id)", [sorted(unwritten)])}
         new = _rows(paths, formats, traces, unwritten)
-        cols = list(zip(*new)) if new else [[] for _ in _COLUMNS]
-        tb = pa.Table.from_arrays([pa.array(c, t) for c, t in zip(cols, _TYPES)], names=list(_COLUMNS))
+        tb = Columns.from_rows(list(zip(_COLUMNS, _TYPES)), [_listable(r) for r in new])
         prints = sorted({r[8] for r in new if r[8]})
         try:
             self.execute("DELETE FROM run_sources WHERE list_contains(?::VARCHAR[], path)", [list(at)])
-            self._con.register("_mast_rs", tb)
-            self.execute(f"INSERT INTO run_sources ({', '.join(_COLUMNS)}) SELECT * FROM _mast_rs")
+            attach(self._con, "_mast_rs", tb)
+            self.execute(f"INSERT INTO run_sources ({', '.join(_COLUMNS)}) SELECT {_SELECT} FROM _mast_rs")
             # The files that share a fingerprint with the group's: candidates for the content
             # rule and for the same-run note (a self-join would be quadratic in the replays
             # of one scripted run).
@@ -174,7 +182,7 @@ class RunSources:
             raise self._map(e) from None
         finally:
             with contextlib.suppress(Exception):
-                self._con.unregister("_mast_rs")
+                detach(self._con, "_mast_rs", tb)
         moves = self._match_content(same, at, out)
         for g, m in self._match_parts(new, at).items():
             moves[g] = m
@@ -195,20 +203,19 @@ class RunSources:
     def _apply_moves(self, moves: dict[str, tuple[str, str]]) -> None:
         if not moves:
             return
-        tb = pa.table({"g": pa.array(list(moves), pa.string()),
-                       "to": pa.array([m[0] for m in moves.values()], pa.string()),
-                       "rule": pa.array([m[1] for m in moves.values()], pa.string())})
+        tb = Columns.from_rows((("grp", "VARCHAR"), ("dest", "VARCHAR"), ("match", "VARCHAR")),
+                               [(g, t, rule) for g, (t, rule) in moves.items()])
         try:
-            self._con.register("_mast_rm", tb)
+            attach(self._con, "_mast_rm", tb)
             # an artefact keeps the rule that first put it in its run
-            self.execute("UPDATE run_sources SET run_group = m.to, "
-                         "match_rule = coalesce(run_sources.match_rule, m.rule) "
-                         "FROM _mast_rm m WHERE run_sources.run_group = m.g")
+            self.execute("UPDATE run_sources SET run_group = m.dest, "
+                         "match_rule = coalesce(run_sources.match_rule, m.match) "
+                         "FROM _mast_rm m WHERE run_sources.run_group = m.grp")
         except duckdb.Error as e:
             raise self._map(e) from None
         finally:
             with contextlib.suppress(Exception):
-                self._con.unregister("_mast_rm")
+                detach(self._con, "_mast_rm", tb)
 
     def _match_parts(self, new: list[tuple], at: dict[str, int]) -> dict[str, tuple[str, str]]:
         """Join agent histories to their runs (:func:`mast.store.run_match.plan_parts`): the
@@ -294,19 +301,16 @@ class RunSources:
                         out[at[r["path"]]].unwritten += 1
         if not updates:
             return
-        tb = pa.table({"path": pa.array([u[0] for u in updates], pa.string()),
-                       "src": pa.array([u[1] for u in updates], pa.string()),
-                       "stored": pa.array([u[2] for u in updates], pa.string()),
-                       "chosen": pa.array([u[3] for u in updates], pa.bool_()),
-                       "why": pa.array([u[4] for u in updates], pa.string())})
+        tb = Columns.from_rows((("path", "VARCHAR"), ("src", "VARCHAR"), ("stored", "VARCHAR"), ("chosen", "BOOLEAN"),
+                                ("why", "VARCHAR")), updates)
         try:
-            self._con.register("_mast_ru", tb)
+            attach(self._con, "_mast_ru", tb)
             self.execute("""
                 UPDATE run_sources SET stored_trace_id = u.stored, chosen = u.chosen, why = u.why
                 FROM _mast_ru u WHERE run_sources.path = u.path AND run_sources.source_trace_id = u.src""")
         finally:
             with contextlib.suppress(Exception):
-                self._con.unregister("_mast_ru")
+                detach(self._con, "_mast_ru", tb)
         if not losers:
             return
         # One delete for the whole group (per run it would be a statement per table per run).

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -626,3 +627,26 @@ def test_smolagents_spans_sent_live_are_stored_as_their_file_is_ingested(server,
     [live], [filed] = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
     assert live[2:] == filed[2:]
     assert ("CodeAgent", "handoff", None, None, "search_agent") in [s[:5] for s in live[4]]
+
+
+def test_a_body_shorter_than_its_content_length_gets_408_not_an_internal_error(server, tmp_path):
+    # the client says 200 bytes, sends 21 and waits: the read timed out and was answered
+    # 500 "internal error", logged as a failed request
+    srv = server()
+    host, port = srv.url.rsplit("//", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 200\r\n\r\n" + b'{"resourceSpans": []}')
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    status = answer.split(b"\r\n", 1)[0]
+    assert status.startswith(b"HTTP/1.1 408"), answer
+    assert b"Content-Length of 200 bytes" in answer
+    rc, _, err = srv.stop()
+    assert rc == 0 and "request failed" not in err and "Traceback" not in err
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM collect_requests")[0][0] == 0
