@@ -423,7 +423,7 @@ def m190_run_groups(con: duckdb.DuckDBPyConnection) -> None:
     # run an artefact belongs to (its run key, or 'content:<trace id>', or the group of the
     # artefact it was matched to), match_rule the rule that put it there (NULL: its own run),
     # t_start / t_end / agents / framework / messages what the content rule compares (UTC;
-    # JSON lists: agent names, digests of the first messages),
+    # JSON lists: digests of the agent names and of the first messages),
     # part whether the artefact holds one agent's view of its run only (an ag2 1.x history).
     con.execute("ALTER TABLE run_sources ADD COLUMN run_group VARCHAR")
     con.execute("ALTER TABLE run_sources ADD COLUMN match_rule VARCHAR")
@@ -434,3 +434,17 @@ def m190_run_groups(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE run_sources ADD COLUMN part BOOLEAN")
     con.execute("ALTER TABLE run_sources ADD COLUMN messages VARCHAR")
     con.execute("UPDATE run_sources SET run_group = coalesce(run_key, 'content:' || source_trace_id)")
+
+
+@migration
+def m200_collect_stitching(con: duckdb.DuckDBPyConnection) -> None:
+    # `mast collect` stitches the OTel traces of one run as `mast ingest` does (links,
+    # a parent span under another trace id, a shared run id): each staged span keeps what
+    # may tie its trace to another, and each OTel trace names its group (the smallest
+    # OTel trace id of the traces stitched together), which is built and stored as one
+    # trace.  Spans staged before this migration tie nothing (NULL); groups start alone.
+    con.execute("ALTER TABLE collect_spans ADD COLUMN parent_span_id VARCHAR")
+    con.execute("ALTER TABLE collect_spans ADD COLUMN link_trace_ids VARCHAR[]")
+    con.execute("ALTER TABLE collect_spans ADD COLUMN run_ids VARCHAR[]")  # 'key=value' (RUN_ID_ATTRS)
+    con.execute("ALTER TABLE collect_traces ADD COLUMN grp VARCHAR")
+    con.execute("UPDATE collect_traces SET grp = otel_trace_id")

@@ -157,9 +157,9 @@ class Receiver:
         col = self.collector
         try:
             while not self._writer_done.is_set() and not self.hurry.is_set():
-                if not col.build_ready(limit=256):
+                if not col.build_ready():
                     self._writer_done.wait(self.tick)
-            while not self.hurry.is_set() and col.build_ready(limit=256, final=True):
+            while not self.hurry.is_set() and col.build_ready(final=True):
                 pass
         except BaseException as e:
             self._fail_all(e)

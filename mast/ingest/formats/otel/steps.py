@@ -107,7 +107,8 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     state = {"last_target": None, "cur_agent": None, "last_agent_span": None}
     # AG2's group chat passes turns by speaker selection: a new speaker is no handoff (its
     # handoffs are transfer tools, which stay handoffs)
-    turns_are_handoffs = framework_of(spans) != "ag2"
+    framework = framework_of(spans)  # a scan of every span: once per trace
+    turns_are_handoffs = framework != "ag2"
     # an agent's run span holds its task as JSON (smolagents: ``{"task": …, "stream": …}``)
     task = (_agent_task(main) if exported and kinds[id(main)] == "agent" else None) or input_text(main)
     first_task = next((x.attrs["crewai.task.description"] for x in sorted(spans, key=lambda x: x.start_ns)
@@ -273,7 +274,7 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
         steps.append(step(agent=last or state["cur_agent"], kind=StepKind.TERMINATION,
                           content=None if m_err else root_output(main), started_at=iso_ns(end),
                           status="failed" if m_err else "completed", parent_span_id=main.span_id))
-    return Trace(system=system_name(spans, main), framework=framework_of(spans), source_format=source_format,
+    return Trace(system=system_name(spans, main), framework=framework, source_format=source_format,
                  source_path=str(path), source_index=index, steps=steps, task=task, outcome=outcome,
                  started_at=iso_ns(min((s.start_ns for s in spans if s.start_ns), default=None)),
                  ended_at=iso_ns(max((s.end_ns or s.start_ns) for s in spans)),
