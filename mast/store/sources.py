@@ -259,6 +259,8 @@ class RunSources:
                 continue
             units: dict[str, Unit] = {}
             for _, path, key, kind, _tid, group, t0, t1, agents, msgs in rs:
+                if agents is None:  # recorded before m190: nothing to compare but the fingerprint
+                    continue
                 units.setdefault(group, Unit(group)).add(key, kind, t0, t1, agents, path, path in at, msgs)
             moves.update(plan(list(units.values())))
         self._apply_moves(moves)
