@@ -103,11 +103,11 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]
 #: Formats whose artefact holds one agent's view of its run, not the run: it joins the run
 #: whose agents include its own and whose times contain its times (mast.store.run_match).
 PARTS = {"ag2x-events"}
-_SPOKEN = (StepKind.MESSAGE, StepKind.HANDOFF)
 #: Messages compared (as digests) between two artefacts that have no times.
 DIGESTS = 8
 #: Opening steps compared by the fingerprint (what every artefact of a run starts with).
 OPENING = 2
+_OPENING_KINDS = (StepKind.MESSAGE, StepKind.HANDOFF)
 
 
 def rank(trace: Trace) -> tuple[int, str]:
@@ -177,15 +177,28 @@ def run_key(trace: Trace) -> tuple[str, str] | None:
     return None
 
 
+#: Characters the fingerprint keeps of a text, whitespace runs made one space.
+NORM_CHARS = 500
+_NORM_PREFIX = 4 * NORM_CHARS
+
+
 def _norm(text: str | None) -> str:
-    return " ".join((text or "").split())[:500]
+    if not text:
+        return ""
+    # Whitespace-normalising a prefix gives a prefix of the normalised whole (a word cut
+    # at the end is a prefix of the word), so a long text is read only as far as needed.
+    if len(text) > _NORM_PREFIX:
+        head = " ".join(text[:_NORM_PREFIX].split())
+        if len(head) >= NORM_CHARS:
+            return head[:NORM_CHARS]
+    return " ".join(text.split())[:NORM_CHARS]
 
 
 def _opening(trace: Trace, n: int) -> list[tuple[Step, str]]:
     """The first ``n`` messages with text, each with its normalised text (one pass, stops early)."""
     out = []
     for s in trace.steps:
-        if s.kind in _SPOKEN and s.content and (text := _norm(s.content)):
+        if s.kind in _OPENING_KINDS and s.content and (text := _norm(s.content)):
             out.append((s, text))
             if len(out) >= n:
                 break

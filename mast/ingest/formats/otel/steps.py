@@ -64,9 +64,17 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
         s.children.sort(key=lambda c: c.start_ns)
     roots.sort(key=lambda c: c.start_ns)
     kinds = {id(s): kind_of(s) for s in spans}
+    owns: dict[int, str | None] = {}  # own_agent per span, each asked once
+
+    def own_of(s: Span) -> str | None:
+        k = id(s)
+        if k not in owns:
+            owns[k] = own_agent(s)
+        return owns[k]
+
     # span names stand in for agents only where no agent span says who it is (OpenAI
     # Agents' workflow span is an AGENT span too, but its agents carry graph.node.id)
-    exported, name_agents = name_agents, name_agents and not any(kinds[id(s)] == "agent" and own_agent(s) for s in spans)
+    exported, name_agents = name_agents, name_agents and not any(kinds[id(s)] == "agent" and own_of(s) for s in spans)
 
     def has_llm_below(s: Span) -> bool:
         stack = list(s.children)
@@ -136,7 +144,7 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     def visit(s: Span, inherited: str | None) -> str | None:
         """Emit the steps of one span; return the agent its children inherit."""
         k = kinds[id(s)]
-        own = own_agent(s) or (agent_name(agent_of_span(s)) if name_agents and k == "agent" else None)
+        own = own_of(s) or (agent_name(agent_of_span(s)) if name_agents and k == "agent" else None)
         agent = own or inherited
         if exported and k == "agent" and not has_llm_below(s) and any(v is not None for v in span_tokens(s.attrs)):
             # smolagents' OpenInference puts an agent's own token totals on its run span only
@@ -320,6 +328,8 @@ _STEP_RX = re.compile(r"^Step \d+$")
 
 def _is_code_step(s: Span) -> bool:
     """A smolagents ``Step N`` span whose output is a code execution log (CodeAgent's steps)."""
+    if not s.name.startswith("Step "):  # (most spans: no regex, no attribute lookup)
+        return False
     out = s.attrs.get("output.value")
     return bool(_STEP_RX.match(s.name)) and isinstance(out, str) and out.startswith("Execution logs:")
 
