@@ -288,7 +288,37 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                  ended_at=iso_ns(max((s.end_ns or s.start_ns) for s in spans)),
                  metadata=drop_none({"source_id": sorted({s.trace_id for s in spans}), "spans": len(spans),
                                   "first_record": spans[0].where,
-                                  "dialects": sorted(dialects_of(spans)) or None}))
+                                  "dialects": sorted(dialects_of(spans)) or None,
+                                  "channel_id": _channel(spans), "response_ids": _response_ids(spans)}))
+
+
+#: A Responses API id in an OpenInference span's ``output.value`` (the Response it dumps).
+_RESP_ID = re.compile(r'"id":\s*"(resp_[A-Za-z0-9_-]+)"')
+
+
+def _response_ids(spans: list[Span]) -> list[str] | None:
+    """The ids of the Responses API calls of the run: the OpenAI Agents SDK exports them
+    (``response_id``) and OpenInference's spans dump the Response; unique per call, they tie
+    the SDK's trace of a run to OpenInference's (whose trace ids are others)."""
+    ids = set()
+    for s in spans:
+        if s.name != "response":
+            continue
+        v = s.attrs.get("openai_agents.response_id")
+        if isinstance(v, str) and v:
+            ids.add(v)
+        else:
+            out = s.attrs.get("output.value")
+            if isinstance(out, str) and '"resp_' in out and (m := _RESP_ID.search(out)):
+                ids.add(m.group(1))
+    return sorted(ids) or None
+
+
+def _channel(spans: list[Span]) -> str | None:
+    """The ag2 1.x channel the spans ran in (``ag2.network.channel_id``), if exactly one: the
+    id the hub's WAL and audit log carry too (mast.ingest.identity)."""
+    ids = {str(v) for s in spans if (v := s.attrs.get("ag2.network.channel_id"))}
+    return ids.pop() if len(ids) == 1 else None
 
 
 #: the tool name smolagents gives a CodeAgent's code in its memory steps
