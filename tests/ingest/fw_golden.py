@@ -112,3 +112,76 @@ def assert_truncated_refused(src: Path, mast, db: Path, tmp_path: Path) -> None:
     res = mast("ingest", p, expect=1)
     assert str(p) in res.stderr
     assert no_traces(db)
+
+
+# -- facts computed by the generators from the frameworks' own objects --------------------------
+
+#: Every fact a generator records per artefact (``golden.json["artefacts"][rel]``).
+FACT_KEYS = ("agents", "handoffs", "tool_calls", "tool_errors", "llm_calls", "tokens", "task", "outcome",
+             "outcome_reason")
+
+
+def framework_golden(fix: Path) -> dict:
+    """``fix/golden.json["artefacts"]``: what the framework itself recorded for each artefact's run."""
+    return json.loads((fix / "golden.json").read_text())["artefacts"]
+
+
+def stored_facts(db: Path) -> list[dict]:
+    """The same facts as :data:`FACT_KEYS`, read back from the store, one dict per trace."""
+    with Store(db, read_only=True) as st:
+        traces = st.fetchall("SELECT trace_id, outcome, tokens_in, tokens_out, task, metadata->>'outcome_reason' "
+                             "FROM traces ORDER BY source_path, source_index")
+        out = []
+        for tid, outcome, tin, tout, task, reason in traces:
+            rows = st.fetchall("SELECT agent, kind, target_agent, status FROM steps WHERE trace_id = ? ORDER BY step",
+                               [tid])
+            pairs = st.fetchall("""
+                SELECT c.tool_name, coalesce(r.status, 'ok') FROM steps c JOIN steps r
+                  ON r.trace_id = c.trace_id AND r.kind = 'tool_result' AND r.parent_span_id = c.span_id
+                WHERE c.trace_id = ? AND c.kind = 'tool_call' ORDER BY c.step""", [tid])
+            out.append({
+                "agents": sorted({r[0] for r in rows if r[0]}),
+                "handoffs": [[r[0], r[2]] for r in rows if r[1] == "handoff"],
+                "tool_calls": [list(p) for p in pairs],
+                "tool_errors": sum(1 for r in rows if r[1] == "tool_result" and r[3] == "error"),
+                "llm_calls": sum(1 for r in rows if r[1] == "llm_call" and r[3] != "error"),
+                "tokens": [tin, tout], "task": task, "outcome": outcome, "outcome_reason": reason,
+            })
+        return out
+
+
+def fact_differences(want: dict, got: dict, keys) -> dict:
+    """``{key: (framework, mast)}`` for each of ``keys`` where the store disagrees with the framework.
+
+    The outcome's reason is the framework's own message: mast may prefix it with where it
+    was raised (CrewAI's "OpenAI API call failed: …"), so it must contain it.
+    """
+    diff = {}
+    for k in keys:
+        w, g = want.get(k), got.get(k)
+        if k == "outcome_reason" and w is not None:
+            ok = isinstance(g, str) and w[:200] in g
+        elif k == "task" and w is not None:
+            ok = isinstance(g, str) and w.strip() in g
+        else:
+            ok = w == g
+        if not ok:
+            diff[k] = (w, g)
+    return diff
+
+
+def check_framework(fix: Path, rel: str, db: Path, keys=FACT_KEYS) -> None:
+    """The stored trace of ``fix/rel`` holds what the framework recorded for that run."""
+    want = framework_golden(fix)[rel]
+    got = stored_facts(db)
+    assert len(got) == 1, f"{rel}: one run is one trace, got {len(got)}"
+    diff = fact_differences(want, got[0], keys)
+    assert not diff, f"{rel}: the store disagrees with the framework (framework, mast): {diff}"
+
+
+def artefact_keys(fix: Path) -> list[str]:
+    """Every artefact under ``fix`` (and every one the golden file names): none goes unchecked."""
+    listed = set(framework_golden(fix)) if (fix / "golden.json").exists() else set()
+    on_disk = {str(p.relative_to(fix)) for p in fix.rglob("*") if p.is_file()
+               and p.name not in ("golden.json", "facts.json") and not p.name.endswith(".facts.json")}
+    return sorted(listed | on_disk)

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 from mast.ingest._util import DELEGATE_RX, GOTO_RX, PARENT_CMD_RX, as_text, drop_none
 from mast.ingest.formats.otel.agentchat import agentchat_steps
-from mast.ingest.formats.otel.dialects import (dialects_of, error_text, fatal_error_span, framework_of, input_text,
+from mast.ingest.formats.otel.dialects import (CREWAI_TOOL_FAILURE, dialects_of, error_text, fatal_error_span, framework_of, input_text,
                                                is_openai_agents, is_smolagents, json_maybe,
                                                kind_of, llm_output, own_agent, root_output, span_tokens,
                                                system_name, tool_name_of, tool_output, value_text)
@@ -202,7 +202,8 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                 steps.append(step(agent=agent, role="tool", kind=StepKind.TOOL_RESULT, tool_name=name,
                                   content=rtext, parent_span_id=s.span_id, started_at=en or st,
                                   status="error" if failed else "ok"))
-        elif err and not parent_cmd and s is not main and not has_error_below(s, emsg):
+        elif err and not parent_cmd and s is not main and not has_error_below(s, emsg) \
+                and CREWAI_TOOL_FAILURE not in s.attrs:
             # the error ends the span: it comes after what ran inside it
             state["deferred"] = step(agent=agent, kind=StepKind.ERROR, content=emsg, started_at=en or st,
                                      span_id=s.span_id, parent_span_id=s.parent_id, status="error",
