@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from fw_golden import FACT_KEYS, artefact_keys, assert_truncated_refused, check_framework, ingest, summarise
+from fw_golden import artefact_keys, assert_truncated_refused, check_framework, ingest, summarise
 from mast.store import Store
 
 FIX = ROOT / "tests" / "fixtures" / "frameworks" / "crewai"
@@ -45,16 +45,6 @@ def steps(db: Path) -> list[tuple]:
                            "span_id, parent_span_id, started_at FROM steps ORDER BY trace_id, step")
 
 
-#: What each artefact form can hold of the run (golden.json has every fact of the run):
-#: the output log names tasks, agents and how they ended, not tools, calls or usage;
-#: CrewOutput / TaskOutput keep each agent's messages (tool calls with their results) but
-#: no usage per call and no error (a failed kickoff returns none).
-CARRIES = {
-    "crewai-log": ("agents", "handoffs", "task", "outcome", "outcome_reason"),
-    "crewai-output": ("agents", "handoffs", "tool_calls", "tool_errors", "task", "outcome", "outcome_reason"),
-}
-
-
 @pytest.mark.parametrize("rel", artefact_keys(FIX))
 def test_fixture_detected_and_matches_what_crewai_recorded(rel, mast, db):
     path = FIX / rel
@@ -62,7 +52,7 @@ def test_fixture_detected_and_matches_what_crewai_recorded(rel, mast, db):
     fmt = expected_format(path.name)
     assert out["formats"] == {fmt: 1}, "auto-detection picked another importer"
     # golden.json: computed by gen_crewai.py from CrewAI's own objects in the run
-    check_framework(FIX, rel, db, CARRIES.get(fmt, FACT_KEYS))
+    check_framework(FIX, rel, db)  # the facts this form holds: fw_golden.CARRIES
 
 
 @pytest.mark.parametrize("rel", ["research/event_bus.jsonl",

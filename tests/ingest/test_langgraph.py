@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from fw_golden import FACT_KEYS, artefact_keys, assert_truncated_refused, check_framework, ingest, summarise
+from fw_golden import artefact_keys, assert_truncated_refused, check_framework, ingest, summarise
 from mast.store import Store
 
 FIX = ROOT / "tests" / "fixtures" / "frameworks" / "langgraph"
@@ -44,17 +44,6 @@ def rows(db: Path) -> list[tuple]:
                            "span_id, parent_span_id, started_at, role FROM steps ORDER BY trace_id, step")
 
 
-#: What each artefact form can hold of the run (golden.json has what the run's own objects
-#: say): a final state or a stream holds messages, not the calls that made them (mast keeps
-#: them as message steps, with their usage), and not how the run ended (the exception is
-#: raised to the caller, never written into the state or the stream).
-CARRIES = {
-    "langgraph-messages": ("agents", "handoffs", "tool_calls", "tool_errors", "tokens", "task"),
-    "langgraph-stream": ("agents", "handoffs", "tool_calls", "tool_errors", "tokens", "task"),
-    "langgraph-events": ("agents", "handoffs", "tool_calls", "tool_errors", "tokens", "task"),
-}
-
-
 #: Where mast still disagrees with the framework (what mast stores), listed in bench/RESULTS.md:
 #: LangGraph's ``ToolNode`` ("tools") runs no model and is not an agent, so support ->
 #: tools -> support is no handoff.
@@ -71,8 +60,9 @@ def test_fixture_detected_and_matches_what_langgraph_recorded(rel, mast, db):
     out = ingest(mast, path)
     fmt = expected_format(path.name)
     assert out["formats"] == {fmt: 1}, "auto-detection picked another importer"
-    # golden.json: computed by the generators from LangChain's own objects in the run
-    check_framework(FIX, rel, db, CARRIES.get(fmt, FACT_KEYS), KNOWN.get(rel))
+    # golden.json: computed by the generators from LangChain's own objects in the run;
+    # compared on the facts this form holds (fw_golden.CARRIES)
+    check_framework(FIX, rel, db, known=KNOWN.get(rel))
 
 
 # Artefacts that carry every LLM call (final_state of the supervisor keeps only each
