@@ -79,7 +79,7 @@ def compared(db: Path, want: dict | None) -> tuple[dict, str]:
         cells["agents"] = len(want["agents"])
     if "handoffs" in diff:
         cells["handoffs"] = len(want["handoffs"])
-    if "tool_calls" in diff or "tool_errors" in diff:
+    if "tool_errors" in diff:
         cells["tool_errors"] = want["tool_errors"]
     if "outcome" in diff or "outcome_reason" in diff:
         cells["outcome"] = want["outcome"] + (f" ({want['outcome_reason'][:40]})" if want["outcome_reason"] else "")

@@ -80,6 +80,16 @@ def own_agent(s: Span) -> str | None:
     return None
 
 
+def tool_nodes(spans: list[Span], kinds: dict[int, str]) -> set[str]:
+    """LangGraph nodes that only run tools (a ``ToolNode``, "tools"): no model call carries
+    their name, so they are no agents; their tool steps are the calling agent's."""
+    cand = {own_agent(x) for x in spans if kinds[id(x)] == "tool"
+            and _metadata(x.attrs).get("langgraph_node") == own_agent(x)} - {None}
+    if not cand:
+        return set()
+    return cand - {own_agent(x) for x in spans if kinds[id(x)] == "llm"}
+
+
 def json_maybe(v: Any) -> Any:
     if isinstance(v, str) and v[:1] in "[{":
         try:

@@ -10,7 +10,7 @@ from mast.ingest._util import DELEGATE_RX, GOTO_RX, PARENT_CMD_RX, as_text, drop
 from mast.ingest.formats.otel.agentchat import agentchat_steps
 from mast.ingest.formats.otel.dialects import (CREWAI_TOOL_FAILURE, dialects_of, error_text, fatal_error_span, framework_of, input_text,
                                                is_openai_agents, is_smolagents, json_maybe,
-                                               kind_of, llm_output, own_agent, root_output, span_tokens,
+                                               kind_of, llm_output, own_agent, root_output, span_tokens, tool_nodes,
                                                system_name, tool_name_of, tool_output, value_text)
 from mast.ingest.formats.otel.spans import Span, iso_ns
 from mast.ingest.langchain_messages import agent_name, step, transfer_target
@@ -64,6 +64,7 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
         s.children.sort(key=lambda c: c.start_ns)
     roots.sort(key=lambda c: c.start_ns)
     kinds = {id(s): kind_of(s) for s in spans}
+    not_agents = tool_nodes(spans, kinds)
     # span names stand in for agents only where no agent span says who it is (OpenAI
     # Agents' workflow span is an AGENT span too, but its agents carry graph.node.id)
     exported, name_agents = name_agents, name_agents and not any(kinds[id(s)] == "agent" and own_agent(s) for s in spans)
@@ -136,6 +137,7 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
         """Emit the steps of one span; return the agent its children inherit."""
         k = kinds[id(s)]
         own = own_agent(s) or (agent_name(agent_of_span(s)) if name_agents and k == "agent" else None)
+        own = state["cur_agent"] if own in not_agents else own  # a tool node works for the caller
         agent = own or inherited
         if exported and k == "agent" and not has_llm_below(s) and any(v is not None for v in span_tokens(s.attrs)):
             # smolagents' OpenInference puts an agent's own token totals on its run span only
