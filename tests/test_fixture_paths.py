@@ -33,12 +33,18 @@ def _files():
                 yield rel
 
 
-def test_the_pattern_finds_machine_paths_and_spares_placeholders_and_urls():
-    hits = [b'File "/tmp/mast-fixtures/venv-crew/lib/x.py"', b'"location": "/work/main/x"',
-            b"C:/Users/me", b' /home/alice/.cache', b'"/root/.pyenv/shims"']
-    assert all(MACHINE_PATH.search(h) for h in hits[:2] + hits[3:])
+ROOTS = ("work", "home", "tmp", "root", "Users")
+
+
+@pytest.mark.parametrize("top", ROOTS)
+def test_the_pattern_finds_each_machine_root(top):
+    for text in (f'File "/{top}/someone/lib/x.py", line 3', f'"location": "/{top}/run-1/checkpoints"'):
+        assert MACHINE_PATH.search(text.encode()), text
+
+
+def test_the_pattern_spares_placeholders_urls_and_relative_paths():
     for fine in (b'File "<venv>/lib/python3.11/x.py"', b"<tmp>/crew-research/checkpoints",
-                 b"https://example.com/home/index.html", b"<workdir>/checkpoints", b"tmp/x"):
+                 b"https://example.com/home/index.html", b"<workdir>/checkpoints", b"tmp/x", b"a/work/b"):
         assert not MACHINE_PATH.search(fine), fine
 
 
