@@ -235,6 +235,17 @@ def measure_raw(a, encoding: str) -> dict:
         srv.wait(timeout=30)
 
 
+def _cpu_s(pid: int) -> float:
+    """User+sys CPU seconds of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    m = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return round(int(m.group(1)) / 1024, 1) if m else None
+
+
 def measure_collect(a, encoding: str, mode: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
@@ -265,6 +276,12 @@ def measure_collect(a, encoding: str, mode: str) -> dict:
         # from the first export (the clients' own clock is the same wall clock)
         res["all_stored_after_last_ack_s"] = round(time.time() - t_acked, 2)
         res["end_to_end_spans_per_s"] = round(res["spans"] / (res["seconds"] + time.time() - t_acked))
+        # the server's CPU (user+sys, all its threads) until every trace was stored: on a
+        # shared machine, wall time is mostly waiting for a core
+        res["server_cpu_s"] = _cpu_s(proc.pid)
+        res["server_cpu_us_per_span"] = round(res["server_cpu_s"] / res["spans"] * 1e6, 1)
+        # peak resident memory: bounded by the queue and one build batch, not by the spans
+        res["server_peak_rss_mb"] = _peak_rss_mb(proc.pid)
         proc.terminate()
         out, _ = proc.communicate(timeout=300)
         res["summary"] = json.loads(out)

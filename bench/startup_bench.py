@@ -1,6 +1,6 @@
 """Start-up benchmark: the fixed costs a user meets before any real work.
 
-    .venv/bin/python bench/startup_bench.py [--runs 7] [--out bench/out/startup] [--code DIR]
+    .venv/bin/python bench/startup_bench.py [--runs 7] [--out bench/out/startup] [--code DIR] [--pair DIR]
 
 Times, as subprocesses of the real console script (exactly what a user types):
 
@@ -13,7 +13,9 @@ Times, as subprocesses of the real console script (exactly what a user types):
 
 ``--code DIR`` runs the ``mast`` package of another checkout (e.g. a worktree of the
 commit before a change) through the same console script, by ``PYTHONPATH``, so a before
-and an after can be measured in one session.  Python may write its bytecode caches (the
+and an after can be measured in one session.  ``--pair DIR`` measures both in the same
+run: each command of each round runs once with the package of DIR and once with this
+one (alternating which goes first), and the table has a column pair for each.  Python may write its bytecode caches (the
 subprocesses run without ``PYTHONDONTWRITEBYTECODE``), as it does for any user, and one
 warm-up round is not counted: the figures are those of a second and later start.
 
@@ -71,11 +73,15 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--out", type=Path, default=ROOT / "bench/out/startup")
     ap.add_argument("--code", type=Path, help="run the mast package of this checkout instead")
+    ap.add_argument("--pair", type=Path, help="also run the mast package of this checkout, interleaved")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if args.code:
         env["PYTHONPATH"] = str(args.code.resolve())
+    envs = {"this": env}
+    if args.pair:
+        envs = {"pair": dict(env, PYTHONPATH=str(args.pair.resolve())), "this": env}
     seed = args.out / "seed.duckdb"
     _remove_store(seed)
     subprocess.run([str(MAST), "-d", str(seed), "ingest", str(SEED)], check=True,
@@ -99,28 +105,34 @@ def main() -> None:
          [str(MAST), "-d", str(existing), "ingest", str(SMALL)]),
     ]
     load_before = _load()
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in cases}
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {(k, name): [] for k in envs for name, _, _ in cases}
     for round_ in range(args.runs + 1):
         for name, prepare, argv in cases:
-            if prepare:
-                prepare()
-            took = _run(argv, env)
-            if round_:  # round 0 warms the bytecode and file caches
-                times[name].append(took)
+            order = list(envs) if round_ % 2 == 0 else list(reversed(envs))
+            for k in order:
+                if prepare:
+                    prepare()
+                took = _run(argv, envs[k])
+                if round_:  # round 0 warms the bytecode and file caches
+                    times[(k, name)].append(took)
     load_after = _load()
 
-    print(f"code: {args.code or 'installed'}; load average (1 min): {load_before} before, "
+    code = f"{args.pair} (pair) and {args.code or 'installed'} (this)" if args.pair else (args.code or "installed")
+    print(f"code: {code}; load average (1 min): {load_before} before, "
           f"{load_after} after; {args.runs} interleaved runs each; python {sys.version.split()[0]}")
     print()
-    print("| command | min wall | median wall | min CPU (user+sys) | target | met |")
-    print("|---|---:|---:|---:|---:|---|")
+    head = " | ".join(f"{k}: min wall | {k}: median wall | {k}: min CPU" for k in envs)
+    print(f"| command | {head} | target | met ({list(envs)[-1]}) |")
+    print("|---|" + "---:|" * (3 * len(envs)) + "---:|---|")
     for name, _, _ in cases:
-        runs = times[name]
-        wall, cpu = min(w for w, _ in runs), min(c for _, c in runs)
-        median = statistics.median(w for w, _ in runs)
+        cells = []
+        for k in envs:
+            runs = times[(k, name)]
+            wall, cpu = min(w for w, _ in runs), min(c for _, c in runs)
+            cells += [f"{wall:.3f} s", f"{statistics.median(w for w, _ in runs):.3f} s", f"{cpu:.3f} s"]
         target = TARGETS[name]
-        print(f"| `{name}` | {wall:.3f} s | {median:.3f} s | {cpu:.3f} s | "
-              f"≤ {target} s | {'yes' if wall <= target else 'no'} |")
+        wall = min(w for w, _ in times[(list(envs)[-1], name)])
+        print(f"| `{name}` | {' | '.join(cells)} | ≤ {target} s | {'yes' if wall <= target else 'no'} |")
 
 
 if __name__ == "__main__":

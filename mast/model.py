@@ -104,17 +104,15 @@ class Trace:
         Re-importing the same record from another path is a no-op; two records that
         differ in any step are two traces.
         """
-        h = hashlib.sha256()
-        h.update(self.source_format.encode())
-        h.update(b"\x00")
-        h.update((self.task or "").encode("utf-8", "surrogatepass"))
+        # one string, encoded and hashed once: the same bytes as a hash update per field
+        # (the separators are single bytes in UTF-8), at a fraction of the calls
+        parts = [self.source_format, "\x00", self.task or ""]
         for s in self.steps:
-            h.update(b"\x1e")
+            parts.append("\x1e")
             for v in (s.agent, s.kind.value, s.role, s.tool_name, s.tool_args, s.target_agent,
                       s.span_id, s.started_at, s.content):
-                h.update(b"\x1f")
-                if v is not None:
-                    h.update(str(v).encode("utf-8", "surrogatepass"))
+                parts.append("\x1f" if v is None else "\x1f" + (v if type(v) is str else str(v)))
+        h = hashlib.sha256("".join(parts).encode("utf-8", "surrogatepass"))
         # Ids found in the source (chat ids, run ids) separate otherwise identical runs.
         ident = self.metadata.get("source_id")
         if ident is not None:

@@ -24,6 +24,7 @@ Contract:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -170,9 +171,14 @@ ASSIGNMENT = Assignment(
 
 #: the pre-check: a value matching none of these contains no catalogue shape
 HINTS = "|".join(dict.fromkeys([s.hint for s in CATALOGUE] + [ASSIGNMENT.hint]))
-_HINTS = re.compile(HINTS)
-_COMPILED = [(re.compile(p), r) for p, r in PROGRAM]
-_ASSIGN = re.compile(ASSIGNMENT.pattern)
+
+@functools.cache
+def _engine() -> tuple[re.Pattern, list[tuple[re.Pattern, str]], re.Pattern]:
+    # Compiled when Python first redacts: an ingest redacts in DuckDB only, and compiling
+    # the catalogue's patterns was a third of this module's import.
+    return re.compile(HINTS), [(re.compile(p), r) for p, r in PROGRAM], re.compile(ASSIGNMENT.pattern)
+
+
 _HEX = re.compile(r"[0-9A-Fa-f-]+")
 _DIGIT = re.compile(r"[0-9]")
 _LETTER = re.compile(r"[A-Za-z]")
@@ -194,13 +200,16 @@ def high_entropy(value: str) -> bool:
 
 def redact(text: str | None) -> str | None:
     """Return ``text`` with every credential-looking substring replaced."""
-    if not text or not _HINTS.search(text):
+    if not text:
+        return text
+    hints, program, assign = _engine()
+    if not hints.search(text):
         return text
     # Candidates are read from the text as given (as in SQL, where the catalogue's output
     # cannot be named twice without computing it twice); one the catalogue already
     # replaced is no longer there to replace.
-    values = [v for v in (m.group(ASSIGNMENT.group) for m in _ASSIGN.finditer(text)) if high_entropy(v)]
-    for rx, rep in _COMPILED:
+    values = [v for v in (m.group(ASSIGNMENT.group) for m in assign.finditer(text)) if high_entropy(v)]
+    for rx, rep in program:
         text = rx.sub(rep, text)
     for value in values:
         text = text.replace(value, REDACTED)

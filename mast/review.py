@@ -49,6 +49,7 @@ from mast.classify.judge.examples import FORMAT as EXAMPLES_FORMAT
 from mast.classify.judge.examples import FORMAT_VERSION as EXAMPLES_VERSION
 from mast.classify.judge.examples import excerpt, load_examples
 from mast.errors import IngestError, UsageError
+from mast.labels_file import LABELS_FORMAT, is_labels_file  # noqa: F401 - re-exported: the review API names them
 from mast.model import Annotation, Label
 from mast.redact import redact
 from mast.scope import traces_sql
@@ -56,13 +57,11 @@ from mast.taxonomy import DEFAULT_TAXONOMY
 from mast.taxonomy import load as load_taxonomy
 
 STRATEGIES = ("uncertain", "stratified", "random")
-LABELS_FORMAT = "mast-review-labels"
 LABELS_VERSION = 1
 REVIEW_LABELS = ("present", "absent", "unsure")
 #: the first annotator rank that is a classifier, not a person (see mast.agreement)
 _CLASSIFIER_RANK = authority_rank("judge")
 _REVIEWER_RX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-_HEAD_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -253,18 +252,6 @@ def load_review_set(store, review_set: str) -> ReviewSet:
 
 
 # -- labels files -------------------------------------------------------------------------
-def is_labels_file(path: str | Path, head: bytes | None = None) -> bool:
-    """Whether ``path`` looks like a labels file (a JSON object naming :data:`LABELS_FORMAT` early)."""
-    p = Path(path)
-    if head is None:
-        if not p.is_file():
-            return False
-        with p.open("rb") as f:
-            head = f.read(_HEAD_BYTES)
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    return text.startswith(b"{") and re.search(rb'"format"\s*:\s*"' + LABELS_FORMAT.encode() + rb'"', text) is not None
-
-
 def _unclosed(raw: bytes) -> bool:
     """Whether JSON text ends with a string, object or list still open: a cut-off file."""
     depth, in_str, esc = 0, False, False

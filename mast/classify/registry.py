@@ -10,11 +10,11 @@ A built-in that fails to import is an error, never silently missing.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 from typing import Any, Callable, Sequence
 
 from mast.classify.contract import Classifier, Option
 from mast.errors import UsageError
+from mast.plugins import entry_points
 from mast.settings import Settings
 
 Factory = Callable[..., Classifier]

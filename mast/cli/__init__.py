@@ -8,8 +8,11 @@ happen only in the commands that need them.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import importlib.util
+import os
+import sys
 
 import click
 
@@ -44,7 +47,21 @@ COMMANDS = {
 }
 
 
+#: Commands after which the process ends without the interpreter's teardown (freeing
+#: every module and object: ~0.1 s of CPU once duckdb is loaded, a fifth of a small
+#: ingest).  Each closes its store and files in ``with`` blocks; :func:`main` still runs
+#: the atexit handlers, closes any store left open and flushes stdout and stderr first.
+QUICK_EXIT = frozenset({"ingest", "formats"})
+_resolved: list[str] = []  # the command names this process resolved
+
+
 class LazyGroup(click.Group):
+    def resolve_command(self, ctx, args):
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if name:
+            _resolved.append(name)
+        return name, cmd, rest
+
     def list_commands(self, ctx):
         return sorted(n for n, target in COMMANDS.items()
                       if importlib.util.find_spec(target.split(":")[0]) is not None)
@@ -78,4 +95,25 @@ def cli(ctx: click.Context, db: str | None) -> None:
 
 def main() -> None:
     """The one entry point: the ``mast`` console script and ``python -m mast``."""
-    cli(prog_name="mast")
+    try:
+        cli(prog_name="mast")
+    except SystemExit as e:
+        if _resolved and set(_resolved) <= QUICK_EXIT and (e.code is None or isinstance(e.code, int)):
+            _quick_exit(e.code or 0)
+        raise
+
+
+def _quick_exit(code: int) -> None:
+    """End the process now, as a normal exit would but without tearing the interpreter
+    down: stores closed (their checkpoint), atexit handlers run, streams flushed.  If a
+    stream cannot be flushed (a closed pipe), the normal exit reports it as usual."""
+    store = sys.modules.get("mast.store.store")  # loaded only if a store was opened
+    if store is not None:
+        store.Store.close_all()
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)

@@ -26,8 +26,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
     from mast.classify.hooks import ingest_hooks
     from mast.ingest import get
     from mast.ingest.pipeline import SYSTEM_RULES, IngestLimits, expand, ingest_paths
-    from mast.cli.review import render_imports
-    from mast.review import import_labels, is_labels_file
+    from mast.labels_file import is_labels_file
     from mast.store import Store
 
     if fmt != "auto":
@@ -63,7 +62,10 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
 
         summary = ingest_paths(store, files, fmt, default_system, keep_going, on_file, hooks=ingest_hooks(obj),
                                limits=lim)
-        labelled = [import_labels(store, f) for f in label_files] if not summary.errors else []
+        labelled = []
+        if label_files and not summary.errors:
+            from mast.review import import_labels  # the review machinery, only when a labels file is given
+            labelled = [import_labels(store, f) for f in label_files]
     errors = summary.errors
     if as_json:
         print_json({
@@ -105,6 +107,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
             err.print("system names: " + ", ".join(f"{named[k]} trace(s) from the {k}" for k in SYSTEM_RULES
                                                   if named[k]), highlight=False, markup=False)
         if labelled:
+            from mast.cli.review import render_imports
             render_imports(labelled, False)
     if errors:
         if keep_going and not as_json:  # the error lines scrolled past with the progress: name them again
@@ -146,10 +149,10 @@ def _same_run_notes(pairs: list[tuple[str, str]], shown: dict[str, str]) -> None
 @json_option
 def formats(as_json):
     """List the trace formats mast can read, each with an example of a file's first bytes."""
-    from mast.ingest import importers
+    from mast.ingest.registry import listing
 
-    rows = [{"name": i.name, "description": i.description, "example": getattr(i, "example", None)}
-            for i in importers()]
+    rows = [{"name": name, "description": description, "example": example}
+            for name, description, example in listing()]
     if as_json:
         print_json(rows)
     else:

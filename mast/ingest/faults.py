@@ -22,14 +22,17 @@ import errno
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from mast.errors import (DiskFull, ImporterCrash, IngestAborted, IngestError, MastError, OutOfMemory,
                          StoreError, StoreFull, StoreOutOfMemory, UsageError, path_text)
 from mast.ingest._util import DEFAULT_MAX_RECORD_MB, max_record_bytes, too_big
 from mast.model import Trace
 from mast.settings import current as current_settings
-from mast.store import TraceTables, encode_traces
+from mast.store.rows import RowTables, encode
+
+if TYPE_CHECKING:
+    from mast.store.encode import TraceTables
 
 #: DuckDB's memory limit during ingest unless MAST_INGEST_MEMORY_LIMIT says otherwise.
 INGEST_MEMORY_DEFAULT = "256MB"
@@ -200,32 +203,33 @@ def scrub(traces: Sequence[Trace]) -> None:
                     setattr(a, name, _scrub_str(getattr(a, name)))
 
 
-def encode_safely(traces: Sequence[Trace]) -> TraceTables:
-    """:func:`encode_traces`, retried once with text scrubbed if it is not valid Unicode."""
+def encode_safely(traces: Sequence[Trace], small: bool = False) -> TraceTables | RowTables:
+    """The traces encoded (:func:`mast.store.rows.encode`: lists when ``small``, else Arrow),
+    retried once with text scrubbed if it is not valid Unicode."""
     try:
-        return encode_traces(traces)
+        return encode(traces, small)
     except UnicodeEncodeError:
         scrub(traces)
-        return encode_traces(traces)
+        return encode(traces, small)
 
 
 @dataclass
 class Encoded:
     """What :func:`encode_files` made of a run of files: segments of whole files, and failures."""
 
-    segments: list[tuple[TraceTables, list[int]]]  # (tables, indexes of the files they hold)
+    segments: list[tuple[TraceTables | RowTables, list[int]]]  # (tables, indexes of the files they hold)
     errors: dict[int, IngestError]
 
 
 def encode_files(files: Sequence[tuple[Path, list[Trace]]],
-                 error: Callable[[Path, BaseException], IngestError]) -> Encoded:
+                 error: Callable[[Path, BaseException], IngestError], small: bool = False) -> Encoded:
     """Encode the traces of consecutive files together (cheaper than one by one).
 
     If that fails, each file is encoded alone, so a failure lands on the file that
     caused it and the others still make segments (of one file each).
     """
     try:
-        return Encoded([(encode_safely([t for _, ts in files for t in ts]), list(range(len(files))))], {})
+        return Encoded([(encode_safely([t for _, ts in files for t in ts], small), list(range(len(files))))], {})
     except IngestAborted:
         raise
     except Exception:
@@ -233,7 +237,7 @@ def encode_files(files: Sequence[tuple[Path, list[Trace]]],
     out = Encoded([], {})
     for i, (path, ts) in enumerate(files):
         try:
-            out.segments.append((encode_safely(ts), [i]))
+            out.segments.append((encode_safely(ts, small), [i]))
         except Exception as e:  # the boundary, per file
             err = error(path, e)
             if isinstance(err, IngestAborted):

@@ -14,7 +14,8 @@ from one that finished.  In order:
 2. AgentChat's ``stop_reason`` (kept by its importers as ``metadata["stop_reason"]``),
    e.g. "Maximum number of messages 6 reached, current message count: 6";
 3. a limit named in an error step: LangGraph's ``GraphRecursionError``, CrewAI's
-   ``max_iter``, AG2's ``max_turns`` / auto-reply limit (the first matching sentence);
+   ``max_iter``, AG2's ``max_turns`` / auto-reply limit, OpenAI Agents' "Max turns
+   exceeded" (the first matching sentence);
 4. for a failed run, the first line of its last error step.
 """
 
@@ -35,6 +36,7 @@ _LIMIT_RX = re.compile(
     r"|GraphRecursionError"
     r"|(?:Agent stopped due to |)(?:Maximum|max(?:imum)?)[ _]iter(?:ation)?s?\b[^.\n]{0,80}"
     r"|Maximum number of (?:consecutive auto-replies|turns|messages)[^.\n]{0,80}"
+    r"|Max turns(?: \(\d+\))? exceeded"  # OpenAI Agents' MaxTurnsExceeded, before its data's max_turns
     r"|max_turns[^.\n]{0,60}",
     re.IGNORECASE)
 

@@ -42,7 +42,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from mast import ingest as registry
 from mast.errors import IngestAborted, IngestError, path_text
@@ -53,8 +53,12 @@ from mast.ingest.writer import _GroupWriter, _Parsed, _Pending, _Stop
 from mast.ingest.faults import (INGEST_MEMORY_DEFAULT, IngestLimits, check_sizes, contained, encode_files,
                                 encode_safely, file_error, fix_source_path)
 from mast.model import Trace
-from mast.store import Store, TraceTables, WriteHook
+from mast.store import Store, WriteHook
+from mast.store.rows import SMALL_JOB_BYTES
 from mast.settings import current as current_settings
+
+if TYPE_CHECKING:
+    from mast.store import TraceTables
 
 #: Suffixes picked up when walking a folder (explicit file arguments are always tried).
 TRACE_SUFFIXES = {".json", ".jsonl", ".ndjson", ".txt", ".log", ".db", ".sqlite", ".sqlite3"}
@@ -199,7 +203,8 @@ class _Chunk:
     segments: list[TraceTables]
 
 
-def _parse_chunk(paths: list[Path], fmt: str, system: str | None, lim: IngestLimits | None = None) -> _Chunk:
+def _parse_chunk(paths: list[Path], fmt: str, system: str | None, lim: IngestLimits | None = None,
+                 small: bool = False) -> _Chunk:
     """Read and encode a chunk of small files; a file that fails is its own error.
 
     An :class:`~mast.errors.IngestAborted` (out of memory) ends the chunk there: nothing
@@ -216,7 +221,7 @@ def _parse_chunk(paths: list[Path], fmt: str, system: str | None, lim: IngestLim
         if not run:
             return
         try:
-            enc = encode_files([(p, ts) for _, p, ts in run], error)
+            enc = encode_files([(p, ts) for _, p, ts in run], error, small)
         except IngestAborted as e:
             for k, _, _ in run:  # not one of them can be stored: the first is the one named
                 out.files[k] = _Parsed(error=e)
@@ -368,6 +373,8 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     todo = [[p.path for p in c if not (p.res.skipped or p.res.error)] for c in chunks]
     small = [p for p in jobs if not (p.res.skipped or p.res.error) and p.size <= STREAM_BYTES]
     n = _workers(len(small), sum(p.size for p in small)) if workers is None else workers
+    # A job this small is written without pyarrow, whose import would cost more than the job (mast.store.rows).
+    lists = sum(p.size for p in small) <= SMALL_JOB_BYTES
     pool = _pool(n) if n > 0 and small else None
     futures: dict[int, object] = {}
     writer = _GroupWriter(store, report, hooks, lim)
@@ -381,7 +388,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
                 while pool and nxt < len(chunks) and len(futures) < n * POOL_WINDOW:
                     c = chunks[nxt]
                     if todo[nxt] and not (len(c) == 1 and c[0].size > STREAM_BYTES):
-                        futures[nxt] = pool.submit(_parse_chunk, todo[nxt], fmt, system, lim)
+                        futures[nxt] = pool.submit(_parse_chunk, todo[nxt], fmt, system, lim, lists)
                     nxt += 1
 
             for ci, chunk in enumerate(chunks):
@@ -398,8 +405,8 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
                         break
                     continue
                 fut = futures.pop(ci, None)
-                parsed = (_result(fut, todo[ci], fmt, system, lim) if fut is not None
-                          else _parse_chunk(todo[ci], fmt, system, lim) if todo[ci] else _Chunk([], []))
+                parsed = (_result(fut, todo[ci], fmt, system, lim, lists) if fut is not None
+                          else _parse_chunk(todo[ci], fmt, system, lim, lists) if todo[ci] else _Chunk([], []))
                 if not _take_chunk(writer, chunk, parsed, report, keep_going):
                     break
             writer.flush()
@@ -411,7 +418,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     return summary
 
 
-def _result(fut, paths: list[Path], fmt: str, system: str | None, lim: IngestLimits) -> _Chunk:
+def _result(fut, paths: list[Path], fmt: str, system: str | None, lim: IngestLimits, small: bool = False) -> _Chunk:
     """A worker's chunk.  A worker that died (the OS kills a process out of memory) stops
     the ingest at the chunk's first file; any other failure to hand the chunk over (say, an
     error that does not unpickle) parses the chunk again in this process."""
@@ -421,7 +428,7 @@ def _result(fut, paths: list[Path], fmt: str, system: str | None, lim: IngestLim
         return _Chunk([_Parsed(error=file_error(paths[0], MemoryError(f"a parser process died: {e}"),
                                                 memory_limit=lim.memory_limit))], [])
     except Exception:  # the boundary: the writer's own parse reports each file's error
-        return _parse_chunk(paths, fmt, system, lim)
+        return _parse_chunk(paths, fmt, system, lim, small)
 
 
 def _take_chunk(writer: _GroupWriter, chunk: list[_Pending], parsed: _Chunk,

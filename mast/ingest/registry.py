@@ -24,12 +24,15 @@ catch-all).
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Iterator, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Iterator, Protocol, runtime_checkable
 
 from mast.errors import UnknownFormat, UsageError
-from mast.model import Trace
+from mast.ingest.catalogue import BUILTIN_FORMATS
+from mast.plugins import entry_points, may_declare
+
+if TYPE_CHECKING:  # the model (and hashlib with it) is not needed to list formats
+    from mast.model import Trace
 
 HEAD_BYTES = 64 * 1024
 
@@ -125,6 +128,16 @@ def importers() -> list[Importer]:
     if _order is None:
         _order = _ranked(list(_REGISTRY.values()))
     return list(_order)
+
+
+def listing() -> list[tuple[str, str, str | None]]:
+    """``(name, description, example)`` of every importer, in detection order (``mast formats``).
+
+    With nothing but the built-ins (no plugin installed, none registered) the rows come
+    from :mod:`mast.ingest.catalogue`, so listing them imports no importer module."""
+    if not _loaded and not may_declare(ENTRY_POINT_GROUP):
+        return list(BUILTIN_FORMATS)
+    return [(i.name, i.description, getattr(i, "example", None)) for i in importers()]
 
 
 def _ranked(order: list[Importer]) -> list[Importer]:

@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from mast.errors import IngestAborted, IngestError, MastError
 from mast.ingest.faults import IngestLimits, file_error
 from mast.ingest.summary import FileResult
-from mast.store import Store, TraceTables, WriteHook
+from mast.store import Store, WriteHook
+
+if TYPE_CHECKING:
+    from mast.store import TraceTables
 
 #: Commit a group of small files once it holds this many bytes of source or this many files.
 #: The first group is small and the limit grows fourfold per commit, so that the first files

@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 import duckdb
-import pyarrow as pa
+
+from mast.store.rows import Columns, attach, detach
 
 
 def _now() -> datetime:
@@ -57,12 +58,10 @@ class IngestedFiles:
         replaced = [Replaced()] * len(rows)
         if trace_ids is not None:
             replaced = self._replace_files([r[0] for r in rows], trace_ids)
-        cols = list(zip(*rows))
-        tb = pa.Table.from_arrays([pa.array(c, t) for c, t in zip(cols, (
-            pa.string(), pa.int64(), pa.int64(), pa.string(), pa.int32()))],
-            names=["path", "size", "mtime_ns", "fmt", "traces"])
+        tb = Columns.from_rows((("path", "VARCHAR"), ("size", "BIGINT"), ("mtime_ns", "BIGINT"), ("fmt", "VARCHAR"),
+                                ("traces", "INTEGER")), list(rows))
         try:
-            self._con.register("_mast_files", tb)
+            attach(self._con, "_mast_files", tb)
             self._con.execute("DELETE FROM ingested_files WHERE path IN (SELECT path FROM _mast_files)")
             self._con.execute("INSERT INTO ingested_files SELECT path, size, mtime_ns, fmt, traces, ? FROM _mast_files",
                               [_now()])
@@ -70,7 +69,7 @@ class IngestedFiles:
             raise self._map(e) from None
         finally:
             with contextlib.suppress(Exception):
-                self._con.unregister("_mast_files")
+                detach(self._con, "_mast_files", tb)
         return replaced
 
     def record_file(self, path: str, size: int, mtime_ns: int, fmt: str, traces: int,
@@ -88,12 +87,11 @@ class IngestedFiles:
         # Set-based, a few statements per group of files (not per file): grouped ingest
         # commits hundreds of small files at once.
         pairs = [(p, t) for p, ids in zip(paths, trace_ids) for t in dict.fromkeys(ids)]
-        tb = pa.table({"path": pa.array([p for p, _ in pairs] or [], pa.string()),
-                       "trace_id": pa.array([t for _, t in pairs] or [], pa.string())})
-        group = pa.table({"path": pa.array(list(dict.fromkeys(paths)), pa.string())})
+        tb = Columns.of({"path": ("VARCHAR", [p for p, _ in pairs]), "trace_id": ("VARCHAR", [t for _, t in pairs])})
+        group = Columns.of({"path": ("VARCHAR", list(dict.fromkeys(paths)))})
         try:
-            self._con.register("_mast_ft", tb)
-            self._con.register("_mast_fp", group)
+            attach(self._con, "_mast_ft", tb)
+            attach(self._con, "_mast_fp", group)
             # Gone from its file, and held by no file of this group nor any other file.
             gone = self.fetchall("""
                 SELECT path, trace_id FROM ingested_file_traces
@@ -104,9 +102,9 @@ class IngestedFiles:
             self.execute("DELETE FROM ingested_file_traces WHERE path IN (SELECT path FROM _mast_fp)")
             self.execute("INSERT INTO ingested_file_traces SELECT path, trace_id FROM _mast_ft")
         finally:
-            for name in ("_mast_ft", "_mast_fp"):
+            for name, t in (("_mast_ft", tb), ("_mast_fp", group)):
                 with contextlib.suppress(Exception):
-                    self._con.unregister(name)
+                    detach(self._con, name, t)
         by_path: dict[str, list[str]] = {}
         seen: set[str] = set()
         for p, t in gone:

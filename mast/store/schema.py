@@ -414,3 +414,17 @@ def m150_run_sources(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m200_collect_stitching(con: duckdb.DuckDBPyConnection) -> None:
+    # `mast collect` stitches the OTel traces of one run as `mast ingest` does (links,
+    # a parent span under another trace id, a shared run id): each staged span keeps what
+    # may tie its trace to another, and each OTel trace names its group (the smallest
+    # OTel trace id of the traces stitched together), which is built and stored as one
+    # trace.  Spans staged before this migration tie nothing (NULL); groups start alone.
+    con.execute("ALTER TABLE collect_spans ADD COLUMN parent_span_id VARCHAR")
+    con.execute("ALTER TABLE collect_spans ADD COLUMN link_trace_ids VARCHAR[]")
+    con.execute("ALTER TABLE collect_spans ADD COLUMN run_ids VARCHAR[]")  # 'key=value' (RUN_ID_ATTRS)
+    con.execute("ALTER TABLE collect_traces ADD COLUMN grp VARCHAR")
+    con.execute("UPDATE collect_traces SET grp = otel_trace_id")

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import duckdb
-import pyarrow as pa
+
+from mast.store.rows import Columns, attach, detach
 
 
 @dataclass(slots=True)
@@ -108,15 +109,14 @@ class RunSources:
                 new.append((p, f, tid, tid, md.get("run_key"), md.get("run_key_kind"),
                             rank if isinstance(rank, int) else 0, int(steps or 0), md.get("run_fingerprint"),
                             True, f"the only artefact of the run: {why}", why))
-        cols = list(zip(*new)) if new else [[] for _ in range(12)]
-        types = (pa.string(),) * 6 + (pa.int32(), pa.int32(), pa.string(), pa.bool_(), pa.string(), pa.string())
-        tb = pa.Table.from_arrays([pa.array(c, t) for c, t in zip(cols, types)], names=list(_COLUMNS))
+        types = ("VARCHAR",) * 6 + ("INTEGER", "INTEGER", "VARCHAR", "BOOLEAN", "VARCHAR", "VARCHAR")
+        tb = Columns.from_rows(list(zip(_COLUMNS, types)), new)
         keys = sorted({r[4] for r in new if r[4]})
         bare = sorted({r[2] for r in new if not r[4]})
         prints = sorted({r[8] for r in new if r[8]})
         try:
             self.execute("DELETE FROM run_sources WHERE list_contains(?::VARCHAR[], path)", [list(at)])
-            self._con.register("_mast_rs", tb)
+            attach(self._con, "_mast_rs", tb)
             self.execute(f"INSERT INTO run_sources ({', '.join(_COLUMNS)}) SELECT * FROM _mast_rs")
             # The artefacts of the runs the group touched.  Without a run key, identical
             # content (one trace id) is what ties two artefacts.  An artefact's own trace is
@@ -137,7 +137,7 @@ class RunSources:
             raise self._map(e) from None
         finally:
             with contextlib.suppress(Exception):
-                self._con.unregister("_mast_rs")
+                detach(self._con, "_mast_rs", tb)
         by_print: dict[str, list[dict[str, Any]]] = {}
         for fp, path, key, kind, tid in same:
             by_print.setdefault(fp, []).append({"path": path, "key": key, "kind": kind, "tid": tid})
@@ -175,19 +175,16 @@ class RunSources:
                     out[at[r["path"]]].alternates += 1
         if not updates:
             return
-        tb = pa.table({"path": pa.array([u[0] for u in updates], pa.string()),
-                       "src": pa.array([u[1] for u in updates], pa.string()),
-                       "stored": pa.array([u[2] for u in updates], pa.string()),
-                       "chosen": pa.array([u[3] for u in updates], pa.bool_()),
-                       "why": pa.array([u[4] for u in updates], pa.string())})
+        tb = Columns.from_rows((("path", "VARCHAR"), ("src", "VARCHAR"), ("stored", "VARCHAR"), ("chosen", "BOOLEAN"),
+                                ("why", "VARCHAR")), updates)
         try:
-            self._con.register("_mast_ru", tb)
+            attach(self._con, "_mast_ru", tb)
             self.execute("""
                 UPDATE run_sources SET stored_trace_id = u.stored, chosen = u.chosen, why = u.why
                 FROM _mast_ru u WHERE run_sources.path = u.path AND run_sources.source_trace_id = u.src""")
         finally:
             with contextlib.suppress(Exception):
-                self._con.unregister("_mast_ru")
+                detach(self._con, "_mast_ru", tb)
         if not losers:
             return
         # One delete for the whole group (per run it would be a statement per table per run).

@@ -14,7 +14,8 @@ Contract:
 - A user's ``--where`` condition reaches a query only through :meth:`Store.where_sql`
   (:mod:`mast.store.where`): trace columns, nothing else.
 - Traces, annotations and attributions are written the same way: encoded as Arrow
-  tables (:mod:`mast.store.encode`), registered, and inserted by one statement per
+  tables (:mod:`mast.store.encode`; a small job's as Python lists, :mod:`mast.store.rows`,
+  which spares it importing pyarrow), registered, and inserted by one statement per
   table that redacts and casts (a small batch is checked for hints first, so the
   statement carries the redaction chain only for the columns where a value holds one).
 - The store knows nothing of what is derived from traces: a caller passes write hooks
@@ -27,19 +28,19 @@ import contextlib
 import json
 import os
 import re
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import duckdb
-import pyarrow as pa
 
 from mast.errors import MastError, StoreError, StoreFull, StoreInUse, StoreMissing, StoreOutOfMemory
 from mast.model import Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
 from mast.settings import current as current_settings
 from mast.store import insert
-from mast.store.encode import TraceTables, encode_annotations, encode_attributions, encode_traces
+from mast.store.rows import RowTables, attach, detach
 from mast.store.process import gone as process_gone
 from mast.store.files import IngestedFiles
 from mast.store.sources import RunSources
@@ -47,6 +48,11 @@ from mast.store.hooks import WriteHook, WrittenBatch
 from mast.store.schema import MIGRATIONS
 from mast.store.where import checked_where
 from mast.scope import traces_sql
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from mast.store.encode import TraceTables
 
 
 def default_path() -> str:
@@ -79,6 +85,9 @@ _OOM_RX = re.compile(r"(?i)out of memory|failed to allocate|bad allocation|alloc
 
 
 class Store(IngestedFiles, RunSources):
+    #: Stores not closed yet, for :meth:`close_all`.
+    _open: "weakref.WeakSet[Store]" = weakref.WeakSet()
+
     def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False):
         self.path = str(path or default_path())
         self.read_only = read_only
@@ -90,6 +99,7 @@ class Store(IngestedFiles, RunSources):
             self._con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as e:
             raise self._map(e) from None
+        Store._open.add(self)
         try:
             self._con.execute("SET TimeZone = 'UTC'")
         except duckdb.Error:
@@ -116,8 +126,15 @@ class Store(IngestedFiles, RunSources):
         self.close()
 
     def close(self) -> None:
+        Store._open.discard(self)
         with contextlib.suppress(Exception):
             self._con.close()
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close every store of this process still open (before a process ends by ``os._exit``)."""
+        for s in list(cls._open):
+            s.close()
 
     def _map(self, e: duckdb.Error) -> StoreError:
         msg = str(e)
@@ -270,13 +287,15 @@ class Store(IngestedFiles, RunSources):
         Must be called inside :meth:`transaction` by ingest; the same as
         ``write_tables(encode_traces(traces), hooks)``.
         """
+        from mast.store.encode import encode_traces  # pyarrow: see mast.store.rows
+
         return self.write_tables(encode_traces(traces), hooks)
 
-    def write_tables(self, tables: TraceTables, hooks: Sequence[WriteHook] = ()) -> WriteResult:
+    def write_tables(self, tables: TraceTables | RowTables, hooks: Sequence[WriteHook] = ()) -> WriteResult:
         """Store traces already encoded by :func:`encode_traces`."""
         return self.write_parts([tables], hooks=hooks)[0]
 
-    def write_parts(self, parts: Sequence[TraceTables], sizes: Sequence[int] | None = None,
+    def write_parts(self, parts: Sequence[TraceTables | RowTables], sizes: Sequence[int] | None = None,
                     hooks: Sequence[WriteHook] = ()) -> list[WriteResult]:
         """Store several encoded batches at once; one result per part.
 
@@ -289,7 +308,7 @@ class Store(IngestedFiles, RunSources):
         """
         if sizes is None:
             sizes = [p.traces.num_rows for p in parts]
-        tables = TraceTables.concat(parts)
+        tables = type(parts[0]).concat(parts)  # Arrow, or lists for a small job (mast.store.rows)
         assert sum(sizes) == tables.traces.num_rows, "sizes must cover every trace"
         tr = tables.traces
         n = tr.num_rows
@@ -310,7 +329,10 @@ class Store(IngestedFiles, RunSources):
         if not keep:
             return [WriteResult(0, k, 0) for k in sizes]
         st, ann, att = tables.steps, tables.annotations, tables.attributions
-        if len(keep) < n:
+        if len(keep) < n and isinstance(tables, RowTables):
+            tr, st, ann, att = tables.keep(keep)
+        elif len(keep) < n:
+            import pyarrow as pa  # an Arrow batch is already in hand: pyarrow is imported
             import pyarrow.compute as pc  # only when ids repeat: it costs a small ingest ~0.05 s to import
 
             sel = pa.array(keep, pa.int32())
@@ -392,7 +414,7 @@ class Store(IngestedFiles, RunSources):
         if not rows.num_rows:
             return
         name = f"_mast_in_{table}"
-        self._con.register(name, rows)
+        attach(self._con, name, rows)
         try:
             cols = insert.redacted_columns(table)
             if rows.nbytes <= insert.PRECHECK_BYTES:
@@ -405,7 +427,7 @@ class Store(IngestedFiles, RunSources):
                               [now] if insert.takes_time(table) else [])
         finally:
             with contextlib.suppress(Exception):
-                self._con.unregister(name)
+                detach(self._con, name, rows)
 
     def probe(self, statements: Sequence[str]) -> str | None:
         """Run ``statements`` on a cursor of their own; the first error's message, or None.
@@ -431,10 +453,14 @@ class Store(IngestedFiles, RunSources):
     # -- labels and runs --------------------------------------------------------------
     def write_annotations(self, rows: Iterable[Annotation]) -> int:
         """Store annotations of stored traces (``trace_id`` set); the count written."""
+        from mast.store.encode import encode_annotations  # pyarrow: see mast.store.rows
+
         return self._write_labels("annotations", encode_annotations(rows))
 
     def write_attributions(self, rows: Iterable[Attribution]) -> int:
         """Store attributions of stored traces (``trace_id`` set); the count written."""
+        from mast.store.encode import encode_attributions  # pyarrow: see mast.store.rows
+
         return self._write_labels("attributions", encode_attributions(rows))
 
     def _write_labels(self, table: str, rows: pa.Table) -> int:

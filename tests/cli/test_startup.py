@@ -15,11 +15,18 @@ import sys
 import pytest
 
 from conftest import ROOT
+from mast.store.rows import SMALL_JOB_BYTES
 
 FIXTURE = ROOT / "tests/fixtures/frameworks/autogen/0.7.5/roundrobin/task_result.json"
 
 HEAVY = ("duckdb", "polars", "sklearn", "openai", "jinja2", "pyarrow", "numpy", "rich", "pyarrow.compute",
          "pandas", "scipy", "httpx")
+# Not third-party, but a tenth of a second or more of a start: the plugin lookup (with the
+# email parser it brings; only needed when a distribution declares a mast plugin), the
+# importer modules (`formats` lists them from a table), and the review and judge machinery
+# with asyncio and ssl (an ingest needs them only for a labels file).
+LIGHT_PATHS_SKIP = ("importlib.metadata", "email", "mast.ingest.formats", "mast.review", "mast.classify.judge",
+                    "asyncio", "ssl")
 
 # Runs the CLI in-process in a fresh interpreter, then prints the heavy modules loaded.
 _PROBE = """
@@ -33,9 +40,9 @@ print(json.dumps({"exit": res.exit_code if res else 0,
 """
 
 
-def _loaded(*args: str) -> list[str]:
+def _loaded(*args: str, modules: tuple[str, ...] = HEAVY) -> list[str]:
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    run = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(list(args)), json.dumps(HEAVY)],
+    run = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(list(args)), json.dumps(modules)],
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout.strip().splitlines()[-1])
@@ -53,12 +60,30 @@ def test_formats_loads_only_rich():
     assert _loaded("formats") == ["rich"]
 
 
+@pytest.mark.parametrize("args", [("--help",), ("formats",), ("ingest", "FIXTURE")])
+def test_no_plugin_lookup_importer_modules_or_judge_where_not_needed(args, tmp_path):
+    args = tuple(str(FIXTURE) if a == "FIXTURE" else a for a in args)
+    if args[0] == "ingest":
+        args = ("-d", str(tmp_path / "s.duckdb"), *args)
+    loaded = _loaded(*args, modules=LIGHT_PATHS_SKIP)
+    # detection imports the importers, and duckdb imports importlib.metadata for its version
+    allowed = {"mast.ingest.formats", "importlib.metadata", "email"} if "ingest" in args else set()
+    assert set(loaded) - allowed == set()
+
+
 def test_small_ingest_loads_only_the_store_and_rich(tmp_path):
-    # The store needs DuckDB and Arrow (and whatever pyarrow brings: numpy today); the rest
-    # are for other commands, and pyarrow.compute only for batches split or with repeats.
+    # A small job is written from Python lists (mast.store.rows): DuckDB, and rich for the
+    # summary line; pyarrow (with numpy) only for a job big enough to pay for its import.
     loaded = set(_loaded("-d", str(tmp_path / "s.duckdb"), "ingest", str(FIXTURE)))
-    assert {"duckdb", "pyarrow", "rich"} <= loaded  # the probe sees what the command imports
-    assert loaded - {"duckdb", "pyarrow", "numpy", "rich"} == set()
+    assert loaded == {"duckdb", "rich"}
+
+
+def test_a_big_job_still_takes_the_arrow_path(tmp_path):
+    # the same file, grown past the small-job size by padding that JSON ignores
+    big = tmp_path / "big.json"
+    big.write_text(FIXTURE.read_text() + " " * (SMALL_JOB_BYTES + 1))
+    loaded = set(_loaded("-d", str(tmp_path / "s.duckdb"), "ingest", str(big)))
+    assert {"duckdb", "pyarrow", "rich"} <= loaded
 
 
 _WIDTHS = """

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -529,7 +530,9 @@ def test_spans_staged_before_m170_are_still_built(tmp_path):
         for i, s in enumerate(children):  # the m120 layout: body per span, no req
             st.execute("INSERT INTO collect_spans (otel_trace_id, span_id, seq, body) VALUES (?, ?, ?, ?)",
                        [tid, format(s.context.span_id, "016x"), i + 1, json.dumps(otlp_json([s]))])
-        st.execute("INSERT INTO collect_traces VALUES (?, now(), now(), ?, false, 0, NULL, NULL)", [tid, len(children)])
+        # (grp: its own group, as m200 leaves the traces staged before it)
+        st.execute("INSERT INTO collect_traces VALUES (?, now(), now(), ?, false, 0, NULL, NULL, ?)",
+                   [tid, len(children), tid])
         st.execute("UPDATE collect_folded SET seq = ?", [len(children)])
         col = Collector(st)
         body = encode_spans(root).SerializeToString()
@@ -541,12 +544,14 @@ def test_spans_staged_before_m170_are_still_built(tmp_path):
 
 
 def test_the_builds_reader_gives_the_spans_the_hand_written_reader_gives():
-    """Traces are built from the generated message (span_docs); every value kind, events,
-    links and status read as the hand-written reader (checked against protobuf's own JSON
-    mapping above) reads them."""
+    """Traces are built from the generated message straight into spans (request_spans);
+    every value kind, events, links, status, place and refusal read as the otel importer
+    reads the hand-written reader's OTLP/JSON form (checked against protobuf's own JSON
+    mapping above)."""
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-    from mast.ingest.collect.proto import span_docs
+    from mast.errors import IngestError
+    from mast.ingest.collect.proto import request_spans
     from mast.ingest.formats.otel.spans import load_doc_spans
     mem = InMemorySpanExporter()
     provider = provider_for(mem)
@@ -560,19 +565,31 @@ def test_the_builds_reader_gives_the_spans_the_hand_written_reader_gives():
     req = encode_spans(mem.get_finished_spans())
     odd = req.resource_spans[0].scope_spans[-1].spans[-1]
     odd.attributes.append(KeyValue(key="blob", value=AnyValue(bytes_value=b"\x00\xff")))
+    odd.attributes.append(KeyValue(key="unset"))
     kv = odd.attributes.add(key="nested")
     kv.value.kvlist_value.values.add(key="inner").value.array_value.values.add(int_value=-7)
     odd.links.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+    odd.links.add(trace_id=b"\x03" * 16)
+    odd.events.add(time_unix_nano=0)  # no name, no time
     body = req.SerializeToString()
     want = {s.trace_id.hex() for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans}
-    mine = [sp for _, _, d in span_docs(body, want) for sp in load_doc_spans(Path("pb"), d)]
+    mine = [sp for _, sp in request_spans(body, want)]
     theirs = load_doc_spans(Path("pb"), decode_request(body))
     key = lambda s: (s.trace_id, s.span_id, s.parent_id, s.name, s.kind, s.start_ns, s.end_ns, s.status,  # noqa: E731
-                     s.status_msg, s.attrs, s.resource, s.scope, s.events, s.links)
+                     s.status_msg, s.attrs, s.resource, s.scope, s.events, s.links, s.where)
     assert [key(s) for s in mine] == [key(s) for s in theirs] and len(mine) == 7
-    assert mine[-1].attrs["nested"] == {"inner": [-7]} and mine[-1].links == [("01" * 16, "02" * 8)]
+    assert mine[-1].attrs["nested"] == {"inner": [-7]} and mine[-1].links == [("01" * 16, "02" * 8), ("03" * 16, None)]
     one = next(iter(want))
-    assert {t for _, t, _ in span_docs(body, {one})} == {one}  # only the spans of the traces asked for
+    assert {t for t, _ in request_spans(body, {one})} == {one}  # only the spans of the traces asked for
+    # a span the importer refuses is refused for the same reason, and only that span
+    odd.name = ""
+    odd.links.add(span_id=b"\x04" * 8)
+    body = req.SerializeToString()
+    got = request_spans(body, want, "request 3, ", "otlp:")
+    bad = [x for _, x in got if isinstance(x, Exception)]
+    with pytest.raises(IngestError) as file_err:
+        load_doc_spans(Path("otlp:" + odd.trace_id.hex()), decode_request(body), "request 3, ")
+    assert len(bad) == 1 and str(bad[0]) == str(file_err.value) and "missing required field: name" in str(bad[0])
 
 
 def test_a_second_stop_leaves_the_traces_not_built_yet_staged_for_the_next_run(tmp_path):
@@ -626,3 +643,216 @@ def test_smolagents_spans_sent_live_are_stored_as_their_file_is_ingested(server,
     [live], [filed] = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
     assert live[2:] == filed[2:]
     assert ("CodeAgent", "handoff", None, None, "search_agent") in [s[:5] for s in live[4]]
+
+
+def test_a_body_shorter_than_its_content_length_gets_408_not_an_internal_error(server, tmp_path):
+    # the client says 200 bytes, sends 21 and waits: the read timed out and was answered
+    # 500 "internal error", logged as a failed request
+    srv = server()
+    host, port = srv.url.rsplit("//", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 200\r\n\r\n" + b'{"resourceSpans": []}')
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    status = answer.split(b"\r\n", 1)[0]
+    assert status.startswith(b"HTTP/1.1 408"), answer
+    assert b"Content-Length of 200 bytes" in answer
+    rc, _, err = srv.stop()
+    assert rc == 0 and "request failed" not in err and "Traceback" not in err
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM collect_requests")[0][0] == 0
+
+
+# -- stitching: the OTel traces of one run, sent live in pieces ------------------------------
+
+FW = Path(__file__).resolve().parents[1] / "fixtures" / "frameworks"
+
+
+def _value(v: dict):
+    k, x = next(iter(v.items()))
+    if k == "intValue":
+        return int(x)
+    if k == "arrayValue":
+        return tuple(_value(i) for i in x.get("values", []))
+    return x
+
+
+def readable_spans(fixture: Path):
+    """A fixture's spans (OTLP/JSON, made by running the framework) as the SDK's own
+    ReadableSpans, so that the real exporter encodes and sends them as the framework's
+    process would have."""
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
+
+    def ctx(t: str, s: str) -> SpanContext:
+        return SpanContext(int(t, 16), int(s, 16), is_remote=False, trace_flags=TraceFlags(1))
+
+    def attrs(kvs):
+        return {a["key"]: _value(a["value"]) for a in kvs or [] if a.get("value")}
+
+    out = []
+    for rs in json.loads(fixture.read_text())["resourceSpans"]:
+        res = Resource(attrs(rs["resource"]["attributes"]))
+        for ss in rs["scopeSpans"]:
+            scope = InstrumentationScope(ss["scope"]["name"], ss["scope"].get("version"))
+            for s in ss["spans"]:
+                st = s.get("status") or {}
+                code = {"STATUS_CODE_OK": StatusCode.OK, "STATUS_CODE_ERROR": StatusCode.ERROR}.get(st.get("code"),
+                                                                                                  StatusCode.UNSET)
+                out.append(ReadableSpan(
+                    name=s["name"], context=ctx(s["traceId"], s["spanId"]),
+                    parent=ctx(s["traceId"], s["parentSpanId"]) if s.get("parentSpanId") else None,
+                    resource=res, attributes=attrs(s.get("attributes")),
+                    events=[Event(e["name"], attrs(e.get("attributes")), int(e["timeUnixNano"])) for e in s.get("events") or []],
+                    links=[Link(ctx(ln["traceId"], ln.get("spanId") or "1"), attrs(ln.get("attributes")))
+                           for ln in s.get("links") or []],
+                    kind=SpanKind[s.get("kind", "SPAN_KIND_INTERNAL").replace("SPAN_KIND_", "")],
+                    status=Status(code, st.get("message") if code is StatusCode.ERROR else None),
+                    start_time=int(s["startTimeUnixNano"]), end_time=int(s["endTimeUnixNano"]),
+                    instrumentation_scope=scope))
+    return out
+
+
+def pieces_by_trace(spans) -> list[list]:
+    """The spans of each OTel trace, one request per trace, in the order the traces began
+    (as a process flushing after every turn sends them)."""
+    by: dict[int, list] = {}
+    for s in spans:
+        by.setdefault(s.context.trace_id, []).append(s)
+    return sorted(by.values(), key=lambda g: min(s.start_time for s in g))
+
+
+@pytest.mark.parametrize("fixture, traces", [
+    ("ag2x/workflow/telemetry.otlp.json", 1),       # 5 OTel traces: envelopes linked to their channel
+    ("ag2x/failing/telemetry.otlp.json", 1),        # 4, with errors
+    ("otel/split_run.otlp.json", 1),                # 2, joined by a link and a parent in the other trace
+    ("openai_agents/openinference.otlp.json", 3),   # 3 runs: nothing ties them, none is merged
+    ("smolagents/smolagents_managed.otlp.json", 1),
+])
+def test_a_run_sent_live_in_pieces_is_stitched_as_ingest_of_the_same_spans(server, tmp_path, mast, db, fixture, traces):
+    spans = readable_spans(FW / fixture)
+    srv = server()
+    exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces")
+    for piece in pieces_by_trace(spans):  # one request per OTel trace: stitched across requests
+        from opentelemetry.sdk.trace.export import SpanExportResult
+        assert exporter.export(piece) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    rc, out, err = srv.stop(signal.SIGINT)
+    assert rc == 0 and "Traceback" not in err, err
+    # the same spans, as the exporter encoded them, written to a file and ingested
+    (tmp_path / "same.otlp.json").write_text(json.dumps(otlp_json(spans)))
+    mast("ingest", tmp_path / "same.otlp.json")
+    live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
+    assert len(live) == len(filed) == traces
+    assert live == filed
+
+
+def test_a_late_piece_extends_the_stored_trace_and_its_labels_go(server, tmp_path, mast, db):
+    """The first envelopes of an ag2 1.x workflow are stored as a trace; the rest of the
+    run (linked to the same channel) arrives later: the trace is rebuilt whole, replacing
+    the stored one, whose labels go with it (and are reported, as re-ingest does)."""
+    from mast.model import Annotation, Label
+    spans = readable_spans(FW / "ag2x/workflow/telemetry.otlp.json")
+    pieces = pieces_by_trace(spans)
+    srv = server("--json")
+    exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces")
+    for piece in pieces[:2]:
+        exporter.export(piece)
+    srv.wait_for(r"^stored t1-")
+    first = [x for x in srv.lines if x.startswith("stored ")][-1].split()[1]
+    # a label on the first version (DuckDB has one writing process: between two runs)
+    rc, _, _ = srv.stop(signal.SIGINT)
+    assert rc == 0
+    with Store(tmp_path / "collect.duckdb") as st:
+        assert st.write_annotations([Annotation("1.1", Label.PRESENT, "human", trace_id=first)]) == 1
+    srv = server("--json")
+    exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces")
+    for piece in pieces[2:]:
+        exporter.export(piece)
+    exporter.shutdown()
+    srv.wait_for(r"replacing " + first)
+    rc, out, err = srv.stop(signal.SIGINT)
+    assert rc == 0 and "Traceback" not in err, err
+    line = next(x for x in srv.lines if "replacing " + first in x)
+    assert "OTel traces" in line and "stitched" in line and "1 label(s) of them" in line, line
+    summary = json.loads(out)
+    assert summary["traces_replaced"] >= 1 and summary["labels_replaced"] == 1
+    (tmp_path / "same.otlp.json").write_text(json.dumps(otlp_json(spans)))
+    mast("ingest", tmp_path / "same.otlp.json")
+    live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
+    assert live == filed and len(live) == 1 and live[0][0] != first
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM annotations")[0][0] == 0
+        assert st.fetchall("SELECT count(DISTINCT stored_trace_id), count(*) FROM collect_traces") == [(1, 5)]
+
+
+def test_pieces_posted_as_json_are_stitched_too(server, tmp_path, mast, db):
+    """The exporter's JSON form (protobuf's JSON mapping: base64 ids), one request per OTel trace."""
+    spans = readable_spans(FW / "otel/split_run.otlp.json")
+    srv = server()
+    for piece in pieces_by_trace(spans):
+        code, _, _ = srv.post(json.dumps(otlp_json(piece)).encode(), "application/json")
+        assert code == 200
+    rc, _, err = srv.stop(signal.SIGINT)
+    assert rc == 0 and "Traceback" not in err, err
+    (tmp_path / "same.otlp.json").write_text(json.dumps(otlp_json(spans)))
+    mast("ingest", tmp_path / "same.otlp.json")
+    live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
+    assert len(live) == 1 and live == filed
+
+
+def test_ties_made_in_either_order_and_an_ambiguous_parent_ties_nothing(tmp_path):
+    """In-process, on a real store: a span whose parent (in another trace) arrives later
+    joins that trace when the parent comes, replacing the version stored alone; a parent
+    id two traces use ties neither (as ``group_traces``); the groups are those of
+    ``group_traces`` over the same spans."""
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    from mast.ingest.collect import Staged, index_request
+    from mast.ingest.formats.otel.spans import group_traces, load_doc_spans
+
+    res = Resource.create({"service.name": "ties"})
+
+    def span(t: int, s: int, parent: int | None, name: str, start: int) -> ReadableSpan:
+        ctx = SpanContext(t, s, is_remote=False, trace_flags=TraceFlags(1))
+        par = SpanContext(t, parent, is_remote=False, trace_flags=TraceFlags(1)) if parent else None
+        return ReadableSpan(name=name, context=ctx, parent=par, resource=res,
+                            attributes={"gen_ai.operation.name": "chat", "gen_ai.prompt.0.role": "user",
+                                        "gen_ai.prompt.0.content": name},
+                            start_time=start, end_time=start + 1000)
+
+    late_parent = span(0xA, 0xA1, None, "root a", 1_000_000)
+    child = span(0xB, 0xB1, 0xA1, "child in b", 2_000_000)  # parent exported under trace a
+    first = [child,
+             span(0xC, 0xC1, 0xE1, "child in c", 3_000_000),  # parent id e1: used by d and e
+             span(0xD, 0xE1, None, "root d", 4_000_000), span(0xE, 0xE1, None, "root e", 5_000_000)]
+    with Store(tmp_path / "ties.duckdb") as st:
+        col = Collector(st, idle=0)
+
+        def send(spans):
+            body = encode_spans(spans).SerializeToString()
+            col.stage([Staged("protobuf", body, *index_request(body))])
+
+        send(first)
+        col.build_ready()
+        alone = st.fetchall("SELECT stored_trace_id FROM collect_traces WHERE otel_trace_id = ?", [f"{0xB:032x}"])[0][0]
+        send([late_parent])
+        reps = []
+        col.on_build = reps.append
+        col.build_ready()
+        assert [(r.otel_trace_ids, r.replaced) for r in reps] == [([f"{0xA:032x}", f"{0xB:032x}"], [alone])]
+        groups = {}
+        for t, g in st.fetchall("SELECT otel_trace_id, grp FROM collect_traces"):
+            groups.setdefault(g, set()).add(t)
+        every = first + [late_parent]
+        filed = group_traces(load_doc_spans(Path("f"), otlp_json(every)))
+        assert sorted(map(sorted, groups.values())) == sorted(sorted({s.trace_id for s in g}) for g in filed)
+        assert len(groups) == 4
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 4  # b's version alone is gone

@@ -104,3 +104,25 @@ def test_lookalike_strings_are_not_taken(tmp_path):
     except Exception:
         name = None
     assert name != "crewai-steps"
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_steps_collected_in_a_list_and_dumped_once(name, mast, db, tmp_path):
+    # a step_callback that appends to a list and json.dump()s it after kickoff: refused
+    # ("no importer recognises this file") before; the same trace as the lines
+    p = tmp_path / "steps.json"
+    p.write_text(json.dumps(_lines(name), indent=1))
+    assert detect(p).name == "crewai-steps"
+    ingest(mast, p)
+    want = steps_of(db)
+    db.unlink()
+    ingest(mast, FIX / name)
+    assert steps_of(db) == want
+
+
+def test_a_bad_step_in_a_list_names_its_position(mast, db, tmp_path):
+    steps = _lines()
+    steps[1]["tool_inputs"] = "{}"
+    p = tmp_path / "steps.json"
+    p.write_text(json.dumps(steps, indent=1))
+    refused(mast, db, p, "record 1: AgentAction with unknown field(s) tool_inputs")

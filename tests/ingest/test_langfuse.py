@@ -113,3 +113,30 @@ def test_bad_observation_is_refused_naming_the_record(mutate, must, mast, db, tm
     p.write_text(json.dumps(d, indent=1))
     refused(mast, db, p, must, fmt="langfuse")
     assert no_traces(db)
+
+
+@pytest.mark.parametrize("api", [False, True])
+def test_a_trace_input_longer_than_the_head_is_detected(api, mast, db, tmp_path):
+    # the trace's input and output come before its observations; a run's whole message
+    # history as input pushed them past the head and the file was refused by every importer
+    d = _doc("crewai-2025-07-11.trace.json")
+    d["trace"]["input"] = "the task, then the whole conversation so far. " * 3_000
+    if api:  # GET /api/public/traces/{id}: the trace object, observations inside it
+        d = dict(d["trace"], observations=d["observations"])
+    p = tmp_path / "long.json"
+    p.write_text(json.dumps(d, indent=2))
+    assert p.stat().st_size > 100_000
+    assert detect(p).name == "langfuse"
+    ingest(mast, p)
+    with Store(db, read_only=True) as st:
+        [(task, n)] = st.fetchall("SELECT task, n_steps FROM traces")
+    assert task.startswith("the task, then") and n > 1
+
+
+def test_a_trace_from_the_list_endpoint_says_to_fetch_it_whole(mast, db, tmp_path):
+    # GET /api/public/traces lists each trace's observations as ids only
+    d = _doc("crewai-2025-07-11.trace.json")
+    t = dict(d["trace"], observations=[o["id"] for o in d["observations"]])
+    p = tmp_path / "listed.json"
+    p.write_text(json.dumps(t, indent=1))
+    refused(mast, db, p, "closest: langfuse (observations are ids only", "GET /api/public/traces/{id}")

@@ -67,3 +67,41 @@ def test_a_recursion_limit_is_the_outcome_reason(tmp_path, mast, db):
     mast("ingest", f)
     [(_, _, reason)] = _traces(db).values()
     assert reason == "GraphRecursionError: Recursion limit of 6 reached"
+
+
+def _other(run_id: str) -> str:
+    return ("1" if run_id[0] == "0" else "0") + run_id[1:]
+
+
+def test_astream_events_take_the_graph_name_as_langsmith_does(tmp_path, mast, db):
+    # the root chain of astream_events is the graph; its name was ignored, so one run was
+    # "fix_loop" from LangSmith and the folder's name from its events
+    loop = FW / "langgraph" / "loop"
+    _put(loop / "astream_events.jsonl", tmp_path / "runs" / "astream_events.jsonl")
+    _put(loop / "langsmith_run_tree.json", tmp_path / "runs" / "langsmith_run_tree.json")
+    # a graph left with its default name, "LangGraph", names nothing: the folder does
+    events = [json.loads(x) for x in (loop / "astream_events.jsonl").read_text().splitlines()]
+    for ev in events:
+        if ev.get("name") == "fix_loop":
+            ev["name"] = "LangGraph"
+        # another run: other run ids (the same ids would make it the same run)
+        ev["run_id"] = _other(ev["run_id"])
+        ev["parent_ids"] = [_other(p) for p in ev.get("parent_ids") or []]
+    (tmp_path / "unnamed" / "team-x").mkdir(parents=True)
+    text = "".join(json.dumps(e) + "\n" for e in events).replace("Make the date-parsing test pass.", "Another task.")
+    (tmp_path / "unnamed" / "team-x" / "events.jsonl").write_text(text)
+    mast("ingest", tmp_path / "runs", tmp_path / "unnamed")
+    got = _traces(db)
+    assert got["runs/langsmith_run_tree.json"][:2] == ("fix_loop", "artefact")
+    assert got["runs/astream_events.jsonl"][:2] == ("fix_loop", "artefact")
+    assert got["team-x/events.jsonl"][:2] == ("team-x", "folder")
+
+
+def test_openai_agents_max_turns_is_the_same_reason_from_every_artefact(tmp_path, mast, db):
+    # OpenInference's error text is "Max turns exceeded: {'max_turns': 2}": the limit rule
+    # matched inside the dict and kept "max_turns': 2}" as the reason
+    fix = FW / "openai_agents"
+    mast("ingest", fix / "processor.jsonl", fix / "openinference.otlp.json")
+    with Store(db, read_only=True) as st:
+        rows = st.fetchall("SELECT source_format, metadata->>'outcome_reason' FROM traces WHERE outcome = 'failure'")
+    assert sorted(rows) == [("openai-agents", "Max turns exceeded"), ("otel", "Max turns exceeded")]

@@ -286,3 +286,33 @@ def test_a_very_deep_span_tree_is_read(mast, db, tmp_path):
     ingest(mast, p)
     [got] = summarise(db)
     assert got["agents"] == ["a", "b"] and got["kinds"]["handoff"] == 2999
+
+
+@pytest.mark.parametrize("name", ["genai_legacy.otlp.json", "split_run.otlp.json"])
+def test_an_export_with_the_protos_own_field_names_reads_like_otlp_json(name, mast, db, tmp_path):
+    # protobuf's MessageToDict(..., preserving_proto_field_name=True) writes resource_spans,
+    # start_time_unix_nano, string_value (and base64 ids): refused before ("span ids, but
+    # neither an OTLP request …")
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    req = ExportTraceServiceRequest()
+    doc = json.loads((FIX / name).read_text())
+    for rs in doc["resourceSpans"]:  # OTLP/JSON ids are hex; the proto's JSON mapping wants base64
+        for ss in rs["scopeSpans"]:
+            for sp in ss["spans"]:
+                for k in ("traceId", "spanId", "parentSpanId"):
+                    if sp.get(k):
+                        sp[k] = base64.b64encode(bytes.fromhex(sp[k])).decode()
+                for ln in sp.get("links") or []:
+                    for k in ("traceId", "spanId"):
+                        ln[k] = base64.b64encode(bytes.fromhex(ln[k])).decode()
+    json_format.ParseDict(doc, req)
+    p = tmp_path / "proto_names.json"
+    p.write_text(json.dumps(json_format.MessageToDict(req, preserving_proto_field_name=True), indent=1))
+    assert '"resource_spans"' in p.read_text() and '"start_time_unix_nano"' in p.read_text()
+    assert ingest(mast, FIX / name)["formats"] == {"otel": 1}
+    want = rows(db)
+    db.unlink()
+    assert ingest(mast, p)["formats"] == {"otel": 1}
+    assert rows(db) == want

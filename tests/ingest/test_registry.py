@@ -101,3 +101,16 @@ def test_entry_point_plugin_without_before_ranks_below_every_builtin(tmp_path):
     out = _run(root, _messages_file(tmp_path))
     assert out["order"][-2:] == ["messages", "house-behind"]
     assert out["detected"] == "messages"
+
+
+def test_formats_lists_an_entry_point_plugin(tmp_path):
+    # `mast formats` lists the built-ins from a static table unless a plugin may be installed
+    root = tmp_path / "site"
+    root.mkdir()
+    _install_plugin(root, "ahead = house_plugin:Ahead\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), *sys.path]))
+    res = subprocess.run([sys.executable, "-m", "mast", "formats", "--json"], capture_output=True, text=True,
+                         env=env, check=True)
+    names = [r["name"] for r in json.loads(res.stdout)]
+    assert names.index("house-ahead") == names.index("messages") - 1
+    assert len(names) == len(registry.BUILTINS) + 1

@@ -97,3 +97,33 @@ def test_lookalike_task_list_is_not_a_trajectory(tmp_path):
     p.write_text(json.dumps([{"task_id": 1, "instruction": "Cancel the flight", "actions": []}]))
     with pytest.raises(Exception, match="no importer"):
         detect(p)
+
+
+@pytest.mark.parametrize("order", ["sorted", "reward_first"])
+def test_records_are_known_by_their_keys_in_any_order(order, mast, db, tmp_path):
+    # json.dump(sort_keys=True) writes info, reward, task_id, traj, trial: it was refused
+    # ("records do not start with task_id or traj")
+    recs = json.loads((FIX / NAME).read_text())
+    if order == "reward_first":
+        recs = [{k: r[k] for k in ("reward", "trial", "info", "traj", "task_id")} for r in recs]
+    p = tmp_path / "results.json"
+    p.write_text(json.dumps(recs, indent=2, sort_keys=order == "sorted"))
+    assert detect(p).name == "trajectory"
+    ingest(mast, p)
+    with Store(db, read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == len(recs)
+
+
+def test_a_tool_that_failed_is_an_error_result(mast, db, tmp_path):
+    # tau-bench's Env.step answers a tool that raised with f"Error: {e}" (and its tools return
+    # "Error: ..." themselves); that result was stored as a successful one. Derived from a
+    # real record: its first tool result replaced by such an answer.
+    rec = json.loads(json.dumps(RECORDS[2]))
+    tool = next(m for m in rec["traj"] if m.get("role") == "tool")
+    tool["content"] = "Error: reservation not found"
+    p = tmp_path / "failed_tool.json"
+    p.write_text(json.dumps([rec]))
+    ingest(mast, p)
+    [g] = summarise(db)
+    want = [[m["name"], "error" if m is tool else "ok"] for m in rec["traj"] if m.get("role") == "tool"]
+    assert g["tool_pairs"] == want and want[0][1] == "error"

@@ -1,8 +1,9 @@
 """`mast collect`: a live OTLP/HTTP endpoint that stages spans and stores finished traces.
 
-:mod:`proto` checks and indexes OTLP protobuf requests and decodes them into the
-OTLP/JSON shape, :mod:`staging` keeps open traces (request bodies and a span index) in the store and builds finished ones with the otel importer's
-mapping, :mod:`server` is the HTTP receiver with its bounded queue and writer thread.
+:mod:`proto` checks and indexes OTLP protobuf requests (with what ties each span's trace
+to others) and reads them into the otel importer's spans, :mod:`staging` keeps open
+traces (request bodies and a span index) in the store, stitches the traces of one run
+into groups and builds finished ones with the otel importer's mapping, :mod:`server` is the HTTP receiver with its bounded queue and writer thread.
 Write hooks (the rules' features) are passed in by the caller, as for ``mast ingest``.
 """
 

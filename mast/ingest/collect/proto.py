@@ -15,8 +15,10 @@ older SDKs still send them.
 :func:`index_request` is the receiver's fast path: the official generated message
 (``opentelemetry-proto``; protobuf's upb runtime parses in C, 30-40x faster than this
 reader) checks the whole body and gives each span's trace id, span id and whether it is
-an ended root, which is all a request needs before it is staged.  The body is decoded in
-full (by this reader, into the OTLP/JSON shape) only when its trace is built.
+an ended root, and what may stitch its trace to others (parent, links, run ids), which
+is all a request needs before it is staged.  When its traces are built,
+:func:`request_spans` parses it again in C and makes the wanted spans straight into the
+otel importer's spans; this reader serves old SDKs' bodies and the reasons for a 400.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from mast.errors import IngestError
+from mast.ingest.formats.otel.spans import _KIND, _STATUS, RUN_ID_ATTRS, UNKNOWN_NS, Span, _id
 
 _F64 = struct.Struct("<Q")
 _D64 = struct.Struct("<d")
@@ -277,10 +282,19 @@ def decode_request(body: bytes) -> dict:
     return {"resourceSpans": rss}
 
 
-def index_request(body: bytes) -> tuple[list[str], list[str], list[bool]]:
-    """Check a whole ExportTraceServiceRequest and index its spans: their trace ids and
-    span ids (lower-case hex) and whether each is a root span that has ended, in
-    document order.  :class:`WireError` (with this reader's reason) if malformed."""
+#: the run id attribute keys as they appear in a protobuf body (a KeyValue's key is its UTF-8 bytes)
+_RUN_KEYS = tuple(k.encode() for k in RUN_ID_ATTRS)
+
+#: what :func:`index_request` gives per span, in document order: trace id, span id,
+#: whether it is a root that has ended, and what may tie its trace to others (the parent
+#: span id, the trace ids it links to, its run ids as ``key=value``: see
+#: ``mast.ingest.formats.otel.spans.group_traces``); the last two None when it has none
+Index = tuple[list[str], list[str], list[bool], list["str | None"], list["list[str] | None"], list["list[str] | None"]]
+
+
+def index_request(body: bytes) -> Index:
+    """Check a whole ExportTraceServiceRequest and index its spans (:data:`Index`; ids as
+    lower-case hex).  :class:`WireError` (with this reader's reason) if malformed."""
     try:
         req = ExportTraceServiceRequest.FromString(body)
     except (DecodeError, RuntimeError, RecursionError):
@@ -289,6 +303,11 @@ def index_request(body: bytes) -> tuple[list[str], list[str], list[bool]]:
     tids: list[str] = []
     sids: list[str] = []
     roots: list[bool] = []
+    parents: list[str | None] = []
+    links: list[list[str] | None] = []
+    runs: list[list[str] | None] = []
+    # a run id's key is in the body as its bytes: without one, no span's attributes are read
+    any_run = any(k in body for k in _RUN_KEYS)
     for rs in req.resource_spans:
         if not rs.scope_spans:
             # an SDK older than OTLP 0.19 sends instrumentation_library_spans (field 1000),
@@ -301,14 +320,27 @@ def index_request(body: bytes) -> tuple[list[str], list[str], list[bool]]:
                     raise WireError(f"span {len(sids)}: trace id or span id missing or of the wrong length")
                 tids.append(t.hex())
                 sids.append(s.hex())
-                roots.append(not any(sp.parent_span_id) and sp.end_time_unix_nano != 0)  # zeros: no parent
-    return tids, sids, roots
+                p = sp.parent_span_id
+                has_parent = any(p)  # zeros: no parent
+                roots.append(not has_parent and sp.end_time_unix_nano != 0)
+                parents.append(p.hex() if has_parent else None)
+                links.append([ln.trace_id.hex() for ln in sp.links if any(ln.trace_id)] or None if sp.links else None)
+                run = None
+                if any_run:
+                    for kv in sp.attributes:
+                        if kv.key in RUN_ID_ATTRS and kv.value.string_value:
+                            (run := run or []).append(f"{kv.key}={kv.value.string_value}")
+                runs.append(run)
+    return tids, sids, roots, parents, links, runs
 
 
-def _index_decoded(doc: dict) -> tuple[list[str], list[str], list[bool]]:
+def _index_decoded(doc: dict) -> Index:
     tids: list[str] = []
     sids: list[str] = []
     roots: list[bool] = []
+    parents: list[str | None] = []
+    links: list[list[str] | None] = []
+    runs: list[list[str] | None] = []
     for rs in doc["resourceSpans"]:
         for ss in rs["scopeSpans"]:
             for sp in ss["spans"]:
@@ -317,73 +349,80 @@ def _index_decoded(doc: dict) -> tuple[list[str], list[str], list[bool]]:
                     raise WireError(f"span {len(sids)}: trace id or span id missing or of the wrong length")
                 tids.append(t)
                 sids.append(s)
-                roots.append(not sp.get("parentSpanId", "").strip("0") and bool(sp.get("endTimeUnixNano")))
-    return tids, sids, roots
+                p = sp.get("parentSpanId", "")
+                roots.append(not p.strip("0") and bool(sp.get("endTimeUnixNano")))
+                parents.append(p if p.strip("0") else None)
+                links.append([ln["traceId"] for ln in sp.get("links") or () if ln.get("traceId", "").strip("0")] or None)
+                runs.append([f"{kv['key']}={kv['value']['stringValue']}" for kv in sp["attributes"]
+                             if kv["key"] in RUN_ID_ATTRS and kv["value"].get("stringValue")] or None)
+    return tids, sids, roots, parents, links, runs
 
 
 # -- building: the spans of some traces, from the generated message ------------------------
+#
+# Straight to the otel importer's Span: the values, checks and errors of reading the
+# request's OTLP/JSON form with ``load_doc_spans`` (a test holds the two equal), without
+# building that form first (a dict per span, attribute and value: half the build's cost).
 
-def _any_doc(v, depth: int) -> dict:
+def _value(v, depth: int) -> Any:
     if depth > 32:
         raise WireError("attribute values nested too deep")
     k = v.WhichOneof("value")
     if k == "string_value":
-        return {"stringValue": v.string_value}
+        return v.string_value
     if k == "int_value":
-        return {"intValue": v.int_value}
+        return v.int_value
     if k == "bool_value":
-        return {"boolValue": v.bool_value}
+        return v.bool_value
     if k == "double_value":
-        return {"doubleValue": v.double_value}
+        return v.double_value
     if k == "array_value":
-        return {"arrayValue": {"values": [_any_doc(x, depth + 1) for x in v.array_value.values]}}
+        return [_value(x, depth + 1) for x in v.array_value.values]
     if k == "kvlist_value":
-        return {"kvlistValue": {"values": _kvs_doc(v.kvlist_value.values, depth + 1)}}
+        return _flat(v.kvlist_value.values, depth + 1)
     if k == "bytes_value":
-        return {"bytesValue": v.bytes_value.hex()}
-    return {}
+        return v.bytes_value.hex()
+    return None
 
 
-def _kvs_doc(kvs, depth: int = 0) -> list[dict]:
-    out = []
+def _flat(kvs, depth: int = 0) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for kv in kvs:
-        if not kv.key:  # as the reader above (and protobuf's JSON mapping, which leaves it out)
+        key = kv.key
+        if not key:  # as the reader above (and protobuf's JSON mapping, which leaves it out)
             raise WireError("attribute without key")
-        out.append({"key": kv.key, "value": _any_doc(kv.value, depth)})
+        v = kv.value
+        # most attributes are strings: skip the general decoder for them
+        out[key] = v.string_value if v.WhichOneof("value") == "string_value" else _value(v, depth)
     return out
 
 
-def _span_doc(sp) -> dict:
-    """A span in the shape :func:`_span` gives (fields the wire leaves out, left out)."""
-    d: dict[str, Any] = {"attributes": _kvs_doc(sp.attributes), "traceId": sp.trace_id.hex(),
-                         "spanId": sp.span_id.hex(), "kind": sp.kind,
-                         "startTimeUnixNano": sp.start_time_unix_nano, "endTimeUnixNano": sp.end_time_unix_nano}
-    if sp.parent_span_id:
-        d["parentSpanId"] = sp.parent_span_id.hex()
-    if sp.name:
-        d["name"] = sp.name
-    if sp.events:
-        d["events"] = [dict({"attributes": _kvs_doc(e.attributes), "timeUnixNano": e.time_unix_nano},
-                            **({"name": e.name} if e.name else {})) for e in sp.events]
-    if sp.links:
-        d["links"] = [{"attributes": _kvs_doc(ln.attributes), "traceId": ln.trace_id.hex(),
-                       "spanId": ln.span_id.hex()} for ln in sp.links]
-    if sp.HasField("status"):
-        st: dict[str, Any] = {}
-        if sp.status.message:
-            st["message"] = sp.status.message
-        if sp.status.code:
-            st["code"] = sp.status.code
-        d["status"] = st
-    return d
+def _span_obj(sp, path: str, where: str, resource: dict, scope: str | None) -> Span:
+    name = sp.name
+    if not name:
+        raise IngestError(path, where, "missing required field: name")
+    p = sp.parent_span_id
+    st = sp.status
+    code = st.code
+    links = [(_id(path, where, ln.trace_id.hex(), "link traceId"), _id(path, where, ln.span_id.hex(), "link spanId", False))
+             for ln in sp.links] if sp.links else []
+    events = [{"name": e.name or None, "time_ns": e.time_unix_nano or None, "attrs": _flat(e.attributes)}
+              for e in sp.events] if sp.events else []
+    kind = sp.kind
+    return Span(trace_id=sp.trace_id.hex(), span_id=sp.span_id.hex(),
+                parent_id=_id(path, where, p.hex(), "parentSpanId", False) if p else None, name=name,
+                kind=_KIND.get(kind, str(kind)), start_ns=sp.start_time_unix_nano or UNKNOWN_NS,
+                end_ns=sp.end_time_unix_nano or None, status=_STATUS.get(code, str(code)), status_msg=st.message or None,
+                attrs=_flat(sp.attributes), events=events, links=links, resource=resource, scope=scope, where=where)
 
 
-def span_docs(body: bytes, want: set[str]):
-    """``(where, trace id, span document)`` for each span of a request whose trace id is in
-    ``want``: each span as an OTLP/JSON span object with its ``resource`` and ``scope``
-    (a document the otel importer reads alone).  The request is parsed in C; only the
-    spans wanted are turned into Python objects.  None if the request has ResourceSpans
-    the generated message cannot read (OTLP < 0.19): decode it with :func:`decode_request`."""
+def request_spans(body: bytes, want: set[str], where: str = "", path_prefix: str = ""):
+    """``(trace id, Span or the error that refused it)`` for each span of a request whose
+    trace id is in ``want``, read as the otel importer reads the request's OTLP/JSON form
+    (``where`` prefixes each span's place; an error names ``path_prefix`` + the trace id).
+    The request is parsed in C; only the spans wanted become Python objects.  None if it
+    has ResourceSpans the generated message cannot read (OTLP < 0.19): decode it with
+    :func:`decode_request`."""
     try:
         req = ExportTraceServiceRequest.FromString(body)
     except (DecodeError, RuntimeError, RecursionError):
@@ -391,19 +430,22 @@ def span_docs(body: bytes, want: set[str]):
         raise WireError("not a well-formed ExportTraceServiceRequest") from None
     if any(not rs.scope_spans for rs in req.resource_spans):
         return None
-    out = []
+    out: list[tuple[str, Any]] = []
     for i, rs in enumerate(req.resource_spans):
         resource = None
         for j, ss in enumerate(rs.scope_spans):
-            scope = None
+            scope = False
             for k, sp in enumerate(ss.spans):
                 tid = sp.trace_id.hex()
                 if tid not in want:
                     continue
-                if resource is None:
-                    resource = {"attributes": _kvs_doc(rs.resource.attributes)}
-                if scope is None:
-                    scope = {n: v for n, v in (("name", ss.scope.name), ("version", ss.scope.version)) if v}
-                out.append((f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]", tid,
-                            dict(_span_doc(sp), resource=resource, scope=scope)))
+                try:
+                    if resource is None:
+                        resource = _flat(rs.resource.attributes)
+                    if scope is False:
+                        scope = ss.scope.name or None
+                    out.append((tid, _span_obj(sp, path_prefix + tid, f"{where}resourceSpans[{i}].scopeSpans[{j}].spans[{k}]",
+                                           resource, scope)))
+                except (IngestError, ValueError) as e:
+                    out.append((tid, e))
     return out

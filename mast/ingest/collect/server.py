@@ -13,8 +13,9 @@ never waits for a build.
 
 Answers: 200 with an empty ``ExportTraceServiceResponse`` (protobuf, or ``{}`` for
 JSON); 400 with a ``google.rpc.Status`` (protobuf) or ``{"code", "message"}`` (JSON)
-whose message says what is wrong without echoing the body; 404, 405, 411, 413, 415; 500
-if the store failed; 503 when full or shutting down.
+whose message says what is wrong without echoing the body; 404, 405, 408 (a body that
+stalls before its Content-Length), 411, 413, 415; 500 if the store failed; 503 when full
+or shutting down.
 """
 
 from __future__ import annotations
@@ -156,9 +157,9 @@ class Receiver:
         col = self.collector
         try:
             while not self._writer_done.is_set() and not self.hurry.is_set():
-                if not col.build_ready(limit=256):
+                if not col.build_ready():
                     self._writer_done.wait(self.tick)
-            while not self.hurry.is_set() and col.build_ready(limit=256, final=True):
+            while not self.hurry.is_set() and col.build_ready(final=True):
                 pass
         except BaseException as e:
             self._fail_all(e)
@@ -275,7 +276,14 @@ class Receiver:
                     # the body is not read: the connection is closed after the answer
                     self._fail(413, f"body of {length} bytes is over the limit of {rec.max_body}", as_json, close=True)
                     return
-                body = self.rfile.read(length)
+                try:
+                    body = self.rfile.read(length)
+                except TimeoutError:
+                    # a client that stalls mid-body (or sent a Content-Length longer than its
+                    # body) is the client's fault, not an internal error: say so, store nothing
+                    self._fail(408, f"the body stopped before its Content-Length of {length} bytes "
+                               f"(nothing for {self.timeout:g} s)", as_json, close=True)
+                    return
                 if len(body) < length:
                     self.close_connection = True
                     return  # the client went away mid-body: nothing to answer, nothing stored

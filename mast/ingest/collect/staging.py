@@ -7,37 +7,51 @@ A request is staged as its body (``collect_requests``) and one index row per spa
 the per-trace counts in ``collect_traces`` are brought up to date by :meth:`Collector.fold`
 before each look for ready traces, so that acknowledging a request only appends rows.
 
-A trace is *ready* when it has spans its stored version does not (``spans <>
-built_spans``) and either its root span has ended or no span came for ``idle`` seconds.
-It is then built from all its staged spans by the otel importer's mapping (the same
-``build_otlp_trace`` as ``mast ingest`` of the spans as an OTLP file) and written on the
-store's one write path with the caller's write hooks.  A trace that grows after it was
-built (late spans) is built again; the new version, whose content hash differs, replaces
-the old one in the same transaction (:meth:`Store.delete_traces`: its steps, labels and
-derived rows go with it), and ``collect_traces.stored_trace_id`` follows it.  Staged spans are
-kept, so a later span can always rebuild the whole trace.
+The OTel traces of one run are stitched as the file importer stitches them
+(``group_traces``: links, a parent span under another trace id, a shared run id): each
+span's ties are staged with it (m200), and :meth:`Collector.fold` joins the groups they
+tie (``collect_traces.grp``: the smallest OTel trace id of the group).
+
+A group is *ready* when it has spans its stored version does not (``spans <>
+built_spans``) and every trace in it has ended its root span or had no span for ``idle``
+seconds.  It is then built from all its staged spans by the otel importer's mapping (the
+same ``build_otlp_trace`` as ``mast ingest`` of the spans as an OTLP file) and written on
+the store's one write path with the caller's write hooks, many groups per transaction.  A
+group that grows after it was built (late spans, or a late piece stitched to it) is built
+again; the new version, whose content hash differs, replaces the old ones in the same
+transaction (:meth:`Store.delete_traces`: their steps, labels and derived rows go with
+them, and the labels are counted), and ``collect_traces.stored_trace_id`` follows it.
+Staged spans are kept, so a later span can always rebuild the whole group.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import pyarrow as pa
 
 from mast.errors import IngestError, MastError
-from mast.ingest.collect.proto import decode_request, span_docs
-# _id: the file importer's id rule (hex or base64, 8/16 bytes), so both read ids alike
-from mast.ingest.formats.otel.spans import Span, _id, load_doc_spans
+from mast.ingest.collect.proto import Index, decode_request, request_spans
+# _id, _attrs: the file importer's rules for ids (hex or base64, 8/16 bytes) and
+# attributes, so that both read them alike
+from mast.ingest.formats.otel.spans import RUN_ID_ATTRS, Span, _attrs, _id, load_doc_spans
 from mast.ingest.formats.otel.steps import build_otlp_trace
 from mast.store import Store, WriteHook
 
 #: ``source_path`` of collected traces: the endpoint's scheme and the OTel trace id
 SOURCE_PREFIX = "otlp:"
+#: spans built and stored per transaction, at most (one group, however big, always fits):
+#: the write's and the rule features' fixed costs are paid per batch
+BATCH_SPANS = 20_000
+#: request bodies read from the store per query while building
+_BODIES_AT_ONCE = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +64,10 @@ class Staged:
     trace_ids: list[str]
     span_ids: list[str]
     roots: list[bool]
+    #: what may stitch the span's trace to others (see :data:`~mast.ingest.collect.proto.Index`)
+    parents: list[str | None]
+    links: list[list[str] | None]
+    runs: list[list[str] | None]
 
     def __len__(self) -> int:
         return len(self.span_ids)
@@ -57,12 +75,19 @@ class Staged:
 
 @dataclass
 class BuildReport:
+    """One stored (or refused) trace: ``otel_trace_id`` names its group (the smallest of
+    the OTel trace ids stitched into it, all in ``otel_trace_ids``)."""
+
     otel_trace_id: str
     trace_id: str | None
-    replaced: str | None
+    #: earlier stored versions it replaced (one per piece stored before it was stitched)
+    replaced: list[str]
     spans: int
     steps: int
     error: str | None = None
+    #: annotations and attributions of the replaced versions, gone with them (as re-ingest)
+    labels_replaced: int = 0
+    otel_trace_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -71,6 +96,7 @@ class Counters:
     spans: int = 0
     traces_built: int = 0
     traces_replaced: int = 0
+    labels_replaced: int = 0
     build_errors: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -104,20 +130,58 @@ def _spans_of(doc: Any, where: str = "request"):
                 yield ws, _id(path, ws, sp["traceId"], "traceId"), sp, dict(sp, resource=resource, scope=scope)
 
 
-def index_json(doc: Any, where: str = "request") -> tuple[list[str], list[str], list[bool]]:
+def index_json(doc: Any, where: str = "request") -> Index:
     """Index the spans of one OTLP/JSON request as :func:`index_request` does a protobuf
     one: the structure and the ids are checked here (an :class:`IngestError` names the
     span); the rest of each span is checked when its trace is built."""
     tids: list[str] = []
     sids: list[str] = []
     roots: list[bool] = []
+    parents: list[str | None] = []
+    links: list[list[str] | None] = []
+    runs: list[list[str] | None] = []
     path = Path(where)
     for ws, tid, sp, _ in _spans_of(doc, where):
         tids.append(tid)
         sids.append(_id(path, ws, sp["spanId"], "spanId"))
-        roots.append(_id(path, ws, sp.get("parentSpanId"), "parentSpanId", False) is None
-                     and sp.get("endTimeUnixNano") not in (None, "", 0, "0"))
-    return tids, sids, roots
+        parent = _id(path, ws, sp.get("parentSpanId"), "parentSpanId", False)
+        parents.append(parent)
+        roots.append(parent is None and sp.get("endTimeUnixNano") not in (None, "", 0, "0"))
+        lns = sp.get("links")
+        links.append([t for t in (_link_trace(path, ws, ln) for ln in lns) if t] or None
+                     if isinstance(lns, list) and lns else None)
+        run = None
+        attrs = sp.get("attributes")
+        if attrs and (isinstance(attrs, dict) or any(isinstance(a, dict) and a.get("key") in RUN_ID_ATTRS for a in attrs)):
+            # only a span that carries a run id pays for reading its attributes whole
+            flat = _attrs(path, ws, attrs)
+            run = [f"{k}={flat[k]}" for k in RUN_ID_ATTRS if isinstance(flat.get(k), str) and flat[k]] or None
+        runs.append(run)
+    return tids, sids, roots, parents, links, runs
+
+
+def _link_trace(path: Path, where: str, ln: Any) -> str | None:
+    """A link's trace id, or None when it has none that reads: a bad link fails its own
+    trace when the trace is built, as in a file, not the request."""
+    try:
+        return _id(path, where, ln.get("traceId"), "link traceId") if isinstance(ln, dict) else None
+    except IngestError:
+        return None
+
+
+@contextmanager
+def _cycle_gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is built: the batch allocates some
+    hundred thousand objects (spans, attribute dicts, steps, Arrow rows) that hold no
+    cycles, and the collector's passes over them were a fifth of the build's CPU.  A batch
+    is bounded (``batch_spans``), and whatever it left is collected when it ends."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _now() -> datetime:
@@ -129,12 +193,14 @@ class Collector:
     staging from one thread and building from another."""
 
     def __init__(self, store: Store, hooks: Sequence[WriteHook] = (), idle: float = 30.0,
-                 system: str | None = None, on_build: Callable[[BuildReport], None] | None = None):
+                 system: str | None = None, on_build: Callable[[BuildReport], None] | None = None,
+                 batch_spans: int = BATCH_SPANS):
         self.store = store
         self.hooks = list(hooks)
         self.idle = idle
         self.system = system
         self.on_build = on_build
+        self.batch_spans = batch_spans
         self.counters = Counters()
         #: the connection requests are committed on (the builder's own, unless split)
         self._stager: Store = store
@@ -165,6 +231,9 @@ class Collector:
             "seq": pa.array(range(seq0 + 1, seq0 + 1 + n), pa.int64()),
             "req": pa.array([req0 + 1 + i for i, r in enumerate(reqs) for _ in range(len(r))], pa.int64()),
             "root_ended": pa.array([b for r in reqs for b in r.roots], pa.bool_()),
+            "parent_span_id": pa.array([t for r in reqs for t in r.parents], pa.string()),
+            "link_trace_ids": pa.array([t for r in reqs for t in r.links], pa.list_(pa.string())),
+            "run_ids": pa.array([t for r in reqs for t in r.runs], pa.list_(pa.string())),
         })
         bodies = pa.table({"req": pa.array(range(req0 + 1, req0 + 1 + len(reqs)), pa.int64()),
                            "fmt": pa.array([r.fmt for r in reqs], pa.string()),
@@ -172,15 +241,17 @@ class Collector:
         st = self._stager
         with st.registered("_mast_collect_in", spans), st.registered("_mast_collect_req", bodies), st.transaction():
             st.execute("INSERT INTO collect_requests SELECT req, fmt, body FROM _mast_collect_req")
-            st.execute("INSERT INTO collect_spans (otel_trace_id, span_id, seq, req, root_ended) "
-                       "SELECT otel_trace_id, span_id, seq, req, root_ended FROM _mast_collect_in")
+            st.execute("INSERT INTO collect_spans (otel_trace_id, span_id, seq, req, root_ended, parent_span_id, "
+                       "link_trace_ids, run_ids) SELECT otel_trace_id, span_id, seq, req, root_ended, parent_span_id, "
+                       "link_trace_ids, run_ids FROM _mast_collect_in")
         self._seq += n
         self._req += len(reqs)
         return n
 
     def fold(self) -> int:
         """Count the spans staged since the last fold into ``collect_traces`` (spans,
-        root ended, last seen: now); the number of spans folded."""
+        root ended, last seen: now) and stitch their traces into groups; the number of
+        spans folded."""
         st = self.store
         top = self._seq  # read once: the stager moves it on after each commit
         (w,), = st.fetchall("SELECT seq FROM collect_folded")
@@ -190,52 +261,142 @@ class Collector:
         with st.transaction():
             st.execute(
                 "INSERT INTO collect_traces SELECT otel_trace_id, ?, ?, count(*), bool_or(coalesce(root_ended, false)), "
-                "0, NULL, NULL FROM collect_spans WHERE seq > ? AND seq <= ? GROUP BY otel_trace_id "
+                "0, NULL, NULL, otel_trace_id FROM collect_spans WHERE seq > ? AND seq <= ? GROUP BY otel_trace_id "
                 "ON CONFLICT (otel_trace_id) DO UPDATE SET last_seen = excluded.last_seen, "
                 "spans = collect_traces.spans + excluded.spans, "
                 "root_ended = collect_traces.root_ended OR excluded.root_ended", [now, now, w, top])
+            self._stitch(w, top)
             st.execute("UPDATE collect_folded SET seq = ?", [top])
         return top - w
 
+    def _stitch(self, w: int, top: int) -> None:
+        """Join the groups of traces tied by a span staged in ``(w, top]`` as
+        ``group_traces`` ties the traces of a file, with the spans staged before: a link
+        to a trace that has spans, a parent span (by an id no other trace uses) under
+        another trace id, a run id another trace carries.  A group is named by its
+        smallest OTel trace id; a span's tie to a trace not staged yet is made when that
+        trace's first span is folded."""
+        st = self.store
+        edges = st.fetchall(f"""
+            WITH s AS (SELECT otel_trace_id AS t, span_id, parent_span_id, link_trace_ids, run_ids, seq
+                       FROM collect_spans WHERE seq <= {int(top)}),
+            new AS (SELECT * FROM s WHERE seq > {int(w)}),
+            fresh AS (SELECT DISTINCT t FROM new),
+            -- a new span under a parent staged before or with it, and a new parent of spans staged before
+            pe AS (SELECT a.t AS x, b.t AS y, b.span_id AS sid FROM new a JOIN s b ON a.parent_span_id = b.span_id
+                   WHERE a.t <> b.t
+                   UNION ALL
+                   SELECT a.t, b.t, b.span_id FROM s a JOIN new b ON a.parent_span_id = b.span_id
+                   WHERE a.t <> b.t AND a.seq <= {int(w)}),
+            amb AS (SELECT span_id FROM s WHERE span_id IN (SELECT sid FROM pe)
+                    GROUP BY span_id HAVING count(DISTINCT t) > 1),
+            ln AS (SELECT t, seq, unnest(link_trace_ids) AS l FROM s WHERE link_trace_ids IS NOT NULL),
+            le AS (SELECT ln.t AS x, ln.l AS y FROM ln JOIN collect_traces k ON k.otel_trace_id = ln.l
+                   WHERE ln.t <> ln.l AND (ln.seq > {int(w)} OR ln.l IN (SELECT t FROM fresh))),
+            r AS (SELECT t, seq, unnest(run_ids) AS run FROM s WHERE run_ids IS NOT NULL),
+            nr AS (SELECT DISTINCT t, run FROM r WHERE seq > {int(w)}),
+            anchor AS (SELECT run, coalesce(min(t) FILTER (WHERE seq <= {int(w)}), min(t)) AS t0 FROM r
+                       WHERE run IN (SELECT run FROM nr) GROUP BY run),
+            re AS (SELECT nr.t AS x, anchor.t0 AS y FROM nr JOIN anchor USING (run) WHERE nr.t <> anchor.t0)
+            SELECT DISTINCT x, y FROM (SELECT x, y FROM pe WHERE sid NOT IN (SELECT span_id FROM amb)
+                                       UNION ALL SELECT x, y FROM le UNION ALL SELECT x, y FROM re)""")
+        if not edges:
+            return
+        tids = sorted({t for e in edges for t in e})
+        grp = dict(st.fetchall("SELECT otel_trace_id, grp FROM collect_traces WHERE otel_trace_id IN (SELECT unnest(?))",
+                               [tids]))
+        parent: dict[str, str] = {}
+
+        def find(x: str) -> str:
+            while parent.setdefault(x, x) != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for x, y in edges:
+            a, b = find(grp.get(x, x)), find(grp.get(y, y))
+            if a != b:  # the smaller name wins: a group is named by its smallest trace id
+                parent[max(a, b)] = min(a, b)
+        moved = [(g, find(g)) for g in list(parent) if find(g) != g]
+        if moved:
+            tb = pa.table({"old": pa.array([m[0] for m in moved], pa.string()),
+                           "new": pa.array([m[1] for m in moved], pa.string())})
+            with st.registered("_mast_collect_grp", tb):
+                st.execute("UPDATE collect_traces SET grp = m.new FROM _mast_collect_grp m WHERE collect_traces.grp = m.old")
+
     def ready(self, limit: int, final: bool = False) -> list[str]:
-        """OTel trace ids ready to build, oldest first, after a :meth:`fold`.  ``final``
-        (shutting down): only traces whose root ended; the others stay staged for the next run."""
+        """Groups (named by their smallest OTel trace id) ready to build, oldest first,
+        after a :meth:`fold`: at most ``limit``, and no more than ``batch_spans`` spans
+        (at least one group).  A group is ready when it has spans its stored version has
+        not and every trace in it has ended its root or been idle ``idle`` seconds;
+        ``final`` (shutting down): only groups whose every root has ended, the others
+        stay staged for the next run."""
         self.fold()
         if final:
-            cond = "root_ended"
+            cond = "bool_and(root_ended)"
             params: list[Any] = []
         else:
-            cond = "(root_ended OR last_seen < ?)"
+            cond = "bool_and(root_ended OR last_seen < ?)"
             params = [_now() - timedelta(seconds=self.idle)]
-        return [r[0] for r in self.store.fetchall(
-            f"SELECT otel_trace_id FROM collect_traces WHERE spans <> built_spans AND {cond} "
-            f"ORDER BY last_seen LIMIT {int(limit)}", params)]
+        rows = self.store.fetchall(
+            f"SELECT grp, sum(spans) FROM collect_traces GROUP BY grp HAVING bool_or(spans <> built_spans) AND {cond} "
+            f"ORDER BY max(last_seen), grp LIMIT {int(limit)}", params)
+        out, total = [], 0
+        for g, n in rows:
+            if out and total + n > self.batch_spans:
+                break
+            out.append(g)
+            total += n
+        return out
 
-    def build(self, otel_trace_id: str) -> BuildReport:
-        """Build one trace from its staged spans and store it (replacing its older version)."""
-        return self.build_many([otel_trace_id])[0]
+    def build(self, group: str) -> BuildReport:
+        """Build one group from its staged spans and store it (replacing its older versions)."""
+        return self.build_many([group])[0]
 
-    def build_many(self, otel_trace_ids: Sequence[str]) -> list[BuildReport]:
-        """Build traces from their staged spans and store them in one transaction (one
-        write, one run of the hooks: their fixed cost is paid per batch, not per trace)."""
-        if not otel_trace_ids:
+    def build_many(self, groups: Sequence[str]) -> list[BuildReport]:
+        """Build groups of traces from their staged spans and store them in one
+        transaction (one write, one run of the hooks: their fixed cost is paid per batch,
+        not per trace).  A group is named by an OTel trace id (its smallest, as
+        :meth:`ready` gives them; any member's also finds it)."""
+        with _cycle_gc_paused():
+            return self._build_many(groups)
+
+    def _build_many(self, groups: Sequence[str]) -> list[BuildReport]:
+        if not groups:
             return []
-        ids = list(otel_trace_ids)
-        staged = dict(self.store.fetchall(
+        st = self.store
+        names = list(dict.fromkeys(groups))
+        named = dict(st.fetchall("SELECT otel_trace_id, grp FROM collect_traces WHERE otel_trace_id IN (SELECT unnest(?))",
+                                 [names]))
+        names = list(dict.fromkeys(named.get(g, g) for g in names))
+        members: dict[str, list[str]] = {g: [] for g in names}
+        olds: dict[str, str] = {}
+        for tid, g, old in st.fetchall(
+                "SELECT otel_trace_id, grp, stored_trace_id FROM collect_traces WHERE grp IN (SELECT unnest(?)) "
+                "ORDER BY otel_trace_id", [names]):
+            members[g].append(tid)
+            if old:
+                olds[tid] = old
+        for g in names:
+            if not members[g]:
+                members[g] = [g]  # not folded yet: itself
+        ids = [t for g in names for t in members[g]]
+        staged = dict(st.fetchall(
             "SELECT otel_trace_id, count(*) FROM collect_spans WHERE otel_trace_id IN (SELECT unnest(?)) GROUP BY 1",
             [ids]))
-        olds = dict(self.store.fetchall(
-            "SELECT otel_trace_id, stored_trace_id FROM collect_traces WHERE otel_trace_id IN (SELECT unnest(?))", [ids]))
         spans, errors = self._load_spans(ids)
         reports, traces, failed = [], [], []
-        for tid in ids:
-            source = SOURCE_PREFIX + tid
-            rep = BuildReport(tid, None, None, staged.get(tid, 0), 0)
+        for g in names:
+            mem = members[g]
+            rep = BuildReport(g, None, [], sum(staged.get(t, 0) for t in mem), 0, otel_trace_ids=mem)
             reports.append(rep)
             try:
-                if tid in errors:
-                    raise errors[tid]
-                trace = build_otlp_trace(Path(source), 0, sorted(spans[tid].values(), key=lambda s: s.start_ns))
+                err = next((errors[t] for t in mem if t in errors), None)
+                if err is not None:
+                    raise err
+                # arrival order, then by start: ties keep the order the spans came in, as a file's do
+                group = sorted((sp for t in mem for sp in spans[t].values()), key=lambda s: s.start_ns)
+                trace = build_otlp_trace(Path(SOURCE_PREFIX + g), 0, group)
                 if self.system and not trace.system:
                     trace.system = self.system
                 trace.finalise()
@@ -244,48 +405,65 @@ class Collector:
                 failed.append(rep)
                 continue
             traces.append((rep, trace))
-        with self.store.transaction():
-            for rep in failed:
-                self.store.execute("UPDATE collect_traces SET built_spans = ?, error = ? WHERE otel_trace_id = ?",
-                                   [rep.spans, rep.error, rep.otel_trace_id])
+        with st.transaction():
+            if failed:
+                self._mark([(t, staged.get(t, 0), None) for r in failed for t in r.otel_trace_ids],
+                           {t: r.error for r in failed for t in r.otel_trace_ids})
             new_ids = {t.trace_id for _, t in traces}
-            gone = [olds[r.otel_trace_id] for r, t in traces
-                    if olds.get(r.otel_trace_id) and olds[r.otel_trace_id] != t.trace_id
-                    and olds[r.otel_trace_id] not in new_ids]
+            gone_of = {r.otel_trace_id: sorted({olds[t] for t in r.otel_trace_ids if t in olds} - new_ids)
+                       for r, _ in traces}
+            gone = sorted({g for v in gone_of.values() for g in v})
             if gone:
                 # an old version another OTel trace still points at (same content) stays
-                used = {r[0] for r in self.store.fetchall(
+                used = {r[0] for r in st.fetchall(
                     "SELECT stored_trace_id FROM collect_traces WHERE stored_trace_id IN (SELECT unnest(?)) "
                     "AND otel_trace_id NOT IN (SELECT unnest(?))", [gone, ids])}
                 gone = [g for g in gone if g not in used]
-                self.store.delete_traces(gone)
+                labels = dict(st.fetchall(
+                    "SELECT trace_id, count(*) FROM (SELECT trace_id FROM annotations WHERE trace_id IN (SELECT unnest(?)) "
+                    "UNION ALL SELECT trace_id FROM attributions WHERE trace_id IN (SELECT unnest(?))) GROUP BY 1",
+                    [gone, gone]))
+                st.delete_traces(gone)
                 for r, _ in traces:
-                    if olds.get(r.otel_trace_id) in gone:
-                        r.replaced = olds[r.otel_trace_id]
+                    r.replaced = [g for g in gone_of[r.otel_trace_id] if g in gone]
+                    r.labels_replaced = sum(labels.get(g, 0) for g in r.replaced)
             if traces:
-                self.store.write_traces([t for _, t in traces], self.hooks)
-                tb = pa.table({"otel_trace_id": pa.array([r.otel_trace_id for r, _ in traces], pa.string()),
-                               "built": pa.array([r.spans for r, _ in traces], pa.int32()),
-                               "tid": pa.array([t.trace_id for _, t in traces], pa.string())})
-                with self.store.registered("_mast_collect_built", tb):
-                    self.store.execute(
-                        "UPDATE collect_traces SET built_spans = b.built, stored_trace_id = b.tid, error = NULL "
-                        "FROM _mast_collect_built b WHERE collect_traces.otel_trace_id = b.otel_trace_id")
+                st.write_traces([t for _, t in traces], self.hooks)
+                self._mark([(m, staged.get(m, 0), t.trace_id) for r, t in traces for m in r.otel_trace_ids], {})
         for rep, t in traces:
             rep.trace_id, rep.steps = t.trace_id, len(t.steps)
         c = self.counters
         c.traces_built += len(traces)
-        c.traces_replaced += sum(bool(r.replaced) for r, _ in traces)
+        c.traces_replaced += sum(len(r.replaced) for r, _ in traces)
+        c.labels_replaced += sum(r.labels_replaced for r, _ in traces)
         c.build_errors += len(failed)
         for rep in reports:
             self._report(rep)
         return reports
 
+    def _mark(self, rows: list[tuple[str, int, str | None]], errors: dict[str, str]) -> None:
+        """Record what each OTel trace was built into: ``(otel trace id, spans built,
+        stored trace id)``, with the error for those that could not be."""
+        tb = pa.table({"otel_trace_id": pa.array([r[0] for r in rows], pa.string()),
+                       "built": pa.array([r[1] for r in rows], pa.int32()),
+                       "tid": pa.array([r[2] for r in rows], pa.string()),
+                       "error": pa.array([errors.get(r[0]) for r in rows], pa.string())})
+        with self.store.registered("_mast_collect_built", tb):
+            if errors:  # a failed build keeps the stored version, if any
+                self.store.execute(
+                    "UPDATE collect_traces SET built_spans = b.built, error = b.error "
+                    "FROM _mast_collect_built b WHERE collect_traces.otel_trace_id = b.otel_trace_id")
+            else:
+                self.store.execute(
+                    "UPDATE collect_traces SET built_spans = b.built, stored_trace_id = b.tid, error = NULL "
+                    "FROM _mast_collect_built b WHERE collect_traces.otel_trace_id = b.otel_trace_id")
+
     def _load_spans(self, ids: Sequence[str]) -> tuple[dict[str, dict[str, Span]], dict[str, Exception]]:
         """The staged spans of these traces (by span id: a span sent twice, by a retried
         export, counts once) and, for a trace with a span the importer refuses, why.
-        Requests are read and decoded one at a time, in arrival order, and only the spans
-        of these traces kept: memory is bounded by a batch of traces and one body."""
+        Requests are read in arrival order, a few at a time, and each parsed once for the
+        whole batch; only the spans of these traces become objects: memory is bounded by
+        a batch of traces and a few bodies."""
         want = set(ids)
         spans: dict[str, dict[str, Span]] = {t: {} for t in ids}
         errors: dict[str, Exception] = {}
@@ -307,27 +485,38 @@ class Collector:
         reqs = [r[0] for r in self.store.fetchall(
             "SELECT DISTINCT req FROM collect_spans WHERE otel_trace_id IN (SELECT unnest(?)) AND req IS NOT NULL "
             "ORDER BY req", [ids])]
-        for req in reqs:
-            fmt, body = self.store.fetchall("SELECT fmt, body FROM collect_requests WHERE req = ?", [req])[0]
-            try:
-                found = span_docs(body, want) if fmt == "protobuf" else None
-                if found is None:
-                    doc = decode_request(body) if fmt == "protobuf" else json.loads(body)
-                    found = [(ws, tid, one) for ws, tid, _, one in _spans_of(doc, f"request {req}")]
-            except (MastError, ValueError) as e:  # checked when received: only a damaged store gets here
-                for (tid,) in self.store.fetchall("SELECT DISTINCT otel_trace_id FROM collect_spans WHERE req = ?", [req]):
-                    if tid in want:
-                        errors.setdefault(tid, e)
-                continue
-            for ws, tid, one in found:
-                if tid in want:
-                    add(tid, one, f"request {req}, {ws}")
+        for at in range(0, len(reqs), _BODIES_AT_ONCE):
+            for req, fmt, body in self.store.fetchall(
+                    "SELECT req, fmt, body FROM collect_requests WHERE req IN (SELECT unnest(?)) ORDER BY req",
+                    [reqs[at:at + _BODIES_AT_ONCE]]):
+                try:
+                    found = request_spans(body, want, f"request {req}, ", SOURCE_PREFIX) if fmt == "protobuf" else None
+                    if found is None:
+                        doc = decode_request(body) if fmt == "protobuf" else json.loads(body)
+                        for ws, tid, one in ((ws, tid, one) for ws, tid, _, one in _spans_of(doc, f"request {req}")):
+                            if tid in want:
+                                add(tid, one, f"request {req}, {ws}")
+                        continue
+                except (MastError, ValueError) as e:  # checked when received: only a damaged store gets here
+                    for (tid,) in self.store.fetchall("SELECT DISTINCT otel_trace_id FROM collect_spans WHERE req = ?",
+                                                      [req]):
+                        if tid in want:
+                            errors.setdefault(tid, e)
+                    continue
+                for tid, sp in found:
+                    if tid in errors:
+                        continue
+                    if isinstance(sp, Exception):
+                        errors[tid] = sp
+                    else:
+                        spans[tid][sp.span_id] = sp
         return spans, errors
 
-    def build_ready(self, limit: int = 256, final: bool = False) -> int:
-        ids = self.ready(limit, final)
-        self.build_many(ids)
-        return len(ids)
+    def build_ready(self, limit: int = 4096, final: bool = False) -> int:
+        """Build what is ready (at most ``limit`` groups, ``batch_spans`` spans); the number of groups."""
+        groups = self.ready(limit, final)
+        self.build_many(groups)
+        return len(groups)
 
     def _report(self, rep: BuildReport) -> None:
         if self.on_build:

@@ -528,7 +528,7 @@ class LangGraphEventsImporter:
 
     def _run(self, path: Path, index: int, run: list[tuple[str, dict]]) -> Trace:
         mapper = MessageMapper()
-        root_id = None
+        root_id = root_name = None
         ended = False
         for where, ev in run:
             kind = ev["event"]
@@ -538,7 +538,7 @@ class LangGraphEventsImporter:
             data = ev.get("data") or {}
             if not ev.get("parent_ids"):
                 if kind == "on_chain_start":
-                    root_id = ev["run_id"]
+                    root_id, root_name = ev["run_id"], ev.get("name")
                     inp = data.get("input")
                     for m in messages_in(path, where, _update_messages(inp) or [], roles=True) if isinstance(inp, dict) else []:
                         mapper.add(m, None, None)
@@ -570,6 +570,9 @@ class LangGraphEventsImporter:
                     mapper.add(m, agent, None)
         if ended:
             mapper.terminate()
-        return Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path),
+        # the root chain is the graph: its name is the system's, as LangSmith's root run names it
+        # ("LangGraph", a compiled graph's default, names nothing)
+        system = str(root_name) if root_name and root_name != "LangGraph" else None
+        return Trace(system=system, framework=FRAMEWORK, source_format=self.name, source_path=str(path),
                      source_index=index, steps=mapper.steps, task=mapper.task,
                      metadata={"source_id": root_id} if root_id else {})

@@ -14,7 +14,9 @@ never an agent), the system prompt a system-role step, the task the first user m
 ``reward`` is the outcome (1 success, 0 failure, anything between unknown); ``info``
 (τ-bench: the task's instruction and expected actions, ``reward_info``, or the ``error`` of
 a crashed attempt) is kept as metadata, and an ``error`` there is an ``error`` step.
-Messages may carry a 1-based ``index``; it is kept as an attribute.
+Messages may carry a 1-based ``index``; it is kept as an attribute.  A tool result that
+starts ``Error: `` or ``Unknown action `` (what τ-bench's environment answers when a tool
+raised or does not exist) is a failed one (status ``error``).
 
 Format notes: docs/formats/messages.md.
 """
@@ -26,12 +28,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import (DeclineDetects, as_text, first_char, first_line_object, iter_jsonl, load_json,
-                               strip_bom)
+from mast.ingest._util import (DeclineDetects, as_text, first_char, first_json, first_line_object, iter_jsonl,
+                               load_json, strip_bom)
 from mast.ingest.openai_messages import conversation_steps
 from mast.model import Outcome, Step, StepKind, Trace
 
 _HEAD_RX = re.compile(rb'^\s*\[?\s*\{\s*"(task_id|traj)"\s*:')
+_TRAJ_RX = re.compile(rb'"traj"\s*:\s*\[')
+_TOOL_FAILED_RX = re.compile(r"\s*(Error: |Unknown action )")
 
 
 class TrajectoryImporter(DeclineDetects):
@@ -44,11 +48,24 @@ class TrajectoryImporter(DeclineDetects):
         if first_char(head) not in "[{":
             return 0, "not JSON"
         body = strip_bom(head)
-        if not _HEAD_RX.match(body):
-            return (1 if b'"traj"' in body else 0), "records do not start with task_id or traj"
-        if b'"traj"' not in body and b'"reward"' not in body:
-            return 2, "a task_id record with no traj or reward"
-        return None
+        try:
+            first = first_json(body)
+        except ValueError:  # a first record longer than the head: judge by its opening
+            first = None
+        if isinstance(first, dict):
+            # judged by its keys, not their order: json.dump(sort_keys=True) puts info first
+            if "traj" in first and ("task_id" in first or "reward" in first):
+                return None
+            if "task_id" in first:
+                return 2, "a task_id record with no traj or reward"
+            return (1 if "traj" in first else 0), "records have no task_id and traj"
+        if _HEAD_RX.match(body):
+            if b'"traj"' not in body and b'"reward"' not in body:
+                return 2, "a task_id record with no traj or reward"
+            return None
+        if _TRAJ_RX.search(body) and (b'"task_id"' in body or b'"reward"' in body):
+            return None
+        return (1 if b'"traj"' in body else 0), "records have no task_id and traj"
 
     def read(self, path: Path) -> Iterator[Trace]:
         if path.suffix in (".jsonl", ".ndjson") or first_line_object(path) is not None:
@@ -70,6 +87,11 @@ class TrajectoryImporter(DeclineDetects):
         if not isinstance(rec["traj"], list):
             raise IngestError(str(path), index, "field traj is not a list")
         steps, task = conversation_steps(path, rec["traj"], lambda j: f"{index}, traj[{j}]")
+        for s in steps:
+            # a tool that raised, or a call the environment has no tool for, is answered with this
+            # text (tau-bench's Env.step: f"Error: {e}", f"Unknown action {name}"): a failed execution
+            if s.kind == StepKind.TOOL_RESULT and _TOOL_FAILED_RX.match(s.content or ""):
+                s.status = "error"
         reward = rec.get("reward")
         if reward is not None and (isinstance(reward, bool) or not isinstance(reward, (int, float))):
             raise IngestError(str(path), index, f"reward {reward!r} is not a number")

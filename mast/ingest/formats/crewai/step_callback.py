@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import DeclineDetects, first_json, iter_jsonl, strip_bom
+from mast.ingest._util import DeclineDetects, first_char, first_json, iter_jsonl, iter_records, strip_bom
 from mast.ingest.formats.crewai.events import FRAMEWORK, crew_step
 from mast.model import StepKind, Trace
 
@@ -39,7 +39,7 @@ _FIELDS = {"AgentAction": {"thought", "tool", "tool_input", "text", "result"},
            "AgentFinish": {"thought", "output", "text"},
            "ToolResult": {"result", "result_as_answer"}}
 _REPR_RX = re.compile(r"^(AgentAction|AgentFinish|ToolResult)\(")
-_HEAD_RX = re.compile(rb'^\s*("(AgentAction|AgentFinish|ToolResult)\(|\{\s*"type"\s*:\s*"(AgentAction|AgentFinish|ToolResult)")')
+_HEAD_RX = re.compile(rb'^\s*\[?\s*("(AgentAction|AgentFinish|ToolResult)\(|\{\s*"type"\s*:\s*"(AgentAction|AgentFinish|ToolResult)")')
 
 
 def _class_of(d: dict) -> str | None:
@@ -106,7 +106,8 @@ class CrewAIStepCallbackImporter(DeclineDetects):
         if _HEAD_RX.match(body):
             return None
         try:
-            first = first_json(body, into_array=False)
+            # one step per line, or the steps collected in a list and dumped at the end
+            first = first_json(body, into_array=first_char(body) == "[")
         except ValueError:
             return 0, "the first line is no JSON"
         if isinstance(first, dict) and _class_of(first):
@@ -115,14 +116,20 @@ class CrewAIStepCallbackImporter(DeclineDetects):
 
     def read(self, path: Path) -> Iterator[Trace]:
         steps = []
-        pending: list[tuple[str, dict]] = []  # ToolResults waiting for the AgentAction they belong to
+        pending: list[tuple[int, dict]] = []  # (position, ToolResult)s waiting for their AgentAction
         n = 0
-        for i, obj in iter_jsonl(path):
-            where = f"line {i + 1}"
+        with open(path, "rb") as f:
+            opening = f.read(4096)
+        if first_char(opening) == "[":  # a JSON array of steps: positions, not lines
+            records: Iterator[tuple[int, Any, str]] = ((i, o, str(i)) for i, o in
+                                                       enumerate(iter_records(path, "a JSON array of steps")))
+        else:
+            records = ((i, o, f"line {i + 1}") for i, o in iter_jsonl(path))
+        for i, obj, where in records:
             cls, d = _record(path, where, obj)
             n += 1
             if cls == "ToolResult":
-                pending.append((where, d))
+                pending.append((i + 1, d))
                 continue
             if cls == "AgentAction":
                 sid = f"step-{i + 1}"
@@ -139,11 +146,11 @@ class CrewAIStepCallbackImporter(DeclineDetects):
             for w, r in pending:  # a tool result no action took up: a result-as-answer, or a cut file
                 steps.append(crew_step(agent=None, role="tool", kind=StepKind.MESSAGE if r.get("result_as_answer")
                                        else StepKind.TOOL_RESULT, content=_text(r.get("result")),
-                                       attributes={"line": int(w.split()[1]), "result_as_answer": bool(r.get("result_as_answer"))}))
+                                       attributes={"line": w, "result_as_answer": bool(r.get("result_as_answer"))}))
             pending = []
         for w, r in pending:
             steps.append(crew_step(agent=None, role="tool", kind=StepKind.TOOL_RESULT, content=_text(r.get("result")),
-                                   attributes={"line": int(w.split()[1]), "result_as_answer": bool(r.get("result_as_answer"))}))
+                                   attributes={"line": w, "result_as_answer": bool(r.get("result_as_answer"))}))
         if not n:
             raise IngestError(str(path), None, "no steps in file")
         yield Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path), source_index=0,

@@ -85,8 +85,8 @@ class OTelImporter:
         text = strip_bom(head).decode("utf-8", "replace").lstrip()
         if not text.startswith("{") and not text.startswith("["):
             return False
-        if re.match(r'[\[\s]*\{\s*"resourceSpans"\s*:', text):
-            return True
+        if re.match(r'[\[\s]*\{\s*"(resourceSpans|resource_spans)"\s*:', text):
+            return True  # the proto's own field names too (MessageToDict(preserving_proto_field_name=True))
         # one span per line / concatenated SDK spans: look at the first object's keys
         body = text[1:].lstrip() if text.startswith("[") else text
         try:
@@ -96,7 +96,7 @@ class OTelImporter:
             return bool(m)
         if not isinstance(obj, dict):
             return False
-        if "resourceSpans" in obj:
+        if "resourceSpans" in obj or "resource_spans" in obj:
             return True
         ctx = obj.get("context")
         if isinstance(ctx, dict) and "trace_id" in ctx and "span_id" in ctx and "name" in obj:

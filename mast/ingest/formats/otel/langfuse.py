@@ -39,6 +39,11 @@ _TYPE_KIND = {"GENERATION": "LLM", "TOOL": "TOOL", "AGENT": "AGENT", "CHAIN": "C
 _TYPES = set(_TYPE_KIND) | {"SPAN", "EVENT"}
 _LEVELS = {"DEBUG", "DEFAULT", "WARNING", "ERROR"}
 _OBS_RX = re.compile(rb'"parentObservationId"\s*:')
+_IDS_RX = re.compile(rb'"observations"\s*:\s*\[\s*"')
+#: How a Langfuse trace starts (the UI download's ``{"trace": {"id", "projectId", …`` or the
+#: API's trace object): its ``input`` / ``output`` come before the observations and are
+#: often longer than the head (a LangGraph run's message history).
+_TRACE_START_RX = re.compile(rb'^\s*\[?\s*\{\s*(?:"trace"\s*:\s*\{\s*)?"id"\s*:\s*"[^"]*"\s*,\s*"projectId"\s*:')
 
 
 def _json_obj(v: Any) -> dict:
@@ -135,6 +140,11 @@ class LangfuseImporter(DeclineDetects):
         if first_char(head) not in "[{":
             return 0, "not JSON"
         body = strip_bom(head)
+        if not _OBS_RX.search(body) and _TRACE_START_RX.match(body) and path.stat().st_size > len(head):
+            return None  # a trace whose observations start past the head: read() checks them
+        if _IDS_RX.search(body):
+            return 3, ("observations are ids only (the trace list's shape): "
+                       "export each trace with GET /api/public/traces/{id}")
         if not _OBS_RX.search(body):
             return (2 if b'"observations"' in body else 0), "no observation with parentObservationId"
         if b'"observations"' not in body:

@@ -32,7 +32,7 @@ from mast.ingest.formats.otel.steps import build_trace, drop_duplicate_llm_group
 from mast.model import Trace
 
 _KINDS = {"LLM", "TOOL", "AGENT", "CHAIN", "RETRIEVER", "EMBEDDING", "RERANKER", "GUARDRAIL", "EVALUATOR",
-          "PROMPT", "UNKNOWN"}
+          "PROMPT", "DECISION", "UNKNOWN"}
 _CTX_RX = re.compile(rb'"context"\s*:\s*\{\s*"trace_id"\s*:')
 _SDK_KIND_RX = re.compile(rb'"kind"\s*:\s*"SpanKind\.')
 _STATUS = {"OK": "OK", "ERROR": "ERROR", "UNSET": "UNSET", "": "UNSET"}
@@ -52,6 +52,39 @@ def looks_like(obj: Any) -> tuple[int, str] | None:
     return None
 
 
+def _flatten(attrs: dict) -> dict:
+    """Phoenix's own span JSON keeps attributes nested as its store holds them
+    (``{"llm": {"input_messages": [{"message": {...}}]}}``); the REST API flattens them to
+    the dotted OpenInference keys the mapping reads.  Nested values become dotted keys (a
+    list of objects by index); a list of plain values stays one value."""
+    if not any(isinstance(v, dict) or (isinstance(v, list) and v and isinstance(v[0], dict)) for v in attrs.values()):
+        return dict(attrs)
+    out: dict = {}
+    todo = [("", attrs)]
+    while todo:  # iterative: an attribute tree is as deep as the exporter made it
+        prefix, node = todo.pop()
+        items = node.items() if isinstance(node, dict) else ((str(i), v) for i, v in enumerate(node))
+        for k, v in items:
+            key = f"{prefix}{k}"
+            if isinstance(v, dict) or (isinstance(v, list) and v and all(isinstance(x, dict) for x in v)):
+                todo.append((key + ".", v))
+            else:
+                out[key] = v
+    return out
+
+
+def _groups(obj: Any) -> dict[str, list] | None:
+    """The span groups of a wrapper object: ``{"data": [...], "next_cursor": ...}`` (the REST
+    API's page; the cursor, null or a string, is not spans) or ``{"group": [...], ...}``.
+    None when ``obj`` is a span itself or holds no list."""
+    if not isinstance(obj, dict) or "context" in obj:
+        return None
+    groups = {k: v for k, v in obj.items() if isinstance(v, list)}
+    if not groups or any(not isinstance(v, (list, str)) and v is not None for v in obj.values()):
+        return None
+    return groups
+
+
 def _span(path: Path, where: str, s: Any) -> Span:
     if not isinstance(s, dict):
         raise IngestError(str(path), where, f"expected a span object, found {type(s).__name__}")
@@ -64,7 +97,7 @@ def _span(path: Path, where: str, s: Any) -> Span:
     attrs = s.get("attributes") or {}
     if not isinstance(attrs, dict):
         raise IngestError(str(path), where, "attributes is not an object")
-    attrs = dict(attrs)
+    attrs = _flatten(attrs)
     kind = str(s.get("span_kind") or attrs.get("openinference.span.kind") or "UNKNOWN").upper()
     if kind not in _KINDS:
         raise IngestError(str(path), where, f"unknown span_kind {s.get('span_kind')!r} (newer Phoenix version?)",
@@ -102,25 +135,30 @@ class PhoenixImporter(DeclineDetects):
             if _CTX_RX.search(head) and b'"span_kind"' in head and not _SDK_KIND_RX.search(head):
                 return None
             return 0, "the first record is not JSON (or is longer than the head)"
-        if isinstance(obj, dict) and "context" not in obj:
-            first = next(iter(obj.values()), None) if obj else None
-            if isinstance(first, list) and first:
-                obj = first[0]  # {"name of a group": [spans], ...}
+        groups = _groups(obj)
+        if groups:
+            first = next((g for g in groups.values() if g), None)
+            if first:
+                obj = first[0]  # {"name of a group": [spans], ...} or the REST API's {"data": [spans]}
         return looks_like(obj)
 
     def read(self, path: Path) -> Iterator[Trace]:
         spans: list[Span] = []
-        if path.suffix in (".jsonl", ".ndjson") or first_line_object(path) is not None:
+        one_line = first_line_object(path)
+        # a page of the REST API saved on one line is one document, not JSON Lines of spans
+        if path.suffix in (".jsonl", ".ndjson") or (one_line is not None and (one_line[1] or _groups(one_line[0]) is None)):
             for i, obj in iter_jsonl(path):
-                spans.append(_span(path, f"line {i + 1}", obj))
+                for key, group in (_groups(obj) or {"": [obj]}).items():
+                    for j, s in enumerate(group):
+                        spans.append(_span(path, f"line {i + 1}" + (f", {key}[{j}]" if key else ""), s))
         else:
             data = load_json(path)
             if isinstance(data, list):
                 groups = {"": data}
             elif isinstance(data, dict) and "context" in data:
                 groups = {"": [data]}
-            elif isinstance(data, dict) and all(isinstance(v, list) for v in data.values()):
-                groups = data
+            elif _groups(data):
+                groups = _groups(data)
             else:
                 raise IngestError(str(path), None, f"expected a JSON array of Phoenix spans, found {type(data).__name__}")
             for key, group in groups.items():

@@ -194,7 +194,35 @@ def _sdk_span(path: Path, where: str, s: dict) -> Span:
                 where=where)
 
 
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+
+
+def camel_keys(doc: Any) -> Any:
+    """An OTLP document written with the proto's own field names (``resource_spans``,
+    ``start_time_unix_nano``, ``string_value``: protobuf's ``MessageToDict(...,
+    preserving_proto_field_name=True)``) in the OTLP/JSON names.  Only object keys change;
+    an attribute's ``key`` is a value and stays as written.  Iterative: as deep as the file."""
+    out: Any = {} if isinstance(doc, dict) else [] if isinstance(doc, list) else doc
+    todo = [(doc, out)]
+    while todo:
+        src, dst = todo.pop()
+        items = src.items() if isinstance(src, dict) else enumerate(src)
+        for k, v in items:
+            new = {} if isinstance(v, dict) else [] if isinstance(v, list) else v
+            if isinstance(dst, dict):
+                dst[_camel(k)] = new
+            else:
+                dst.append(new)
+            if isinstance(v, (dict, list)):
+                todo.append((v, new))
+    return out
+
+
 def _doc_spans(path: Path, where: str, doc: Any) -> Iterator[Span]:
+    if isinstance(doc, dict) and "resource_spans" in doc and "resourceSpans" not in doc:
+        doc = camel_keys(doc)
     if isinstance(doc, dict) and "resourceSpans" in doc:
         rss = doc["resourceSpans"]
         if not isinstance(rss, list):

@@ -8,10 +8,11 @@ from typing import Any, Iterator
 
 from mast.ingest._util import DELEGATE_RX, GOTO_RX, PARENT_CMD_RX, as_text, drop_none
 from mast.ingest.formats.otel.agentchat import agentchat_steps
-from mast.ingest.formats.otel.dialects import (CREWAI_TOOL_FAILURE, dialects_of, error_text, fatal_error_span, framework_of, input_text,
-                                               is_openai_agents, is_smolagents, json_maybe,
-                                               kind_of, llm_output, own_agent, root_output, span_tokens, tool_nodes,
-                                               system_name, tool_name_of, tool_output, value_text)
+from mast.ingest.formats.otel.dialects import (CREWAI_TOOL_FAILURE, dialects_of, error_text, fatal_error_span,
+                                               framework_of, input_text, is_openai_agents, is_smolagents,
+                                               json_maybe, kind_of, llm_output, own_agent, root_output,
+                                               span_tokens, system_name, tool_name_of, tool_nodes, tool_output,
+                                               value_text)
 from mast.ingest.formats.otel.spans import Span, iso_ns
 from mast.ingest.langchain_messages import agent_name, step, transfer_target
 from mast.model import Outcome, StepKind, Trace
@@ -108,7 +109,8 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     state = {"last_target": None, "cur_agent": None, "last_agent_span": None}
     # AG2's group chat passes turns by speaker selection: a new speaker is no handoff (its
     # handoffs are transfer tools, which stay handoffs)
-    turns_are_handoffs = framework_of(spans) != "ag2"
+    framework = framework_of(spans)  # a scan of every span: once per trace
+    turns_are_handoffs = framework != "ag2"
     # an agent's run span holds its task as JSON (smolagents: ``{"task": …, "stream": …}``)
     task = (_agent_task(main) if exported and kinds[id(main)] == "agent" else None) or input_text(main)
     first_task = next((x.attrs["crewai.task.description"] for x in sorted(spans, key=lambda x: x.start_ns)
@@ -276,7 +278,7 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
         steps.append(step(agent=last or state["cur_agent"], kind=StepKind.TERMINATION,
                           content=None if m_err else root_output(main), started_at=iso_ns(end),
                           status="failed" if m_err else "completed", parent_span_id=main.span_id))
-    return Trace(system=system_name(spans, main), framework=framework_of(spans), source_format=source_format,
+    return Trace(system=system_name(spans, main), framework=framework, source_format=source_format,
                  source_path=str(path), source_index=index, steps=steps, task=task, outcome=outcome,
                  started_at=iso_ns(min((s.start_ns for s in spans if s.start_ns), default=None)),
                  ended_at=iso_ns(max((s.end_ns or s.start_ns) for s in spans)),
