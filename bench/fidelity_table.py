@@ -42,15 +42,23 @@ from fw_golden import CARRIES, FACT_KEYS, fact_differences, stored_facts  # noqa
 FW = ROOT / "tests" / "fixtures" / "frameworks"
 #: Runs each folder's generator executed (which artefacts came from one execution).
 RUNS = {
-    "ag2/groupchat": 3, "ag2/pattern": 3, "ag2/twoagent": 3,
+    # sqlite logger + ChatResult from one run, the file logger a second, .run() events a
+    # third; toolfail adds GroupChat.messages of the sqlite run and OTel spans of a fourth
+    "ag2/groupchat": 3, "ag2/pattern": 3, "ag2/twoagent": 3, "ag2/toolfail": 4,
+    # one hub run per folder (WAL, audit log, spans, each agent's history)
+    "ag2x/failing": 1, "ag2x/workflow": 1,
     "autogen/0.4.9.3/roundrobin": 1, "autogen/0.4.9.3/selector": 1, "autogen/0.4.9.3/swarm": 1,
     # 0.7.5: one run_stream() for TaskResult, messages, run_stream and both event logs;
-    # save_state.json (since the agents-sdk merge) from another run (other message ids)
-    "autogen/0.7.5/roundrobin": 2, "autogen/0.7.5/selector": 2, "autogen/0.7.5/swarm": 2,
+    # save_state.json from another run (other message ids); the selector's otel.otlp.json
+    # from a third (gen_autogen.py --otel runs the team once more)
+    "autogen/0.7.5/roundrobin": 2, "autogen/0.7.5/selector": 3, "autogen/0.7.5/swarm": 2,
+    # research: kickoff 1 (bus, checkpoint, CrewOutput, task callback, output_log.txt), then
+    # output_log.json, native OTel and the two OpenInference modes one kickoff each
     "crewai/failing": 2, "crewai/research": 5, "crewai/hierarchical": 4, "crewai_steps": 1,
-    "langgraph/toolerror": 1, "langsmith/wrap_openai": 2,
-    "langgraph/dicts": 2, "langgraph/loop": 7, "langgraph/supervisor": 6,
-    "otel": 3,
+    "langgraph/dicts": 2, "langgraph/loop": 7, "langgraph/supervisor": 6, "langgraph/toolerror": 1,
+    "langsmith/wrap_openai": 2,  # a @traceable pipeline, and a bare wrapped call
+    "openai_agents": 3,  # three runs, each written by three trace processors at once
+    "otel": 3, "smolagents": 1,
 }
 SKIP = {"golden.json", "facts.json", "README.md"}  # and *.facts.json
 

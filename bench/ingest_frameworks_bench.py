@@ -1,6 +1,9 @@
 """Ingest benchmark for the OTLP, CrewAI-events and span-export / trajectory importers, against DuckDB's ``read_json``.
 
-    .venv/bin/python bench/ingest_frameworks_bench.py [--corpus otlp|crewai|both|phoenix|langfuse|spantree|trajectory|exports|ag2x-otel|ag2x-wal|ag2x-events|ag2x|openai-agents|smolagents|autogen-state|crewai-steps|runs] [--size-mb 500]
+    .venv/bin/python bench/ingest_frameworks_bench.py [--corpus KIND ...] [--size-mb 500]
+
+(KIND: otlp, crewai, phoenix, langfuse, spantree, trajectory, ag2x-otel, ag2x-wal, ag2x-events,
+openai-agents, smolagents, autogen-state, crewai-steps; the groups both, exports, ag2x, runs, all.)
 
 Reuses the harness of bench/ingest_bench.py (the real CLI in a subprocess with the RSS of
 its process tree sampled every 50 ms; the reference is DuckDB's ``read_json`` of the same
@@ -271,24 +274,35 @@ def run_one(kind: str, a, log) -> dict:
     res: dict = {"kind": kind, "corpus": {k: getattr(corpus, k) for k in ("root", "bytes", "files", "by_shape")},
                  "runs": []}
     for i in range(a.runs):
+        base = None
+        if a.baseline:
+            # the other version first, then this one, then read_json: paired in the same minutes
+            log(f"[{kind}] run {i + 1}: baseline mast ingest ...")
+            b = harness.run_mast([Path(corpus.root)], tmp / "mast.duckdb", {"PYTHONPATH": str(a.baseline)})
+            base = {"wall_s": b["wall_s"], "cpu_s": b["cpu_s"], "mb_s": mb / b["wall_s"], "steps": b["summary"]["steps"],
+                    "traces_new": b["summary"]["traces_new"], "errors": len(b["summary"]["errors"])}
+            log(json.dumps(base))
         log(f"[{kind}] run {i + 1}: mast ingest ...")
         m = harness.run_mast([Path(corpus.root)], tmp / "mast.duckdb")
         s = m["summary"]
         run = {"loadavg_before": os.getloadavg(), "mast": {
-            "wall_s": m["wall_s"], "mb_s": mb / m["wall_s"], "steps": s["steps"], "traces_new": s["traces_new"],
+            "wall_s": m["wall_s"], "cpu_s": m["cpu_s"], "mb_s": mb / m["wall_s"], "steps": s["steps"], "traces_new": s["traces_new"],
             "files": s["files"], "errors": len(s["errors"]), "formats": s["formats"],
             "peak_tree_rss_mb": m["peak_tree_rss_mb"], "peak_proc_hwm_mb": m["peak_proc_hwm_mb"],
             "processes": m["processes"], "store_mb": m["store_mb"]}}
+        if base:
+            run["baseline"] = base
         log(json.dumps(run["mast"]))
         for p in tmp.glob("mast.duckdb*"):
             p.unlink()
         if not a.skip_reference:
             log(f"[{kind}] run {i + 1}: reference read_json ...")
             r = harness.run_reference(corpus, tmp / "ref.duckdb")
-            run["reference"] = {"wall_s": r["wall_s"], "read_json_s": r["result"]["seconds"], "mb_s": mb / r["wall_s"],
+            run["reference"] = {"wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "read_json_s": r["result"]["seconds"], "mb_s": mb / r["wall_s"],
                                 "rows": sum(g["rows"] for g in r["result"]["groups"]),
                                 "threads": r["result"]["threads"], "peak_tree_rss_mb": r["peak_tree_rss_mb"]}
             run["ratio"] = run["mast"]["mb_s"] / run["reference"]["mb_s"]
+            run["cpu_ratio"] = run["reference"]["cpu_s"] / run["mast"]["cpu_s"]
             log(json.dumps(run["reference"]))
             for p in tmp.glob("ref.duckdb*"):
                 p.unlink()
@@ -308,32 +322,40 @@ def markdown(all_res: dict) -> str:
                    + ")")
         for i, r in enumerate(res["runs"], 1):
             m = r["mast"]
-            line = (f"  - run {i} (load {r['loadavg_before'][0]:.1f}): mast {m['wall_s']:.1f} s, **{m['mb_s']:.1f} MB/s**, "
+            line = (f"  - run {i} (load {r['loadavg_before'][0]:.1f}): mast {m['wall_s']:.1f} s (CPU {m['cpu_s']:.1f} s), "
+                    f"**{m['mb_s']:.1f} MB/s**, "
                     f"{m['traces_new']:,} traces, {m['steps']:,} steps, {m['errors']} errors, peak RSS "
                     f"{m['peak_tree_rss_mb']:.0f} MB (tree of {m['processes']}; largest process "
                     f"{m['peak_proc_hwm_mb']:.0f} MB)")
+            if "baseline" in r:
+                b = r["baseline"]
+                line += (f"; baseline mast {b['wall_s']:.1f} s (CPU {b['cpu_s']:.1f} s), {b['mb_s']:.1f} MB/s, "
+                         f"{b['steps']:,} steps")
             if "reference" in r:
                 ref = r["reference"]
-                line += (f"; read_json {ref['wall_s']:.1f} s, **{ref['mb_s']:.1f} MB/s** ({ref['threads']} threads, "
-                         f"peak RSS {ref['peak_tree_rss_mb']:.0f} MB); ratio **{r['ratio']:.2f}**")
+                line += (f"; read_json {ref['wall_s']:.1f} s (CPU {ref['cpu_s']:.1f} s), **{ref['mb_s']:.1f} MB/s** "
+                         f"({ref['threads']} threads, peak RSS {ref['peak_tree_rss_mb']:.0f} MB); ratio **{r['ratio']:.2f}** "
+                         f"(by CPU time {r['cpu_ratio']:.2f})")
             out.append(line)
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpus", choices=["otlp", "crewai", "both", *EXPORT_TEMPLATES, "exports", *AG2X_TEMPLATES, "ag2x",
-                                         *RUN_TEMPLATES, "runs"], default="both")
+    ap.add_argument("--corpus", nargs="+", choices=["otlp", "crewai", "both", *EXPORT_TEMPLATES, "exports", *AG2X_TEMPLATES, "ag2x",
+                                         *RUN_TEMPLATES, "runs", "all"], default=["both"])
     ap.add_argument("--size-mb", type=int, default=500, help="size of each corpus (default 500)")
     ap.add_argument("--runs", type=int, default=2, help="measured runs per corpus (default 2)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out", help="work folder (gitignored)")
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--baseline", type=Path, help="source tree of another mast version (e.g. a `git worktree` of "
+                    "main), run before this one on each corpus (its package put first on PYTHONPATH)")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     log = lambda *x: print(*x, file=sys.stderr, flush=True)  # noqa: E731
-    kinds = (["otlp", "crewai"] if a.corpus == "both" else list(EXPORT_TEMPLATES) if a.corpus == "exports"
-             else list(AG2X_TEMPLATES) if a.corpus == "ag2x" else list(RUN_TEMPLATES) if a.corpus == "runs"
-             else [a.corpus])
+    groups = {"both": ["otlp", "crewai"], "exports": list(EXPORT_TEMPLATES), "ag2x": list(AG2X_TEMPLATES),
+              "runs": list(RUN_TEMPLATES), "all": ["otlp", "crewai", *EXPORT_TEMPLATES, *AG2X_TEMPLATES, *RUN_TEMPLATES]}
+    kinds = [k for c in a.corpus for k in groups.get(c, [c])]
     res = {"machine": harness.machine(), "corpora": [run_one(k, a, log) for k in kinds],
            "loadavg_end": os.getloadavg()}
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

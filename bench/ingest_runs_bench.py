@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SELECTOR = ROOT / "tests" / "fixtures" / "frameworks" / "autogen" / "0.7.5" / "selector"
+RUN_FILES = ("task_result.json", "messages.json", "run_stream.jsonl", "events.jsonl", "events.log")
 UUID = re.compile(r"(?<![0-9a-f])[0-9a-f]{8}(-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?![0-9a-f])")
 
 CHILD = r"""
@@ -58,7 +59,9 @@ def build(out: Path) -> dict[str, Path]:
                      "content": f"run {i}: message {k} about the task at hand"} for k in range(8)]
             (msgs / f"{i:05d}.json").write_text(json.dumps({"messages": conv}))
     if not ac.exists():
-        files = [f for f in sorted(SELECTOR.iterdir()) if f.is_file()]
+        # the five artefacts of the folder's one run (the folder has since gained
+        # save_state.json and otel.otlp.json, each from another run)
+        files = [SELECTOR / n for n in RUN_FILES]
         for i in range(300):
             d = ac / f"{i:04d}"
             d.mkdir(parents=True)

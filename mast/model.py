@@ -12,6 +12,7 @@ import enum
 import hashlib
 import json
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 # The taxonomy a label belongs to unless it says otherwise, named here for the defaults below.
@@ -23,6 +24,38 @@ SCHEMA_VERSION = 1
 #: Trace ids are tagged content hashes: the tag names the algorithm so that a future
 #: change of hashing is detectable (the same idea as simonw/llm's content ids).
 TRACE_ID_TAG = "t1"
+
+
+#: The step fields a trace id hashes after ``agent`` and ``kind``, in hashing order.
+_ID_FIELDS = attrgetter("role", "tool_name", "tool_args", "target_agent", "span_id", "started_at", "content")
+
+
+def trace_id(source_format: str, task: str | None, rows: list[str], source_id: Any = None) -> str:
+    """The id of a trace from its steps' :func:`id_rows` (what :meth:`Trace.compute_id` hashes).
+
+    SHA-256 over the format, NUL, the task, then per step RS and per field US plus its
+    text (nothing for None), then GS and the JSON of the source id if there is one; UTF-8,
+    lone surrogates passed through.  The text is joined first and encoded once: hashing
+    it piecewise, as the first version did, gives the same digest for ten times the calls.
+    """
+    h = hashlib.sha256(source_format.encode())
+    h.update(b"\x00")
+    h.update((task or "").encode("utf-8", "surrogatepass"))
+    if rows:
+        h.update(("\x1e\x1f" + "\x1e\x1f".join(rows)).encode("utf-8", "surrogatepass"))
+    # Ids found in the source (chat ids, run ids) separate otherwise identical runs.
+    if source_id is not None:
+        h.update(b"\x1d" + json.dumps(source_id, sort_keys=True, default=str).encode())
+    return f"{TRACE_ID_TAG}-{h.hexdigest()[:32]}"
+
+
+def id_rows(cols: list[list]) -> list[str]:
+    """Each step's hashed fields joined by US, from the columns ``agent``, ``kind`` (its value),
+    ``role``, ``tool_name``, ``tool_args``, ``target_agent``, ``span_id``, ``started_at``,
+    ``content`` (nine equal lists; None spelled as nothing)."""
+    # a value that is not exactly a str (an importer's int, a str subclass) is spelled as str() does
+    return list(map("\x1f".join, zip(*(["" if v is None else v if type(v) is str else str(v) for v in c]
+                                        for c in cols))))
 
 
 class StepKind(str, enum.Enum):
@@ -102,22 +135,12 @@ class Trace:
         """Content hash over what the trace *is* (not where it was read from).
 
         Re-importing the same record from another path is a no-op; two records that
-        differ in any step are two traces.
+        differ in any step are two traces.  :func:`trace_id` has the exact recipe.
         """
-        # one string, encoded and hashed once: the same bytes as a hash update per field
-        # (the separators are single bytes in UTF-8), at a fraction of the calls
-        parts = [self.source_format, "\x00", self.task or ""]
-        for s in self.steps:
-            parts.append("\x1e")
-            for v in (s.agent, s.kind.value, s.role, s.tool_name, s.tool_args, s.target_agent,
-                      s.span_id, s.started_at, s.content):
-                parts.append("\x1f" if v is None else "\x1f" + (v if type(v) is str else str(v)))
-        h = hashlib.sha256("".join(parts).encode("utf-8", "surrogatepass"))
-        # Ids found in the source (chat ids, run ids) separate otherwise identical runs.
-        ident = self.metadata.get("source_id")
-        if ident is not None:
-            h.update(b"\x1d" + json.dumps(ident, sort_keys=True, default=str).encode())
-        return f"{TRACE_ID_TAG}-{h.hexdigest()[:32]}"
+        steps = self.steps
+        rows = id_rows([[s.agent for s in steps], [s.kind._value_ for s in steps],
+                        *map(list, zip(*map(_ID_FIELDS, steps)))]) if steps else []
+        return trace_id(self.source_format, self.task, rows, self.metadata.get("source_id"))
 
     def totals(self) -> "TraceTotals":
         """The per-trace figures the store keeps beside the steps (see ``traces`` in DESIGN.md).

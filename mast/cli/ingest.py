@@ -78,6 +78,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
             "alternates": summary.alternates, "traces_superseded": summary.traces_superseded,
             "labels_superseded": summary.labels_superseded,
             "same_run_no_id": [{"path": a, "other": b} for a, b in summary.same_run],
+            "merged_by_content": [{"path": a, "other": b} for a, b in summary.merged_by_content],
             "errors": [str(e) for e in errors],
             "stopped": str(summary.aborted) if summary.aborted else None,
             "labels": [r.__dict__ for r in labelled],
@@ -102,6 +103,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
                          f"{summary.labels_superseded} label(s) of them" if summary.traces_superseded else "")
                       + " (see `mast traces show`)", highlight=False, markup=False)
         _same_run_notes(summary.same_run, summary.shown_paths)
+        _same_run_notes(summary.merged_by_content, summary.shown_paths, merged=True)
         named = summary.systems_named
         if named.keys() - {"artefact"}:  # only worth a line when a fallback named some
             err.print("system names: " + ", ".join(f"{named[k]} trace(s) from the {k}" for k in SYSTEM_RULES
@@ -130,13 +132,20 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
 SAME_RUN_NOTES = 20
 
 
-def _same_run_notes(pairs: list[tuple[str, str]], shown: dict[str, str]) -> None:
-    """One note per file naming the files its run looks like (``shown``: stored path -> as typed)."""
+def _same_run_notes(pairs: list[tuple[str, str]], shown: dict[str, str], merged: bool = False) -> None:
+    """One note per file naming the files its run looks like (``shown``: stored path -> as typed);
+    ``merged``: the files its run was merged with by content."""
     by_file: dict[str, list[str]] = {}
     for a, b in pairs:
         by_file.setdefault(a, []).append(shown.get(b, b))
     for a, others in list(by_file.items())[:SAME_RUN_NOTES]:
         more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+        if merged:
+            err.print(f"note: {safe(a)} merged by content with {', '.join(map(safe, others[:3]))}{more}: no run "
+                      "id ties them, but the task, the opening messages and the agents agree and their times do "
+                      "not say otherwise (one trace; `mast traces show` names the rule)",
+                      highlight=False, markup=False, soft_wrap=True)
+            continue
         err.print(f"note: {safe(a)} looks like the same run as {', '.join(map(safe, others[:3]))}{more} (same "
                   "framework, task and opening messages) but no run id ties them: kept as separate traces",
                   highlight=False, markup=False, soft_wrap=True)

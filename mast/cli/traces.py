@@ -78,8 +78,10 @@ def show(obj, trace_id, width, as_json):
         out.print(Text(f"run: {safe(meta['run_key'])} ({safe(meta.get('run_key_kind'))})"), highlight=False)
     if len(sources) > 1 or any(not s["chosen"] for s in sources):
         out.print(table([{"": "chosen" if s["chosen"] else "alternate", "file": s["path"], "format": s["format"],
-                          "steps": s["steps"], "why": s["why"]} for s in sources],
-                        ["", "file", "format", "steps", "why"], title="artefacts of this run",
+                          "steps": s["steps"], "why": s["why"],
+                          "matched by": s.get("match_rule") or ("run id" if s.get("run_key") else "same content")}
+                         for s in sources],
+                        ["", "file", "format", "steps", "why", "matched by"], title="artefacts of this run",
                         justify_right=["steps"]))
     if redactions:
         out.print(Text(f"redacted: {redactions} credential-looking string(s) replaced before storage"),

@@ -107,11 +107,53 @@ def first_json(head: bytes, into_array: bool = True) -> Any:
 
     Detectors judge a file by its first record; a ValueError means that record is not
     JSON or does not end within the head, and each detector decides what that means.
+    The value is shared by the detectors asking about the same head (see :func:`_memo`):
+    read it, never change it.
     """
+    # (into_array only matters for a head that opens an array: one decode serves both)
+    return _memo(("first", into_array and first_char(head) == "["), head, _first_json)
+
+
+def _first_json(key: tuple, head: bytes) -> Any:
     text = strip_bom(head).decode("utf-8", "replace").lstrip()
-    if into_array and text.startswith("["):
+    if key[1]:
         text = text[1:].lstrip()
     return json.JSONDecoder().raw_decode(text)[0]
+
+
+def line_json(line: bytes) -> Any:
+    """``json.loads(line)`` of a head's first line, shared by the detectors asking (see
+    :func:`_memo`): read it, never change it."""
+    # JSON's own whitespace around the line changes nothing json.loads returns: stripped,
+    # the callers' differently trimmed first lines share one decode
+    return _memo("line", line.strip(b" \t\r\n"), lambda _, b: json.loads(b))
+
+
+#: kind -> (bytes, value, error) of the last head decoded for detection
+_LAST: dict[Any, tuple] = {}
+
+
+def _memo(kind: Any, data: bytes, decode) -> Any:
+    """``decode(kind, data)``, remembered for the last ``data`` of each kind.
+
+    Detection asks some 25 importers about each file, and a dozen of them decode the
+    same 64 KB head (or its first line) as JSON: for a file of one long line, such as
+    a compact OTLP request, that was most of the cost of ingesting a small file.  The
+    error is remembered too (and raised again), so a head that is no JSON is decoded
+    once as well.
+    """
+    last = _LAST.get(kind)
+    if last is not None and (last[0] is data or last[0] == data):
+        if last[2] is not None:
+            raise last[2].with_traceback(None)
+        return last[1]
+    try:
+        value = decode(kind, data)
+    except Exception as e:
+        _LAST[kind] = (data, None, e)
+        raise
+    _LAST[kind] = (data, value, None)
+    return value
 
 
 def load_json(path: Path) -> Any:
@@ -120,7 +162,7 @@ def load_json(path: Path) -> Any:
         raw = path.read_bytes()
     except OSError as e:
         raise IngestError(str(path), None, f"cannot read file: {e.strerror or e}") from None
-    if not raw.strip():
+    if not raw or raw.isspace():  # (strip() would copy the whole file to find out)
         raise IngestError(str(path), None, "file is empty")
     try:
         text = raw.decode("utf-8-sig")
@@ -214,6 +256,11 @@ def first_line_object(path: Path) -> tuple[Any, bool] | None:
     exist in the wild, so the suffix alone cannot decide.
     """
     with open_source(path) as f:
+        # A JSON array on one line (a results file) would otherwise be read whole here.
+        start = strip_bom(f.read(64)).lstrip(b" \t\r\x0b\x0c")
+        if start[:1] and start[:1] != b"{":
+            return None
+        f.seek(0)
         line = strip_bom(f.readline()).strip()
         if not line.startswith(b"{"):
             return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mast.model import StepKind
 
@@ -43,6 +44,12 @@ def parse_role(role: str) -> MagenticRole:
                         role="user" if agent.lower() == "human" else "assistant")
 
 
+#: :func:`parse_role` remembered per role string: a log has a few dozen distinct roles over
+#: thousands of steps, and the result is immutable, so steps may share it.
+parse_role_cached = lru_cache(maxsize=4096)(parse_role)
+
+
+@lru_cache(maxsize=4096)  # a few distinct roles per log, asked about every message
 def is_magentic_role(role: str) -> bool:
     """True for ``Name (annotation)`` roles: a speaker with a Magentic-One annotation."""
     m = _ROLE_RX.match(role)

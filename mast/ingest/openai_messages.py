@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from mast.errors import IngestError
 from mast.ingest._util import as_text
-from mast.ingest.magentic_roles import STANDARD_ROLES, is_magentic_role, parse_role
+from mast.ingest.magentic_roles import STANDARD_ROLES, is_magentic_role, parse_role_cached as parse_role
 from mast.model import Step, StepKind
 
 ROLE_MAP = {"human": "user", "ai": "assistant", "function": "tool", "developer": "system"}

@@ -33,16 +33,20 @@ class FileResult:
     labels_superseded: int = 0
     #: Files whose trace looks like the same run as one of this file's, with no id tying them.
     same_run_as: list[str] = field(default_factory=list)
+    #: Files merged with this file's run by content (no id tying them: mast.store.run_match).
+    merged_by_content: list[str] = field(default_factory=list)
     #: The file as the store records it (its resolved path), when it was read.
     key: str | None = None
 
     def take_sources(self, src) -> None:
         """Take what recording the file's artefacts did (a :class:`mast.store.sources.Sources`)."""
         self.alternates = src.alternates
-        # An alternate was written and then dropped: it is not a new trace of the store.
-        self.traces_new = max(0, self.traces_new - src.alternates)
+        # An alternate written and then dropped is not a new trace of the store (one never
+        # written was not counted as new).
+        self.traces_new = max(0, self.traces_new - (src.alternates - src.unwritten))
         self.traces_superseded, self.labels_superseded = src.superseded, src.superseded_labels
         self.same_run_as = list(src.same_run_as)
+        self.merged_by_content = list(src.merged_by_content)
 
 
 @dataclass
@@ -107,6 +111,11 @@ class IngestSummary:
     def same_run(self) -> list[tuple[str, str]]:
         """``(file, other file)`` pairs that look like one run although no id ties them."""
         return [(f.path, o) for f in self.files for o in f.same_run_as]
+
+    @property
+    def merged_by_content(self) -> list[tuple[str, str]]:
+        """``(file, other file)`` pairs made one run by content, no id tying them."""
+        return [(f.path, o) for f in self.files for o in f.merged_by_content]
 
     @property
     def formats(self) -> Counter:

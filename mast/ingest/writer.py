@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from mast.errors import IngestAborted, IngestError, MastError
 from mast.ingest.faults import IngestLimits, file_error
+from mast.ingest.identity import poorer_in_group, without
 from mast.ingest.summary import FileResult
 from mast.store import Store, WriteHook
 
@@ -129,15 +130,19 @@ class _GroupWriter:
     def _write(self, parts: list[TraceTables], files: list[_Pending]) -> None:
         with self.store.transaction():
             sizes = [p.parsed.traces for p in files]
-            results = self.store.write_parts(parts, sizes, self.hooks)
             ids = [i for t in parts for i in t.traces.column("trace_id").to_pylist()]
             offs = [sum(sizes[:k]) for k in range(len(sizes) + 1)]
+            runs = [r for t in parts for r in t.run_rows()]
+            keys, fmts = [p.key for p in files], [p.parsed.format for p in files]
+            runs = [runs[offs[k]:offs[k + 1]] for k in range(len(files))]
+            # one trace per run: the poorer artefacts of a run in this group are not written
+            drop = poorer_in_group(keys, fmts, runs)
+            wparts, wsizes = without(parts, sizes, drop) if drop else (parts, sizes)
+            results = self.store.write_parts(wparts, wsizes, self.hooks)
             replaced = self.store.record_files([(p.key, p.size, p.mtime_ns, p.parsed.format, p.parsed.traces)
                                                 for p in files],
                                                [ids[offs[k]:offs[k + 1]] for k in range(len(files))])
-            runs = [r for t in parts for r in t.run_rows()]
-            sources = self.store.record_sources([p.key for p in files], [p.parsed.format for p in files],
-                                                [runs[offs[k]:offs[k + 1]] for k in range(len(files))])
+            sources = self.store.record_sources(keys, fmts, runs, unwritten=drop)
         for p, w, r, src in zip(files, results, replaced, sources):
             p.res.traces_new, p.res.traces_present, p.res.steps = w.new, w.present, w.steps
             p.res.traces_replaced, p.res.labels_replaced = r.traces, r.labels

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 
 import pyarrow as pa
 
-from mast.model import Annotation, Attribution, Trace
+from mast.model import Annotation, Attribution, Trace, id_rows, trace_id
 
 TRACE_SCHEMA = pa.schema([
     ("trace_id", pa.string()), ("system", pa.string()), ("framework", pa.string()),
@@ -45,10 +45,15 @@ ATTRIBUTION_SCHEMA = pa.schema([
     ("_seq", pa.int32()), ("trace_id", pa.string()), ("annotator", pa.string()), ("run_id", pa.string()),
     ("agent", pa.string()), ("step", pa.int32()), ("confidence", pa.float64()), ("rationale", pa.large_string()),
 ])
-# Step fields copied as they are, in STEP_SCHEMA order (kind and attributes are converted).
-_get_plain = attrgetter("span_id", "parent_span_id", "agent", "role")
-_get_plain2 = attrgetter("content", "tool_name", "tool_args", "target_agent", "started_at", "ended_at",
-                         "tokens_in", "tokens_out", "cost_usd", "status")
+# Step fields copied as they are, in STEP_SCHEMA order after ``_seq, trace_id, step``
+# (``kind`` and ``attributes`` are converted).
+_STEP_FIELDS = ("span_id", "parent_span_id", "agent", "role", "kind", "content", "tool_name", "tool_args",
+                "target_agent", "started_at", "ended_at", "tokens_in", "tokens_out", "cost_usd", "status")
+#: What :func:`mast.model.trace_id` hashes, as names of the step columns above.
+_ID_COLUMNS = ("agent", "kind", "role", "tool_name", "tool_args", "target_agent", "span_id", "started_at", "content")
+_KIND = attrgetter("kind._value_")  # the enum's value without its property's cost
+_ATTRS = attrgetter("attributes")
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str).encode  # one encoder, not one per value
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,32 +104,89 @@ class TraceTables:
 
 
 def encode_traces(traces: Sequence[Trace]) -> TraceTables:
-    """Finalise ids and lay traces out as Arrow columns, with their totals and labels (no DuckDB)."""
+    """Finalise ids and lay traces out as Arrow columns, with their totals and labels (no DuckDB).
+
+    Built column by column over the whole batch (one list per column, one ``pa.array``
+    each), not row by row: a tuple per step and its transposition cost more than the data.
+    """
+    steps = [s for t in traces for s in t.steps]
+    col: dict[str, list] = {f: list(map(attrgetter(f), steps)) for f in _STEP_FIELDS if f != "kind"}
+    col["kind"] = list(map(_KIND, steps))
+    id_cols = [col[f] for f in _ID_COLUMNS]
     tcols: list[list] = [[] for _ in TRACE_SCHEMA]
-    srows: list[tuple] = []
+    seqs: list[int] = []
+    tids: list[str] = []
+    nums: list[int] = []
     ann: list[tuple] = []
     att: list[tuple] = []
+    lo = 0
     for seq, t in enumerate(traces):
-        t.finalise()
+        n = len(t.steps)
+        hi = lo + n
+        if not t.trace_id:  # kept when set: a retry after scrubbing keeps the id of the text as read
+            # one trace's text at a time: a copy of the whole batch's would raise peak memory
+            rows = id_rows([c[lo:hi] for c in id_cols]) if n else []
+            t.trace_id = trace_id(t.source_format, t.task, rows, t.metadata.get("source_id"))
         tid = t.trace_id
-        for i, s in enumerate(t.steps):
-            a = s.attributes
-            srows.append((seq, tid, i, *_get_plain(s), s.kind.value, *_get_plain2(s),
-                          json.dumps(a, ensure_ascii=False, default=str) if a else None))
-        tt = t.totals()
+        seqs += [seq] * n
+        tids += [tid] * n
+        nums += range(n)
         row = (tid, t.system, t.framework, t.source_format, t.source_path, t.source_index, t.task,
-               t.outcome.value, tt.started_at, tt.ended_at, tt.n_steps, tt.n_agents,
-               tt.tokens_in, tt.tokens_out, tt.cost_usd, _json(t.metadata))
-        for col, v in zip(tcols, row):
-            col.append(v)
+               t.outcome.value, *_totals(t, col, lo, hi), _json(t.metadata))
+        for c, v in zip(tcols, row):
+            c.append(v)
         for a in t.annotations:
             a.trace_id = tid
             ann.append(_annotation_row(seq, a))
         for a in t.attributions:
             a.trace_id = tid
             att.append(_attribution_row(seq, a))
-    return TraceTables(_table(tcols, TRACE_SCHEMA, columns=True), _table(srows, STEP_SCHEMA),
+        lo = hi
+    memo: dict = {}  # JSON of the attributes repeated in this batch
+    attrs = [None if not a else _attrs(a, memo) for a in map(_ATTRS, steps)]
+    scols = [seqs, tids, nums, *(col[f] for f in _STEP_FIELDS), attrs]
+    return TraceTables(_table(tcols, TRACE_SCHEMA, columns=True), _table(scols, STEP_SCHEMA, columns=True),
                        _table(ann, ANNOTATION_SCHEMA), _table(att, ATTRIBUTION_SCHEMA))
+
+
+def _totals(t: Trace, col: dict[str, list], lo: int, hi: int) -> tuple:
+    """:meth:`Trace.totals` (after ``n_steps``: agents, tokens, cost, start, end) from the columns."""
+    n = hi - lo
+    agents = len(set(filter(None, col["agent"][lo:hi])))
+    tin, tout = col["tokens_in"][lo:hi], col["tokens_out"][lo:hi]
+    if tin.count(None) == n and tout.count(None) == n:
+        tok_in = tok_out = None
+    else:
+        tok_in, tok_out = sum(v or 0 for v in tin), sum(v or 0 for v in tout)
+    costs = col["cost_usd"][lo:hi]
+    cost = None
+    if costs.count(None) != n:
+        cost = 0.0
+        for v in costs:  # in step order, as Trace.totals adds them (not math.fsum)
+            if v is not None:
+                cost += v
+    started = t.started_at or next(filter(None, col["started_at"][lo:hi]), None)
+    ended = t.ended_at or next(filter(None, (e or s for e, s in zip(reversed(col["ended_at"][lo:hi]),
+                                                                     reversed(col["started_at"][lo:hi])))), None)
+    return started, ended, n, agents, tok_in, tok_out, cost
+
+
+def _attrs(a: dict, memo: dict) -> str:
+    """A step's attributes as JSON; flat all-text ones (a few distinct per batch) are remembered."""
+    if len(a) <= 4:
+        try:
+            key = tuple(a.items())
+            hit = memo.get(key)
+        except TypeError:  # an unhashable value: a nested one, never remembered
+            return _JSON(a)
+        if hit is not None:
+            return hit
+        text = _JSON(a)
+        # only text keys and values: 1 and True are equal keys but different JSON
+        if len(memo) < 4096 and all(type(k) is str and type(v) is str for k, v in key):
+            memo[key] = text
+        return text
+    return _JSON(a)
 
 
 def encode_annotations(rows: Iterable[Annotation]) -> pa.Table:
@@ -150,7 +212,7 @@ def _attribution_row(seq: int, a: Attribution) -> tuple:
 def _json(v: Any) -> str | None:
     if v is None or v == {}:
         return None
-    return json.dumps(v, ensure_ascii=False, default=str)
+    return _JSON(v)
 
 
 def _table(rows: list, schema: pa.Schema, columns: bool = False) -> pa.Table:

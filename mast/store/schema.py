@@ -417,6 +417,26 @@ def m150_run_sources(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @migration
+def m190_run_groups(con: duckdb.DuckDBPyConnection) -> None:
+    # Artefacts of one run that no id ties (mast.ingest.identity: same task, opening
+    # messages and agents, overlapping times) are merged like id matches.  run_group is the
+    # run an artefact belongs to (its run key, or 'content:<trace id>', or the group of the
+    # artefact it was matched to), match_rule the rule that put it there (NULL: its own run),
+    # t_start / t_end / agents / framework / messages what the content rule compares (UTC;
+    # JSON lists: digests of the agent names and of the first messages),
+    # part whether the artefact holds one agent's view of its run only (an ag2 1.x history).
+    con.execute("ALTER TABLE run_sources ADD COLUMN run_group VARCHAR")
+    con.execute("ALTER TABLE run_sources ADD COLUMN match_rule VARCHAR")
+    con.execute("ALTER TABLE run_sources ADD COLUMN t_start TIMESTAMP")
+    con.execute("ALTER TABLE run_sources ADD COLUMN t_end TIMESTAMP")
+    con.execute("ALTER TABLE run_sources ADD COLUMN agents VARCHAR")
+    con.execute("ALTER TABLE run_sources ADD COLUMN framework VARCHAR")
+    con.execute("ALTER TABLE run_sources ADD COLUMN part BOOLEAN")
+    con.execute("ALTER TABLE run_sources ADD COLUMN messages VARCHAR")
+    con.execute("UPDATE run_sources SET run_group = coalesce(run_key, 'content:' || source_trace_id)")
+
+
+@migration
 def m200_collect_stitching(con: duckdb.DuckDBPyConnection) -> None:
     # `mast collect` stitches the OTel traces of one run as `mast ingest` does (links,
     # a parent span under another trace id, a shared run id): each staged span keeps what

@@ -3,8 +3,10 @@
 Mixed into :class:`mast.store.store.Store`.  Ingest puts a run key on each trace
 (:mod:`mast.ingest.identity`: metadata ``run_key``, ``run_rank``, ``run_fingerprint``);
 :meth:`RunSources.record_sources`, called in the transaction that stored a group of files,
-keeps one stored trace per key, the one from the highest-ranked artefact, and records
-every artefact in ``run_sources`` (the chosen one and its alternates).  A trace that loses
+keeps one stored trace per run, the one from the highest-ranked artefact, and records
+every artefact in ``run_sources`` (the chosen one and its alternates).  A run is the
+artefacts of one key, or those that :mod:`mast.store.run_match` found to be one run by
+their content (``run_group``; ``match_rule`` says which rule put an artefact there).  A trace that loses
 to a richer artefact of its run is deleted with its labels and derived rows, as a changed
 file's old trace is (:meth:`Store.delete_traces`), and counted.
 
@@ -26,6 +28,8 @@ import duckdb
 
 from mast.store.rows import Columns, attach, detach
 
+from mast.store.run_match import PART_SLACK, Unit, plan, plan_parts, window
+
 
 @dataclass(slots=True)
 class Sources:
@@ -39,6 +43,11 @@ class Sources:
     #: Files whose trace looks like the same run (same fingerprint) with no id tying them
     #: (the first :data:`SAME_RUN_LIST`).
     same_run_as: list[str] = field(default_factory=list)
+    #: Files merged into one run with this file's trace by content, no id tying them
+    #: (:mod:`mast.store.run_match`; the first :data:`SAME_RUN_LIST`).
+    merged_by_content: list[str] = field(default_factory=list)
+    #: Of the alternates, those never written (the richer artefact was in the same group).
+    unwritten: int = 0
 
 
 #: Files named per file as looking like the same run (the first ones, by path).
@@ -48,8 +57,9 @@ SAME_RUN_LIST = 5
 def _pair_same_run(entries: list[dict[str, Any]], at: dict[str, int], out: list[Sources]) -> None:
     """Name, for each file of the group, files of the same fingerprint that no id ties to it:
     one of the two has no run key, or their keys are of different kinds (two keys of one
-    kind that differ are two runs by the framework's word), and they are not one trace.  A pair within the group is
-    named once, on the later path."""
+    kind that differ are two runs by the framework's word), and they are not one trace nor
+    one run (the content rule, :mod:`mast.store.run_match`, did not merge them: ambiguous,
+    or their times or agents differ).  A pair within the group is named once, on the later path."""
     by_kind: dict[str | None, list[dict[str, Any]]] = {}
     for e in entries:
         by_kind.setdefault(e["kind"] if e["key"] else None, []).append(e)
@@ -64,16 +74,69 @@ def _pair_same_run(entries: list[dict[str, Any]], at: dict[str, int], out: list[
             for b in bucket:
                 if len(mine) >= SAME_RUN_LIST:
                     break
-                if b["path"] != a["path"] and b["tid"] != a["tid"] \
+                if b["path"] != a["path"] and b["tid"] != a["tid"] and b["group"] != a["group"] \
                         and (b["path"] not in at or b["path"] < a["path"]) and b["path"] not in mine:
                     mine.append(b["path"])
+
+
+def _note_content(rs: list[dict[str, Any]], at: dict[str, int], out: list[Sources]) -> None:
+    """Name, for each file of the group in a run merged by content, the run's other files."""
+    moved_now = any(r["rule"] and r["path"] in at for r in rs)
+    for r in rs:
+        if r["path"] not in at or not (r["rule"] or moved_now):
+            continue
+        mine = out[at[r["path"]]].merged_by_content
+        for o in sorted({o["path"] for o in rs if o["path"] != r["path"]}):
+            if len(mine) < SAME_RUN_LIST and o not in mine:
+                mine.append(o)
 
 
 #: Rows read per group when looking for same-run files (a bound for folders of replays).
 SAME_RUN_SCAN = 20_000
 _COLUMNS = ("path", "format", "source_trace_id", "stored_trace_id", "run_key", "kind", "rank", "steps",
-            "fingerprint", "chosen", "why", "rank_why")
-_ROW = ("path", "format", "source_trace_id", "run_key", "kind", "rank", "steps", "fingerprint", "why", "present")
+            "fingerprint", "chosen", "why", "rank_why", "run_group", "t_start", "t_end", "agents", "framework",
+            "part", "messages")
+# the times go in as ISO text (a list or an Arrow column of text either way) and are cast
+_TYPES = ("VARCHAR",) * 6 + ("INTEGER", "INTEGER", "VARCHAR", "BOOLEAN") + ("VARCHAR",) * 3 + (
+    "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "BOOLEAN", "VARCHAR")
+_SELECT = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else c for c in _COLUMNS)
+
+
+def _listable(row: tuple) -> tuple:
+    """A new row as the insert takes it (times as ISO text)."""
+    t0, t1 = row[13], row[14]
+    return row[:13] + (t0.isoformat() if t0 else None, t1.isoformat() if t1 else None) + row[15:]
+_ROW = ("path", "format", "source_trace_id", "group", "kind", "rank", "steps", "fingerprint", "why", "present",
+        "rule")
+
+
+def _rows(paths: Sequence[str], formats: Sequence[str],
+          traces: Sequence[Sequence[tuple[str, int, str | None]]], unwritten: set[str] | frozenset[str]) -> list[tuple]:
+    """The ``run_sources`` rows of a group's artefacts (in :data:`_COLUMNS` order), each its own run."""
+    new: list[tuple] = []
+    for p, f, ts in zip(paths, formats, traces):
+        seen: set[str] = set()
+        for tid, steps, meta in ts:
+            if tid in seen:
+                continue
+            seen.add(tid)
+            md = json.loads(meta) if meta else {}
+            md = md if isinstance(md, dict) else {}
+            why = md.get("run_rank_why") or f
+            rank = md.get("run_rank")
+            key = md.get("run_key")
+            w = md.get("run_window")
+            w = (window(str(w[0]), str(w[1])) if isinstance(w, list) and len(w) == 2 else None) or (None, None)
+            agents = md.get("run_agents")
+            stored = tid not in unwritten
+            new.append((p, f, tid, tid if stored else None, key, md.get("run_key_kind"),
+                        rank if isinstance(rank, int) else 0, int(steps or 0), md.get("run_fingerprint"),
+                        stored, f"the only artefact of the run: {why}" if stored else "alternate", why,
+                        key or f"content:{tid}",
+                        w[0], w[1], json.dumps(agents) if isinstance(agents, list) else None,
+                        md.get("run_framework"), bool(md.get("run_part")),
+                        json.dumps(msgs) if isinstance(msgs := md.get("run_messages"), list) else None))
+    return new
 
 
 class RunSources:
@@ -82,75 +145,136 @@ class RunSources:
     _con: duckdb.DuckDBPyConnection
 
     def record_sources(self, paths: Sequence[str], formats: Sequence[str],
-                       traces: Sequence[Sequence[tuple[str, int, str | None]]]) -> list[Sources]:
+                       traces: Sequence[Sequence[tuple[str, int, str | None]]],
+                       unwritten: set[str] | frozenset[str] = frozenset()) -> list[Sources]:
         """Record the artefacts ``paths`` and merge the runs they belong to.
 
         ``traces``, per path: ``(trace_id, steps, metadata JSON)`` of the traces it produced
         now (as encoded for the store: the run key is in the metadata).  Call inside the
         transaction that wrote them, after ``record_files``.  Returns one :class:`Sources`
-        per path.  The group's own rows come from the caller and every lookup is a filter
+        per path.  ``unwritten``: traces the caller did not write because a richer artefact
+        of their run is in the group (:func:`mast.ingest.identity.poorer_in_group`): recorded as
+        alternates from the start.  The group's own rows come from the caller and every lookup is a filter
         on a list parameter, not a join: a hash table per statement would count against a
         tight memory limit (MAST_INGEST_MEMORY_LIMIT) for what is a handful of rows."""
         out = [Sources() for _ in paths]
         if not paths:
             return out
         at = {p: i for i, p in enumerate(paths)}
-        new: list[tuple] = []
-        for p, f, ts in zip(paths, formats, traces):
-            seen: set[str] = set()
-            for tid, steps, meta in ts:
-                if tid in seen:
-                    continue
-                seen.add(tid)
-                md = json.loads(meta) if meta else {}
-                md = md if isinstance(md, dict) else {}
-                why = md.get("run_rank_why") or f
-                rank = md.get("run_rank")
-                new.append((p, f, tid, tid, md.get("run_key"), md.get("run_key_kind"),
-                            rank if isinstance(rank, int) else 0, int(steps or 0), md.get("run_fingerprint"),
-                            True, f"the only artefact of the run: {why}", why))
-        types = ("VARCHAR",) * 6 + ("INTEGER", "INTEGER", "VARCHAR", "BOOLEAN", "VARCHAR", "VARCHAR")
-        tb = Columns.from_rows(list(zip(_COLUMNS, types)), new)
-        keys = sorted({r[4] for r in new if r[4]})
-        bare = sorted({r[2] for r in new if not r[4]})
+        if unwritten:  # one that an earlier ingest stored is there all the same
+            unwritten = set(unwritten) - {r[0] for r in self.fetchall(
+                "SELECT trace_id FROM traces WHERE list_contains(?::VARCHAR[], trace_id)", [sorted(unwritten)])}
+        new = _rows(paths, formats, traces, unwritten)
+        tb = Columns.from_rows(list(zip(_COLUMNS, _TYPES)), [_listable(r) for r in new])
         prints = sorted({r[8] for r in new if r[8]})
         try:
             self.execute("DELETE FROM run_sources WHERE list_contains(?::VARCHAR[], path)", [list(at)])
             attach(self._con, "_mast_rs", tb)
-            self.execute(f"INSERT INTO run_sources ({', '.join(_COLUMNS)}) SELECT * FROM _mast_rs")
-            # The artefacts of the runs the group touched.  Without a run key, identical
-            # content (one trace id) is what ties two artefacts.  An artefact's own trace is
-            # stored if it was chosen or is the chosen one's (a dropped alternate's is not).
-            rows = self.fetchall("""
-                SELECT path, format, source_trace_id, coalesce(run_key, 'content:' || source_trace_id), kind, rank,
-                       steps, fingerprint, rank_why, chosen OR source_trace_id = stored_trace_id
-                FROM run_sources
-                WHERE list_contains(?::VARCHAR[], run_key)
-                   OR (run_key IS NULL AND list_contains(?::VARCHAR[], source_trace_id))""", [keys, bare])
-            # The files that share a fingerprint with the group's (paired below, a few per
-            # file; a self-join would be quadratic in the replays of one scripted run).
+            self.execute(f"INSERT INTO run_sources ({', '.join(_COLUMNS)}) SELECT {_SELECT} FROM _mast_rs")
+            # The files that share a fingerprint with the group's: candidates for the content
+            # rule and for the same-run note (a self-join would be quadratic in the replays
+            # of one scripted run).
             same = self.fetchall(f"""
-                SELECT fingerprint, path, run_key, kind, source_trace_id FROM run_sources
-                WHERE list_contains(?::VARCHAR[], fingerprint) ORDER BY fingerprint, path
+                SELECT fingerprint, path, run_key, kind, source_trace_id, run_group, t_start, t_end, agents, messages
+                FROM run_sources WHERE list_contains(?::VARCHAR[], fingerprint) ORDER BY fingerprint, path
                 LIMIT {SAME_RUN_SCAN}""", [prints])
         except duckdb.Error as e:
             raise self._map(e) from None
         finally:
             with contextlib.suppress(Exception):
                 detach(self._con, "_mast_rs", tb)
-        by_print: dict[str, list[dict[str, Any]]] = {}
-        for fp, path, key, kind, tid in same:
-            by_print.setdefault(fp, []).append({"path": path, "key": key, "kind": kind, "tid": tid})
-        for entries in by_print.values():
-            if len({e["path"] for e in entries}) > 1:
-                _pair_same_run(entries, at, out)
+        moves = self._match_content(same, at, out)
+        for g, m in self._match_parts(new, at).items():
+            moves[g] = m
+        moves = {g: (moves[t][0] if t in moves else t, rule) for g, (t, rule) in moves.items()}
+        groups = sorted({moves.get(r[12], (r[12],))[0] for r in new})
+        try:
+            # The artefacts of the runs the group touched.  An artefact's own trace is
+            # stored if it was chosen or is the chosen one's (a dropped alternate's is not).
+            rows = self.fetchall("""
+                SELECT path, format, source_trace_id, run_group, kind, rank, steps, fingerprint, rank_why,
+                       chosen OR source_trace_id = stored_trace_id, match_rule
+                FROM run_sources WHERE list_contains(?::VARCHAR[], run_group)""", [groups])
+        except duckdb.Error as e:
+            raise self._map(e) from None
         self._merge([dict(zip(_ROW, r)) for r in rows], at, out)
         return out
+
+    def _apply_moves(self, moves: dict[str, tuple[str, str]]) -> None:
+        if not moves:
+            return
+        tb = Columns.from_rows((("grp", "VARCHAR"), ("dest", "VARCHAR"), ("match", "VARCHAR")),
+                               [(g, t, rule) for g, (t, rule) in moves.items()])
+        try:
+            attach(self._con, "_mast_rm", tb)
+            # an artefact keeps the rule that first put it in its run
+            self.execute("UPDATE run_sources SET run_group = m.dest, "
+                         "match_rule = coalesce(run_sources.match_rule, m.match) "
+                         "FROM _mast_rm m WHERE run_sources.run_group = m.grp")
+        except duckdb.Error as e:
+            raise self._map(e) from None
+        finally:
+            with contextlib.suppress(Exception):
+                detach(self._con, "_mast_rm", tb)
+
+    def _match_parts(self, new: list[tuple], at: dict[str, int]) -> dict[str, tuple[str, str]]:
+        """Join agent histories to their runs (:func:`mast.store.run_match.plan_parts`): the
+        histories near the group's times, then the runs near those histories' times."""
+        timed = [r for r in new if r[13] is not None and r[16]]
+        if not timed:
+            return {}
+        fws = sorted({r[16] for r in timed})
+        cols = "path, run_key, kind, run_group, t_start, t_end, agents"
+        near = ("list_contains(?::VARCHAR[], framework) AND t_start IS NOT NULL AND t_start <= ? AND t_end >= ? "
+                f"LIMIT {SAME_RUN_SCAN}")
+        try:
+            parts = self.fetchall(f"SELECT {cols} FROM run_sources WHERE part AND {near}",
+                                  [fws, max(r[14] for r in timed) + PART_SLACK, min(r[13] for r in timed) - PART_SLACK])
+            if not parts:
+                return {}
+            runs = self.fetchall(f"SELECT {cols} FROM run_sources WHERE NOT coalesce(part, false) AND {near}",
+                                 [fws, max(r[5] for r in parts) + PART_SLACK, min(r[4] for r in parts) - PART_SLACK])
+        except duckdb.Error as e:
+            raise self._map(e) from None
+
+        def units(rows: list[tuple]) -> dict[str, Unit]:
+            out: dict[str, Unit] = {}
+            for path, key, kind, group, t0, t1, agents in rows:
+                out.setdefault(group, Unit(group)).add(key, kind, t0, t1, agents, path, path in at)
+            return out
+        whole = units(runs)
+        moves = plan_parts([u for g, u in units(parts).items() if g not in whole], list(whole.values()))
+        self._apply_moves(moves)
+        return moves
+
+    def _match_content(self, same: list[tuple], at: dict[str, int], out: list[Sources]) -> dict[str, tuple[str, str]]:
+        """Merge the runs that no id ties but whose content says they are one
+        (:mod:`mast.store.run_match`); note the look-alikes left apart.  Returns the moves."""
+        by_print: dict[str, list[tuple]] = {}
+        for r in same:
+            by_print.setdefault(r[0], []).append(r)
+        moves: dict[str, tuple[str, str]] = {}
+        for rs in by_print.values():
+            if len({r[1] for r in rs}) < 2:
+                continue
+            units: dict[str, Unit] = {}
+            for _, path, key, kind, _tid, group, t0, t1, agents, msgs in rs:
+                if agents is None:  # recorded before m190: nothing to compare but the fingerprint
+                    continue
+                units.setdefault(group, Unit(group)).add(key, kind, t0, t1, agents, path, path in at, msgs)
+            moves.update(plan(list(units.values())))
+        self._apply_moves(moves)
+        for rs in by_print.values():
+            if len({r[1] for r in rs}) > 1:
+                entries = [{"path": r[1], "key": r[2], "kind": r[3], "tid": r[4],
+                            "group": moves.get(r[5], (r[5],))[0]} for r in rs]
+                _pair_same_run(entries, at, out)
+        return moves
 
     def _merge(self, rows: list[dict[str, Any]], at: dict[str, int], out: list[Sources]) -> None:
         by_key: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
-            by_key.setdefault(r["run_key"], []).append(r)
+            by_key.setdefault(r["group"], []).append(r)
         by_key = {k: rs for k, rs in by_key.items() if len(rs) > 1}  # one artefact: nothing to choose
         updates: list[tuple[str, str, str, bool, str]] = []
         losers: dict[str, str] = {}  # dropped trace id -> the path of the artefact that won
@@ -160,6 +284,8 @@ class RunSources:
                 continue
             win = min(live, key=lambda r: (-r["rank"], -r["steps"], r["format"], r["path"], r["source_trace_id"]))
             wid = win["source_trace_id"]
+            if any(r["rule"] for r in rs):
+                _note_content(rs, at, out)
             for r in rs:
                 chosen = r is win
                 if chosen:
@@ -173,6 +299,8 @@ class RunSources:
                     losers[r["source_trace_id"]] = win["path"]
                 if not chosen and r["path"] in at and r["source_trace_id"] != wid:
                     out[at[r["path"]]].alternates += 1
+                    if not r["present"]:  # never written (a richer artefact of the group won)
+                        out[at[r["path"]]].unwritten += 1
         if not updates:
             return
         tb = Columns.from_rows((("path", "VARCHAR"), ("src", "VARCHAR"), ("stored", "VARCHAR"), ("chosen", "BOOLEAN"),
@@ -200,7 +328,8 @@ class RunSources:
 
     def run_sources(self, trace_id: str) -> list[dict[str, Any]]:
         """The artefacts of the run stored as ``trace_id``: the chosen one first, then its alternates."""
-        cols = ("path", "format", "run_key", "kind", "rank", "steps", "chosen", "why", "source_trace_id")
+        cols = ("path", "format", "run_key", "kind", "rank", "steps", "chosen", "why", "source_trace_id",
+                "match_rule")
         rows = self.fetchall(
             f"SELECT {', '.join(cols)} FROM run_sources WHERE stored_trace_id = ? "
             "ORDER BY chosen DESC, rank DESC, steps DESC, format, path", [trace_id])

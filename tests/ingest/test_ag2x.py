@@ -336,5 +336,7 @@ def test_a_whole_hub_folder_is_read_and_its_state_files_skipped(mast, db):
     assert out["formats"] == {"ag2x-wal": 1, "ag2x-audit": 1}
     assert not out["errors"]
     with Store(db, read_only=True) as st:
-        assert sorted(st.fetchall("SELECT source_format, outcome FROM traces")) == \
-            [("ag2x-audit", "failure"), ("ag2x-wal", "failure")]
+        # one channel, one run: the WAL's trace, the audit log its alternate source
+        assert st.fetchall("SELECT source_format, outcome FROM traces") == [("ag2x-wal", "failure")]
+        assert sorted(st.fetchall("SELECT format, chosen, kind FROM run_sources")) == \
+            [("ag2x-audit", False, "ag2x-channel"), ("ag2x-wal", True, "ag2x-channel")]

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from conftest import ROOT, unwrapped
+from mast.ingest.pipeline import ingest_paths
 from mast.store import Store
 
 FW = ROOT / "tests" / "fixtures" / "frameworks"
@@ -100,8 +101,12 @@ def test_astream_events_take_the_graph_name_as_langsmith_does(tmp_path, mast, db
 def test_openai_agents_max_turns_is_the_same_reason_from_every_artefact(tmp_path, mast, db):
     # OpenInference's error text is "Max turns exceeded: {'max_turns': 2}": the limit rule
     # matched inside the dict and kept "max_turns': 2}" as the reason
+    # (each artefact into a store of its own: together they are one run, one trace)
     fix = FW / "openai_agents"
-    mast("ingest", fix / "processor.jsonl", fix / "openinference.otlp.json")
-    with Store(db, read_only=True) as st:
-        rows = st.fetchall("SELECT source_format, metadata->>'outcome_reason' FROM traces WHERE outcome = 'failure'")
+    rows = []
+    for name in ("processor.jsonl", "openinference.otlp.json"):
+        with Store(tmp_path / f"{name}.duckdb") as st:
+            assert not ingest_paths(st, [fix / name]).errors
+            rows += st.fetchall("SELECT source_format, metadata->>'outcome_reason' FROM traces "
+                                "WHERE outcome = 'failure'")
     assert sorted(rows) == [("openai-agents", "Max turns exceeded"), ("otel", "Max turns exceeded")]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import as_text, first_char, load_json, strip_bom, too_deep
+from mast.ingest._util import as_text, first_char, line_json, load_json, strip_bom, too_deep
 from mast.ingest.autogen_common import ag2_tool_status, collapse_transfer_handoffs, not_none_text
 from mast.model import Step, StepKind, Trace
 
@@ -205,7 +205,7 @@ class AG2EventsImporter:
             return False
         line = strip_bom(head).split(b"\n", 1)[0]
         try:
-            return _is_event(json.loads(line))
+            return _is_event(line_json(line))
         except ValueError:
             return False
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import as_text, drop_none, first_line_object, iso_utc, iter_jsonl, strip_bom
+from mast.ingest._util import as_text, drop_none, first_line_object, iso_utc, iter_jsonl, line_json, strip_bom
 from mast.model import Outcome, Step, StepKind, Trace
 
 FRAMEWORK = "ag2x"
@@ -74,7 +74,7 @@ def hub_companion(path: Path) -> str | None:
 def _first_object(head: bytes) -> dict | None:
     line = strip_bom(head).split(b"\n", 1)[0].strip()
     try:
-        obj = json.loads(line)
+        obj = line_json(line)
     except (ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import as_text, iso_utc, json_line, lines, strip_bom
+from mast.ingest._util import as_text, iso_utc, json_line, line_json, lines, strip_bom
 from mast.ingest.autogen_common import FRAMEWORK, MessageConverter, is_agentchat_message
 from mast.model import Step, StepKind, Trace
 
@@ -59,8 +59,11 @@ class _Line:
     rec: Any
 
 
-def parse_line(raw: bytes, lineno: int, path: Path) -> _Line | None:
-    """One log line -> record, None for a non-JSON line; raise for a broken JSON record."""
+def parse_line(raw: bytes, lineno: int, path: Path, shared: bool = False) -> _Line | None:
+    """One log line -> record, None for a non-JSON line; raise for a broken JSON record.
+
+    ``shared``: decoded through :func:`~mast.ingest._util.line_json` (detection's first
+    line, which other detectors decode too; the record is then read-only)."""
     try:
         text = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
@@ -73,7 +76,13 @@ def parse_line(raw: bytes, lineno: int, path: Path) -> _Line | None:
         ts, logger, text = iso_utc(m.group("ts")), m.group("logger"), m.group("rest").strip()
     if not text.startswith("{"):
         return None
-    obj = json_line(path, lineno, text)
+    if shared:
+        try:
+            obj = line_json(text.encode("utf-8"))
+        except (ValueError, RecursionError):
+            obj = json_line(path, lineno, text)  # (raises the error that names the line)
+    else:
+        obj = json_line(path, lineno, text)
     if isinstance(obj, dict) and "event" in obj and ("ts" in obj or "logger" in obj) and "type" not in obj:
         ts = iso_utc(obj.get("ts")) or ts
         logger = obj.get("logger") or logger
@@ -131,7 +140,7 @@ class AutoGenEventsImporter:
             rows = rows[:-1]  # the last line of a full head may be cut
         for i, raw in enumerate(rows[:200], 1):
             try:
-                ln = parse_line(raw, i, path)
+                ln = parse_line(raw, i, path, shared=i == 1)
             except IngestError:
                 return False
             if ln is None:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import as_text, first_char, first_json, iso_z, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import as_text, first_char, first_json, iso_z, iter_jsonl, line_json, load_json, strip_bom
 from mast.ingest.langchain_messages import (ROLE_BY_TYPE, NotAMessage, lc_message, looks_like_message, messages_in,
                                             step, text_of, transfer_target)
 from mast.model import Outcome, Step, StepKind, Trace
@@ -297,7 +297,7 @@ class LangGraphStreamImporter:
             return False
         line = strip_bom(head).lstrip().split(b"\n", 1)[0].strip()
         try:
-            obj = json.loads(line)
+            obj = line_json(line)
         except ValueError:
             # a first part longer than the head (a big state snapshot): sniff the v2 envelope
             return b"\n" not in line and bool(re.match(
@@ -506,7 +506,7 @@ class LangGraphEventsImporter:
     def detect(self, path: Path, head: bytes) -> bool:
         if first_char(head) != "{":
             return False
-        obj = json.loads(strip_bom(head).lstrip().split(b"\n", 1)[0])
+        obj = line_json(strip_bom(head).lstrip().split(b"\n", 1)[0])
         return (isinstance(obj, dict) and str(obj.get("event", "")).startswith("on_")
                 and "run_id" in obj and "parent_ids" in obj)
 

@@ -20,10 +20,11 @@ from typing import Iterator
 
 from mast.errors import IngestError
 from mast.ingest._util import as_text, first_char, load_json, require
-from mast.ingest.magentic_roles import parse_role
+from mast.ingest.magentic_roles import parse_role_cached
 from mast.model import Attribution, Outcome, Step, StepKind, Trace
 
 _KEYS = (b'"mistake_agent"', b'"mistake_step"', b'"question_ID"', b'"is_corrected"')
+_PLAIN_ROLES = ("user", "assistant", "system", "tool")
 
 
 class WhoWhenImporter:
@@ -34,13 +35,17 @@ class WhoWhenImporter:
     def detect(self, path: Path, head: bytes) -> bool:
         if first_char(head) != "{" or b'"history"' not in head:
             return False
-        if any(k in head for k in _KEYS):
+        # The label keys follow the history: searched for from the end, where they are.
+        if any(head.rfind(k) >= 0 for k in _KEYS):
             return True
-        # The label keys follow the history, which can be longer than the head.
+        size = path.stat().st_size
+        if size <= len(head):  # the head is the whole file
+            return False
+        # ... and the history can be longer than the head.
         with path.open("rb") as f:
-            f.seek(max(0, path.stat().st_size - 64 * 1024))
+            f.seek(max(0, size - 64 * 1024))
             tail = f.read()
-        return any(k in tail for k in _KEYS)
+        return any(tail.rfind(k) >= 0 for k in _KEYS)
 
     def read(self, path: Path) -> Iterator[Trace]:
         rec = load_json(path)
@@ -59,23 +64,24 @@ class WhoWhenImporter:
             raise IngestError(str(path), index, "field history is not a list")
         hand_crafted = "is_corrected" in rec or "system_prompt" not in rec
         steps: list[Step] = []
+        append = steps.append
+        message = StepKind.MESSAGE
         for j, h in enumerate(hist):
             if not isinstance(h, dict) or "content" not in h:
                 raise IngestError(str(path), f"{index}, history[{j}]", "expected an object with content")
-            role = str(h.get("role") or "")
+            role = h.get("role")
+            role = role if type(role) is str else str(role or "")
+            content = h["content"]
+            if content is not None and type(content) is not str:
+                content = as_text(content)
             name = h.get("name")
-            target = None
-            note = None
-            kind = StepKind.MESSAGE
             if name:  # Algorithm-Generated: name is the agent, role is relative
-                agent = str(name)
-                msg_role = role if role in ("user", "assistant", "system", "tool") else None
+                append(Step(str(name), content, message, role if role in _PLAIN_ROLES else None,
+                            attributes={"source_role": role} if role else None))
             else:  # Hand-Crafted: the Magentic-One role syntax
-                r = parse_role(role)
-                agent, note, target, kind, msg_role = r.agent, r.note, r.target, r.kind, r.role
-            attrs = {"source_role": role} if role and (name or note) else None
-            steps.append(Step(agent=agent, content=as_text(h.get("content")), kind=kind,
-                              role=msg_role, target_agent=target, attributes=attrs))
+                r = parse_role_cached(role)
+                append(Step(r.agent, content, r.kind, r.role, target_agent=r.target,
+                            attributes={"source_role": role} if role and r.note else None))
         ok = rec.get("is_correct", rec.get("is_corrected"))
         outcome = Outcome.SUCCESS if ok is True else Outcome.FAILURE if ok is False else Outcome.UNKNOWN
         meta = {k: rec[k] for k in ("question_ID", "level", "ground_truth", "mistake_type", "labels")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import DELEGATE_RX, as_text, drop_none, iso_z, strip_bom
+from mast.ingest._util import DELEGATE_RX, as_text, drop_none, iso_z, line_json, strip_bom
 from mast.model import Outcome, Step, StepKind, Trace
 
 FRAMEWORK = "crewai"
@@ -36,8 +36,7 @@ _SKIP = {"default_env", "agent_logs_started", "agent_logs_execution", "llm_strea
 
 
 def json_first_line(head: bytes) -> Any:
-    line = strip_bom(head).lstrip().split(b"\n", 1)[0].strip()
-    return json.loads(line)
+    return line_json(strip_bom(head).lstrip().split(b"\n", 1)[0].strip())
 
 
 def unwrap(obj: Any) -> Any:

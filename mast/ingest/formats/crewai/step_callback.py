@@ -105,6 +105,8 @@ class CrewAIStepCallbackImporter(DeclineDetects):
         body = strip_bom(head)
         if _HEAD_RX.match(body):
             return None
+        if body.lstrip()[:1] == b"[":  # an array is no record (and decoding it whole costs)
+            return 0, "the first record is no AgentAction / AgentFinish / ToolResult"
         try:
             # one step per line, or the steps collected in a list and dumped at the end
             first = first_json(body, into_array=first_char(body) == "[")

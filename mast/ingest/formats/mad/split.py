@@ -81,9 +81,44 @@ class _Ctx:
 Classify = Callable[[re.Match, str, _Ctx], Step]
 
 
+_LINE_STARTS: dict[re.Pattern, re.Pattern] = {}
+
+
+def _headers(text: str, rx: re.Pattern, limit: int | None = None) -> list[re.Match]:
+    """``rx.finditer(text)`` (up to ``limit`` matches) for a header pattern ``^...`` in ``re.M``.
+
+    The same matches, found in linear time at memchr speed: a search for ``"\n"`` plus
+    the header (a pattern with a literal first character, which the regex engine scans
+    for without trying every position) finds each line that starts a header, and ``rx``
+    itself then matches there, so every match object is exactly what ``finditer`` gives.
+    A plain ``^`` search tries the whole pattern at every character of a multi-MB log.
+    """
+    fast = _LINE_STARTS.get(rx)
+    if fast is None:
+        assert rx.pattern.startswith("^") and rx.flags & re.M, rx.pattern
+        fast = _LINE_STARTS[rx] = re.compile("\n(?:" + rx.pattern[1:] + ")", rx.flags)
+    out: list[re.Match] = []
+    m = rx.match(text)
+    pos = 0
+    if m:
+        out.append(m)
+        pos = m.end()
+    while limit is None or len(out) < limit:
+        # a header may start right after the newline that ended the last match
+        f = fast.search(text, max(pos - 1, 0))
+        if f is None:
+            break
+        m = rx.match(text, f.start() + 1)
+        if m is None:  # cannot happen (same pattern, same place); never guess: scan as before
+            return list(rx.finditer(text))[:limit]
+        out.append(m)
+        pos = m.end()
+    return out
+
+
 def _blocks(text: str, rx: re.Pattern) -> list[tuple[str, re.Match | None]]:
     """Cut ``text`` at every header match; the pieces concatenate back to ``text``."""
-    ms = list(rx.finditer(text))
+    ms = _headers(text, rx)
     out: list[tuple[str, re.Match | None]] = []
     if not ms:
         return out
@@ -333,6 +368,19 @@ def _magentic(m: re.Match, block: str, ctx: _Ctx) -> Step:
 _HYPER_RX = re.compile(r"^HyperAgent_\S+ - (\w+) - (.*)$", re.M)
 _INTERN = re.compile(r"^Intern Name: (.+)$", re.M)
 _TOOL_RUN = re.compile(r"\b(\w+)\._run\(")
+_HANDBACK = re.compile(r"(\w+)->(\w+):")
+_RESPONSE = re.compile(r"(.+?)'s Response:")
+
+
+def _tool_run(block: str) -> re.Match | None:
+    """``_TOOL_RUN.search(block)``, started at the word before the first ``._run(``: no match can
+    begin earlier, and the pattern would otherwise be tried at every word of a long block."""
+    i = block.find("._run(")
+    if i < 0:
+        return None
+    while i > 0 and (block[i - 1].isalnum() or block[i - 1] == "_"):  # what \w is in a str pattern
+        i -= 1
+    return _TOOL_RUN.search(block, i)
 
 
 def _hyperagent(m: re.Match, block: str, ctx: _Ctx) -> Step:
@@ -340,20 +388,21 @@ def _hyperagent(m: re.Match, block: str, ctx: _Ctx) -> Step:
     attrs = {"level": level}
     if level in ("ERROR", "CRITICAL"):
         return Step(agent="log", content=block, kind=StepKind.ERROR, attributes=attrs)
-    hand = re.match(r"(\w+)->(\w+):", msg)
+    hand = _HANDBACK.match(msg) if "->" in msg else None
     if hand:  # "Navigator->Planner: ..." the intern's report back
         return Step(agent=hand.group(1), content=block, kind=StepKind.MESSAGE, role="assistant",
                     target_agent=hand.group(2), attributes=attrs)
-    resp = re.match(r"(.+?)'s Response:", msg)
+    resp = _RESPONSE.match(msg) if "'s Response:" in msg else None
     if resp:
         who = resp.group(1)
         s = Step(agent=who, content=block, kind=StepKind.MESSAGE, role="assistant", attributes=attrs)
-        intern = _INTERN.search(block)
+        # the literal first: the patterns would try every position of a long block
+        intern = next(iter(_headers(block, _INTERN, limit=1)), None) if "Intern Name: " in block else None
         if intern:  # the Planner delegates a subgoal: "Intern Name: Codebase Navigator"
             s.target_agent = intern.group(1).strip().split()[-1]
             s.kind = StepKind.HANDOFF
         elif "\nAction:" in block:
-            tool = _TOOL_RUN.search(block)
+            tool = _tool_run(block)
             if tool:
                 s.kind, s.tool_name = StepKind.TOOL_CALL, tool.group(1)
         if "Final Answer:" in block and not intern:
@@ -391,7 +440,7 @@ def _split_text(system: str, text: str) -> tuple[list[Step], str, _Ctx]:
         ctx = _Ctx()
         # A system's own splitter needs one header; guessing another needs two, so a
         # stray line that happens to look like a header does not reshape a foreign log.
-        if name != first and len(rx.findall(text, 0, len(text))) < 2:
+        if name != first and len(_headers(text, rx, limit=2)) < 2:
             continue
         steps = _run(text, rx, classify, ctx)
         if steps:
@@ -405,6 +454,16 @@ def _lines_text(v: Any) -> str | None:
     if isinstance(v, list) and all(isinstance(x, str) for x in v):
         return "\n".join(v)
     return v if isinstance(v, str) else None
+
+
+def _single_lines(v: list) -> str | None:
+    """``"\\n".join(v)`` if ``v`` holds only strings none of which has a newline, else None."""
+    try:
+        joined = "\n".join(v)
+    except TypeError:  # not all strings
+        return None
+    # one newline per join and none inside a line (a C count, not a test per line)
+    return joined if joined.count("\n") == max(len(v) - 1, 0) else None
 
 
 def _messages(traj: list) -> list[Step] | None:
@@ -445,8 +504,8 @@ def _json_split(system: str, d: dict) -> Split | None:
             steps = _messages(v)
             if steps is not None:
                 return Split(steps, task, "json-messages", wrapper, fld, "messages", outcome)
-        elif isinstance(v, list) and all(isinstance(x, str) and "\n" not in x for x in v):
-            steps, how, ctx = _split_text(system, "\n".join(v))
+        elif isinstance(v, list) and (joined := _single_lines(v)) is not None:
+            steps, how, ctx = _split_text(system, joined)
             return Split(steps, task or ctx.task, f"json-lines+{how}", wrapper, fld, "lines",
                          outcome or ctx.outcome)
         elif isinstance(v, str):

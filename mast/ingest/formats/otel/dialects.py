@@ -56,20 +56,25 @@ def _metadata(a: dict) -> dict:
     return md if isinstance(md, dict) else {}
 
 
+_LS_META = "langsmith.metadata."
+
+
 def own_agent(s: Span) -> str | None:
     a = s.attrs
     for k in ("crewai.agent.role", "tool.agent_role"):
         if a.get(k):
             return str(a[k]).strip()
     md = _metadata(a)
-    for src in (md, {k[len("langsmith.metadata."):]: v for k, v in a.items() if k.startswith("langsmith.metadata.")}):
+    # LangGraph's metadata: a JSON ``metadata`` attribute, or flattened ``langsmith.metadata.*``
+    # keys (looked up directly: scanning every key of every span for the prefix cost more)
+    for pre, src in (("", md), (_LS_META, a)):
         # LangGraph's plumbing nodes (``__start__``, ``ChannelWrite…``) are no agents
-        if src.get("lc_agent_name"):
-            return agent_name(src["lc_agent_name"])
-        ns = src.get("langgraph_checkpoint_ns") or src.get("checkpoint_ns")
+        if src.get(pre + "lc_agent_name"):
+            return agent_name(src[pre + "lc_agent_name"])
+        ns = src.get(pre + "langgraph_checkpoint_ns") or src.get(pre + "checkpoint_ns")
         if isinstance(ns, str) and ns:
             return agent_name(ns.split("|", 1)[0].split(":", 1)[0])
-        if is_plumbing(src.get("langgraph_node")):
+        if is_plumbing(src.get(pre + "langgraph_node")):
             return None
     if a.get("graph.node.id") and str(a.get("openinference.span.kind", "")).upper() == "AGENT":
         return agent_name(str(a["graph.node.id"]).strip())
@@ -80,14 +85,16 @@ def own_agent(s: Span) -> str | None:
     return None
 
 
-def tool_nodes(spans: list[Span], kinds: dict[int, str]) -> set[str]:
+def tool_nodes(spans: list[Span], kinds: dict[int, str], own=None) -> set[str]:
     """LangGraph nodes that only run tools (a ``ToolNode``, "tools"): no model call carries
-    their name, so they are no agents; their tool steps are the calling agent's."""
-    cand = {own_agent(x) for x in spans if kinds[id(x)] == "tool"
-            and _metadata(x.attrs).get("langgraph_node") == own_agent(x)} - {None}
+    their name, so they are no agents; their tool steps are the calling agent's.
+    ``own``: :func:`own_agent`, or a caller's cache of it."""
+    own = own or own_agent
+    cand = {own(x) for x in spans if kinds[id(x)] == "tool"
+            and _metadata(x.attrs).get("langgraph_node") == own(x)} - {None}
     if not cand:
         return set()
-    return cand - {own_agent(x) for x in spans if kinds[id(x)] == "llm"}
+    return cand - {own(x) for x in spans if kinds[id(x)] == "llm"}
 
 
 def json_maybe(v: Any) -> Any:
@@ -208,7 +215,11 @@ def _langsmith_completion(v: Any) -> tuple[str | None, list]:
 
 def value_text(v: Any) -> str | None:
     """``input.value`` / ``output.value``: the last message's text when it is a message dump."""
-    j = json_maybe(v)
+    return _value_text(v, json_maybe(v))
+
+
+def _value_text(v: Any, j: Any) -> str | None:
+    """:func:`value_text` of ``v``, given ``j = json_maybe(v)`` (decoded once by the caller)."""
     if isinstance(j, dict) and isinstance(j.get("messages"), list):
         j = j["messages"]
     if isinstance(j, list) and j:
@@ -234,7 +245,7 @@ def tool_output(v: Any) -> tuple[str | None, bool]:
     m = as_message(j) if isinstance(j, dict) else None
     if m and m.get("type") == "tool":
         return text_of(m.get("content")), m.get("status") == "error"
-    return (value_text(v) if v is not None else None), False
+    return (_value_text(v, j) if v is not None else None), False
 
 
 def input_text(s: Span) -> str | None:
@@ -379,11 +390,14 @@ def dialects_of(spans: list[Span]) -> set[str]:
             out.add("openinference")
         if "langsmith.span.kind" in a:
             out.add("langsmith")
-        if any(k.startswith("crewai.") for k in a):
+        # the key prefixes searched in one string of all keys (a scan in C, not a Python
+        # loop over every key of every span)
+        keys = "\n" + "\n".join(a)
+        if "\ncrewai." in keys:
             out.add("crewai")
         if "gen_ai.input.messages" in a or "gen_ai.output.messages" in a:
             out.add("gen_ai")
-        if any(k.startswith("gen_ai.prompt.") or k.startswith("gen_ai.completion.") for k in a):
+        if "\ngen_ai.prompt." in keys or "\ngen_ai.completion." in keys:
             out.add("gen_ai_legacy")
         elif "gen_ai.operation.name" in a:
             out.add("gen_ai")

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import strip_bom
+from mast.ingest._util import first_json, strip_bom
 from mast.ingest.formats.otel.spans import group_traces, load_spans
 from mast.ingest.formats.otel.steps import build_otlp_trace, drop_duplicate_llm_groups
 from mast.model import Trace
@@ -90,7 +90,7 @@ class OTelImporter:
         # one span per line / concatenated SDK spans: look at the first object's keys
         body = text[1:].lstrip() if text.startswith("[") else text
         try:
-            obj = json.JSONDecoder().raw_decode(body)[0]
+            obj = first_json(head)  # (the same decode of the same text: shared with other detectors)
         except ValueError:
             m = re.match(r'\{\s*"name"\s*:\s*"[^"]*",\s*"context"\s*:\s*\{\s*"trace_id"\s*:\s*"0x', body)
             return bool(m)

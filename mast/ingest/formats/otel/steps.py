@@ -65,10 +65,18 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
         s.children.sort(key=lambda c: c.start_ns)
     roots.sort(key=lambda c: c.start_ns)
     kinds = {id(s): kind_of(s) for s in spans}
-    not_agents = tool_nodes(spans, kinds)
+    owns: dict[int, str | None] = {}  # own_agent per span, each asked once
+
+    def own_of(s: Span) -> str | None:
+        k = id(s)
+        if k not in owns:
+            owns[k] = own_agent(s)
+        return owns[k]
+
+    not_agents = tool_nodes(spans, kinds, own_of)
     # span names stand in for agents only where no agent span says who it is (OpenAI
     # Agents' workflow span is an AGENT span too, but its agents carry graph.node.id)
-    exported, name_agents = name_agents, name_agents and not any(kinds[id(s)] == "agent" and own_agent(s) for s in spans)
+    exported, name_agents = name_agents, name_agents and not any(kinds[id(s)] == "agent" and own_of(s) for s in spans)
 
     def has_llm_below(s: Span) -> bool:
         stack = list(s.children)
@@ -138,7 +146,7 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     def visit(s: Span, inherited: str | None) -> str | None:
         """Emit the steps of one span; return the agent its children inherit."""
         k = kinds[id(s)]
-        own = own_agent(s) or (agent_name(agent_of_span(s)) if name_agents and k == "agent" else None)
+        own = own_of(s) or (agent_name(agent_of_span(s)) if name_agents and k == "agent" else None)
         own = state["cur_agent"] if own in not_agents else own  # a tool node works for the caller
         agent = own or inherited
         if exported and k == "agent" and not has_llm_below(s) and any(v is not None for v in span_tokens(s.attrs)):
@@ -284,7 +292,37 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                  ended_at=iso_ns(max((s.end_ns or s.start_ns) for s in spans)),
                  metadata=drop_none({"source_id": sorted({s.trace_id for s in spans}), "spans": len(spans),
                                   "first_record": spans[0].where,
-                                  "dialects": sorted(dialects_of(spans)) or None}))
+                                  "dialects": sorted(dialects_of(spans)) or None,
+                                  "channel_id": _channel(spans), "response_ids": _response_ids(spans)}))
+
+
+#: A Responses API id in an OpenInference span's ``output.value`` (the Response it dumps).
+_RESP_ID = re.compile(r'"id":\s*"(resp_[A-Za-z0-9_-]+)"')
+
+
+def _response_ids(spans: list[Span]) -> list[str] | None:
+    """The ids of the Responses API calls of the run: the OpenAI Agents SDK exports them
+    (``response_id``) and OpenInference's spans dump the Response; unique per call, they tie
+    the SDK's trace of a run to OpenInference's (whose trace ids are others)."""
+    ids = set()
+    for s in spans:
+        if s.name != "response":
+            continue
+        v = s.attrs.get("openai_agents.response_id")
+        if isinstance(v, str) and v:
+            ids.add(v)
+        else:
+            out = s.attrs.get("output.value")
+            if isinstance(out, str) and '"resp_' in out and (m := _RESP_ID.search(out)):
+                ids.add(m.group(1))
+    return sorted(ids) or None
+
+
+def _channel(spans: list[Span]) -> str | None:
+    """The ag2 1.x channel the spans ran in (``ag2.network.channel_id``), if exactly one: the
+    id the hub's WAL and audit log carry too (mast.ingest.identity)."""
+    ids = {str(v) for s in spans if (v := s.attrs.get("ag2.network.channel_id"))}
+    return ids.pop() if len(ids) == 1 else None
 
 
 #: the tool name smolagents gives a CodeAgent's code in its memory steps
@@ -294,6 +332,8 @@ _STEP_RX = re.compile(r"^Step \d+$")
 
 def _is_code_step(s: Span) -> bool:
     """A smolagents ``Step N`` span whose output is a code execution log (CodeAgent's steps)."""
+    if not s.name.startswith("Step "):  # (most spans: no regex, no attribute lookup)
+        return False
     out = s.attrs.get("output.value")
     return bool(_STEP_RX.match(s.name)) and isinstance(out, str) and out.startswith("Execution logs:")
 
