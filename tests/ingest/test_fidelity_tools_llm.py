@@ -12,6 +12,7 @@ import json
 import pytest
 
 from conftest import ROOT
+from fw_golden import artefact_keys, check_framework
 from mast.store import Store
 
 FW = ROOT / "tests" / "fixtures" / "frameworks"
@@ -83,6 +84,13 @@ def test_wrap_openai_llm_call_is_a_step_with_its_tokens(name, mast, db):
     assert [tin, tout] == [u["prompt_tokens"], u["completion_tokens"]]
     assert llm[0][0] is None  # the model is no agent
     assert last == ("termination", facts["answer"])
+
+
+@pytest.mark.parametrize("rel", artefact_keys(FW / "langsmith"))
+def test_langsmith_runs_match_what_the_client_returned(rel, mast, db):
+    # golden.json: from the ChatCompletion objects the wrapped client returned in the run
+    mast("ingest", FW / "langsmith" / rel)
+    check_framework(FW / "langsmith", rel, db)
 
 
 def test_agentchat_otel_keeps_the_speaker_selection_calls(mast, db):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from fw_golden import assert_truncated_refused, check, golden_keys, ingest, summarise
+from fw_golden import artefact_keys, assert_truncated_refused, check_framework, ingest, summarise
 from mast.store import Store
 
 FIX = ROOT / "tests" / "fixtures" / "frameworks" / "langgraph"
@@ -44,14 +44,21 @@ def rows(db: Path) -> list[tuple]:
                            "span_id, parent_span_id, started_at, role FROM steps ORDER BY trace_id, step")
 
 
-@pytest.mark.parametrize("rel", golden_keys(FIX))
-def test_fixture_detected_and_matches_golden(rel, mast, db):
+#: Where mast still disagrees with the framework, ``{artefact: {fact: what mast stores}}``
+#: (none now: OpenInference's LangGraph ``ToolNode`` was an agent, with handoffs to it,
+#: until the importer learnt that a node no model call carries is no agent).
+KNOWN: dict[str, dict] = {}
+
+
+@pytest.mark.parametrize("rel", artefact_keys(FIX))
+def test_fixture_detected_and_matches_what_langgraph_recorded(rel, mast, db):
     path = FIX / rel
     out = ingest(mast, path)
-    assert out["formats"] == {expected_format(path.name): 1}, "auto-detection picked another importer"
-    got = summarise(db)
-    assert got and all(g["kinds"] for g in got)
-    check(FIX, rel, got)
+    fmt = expected_format(path.name)
+    assert out["formats"] == {fmt: 1}, "auto-detection picked another importer"
+    # golden.json: computed by the generators from LangChain's own objects in the run;
+    # compared on the facts this form holds (fw_golden.CARRIES)
+    check_framework(FIX, rel, db, known=KNOWN.get(rel))
 
 
 # Artefacts that carry every LLM call (final_state of the supervisor keeps only each
@@ -276,7 +283,7 @@ def test_messages_mode_alone_merges_token_chunks(mast, db, tmp_path):
     assert [p[0] for p in got["tool_pairs"]] == [t["tool"] for t in facts["tools"]]
 
 
-@pytest.mark.parametrize("rel", golden_keys(FIX))
+@pytest.mark.parametrize("rel", artefact_keys(FIX))
 def test_truncated_fixture_is_refused_whole(rel, mast, db, tmp_path):
     assert_truncated_refused(FIX / rel, mast, db, tmp_path)
 

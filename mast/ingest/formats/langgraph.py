@@ -48,6 +48,9 @@ FRAMEWORK = "langgraph"
 
 _STREAM_MODES = {"values", "updates", "messages", "custom", "checkpoints", "tasks", "debug"}
 
+#: ``ToolMessage.status`` ("success" | "error") as a step status: one vocabulary for every format
+_TOOL_STATUS = {"success": "ok", "error": "error"}
+
 
 class MessageMapper:
     """Turn normalised LangChain messages into steps (see the module docstring)."""
@@ -102,7 +105,7 @@ class MessageMapper:
                 return
             self.steps.append(step(agent=who, role="tool", kind=StepKind.TOOL_RESULT, content=content,
                                    tool_name=m.get("name") or self.call_name.get(cid or ""), parent_span_id=cid,
-                                   started_at=ts, status=m.get("status") or None, attributes=attrs or None))
+                                   started_at=ts, status=_TOOL_STATUS.get(m.get("status")), attributes=attrs or None))
             return
         # AI message (whole or merged chunk)
         who = m.get("name") or agent

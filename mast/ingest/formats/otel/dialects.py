@@ -22,6 +22,11 @@ _AGENT_OPS = {"invoke_agent"}  # create_agent is construction, not a turn
 _DEFAULT_SERVICES = {"crewai", "langsmith", "langchain", "langgraph", "autogen", "ag2", "openinference"}
 
 
+#: CrewAI's native "tool failure" span (its ``tool_failure_detected`` event) reports the
+#: failed call just made, under the same agent: not another execution, and not another error.
+CREWAI_TOOL_FAILURE = "crewai.tool.failure.reason"
+
+
 def kind_of(s: Span) -> str:
     a = s.attrs
     oi = str(a.get("openinference.span.kind") or "").upper()
@@ -30,6 +35,8 @@ def kind_of(s: Span) -> str:
     ag2 = str(a.get("ag2.span.type") or "").lower()
     if oi == "LLM" or ls in ("llm", "chat") or op in _LLM_OPS or ag2 == "llm" or "llm.request.type" in a:
         return "llm"
+    if CREWAI_TOOL_FAILURE in a:
+        return "other"
     if oi == "TOOL" or ls == "tool" or op == "execute_tool" or ag2 == "tool":
         return "tool"
     if oi == "AGENT" or op in _AGENT_OPS or ag2 == "agent":
@@ -76,6 +83,18 @@ def own_agent(s: Span) -> str | None:
     if a.get("gen_ai.agent.name") and not (s.scope or "").startswith("crewai"):
         return str(a["gen_ai.agent.name"])
     return None
+
+
+def tool_nodes(spans: list[Span], kinds: dict[int, str], own=None) -> set[str]:
+    """LangGraph nodes that only run tools (a ``ToolNode``, "tools"): no model call carries
+    their name, so they are no agents; their tool steps are the calling agent's.
+    ``own``: :func:`own_agent`, or a caller's cache of it."""
+    own = own or own_agent
+    cand = {own(x) for x in spans if kinds[id(x)] == "tool"
+            and _metadata(x.attrs).get("langgraph_node") == own(x)} - {None}
+    if not cand:
+        return set()
+    return cand - {own(x) for x in spans if kinds[id(x)] == "llm"}
 
 
 def json_maybe(v: Any) -> Any:

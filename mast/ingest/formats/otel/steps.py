@@ -8,10 +8,11 @@ from typing import Any, Iterator
 
 from mast.ingest._util import DELEGATE_RX, GOTO_RX, PARENT_CMD_RX, as_text, drop_none
 from mast.ingest.formats.otel.agentchat import agentchat_steps
-from mast.ingest.formats.otel.dialects import (dialects_of, error_text, fatal_error_span, framework_of, input_text,
-                                               is_openai_agents, is_smolagents, json_maybe,
-                                               kind_of, llm_output, own_agent, root_output, span_tokens,
-                                               system_name, tool_name_of, tool_output, value_text)
+from mast.ingest.formats.otel.dialects import (CREWAI_TOOL_FAILURE, dialects_of, error_text, fatal_error_span,
+                                               framework_of, input_text, is_openai_agents, is_smolagents,
+                                               json_maybe, kind_of, llm_output, own_agent, root_output,
+                                               span_tokens, system_name, tool_name_of, tool_nodes, tool_output,
+                                               value_text)
 from mast.ingest.formats.otel.spans import Span, iso_ns
 from mast.ingest.langchain_messages import agent_name, step, transfer_target
 from mast.model import Outcome, StepKind, Trace
@@ -72,6 +73,7 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
             owns[k] = own_agent(s)
         return owns[k]
 
+    not_agents = tool_nodes(spans, kinds, own_of)
     # span names stand in for agents only where no agent span says who it is (OpenAI
     # Agents' workflow span is an AGENT span too, but its agents carry graph.node.id)
     exported, name_agents = name_agents, name_agents and not any(kinds[id(s)] == "agent" and own_of(s) for s in spans)
@@ -145,6 +147,7 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
         """Emit the steps of one span; return the agent its children inherit."""
         k = kinds[id(s)]
         own = own_of(s) or (agent_name(agent_of_span(s)) if name_agents and k == "agent" else None)
+        own = state["cur_agent"] if own in not_agents else own  # a tool node works for the caller
         agent = own or inherited
         if exported and k == "agent" and not has_llm_below(s) and any(v is not None for v in span_tokens(s.attrs)):
             # smolagents' OpenInference puts an agent's own token totals on its run span only
@@ -211,7 +214,8 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                 steps.append(step(agent=agent, role="tool", kind=StepKind.TOOL_RESULT, tool_name=name,
                                   content=rtext, parent_span_id=s.span_id, started_at=en or st,
                                   status="error" if failed else "ok"))
-        elif err and not parent_cmd and s is not main and not has_error_below(s, emsg):
+        elif err and not parent_cmd and s is not main and not has_error_below(s, emsg) \
+                and CREWAI_TOOL_FAILURE not in s.attrs:
             # the error ends the span: it comes after what ran inside it
             state["deferred"] = step(agent=agent, kind=StepKind.ERROR, content=emsg, started_at=en or st,
                                      span_id=s.span_id, parent_span_id=s.parent_id, status="error",
