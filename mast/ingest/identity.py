@@ -103,6 +103,11 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]
 #: Formats whose artefact holds one agent's view of its run, not the run: it joins the run
 #: whose agents include its own and whose times contain its times (mast.store.run_match).
 PARTS = {"ag2x-events"}
+#: Labelled datasets: each record is its own run, named by the dataset's own record id, and
+#: no other artefact renders it.  Copies of one record (a benchmark's marked copies, the
+#: same task run by two systems) are never merged by content, so their records get no
+#: fingerprint.
+RECORD_SETS = {"mad", "whowhen"}
 #: Messages compared (as digests) between two artefacts that have no times.
 DIGESTS = 8
 #: Opening steps compared by the fingerprint (what every artefact of a run starts with).
@@ -257,6 +262,8 @@ def identify(trace: Trace) -> None:
         md.pop("run_key_kind", None)
     r, why = rank(trace)
     md["run_rank"], md["run_rank_why"] = r, why
+    if trace.source_format in RECORD_SETS:
+        return
     opening = _opening(trace, max(OPENING, DIGESTS))
     md["run_fingerprint"] = fingerprint(trace, opening)
     w = window(trace)

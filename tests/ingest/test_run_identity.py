@@ -397,3 +397,24 @@ def test_a_touched_artefact_already_stored_loses_to_a_richer_one_in_its_group(tm
     with Store(db) as st:
         assert not ingest_paths(st, [d]).errors
         assert st.fetchall("SELECT source_format FROM traces") == [("autogen-events",)]
+
+
+def test_records_of_a_labelled_dataset_are_never_merged_by_content(tmp_path):
+    """Copies of the MAST human records, each copy's dataset id and text marked apart (as a
+    benchmark's copies are): every record stays its own trace, however alike their opening
+    messages, task and agents (they have no times, so the content rule would take them)."""
+    recs = json.loads((ROOT / "traces" / "mast-human" / "MAD_human_labelled_subset.json").read_text(encoding="utf-8"))
+    recs = recs[:4]
+    for k in range(3):
+        copies = []
+        for r in recs:
+            c = dict(r)
+            c["trace_id"] = f"{r['trace_id']}-copy{k}"
+            c["trace"] = r["trace"] + f"\n[copy {k}]"  # other content: another trace id
+            copies.append(c)
+        (tmp_path / f"copy{k}.json").write_text(json.dumps(copies), encoding="utf-8")
+    db = tmp_path / "s.duckdb"
+    with Store(db) as st:
+        res = ingest_paths(st, sorted(tmp_path.glob("copy*.json")))
+        assert not res.errors
+    assert _n_traces(db) == 3 * len(recs)
