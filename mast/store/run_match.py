@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import combinations
 
+from mast.unionfind import Groups
+
 #: The rules recorded in ``run_sources.match_rule`` (and shown by ``mast traces show``).
 RULE_TIMED = "content: same task, opening messages and agents, overlapping times"
 RULE_UNTIMED = "content: same task, opening messages and agents (no times to compare)"
@@ -119,22 +121,6 @@ def _one_run(units: list[Unit]) -> bool:
     return all(compatible(a, b) for a, b in combinations(units, 2))
 
 
-class _Sets:
-    def __init__(self, items):
-        self.up = {i: i for i in items}
-
-    def find(self, x):
-        while self.up[x] != x:
-            self.up[x] = self.up[self.up[x]]
-            x = self.up[x]
-        return x
-
-    def union(self, a, b):
-        a, b = self.find(a), self.find(b)
-        if a != b:
-            self.up[max(a, b)] = min(a, b)
-
-
 def plan(units: list[Unit]) -> dict[str, tuple[str, str]]:
     """Which runs to merge: ``{group: (group it joins, rule)}`` for the groups that move (and
     for the group they join, mapped to itself: its artefacts were matched by the same rule).
@@ -149,7 +135,7 @@ def plan(units: list[Unit]) -> dict[str, tuple[str, str]]:
     #    are two runs (one key each, else they would be one group), so only units of
     #    disjoint key kinds are compared, bucket against bucket, each by a sweep over
     #    start times: a folder of replays has thousands of windows of one kind.
-    sets = _Sets([u.group for u in timed])
+    sets = Groups([u.group for u in timed])
     buckets: dict[frozenset[str], list[Unit]] = {}
     for u in timed:
         buckets.setdefault(frozenset(u.keys), []).append(u)
@@ -188,7 +174,7 @@ def plan(units: list[Unit]) -> dict[str, tuple[str, str]]:
                     break
         if len(fits) == 1:
             only.setdefault(fits[0].group, []).append(u)
-    sets = _Sets([u.group for u in pool])
+    sets = Groups([u.group for u in pool])
     for target, joiners in only.items():
         for j in joiners:
             sets.union(target, j.group)

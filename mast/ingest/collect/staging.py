@@ -44,6 +44,7 @@ from mast.ingest.collect.proto import Index, decode_request, request_spans
 from mast.ingest.formats.otel.spans import RUN_ID_ATTRS, Span, _attrs, _id, load_doc_spans
 from mast.ingest.formats.otel.steps import build_otlp_trace
 from mast.store import Store, WriteHook
+from mast.unionfind import Groups
 
 #: ``source_path`` of collected traces: the endpoint's scheme and the OTel trace id
 SOURCE_PREFIX = "otlp:"
@@ -305,19 +306,11 @@ class Collector:
         tids = sorted({t for e in edges for t in e})
         grp = dict(st.fetchall("SELECT otel_trace_id, grp FROM collect_traces WHERE otel_trace_id IN (SELECT unnest(?))",
                                [tids]))
-        parent: dict[str, str] = {}
-
-        def find(x: str) -> str:
-            while parent.setdefault(x, x) != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
+        groups = Groups()  # a group is named by its smallest trace id
         for x, y in edges:
-            a, b = find(grp.get(x, x)), find(grp.get(y, y))
-            if a != b:  # the smaller name wins: a group is named by its smallest trace id
-                parent[max(a, b)] = min(a, b)
-        moved = [(g, find(g)) for g in list(parent) if find(g) != g]
+            groups.union(grp.get(x, x), grp.get(y, y))
+        find = groups.find
+        moved = [(g, find(g)) for g in list(groups) if find(g) != g]
         if moved:
             tb = pa.table({"old": pa.array([m[0] for m in moved], pa.string()),
                            "new": pa.array([m[1] for m in moved], pa.string())})

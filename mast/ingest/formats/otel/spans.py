@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 from mast.errors import IngestError
 from mast.ingest._util import too_deep
+from mast.unionfind import Groups
 
 
 _HEX_RX = re.compile(r"^(?:0x)?([0-9a-fA-F]{16}|[0-9a-fA-F]{32})$")
@@ -319,18 +320,8 @@ def group_traces(spans: list[Span]) -> list[list[Span]]:
     id, span id and distinct run id, so memory grows with the export, not with the
     number of pairs compared.
     """
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def union(a: str, b: str) -> None:
-        a, b = find(a), find(b)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
+    groups = Groups()
+    find, union = groups.find, groups.union
 
     # span id -> its trace id, "" when several traces use it (some exports number span
     # ids per trace): only an unambiguous id can tie a parent across traces
@@ -342,7 +333,7 @@ def group_traces(spans: list[Span]) -> list[list[Span]]:
     run_first: dict[tuple[str, str], str] = {}
     for s in spans:
         for lt, _ in s.links:
-            if lt in parent and lt != s.trace_id:
+            if lt in groups and lt != s.trace_id:
                 union(s.trace_id, lt)
         if s.parent_id:
             pt = span_trace.get(s.parent_id)
