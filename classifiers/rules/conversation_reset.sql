@@ -14,5 +14,5 @@ WITH hits AS (
     FROM rule_steps WHERE says_restart AND step >= 2 GROUP BY trace_id
 )
 SELECT trace_id, '2.1' AS mode, max(c) AS confidence,
-       list_sort(list_distinct(flatten(list(ev))))[1:20] AS evidence_steps, string_agg(why, '; ') AS rationale
+       list_sort(list_distinct(flatten(list(ev))))[1:20] AS evidence_steps, string_agg(why, '; ' ORDER BY ev, why) AS rationale
 FROM hits GROUP BY trace_id

@@ -21,5 +21,5 @@ hits AS (
     FROM rule_steps WHERE notes_repeat AND step >= 2 GROUP BY trace_id
 )
 SELECT trace_id, '1.4' AS mode, max(c) AS confidence,
-       list_sort(list_distinct(flatten(list(ev))))[1:20] AS evidence_steps, string_agg(why, '; ') AS rationale
+       list_sort(list_distinct(flatten(list(ev))))[1:20] AS evidence_steps, string_agg(why, '; ' ORDER BY ev, why) AS rationale
 FROM hits GROUP BY trace_id

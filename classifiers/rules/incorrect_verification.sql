@@ -23,7 +23,7 @@ w AS (
 SELECT trace_id, '3.3' AS mode, max(CASE WHEN step - last_err <= 2 THEN 0.6 ELSE 0.45 END) AS confidence,
        list_sort(list_distinct(flatten(list([last_err, step]))))[1:20] AS evidence_steps,
        string_agg('success is claimed at step ' || step || CASE WHEN step - last_err <= 2 THEN ' right after' ELSE ' while the latest execution output is' END
-                  || ' the failure output at step ' || last_err, '; ') AS rationale
+                  || ' the failure output at step ' || last_err, '; ' ORDER BY step) AS rationale
 FROM w
 WHERE claim AND last_err IS NOT NULL AND (last_ok IS NULL OR last_ok < last_err)
 GROUP BY trace_id

@@ -29,5 +29,5 @@ hits AS (
     FROM per WHERE NOT any_exec AND len(claimed_runs) > 0
 )
 SELECT trace_id, '3.2' AS mode, max(c) AS confidence,
-       list_sort(list_distinct(flatten(list(ev))))[1:20] AS evidence_steps, string_agg(why, '; ') AS rationale
+       list_sort(list_distinct(flatten(list(ev))))[1:20] AS evidence_steps, string_agg(why, '; ' ORDER BY ev, why) AS rationale
 FROM hits GROUP BY trace_id

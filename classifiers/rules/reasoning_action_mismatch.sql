@@ -35,5 +35,5 @@ hits AS (
 )
 SELECT trace_id, '2.6' AS mode, 0.5 AS confidence,
        list_sort(list_distinct(flatten(list([step, next_step]))))[1:20] AS evidence_steps,
-       string_agg(why, '; ') AS rationale
+       string_agg(why, '; ' ORDER BY step, next_step, why) AS rationale
 FROM hits GROUP BY trace_id

@@ -23,7 +23,7 @@ SELECT trace_id, '1.3' AS mode,
        least(0.95, 0.45 + 0.1 * max(len(steps))) AS confidence,
        list_sort(list_distinct(flatten(list(steps))))[1:20] AS evidence_steps,
        string_agg(coalesce(agent, '(unnamed agent)') || ' repeated ' || what || ' ' || len(steps) || 'x (steps '
-                  || array_to_string(steps[1:6], ', ') || CASE WHEN len(steps) > 6 THEN ', ...' ELSE '' END || ')', '; ')
-           AS rationale
+                  || array_to_string(steps[1:6], ', ') || CASE WHEN len(steps) > 6 THEN ', ...' ELSE '' END || ')', '; '
+                  ORDER BY steps, what) AS rationale
 FROM reps
 GROUP BY trace_id

@@ -24,5 +24,5 @@ hits AS (
            || ' more substantive step(s) followed' FROM after
 )
 SELECT trace_id, '1.5' AS mode, max(c) AS confidence,
-       list_sort(list_distinct(flatten(list(ev)))) AS evidence_steps, string_agg(why, '; ') AS rationale
+       list_sort(list_distinct(flatten(list(ev)))) AS evidence_steps, string_agg(why, '; ' ORDER BY ev, why) AS rationale
 FROM hits GROUP BY trace_id

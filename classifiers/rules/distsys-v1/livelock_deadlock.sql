@@ -55,7 +55,7 @@ hits AS (SELECT * FROM echo UNION ALL SELECT * FROM bounce)
 SELECT trace_id, 'DS2' AS mode, least(0.9, 0.4 + 0.05 * max(len(steps))) AS confidence,
        list_sort(list_distinct(flatten(list(steps))))[1:20] AS evidence_steps,
        string_agg(who || ': ' || what || ' with no tool result in between (steps '
-                  || array_to_string(steps[1:6], ', ') || CASE WHEN len(steps) > 6 THEN ', ...' ELSE '' END || ')', '; ')
-           AS rationale
+                  || array_to_string(steps[1:6], ', ') || CASE WHEN len(steps) > 6 THEN ', ...' ELSE '' END || ')', '; '
+                  ORDER BY steps, what) AS rationale
 FROM hits
 GROUP BY trace_id

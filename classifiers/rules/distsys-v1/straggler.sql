@@ -38,7 +38,7 @@ phase AS (
 SELECT trace_id, 'DS4' AS mode, least(0.9, 0.5 + 0.05 * max(secs / greatest(next_secs, 0.001))) AS confidence,
        arg_max(steps || flatten(others), secs / greatest(next_secs, 0.001))[1:20] AS evidence_steps,
        string_agg(worker || ' took ' || round(secs, 1) || ' s while the next slowest of ' || workers
-                  || ' parallel agents took ' || round(next_secs, 1) || ' s', '; ') AS rationale
+                  || ' parallel agents took ' || round(next_secs, 1) || ' s', '; ' ORDER BY worker) AS rationale
 FROM phase
 WHERE overlapping >= 1 AND secs >= 1 AND secs >= 3 * next_secs
 GROUP BY trace_id
