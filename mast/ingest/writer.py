@@ -33,6 +33,7 @@ GROUP_BYTES_FIRST = 500_000
 GROUP_BYTES = 16_000_000
 GROUP_FILES = 2048
 
+
 @dataclass
 class _Parsed:
     """What a parser reports for one small file (picklable, errors too: it may come from a worker)."""
