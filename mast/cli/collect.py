@@ -43,7 +43,11 @@ def collect(obj, host, port, idle, max_body, queue_size, default_system, as_json
         ids = rep.otel_trace_ids
         pieces = f"OTel trace {rep.otel_trace_id}" if len(ids) <= 1 else \
             f"OTel traces {', '.join(ids[:4])}" + (f" and {len(ids) - 4} more" if len(ids) > 4 else "") + " stitched"
-        if rep.error:
+        if rep.copy_of:
+            # as `mast ingest` drops it from a file: the same call is a step of that trace
+            click.echo(f"dropped {pieces}: a copy of an LLM call inside OTel trace {rep.copy_of}"
+                       + (f", removing {', '.join(rep.replaced)}" if rep.replaced else ""), err=True)
+        elif rep.error:
             err.print(f"error: trace {rep.otel_trace_id}"
                       + (f" ({pieces})" if len(rep.otel_trace_ids) > 1 else "") + f": {rep.error}",
                       style="red", highlight=False, markup=False, soft_wrap=True)
@@ -75,11 +79,12 @@ def collect(obj, host, port, idle, max_body, queue_size, default_system, as_json
         rec.serve()
     c = col.counters
     summary = {"requests": c.requests, "spans": c.spans, "traces_stored": c.traces_built,
-               "traces_replaced": c.traces_replaced, "labels_replaced": c.labels_replaced, "build_errors": c.build_errors}
+               "traces_replaced": c.traces_replaced, "labels_replaced": c.labels_replaced, "build_errors": c.build_errors,
+               "copies_dropped": c.copies_dropped}
     if as_json:
         print_json(summary)
     else:
         err.print(f"stopped: {c.requests} request(s), {c.spans} span(s), {c.traces_built} trace(s) stored "
                   f"(replacing {c.traces_replaced} earlier version(s) and {c.labels_replaced} label(s) of them), "
-                  f"{c.build_errors} could not be built",
+                  f"{c.build_errors} could not be built, {c.copies_dropped} dropped as copies of LLM calls",
                   highlight=False, markup=False, soft_wrap=True)

@@ -448,3 +448,24 @@ def m200_collect_stitching(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE collect_spans ADD COLUMN run_ids VARCHAR[]")  # 'key=value' (RUN_ID_ATTRS)
     con.execute("ALTER TABLE collect_traces ADD COLUMN grp VARCHAR")
     con.execute("UPDATE collect_traces SET grp = otel_trace_id")
+
+
+@migration
+def m240_collect_llm_copies(con: duckdb.DuckDBPyConnection) -> None:
+    # `mast collect` drops what `mast ingest` drops: a trace made only of LLM spans that
+    # sits, in time, inside an LLM span of another trace (OpenInference's CrewAI event
+    # mode re-emits every LLM call as a root of its own).  collect_llm holds the LLM spans
+    # of every built OTel trace (end: the start when it has none), collect_traces.llm_only
+    # whether its group is made only of LLM spans, and copy_of the group whose LLM span
+    # holds it when it is such a copy (then it is not stored: stored_trace_id NULL).
+    con.execute(
+        """
+        CREATE TABLE collect_llm (
+            otel_trace_id VARCHAR NOT NULL,
+            start_ns      BIGINT NOT NULL,
+            end_ns        BIGINT NOT NULL
+        )
+        """
+    )
+    con.execute("ALTER TABLE collect_traces ADD COLUMN llm_only BOOLEAN DEFAULT false")
+    con.execute("ALTER TABLE collect_traces ADD COLUMN copy_of VARCHAR")

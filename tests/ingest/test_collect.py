@@ -531,7 +531,8 @@ def test_spans_staged_before_m170_are_still_built(tmp_path):
             st.execute("INSERT INTO collect_spans (otel_trace_id, span_id, seq, body) VALUES (?, ?, ?, ?)",
                        [tid, format(s.context.span_id, "016x"), i + 1, json.dumps(otlp_json([s]))])
         # (grp: its own group, as m200 leaves the traces staged before it)
-        st.execute("INSERT INTO collect_traces VALUES (?, now(), now(), ?, false, 0, NULL, NULL, ?)",
+        st.execute("INSERT INTO collect_traces (otel_trace_id, first_seen, last_seen, spans, root_ended, built_spans, "
+                   "stored_trace_id, error, grp) VALUES (?, now(), now(), ?, false, 0, NULL, NULL, ?)",
                    [tid, len(children), tid])
         st.execute("UPDATE collect_folded SET seq = ?", [len(children)])
         col = Collector(st)
@@ -734,6 +735,9 @@ def pieces_by_trace(spans) -> list[list]:
     ("otel/split_run.otlp.json", 1),                # 2, joined by a link and a parent in the other trace
     ("openai_agents/openinference.otlp.json", 3),   # 3 runs: nothing ties them, none is merged
     ("smolagents/smolagents_managed.otlp.json", 1),
+    # OpenInference's CrewAI event mode re-emits each LLM call as a trace of its own: dropped
+    ("crewai/research/openinference_events.otlp.json", 1),       # 4 OTel traces, 3 of them copies
+    ("crewai/hierarchical/openinference_events.otlp.json", 1),   # 7, 6 of them copies
 ])
 def test_a_run_sent_live_in_pieces_is_stitched_as_ingest_of_the_same_spans(server, tmp_path, mast, db, fixture, traces):
     spans = readable_spans(FW / fixture)
@@ -751,6 +755,35 @@ def test_a_run_sent_live_in_pieces_is_stitched_as_ingest_of_the_same_spans(serve
     live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
     assert len(live) == len(filed) == traces
     assert live == filed
+
+
+def test_crewais_re_emitted_llm_calls_stored_before_their_crew_are_removed_when_it_comes(server, tmp_path, mast, db):
+    """The copies' roots end first (each is a call inside the crew's run), so they can be
+    stored before the crew trace arrives: they go when it is built, as `mast ingest` of
+    the same spans never stores them."""
+    spans = readable_spans(FW / "crewai/research/openinference_events.otlp.json")
+    crew, *calls = sorted(pieces_by_trace(spans), key=len, reverse=True)
+    assert len(calls) == 3 and all(len(c) == 1 for c in calls)
+    srv = server("--json")
+    exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces")
+    for piece in calls:
+        exporter.export(piece)
+    srv.wait_for(r"^stored t1-", n=3)  # the copies, alone: nothing yet says they are copies
+    exporter.export(crew)
+    exporter.shutdown()
+    srv.wait_for(r"^dropped OTel trace .*: a copy of an LLM call inside OTel trace .*, removing t1-", n=3)
+    rc, out, err = srv.stop(signal.SIGINT)
+    assert rc == 0 and "Traceback" not in err, err
+    summary = json.loads(out)
+    assert summary["copies_dropped"] == 3 and summary["traces_stored"] == 4 and summary["traces_replaced"] == 0
+    (tmp_path / "same.otlp.json").write_text(json.dumps(otlp_json(spans)))
+    mast("ingest", tmp_path / "same.otlp.json")
+    live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
+    assert len(live) == 1 and live == filed
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        crew_id = f"{crew[0].context.trace_id:032x}"
+        assert st.fetchall("SELECT copy_of, stored_trace_id IS NULL FROM collect_traces ORDER BY copy_of NULLS LAST") \
+            == [(crew_id, True)] * 3 + [(None, False)]
 
 
 def test_a_late_piece_extends_the_stored_trace_and_its_labels_go(server, tmp_path, mast, db):
