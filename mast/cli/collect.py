@@ -17,6 +17,9 @@ from mast.cli.options import default_system_option, json_option
               help="TCP port (0: any free port; the one chosen is printed).")
 @click.option("--idle-timeout", "idle", default=30.0, show_default=True, type=click.FloatRange(min=0.0),
               help="Seconds without a new span after which a trace whose root has not ended is stored anyway.")
+@click.option("--horizon", default=900.0, show_default=True, type=click.FloatRange(min=0.0),
+              help="Seconds a stored trace's spans stay staged after its last span, so that late spans and "
+                   "pieces extend it; after that they are removed (a later span starts a trace of its own).")
 @click.option("--max-body", default=16 * 1024 * 1024, show_default=True, type=click.IntRange(min=1024),
               help="Largest request body in bytes, compressed or not (larger: 413).")
 @click.option("--queue", "queue_size", default=64, show_default=True, type=click.IntRange(min=1),
@@ -24,7 +27,7 @@ from mast.cli.options import default_system_option, json_option
 @default_system_option
 @json_option
 @click.pass_obj
-def collect(obj, host, port, idle, max_body, queue_size, default_system, as_json):
+def collect(obj, host, port, idle, horizon, max_body, queue_size, default_system, as_json):
     """Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces) into the store.
 
     Point an exporter at it with OTEL_EXPORTER_OTLP_ENDPOINT=http://HOST:PORT (protobuf
@@ -59,7 +62,8 @@ def collect(obj, host, port, idle, max_body, queue_size, default_system, as_json
                           if rep.replaced else ""), err=True)
 
     with Store(obj.db) as store:
-        col = Collector(store, ingest_hooks(obj), idle=idle, system=default_system, on_build=on_build)
+        col = Collector(store, ingest_hooks(obj), idle=idle, system=default_system, on_build=on_build,
+                        horizon=horizon)
         rec = Receiver(col, host, port, max_body=max_body, queue_size=queue_size,
                        log=lambda m: err.print(m, highlight=False, markup=False, soft_wrap=True))
         h, p = rec.address
@@ -80,7 +84,7 @@ def collect(obj, host, port, idle, max_body, queue_size, default_system, as_json
     c = col.counters
     summary = {"requests": c.requests, "spans": c.spans, "traces_stored": c.traces_built,
                "traces_replaced": c.traces_replaced, "labels_replaced": c.labels_replaced, "build_errors": c.build_errors,
-               "copies_dropped": c.copies_dropped}
+               "copies_dropped": c.copies_dropped, "traces_pruned": c.traces_pruned}
     if as_json:
         print_json(summary)
     else:

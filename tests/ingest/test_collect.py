@@ -889,3 +889,105 @@ def test_ties_made_in_either_order_and_an_ambiguous_parent_ties_nothing(tmp_path
         assert sorted(map(sorted, groups.values())) == sorted(sorted({s.trace_id for s in g}) for g in filed)
         assert len(groups) == 4
         assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 4  # b's version alone is gone
+
+
+# -- the bound on staged state: settled groups leave the index after the horizon ------------
+
+def _staged_rows(st: Store) -> int:
+    return sum(st.fetchall(f"SELECT count(*) FROM {t}")[0][0]
+               for t in ("collect_spans", "collect_traces", "collect_requests", "collect_llm"))
+
+
+def test_staged_rows_stay_bounded_while_many_more_traces_are_collected(tmp_path):
+    """In-process, on a real store: 60 runs of 6 spans, one request each, built as they
+    complete.  With the horizon at 0 a settled group leaves the index as soon as it is
+    stored, and every run is stored.  Without the bound (horizon None) the rows grow with
+    every run: one request, its spans, one trace row and 2 LLM rows each."""
+    from mast.ingest.collect import Staged, index_request
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    for i in range(60):
+        run_two_agents(provider, task=f"Weather, city {i}?")
+    by_run = pieces_by_trace(mem.get_finished_spans())
+    assert len(by_run) == 60
+
+    def collect(db: Path, horizon: float | None) -> list[int]:
+        with Store(db) as st:
+            col = Collector(st, idle=3600, horizon=horizon)
+            seen = []
+            for run in by_run:
+                body = encode_spans(run).SerializeToString()
+                col.stage([Staged("protobuf", body, *index_request(body))])
+                assert col.build_ready() == 1  # its root ended: built at once
+                seen.append(_staged_rows(st))
+            assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 60
+            return seen
+
+    bounded = collect(tmp_path / "bounded.duckdb", 0)
+    assert max(bounded) == 0  # pruned in the same build_ready
+    # a new run on the emptied index goes on numbering after the fold's mark, not from 0
+    mem.clear()
+    run_two_agents(provider, task="One more city?")
+    with Store(tmp_path / "bounded.duckdb") as st:
+        body = encode_spans(mem.get_finished_spans()).SerializeToString()
+        col = Collector(st, idle=3600, horizon=0)
+        col.stage([Staged("protobuf", body, *index_request(body))])
+        assert col.build_ready() == 1
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 61
+    unbounded = collect(tmp_path / "unbounded.duckdb", None)
+    assert unbounded[-1] == 60 * (1 + len(by_run[0]) + 1 + 2)
+
+
+def test_a_late_piece_within_the_horizon_stitches_and_one_after_it_is_a_trace_of_its_own(tmp_path, mast, db):
+    """The two OTel traces of one run (a link and a parent in the other trace), the second
+    sent after the first was stored: within the horizon they are one trace, as `mast
+    ingest` of the same spans gives; after it (horizon 0) the first trace's spans are gone
+    and the second piece is stored alone, beside the first trace, not replacing it."""
+    from mast.ingest.collect import Staged, index_request
+    spans = readable_spans(FW / "otel/split_run.otlp.json")
+    first, second = pieces_by_trace(spans)
+
+    def collect(path: Path, horizon: float) -> tuple[list[str], list[str]]:
+        with Store(path) as st:
+            col = Collector(st, idle=0, horizon=horizon)
+            stored = []
+            for piece in (first, second):
+                body = encode_spans(piece).SerializeToString()
+                col.stage([Staged("protobuf", body, *index_request(body))])
+                assert col.build_ready() == 1
+                stored.append(sorted(r[0] for r in st.fetchall("SELECT trace_id FROM traces")))
+            return stored
+
+    within = collect(tmp_path / "within.duckdb", 3600)
+    (tmp_path / "same.otlp.json").write_text(json.dumps(otlp_json(spans)))
+    mast("ingest", tmp_path / "same.otlp.json")
+    assert within[1] == [t[0] for t in steps_of(db)]  # one trace, ingest's
+    assert within[0] != within[1]  # the first version was replaced
+    after = collect(tmp_path / "after.duckdb", 0)
+    assert after[0] == within[0] and len(after[1]) == 2 and after[0][0] in after[1]
+    with Store(tmp_path / "after.duckdb", read_only=True) as st:
+        assert _staged_rows(st) == 0
+
+
+def test_the_live_endpoint_prunes_while_the_exporter_sends(server, tmp_path):
+    """The real exporter (4 threads' worth of batches) against `mast collect --horizon 0`:
+    the builder removes settled rows while the writer commits new requests on its own
+    connection; nothing conflicts, every run is stored, nothing stays staged."""
+    srv = server("--horizon", "0", "--json")
+    exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces")
+    p = TracerProvider(resource=Resource.create({"service.name": "weather-agents"}))
+    p.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=16, schedule_delay_millis=20))
+    for i in range(40):
+        run_two_agents(p, task=f"Weather, city {i}?")
+        if i % 8 == 7:
+            assert p.force_flush(30_000)
+    assert p.force_flush(30_000)
+    p.shutdown()
+    srv.wait_for(r"^stored t1-", n=40)
+    rc, out, err = srv.stop()
+    assert rc == 0 and "Traceback" not in err and "error" not in err, err
+    summary = json.loads(out)
+    assert summary["spans"] == 240 and summary["traces_stored"] >= 40 and summary["traces_pruned"] >= 40
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 40
+        assert _staged_rows(st) == 0

@@ -21,7 +21,10 @@ group that grows after it was built (late spans, or a late piece stitched to it)
 again; the new version, whose content hash differs, replaces the old ones in the same
 transaction (:meth:`Store.delete_traces`: their steps, labels and derived rows go with
 them, and the labels are counted), and ``collect_traces.stored_trace_id`` follows it.
-Staged spans are kept, so a later span can always rebuild the whole group.
+Staged spans are kept for ``horizon`` seconds after a group's last span
+(:mod:`~mast.ingest.collect.retention`), so a late span within it rebuilds the whole
+group; after it, the group's rows go, and what the index and each fold scan is bounded
+by the spans of the last ``horizon`` seconds, not by everything collected.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import pyarrow as pa
 
 from mast.errors import IngestError, MastError
 from mast.ingest.collect import copies
+from mast.ingest.collect.retention import prune
 from mast.ingest.collect.proto import Index, decode_request, request_spans
 # _id, _attrs: the file importer's rules for ids (hex or base64, 8/16 bytes) and
 # attributes, so that both read them alike
@@ -52,6 +56,8 @@ SOURCE_PREFIX = "otlp:"
 #: spans built and stored per transaction, at most (one group, however big, always fits):
 #: the write's and the rule features' fixed costs are paid per batch
 BATCH_SPANS = 20_000
+#: seconds a settled group's staged spans are kept for late spans and pieces (retention.py)
+HORIZON = 900.0
 #: request bodies read from the store per query while building
 _BODIES_AT_ONCE = 16
 
@@ -104,6 +110,8 @@ class Counters:
     labels_replaced: int = 0
     build_errors: int = 0
     copies_dropped: int = 0
+    #: OTel traces whose staged spans were removed after the horizon
+    traces_pruned: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -200,17 +208,23 @@ class Collector:
 
     def __init__(self, store: Store, hooks: Sequence[WriteHook] = (), idle: float = 30.0,
                  system: str | None = None, on_build: Callable[[BuildReport], None] | None = None,
-                 batch_spans: int = BATCH_SPANS):
+                 batch_spans: int = BATCH_SPANS, horizon: float | None = HORIZON):
         self.store = store
         self.hooks = list(hooks)
         self.idle = idle
         self.system = system
         self.on_build = on_build
         self.batch_spans = batch_spans
+        #: None: keep every staged span (the bound off)
+        self.horizon = horizon
         self.counters = Counters()
         #: the connection requests are committed on (the builder's own, unless split)
         self._stager: Store = store
-        row = store.fetchall("SELECT coalesce(max(seq), 0), coalesce(max(req), 0) FROM collect_spans")
+        # the fold's mark too: every span below it may have been pruned, and a seq given
+        # again below the mark would never be folded
+        row = store.fetchall("SELECT greatest((SELECT coalesce(max(seq), 0) FROM collect_spans), "
+                             "(SELECT max(seq) FROM collect_folded)), "
+                             "(SELECT coalesce(max(req), 0) FROM collect_requests)")
         self._seq, self._req = int(row[0][0]), int(row[0][1])
 
     def open_stager(self) -> None:
@@ -554,6 +568,8 @@ class Collector:
         """Build what is ready (at most ``limit`` groups, ``batch_spans`` spans); the number of groups."""
         groups = self.ready(limit, final)
         self.build_many(groups)
+        if self.horizon is not None:
+            self.counters.traces_pruned += prune(self.store, self.horizon, _now()).traces
         return len(groups)
 
     def _report(self, rep: BuildReport) -> None:
