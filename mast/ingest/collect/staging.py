@@ -337,7 +337,7 @@ class Collector:
             with st.registered("_mast_collect_grp", tb):
                 st.execute("UPDATE collect_traces SET grp = m.new FROM _mast_collect_grp m WHERE collect_traces.grp = m.old")
 
-    def ready(self, limit: int, final: bool = False) -> list[str]:
+    def ready(self, limit: int, final: bool = False, spans: int | None = None) -> list[str]:
         """Groups (named by their smallest OTel trace id) ready to build, oldest first,
         after a :meth:`fold`: at most ``limit``, and no more than ``batch_spans`` spans
         (at least one group).  A group is ready when it has spans its stored version has
@@ -356,7 +356,7 @@ class Collector:
             f"ORDER BY max(last_seen), grp LIMIT {int(limit)}", params)
         out, total = [], 0
         for g, n in rows:
-            if out and total + n > self.batch_spans:
+            if out and total + n > (spans or self.batch_spans):
                 break
             out.append(g)
             total += n
@@ -564,9 +564,9 @@ class Collector:
                         spans[tid][sp.span_id] = sp
         return spans, errors
 
-    def build_ready(self, limit: int = 4096, final: bool = False) -> int:
-        """Build what is ready (at most ``limit`` groups, ``batch_spans`` spans); the number of groups."""
-        groups = self.ready(limit, final)
+    def build_ready(self, limit: int = 4096, final: bool = False, spans: int | None = None) -> int:
+        """Build what is ready (at most ``limit`` groups, ``spans`` or ``batch_spans`` spans); the number of groups."""
+        groups = self.ready(limit, final, spans)
         self.build_many(groups)
         if self.horizon is not None:
             self.counters.traces_pruned += prune(self.store, self.horizon, _now()).traces
