@@ -28,7 +28,7 @@ import duckdb
 
 from mast.store.rows import Columns, attach, detach
 
-from mast.store.run_match import PART_SLACK, Unit, plan, plan_parts, window
+from mast.store.run_match import PART_SLACK, Unit, artefact_kind, plan, plan_parts, window
 
 
 @dataclass(slots=True)
@@ -62,6 +62,7 @@ def _pair_same_run(entries: list[dict[str, Any]], at: dict[str, int], out: list[
     or their times or agents differ).  A pair within the group is named once, on the later path."""
     by_kind: dict[str | None, list[dict[str, Any]]] = {}
     for e in entries:
+        # two artefacts of one kind that no id ties are two runs (mast.store.run_match): no note
         by_kind.setdefault(e["kind"] if e["key"] else None, []).append(e)
     for a in entries:
         if a["path"] not in at:
@@ -75,6 +76,7 @@ def _pair_same_run(entries: list[dict[str, Any]], at: dict[str, int], out: list[
                 if len(mine) >= SAME_RUN_LIST:
                     break
                 if b["path"] != a["path"] and b["tid"] != a["tid"] and b["group"] != a["group"] \
+                        and (a["artefact"] is None or a["artefact"] != b["artefact"]) \
                         and (b["path"] not in at or b["path"] < a["path"]) and b["path"] not in mine:
                     mine.append(b["path"])
 
@@ -175,7 +177,8 @@ class RunSources:
             # rule and for the same-run note (a self-join would be quadratic in the replays
             # of one scripted run).
             same = self.fetchall(f"""
-                SELECT fingerprint, path, run_key, kind, source_trace_id, run_group, t_start, t_end, agents, messages
+                SELECT fingerprint, path, run_key, kind, source_trace_id, run_group, t_start, t_end, agents, messages,
+                       format, rank_why, part
                 FROM run_sources WHERE list_contains(?::VARCHAR[], fingerprint) ORDER BY fingerprint, path
                 LIMIT {SAME_RUN_SCAN}""", [prints])
         except duckdb.Error as e:
@@ -224,7 +227,7 @@ class RunSources:
         if not timed:
             return {}
         fws = sorted({r[16] for r in timed})
-        cols = "path, run_key, kind, run_group, t_start, t_end, agents"
+        cols = "path, run_key, kind, run_group, t_start, t_end, agents, format, rank_why, part"
         near = ("list_contains(?::VARCHAR[], framework) AND t_start IS NOT NULL AND t_start <= ? AND t_end >= ? "
                 f"LIMIT {SAME_RUN_SCAN}")
         try:
@@ -239,8 +242,9 @@ class RunSources:
 
         def units(rows: list[tuple]) -> dict[str, Unit]:
             out: dict[str, Unit] = {}
-            for path, key, kind, group, t0, t1, agents in rows:
-                out.setdefault(group, Unit(group)).add(key, kind, t0, t1, agents, path, path in at)
+            for path, key, kind, group, t0, t1, agents, fmt, rank_why, part in rows:
+                out.setdefault(group, Unit(group)).add(key, kind, t0, t1, agents, path, path in at, None,
+                                                       artefact_kind(fmt, rank_why, bool(part)))
             return out
         whole = units(runs)
         moves = plan_parts([u for g, u in units(parts).items() if g not in whole], list(whole.values()))
@@ -258,16 +262,18 @@ class RunSources:
             if len({r[1] for r in rs}) < 2:
                 continue
             units: dict[str, Unit] = {}
-            for _, path, key, kind, _tid, group, t0, t1, agents, msgs in rs:
+            for _, path, key, kind, _tid, group, t0, t1, agents, msgs, fmt, rank_why, part in rs:
                 if agents is None:  # recorded before m190: nothing to compare but the fingerprint
                     continue
-                units.setdefault(group, Unit(group)).add(key, kind, t0, t1, agents, path, path in at, msgs)
+                units.setdefault(group, Unit(group)).add(key, kind, t0, t1, agents, path, path in at, msgs,
+                                                         artefact_kind(fmt, rank_why, bool(part)))
             moves.update(plan(list(units.values())))
         self._apply_moves(moves)
         for rs in by_print.values():
             if len({r[1] for r in rs}) > 1:
                 entries = [{"path": r[1], "key": r[2], "kind": r[3], "tid": r[4],
-                            "group": moves.get(r[5], (r[5],))[0]} for r in rs]
+                            "group": moves.get(r[5], (r[5],))[0], "artefact": artefact_kind(r[10], r[11], bool(r[12]))}
+                           for r in rs]
                 _pair_same_run(entries, at, out)
         return moves
 
