@@ -395,3 +395,36 @@ def test_records_of_a_labelled_dataset_are_never_merged_by_content(tmp_path):
         res = ingest_paths(st, sorted(tmp_path.glob("copy*.json")))
         assert not res.errors
     assert _n_traces(db) == 3 * len(recs)
+
+
+TAU = ROOT / "tests" / "fixtures" / "formats" / "trajectory" / "tau-bench-gpt-4o-airline.excerpt.json"
+
+
+@pytest.mark.parametrize("form", ["trajectory", "messages"])
+def test_two_artefacts_of_one_kind_that_no_id_ties_are_two_runs(tmp_path, form):
+    """A run writes one artefact of each kind: two τ-bench records (or two message lists) that
+    read alike for their first messages and part later, with no times, are two runs, not one
+    run by content (on main the second was merged into the first, and one trace was left)."""
+    if form == "trajectory":
+        [rec] = json.loads(TAU.read_text(encoding="utf-8"))[:1]
+        other = json.loads(json.dumps(rec))
+        other["traj"][-1]["content"] = "Your booking is cancelled; the refund takes 5 days."
+        docs = [[rec], [other]]
+        assert len(rec["traj"]) > 2
+    else:
+        said = [{"role": "user", "content": "Plan three days in Rome."}] + [
+            {"role": "assistant", "name": "planner" if i % 2 else "critic", "content": f"Day {i}: stop {i}."}
+            for i in range(10)]
+        other = [dict(m) for m in said]
+        other[-1]["content"] = "Day 9: a rest day instead."
+        docs = [said, other]
+    for k, doc in enumerate(docs):
+        (tmp_path / f"run{k}.json").write_text(json.dumps(doc), encoding="utf-8")
+    db = tmp_path / "s.duckdb"
+    with Store(db) as st:
+        res = ingest_paths(st, [tmp_path / "run0.json", tmp_path / "run1.json"])
+        assert not res.errors and not res.merged_by_content
+        assert not res.same_run  # one kind, two artefacts: two runs by that alone, nothing to say
+        fmts = {f for (f,) in st.fetchall("SELECT source_format FROM traces")}
+    assert fmts == {form}
+    assert _n_traces(db) == 2
