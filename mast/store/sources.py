@@ -97,10 +97,10 @@ def _note_content(rs: list[dict[str, Any]], at: dict[str, int], out: list[Source
 SAME_RUN_SCAN = 20_000
 _COLUMNS = ("path", "format", "source_trace_id", "stored_trace_id", "run_key", "kind", "rank", "steps",
             "fingerprint", "chosen", "why", "rank_why", "run_group", "t_start", "t_end", "agents", "framework",
-            "part", "messages")
+            "part", "messages", "facts")
 # the times go in as ISO text (a list or an Arrow column of text either way) and are cast
 _TYPES = ("VARCHAR",) * 6 + ("INTEGER", "INTEGER", "VARCHAR", "BOOLEAN") + ("VARCHAR",) * 3 + (
-    "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "BOOLEAN", "VARCHAR")
+    "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "BOOLEAN", "VARCHAR", "VARCHAR")
 _SELECT = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else c for c in _COLUMNS)
 
 
@@ -109,7 +109,7 @@ def _listable(row: tuple) -> tuple:
     t0, t1 = row[13], row[14]
     return row[:13] + (t0.isoformat() if t0 else None, t1.isoformat() if t1 else None) + row[15:]
 _ROW = ("path", "format", "source_trace_id", "group", "kind", "rank", "steps", "fingerprint", "why", "present",
-        "rule")
+        "rule", "facts")
 
 
 def _rows(paths: Sequence[str], formats: Sequence[str],
@@ -137,8 +137,32 @@ def _rows(paths: Sequence[str], formats: Sequence[str],
                         key or f"content:{tid}",
                         w[0], w[1], json.dumps(agents) if isinstance(agents, list) else None,
                         md.get("run_framework"), bool(md.get("run_part")),
-                        json.dumps(msgs) if isinstance(msgs := md.get("run_messages"), list) else None))
+                        json.dumps(msgs) if isinstance(msgs := md.get("run_messages"), list) else None,
+                        json.dumps(fs) if isinstance(fs := md.get("run_facts"), dict) else None))
     return new
+
+
+def inherit(win: dict[str, Any], rs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """The facts of its run (:data:`mast.ingest.identity.FACTS`) that the chosen artefact
+    ``win`` does not say and an alternate does, each from the richest alternate that says
+    it (the order the winner was chosen by), and where each came from."""
+    def parsed(r: dict[str, Any]) -> dict[str, Any]:
+        try:
+            f = json.loads(r["facts"]) if r.get("facts") else {}
+        except (TypeError, ValueError):
+            f = {}
+        return f if isinstance(f, dict) else {}
+    mine = parsed(win)
+    taken: dict[str, Any] = {}
+    where: dict[str, dict[str, str]] = {}
+    others = sorted((r for r in rs if r is not win),
+                    key=lambda r: (-r["rank"], -r["steps"], r["format"], r["path"], r["source_trace_id"]))
+    for r in others:
+        for k, v in parsed(r).items():
+            if k not in mine and k not in taken and v not in (None, "", []):
+                taken[k] = v
+                where[k] = {"path": r["path"], "format": r["format"]}
+    return taken, where
 
 
 class RunSources:
@@ -196,7 +220,7 @@ class RunSources:
             # stored if it was chosen or is the chosen one's (a dropped alternate's is not).
             rows = self.fetchall("""
                 SELECT path, format, source_trace_id, run_group, kind, rank, steps, fingerprint, rank_why,
-                       chosen OR source_trace_id = stored_trace_id, match_rule
+                       chosen OR source_trace_id = stored_trace_id, match_rule, facts
                 FROM run_sources WHERE list_contains(?::VARCHAR[], run_group)""", [groups])
         except duckdb.Error as e:
             raise self._map(e) from None
@@ -284,12 +308,15 @@ class RunSources:
         by_key = {k: rs for k, rs in by_key.items() if len(rs) > 1}  # one artefact: nothing to choose
         updates: list[tuple[str, str, str, bool, str]] = []
         losers: dict[str, str] = {}  # dropped trace id -> the path of the artefact that won
+        fills: list[tuple[str, str, str, str]] = []  # (winner path, its trace, facts taken, from where)
         for key, rs in by_key.items():
             live = [r for r in rs if r["present"]]
             if not live:
                 continue
             win = min(live, key=lambda r: (-r["rank"], -r["steps"], r["format"], r["path"], r["source_trace_id"]))
             wid = win["source_trace_id"]
+            taken, where = inherit(win, rs)
+            fills.append((win["path"], wid, json.dumps(taken), json.dumps(where)))
             if any(r["rule"] for r in rs):
                 _note_content(rs, at, out)
             for r in rs:
@@ -314,11 +341,13 @@ class RunSources:
         try:
             attach(self._con, "_mast_ru", tb)
             self.execute("""
-                UPDATE run_sources SET stored_trace_id = u.stored, chosen = u.chosen, why = u.why
+                UPDATE run_sources SET stored_trace_id = u.stored, chosen = u.chosen, why = u.why,
+                       inherited = CASE WHEN u.chosen THEN inherited END
                 FROM _mast_ru u WHERE run_sources.path = u.path AND run_sources.source_trace_id = u.src""")
         finally:
             with contextlib.suppress(Exception):
                 detach(self._con, "_mast_ru", tb)
+        self._fill(fills)
         if not losers:
             return
         # One delete for the whole group (per run it would be a statement per table per run).
@@ -332,11 +361,56 @@ class RunSources:
                 out[at[wpath]].superseded += 1
                 out[at[wpath]].superseded_labels += int(labels.get(tid, 0))
 
+    def _fill(self, fills: list[tuple[str, str, str, str]]) -> None:
+        """Give each run's stored trace the facts only its alternates know (:func:`inherit`),
+        and record on the chosen artefact's row which came from where."""
+        fills = [f for f in fills if f[2] != "{}"]
+        if not fills:
+            return
+        tb = Columns.from_rows((("path", "VARCHAR"), ("tid", "VARCHAR"), ("taken", "VARCHAR"), ("src", "VARCHAR")),
+                               fills)
+        try:
+            attach(self._con, "_mast_rf", tb)
+            # A fact the winner has is never overwritten (the CASEs test the stored value
+            # again); the outcome reason and where the system name came from are metadata.
+            self.execute("""
+                UPDATE traces SET
+                    outcome = CASE WHEN traces.outcome = 'unknown' AND json_extract_string(f.taken, '$.outcome') IS NOT NULL
+                                   THEN json_extract_string(f.taken, '$.outcome') ELSE traces.outcome END,
+                    task = CASE WHEN coalesce(traces.task, '') = '' THEN coalesce(json_extract_string(f.taken, '$.task'), traces.task)
+                                ELSE traces.task END,
+                    system = CASE WHEN json_extract_string(f.taken, '$.system') IS NOT NULL
+                                       AND coalesce(json_extract_string(traces.metadata, '$.system_from'), '') <> 'artefact'
+                                  THEN json_extract_string(f.taken, '$.system') ELSE traces.system END,
+                    tokens_in = CASE WHEN coalesce(traces.tokens_in, 0) = 0 AND json_extract(f.taken, '$.tokens') IS NOT NULL
+                                     THEN CAST(json_extract_string(f.taken, '$.tokens[0]') AS BIGINT) ELSE traces.tokens_in END,
+                    tokens_out = CASE WHEN coalesce(traces.tokens_out, 0) = 0 AND json_extract(f.taken, '$.tokens') IS NOT NULL
+                                      THEN CAST(json_extract_string(f.taken, '$.tokens[1]') AS BIGINT) ELSE traces.tokens_out END,
+                    metadata = json_merge_patch(coalesce(traces.metadata, '{}'), json_object(
+                        'outcome_reason', CASE WHEN json_extract_string(traces.metadata, '$.outcome_reason') IS NULL
+                                               THEN json_extract_string(f.taken, '$.outcome_reason')
+                                               ELSE json_extract_string(traces.metadata, '$.outcome_reason') END,
+                        'system_from', CASE WHEN json_extract_string(f.taken, '$.system') IS NOT NULL THEN 'artefact'
+                                            ELSE json_extract_string(traces.metadata, '$.system_from') END,
+                        'inherited', json(f.src)))
+                FROM _mast_rf f WHERE traces.trace_id = f.tid""")
+            self.execute("""
+                UPDATE run_sources SET inherited = f.src
+                FROM _mast_rf f WHERE run_sources.path = f.path AND run_sources.source_trace_id = f.tid""")
+        except duckdb.Error as e:
+            raise self._map(e) from None
+        finally:
+            with contextlib.suppress(Exception):
+                detach(self._con, "_mast_rf", tb)
+
     def run_sources(self, trace_id: str) -> list[dict[str, Any]]:
         """The artefacts of the run stored as ``trace_id``: the chosen one first, then its alternates."""
         cols = ("path", "format", "run_key", "kind", "rank", "steps", "chosen", "why", "source_trace_id",
-                "match_rule")
+                "match_rule", "inherited")
         rows = self.fetchall(
             f"SELECT {', '.join(cols)} FROM run_sources WHERE stored_trace_id = ? "
             "ORDER BY chosen DESC, rank DESC, steps DESC, format, path", [trace_id])
-        return [dict(zip(cols, r)) for r in rows]
+        out = [dict(zip(cols, r)) for r in rows]
+        for r in out:
+            r["inherited"] = json.loads(r["inherited"]) if r["inherited"] else {}
+        return out

@@ -20,6 +20,8 @@ from mast.classify.runner import Selection, run
 from mast.ingest.pipeline import expand, ingest_paths
 from mast.store import Store, run_match
 
+from conftest import unwrapped
+
 ROOT = Path(__file__).resolve().parents[2]
 FW = ROOT / "tests" / "fixtures" / "frameworks"
 
@@ -428,3 +430,29 @@ def test_two_artefacts_of_one_kind_that_no_id_ties_are_two_runs(tmp_path, form):
         fmts = {f for (f,) in st.fetchall("SELECT source_format FROM traces")}
     assert fmts == {form}
     assert _n_traces(db) == 2
+
+
+ROUNDROBIN = FW / "autogen" / "0.7.5" / "roundrobin"
+
+
+@pytest.mark.parametrize("order", ["together", "log_first", "result_first"])
+def test_the_chosen_artefact_inherits_what_only_an_alternate_knows(tmp_path, order, mast, db):
+    """AgentChat's event log wins its run, but only the TaskResult says why the run stopped
+    (its stop reason): the stored trace takes the reason from it, in any order of arrival,
+    and ``traces show`` says which alternate it came from."""
+    log, result = ROUNDROBIN / "events.jsonl", ROUNDROBIN / "task_result.json"
+    groups = {"together": [[log, result]], "log_first": [[log], [result]], "result_first": [[result], [log]]}[order]
+    for g in groups:
+        mast("ingest", *g)
+    stop = json.loads(result.read_text())["stop_reason"]
+    assert stop
+    with Store(db, read_only=True) as st:
+        [(tid, fmt, meta)] = st.fetchall("SELECT trace_id, source_format, metadata::VARCHAR FROM traces")
+        [(facts,)] = st.fetchall("SELECT facts FROM run_sources WHERE path = ?", [str(log.resolve())])
+    assert fmt == "autogen-events" and "outcome_reason" not in json.loads(facts)  # the log itself does not say
+    assert json.loads(meta)["outcome_reason"] == stop
+    shown = json.loads(mast("traces", "show", "--json", tid).stdout)
+    [chosen] = [s for s in shown["sources"] if s["chosen"]]
+    assert chosen["inherited"] == {"outcome_reason": {"path": str(result.resolve()), "format": "autogen"}}
+    text = "".join(unwrapped(mast("traces", "show", tid).stdout).split())  # a long path wraps anywhere
+    assert "".join(f"outcome reason from the alternate {result.resolve()} (autogen)".split()) in text
