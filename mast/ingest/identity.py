@@ -251,32 +251,6 @@ def agents(trace: Trace) -> list[str]:
     return sorted(_digest(a) for a in {s.agent for s in trace.steps if s.agent})
 
 
-#: What a run's trace takes from an alternate artefact of the run when its own artefact
-#: does not say it (:meth:`mast.store.Store.record_sources`).
-FACTS = ("outcome", "outcome_reason", "task", "system", "tokens")
-
-
-def facts(trace: Trace) -> dict[str, Any]:
-    """What the artefact itself says of its run, of :data:`FACTS` (absent: it does not say):
-    the system only where the artefact named it, tokens only where its steps count any."""
-    md = trace.metadata
-    out: dict[str, Any] = {}
-    outcome = getattr(trace.outcome, "value", trace.outcome)
-    if outcome and outcome != "unknown":
-        out["outcome"] = outcome
-    if md.get("outcome_reason"):
-        out["outcome_reason"] = md["outcome_reason"]
-    if trace.task:
-        out["task"] = trace.task
-    if trace.system and md.get("system_from", "artefact") == "artefact":
-        out["system"] = trace.system
-    t_in = sum(s.tokens_in or 0 for s in trace.steps)
-    t_out = sum(s.tokens_out or 0 for s in trace.steps)
-    if t_in or t_out:
-        out["tokens"] = [t_in, t_out]
-    return out
-
-
 def identify(trace: Trace) -> None:
     """Put the run key, its kind, the artefact's rank and the fingerprint on the trace's metadata."""
     md = trace.metadata
@@ -288,7 +262,6 @@ def identify(trace: Trace) -> None:
         md.pop("run_key_kind", None)
     r, why = rank(trace)
     md["run_rank"], md["run_rank_why"] = r, why
-    md["run_facts"] = facts(trace)
     opening = _opening(trace, max(OPENING, DIGESTS))
     md["run_fingerprint"] = fingerprint(trace, opening)
     w = window(trace)
@@ -306,12 +279,12 @@ def poorer_in_group(paths: Sequence[str], formats: Sequence[str],
     """The traces of a group of files that another trace of the group beats for its run (same
     run key, a richer artefact: the order of :meth:`mast.store.Store.record_sources`), so
     that they need not be written only to be dropped in the same transaction.  ``runs``:
-    per path, ``(trace_id, steps, metadata JSON)`` as encoded.  Runs matched by content,
+    per path, ``run_rows()`` as encoded (trace id, steps, metadata JSON first).  Runs matched by content,
     and runs whose stored trace is richer, are still settled after writing."""
     best: dict[str, tuple] = {}
     everyone: dict[str, list[str]] = {}
     for path, fmt, rows in zip(paths, formats, runs):
-        for tid, steps, meta in rows:
+        for tid, steps, meta, *_ in rows:
             if not meta or '"run_key"' not in meta:
                 continue
             md = json.loads(meta)

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import duckdb
 
+from mast.redact import sql_hinted, sql_matched, sql_redact
 from mast.store.rows import Columns, attach, detach
 
 from mast.store.run_match import PART_SLACK, Unit, artefact_kind, plan, plan_parts, window
@@ -101,7 +102,30 @@ _COLUMNS = ("path", "format", "source_trace_id", "stored_trace_id", "run_key", "
 # the times go in as ISO text (a list or an Arrow column of text either way) and are cast
 _TYPES = ("VARCHAR",) * 6 + ("INTEGER", "INTEGER", "VARCHAR", "BOOLEAN") + ("VARCHAR",) * 3 + (
     "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "BOOLEAN", "VARCHAR", "VARCHAR")
-_SELECT = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else c for c in _COLUMNS)
+# an artefact's facts hold its task and system name: redacted as the trace's own columns are
+_SELECT = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else
+                    f"CASE WHEN {sql_hinted(c)} AND {sql_matched(c)} THEN {sql_redact(c)} ELSE {c} END AS {c}"
+                    if c == "facts" else c for c in _COLUMNS)
+#: What a run's trace takes from an alternate artefact of the run when its own artefact
+#: does not say it (:func:`inherit`).
+FACTS = ("outcome", "outcome_reason", "task", "system", "tokens")
+
+
+def _facts(md: dict[str, Any], task: Any, system: Any, outcome: Any, t_in: Any, t_out: Any) -> dict[str, Any]:
+    """What the artefact itself says of its run, of :data:`FACTS` (absent: it does not say):
+    the system only where the artefact named it, tokens only where it counts any."""
+    out: dict[str, Any] = {}
+    if outcome and outcome != "unknown":
+        out["outcome"] = outcome
+    if md.get("outcome_reason"):
+        out["outcome_reason"] = md["outcome_reason"]
+    if task:
+        out["task"] = task
+    if system and md.get("system_from", "artefact") == "artefact":
+        out["system"] = system
+    if t_in or t_out:
+        out["tokens"] = [int(t_in or 0), int(t_out or 0)]
+    return out
 
 
 def _listable(row: tuple) -> tuple:
@@ -113,12 +137,12 @@ _ROW = ("path", "format", "source_trace_id", "group", "kind", "rank", "steps", "
 
 
 def _rows(paths: Sequence[str], formats: Sequence[str],
-          traces: Sequence[Sequence[tuple[str, int, str | None]]], unwritten: set[str] | frozenset[str]) -> list[tuple]:
+          traces: Sequence[Sequence[tuple]], unwritten: set[str] | frozenset[str]) -> list[tuple]:
     """The ``run_sources`` rows of a group's artefacts (in :data:`_COLUMNS` order), each its own run."""
     new: list[tuple] = []
     for p, f, ts in zip(paths, formats, traces):
         seen: set[str] = set()
-        for tid, steps, meta in ts:
+        for tid, steps, meta, *cols in ts:
             if tid in seen:
                 continue
             seen.add(tid)
@@ -138,7 +162,7 @@ def _rows(paths: Sequence[str], formats: Sequence[str],
                         w[0], w[1], json.dumps(agents) if isinstance(agents, list) else None,
                         md.get("run_framework"), bool(md.get("run_part")),
                         json.dumps(msgs) if isinstance(msgs := md.get("run_messages"), list) else None,
-                        json.dumps(fs) if isinstance(fs := md.get("run_facts"), dict) else None))
+                        json.dumps(_facts(md, *cols)) if len(cols) == 5 else None))
     return new
 
 
@@ -171,12 +195,13 @@ class RunSources:
     _con: duckdb.DuckDBPyConnection
 
     def record_sources(self, paths: Sequence[str], formats: Sequence[str],
-                       traces: Sequence[Sequence[tuple[str, int, str | None]]],
+                       traces: Sequence[Sequence[tuple]],
                        unwritten: set[str] | frozenset[str] = frozenset()) -> list[Sources]:
         """Record the artefacts ``paths`` and merge the runs they belong to.
 
-        ``traces``, per path: ``(trace_id, steps, metadata JSON)`` of the traces it produced
-        now (as encoded for the store: the run key is in the metadata).  Call inside the
+        ``traces``, per path: the ``run_rows()`` of the traces it produced now
+        (:data:`mast.store.rows.RUN_COLUMNS`, as encoded: the run key is in the metadata,
+        and the task, system, outcome and tokens are the facts an alternate passes on).  Call inside the
         transaction that wrote them, after ``record_files``.  Returns one :class:`Sources`
         per path.  ``unwritten``: traces the caller did not write because a richer artefact
         of their run is in the group (:func:`mast.ingest.identity.poorer_in_group`): recorded as
@@ -367,8 +392,11 @@ class RunSources:
         fills = [f for f in fills if f[2] != "{}"]
         if not fills:
             return
-        tb = Columns.from_rows((("path", "VARCHAR"), ("tid", "VARCHAR"), ("taken", "VARCHAR"), ("src", "VARCHAR")),
-                               fills)
+        # the trace's metadata names the alternates' formats; their paths stay in run_sources
+        rows = [(p, t, taken, src, json.dumps({k: v["format"] for k, v in json.loads(src).items()}))
+                for p, t, taken, src in fills]
+        tb = Columns.from_rows((("path", "VARCHAR"), ("tid", "VARCHAR"), ("taken", "VARCHAR"), ("src", "VARCHAR"),
+                                ("formats", "VARCHAR")), rows)
         try:
             attach(self._con, "_mast_rf", tb)
             # A fact the winner has is never overwritten (the CASEs test the stored value
@@ -392,7 +420,7 @@ class RunSources:
                                                ELSE json_extract_string(traces.metadata, '$.outcome_reason') END,
                         'system_from', CASE WHEN json_extract_string(f.taken, '$.system') IS NOT NULL THEN 'artefact'
                                             ELSE json_extract_string(traces.metadata, '$.system_from') END,
-                        'inherited', json(f.src)))
+                        'inherited', json(f.formats)))
                 FROM _mast_rf f WHERE traces.trace_id = f.tid""")
             self.execute("""
                 UPDATE run_sources SET inherited = f.src
