@@ -460,3 +460,20 @@ def test_the_chosen_artefact_inherits_what_only_an_alternate_knows(tmp_path, ord
     assert chosen["inherited"] == {"outcome_reason": {"path": str(result.resolve()), "format": "autogen"}}
     text = "".join(unwrapped(mast("traces", "show", tid).stdout).split())  # a long path wraps anywhere
     assert "".join(f"outcome reason from the alternate {result.resolve()} (autogen)".split()) in text
+
+
+def test_a_fact_is_taken_from_the_richest_alternate_that_has_it_and_never_over_the_winners_own():
+    from mast.store.sources import inherit
+
+    def row(path, fmt, rank, facts):
+        return {"path": path, "format": fmt, "rank": rank, "steps": 5, "source_trace_id": path,
+                "facts": json.dumps(facts)}
+    win = row("events.jsonl", "autogen-events", 50, {"task": "what the log says", "tokens": [10, 2]})
+    rs = [win, row("messages.json", "autogen", 10, {"task": "other", "outcome_reason": "from the message list",
+                                                    "system": "named-by-messages"}),
+          row("task_result.json", "autogen", 20, {"outcome_reason": "Text 'APPROVE' mentioned", "tokens": [99, 9]})]
+    taken, where = inherit(win, rs)
+    assert taken == {"outcome_reason": "Text 'APPROVE' mentioned", "system": "named-by-messages"}
+    assert where == {"outcome_reason": {"path": "task_result.json", "format": "autogen"},
+                     "system": {"path": "messages.json", "format": "autogen"}}
+    assert inherit(win, [win]) == ({}, {})
