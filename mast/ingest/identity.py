@@ -279,8 +279,8 @@ def poorer_in_group(paths: Sequence[str], formats: Sequence[str],
     """The traces of a group of files that another trace of the group beats for its run (same
     run key, a richer artefact: the order of :meth:`mast.store.Store.record_sources`), so
     that they need not be written only to be dropped in the same transaction.  ``runs``:
-    per path, ``run_rows()`` as encoded (trace id, steps, metadata JSON first).  Runs matched by content,
-    and runs whose stored trace is richer, are still settled after writing."""
+    per path, ``run_rows()`` as encoded (trace id, steps, metadata JSON first).  Runs
+    matched by content, and runs whose stored trace is richer, are still settled after writing."""
     best: dict[str, tuple] = {}
     everyone: dict[str, list[str]] = {}
     for path, fmt, rows in zip(paths, formats, runs):

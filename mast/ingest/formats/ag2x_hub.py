@@ -321,6 +321,7 @@ class AG2xAuditImporter:
                         s.status = "failed"
             times = [s.started_at for s in steps if s.started_at]
             yield Trace(system=team_name(created.get("manifest_type"), members, table), framework=FRAMEWORK,
-                        source_format=self.name, source_path=str(path), source_index=i, steps=steps, outcome=Outcome.FAILURE if failed else Outcome.UNKNOWN,
+                        source_format=self.name, source_path=str(path), source_index=i, steps=steps,
+                        outcome=Outcome.FAILURE if failed else Outcome.UNKNOWN,
                         started_at=min(times, default=None), ended_at=max(times, default=None),
                         metadata={"channel_id": c, "records": len(by_channel[c])})
