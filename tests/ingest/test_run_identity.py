@@ -61,6 +61,9 @@ FOLDERS = {
     "langgraph/supervisor": (6, 6, ""),
     "langgraph/dicts": (2, 2, ""),
     "langgraph/toolerror": (1, 1, ""),
+    # autogen-magentic-one's LogHandler: one log per run
+    "magentic_one/solved": (1, 1, ""),
+    "magentic_one/maxrounds": (1, 1, ""),
     # a @traceable pipeline, and a bare wrapped call
     "langsmith/wrap_openai": (2, 2, ""),
     # the same spans as console lines and OTLP JSON (legacy run), as OTLP lines and SDK
