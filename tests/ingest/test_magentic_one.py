@@ -156,3 +156,43 @@ def test_an_empty_log_is_refused(mast, db, tmp_path):
     p.write_text("\n")
     mast("ingest", "--format", "magentic-one-log", p, expect=1)
     assert no_traces(db)
+
+
+# -- MagenticOneGroupChat (autogen-agentchat 0.7.5): the ordinary AgentChat importers ------------
+# tests/fixtures/frameworks/magentic_one/agentchat/ (generators/gen_agentchat_magentic.py):
+# one run's TaskResult, run_stream and core event log; facts.json from the TaskResult, the
+# runtime's GroupChatRequestPublish messages and the calls the stand-in served.
+TEAM = FIX / "agentchat"
+TEAM_FACTS = json.loads((TEAM / "facts.json").read_text())
+
+
+@pytest.mark.parametrize("name, fmt", [("task_result.json", "autogen"), ("run_stream.jsonl", "autogen"),
+                                       ("events.jsonl", "autogen-events")])
+def test_agentchat_magentic_one_artefacts_are_read(name, fmt, mast, db):
+    assert ingest(mast, TEAM / name)["formats"] == {fmt: 1}
+    [steps] = steps_of(db)
+    with Store(db, read_only=True) as st:
+        task, reason = st.fetchall("SELECT task, metadata->>'outcome_reason' FROM traces")[0]
+    assert task == TEAM_FACTS["task"]
+    msgs = [s for s in steps if s[1] == "message"]
+    assert [s[0] for s in msgs] == [m["source"] for m in TEAM_FACTS["messages"]]
+    assert steps[-1][1] == "termination"
+    if fmt == "autogen":  # the stop reason is the orchestrator's ledger's reason
+        assert reason == TEAM_FACTS["stop_reason"]
+
+
+def test_agentchat_magentic_one_event_log_names_who_the_orchestrator_asks(mast, db):
+    # before: the orchestrator's instruction had no recipient, though the log holds the
+    # GroupChatRequestPublish it sent to the speaker its ledger chose
+    ingest(mast, TEAM / "events.jsonl")
+    [steps] = steps_of(db)
+    assert [s[4] for s in steps if s[1] == "message" and s[4]] == TEAM_FACTS["request_reply_to"]
+    assert all(s[0] == "MagenticOneOrchestrator" for s in steps if s[1] == "message" and s[4])
+    # every model call: the orchestrator's facts, plan, ledgers and final answer, the coder's reply
+    assert [(s[0], s[5], s[6]) for s in steps if s[1] == "llm_call"] == [
+        (c["agent"], c["prompt_tokens"], c["completion_tokens"]) for c in TEAM_FACTS["llm_calls"]]
+
+
+def test_agentchat_magentic_one_run_is_one_trace(mast, db):
+    out = ingest(mast, TEAM)
+    assert out["traces_new"] == 1

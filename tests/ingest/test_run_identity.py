@@ -64,6 +64,8 @@ FOLDERS = {
     # autogen-magentic-one's LogHandler: one log per run
     "magentic_one/solved": (1, 1, ""),
     "magentic_one/maxrounds": (1, 1, ""),
+    # MagenticOneGroupChat: TaskResult, run_stream and event log of one run_stream()
+    "magentic_one/agentchat": (1, 1, ""),
     # a @traceable pipeline, and a bare wrapped call
     "langsmith/wrap_openai": (2, 2, ""),
     # the same spans as console lines and OTLP JSON (legacy run), as OTLP lines and SDK
