@@ -175,7 +175,7 @@ def test_agentchat_magentic_one_artefacts_are_read(name, fmt, mast, db):
         task, reason = st.fetchall("SELECT task, metadata->>'outcome_reason' FROM traces")[0]
     assert task == TEAM_FACTS["task"]
     msgs = [s for s in steps if s[1] == "message"]
-    assert [s[0] for s in msgs] == [m["source"] for m in TEAM_FACTS["messages"]]
+    assert [s[0] for s in msgs] == [m["source"] for m in TEAM_FACTS["task_result_messages"]]
     assert steps[-1][1] == "termination"
     if fmt == "autogen":  # the stop reason is the orchestrator's ledger's reason
         assert reason == TEAM_FACTS["stop_reason"]
@@ -194,5 +194,6 @@ def test_agentchat_magentic_one_event_log_names_who_the_orchestrator_asks(mast, 
 
 
 def test_agentchat_magentic_one_run_is_one_trace(mast, db):
-    out = ingest(mast, TEAM)
-    assert out["traces_new"] == 1
+    out = json.loads(mast("ingest", "--json", *(TEAM / n for n in ("events.jsonl", "run_stream.jsonl",
+                                                                   "task_result.json"))).stdout)
+    assert out["files"] == 3 and out["traces_new"] == 1
