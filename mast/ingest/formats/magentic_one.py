@@ -45,6 +45,7 @@ _SATISFIED = "Request satisfied."
 #: The orchestrator's limits ("Max rounds (20) reached.", "Max time (1500s) reached."): a stop,
 #: where "No agent selected." and "X requested halt." end the run as it meant to.
 _LIMIT_RX = re.compile(r"\s*Max (?:rounds|time) \(")
+_NAIVE_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?\Z")
 
 
 class MagenticOneLogImporter(DeclineDetects):
@@ -79,7 +80,10 @@ class MagenticOneLogImporter(DeclineDetects):
             t = ev.get("type")
             if t is None:
                 raise IngestError(str(path), where, "missing required field: type")
-            at = iso_utc(ev.get("timestamp"))
+            ts = ev.get("timestamp")
+            # LogHandler's naive isoformat(), read as UTC: the text iso_utc would give, without
+            # parsing (a log has a timestamp per line); anything else goes through iso_utc
+            at = ts + "+00:00" if type(ts) is str and _NAIVE_ISO.match(ts) else iso_utc(ts)
             if t == "LLMCallEvent":
                 tin, tout = _tokens(path, where, ev, "prompt_tokens"), _tokens(path, where, ev, "completion_tokens")
                 s = Step(agent=None, content=None, kind=StepKind.LLM_CALL, role="assistant", started_at=at,
@@ -170,4 +174,6 @@ def _tokens(path: Path, where: str, ev: dict, key: str) -> int | None:
 
 
 def _extras(ev: dict, own: tuple[str, ...]) -> dict:
+    if len(ev) <= len(own) and all(k in ev for k in own):  # the usual line: nothing else
+        return {}
     return {k: v for k, v in ev.items() if k not in own and v is not None}
