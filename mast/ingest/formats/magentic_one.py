@@ -51,7 +51,7 @@ _NAIVE_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?\Z")
 class MagenticOneLogImporter(DeclineDetects):
     name = "magentic-one-log"
     description = "autogen-magentic-one LogHandler log.jsonl (OrchestrationEvent, LLMCallEvent, WebSurferEvent, …)"
-    example = '{"timestamp": "2024-11-20T10:02:11.473", "source": "Orchestrator (thought)", "message": "…", "type": "OrchestrationEvent"}'
+    example = '{"timestamp": "2024-11-20T10:02:11.473518", "source": "Orchestrator (thought)", "message": "…", "type": "OrchestrationEvent"}'
 
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         if first_char(head) != "{":
