@@ -110,6 +110,10 @@ DIGESTS = 8
 #: Opening steps compared by the fingerprint (what every artefact of a run starts with).
 OPENING = 2
 _OPENING_KINDS = (StepKind.MESSAGE, StepKind.HANDOFF)
+#: astream_events' model replies are ``llm_call`` steps (as LangSmith and OTel store them),
+#: but each is the AIMessage the graph's state and stream of the run hold as a message: for
+#: the fingerprint they are messages, so the fingerprint reads as it did when they were stored as such.
+_OPENING_KINDS_BY_FORMAT = {"langgraph-events": (*_OPENING_KINDS, StepKind.LLM_CALL)}
 
 
 def rank(trace: Trace) -> tuple[int, str]:
@@ -199,10 +203,11 @@ def _norm(text: str | None) -> str:
 def _opening(trace: Trace, n: int) -> list[tuple[Step, str]]:
     """The first ``n`` messages with text, each with its normalised text (one pass, stops early)."""
     out = []
+    kinds = _OPENING_KINDS_BY_FORMAT.get(trace.source_format, _OPENING_KINDS)
     for s in trace.steps:
         # a prompt the framework sent its model (CrewAI's task transcripts) is in one
         # artefact of the run and not in another: not what was said in the run
-        if s.kind in _OPENING_KINDS and s.content and not (s.attributes and s.attributes.get("prompt")) \
+        if s.kind in kinds and s.content and not (s.attributes and s.attributes.get("prompt")) \
                 and (text := _norm(s.content)):
             out.append((s, text))
             if len(out) >= n:
