@@ -451,6 +451,18 @@ def m200_collect_stitching(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @migration
+def m210_run_facts(con: duckdb.DuckDBPyConnection) -> None:
+    # The winner of a run inherits what only an alternate knows (AgentChat's TaskResult
+    # says why the run stopped, its event log does not).  facts: what the artefact itself
+    # says of the run (JSON: outcome, outcome_reason, task, system, tokens), kept for an
+    # alternate whose trace was never written; inherited, on the chosen artefact's row:
+    # which of its trace's facts came from which alternate (JSON: fact -> path, format).
+    # Artefacts recorded before this migration know no facts (NULL): they give nothing.
+    con.execute("ALTER TABLE run_sources ADD COLUMN facts VARCHAR")
+    con.execute("ALTER TABLE run_sources ADD COLUMN inherited VARCHAR")
+
+
+@migration
 def m240_collect_llm_copies(con: duckdb.DuckDBPyConnection) -> None:
     # `mast collect` drops what `mast ingest` drops: a trace made only of LLM spans that
     # sits, in time, inside an LLM span of another trace (OpenInference's CrewAI event
