@@ -184,3 +184,19 @@ def test_an_openai_agents_batch_is_not_taken_for_a_page(tmp_path):
     p = tmp_path / "batch.json"
     p.write_text(json.dumps(batch))
     assert detect(p).name == "openai-agents"
+
+
+def test_an_observation_repeated_by_shifted_pages_is_one_step(mast, db, tmp_path):
+    # offset pages fetched while a run was still being written: the next page starts one
+    # item early and repeats the last observation of the page before
+    pages = _pages("observations-v1.pages.jsonl")
+    pages[1]["data"].insert(0, pages[0]["data"][-1])
+    p = tmp_path / "shifted.jsonl"
+    p.write_text("".join(json.dumps(pg) + "\n" for pg in pages))
+    def runs() -> list[dict]:  # (the folder names the system: not what is compared)
+        return [{k: v for k, v in t.items() if not k.startswith("system")} for t in summarise(db)]
+    ingest(mast, p)
+    got = runs()
+    db.unlink()
+    ingest(mast, PAGES / "observations-v1.pages.jsonl")
+    assert got == runs()

@@ -206,7 +206,7 @@ class LangfuseImporter(DeclineDetects):
             data = load_json(path)
             docs = ((i, i, d) for i, d in enumerate(data if isinstance(data, list) else [data]))
         last = -1
-        by_trace: dict[str, tuple[dict, list[Span]]] = {}
+        by_trace: dict[str, tuple[dict, dict[Any, Span]]] = {}
         for i, where, doc in docs:
             last = i
             items = _page(doc)
@@ -220,13 +220,16 @@ class LangfuseImporter(DeclineDetects):
                 tid = o.get("traceId") if isinstance(o, dict) else None
                 if isinstance(o, dict) and not tid:
                     raise IngestError(str(path), w, "observation without a traceId: it belongs to no trace")
-                trace, spans = by_trace.setdefault(str(tid), ({"id": str(tid)}, []))
-                spans.append(_span(path, w, o, str(tid)))
+                trace, spans = by_trace.setdefault(str(tid), ({"id": str(tid)}, {}))
+                # v1 pages by offset: an observation written while they were fetched shifts the
+                # next page by one, which then repeats one already seen (the later copy is newer)
+                spans[o.get("id")] = _span(path, w, o, str(tid))
                 for src, dst in _TRACE_FIELDS:
                     if o.get(src) is not None:
                         trace.setdefault(dst, o[src])
         # pages list the newest first and a trace may span pages: a trace is all its observations
-        groups = sorted(by_trace.values(), key=lambda g: min(s.start_ns for s in g[1]))
+        groups = sorted(((t, list(obs.values())) for t, obs in by_trace.values()),
+                        key=lambda g: min(s.start_ns for s in g[1]))
         for k, (trace, spans) in enumerate(groups):
             yield self._build(path, last + 1 + k, trace, spans)
 
