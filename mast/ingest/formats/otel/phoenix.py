@@ -187,9 +187,10 @@ class PhoenixImporter(DeclineDetects):
 
     def read(self, path: Path) -> Iterator[Trace]:
         spans: list[Span] = []
-        one_line = first_line_object(path)
         # a page of the REST API saved on one line is one document, not JSON Lines of spans
-        if path.suffix in (".jsonl", ".ndjson") or (one_line is not None and (one_line[1] or _groups(one_line[0]) is None)):
+        # (asked only without the suffix: it decodes the first line, a whole page)
+        if path.suffix in (".jsonl", ".ndjson") or ((one_line := first_line_object(path)) is not None
+                                                     and (one_line[1] or _groups(one_line[0]) is None)):
             for i, obj in iter_jsonl(path):
                 spans.extend(_doc_spans(path, f"line {i + 1}", obj))
         else:
