@@ -43,8 +43,8 @@ def _alone(mast, db: Path, path: Path, tmp: Path) -> tuple[list[dict], list[tupl
     assert ingest(mast, p)["formats"] == {"phoenix": 1}
     with Store(db, read_only=True) as st:
         steps = st.fetchall("SELECT t.source_index, s.step, s.agent, s.kind, s.tool_name, s.status, s.target_agent, "
-                            "s.tokens_in, s.tokens_out, s.started_at, s.ended_at, s.content, s.tool_args FROM steps s JOIN traces t USING (trace_id) "
-                            "ORDER BY 1, 2")
+                            "s.tokens_in, s.tokens_out, s.started_at, s.ended_at, s.content, s.tool_args "
+                            "FROM steps s JOIN traces t USING (trace_id) ORDER BY 1, 2")
     out = summarise(db), steps
     db.unlink()
     p.unlink()

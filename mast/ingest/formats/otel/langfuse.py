@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import (DeclineDetects, as_text, first_char, first_json, first_line_object, iter_jsonl, load_json,
-                               strip_bom)
+from mast.ingest._util import (DeclineDetects, as_text, first_char, first_json, first_line_object, iter_jsonl,
+                               load_json, strip_bom)
 from mast.ingest.formats.otel.spans import Span, _ns
 from mast.ingest.formats.otel.steps import build_trace
 from mast.model import Trace

@@ -73,7 +73,8 @@ def _value(path: Path, where: str, key: str, v: Any) -> Any:
         try:
             return int(x)
         except (TypeError, ValueError):
-            raise IngestError(str(path), where, f"attribute {key!r}: int_value {str(x)[:40]!r} is not a number") from None
+            raise IngestError(str(path), where,
+                              f"attribute {key!r}: int_value {str(x)[:40]!r} is not a number") from None
     if k == "double_value":
         try:
             return float(x)  # also Phoenix's "Infinity" / "NaN" spellings
