@@ -200,3 +200,9 @@ def test_an_observation_repeated_by_shifted_pages_is_one_step(mast, db, tmp_path
     db.unlink()
     ingest(mast, PAGES / "observations-v1.pages.jsonl")
     assert got == runs()
+
+
+def test_a_page_of_another_api_forced_through_langfuse_says_so(mast, db):
+    # Phoenix's otlpv1 page is {"data": [...]} too
+    px = ROOT / "tests" / "fixtures" / "formats" / "phoenix" / "otlpv1" / "pxi_turn_trace.otlpv1.jsonl"
+    refused(mast, db, px, "line 1, data[0]", "not a Langfuse observation", fmt="langfuse")

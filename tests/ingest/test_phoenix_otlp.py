@@ -177,3 +177,8 @@ def test_lookalike_pages_of_other_apis_are_not_phoenix(tmp_path):
     assert detect(p).name == "openai-agents"
     lf = ROOT / "tests" / "fixtures" / "formats" / "langfuse" / "pages" / "observations-v2.pages.jsonl"
     assert detect(lf).name == "langfuse"
+
+
+def test_a_page_of_another_api_forced_through_phoenix_names_the_record(mast, db):
+    lf = ROOT / "tests" / "fixtures" / "formats" / "langfuse" / "pages" / "observations-v1.pages.jsonl"
+    refused(mast, db, lf, "line 1", "a page, but not Phoenix's (keys: data, meta)", fmt="phoenix")

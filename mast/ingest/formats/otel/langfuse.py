@@ -219,6 +219,9 @@ class LangfuseImporter(DeclineDetects):
                     raise IngestError(str(path), w, _TRACE_LIST.format(what="a trace, not an observation"))
                 tid = o.get("traceId") if isinstance(o, dict) else None
                 if isinstance(o, dict) and not tid:
+                    if not any(k in o for k in ("type", "startTime", "parentObservationId")):
+                        raise IngestError(str(path), w, "not a Langfuse observation (no id, traceId, type, startTime): "
+                                          "a page of another API?")
                     raise IngestError(str(path), w, "observation without a traceId: it belongs to no trace")
                 trace, spans = by_trace.setdefault(str(tid), ({"id": str(tid)}, {}))
                 # v1 pages by offset: an observation written while they were fetched shifts the

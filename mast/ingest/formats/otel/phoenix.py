@@ -148,6 +148,10 @@ def _doc_spans(path: Path, where: str, doc: Any) -> list[Span]:
                     out.append(_any_span(path, f"{where}{sep}resource_spans[{i}].scope_spans[{j}].spans[{k}]", s))
         return out
     groups = _groups(doc)
+    if groups is None and isinstance(doc, dict) and isinstance(doc.get("data"), list):
+        # Phoenix's pages hold data and next_cursor only (Langfuse's have a meta object)
+        raise IngestError(str(path), where or None, "a page, but not Phoenix's (keys: " + ", ".join(sorted(doc)[:5])
+                          + "): a page of another API?")
     if groups is None:
         return [_any_span(path, where or "0", doc)]
     return [_any_span(path, f"{where}{sep}{key}[{j}]", s) for key, group in groups.items() for j, s in enumerate(group)]
