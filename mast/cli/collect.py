@@ -46,9 +46,12 @@ def collect(obj, host, port, idle, horizon, max_body, queue_size, default_system
         ids = rep.otel_trace_ids
         pieces = f"OTel trace {rep.otel_trace_id}" if len(ids) <= 1 else \
             f"OTel traces {', '.join(ids[:4])}" + (f" and {len(ids) - 4} more" if len(ids) > 4 else "") + " stitched"
-        if rep.copy_of:
-            # as `mast ingest` drops it from a file: the same call is a step of that trace
-            click.echo(f"dropped {pieces}: a copy of an LLM call inside OTel trace {rep.copy_of}"
+        if rep.copy_of or rep.empty:
+            # as `mast ingest` leaves them out of a file: the same call is a step of that
+            # trace; a span tree with nothing in it (AgentChat's agent construction) is no run
+            why = (f"a copy of an LLM call inside OTel trace {rep.copy_of}" if rep.copy_of
+                   else "no LLM, tool or agent span in it, beside other traces")
+            click.echo(f"dropped {pieces}: {why}"
                        + (f", removing {', '.join(rep.replaced)}" if rep.replaced else ""), err=True)
         elif rep.error:
             err.print(f"error: trace {rep.otel_trace_id}"
@@ -84,11 +87,11 @@ def collect(obj, host, port, idle, horizon, max_body, queue_size, default_system
     c = col.counters
     summary = {"requests": c.requests, "spans": c.spans, "traces_stored": c.traces_built,
                "traces_replaced": c.traces_replaced, "labels_replaced": c.labels_replaced, "build_errors": c.build_errors,
-               "copies_dropped": c.copies_dropped, "traces_pruned": c.traces_pruned}
+               "traces_dropped": c.traces_dropped, "traces_pruned": c.traces_pruned}
     if as_json:
         print_json(summary)
     else:
         err.print(f"stopped: {c.requests} request(s), {c.spans} span(s), {c.traces_built} trace(s) stored "
                   f"(replacing {c.traces_replaced} earlier version(s) and {c.labels_replaced} label(s) of them), "
-                  f"{c.build_errors} could not be built, {c.copies_dropped} dropped as copies of LLM calls",
+                  f"{c.build_errors} could not be built, {c.traces_dropped} left out as `mast ingest` leaves them",
                   highlight=False, markup=False, soft_wrap=True)

@@ -470,6 +470,9 @@ def m240_collect_llm_copies(con: duckdb.DuckDBPyConnection) -> None:
     # of every built OTel trace (end: the start when it has none), collect_traces.llm_only
     # whether its group is made only of LLM spans, and copy_of the group whose LLM span
     # holds it when it is such a copy (then it is not stored: stored_trace_id NULL).
+    # empty: the group has no LLM, tool or agent span (nor an AgentChat runtime span);
+    # `mast ingest` leaves such a trace out of a file that holds others (AgentChat's
+    # agent-construction roots), the endpoint when any other group is staged.
     con.execute(
         """
         CREATE TABLE collect_llm (
@@ -481,3 +484,4 @@ def m240_collect_llm_copies(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute("ALTER TABLE collect_traces ADD COLUMN llm_only BOOLEAN DEFAULT false")
     con.execute("ALTER TABLE collect_traces ADD COLUMN copy_of VARCHAR")
+    con.execute("ALTER TABLE collect_traces ADD COLUMN empty BOOLEAN DEFAULT false")

@@ -738,6 +738,8 @@ def pieces_by_trace(spans) -> list[list]:
     # OpenInference's CrewAI event mode re-emits each LLM call as a trace of its own: dropped
     ("crewai/research/openinference_events.otlp.json", 1),       # 4 OTel traces, 3 of them copies
     ("crewai/hierarchical/openinference_events.otlp.json", 1),   # 7, 6 of them copies
+    # AgentChat: 23 OTel traces; its agent-construction roots (nothing happened in them) left out
+    ("autogen/0.7.5/selector/otel.otlp.json", 1),
 ])
 def test_a_run_sent_live_in_pieces_is_stitched_as_ingest_of_the_same_spans(server, tmp_path, mast, db, fixture, traces):
     spans = readable_spans(FW / fixture)
@@ -775,7 +777,7 @@ def test_crewais_re_emitted_llm_calls_stored_before_their_crew_are_removed_when_
     rc, out, err = srv.stop(signal.SIGINT)
     assert rc == 0 and "Traceback" not in err, err
     summary = json.loads(out)
-    assert summary["copies_dropped"] == 3 and summary["traces_stored"] == 4 and summary["traces_replaced"] == 0
+    assert summary["traces_dropped"] == 3 and summary["traces_stored"] == 4 and summary["traces_replaced"] == 0
     (tmp_path / "same.otlp.json").write_text(json.dumps(otlp_json(spans)))
     mast("ingest", tmp_path / "same.otlp.json")
     live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
@@ -784,6 +786,29 @@ def test_crewais_re_emitted_llm_calls_stored_before_their_crew_are_removed_when_
         crew_id = f"{crew[0].context.trace_id:032x}"
         assert st.fetchall("SELECT copy_of, stored_trace_id IS NULL FROM collect_traces ORDER BY copy_of NULLS LAST") \
             == [(crew_id, True)] * 3 + [(None, False)]
+
+
+def test_an_agentchat_construction_root_stored_alone_goes_when_the_run_comes(server, tmp_path, mast, db):
+    """AgentChat's `create_agent` roots (nothing happened in them) are left out of a file
+    holding the run; the first one, sent alone to an empty store, is stored (it is all
+    there is), then removed once the run's traces are staged beside it."""
+    spans = readable_spans(FW / "autogen/0.7.5/selector/otel.otlp.json")
+    first, *rest = pieces_by_trace(spans)
+    assert [s.name for s in first] == ["create_agent researcher"]
+    srv = server("--json")
+    exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces")
+    exporter.export(first)
+    srv.wait_for(r"^stored t1-")
+    for piece in rest:
+        exporter.export(piece)
+    exporter.shutdown()
+    srv.wait_for(r"^dropped OTel trace .*: no LLM, tool or agent span in it, beside other traces, removing t1-")
+    rc, out, err = srv.stop(signal.SIGINT)
+    assert rc == 0 and "Traceback" not in err, err
+    (tmp_path / "same.otlp.json").write_text(json.dumps(otlp_json(spans)))
+    mast("ingest", tmp_path / "same.otlp.json")
+    live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
+    assert len(live) == 1 and live == filed
 
 
 def test_a_late_piece_extends_the_stored_trace_and_its_labels_go(server, tmp_path, mast, db):

@@ -11,6 +11,11 @@ migration m240), in both orders of arrival:
 - a copy stored before the trace that holds it arrived (its root ended first, as the
   inner call's always does) is removed when that trace is built (:func:`earlier_copies`),
   as a stored trace that grew is replaced.
+
+The importer's other rule, a trace in which nothing happened (no LLM, tool or agent span,
+no AgentChat runtime span: AgentChat's agent-construction roots) left out of a file that
+holds other traces, is applied with "the file" read as the groups staged:
+:func:`empty_beside_others` and :func:`earlier_empties`.
 """
 
 from __future__ import annotations
@@ -31,11 +36,17 @@ def llm_spans(group: Sequence[Span]) -> tuple[list[tuple[str, int, int]], bool]:
     return rows, bool(group) and len(rows) == len(group)
 
 
+def nothing_happened(group: Sequence[Span]) -> bool:
+    """As ``drop_duplicate_llm_groups``: no span of the group is an LLM, tool or agent
+    span or an AgentChat ``autogen process`` span."""
+    return bool(group) and all(kind_of(s) == "other" and not s.name.startswith("autogen process") for s in group)
+
+
 def record(st: Store, members: Sequence[str], rows: Sequence[tuple[str, int, int]],
-           only: dict[str, bool]) -> None:
+           only: dict[str, tuple[bool, bool]]) -> None:
     """Replace the LLM spans recorded for these OTel traces (built again: the group has
-    grown) and whether each one's group is made only of LLM spans.  In the caller's
-    transaction."""
+    grown) and, per trace, whether its group is made only of LLM spans and whether
+    nothing happened in it.  In the caller's transaction."""
     if not members:
         return
     st.execute("DELETE FROM collect_llm WHERE otel_trace_id IN (SELECT unnest(?))", [list(members)])
@@ -43,11 +54,12 @@ def record(st: Store, members: Sequence[str], rows: Sequence[tuple[str, int, int
                    "start_ns": pa.array([r[1] for r in rows], pa.int64()),
                    "end_ns": pa.array([r[2] for r in rows], pa.int64())})
     fl = pa.table({"otel_trace_id": pa.array(list(only), pa.string()),
-                   "llm_only": pa.array(list(only.values()), pa.bool_())})
+                   "llm_only": pa.array([v[0] for v in only.values()], pa.bool_()),
+                   "empty": pa.array([v[1] for v in only.values()], pa.bool_())})
     with st.registered("_mast_collect_llm", tb), st.registered("_mast_collect_only", fl):
         if rows:
             st.execute("INSERT INTO collect_llm SELECT otel_trace_id, start_ns, end_ns FROM _mast_collect_llm")
-        st.execute("UPDATE collect_traces SET llm_only = f.llm_only FROM _mast_collect_only f "
+        st.execute("UPDATE collect_traces SET llm_only = f.llm_only, empty = f.empty FROM _mast_collect_only f "
                    "WHERE collect_traces.otel_trace_id = f.otel_trace_id")
 
 
@@ -87,3 +99,23 @@ def earlier_copies(st: Store, batch: Sequence[str]) -> dict[str, str]:
         SELECT o.grp, min(h.grp) FROM o JOIN held h ON h.start_ns <= o.lo AND o.hi <= h.end_ns
         WHERE o.lo <> 0 AND h.grp <> o.grp GROUP BY o.grp
         """, [list(batch)]))
+
+
+def empty_beside_others(st: Store, groups: Sequence[str]) -> set[str]:
+    """Of these groups in which nothing happened, those staged beside another group."""
+    if not groups:
+        return set()
+    return {r[0] for r in st.fetchall(
+        "SELECT g FROM (SELECT unnest(?) AS g) WHERE EXISTS (SELECT 1 FROM collect_traces k WHERE k.grp <> g)",
+        [list(groups)])}
+
+
+def earlier_empties(st: Store, batch: Sequence[str]) -> set[str]:
+    """Stored groups outside ``batch`` in which nothing happened, now that another group
+    is staged beside them (they were alone when built)."""
+    return {r[0] for r in st.fetchall(
+        """
+        SELECT DISTINCT e.grp FROM collect_traces e
+        WHERE e.empty AND e.stored_trace_id IS NOT NULL AND e.grp NOT IN (SELECT unnest(?))
+          AND EXISTS (SELECT 1 FROM collect_traces k WHERE k.grp <> e.grp)
+        """, [list(batch)])}

@@ -99,6 +99,9 @@ class BuildReport:
     #: not stored: a copy of an LLM call that this group's LLM span holds (as ``mast ingest``
     #: drops it); ``replaced`` then lists the versions stored before that was known
     copy_of: str | None = None
+    #: not stored: nothing happened in it (no LLM, tool or agent span) and other groups are
+    #: staged, as ``mast ingest`` leaves such a trace out of a file holding others
+    empty: bool = False
 
 
 @dataclass
@@ -109,7 +112,8 @@ class Counters:
     traces_replaced: int = 0
     labels_replaced: int = 0
     build_errors: int = 0
-    copies_dropped: int = 0
+    #: built but not stored, as ``mast ingest`` leaves them out (copies, nothing happened)
+    traces_dropped: int = 0
     #: OTel traces whose staged spans were removed after the horizon
     traces_pruned: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -401,6 +405,7 @@ class Collector:
         reports, traces, failed = [], [], []
         llm: list[tuple[str, int, int]] = []
         only: dict[str, tuple[int, int]] = {}  # LLM-only groups: first start, last end
+        empty: set[str] = set()  # groups in which nothing happened
         for g in names:
             mem = members[g]
             rep = BuildReport(g, None, [], sum(staged.get(t, 0) for t in mem), 0, otel_trace_ids=mem)
@@ -424,25 +429,33 @@ class Collector:
             llm += rows
             if llm_only:
                 only[g] = (min(s.start_ns for s in group), max(s.end_ns or s.start_ns for s in group))
+            elif copies.nothing_happened(group):
+                empty.add(g)
         with st.transaction():
             if failed:
                 self._mark([(t, staged.get(t, 0), None) for r in failed for t in r.otel_trace_ids],
                            {t: r.error for r in failed for t in r.otel_trace_ids})
             copies.record(st, [m for r, _ in traces for m in r.otel_trace_ids], llm,
-                          {m: r.otel_trace_id in only for r, _ in traces for m in r.otel_trace_ids})
+                          {m: (r.otel_trace_id in only, r.otel_trace_id in empty)
+                           for r, _ in traces for m in r.otel_trace_ids})
             copy_of = copies.copies_in(st, only)
-            dropped = [r for r, _ in traces if r.otel_trace_id in copy_of]
+            beside = copies.empty_beside_others(st, sorted(empty))
+            dropped = [r for r, _ in traces if r.otel_trace_id in copy_of or r.otel_trace_id in beside]
             for r in dropped:
-                r.copy_of = copy_of[r.otel_trace_id]
-            traces = [(r, t) for r, t in traces if r.copy_of is None]
-            # copies stored before the trace holding them was: removed as a replaced version is
-            late = copies.earlier_copies(st, [r.otel_trace_id for r, _ in traces])
+                r.copy_of = copy_of.get(r.otel_trace_id)
+                r.empty = r.otel_trace_id in beside
+            traces = [(r, t) for r, t in traces if r.copy_of is None and not r.empty]
+            # copies stored before the trace holding them was, and groups in which nothing
+            # happened stored while alone: removed as a replaced version is
+            late: dict[str, str | None] = dict(copies.earlier_copies(st, [r.otel_trace_id for r, _ in traces]))
+            for g in copies.earlier_empties(st, [r.otel_trace_id for r in reports]):
+                late.setdefault(g, None)
             by_grp: dict[str, BuildReport] = {}
             for g, m, old, built in st.fetchall(
                     "SELECT grp, otel_trace_id, stored_trace_id, built_spans FROM collect_traces "
                     "WHERE grp IN (SELECT unnest(?)) ORDER BY otel_trace_id", [list(late)]):
                 if g not in by_grp:
-                    by_grp[g] = BuildReport(g, None, [], 0, 0, copy_of=late[g])
+                    by_grp[g] = BuildReport(g, None, [], 0, 0, copy_of=late[g], empty=late[g] is None)
                     dropped.append(by_grp[g])
                     reports.append(by_grp[g])
                 r = by_grp[g]
@@ -482,7 +495,7 @@ class Collector:
         c.traces_replaced += sum(len(r.replaced) for r, _ in traces)
         c.labels_replaced += sum(r.labels_replaced for r in reports if r.error is None)
         c.build_errors += len(failed)
-        c.copies_dropped += len(dropped)
+        c.traces_dropped += len(dropped)
         for rep in reports:
             self._report(rep)
         return reports
