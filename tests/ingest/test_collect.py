@@ -1023,3 +1023,39 @@ def test_the_live_endpoint_prunes_while_the_exporter_sends(server, tmp_path):
     with Store(tmp_path / "collect.duckdb", read_only=True) as st:
         assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 40
         assert _staged_rows(st) == 0
+
+
+def test_a_stored_copy_that_grows_in_the_batch_of_its_holder_is_dropped_once(tmp_path):
+    """In-process: a re-emitted call stored alone, then a late span of it staged with the
+    crew trace that holds it: one build, one report saying it was dropped, its old version
+    gone, the crew stored."""
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    from mast.ingest.collect import Staged, index_request
+    spans = readable_spans(FW / "crewai/research/openinference_events.otlp.json")
+    crew, call, *_ = sorted(pieces_by_trace(spans), key=len, reverse=True)
+    [c] = call
+    late = ReadableSpan(name=c.name, context=SpanContext(c.context.trace_id, 0xFEED, is_remote=False,
+                                                         trace_flags=TraceFlags(1)),
+                        parent=c.context, resource=c.resource, attributes=dict(c.attributes),
+                        start_time=c.start_time + 1, end_time=c.end_time - 1, instrumentation_scope=c.instrumentation_scope)
+    with Store(tmp_path / "grow.duckdb") as st:
+        col = Collector(st, idle=0)
+
+        def send(piece):
+            body = encode_spans(piece).SerializeToString()
+            col.stage([Staged("protobuf", body, *index_request(body))])
+
+        send(call)
+        col.build_ready()
+        [(alone,)] = st.fetchall("SELECT trace_id FROM traces")
+        reps = []
+        col.on_build = reps.append
+        send(crew + [late])
+        col.build_ready()
+        tid = f"{c.context.trace_id:032x}"
+        mine = [r for r in reps if tid in r.otel_trace_ids]
+        assert len(mine) == 1 and mine[0].copy_of and mine[0].replaced == [alone] and mine[0].trace_id is None
+        assert alone not in {r[0] for r in st.fetchall("SELECT trace_id FROM traces")}
+        assert col.counters.traces_dropped == 1

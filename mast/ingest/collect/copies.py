@@ -81,9 +81,10 @@ def copies_in(st: Store, ranges: dict[str, tuple[int, int]]) -> dict[str, str]:
             "WHERE k.grp <> c.grp GROUP BY c.grp"))
 
 
-def earlier_copies(st: Store, batch: Sequence[str]) -> dict[str, str]:
-    """Stored LLM-only groups outside ``batch`` that an LLM span of a group in ``batch``
-    holds: name → the holding group's name.  After :func:`record` for the batch."""
+def earlier_copies(st: Store, batch: Sequence[str], built: Sequence[str] = ()) -> dict[str, str]:
+    """Stored LLM-only groups outside ``batch`` and ``built`` (the batch's other groups,
+    dealt with already) that an LLM span of a group in ``batch`` holds: name → the
+    holding group's name.  After :func:`record` for the batch."""
     if not batch:
         return {}
     return dict(st.fetchall(
@@ -94,11 +95,11 @@ def earlier_copies(st: Store, batch: Sequence[str]) -> dict[str, str]:
         o AS (SELECT k.grp, min(l.start_ns) AS lo, max(l.end_ns) AS hi FROM collect_traces k
               JOIN collect_llm l ON l.otel_trace_id = k.otel_trace_id
               WHERE k.grp IN (SELECT grp FROM collect_traces WHERE llm_only AND stored_trace_id IS NOT NULL)
-                AND k.grp NOT IN (SELECT grp FROM b)
+                AND k.grp NOT IN (SELECT grp FROM b) AND k.grp NOT IN (SELECT unnest(?))
               GROUP BY k.grp HAVING bool_and(k.llm_only))
         SELECT o.grp, min(h.grp) FROM o JOIN held h ON h.start_ns <= o.lo AND o.hi <= h.end_ns
         WHERE o.lo <> 0 AND h.grp <> o.grp GROUP BY o.grp
-        """, [list(batch)]))
+        """, [list(batch), list(built)]))
 
 
 def empty_beside_others(st: Store, groups: Sequence[str]) -> set[str]:

@@ -447,7 +447,8 @@ class Collector:
             traces = [(r, t) for r, t in traces if r.copy_of is None and not r.empty]
             # copies stored before the trace holding them was, and groups in which nothing
             # happened stored while alone: removed as a replaced version is
-            late: dict[str, str | None] = dict(copies.earlier_copies(st, [r.otel_trace_id for r, _ in traces]))
+            late: dict[str, str | None] = dict(copies.earlier_copies(st, [r.otel_trace_id for r, _ in traces],
+                                                                     [r.otel_trace_id for r in reports]))
             for g in copies.earlier_empties(st, [r.otel_trace_id for r in reports]):
                 late.setdefault(g, None)
             by_grp: dict[str, BuildReport] = {}
