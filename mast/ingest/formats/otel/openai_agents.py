@@ -83,10 +83,10 @@ def _attrs(sd: dict) -> tuple[str, dict[str, Any]]:
         return f"handoff to {to}", {"openinference.span.kind": "TOOL", "tool.name": f"handoff to {to}",
                                     "input.value": sd.get("from_agent"), "output.value": to}
     # custom (task, turn), guardrail, mcp_tools, speech…: structure only
-    rest = {k: v for k, v in sd.items() if k != "type"}
-    return str(sd.get("name") or t or "span"), {f"openai_agents.{k}": (json.dumps(v, ensure_ascii=False, default=str)
-                                                                       if isinstance(v, (dict, list)) else v)
-                                                for k, v in rest.items()} | {"openai_agents.type": t}
+    # kept as decoded: nothing reads these but by key, so no JSON round trip
+    out = {"openai_agents." + k: v for k, v in sd.items() if k != "type"}
+    out["openai_agents.type"] = t
+    return str(sd.get("name") or t or "span"), out
 
 
 def _error_text(err: Any) -> str | None:
@@ -99,8 +99,8 @@ def _error_text(err: Any) -> str | None:
 
 
 def _span(path: Path, where: str, it: dict) -> Span:
-    missing = [k for k in ("id", "trace_id", "started_at", "span_data") if k not in it]
-    if missing:
+    if not ("id" in it and "trace_id" in it and "started_at" in it and "span_data" in it):
+        missing = [k for k in ("id", "trace_id", "started_at", "span_data") if k not in it]
         raise IngestError(str(path), where, "missing required field(s): " + ", ".join(missing))
     sd = it["span_data"]
     if not isinstance(sd, dict):

@@ -119,6 +119,12 @@ def _ns(path: Path, where: str, v: Any, what: str, required: bool) -> int | None
     s = str(v)
     if s.isdecimal():  # (isdigit() admits "²", which int() refuses)
         return int(s)
+    if len(s) == 32 and s[19] == "." and s.endswith("+00:00") and s[20:26].isdecimal() and s.isascii():
+        # the SDKs' own ISO form (``2026-12-01T14:10:41.938490+00:00``): the spans of a run
+        # share their seconds, so the second is parsed once and the microseconds by int()
+        sec = _utc_second(s[:19])
+        if sec is not None:
+            return sec * 1_000_000_000 + int(s[20:26]) * 1000
     try:
         d = datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
@@ -126,6 +132,18 @@ def _ns(path: Path, where: str, v: Any, what: str, required: bool) -> int | None
     if d.tzinfo is None:
         d = d.replace(tzinfo=timezone.utc)
     return int(d.timestamp()) * 1_000_000_000 + d.microsecond * 1000
+
+
+@lru_cache(maxsize=4096)
+def _utc_second(text: str) -> int | None:
+    """Epoch seconds of ``YYYY-MM-DDTHH:MM:SS`` in UTC; None when it is no such time or
+    before 1970 (where the general path's truncation of a negative timestamp differs)."""
+    try:
+        d = datetime.fromisoformat(text + "+00:00")
+    except ValueError:
+        return None
+    sec = int(d.timestamp())
+    return sec if sec >= 0 else None
 
 
 #: ``Span.start_ns`` of a span whose start time is unknown (OTLP ``"0"`` or absent): it
