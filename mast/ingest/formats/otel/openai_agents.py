@@ -107,13 +107,13 @@ def _span(path: Path, where: str, it: dict) -> Span:
         raise IngestError(str(path), where, "span_data is not an object")
     name, attrs = _attrs(sd)
     err = it.get("error")
-    return Span(trace_id=str(it["trace_id"]), span_id=str(it["id"]),
-                parent_id=str(it["parent_id"]) if it.get("parent_id") else None, name=name, kind="INTERNAL",
-                start_ns=_ns(path, where, it["started_at"], "started_at", True),
-                end_ns=_ns(path, where, it.get("ended_at"), "ended_at", False),
-                status="ERROR" if err else "OK", status_msg=_error_text(err),
-                attrs={k: v for k, v in attrs.items() if v is not None}, events=[], links=[], resource={},
-                scope=SCOPE, where=where)
+    parent = it.get("parent_id")
+    # positional, in Span's field order (keywords cost more, per span)
+    return Span(str(it["trace_id"]), str(it["id"]), str(parent) if parent else None, name, "INTERNAL",
+                _ns(path, where, it["started_at"], "started_at", True),
+                _ns(path, where, it.get("ended_at"), "ended_at", False),
+                "ERROR" if err else "OK", _error_text(err) if err is not None else None,
+                {k: v for k, v in attrs.items() if v is not None}, [], [], {}, SCOPE, where)
 
 
 class OpenAIAgentsImporter(DeclineDetects):
