@@ -33,7 +33,9 @@ fixtures (tests/fixtures/frameworks/), each copy made a new run:
   ``crewai-steps`` (``step_callback`` asdict JSON Lines, 40 runs per file, the query
   numbered): the issue-13 run artefacts (tests/fixtures/frameworks/).  ``runs`` runs all four.
 
-Prints Markdown and writes ``<out>/ingest_frameworks_<timestamp>.json``.  Never part of the
+Both checkouts (this one and ``--baseline``) are byte-compiled first, so that neither pays
+for compiling its modules on every start (as an editable checkout does under
+``PYTHONDONTWRITEBYTECODE``).  Prints Markdown and writes ``<out>/ingest_frameworks_<timestamp>.json``.  Never part of the
 test run.  Targets (issue 3): mast rate >= 0.3 x reference rate, peak RSS < 1 GB.
 """
 
