@@ -3,7 +3,7 @@
     .venv/bin/python bench/ingest_frameworks_bench.py [--corpus KIND ...] [--size-mb 500]
 
 (KIND: otlp, crewai, phoenix, langfuse, spantree, trajectory, ag2x-otel, ag2x-wal, ag2x-events,
-openai-agents, smolagents, autogen-state, crewai-steps; the groups both, exports, ag2x, runs, all.)
+openai-agents, smolagents, autogen-state, crewai-steps, magentic-one; the groups both, exports, ag2x, runs, all.)
 
 Reuses the harness of bench/ingest_bench.py (the real CLI in a subprocess with the RSS of
 its process tree sampled every 50 ms; the reference is DuckDB's ``read_json`` of the same
@@ -31,7 +31,8 @@ fixtures (tests/fixtures/frameworks/), each copy made a new run:
   numbered), ``smolagents`` (OpenInference OTLP/JSON, one run per file), ``autogen-state``
   (``save_state()`` JSON, one team per file, message ids and the order numbered),
   ``crewai-steps`` (``step_callback`` asdict JSON Lines, 40 runs per file, the query
-  numbered): the issue-13 run artefacts (tests/fixtures/frameworks/).  ``runs`` runs all four.
+  numbered), ``magentic-one`` (autogen-magentic-one ``log.jsonl``, one run per file, the task
+  numbered): the issue-13 run artefacts (tests/fixtures/frameworks/).  ``runs`` runs all five.
 
 Both checkouts (this one and ``--baseline``) are byte-compiled first, so that neither pays
 for compiling its modules on every start (as an editable checkout does under
@@ -88,6 +89,8 @@ RUN_TEMPLATES = {
     "smolagents": ("smolagents/smolagents_managed.otlp.json", 1),
     "autogen-state": ("autogen/0.7.5/swarm/save_state.json", 1),
     "crewai-steps": ("crewai_steps/step_callback.jsonl", 40),
+    # autogen-magentic-one's LogHandler writes one log per run: one run per file
+    "magentic-one": ("magentic_one/solved/log.jsonl", 1),
 }
 _SDK_ID_RX = re.compile(r'"((?:trace|span)_)([0-9a-f]{8})')
 _ID_RX = re.compile(r'("(?:trace_id|traceId|task_id)":\s*)"?([^",}\s]*)"?')
@@ -118,6 +121,8 @@ def _run_copy(kind: str, text: str, n: int) -> str:
         return _otlp_copy(text, n)
     if kind == "autogen-state":
         return _crew_copy(text, n).replace("order A42", f"order A{n}")
+    if kind == "magentic-one":
+        return text.replace("2024-03-01?", f"2024-03-01 (run {n})?")
     return text.replace("CrewAI step callback", f"CrewAI step callback (run {n})")
 
 
