@@ -3,7 +3,8 @@
     .venv/bin/python bench/ingest_frameworks_bench.py [--corpus KIND ...] [--size-mb 500]
 
 (KIND: otlp, crewai, phoenix, langfuse, spantree, trajectory, ag2x-otel, ag2x-wal, ag2x-events,
-openai-agents, smolagents, autogen-state, crewai-steps, magentic-one; the groups both, exports, ag2x, runs, all.)
+openai-agents, smolagents, autogen-state, crewai-steps, magentic-one, phoenix-otlpv1, langfuse-pages;
+the groups both, exports, ag2x, runs, pages, all.)
 
 Reuses the harness of bench/ingest_bench.py (the real CLI in a subprocess with the RSS of
 its process tree sampled every 50 ms; the reference is DuckDB's ``read_json`` of the same
@@ -22,6 +23,11 @@ fixtures (tests/fixtures/frameworks/), each copy made a new run:
   with its trace ids suffixed by the copy number (``<kind>/<template>/<n>.json``);
   ``trajectory``: τ-bench results files of 200 records each (the size of τ-bench's own),
   copied from the 4-record excerpt with numbered task ids.  ``exports`` runs all four.
+- ``phoenix-otlpv1``, ``langfuse-pages``: REST pages, one export per file, one page a line as
+  the fixtures keep them (tests/fixtures/formats/phoenix/otlpv1/*.otlpv1.jsonl: one trace over
+  2–4 pages of Phoenix's ``/spans/otlpv1``; langfuse/pages/*.pages.jsonl: four traces over
+  three pages of ``/api/public/observations`` or ``/v2/observations``), every copy with its
+  trace ids suffixed by the copy number.  ``pages`` runs both.
 - ``ag2x-otel``, ``ag2x-wal``, ``ag2x-events``: the ag2 1.x fixtures (tests/fixtures/frameworks/ag2x/),
   the TelemetryMiddleware export (Collector-style JSON Lines, one request = one run of several
   trace ids stitched by channel a line, ~4 MB files as in the OTLP corpus), channel WALs and history event logs
@@ -74,6 +80,11 @@ EXPORT_TEMPLATES = {
     "trajectory": ["trajectory/tau-bench-gpt-4o-airline.excerpt.json"],
 }
 FORMATS = ROOT / "tests" / "fixtures" / "formats"
+#: REST pages, one page per line: each copy is one export file
+PAGE_TEMPLATES = {
+    "phoenix-otlpv1": ["phoenix/otlpv1/pxi_turn_trace.otlpv1.jsonl", "phoenix/otlpv1/pxi_turn_subagent_trace.otlpv1.jsonl"],
+    "langfuse-pages": ["langfuse/pages/observations-v1.pages.jsonl", "langfuse/pages/observations-v2.pages.jsonl"],
+}
 # ag2 1.x: the hub-traced OTel export (stitched by channel id), the channel WALs and the
 # agents' history event logs, one file per copy as the library writes them
 AG2X_TEMPLATES = {
@@ -240,6 +251,17 @@ def build(root: Path, kind: str, size_mb: int, log=print) -> _corpus.Corpus:
             note(kind.replace("-", "_"), len(body))
             f += 1
         c.groups = [{"glob": f"{kind}/*{Path(rel).suffix}"}]
+    elif kind in PAGE_TEMPLATES:
+        temps = [(Path(t).name.split(".")[0], (FORMATS / t).read_text()) for t in PAGE_TEMPLATES[kind]]
+        while c.bytes < budget:
+            name, text = temps[n % len(temps)]
+            d = root / kind / name
+            d.mkdir(parents=True, exist_ok=True)
+            body = _export_copy(text, n)
+            (d / f"{n}.jsonl").write_text(body)
+            note(kind.replace("-", "_"), len(body))
+            n += 1
+        c.groups = [{"glob": f"{kind}/{t}/*.jsonl"} for t in sorted({t[0] for t in temps})]
     elif kind in EXPORT_TEMPLATES:
         temps = [(Path(t).name.split(".")[0], json.dumps(json.loads((FORMATS / t).read_text()), separators=(",", ":")))
                  for t in EXPORT_TEMPLATES[kind]]
@@ -351,7 +373,7 @@ def markdown(all_res: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", nargs="+", choices=["otlp", "crewai", "both", *EXPORT_TEMPLATES, "exports", *AG2X_TEMPLATES, "ag2x",
-                                         *RUN_TEMPLATES, "runs", "all"], default=["both"])
+                                         *RUN_TEMPLATES, "runs", *PAGE_TEMPLATES, "pages", "all"], default=["both"])
     ap.add_argument("--size-mb", type=int, default=500, help="size of each corpus (default 500)")
     ap.add_argument("--runs", type=int, default=2, help="measured runs per corpus (default 2)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out", help="work folder (gitignored)")
@@ -362,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     log = lambda *x: print(*x, file=sys.stderr, flush=True)  # noqa: E731
     groups = {"both": ["otlp", "crewai"], "exports": list(EXPORT_TEMPLATES), "ag2x": list(AG2X_TEMPLATES),
-              "runs": list(RUN_TEMPLATES), "all": ["otlp", "crewai", *EXPORT_TEMPLATES, *AG2X_TEMPLATES, *RUN_TEMPLATES]}
+              "runs": list(RUN_TEMPLATES), "pages": list(PAGE_TEMPLATES),
+              "all": ["otlp", "crewai", *EXPORT_TEMPLATES, *AG2X_TEMPLATES, *RUN_TEMPLATES, *PAGE_TEMPLATES]}
     kinds = [k for c in a.corpus for k in groups.get(c, [c])]
     # Both checkouts' modules compiled first: with PYTHONDONTWRITEBYTECODE set (as in some
     # shells and CI) an editable checkout without .pyc files compiles every module from
