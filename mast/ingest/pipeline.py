@@ -35,8 +35,10 @@ one batch of a streamed file.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import threading
 import time
@@ -57,6 +59,7 @@ from mast.ingest.faults import (INGEST_MEMORY_DEFAULT, IngestLimits, check_sizes
                                 encode_safely, file_error, fix_source_path)
 from mast.model import Trace
 from mast.store import Store, WriteHook
+from mast.store.ready import ReadyTables, prepare
 from mast.store.rows import SMALL_JOB_BYTES
 from mast.settings import current as current_settings
 
@@ -272,6 +275,53 @@ def _parse_chunk(paths: list[Path], fmt: str, system: str | None, lim: IngestLim
     return out
 
 
+#: In a parser process: the write hooks it runs (those with ``rows``) and its in-memory store.
+_WORKER: dict = {}
+
+
+def _parse_ready(paths: list[Path], fmt: str, system: str | None, lim: IngestLimits | None = None,
+                 small: bool = False) -> _Chunk:
+    """:func:`_parse_chunk` in a parser process, each segment then made ready for the store:
+    redacted, cast, the hooks' rows computed, by the writer's own statements on an in-memory
+    store (:mod:`mast.store.ready`), so that the writer only appends and commits."""
+    out = _parse_chunk(paths, fmt, system, lim, small)
+    if small or "hooks" not in _WORKER:
+        return out  # a small job's lists: the writer writes them as they are
+    out.segments = [_ready(seg) for seg in out.segments]
+    return out
+
+
+def _ready(tables: TraceTables) -> TraceTables | ReadyTables:
+    store = _WORKER.get("store")
+    try:
+        if store is None:
+            # one DuckDB thread: the parser processes and the writer share the cores
+            store = _WORKER["store"] = Store(":memory:")
+            store.execute("SET threads = 1")
+        return prepare(store, tables, _WORKER["hooks"])
+    except Exception:  # the boundary: the writer then redacts the batch itself, as it always could
+        # ...with the same statements, so a value that fails them fails there too, and the
+        # group's retry names the file (not this process: it cannot tell the files apart).
+        _WORKER.pop("store", None)
+        with contextlib.suppress(Exception):
+            store.close()
+        return tables
+
+
+def _parser_hooks(hooks: Sequence[WriteHook]) -> list[WriteHook] | None:
+    """The hooks the parser processes run: those with ``rows`` that pickle (others run in the writer)."""
+    out = []
+    for h in hooks:
+        if getattr(h, "rows", None) is None:
+            continue
+        try:
+            pickle.dumps(h)
+        except Exception:  # the boundary: a hook holding a lock or a connection stays in the writer
+            continue
+        out.append(h)
+    return out
+
+
 def _workers(n_files: int, n_bytes: int) -> int:
     """Parser processes to start: none for small jobs (start-up costs more than it saves)."""
     env = (current_settings().ingest_workers or "").strip()
@@ -282,17 +332,20 @@ def _workers(n_files: int, n_bytes: int) -> int:
     return min(MAX_WORKERS, os.cpu_count() or 1)
 
 
-def _pool(workers: int):
+def _pool(workers: int, hooks: Sequence[WriteHook] = ()):
     # forkserver: the parent holds a DuckDB connection and its threads, which must not be
     # forked; preloading this module (instead of __main__) keeps worker start-up cheap and
     # never re-runs the CLI's entry point.
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["mast.ingest.pipeline"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                               initargs=(os.getpid(),))
+                               initargs=(os.getpid(), _parser_hooks(hooks)))
 
 
-def _worker_init(writer_pid: int) -> None:
+def _worker_init(writer_pid: int, hooks: list[WriteHook] | None = None) -> None:
+    if hooks is not None:
+        _WORKER["hooks"] = hooks
+
     # Ctrl-C reaches the whole process group: the parent stops the ingest (committed
     # groups stay); workers just end with it instead of printing their own tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -381,7 +434,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     n = _workers(len(small), sum(p.size for p in small)) if workers is None else workers
     # A job this small is written without pyarrow, whose import would cost more than the job (mast.store.rows).
     lists = sum(p.size for p in small) <= SMALL_JOB_BYTES
-    pool = _pool(n) if n > 0 and small else None
+    pool = _pool(n, hooks) if n > 0 and small else None
     futures: dict[int, object] = {}
     # With parser processes, a full group is committed by a writer thread while the next is
     # gathered.  Not without: the parse in this process and the group's write would then
@@ -397,7 +450,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
                 while pool and nxt < len(chunks) and len(futures) < n * POOL_WINDOW:
                     c = chunks[nxt]
                     if todo[nxt] and not (len(c) == 1 and c[0].size > STREAM_BYTES):
-                        futures[nxt] = pool.submit(_parse_chunk, todo[nxt], fmt, system, lim, lists)
+                        futures[nxt] = pool.submit(_parse_ready, todo[nxt], fmt, system, lim, lists)
                     nxt += 1
 
             for ci, chunk in enumerate(chunks):
