@@ -335,9 +335,11 @@ def _ready(tables: TraceTables) -> TraceTables | ReadyTables:
     store = _WORKER.get("store")
     try:
         if store is None:
-            # one DuckDB thread: the parser processes and the writer share the cores
+            # one DuckDB thread: the parser processes and the writer share the cores; and no
+            # progress bar, which DuckDB prints on this process's stdout (the CLI's data)
             store = _WORKER["store"] = Store(":memory:")
             store.execute("SET threads = 1")
+            store.execute("SET enable_progress_bar = false")
         return prepare(store, tables, _WORKER["hooks"])
     except Exception:  # the boundary: the writer then redacts the batch itself, as it always could
         # ...with the same statements, so a value that fails them fails there too, and the
