@@ -307,11 +307,15 @@ def _parse_ready(paths: list[Path], fmt: str, system: str | None, lim: IngestLim
         if got.files and isinstance(got.files[-1].error, IngestAborted):
             break
     if out.segments:
-        sizes = [t.traces.num_rows for t in out.segments]
         whole = _ready(type(out.segments[0]).concat(out.segments))  # Arrow: no import here
         if isinstance(whole, ReadyTables):
-            offs = [sum(sizes[:k]) for k in range(len(sizes))]
-            out.segments = [whole] if len(sizes) == 1 else [whole.select(o, n) for o, n in zip(offs, sizes)]
+            # One segment for the chunk, its files in order (the writer takes each file's
+            # traces from it by offset, across the bad files between them): slices of it
+            # would each pickle the whole table's buffers.
+            out.segments = [whole]
+            for f in out.files:
+                if f.segment is not None:
+                    f.segment = 0
     return out
 
 
