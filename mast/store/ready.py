@@ -259,12 +259,17 @@ def append(store: "Store", tables: ReadyTables, hooks: Sequence[WriteHook], batc
             con.unregister("_mast_ready_rows")
 
     if rest:  # the batch through temporary tables, as the writer shows it to a hook
-        for t, rel in zip(("traces", "steps"), (batch.traces, batch.steps)):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {rel.split('.')[1]} AS SELECT * FROM main.{t} LIMIT 0")
-            put(getattr(tables, t), t, rel)
-            con.execute(f"INSERT INTO {batch.into(t)} SELECT * FROM {rel}")
-        for h in rest:
-            h.on_write(store, batch)
+        try:
+            for t, rel in zip(("traces", "steps"), (batch.traces, batch.steps)):
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {rel.split('.')[1]} AS SELECT * FROM main.{t} LIMIT 0")
+                put(getattr(tables, t), t, rel)
+                con.execute(f"INSERT INTO {batch.into(t)} SELECT * FROM {rel}")
+            for h in rest:
+                h.on_write(store, batch)
+        finally:  # free the batch copy
+            for rel in (batch.traces, batch.steps):
+                with contextlib.suppress(Exception):
+                    con.execute(f"DROP TABLE IF EXISTS {rel}")
     else:
         put(tables.traces, "traces", batch.into("traces"))
         put(tables.steps, "steps", batch.into("steps"))

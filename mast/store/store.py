@@ -20,6 +20,8 @@ Contract:
   statement carries the redaction chain only for the columns where a value holds one).
 - The store knows nothing of what is derived from traces: a caller passes write hooks
   (:mod:`mast.store.hooks`) that run in the transaction of each batch.
+- A batch may also come ready (:mod:`mast.store.ready`): redacted, cast and with the
+  hooks' rows, made by the same statements in an ingest's parser process; it is appended.
 """
 
 from __future__ import annotations
