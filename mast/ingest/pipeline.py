@@ -25,25 +25,21 @@ Contract:
   spells them (``\\xNN`` escapes), so a rerun recognises the file.
 
 Speed (see bench/README.md): parsing runs in up to :data:`MAX_WORKERS` worker processes
-when there is enough work, and a single writer (this process) owns the DuckDB connection;
-with parser processes, a full group is committed on a writer thread while the next one is
+when there is enough work (:mod:`mast.ingest.workers`), and a single writer (this process)
+owns the DuckDB connection.  The parser processes also make their rows ready for the store
+(redacted, cast, the hooks' rows computed: :mod:`mast.store.ready`), so that the writer only
+appends and commits; a full group is committed on a writer thread while the next one is
 gathered (DuckDB runs without the GIL), one group in flight at a time.  Memory stays bounded
-whatever the corpus size: at most ``workers * POOL_WINDOW`` parsed chunks in flight, two
-groups of :data:`mast.ingest.writer.GROUP_BYTES` (one being committed, one gathered), and
-one batch of a streamed file.
+whatever the corpus size: at most ``workers * READY_WINDOW`` ready chunks of up to
+:data:`READY_CHUNK_BYTES` in flight (``workers * POOL_WINDOW`` chunks of lists for a small
+job), two groups of :data:`mast.ingest.writer.GROUP_BYTES` (one being committed, one
+gathered), and one batch of a streamed file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing as mp
 import os
-import pickle
-import signal
-import threading
-import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +54,9 @@ from mast.ingest.writer import _GroupWriter, _Parsed, _Pending, _Stop
 from mast.ingest.faults import (INGEST_MEMORY_DEFAULT, IngestLimits, check_sizes, contained, encode_files,
                                 encode_safely, file_error, fix_source_path)
 from mast.model import Trace
+from mast.ingest.workers import WORKER, _pool, _ready
 from mast.store import Store, WriteHook
-from mast.store.ready import ReadyTables, prepare
+from mast.store.ready import ReadyTables
 from mast.store.rows import SMALL_JOB_BYTES
 from mast.settings import current as current_settings
 
@@ -280,10 +277,6 @@ def _parse_chunk(paths: list[Path], fmt: str, system: str | None, lim: IngestLim
     return out
 
 
-#: In a parser process: the write hooks it runs (those with ``rows``) and its in-memory store.
-_WORKER: dict = {}
-
-
 def _parse_ready(paths: list[Path], fmt: str, system: str | None, lim: IngestLimits | None = None,
                  small: bool = False) -> _Chunk:
     """:func:`_parse_chunk` in a parser process, then made ready for the store: redacted,
@@ -294,7 +287,7 @@ def _parse_ready(paths: list[Path], fmt: str, system: str | None, lim: IngestLim
     the parse holds no more decoded files than before, and made ready as one batch: a
     statement's regexes (DuckDB builds their automata afresh for each statement) cost
     0.23 s per MB on batches of 1 MB against 0.05 s on 16 MB (bench/RESULTS.md)."""
-    if small or "hooks" not in _WORKER:
+    if small or "hooks" not in WORKER:
         return _parse_chunk(paths, fmt, system, lim, small)  # a small job's lists: written as they are
     out = _Chunk([], [])
     for part in _sub_chunks(paths):
@@ -335,39 +328,6 @@ def _sub_chunks(paths: list[Path]) -> Iterator[list[Path]]:
         yield cur
 
 
-def _ready(tables: TraceTables) -> TraceTables | ReadyTables:
-    store = _WORKER.get("store")
-    try:
-        if store is None:
-            # one DuckDB thread: the parser processes and the writer share the cores; and no
-            # progress bar, which DuckDB prints on this process's stdout (the CLI's data)
-            store = _WORKER["store"] = Store(":memory:")
-            store.execute("SET threads = 1")
-            store.execute("SET enable_progress_bar = false")
-        return prepare(store, tables, _WORKER["hooks"])
-    except Exception:  # the boundary: the writer then redacts the batch itself, as it always could
-        # ...with the same statements, so a value that fails them fails there too, and the
-        # group's retry names the file (not this process: it cannot tell the files apart).
-        _WORKER.pop("store", None)
-        with contextlib.suppress(Exception):
-            store.close()
-        return tables
-
-
-def _parser_hooks(hooks: Sequence[WriteHook]) -> list[WriteHook] | None:
-    """The hooks the parser processes run: those with ``rows`` that pickle (others run in the writer)."""
-    out = []
-    for h in hooks:
-        if getattr(h, "rows", None) is None:
-            continue
-        try:
-            pickle.dumps(h)
-        except Exception:  # the boundary: a hook holding a lock or a connection stays in the writer
-            continue
-        out.append(h)
-    return out
-
-
 def _workers(n_files: int, n_bytes: int) -> int:
     """Parser processes to start: none for small jobs (start-up costs more than it saves)."""
     env = (current_settings().ingest_workers or "").strip()
@@ -376,40 +336,6 @@ def _workers(n_files: int, n_bytes: int) -> int:
     if n_files < POOL_MIN_FILES or n_bytes < POOL_MIN_BYTES:
         return 0
     return min(MAX_WORKERS, os.cpu_count() or 1)
-
-
-def _pool(workers: int, hooks: Sequence[WriteHook] = ()):
-    # forkserver: the parent holds a DuckDB connection and its threads, which must not be
-    # forked; preloading this module (instead of __main__) keeps worker start-up cheap and
-    # never re-runs the CLI's entry point.
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["mast.ingest.pipeline"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                               initargs=(os.getpid(), _parser_hooks(hooks)))
-
-
-def _worker_init(writer_pid: int, hooks: list[WriteHook] | None = None) -> None:
-    if hooks is not None:
-        _WORKER["hooks"] = hooks
-
-    # Ctrl-C reaches the whole process group: the parent stops the ingest (committed
-    # groups stay); workers just end with it instead of printing their own tracebacks.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    # A worker waits on a queue whose write end it holds itself, so it would outlive a
-    # writer killed with SIGKILL forever (with the fork server as its parent, it is not
-    # even orphaned): leave as soon as the writer is gone.
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            try:
-                os.kill(writer_pid, 0)
-            except ProcessLookupError:
-                os._exit(0)
-            except PermissionError:
-                pass  # the pid exists (reused by another user's process: rare; keep going)
-
-    threading.Thread(target=watch, daemon=True, name="mast-writer-watch").start()
 
 
 def _chunks(jobs: list[_Pending], ready: bool = False) -> list[list[_Pending]]:
