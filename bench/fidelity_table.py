@@ -13,9 +13,9 @@ holds (``tests/ingest/fw_golden.py: CARRIES``), and the last column lists every 
 that differs (agents, handoffs, tool calls, tokens, task, outcome and its reason).
 
 Part 2, per fixture folder (all its artefacts ingested together): artefacts, the runs the
-generator executed (from the generators' docstrings, see tests/fixtures/frameworks/
-generators/README.md; not from mast) and the traces stored.  One trace per run is the
-goal; more traces than runs means artefacts of one run were not recognised as one.
+generator executed (``tests/fixtures/frameworks/runs.json``, written by the generators:
+which run wrote which artefact; not from mast) and the traces stored.  One trace per run
+is the goal; more traces than runs means artefacts of one run were not recognised as one.
 
 Uses only what every version of mast since the fixtures has (``ingest_paths``, the
 ``traces`` and ``steps`` tables), so it runs unchanged on older checkouts for a before /
@@ -40,27 +40,20 @@ sys.path.insert(0, str(ROOT / "tests" / "ingest"))
 from fw_golden import CARRIES, FACT_KEYS, fact_differences, stored_facts  # noqa: E402
 
 FW = ROOT / "tests" / "fixtures" / "frameworks"
-#: Runs each folder's generator executed (which artefacts came from one execution).
-RUNS = {
-    # sqlite logger + ChatResult from one run, the file logger a second, .run() events a
-    # third; toolfail adds GroupChat.messages of the sqlite run and OTel spans of a fourth
+#: Runs each folder's generator executed (which artefacts came from one execution): what
+#: the generators wrote in runs.json (tests/fixtures/frameworks/generators/_venvs.py:
+#: record_runs), not from mast.  Older checkouts without it: the counts of that time.
+_RUNS_FILE = FW / "runs.json"
+RUNS = ({k: len(v["runs"]) for k, v in json.loads(_RUNS_FILE.read_text()).items()} if _RUNS_FILE.exists() else {
     "ag2/groupchat": 3, "ag2/pattern": 3, "ag2/twoagent": 3, "ag2/toolfail": 4,
-    # one hub run per folder (WAL, audit log, spans, each agent's history)
     "ag2x/failing": 1, "ag2x/workflow": 1,
     "autogen/0.4.9.3/roundrobin": 1, "autogen/0.4.9.3/selector": 1, "autogen/0.4.9.3/swarm": 1,
-    # 0.7.5: one run_stream() for TaskResult, messages, run_stream and both event logs;
-    # save_state.json from another run (other message ids); the selector's otel.otlp.json
-    # from a third (gen_autogen.py --otel runs the team once more)
     "autogen/0.7.5/roundrobin": 2, "autogen/0.7.5/selector": 3, "autogen/0.7.5/swarm": 2,
-    # research: kickoff 1 (bus, checkpoint, CrewOutput, task callback, output_log.txt), then
-    # output_log.json, native OTel and the two OpenInference modes one kickoff each
     "crewai/failing": 2, "crewai/research": 5, "crewai/hierarchical": 4, "crewai_steps": 1,
     "langgraph/dicts": 2, "langgraph/loop": 7, "langgraph/supervisor": 6, "langgraph/toolerror": 1,
-    "langsmith/wrap_openai": 2,  # a @traceable pipeline, and a bare wrapped call
-    "openai_agents": 3,  # three runs, each written by three trace processors at once
-    "otel": 3, "smolagents": 1,
-}
-SKIP = {"golden.json", "facts.json", "README.md"}  # and *.facts.json
+    "langsmith/wrap_openai": 2, "openai_agents": 3, "otel": 3, "smolagents": 1,
+})
+SKIP = {"golden.json", "facts.json", "README.md", "runs.json"}  # and *.facts.json
 
 
 def framework_facts() -> dict[Path, dict]:

@@ -3,7 +3,8 @@
     .venv/bin/python bench/ingest_frameworks_bench.py [--corpus KIND ...] [--size-mb 500]
 
 (KIND: otlp, crewai, phoenix, langfuse, spantree, trajectory, ag2x-otel, ag2x-wal, ag2x-events,
-openai-agents, smolagents, autogen-state, crewai-steps; the groups both, exports, ag2x, runs, all.)
+openai-agents, smolagents, autogen-state, crewai-steps, magentic-one, phoenix-otlpv1, langfuse-pages;
+the groups both, exports, ag2x, runs, pages, all.)
 
 Reuses the harness of bench/ingest_bench.py (the real CLI in a subprocess with the RSS of
 its process tree sampled every 50 ms; the reference is DuckDB's ``read_json`` of the same
@@ -22,6 +23,11 @@ fixtures (tests/fixtures/frameworks/), each copy made a new run:
   with its trace ids suffixed by the copy number (``<kind>/<template>/<n>.json``);
   ``trajectory``: τ-bench results files of 200 records each (the size of τ-bench's own),
   copied from the 4-record excerpt with numbered task ids.  ``exports`` runs all four.
+- ``phoenix-otlpv1``, ``langfuse-pages``: REST pages, one export per file, one page a line as
+  the fixtures keep them (tests/fixtures/formats/phoenix/otlpv1/*.otlpv1.jsonl: one trace over
+  2–4 pages of Phoenix's ``/spans/otlpv1``; langfuse/pages/*.pages.jsonl: four traces over
+  three pages of ``/api/public/observations`` or ``/v2/observations``), every copy with its
+  trace ids suffixed by the copy number.  ``pages`` runs both.
 - ``ag2x-otel``, ``ag2x-wal``, ``ag2x-events``: the ag2 1.x fixtures (tests/fixtures/frameworks/ag2x/),
   the TelemetryMiddleware export (Collector-style JSON Lines, one request = one run of several
   trace ids stitched by channel a line, ~4 MB files as in the OTLP corpus), channel WALs and history event logs
@@ -31,7 +37,8 @@ fixtures (tests/fixtures/frameworks/), each copy made a new run:
   numbered), ``smolagents`` (OpenInference OTLP/JSON, one run per file), ``autogen-state``
   (``save_state()`` JSON, one team per file, message ids and the order numbered),
   ``crewai-steps`` (``step_callback`` asdict JSON Lines, 40 runs per file, the query
-  numbered): the issue-13 run artefacts (tests/fixtures/frameworks/).  ``runs`` runs all four.
+  numbered), ``magentic-one`` (autogen-magentic-one ``log.jsonl``, one run per file, the task
+  numbered): the issue-13 run artefacts (tests/fixtures/frameworks/).  ``runs`` runs all five.
 
 Prints Markdown and writes ``<out>/ingest_frameworks_<timestamp>.json``.  Never part of the
 test run.  Targets (issue 3): mast rate >= 0.3 x reference rate, peak RSS < 1 GB.
@@ -70,6 +77,11 @@ EXPORT_TEMPLATES = {
     "trajectory": ["trajectory/tau-bench-gpt-4o-airline.excerpt.json"],
 }
 FORMATS = ROOT / "tests" / "fixtures" / "formats"
+#: REST pages, one page per line: each copy is one export file
+PAGE_TEMPLATES = {
+    "phoenix-otlpv1": ["phoenix/otlpv1/pxi_turn_trace.otlpv1.jsonl", "phoenix/otlpv1/pxi_turn_subagent_trace.otlpv1.jsonl"],
+    "langfuse-pages": ["langfuse/pages/observations-v1.pages.jsonl", "langfuse/pages/observations-v2.pages.jsonl"],
+}
 # ag2 1.x: the hub-traced OTel export (stitched by channel id), the channel WALs and the
 # agents' history event logs, one file per copy as the library writes them
 AG2X_TEMPLATES = {
@@ -85,6 +97,8 @@ RUN_TEMPLATES = {
     "smolagents": ("smolagents/smolagents_managed.otlp.json", 1),
     "autogen-state": ("autogen/0.7.5/swarm/save_state.json", 1),
     "crewai-steps": ("crewai_steps/step_callback.jsonl", 40),
+    # autogen-magentic-one's LogHandler writes one log per run: one run per file
+    "magentic-one": ("magentic_one/solved/log.jsonl", 1),
 }
 _SDK_ID_RX = re.compile(r'"((?:trace|span)_)([0-9a-f]{8})')
 _ID_RX = re.compile(r'("(?:trace_id|traceId|task_id)":\s*)"?([^",}\s]*)"?')
@@ -115,6 +129,8 @@ def _run_copy(kind: str, text: str, n: int) -> str:
         return _otlp_copy(text, n)
     if kind == "autogen-state":
         return _crew_copy(text, n).replace("order A42", f"order A{n}")
+    if kind == "magentic-one":
+        return text.replace("2024-03-01?", f"2024-03-01 (run {n})?")
     return text.replace("CrewAI step callback", f"CrewAI step callback (run {n})")
 
 
@@ -232,6 +248,17 @@ def build(root: Path, kind: str, size_mb: int, log=print) -> _corpus.Corpus:
             note(kind.replace("-", "_"), len(body))
             f += 1
         c.groups = [{"glob": f"{kind}/*{Path(rel).suffix}"}]
+    elif kind in PAGE_TEMPLATES:
+        temps = [(Path(t).name.split(".")[0], (FORMATS / t).read_text()) for t in PAGE_TEMPLATES[kind]]
+        while c.bytes < budget:
+            name, text = temps[n % len(temps)]
+            d = root / kind / name
+            d.mkdir(parents=True, exist_ok=True)
+            body = _export_copy(text, n)
+            (d / f"{n}.jsonl").write_text(body)
+            note(kind.replace("-", "_"), len(body))
+            n += 1
+        c.groups = [{"glob": f"{kind}/{t}/*.jsonl"} for t in sorted({t[0] for t in temps})]
     elif kind in EXPORT_TEMPLATES:
         temps = [(Path(t).name.split(".")[0], json.dumps(json.loads((FORMATS / t).read_text()), separators=(",", ":")))
                  for t in EXPORT_TEMPLATES[kind]]
@@ -343,7 +370,7 @@ def markdown(all_res: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", nargs="+", choices=["otlp", "crewai", "both", *EXPORT_TEMPLATES, "exports", *AG2X_TEMPLATES, "ag2x",
-                                         *RUN_TEMPLATES, "runs", "all"], default=["both"])
+                                         *RUN_TEMPLATES, "runs", *PAGE_TEMPLATES, "pages", "all"], default=["both"])
     ap.add_argument("--size-mb", type=int, default=500, help="size of each corpus (default 500)")
     ap.add_argument("--runs", type=int, default=2, help="measured runs per corpus (default 2)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out", help="work folder (gitignored)")
@@ -354,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     log = lambda *x: print(*x, file=sys.stderr, flush=True)  # noqa: E731
     groups = {"both": ["otlp", "crewai"], "exports": list(EXPORT_TEMPLATES), "ag2x": list(AG2X_TEMPLATES),
-              "runs": list(RUN_TEMPLATES), "all": ["otlp", "crewai", *EXPORT_TEMPLATES, *AG2X_TEMPLATES, *RUN_TEMPLATES]}
+              "runs": list(RUN_TEMPLATES), "pages": list(PAGE_TEMPLATES),
+              "all": ["otlp", "crewai", *EXPORT_TEMPLATES, *AG2X_TEMPLATES, *RUN_TEMPLATES, *PAGE_TEMPLATES]}
     kinds = [k for c in a.corpus for k in groups.get(c, [c])]
     res = {"machine": harness.machine(), "corpora": [run_one(k, a, log) for k in kinds],
            "loadavg_end": os.getloadavg()}

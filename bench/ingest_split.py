@@ -106,7 +106,7 @@ def split(kind: str, a) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    kinds = ["otlp", "crewai", *fw.EXPORT_TEMPLATES, *fw.AG2X_TEMPLATES, *fw.RUN_TEMPLATES]
+    kinds = ["otlp", "crewai", *fw.EXPORT_TEMPLATES, *fw.AG2X_TEMPLATES, *fw.RUN_TEMPLATES, *fw.PAGE_TEMPLATES]
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", nargs="+", choices=kinds, default=kinds)
     ap.add_argument("--size-mb", type=int, default=20)

@@ -83,6 +83,10 @@ def show(obj, trace_id, width, as_json):
                          for s in sources],
                         ["", "file", "format", "steps", "why", "matched by"], title="artefacts of this run",
                         justify_right=["steps"]))
+        for s in sources:  # what the chosen artefact did not say, and which alternate did
+            for fact, src in (s.get("inherited") or {}).items():
+                out.print(Text(f"{fact.replace('_', ' ')} from the alternate {safe(src.get('path'))} "
+                               f"({safe(src.get('format'))})"), highlight=False)
     if redactions:
         out.print(Text(f"redacted: {redactions} credential-looking string(s) replaced before storage"),
                   highlight=False)

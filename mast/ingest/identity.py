@@ -70,6 +70,7 @@ RANKS: dict[tuple[str, str | None], tuple[int, str]] = {
     ("ag2-runtime-db", None): (40, "runtime_logging sqlite: every LLM call with tokens"),
     ("ag2-runtime-log", None): (35, "runtime_logging file: every LLM call with tokens"),
     ("ag2-chat", None): (10, "ChatResult: the messages only"),
+    ("ag2-chat", "chat_history"): (8, "message list (GroupChat.messages, chat_history): the messages only"),
     # ag2 1.x: the spans have every model call with tokens and the tool calls; the
     # channel WAL the envelopes (messages, handoffs, the close); an agent's history its own
     # turns only; the audit log the channel's life.
@@ -80,7 +81,8 @@ RANKS: dict[tuple[str, str | None], tuple[int, str]] = {
     # CrewAI: the bus has every event in the run (the last checkpoint repeats them).
     ("crewai-events", None): (50, "event bus: every event of the run"),
     ("crewai-checkpoint", None): (45, "checkpoint: the run's events as of the last checkpoint"),
-    ("crewai-output", None): (20, "CrewOutput / task outputs: the task results only"),
+    ("crewai-output", None): (20, "CrewOutput: the task results only"),
+    ("crewai-output", "task_callback"): (20, "task callback: the task results only"),
     ("crewai-log", None): (10, "output log: the task results only"),
     # LangGraph / LangSmith: astream_events has every chain, model and tool event with
     # its run id; LangSmith the run tree; the stream and final state only messages.
@@ -103,16 +105,15 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]
 #: Formats whose artefact holds one agent's view of its run, not the run: it joins the run
 #: whose agents include its own and whose times contain its times (mast.store.run_match).
 PARTS = {"ag2x-events"}
-#: Labelled datasets: each record is its own run, named by the dataset's own record id, and
-#: no other artefact renders it.  Copies of one record (a benchmark's marked copies, the
-#: same task run by two systems) are never merged by content, so their records get no
-#: fingerprint.
-RECORD_SETS = {"mad", "whowhen"}
 #: Messages compared (as digests) between two artefacts that have no times.
 DIGESTS = 8
 #: Opening steps compared by the fingerprint (what every artefact of a run starts with).
 OPENING = 2
 _OPENING_KINDS = (StepKind.MESSAGE, StepKind.HANDOFF)
+#: astream_events' model replies are ``llm_call`` steps (as LangSmith and OTel store them),
+#: but each is the AIMessage the graph's state and stream of the run hold as a message: for
+#: the fingerprint they are messages, so the fingerprint reads as it did when they were stored as such.
+_OPENING_KINDS_BY_FORMAT = {"langgraph-events": (*_OPENING_KINDS, StepKind.LLM_CALL)}
 
 
 def rank(trace: Trace) -> tuple[int, str]:
@@ -202,8 +203,12 @@ def _norm(text: str | None) -> str:
 def _opening(trace: Trace, n: int) -> list[tuple[Step, str]]:
     """The first ``n`` messages with text, each with its normalised text (one pass, stops early)."""
     out = []
+    kinds = _OPENING_KINDS_BY_FORMAT.get(trace.source_format, _OPENING_KINDS)
     for s in trace.steps:
-        if s.kind in _OPENING_KINDS and s.content and (text := _norm(s.content)):
+        # a prompt the framework sent its model (CrewAI's task transcripts) is in one
+        # artefact of the run and not in another: not what was said in the run
+        if s.kind in kinds and s.content and not (s.attributes and s.attributes.get("prompt")) \
+                and (text := _norm(s.content)):
             out.append((s, text))
             if len(out) >= n:
                 break
@@ -262,8 +267,6 @@ def identify(trace: Trace) -> None:
         md.pop("run_key_kind", None)
     r, why = rank(trace)
     md["run_rank"], md["run_rank_why"] = r, why
-    if trace.source_format in RECORD_SETS:
-        return
     opening = _opening(trace, max(OPENING, DIGESTS))
     md["run_fingerprint"] = fingerprint(trace, opening)
     w = window(trace)
@@ -281,12 +284,12 @@ def poorer_in_group(paths: Sequence[str], formats: Sequence[str],
     """The traces of a group of files that another trace of the group beats for its run (same
     run key, a richer artefact: the order of :meth:`mast.store.Store.record_sources`), so
     that they need not be written only to be dropped in the same transaction.  ``runs``:
-    per path, ``(trace_id, steps, metadata JSON)`` as encoded.  Runs matched by content,
-    and runs whose stored trace is richer, are still settled after writing."""
+    per path, ``run_rows()`` as encoded (trace id, steps, metadata JSON first).  Runs
+    matched by content, and runs whose stored trace is richer, are still settled after writing."""
     best: dict[str, tuple] = {}
     everyone: dict[str, list[str]] = {}
     for path, fmt, rows in zip(paths, formats, runs):
-        for tid, steps, meta in rows:
+        for tid, steps, meta, *_ in rows:
             if not meta or '"run_key"' not in meta:
                 continue
             md = json.loads(meta)

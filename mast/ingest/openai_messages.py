@@ -7,7 +7,9 @@ A message is ``{role, content, name|agent?, tool_calls?, tool_call_id?}``:
   if any) with ``span_id`` = the call id;
 - a ``tool`` (or ``function``) message is the ``tool_result`` of the call it answers
   (``parent_span_id`` = the call id, ``tool_name`` from the call), and its agent is the
-  agent that made the call: the tool's name never becomes an agent;
+  agent that made the call: the tool's name never becomes an agent; its status is ``ok``
+  (an answer came back), as every importer has it, unless the importer knows the answer
+  for a failure (the ``trajectory`` importer's ``Error: …``);
 - a role in Magentic-One's syntax (``"Orchestrator (-> WebSurfer)"``) is parsed by
   :mod:`mast.ingest.magentic_roles`: agent, recipient, ``(thought)`` kept as an attribute,
   ``(termination condition)`` a termination step.
@@ -57,7 +59,8 @@ def conversation_steps(path: Path, messages: list, where: Callable[[int], Any]) 
             if m.get("name"):
                 extras["tool"] = m["name"]
             steps.append(Step(agent=caller or last_agent, content=content, kind=StepKind.TOOL_RESULT, role="tool",
-                              tool_name=name or m.get("name"), parent_span_id=cid, attributes=extras or None))
+                              tool_name=name or m.get("name"), parent_span_id=cid, status="ok",
+                              attributes=extras or None))
             continue
         if role == "system":
             if m.get("name") or m.get("agent"):

@@ -56,6 +56,7 @@ BUILTINS = [
     "mast.ingest.formats.otel.spantree:SpanTreeImporter",
     "mast.ingest.formats.otel.openai_agents:OpenAIAgentsImporter",
     "mast.ingest.formats.otel:OTelImporter",
+    "mast.ingest.formats.magentic_one:MagenticOneLogImporter",
     "mast.ingest.formats.autogen_events:AutoGenEventsImporter",
     "mast.ingest.formats.autogen_state:AgentChatStateImporter",
     "mast.ingest.formats.autogen:AgentChatImporter",

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence
 import pyarrow as pa
 
 from mast.model import Annotation, Attribution, Trace, id_rows, trace_id
+from mast.store.rows import RUN_COLUMNS
 
 TRACE_SCHEMA = pa.schema([
     ("trace_id", pa.string()), ("system", pa.string()), ("framework", pa.string()),
@@ -70,9 +71,10 @@ class TraceTables:
         return self.traces.nbytes + self.steps.nbytes + self.annotations.nbytes + self.attributions.nbytes
 
     def run_rows(self) -> list[tuple]:
-        """``(trace_id, n_steps, metadata JSON)`` per trace: what :meth:`Store.record_sources` takes."""
+        """``(trace_id, n_steps, metadata JSON, task, system, outcome, tokens_in, tokens_out)`` per
+        trace: what :meth:`Store.record_sources` takes (:data:`mast.store.rows.RUN_COLUMNS`)."""
         t = self.traces
-        return list(zip(*(t.column(c).to_pylist() for c in ("trace_id", "n_steps", "metadata"))))
+        return list(zip(*(t.column(c).to_pylist() for c in RUN_COLUMNS)))
 
     def select(self, start: int, n: int) -> "TraceTables":
         """Traces ``start .. start+n-1`` with their steps and labels (``_seq`` renumbered)."""

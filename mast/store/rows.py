@@ -50,6 +50,11 @@ ATTRIBUTION_COLUMNS = (
     ("_seq", "INTEGER"), ("trace_id", "VARCHAR"), ("annotator", "VARCHAR"), ("run_id", "VARCHAR"),
     ("agent", "VARCHAR"), ("step", "INTEGER"), ("confidence", "DOUBLE"), ("rationale", "VARCHAR"))
 
+#: What a run's artefact says of it, per trace (``run_rows``): its id, steps and metadata (the
+#: run key, rank, fingerprint) and the facts its run's trace may inherit
+#: (:meth:`mast.store.Store.record_sources`).
+RUN_COLUMNS = ("trace_id", "n_steps", "metadata", "task", "system", "outcome", "tokens_in", "tokens_out")
+
 
 class _Column:
     __slots__ = ("values",)
@@ -168,7 +173,7 @@ class RowTables:
 
     def run_rows(self) -> list[tuple]:
         t = self.traces
-        return list(zip(*(t.column(c).values for c in ("trace_id", "n_steps", "metadata"))))
+        return list(zip(*(t.column(c).values for c in RUN_COLUMNS)))
 
     def select(self, start: int, n: int) -> "RowTables":
         keep = set(range(start, start + n))

@@ -7,6 +7,11 @@ artefact with an id, are taken for one run when they agree on what a run is made
 - the **fingerprint** (framework, task, the opening messages: :mod:`mast.ingest.identity`);
 - **no id says otherwise**: two artefacts whose keys are of one kind and differ are two runs
   by the framework's own word, and so is every artefact already merged with them;
+- **one artefact of each kind**: a run writes one artefact of each kind (``(format,
+  variant)``, ``run_sources.rank_why``: one ``TaskResult``, one output log, one record of a
+  labelled dataset), so two artefacts of one kind that no id ties are two runs, however
+  alike they read (copies of a benchmark's records, replays of one scripted run).  An
+  agent's history (a part) is the exception: a run has one per agent;
 - the **agents** agree (those of one are among those of the other);
 - **times**: where both have times, their windows overlap (a time written to the whole
   second stands for that second).  Two replays of one scripted run differ only here.
@@ -14,8 +19,9 @@ artefact with an id, are taken for one run when they agree on what a run is made
   agree instead (those of one the start of the other's), not just the opening ones.
 
 Artefacts with times are merged first (overlapping windows are strong evidence); one
-without times joins a run only when exactly one run fits it, and every artefact that fits
-only that run can join it together: anything else is ambiguous (a folder of replays of one
+without times joins a run only when exactly one run with times fits it (or, where no run
+with times fits, exactly one run), and every artefact that fits only that run can join it
+together: anything else is ambiguous (a folder of replays of one
 scripted run) and stays apart, named in the "looks like the same run" note.  The result
 depends only on the artefacts, not on the order they are looked at; an artefact that
 arrives later is matched against what is stored, and earlier merges stay.
@@ -65,6 +71,8 @@ class Unit:
 
     group: str
     keys: dict[str, set[str]] = field(default_factory=dict)  # kind -> run keys
+    #: the kinds of artefact it holds (format and variant): a run writes one of each
+    kinds: set[str] = field(default_factory=set)
     window: tuple[datetime, datetime] | None = None
     agents: set[str] = field(default_factory=set)
     new: bool = False
@@ -73,9 +81,12 @@ class Unit:
     messages: list[list[str]] = field(default_factory=list)
 
     def add(self, key: str | None, kind: str | None, start: datetime | None, end: datetime | None,
-            agents: str | None, path: str, new: bool, messages: str | None = None) -> None:
+            agents: str | None, path: str, new: bool, messages: str | None = None,
+            artefact: str | None = None) -> None:
         if key and kind:
             self.keys.setdefault(kind, set()).add(key)
+        if artefact:
+            self.kinds.add(artefact)
         w = (start, end) if start and end else None
         if w:
             self.window = w if self.window is None else (min(self.window[0], w[0]), max(self.window[1], w[1]))
@@ -100,7 +111,15 @@ def _prefix(a: list[str], b: list[str]) -> bool:
     return a[:n] == b[:n]
 
 
+def artefact_kind(fmt: str | None, rank_why: str | None, part: bool = False) -> str | None:
+    """The kind of artefact a ``run_sources`` row is (its format and variant), or None for an
+    agent's history (a run holds one per agent, so the one-of-each-kind rule skips it)."""
+    return None if part or not fmt else f"{fmt}\x1f{rank_why or ''}"
+
+
 def compatible(u: Unit, v: Unit) -> bool:
+    if u.kinds & v.kinds:  # two artefacts of one kind that no id ties: two runs
+        return False
     for kind, ks in u.keys.items():
         if kind in v.keys and len(ks | v.keys[kind]) > 1:
             return False
@@ -161,17 +180,28 @@ def plan(units: list[Unit]) -> dict[str, tuple[str, str]]:
 
     # 2. Artefacts without times: each joins the one run that fits it, if only one does.
     pool = sorted(merged.values(), key=lambda u: u.group)
+    # units by the kinds of artefact and of key they hold: one that shares either with a
+    # unit cannot be its run, so a folder of copies of one artefact costs no pairs
+    by_sig: dict[tuple[frozenset[str], frozenset[str]], list[Unit]] = {}
+    for u in pool:
+        by_sig.setdefault((frozenset(u.kinds), frozenset(u.keys)), []).append(u)
     only: dict[str, list[Unit]] = {}
     for u in pool:
         if u.window or not u.new:
             continue
-        fits = []
-        mine = set(u.keys)
-        for v in pool:
-            if v is not u and not (mine & v.keys.keys()) and compatible(u, v):
-                fits.append(v)
-                if len(fits) > 1:
-                    break
+        # a run with times is a run; an artefact without times may be a fragment of one:
+        # exactly one run with times decides, else exactly one of any
+        timed_fits: list[Unit] = []
+        other_fits: list[Unit] = []
+        for (kinds, keys), vs in by_sig.items():
+            if len(timed_fits) > 1 or kinds & u.kinds or keys & u.keys.keys():
+                continue
+            for v in vs:
+                if v is not u and compatible(u, v):
+                    (timed_fits if v.window else other_fits).append(v)
+                    if len(timed_fits) > 1:
+                        break
+        fits = timed_fits or other_fits
         if len(fits) == 1:
             only.setdefault(fits[0].group, []).append(u)
     sets = Groups([u.group for u in pool])
@@ -219,10 +249,11 @@ def _merge_into(members: list[Unit], moves: dict[str, tuple[str, str]], rule: st
     members = sorted(members, key=lambda u: (u.group.startswith("content:"), u.group))
     target = members[0]
     moves.setdefault(target.group, (target.group, rule))  # its artefacts were matched too
-    out = Unit(target.group, {k: set(v) for k, v in target.keys.items()}, target.window, set(target.agents),
-               target.new, set(target.paths), list(target.messages))
+    out = Unit(target.group, {k: set(v) for k, v in target.keys.items()}, set(target.kinds), target.window,
+               set(target.agents), target.new, set(target.paths), list(target.messages))
     for m in members[1:]:
         moves[m.group] = (target.group, rule)
+        out.kinds |= m.kinds
         for k, v in m.keys.items():
             out.keys.setdefault(k, set()).update(v)
         if m.window:

@@ -448,3 +448,15 @@ def m200_collect_stitching(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE collect_spans ADD COLUMN run_ids VARCHAR[]")  # 'key=value' (RUN_ID_ATTRS)
     con.execute("ALTER TABLE collect_traces ADD COLUMN grp VARCHAR")
     con.execute("UPDATE collect_traces SET grp = otel_trace_id")
+
+
+@migration
+def m210_run_facts(con: duckdb.DuckDBPyConnection) -> None:
+    # The winner of a run inherits what only an alternate knows (AgentChat's TaskResult
+    # says why the run stopped, its event log does not).  facts: what the artefact itself
+    # says of the run (JSON: outcome, outcome_reason, task, system, tokens), kept for an
+    # alternate whose trace was never written; inherited, on the chosen artefact's row:
+    # which of its trace's facts came from which alternate (JSON: fact -> path, format).
+    # Artefacts recorded before this migration know no facts (NULL): they give nothing.
+    con.execute("ALTER TABLE run_sources ADD COLUMN facts VARCHAR")
+    con.execute("ALTER TABLE run_sources ADD COLUMN inherited VARCHAR")

@@ -26,9 +26,10 @@ from typing import Any, Sequence
 
 import duckdb
 
+from mast.redact import sql_hinted, sql_matched, sql_redact
 from mast.store.rows import Columns, attach, detach
 
-from mast.store.run_match import PART_SLACK, Unit, plan, plan_parts, window
+from mast.store.run_match import PART_SLACK, Unit, artefact_kind, plan, plan_parts, window
 
 
 @dataclass(slots=True)
@@ -62,6 +63,7 @@ def _pair_same_run(entries: list[dict[str, Any]], at: dict[str, int], out: list[
     or their times or agents differ).  A pair within the group is named once, on the later path."""
     by_kind: dict[str | None, list[dict[str, Any]]] = {}
     for e in entries:
+        # two artefacts of one kind that no id ties are two runs (mast.store.run_match): no note
         by_kind.setdefault(e["kind"] if e["key"] else None, []).append(e)
     for a in entries:
         if a["path"] not in at:
@@ -75,6 +77,7 @@ def _pair_same_run(entries: list[dict[str, Any]], at: dict[str, int], out: list[
                 if len(mine) >= SAME_RUN_LIST:
                     break
                 if b["path"] != a["path"] and b["tid"] != a["tid"] and b["group"] != a["group"] \
+                        and (a["artefact"] is None or a["artefact"] != b["artefact"]) \
                         and (b["path"] not in at or b["path"] < a["path"]) and b["path"] not in mine:
                     mine.append(b["path"])
 
@@ -95,11 +98,34 @@ def _note_content(rs: list[dict[str, Any]], at: dict[str, int], out: list[Source
 SAME_RUN_SCAN = 20_000
 _COLUMNS = ("path", "format", "source_trace_id", "stored_trace_id", "run_key", "kind", "rank", "steps",
             "fingerprint", "chosen", "why", "rank_why", "run_group", "t_start", "t_end", "agents", "framework",
-            "part", "messages")
+            "part", "messages", "facts")
 # the times go in as ISO text (a list or an Arrow column of text either way) and are cast
 _TYPES = ("VARCHAR",) * 6 + ("INTEGER", "INTEGER", "VARCHAR", "BOOLEAN") + ("VARCHAR",) * 3 + (
-    "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "BOOLEAN", "VARCHAR")
-_SELECT = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else c for c in _COLUMNS)
+    "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "BOOLEAN", "VARCHAR", "VARCHAR")
+# an artefact's facts hold its task and system name: redacted as the trace's own columns are
+_SELECT = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else
+                    f"CASE WHEN {sql_hinted(c)} AND {sql_matched(c)} THEN {sql_redact(c)} ELSE {c} END AS {c}"
+                    if c == "facts" else c for c in _COLUMNS)
+#: What a run's trace takes from an alternate artefact of the run when its own artefact
+#: does not say it (:func:`inherit`).
+FACTS = ("outcome", "outcome_reason", "task", "system", "tokens")
+
+
+def _facts(md: dict[str, Any], task: Any, system: Any, outcome: Any, t_in: Any, t_out: Any) -> dict[str, Any]:
+    """What the artefact itself says of its run, of :data:`FACTS` (absent: it does not say):
+    the system only where the artefact named it, tokens only where it counts any."""
+    out: dict[str, Any] = {}
+    if outcome and outcome != "unknown":
+        out["outcome"] = outcome
+    if md.get("outcome_reason"):
+        out["outcome_reason"] = md["outcome_reason"]
+    if task:
+        out["task"] = task
+    if system and md.get("system_from", "artefact") == "artefact":
+        out["system"] = system
+    if t_in or t_out:
+        out["tokens"] = [int(t_in or 0), int(t_out or 0)]
+    return out
 
 
 def _listable(row: tuple) -> tuple:
@@ -107,16 +133,16 @@ def _listable(row: tuple) -> tuple:
     t0, t1 = row[13], row[14]
     return row[:13] + (t0.isoformat() if t0 else None, t1.isoformat() if t1 else None) + row[15:]
 _ROW = ("path", "format", "source_trace_id", "group", "kind", "rank", "steps", "fingerprint", "why", "present",
-        "rule")
+        "rule", "facts")
 
 
 def _rows(paths: Sequence[str], formats: Sequence[str],
-          traces: Sequence[Sequence[tuple[str, int, str | None]]], unwritten: set[str] | frozenset[str]) -> list[tuple]:
+          traces: Sequence[Sequence[tuple]], unwritten: set[str] | frozenset[str]) -> list[tuple]:
     """The ``run_sources`` rows of a group's artefacts (in :data:`_COLUMNS` order), each its own run."""
     new: list[tuple] = []
     for p, f, ts in zip(paths, formats, traces):
         seen: set[str] = set()
-        for tid, steps, meta in ts:
+        for tid, steps, meta, *cols in ts:
             if tid in seen:
                 continue
             seen.add(tid)
@@ -135,8 +161,32 @@ def _rows(paths: Sequence[str], formats: Sequence[str],
                         key or f"content:{tid}",
                         w[0], w[1], json.dumps(agents) if isinstance(agents, list) else None,
                         md.get("run_framework"), bool(md.get("run_part")),
-                        json.dumps(msgs) if isinstance(msgs := md.get("run_messages"), list) else None))
+                        json.dumps(msgs) if isinstance(msgs := md.get("run_messages"), list) else None,
+                        json.dumps(_facts(md, *cols)) if len(cols) == 5 else None))
     return new
+
+
+def inherit(win: dict[str, Any], rs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """The facts of its run (:data:`mast.ingest.identity.FACTS`) that the chosen artefact
+    ``win`` does not say and an alternate does, each from the richest alternate that says
+    it (the order the winner was chosen by), and where each came from."""
+    def parsed(r: dict[str, Any]) -> dict[str, Any]:
+        try:
+            f = json.loads(r["facts"]) if r.get("facts") else {}
+        except (TypeError, ValueError):
+            f = {}
+        return f if isinstance(f, dict) else {}
+    mine = parsed(win)
+    taken: dict[str, Any] = {}
+    where: dict[str, dict[str, str]] = {}
+    others = sorted((r for r in rs if r is not win),
+                    key=lambda r: (-r["rank"], -r["steps"], r["format"], r["path"], r["source_trace_id"]))
+    for r in others:
+        for k, v in parsed(r).items():
+            if k not in mine and k not in taken and v not in (None, "", []):
+                taken[k] = v
+                where[k] = {"path": r["path"], "format": r["format"]}
+    return taken, where
 
 
 class RunSources:
@@ -145,12 +195,13 @@ class RunSources:
     _con: duckdb.DuckDBPyConnection
 
     def record_sources(self, paths: Sequence[str], formats: Sequence[str],
-                       traces: Sequence[Sequence[tuple[str, int, str | None]]],
+                       traces: Sequence[Sequence[tuple]],
                        unwritten: set[str] | frozenset[str] = frozenset()) -> list[Sources]:
         """Record the artefacts ``paths`` and merge the runs they belong to.
 
-        ``traces``, per path: ``(trace_id, steps, metadata JSON)`` of the traces it produced
-        now (as encoded for the store: the run key is in the metadata).  Call inside the
+        ``traces``, per path: the ``run_rows()`` of the traces it produced now
+        (:data:`mast.store.rows.RUN_COLUMNS`, as encoded: the run key is in the metadata,
+        and the task, system, outcome and tokens are the facts an alternate passes on).  Call inside the
         transaction that wrote them, after ``record_files``.  Returns one :class:`Sources`
         per path.  ``unwritten``: traces the caller did not write because a richer artefact
         of their run is in the group (:func:`mast.ingest.identity.poorer_in_group`): recorded as
@@ -175,7 +226,8 @@ class RunSources:
             # rule and for the same-run note (a self-join would be quadratic in the replays
             # of one scripted run).
             same = self.fetchall(f"""
-                SELECT fingerprint, path, run_key, kind, source_trace_id, run_group, t_start, t_end, agents, messages
+                SELECT fingerprint, path, run_key, kind, source_trace_id, run_group, t_start, t_end, agents, messages,
+                       format, rank_why, part
                 FROM run_sources WHERE list_contains(?::VARCHAR[], fingerprint) ORDER BY fingerprint, path
                 LIMIT {SAME_RUN_SCAN}""", [prints])
         except duckdb.Error as e:
@@ -193,7 +245,7 @@ class RunSources:
             # stored if it was chosen or is the chosen one's (a dropped alternate's is not).
             rows = self.fetchall("""
                 SELECT path, format, source_trace_id, run_group, kind, rank, steps, fingerprint, rank_why,
-                       chosen OR source_trace_id = stored_trace_id, match_rule
+                       chosen OR source_trace_id = stored_trace_id, match_rule, facts
                 FROM run_sources WHERE list_contains(?::VARCHAR[], run_group)""", [groups])
         except duckdb.Error as e:
             raise self._map(e) from None
@@ -224,7 +276,7 @@ class RunSources:
         if not timed:
             return {}
         fws = sorted({r[16] for r in timed})
-        cols = "path, run_key, kind, run_group, t_start, t_end, agents"
+        cols = "path, run_key, kind, run_group, t_start, t_end, agents, format, rank_why, part"
         near = ("list_contains(?::VARCHAR[], framework) AND t_start IS NOT NULL AND t_start <= ? AND t_end >= ? "
                 f"LIMIT {SAME_RUN_SCAN}")
         try:
@@ -239,8 +291,9 @@ class RunSources:
 
         def units(rows: list[tuple]) -> dict[str, Unit]:
             out: dict[str, Unit] = {}
-            for path, key, kind, group, t0, t1, agents in rows:
-                out.setdefault(group, Unit(group)).add(key, kind, t0, t1, agents, path, path in at)
+            for path, key, kind, group, t0, t1, agents, fmt, rank_why, part in rows:
+                out.setdefault(group, Unit(group)).add(key, kind, t0, t1, agents, path, path in at, None,
+                                                       artefact_kind(fmt, rank_why, bool(part)))
             return out
         whole = units(runs)
         moves = plan_parts([u for g, u in units(parts).items() if g not in whole], list(whole.values()))
@@ -258,16 +311,18 @@ class RunSources:
             if len({r[1] for r in rs}) < 2:
                 continue
             units: dict[str, Unit] = {}
-            for _, path, key, kind, _tid, group, t0, t1, agents, msgs in rs:
+            for _, path, key, kind, _tid, group, t0, t1, agents, msgs, fmt, rank_why, part in rs:
                 if agents is None:  # recorded before m190: nothing to compare but the fingerprint
                     continue
-                units.setdefault(group, Unit(group)).add(key, kind, t0, t1, agents, path, path in at, msgs)
+                units.setdefault(group, Unit(group)).add(key, kind, t0, t1, agents, path, path in at, msgs,
+                                                         artefact_kind(fmt, rank_why, bool(part)))
             moves.update(plan(list(units.values())))
         self._apply_moves(moves)
         for rs in by_print.values():
             if len({r[1] for r in rs}) > 1:
                 entries = [{"path": r[1], "key": r[2], "kind": r[3], "tid": r[4],
-                            "group": moves.get(r[5], (r[5],))[0]} for r in rs]
+                            "group": moves.get(r[5], (r[5],))[0], "artefact": artefact_kind(r[10], r[11], bool(r[12]))}
+                           for r in rs]
                 _pair_same_run(entries, at, out)
         return moves
 
@@ -278,12 +333,15 @@ class RunSources:
         by_key = {k: rs for k, rs in by_key.items() if len(rs) > 1}  # one artefact: nothing to choose
         updates: list[tuple[str, str, str, bool, str]] = []
         losers: dict[str, str] = {}  # dropped trace id -> the path of the artefact that won
+        fills: list[tuple[str, str, str, str]] = []  # (winner path, its trace, facts taken, from where)
         for key, rs in by_key.items():
             live = [r for r in rs if r["present"]]
             if not live:
                 continue
             win = min(live, key=lambda r: (-r["rank"], -r["steps"], r["format"], r["path"], r["source_trace_id"]))
             wid = win["source_trace_id"]
+            taken, where = inherit(win, rs)
+            fills.append((win["path"], wid, json.dumps(taken), json.dumps(where)))
             if any(r["rule"] for r in rs):
                 _note_content(rs, at, out)
             for r in rs:
@@ -308,11 +366,13 @@ class RunSources:
         try:
             attach(self._con, "_mast_ru", tb)
             self.execute("""
-                UPDATE run_sources SET stored_trace_id = u.stored, chosen = u.chosen, why = u.why
+                UPDATE run_sources SET stored_trace_id = u.stored, chosen = u.chosen, why = u.why,
+                       inherited = CASE WHEN u.chosen THEN inherited END
                 FROM _mast_ru u WHERE run_sources.path = u.path AND run_sources.source_trace_id = u.src""")
         finally:
             with contextlib.suppress(Exception):
                 detach(self._con, "_mast_ru", tb)
+        self._fill(fills)
         if not losers:
             return
         # One delete for the whole group (per run it would be a statement per table per run).
@@ -326,11 +386,59 @@ class RunSources:
                 out[at[wpath]].superseded += 1
                 out[at[wpath]].superseded_labels += int(labels.get(tid, 0))
 
+    def _fill(self, fills: list[tuple[str, str, str, str]]) -> None:
+        """Give each run's stored trace the facts only its alternates know (:func:`inherit`),
+        and record on the chosen artefact's row which came from where."""
+        fills = [f for f in fills if f[2] != "{}"]
+        if not fills:
+            return
+        # the trace's metadata names the alternates' formats; their paths stay in run_sources
+        rows = [(p, t, taken, src, json.dumps({k: v["format"] for k, v in json.loads(src).items()}))
+                for p, t, taken, src in fills]
+        tb = Columns.from_rows((("path", "VARCHAR"), ("tid", "VARCHAR"), ("taken", "VARCHAR"), ("src", "VARCHAR"),
+                                ("formats", "VARCHAR")), rows)
+        try:
+            attach(self._con, "_mast_rf", tb)
+            # A fact the winner has is never overwritten (the CASEs test the stored value
+            # again); the outcome reason and where the system name came from are metadata.
+            self.execute("""
+                UPDATE traces SET
+                    outcome = CASE WHEN traces.outcome = 'unknown' AND json_extract_string(f.taken, '$.outcome') IS NOT NULL
+                                   THEN json_extract_string(f.taken, '$.outcome') ELSE traces.outcome END,
+                    task = CASE WHEN coalesce(traces.task, '') = '' THEN coalesce(json_extract_string(f.taken, '$.task'), traces.task)
+                                ELSE traces.task END,
+                    system = CASE WHEN json_extract_string(f.taken, '$.system') IS NOT NULL
+                                       AND coalesce(json_extract_string(traces.metadata, '$.system_from'), '') <> 'artefact'
+                                  THEN json_extract_string(f.taken, '$.system') ELSE traces.system END,
+                    tokens_in = CASE WHEN coalesce(traces.tokens_in, 0) = 0 AND json_extract(f.taken, '$.tokens') IS NOT NULL
+                                     THEN CAST(json_extract_string(f.taken, '$.tokens[0]') AS BIGINT) ELSE traces.tokens_in END,
+                    tokens_out = CASE WHEN coalesce(traces.tokens_out, 0) = 0 AND json_extract(f.taken, '$.tokens') IS NOT NULL
+                                      THEN CAST(json_extract_string(f.taken, '$.tokens[1]') AS BIGINT) ELSE traces.tokens_out END,
+                    metadata = json_merge_patch(coalesce(traces.metadata, '{}'), json_object(
+                        'outcome_reason', CASE WHEN json_extract_string(traces.metadata, '$.outcome_reason') IS NULL
+                                               THEN json_extract_string(f.taken, '$.outcome_reason')
+                                               ELSE json_extract_string(traces.metadata, '$.outcome_reason') END,
+                        'system_from', CASE WHEN json_extract_string(f.taken, '$.system') IS NOT NULL THEN 'artefact'
+                                            ELSE json_extract_string(traces.metadata, '$.system_from') END,
+                        'inherited', json(f.formats)))
+                FROM _mast_rf f WHERE traces.trace_id = f.tid""")
+            self.execute("""
+                UPDATE run_sources SET inherited = f.src
+                FROM _mast_rf f WHERE run_sources.path = f.path AND run_sources.source_trace_id = f.tid""")
+        except duckdb.Error as e:
+            raise self._map(e) from None
+        finally:
+            with contextlib.suppress(Exception):
+                detach(self._con, "_mast_rf", tb)
+
     def run_sources(self, trace_id: str) -> list[dict[str, Any]]:
         """The artefacts of the run stored as ``trace_id``: the chosen one first, then its alternates."""
         cols = ("path", "format", "run_key", "kind", "rank", "steps", "chosen", "why", "source_trace_id",
-                "match_rule")
+                "match_rule", "inherited")
         rows = self.fetchall(
             f"SELECT {', '.join(cols)} FROM run_sources WHERE stored_trace_id = ? "
             "ORDER BY chosen DESC, rank DESC, steps DESC, format, path", [trace_id])
-        return [dict(zip(cols, r)) for r in rows]
+        out = [dict(zip(cols, r)) for r in rows]
+        for r in out:
+            r["inherited"] = json.loads(r["inherited"]) if r["inherited"] else {}
+        return out

@@ -123,14 +123,15 @@ FACT_KEYS = ("agents", "handoffs", "tool_calls", "tool_errors", "llm_calls", "to
 #: CrewAI's output log names tasks, agents and how they ended, not tools, calls or usage;
 #: CrewOutput / TaskOutput keep each agent's messages (tool calls with their results) but
 #: no usage per call; a LangGraph final state or stream holds messages, not the calls that
-#: made them (mast keeps them as message steps, with their usage), and not how the run
-#: ended (the exception is raised to the caller, never written into the state or stream).
+#: made them (mast keeps them as message steps, with their usage; astream_events has the
+#: calls), and not how the run ended (the exception is raised to the caller, never written into the state or stream).
 CARRIES = {
     "crewai-log": ("agents", "handoffs", "task", "outcome", "outcome_reason"),
     "crewai-output": ("agents", "handoffs", "tool_calls", "tool_errors", "task", "outcome", "outcome_reason"),
     "langgraph-messages": ("agents", "handoffs", "tool_calls", "tool_errors", "tokens", "task"),
     "langgraph-stream": ("agents", "handoffs", "tool_calls", "tool_errors", "tokens", "task"),
-    "langgraph-events": ("agents", "handoffs", "tool_calls", "tool_errors", "tokens", "task"),
+    # astream_events has every model call (an llm_call step each), but not how the run ended
+    "langgraph-events": ("agents", "handoffs", "tool_calls", "tool_errors", "llm_calls", "tokens", "task"),
 }
 
 

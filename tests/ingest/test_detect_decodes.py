@@ -25,6 +25,9 @@ CASES = [
     ("formats/phoenix/pxi_turn_trace.json", "phoenix"),
     ("frameworks/openai_agents/processor.jsonl", "openai-agents"),
     ("frameworks/crewai_steps/step_callback.jsonl", "crewai-steps"),
+    ("formats/phoenix/otlpv1/pxi_turn_trace.otlpv1.jsonl", "phoenix"),
+    ("formats/phoenix/otlpv1/pxi_turn_trace.otlp.json", "phoenix"),
+    ("formats/langfuse/pages/observations-v2.pages.jsonl", "langfuse"),
 ]
 
 

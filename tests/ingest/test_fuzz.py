@@ -71,7 +71,7 @@ def _seeds(scratch: Path) -> list[Path]:
     """The fixture files of every importer (framework runs, the sample traces other tests
     read, and the message-list shapes)."""
     out = [p for root in FIXTURES for p in sorted(root.rglob("*")) if p.is_file() and "generators" not in p.parts
-           and p.name not in ("golden.json", "facts.json") and not p.name.endswith(".facts.json")
+           and p.name not in ("golden.json", "facts.json", "runs.json") and not p.name.endswith(".facts.json")
            and p.suffix.lower() in TRACE_SUFFIXES]
     for d in sorted(p for p in SAMPLES.iterdir() if p.is_dir()):
         files = [p for p in sorted(d.rglob("*")) if p.is_file() and p.suffix.lower() in TRACE_SUFFIXES]

@@ -86,6 +86,8 @@ def test_tool_calls_linked_to_results(tmp_path, db):
     assert calls["call_1"]["tool_args"] == '{"a": 6, "b": 7}' and calls["call_1"]["agent"] == "coder"
     for r in results:  # every result follows its call
         assert calls[r["parent_span_id"]]["step"] < r["step"] and r["role"] == "tool"
+    # an answer came back: "ok", as every other importer stores a tool result that is no error
+    assert [r["status"] for r in results] == ["ok", "ok"]
 
 
 def test_jsonl_of_conversations_is_one_trace_per_line(tmp_path, db):

@@ -104,3 +104,29 @@ def test_plumbing_nodes_are_no_agents_in_openinference(tmp_path, mast, db):
     mast("ingest", f)
     [(_, _, _, agents, _)] = _summary(db)
     assert agents == ["researcher", "supervisor", "writer"]
+
+
+def _kinds(mast, db, path: Path) -> list[tuple]:
+    """(kind, agent, tokens in, tokens out) of one artefact's steps, ingested alone."""
+    db.unlink(missing_ok=True)
+    mast("ingest", path)
+    with Store(db, read_only=True) as st:
+        return st.fetchall("SELECT kind, agent, tokens_in, tokens_out FROM steps ORDER BY step")
+
+
+def test_model_replies_are_llm_calls_in_every_artefact_of_a_run(mast, db):
+    # astream_events, LangSmith runs and OpenInference spans of the same graph: a model's
+    # reply is one llm_call step with its tokens in all three (astream_events stored it as a
+    # message).  What only one artefact holds is left out of the comparison: the tool steps
+    # of a hand-written node (its update, only in the events) and how the run ended (the
+    # GraphRecursionError, in the run tree and spans, raised to the caller of astream_events)
+    loop = FW / "loop"
+    shared = ("message", "llm_call", "handoff")
+    seqs = {name: [s for s in _kinds(mast, db, loop / name) if s[0] in shared]
+            for name in ("astream_events.jsonl", "langsmith_run_tree.json", "openinference.b64.otlp.json")}
+    events = seqs["astream_events.jsonl"]
+    assert [s[0] for s in events].count("llm_call") == 6  # the six ScriptedChatModel runs of the run tree
+    assert all(s[2] is not None for s in events if s[0] == "llm_call")
+    assert seqs["langsmith_run_tree.json"] == events == seqs["openinference.b64.otlp.json"]
+    # the graph of role-dict inputs: the events and the dumpd run tree agree step for step
+    assert _kinds(mast, db, DICTS / "astream_events.jsonl") == _kinds(mast, db, DICTS / "langsmith_run_tree.dumpd.json")

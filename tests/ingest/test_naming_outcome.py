@@ -110,3 +110,24 @@ def test_openai_agents_max_turns_is_the_same_reason_from_every_artefact(tmp_path
             rows += st.fetchall("SELECT source_format, metadata->>'outcome_reason' FROM traces "
                                 "WHERE outcome = 'failure'")
     assert sorted(rows) == [("openai-agents", "Max turns exceeded"), ("otel", "Max turns exceeded")]
+
+
+def test_an_ag2_hub_run_is_named_by_its_channel_kind_and_agents_not_its_channel_id(mast, db):
+    # ag2 1.x keeps a channel's WAL under channels/<channel id>/: named by that folder, every
+    # run would be a system of its own.  The hub says what the run is: the channel's kind
+    # (its manifest type) and the agents in it, named by their passports / the audit log.
+    hubs = [FW / "ag2x" / run / "hub" for run in ("workflow", "failing")]
+    out = json.loads(mast("ingest", "--json", *hubs).stdout)
+    assert out["errors"] == [] and set(out["systems_named"]) == {"artefact"}  # WALs and audit logs alike
+    with Store(db, read_only=True) as st:
+        rows = st.fetchall("SELECT source_format, system, metadata->>'system_from', metadata->>'channel_id' FROM traces")
+    names = set()
+    for hub in hubs:  # what the hub itself says: the agents registered, the channel's kind
+        audit = [json.loads(line) for line in (hub / "audit" / "audit.jsonl").read_text().splitlines() if line]
+        ids = {r["agent_id"]: r["name"] for r in audit if r["kind"] == "agent_registered"}
+        [made] = [r for r in audit if r["kind"] == "channel_created"]
+        members = {ids[a] for a in [*made["participants"], made["creator_id"]]}
+        names.add(f"{made['manifest_type']}: " + ", ".join(sorted(members)))
+    assert len(rows) == 2 and {r[2] for r in rows} == {"artefact"}
+    assert {r[1] for r in rows} == names
+    assert not any(r[3] in r[1] for r in rows)  # the channel id is the run's, not the system's

@@ -20,60 +20,17 @@ from mast.classify.runner import Selection, run
 from mast.ingest.pipeline import expand, ingest_paths
 from mast.store import Store, run_match
 
+from conftest import unwrapped
+
 ROOT = Path(__file__).resolve().parents[2]
 FW = ROOT / "tests" / "fixtures" / "frameworks"
 
-#: Per fixture folder: (runs the generator executed, traces expected, why they differ).
-#: Where the artefacts of one run carry no shared id, each keeps a trace (and ingest says
-#: they look like one run): more traces than runs is then the honest answer.
-FOLDERS = {
-    # run_stream's items, TaskResult, its messages, both event logs: one team.run_stream();
-    # save_state.json from another run (its messages' ids are others)
-    "autogen/0.7.5/roundrobin": (2, 2, ""),
-    # + otel.otlp.json: the selector team run once more with tracing on (gen_autogen.py
-    # --otel), a third run; its times are not the others'
-    "autogen/0.7.5/selector": (3, 3, ""),
-    "autogen/0.7.5/swarm": (2, 2, ""),
-    # 0.4 messages carry no id: messages, run_stream and TaskResult merged by content
-    "autogen/0.4.9.3/roundrobin": (1, 1, ""),
-    "autogen/0.4.9.3/selector": (1, 1, ""),
-    "autogen/0.4.9.3/swarm": (1, 1, ""),
-    # sqlite logger + ChatResult from one run, the file logger from a second, events a third:
-    # ChatResult and the events carry no times and no id of their run, and every run of
-    # the script reads alike, so which run they belong to is not known (noted, kept apart)
-    "ag2/twoagent": (3, 4, "ChatResult and the .run() events fit more than one run"),
-    "ag2/groupchat": (3, 4, "ChatResult and the .run() events fit more than one run"),
-    "ag2/pattern": (3, 4, "ChatResult and the .run() events fit more than one run"),
-    # + GroupChat.messages of the sqlite run, and OTel spans of a fourth run
-    "ag2/toolfail": (4, 6, "ChatResult, GroupChat.messages and the .run() events fit more than one run"),
-    # kickoff 1: bus, checkpoint, CrewOutput, task callback, output_log.txt; then output_log.json,
-    # native OTel, OpenInference wrappers, OpenInference events: one kickoff each.  The
-    # output log (times to the second) joins kickoff 1 by content; CrewOutput and the task
-    # callback have no times and read alike in kickoffs 1 and 2
-    "crewai/research": (5, 6, "CrewOutput and task outputs carry no run id and no times"),
-    "crewai/failing": (2, 2, ""),
-    # bus, native OTel, OpenInference wrappers and events: one kickoff each
-    "crewai/hierarchical": (4, 4, ""),
-    # both forms written by one step_callback during one kickoff
-    "crewai_steps": (1, 1, ""),
-    # one run per artefact, but the three final-state dumps of one invoke (same content)
-    "langgraph/loop": (7, 7, ""),
-    "langgraph/supervisor": (6, 6, ""),
-    "langgraph/dicts": (2, 2, ""),
-    "langgraph/toolerror": (1, 1, ""),
-    # a @traceable pipeline, and a bare wrapped call
-    "langsmith/wrap_openai": (2, 2, ""),
-    # the same spans as console lines and OTLP JSON (legacy run), as OTLP lines and SDK
-    # to_json lines (current run), and a run split over two trace ids
-    "otel": (3, 3, ""),
-    # three runs, each written by three trace processors at once
-    "openai_agents": (3, 3, ""),
-    # one run, two encodings
-    "smolagents": (1, 1, ""),
-    # one hub run each: WAL, audit log, spans, and each agent's history (a tree)
-    "ag2x/workflow": (1, 1, ""),
-    "ag2x/failing": (1, 1, ""),
-}
+#: Per fixture folder, the runs its generator executed and the artefacts each wrote
+#: (``runs.json``, written by the generators: ``_venvs.record_runs``), not from mast.
+#: Every run of a generator differs from its other runs as real runs do (the scripted
+#: models word their answers differently run by run), so every artefact fits one run.
+RUNS = json.loads((FW / "runs.json").read_text())
+FOLDERS = {rel: len(entry["runs"]) for rel, entry in RUNS.items()}
 
 
 #: Fixture folders that arrived after these counts were pinned (how many runs their
@@ -102,20 +59,23 @@ def _folder(p: Path) -> str:
 def test_every_framework_folder_is_covered():
     have = {_folder(p) for p in FW.rglob("*") if p.is_file() and "generators" not in p.parts
             and p.name not in ("golden.json", "facts.json", "README.md") and not p.name.endswith(".facts.json")
-            and not p.name.startswith(".") and p.relative_to(FW).parts[0] not in NOT_PINNED}
+            and not p.name.startswith(".") and p.parent != FW and p.relative_to(FW).parts[0] not in NOT_PINNED}
     assert have == set(FOLDERS)
+    for rel, entry in RUNS.items():  # each artefact of the folder is the work of one run
+        listed = [a for run in entry["runs"] for a in run]
+        on_disk = {p.relative_to(FW / rel).parts[0] for p in _files(FW / rel)}
+        assert on_disk == set(listed), rel
+        assert len(set(listed)) == len(listed) or rel == "openai_agents", rel  # its three runs share files
 
 
 @pytest.mark.parametrize("rel", sorted(FOLDERS))
-def test_all_artefacts_of_a_folder_give_one_trace_per_identified_run(rel, tmp_path):
-    runs, want, why = FOLDERS[rel]
+def test_all_artefacts_of_n_runs_give_n_traces(rel, tmp_path):
     db = tmp_path / "s.duckdb"
     files = _files(FW / rel)
     with Store(db) as st:
         res = ingest_paths(st, files)
         assert not res.errors
-    assert _n_traces(db) == want
-    assert (want == runs) == (not why)
+    assert _n_traces(db) == FOLDERS[rel]
     with Store(db, read_only=True) as st:
         # every artefact is recorded; each stored trace names the one it was built from
         rows = st.fetchall("SELECT path, chosen, stored_trace_id FROM run_sources")
@@ -126,8 +86,13 @@ def test_all_artefacts_of_a_folder_give_one_trace_per_identified_run(rel, tmp_pa
         chosen = st.fetchall("SELECT t.source_path, s.path FROM traces t JOIN run_sources s "
                              "ON s.stored_trace_id = t.trace_id AND s.chosen")
         assert len(chosen) == len(stored)
-    if why and "OTel" not in why:  # the artefacts no id ties are named as looking like one run
-        assert res.same_run  # (OTel spans open with LLM calls, not the messages: no fingerprint match)
+        # and the artefacts of each run are that run's trace (a folder tree is one run)
+        by_file = dict(st.fetchall("SELECT path, list(DISTINCT stored_trace_id) FROM run_sources GROUP BY 1"))
+    for run in RUNS[rel]["runs"]:
+        if rel == "openai_agents" or rel.startswith("ag2x"):
+            continue  # files shared by runs / a tree: the count above says it
+        ids = {t for a in run for p, ts in by_file.items() if Path(p).name == a for t in ts}
+        assert len(ids) == 1, (rel, run)
 
 
 SELECTOR = FW / "autogen" / "0.7.5" / "selector"
@@ -206,18 +171,36 @@ def test_a_changed_chosen_artefact_keeps_its_alternates(tmp_path):
         assert Path(srcs[0]["path"]).name == "events.jsonl"
 
 
-def test_same_run_without_ids_is_said_naming_both_files(mast, db):
-    # ChatResult has no times and no id the loggers know: it fits the sqlite run and the
-    # file logger's run alike (the script's runs read the same), so it joins neither
+def test_two_runs_that_read_alike_keep_an_artefact_without_times_apart_and_say_so(mast, db, tmp_path):
+    # The file logger's run made to read exactly like the sqlite run (the scripted model's
+    # second wording put back to the first): ChatResult, with no times and no id the
+    # loggers know, then fits both runs alike, so it joins neither and the note names them
     twoagent = FW / "ag2" / "twoagent"
-    res = mast("ingest", twoagent / "runtime_logging.db", twoagent / "runtime.log", twoagent / "chat_result.json")
+    d = tmp_path / "alike"
+    d.mkdir()
+    for f in ("runtime_logging.db", "chat_result.json"):
+        shutil.copy(twoagent / f, d / f)
+    import sys
+    sys.path.insert(0, str(FW / "generators"))
+    from gen_ag2 import WEATHER  # how the scripted model worded each run's answer
+
+    log = (twoagent / "runtime.log").read_text()
+    assert WEATHER[1] in log and WEATHER[0] not in log
+    (d / "runtime.log").write_text(log.replace(WEATHER[1], WEATHER[0]))
+    res = mast("ingest", d / "runtime_logging.db", d / "runtime.log", d / "chat_result.json")
     err = " ".join(res.stderr.split())
     assert "looks like the same run as" in err and "merged by content" not in err
     assert "runtime_logging.db" in err and "chat_result.json" in err
     assert _n_traces(db) == 3
-    out = json.loads(mast("ingest", "--json", FW / "ag2" / "pattern").stdout)
-    pairs = {(Path(p["path"]).name, Path(p["other"]).name) for p in out["same_run_no_id"]}
-    assert ("runtime_logging.db", "chat_result.json") in pairs and not out["merged_by_content"]
+    with Store(tmp_path / "two.duckdb") as st:
+        res = ingest_paths(st, [d])
+    pairs = {(Path(a).name, Path(b).name) for a, b in res.same_run}
+    assert ("runtime_logging.db", "chat_result.json") in pairs and not res.merged_by_content
+    # as the generator wrote them (the runs worded apart), ChatResult joins its own run only
+    with Store(tmp_path / "three.duckdb") as st:
+        res = ingest_paths(st, [twoagent])
+    merged = {(Path(a).name, Path(b).name) for a, b in res.merged_by_content}
+    assert ("chat_result.json", "runtime_logging.db") in merged and not res.same_run
 
 
 def test_an_artefact_without_ids_that_fits_one_run_is_merged_and_said(mast, db):
@@ -418,3 +401,79 @@ def test_records_of_a_labelled_dataset_are_never_merged_by_content(tmp_path):
         res = ingest_paths(st, sorted(tmp_path.glob("copy*.json")))
         assert not res.errors
     assert _n_traces(db) == 3 * len(recs)
+
+
+TAU = ROOT / "tests" / "fixtures" / "formats" / "trajectory" / "tau-bench-gpt-4o-airline.excerpt.json"
+
+
+@pytest.mark.parametrize("form", ["trajectory", "messages"])
+def test_two_artefacts_of_one_kind_that_no_id_ties_are_two_runs(tmp_path, form):
+    """A run writes one artefact of each kind: two τ-bench records (or two message lists) that
+    read alike for their first messages and part later, with no times, are two runs, not one
+    run by content (on main the second was merged into the first, and one trace was left)."""
+    if form == "trajectory":
+        [rec] = json.loads(TAU.read_text(encoding="utf-8"))[:1]
+        other = json.loads(json.dumps(rec))
+        other["traj"][-1]["content"] = "Your booking is cancelled; the refund takes 5 days."
+        docs = [[rec], [other]]
+        assert len(rec["traj"]) > 2
+    else:
+        said = [{"role": "user", "content": "Plan three days in Rome."}] + [
+            {"role": "assistant", "name": "planner" if i % 2 else "critic", "content": f"Day {i}: stop {i}."}
+            for i in range(10)]
+        other = [dict(m) for m in said]
+        other[-1]["content"] = "Day 9: a rest day instead."
+        docs = [said, other]
+    for k, doc in enumerate(docs):
+        (tmp_path / f"run{k}.json").write_text(json.dumps(doc), encoding="utf-8")
+    db = tmp_path / "s.duckdb"
+    with Store(db) as st:
+        res = ingest_paths(st, [tmp_path / "run0.json", tmp_path / "run1.json"])
+        assert not res.errors and not res.merged_by_content
+        assert not res.same_run  # one kind, two artefacts: two runs by that alone, nothing to say
+        fmts = {f for (f,) in st.fetchall("SELECT source_format FROM traces")}
+    assert fmts == {form}
+    assert _n_traces(db) == 2
+
+
+ROUNDROBIN = FW / "autogen" / "0.7.5" / "roundrobin"
+
+
+@pytest.mark.parametrize("order", ["together", "log_first", "result_first"])
+def test_the_chosen_artefact_inherits_what_only_an_alternate_knows(tmp_path, order, mast, db):
+    """AgentChat's event log wins its run, but only the TaskResult says why the run stopped
+    (its stop reason): the stored trace takes the reason from it, in any order of arrival,
+    and ``traces show`` says which alternate it came from."""
+    log, result = ROUNDROBIN / "events.jsonl", ROUNDROBIN / "task_result.json"
+    groups = {"together": [[log, result]], "log_first": [[log], [result]], "result_first": [[result], [log]]}[order]
+    for g in groups:
+        mast("ingest", *g)
+    stop = json.loads(result.read_text())["stop_reason"]
+    assert stop
+    with Store(db, read_only=True) as st:
+        [(tid, fmt, meta)] = st.fetchall("SELECT trace_id, source_format, metadata::VARCHAR FROM traces")
+        [(facts,)] = st.fetchall("SELECT facts FROM run_sources WHERE path = ?", [str(log.resolve())])
+    assert fmt == "autogen-events" and "outcome_reason" not in json.loads(facts)  # the log itself does not say
+    assert json.loads(meta)["outcome_reason"] == stop
+    shown = json.loads(mast("traces", "show", "--json", tid).stdout)
+    [chosen] = [s for s in shown["sources"] if s["chosen"]]
+    assert chosen["inherited"] == {"outcome_reason": {"path": str(result.resolve()), "format": "autogen"}}
+    text = "".join(unwrapped(mast("traces", "show", tid).stdout).split())  # a long path wraps anywhere
+    assert "".join(f"outcome reason from the alternate {result.resolve()} (autogen)".split()) in text
+
+
+def test_a_fact_is_taken_from_the_richest_alternate_that_has_it_and_never_over_the_winners_own():
+    from mast.store.sources import inherit
+
+    def row(path, fmt, rank, facts):
+        return {"path": path, "format": fmt, "rank": rank, "steps": 5, "source_trace_id": path,
+                "facts": json.dumps(facts)}
+    win = row("events.jsonl", "autogen-events", 50, {"task": "what the log says", "tokens": [10, 2]})
+    rs = [win, row("messages.json", "autogen", 10, {"task": "other", "outcome_reason": "from the message list",
+                                                    "system": "named-by-messages"}),
+          row("task_result.json", "autogen", 20, {"outcome_reason": "Text 'APPROVE' mentioned", "tokens": [99, 9]})]
+    taken, where = inherit(win, rs)
+    assert taken == {"outcome_reason": "Text 'APPROVE' mentioned", "system": "named-by-messages"}
+    assert where == {"outcome_reason": {"path": "task_result.json", "format": "autogen"},
+                     "system": {"path": "messages.json", "format": "autogen"}}
+    assert inherit(win, [win]) == ({}, {})

@@ -25,7 +25,7 @@ RECORDS = json.loads((FIX / NAME).read_text())
 def _rows(db):
     with Store(db, read_only=True) as st:
         traces = st.fetchall("SELECT trace_id, outcome, task FROM traces ORDER BY source_index")
-        steps = [st.fetchall("SELECT agent, role, kind, tool_name, span_id, parent_span_id FROM steps "
+        steps = [st.fetchall("SELECT agent, role, kind, tool_name, span_id, parent_span_id, status, content FROM steps "
                              "WHERE trace_id = ? ORDER BY step", [t[0]]) for t in traces]
     return traces, steps
 
@@ -52,6 +52,9 @@ def test_records_match_the_benchmark_output(mast, db):
         assert not tools & agents and "system" not in agents and agents <= {"assistant", "user"}
         assert st[0][:3] == (None, "system", "message")  # the system prompt: a system-role step
         assert st[-1][2] == "termination"
+        # a tool result is "error" when the environment answered a failure, else "ok" (never NULL)
+        assert [s[6] for s in st if s[2] == "tool_result"] == [
+            "error" if (m["content"] or "").startswith(("Error:", "Unknown action")) else "ok" for m in results]
 
 
 def test_records_as_json_lines(mast, db, tmp_path):

@@ -140,6 +140,18 @@ class _Names:
         return self.table.get(str(agent_id), str(agent_id))
 
 
+def team_name(kind: Any, members: Any, table: dict[str, str]) -> str | None:
+    """The system a channel's run is of, from what the hub says: the channel's kind (its
+    manifest type) and the names of the agents in it, e.g. ``workflow: coordinator,
+    researcher, user, writer``.  None when an agent has no name (only its id, which a new
+    hub gives it afresh): the folder or ``--system`` names the run then.  The channel id
+    is never the name: it is the run's, and every run would be a system of its own."""
+    ids = {str(m) for m in members or [] if m not in (None, "")}
+    if not ids or any(i not in table for i in ids):
+        return None
+    return f"{as_text(kind) or 'channel'}: " + ", ".join(sorted({table[i] for i in ids}))
+
+
 class AG2xWalImporter:
     name = "ag2x-wal"
     description = "ag2 1.x hub channel WAL (channels/<id>/wal.jsonl: one Envelope per line)"
@@ -184,12 +196,21 @@ class AG2xWalImporter:
             envs.append((idx, rec))
         if not envs:
             raise IngestError(str(path), None, "no envelopes in file")
+        # the channel's members: who posted in it and whom it was opened to (the invites)
+        members = {str(r["sender_id"]) for _, r in envs}
+        kind = None
+        for _, r in envs:
+            if r["event_type"] == "ag2.channel.invite":
+                aud = r.get("audience")
+                members.update(str(a) for a in (aud if isinstance(aud, list) else [aud] if aud else []))
+                if isinstance(r["event_data"], dict):
+                    kind = kind or r["event_data"].get("manifest_type")
         if hub is not None:
             audit = hub / "audit" / "audit.jsonl"
             if audit.is_file():
                 table, audit_recs = _audit_records(audit, channel)
                 names_from = "audit"
-            for sid in {str(r["sender_id"]) for _, r in envs}:
+            for sid in sorted(members):
                 n = _passport_name(hub, sid)
                 if n:
                     table[sid] = n
@@ -238,7 +259,8 @@ class AG2xWalImporter:
                 if s.kind == StepKind.TERMINATION:
                     s.status = "failed"
         times = [s.started_at for s in steps if s.started_at]
-        yield Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path), source_index=0,
+        yield Trace(system=team_name(kind, members, table), framework=FRAMEWORK, source_format=self.name,
+                    source_path=str(path), source_index=0,
                     steps=steps, task=task, outcome=Outcome.FAILURE if failed else Outcome.UNKNOWN,
                     started_at=min(times, default=None), ended_at=max(times, default=None),
                     metadata=drop_none({"channel_id": channel, "envelopes": len(envs), "names_from": names_from,
@@ -275,6 +297,8 @@ class AG2xAuditImporter:
         for i, c in enumerate(order):
             steps: list[Step] = []
             failed = False
+            created = next((r for r in by_channel[c] if r["kind"] == "channel_created"), {})
+            members = list(created.get("participants") or []) + [created.get("creator_id")]
             for r in by_channel[c]:
                 at = iso_utc(r.get("at"))
                 if r["kind"] == "channel_created":
@@ -296,7 +320,8 @@ class AG2xAuditImporter:
                     if s.kind == StepKind.TERMINATION:
                         s.status = "failed"
             times = [s.started_at for s in steps if s.started_at]
-            yield Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path),
-                        source_index=i, steps=steps, outcome=Outcome.FAILURE if failed else Outcome.UNKNOWN,
+            yield Trace(system=team_name(created.get("manifest_type"), members, table), framework=FRAMEWORK,
+                        source_format=self.name, source_path=str(path), source_index=i, steps=steps,
+                        outcome=Outcome.FAILURE if failed else Outcome.UNKNOWN,
                         started_at=min(times, default=None), ended_at=max(times, default=None),
                         metadata={"channel_id": c, "records": len(by_channel[c])})

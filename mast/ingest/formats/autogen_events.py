@@ -20,6 +20,9 @@ Records used:
   LLMCall record already counts those tokens;
 - a ``"Message could not be serialized"`` payload published to the output topic is the
   GroupChatTermination: a ``termination`` step (the reason itself is not in the log);
+- an empty ``Message`` published by a team's manager to a participant's topic (its
+  ``GroupChatRequestPublish``) right after a message of the manager's own (a
+  MagenticOneGroupChat orchestrator's instruction) gives that message its recipient;
 - ``ToolCall`` records (no call id) become tool call/result pairs only when the log has no
   ToolCallRequestEvent messages for the run; ``MessageHandlerException`` and
   ``MessageDropped`` become ``error`` steps.
@@ -229,6 +232,12 @@ class AutoGenEventsImporter:
                                        content=as_text(rec.get("exception") or rec.get("payload")),
                                        kind=StepKind.ERROR, started_at=ln.ts, status="error",
                                        attributes={"type": t}))
+            elif (to := _request_to(rec)) is not None:
+                # MagenticOneGroupChat: the orchestrator's instruction, then its request to the
+                # speaker it chose (its ledger's next_speaker): the instruction's recipient
+                last = next((s for s in reversed(conv.steps) if s.kind == StepKind.MESSAGE), None)
+                if last is not None and last.target_agent is None and last.agent == agent_name(rec.get("sender")):
+                    last.target_agent = to
             elif _is_termination(rec):
                 conv.steps.append(Step(agent=agent_name(rec.get("sender")), content="GroupChatTermination",
                                        kind=StepKind.TERMINATION, started_at=ln.ts,
@@ -262,6 +271,18 @@ def _payload(rec: dict) -> Any:
         except ValueError:
             return None
     return p
+
+
+def _request_to(rec: dict) -> str | None:
+    """The participant a group chat manager asks to speak (an empty ``GroupChatRequestPublish``
+    published to that participant's topic, ``<name>_<team uuid>/<team uuid>``), else None."""
+    if not (rec.get("type") == "Message" and str(rec.get("kind", "")).endswith("PUBLISH")
+            and str(rec.get("delivery_stage", "")).endswith("SEND") and rec.get("payload") == "{}"):
+        return None
+    to = str(rec.get("receiver") or "")
+    if not to or to.startswith(("output_topic_", "group_topic_")):
+        return None
+    return agent_name(to)
 
 
 def _to_output_topic(rec: dict) -> bool:

@@ -67,7 +67,13 @@ class MessageMapper:
         self.cur_agent: str | None = None
         self.last_target: str | None = None
 
-    def add(self, m: dict, agent: str | None = None, ts: str | None = None) -> None:
+    def add(self, m: dict, agent: str | None = None, ts: str | None = None, llm: bool = False) -> None:
+        """Map one message; ``llm``: an AI message as the chat model returned it (a model call).
+
+        A model call is an ``llm_call`` step (its text, tokens, status ``ok``) before its tool
+        calls and handoffs, as the LangSmith and OTel importers store the same reply; an AI
+        message only seen in a state or a node's update stays a ``message``.
+        """
         mid = m.get("id")
         if mid:
             if mid in self.seen:
@@ -120,9 +126,10 @@ class MessageMapper:
         tin, tout = usage.get("input_tokens"), usage.get("output_tokens")
         first = len(self.steps)
         calls = [c for c in (m.get("tool_calls") or []) if isinstance(c, dict)]
-        if content:
-            self.steps.append(step(agent=who, role="assistant", kind=StepKind.MESSAGE, content=content,
-                                   started_at=ts, attributes=attrs or None))
+        if llm or content:
+            self.steps.append(step(agent=who, role="assistant", kind=StepKind.LLM_CALL if llm else StepKind.MESSAGE,
+                                   content=content, started_at=ts, status="ok" if llm else None,
+                                   attributes=attrs or None))
         for c in calls:
             name = c.get("name")
             cid = c.get("id")
@@ -492,7 +499,8 @@ def _is_input_checkpoint(mode: str, data: Any) -> bool:
 class LangGraphEventsImporter:
     """``astream_events(version="v2")`` dumps: one event per line.
 
-    Whole messages come from ``on_chat_model_end`` (the AIMessage) and ``on_tool_end``
+    Whole messages come from ``on_chat_model_end`` (the AIMessage: an ``llm_call`` step with
+    its tokens, the kind LangSmith and OTel exports of the same run give it) and ``on_tool_end``
     (the ToolMessage; a transfer tool's ``Command`` output is the handoff already taken
     from the AI message's tool call); the agent from ``metadata.lc_agent_name``, else the
     first segment of ``langgraph_checkpoint_ns``; the root chain's input gives the task and
@@ -549,7 +557,7 @@ class LangGraphEventsImporter:
                 out = data.get("output")
                 msgs = messages_in(path, where, [out]) if out is not None else []
                 for m in msgs:
-                    mapper.add(dict(m, type="ai") if m.get("type") == "AIMessageChunk" else m, agent, None)
+                    mapper.add(dict(m, type="ai") if m.get("type") == "AIMessageChunk" else m, agent, None, llm=True)
             elif kind == "on_chain_end" and md.get("langgraph_node") == ev.get("name"):
                 # a node's own update: messages written by hand-written nodes (and the
                 # supervisor's synthesized handoff-back pair) exist nowhere else

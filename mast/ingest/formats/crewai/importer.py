@@ -158,14 +158,14 @@ class CrewOutputImporter:
                     runs.append([])
                 runs[-1].append(t)
             for i, run in enumerate(runs):
-                yield self._one(path, i, {"raw": run[-1]["raw"], "tasks_output": run})
+                yield self._one(path, i, {"raw": run[-1]["raw"], "tasks_output": run}, "task_callback")
             return
         data = load_json(path)
         outs = data if isinstance(data, list) else [data]
         for i, d in enumerate(outs):
-            yield self._one(path, i, d)
+            yield self._one(path, i, d, "CrewOutput")
 
-    def _one(self, path: Path, index: int, d: Any) -> Trace:
+    def _one(self, path: Path, index: int, d: Any, artefact: str) -> Trace:
         if not isinstance(d, dict) or "tasks_output" not in d or "raw" not in d:
             raise IngestError(str(path), index, "missing required field(s): raw, tasks_output")
         tasks = d["tasks_output"]
@@ -197,7 +197,7 @@ class CrewOutputImporter:
         task = tasks[0].get("description") if tasks else None
         return Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path),
                      source_index=index, steps=steps, task=task,
-                     metadata=drop_none({"token_usage_reported": d.get("token_usage")}))
+                     metadata=drop_none({"artefact": artefact, "token_usage_reported": d.get("token_usage")}))
 
 
 def _openai_messages(path: Path, where: str, agent: str, msgs: Any, task_no: int) -> list[Step]:
@@ -210,8 +210,9 @@ def _openai_messages(path: Path, where: str, agent: str, msgs: Any, task_no: int
             raise IngestError(str(path), f"{where}, messages[{k}]", "missing required field: role")
         role = m["role"]
         if role in ("system", "user"):
+            # "prompt": what CrewAI sent the model, not said in the run (run identity skips it)
             out.append(crew_step(agent=None, role=role, kind=StepKind.MESSAGE, content=as_text(m.get("content")),
-                            attributes={"recipient": agent}))
+                            attributes={"recipient": agent, "prompt": True}))
         elif role == "tool":
             out.append(crew_step(agent=agent, role="tool", kind=StepKind.TOOL_RESULT, content=as_text(m.get("content")),
                             tool_name=m.get("name"), parent_span_id=m.get("tool_call_id")))

@@ -3,7 +3,14 @@
 Accepted documents (one trace each; a file may hold one, a JSON array of them, or one per
 line):
 - ``GET /api/public/traces/{id}``: the trace object with ``observations`` inside it;
-- the UI's / SDK's download, ``{"trace": {...}, "observations": [...]}``.
+- the UI's / SDK's download, ``{"trace": {...}, "observations": [...]}``;
+- pages of observations, ``GET /api/public/observations`` (``{"data": [...], "meta": {"page",
+  "limit", "totalItems", "totalPages"}}``) and ``GET /api/public/v2/observations``
+  (``{"data": [...], "meta": {"cursor"}}``, the fields its ``fields`` groups asked for): a
+  file of pages (one, one per line, or a JSON array of them) is one export, its
+  observations grouped by ``traceId`` into traces.  What only the trace object holds
+  (its ``input``/``output``, ``name``, ``sessionId``, ``tags``) is missing from them, except
+  what v2's ``basic`` and ``trace_context`` groups copy onto each observation.
 
 An observation (``id``, ``traceId``, ``parentObservationId``, ``type``, ``name``,
 ``startTime``/``endTime``, ``level``, ``statusMessage``, ``input``/``output``, ``model``,
@@ -28,8 +35,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import (DeclineDetects, as_text, first_char, first_line_object, iter_jsonl, load_json,
-                               strip_bom)
+from mast.ingest._util import (DeclineDetects, as_text, first_char, first_json, first_line_object, iter_jsonl,
+                               load_json, strip_bom)
 from mast.ingest.formats.otel.spans import Span, _ns
 from mast.ingest.formats.otel.steps import build_trace
 from mast.model import Trace
@@ -40,6 +47,12 @@ _TYPES = set(_TYPE_KIND) | {"SPAN", "EVENT"}
 _LEVELS = {"DEBUG", "DEFAULT", "WARNING", "ERROR"}
 _OBS_RX = re.compile(rb'"parentObservationId"\s*:')
 _IDS_RX = re.compile(rb'"observations"\s*:\s*\[\s*"')
+#: What v2's ``basic`` and ``trace_context`` field groups copy of its trace onto an observation.
+_TRACE_FIELDS = (("traceName", "name"), ("sessionId", "sessionId"), ("userId", "userId"), ("tags", "tags"),
+                 ("release", "release"))
+_PAGE_RX = re.compile(rb'^\s*\[?\s*\{\s*"data"\s*:\s*\[')
+_TRACE_LIST = ("a page of GET /api/public/traces: {what}; export each trace with GET /api/public/traces/{{id}} "
+               "or its observations with GET /api/public/observations?traceId=…")
 #: How a Langfuse trace starts (the UI download's ``{"trace": {"id", "projectId", …`` or the
 #: API's trace object): its ``input`` / ``output`` come before the observations and are
 #: often longer than the head (a LangGraph run's message history).
@@ -101,8 +114,9 @@ def _span(path: Path, where: str, o: Any, trace_id: str) -> Span:
             attrs["llm.token_count.prompt"] = tin
         if tout is not None:
             attrs["llm.token_count.completion"] = tout
-        if o.get("totalCost"):
-            attrs["llm.cost.total"] = o["totalCost"]
+        cost = o.get("totalCost") or o.get("calculatedTotalCost")  # (the v1 observations API's name)
+        if cost:
+            attrs["llm.cost.total"] = cost
         if o.get("model"):
             attrs.setdefault("llm.model_name", o["model"])
     if typ == "TOOL" and "tool.name" not in attrs:
@@ -130,9 +144,34 @@ def _document(path: Path, index: int, doc: Any) -> tuple[dict, list]:
     return trace, obs
 
 
+def _page(doc: Any) -> list | None:
+    """The ``data`` of a page of a Langfuse list endpoint (``{"data": [...], "meta": {...}}``), else None."""
+    if isinstance(doc, dict) and isinstance(doc.get("data"), list) and "observations" not in doc and "trace" not in doc:
+        return doc["data"]
+    return None
+
+
+def _page_decline(obj: Any) -> tuple[int, str] | None:
+    """Why a page of a Langfuse list endpoint is not one of observations (None: it is)."""
+    items = _page(obj)
+    if not items:
+        return 2, "an empty page (no data)" if items == [] else "not a page of observations"
+    first = items[0]
+    if not isinstance(first, dict):
+        return 2, "a page whose data are not objects"
+    if "observations" in first:
+        return 3, _TRACE_LIST.format(what="observations are ids only")
+    if all(k in first for k in ("id", "traceId", "type", "startTime")):
+        return None
+    if "timestamp" in first and "projectId" in first:
+        return 3, _TRACE_LIST.format(what="traces without their observations")
+    return 2, "a page of data that are not Langfuse observations (no id, traceId, type, startTime)"
+
+
 class LangfuseImporter(DeclineDetects):
     name = "langfuse"
-    description = "Langfuse trace exports: a trace with its observations (UI download, GET /api/public/traces/{id})"
+    description = ("Langfuse exports: a trace with its observations (UI download, GET /api/public/traces/{id}), "
+                   "pages of GET /api/public/observations and /api/public/v2/observations")
     example = '{"trace": {"id": "1b72c51f…", "name": "autogen-chat-trace", …}, "observations": [{"id": …, "parentObservationId": …'
 
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
@@ -140,6 +179,15 @@ class LangfuseImporter(DeclineDetects):
         if first_char(head) not in "[{":
             return 0, "not JSON"
         body = strip_bom(head)
+        if _PAGE_RX.match(body):
+            try:
+                return _page_decline(first_json(head))
+            except ValueError:
+                # an observation longer than the head (a long input); core fields are always there
+                if b'"traceId"' in body and b'"startTime"' in body and b'"parentObservationId"' in body \
+                        and b'"observations"' not in body:
+                    return None
+                return 1, "a page that is not JSON (or whose first record is longer than the head)"
         if not _OBS_RX.search(body) and _TRACE_START_RX.match(body) and path.stat().st_size > len(head):
             return None  # a trace whose observations start past the head: read() checks them
         if _IDS_RX.search(body):
@@ -153,12 +201,40 @@ class LangfuseImporter(DeclineDetects):
 
     def read(self, path: Path) -> Iterator[Trace]:
         if path.suffix in (".jsonl", ".ndjson") or first_line_object(path) is not None:
-            docs: Any = ((i, d) for i, d in iter_jsonl(path))
+            docs: Any = ((i, f"line {i + 1}", d) for i, d in iter_jsonl(path))
         else:
             data = load_json(path)
-            docs = enumerate(data if isinstance(data, list) else [data])
-        for i, doc in docs:
-            yield self._trace(path, i, doc)
+            docs = ((i, i, d) for i, d in enumerate(data if isinstance(data, list) else [data]))
+        last = -1
+        by_trace: dict[str, tuple[dict, dict[Any, Span]]] = {}
+        for i, where, doc in docs:
+            last = i
+            items = _page(doc)
+            if items is None:
+                yield self._trace(path, i, doc)
+                continue
+            for j, o in enumerate(items):
+                w = f"{where}, data[{j}]"
+                if isinstance(o, dict) and "observations" in o:
+                    raise IngestError(str(path), w, _TRACE_LIST.format(what="a trace, not an observation"))
+                tid = o.get("traceId") if isinstance(o, dict) else None
+                if isinstance(o, dict) and not tid:
+                    if not any(k in o for k in ("type", "startTime", "parentObservationId")):
+                        raise IngestError(str(path), w, "not a Langfuse observation (no id, traceId, type, startTime): "
+                                          "a page of another API?")
+                    raise IngestError(str(path), w, "observation without a traceId: it belongs to no trace")
+                trace, spans = by_trace.setdefault(str(tid), ({"id": str(tid)}, {}))
+                # v1 pages by offset: an observation written while they were fetched shifts the
+                # next page by one, which then repeats one already seen (the later copy is newer)
+                spans[o.get("id")] = _span(path, w, o, str(tid))
+                for src, dst in _TRACE_FIELDS:
+                    if o.get(src) is not None:
+                        trace.setdefault(dst, o[src])
+        # pages list the newest first and a trace may span pages: a trace is all its observations
+        groups = sorted(((t, list(obs.values())) for t, obs in by_trace.values()),
+                        key=lambda g: min(s.start_ns for s in g[1]))
+        for k, (trace, spans) in enumerate(groups):
+            yield self._build(path, last + 1 + k, trace, spans)
 
     def _trace(self, path: Path, index: int, doc: Any) -> Trace:
         trace, obs = _document(path, index, doc)
@@ -166,6 +242,10 @@ class LangfuseImporter(DeclineDetects):
         spans = [_span(path, f"{index}, observations[{j}]", o, tid) for j, o in enumerate(obs)]
         if not spans:
             raise IngestError(str(path), index, "trace has no observations")
+        return self._build(path, index, trace, spans)
+
+    def _build(self, path: Path, index: int, trace: dict, spans: list[Span]) -> Trace:
+        tid = str(trace["id"])
         roots = [s for s in spans if not s.parent_id]
         main = max(roots or spans, key=lambda r: r.end_ns or r.start_ns)
         for side in ("input", "output"):
