@@ -9,8 +9,9 @@ them (:func:`append`), with no regex to run, and commits.  One SQL source of tru
 here re-implements redaction or a feature.
 
 Nothing unredacted crosses to the writer: the tables hold stored rows only, and the run
-rows (:meth:`ReadyTables.run_rows`, for run identity) keep only the ``run_*`` keys of a
-trace's metadata, which is what :meth:`mast.store.Store.record_sources` reads of it.
+rows (:meth:`ReadyTables.run_rows`, for run identity) take the task, system and outcome
+reason as stored (redacted), and of the metadata as read only the ``run_*`` keys the
+importers made (ids, ranks, times, digests).
 
 A hook whose rows a parser could not compute (it has no ``rows``, its SQL did not bind
 there, or the columns it gives differ from the store's table) runs in the writer as
@@ -62,7 +63,8 @@ class ReadyTables:
                                       *self.derived.values()))
 
     def run_rows(self) -> list[tuple]:
-        """``(trace_id, n_steps, run keys JSON)`` per trace: what :meth:`Store.record_sources` takes."""
+        """Per trace, what :meth:`Store.record_sources` takes (``mast.store.rows.RUN_COLUMNS``),
+        with the metadata cut to what it reads (:func:`_run_keys`)."""
         return list(self.runs)
 
     def _map(self, fn) -> "ReadyTables":
@@ -139,14 +141,23 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _run_keys(meta: str | None) -> str | None:
-    """The ``run_*`` keys of a trace's metadata JSON: all :meth:`Store.record_sources` reads."""
-    if not meta or '"run_' not in meta:
-        return None
-    md = json.loads(meta)
-    if not isinstance(md, dict):
-        return None
-    keys = {k: v for k, v in md.items() if k.startswith("run_")}
+#: Keys of a trace's metadata that run identity reads besides its own ``run_*`` ones.
+_FACT_KEYS = ("outcome_reason", "system_from")
+
+
+def _run_keys(meta: str | None, stored: str | None) -> str | None:
+    """What :meth:`Store.record_sources` reads of a trace's metadata: its ``run_*`` keys (ids,
+    ranks, times, digests: made by the importers, kept as read so that run identity is the
+    writer's own) and :data:`_FACT_KEYS` as stored, redacted (``stored``)."""
+    keys: dict = {}
+    if meta and '"run_' in meta:
+        md = json.loads(meta)
+        if isinstance(md, dict):
+            keys = {k: v for k, v in md.items() if k.startswith("run_")}
+    if stored and any(f'"{k}"' in stored for k in _FACT_KEYS):
+        md = json.loads(stored)
+        if isinstance(md, dict):
+            keys.update((k, md[k]) for k in _FACT_KEYS if k in md)
     return json.dumps(keys) if keys else None
 
 
@@ -173,8 +184,10 @@ def prepare(store: "Store", tables: TraceTables, hooks: Sequence[WriteHook] = ()
     derived: dict[str, pa.Table] = {}
     if hooks and ids:
         derived = _derived(store, out, ids, hooks)
+    red = out["traces"]
     runs = tuple(zip(ids, tables.traces.column("n_steps").to_pylist(),
-                     map(_run_keys, tables.traces.column("metadata").to_pylist())))
+                     map(_run_keys, tables.traces.column("metadata").to_pylist(), red.column("metadata").to_pylist()),
+                     *(red.column(c).to_pylist() for c in ("task", "system", "outcome", "tokens_in", "tokens_out"))))
     return ReadyTables(out["traces"], out["steps"], out["annotations"], out["attributions"], derived, runs)
 
 
