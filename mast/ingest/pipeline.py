@@ -85,6 +85,10 @@ POOL_MIN_FILES = 8
 POOL_MIN_BYTES = 64_000_000
 #: Parsed chunks in flight per worker (bounds the memory of results not yet written).
 POOL_WINDOW = 3
+#: Whether parser processes make their rows ready for the store (redacted, cast, the hooks'
+#: rows: :func:`_parse_ready`).  It moves 55 % of the writer's CPU to them at the same total
+#: CPU, and costs ~150 MB per parser process (bench/RESULTS.md, session 5).
+READY = True
 #: Chunks of parsers that make their rows ready (:func:`_parse_ready`) grow to this size,
 #: and this many are in flight per worker.
 READY_CHUNK_BYTES = 16_000_000
@@ -412,7 +416,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     # A job this small is written without pyarrow, whose import would cost more than the job (mast.store.rows).
     lists = sum(p.size for p in small) <= SMALL_JOB_BYTES
     pool = _pool(n, hooks) if n > 0 and small else None
-    ready = pool is not None and not lists  # the parsers hand over rows ready to append
+    ready = READY and pool is not None and not lists  # the parsers hand over rows ready to append
     chunks = _chunks(jobs, ready)
     todo = [[p.path for p in c if not (p.res.skipped or p.res.error)] for c in chunks]
     # Ready chunks are up to 16 times bigger: fewer in flight bound the memory the same way.
@@ -432,7 +436,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
                 while pool and nxt < len(chunks) and len(futures) < window:
                     c = chunks[nxt]
                     if todo[nxt] and not (len(c) == 1 and c[0].size > STREAM_BYTES):
-                        futures[nxt] = pool.submit(_parse_ready, todo[nxt], fmt, system, lim, lists)
+                        futures[nxt] = pool.submit(_parse_ready if ready else _parse_chunk, todo[nxt], fmt, system, lim, lists)
                     nxt += 1
 
             for ci, chunk in enumerate(chunks):

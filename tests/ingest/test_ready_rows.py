@@ -210,3 +210,14 @@ def test_a_group_that_fails_in_the_writer_is_retried_file_by_file_from_ready_row
     s = _ingest(db, paths, workers=2)
     assert not s.errors and len(calls) > 2
     assert _dump(db) == _dump(ref)
+
+
+def test_ready_rows_can_be_turned_off_and_the_writer_redacts_as_before(tmp_path, parsers, monkeypatch):
+    paths = _corpus(tmp_path / "c")
+    ref, db = tmp_path / "ref.duckdb", tmp_path / "db.duckdb"
+    _ingest(ref, paths, workers=2)
+    assert parsers == []
+    monkeypatch.setattr(pipeline, "READY", False)
+    s = _ingest(db, paths, workers=2)
+    assert not s.errors and "steps" in parsers  # the writer ran the catalogue itself
+    assert _dump(db) == _dump(ref)
