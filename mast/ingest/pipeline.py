@@ -436,7 +436,8 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
                 while pool and nxt < len(chunks) and len(futures) < window:
                     c = chunks[nxt]
                     if todo[nxt] and not (len(c) == 1 and c[0].size > STREAM_BYTES):
-                        futures[nxt] = pool.submit(_parse_ready if ready else _parse_chunk, todo[nxt], fmt, system, lim, lists)
+                        parse = _parse_ready if ready else _parse_chunk
+                        futures[nxt] = pool.submit(parse, todo[nxt], fmt, system, lim, lists)
                     nxt += 1
 
             for ci, chunk in enumerate(chunks):
