@@ -233,6 +233,10 @@ def lines(path: Path) -> Iterator[tuple[int, bytes]]:
             yield lineno, strip_bom(raw) if lineno == 1 else raw
 
 
+_JSON_OPENERS = (b"{", b"[")
+_DECODE = json.JSONDecoder().decode  # json.loads' own default decoder, called directly
+
+
 def json_line(path: Path, lineno: int, line: bytes | str) -> Any:
     """One JSON Lines record; a line that does not parse is an error naming file and line.
 
@@ -240,6 +244,10 @@ def json_line(path: Path, lineno: int, line: bytes | str) -> Any:
     the message says so.
     """
     try:
+        if type(line) is bytes and line[:1] in _JSON_OPENERS and line[1:2] not in (b"", b"\x00"):
+            # what json.loads does with such bytes (its encoding sniff says UTF-8), without
+            # the sniff and the call layers: a per-line cost on every JSON Lines file
+            return _DECODE(line.decode("utf-8", "surrogatepass"))
         return json.loads(line)
     except RecursionError:
         raise too_deep(path, f"line {lineno}") from None

@@ -29,10 +29,11 @@ CREWAI_TOOL_FAILURE = "crewai.tool.failure.reason"
 
 def kind_of(s: Span) -> str:
     a = s.attrs
-    oi = str(a.get("openinference.span.kind") or "").upper()
-    ls = str(a.get("langsmith.span.kind") or "").lower()
-    op = str(a.get("gen_ai.operation.name") or "").lower()
-    ag2 = str(a.get("ag2.span.type") or "").lower()
+    # (a missing key, the usual case, skips the str() and case fold)
+    oi = str(a.get("openinference.span.kind") or "").upper() if "openinference.span.kind" in a else ""
+    ls = str(a.get("langsmith.span.kind") or "").lower() if "langsmith.span.kind" in a else ""
+    op = str(a.get("gen_ai.operation.name") or "").lower() if "gen_ai.operation.name" in a else ""
+    ag2 = str(a.get("ag2.span.type") or "").lower() if "ag2.span.type" in a else ""
     if oi == "LLM" or ls in ("llm", "chat") or op in _LLM_OPS or ag2 == "llm" or "llm.request.type" in a:
         return "llm"
     if CREWAI_TOOL_FAILURE in a:
@@ -59,22 +60,29 @@ def _metadata(a: dict) -> dict:
 _LS_META = "langsmith.metadata."
 
 
+#: LangGraph's metadata keys own_agent reads, bare (a JSON ``metadata`` attribute) and
+#: flattened (``langsmith.metadata.*``), made once rather than per span
+_LG_KEYS = tuple(tuple(pre + k for k in ("lc_agent_name", "langgraph_checkpoint_ns", "checkpoint_ns", "langgraph_node"))
+                 for pre in ("", _LS_META))
+
+
 def own_agent(s: Span) -> str | None:
     a = s.attrs
     for k in ("crewai.agent.role", "tool.agent_role"):
         if a.get(k):
             return str(a[k]).strip()
-    md = _metadata(a)
     # LangGraph's metadata: a JSON ``metadata`` attribute, or flattened ``langsmith.metadata.*``
     # keys (looked up directly: scanning every key of every span for the prefix cost more)
-    for pre, src in (("", md), (_LS_META, a)):
+    for (lc, cns, ns2, node), src in zip(_LG_KEYS, (_metadata(a) if "metadata" in a else {}, a)):
+        if not src:
+            continue
         # LangGraph's plumbing nodes (``__start__``, ``ChannelWrite…``) are no agents
-        if src.get(pre + "lc_agent_name"):
-            return agent_name(src[pre + "lc_agent_name"])
-        ns = src.get(pre + "langgraph_checkpoint_ns") or src.get(pre + "checkpoint_ns")
+        if src.get(lc):
+            return agent_name(src[lc])
+        ns = src.get(cns) or src.get(ns2)
         if isinstance(ns, str) and ns:
             return agent_name(ns.split("|", 1)[0].split(":", 1)[0])
-        if is_plumbing(src.get(pre + "langgraph_node")):
+        if is_plumbing(src.get(node)):
             return None
     if a.get("graph.node.id") and str(a.get("openinference.span.kind", "")).upper() == "AGENT":
         return agent_name(str(a["graph.node.id"]).strip())

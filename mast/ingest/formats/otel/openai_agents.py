@@ -83,10 +83,10 @@ def _attrs(sd: dict) -> tuple[str, dict[str, Any]]:
         return f"handoff to {to}", {"openinference.span.kind": "TOOL", "tool.name": f"handoff to {to}",
                                     "input.value": sd.get("from_agent"), "output.value": to}
     # custom (task, turn), guardrail, mcp_tools, speech…: structure only
-    rest = {k: v for k, v in sd.items() if k != "type"}
-    return str(sd.get("name") or t or "span"), {f"openai_agents.{k}": (json.dumps(v, ensure_ascii=False, default=str)
-                                                                       if isinstance(v, (dict, list)) else v)
-                                                for k, v in rest.items()} | {"openai_agents.type": t}
+    # kept as decoded: nothing reads these but by key, so no JSON round trip
+    out = {"openai_agents." + k: v for k, v in sd.items() if k != "type"}
+    out["openai_agents.type"] = t
+    return str(sd.get("name") or t or "span"), out
 
 
 def _error_text(err: Any) -> str | None:
@@ -99,21 +99,21 @@ def _error_text(err: Any) -> str | None:
 
 
 def _span(path: Path, where: str, it: dict) -> Span:
-    missing = [k for k in ("id", "trace_id", "started_at", "span_data") if k not in it]
-    if missing:
+    if not ("id" in it and "trace_id" in it and "started_at" in it and "span_data" in it):
+        missing = [k for k in ("id", "trace_id", "started_at", "span_data") if k not in it]
         raise IngestError(str(path), where, "missing required field(s): " + ", ".join(missing))
     sd = it["span_data"]
     if not isinstance(sd, dict):
         raise IngestError(str(path), where, "span_data is not an object")
     name, attrs = _attrs(sd)
     err = it.get("error")
-    return Span(trace_id=str(it["trace_id"]), span_id=str(it["id"]),
-                parent_id=str(it["parent_id"]) if it.get("parent_id") else None, name=name, kind="INTERNAL",
-                start_ns=_ns(path, where, it["started_at"], "started_at", True),
-                end_ns=_ns(path, where, it.get("ended_at"), "ended_at", False),
-                status="ERROR" if err else "OK", status_msg=_error_text(err),
-                attrs={k: v for k, v in attrs.items() if v is not None}, events=[], links=[], resource={},
-                scope=SCOPE, where=where)
+    parent = it.get("parent_id")
+    # positional, in Span's field order (keywords cost more, per span)
+    return Span(str(it["trace_id"]), str(it["id"]), str(parent) if parent else None, name, "INTERNAL",
+                _ns(path, where, it["started_at"], "started_at", True),
+                _ns(path, where, it.get("ended_at"), "ended_at", False),
+                "ERROR" if err else "OK", _error_text(err) if err is not None else None,
+                {k: v for k, v in attrs.items() if v is not None}, [], [], {}, SCOPE, where)
 
 
 class OpenAIAgentsImporter(DeclineDetects):

@@ -25,6 +25,7 @@ from mast.unionfind import Groups
 _HEX_RX = re.compile(r"^(?:0x)?([0-9a-fA-F]{16}|[0-9a-fA-F]{32})$")
 _KIND = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
 _STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
+_NONE = object()  # a dict.get default no attribute value can be
 
 
 @dataclass(slots=True)
@@ -99,12 +100,18 @@ def _attrs(path: Path, where: str, a: Any) -> dict[str, Any]:
     if isinstance(a, list):
         out = {}
         for kv in a:
-            if not isinstance(kv, dict) or "key" not in kv:
+            if type(kv) is dict and "key" in kv:
+                v = kv.get("value")
+            elif not isinstance(kv, dict) or "key" not in kv:
                 raise IngestError(str(path), where, "attribute without key")
-            v = kv.get("value")
+            else:
+                v = kv.get("value")
             # most attributes are strings: skip the general decoder for them
-            out[kv["key"]] = v["stringValue"] if type(v) is dict and len(v) == 1 and "stringValue" in v \
-                else _any(path, where, v)
+            if type(v) is dict and len(v) == 1:
+                x = v.get("stringValue", _NONE)
+                out[kv["key"]] = x if x is not _NONE else _any(path, where, v)
+            else:
+                out[kv["key"]] = _any(path, where, v)
         return out
     raise IngestError(str(path), where, "attributes are neither a list nor an object")
 
@@ -119,6 +126,12 @@ def _ns(path: Path, where: str, v: Any, what: str, required: bool) -> int | None
     s = str(v)
     if s.isdecimal():  # (isdigit() admits "²", which int() refuses)
         return int(s)
+    if len(s) == 32 and s[19] == "." and s.endswith("+00:00") and s[20:26].isdecimal() and s.isascii():
+        # the SDKs' own ISO form (``2026-12-01T14:10:41.938490+00:00``): the spans of a run
+        # share their seconds, so the second is parsed once and the microseconds by int()
+        sec = _utc_second(s[:19])
+        if sec is not None:
+            return sec * 1_000_000_000 + int(s[20:26]) * 1000
     try:
         d = datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
@@ -126,6 +139,18 @@ def _ns(path: Path, where: str, v: Any, what: str, required: bool) -> int | None
     if d.tzinfo is None:
         d = d.replace(tzinfo=timezone.utc)
     return int(d.timestamp()) * 1_000_000_000 + d.microsecond * 1000
+
+
+@lru_cache(maxsize=4096)
+def _utc_second(text: str) -> int | None:
+    """Epoch seconds of ``YYYY-MM-DDTHH:MM:SS`` in UTC; None when it is no such time or
+    before 1970 (where the general path's truncation of a negative timestamp differs)."""
+    try:
+        d = datetime.fromisoformat(text + "+00:00")
+    except ValueError:
+        return None
+    sec = int(d.timestamp())
+    return sec if sec >= 0 else None
 
 
 #: ``Span.start_ns`` of a span whose start time is unknown (OTLP ``"0"`` or absent): it
@@ -148,27 +173,30 @@ def iso_ns(ns: int | None) -> str | None:
 def _otlp_span(path: Path, where: str, s: Any, resource: dict, scope: str | None) -> Span:
     if not isinstance(s, dict):
         raise IngestError(str(path), where, "expected a span object")
-    for req in ("traceId", "spanId", "name"):
-        if req not in s:
-            raise IngestError(str(path), where, f"missing required field: {req}")
+    if not ("traceId" in s and "spanId" in s and "name" in s):
+        for req in ("traceId", "spanId", "name"):
+            if req not in s:
+                raise IngestError(str(path), where, f"missing required field: {req}")
     attrs = _attrs(path, where, s.get("attributes"))
     st = s.get("status") or {}
     code = st.get("code", 0)
-    status = _STATUS.get(code, str(code).replace("STATUS_CODE_", "")) if isinstance(code, int) else str(code).replace("STATUS_CODE_", "")
+    # (the names looked up first: a default argument would format the code on every span)
+    status = (_STATUS.get(code) if isinstance(code, int) else None) or str(code).replace("STATUS_CODE_", "")
     kind = s.get("kind", 0)
+    kind = (_KIND.get(kind) if isinstance(kind, int) else None) or str(kind).replace("SPAN_KIND_", "")
+    ev, ln = s.get("events"), s.get("links")
     events = [{"name": e.get("name"), "time_ns": _ns(path, where, e.get("timeUnixNano"), "event time", False),
-               "attrs": _attrs(path, where, e.get("attributes"))} for e in s.get("events") or []]
-    links = [(_id(path, where, ln.get("traceId"), "link traceId"), _id(path, where, ln.get("spanId"), "link spanId", False))
-             for ln in s.get("links") or []]
-    return Span(trace_id=_id(path, where, s["traceId"], "traceId"), span_id=_id(path, where, s["spanId"], "spanId"),
-                parent_id=_id(path, where, s.get("parentSpanId"), "parentSpanId", False), name=str(s["name"]),
-                kind=_KIND.get(kind, str(kind).replace("SPAN_KIND_", "")) if isinstance(kind, int) else str(kind).replace("SPAN_KIND_", ""),
+               "attrs": _attrs(path, where, e.get("attributes"))} for e in ev] if ev else []
+    links = [(_id(path, where, x.get("traceId"), "link traceId"), _id(path, where, x.get("spanId"), "link spanId", False))
+             for x in ln] if ln else []
+    # positional, in Span's field order (keywords cost more, per span)
+    return Span(_id(path, where, s["traceId"], "traceId"), _id(path, where, s["spanId"], "spanId"),
+                _id(path, where, s.get("parentSpanId"), "parentSpanId", False), str(s["name"]), kind,
                 # proto3 JSON leaves a zero time out, and some tools write "0" for an unknown
                 # one: a missing value, not a reason to refuse the export
-                start_ns=_ns(path, where, s.get("startTimeUnixNano"), "startTimeUnixNano", False) or UNKNOWN_NS,
-                end_ns=_ns(path, where, s.get("endTimeUnixNano"), "endTimeUnixNano", False),
-                status=status, status_msg=st.get("message") or None, attrs=attrs, events=events, links=links,
-                resource=resource, scope=scope, where=where)
+                _ns(path, where, s.get("startTimeUnixNano"), "startTimeUnixNano", False) or UNKNOWN_NS,
+                _ns(path, where, s.get("endTimeUnixNano"), "endTimeUnixNano", False),
+                status, st.get("message") or None, attrs, events, links, resource, scope, where)
 
 
 def _sdk_span(path: Path, where: str, s: dict) -> Span:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -18,6 +19,7 @@ from mast.ingest.langchain_messages import agent_name, step, transfer_target
 from mast.model import Outcome, StepKind, Trace
 
 
+_START = attrgetter("start_ns")
 _ROLE_RX = re.compile(r"role='([^']+)'")
 # ag2 1.x's TelemetryMiddleware scope; its hub renders a channel message to the model as
 # "[sender]: text", so a task read from a prompt loses that prefix
@@ -62,7 +64,8 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
         else:
             roots.append(s)
     for s in spans:
-        s.children.sort(key=lambda c: c.start_ns)
+        if len(s.children) > 1:
+            s.children.sort(key=_START)
     roots.sort(key=lambda c: c.start_ns)
     kinds = {id(s): kind_of(s) for s in spans}
     owns: dict[int, str | None] = {}  # own_agent per span, each asked once
@@ -121,8 +124,10 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     turns_are_handoffs = framework != "ag2"
     # an agent's run span holds its task as JSON (smolagents: ``{"task": …, "stream": …}``)
     task = (_agent_task(main) if exported and kinds[id(main)] == "agent" else None) or input_text(main)
-    first_task = next((x.attrs["crewai.task.description"] for x in sorted(spans, key=lambda x: x.start_ns)
-                       if x.attrs.get("crewai.task.description")), None)
+    # the earliest span with a task description (min keeps the first of equal times, as a
+    # stable sort would; most traces have none, and sorting all their spans cost more)
+    first_task = min((x for x in spans if x.attrs.get("crewai.task.description")), key=_START, default=None)
+    first_task = first_task.attrs["crewai.task.description"] if first_task is not None else None
     if first_task and main.attrs.get("crewai.crew.inputs") is not None:
         # a crew's task is its first task, as the event importer has it (OpenInference's
         # event mode keeps the template: filled here as CrewAI fills it)
@@ -260,7 +265,8 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
                               span_id=sp.span_id, parent_span_id=sp.parent_id, started_at=iso_ns(sp.start_ns),
                               attributes={"span": sp.name}))
             stack.append((sp, agent_below, True))
-        stack.extend((c, agent_below, None) for c in reversed(sp.children))
+        if sp.children:
+            stack.extend([(c, agent_below, None) for c in reversed(sp.children)])
     for who, tin, tout, first in agent_tokens:  # on the agent's first step of that span
         at = next((x for x in steps[first:] if x.agent == who and x.tokens_in is None and x.tokens_out is None), None)
         if at is not None:
@@ -469,6 +475,8 @@ def _delegate_target(args: Any) -> str | None:
 def _args_text(v: Any) -> str | None:
     if v is None:
         return None
+    if isinstance(v, str) and "sanitize_inputs_outputs" not in v and "\\u" not in v:
+        return v  # no smolagents call in it (not even \u-escaped): not worth decoding
     j = json_maybe(v)
     if isinstance(j, dict) and "sanitize_inputs_outputs" in j and set(j) <= {"args", "kwargs", "sanitize_inputs_outputs"}:
         # smolagents' tool input is the Python call: its arguments are in kwargs (or args)

@@ -1,0 +1,117 @@
+"""The importers' fast paths give what the general code they skip would give.
+
+Each shortcut (SDK ISO times by a cached second, JSON Lines decoded without
+``json.loads``' encoding sniff, step attributes by one reused C JSON encoder) is checked
+against the standard-library call it stands in for, on the values the corpora hold and
+on the edges where a shortcut could go wrong: times before 1970, impossible dates,
+non-ASCII digits, bytes that are no UTF-8, lone surrogates, non-text keys, values only
+``default=str`` can write, and errors (same exception, same message).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from mast.errors import IngestError
+from mast.ingest._util import json_line
+from mast.ingest.formats.otel.spans import _ns
+from mast.store.encode import _JSON, _attrs
+
+P = Path("spans.jsonl")
+
+
+def _general_ns(s: str) -> int:
+    """The general path of ``_ns`` for an ISO time (what the fast path must equal)."""
+    d = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=timezone.utc)
+    return int(d.timestamp()) * 1_000_000_000 + d.microsecond * 1000
+
+
+def _outcome(fn, *a):
+    try:
+        return "ok", fn(*a)
+    except (IngestError, ValueError) as e:
+        return "error", type(e).__name__
+
+
+def test_iso_times_equal_the_general_parse():
+    rng = random.Random(16)
+    times = [datetime.fromtimestamp(rng.randint(0, 4_102_444_800), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+             + f".{rng.randint(0, 999_999):06d}+00:00" for _ in range(2000)]
+    # the same second many times over, as a run's spans have it (the cache's case)
+    times += [f"2026-12-01T14:10:41.{n:06d}+00:00" for n in range(0, 1_000_000, 99_991)]
+    for s in times:
+        assert _ns(P, "line 1", s, "started_at", True) == _general_ns(s), s
+
+
+@pytest.mark.parametrize("s", [
+    "1969-12-31T23:59:59.500000+00:00",  # before 1970: int() of a negative timestamp truncates
+    "1970-01-01T00:00:00.000001+00:00",
+    "2026-02-30T00:00:00.000000+00:00",  # no such day
+    "2026-12-01T14:10:41.9x8490+00:00",
+    "2026-12-01T14:10:41.\u0663\u0663\u0663\u0663\u0663\u0663+00:00"[:32],  # Arabic-Indic digits
+    "2026-12-01T14:10:41.938490+01:00",  # not UTC: the general path's
+    "2026-12-01T14:10:41.938490Z",
+])
+def test_iso_time_edges_equal_the_general_parse(s):
+    got = _outcome(_ns, P, "line 1", s, "started_at", True)
+    want = _outcome(_general_ns, s)
+    assert got[0] == want[0], (s, got, want)
+    if want[0] == "ok":
+        assert got[1] == want[1], s
+
+
+@pytest.mark.parametrize("line", [
+    b'{"a": 1}\n', b'[1, 2]\r\n', b'{"x": "\xc3\xa9"}', b'{"x": "\xed\xa0\x80"}', b'{"s": "\\ud800"}',
+    b'{"x": 1} junk', b'{"x": "\xff"}', b'{', b'{"a": NaN}', b'  {"a": 1}', b'\xef\xbb\xbf{"a": 1}',
+    '{"a": 1}'.encode("utf-16-le"), b"[", b"{}",
+])
+def test_json_lines_decode_as_json_loads(line):
+    try:
+        want = ("ok", json.loads(line))
+    except ValueError:
+        want = ("error", None)
+    try:
+        got = ("ok", json_line(P, 3, line))
+    except IngestError as e:
+        assert "line 3" in str(e) and "spans.jsonl" in str(e)  # names the file and the line
+        got = ("error", None)
+    assert got[0] == want[0], line
+    if want[0] == "ok":
+        assert got[1] == want[1] and type(got[1]) is type(want[1]), line
+
+
+class _Thing:
+    def __str__(self) -> str:
+        return "a thing"
+
+
+@pytest.mark.parametrize("value", [
+    {"line": 5}, {"line": 5, "final": True}, {"span": "agent", "model": "gpt-4o-mini"},
+    {"f": 1.5, "nan": float("nan"), "inf": float("-inf"), "big": 10 ** 30, "none": None},
+    {1: "int key", True: "bool key", None: "none key", 2.5: "float key"},
+    {"text": "é \u2028 \" \\ \n \x00 \ud800 \U0001F600"}, [1, [2, {"x": _Thing()}]], {"t": (1, 2)},
+    {"set": {3}}, {"o": _Thing()}, {}, [], "plain é", 7, None, {"tool_calls": ["a", None]},
+])
+def test_attribute_json_equals_json_dumps(value):
+    want = json.dumps(value, ensure_ascii=False, default=str)
+    assert _JSON(value) == want
+    if isinstance(value, dict) and value:
+        memo: dict = {}
+        assert _attrs(value, memo) == want
+        assert _attrs(dict(value), memo) == want  # a second, equal dict: from the memo if text
+
+
+def test_equal_but_different_attribute_values_are_not_confused():
+    # 1 == True and hash alike: a memo keyed on values alone would give one the other's JSON
+    memo: dict = {}
+    assert _attrs({"x": 1}, memo) == '{"x": 1}'
+    assert _attrs({"x": True}, memo) == '{"x": true}'
+    assert _attrs({"x": "1"}, memo) == '{"x": "1"}'
+    assert _attrs({"x": 1.0}, memo) == '{"x": 1.0}'
