@@ -17,6 +17,9 @@ from mast.cli.options import default_system_option, json_option
               help="TCP port (0: any free port; the one chosen is printed).")
 @click.option("--idle-timeout", "idle", default=30.0, show_default=True, type=click.FloatRange(min=0.0),
               help="Seconds without a new span after which a trace whose root has not ended is stored anyway.")
+@click.option("--horizon", default=900.0, show_default=True, type=click.FloatRange(min=0.0),
+              help="Seconds a stored trace's spans stay staged after its last span, so that late spans and "
+                   "pieces extend it; after that they are removed (a later span starts a trace of its own).")
 @click.option("--max-body", default=16 * 1024 * 1024, show_default=True, type=click.IntRange(min=1024),
               help="Largest request body in bytes, compressed or not (larger: 413).")
 @click.option("--queue", "queue_size", default=64, show_default=True, type=click.IntRange(min=1),
@@ -24,7 +27,7 @@ from mast.cli.options import default_system_option, json_option
 @default_system_option
 @json_option
 @click.pass_obj
-def collect(obj, host, port, idle, max_body, queue_size, default_system, as_json):
+def collect(obj, host, port, idle, horizon, max_body, queue_size, default_system, as_json):
     """Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces) into the store.
 
     Point an exporter at it with OTEL_EXPORTER_OTLP_ENDPOINT=http://HOST:PORT (protobuf
@@ -43,7 +46,14 @@ def collect(obj, host, port, idle, max_body, queue_size, default_system, as_json
         ids = rep.otel_trace_ids
         pieces = f"OTel trace {rep.otel_trace_id}" if len(ids) <= 1 else \
             f"OTel traces {', '.join(ids[:4])}" + (f" and {len(ids) - 4} more" if len(ids) > 4 else "") + " stitched"
-        if rep.error:
+        if rep.copy_of or rep.empty:
+            # as `mast ingest` leaves them out of a file: the same call is a step of that
+            # trace; a span tree with nothing in it (AgentChat's agent construction) is no run
+            why = (f"a copy of an LLM call inside OTel trace {rep.copy_of}" if rep.copy_of
+                   else "no LLM, tool or agent span in it, beside other traces")
+            click.echo(f"dropped {pieces}: {why}"
+                       + (f", removing {', '.join(rep.replaced)}" if rep.replaced else ""), err=True)
+        elif rep.error:
             err.print(f"error: trace {rep.otel_trace_id}"
                       + (f" ({pieces})" if len(rep.otel_trace_ids) > 1 else "") + f": {rep.error}",
                       style="red", highlight=False, markup=False, soft_wrap=True)
@@ -55,7 +65,8 @@ def collect(obj, host, port, idle, max_body, queue_size, default_system, as_json
                           if rep.replaced else ""), err=True)
 
     with Store(obj.db) as store:
-        col = Collector(store, ingest_hooks(obj), idle=idle, system=default_system, on_build=on_build)
+        col = Collector(store, ingest_hooks(obj), idle=idle, system=default_system, on_build=on_build,
+                        horizon=horizon)
         rec = Receiver(col, host, port, max_body=max_body, queue_size=queue_size,
                        log=lambda m: err.print(m, highlight=False, markup=False, soft_wrap=True))
         h, p = rec.address
@@ -75,11 +86,12 @@ def collect(obj, host, port, idle, max_body, queue_size, default_system, as_json
         rec.serve()
     c = col.counters
     summary = {"requests": c.requests, "spans": c.spans, "traces_stored": c.traces_built,
-               "traces_replaced": c.traces_replaced, "labels_replaced": c.labels_replaced, "build_errors": c.build_errors}
+               "traces_replaced": c.traces_replaced, "labels_replaced": c.labels_replaced, "build_errors": c.build_errors,
+               "traces_dropped": c.traces_dropped, "traces_pruned": c.traces_pruned}
     if as_json:
         print_json(summary)
     else:
         err.print(f"stopped: {c.requests} request(s), {c.spans} span(s), {c.traces_built} trace(s) stored "
                   f"(replacing {c.traces_replaced} earlier version(s) and {c.labels_replaced} label(s) of them), "
-                  f"{c.build_errors} could not be built",
+                  f"{c.build_errors} could not be built, {c.traces_dropped} left out as `mast ingest` leaves them",
                   highlight=False, markup=False, soft_wrap=True)

@@ -460,3 +460,28 @@ def m210_run_facts(con: duckdb.DuckDBPyConnection) -> None:
     # Artefacts recorded before this migration know no facts (NULL): they give nothing.
     con.execute("ALTER TABLE run_sources ADD COLUMN facts VARCHAR")
     con.execute("ALTER TABLE run_sources ADD COLUMN inherited VARCHAR")
+
+
+@migration
+def m240_collect_llm_copies(con: duckdb.DuckDBPyConnection) -> None:
+    # `mast collect` drops what `mast ingest` drops: a trace made only of LLM spans that
+    # sits, in time, inside an LLM span of another trace (OpenInference's CrewAI event
+    # mode re-emits every LLM call as a root of its own).  collect_llm holds the LLM spans
+    # of every built OTel trace (end: the start when it has none), collect_traces.llm_only
+    # whether its group is made only of LLM spans, and copy_of the group whose LLM span
+    # holds it when it is such a copy (then it is not stored: stored_trace_id NULL).
+    # empty: the group has no LLM, tool or agent span (nor an AgentChat runtime span);
+    # `mast ingest` leaves such a trace out of a file that holds others (AgentChat's
+    # agent-construction roots), the endpoint when any other group is staged.
+    con.execute(
+        """
+        CREATE TABLE collect_llm (
+            otel_trace_id VARCHAR NOT NULL,
+            start_ns      BIGINT NOT NULL,
+            end_ns        BIGINT NOT NULL
+        )
+        """
+    )
+    con.execute("ALTER TABLE collect_traces ADD COLUMN llm_only BOOLEAN DEFAULT false")
+    con.execute("ALTER TABLE collect_traces ADD COLUMN copy_of VARCHAR")
+    con.execute("ALTER TABLE collect_traces ADD COLUMN empty BOOLEAN DEFAULT false")

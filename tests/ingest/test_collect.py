@@ -531,7 +531,8 @@ def test_spans_staged_before_m170_are_still_built(tmp_path):
             st.execute("INSERT INTO collect_spans (otel_trace_id, span_id, seq, body) VALUES (?, ?, ?, ?)",
                        [tid, format(s.context.span_id, "016x"), i + 1, json.dumps(otlp_json([s]))])
         # (grp: its own group, as m200 leaves the traces staged before it)
-        st.execute("INSERT INTO collect_traces VALUES (?, now(), now(), ?, false, 0, NULL, NULL, ?)",
+        st.execute("INSERT INTO collect_traces (otel_trace_id, first_seen, last_seen, spans, root_ended, built_spans, "
+                   "stored_trace_id, error, grp) VALUES (?, now(), now(), ?, false, 0, NULL, NULL, ?)",
                    [tid, len(children), tid])
         st.execute("UPDATE collect_folded SET seq = ?", [len(children)])
         col = Collector(st)
@@ -734,6 +735,18 @@ def pieces_by_trace(spans) -> list[list]:
     ("otel/split_run.otlp.json", 1),                # 2, joined by a link and a parent in the other trace
     ("openai_agents/openinference.otlp.json", 3),   # 3 runs: nothing ties them, none is merged
     ("smolagents/smolagents_managed.otlp.json", 1),
+    # OpenInference's CrewAI event mode re-emits each LLM call as a trace of its own: dropped
+    ("crewai/research/openinference_events.otlp.json", 1),       # 4 OTel traces, 3 of them copies
+    ("crewai/hierarchical/openinference_events.otlp.json", 1),   # 7, 6 of them copies
+    # AgentChat: 23 OTel traces; its agent-construction roots (nothing happened in them) left out
+    ("autogen/0.7.5/selector/otel.otlp.json", 1),
+    # one trace each, a dialect each: already equal, kept so
+    ("crewai/research/crewai_native.otlp.json", 1),
+    ("crewai/hierarchical/openinference_wrappers.otlp.json", 1),
+    ("otel/genai_legacy.otlp.json", 1),
+    ("ag2/toolfail/otel.otlp.json", 1),
+    ("langgraph/supervisor/openinference.otlp.json", 1),
+    ("langgraph/loop/langsmith_otel.otlp.json", 1),
 ])
 def test_a_run_sent_live_in_pieces_is_stitched_as_ingest_of_the_same_spans(server, tmp_path, mast, db, fixture, traces):
     spans = readable_spans(FW / fixture)
@@ -751,6 +764,58 @@ def test_a_run_sent_live_in_pieces_is_stitched_as_ingest_of_the_same_spans(serve
     live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
     assert len(live) == len(filed) == traces
     assert live == filed
+
+
+def test_crewais_re_emitted_llm_calls_stored_before_their_crew_are_removed_when_it_comes(server, tmp_path, mast, db):
+    """The copies' roots end first (each is a call inside the crew's run), so they can be
+    stored before the crew trace arrives: they go when it is built, as `mast ingest` of
+    the same spans never stores them."""
+    spans = readable_spans(FW / "crewai/research/openinference_events.otlp.json")
+    crew, *calls = sorted(pieces_by_trace(spans), key=len, reverse=True)
+    assert len(calls) == 3 and all(len(c) == 1 for c in calls)
+    srv = server("--json")
+    exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces")
+    for piece in calls:
+        exporter.export(piece)
+    srv.wait_for(r"^stored t1-", n=3)  # the copies, alone: nothing yet says they are copies
+    exporter.export(crew)
+    exporter.shutdown()
+    srv.wait_for(r"^dropped OTel trace .*: a copy of an LLM call inside OTel trace .*, removing t1-", n=3)
+    rc, out, err = srv.stop(signal.SIGINT)
+    assert rc == 0 and "Traceback" not in err, err
+    summary = json.loads(out)
+    assert summary["traces_dropped"] == 3 and summary["traces_stored"] == 4 and summary["traces_replaced"] == 0
+    (tmp_path / "same.otlp.json").write_text(json.dumps(otlp_json(spans)))
+    mast("ingest", tmp_path / "same.otlp.json")
+    live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
+    assert len(live) == 1 and live == filed
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        crew_id = f"{crew[0].context.trace_id:032x}"
+        assert st.fetchall("SELECT copy_of, stored_trace_id IS NULL FROM collect_traces ORDER BY copy_of NULLS LAST") \
+            == [(crew_id, True)] * 3 + [(None, False)]
+
+
+def test_an_agentchat_construction_root_stored_alone_goes_when_the_run_comes(server, tmp_path, mast, db):
+    """AgentChat's `create_agent` roots (nothing happened in them) are left out of a file
+    holding the run; the first one, sent alone to an empty store, is stored (it is all
+    there is), then removed once the run's traces are staged beside it."""
+    spans = readable_spans(FW / "autogen/0.7.5/selector/otel.otlp.json")
+    first, *rest = pieces_by_trace(spans)
+    assert [s.name for s in first] == ["create_agent researcher"]
+    srv = server("--json")
+    exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces")
+    exporter.export(first)
+    srv.wait_for(r"^stored t1-")
+    for piece in rest:
+        exporter.export(piece)
+    exporter.shutdown()
+    srv.wait_for(r"^dropped OTel trace .*: no LLM, tool or agent span in it, beside other traces, removing t1-")
+    rc, out, err = srv.stop(signal.SIGINT)
+    assert rc == 0 and "Traceback" not in err, err
+    (tmp_path / "same.otlp.json").write_text(json.dumps(otlp_json(spans)))
+    mast("ingest", tmp_path / "same.otlp.json")
+    live, filed = steps_of(tmp_path / "collect.duckdb"), steps_of(db)
+    assert len(live) == 1 and live == filed
 
 
 def test_a_late_piece_extends_the_stored_trace_and_its_labels_go(server, tmp_path, mast, db):
@@ -856,3 +921,141 @@ def test_ties_made_in_either_order_and_an_ambiguous_parent_ties_nothing(tmp_path
         assert sorted(map(sorted, groups.values())) == sorted(sorted({s.trace_id for s in g}) for g in filed)
         assert len(groups) == 4
         assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 4  # b's version alone is gone
+
+
+# -- the bound on staged state: settled groups leave the index after the horizon ------------
+
+def _staged_rows(st: Store) -> int:
+    return sum(st.fetchall(f"SELECT count(*) FROM {t}")[0][0]
+               for t in ("collect_spans", "collect_traces", "collect_requests", "collect_llm"))
+
+
+def test_staged_rows_stay_bounded_while_many_more_traces_are_collected(tmp_path):
+    """In-process, on a real store: 60 runs of 6 spans, one request each, built as they
+    complete.  With the horizon at 0 a settled group leaves the index as soon as it is
+    stored, and every run is stored.  Without the bound (horizon None) the rows grow with
+    every run: one request, its spans, one trace row and 2 LLM rows each."""
+    from mast.ingest.collect import Staged, index_request
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    for i in range(60):
+        run_two_agents(provider, task=f"Weather, city {i}?")
+    by_run = pieces_by_trace(mem.get_finished_spans())
+    assert len(by_run) == 60
+
+    def collect(db: Path, horizon: float | None) -> list[int]:
+        with Store(db) as st:
+            col = Collector(st, idle=3600, horizon=horizon)
+            seen = []
+            for run in by_run:
+                body = encode_spans(run).SerializeToString()
+                col.stage([Staged("protobuf", body, *index_request(body))])
+                assert col.build_ready() == 1  # its root ended: built at once
+                seen.append(_staged_rows(st))
+            assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 60
+            return seen
+
+    bounded = collect(tmp_path / "bounded.duckdb", 0)
+    assert max(bounded) == 0  # pruned in the same build_ready
+    # a new run on the emptied index goes on numbering after the fold's mark, not from 0
+    mem.clear()
+    run_two_agents(provider, task="One more city?")
+    with Store(tmp_path / "bounded.duckdb") as st:
+        body = encode_spans(mem.get_finished_spans()).SerializeToString()
+        col = Collector(st, idle=3600, horizon=0)
+        col.stage([Staged("protobuf", body, *index_request(body))])
+        assert col.build_ready() == 1
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 61
+    unbounded = collect(tmp_path / "unbounded.duckdb", None)
+    assert unbounded[-1] == 60 * (1 + len(by_run[0]) + 1 + 2)
+
+
+def test_a_late_piece_within_the_horizon_stitches_and_one_after_it_is_a_trace_of_its_own(tmp_path, mast, db):
+    """The two OTel traces of one run (a link and a parent in the other trace), the second
+    sent after the first was stored: within the horizon they are one trace, as `mast
+    ingest` of the same spans gives; after it (horizon 0) the first trace's spans are gone
+    and the second piece is stored alone, beside the first trace, not replacing it."""
+    from mast.ingest.collect import Staged, index_request
+    spans = readable_spans(FW / "otel/split_run.otlp.json")
+    first, second = pieces_by_trace(spans)
+
+    def collect(path: Path, horizon: float) -> tuple[list[str], list[str]]:
+        with Store(path) as st:
+            col = Collector(st, idle=0, horizon=horizon)
+            stored = []
+            for piece in (first, second):
+                body = encode_spans(piece).SerializeToString()
+                col.stage([Staged("protobuf", body, *index_request(body))])
+                assert col.build_ready() == 1
+                stored.append(sorted(r[0] for r in st.fetchall("SELECT trace_id FROM traces")))
+            return stored
+
+    within = collect(tmp_path / "within.duckdb", 3600)
+    (tmp_path / "same.otlp.json").write_text(json.dumps(otlp_json(spans)))
+    mast("ingest", tmp_path / "same.otlp.json")
+    assert within[1] == [t[0] for t in steps_of(db)]  # one trace, ingest's
+    assert within[0] != within[1]  # the first version was replaced
+    after = collect(tmp_path / "after.duckdb", 0)
+    assert after[0] == within[0] and len(after[1]) == 2 and after[0][0] in after[1]
+    with Store(tmp_path / "after.duckdb", read_only=True) as st:
+        assert _staged_rows(st) == 0
+
+
+def test_the_live_endpoint_prunes_while_the_exporter_sends(server, tmp_path):
+    """The real exporter (4 threads' worth of batches) against `mast collect --horizon 0`:
+    the builder removes settled rows while the writer commits new requests on its own
+    connection; nothing conflicts, every run is stored, nothing stays staged."""
+    srv = server("--horizon", "0", "--json")
+    exporter = OTLPSpanExporter(endpoint=srv.url + "/v1/traces")
+    p = TracerProvider(resource=Resource.create({"service.name": "weather-agents"}))
+    p.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=16, schedule_delay_millis=20))
+    for i in range(40):
+        run_two_agents(p, task=f"Weather, city {i}?")
+        if i % 8 == 7:
+            assert p.force_flush(30_000)
+    assert p.force_flush(30_000)
+    p.shutdown()
+    srv.wait_for(r"^stored t1-", n=40)
+    rc, out, err = srv.stop()
+    assert rc == 0 and "Traceback" not in err and "error" not in err, err
+    summary = json.loads(out)
+    assert summary["spans"] == 240 and summary["traces_stored"] >= 40 and summary["traces_pruned"] >= 40
+    with Store(tmp_path / "collect.duckdb", read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 40
+        assert _staged_rows(st) == 0
+
+
+def test_a_stored_copy_that_grows_in_the_batch_of_its_holder_is_dropped_once(tmp_path):
+    """In-process: a re-emitted call stored alone, then a late span of it staged with the
+    crew trace that holds it: one build, one report saying it was dropped, its old version
+    gone, the crew stored."""
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    from mast.ingest.collect import Staged, index_request
+    spans = readable_spans(FW / "crewai/research/openinference_events.otlp.json")
+    crew, call, *_ = sorted(pieces_by_trace(spans), key=len, reverse=True)
+    [c] = call
+    late = ReadableSpan(name=c.name, context=SpanContext(c.context.trace_id, 0xFEED, is_remote=False,
+                                                         trace_flags=TraceFlags(1)),
+                        parent=c.context, resource=c.resource, attributes=dict(c.attributes),
+                        start_time=c.start_time + 1, end_time=c.end_time - 1, instrumentation_scope=c.instrumentation_scope)
+    with Store(tmp_path / "grow.duckdb") as st:
+        col = Collector(st, idle=0)
+
+        def send(piece):
+            body = encode_spans(piece).SerializeToString()
+            col.stage([Staged("protobuf", body, *index_request(body))])
+
+        send(call)
+        col.build_ready()
+        [(alone,)] = st.fetchall("SELECT trace_id FROM traces")
+        reps = []
+        col.on_build = reps.append
+        send(crew + [late])
+        col.build_ready()
+        tid = f"{c.context.trace_id:032x}"
+        mine = [r for r in reps if tid in r.otel_trace_ids]
+        assert len(mine) == 1 and mine[0].copy_of and mine[0].replaced == [alone] and mine[0].trace_id is None
+        assert alone not in {r[0] for r in st.fetchall("SELECT trace_id FROM traces")}
+        assert col.counters.traces_dropped == 1

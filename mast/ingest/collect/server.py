@@ -11,6 +11,14 @@ ready (:mod:`mast.ingest.collect.staging`) meanwhile: the writer only appends sp
 and the builder never touches them, so their transactions do not conflict, and a request
 never waits for a build.
 
+Acknowledging comes first: building costs ten times the CPU per span of acknowledging,
+and both run under one GIL, so a builder that ran whenever something was ready halved
+the rate the exporter could send at (bench/RESULTS.md).  While requests are arriving
+(one in flight, or one began less than ``BUSY`` seconds ago) the builder waits, and
+builds at least every ``MAX_DEFER`` seconds a small batch (``BUSY_BATCH`` spans), so
+that a sustained stream still has its traces stored; when requests pause it builds full
+batches.  Spans wait committed on disk meanwhile, never in memory.
+
 Answers: 200 with an empty ``ExportTraceServiceResponse`` (protobuf, or ``{}`` for
 JSON); 400 with a ``google.rpc.Status`` (protobuf) or ``{"code", "message"}`` (JSON)
 whose message says what is wrong without echoing the body; 404, 405, 408 (a body that
@@ -26,6 +34,7 @@ import json
 import queue
 import sys
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,6 +46,12 @@ from mast.ingest.collect.staging import Collector, Staged, index_json
 
 #: default limit on a request body, compressed and decompressed (the Collector's default is 4 MiB per gRPC message)
 MAX_BODY = 16 * 1024 * 1024
+#: the builder's yielding to requests (see above): seconds since the last request began
+#: that count as busy, the longest a ready trace waits for a build while busy, and the
+#: spans of a build batch while busy
+BUSY = 1.0
+MAX_DEFER = 5.0
+BUSY_BATCH = 2_000
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
@@ -106,6 +121,11 @@ class Receiver:
         #: set once every request thread has finished: the writer may then stop
         self._handlers_done = threading.Event()
         self.fatal: BaseException | None = None
+        #: requests between their body read and their answer, and when the last began
+        #: (monotonic): the builder waits while they come
+        self._inflight = 0
+        self._last_post = 0.0
+        self._busy_lock = threading.Lock()
         self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
         # request threads are joined on close, so a request in flight is finished
         self.httpd.daemon_threads = False
@@ -155,9 +175,17 @@ class Receiver:
         """Build ready traces on the store's own connection (the writer commits on
         another) until the writer has finished; then those whose root has ended."""
         col = self.collector
+        built_at = time.monotonic()
         try:
             while not self._writer_done.is_set() and not self.hurry.is_set():
-                if not col.build_ready():
+                now = time.monotonic()
+                busy = self._inflight > 0 or now - self._last_post < BUSY
+                if busy and now - built_at < MAX_DEFER:
+                    self._writer_done.wait(0.05)
+                    continue
+                built = col.build_ready(spans=BUSY_BATCH if busy else None)
+                built_at = time.monotonic()
+                if not built:
                     self._writer_done.wait(self.tick)
             while not self.hurry.is_set() and col.build_ready(final=True):
                 pass
@@ -257,6 +285,16 @@ class Receiver:
                     self._fail(500, "internal error", False, close=True)
 
             def _post(self):
+                with rec._busy_lock:
+                    rec._inflight += 1
+                    rec._last_post = time.monotonic()
+                try:
+                    self._post_body()
+                finally:
+                    with rec._busy_lock:
+                        rec._inflight -= 1
+
+            def _post_body(self):
                 ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
                 as_json = ctype == JSON
                 if self.path.split("?")[0] != "/v1/traces":

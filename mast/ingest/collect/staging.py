@@ -21,7 +21,10 @@ group that grows after it was built (late spans, or a late piece stitched to it)
 again; the new version, whose content hash differs, replaces the old ones in the same
 transaction (:meth:`Store.delete_traces`: their steps, labels and derived rows go with
 them, and the labels are counted), and ``collect_traces.stored_trace_id`` follows it.
-Staged spans are kept, so a later span can always rebuild the whole group.
+Staged spans are kept for ``horizon`` seconds after a group's last span
+(:mod:`~mast.ingest.collect.retention`), so a late span within it rebuilds the whole
+group; after it, the group's rows go, and what the index and each fold scan is bounded
+by the spans of the last ``horizon`` seconds, not by everything collected.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import pyarrow as pa
 
 from mast.errors import IngestError, MastError
+from mast.ingest.collect import copies
+from mast.ingest.collect.retention import prune
 from mast.ingest.collect.proto import Index, decode_request, request_spans
 # _id, _attrs: the file importer's rules for ids (hex or base64, 8/16 bytes) and
 # attributes, so that both read them alike
@@ -51,6 +56,8 @@ SOURCE_PREFIX = "otlp:"
 #: spans built and stored per transaction, at most (one group, however big, always fits):
 #: the write's and the rule features' fixed costs are paid per batch
 BATCH_SPANS = 20_000
+#: seconds a settled group's staged spans are kept for late spans and pieces (retention.py)
+HORIZON = 900.0
 #: request bodies read from the store per query while building
 _BODIES_AT_ONCE = 16
 
@@ -89,6 +96,12 @@ class BuildReport:
     #: annotations and attributions of the replaced versions, gone with them (as re-ingest)
     labels_replaced: int = 0
     otel_trace_ids: list[str] = field(default_factory=list)
+    #: not stored: a copy of an LLM call that this group's LLM span holds (as ``mast ingest``
+    #: drops it); ``replaced`` then lists the versions stored before that was known
+    copy_of: str | None = None
+    #: not stored: nothing happened in it (no LLM, tool or agent span) and other groups are
+    #: staged, as ``mast ingest`` leaves such a trace out of a file holding others
+    empty: bool = False
 
 
 @dataclass
@@ -99,6 +112,10 @@ class Counters:
     traces_replaced: int = 0
     labels_replaced: int = 0
     build_errors: int = 0
+    #: built but not stored, as ``mast ingest`` leaves them out (copies, nothing happened)
+    traces_dropped: int = 0
+    #: OTel traces whose staged spans were removed after the horizon
+    traces_pruned: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -195,17 +212,23 @@ class Collector:
 
     def __init__(self, store: Store, hooks: Sequence[WriteHook] = (), idle: float = 30.0,
                  system: str | None = None, on_build: Callable[[BuildReport], None] | None = None,
-                 batch_spans: int = BATCH_SPANS):
+                 batch_spans: int = BATCH_SPANS, horizon: float | None = HORIZON):
         self.store = store
         self.hooks = list(hooks)
         self.idle = idle
         self.system = system
         self.on_build = on_build
         self.batch_spans = batch_spans
+        #: None: keep every staged span (the bound off)
+        self.horizon = horizon
         self.counters = Counters()
         #: the connection requests are committed on (the builder's own, unless split)
         self._stager: Store = store
-        row = store.fetchall("SELECT coalesce(max(seq), 0), coalesce(max(req), 0) FROM collect_spans")
+        # the fold's mark too: every span below it may have been pruned, and a seq given
+        # again below the mark would never be folded
+        row = store.fetchall("SELECT greatest((SELECT coalesce(max(seq), 0) FROM collect_spans), "
+                             "(SELECT max(seq) FROM collect_folded)), "
+                             "(SELECT coalesce(max(req), 0) FROM collect_requests)")
         self._seq, self._req = int(row[0][0]), int(row[0][1])
 
     def open_stager(self) -> None:
@@ -261,7 +284,8 @@ class Collector:
         now = _now()
         with st.transaction():
             st.execute(
-                "INSERT INTO collect_traces SELECT otel_trace_id, ?, ?, count(*), bool_or(coalesce(root_ended, false)), "
+                "INSERT INTO collect_traces (otel_trace_id, first_seen, last_seen, spans, root_ended, built_spans, "
+                "stored_trace_id, error, grp) SELECT otel_trace_id, ?, ?, count(*), bool_or(coalesce(root_ended, false)), "
                 "0, NULL, NULL, otel_trace_id FROM collect_spans WHERE seq > ? AND seq <= ? GROUP BY otel_trace_id "
                 "ON CONFLICT (otel_trace_id) DO UPDATE SET last_seen = excluded.last_seen, "
                 "spans = collect_traces.spans + excluded.spans, "
@@ -317,7 +341,7 @@ class Collector:
             with st.registered("_mast_collect_grp", tb):
                 st.execute("UPDATE collect_traces SET grp = m.new FROM _mast_collect_grp m WHERE collect_traces.grp = m.old")
 
-    def ready(self, limit: int, final: bool = False) -> list[str]:
+    def ready(self, limit: int, final: bool = False, spans: int | None = None) -> list[str]:
         """Groups (named by their smallest OTel trace id) ready to build, oldest first,
         after a :meth:`fold`: at most ``limit``, and no more than ``batch_spans`` spans
         (at least one group).  A group is ready when it has spans its stored version has
@@ -336,7 +360,7 @@ class Collector:
             f"ORDER BY max(last_seen), grp LIMIT {int(limit)}", params)
         out, total = [], 0
         for g, n in rows:
-            if out and total + n > self.batch_spans:
+            if out and total + n > (spans or self.batch_spans):
                 break
             out.append(g)
             total += n
@@ -379,6 +403,9 @@ class Collector:
             [ids]))
         spans, errors = self._load_spans(ids)
         reports, traces, failed = [], [], []
+        llm: list[tuple[str, int, int]] = []
+        only: dict[str, tuple[int, int]] = {}  # LLM-only groups: first start, last end
+        empty: set[str] = set()  # groups in which nothing happened
         for g in names:
             mem = members[g]
             rep = BuildReport(g, None, [], sum(staged.get(t, 0) for t in mem), 0, otel_trace_ids=mem)
@@ -398,49 +425,95 @@ class Collector:
                 failed.append(rep)
                 continue
             traces.append((rep, trace))
+            rows, llm_only = copies.llm_spans(group)
+            llm += rows
+            if llm_only:
+                only[g] = (min(s.start_ns for s in group), max(s.end_ns or s.start_ns for s in group))
+            elif copies.nothing_happened(group):
+                empty.add(g)
         with st.transaction():
             if failed:
                 self._mark([(t, staged.get(t, 0), None) for r in failed for t in r.otel_trace_ids],
                            {t: r.error for r in failed for t in r.otel_trace_ids})
+            copies.record(st, [m for r, _ in traces for m in r.otel_trace_ids], llm,
+                          {m: (r.otel_trace_id in only, r.otel_trace_id in empty)
+                           for r, _ in traces for m in r.otel_trace_ids})
+            copy_of = copies.copies_in(st, only)
+            beside = copies.empty_beside_others(st, sorted(empty))
+            dropped = [r for r, _ in traces if r.otel_trace_id in copy_of or r.otel_trace_id in beside]
+            for r in dropped:
+                r.copy_of = copy_of.get(r.otel_trace_id)
+                r.empty = r.otel_trace_id in beside
+            traces = [(r, t) for r, t in traces if r.copy_of is None and not r.empty]
+            # copies stored before the trace holding them was, and groups in which nothing
+            # happened stored while alone: removed as a replaced version is
+            late: dict[str, str | None] = dict(copies.earlier_copies(st, [r.otel_trace_id for r, _ in traces],
+                                                                     [r.otel_trace_id for r in reports]))
+            for g in copies.earlier_empties(st, [r.otel_trace_id for r in reports]):
+                late.setdefault(g, None)
+            by_grp: dict[str, BuildReport] = {}
+            for g, m, old, built in st.fetchall(
+                    "SELECT grp, otel_trace_id, stored_trace_id, built_spans FROM collect_traces "
+                    "WHERE grp IN (SELECT unnest(?)) ORDER BY otel_trace_id", [list(late)]):
+                if g not in by_grp:
+                    by_grp[g] = BuildReport(g, None, [], 0, 0, copy_of=late[g], empty=late[g] is None)
+                    dropped.append(by_grp[g])
+                    reports.append(by_grp[g])
+                r = by_grp[g]
+                r.otel_trace_ids.append(m)
+                r.spans += built
+                staged[m] = built  # what was built stays counted: only a new span makes it ready again
+                if old:
+                    olds[m] = old
             new_ids = {t.trace_id for _, t in traces}
             gone_of = {r.otel_trace_id: sorted({olds[t] for t in r.otel_trace_ids if t in olds} - new_ids)
-                       for r, _ in traces}
+                       for r in [*(r for r, _ in traces), *dropped]}
             gone = sorted({g for v in gone_of.values() for g in v})
             if gone:
                 # an old version another OTel trace still points at (same content) stays
                 used = {r[0] for r in st.fetchall(
                     "SELECT stored_trace_id FROM collect_traces WHERE stored_trace_id IN (SELECT unnest(?)) "
-                    "AND otel_trace_id NOT IN (SELECT unnest(?))", [gone, ids])}
+                    "AND otel_trace_id NOT IN (SELECT unnest(?))",
+                    [gone, ids + [m for r in by_grp.values() for m in r.otel_trace_ids]])}
                 gone = [g for g in gone if g not in used]
                 labels = dict(st.fetchall(
                     "SELECT trace_id, count(*) FROM (SELECT trace_id FROM annotations WHERE trace_id IN (SELECT unnest(?)) "
                     "UNION ALL SELECT trace_id FROM attributions WHERE trace_id IN (SELECT unnest(?))) GROUP BY 1",
                     [gone, gone]))
                 st.delete_traces(gone)
-                for r, _ in traces:
+                for r in [*(r for r, _ in traces), *dropped]:
                     r.replaced = [g for g in gone_of[r.otel_trace_id] if g in gone]
                     r.labels_replaced = sum(labels.get(g, 0) for g in r.replaced)
             if traces:
                 st.write_traces([t for _, t in traces], self.hooks)
-                self._mark([(m, staged.get(m, 0), t.trace_id) for r, t in traces for m in r.otel_trace_ids], {})
+            self._mark([(m, staged.get(m, 0), t.trace_id) for r, t in traces for m in r.otel_trace_ids]
+                       + [(m, staged.get(m, 0), None) for r in dropped for m in r.otel_trace_ids], {},
+                       {m: r.copy_of for r in dropped for m in r.otel_trace_ids})
         for rep, t in traces:
             rep.trace_id, rep.steps = t.trace_id, len(t.steps)
         c = self.counters
         c.traces_built += len(traces)
         c.traces_replaced += sum(len(r.replaced) for r, _ in traces)
-        c.labels_replaced += sum(r.labels_replaced for r, _ in traces)
+        c.labels_replaced += sum(r.labels_replaced for r in reports if r.error is None)
         c.build_errors += len(failed)
+        c.traces_dropped += len(dropped)
         for rep in reports:
             self._report(rep)
         return reports
 
-    def _mark(self, rows: list[tuple[str, int, str | None]], errors: dict[str, str]) -> None:
+    def _mark(self, rows: list[tuple[str, int, str | None]], errors: dict[str, str],
+              copy_of: dict[str, str | None] | None = None) -> None:
         """Record what each OTel trace was built into: ``(otel trace id, spans built,
-        stored trace id)``, with the error for those that could not be."""
+        stored trace id)``, with the error for those that could not be, and for a copy
+        of an LLM call (not stored) the group that holds it."""
+        if not rows:
+            return
+        copy_of = copy_of or {}
         tb = pa.table({"otel_trace_id": pa.array([r[0] for r in rows], pa.string()),
                        "built": pa.array([r[1] for r in rows], pa.int32()),
                        "tid": pa.array([r[2] for r in rows], pa.string()),
-                       "error": pa.array([errors.get(r[0]) for r in rows], pa.string())})
+                       "error": pa.array([errors.get(r[0]) for r in rows], pa.string()),
+                       "copy_of": pa.array([copy_of.get(r[0]) for r in rows], pa.string())})
         with self.store.registered("_mast_collect_built", tb):
             if errors:  # a failed build keeps the stored version, if any
                 self.store.execute(
@@ -448,8 +521,8 @@ class Collector:
                     "FROM _mast_collect_built b WHERE collect_traces.otel_trace_id = b.otel_trace_id")
             else:
                 self.store.execute(
-                    "UPDATE collect_traces SET built_spans = b.built, stored_trace_id = b.tid, error = NULL "
-                    "FROM _mast_collect_built b WHERE collect_traces.otel_trace_id = b.otel_trace_id")
+                    "UPDATE collect_traces SET built_spans = b.built, stored_trace_id = b.tid, error = NULL, "
+                    "copy_of = b.copy_of FROM _mast_collect_built b WHERE collect_traces.otel_trace_id = b.otel_trace_id")
 
     def _load_spans(self, ids: Sequence[str]) -> tuple[dict[str, dict[str, Span]], dict[str, Exception]]:
         """The staged spans of these traces (by span id: a span sent twice, by a retried
@@ -505,10 +578,12 @@ class Collector:
                         spans[tid][sp.span_id] = sp
         return spans, errors
 
-    def build_ready(self, limit: int = 4096, final: bool = False) -> int:
-        """Build what is ready (at most ``limit`` groups, ``batch_spans`` spans); the number of groups."""
-        groups = self.ready(limit, final)
+    def build_ready(self, limit: int = 4096, final: bool = False, spans: int | None = None) -> int:
+        """Build what is ready (at most ``limit`` groups, ``spans`` or ``batch_spans`` spans); the number of groups."""
+        groups = self.ready(limit, final, spans)
         self.build_many(groups)
+        if self.horizon is not None:
+            self.counters.traces_pruned += prune(self.store, self.horizon, _now()).traces
         return len(groups)
 
     def _report(self, rep: BuildReport) -> None:
