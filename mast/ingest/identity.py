@@ -329,6 +329,8 @@ def without(parts: Sequence["TraceTables | RowTables"], sizes: Sequence[int],
 
 
 def _rows_kept(t: "TraceTables | RowTables", keep: list[bool], rows: list[int]):
+    if hasattr(t, "kept"):  # rows a parser made ready (mast.store.ready): they renumber their own
+        return t.kept(keep)
     if isinstance(t, RowTables):  # a small job's lists (no pyarrow loaded)
         sel = {i for i, k in enumerate(keep) if k}
         subs = []

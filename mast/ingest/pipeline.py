@@ -25,23 +25,21 @@ Contract:
   spells them (``\\xNN`` escapes), so a rerun recognises the file.
 
 Speed (see bench/README.md): parsing runs in up to :data:`MAX_WORKERS` worker processes
-when there is enough work, and a single writer (this process) owns the DuckDB connection;
-with parser processes, a full group is committed on a writer thread while the next one is
+when there is enough work (:mod:`mast.ingest.workers`), and a single writer (this process)
+owns the DuckDB connection.  The parser processes also make their rows ready for the store
+(redacted, cast, the hooks' rows computed: :mod:`mast.store.ready`), so that the writer only
+appends and commits; a full group is committed on a writer thread while the next one is
 gathered (DuckDB runs without the GIL), one group in flight at a time.  Memory stays bounded
-whatever the corpus size: at most ``workers * POOL_WINDOW`` parsed chunks in flight, two
-groups of :data:`mast.ingest.writer.GROUP_BYTES` (one being committed, one gathered), and
-one batch of a streamed file.
+whatever the corpus size: at most ``workers * READY_WINDOW`` ready chunks of up to
+:data:`READY_CHUNK_BYTES` in flight (``workers * POOL_WINDOW`` chunks of lists for a small
+job), two groups of :data:`mast.ingest.writer.GROUP_BYTES` (one being committed, one
+gathered), and one batch of a streamed file.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import signal
-import threading
-import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,12 +54,14 @@ from mast.ingest.writer import _GroupWriter, _Parsed, _Pending, _Stop
 from mast.ingest.faults import (INGEST_MEMORY_DEFAULT, IngestLimits, check_sizes, contained, encode_files,
                                 encode_safely, file_error, fix_source_path)
 from mast.model import Trace
+from mast.ingest.workers import WORKER, _pool, _ready
 from mast.store import Store, WriteHook
+from mast.store.ready import ReadyTables
 from mast.store.rows import SMALL_JOB_BYTES
 from mast.settings import current as current_settings
 
 if TYPE_CHECKING:
-    from mast.store import TraceTables
+    from mast.store.encode import TraceTables
 
 #: Suffixes picked up when walking a folder (explicit file arguments are always tried).
 TRACE_SUFFIXES = {".json", ".jsonl", ".ndjson", ".txt", ".log", ".db", ".sqlite", ".sqlite3"}
@@ -83,8 +83,17 @@ INGEST_CHECKPOINT = "128MB"
 MAX_WORKERS = 2
 POOL_MIN_FILES = 8
 POOL_MIN_BYTES = 64_000_000
-#: Parsed files in flight per worker (bounds the memory of results not yet written).
+#: Parsed chunks in flight per worker (bounds the memory of results not yet written).
 POOL_WINDOW = 3
+#: Whether parser processes make their rows ready for the store (redacted, cast, the hooks'
+#: rows: :func:`_parse_ready`).  It moves 55 % of the writer's CPU to them at the same total
+#: CPU, and costs ~150 MB per parser process (bench/RESULTS.md, session 5).
+READY = True
+#: Chunks of parsers that make their rows ready (:func:`_parse_ready`) grow to this size,
+#: and this many are in flight per worker.
+READY_CHUNK_BYTES = 16_000_000
+READY_CHUNK_FILES = 1024
+READY_WINDOW = 1
 
 
 def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -272,6 +281,57 @@ def _parse_chunk(paths: list[Path], fmt: str, system: str | None, lim: IngestLim
     return out
 
 
+def _parse_ready(paths: list[Path], fmt: str, system: str | None, lim: IngestLimits | None = None,
+                 small: bool = False) -> _Chunk:
+    """:func:`_parse_chunk` in a parser process, then made ready for the store: redacted,
+    cast, the hooks' rows computed, by the writer's own statements on an in-memory store
+    (:mod:`mast.store.ready`), so that the writer only appends and commits.
+
+    The chunk (up to :data:`READY_CHUNK_BYTES`) is parsed :data:`CHUNK_BYTES` at a time, so
+    the parse holds no more decoded files than before, and made ready as one batch: a
+    statement's regexes (DuckDB builds their automata afresh for each statement) cost
+    0.23 s per MB on batches of 1 MB against 0.05 s on 16 MB (bench/RESULTS.md)."""
+    if small or "hooks" not in WORKER:
+        return _parse_chunk(paths, fmt, system, lim, small)  # a small job's lists: written as they are
+    out = _Chunk([], [])
+    for part in _sub_chunks(paths):
+        got = _parse_chunk(part, fmt, system, lim, small)
+        for f in got.files:
+            if f.segment is not None:
+                f.segment += len(out.segments)
+        out.files += got.files
+        out.segments += got.segments
+        if got.files and isinstance(got.files[-1].error, IngestAborted):
+            break
+    if out.segments:
+        whole = _ready(type(out.segments[0]).concat(out.segments))  # Arrow: no import here
+        if isinstance(whole, ReadyTables):
+            # One segment for the chunk, its files in order (the writer takes each file's
+            # traces from it by offset, across the bad files between them): slices of it
+            # would each pickle the whole table's buffers.
+            out.segments = [whole]
+            for f in out.files:
+                if f.segment is not None:
+                    f.segment = 0
+    return out
+
+
+def _sub_chunks(paths: list[Path]) -> Iterator[list[Path]]:
+    cur: list[Path] = []
+    size = 0
+    for p in paths:
+        try:
+            size += p.stat().st_size
+        except OSError:
+            pass  # its parse reports it
+        cur.append(p)
+        if size >= CHUNK_BYTES or len(cur) >= CHUNK_FILES:
+            yield cur
+            cur, size = [], 0
+    if cur:
+        yield cur
+
+
 def _workers(n_files: int, n_bytes: int) -> int:
     """Parser processes to start: none for small jobs (start-up costs more than it saves)."""
     env = (current_settings().ingest_workers or "").strip()
@@ -282,47 +342,23 @@ def _workers(n_files: int, n_bytes: int) -> int:
     return min(MAX_WORKERS, os.cpu_count() or 1)
 
 
-def _pool(workers: int):
-    # forkserver: the parent holds a DuckDB connection and its threads, which must not be
-    # forked; preloading this module (instead of __main__) keeps worker start-up cheap and
-    # never re-runs the CLI's entry point.
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["mast.ingest.pipeline"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                               initargs=(os.getpid(),))
+def _chunks(jobs: list[_Pending], ready: bool = False) -> list[list[_Pending]]:
+    """Consecutive small files (and skipped ones between them), a few MB per chunk; big files alone.
 
-
-def _worker_init(writer_pid: int) -> None:
-    # Ctrl-C reaches the whole process group: the parent stops the ingest (committed
-    # groups stay); workers just end with it instead of printing their own tracebacks.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    # A worker waits on a queue whose write end it holds itself, so it would outlive a
-    # writer killed with SIGKILL forever (with the fork server as its parent, it is not
-    # even orphaned): leave as soon as the writer is gone.
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            try:
-                os.kill(writer_pid, 0)
-            except ProcessLookupError:
-                os._exit(0)
-            except PermissionError:
-                pass  # the pid exists (reused by another user's process: rare; keep going)
-
-    threading.Thread(target=watch, daemon=True, name="mast-writer-watch").start()
-
-
-def _chunks(jobs: list[_Pending]) -> list[list[_Pending]]:
-    """Consecutive small files (and skipped ones between them), a few MB per chunk; big files alone."""
+    ``ready``: chunks for parsers that make their rows ready (:func:`_parse_ready`): they
+    grow fourfold from :data:`CHUNK_BYTES` to :data:`READY_CHUNK_BYTES`, so the first files
+    are stored soon and the later batches are big enough for the regexes to pay."""
     out: list[list[_Pending]] = []
     cur: list[_Pending] = []
     size = 0
+    limit, files = CHUNK_BYTES, CHUNK_FILES
     for p in jobs:
         big = not p.res.skipped and p.size > STREAM_BYTES
-        if cur and (big or size >= CHUNK_BYTES or len(cur) >= CHUNK_FILES):
+        if cur and (big or size >= limit or len(cur) >= files):
             out.append(cur)
             cur, size = [], 0
+            if ready:
+                limit, files = min(READY_CHUNK_BYTES, limit * 4), min(READY_CHUNK_FILES, files * 4)
         if big:
             out.append([p])
             continue
@@ -375,13 +411,16 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
             p.res.skipped = True
         seen.add(key)
         jobs.append(p)
-    chunks = _chunks(jobs)
-    todo = [[p.path for p in c if not (p.res.skipped or p.res.error)] for c in chunks]
     small = [p for p in jobs if not (p.res.skipped or p.res.error) and p.size <= STREAM_BYTES]
     n = _workers(len(small), sum(p.size for p in small)) if workers is None else workers
     # A job this small is written without pyarrow, whose import would cost more than the job (mast.store.rows).
     lists = sum(p.size for p in small) <= SMALL_JOB_BYTES
-    pool = _pool(n) if n > 0 and small else None
+    pool = _pool(n, hooks) if n > 0 and small else None
+    ready = READY and pool is not None and not lists  # the parsers hand over rows ready to append
+    chunks = _chunks(jobs, ready)
+    todo = [[p.path for p in c if not (p.res.skipped or p.res.error)] for c in chunks]
+    # Ready chunks are up to 16 times bigger: fewer in flight bound the memory the same way.
+    window = n * (READY_WINDOW if ready else POOL_WINDOW)
     futures: dict[int, object] = {}
     # With parser processes, a full group is committed by a writer thread while the next is
     # gathered.  Not without: the parse in this process and the group's write would then
@@ -394,10 +433,11 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
 
             def feed() -> None:
                 nonlocal nxt
-                while pool and nxt < len(chunks) and len(futures) < n * POOL_WINDOW:
+                while pool and nxt < len(chunks) and len(futures) < window:
                     c = chunks[nxt]
                     if todo[nxt] and not (len(c) == 1 and c[0].size > STREAM_BYTES):
-                        futures[nxt] = pool.submit(_parse_chunk, todo[nxt], fmt, system, lim, lists)
+                        parse = _parse_ready if ready else _parse_chunk
+                        futures[nxt] = pool.submit(parse, todo[nxt], fmt, system, lim, lists)
                     nxt += 1
 
             for ci, chunk in enumerate(chunks):

@@ -18,6 +18,13 @@ Contract of a hook:
   through :class:`Store` methods; an error it raises fails the batch (and so the file).
   It may be called on a thread other than the one that started the ingest (the ingest's
   writer thread), never on two batches at once.
+- ``rows(store, batch)`` (optional): a SELECT per table of ``tables`` giving the batch's
+  rows, over the relations ``batch`` names (each with ``trace_id``), or None when there is
+  nothing to compute.  A hook that has it can run in the parser processes: they run these
+  SELECTs on an in-memory store of their own over the batch as it will be stored
+  (:mod:`mast.store.ready`), and the writer only appends the rows.  ``on_write`` should
+  then insert exactly these rows, so the store holds the same wherever they were made; a
+  hook is pickled to the parser processes once per ingest.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ planning hundreds of regex calls for a file of a few KB.
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from typing import Any, Sequence
 
 from mast.model import SCHEMA_VERSION
 from mast.redact import sql_hinted, sql_markers, sql_matched, sql_redact
@@ -28,17 +28,20 @@ def _redacted(col: str) -> str:
 
 
 def _select(columns: Sequence[tuple[str, str]], redacted: Sequence[str], count: bool,
-            scanned: frozenset[str] | None = None) -> str:
+            scanned: frozenset[str] | None = None, seq: bool = False) -> str:
     """``INSERT ... BY NAME`` body: ``columns`` are (name, expression over the batch), where a
     redacted column ``c`` is read as ``_r_c``; with ``count``, also ``redactions``: the
     markers the catalogue added to this row (mast.redact: one per secret).
 
     ``scanned``: the redacted columns that get the catalogue's chain (None: all).  Any other
     is one where no value of the batch holds a hint (or every value is NULL), so the chain
-    would give every value back unchanged: it is read as it is and adds no marker."""
+    would give every value back unchanged: it is read as it is and adds no marker.
+
+    ``seq``: the batch's ``_seq`` (the row of a step's or label's trace) is kept, first, for
+    rows made ready in a parser process (:mod:`mast.store.ready`)."""
     chained = [c for c in redacted if scanned is None or c in scanned]
     inner = ", ".join(f"{_redacted(c) if c in chained else c} AS _r_{c}" for c in redacted)
-    cols = [f"{expr} AS {name}" for name, expr in columns]
+    cols = (["_seq"] if seq else []) + [f"{expr} AS {name}" for name, expr in columns]
     if count:
         cols.append("(" + " + ".join(["0"] + [f"({sql_markers('_r_' + c)} - {sql_markers(c)})" for c in chained])
                     + ")::INTEGER AS redactions")
@@ -92,10 +95,25 @@ PRECHECK_BYTES = 1_000_000
 
 
 @functools.lru_cache(maxsize=None)
-def insert_sql(table: str, scanned: frozenset[str] | None) -> str:
+def insert_sql(table: str, scanned: frozenset[str] | None, seq: bool = False) -> str:
     """The INSERT body of ``table`` from the registered batch ``{src}`` (see :func:`_select`)."""
     columns, redacted, count, _ = _COLUMNS[table]
-    return _select(columns, redacted, count, scanned)
+    return _select(columns, redacted, count, scanned, seq)
+
+
+def statement(con: Any, table: str, rows: Any, name: str, seq: bool = False) -> str:
+    """The body for encoded ``rows`` of ``table`` attached as ``name``: a SELECT of the rows
+    as stored (redacted, cast), for the store's INSERT or a parser's ready rows alike.
+
+    A batch up to :data:`PRECHECK_BYTES` is checked for hints first (one statement on
+    ``con``), so that the chain is planned only for the columns where a value holds one."""
+    cols = redacted_columns(table)
+    if rows.nbytes <= PRECHECK_BYTES:
+        [(hinted,)] = con.execute(hint_check_sql(table).replace("{src}", name)).fetchall()
+        scanned = frozenset(c for c, h in zip(cols, hinted) if h)
+    else:  # a column NULL in every row holds no hint either (Arrow counts nulls for free)
+        scanned = frozenset(c for c in cols if rows.column(c).null_count < rows.num_rows)
+    return insert_sql(table, scanned, seq).replace("{src}", name)
 
 
 @functools.lru_cache(maxsize=None)
@@ -118,3 +136,8 @@ def redacted_columns(table: str) -> tuple[str, ...]:
 def takes_time(table: str) -> bool:
     """Whether the INSERT of ``table`` takes the write time as its one parameter."""
     return _COLUMNS[table][3]
+
+
+def time_column(table: str) -> str | None:
+    """The column of ``table`` that holds the write time (None: it has none)."""
+    return next((name for name, expr in _COLUMNS[table][0] if expr == "?"), None)

@@ -20,6 +20,8 @@ Contract:
   statement carries the redaction chain only for the columns where a value holds one).
 - The store knows nothing of what is derived from traces: a caller passes write hooks
   (:mod:`mast.store.hooks`) that run in the transaction of each batch.
+- A batch may also come ready (:mod:`mast.store.ready`): redacted, cast and with the
+  hooks' rows, made by the same statements in an ingest's parser process; it is appended.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import duckdb
 from mast.errors import MastError, StoreError, StoreFull, StoreInUse, StoreMissing, StoreOutOfMemory
 from mast.model import Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
 from mast.settings import current as current_settings
-from mast.store import insert
+from mast.store import insert, ready
 from mast.store.rows import RowTables, attach, detach
 from mast.store.process import gone as process_gone
 from mast.store.files import IngestedFiles
@@ -323,6 +325,8 @@ class Store(IngestedFiles, RunSources):
         """
         if sizes is None:
             sizes = [p.traces.num_rows for p in parts]
+        if len({type(p) for p in parts}) > 1:  # some parts made ready by parsers, some not
+            return ready.write_runs(self, parts, sizes, hooks)
         tables = type(parts[0]).concat(parts)  # Arrow, or lists for a small job (mast.store.rows)
         assert sum(sizes) == tables.traces.num_rows, "sizes must cover every trace"
         tr = tables.traces
@@ -343,6 +347,15 @@ class Store(IngestedFiles, RunSources):
                 keep.append(i)
         if not keep:
             return [WriteResult(0, k, 0) for k in sizes]
+        if isinstance(tables, ready.ReadyTables):  # redacted and derived already: append only
+            tables = tables.take(keep) if len(keep) < n else tables
+            batch = WrittenBatch(traces="temp._mast_new_traces", steps="temp._mast_new_steps",
+                                 staged=self._staged, prefix=_STAGE_PREFIX if self._staged else "")
+            try:
+                ready.append(self, tables, hooks, batch, _now())
+            except duckdb.Error as e:
+                raise self._map(e) from None
+            return _results(tables.traces.column("n_steps").to_pylist(), keep, sizes)
         st, ann, att = tables.steps, tables.annotations, tables.attributions
         if len(keep) < n and isinstance(tables, RowTables):
             tr, st, ann, att = tables.keep(keep)
@@ -383,17 +396,7 @@ class Store(IngestedFiles, RunSources):
                 for t in ("traces", "steps"):
                     with contextlib.suppress(Exception):
                         self._con.execute(f"DROP TABLE IF EXISTS temp._mast_new_{t}")
-        n_steps = tr.column("n_steps").to_pylist()
-        out, off, j = [], 0, 0
-        for k in sizes:  # keep is sorted: walk it once, part by part
-            new = steps = 0
-            while j < len(keep) and keep[j] < off + k:
-                new += 1
-                steps += n_steps[j]
-                j += 1
-            out.append(WriteResult(new, k - new, steps))
-            off += k
-        return out
+        return _results(tr.column("n_steps").to_pylist(), keep, sizes)
 
     @contextlib.contextmanager
     def registered(self, name: str, table: pa.Table) -> Iterator[None]:
@@ -431,14 +434,7 @@ class Store(IngestedFiles, RunSources):
         name = f"_mast_in_{table}"
         attach(self._con, name, rows)
         try:
-            cols = insert.redacted_columns(table)
-            if rows.nbytes <= insert.PRECHECK_BYTES:
-                [(hinted,)] = self._con.execute(insert.hint_check_sql(table).replace("{src}", name)).fetchall()
-                scanned = frozenset(c for c, h in zip(cols, hinted) if h)
-            else:  # a column NULL in every row holds no hint either (Arrow counts nulls for free)
-                scanned = frozenset(c for c in cols if rows.column(c).null_count < rows.num_rows)
-            body = insert.insert_sql(table, scanned)
-            self._con.execute(f"INSERT INTO {into} BY NAME " + body.replace("{src}", name),
+            self._con.execute(f"INSERT INTO {into} BY NAME " + insert.statement(self._con, table, rows, name),
                               [now] if insert.takes_time(table) else [])
         finally:
             with contextlib.suppress(Exception):
@@ -575,6 +571,20 @@ class Store(IngestedFiles, RunSources):
             FROM traces t LEFT JOIN agents a ON a.system = coalesce(t.system, '(unknown)')
             GROUP BY 1 ORDER BY 1""")
 
+
+
+def _results(n_steps: list[int], keep: list[int], sizes: Sequence[int]) -> list[WriteResult]:
+    """Per unit of ``sizes``: traces new (their steps) and present; ``n_steps`` of the kept traces."""
+    out, off, j = [], 0, 0
+    for k in sizes:  # keep is sorted: walk it once, part by part
+        new = steps = 0
+        while j < len(keep) and keep[j] < off + k:
+            new += 1
+            steps += n_steps[j]
+            j += 1
+        out.append(WriteResult(new, k - new, steps))
+        off += k
+    return out
 
 
 #: what a write stores: staged whole while a big file is streamed (with the hooks' tables)

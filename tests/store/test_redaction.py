@@ -72,7 +72,7 @@ def _write_path(monkeypatch, how: str) -> None:
         monkeypatch.setattr(insert, "PRECHECK_BYTES", -1)
     if how == "whole-chain":
         whole = insert.insert_sql
-        monkeypatch.setattr(insert, "insert_sql", lambda table, scanned: whole(table, None))
+        monkeypatch.setattr(insert, "insert_sql", lambda table, scanned, *seq: whole(table, None, *seq))
 
 
 @pytest.fixture(params=["hint-checked", "null-skipped", "whole-chain"])

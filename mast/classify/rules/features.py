@@ -101,18 +101,27 @@ class FeatureHook:
                 self._spec = None if failed else (d, features_version(d))
         return self._spec
 
-    def on_write(self, store, batch: WrittenBatch) -> None:
+    def rows(self, store, batch: WrittenBatch) -> dict[str, str] | None:
+        """The SELECTs giving this batch's rows of :attr:`tables` (None: nothing to compute).
+
+        The one definition of the pass: :meth:`on_write` inserts them in the writer, and a
+        parser process runs them on its own in-memory store (:mod:`mast.store.ready`)."""
         spec = self._load(store)
         if spec is None:
-            return
+            return None
         d, version = spec
         set_feature_views(store, f"SELECT * FROM {batch.steps}", f"SELECT * FROM {batch.traces}")
         if self._out is None:
             self._out = _columns(store, f"SELECT * FROM (\n{strip_semicolon(d.sql)}\n)")
         if self._out != _table_columns(store):
-            return
-        store.execute(f"INSERT INTO {batch.into(FEATURE_TABLE)} BY NAME SELECT * FROM (\n{strip_semicolon(d.sql)}\n)")
-        store.execute(f"INSERT INTO {batch.into(FEATURE_TRACES)} SELECT trace_id, ? FROM {batch.traces}", [version])
+            return None
+        # the version is "<header version>.<hex digest>": safe as a literal
+        return {FEATURE_TABLE: f"SELECT * FROM (\n{strip_semicolon(d.sql)}\n)",
+                FEATURE_TRACES: f"SELECT trace_id, '{version}' AS version FROM {batch.traces}"}
+
+    def on_write(self, store, batch: WrittenBatch) -> None:
+        for table, sql in (self.rows(store, batch) or {}).items():
+            store.execute(f"INSERT INTO {batch.into(table)} BY NAME {sql}")
 
 
 def ensure_features(store, d: Detector) -> int:
