@@ -16,6 +16,9 @@ importers made (ids, ranks, times, digests).
 A hook whose rows a parser could not compute (it has no ``rows``, its SQL did not bind
 there, or the columns it gives differ from the store's table) runs in the writer as
 before, on the ready traces and steps: what is stored never depends on where it was made.
+
+``store`` arguments are the :class:`mast.store.Store` (typed loosely, as in
+:mod:`mast.store.hooks`: the store imports this module).
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from mast.store.encode import TraceTables
-    from mast.store.store import Store
 
 CORE = ("traces", "steps", "annotations", "attributions")
 #: Rows of the batch a parser makes ready, for the hooks' SELECTs (as the writer's batch tables).
@@ -161,7 +163,7 @@ def _run_keys(meta: str | None, stored: str | None) -> str | None:
     return json.dumps(keys) if keys else None
 
 
-def prepare(store: "Store", tables: TraceTables, hooks: Sequence[WriteHook] = ()) -> ReadyTables:
+def prepare(store: Any, tables: TraceTables, hooks: Sequence[WriteHook] = ()) -> ReadyTables:
     """``tables`` as the store keeps them, with the hooks' rows: the writer's statements, run
     on ``store`` (an in-memory store of the parser's own), which is left empty again."""
     import pyarrow as pa  # a parser's batch is Arrow already
@@ -191,7 +193,7 @@ def prepare(store: "Store", tables: TraceTables, hooks: Sequence[WriteHook] = ()
     return ReadyTables(out["traces"], out["steps"], out["annotations"], out["attributions"], derived, runs)
 
 
-def _derived(store: "Store", out: dict[str, pa.Table], ids: list[str],
+def _derived(store: Any, out: dict[str, pa.Table], ids: list[str],
              hooks: Sequence[WriteHook]) -> dict[str, pa.Table]:
     """Each hook's rows for the batch's first row of every trace id, tagged with its ``_seq``."""
     import pyarrow as pa  # a parser's batch is Arrow already
@@ -238,7 +240,7 @@ def _derived(store: "Store", out: dict[str, pa.Table], ids: list[str],
     return derived
 
 
-def _columns(store: "Store", table: str) -> list[str]:
+def _columns(store: Any, table: str) -> list[str]:
     return [r[0] for r in store.fetchall(
         "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
         "AND schema_name = 'main' AND table_name = ? ORDER BY column_index", [table])]
@@ -251,7 +253,7 @@ def _body(rows: pa.Table, table: str) -> tuple[str, bool]:
     return (out + f" REPLACE (?::TIMESTAMP AS {col})" if col else out), bool(col)
 
 
-def append(store: "Store", tables: ReadyTables, hooks: Sequence[WriteHook], batch: WrittenBatch,
+def append(store: Any, tables: ReadyTables, hooks: Sequence[WriteHook], batch: WrittenBatch,
            now: datetime) -> None:
     """Append ready rows (the batch's new traces only) to the store, with the hooks' rows;
     a hook not made ready runs here, on the batch's rows as :meth:`Store.write_parts` shows them."""
@@ -293,7 +295,7 @@ def append(store: "Store", tables: ReadyTables, hooks: Sequence[WriteHook], batc
             put(tables.derived[t], t, batch.into(t))
 
 
-def write_runs(store: "Store", parts: Sequence[Any], sizes: Sequence[int], hooks: Sequence[WriteHook]) -> list:
+def write_runs(store: Any, parts: Sequence[Any], sizes: Sequence[int], hooks: Sequence[WriteHook]) -> list:
     """:meth:`Store.write_parts` of parts of two kinds (ready, and encoded only: a parser that
     could not make its batch ready hands it on as it is): each run of one kind on its own,
     in order, so a later run sees an earlier one's traces as stored.  A unit of ``sizes``

@@ -20,12 +20,9 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 from mast.model import Annotation, Attribution, Trace
-
-if TYPE_CHECKING:
-    from mast.store.encode import TraceTables
 
 #: A job of at most this many bytes of source files is written by the list path.
 SMALL_JOB_BYTES = 1_000_000
@@ -203,15 +200,6 @@ class RowTables:
                     seq[len(seq) - n:] = [s + offset for s in seq[len(seq) - n:]]
             offset += p.traces.num_rows
         return RowTables(*out)
-
-
-def encode(traces: Sequence[Trace], small: bool) -> "TraceTables | RowTables":
-    """The batch for :meth:`mast.store.Store.write_parts`: lists when ``small``, else Arrow."""
-    if small:
-        return encode_rows(traces)
-    from mast.store.encode import encode_traces  # pyarrow (and numpy): ~0.15 s to import, for big jobs only
-
-    return encode_traces(traces)
 
 
 def _text(v: Any) -> Any:
