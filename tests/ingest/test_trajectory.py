@@ -64,6 +64,17 @@ def test_records_as_json_lines(mast, db, tmp_path):
     assert [g["outcome"] for g in summarise(db)] == ["success", "success", "failure", "failure"]
 
 
+def test_two_trials_that_read_alike_are_two_traces(mast, db, tmp_path):
+    # pass^k: the same task run k times; a deterministic model gives the same trajectory each time
+    recs = [dict(RECORDS[0], trial=t) for t in (0, 1, 2)]
+    p = tmp_path / "trials.json"
+    p.write_text(json.dumps(recs))
+    ingest(mast, p)
+    with Store(db, read_only=True) as st:
+        trials = sorted(r[0] for r in st.fetchall("SELECT json_extract(metadata, '$.trial')::INT FROM traces"))
+    assert trials == [0, 1, 2]
+
+
 def test_crashed_attempt_is_an_error_and_a_failure(mast, db, tmp_path):
     rec = {"task_id": 7, "trial": 1, "reward": 0.0, "info": {"error": "RateLimitError: 429", "traceback": "…"},
            "traj": RECORDS[0]["traj"][:3]}

@@ -105,7 +105,11 @@ class TrajectoryImporter(DeclineDetects):
         last = next((s.agent for s in reversed(steps) if s.agent and s.role == "assistant"), None)
         steps.append(Step(agent=last, content=None, kind=StepKind.TERMINATION,
                           status={Outcome.SUCCESS: "completed", Outcome.FAILURE: "failed"}.get(outcome, "stopped")))
-        meta = {"source_id": rec["task_id"], "trial": rec.get("trial"), "reward": reward,
+        # pass^k runs each task several times: two trials that read alike (a deterministic
+        # model) are two runs, so the trial is part of the id the trace is known by
+        trial = rec.get("trial")
+        meta = {"source_id": rec["task_id"] if trial is None else [rec["task_id"], trial], "trial": trial,
+                "reward": reward,
                 **({"info": rec["info"]} if rec.get("info") is not None else {}),
                 **{k: v for k, v in rec.items() if k not in ("task_id", "trial", "reward", "info", "traj")}}
         return Trace(system=None, framework=None, source_format=self.name, source_path=str(path),
