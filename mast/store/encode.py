@@ -102,31 +102,42 @@ class TraceTables:
 
     def select(self, start: int, n: int) -> "TraceTables":
         """Traces ``start .. start+n-1`` with their steps and labels (``_seq`` renumbered)."""
-        import pyarrow.compute as pc  # only for split batches: it costs a small ingest ~0.05 s to import
-
-        def part(t: pa.Table) -> pa.Table:
-            seq = t.column("_seq")
-            t = t.filter(pc.and_(pc.greater_equal(seq, start), pc.less(seq, start + n)))
-            return t.set_column(0, "_seq", pc.subtract(t.column(0), pa.scalar(start, pa.int32())))
-        return TraceTables(self.traces.slice(start, n), part(self.steps), part(self.annotations),
-                           part(self.attributions))
+        return TraceTables(self.traces.slice(start, n), seq_range(self.steps, start, n),
+                           seq_range(self.annotations, start, n), seq_range(self.attributions, start, n))
 
     @staticmethod
     def concat(parts: Sequence["TraceTables"]) -> "TraceTables":
         """One batch from several, renumbering ``_seq`` so it stays a row index of ``traces``."""
         if len(parts) == 1:
             return parts[0]
-        import pyarrow.compute as pc  # only for several parts: it costs a small ingest ~0.05 s to import
-
         offset, st, ann, att = 0, [], [], []
         for p in parts:
             for src, dst in ((p.steps, st), (p.annotations, ann), (p.attributions, att)):
-                if offset and src.num_rows:
-                    src = src.set_column(0, "_seq", pc.add(src.column(0), pa.scalar(offset, pa.int32())))
-                dst.append(src)
+                dst.append(seq_shift(src, offset))
             offset += p.traces.num_rows
         return TraceTables(pa.concat_tables([p.traces for p in parts]), pa.concat_tables(st),
                            pa.concat_tables(ann), pa.concat_tables(att))
+
+
+# A batch's rows point at their trace by ``_seq``, the trace's row in ``traces`` (column 0):
+# these keep it so when a batch is cut or joined (here and in mast.store.ready).
+
+def seq_range(t: pa.Table, start: int, n: int) -> pa.Table:
+    """The rows of traces ``start .. start+n-1``, ``_seq`` renumbered from 0."""
+    import pyarrow.compute as pc  # only for split batches: it costs a small ingest ~0.05 s to import
+
+    seq = t.column("_seq")
+    t = t.filter(pc.and_(pc.greater_equal(seq, start), pc.less(seq, start + n)))
+    return t.set_column(0, "_seq", pc.subtract(t.column(0), pa.scalar(start, pa.int32())))
+
+
+def seq_shift(t: pa.Table, offset: int) -> pa.Table:
+    """``t`` with ``_seq`` moved by ``offset`` (its batch placed after ``offset`` traces)."""
+    if not offset or not t.num_rows:
+        return t
+    import pyarrow.compute as pc  # only for several parts: it costs a small ingest ~0.05 s to import
+
+    return t.set_column(0, "_seq", pc.add(t.column(0), pa.scalar(offset, pa.int32())))
 
 
 def encode_traces(traces: Sequence[Trace]) -> TraceTables:

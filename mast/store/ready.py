@@ -76,14 +76,9 @@ class ReadyTables:
 
     def select(self, start: int, n: int) -> "ReadyTables":
         """Traces ``start .. start+n-1`` with their rows (``_seq`` renumbered)."""
-        import pyarrow as pa  # loaded already (ready rows are Arrow); not by the store's import
-        import pyarrow.compute as pc
+        from mast.store.encode import seq_range  # pyarrow: loaded already (ready rows are Arrow)
 
-        def part(t: pa.Table) -> pa.Table:
-            seq = t.column("_seq")
-            t = t.filter(pc.and_(pc.greater_equal(seq, start), pc.less(seq, start + n)))
-            return t.set_column(0, "_seq", pc.subtract(t.column(0), pa.scalar(start, pa.int32())))
-        out = self._map(part)
+        out = self._map(lambda t: seq_range(t, start, n))
         return ReadyTables(self.traces.slice(start, n), out.steps, out.annotations, out.attributions, out.derived,
                            tuple(self.runs[start:start + n]))
 
@@ -115,14 +110,12 @@ class ReadyTables:
         if len(parts) == 1:
             return parts[0]
         import pyarrow as pa  # loaded already (ready rows are Arrow); not by the store's import
-        import pyarrow.compute as pc
+
+        from mast.store.encode import seq_shift
 
         shifted, offset = [], 0
         for p in parts:
-            if offset:
-                off = pa.scalar(offset, pa.int32())
-                p = p._map(lambda t: t.set_column(0, "_seq", pc.add(t.column(0), off)) if t.num_rows else t)
-            shifted.append(p)
+            shifted.append(p._map(lambda t, off=offset: seq_shift(t, off)))
             offset += p.traces.num_rows
         names = [k for k in parts[0].derived if all(k in p.derived for p in parts)]
         return ReadyTables(

@@ -14,7 +14,8 @@ migration m240), in both orders of arrival:
 
 The importer's other rule, a trace in which nothing happened (no LLM, tool or agent span,
 no AgentChat runtime span: AgentChat's agent-construction roots) left out of a file that
-holds other traces, is applied with "the file" read as the groups staged:
+holds other traces (``steps.nothing_happened``, the importer's own predicate, as is
+``steps.llm_only``), is applied with "the file" read as the groups staged:
 :func:`empty_beside_others` and :func:`earlier_empties`.
 """
 
@@ -26,6 +27,7 @@ import pyarrow as pa
 
 from mast.ingest.formats.otel.dialects import kind_of
 from mast.ingest.formats.otel.spans import Span
+from mast.ingest.formats.otel.steps import llm_only
 from mast.store import Store
 
 
@@ -33,13 +35,7 @@ def llm_spans(group: Sequence[Span]) -> tuple[list[tuple[str, int, int]], bool]:
     """The group's LLM spans as ``(OTel trace id, start, end)`` (end: the start when it
     has none, as the file rule takes it), and whether the group is made only of them."""
     rows = [(s.trace_id, s.start_ns, s.end_ns or s.start_ns) for s in group if kind_of(s) == "llm"]
-    return rows, bool(group) and len(rows) == len(group)
-
-
-def nothing_happened(group: Sequence[Span]) -> bool:
-    """As ``drop_duplicate_llm_groups``: no span of the group is an LLM, tool or agent
-    span or an AgentChat ``autogen process`` span."""
-    return bool(group) and all(kind_of(s) == "other" and not s.name.startswith("autogen process") for s in group)
+    return rows, llm_only(group)
 
 
 def record(st: Store, members: Sequence[str], rows: Sequence[tuple[str, int, int]],

@@ -47,7 +47,7 @@ from mast.ingest.collect.proto import Index, decode_request, request_spans
 # _id, _attrs: the file importer's rules for ids (hex or base64, 8/16 bytes) and
 # attributes, so that both read them alike
 from mast.ingest.formats.otel.spans import RUN_ID_ATTRS, Span, _attrs, _id, load_doc_spans
-from mast.ingest.formats.otel.steps import build_otlp_trace
+from mast.ingest.formats.otel.steps import build_otlp_trace, nothing_happened
 from mast.store import Store, WriteHook
 from mast.unionfind import Groups
 
@@ -429,7 +429,7 @@ class Collector:
             llm += rows
             if llm_only:
                 only[g] = (min(s.start_ns for s in group), max(s.end_ns or s.start_ns for s in group))
-            elif copies.nothing_happened(group):
+            elif nothing_happened(group):
                 empty.add(g)
         with st.transaction():
             if failed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from mast.ingest._util import DELEGATE_RX, GOTO_RX, PARENT_CMD_RX, as_text, drop_none
 from mast.ingest.formats.otel.agentchat import agentchat_steps
@@ -27,14 +27,26 @@ AG2_SCOPE = "opentelemetry.instrumentation.ag2"
 AG2_SPEAKER_RX = re.compile(r"^\[[^\]\n]{1,200}\]: ")
 
 
+def nothing_happened(group: Sequence[Span]) -> bool:
+    """No span of the group is an LLM, tool or agent span or an AgentChat ``autogen
+    process`` span (AgentChat's agent construction roots, a "build team" span).  Shared
+    with the live endpoint (:mod:`mast.ingest.collect.copies`), which drops what this drops."""
+    return bool(group) and all(kind_of(s) == "other" and not s.name.startswith("autogen process") for s in group)
+
+
+def llm_only(group: Sequence[Span]) -> bool:
+    """Every span of the group is an LLM call (a re-emitted copy, if another trace holds it)."""
+    return bool(group) and all(kind_of(s) == "llm" for s in group)
+
+
 def drop_duplicate_llm_groups(groups: list[list[Span]]) -> list[list[Span]]:
     llm_spans = [(s.start_ns, s.end_ns or s.start_ns, gi) for gi, g in enumerate(groups) for s in g
                  if kind_of(s) == "llm"]
     keep = []
     for gi, g in enumerate(groups):
-        if len(groups) > 1 and all(kind_of(s) == "other" and not s.name.startswith("autogen process") for s in g):
-            continue  # nothing happened in it (AgentChat's agent construction roots, a "build team" span)
-        if len(groups) > 1 and all(kind_of(s) == "llm" for s in g):
+        if len(groups) > 1 and nothing_happened(g):
+            continue  # nothing happened in it
+        if len(groups) > 1 and llm_only(g):
             lo = min(s.start_ns for s in g)
             hi = max(s.end_ns or s.start_ns for s in g)
             if lo and any(oi != gi and st <= lo and hi <= en for st, en, oi in llm_spans):  # lo 0: time unknown
