@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from mast.errors import IngestError
 from mast.ingest._util import DeclineDetects, first_json, first_line_object, iter_jsonl, load_json, strip_bom
 from mast.ingest.formats.otel.phoenix_otlp import is_otlp_span, otlp_span
-from mast.ingest.formats.otel.spans import Span, _ns, group_traces
+from mast.ingest.formats.otel.spans import Span, _ns, covered, group_traces, span_union
 from mast.ingest.formats.otel.steps import build_trace, drop_duplicate_llm_groups
 from mast.model import Trace
 
@@ -190,6 +190,18 @@ class PhoenixImporter(DeclineDetects):
         return looks_like(obj)
 
     def read(self, path: Path) -> Iterator[Trace]:
+        spans = self._spans(path)
+        for idx, g in enumerate(drop_duplicate_llm_groups(group_traces(spans))):
+            yield build_trace(path, idx, g, source_format=self.name, name_agents=True)
+
+    def read_pieces(self, paths: Sequence[Path]) -> Iterator[tuple[Trace, bool]]:
+        """Several files as one export (mast.ingest.pieces): pages saved one per file, a
+        download in parts; each trace of their spans, and whether one file holds it all."""
+        spans, sets = span_union([self._spans(p) for p in paths])
+        for idx, g in enumerate(drop_duplicate_llm_groups(group_traces(spans))):
+            yield build_trace(paths[0], idx, g, source_format=self.name, name_agents=True), covered(g, sets)
+
+    def _spans(self, path: Path) -> list[Span]:
         spans: list[Span] = []
         # a page of the REST API saved on one line is one document, not JSON Lines of spans
         # (asked only without the suffix: it decodes the first line, a whole page)
@@ -211,6 +223,5 @@ class PhoenixImporter(DeclineDetects):
                 raise IngestError(str(path), None, f"expected a JSON array of Phoenix spans, found {type(data).__name__}")
         if not spans:
             raise IngestError(str(path), None, "no spans in file")
-        for idx, g in enumerate(drop_duplicate_llm_groups(group_traces(spans))):
-            yield build_trace(path, idx, g, source_format=self.name, name_agents=True)
+        return spans
 
