@@ -32,11 +32,12 @@ SETS = {
     "phoenix-subagent-spans": FIX / "phoenix" / "otlpv1" / "pxi_turn_subagent_trace.spans.jsonl",
     "phoenix-turn-otlpv1": FIX / "phoenix" / "otlpv1" / "pxi_turn_trace.otlpv1.jsonl",
     "phoenix-turn-download": FIX / "phoenix" / "otlpv1" / "pxi_turn_trace.otlp.json",
+    "otel-requests": ROOT / "tests" / "fixtures" / "frameworks" / "otel" / "genai_latest.otlp.jsonl",
 }
 
 
 def _pages(name: str) -> list[Path]:
-    return sorted((SPLIT / name).glob("*.json"))
+    return sorted(p for p in (SPLIT / name).iterdir() if p.suffix in (".json", ".jsonl"))
 
 
 def _ingest(mast, *paths) -> dict:
@@ -64,11 +65,12 @@ def _facts(db: Path) -> list[dict]:
 
 @pytest.mark.parametrize("name", [n for n in sorted(SETS) if SETS[n].suffix == ".jsonl"])
 def test_the_split_pages_are_the_committed_pages(name):
-    # byte for byte the lines of the file of pages, one page per file (their attribution is its)
+    # byte for byte the lines of the file of pages, in files (their attribution is its)
     lines = [ln for ln in SETS[name].read_text(encoding="utf-8").splitlines() if ln.strip()]
     assert len(lines) >= 2
-    assert [p.read_text(encoding="utf-8").rstrip("\n") for p in sorted(_pages(name), key=lambda p: int(p.stem[5:]))] \
-        == lines
+    got = [ln for p in sorted(_pages(name), key=lambda p: int(p.stem.split("-")[1]))
+           for ln in p.read_text(encoding="utf-8").splitlines()]
+    assert got == lines
 
 
 @pytest.mark.parametrize("name", sorted(SETS))
@@ -90,7 +92,7 @@ def test_page_files_are_one_trace_with_all_steps(name, mast, db):
         assert sum(r[1] for r in rows) == len(want)
 
 
-@pytest.mark.parametrize("name", ["langfuse-v1", "phoenix-subagent-otlpv1"])
+@pytest.mark.parametrize("name", ["langfuse-v1", "phoenix-subagent-otlpv1", "otel-requests"])
 def test_order_of_files_does_not_matter(name, mast, db):
     want, _ = _whole(mast, db, name)
     _ingest(mast, *reversed(_pages(name)))
