@@ -12,6 +12,7 @@ CrewAI run's output was taken for a CrewOutput).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -174,3 +175,19 @@ def test_a_langfuse_page_quoting_a_crewai_run_is_langfuse():
     # and "raw": the CrewOutput detector took it on a substring
     for p in _pages("langfuse-v1") + _pages("langfuse-v2"):
         assert detect(p).name == "langfuse", p
+
+
+def test_a_changed_piece_is_joined_again(mast, db, tmp_path):
+    # the file is the unit of re-ingest: a piece that changed (here: touched) is read again,
+    # and the run is still the union of its pieces, stored once
+    want, _ = _whole(mast, db, "langfuse-v2")
+    for p in _pages("langfuse-v2"):
+        shutil.copy(p, tmp_path / p.name)
+    _ingest(mast, tmp_path)
+    page = tmp_path / "page-2.json"
+    page.write_text(page.read_text(encoding="utf-8"), encoding="utf-8")
+    st = page.stat()
+    os.utime(page, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    out = _ingest(mast, tmp_path)
+    assert out["skipped_unchanged"] == 2
+    assert _traces(db) == want
