@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import duckdb
 
 from mast.redact import sql_hinted, sql_matched, sql_redact
-from mast.store.rows import Columns, attach, detach
+from mast.store.rows import Columns, attach, detach, encode_rows
 
 from mast.store.run_match import PART_SLACK, Unit, artefact_kind, plan, plan_parts, window
 
@@ -485,7 +485,8 @@ class RunSources:
                 "SELECT (SELECT count(*) FROM annotations WHERE list_contains(?::VARCHAR[], trace_id)) + "
                 "(SELECT count(*) FROM attributions WHERE list_contains(?::VARCHAR[], trace_id))", [old, old])[0][0]
             self.delete_traces(old)
-            self.write_traces([trace], hooks)
+            # one trace: its rows as lists (mast.store.rows), without loading pyarrow for it
+            self.write_tables(encode_rows([trace]), hooks)
             self.execute("""
                 INSERT INTO ingested_file_traces SELECT p, ? FROM unnest(?::VARCHAR[]) AS u(p)
                 WHERE NOT EXISTS (SELECT 1 FROM ingested_file_traces f WHERE f.path = u.p AND f.trace_id = ?)""",
