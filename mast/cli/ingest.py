@@ -82,7 +82,8 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
             "merged_by_content": [{"path": a, "other": b} for a, b in summary.merged_by_content],
             "pieces_joined": [{"trace_id": t, "files": [shown.get(p, p) for p in ps]}
                               for t, ps in summary.joined.traces],
-            "pieces_replaced": summary.joined.replaced, "pieces_notes": summary.joined.notes,
+            "pieces_replaced": summary.joined.replaced,
+            "pieces_labels_replaced": summary.joined.labels, "pieces_notes": summary.joined.notes,
             "errors": [str(e) for e in errors],
             "stopped": str(summary.aborted) if summary.aborted else None,
             "labels": [r.__dict__ for r in labelled],

@@ -33,6 +33,7 @@ SETS = {
     "phoenix-subagent-spans": FIX / "phoenix" / "otlpv1" / "pxi_turn_subagent_trace.spans.jsonl",
     "phoenix-turn-otlpv1": FIX / "phoenix" / "otlpv1" / "pxi_turn_trace.otlpv1.jsonl",
     "phoenix-turn-download": FIX / "phoenix" / "otlpv1" / "pxi_turn_trace.otlp.json",
+    "phoenix-subagent-jsonl": FIX / "phoenix" / "pxi_turn_subagent_trace.json",
     "otel-requests": ROOT / "tests" / "fixtures" / "frameworks" / "otel" / "genai_latest.otlp.jsonl",
 }
 
@@ -191,3 +192,20 @@ def test_a_changed_piece_is_joined_again(mast, db, tmp_path):
     out = _ingest(mast, tmp_path)
     assert out["skipped_unchanged"] == 2
     assert _traces(db) == want
+
+
+def test_labels_of_the_trace_a_union_replaces_are_counted(mast, db):
+    # the stored trace of one page, classified, then the other pages come: the union
+    # replaces it, and its labels go with it, counted (they described a trace with spans missing)
+    pages = _pages("phoenix-turn-otlpv1")
+    _ingest(mast, pages[0])
+    mast("classify", "--with", "rules")
+    with Store(db, read_only=True) as st:
+        labels = st.fetchall("SELECT count(*) FROM annotations")[0][0]
+    assert labels > 0
+    out = _ingest(mast, *pages[1:])
+    assert out["pieces_joined"] and out["pieces_replaced"] == 1 and out["pieces_labels_replaced"] == labels
+    with Store(db, read_only=True) as st:
+        assert st.fetchall("SELECT count(*) FROM annotations")[0][0] == 0
+    res = mast("ingest", pages[0], pages[1])
+    assert "joined" not in res.stderr  # unchanged files: nothing to do
