@@ -209,3 +209,20 @@ def test_labels_of_the_trace_a_union_replaces_are_counted(mast, db):
         assert st.fetchall("SELECT count(*) FROM annotations")[0][0] == 0
     res = mast("ingest", pages[0], pages[1])
     assert "joined" not in res.stderr  # unchanged files: nothing to do
+
+
+@pytest.mark.parametrize("name,empty", [
+    ("langfuse-v1", {"data": [], "meta": {"page": 4, "limit": 10, "totalItems": 30, "totalPages": 3}}),
+    ("phoenix-subagent-otlpv1", {"data": [], "next_cursor": None}),
+])
+def test_an_empty_last_page_beside_the_others_is_skipped_not_an_error(name, empty, mast, db, tmp_path):
+    # a script that pages until data is empty saves that page too: it was refused ("no
+    # importer recognises this file; closest: … an empty page"), failing the whole ingest
+    want, _ = _whole(mast, db, name)
+    for p in _pages(name):
+        shutil.copy(p, tmp_path / p.name)
+    (tmp_path / f"page-{len(_pages(name)) + 1}.json").write_text(json.dumps(empty))
+    out = _ingest(mast, tmp_path)
+    assert out["errors"] == [] and len(out["skipped_companion"]) == 1
+    assert "empty page" in out["skipped_companion"][0]["note"]
+    assert _traces(db) == want

@@ -174,6 +174,17 @@ class LangfuseImporter(DeclineDetects):
                    "pages of GET /api/public/observations and /api/public/v2/observations")
     example = '{"trace": {"id": "1b72c51f…", "name": "autogen-chat-trace", …}, "observations": [{"id": …, "parentObservationId": …'
 
+    def companion(self, path: Path, head: bytes) -> str | None:
+        """An empty page saved beside the others (a script paging until ``data`` is empty):
+        nothing to read, and no error (mast.ingest.registry.companion_note)."""
+        if not _PAGE_RX.match(strip_bom(head)):
+            return None
+        obj = first_json(head)
+        if isinstance(obj, dict) and obj.get("data") == [] and isinstance(obj.get("meta"), dict) \
+                and set(obj) == {"data", "meta"}:
+            return "an empty page of a Langfuse list endpoint (the end of a paged export): nothing to read"
+        return None
+
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a Langfuse export, and why it is not one (None: it is)."""
         if first_char(head) not in "[{":

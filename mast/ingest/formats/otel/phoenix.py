@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from mast.errors import IngestError
-from mast.ingest._util import DeclineDetects, first_json, first_line_object, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import DeclineDetects, first_char, first_json, first_line_object, iter_jsonl, load_json, strip_bom
 from mast.ingest.formats.otel.phoenix_otlp import is_otlp_span, otlp_span
 from mast.ingest.formats.otel.spans import Span, _ns, covered, group_traces, span_union
 from mast.ingest.formats.otel.steps import build_trace, drop_duplicate_llm_groups
@@ -162,6 +162,16 @@ class PhoenixImporter(DeclineDetects):
     description = ("Arize Phoenix span exports: JSON/JSONL spans with context.trace_id, span_kind, flat OpenInference "
                    "attributes; REST pages of /spans and /spans/otlpv1, the UI's OTLP JSON download")
     example = '[{"name": "pxi.turn", "context": {"trace_id": "…", "span_id": "s01"}, "span_kind": "AGENT", "parent_id": null, …'
+
+    def companion(self, path: Path, head: bytes) -> str | None:
+        """An empty page saved beside the others (``{"data": [], "next_cursor": null}``):
+        nothing to read, and no error (mast.ingest.registry.companion_note)."""
+        if first_char(head) != "{" or b'"next_cursor"' not in head:
+            return None
+        obj = first_json(head)
+        if isinstance(obj, dict) and obj.get("data") == [] and set(obj) == {"data", "next_cursor"}:
+            return "an empty page of Phoenix's REST API (the end of a paged export): nothing to read"
+        return None
 
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a Phoenix export, and why it is not one (None: it is)."""
