@@ -236,6 +236,7 @@ def lines(path: Path) -> Iterator[tuple[int, bytes]]:
 _JSON_OPENERS = (b"{", b"[")
 _JSON_OPENERS_STR = ("{", "[")
 _DECODE = json.JSONDecoder().decode  # json.loads' own default decoder, called directly
+_SCAN = json.JSONDecoder().scan_once  # the scanner inside such a decoder's decode()
 
 
 def json_line(path: Path, lineno: int, line: bytes | str) -> Any:
@@ -318,19 +319,31 @@ def jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
     del data
     if text.startswith("\ufeff"):  # lines() takes a UTF-8 BOM off line 1
         text = text[1:]
-    dec = _DECODE
-    for i, line in enumerate(text.split("\n")):
+    scan = _SCAN
+    pieces = text.split("\n")
+    last = len(pieces) - 1
+    for i, line in enumerate(pieces):
         # bytes.strip()'s whitespace, not str.strip()'s (which also drops Unicode spaces)
         if not line.strip(" \t\r\x0b\x0c"):
             continue
         if line[:1] in _JSON_OPENERS_STR and line[1:2] not in ("", "\x00"):
+            # the decoder's own scanner, as decode() calls it for a line with no leading
+            # white space (without its two white-space matches per call); anything but
+            # one value and trailing white space is json_line's to refuse
             try:
-                obj = dec(line)
-            except (ValueError, RecursionError):
-                obj = json_line(path, i + 1, line.encode("utf-8", "surrogatepass"))  # raises its error
+                obj, end = scan(line, 0)
+            except (StopIteration, ValueError, RecursionError):
+                end = -1
+            if end != len(line) and (end < 0 or line[end:].strip(" \t\r")):
+                obj = json_line(path, i + 1, _raw(line, i < last))  # raises its error
         else:
-            obj = json_line(path, i + 1, line.encode("utf-8", "surrogatepass"))
+            obj = json_line(path, i + 1, _raw(line, i < last))
         yield i, obj
+
+
+def _raw(line: str, newline: bool) -> bytes:
+    # the line's bytes as lines() reads them, its newline too (UTF-16 text parts from it)
+    return line.encode("utf-8", "surrogatepass") + (b"\n" if newline else b"")
 
 
 #: JSON arrays larger than this are read element by element (see iter_records); one
