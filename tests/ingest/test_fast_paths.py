@@ -178,3 +178,30 @@ def test_whole_file_json_lines_over_the_record_cap_keep_the_line_error(tmp_path)
         want, got = _records(iter_jsonl, path), _records(jsonl_records, path)
     assert want[1] is not None and "line 2" in want[1]
     assert got == want
+
+
+@pytest.mark.parametrize("fmt,good,bad", [
+    ("openai-agents", b'{"object": "trace", "id": "trace_1", "workflow_name": "w"}\n',
+     b'{"object": "trace.span", "id": "span_1", "trace_id": "trace_1", "started_at": "yesterday", "span_data": {}}\n'),
+    ("crewai-steps", b'{"type": "AgentFinish", "thought": "t", "output": "o", "text": "x"}\n',
+     b'{"type": "AgentFinish", "thought": "t", "output": "o", "text": "x", "extra": 1}\n'),
+])
+def test_collection_paused_for_a_parse_is_back_after_its_error(fmt, good, bad, tmp_path):
+    """The importers pause cyclic collection while they build a file's spans or steps: a
+    record that fails half-way must not leave it off for the rest of the process."""
+    import gc
+
+    from mast import ingest as registry
+    path = tmp_path / "run.jsonl"
+    path.write_bytes(good + bad)
+    assert gc.isenabled()
+    with pytest.raises(IngestError, match="line 2"):
+        list(registry.get(fmt).read(path))
+    assert gc.isenabled()
+    gc.disable()  # an ingest that paused it itself (the collector does) keeps it paused
+    try:
+        with pytest.raises(IngestError, match="line 2"):
+            list(registry.get(fmt).read(path))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import DeclineDetects, first_line_object, jsonl_records, load_json, strip_bom
+from mast.ingest._util import DeclineDetects, first_line_object, gc_paused, jsonl_records, load_json, strip_bom
 from mast.ingest.formats.otel.spans import Span, _ns, _utc_second
 from mast.ingest.formats.otel.steps import build_trace
 from mast.model import Trace
@@ -176,16 +176,9 @@ class OpenAIAgentsImporter(DeclineDetects):
             return 2, 'spans with span_data, but the first record is no {"object": "trace" | "trace.span"} item or batch'
         return 0, 'no {"object": "trace" | "trace.span"} item'
 
-    def read(self, path: Path) -> Iterator[Trace]:
-        first = first_line_object(path)
-        if first is not None and (first[1] or path.suffix in (".jsonl", ".ndjson")):
-            docs: Any = ((f"line {i + 1}", d) for i, d in jsonl_records(path))
-        else:
-            data = load_json(path)
-            docs = ((f"{i}" if isinstance(data, list) else None, d)
-                    for i, d in enumerate(data if isinstance(data, list) else [data]))
-        traces: dict[str, dict] = {}
-        spans: dict[str, list[Span]] = {}
+    @staticmethod
+    def _gather(path: Path, docs: Any, traces: dict[str, dict], spans: dict[str, list[Span]]) -> None:
+        """The file's trace items into ``traces`` and its spans, by trace id, into ``spans``."""
         for where, doc in docs:
             if type(doc) is dict and doc.get("object") == "trace.span" and "id" in doc:
                 # the common line, one span: what the general route below does with it
@@ -202,8 +195,9 @@ class OpenAIAgentsImporter(DeclineDetects):
             elif isinstance(doc, dict) and "object" in doc:
                 items = [(where, doc)]
             else:
+                found = "" if isinstance(doc, dict) else f", found {type(doc).__name__}"
                 raise IngestError(str(path), where, 'expected an {"object": "trace" | "trace.span"} item or a '
-                                  '{"data": [...]} batch' + ("" if isinstance(doc, dict) else f", found {type(doc).__name__}"))
+                                  '{"data": [...]} batch' + found)
             for w, it in items:
                 if not isinstance(it, dict):
                     raise IngestError(str(path), w, f"expected an item object, found {type(it).__name__}")
@@ -218,6 +212,19 @@ class OpenAIAgentsImporter(DeclineDetects):
                     spans.setdefault(sp.trace_id, []).append(sp)
                 else:
                     raise IngestError(str(path), w, f"unknown object {obj!r} (newer SDK version?)", "Upgrade mast.")
+
+    def read(self, path: Path) -> Iterator[Trace]:
+        first = first_line_object(path)
+        if first is not None and (first[1] or path.suffix in (".jsonl", ".ndjson")):
+            docs: Any = ((f"line {i + 1}", d) for i, d in jsonl_records(path))
+        else:
+            data = load_json(path)
+            docs = ((f"{i}" if isinstance(data, list) else None, d)
+                    for i, d in enumerate(data if isinstance(data, list) else [data]))
+        traces: dict[str, dict] = {}
+        spans: dict[str, list[Span]] = {}
+        with gc_paused():
+            self._gather(path, docs, traces, spans)
         n = 0
         for tid, group in spans.items():
             if not group:
@@ -228,7 +235,8 @@ class OpenAIAgentsImporter(DeclineDetects):
                 for s in group:
                     if not s.parent_id:
                         s.attrs["gen_ai.workflow.name"] = wf  # the system name, unless the SDK's default
-            t = build_trace(path, n, group, source_format=self.name, name_agents=True)
+            with gc_paused():  # (not around the yield below)
+                t = build_trace(path, n, group, source_format=self.name, name_agents=True)
             t.metadata.update({k: v for k, v in (("workflow_name", wf), ("group_id", tr.get("group_id")),
                                                  ("trace_metadata", tr.get("metadata"))) if v})
             n += 1
