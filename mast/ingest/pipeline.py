@@ -465,7 +465,11 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
                 fut = futures.pop(ci, None)
                 parsed = (_result(fut, todo[ci], fmt, system, lim, lists) if fut is not None
                           else _parse_chunk(todo[ci], fmt, system, lim, lists) if todo[ci] else _Chunk([], []))
-                if not _take_chunk(writer, chunk, parsed, report, keep_going):
+                go = _take_chunk(writer, chunk, parsed, report, keep_going)
+                # The writer holds what it still has to commit: the chunk (and its future)
+                # must not also stay alive here while the next one is awaited.
+                fut = parsed = None
+                if not go:
                     break
             writer.flush()
         except _Stop:
