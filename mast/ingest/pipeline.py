@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 from mast import ingest as registry
 from mast.errors import IngestAborted, IngestError, path_text
 from mast.ingest._util import limits, max_record_bytes
+from mast.ingest.pieces import join_pieces
 from mast.ingest.finish import SYSTEM_RULES, name_system  # noqa: F401 - SYSTEM_RULES re-exported for the CLI
 from mast.ingest.summary import FileResult, IngestSummary  # also re-exported: callers import them from here
 from mast.ingest.writer import _GroupWriter, _Parsed, _Pending, _Stop
@@ -478,6 +479,9 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
             writer.drain()  # before anything else touches the store (or the caller closes it)
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+        if not summary.aborted:
+            # pieces of one trace in several files (pages saved one per file) become one trace
+            summary.joined = join_pieces(store, summary.files, system, hooks)
     return summary
 
 

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import duckdb
 
 from mast.redact import sql_hinted, sql_matched, sql_redact
-from mast.store.rows import Columns, attach, detach
+from mast.store.rows import Columns, attach, detach, encode_rows
 
 from mast.store.run_match import PART_SLACK, Unit, artefact_kind, plan, plan_parts, window
 
@@ -442,3 +442,70 @@ class RunSources:
         for r in out:
             r["inherited"] = json.loads(r["inherited"]) if r["inherited"] else {}
         return out
+
+    def piece_groups(self, paths: Sequence[str], formats: Sequence[str]) -> list[tuple[str, str, list[str], int]]:
+        """The runs of ``paths`` (one trace id, kind ``otel-trace``) that other files of the
+        same format also hold a piece of: ``(run group, format, its files, the steps of the
+        stored trace when another format's artefact is chosen, else 0)`` (mast.ingest.pieces)."""
+        try:
+            rows = self.fetchall("""
+                WITH mine AS (SELECT DISTINCT run_group, format FROM run_sources
+                              WHERE list_contains(?::VARCHAR[], path) AND kind = 'otel-trace'
+                                AND list_contains(?::VARCHAR[], format))
+                SELECT r.run_group, r.format, list(DISTINCT r.path ORDER BY r.path),
+                       (SELECT coalesce(max(c.steps), 0) FROM run_sources c
+                        WHERE c.run_group = r.run_group AND c.chosen AND c.format <> r.format)
+                FROM run_sources r JOIN mine USING (run_group, format)
+                GROUP BY r.run_group, r.format HAVING count(DISTINCT r.path) > 1
+                ORDER BY 1, 2""", [list(paths), list(formats)])
+        except duckdb.Error as e:
+            raise self._map(e) from None
+        return [(g, f, list(ps), int(n or 0)) for g, f, ps, n in rows]
+
+    def store_union(self, group: str, fmt: str, paths: Sequence[str], trace: Any,
+                    hooks: Sequence[Any] = ()) -> tuple[int, int]:
+        """Store the trace built from the pieces ``paths`` (files of format ``fmt``) of run
+        ``group`` as the run's one trace, in place of whatever trace the run had: the
+        ``trace`` (a :class:`mast.model.Trace`) is written, the run's earlier traces go with
+        their labels and derived rows, every piece file is recorded as holding it (a changed
+        piece then leaves it to the next union, not deletes it), and the run's artefacts
+        point to it: the first piece as the artefact it was built from, with the union's
+        steps (so it stays the run's richest until a new piece joins it).  Call inside a
+        transaction.  Returns the traces and labels replaced."""
+        uid, steps = trace.finalise().trace_id, len(trace.steps)
+        try:
+            old = [r[0] for r in self.fetchall("""
+                SELECT trace_id FROM traces WHERE trace_id <> ? AND trace_id IN (
+                    SELECT stored_trace_id FROM run_sources WHERE run_group = ?
+                    UNION SELECT source_trace_id FROM run_sources WHERE run_group = ?
+                    UNION SELECT f.trace_id FROM ingested_file_traces f JOIN traces t USING (trace_id)
+                          WHERE list_contains(?::VARCHAR[], f.path) AND json_extract_string(t.metadata, '$.run_key') = ?)
+                ORDER BY 1""", [uid, group, group, list(paths), group])]
+            labels = self.fetchall(
+                "SELECT (SELECT count(*) FROM annotations WHERE list_contains(?::VARCHAR[], trace_id)) + "
+                "(SELECT count(*) FROM attributions WHERE list_contains(?::VARCHAR[], trace_id))", [old, old])[0][0]
+            self.delete_traces(old)
+            # one trace: its rows as lists (mast.store.rows), without loading pyarrow for it
+            self.write_tables(encode_rows([trace]), hooks)
+            self.execute("""
+                INSERT INTO ingested_file_traces SELECT p, ? FROM unnest(?::VARCHAR[]) AS u(p)
+                WHERE NOT EXISTS (SELECT 1 FROM ingested_file_traces f WHERE f.path = u.p AND f.trace_id = ?)""",
+                         [uid, list(paths), uid])
+            n = len(paths)
+            self.execute("""
+                UPDATE run_sources SET stored_trace_id = ?, inherited = NULL,
+                    chosen = (path = ? AND format = ?),
+                    source_trace_id = CASE WHEN path = ? AND format = ? THEN ? ELSE source_trace_id END,
+                    steps = CASE WHEN path = ? AND format = ? THEN ? ELSE steps END,
+                    why = CASE WHEN path = ? AND format = ? THEN ?
+                               WHEN list_contains(?::VARCHAR[], path) AND format = ? THEN ?
+                               ELSE ? END
+                WHERE run_group = ?""",
+                         [uid, paths[0], fmt, paths[0], fmt, uid, paths[0], fmt, steps,
+                          paths[0], fmt, f"built from {n} pieces of one export (disjoint spans, {fmt}): this file and "
+                          f"{n - 1} other(s)",
+                          list(paths), fmt, f"piece of the run: its spans are in the trace built from {n} pieces",
+                          f"alternate: {n} pieces of one export together have more ({steps} steps)", group])
+        except duckdb.Error as e:
+            raise self._map(e) from None
+        return len(old), int(labels)
