@@ -99,8 +99,9 @@ READY_WINDOW = 1
 #: one (MAST_INGEST_MEMORY_LIMIT): it then only appends and commits, and the default's room
 #: for the redaction chains and the feature pass would only keep written blocks resident
 #: (Who&When x20: 75 MB less writer RSS; bench/RESULTS.md, session 6).  A file streamed in
-#: the same run is still written under the full limit.
-READY_MEMORY_LIMIT = "128MB"
+#: the same run is still written under the full limit.  It costs the writer 0.5-1 s of CPU
+#: there (DuckDB evicts and re-reads blocks); None keeps the full limit.
+READY_MEMORY_LIMIT: str | None = "128MB"
 
 
 def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -433,7 +434,8 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     # With parser processes, a full group is committed by a writer thread while the next is
     # gathered.  Not without: the parse in this process and the group's write would then
     # hold their peaks at once (MAST human x20: +38 MB RSS, 12 %; bench/RESULTS.md).
-    wlim = replace(lim, memory_limit=READY_MEMORY_LIMIT) if ready and lim.memory_limit == INGEST_MEMORY_DEFAULT else lim
+    capped = ready and READY_MEMORY_LIMIT and lim.memory_limit == INGEST_MEMORY_DEFAULT
+    wlim = replace(lim, memory_limit=READY_MEMORY_LIMIT) if capped else lim
     writer = _GroupWriter(store, report, hooks, wlim, background=pool is not None)
     # DuckDB may otherwise keep up to 80 % of RAM of freshly written blocks resident.
     with store.memory_limit(wlim.memory_limit), store.checkpoint_threshold(INGEST_CHECKPOINT):
