@@ -1,10 +1,10 @@
 """The write path's INSERT statements: redaction (:mod:`mast.redact`) and casts, in DuckDB.
 
 Every string a trace file can set goes through the secrets catalogue on its way in
-(:func:`insert_sql`); ``redactions`` counts the markers added per row.  A small batch is
+(:func:`insert_sql`); ``redactions`` counts the markers added per row.  Each batch is
 first checked for hints (:func:`hint_check_sql`), and its INSERT then carries the
 catalogue's chain only for the columns where some value holds one: the same rows, without
-planning hundreds of regex calls for a file of a few KB.
+planning hundreds of regex calls for columns where no value could match.
 """
 
 from __future__ import annotations
@@ -84,14 +84,13 @@ _COLUMNS: dict[str, tuple[list[tuple[str, str]], tuple[str, ...], bool, bool]] =
         ("annotator", "agent", "rationale"), False, True),
 }
 
-#: A batch up to this size (Arrow bytes) is first checked for hints column by column, and
-#: the INSERT carries the catalogue's chain only for the columns where a value holds one.
-#: Planning the chain is a fixed cost per statement (DuckDB binds every pattern: 0.1-0.3 s
-#: for the 200 of a steps INSERT), about what the hint scan costs on 10-30 MB; a batch of
-#: a few KB (one small file) would pay it for nothing.  Bigger batches skip the check,
-#: whose scan the INSERT repeats: there the fixed cost is small beside the work, and only
-#: the columns NULL in every row are left out.
-PRECHECK_BYTES = 1_000_000
+#: Every batch is first checked for hints column by column, and the INSERT carries the
+#: catalogue's chain only for the columns where a value holds one.  Planning and starting
+#: the chain is a fixed cost per statement and per column whatever the rows (DuckDB binds
+#: every pattern and builds its RE2 programs: ~0.02 CPU-s a column, 0.18 s for the ten of
+#: a steps INSERT, one row or 30,000), while the hint scan costs ~0.004 CPU-s per MB: on the
+#: framework corpora most columns of a 16 MB group hold no hint at all (bench/RESULTS.md,
+#: issue 13 session 6), so the check pays at every size, not only for small batches.
 
 
 @functools.lru_cache(maxsize=None)
@@ -105,14 +104,11 @@ def statement(con: Any, table: str, rows: Any, name: str, seq: bool = False) -> 
     """The body for encoded ``rows`` of ``table`` attached as ``name``: a SELECT of the rows
     as stored (redacted, cast), for the store's INSERT or a parser's ready rows alike.
 
-    A batch up to :data:`PRECHECK_BYTES` is checked for hints first (one statement on
-    ``con``), so that the chain is planned only for the columns where a value holds one."""
+    The batch is checked for hints first (one statement on ``con``), so that the chain is
+    planned only for the columns where a value holds one (a column NULL throughout holds none)."""
     cols = redacted_columns(table)
-    if rows.nbytes <= PRECHECK_BYTES:
-        [(hinted,)] = con.execute(hint_check_sql(table).replace("{src}", name)).fetchall()
-        scanned = frozenset(c for c, h in zip(cols, hinted) if h)
-    else:  # a column NULL in every row holds no hint either (Arrow counts nulls for free)
-        scanned = frozenset(c for c in cols if rows.column(c).null_count < rows.num_rows)
+    [(hinted,)] = con.execute(hint_check_sql(table).replace("{src}", name)).fetchall()
+    scanned = frozenset(c for c, h in zip(cols, hinted) if h)
     return insert_sql(table, scanned, seq).replace("{src}", name)
 
 

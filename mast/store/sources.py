@@ -65,6 +65,19 @@ def _pair_same_run(entries: list[dict[str, Any]], at: dict[str, int], out: list[
     for e in entries:
         # two artefacts of one kind that no id ties are two runs (mast.store.run_match): no note
         by_kind.setdefault(e["kind"] if e["key"] else None, []).append(e)
+    # Each bucket without the artefacts of one kind, in order, made once per kind: the
+    # replays of one scripted run are mostly artefacts of one kind, which the test below
+    # refuses, and scanning them for every file of the group was quadratic (~0.1 CPU-s a
+    # 400-file corpus; bench/RESULTS.md, issue 13 session 6).
+    other: dict[tuple[str | None, Any], list[dict[str, Any]]] = {}
+
+    def candidates(k: str | None, bucket: list[dict[str, Any]], artefact: Any) -> list[dict[str, Any]]:
+        if artefact is None:
+            return bucket
+        if (k, artefact) not in other:
+            other[k, artefact] = [b for b in bucket if b["artefact"] != artefact]
+        return other[k, artefact]
+
     for a in entries:
         if a["path"] not in at:
             continue
@@ -73,7 +86,7 @@ def _pair_same_run(entries: list[dict[str, Any]], at: dict[str, int], out: list[
         for k, bucket in by_kind.items():
             if kind is not None and k == kind:
                 continue
-            for b in bucket:
+            for b in candidates(k, bucket, a["artefact"]):
                 if len(mine) >= SAME_RUN_LIST:
                     break
                 if b["path"] != a["path"] and b["tid"] != a["tid"] and b["group"] != a["group"] \
@@ -106,6 +119,11 @@ _TYPES = ("VARCHAR",) * 6 + ("INTEGER", "INTEGER", "VARCHAR", "BOOLEAN") + ("VAR
 _SELECT = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else
                     f"CASE WHEN {sql_hinted(c)} AND {sql_matched(c)} THEN {sql_redact(c)} ELSE {c} END AS {c}"
                     if c == "facts" else c for c in _COLUMNS)
+# The same rows when no fact holds a hint (the chain would give each back unchanged): its
+# ~20 patterns cost ~0.02 CPU-s to plan per statement, as for the traces' columns
+# (mast.store.insert), against one cheap scan to tell.
+_SELECT_PLAIN = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else c for c in _COLUMNS)
+_HINTED = f"SELECT coalesce(bool_or({sql_hinted('facts')}), false) FROM _mast_rs"
 #: What a run's trace takes from an alternate artefact of the run when its own artefact
 #: does not say it (:func:`inherit`).
 FACTS = ("outcome", "outcome_reason", "task", "system", "tokens")
@@ -221,7 +239,9 @@ class RunSources:
         try:
             self.execute("DELETE FROM run_sources WHERE list_contains(?::VARCHAR[], path)", [list(at)])
             attach(self._con, "_mast_rs", tb)
-            self.execute(f"INSERT INTO run_sources ({', '.join(_COLUMNS)}) SELECT {_SELECT} FROM _mast_rs")
+            [(hinted,)] = self.fetchall(_HINTED)
+            self.execute(f"INSERT INTO run_sources ({', '.join(_COLUMNS)}) "
+                         f"SELECT {_SELECT if hinted else _SELECT_PLAIN} FROM _mast_rs")
             # The files that share a fingerprint with the group's: candidates for the content
             # rule and for the same-run note (a self-join would be quadratic in the replays
             # of one scripted run).
