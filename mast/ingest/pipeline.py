@@ -434,7 +434,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     # With parser processes, a full group is committed by a writer thread while the next is
     # gathered.  Not without: the parse in this process and the group's write would then
     # hold their peaks at once (MAST human x20: +38 MB RSS, 12 %; bench/RESULTS.md).
-    capped = ready and READY_MEMORY_LIMIT and lim.memory_limit == INGEST_MEMORY_DEFAULT
+    capped = ready and READY_MEMORY_LIMIT and not lim.memory_set
     wlim = replace(lim, memory_limit=READY_MEMORY_LIMIT) if capped else lim
     writer = _GroupWriter(store, report, hooks, wlim, background=pool is not None)
     # DuckDB may otherwise keep up to 80 % of RAM of freshly written blocks resident.

@@ -259,6 +259,11 @@ def test_the_writer_that_only_appends_ready_rows_keeps_a_smaller_pool_unless_tol
         ingest_paths(st, paths, workers=2, hooks=[*_hooks(tmp_path / "told.duckdb"), told],
                      limits=IngestLimits(memory_limit="300MB"))
     assert told.limits and set(told.limits) == {_as_duckdb_says("300MB")}  # a limit the user set is kept
+    default = _SeesLimit()
+    with Store(tmp_path / "default.duckdb") as st:  # the user's limit is kept even when it equals the default
+        ingest_paths(st, paths, workers=2, hooks=[*_hooks(tmp_path / "default.duckdb"), default],
+                     limits=IngestLimits.from_settings(Settings(ingest_memory_limit=pipeline.INGEST_MEMORY_LIMIT)))
+    assert default.limits and set(default.limits) == {_as_duckdb_says(pipeline.INGEST_MEMORY_LIMIT)}
 
 
 def test_a_file_streamed_among_ready_rows_is_written_under_the_full_limit(tmp_path, parsers, monkeypatch):
