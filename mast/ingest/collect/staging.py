@@ -29,18 +29,17 @@ by the spans of the last ``horizon`` seconds, not by everything collected.
 
 from __future__ import annotations
 
-import gc
 import json
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import pyarrow as pa
 
 from mast.errors import IngestError, MastError
+from mast.ingest._util import gc_paused
 from mast.ingest.collect import copies
 from mast.ingest.collect.retention import prune
 from mast.ingest.collect.proto import Index, decode_request, request_spans
@@ -185,21 +184,6 @@ def _link_trace(path: Path, where: str, ln: Any) -> str | None:
         return _id(path, where, ln.get("traceId"), "link traceId") if isinstance(ln, dict) else None
     except IngestError:
         return None
-
-
-@contextmanager
-def _cycle_gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a batch is built: the batch allocates some
-    hundred thousand objects (spans, attribute dicts, steps, Arrow rows) that hold no
-    cycles, and the collector's passes over them were a fifth of the build's CPU.  A batch
-    is bounded (``batch_spans``), and whatever it left is collected when it ends."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _now() -> datetime:
@@ -375,7 +359,9 @@ class Collector:
         transaction (one write, one run of the hooks: their fixed cost is paid per batch,
         not per trace).  A group is named by an OTel trace id (its smallest, as
         :meth:`ready` gives them; any member's also finds it)."""
-        with _cycle_gc_paused():
+        # a batch allocates some hundred thousand objects without cycles (spans, attribute
+        # dicts, steps, Arrow rows): the collector's passes over them were a fifth of the build
+        with gc_paused():
             return self._build_many(groups)
 
     def _build_many(self, groups: Sequence[str]) -> list[BuildReport]:
