@@ -1,10 +1,10 @@
 """The write path's INSERT statements: redaction (:mod:`mast.redact`) and casts, in DuckDB.
 
 Every string a trace file can set goes through the secrets catalogue on its way in
-(:func:`insert_sql`); ``redactions`` counts the markers added per row.  A small batch is
-first checked for hints (:func:`hint_check_sql`), and its INSERT then carries the
-catalogue's chain only for the columns where some value holds one: the same rows, without
-planning hundreds of regex calls for a file of a few KB.
+(:func:`insert_sql`); ``redactions`` counts the markers added per row.  The small columns
+of a batch are first checked (:func:`check_sql`), and its INSERT then carries the
+catalogue's chain only for the columns where some value holds a hint and matches a pass:
+the same rows, without planning hundreds of regex calls for each column of short names.
 """
 
 from __future__ import annotations
@@ -84,13 +84,15 @@ _COLUMNS: dict[str, tuple[list[tuple[str, str]], tuple[str, ...], bool, bool]] =
         ("annotator", "agent", "rationale"), False, True),
 }
 
-#: A batch up to this size (Arrow bytes) is first checked for hints column by column, and
-#: the INSERT carries the catalogue's chain only for the columns where a value holds one.
-#: Planning the chain is a fixed cost per statement (DuckDB binds every pattern: 0.1-0.3 s
-#: for the 200 of a steps INSERT), about what the hint scan costs on 10-30 MB; a batch of
-#: a few KB (one small file) would pay it for nothing.  Bigger batches skip the check,
-#: whose scan the INSERT repeats: there the fixed cost is small beside the work, and only
-#: the columns NULL in every row are left out.
+#: A redacted column of a batch up to this size (Arrow bytes) is first checked, and the
+#: INSERT carries the catalogue's chain for it only when some value holds a hint and
+#: matches a pass.  Planning the chain is a fixed cost per column (DuckDB binds every
+#: pattern: 15-25 ms per column, 0.1-0.3 s for the 10 of a steps INSERT), about what the
+#: check costs on 1-3 MB of text; a column of a few KB (an agent's name, a status), or a
+#: whole batch of one small file, would pay it for nothing.  A bigger column skips the
+#: check, whose scan its INSERT would repeat.  The size is per column, not per batch: a
+#: batch of 50 MB of step contents still has ten small columns beside the one big one
+#: (bench/RESULTS.md, MAST human).
 PRECHECK_BYTES = 1_000_000
 
 
@@ -105,31 +107,37 @@ def statement(con: Any, table: str, rows: Any, name: str, seq: bool = False) -> 
     """The body for encoded ``rows`` of ``table`` attached as ``name``: a SELECT of the rows
     as stored (redacted, cast), for the store's INSERT or a parser's ready rows alike.
 
-    A batch up to :data:`PRECHECK_BYTES` is checked for hints first (one statement on
-    ``con``), so that the chain is planned only for the columns where a value holds one."""
-    cols = redacted_columns(table)
-    if rows.nbytes <= PRECHECK_BYTES:
-        [(hinted,)] = con.execute(hint_check_sql(table).replace("{src}", name)).fetchall()
-        scanned = frozenset(c for c, h in zip(cols, hinted) if h)
-    else:  # a column NULL in every row holds no hint either (Arrow counts nulls for free)
-        scanned = frozenset(c for c in cols if rows.column(c).null_count < rows.num_rows)
-    return insert_sql(table, scanned, seq).replace("{src}", name)
+    The chain is planned only for the columns that need it: a column NULL in every row
+    (Arrow counts nulls for free) holds no hint; a column up to :data:`PRECHECK_BYTES` is
+    checked first (one statement on ``con`` for all of them), and one where no value both
+    holds a hint and matches a pass is read as it is (the chain would give every value
+    back unchanged, with no marker)."""
+    n = rows.num_rows
+    live = [c for c in redacted_columns(table) if rows.column(c).null_count < n]
+    if rows.nbytes <= PRECHECK_BYTES:  # every column is small: no need to size them
+        small = live
+    else:
+        small = [c for c in live if rows.column(c).nbytes <= PRECHECK_BYTES]
+    scanned = set(live) - set(small)
+    if small:
+        [(flags,)] = con.execute(check_sql(tuple(small)).replace("{src}", name)).fetchall()
+        scanned.update(c for c, f in zip(small, flags) if f)
+    return insert_sql(table, frozenset(scanned), seq).replace("{src}", name)
 
 
 @functools.lru_cache(maxsize=None)
-def hint_check_sql(table: str) -> str:
-    """One row: a list of whether any value holds a hint, per redacted column of ``table``.
+def check_sql(cols: tuple[str, ...]) -> str:
+    """One row: a list of whether some value holds a hint and matches a pass, per column.
 
-    The hint pattern appears once (in a lambda over the row's columns), so DuckDB compiles
-    it once rather than once per column: a third of the cost on a small batch."""
-    cols = _COLUMNS[table][1]
+    Each pattern appears once (in a lambda over the row's columns), so DuckDB compiles it
+    once rather than once per column; the pass scan runs only on values with a hint."""
     flags = ", ".join(f"coalesce(bool_or(h[{i + 1}]), false)" for i in range(len(cols)))
-    return (f"SELECT [{flags}] FROM (SELECT list_transform([{', '.join(cols)}], lambda v: {sql_hinted('v')}) AS h "
-            "FROM {src})")
+    check = f"CASE WHEN {sql_hinted('v')} THEN {sql_matched('v')} ELSE false END"
+    return f"SELECT [{flags}] FROM (SELECT list_transform([{', '.join(cols)}], lambda v: {check}) AS h FROM {{src}})"
 
 
 def redacted_columns(table: str) -> tuple[str, ...]:
-    """The columns of ``table`` that are redacted (in the order :func:`hint_check_sql` reports)."""
+    """The columns of ``table`` that are redacted (in the order of its INSERT's inner select)."""
     return _COLUMNS[table][1]
 
 

@@ -64,9 +64,9 @@ def _ingest(db: Path, paths, keep_going=False):
 
 
 def _write_path(monkeypatch, how: str) -> None:
-    """Choose a write path: a small batch binds the chain only for columns holding a hint
-    ("hint-checked", the default); a batch over PRECHECK_BYTES for every column not NULL
-    throughout ("null-skipped"); "whole-chain" binds it for every column, as main did."""
+    """Choose a write path: a column up to PRECHECK_BYTES gets the chain only when some value
+    holds a hint and matches a pass ("hint-checked", the default); over it, every column
+    not NULL throughout gets it ("null-skipped"); "whole-chain" binds it for every column."""
     from mast.store import insert
     if how in ("null-skipped", "whole-chain"):
         monkeypatch.setattr(insert, "PRECHECK_BYTES", -1)
