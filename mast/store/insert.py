@@ -16,15 +16,21 @@ from mast.model import SCHEMA_VERSION
 from mast.redact import sql_hinted, sql_markers, sql_matched, sql_redact
 
 
-def _redacted(col: str) -> str:
-    """The redaction chain, run only on values that contain a hint and match some pass.
+def _matched(col: str) -> str:
+    """Whether the catalogue's chain could change ``col``: it holds a hint and some pass matches.
 
     Most text holds no credential-like word; one RE2 scan for the hints is about 8 times
     cheaper than the catalogue's regexp_replace passes (see bench/RESULTS.md).  Of the
     values that do (code, prompts: "key", "token"), few match any pass, and one scan of
-    all the passes at once tells them apart (:data:`mast.redact.ANY_PASS`).
+    all the passes at once tells them apart (:data:`mast.redact.ANY_PASS`); a CASE, so
+    that scan runs only on the values with a hint.
     """
-    return f"CASE WHEN {sql_hinted(col)} AND {sql_matched(col)} THEN {sql_redact(col)} ELSE {col} END"
+    return f"CASE WHEN {sql_hinted(col)} THEN {sql_matched(col)} ELSE false END"
+
+
+def _redacted(col: str) -> str:
+    """The redaction chain, run only on the values :func:`_matched` flagged (as ``_m_<col>``)."""
+    return f"CASE WHEN _m_{col} THEN {sql_redact(col)} ELSE {col} END"
 
 
 def _select(columns: Sequence[tuple[str, str]], redacted: Sequence[str], count: bool,
@@ -35,17 +41,22 @@ def _select(columns: Sequence[tuple[str, str]], redacted: Sequence[str], count: 
 
     ``scanned``: the redacted columns that get the catalogue's chain (None: all).  Any other
     is one where no value of the batch holds a hint (or every value is NULL), so the chain
-    would give every value back unchanged: it is read as it is and adds no marker.
+    would give every value back unchanged: it is read as it is and adds no marker.  A value
+    the chain was not run on is unchanged too, so its markers are counted only where it ran
+    (counting them is two passes over the text, before and after).
 
     ``seq``: the batch's ``_seq`` (the row of a step's or label's trace) is kept, first, for
     rows made ready in a parser process (:mod:`mast.store.ready`)."""
     chained = [c for c in redacted if scanned is None or c in scanned]
+    src = "{src}"
+    if chained:
+        src = f"(SELECT *, {', '.join(f'{_matched(c)} AS _m_{c}' for c in chained)} FROM {{src}})"
     inner = ", ".join(f"{_redacted(c) if c in chained else c} AS _r_{c}" for c in redacted)
     cols = (["_seq"] if seq else []) + [f"{expr} AS {name}" for name, expr in columns]
     if count:
-        cols.append("(" + " + ".join(["0"] + [f"({sql_markers('_r_' + c)} - {sql_markers(c)})" for c in chained])
-                    + ")::INTEGER AS redactions")
-    return f"SELECT {', '.join(cols)} FROM (SELECT *, {inner} FROM {{src}})"
+        cols.append("(" + " + ".join(["0"] + [f"CASE WHEN _m_{c} THEN {sql_markers('_r_' + c)} - {sql_markers(c)} "
+                                              "ELSE 0 END" for c in chained]) + ")::INTEGER AS redactions")
+    return f"SELECT {', '.join(cols)} FROM (SELECT *, {inner} FROM {src})"
 
 
 _TS = "try_cast({} AS TIMESTAMPTZ)::TIMESTAMP"
@@ -130,10 +141,10 @@ def check_sql(cols: tuple[str, ...]) -> str:
     """One row: a list of whether some value holds a hint and matches a pass, per column.
 
     Each pattern appears once (in a lambda over the row's columns), so DuckDB compiles it
-    once rather than once per column; the pass scan runs only on values with a hint."""
+    once rather than once per column (:func:`_matched`)."""
     flags = ", ".join(f"coalesce(bool_or(h[{i + 1}]), false)" for i in range(len(cols)))
-    check = f"CASE WHEN {sql_hinted('v')} THEN {sql_matched('v')} ELSE false END"
-    return f"SELECT [{flags}] FROM (SELECT list_transform([{', '.join(cols)}], lambda v: {check}) AS h FROM {{src}})"
+    return (f"SELECT [{flags}] FROM (SELECT list_transform([{', '.join(cols)}], lambda v: {_matched('v')}) AS h "
+            "FROM {src})")
 
 
 def redacted_columns(table: str) -> tuple[str, ...]:
