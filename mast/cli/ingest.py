@@ -67,6 +67,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
             from mast.review import import_labels  # the review machinery, only when a labels file is given
             labelled = [import_labels(store, f) for f in label_files]
     errors = summary.errors
+    shown = summary.shown_paths
     if as_json:
         print_json({
             "files": len(summary.files), "skipped_unchanged": sum(f.skipped for f in summary.files),
@@ -79,6 +80,10 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
             "labels_superseded": summary.labels_superseded,
             "same_run_no_id": [{"path": a, "other": b} for a, b in summary.same_run],
             "merged_by_content": [{"path": a, "other": b} for a, b in summary.merged_by_content],
+            "pieces_joined": [{"trace_id": t, "files": [shown.get(p, p) for p in ps]}
+                              for t, ps in summary.joined.traces],
+            "pieces_replaced": summary.joined.replaced,
+            "pieces_labels_replaced": summary.joined.labels, "pieces_notes": summary.joined.notes,
             "errors": [str(e) for e in errors],
             "stopped": str(summary.aborted) if summary.aborted else None,
             "labels": [r.__dict__ for r in labelled],
@@ -102,6 +107,14 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
                       + (f"; richer artefacts replaced {summary.traces_superseded} earlier trace(s) and "
                          f"{summary.labels_superseded} label(s) of them" if summary.traces_superseded else "")
                       + " (see `mast traces show`)", highlight=False, markup=False)
+        joined = summary.joined
+        if joined.traces:
+            err.print(f"pieces of one trace in several files: {sum(len(ps) for _, ps in joined.traces)} file(s) "
+                      f"joined into {len(joined.traces)} trace(s)"
+                      + (f", replacing {joined.replaced} earlier trace(s) and {joined.labels} label(s) of them"
+                         if joined.replaced else ""), highlight=False, markup=False)
+        for note in joined.notes:
+            err.print(f"note: {safe(note)}", highlight=False, markup=False, soft_wrap=True)
         _same_run_notes(summary.same_run, summary.shown_paths)
         _same_run_notes(summary.merged_by_content, summary.shown_paths, merged=True)
         named = summary.systems_named

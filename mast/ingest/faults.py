@@ -43,6 +43,14 @@ class IngestLimits:
 
     max_record: int = DEFAULT_MAX_RECORD_MB * 1_000_000
     memory_limit: str = INGEST_MEMORY_DEFAULT
+    #: whether the user chose ``memory_limit``: then it is kept as given, even if it equals the
+    #: default (ingest otherwise lowers the pool of a writer that only appends).  None: chosen
+    #: if it differs from the default.
+    memory_set: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.memory_set is None:
+            object.__setattr__(self, "memory_set", self.memory_limit != INGEST_MEMORY_DEFAULT)
 
     @staticmethod
     def from_settings(settings=None) -> "IngestLimits":
@@ -58,7 +66,7 @@ class IngestLimits:
         if mem and not _MEMORY_RX.match(mem):
             raise UsageError(f"MAST_INGEST_MEMORY_LIMIT={mem!r} is not a memory size",
                              "Give a size DuckDB reads, such as 512MB or 2GB.")
-        return IngestLimits(max_record, mem or INGEST_MEMORY_DEFAULT)
+        return IngestLimits(max_record, mem or INGEST_MEMORY_DEFAULT, bool(mem))
 
 
 _MEMORY_RX = re.compile(r"(?i)^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")

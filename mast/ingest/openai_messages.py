@@ -33,6 +33,21 @@ def is_message(obj: Any) -> bool:
     return isinstance(obj, dict) and "role" in obj and ("content" in obj or "tool_calls" in obj)
 
 
+#: Content part types that are text (Chat Completions' ``text``; the Responses API's
+#: ``input_text`` / ``output_text``, which agent benchmarks also write into message lists).
+_TEXT_PARTS = ("text", "input_text", "output_text")
+
+
+def content_text(v: Any) -> str | None:
+    """A message's content as text: a list of text parts (``[{"type": "text", "text": …}]``,
+    how the OpenAI API and newer benchmark harnesses write content) is its text, not the
+    JSON of the list; anything else (an image part among them) as before."""
+    if isinstance(v, list) and v and all(isinstance(p, dict) and p.get("type") in _TEXT_PARTS
+                                         and isinstance(p.get("text"), str) for p in v):
+        return "\n".join(p["text"] for p in v)
+    return as_text(v)
+
+
 def conversation_steps(path: Path, messages: list, where: Callable[[int], Any]) -> tuple[list[Step], str | None]:
     """The steps of one conversation and its task (the first user message's text).
 
@@ -51,7 +66,7 @@ def conversation_steps(path: Path, messages: list, where: Callable[[int], Any]) 
             raise IngestError(str(path), where(j), "missing required field: content")
         raw_role = str(m["role"])
         role = ROLE_MAP.get(raw_role, raw_role)
-        content = as_text(m.get("content"))
+        content = content_text(m.get("content"))
         extras = {k: v for k, v in m.items() if k not in _OWN_KEYS}
         if role == "tool":
             cid = m.get("tool_call_id")

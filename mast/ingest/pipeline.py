@@ -41,20 +41,21 @@ from __future__ import annotations
 import os
 from collections import Counter
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from mast import ingest as registry
 from mast.errors import IngestAborted, IngestError, path_text
 from mast.ingest._util import limits, max_record_bytes
+from mast.ingest.pieces import join_pieces
 from mast.ingest.finish import SYSTEM_RULES, name_system  # noqa: F401 - SYSTEM_RULES re-exported for the CLI
 from mast.ingest.summary import FileResult, IngestSummary  # also re-exported: callers import them from here
 from mast.ingest.writer import _GroupWriter, _Parsed, _Pending, _Stop
 from mast.ingest.faults import (INGEST_MEMORY_DEFAULT, IngestLimits, check_sizes, contained, encode_files,
                                 encode_safely, file_error, fix_source_path)
 from mast.model import Trace
-from mast.ingest.workers import WORKER, _pool, _ready
+from mast.ingest.workers import WORKER, _pool, _ready, trim
 from mast.store import Store, WriteHook
 from mast.store.ready import ReadyTables
 from mast.store.rows import SMALL_JOB_BYTES
@@ -94,6 +95,13 @@ READY = True
 READY_CHUNK_BYTES = 16_000_000
 READY_CHUNK_FILES = 1024
 READY_WINDOW = 1
+#: DuckDB's memory limit in the writer while parsers hand it ready rows, unless the user set
+#: one (MAST_INGEST_MEMORY_LIMIT): it then only appends and commits, and the default's room
+#: for the redaction chains and the feature pass would only keep written blocks resident
+#: (Who&When x20: 75 MB less writer RSS; bench/RESULTS.md, session 6).  A file streamed in
+#: the same run is still written under the full limit.  It costs the writer 0.5-1 s of CPU
+#: there (DuckDB evicts and re-reads blocks); None keeps the full limit.
+READY_MEMORY_LIMIT: str | None = "128MB"
 
 
 def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -293,6 +301,7 @@ def _parse_ready(paths: list[Path], fmt: str, system: str | None, lim: IngestLim
     0.23 s per MB on batches of 1 MB against 0.05 s on 16 MB (bench/RESULTS.md)."""
     if small or "hooks" not in WORKER:
         return _parse_chunk(paths, fmt, system, lim, small)  # a small job's lists: written as they are
+    trim()  # the previous chunk was pickled and sent: its pages are free
     out = _Chunk([], [])
     for part in _sub_chunks(paths):
         got = _parse_chunk(part, fmt, system, lim, small)
@@ -425,9 +434,11 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     # With parser processes, a full group is committed by a writer thread while the next is
     # gathered.  Not without: the parse in this process and the group's write would then
     # hold their peaks at once (MAST human x20: +38 MB RSS, 12 %; bench/RESULTS.md).
-    writer = _GroupWriter(store, report, hooks, lim, background=pool is not None)
+    capped = ready and READY_MEMORY_LIMIT and not lim.memory_set
+    wlim = replace(lim, memory_limit=READY_MEMORY_LIMIT) if capped else lim
+    writer = _GroupWriter(store, report, hooks, wlim, background=pool is not None)
     # DuckDB may otherwise keep up to 80 % of RAM of freshly written blocks resident.
-    with store.memory_limit(lim.memory_limit), store.checkpoint_threshold(INGEST_CHECKPOINT):
+    with store.memory_limit(wlim.memory_limit), store.checkpoint_threshold(INGEST_CHECKPOINT):
         try:
             nxt = 0  # next chunk for the pool: a bounded window in flight bounds memory
 
@@ -446,7 +457,8 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
                     p = chunk[0]
                     writer.flush()  # earlier files first, and never in the same transaction
                     try:
-                        res = ingest_file(store, p.path, fmt, system, hooks=hooks, lim=lim)
+                        with store.memory_limit(lim.memory_limit):  # it redacts here: the full limit
+                            res = ingest_file(store, p.path, fmt, system, hooks=hooks, lim=lim)
                     except IngestError as e:
                         res = FileResult(p.res.path, None, error=e)
                     report(res, p.size)
@@ -456,7 +468,11 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
                 fut = futures.pop(ci, None)
                 parsed = (_result(fut, todo[ci], fmt, system, lim, lists) if fut is not None
                           else _parse_chunk(todo[ci], fmt, system, lim, lists) if todo[ci] else _Chunk([], []))
-                if not _take_chunk(writer, chunk, parsed, report, keep_going):
+                go = _take_chunk(writer, chunk, parsed, report, keep_going)
+                # The writer holds what it still has to commit: the chunk (and its future)
+                # must not also stay alive here while the next one is awaited.
+                fut = parsed = None
+                if not go:
                     break
             writer.flush()
         except _Stop:
@@ -465,6 +481,9 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
             writer.drain()  # before anything else touches the store (or the caller closes it)
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+        if not summary.aborted:
+            # pieces of one trace in several files (pages saved one per file) become one trace
+            summary.joined = join_pieces(store, summary.files, system, hooks)
     return summary
 
 

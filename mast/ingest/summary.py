@@ -50,8 +50,22 @@ class FileResult:
 
 
 @dataclass
+class Joined:
+    """What joining the pieces of one trace in several files did (mast.ingest.pieces)."""
+
+    #: (stored trace id, the files it was built from), one per run joined.
+    traces: list[tuple[str, list[str]]] = field(default_factory=list)
+    #: Traces (and their labels) the joined traces replaced.
+    replaced: int = 0
+    labels: int = 0
+    #: Why a run with pieces was not joined (a piece's file gone or changed, unreadable).
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class IngestSummary:
     files: list[FileResult] = field(default_factory=list)
+    joined: Joined = field(default_factory=Joined)
 
     @property
     def errors(self) -> list[MastError]:

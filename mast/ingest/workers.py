@@ -8,6 +8,7 @@ with ``rows`` that pickle: the rest run in the writer) on an in-memory store of 
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing as mp
 import os
 import pickle
@@ -25,6 +26,22 @@ if TYPE_CHECKING:
 
 #: In a parser process: the write hooks it runs (those with ``rows``) and its in-memory store.
 WORKER: dict = {}
+
+
+def trim() -> None:
+    """Give the pages the last chunk freed back to the OS (glibc keeps them otherwise):
+    a parser then holds one chunk's memory at a time, not its high-water mark."""
+    try:
+        _libc().malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim with
+        pass
+
+
+@functools.cache
+def _libc():
+    import ctypes  # only in a parser process, once
+
+    return ctypes.CDLL("libc.so.6")
 
 
 def _ready(tables: TraceTables) -> TraceTables | ReadyTables:
@@ -74,6 +91,12 @@ def _pool(workers: int, hooks: Sequence[WriteHook] = ()):
 def _worker_init(writer_pid: int, hooks: list[WriteHook] | None = None) -> None:
     if hooks is not None:
         WORKER["hooks"] = hooks
+        # A parser's Arrow buffers from the C allocator, whose freed pages trim() hands back:
+        # Arrow's own pool keeps what a chunk's tables took for the next one, ~20 MB more
+        # RSS per process at the same speed (bench/RESULTS.md, session 6).
+        import pyarrow as pa  # heavy; a parser process that makes ready rows loads it anyway
+
+        pa.set_memory_pool(pa.system_memory_pool())
 
     # Ctrl-C reaches the whole process group: the parent stops the ingest (committed
     # groups stay); workers just end with it instead of printing their own tracebacks.

@@ -1,10 +1,10 @@
 """The write path's INSERT statements: redaction (:mod:`mast.redact`) and casts, in DuckDB.
 
 Every string a trace file can set goes through the secrets catalogue on its way in
-(:func:`insert_sql`); ``redactions`` counts the markers added per row.  The small columns
-of a batch are first checked (:func:`check_sql`), and its INSERT then carries the
-catalogue's chain only for the columns where some value holds a hint and matches a pass:
-the same rows, without planning hundreds of regex calls for each column of short names.
+(:func:`insert_sql`); ``redactions`` counts the markers added per row.  The columns of a
+batch are first checked (:func:`check_sql`), and its INSERT then carries the catalogue's
+chain only for the columns where some value holds a hint and matches a pass: the same
+rows, without planning hundreds of regex calls for each column of short names.
 """
 
 from __future__ import annotations
@@ -95,16 +95,14 @@ _COLUMNS: dict[str, tuple[list[tuple[str, str]], tuple[str, ...], bool, bool]] =
         ("annotator", "agent", "rationale"), False, True),
 }
 
-#: A redacted column of a batch up to this size (Arrow bytes) is first checked, and the
-#: INSERT carries the catalogue's chain for it only when some value holds a hint and
-#: matches a pass.  Planning the chain is a fixed cost per column (DuckDB binds every
-#: pattern: 15-25 ms per column, 0.1-0.3 s for the 10 of a steps INSERT), about what the
-#: check costs on 1-3 MB of text; a column of a few KB (an agent's name, a status), or a
-#: whole batch of one small file, would pay it for nothing.  A bigger column skips the
-#: check, whose scan its INSERT would repeat.  The size is per column, not per batch: a
-#: batch of 50 MB of step contents still has ten small columns beside the one big one
-#: (bench/RESULTS.md, MAST human).
-PRECHECK_BYTES = 1_000_000
+#: Every batch is first checked column by column, and the INSERT carries the catalogue's
+#: chain only for the columns where some value holds a hint and matches a pass.  Planning
+#: and starting the chain is a fixed cost per statement and per column whatever the rows
+#: (DuckDB binds every pattern and builds its RE2 programs: ~0.02 CPU-s a column, 0.18 s
+#: for the ten of a steps INSERT, one row or 30,000), while the hint scan costs ~0.004
+#: CPU-s per MB: on the framework corpora most columns of a 16 MB group hold no hint at
+#: all (bench/RESULTS.md, issue 13 session 6), and on MAST human the hints in step
+#: attributes match no pass (issue 16 session 6), so the check pays at every size.
 
 
 @functools.lru_cache(maxsize=None)
@@ -119,21 +117,16 @@ def statement(con: Any, table: str, rows: Any, name: str, seq: bool = False) -> 
     as stored (redacted, cast), for the store's INSERT or a parser's ready rows alike.
 
     The chain is planned only for the columns that need it: a column NULL in every row
-    (Arrow counts nulls for free) holds no hint; a column up to :data:`PRECHECK_BYTES` is
-    checked first (one statement on ``con`` for all of them), and one where no value both
-    holds a hint and matches a pass is read as it is (the chain would give every value
-    back unchanged, with no marker)."""
+    (Arrow counts nulls for free) holds no hint; the others are checked first (one
+    statement on ``con`` for all of them), and one where no value both holds a hint and
+    matches a pass is read as it is (the chain would give every value back unchanged)."""
     n = rows.num_rows
-    live = [c for c in redacted_columns(table) if rows.column(c).null_count < n]
-    if rows.nbytes <= PRECHECK_BYTES:  # every column is small: no need to size them
-        small = live
-    else:
-        small = [c for c in live if rows.column(c).nbytes <= PRECHECK_BYTES]
-    scanned = set(live) - set(small)
-    if small:
-        [(flags,)] = con.execute(check_sql(tuple(small)).replace("{src}", name)).fetchall()
-        scanned.update(c for c, f in zip(small, flags) if f)
-    return insert_sql(table, frozenset(scanned), seq).replace("{src}", name)
+    live = tuple(c for c in redacted_columns(table) if rows.column(c).null_count < n)
+    scanned: frozenset[str] = frozenset()
+    if live:
+        [(flags,)] = con.execute(check_sql(live).replace("{src}", name)).fetchall()
+        scanned = frozenset(c for c, f in zip(live, flags) if f)
+    return insert_sql(table, scanned, seq).replace("{src}", name)
 
 
 @functools.lru_cache(maxsize=None)

@@ -66,11 +66,6 @@ class _Column:
     def null_count(self) -> int:
         return sum(v is None for v in self.values)
 
-    @property
-    def nbytes(self) -> int:
-        """As :attr:`Columns.nbytes`, for this column."""
-        return sum(len(v) if isinstance(v, str) else 8 for v in self.values)
-
 
 class Columns:
     """A table as one Python list per column (``spec``: (name, DuckDB type) per column)."""

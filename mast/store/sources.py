@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import duckdb
 
 from mast.redact import sql_hinted, sql_matched, sql_redact
-from mast.store.rows import Columns, attach, detach
+from mast.store.rows import Columns, attach, detach, encode_rows
 
 from mast.store.run_match import PART_SLACK, Unit, artefact_kind, plan, plan_parts, window
 
@@ -65,6 +65,19 @@ def _pair_same_run(entries: list[dict[str, Any]], at: dict[str, int], out: list[
     for e in entries:
         # two artefacts of one kind that no id ties are two runs (mast.store.run_match): no note
         by_kind.setdefault(e["kind"] if e["key"] else None, []).append(e)
+    # Each bucket without the artefacts of one kind, in order, made once per kind: the
+    # replays of one scripted run are mostly artefacts of one kind, which the test below
+    # refuses, and scanning them for every file of the group was quadratic (~0.1 CPU-s a
+    # 400-file corpus; bench/RESULTS.md, issue 13 session 6).
+    other: dict[tuple[str | None, Any], list[dict[str, Any]]] = {}
+
+    def candidates(k: str | None, bucket: list[dict[str, Any]], artefact: Any) -> list[dict[str, Any]]:
+        if artefact is None:
+            return bucket
+        if (k, artefact) not in other:
+            other[k, artefact] = [b for b in bucket if b["artefact"] != artefact]
+        return other[k, artefact]
+
     for a in entries:
         if a["path"] not in at:
             continue
@@ -73,7 +86,7 @@ def _pair_same_run(entries: list[dict[str, Any]], at: dict[str, int], out: list[
         for k, bucket in by_kind.items():
             if kind is not None and k == kind:
                 continue
-            for b in bucket:
+            for b in candidates(k, bucket, a["artefact"]):
                 if len(mine) >= SAME_RUN_LIST:
                     break
                 if b["path"] != a["path"] and b["tid"] != a["tid"] and b["group"] != a["group"] \
@@ -106,6 +119,11 @@ _TYPES = ("VARCHAR",) * 6 + ("INTEGER", "INTEGER", "VARCHAR", "BOOLEAN") + ("VAR
 _SELECT = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else
                     f"CASE WHEN {sql_hinted(c)} AND {sql_matched(c)} THEN {sql_redact(c)} ELSE {c} END AS {c}"
                     if c == "facts" else c for c in _COLUMNS)
+# The same rows when no fact holds a hint (the chain would give each back unchanged): its
+# ~20 patterns cost ~0.02 CPU-s to plan per statement, as for the traces' columns
+# (mast.store.insert), against one cheap scan to tell.
+_SELECT_PLAIN = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else c for c in _COLUMNS)
+_HINTED = f"SELECT coalesce(bool_or({sql_hinted('facts')}), false) FROM _mast_rs"
 #: What a run's trace takes from an alternate artefact of the run when its own artefact
 #: does not say it (:func:`inherit`).
 FACTS = ("outcome", "outcome_reason", "task", "system", "tokens")
@@ -221,7 +239,9 @@ class RunSources:
         try:
             self.execute("DELETE FROM run_sources WHERE list_contains(?::VARCHAR[], path)", [list(at)])
             attach(self._con, "_mast_rs", tb)
-            self.execute(f"INSERT INTO run_sources ({', '.join(_COLUMNS)}) SELECT {_SELECT} FROM _mast_rs")
+            [(hinted,)] = self.fetchall(_HINTED)
+            self.execute(f"INSERT INTO run_sources ({', '.join(_COLUMNS)}) "
+                         f"SELECT {_SELECT if hinted else _SELECT_PLAIN} FROM _mast_rs")
             # The files that share a fingerprint with the group's: candidates for the content
             # rule and for the same-run note (a self-join would be quadratic in the replays
             # of one scripted run).
@@ -442,3 +462,70 @@ class RunSources:
         for r in out:
             r["inherited"] = json.loads(r["inherited"]) if r["inherited"] else {}
         return out
+
+    def piece_groups(self, paths: Sequence[str], formats: Sequence[str]) -> list[tuple[str, str, list[str], int]]:
+        """The runs of ``paths`` (one trace id, kind ``otel-trace``) that other files of the
+        same format also hold a piece of: ``(run group, format, its files, the steps of the
+        stored trace when another format's artefact is chosen, else 0)`` (mast.ingest.pieces)."""
+        try:
+            rows = self.fetchall("""
+                WITH mine AS (SELECT DISTINCT run_group, format FROM run_sources
+                              WHERE list_contains(?::VARCHAR[], path) AND kind = 'otel-trace'
+                                AND list_contains(?::VARCHAR[], format))
+                SELECT r.run_group, r.format, list(DISTINCT r.path ORDER BY r.path),
+                       (SELECT coalesce(max(c.steps), 0) FROM run_sources c
+                        WHERE c.run_group = r.run_group AND c.chosen AND c.format <> r.format)
+                FROM run_sources r JOIN mine USING (run_group, format)
+                GROUP BY r.run_group, r.format HAVING count(DISTINCT r.path) > 1
+                ORDER BY 1, 2""", [list(paths), list(formats)])
+        except duckdb.Error as e:
+            raise self._map(e) from None
+        return [(g, f, list(ps), int(n or 0)) for g, f, ps, n in rows]
+
+    def store_union(self, group: str, fmt: str, paths: Sequence[str], trace: Any,
+                    hooks: Sequence[Any] = ()) -> tuple[int, int]:
+        """Store the trace built from the pieces ``paths`` (files of format ``fmt``) of run
+        ``group`` as the run's one trace, in place of whatever trace the run had: the
+        ``trace`` (a :class:`mast.model.Trace`) is written, the run's earlier traces go with
+        their labels and derived rows, every piece file is recorded as holding it (a changed
+        piece then leaves it to the next union, not deletes it), and the run's artefacts
+        point to it: the first piece as the artefact it was built from, with the union's
+        steps (so it stays the run's richest until a new piece joins it).  Call inside a
+        transaction.  Returns the traces and labels replaced."""
+        uid, steps = trace.finalise().trace_id, len(trace.steps)
+        try:
+            old = [r[0] for r in self.fetchall("""
+                SELECT trace_id FROM traces WHERE trace_id <> ? AND trace_id IN (
+                    SELECT stored_trace_id FROM run_sources WHERE run_group = ?
+                    UNION SELECT source_trace_id FROM run_sources WHERE run_group = ?
+                    UNION SELECT f.trace_id FROM ingested_file_traces f JOIN traces t USING (trace_id)
+                          WHERE list_contains(?::VARCHAR[], f.path) AND json_extract_string(t.metadata, '$.run_key') = ?)
+                ORDER BY 1""", [uid, group, group, list(paths), group])]
+            labels = self.fetchall(
+                "SELECT (SELECT count(*) FROM annotations WHERE list_contains(?::VARCHAR[], trace_id)) + "
+                "(SELECT count(*) FROM attributions WHERE list_contains(?::VARCHAR[], trace_id))", [old, old])[0][0]
+            self.delete_traces(old)
+            # one trace: its rows as lists (mast.store.rows), without loading pyarrow for it
+            self.write_tables(encode_rows([trace]), hooks)
+            self.execute("""
+                INSERT INTO ingested_file_traces SELECT p, ? FROM unnest(?::VARCHAR[]) AS u(p)
+                WHERE NOT EXISTS (SELECT 1 FROM ingested_file_traces f WHERE f.path = u.p AND f.trace_id = ?)""",
+                         [uid, list(paths), uid])
+            n = len(paths)
+            self.execute("""
+                UPDATE run_sources SET stored_trace_id = ?, inherited = NULL,
+                    chosen = (path = ? AND format = ?),
+                    source_trace_id = CASE WHEN path = ? AND format = ? THEN ? ELSE source_trace_id END,
+                    steps = CASE WHEN path = ? AND format = ? THEN ? ELSE steps END,
+                    why = CASE WHEN path = ? AND format = ? THEN ?
+                               WHEN list_contains(?::VARCHAR[], path) AND format = ? THEN ?
+                               ELSE ? END
+                WHERE run_group = ?""",
+                         [uid, paths[0], fmt, paths[0], fmt, uid, paths[0], fmt, steps,
+                          paths[0], fmt, f"built from {n} pieces of one export (disjoint spans, {fmt}): this file and "
+                          f"{n - 1} other(s)",
+                          list(paths), fmt, f"piece of the run: its spans are in the trace built from {n} pieces",
+                          f"alternate: {n} pieces of one export together have more ({steps} steps)", group])
+        except duckdb.Error as e:
+            raise self._map(e) from None
+        return len(old), int(labels)

@@ -221,3 +221,76 @@ def test_ready_rows_can_be_turned_off_and_the_writer_redacts_as_before(tmp_path,
     s = _ingest(db, paths, workers=2)
     assert not s.errors and "steps" in parsers  # the writer ran the catalogue itself
     assert _dump(db) == _dump(ref)
+
+
+class _SeesLimit:
+    """A hook without ``rows`` (it runs in the writer): DuckDB's memory limit as each batch is written."""
+
+    tables = ()
+
+    def __init__(self):
+        self.limits: list[str] = []
+
+    def on_write(self, store, batch) -> None:
+        self.limits.append(store.fetchall("SELECT current_setting('memory_limit')")[0][0])
+
+    def __reduce__(self):  # never pickled: it stays in the writer
+        raise TypeError("not picklable")
+
+
+def _as_duckdb_says(limit: str) -> str:
+    with Store(":memory:") as st:
+        st.execute(f"SET memory_limit = '{limit}'")
+        return st.fetchall("SELECT current_setting('memory_limit')")[0][0]
+
+
+def test_the_writer_that_only_appends_ready_rows_keeps_a_smaller_pool_unless_told(tmp_path, parsers):
+    paths = _corpus(tmp_path / "c")
+    hook = _SeesLimit()
+    with Store(tmp_path / "db.duckdb") as st:
+        s = ingest_paths(st, paths, workers=2, hooks=[*_hooks(tmp_path / "db.duckdb"), hook])
+        after = st.fetchall("SELECT current_setting('memory_limit')")[0][0]
+    assert not s.errors and parsers == [] and hook.limits
+    assert set(hook.limits) == {_as_duckdb_says(pipeline.READY_MEMORY_LIMIT)}
+    assert after != _as_duckdb_says(pipeline.READY_MEMORY_LIMIT)  # restored once the ingest ends
+    told = _SeesLimit()
+    from mast.ingest.faults import IngestLimits
+    with Store(tmp_path / "told.duckdb") as st:
+        ingest_paths(st, paths, workers=2, hooks=[*_hooks(tmp_path / "told.duckdb"), told],
+                     limits=IngestLimits(memory_limit="300MB"))
+    assert told.limits and set(told.limits) == {_as_duckdb_says("300MB")}  # a limit the user set is kept
+    default = _SeesLimit()
+    with Store(tmp_path / "default.duckdb") as st:  # the user's limit is kept even when it equals the default
+        ingest_paths(st, paths, workers=2, hooks=[*_hooks(tmp_path / "default.duckdb"), default],
+                     limits=IngestLimits.from_settings(Settings(ingest_memory_limit=pipeline.INGEST_MEMORY_LIMIT)))
+    assert default.limits and set(default.limits) == {_as_duckdb_says(pipeline.INGEST_MEMORY_LIMIT)}
+
+
+def test_a_file_streamed_among_ready_rows_is_written_under_the_full_limit(tmp_path, parsers, monkeypatch):
+    paths = _corpus(tmp_path / "c")
+    big = tmp_path / "c" / "mad.json"
+    monkeypatch.setattr(pipeline, "STREAM_BYTES", big.stat().st_size - 1)  # the MAST human file is streamed
+    hook = _SeesLimit()
+    real, streamed = pipeline.ingest_file, []
+
+    def ingest_file(store, path, *a, **k):
+        streamed.append(store.fetchall("SELECT current_setting('memory_limit')")[0][0])
+        return real(store, path, *a, **k)
+
+    monkeypatch.setattr(pipeline, "ingest_file", ingest_file)
+    with Store(tmp_path / "db.duckdb") as st:
+        s = ingest_paths(st, paths, workers=2, hooks=[*_hooks(tmp_path / "db.duckdb"), hook])
+    assert not s.errors and len(streamed) == 1
+    assert streamed == [_as_duckdb_says(pipeline.INGEST_MEMORY_LIMIT)]
+    assert _as_duckdb_says(pipeline.READY_MEMORY_LIMIT) in hook.limits
+
+
+def test_parser_processes_take_arrow_buffers_from_the_c_allocator():
+    from mast.ingest.workers import _pool
+    pool = _pool(1, _hooks(Path("unused.duckdb")))
+    try:
+        # eval pickles by name: the question is asked in the parser process itself
+        got = pool.submit(eval, "__import__('pyarrow').default_memory_pool().backend_name").result()
+    finally:
+        pool.shutdown()
+    assert got == "system"

@@ -141,3 +141,23 @@ def test_a_tool_that_failed_is_an_error_result(mast, db, tmp_path):
     [g] = summarise(db)
     want = [[m["name"], "error" if m is tool else "ok"] for m in rec["traj"] if m.get("role") == "tool"]
     assert g["tool_pairs"] == want and want[0][1] == "error"
+
+
+def test_content_as_a_list_of_text_parts_is_the_text(mast, db, tmp_path):
+    # The OpenAI API (and newer harnesses that log its requests) write a message's content
+    # as parts, [{"type": "text", "text": ...}]: the task and every message were stored as
+    # the parts' JSON. Derived from a real record: each string content made one text part.
+    plain = json.loads(json.dumps(RECORDS[2]))
+    parts = json.loads(json.dumps(plain))
+    for m in parts["traj"]:
+        if isinstance(m.get("content"), str) and m["content"]:
+            m["content"] = [{"type": "text", "text": m["content"]}]
+    (tmp_path / "plain.json").write_text(json.dumps([plain]))
+    (tmp_path / "parts.json").write_text(json.dumps([parts]))
+    ingest(mast, tmp_path / "plain.json")
+    want = _rows(db)
+    db.unlink()
+    ingest(mast, tmp_path / "parts.json")
+    got = _rows(db)
+    assert [t[1:] for t in got[0]] == [t[1:] for t in want[0]]  # outcome and task
+    assert got[1] == want[1]

@@ -114,6 +114,10 @@ def _is_task_output(obj: Any) -> bool:
     return isinstance(obj, dict) and {"raw", "agent", "expected_output"} <= obj.keys()
 
 
+#: A page of a list endpoint (``{"data": [...]``): never a CrewOutput, whatever it quotes.
+_DATA_PAGE_RX = re.compile(rb'^\s*\[?\s*\{\s*"data"\s*:\s*\[')
+
+
 class CrewOutputImporter:
     name = "crewai-output"
     description = ("CrewAI CrewOutput JSON (raw + tasks_output[].messages + token_usage), "
@@ -124,7 +128,12 @@ class CrewOutputImporter:
         if first_char(head) != "{":
             return False
         if b'"tasks_output"' in head and b'"raw"' in head:
-            return True
+            try:
+                obj = first_json(head)
+            except ValueError:  # a CrewOutput longer than the head (a long raw answer)
+                # ... but not a page of another API quoting one (a Langfuse page of a CrewAI run)
+                return not _DATA_PAGE_RX.match(strip_bom(head))
+            return isinstance(obj, dict) and "tasks_output" in obj and "raw" in obj
         try:
             return _is_task_output(json_first_line(head))
         except ValueError:

@@ -55,11 +55,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from mast.errors import IngestError
 from mast.ingest._util import first_json, strip_bom
-from mast.ingest.formats.otel.spans import group_traces, load_spans
+from mast.ingest.formats.otel.spans import covered, group_traces, load_spans, span_union
 from mast.ingest.formats.otel.steps import build_otlp_trace, drop_duplicate_llm_groups
 from mast.model import Trace
 
@@ -112,3 +112,10 @@ class OTelImporter:
         groups = drop_duplicate_llm_groups(groups)
         for idx, g in enumerate(groups):
             yield build_otlp_trace(path, idx, g)
+
+    def read_pieces(self, paths: Sequence[Path]) -> Iterator[tuple[Trace, bool]]:
+        """Several files as one export (mast.ingest.pieces): each trace of their spans, and
+        whether one file alone holds all of its spans."""
+        spans, sets = span_union([load_spans(p) for p in paths])
+        for idx, g in enumerate(drop_duplicate_llm_groups(group_traces(spans))):
+            yield build_otlp_trace(paths[0], idx, g), covered(g, sets)

@@ -32,12 +32,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from mast.errors import IngestError
 from mast.ingest._util import (DeclineDetects, as_text, first_char, first_json, first_line_object, iter_jsonl,
                                load_json, strip_bom)
-from mast.ingest.formats.otel.spans import Span, _ns
+from mast.ingest.formats.otel.spans import Span, _ns, covered, span_union
 from mast.ingest.formats.otel.steps import build_trace
 from mast.model import Trace
 
@@ -174,6 +174,17 @@ class LangfuseImporter(DeclineDetects):
                    "pages of GET /api/public/observations and /api/public/v2/observations")
     example = '{"trace": {"id": "1b72c51f…", "name": "autogen-chat-trace", …}, "observations": [{"id": …, "parentObservationId": …'
 
+    def companion(self, path: Path, head: bytes) -> str | None:
+        """An empty page saved beside the others (a script paging until ``data`` is empty):
+        nothing to read, and no error (mast.ingest.registry.companion_note)."""
+        if not _PAGE_RX.match(strip_bom(head)):
+            return None
+        obj = first_json(head)
+        if isinstance(obj, dict) and obj.get("data") == [] and isinstance(obj.get("meta"), dict) \
+                and set(obj) == {"data", "meta"}:
+            return "an empty page of a Langfuse list endpoint (the end of a paged export): nothing to read"
+        return None
+
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a Langfuse export, and why it is not one (None: it is)."""
         if first_char(head) not in "[{":
@@ -200,18 +211,60 @@ class LangfuseImporter(DeclineDetects):
         return None
 
     def read(self, path: Path) -> Iterator[Trace]:
+        by_trace: dict[str, tuple[dict, dict[Any, Span]]] = {}
+        last = -1
+        for i, doc in self._pages(path, by_trace):
+            last = i
+            if doc is not None:
+                yield self._trace(path, i, doc)
+        # pages list the newest first and a trace may span pages: a trace is all its observations
+        groups = sorted(((t, list(obs.values())) for t, obs in by_trace.values()),
+                        key=lambda g: min(s.start_ns for s in g[1]))
+        for k, (trace, spans) in enumerate(groups):
+            yield self._build(path, last + 1 + k, trace, spans)
+
+    def read_pieces(self, paths: Sequence[Path]) -> Iterator[tuple[Trace, bool]]:
+        """Several files as one export (mast.ingest.pieces): pages saved one per file; each
+        trace of their observations, and whether one file alone holds all of them.  A
+        trace document among them gives its trace's fields and observations like a page."""
+        traces: dict[str, dict] = {}
+        pieces: list[list[Span]] = []
+        for path in paths:
+            by_trace: dict[str, tuple[dict, dict[Any, Span]]] = {}
+            piece: list[Span] = []
+            for i, doc in self._pages(path, by_trace):
+                if doc is not None:
+                    trace, obs = _document(path, i, doc)
+                    tid = str(trace["id"])
+                    piece += [_span(path, f"{i}, observations[{j}]", o, tid) for j, o in enumerate(obs)]
+                    for k, v in trace.items():
+                        traces.setdefault(tid, {}).setdefault(k, v)
+            for tid, (trace, obs) in by_trace.items():
+                piece += obs.values()
+                for k, v in trace.items():
+                    traces.setdefault(tid, {}).setdefault(k, v)
+            pieces.append(piece)
+        spans, sets = span_union(pieces)
+        by_id: dict[str, list[Span]] = {}
+        for sp in spans:
+            by_id.setdefault(sp.trace_id, []).append(sp)
+        groups = sorted(by_id.items(), key=lambda g: min(sp.start_ns for sp in g[1]))
+        for k, (tid, group) in enumerate(groups):
+            trace = traces.get(tid) or {"id": tid}
+            yield self._build(paths[0], k, trace, group), covered(group, sets)
+
+    def _pages(self, path: Path, by_trace: dict[str, tuple[dict, dict[Any, Span]]]) -> Iterator[tuple[int, Any]]:
+        """The documents of a file: ``(index, doc)`` for a trace document, ``(index, None)``
+        for a page, whose observations go into ``by_trace`` (trace id: its fields, its spans)."""
         if path.suffix in (".jsonl", ".ndjson") or first_line_object(path) is not None:
             docs: Any = ((i, f"line {i + 1}", d) for i, d in iter_jsonl(path))
         else:
             data = load_json(path)
             docs = ((i, i, d) for i, d in enumerate(data if isinstance(data, list) else [data]))
-        last = -1
-        by_trace: dict[str, tuple[dict, dict[Any, Span]]] = {}
         for i, where, doc in docs:
-            last = i
             items = _page(doc)
             if items is None:
-                yield self._trace(path, i, doc)
+                yield i, doc
                 continue
             for j, o in enumerate(items):
                 w = f"{where}, data[{j}]"
@@ -230,11 +283,7 @@ class LangfuseImporter(DeclineDetects):
                 for src, dst in _TRACE_FIELDS:
                     if o.get(src) is not None:
                         trace.setdefault(dst, o[src])
-        # pages list the newest first and a trace may span pages: a trace is all its observations
-        groups = sorted(((t, list(obs.values())) for t, obs in by_trace.values()),
-                        key=lambda g: min(s.start_ns for s in g[1]))
-        for k, (trace, spans) in enumerate(groups):
-            yield self._build(path, last + 1 + k, trace, spans)
+            yield i, None
 
     def _trace(self, path: Path, index: int, doc: Any) -> Trace:
         trace, obs = _document(path, index, doc)

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from mast.errors import IngestError
-from mast.ingest._util import DeclineDetects, first_json, first_line_object, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import DeclineDetects, first_char, first_json, first_line_object, iter_jsonl, load_json, strip_bom
 from mast.ingest.formats.otel.phoenix_otlp import is_otlp_span, otlp_span
-from mast.ingest.formats.otel.spans import Span, _ns, group_traces
+from mast.ingest.formats.otel.spans import Span, _ns, covered, group_traces, span_union
 from mast.ingest.formats.otel.steps import build_trace, drop_duplicate_llm_groups
 from mast.model import Trace
 
@@ -163,6 +163,16 @@ class PhoenixImporter(DeclineDetects):
                    "attributes; REST pages of /spans and /spans/otlpv1, the UI's OTLP JSON download")
     example = '[{"name": "pxi.turn", "context": {"trace_id": "…", "span_id": "s01"}, "span_kind": "AGENT", "parent_id": null, …'
 
+    def companion(self, path: Path, head: bytes) -> str | None:
+        """An empty page saved beside the others (``{"data": [], "next_cursor": null}``):
+        nothing to read, and no error (mast.ingest.registry.companion_note)."""
+        if first_char(head) != "{" or b'"next_cursor"' not in head:
+            return None
+        obj = first_json(head)
+        if isinstance(obj, dict) and obj.get("data") == [] and set(obj) == {"data", "next_cursor"}:
+            return "an empty page of Phoenix's REST API (the end of a paged export): nothing to read"
+        return None
+
     def decline(self, path: Path, head: bytes) -> tuple[int, str] | None:
         """How far this file got as a Phoenix export, and why it is not one (None: it is)."""
         body = strip_bom(head)
@@ -190,6 +200,18 @@ class PhoenixImporter(DeclineDetects):
         return looks_like(obj)
 
     def read(self, path: Path) -> Iterator[Trace]:
+        spans = self._spans(path)
+        for idx, g in enumerate(drop_duplicate_llm_groups(group_traces(spans))):
+            yield build_trace(path, idx, g, source_format=self.name, name_agents=True)
+
+    def read_pieces(self, paths: Sequence[Path]) -> Iterator[tuple[Trace, bool]]:
+        """Several files as one export (mast.ingest.pieces): pages saved one per file, a
+        download in parts; each trace of their spans, and whether one file holds it all."""
+        spans, sets = span_union([self._spans(p) for p in paths])
+        for idx, g in enumerate(drop_duplicate_llm_groups(group_traces(spans))):
+            yield build_trace(paths[0], idx, g, source_format=self.name, name_agents=True), covered(g, sets)
+
+    def _spans(self, path: Path) -> list[Span]:
         spans: list[Span] = []
         # a page of the REST API saved on one line is one document, not JSON Lines of spans
         # (asked only without the suffix: it decodes the first line, a whole page)
@@ -211,6 +233,5 @@ class PhoenixImporter(DeclineDetects):
                 raise IngestError(str(path), None, f"expected a JSON array of Phoenix spans, found {type(data).__name__}")
         if not spans:
             raise IngestError(str(path), None, "no spans in file")
-        for idx, g in enumerate(drop_duplicate_llm_groups(group_traces(spans))):
-            yield build_trace(path, idx, g, source_format=self.name, name_agents=True)
+        return spans
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from mast.errors import IngestError
 from mast.ingest._util import too_deep
@@ -384,3 +384,29 @@ def group_traces(spans: list[Span]) -> list[list[Span]]:
     out = [groups[r] for r in order]
     out.sort(key=lambda g: min(s.start_ns for s in g))
     return out
+
+
+def span_union(pieces: Sequence[Sequence[Span]]) -> tuple[list[Span], list[set[tuple[str, str]]]]:
+    """The spans of several pieces of one export (pages saved as separate files), each
+    ``(trace id, span id)`` once, the first piece's copy kept; and each piece's ids, so
+    that :func:`covered` can tell a union from a piece that holds it all."""
+    seen: set[tuple[str, str]] = set()
+    out: list[Span] = []
+    sets: list[set[tuple[str, str]]] = []
+    for piece in pieces:
+        ids: set[tuple[str, str]] = set()
+        for s in piece:
+            k = (s.trace_id, s.span_id)
+            ids.add(k)
+            if k not in seen:
+                seen.add(k)
+                out.append(s)
+        sets.append(ids)
+    return out, sets
+
+
+def covered(group: Sequence[Span], sets: Sequence[set[tuple[str, str]]]) -> bool:
+    """Whether one piece alone holds every span of ``group`` (two exports of one run, or a
+    piece and a part of it): then there is nothing to join, and run identity chooses."""
+    ids = {(s.trace_id, s.span_id) for s in group}
+    return any(ids <= p for p in sets)
