@@ -3,7 +3,7 @@
 Every string a trace file can set goes through the secrets catalogue on its way in
 (:func:`insert_sql`); ``redactions`` counts the markers added per row.  The columns of a
 batch are first checked (:func:`check_sql`), and its INSERT then carries the catalogue's
-chain only for the columns where some value holds a hint and matches a pass: the same
+chain only for the columns where some value holds a hint: the same
 rows, without planning hundreds of regex calls for each column of short names.
 """
 
@@ -96,13 +96,15 @@ _COLUMNS: dict[str, tuple[list[tuple[str, str]], tuple[str, ...], bool, bool]] =
 }
 
 #: Every batch is first checked column by column, and the INSERT carries the catalogue's
-#: chain only for the columns where some value holds a hint and matches a pass.  Planning
+#: chain only for the columns where some value holds a hint.  Planning
 #: and starting the chain is a fixed cost per statement and per column whatever the rows
 #: (DuckDB binds every pattern and builds its RE2 programs: ~0.02 CPU-s a column, 0.18 s
 #: for the ten of a steps INSERT, one row or 30,000), while the hint scan costs ~0.004
 #: CPU-s per MB: on the framework corpora most columns of a 16 MB group hold no hint at
-#: all (bench/RESULTS.md, issue 13 session 6), and on MAST human the hints in step
-#: attributes match no pass (issue 16 session 6), so the check pays at every size.
+#: all (bench/RESULTS.md, issue 13 session 6), so the check pays at every size.  It looks
+#: for hints only: asking for a pass match too spared the chain of a column whose hints
+#: match nothing, but cost more, the pass scan over the hinted step contents being run
+#: twice (bench/RESULTS.md, issue 16 session 6).
 
 
 @functools.lru_cache(maxsize=None)
@@ -118,8 +120,8 @@ def statement(con: Any, table: str, rows: Any, name: str, seq: bool = False) -> 
 
     The chain is planned only for the columns that need it: a column NULL in every row
     (Arrow counts nulls for free) holds no hint; the others are checked first (one
-    statement on ``con`` for all of them), and one where no value both holds a hint and
-    matches a pass is read as it is (the chain would give every value back unchanged)."""
+    statement on ``con`` for all of them), and one where no value holds a hint is read as
+    it is (the chain would give every value back unchanged)."""
     n = rows.num_rows
     live = tuple(c for c in redacted_columns(table) if rows.column(c).null_count < n)
     scanned: frozenset[str] = frozenset()
@@ -131,12 +133,12 @@ def statement(con: Any, table: str, rows: Any, name: str, seq: bool = False) -> 
 
 @functools.lru_cache(maxsize=None)
 def check_sql(cols: tuple[str, ...]) -> str:
-    """One row: a list of whether some value holds a hint and matches a pass, per column.
+    """One row: a list of whether some value holds a hint, per column.
 
-    Each pattern appears once (in a lambda over the row's columns), so DuckDB compiles it
-    once rather than once per column (:func:`_matched`)."""
+    The hint pattern appears once (in a lambda over the row's columns), so DuckDB compiles
+    it once rather than once per column."""
     flags = ", ".join(f"coalesce(bool_or(h[{i + 1}]), false)" for i in range(len(cols)))
-    return (f"SELECT [{flags}] FROM (SELECT list_transform([{', '.join(cols)}], lambda v: {_matched('v')}) AS h "
+    return (f"SELECT [{flags}] FROM (SELECT list_transform([{', '.join(cols)}], lambda v: {sql_hinted('v')}) AS h "
             "FROM {src})")
 
 

@@ -267,30 +267,6 @@ def test_a_batch_of_megabytes_is_hint_checked_to_its_last_row(tmp_path, monkeypa
     assert GH not in dumps[0][0][1]
 
 
-def test_the_chain_goes_only_to_columns_where_a_pass_matches():
-    # The chain costs ~0.02 CPU-s of planning per column: a column whose hints match no pass
-    # (MAST human: "token" in step attributes) is read as it is, like one with no hint.
-    import duckdb
-    from mast.model import Outcome, Step, StepKind, Trace
-    from mast.store import insert
-    from mast.store.encode import encode_traces
-    from mast.store.rows import attach
-    steps = [Step(agent="coder", content="lorem ipsum " * 40, kind=StepKind.MESSAGE, role="assistant",
-                  tool_name="count_tokens", target_agent=f"x {GH}", status="ok") for _ in range(20)]
-    t = Trace(system="s", framework=None, source_format="test", source_path="p", source_index=0,
-              task="t", outcome=Outcome.UNKNOWN, steps=steps)
-    rows = encode_traces([t]).steps
-    con = duckdb.connect()
-    attach(con, "batch", rows)
-    body = insert.statement(con, "steps", rows, "batch")
-    chained = {c for c in insert.redacted_columns("steps") if f"regexp_replace({c}," in body}
-    # target_agent: a secret; tool_name: a hint ("token") but nothing a pass matches;
-    # the NULL columns (span ids, attributes) and the plain ones: none
-    assert chained == {"target_agent"}
-    stored = con.execute(f"SELECT DISTINCT target_agent, tool_name, redactions FROM ({body})").fetchall()
-    assert stored == [(f"x {REDACTED}", "count_tokens", 1)]
-
-
 @pytest.mark.parametrize("field", ["agent", "tool_name", "target_agent", "content", "status"])
 def test_store_write_path_redacts_each_step_field(db, field):
     from mast.model import Outcome, Step, StepKind, Trace
