@@ -115,3 +115,93 @@ def test_equal_but_different_attribute_values_are_not_confused():
     assert _attrs({"x": True}, memo) == '{"x": true}'
     assert _attrs({"x": "1"}, memo) == '{"x": "1"}'
     assert _attrs({"x": 1.0}, memo) == '{"x": 1.0}'
+
+
+def _records(fn, path: Path):
+    """All (index, record)s, or the error (its text: file, line and message) where it stops."""
+    out: list = []
+    try:
+        for i, rec in fn(path):
+            out.append((i, rec))
+    except IngestError as e:
+        return out, str(e)
+    return out, None
+
+
+# one JSON Lines file per case, as bytes: every edge where reading the file whole and
+# splitting it on newlines could part from reading it line by line
+_FILES = {
+    "plain": b'{"a": 1}\n[1, 2]\n',
+    "no newline at the end": b'{"a": 1}\n{"b": 2}',
+    "crlf": b'{"a": 1}\r\n{"b": 2}\r\n',
+    "bom": b'\xef\xbb\xbf{"a": 1}\n{"b": 2}\n',
+    "bom on line 2": b'{"a": 1}\n\xef\xbb\xbf{"b": 2}\n',
+    "blank and white lines": b'\n{"a": 1}\n   \n\t\x0b\x0c\r\n{"b": 2}\n\n',
+    "unicode space only": '{"a": 1}\n\u00a0\n{"b": 2}\n'.encode(),
+    "leading space": b'  {"a": 1}\n{"b": 2}\n',
+    "string records": b'"AgentAction(thought=\'x\')"\n"y"\n',
+    "numbers": b'1\n2.5\n',
+    "trailing white space": b'{"a": 1}  \t\r\n{"b": 2}\n',
+    "extra data": b'{"a": 1}\n{"b": 2} {"c": 3}\n',
+    "cut last line": b'{"a": 1}\n{"b": 2\n',
+    "bad first line": b'{"a": \n{"b": 2}\n',
+    "nan": b'{"a": NaN}\n',
+    "surrogates": b'{"s": "\\ud800"}\n{"x": "\xed\xa0\x80"}\n',
+    "not utf-8": b'{"a": 1}\n{"x": "\xff"}\n',
+    "nul": b'{\x00}\n',
+    "utf-16": '{"a": 1}\n'.encode("utf-16-le"),
+    "non-ascii": '{"x": "é \u2028 \U0001F600"}\n'.encode(),
+    "unicode line separators": '{"a": "x\u2028y"}\u2028\n{"b": 1}\n'.encode(),
+    "form feed inside": b'{"a":\x0c1}\n',
+    "deep": b"[" * 100_000 + b"]" * 100_000 + b"\n",
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_FILES))
+def test_whole_file_json_lines_equal_line_by_line(name, tmp_path):
+    from mast.ingest._util import iter_jsonl, jsonl_records
+    path = tmp_path / "steps.jsonl"
+    path.write_bytes(_FILES[name])
+    want = _records(iter_jsonl, path)
+    got = _records(jsonl_records, path)
+    assert got == want, name
+    for (_, a), (_, b) in zip(got[0], want[0]):
+        assert type(a) is type(b)
+
+
+def test_whole_file_json_lines_over_the_record_cap_keep_the_line_error(tmp_path):
+    from mast.ingest._util import iter_jsonl, jsonl_records, limits
+    path = tmp_path / "steps.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"b": "' + b"x" * 3000 + b'"}\n')
+    with limits(2000):  # smaller than the file: the line-by-line route, and its error
+        want, got = _records(iter_jsonl, path), _records(jsonl_records, path)
+    assert want[1] is not None and "line 2" in want[1]
+    assert got == want
+
+
+@pytest.mark.parametrize("fmt,good,bad", [
+    ("openai-agents", b'{"object": "trace", "id": "trace_1", "workflow_name": "w"}\n',
+     b'{"object": "trace.span", "id": "span_1", "trace_id": "trace_1", "started_at": "yesterday", "span_data": {}}\n'),
+    ("crewai-steps", b'{"type": "AgentFinish", "thought": "t", "output": "o", "text": "x"}\n',
+     b'{"type": "AgentFinish", "thought": "t", "output": "o", "text": "x", "extra": 1}\n'),
+])
+def test_collection_paused_for_a_parse_is_back_after_its_error(fmt, good, bad, tmp_path):
+    """The importers pause cyclic collection while they build a file's spans or steps: a
+    record that fails half-way must not leave it off for the rest of the process."""
+    import gc
+
+    from mast import ingest as registry
+    path = tmp_path / "run.jsonl"
+    path.write_bytes(good + bad)
+    assert gc.isenabled()
+    with pytest.raises(IngestError, match="line 2"):
+        list(registry.get(fmt).read(path))
+    assert gc.isenabled()
+    gc.disable()  # an ingest that paused it itself (the collector does) keeps it paused
+    try:
+        with pytest.raises(IngestError, match="line 2"):
+            list(registry.get(fmt).read(path))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -31,13 +31,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import DeclineDetects, first_char, first_json, iter_jsonl, iter_records, strip_bom
+from mast.ingest._util import DeclineDetects, first_char, first_json, gc_paused, iter_records, jsonl_records, strip_bom
 from mast.ingest.formats.crewai.events import FRAMEWORK, crew_step
-from mast.model import StepKind, Trace
+from mast.model import Step, StepKind, Trace
 
 _FIELDS = {"AgentAction": {"thought", "tool", "tool_input", "text", "result"},
            "AgentFinish": {"thought", "output", "text"},
            "ToolResult": {"result", "result_as_answer"}}
+_WITH_TYPE = {k: v | {"type"} for k, v in _FIELDS.items()}
 _REPR_RX = re.compile(r"^(AgentAction|AgentFinish|ToolResult)\(")
 _HEAD_RX = re.compile(rb'^\s*\[?\s*("(AgentAction|AgentFinish|ToolResult)\(|\{\s*"type"\s*:\s*"(AgentAction|AgentFinish|ToolResult)")')
 
@@ -81,6 +82,9 @@ def _record(path: Path, where: str, obj: Any) -> tuple[str, dict]:
         if cls is None:
             raise IngestError(str(path), where, "neither an AgentAction, an AgentFinish nor a ToolResult "
                               "(fields: " + ", ".join(sorted(map(str, obj))[:8]) + ")")
+        # read by field name only, so a ``type`` key may stay: no copy per step
+        if obj.keys() <= _WITH_TYPE[cls]:
+            return cls, obj
         d = {k: v for k, v in obj.items() if k != "type"}
     else:
         raise IngestError(str(path), where, f"expected a step object or its repr, found {type(obj).__name__}")
@@ -126,33 +130,39 @@ class CrewAIStepCallbackImporter(DeclineDetects):
             records: Iterator[tuple[int, Any, str]] = ((i, o, str(i)) for i, o in
                                                        enumerate(iter_records(path, "a JSON array of steps")))
         else:
-            records = ((i, o, f"line {i + 1}") for i, o in iter_jsonl(path))
-        for i, obj, where in records:
-            cls, d = _record(path, where, obj)
-            n += 1
-            if cls == "ToolResult":
-                pending.append((i + 1, d))
-                continue
-            if cls == "AgentAction":
-                sid = f"step-{i + 1}"
-                steps.append(crew_step(agent=None, role="assistant", kind=StepKind.TOOL_CALL, tool_name=_text(d.get("tool")),
-                                       tool_args=_text(d.get("tool_input")), content=_text(d.get("thought")) or None,
-                                       span_id=sid, attributes={"line": i + 1}))
-                steps.append(crew_step(agent=None, role="tool", kind=StepKind.TOOL_RESULT, tool_name=_text(d.get("tool")),
-                                       content=_text(d.get("result")), parent_span_id=sid, status="ok",
-                                       attributes={"line": i + 1}))
-                pending = [p for p in pending if p[1].get("result") != d.get("result")]
-            else:
-                steps.append(crew_step(agent=None, role="assistant", kind=StepKind.MESSAGE,
-                                       content=_text(d.get("output")), attributes={"line": i + 1, "final": True}))
-            for w, r in pending:  # a tool result no action took up: a result-as-answer, or a cut file
-                steps.append(crew_step(agent=None, role="tool", kind=StepKind.MESSAGE if r.get("result_as_answer")
-                                       else StepKind.TOOL_RESULT, content=_text(r.get("result")),
+            records = ((i, o, f"line {i + 1}") for i, o in jsonl_records(path))
+        with gc_paused():  # two steps per action line, none with a cycle
+            for i, obj, where in records:
+                cls, d = _record(path, where, obj)
+                n += 1
+                if cls == "ToolResult":
+                    pending.append((i + 1, d))
+                    continue
+                if cls == "AgentAction":
+                    # Step directly, not through crew_step's keywords: two steps per action
+                    tool = _text(d.get("tool"))
+                    result = d.get("result")
+                    sid = f"step-{i + 1}"
+                    steps.append(Step(None, _text(d.get("thought")) or None, StepKind.TOOL_CALL, "assistant", tool,
+                                      _text(d.get("tool_input")), span_id=sid, attributes={"line": i + 1}))
+                    steps.append(Step(None, _text(result), StepKind.TOOL_RESULT, "tool", tool, parent_span_id=sid,
+                                      status="ok", attributes={"line": i + 1}))
+                    if pending:
+                        pending = [p for p in pending if p[1].get("result") != result]
+                else:
+                    steps.append(Step(None, _text(d.get("output")), StepKind.MESSAGE, "assistant",
+                                      attributes={"line": i + 1, "final": True}))
+                if not pending:
+                    continue
+                for w, r in pending:  # a tool result no action took up: a result-as-answer, or a cut file
+                    steps.append(crew_step(agent=None, role="tool", kind=StepKind.MESSAGE if r.get("result_as_answer")
+                                           else StepKind.TOOL_RESULT, content=_text(r.get("result")),
+                                           attributes={"line": w, "result_as_answer": bool(r.get("result_as_answer"))}))
+                pending = []
+            for w, r in pending:
+                steps.append(crew_step(agent=None, role="tool", kind=StepKind.TOOL_RESULT,
+                                       content=_text(r.get("result")),
                                        attributes={"line": w, "result_as_answer": bool(r.get("result_as_answer"))}))
-            pending = []
-        for w, r in pending:
-            steps.append(crew_step(agent=None, role="tool", kind=StepKind.TOOL_RESULT, content=_text(r.get("result")),
-                                   attributes={"line": w, "result_as_answer": bool(r.get("result_as_answer"))}))
         if not n:
             raise IngestError(str(path), None, "no steps in file")
         yield Trace(system=None, framework=FRAMEWORK, source_format=self.name, source_path=str(path), source_index=0,

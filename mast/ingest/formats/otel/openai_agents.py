@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import DeclineDetects, first_line_object, iter_jsonl, load_json, strip_bom
-from mast.ingest.formats.otel.spans import Span, _ns
+from mast.ingest._util import DeclineDetects, first_line_object, gc_paused, jsonl_records, load_json, strip_bom
+from mast.ingest.formats.otel.spans import Span, _ns, _utc_second
 from mast.ingest.formats.otel.steps import build_trace
 from mast.model import Trace
 
@@ -57,36 +57,70 @@ def _item_kind(obj: Any) -> str | None:
 
 
 def _attrs(sd: dict) -> tuple[str, dict[str, Any]]:
-    """A span's name and OpenInference attributes from its ``span_data``."""
+    """A span's name and OpenInference attributes from its ``span_data``, None values left out."""
     t = sd.get("type")
+    g = sd.get
+    # each branch adds only the values that are set, in the order the attributes were
+    # always listed (a dict built whole and then filtered costs a second pass per span)
     if t == "agent":
-        return str(sd.get("name") or "agent"), {"openinference.span.kind": "AGENT", "agent.name": sd.get("name"),
-                                                "openai_agents.tools": sd.get("tools"),
-                                                "openai_agents.handoffs": sd.get("handoffs")}
-    if t in ("generation", "response"):
-        u = sd.get("usage") if isinstance(sd.get("usage"), dict) else {}
-        a = {"openinference.span.kind": "LLM", "gen_ai.usage.input_tokens": u.get("input_tokens"),
-             "gen_ai.usage.output_tokens": u.get("output_tokens"), "gen_ai.request.model": sd.get("model"),
-             "openai_agents.response_id": sd.get("response_id")}
+        name = g("name")
+        a = {"openinference.span.kind": "AGENT"}
+        if name is not None:
+            a["agent.name"] = name
+        for k, key in (("tools", "openai_agents.tools"), ("handoffs", "openai_agents.handoffs")):
+            v = g(k)
+            if v is not None:
+                a[key] = v
+        return str(name or "agent"), a
+    if t == "generation" or t == "response":
+        u = g("usage")
+        a = {"openinference.span.kind": "LLM"}
+        if isinstance(u, dict):
+            v = u.get("input_tokens")
+            if v is not None:
+                a["gen_ai.usage.input_tokens"] = v
+            v = u.get("output_tokens")
+            if v is not None:
+                a["gen_ai.usage.output_tokens"] = v
+        v = g("model")
+        if v is not None:
+            a["gen_ai.request.model"] = v
+        v = g("response_id")
+        if v is not None:
+            a["openai_agents.response_id"] = v
         # kept parsed: the dialect helpers take message lists as they are (no JSON round trip)
-        if sd.get("input") is not None:
-            a["input.value"] = sd["input"]
-        if sd.get("output") is not None:
-            a["gen_ai.output.messages"] = sd["output"]
+        v = g("input")
+        if v is not None:
+            a["input.value"] = v
+        v = g("output")
+        if v is not None:
+            a["gen_ai.output.messages"] = v
         return str(t), a
     if t == "function":
-        return str(sd.get("name") or "function"), {"openinference.span.kind": "TOOL", "tool.name": sd.get("name"),
-                                                   "input.value": sd.get("input"), "output.value": sd.get("output"),
-                                                   "openai_agents.mcp_data": sd.get("mcp_data")}
+        name = g("name")
+        a = {"openinference.span.kind": "TOOL"}
+        if name is not None:
+            a["tool.name"] = name
+        for k, key in (("input", "input.value"), ("output", "output.value"), ("mcp_data", "openai_agents.mcp_data")):
+            v = g(k)
+            if v is not None:
+                a[key] = v
+        return str(name or "function"), a
     if t == "handoff":
-        to = sd.get("to_agent")
-        return f"handoff to {to}", {"openinference.span.kind": "TOOL", "tool.name": f"handoff to {to}",
-                                    "input.value": sd.get("from_agent"), "output.value": to}
+        to = g("to_agent")
+        a = {"openinference.span.kind": "TOOL", "tool.name": f"handoff to {to}"}
+        v = g("from_agent")
+        if v is not None:
+            a["input.value"] = v
+        if to is not None:
+            a["output.value"] = to
+        return f"handoff to {to}", a
     # custom (task, turn), guardrail, mcp_tools, speech…: structure only
     # kept as decoded: nothing reads these but by key, so no JSON round trip
-    out = {"openai_agents." + k: v for k, v in sd.items() if k != "type"}
-    out["openai_agents.type"] = t
-    return str(sd.get("name") or t or "span"), out
+    out = {"openai_agents." + k: v for k, v in sd.items() if k != "type" and v is not None}
+    if t is not None:
+        out["openai_agents.type"] = t
+    return str(g("name") or t or "span"), out
 
 
 def _error_text(err: Any) -> str | None:
@@ -96,6 +130,16 @@ def _error_text(err: Any) -> str | None:
     data = err.get("data")
     detail = data.get("error") if isinstance(data, dict) else None
     return f"{msg}: {detail}" if detail else msg
+
+
+def _time(path: Path, where: str, v: Any, what: str, required: bool) -> int | None:
+    # the SDK's own ISO form, on every span twice: its test before _ns' general ones
+    if type(v) is str and len(v) == 32 and v[19] == "." and v.endswith("+00:00") and v[20:26].isdecimal() \
+            and v.isascii():
+        sec = _utc_second(v[:19])
+        if sec is not None:
+            return sec * 1_000_000_000 + int(v[20:26]) * 1000
+    return _ns(path, where, v, what, required)
 
 
 def _span(path: Path, where: str, it: dict) -> Span:
@@ -110,10 +154,10 @@ def _span(path: Path, where: str, it: dict) -> Span:
     parent = it.get("parent_id")
     # positional, in Span's field order (keywords cost more, per span)
     return Span(str(it["trace_id"]), str(it["id"]), str(parent) if parent else None, name, "INTERNAL",
-                _ns(path, where, it["started_at"], "started_at", True),
-                _ns(path, where, it.get("ended_at"), "ended_at", False),
+                _time(path, where, it["started_at"], "started_at", True),
+                _time(path, where, it.get("ended_at"), "ended_at", False),
                 "ERROR" if err else "OK", _error_text(err) if err is not None else None,
-                {k: v for k, v in attrs.items() if v is not None}, [], [], {}, SCOPE, where)
+                attrs, [], [], {}, SCOPE, where)
 
 
 class OpenAIAgentsImporter(DeclineDetects):
@@ -132,25 +176,28 @@ class OpenAIAgentsImporter(DeclineDetects):
             return 2, 'spans with span_data, but the first record is no {"object": "trace" | "trace.span"} item or batch'
         return 0, 'no {"object": "trace" | "trace.span"} item'
 
-    def read(self, path: Path) -> Iterator[Trace]:
-        first = first_line_object(path)
-        if first is not None and (first[1] or path.suffix in (".jsonl", ".ndjson")):
-            docs: Any = ((f"line {i + 1}", d) for i, d in iter_jsonl(path))
-        else:
-            data = load_json(path)
-            docs = ((f"{i}" if isinstance(data, list) else None, d)
-                    for i, d in enumerate(data if isinstance(data, list) else [data]))
-        traces: dict[str, dict] = {}
-        spans: dict[str, list[Span]] = {}
+    @staticmethod
+    def _gather(path: Path, docs: Any, traces: dict[str, dict], spans: dict[str, list[Span]]) -> None:
+        """The file's trace items into ``traces`` and its spans, by trace id, into ``spans``."""
         for where, doc in docs:
+            if type(doc) is dict and doc.get("object") == "trace.span" and "id" in doc:
+                # the common line, one span: what the general route below does with it
+                sp = _span(path, where, doc)
+                group = spans.get(sp.trace_id)
+                if group is None:
+                    spans[sp.trace_id] = [sp]
+                else:
+                    group.append(sp)
+                continue
             kind = _item_kind(doc)
             if kind == "batch":
                 items = [(f"{where}, data[{j}]" if where else f"data[{j}]", x) for j, x in enumerate(doc["data"])]
             elif isinstance(doc, dict) and "object" in doc:
                 items = [(where, doc)]
             else:
+                found = "" if isinstance(doc, dict) else f", found {type(doc).__name__}"
                 raise IngestError(str(path), where, 'expected an {"object": "trace" | "trace.span"} item or a '
-                                  '{"data": [...]} batch' + ("" if isinstance(doc, dict) else f", found {type(doc).__name__}"))
+                                  '{"data": [...]} batch' + found)
             for w, it in items:
                 if not isinstance(it, dict):
                     raise IngestError(str(path), w, f"expected an item object, found {type(it).__name__}")
@@ -165,6 +212,19 @@ class OpenAIAgentsImporter(DeclineDetects):
                     spans.setdefault(sp.trace_id, []).append(sp)
                 else:
                     raise IngestError(str(path), w, f"unknown object {obj!r} (newer SDK version?)", "Upgrade mast.")
+
+    def read(self, path: Path) -> Iterator[Trace]:
+        first = first_line_object(path)
+        if first is not None and (first[1] or path.suffix in (".jsonl", ".ndjson")):
+            docs: Any = ((f"line {i + 1}", d) for i, d in jsonl_records(path))
+        else:
+            data = load_json(path)
+            docs = ((f"{i}" if isinstance(data, list) else None, d)
+                    for i, d in enumerate(data if isinstance(data, list) else [data]))
+        traces: dict[str, dict] = {}
+        spans: dict[str, list[Span]] = {}
+        with gc_paused():
+            self._gather(path, docs, traces, spans)
         n = 0
         for tid, group in spans.items():
             if not group:
@@ -175,7 +235,8 @@ class OpenAIAgentsImporter(DeclineDetects):
                 for s in group:
                     if not s.parent_id:
                         s.attrs["gen_ai.workflow.name"] = wf  # the system name, unless the SDK's default
-            t = build_trace(path, n, group, source_format=self.name, name_agents=True)
+            with gc_paused():  # (not around the yield below)
+                t = build_trace(path, n, group, source_format=self.name, name_agents=True)
             t.metadata.update({k: v for k, v in (("workflow_name", wf), ("group_id", tr.get("group_id")),
                                                  ("trace_metadata", tr.get("metadata"))) if v})
             n += 1
