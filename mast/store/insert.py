@@ -1,10 +1,10 @@
 """The write path's INSERT statements: redaction (:mod:`mast.redact`) and casts, in DuckDB.
 
 Every string a trace file can set goes through the secrets catalogue on its way in
-(:func:`insert_sql`); ``redactions`` counts the markers added per row.  Each batch is
-first checked for hints (:func:`hint_check_sql`), and its INSERT then carries the
-catalogue's chain only for the columns where some value holds one: the same rows, without
-planning hundreds of regex calls for columns where no value could match.
+(:func:`insert_sql`); ``redactions`` counts the markers added per row.  The columns of a
+batch are first checked (:func:`check_sql`), and its INSERT then carries the catalogue's
+chain only for the columns where some value holds a hint: the same
+rows, without planning hundreds of regex calls for each column of short names.
 """
 
 from __future__ import annotations
@@ -16,15 +16,21 @@ from mast.model import SCHEMA_VERSION
 from mast.redact import sql_hinted, sql_markers, sql_matched, sql_redact
 
 
-def _redacted(col: str) -> str:
-    """The redaction chain, run only on values that contain a hint and match some pass.
+def _matched(col: str) -> str:
+    """Whether the catalogue's chain could change ``col``: it holds a hint and some pass matches.
 
     Most text holds no credential-like word; one RE2 scan for the hints is about 8 times
     cheaper than the catalogue's regexp_replace passes (see bench/RESULTS.md).  Of the
     values that do (code, prompts: "key", "token"), few match any pass, and one scan of
-    all the passes at once tells them apart (:data:`mast.redact.ANY_PASS`).
+    all the passes at once tells them apart (:data:`mast.redact.ANY_PASS`); a CASE, so
+    that scan runs only on the values with a hint.
     """
-    return f"CASE WHEN {sql_hinted(col)} AND {sql_matched(col)} THEN {sql_redact(col)} ELSE {col} END"
+    return f"CASE WHEN {sql_hinted(col)} THEN {sql_matched(col)} ELSE false END"
+
+
+def _redacted(col: str) -> str:
+    """The redaction chain, run only on the values :func:`_matched` flagged (as ``_m_<col>``)."""
+    return f"CASE WHEN _m_{col} THEN {sql_redact(col)} ELSE {col} END"
 
 
 def _select(columns: Sequence[tuple[str, str]], redacted: Sequence[str], count: bool,
@@ -35,17 +41,22 @@ def _select(columns: Sequence[tuple[str, str]], redacted: Sequence[str], count: 
 
     ``scanned``: the redacted columns that get the catalogue's chain (None: all).  Any other
     is one where no value of the batch holds a hint (or every value is NULL), so the chain
-    would give every value back unchanged: it is read as it is and adds no marker.
+    would give every value back unchanged: it is read as it is and adds no marker.  A value
+    the chain was not run on is unchanged too, so its markers are counted only where it ran
+    (counting them is two passes over the text, before and after).
 
     ``seq``: the batch's ``_seq`` (the row of a step's or label's trace) is kept, first, for
     rows made ready in a parser process (:mod:`mast.store.ready`)."""
     chained = [c for c in redacted if scanned is None or c in scanned]
+    src = "{src}"
+    if chained:
+        src = f"(SELECT *, {', '.join(f'{_matched(c)} AS _m_{c}' for c in chained)} FROM {{src}})"
     inner = ", ".join(f"{_redacted(c) if c in chained else c} AS _r_{c}" for c in redacted)
     cols = (["_seq"] if seq else []) + [f"{expr} AS {name}" for name, expr in columns]
     if count:
-        cols.append("(" + " + ".join(["0"] + [f"({sql_markers('_r_' + c)} - {sql_markers(c)})" for c in chained])
-                    + ")::INTEGER AS redactions")
-    return f"SELECT {', '.join(cols)} FROM (SELECT *, {inner} FROM {{src}})"
+        cols.append("(" + " + ".join(["0"] + [f"CASE WHEN _m_{c} THEN {sql_markers('_r_' + c)} - {sql_markers(c)} "
+                                              "ELSE 0 END" for c in chained]) + ")::INTEGER AS redactions")
+    return f"SELECT {', '.join(cols)} FROM (SELECT *, {inner} FROM {src})"
 
 
 _TS = "try_cast({} AS TIMESTAMPTZ)::TIMESTAMP"
@@ -84,13 +95,16 @@ _COLUMNS: dict[str, tuple[list[tuple[str, str]], tuple[str, ...], bool, bool]] =
         ("annotator", "agent", "rationale"), False, True),
 }
 
-#: Every batch is first checked for hints column by column, and the INSERT carries the
-#: catalogue's chain only for the columns where a value holds one.  Planning and starting
-#: the chain is a fixed cost per statement and per column whatever the rows (DuckDB binds
-#: every pattern and builds its RE2 programs: ~0.02 CPU-s a column, 0.18 s for the ten of
-#: a steps INSERT, one row or 30,000), while the hint scan costs ~0.004 CPU-s per MB: on the
-#: framework corpora most columns of a 16 MB group hold no hint at all (bench/RESULTS.md,
-#: issue 13 session 6), so the check pays at every size, not only for small batches.
+#: Every batch is first checked column by column, and the INSERT carries the catalogue's
+#: chain only for the columns where some value holds a hint.  Planning
+#: and starting the chain is a fixed cost per statement and per column whatever the rows
+#: (DuckDB binds every pattern and builds its RE2 programs: ~0.02 CPU-s a column, 0.18 s
+#: for the ten of a steps INSERT, one row or 30,000), while the hint scan costs ~0.004
+#: CPU-s per MB: on the framework corpora most columns of a 16 MB group hold no hint at
+#: all (bench/RESULTS.md, issue 13 session 6), so the check pays at every size.  It looks
+#: for hints only: asking for a pass match too spared the chain of a column whose hints
+#: match nothing, but cost more, the pass scan over the hinted step contents being run
+#: twice (bench/RESULTS.md, issue 16 session 6).
 
 
 @functools.lru_cache(maxsize=None)
@@ -104,28 +118,32 @@ def statement(con: Any, table: str, rows: Any, name: str, seq: bool = False) -> 
     """The body for encoded ``rows`` of ``table`` attached as ``name``: a SELECT of the rows
     as stored (redacted, cast), for the store's INSERT or a parser's ready rows alike.
 
-    The batch is checked for hints first (one statement on ``con``), so that the chain is
-    planned only for the columns where a value holds one (a column NULL throughout holds none)."""
-    cols = redacted_columns(table)
-    [(hinted,)] = con.execute(hint_check_sql(table).replace("{src}", name)).fetchall()
-    scanned = frozenset(c for c, h in zip(cols, hinted) if h)
+    The chain is planned only for the columns that need it: a column NULL in every row
+    (Arrow counts nulls for free) holds no hint; the others are checked first (one
+    statement on ``con`` for all of them), and one where no value holds a hint is read as
+    it is (the chain would give every value back unchanged)."""
+    n = rows.num_rows
+    live = tuple(c for c in redacted_columns(table) if rows.column(c).null_count < n)
+    scanned: frozenset[str] = frozenset()
+    if live:
+        [(flags,)] = con.execute(check_sql(live).replace("{src}", name)).fetchall()
+        scanned = frozenset(c for c, f in zip(live, flags) if f)
     return insert_sql(table, scanned, seq).replace("{src}", name)
 
 
 @functools.lru_cache(maxsize=None)
-def hint_check_sql(table: str) -> str:
-    """One row: a list of whether any value holds a hint, per redacted column of ``table``.
+def check_sql(cols: tuple[str, ...]) -> str:
+    """One row: a list of whether some value holds a hint, per column.
 
     The hint pattern appears once (in a lambda over the row's columns), so DuckDB compiles
-    it once rather than once per column: a third of the cost on a small batch."""
-    cols = _COLUMNS[table][1]
+    it once rather than once per column."""
     flags = ", ".join(f"coalesce(bool_or(h[{i + 1}]), false)" for i in range(len(cols)))
     return (f"SELECT [{flags}] FROM (SELECT list_transform([{', '.join(cols)}], lambda v: {sql_hinted('v')}) AS h "
             "FROM {src})")
 
 
 def redacted_columns(table: str) -> tuple[str, ...]:
-    """The columns of ``table`` that are redacted (in the order :func:`hint_check_sql` reports)."""
+    """The columns of ``table`` that are redacted (in the order of its INSERT's inner select)."""
     return _COLUMNS[table][1]
 
 

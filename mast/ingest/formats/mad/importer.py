@@ -131,11 +131,11 @@ def _human_labels(path: Path, index: int, rec: dict, tax) -> list[Annotation]:
         mode = tax.map_code(draft, code) if draft else (code if code in tax.mode_ids else None)
         if mode is None:
             continue  # an older-draft mode with no final counterpart
-        votes = [b[k] for k in sorted(b) if k.startswith("annotator_")]
-        for k in sorted(b):
-            if k.startswith("annotator_"):
-                out.append(Annotation(mode=mode, label=Label.PRESENT if b[k] else Label.ABSENT,
-                                      annotator=f"human:{k}"))
+        keys = sorted(k for k in b if k.startswith("annotator_"))
+        votes = [b[k] for k in keys]
+        for k in keys:
+            out.append(Annotation(mode=mode, label=Label.PRESENT if b[k] else Label.ABSENT,
+                                  annotator=f"human:{k}"))
         if votes:
             pos = sum(bool(v) for v in votes)
             out.append(Annotation(mode=mode, label=Label.PRESENT if pos * 2 > len(votes) else Label.ABSENT,
