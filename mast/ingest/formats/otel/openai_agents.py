@@ -29,7 +29,6 @@ Format notes: docs/formats/spans.md.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Iterator
@@ -54,6 +53,11 @@ def _item_kind(obj: Any) -> str | None:
         if isinstance(data, list) and data and isinstance(data[0], dict) and data[0].get("object") in _OBJECTS:
             return "batch"
     return None
+
+
+#: a generation's fields and their attributes, in the order they were always listed
+_GENERATION = (("model", "gen_ai.request.model"), ("response_id", "openai_agents.response_id"),
+               ("input", "input.value"), ("output", "gen_ai.output.messages"))
 
 
 def _attrs(sd: dict) -> tuple[str, dict[str, Any]]:
@@ -82,19 +86,11 @@ def _attrs(sd: dict) -> tuple[str, dict[str, Any]]:
             v = u.get("output_tokens")
             if v is not None:
                 a["gen_ai.usage.output_tokens"] = v
-        v = g("model")
-        if v is not None:
-            a["gen_ai.request.model"] = v
-        v = g("response_id")
-        if v is not None:
-            a["openai_agents.response_id"] = v
-        # kept parsed: the dialect helpers take message lists as they are (no JSON round trip)
-        v = g("input")
-        if v is not None:
-            a["input.value"] = v
-        v = g("output")
-        if v is not None:
-            a["gen_ai.output.messages"] = v
+        # input and output kept parsed: the dialect helpers take message lists as they are
+        for k, key in _GENERATION:
+            v = g(k)
+            if v is not None:
+                a[key] = v
         return str(t), a
     if t == "function":
         name = g("name")
