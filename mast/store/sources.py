@@ -501,10 +501,7 @@ class RunSources:
                     UNION SELECT f.trace_id FROM ingested_file_traces f JOIN traces t USING (trace_id)
                           WHERE list_contains(?::VARCHAR[], f.path) AND json_extract_string(t.metadata, '$.run_key') = ?)
                 ORDER BY 1""", [uid, group, group, list(paths), group])]
-            labels = self.fetchall(
-                "SELECT (SELECT count(*) FROM annotations WHERE list_contains(?::VARCHAR[], trace_id)) + "
-                "(SELECT count(*) FROM attributions WHERE list_contains(?::VARCHAR[], trace_id))", [old, old])[0][0]
-            self.delete_traces(old)
+            gone = self._delete_traces(old)  # mast.store.files: counts their labels, then deletes
             # one trace: its rows as lists (mast.store.rows), without loading pyarrow for it
             self.write_tables(encode_rows([trace]), hooks)
             self.execute("""
@@ -528,4 +525,4 @@ class RunSources:
                           f"alternate: {n} pieces of one export together have more ({steps} steps)", group])
         except duckdb.Error as e:
             raise self._map(e) from None
-        return len(old), int(labels)
+        return gone.traces, gone.labels
