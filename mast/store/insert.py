@@ -95,16 +95,16 @@ _COLUMNS: dict[str, tuple[list[tuple[str, str]], tuple[str, ...], bool, bool]] =
         ("annotator", "agent", "rationale"), False, True),
 }
 
-#: Every batch is first checked column by column, and the INSERT carries the catalogue's
-#: chain only for the columns where some value holds a hint.  Planning
-#: and starting the chain is a fixed cost per statement and per column whatever the rows
-#: (DuckDB binds every pattern and builds its RE2 programs: ~0.02 CPU-s a column, 0.18 s
-#: for the ten of a steps INSERT, one row or 30,000), while the hint scan costs ~0.004
-#: CPU-s per MB: on the framework corpora most columns of a 16 MB group hold no hint at
-#: all (bench/RESULTS.md, issue 13 session 6), so the check pays at every size.  It looks
-#: for hints only: asking for a pass match too spared the chain of a column whose hints
-#: match nothing, but cost more, the pass scan over the hinted step contents being run
-#: twice (bench/RESULTS.md, issue 16 session 6).
+# Every batch is first checked column by column, and the INSERT carries the catalogue's
+# chain only for the columns where some value holds a hint.  Planning
+# and starting the chain is a fixed cost per statement and per column whatever the rows
+# (DuckDB binds every pattern and builds its RE2 programs: ~0.02 CPU-s a column, 0.18 s
+# for the ten of a steps INSERT, one row or 30,000), while the hint scan costs ~0.004
+# CPU-s per MB: on the framework corpora most columns of a 16 MB group hold no hint at
+# all (bench/RESULTS.md, issue 13 session 6), so the check pays at every size.  It looks
+# for hints only: asking for a pass match too spared the chain of a column whose hints
+# match nothing, but cost more, the pass scan over the hinted step contents being run
+# twice (bench/RESULTS.md, issue 16 session 6).
 
 
 @functools.lru_cache(maxsize=None)

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import duckdb
 
 from mast.redact import sql_hinted, sql_matched, sql_redact
+from mast.store.insert import check_sql
 from mast.store.rows import Columns, attach, detach, encode_rows
 
 from mast.store.run_match import PART_SLACK, Unit, artefact_kind, plan, plan_parts, window
@@ -123,7 +124,7 @@ _SELECT = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else
 # ~20 patterns cost ~0.02 CPU-s to plan per statement, as for the traces' columns
 # (mast.store.insert), against one cheap scan to tell.
 _SELECT_PLAIN = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else c for c in _COLUMNS)
-_HINTED = f"SELECT coalesce(bool_or({sql_hinted('facts')}), false) FROM _mast_rs"
+_HINTED = check_sql(("facts",)).replace("{src}", "_mast_rs")
 #: What a run's trace takes from an alternate artefact of the run when its own artefact
 #: does not say it (:func:`inherit`).
 FACTS = ("outcome", "outcome_reason", "task", "system", "tokens")
@@ -239,7 +240,7 @@ class RunSources:
         try:
             self.execute("DELETE FROM run_sources WHERE list_contains(?::VARCHAR[], path)", [list(at)])
             attach(self._con, "_mast_rs", tb)
-            [(hinted,)] = self.fetchall(_HINTED)
+            [([hinted],)] = self.fetchall(_HINTED)
             self.execute(f"INSERT INTO run_sources ({', '.join(_COLUMNS)}) "
                          f"SELECT {_SELECT if hinted else _SELECT_PLAIN} FROM _mast_rs")
             # The files that share a fingerprint with the group's: candidates for the content
