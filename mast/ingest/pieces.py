@@ -53,7 +53,7 @@ def join_pieces(store: Store, results: Sequence[FileResult], system: str | None 
     groups = store.piece_groups(keys, PIECE_FORMATS)
     if not groups:
         return out
-    done = store.ingested_files()
+    done = store.ingested_files([p for _, _, paths, _ in groups for p in paths])  # only the pieces' files
     for group, fmt, paths, other_steps in groups:
         missing = [p for p in paths if not _unchanged(Path(p), done.get(p))]
         if missing:

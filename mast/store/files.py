@@ -39,9 +39,14 @@ class IngestedFiles:
         return bool(self.fetchall("SELECT 1 FROM ingested_files WHERE path = ? AND size = ? AND mtime_ns = ? LIMIT 1",
                                   [path, size, mtime_ns]))
 
-    def ingested_files(self) -> dict[str, tuple[int, int]]:
-        """``{path: (size, mtime_ns)}`` of every file recorded as fully ingested."""
-        return {p: (sz, mt) for p, sz, mt in self.fetchall("SELECT path, size, mtime_ns FROM ingested_files")}
+    def ingested_files(self, paths: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+        """``{path: (size, mtime_ns)}`` of every file recorded as fully ingested (of ``paths`` only, if given)."""
+        if paths is None:
+            rows = self.fetchall("SELECT path, size, mtime_ns FROM ingested_files")
+        else:
+            rows = self.fetchall("SELECT path, size, mtime_ns FROM ingested_files "
+                                 "WHERE list_contains(?::VARCHAR[], path)", [list(paths)])
+        return {p: (sz, mt) for p, sz, mt in rows}
 
     def record_files(self, rows: Sequence[tuple[str, int, int, str, int]],
                      trace_ids: Sequence[Sequence[str]] | None = None) -> list[Replaced]:
