@@ -14,8 +14,13 @@ Contract:
   (:func:`count_markers`); the store keeps that count per trace and per step.
 - Each shape names a *hint*: a regex fragment that every match of it contains.  The
   hints joined (:data:`HINTS`) are the cheap pre-check both engines run first; a value
-  without a hint is never scanned further.  Neighbouring shapes of one family run as
-  one pass (:data:`PROGRAM`, measured in bench/RESULTS.md).
+  without a hint is never scanned further.  A hint is as narrow as one scan allows: a
+  credential's name counts only followed by its separator (``key:``, ``token=``, not
+  "keyboard" or "the author"), a JWT only with its second part (``eyJ….eyJ``, not any
+  base64 of JSON): each value it lets through costs the scan of every pass, and each
+  column of a batch with one such value the planning of the whole chain (bench/RESULTS.md,
+  issue 16 session 7).  Neighbouring shapes of one family run as one pass
+  (:data:`PROGRAM`, measured in bench/RESULTS.md).
 - The generic detector (:data:`ASSIGNMENT`) catches ``key=`` / ``secret:`` / ``token``
   / ``password`` assignments whose value looks random (:func:`high_entropy`; the same test
   is written in SQL by :func:`_sql_high_entropy`), so ``max_tokens: 1024``, ``"token":
@@ -44,6 +49,14 @@ _SEP = _Q + r"[ \t]*[:=][ \t]*" + _Q
 # sentence after it stays.
 _TOKEN68 = r"[A-Za-z0-9._~+/=-]"
 _TOKEN68_END = r"[A-Za-z0-9_~+/=-]"
+# The hint of every shape that follows a credential's name (and of the assignment
+# detector): the name's last word and the separator after it.  The words are those the
+# names end in (``AccountKey``, ``client_secret``, ``passwd``, ``MY_AUTH``); ``token``
+# only where a name can end in it: after a boundary, or in access/auth/refresh (``s``,
+# ``h``) token, so "SystemEntropyOriginTrialToken": (a public token web pages carry,
+# never a credential here) does not open the chain for a whole page.
+_NAMED_HINT = (r"(?i:(?:keys?|secrets?|(?:^|[^a-z0-9]|s|h)tokens?|passw(?:or)?ds?|credentials?|auths?|authorization)"
+               + _Q + r"[ \t]*[:=])")
 
 
 @dataclass(frozen=True)
@@ -86,10 +99,11 @@ CATALOGUE: tuple[Shape, ...] = (
     Shape("pem-private-key-truncated",  # a block cut off before its END line
           r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----(?:[A-Za-z0-9+/=:,. \t\r\n-]|\\[nrt/\\])*",
           REDACTED, r"PRIVATE KEY"),
-    Shape("jwt", r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*", REDACTED, r"eyJ"),
+    Shape("jwt", r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*", REDACTED,
+          r"eyJ[A-Za-z0-9_-]{10,}\.eyJ"),
     # scheme://user:PASS@host; from the "://" (a literal to scan for), the scheme is not needed
     Shape("url-password", r"(://[^:/@ \t\r\n\"'<>\\\[\]]*:)[^@/ \t\r\n\"'<>\\\[\]]+@",
-          r"\1" + REDACTED + "@", r"://[^/@ \t\r\n]*@"),
+          r"\1" + REDACTED + "@", r"://[^:/@ \t\r\n\"'<>\\\[\]]*:[^@/ \t\r\n\"'<>\\\[\]]+@"),
     Shape("aws-key-pair",  # an access key id followed by its bare secret key
           r"(?:AKIA|ASIA)[A-Z0-9]{16}([^A-Za-z0-9/+=\r\n]{1,12})[A-Za-z0-9/+=]{40}",
           REDACTED + r"\1" + REDACTED, r"AKIA|ASIA"),
@@ -97,18 +111,17 @@ CATALOGUE: tuple[Shape, ...] = (
     _token("github-token", r"gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}", r"gh[pousr]_|github_pat_"),
     _token("stripe-key", r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{24,}",
            r"k_live_|k_test_|whsec_"),
-    _token("openai-anthropic-key", r"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{16,}", r"sk-"),
+    _token("openai-anthropic-key", r"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{16,}", r"sk-[A-Za-z0-9_-]{16}"),
     _token("google-api-key", r"AIza[0-9A-Za-z_-]{35}", r"AIza"),
     _token("npm-token", r"npm_[A-Za-z0-9]{36}", r"npm_"),
     _named("aws-secret-key",  # a bare 40-character secret, named as one
-           r"aws_?secret_?(?:access_?)?key|secret_?access_?key", r"[A-Za-z0-9/+=]{40}", r"(?i:secret)"),
+           r"aws_?secret_?(?:access_?)?key|secret_?access_?key", r"[A-Za-z0-9/+=]{40}", _NAMED_HINT),
     _named("azure-key",  # storage / service bus connection strings, APIM and Azure OpenAI headers
            r"AccountKey|SharedAccessKey|azure[a-z_-]*key|Ocp-Apim-Subscription-Key|api-key", "[" + _V + "]{20,}",
-           r"(?i:accountkey|sharedaccesskey|azure|subscription-key|api-key)"),
+           _NAMED_HINT),
     _named("credential-assignment",  # names that only ever hold a credential: any value
            r"api[_-]?key|x-api-key|secret[_-]?key|client[_-]?secret|access[_-]?token|auth[_-]?token"
-           r"|refresh[_-]?token|private[_-]?key|password|passwd|secret", r"[^\"' \t\r\n,;}\\\[]{4,}",
-           r"(?i:key|token|secret|passw)"),
+           r"|refresh[_-]?token|private[_-]?key|password|passwd|secret", r"[^\"' \t\r\n,;}\\\[]{4,}", _NAMED_HINT),
     Shape("azure-sas-signature", r"(sig=)[A-Za-z0-9%+/=]{16,}", r"\1" + REDACTED, r"sig="),
     Shape("slack-webhook", r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9_/+-]{8,}",
           r"\1" + REDACTED, r"hooks\.slack\.com"),
@@ -119,8 +132,9 @@ CATALOGUE: tuple[Shape, ...] = (
     Shape("authorization-header",  # with or without a scheme
           r"(?i)(authorization" + _SEP + r"(?:bearer[ \t]+|basic[ \t]+|token[ \t]+)?)"
           + _TOKEN68 + "{7,}" + _TOKEN68_END,
-          r"\1" + REDACTED, r"(?i:authorization)"),
-    Shape("bearer-token", r"(?i)(bearer[ \t]+)" + _TOKEN68 + "{19,}" + _TOKEN68_END, r"\1" + REDACTED, r"(?i:bearer)"),
+          r"\1" + REDACTED, _NAMED_HINT),
+    Shape("bearer-token", r"(?i)(bearer[ \t]+)" + _TOKEN68 + "{19,}" + _TOKEN68_END, r"\1" + REDACTED,
+          r"(?i:bearer)[ \t]"),
 )
 
 
@@ -167,7 +181,7 @@ ASSIGNMENT = Assignment(
     # alone, while the credential names above catch accessToken, apiKey, clientSecret.
     r"(?i)(^|[^a-z0-9])((?:[a-z0-9]+[_.-])*(?:key|secret|token|password|passwd|credential|auth)s?" + _SEP
     + r")([" + _V + r"]{16,})",
-    3, r"(?i:key|secret|token|passw|credential|auth)")
+    3, _NAMED_HINT)
 
 #: the pre-check: a value matching none of these contains no catalogue shape
 HINTS = "|".join(dict.fromkeys([s.hint for s in CATALOGUE] + [ASSIGNMENT.hint]))

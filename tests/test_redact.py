@@ -151,10 +151,11 @@ def test_the_precheck_catches_every_shape_alone(shape):
     # The hint must be in the secret itself, not only in the words around it in a case.
     import re
     pat = next(s for s in CATALOGUE if s.name == shape)
-    hint = re.compile(HINTS)
+    hint, own = re.compile(HINTS), re.compile(pat.hint)
     for _, text, _ in (c for c in CASES if c[0] == shape):
         for m in re.finditer(pat.pattern, text):
             assert hint.search(m.group()), (shape, m.group())
+            assert own.search(m.group()), (shape, pat.hint, m.group())
 
 
 NEGATIVES = [
@@ -234,11 +235,80 @@ def test_the_one_scan_of_every_pass_finds_every_secret_and_skips_only_what_the_c
 
 
 def test_hinted_words_without_a_secret_skip_the_chain():
-    # "key" / "token" / "auth" in ordinary text and code: the hint scan lets them through,
-    # the one scan of every pass does not, so the 15 passes never run on them.
+    # A credential's name and its separator in ordinary text and code: the hint scan lets
+    # them through, the one scan of every pass does not, so the 15 passes never run on them.
     texts = ["max_tokens: 1024, total_tokens=2048", '{"token": "Hello"}', "primary_key: user_id",
-             "for key, value in d.items(): print(key)", "the author's keyboard"]
+             "row = {key: value for key, value in pairs}"]
     assert [(h, m) for h, m, _ in _sql_matched(texts)] == [(True, False)] * len(texts)
+
+
+#: Text that mentions a credential's words, or a secret's first letters, where no shape can
+#: match: the pre-check must not let it through, or every column holding one such value
+#: plans the whole chain and every such value is scanned by every pass.
+NEAR_MISSES = [
+    "the author's keyboard has a key for every token",
+    "for key in sorted(keys): print(key)",
+    "Authorization is needed; the bearer-of-bad-news pattern",
+    # a web page as a browsing agent saw it: a public trial token under a camelCase name
+    '{"SystemEntropyOriginTrialToken": "A5is4nwJJVnhaJpUr1URgj4vvAXSiHoK0VBbM9fawMskbDUj9WUREpa3"}',
+    # base64 of JSON (image metadata, page state): "eyJ" without a JWT's second part
+    '"state": "eyJ2ZXJzaW9uIjoxLCJwYWdlIjoiaG9tZSJ9"',
+    # structured data in pages: "://" then an "@" key, no user:password
+    '{"@context": "https://schema.org","@type": "Restaurant"}',
+    '{\\"@context\\":\\"http://schema.org\\",\\"@type\\":\\"Organization\\"}',
+    "mail alice@example.com, see https://example.com/@alice",
+    "sk-short and the task-list",
+]
+
+
+def test_near_misses_are_not_hinted_in_either_engine():
+    import re
+    hint = re.compile(HINTS)
+    assert [bool(hint.search(t)) for t in NEAR_MISSES] == [False] * len(NEAR_MISSES)
+    assert [h for h, _ in _sql(NEAR_MISSES)] == [False] * len(NEAR_MISSES)
+    assert [redact(t) for t in NEAR_MISSES] == NEAR_MISSES
+
+
+def _named_texts(rng: random.Random, n: int) -> list[str]:
+    """Credential names in every spelling the shapes take (camelCase, snake, kebab, dotted,
+    quoted, JSON-escaped, upper case) with separators and values around them, shuffled
+    with near-miss words."""
+    names = ["api_key", "apiKey", "x-api-key", "secretKey", "client_secret", "clientSecret", "accessToken",
+             "access-token", "authtoken", "AUTH_TOKEN", "refreshToken", "refresh_token", "private_key", "password",
+             "PASSWD", "secret", "AccountKey", "SharedAccessKey", "azure_openai_key", "Ocp-Apim-Subscription-Key",
+             "api-key", "aws_secret_access_key", "SecretAccessKey", "session_token", "webhook.signing-key",
+             "MY_SERVICE_AUTH", "credentials", "auths", "tokens", "Authorization", "TrialToken", "keyboard",
+             "author", "monkey", "Token", "sToken", "hToken", "passwords", "secrets"]
+    seps = ["=", ":", ": ", " = ", '": "', "':'", '\\": \\"', "\t:\t", " ", "-", "_"]
+    vals = [_rand(40, _B64), _rand(24), "hunter2x", "Hello", "1024", _rand(20, string.ascii_letters + "_-"),
+            "Bearer " + _rand(30), "Token " + _rand(30), "basic " + _rand(12)]
+    out = []
+    for _ in range(n):
+        parts = []
+        for _ in range(rng.randint(1, 6)):
+            parts += [rng.choice(["", " ", '"', "{", "_", ".", "x", "\\", "'"]), rng.choice(names),
+                      rng.choice(seps), rng.choice(vals)]
+        out.append("".join(parts))
+    return out
+
+
+def test_the_precheck_never_skips_a_value_the_chain_would_change():
+    # The hint is a pre-check only: a value without one must come out of the chain as it
+    # went in, in Python and in SQL alike; otherwise a secret reaches the store.
+    import re
+    hint = re.compile(HINTS)
+    texts = [c[1] for c in CASES] + NEGATIVES + NEAR_MISSES + _random_texts(random.Random(17), 600) \
+        + _named_texts(random.Random(19), 1500)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (i INTEGER, x VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(texts)))
+    chained = [r[0] for r in con.execute(f"SELECT {sql_redact('x')} FROM t ORDER BY i").fetchall()]
+    con.close()
+    for text, (hinted, stored), whole in zip(texts, _sql(texts), chained):
+        assert hinted == bool(hint.search(text)), text
+        if not hinted:
+            assert redact(text) == text and whole == text, text
+        assert stored == redact(text) == whole, text
 
 
 def test_high_entropy_test():
