@@ -103,31 +103,27 @@ def _headers(text: str, rx: re.Pattern, limit: int | None = None) -> list[re.Mat
     if m:
         out.append(m)
         pos = m.end()
-    while limit is None or len(out) < limit:
-        # a header may start right after the newline that ended the last match
-        f = fast.search(text, max(pos - 1, 0))
-        if f is None:
-            break
-        m = rx.match(text, f.start() + 1)
-        if m is None:  # cannot happen (same pattern, same place); never guess: scan as before
-            return list(rx.finditer(text))[:limit]
-        out.append(m)
-        pos = m.end()
-    return out
-
-
-def _blocks(text: str, rx: re.Pattern) -> list[tuple[str, re.Match | None]]:
-    """Cut ``text`` at every header match; the pieces concatenate back to ``text``."""
-    ms = _headers(text, rx)
-    out: list[tuple[str, re.Match | None]] = []
-    if not ms:
+    if limit is not None and len(out) >= limit:
         return out
-    if ms[0].start() > 0:
-        out.append((text[:ms[0].start()], None))
-    for i, m in enumerate(ms):
-        end = ms[i + 1].start() if i + 1 < len(ms) else len(text)
-        out.append((text[m.start():end], m))
-    return out
+    match = rx.match
+    start = max(pos - 1, 0)  # a header may start right after the newline that ended the last match
+    while True:
+        # One iterator over the line starts, not a search call per header.  It resumes where
+        # its last match ended, which misses a header only when that match ended with the
+        # newline the header follows: then a new iterator starts at that newline.
+        for f in fast.finditer(text, start):
+            m = match(text, f.start() + 1)
+            if m is None:  # cannot happen (same pattern, same place); never guess: scan as before
+                return list(rx.finditer(text))[:limit]
+            out.append(m)
+            if limit is not None and len(out) >= limit:
+                return out
+            end = m.end()
+            if text[end - 1] == "\n" and end - 1 > f.start():
+                start = end - 1
+                break
+        else:
+            return out
 
 
 def _log(content: str, **attrs: Any) -> Step:
@@ -135,12 +131,17 @@ def _log(content: str, **attrs: Any) -> Step:
 
 
 def _run(text: str, rx: re.Pattern, classify: Classify, ctx: _Ctx) -> list[Step] | None:
-    blocks = _blocks(text, rx)
-    if not blocks:
+    """Cut ``text`` at every header match and classify each block; the blocks concatenate
+    back to ``text`` (text before the first header is a ``preamble`` step)."""
+    ms = _headers(text, rx)
+    if not ms:
         return None
-    steps = []
-    for block, m in blocks:
-        steps.append(_log(block, segment="preamble") if m is None else classify(m, block, ctx))
+    first = ms[0].start()
+    steps = [_log(text[:first], segment="preamble")] if first > 0 else []
+    ends = [m.start() for m in ms]
+    ends.append(len(text))
+    for i, m in enumerate(ms, 1):
+        steps.append(classify(m, text[m.start():ends[i]], ctx))
     return steps
 
 
