@@ -167,14 +167,17 @@ def _chatdev(m: re.Match, block: str, ctx: _Ctx) -> Step:
     attrs: dict[str, Any] = {"level": level}
     if level in ("ERROR", "CRITICAL"):
         return Step(agent="log", content=block, kind=StepKind.ERROR, started_at=ts, attributes=attrs)
-    t = _CHATDEV_TURN.match(rest)
+    # Both patterns need a "**": half the headers ("flask app.py did not start", HTTP
+    # requests) are told apart without trying either.
+    marked = "**" in rest
+    t = _CHATDEV_TURN.match(rest) if marked else None
     if t:
         speaker = (t.group("speaker") or t.group("a")).strip()
         a, b = t.group("a").strip(), t.group("b").strip()
         attrs.update(phase=t.group("phase").strip(), turn=int(t.group("turn")))
         return Step(agent=speaker, content=block, kind=StepKind.MESSAGE, role="assistant",
                     target_agent=b if speaker == a else a, started_at=ts, attributes=attrs)
-    mk = _CHATDEV_MARK.match(rest)
+    mk = _CHATDEV_MARK.match(rest) if marked else None
     if mk:
         mark = mk.group("mark")
         attrs["marker"] = mark
@@ -206,6 +209,7 @@ _LOGURU_RX = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?) \| (\w+)
 _METAGPT_ACT = re.compile(r"^(?P<name>\w+)\((?P<profile>\w+)\): (?P<what>.*)")
 _TOKENS = re.compile(r"Token usage: Input=(\d+), Completion=(\d+)")
 _QUOTED_TOOL = re.compile(r"[Tt]ool '([^']+)'")
+_THOUGHTS = re.compile(r"(\w+)'s thoughts:")
 _ERRORISH = re.compile(r"(?i)\b(error|exception|traceback|failed)\b")
 
 
@@ -219,14 +223,15 @@ def _loguru(m: re.Match, block: str, ctx: _Ctx) -> Step:
         s.agent, s.kind, s.role = act.group("profile"), StepKind.MESSAGE, "assistant"
         attrs.update(name=act.group("name"), action=act.group("what"))
         return s
-    tok = _TOKENS.search(msg)
+    # each search only when its literal is there: a search tries every word of the line
+    tok = _TOKENS.search(msg) if "Token usage: " in msg else None
     if tok:
         s.kind, s.tokens_in, s.tokens_out = StepKind.LLM_CALL, int(tok.group(1)), int(tok.group(2))
         return s
     if level in ("ERROR", "CRITICAL") or (level == "WARNING" and _ERRORISH.search(msg)):
         s.kind, s.status = StepKind.ERROR, "error"
         return s
-    am = re.search(r"(\w+)'s thoughts:", msg)
+    am = _THOUGHTS.search(msg) if "'s thoughts:" in msg else None
     if am:
         ctx.speaker = am.group(1)
         s.agent, s.kind, s.role = am.group(1), StepKind.MESSAGE, "assistant"
@@ -246,7 +251,7 @@ def _loguru(m: re.Match, block: str, ctx: _Ctx) -> Step:
     if "Special tool" in msg and "terminate" in msg:
         s.agent, s.kind = ctx.speaker or "log", StepKind.TERMINATION
         return s
-    tm = _QUOTED_TOOL.search(msg)
+    tm = _QUOTED_TOOL.search(msg) if "ool '" in msg else None
     if "completed its mission" in msg and tm:
         s.agent, s.kind, s.role, s.tool_name = "tool", StepKind.TOOL_RESULT, "tool", tm.group(1)
         s.target_agent = ctx.speaker
@@ -300,8 +305,14 @@ _APPWORLD_RX = re.compile(r"^( {0,4})(Response from (?P<resp>.+)|Message to (?P<
                           r"|\*{5,} Task .*\*{5,})[ \t]*$", re.M)
 
 
+_EXEC_FAILED = re.compile(r"^\s*(Execution failed\.|Traceback \(most recent call last\))", re.M)
+
+
 def _exec_output(block: str, m: re.Match, to: str) -> Step:
-    failed = re.search(r"^\s*(Execution failed\.|Traceback \(most recent call last\))", _body(block, m), re.M)
+    body = _body(block, m)
+    # the literals first: the ^ search tries every position of a long output
+    failed = (_EXEC_FAILED.search(body) if "Execution failed." in body or "Traceback (most recent call last)" in body
+              else None)
     return Step(agent="environment", content=block, kind=StepKind.ERROR if failed else StepKind.TOOL_RESULT,
                 role="tool", tool_name="python", target_agent=to, status="error" if failed else None)
 
@@ -374,14 +385,26 @@ _RESPONSE = re.compile(r"(.+?)'s Response:")
 
 
 def _tool_run(block: str) -> re.Match | None:
-    """``_TOOL_RUN.search(block)``, started at the word before the first ``._run(``: no match can
+    """``_TOOL_RUN.search(block)``, started near the word before the first ``._run(``: no match can
     begin earlier, and the pattern would otherwise be tried at every word of a long block."""
     i = block.find("._run(")
     if i < 0:
         return None
+    # Most tool words are short: a search from a few characters before finds the same match
+    # (``\b`` sees the character before the start) at C speed, and it is the one wanted when
+    # its word ends at this ``._run(``.  Otherwise (a longer word, or none) walk back to the
+    # word's start, one character at a time.
+    m = _TOOL_RUN.search(block, max(i - _TOOL_WORD, 0))
+    if m is not None and m.end(1) == i:
+        return m
     while i > 0 and (block[i - 1].isalnum() or block[i - 1] == "_"):  # what \w is in a str pattern
         i -= 1
     return _TOOL_RUN.search(block, i)
+
+
+#: How far before ``._run(`` :func:`_tool_run` first searches (the tool words of the MAD
+#: HyperAgent records are 6-20 characters).
+_TOOL_WORD = 24
 
 
 def _hyperagent(m: re.Match, block: str, ctx: _Ctx) -> Step:
