@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import DeclineDetects, as_text, first_char, first_line_object, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import DeclineDetects, as_text, documents, first_char, strip_bom
 from mast.ingest.openai_messages import SDK_TOOL_ERROR, content_text
 from mast.model import Step, StepKind, Trace
 
@@ -122,12 +122,7 @@ class OpenAIAgentsStateImporter(DeclineDetects):
         return None
 
     def read(self, path: Path) -> Iterator[Trace]:
-        if path.suffix in (".jsonl", ".ndjson") or first_line_object(path) is not None:
-            docs: Any = iter_jsonl(path)
-        else:
-            data = load_json(path)
-            docs = enumerate(data if isinstance(data, list) else [data])
-        for i, doc in docs:
+        for i, doc in documents(path):
             yield self._trace(path, i, doc)
 
     def _trace(self, path: Path, index: int, st: Any) -> Trace:
