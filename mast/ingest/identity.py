@@ -96,6 +96,7 @@ RANKS: dict[tuple[str, str | None], tuple[int, str]] = {
     ("openai-agents", None): (35, "Agents SDK export: the calls with tokens, not a Responses call's input"),
     # its run state names every item's agent and has each response's usage, but no times
     ("openai-agents-state", None): (30, "run state: every item with its agent, each response's usage, no times"),
+    ("openai-agents-session", None): (10, "session: a conversation's items, no agent but a handoff's target"),
     # Spans: all exports of the same spans are equally rich; the steps decide.
     ("otel", None): (40, "OTel spans"),
     ("phoenix", None): (40, "Phoenix spans"),

@@ -18,8 +18,9 @@ A message is ``{role, content, name|agent?, tool_calls?, tool_call_id?}``:
   ``function_call_output`` its result (failed when it is the SDK's own failure text),
   ``reasoning`` a message with ``note: reasoning``, and a
   ``transfer_to_…`` call answered ``{"assistant": "<agent>"}`` (the SDK's handoff) a handoff to
-  that agent, who is the author of the assistant messages after it (the items name no agent
-  otherwise: before the first handoff the author is ``assistant``).
+  that agent, who is the author of the assistant messages after it, up to the next user
+  message (a new turn starts at the first agent again; the items name no agent otherwise:
+  before a turn's first handoff the author is ``assistant``).
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ def conversation_steps(path: Path, messages: list, where: Callable[[int], Any]) 
             if role not in STANDARD_ROLES:  # a speaker's name in the role field ("WebSurfer")
                 extras["source_role"], role = raw_role, "assistant"
         last_agent = agent if role != "user" else last_agent
+        if role == "user":
+            current = None  # a user's turn starts a run again, at the agent it starts with
         tool_calls = m.get("tool_calls") or []
         if content or not tool_calls:
             steps.append(Step(agent=agent, content=content, kind=kind, role=role, target_agent=target,

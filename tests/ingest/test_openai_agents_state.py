@@ -165,3 +165,76 @@ def test_a_look_alike_is_not_a_run_state(tmp_path):
     with pytest.raises(UnknownFormat) as e:
         detect(p)
     assert "openai-agents-state" in str(e.value) and "current_agent" in str(e.value)
+
+
+# -- SQLiteSession databases ----------------------------------------------------------------
+
+SESSION = FIX / "session" / "conversations.db"
+
+
+def test_session_is_one_conversation_with_each_turns_handoff_and_tools(mast, db):
+    assert detect(SESSION).name == "openai-agents-session"
+    assert ingest(mast, SESSION)["formats"] == {"openai-agents-session": 1}
+    check(FIX, "session/conversations.db", summarise(db))
+    turns = FACTS["session/conversations.db"]["turns"]
+    [steps] = steps_of(db)
+    with Store(db, read_only=True) as st:
+        [(task, framework, start, end)] = st.fetchall("SELECT task, framework, started_at, ended_at FROM traces")
+    assert (task, framework) == (turns[0]["task"], "openai-agents") and start <= end
+    assert sum(1 for s in steps if s[1] == "message" and s[0] == "user") == len(turns)
+    items = [i for t in turns for i in t["items"] if i["item"] != "HandoffCallItem"]
+    assert [s[4] for s in steps if s[1] == "handoff"] == [i["target"] for i in items if i["item"] == "handoff"]
+    # each turn starts again at the (unnamed) first agent: no turn's work is its predecessor's agent's
+    assert [s[0] for s in steps if s[1] == "handoff"] == ["assistant"] * len(turns)
+    assert [(s[0], s[2], s[3]) for s in steps if s[1] == "tool_result"] == \
+        [(i["agent"], n, "ok" if RUNS[n] else "error") for i, n in
+         ((i, i["name"]) for i in items if i["item"] == "tool_call")]
+
+
+def _copy_db(tmp_path, name="c.db"):
+    import shutil
+    p = tmp_path / name
+    shutil.copy(SESSION, p)
+    return p
+
+
+def test_session_item_that_is_not_json_names_the_row(mast, db, tmp_path):
+    import sqlite3
+    p = _copy_db(tmp_path)
+    with sqlite3.connect(p) as con:
+        con.execute("UPDATE agent_messages SET message_data = '{\"role\": \"user\", \"con' WHERE id = 4")
+    refused(mast, db, p, "agent_messages row 4", "not JSON")
+
+
+def test_session_item_with_no_role_or_known_type_names_the_row(mast, db, tmp_path):
+    import sqlite3
+    p = _copy_db(tmp_path)
+    with sqlite3.connect(p) as con:
+        con.execute("UPDATE agent_messages SET message_data = '{\"type\": \"hologram\"}' WHERE id = 6")
+    refused(mast, db, p, "agent_messages row 6", "role")
+
+
+def test_truncated_session_database_is_refused(mast, db, tmp_path):
+    p = tmp_path / "cut.db"
+    p.write_bytes(SESSION.read_bytes()[:len(SESSION.read_bytes()) // 2])
+    res = mast("ingest", p, expect=1)
+    assert str(p) in res.stderr
+
+
+def test_renamed_session_tables_are_found_by_their_columns(mast, db, tmp_path):
+    import sqlite3
+    p = _copy_db(tmp_path)
+    with sqlite3.connect(p) as con:
+        con.execute("ALTER TABLE agent_messages RENAME TO chat_items")
+    ingest(mast, p)
+    [steps] = steps_of(db)
+    assert [s[4] for s in steps if s[1] == "handoff"] == ["flights_agent", "hotels_agent"]
+
+
+def test_two_sessions_are_two_traces(mast, db, tmp_path):
+    import sqlite3
+    p = _copy_db(tmp_path)
+    with sqlite3.connect(p) as con:
+        con.execute("INSERT INTO agent_messages (session_id, message_data) SELECT 'other-chat', message_data "
+                    "FROM agent_messages WHERE id <= 6 ORDER BY id")
+    assert ingest(mast, p)["traces_new"] == 2
