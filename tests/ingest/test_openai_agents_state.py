@@ -238,3 +238,15 @@ def test_two_sessions_are_two_traces(mast, db, tmp_path):
         con.execute("INSERT INTO agent_messages (session_id, message_data) SELECT 'other-chat', message_data "
                     "FROM agent_messages WHERE id <= 6 ORDER BY id")
     assert ingest(mast, p)["traces_new"] == 2
+
+
+def test_a_trajectory_of_responses_items_is_read_as_its_input_list(mast, db, tmp_path):
+    # agent benchmarks built on the Responses API write the SDK's input items as "traj"
+    items = json.loads((FIX / LISTS[1]).read_text())
+    p = tmp_path / "results.json"
+    p.write_text(json.dumps([{"task_id": 3, "trial": 0, "reward": 0.0, "info": {}, "traj": items}]))
+    assert ingest(mast, p)["formats"] == {"trajectory": 1}
+    [steps] = steps_of(db)
+    assert [(s[0], s[4]) for s in steps if s[1] == "handoff"] == [("assistant", "hotels_agent")]
+    assert [(s[2], s[3]) for s in steps if s[1] == "tool_result"] == [("find_hotel", "error")]
+    assert steps[-1][:2] == ("hotels_agent", "termination")
