@@ -82,7 +82,7 @@ class MadImporter:
         for i, rec in enumerate(data):
             yield self._record(path, i, rec, gold, codes)
 
-    def _record(self, path: Path, index: int, rec: Any, gold: dict | None, codes: "_Codes") -> Trace:
+    def _record(self, path: Path, index: int, rec: Any, gold: dict | None, codes: _Codes) -> Trace:
         require(path, index, rec, "mas_name", "trace")
         system = str(rec["mas_name"])
         bench = rec.get("benchmark_name")
