@@ -4,7 +4,9 @@ Generated from the importers (``tests/ingest/test_format_catalogue.py`` checks i
 as a script, rewrites it): one ``(name, description, example)`` per entry of
 :data:`mast.ingest.registry.BUILTINS`, in that order.  Listing formats from this table
 saves importing every importer module (a third of the command's start-up); detection and
-reading still use the importers.
+reading still use the importers.  :data:`BUILTIN_COMPANIONS` names the built-ins that
+define ``companion`` (a file they read beside their own, to be skipped): the only ones the
+companion check imports before detection.
 """
 
 BUILTIN_FORMATS: tuple[tuple[str, str, str | None], ...] = (
@@ -38,3 +40,4 @@ BUILTIN_FORMATS: tuple[tuple[str, str, str | None], ...] = (
     ('trajectory', 'Tool-calling trajectories {task_id, trial, reward, info, traj: [OpenAI messages]} (tau-bench results)', '[{"task_id": 12, "reward": 1.0, "info": {"task": …}, "traj": [{"role": "system", "content": …'),
     ('messages', 'Generic message list: JSON array or JSONL of {role, name|agent, content} (OpenAI tool_calls)', '[{"role": "system", "content": "…"}, {"role": "user", "content": "…"}, {"role": "assistant", "name": "planner", …'),
 )
+BUILTIN_COMPANIONS: frozenset[str] = frozenset(('mad', 'phoenix', 'langfuse', 'ag2x-wal'))

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
@@ -415,7 +415,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
             # Reported in its place (see _take_chunk); never read.
             jobs.append(_Pending(FileResult(path_text(path), None, error=file_error(path, e)), 0, path=path))
             continue
-        p = _Pending(FileResult(path_text(path), None), st.st_size, key, st.st_mtime_ns, path=path)
+        p = _Pending(FileResult(path_text(path), None), st.st_size, key, st.st_mtime_ns, path=path, known=key in done)
         if done.get(key) == (st.st_size, st.st_mtime_ns) or key in seen:
             p.res.skipped = True
         seen.add(key)
@@ -493,7 +493,7 @@ def _result(fut, paths: list[Path], fmt: str, system: str | None, lim: IngestLim
     error that does not unpickle) parses the chunk again in this process."""
     try:
         return fut.result()
-    except BrokenProcessPool as e:
+    except BrokenExecutor as e:  # the process pool's BrokenProcessPool (its module is imported with a pool only)
         return _Chunk([_Parsed(error=file_error(paths[0], MemoryError(f"a parser process died: {e}"),
                                                 memory_limit=lim.memory_limit))], [])
     except Exception:  # the boundary: the writer's own parse reports each file's error

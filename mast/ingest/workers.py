@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import multiprocessing as mp
 import os
 import pickle
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Sequence
 
 from mast.store import Store, WriteHook
@@ -79,6 +77,12 @@ def _parser_hooks(hooks: Sequence[WriteHook]) -> list[WriteHook] | None:
 
 
 def _pool(workers: int, hooks: Sequence[WriteHook] = ()):
+    # Imported here, though standard library: multiprocessing (with pickle, logging, queues
+    # and sockets) is 0.016 s of every start, and only a job big enough for parser
+    # processes uses it (bench/RESULTS.md, "Start-up, session 7").
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
     # forkserver: the parent holds a DuckDB connection and its threads, which must not be
     # forked; preloading this module (instead of __main__) keeps worker start-up cheap and
     # never re-runs the CLI's entry point.

@@ -54,6 +54,8 @@ class _Pending:
     mtime_ns: int = 0
     parsed: _Parsed | None = None
     path: Path | None = None  # the file as the OS names it (res.path is its printable form)
+    #: whether the store may hold an earlier version of it (recorded when the ingest began)
+    known: bool = True
 
 
 class _Stop(Exception):
@@ -190,10 +192,12 @@ class _GroupWriter:
             drop = poorer_in_group(keys, fmts, runs)
             wparts, wsizes = without(parts, sizes, drop) if drop else (parts, sizes)
             results = self.store.write_parts(wparts, wsizes, self.hooks)
+            # no earlier version of any of them: nothing of theirs to replace or forget
+            fresh = not any(p.known for p in files)
             replaced = self.store.record_files([(p.key, p.size, p.mtime_ns, p.parsed.format, p.parsed.traces)
                                                 for p in files],
-                                               [ids[offs[k]:offs[k + 1]] for k in range(len(files))])
-            sources = self.store.record_sources(keys, fmts, runs, unwritten=drop)
+                                               [ids[offs[k]:offs[k + 1]] for k in range(len(files))], fresh=fresh)
+            sources = self.store.record_sources(keys, fmts, runs, unwritten=drop, fresh=fresh)
         for p, w, r, src in zip(files, results, replaced, sources):
             p.res.traces_new, p.res.traces_present, p.res.steps = w.new, w.present, w.steps
             p.res.traces_replaced, p.res.labels_replaced = r.traces, r.labels
