@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import pickle
 import signal
 import threading
 import time
@@ -64,6 +63,8 @@ def _ready(tables: TraceTables) -> TraceTables | ReadyTables:
 
 def _parser_hooks(hooks: Sequence[WriteHook]) -> list[WriteHook] | None:
     """The hooks the parser processes run: those with ``rows`` that pickle (others run in the writer)."""
+    import pickle  # with the pool only, as multiprocessing (see _pool)
+
     out = []
     for h in hooks:
         if getattr(h, "rows", None) is None:
@@ -74,6 +75,13 @@ def _parser_hooks(hooks: Sequence[WriteHook]) -> list[WriteHook] | None:
             continue
         out.append(h)
     return out
+
+
+def broken(e: BaseException) -> bool:
+    """Whether ``e``, raised by a parser's future, says the pool broke (a process died)."""
+    from concurrent.futures import BrokenExecutor  # loaded with the pool already (see _pool)
+
+    return isinstance(e, BrokenExecutor)
 
 
 def _pool(workers: int, hooks: Sequence[WriteHook] = ()):

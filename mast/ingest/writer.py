@@ -9,7 +9,6 @@ file that caused it.
 from __future__ import annotations
 
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -21,6 +20,8 @@ from mast.ingest.summary import FileResult
 from mast.store import Store, WriteHook
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from mast.store import TraceTables
 
 #: Commit a group of small files once it holds this many bytes of source or this many files.
@@ -112,6 +113,11 @@ class _GroupWriter:
         self.pending, self.segments, self.bytes = [], [], 0
         if segments and self.background and not wait:
             if self._pool is None:
+                # Imported here, though standard library: concurrent.futures brings logging
+                # (~0.007 s of every start), and only a job with parser processes writes in
+                # the background.
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mast-writer")
             self._inflight = self._pool.submit(self._commit, pending, segments)
             return
