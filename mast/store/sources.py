@@ -50,6 +50,9 @@ class Sources:
     merged_by_content: list[str] = field(default_factory=list)
     #: Of the alternates, those never written (the richer artefact was in the same group).
     unwritten: int = 0
+    #: Whether a run of this file has other artefacts recorded (of other files, or several
+    #: of this one): only then can its run be in pieces to join (mast.ingest.pieces).
+    shared: bool = False
 
 
 #: Files named per file as looking like the same run (the first ones, by path).
@@ -363,6 +366,10 @@ class RunSources:
         for r in rows:
             by_key.setdefault(r["group"], []).append(r)
         by_key = {k: rs for k, rs in by_key.items() if len(rs) > 1}  # one artefact: nothing to choose
+        for rs in by_key.values():
+            for r in rs:
+                if r["path"] in at:
+                    out[at[r["path"]]].shared = True
         updates: list[tuple[str, str, str, bool, str]] = []
         losers: dict[str, str] = {}  # dropped trace id -> the path of the artefact that won
         fills: list[tuple[str, str, str, str]] = []  # (winner path, its trace, facts taken, from where)

@@ -106,3 +106,18 @@ def test_token_counts_alone_are_no_hint_and_the_chain_would_leave_them_as_they_a
                   {"task": 'a "tokens": [1, 2] b'}, {"tokens": [-1, 2]}]:
         con.execute("CREATE OR REPLACE TEMP TABLE _mast_rs AS SELECT ?::VARCHAR AS facts", [json.dumps(facts)])
         assert con.execute(_HINTED).fetchall() == [([True],)], facts
+
+
+def test_span_files_whose_runs_have_no_other_artefact_are_not_looked_up_for_pieces(tmp_path, db):
+    otel = ROOT / "tests/fixtures/frameworks/otel"
+    files = [otel / n for n in ("genai_legacy.otlp.json", "genai_latest.otlp.jsonl")]
+    sql, summary = _ingest(db, files)
+    assert summary.traces_new >= 2 and not summary.joined.traces
+    assert not [s for s in sql if s.startswith("WITH mine AS")]
+    # the same spans again under another name: a second artefact of those runs, which is looked up
+    copy = tmp_path / "copy" / files[0].name
+    copy.parent.mkdir()
+    copy.write_bytes(files[0].read_bytes())
+    sql, summary = _ingest(db, [copy])
+    assert [s for s in sql if s.startswith("WITH mine AS")]
+    assert not summary.joined.traces  # copies of one export are left to run identity
