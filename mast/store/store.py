@@ -181,11 +181,13 @@ class Store(IngestedFiles, RunSources):
         # store as it was, not half-migrated.
         with self.transaction():
             con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
-            now = _now()
+            applied = []
             for name, fn in MIGRATIONS:
                 if name not in done:
                     fn(con)
-                    con.execute("INSERT INTO _migrations VALUES (?, ?)", [name, now])
+                    applied.append(name)
+            # recorded by one statement: one per migration was ~0.01 s of a new store's open
+            con.execute("INSERT INTO _migrations SELECT unnest(?::VARCHAR[]), ?", [applied, _now()])
         return new
 
     def mark_interrupted_runs(self) -> list[str]:
