@@ -67,23 +67,3 @@ def test_store_counts_for_both_subsets(db):
     assert atts == [("human", 184)] and ok == 184
     # The MANIFEST's ground-truth counts for the hand-crafted subset.
     assert hc_agents == {"WebSurfer": 33, "Orchestrator": 18, "Assistant": 4, "FileSurfer": 3}
-
-
-def test_the_collector_is_paused_only_inside_a_record(tmp_path):
-    # The importer pauses cyclic GC while it decodes a file and builds its steps; the code
-    # that consumes each trace (the pipeline's, between two records) must run with it on,
-    # and a file that fails must leave it on.
-    import gc
-
-    src = _files("Hand-Crafted")[:2]
-    many = tmp_path / "two.json"
-    many.write_text("[" + ", ".join(f.read_text(encoding="utf-8") for f in src) + "]", encoding="utf-8")
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"question": "q", "history": [{"role": "x"}], "mistake_agent": "x"}', encoding="utf-8")
-    imp = get("whowhen")
-    assert gc.isenabled()
-    seen = [gc.isenabled() for _ in imp.read(many)] + [gc.isenabled() for _ in imp.read(src[0])]
-    assert seen == [True, True, True]
-    with pytest.raises(Exception, match="content"):
-        list(imp.read(bad))
-    assert gc.isenabled()

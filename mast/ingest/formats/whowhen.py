@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import as_text, first_char, gc_paused, load_json, require
+from mast.ingest._util import as_text, first_char, load_json, require
 from mast.ingest.magentic_roles import parse_role_cached
 from mast.model import Attribution, Outcome, Step, StepKind, Trace
 
@@ -48,20 +48,12 @@ class WhoWhenImporter:
         return any(tail.rfind(k) >= 0 for k in _KEYS)
 
     def read(self, path: Path) -> Iterator[Trace]:
-        # A record decodes to thousands of dicts and its steps are as many objects, none in
-        # a cycle: the collector's passes over them cost ~5 % of the parse (bench/RESULTS.md,
-        # issue 16 session 7).  Paused per record, never around the yield.
-        with gc_paused():
-            rec = load_json(path)
+        rec = load_json(path)
         if isinstance(rec, list):
             for i, r in enumerate(rec):
-                with gc_paused():
-                    t = self._record(path, i, r)
-                yield t
+                yield self._record(path, i, r)
         elif isinstance(rec, dict):
-            with gc_paused():
-                t = self._record(path, 0, rec)
-            yield t
+            yield self._record(path, 0, rec)
         else:
             raise IngestError(str(path), None, f"expected a Who&When object, found {type(rec).__name__}")
 
