@@ -180,7 +180,20 @@ def encode_traces(traces: Sequence[Trace]) -> TraceTables:
             att.append(_attribution_row(seq, a))
         lo = hi
     memo: dict = {}  # JSON of the attributes repeated in this batch
-    attrs = [None if not a else _attrs(a, memo) for a in map(_ATTRS, steps)]
+    # ... and of one dict that several steps share (an importer's choice, e.g. a CrewAI
+    # action's call and result), found by identity: no look at its items, which for a
+    # one-item dict costs as much as encoding it (the dicts are alive, so ids stay unique)
+    shared: dict[int, str] = {}
+    attrs: list[str | None] = []
+    add = attrs.append
+    for a in map(_ATTRS, steps):
+        if not a:
+            add(None)
+            continue
+        text = shared.get(id(a))
+        if text is None:
+            text = shared[id(a)] = _attrs(a, memo)
+        add(text)
     scols = [seqs, tids, nums, *(col[f] for f in _STEP_FIELDS), attrs]
     return TraceTables(_table(tcols, TRACE_SCHEMA, columns=True), _table(scols, STEP_SCHEMA, columns=True),
                        _table(ann, ANNOTATION_SCHEMA), _table(att, ATTRIBUTION_SCHEMA))
