@@ -122,13 +122,19 @@ def statement(con: Any, table: str, rows: Any, name: str, seq: bool = False) -> 
     (Arrow counts nulls for free) holds no hint; the others are checked first (one
     statement on ``con`` for all of them), and one where no value holds a hint is read as
     it is (the chain would give every value back unchanged)."""
+    return plan(con, table, rows, name, seq)[0]
+
+
+def plan(con: Any, table: str, rows: Any, name: str, seq: bool = False) -> tuple[str, frozenset[str]]:
+    """:func:`statement`, and the columns its body runs the catalogue's chain on (empty: the
+    body only renames and casts, so it is cheap to evaluate twice)."""
     n = rows.num_rows
     live = tuple(c for c in redacted_columns(table) if rows.column(c).null_count < n)
     scanned: frozenset[str] = frozenset()
     if live:
         [(flags,)] = con.execute(check_sql(live).replace("{src}", name)).fetchall()
         scanned = frozenset(c for c, f in zip(live, flags) if f)
-    return insert_sql(table, scanned, seq).replace("{src}", name)
+    return insert_sql(table, scanned, seq).replace("{src}", name), scanned
 
 
 @functools.lru_cache(maxsize=None)
