@@ -163,8 +163,11 @@ class CrewAIStepCallbackImporter(DeclineDetects):
                              None, None, None, None, None, attrs))
                     add(Step(None, result if result is None or type(result) is str else str(result), result_kind,
                              "tool", tool, None, None, None, sid, None, None, None, None, None, "ok", attrs))
-                    if pending:
-                        pending = [p for p in pending if p[1].get("result") != result]
+                    if pending:  # mostly the one ToolResult just before, repeating this result
+                        if len(pending) == 1 and pending[0][1].get("result") == result:
+                            pending = []
+                        else:
+                            pending = [p for p in pending if p[1].get("result") != result]
                 else:
                     add(Step(None, _text(d.get("output")), StepKind.MESSAGE, "assistant",
                              attributes={"line": line, "final": True}))
