@@ -372,38 +372,17 @@ class Store(IngestedFiles, RunSources):
         batch = WrittenBatch(traces="temp._mast_new_traces", steps="temp._mast_new_steps", staged=self._staged,
                              prefix=_STAGE_PREFIX if self._staged else "")
         now = _now()
-        steps_in, steps_kind, attached = "_mast_in_steps", "TABLE", False  # what temp._mast_new_steps is
+        shown: dict[str, str] = {}  # the kind of relation the hooks read the batch's rows of a table in
         try:
             if hooks:
                 # The hooks see exactly the batch's rows as stored (redacted), in this same
-                # transaction: the traces through a temporary table; the steps too when
-                # their INSERT runs the catalogue's chain (evaluated once), else through a
-                # view of that INSERT's body over the batch, which only renames and casts:
-                # a copy of the steps fewer (crewai-steps, 20 MB: ~0.05 CPU-s).
-                self._con.execute("CREATE OR REPLACE TEMP TABLE _mast_new_traces AS SELECT * FROM main.traces LIMIT 0")
-                self._insert("traces", tr, "temp._mast_new_traces", now)
-                self._con.execute(f"INSERT INTO {batch.into('traces')} SELECT * FROM temp._mast_new_traces")
-                if st.num_rows:
-                    attach(self._con, steps_in, st)
-                    attached = True
-                    body, chained = insert.plan(self._con, "steps", st, steps_in)
-                    if chained:
-                        self._con.execute("CREATE OR REPLACE TEMP TABLE _mast_new_steps AS SELECT * FROM main.steps "
-                                          "LIMIT 0")
-                        self._con.execute("INSERT INTO temp._mast_new_steps BY NAME " + body)
-                        self._con.execute(f"INSERT INTO {batch.into('steps')} SELECT * FROM temp._mast_new_steps")
-                    else:  # with the stored types, as the temporary table would give them
-                        steps_kind = "VIEW"
-                        cols = ", ".join(f'"{c}"::{ty} AS "{c}"' for c, ty in self.fetchall(
-                            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = "
-                            "current_database() AND schema_name = 'main' AND table_name = 'steps' "
-                            "ORDER BY column_index"))
-                        self._con.execute(f"CREATE OR REPLACE TEMP VIEW _mast_new_steps AS SELECT {cols} FROM ({body})")
-                        self._con.execute(f"INSERT INTO {batch.into('steps')} BY NAME "
-                                          "SELECT * FROM temp._mast_new_steps")
-                else:  # a batch of traces without steps: the hooks still read its (empty) steps
-                    self._con.execute("CREATE OR REPLACE TEMP TABLE _mast_new_steps AS SELECT * FROM main.steps "
-                                      "LIMIT 0")
+                # transaction (see _insert: a copy, or a view of the INSERT's body).
+                for t, rows in (("traces", tr), ("steps", st)):
+                    rel = f"_mast_new_{t}"
+                    kind = self._insert(t, rows, batch.into(t), now, shown=rel)
+                    if kind is None:  # no rows: the hooks still read the (empty) relation
+                        self._con.execute(f"CREATE OR REPLACE TEMP TABLE {rel} AS SELECT * FROM main.{t} LIMIT 0")
+                    shown[t] = kind or "TABLE"
                 for h in hooks:
                     h.on_write(self, batch)
             else:
@@ -414,15 +393,8 @@ class Store(IngestedFiles, RunSources):
         except duckdb.Error as e:
             raise self._map(e) from None
         finally:
-            if hooks:  # free the batch copy (the view before the steps it reads); a DROP of the
-                # wrong kind of object would fail, and so abort the caller's transaction
-                for sql in (f"DROP {steps_kind} IF EXISTS temp._mast_new_steps",
-                            "DROP TABLE IF EXISTS temp._mast_new_traces"):
-                    with contextlib.suppress(Exception):
-                        self._con.execute(sql)
-                if attached:
-                    with contextlib.suppress(Exception):
-                        detach(self._con, steps_in, st)
+            for t, kind in shown.items():  # free the batch copy or view
+                self._unshow(t, f"_mast_new_{t}", kind, tr if t == "traces" else st)
         return _results(tr.column("n_steps").to_pylist(), keep, sizes)
 
     @contextlib.contextmanager
@@ -453,19 +425,58 @@ class Store(IngestedFiles, RunSources):
         for t in (*tables, "traces"):  # traces last: the others refer to it
             self.execute(f'DELETE FROM "{t}" WHERE trace_id IN (SELECT unnest(?))', [list(trace_ids)])
 
-    def _insert(self, table: str, rows: pa.Table, into: str, now: datetime) -> None:
+    def _insert(self, table: str, rows: pa.Table, into: str, now: datetime, shown: str | None = None) -> str | None:
         """Insert encoded ``rows`` of ``table`` into ``into`` (the table, a staged or batch copy),
-        redacting and casting on the way (:mod:`mast.store.insert`)."""
+        redacting and casting on the way (:mod:`mast.store.insert`).
+
+        ``shown``: also leave the rows as stored readable as ``temp.<shown>`` for the write
+        hooks, and return what that is (``"TABLE"`` or ``"VIEW"``; None: no rows), for
+        :meth:`_unshow`.  A table when the INSERT runs the catalogue's chain or takes the
+        write time: a redacted copy, so that the chain runs once.  Otherwise a view of the
+        INSERT's body over the batch, which only renames and casts (to the stored types, as
+        the copy has them): a copy of the rows fewer (crewai-steps, 20 MB: ~0.05 CPU-s)."""
         if not rows.num_rows:
-            return
+            return None
         name = f"_mast_in_{table}"
+        params = [now] if insert.takes_time(table) else []
         attach(self._con, name, rows)
+        kind, kept = None, False
         try:
-            self._con.execute(f"INSERT INTO {into} BY NAME " + insert.statement(self._con, table, rows, name),
-                              [now] if insert.takes_time(table) else [])
+            body, chained = insert.plan(self._con, table, rows, name)
+            if shown is None:
+                self._con.execute(f"INSERT INTO {into} BY NAME " + body, params)
+            elif chained or params:
+                kind = "TABLE"
+                self._con.execute(f"CREATE OR REPLACE TEMP TABLE {shown} AS SELECT * FROM main.{table} LIMIT 0")
+                self._con.execute(f"INSERT INTO temp.{shown} BY NAME " + body, params)
+                self._con.execute(f"INSERT INTO {into} SELECT * FROM temp.{shown}")
+            else:
+                kind = "VIEW"
+                cols = ", ".join(f'"{c}"::{ty} AS "{c}"' for c, ty in self.fetchall(
+                    "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+                    "AND schema_name = 'main' AND table_name = ? ORDER BY column_index", [table]))
+                self._con.execute(f"CREATE OR REPLACE TEMP VIEW {shown} AS SELECT {cols} FROM ({body})")
+                self._con.execute(f"INSERT INTO {into} BY NAME SELECT * FROM temp.{shown}")
+                kept = True  # the view reads the batch: _unshow detaches it
+        except BaseException:
+            if kind:
+                self._unshow(table, shown, kind, rows, attached=False)
+            raise
         finally:
+            if not kept:
+                with contextlib.suppress(Exception):
+                    detach(self._con, name, rows)
+        return kind
+
+    def _unshow(self, table: str, shown: str, kind: str, rows: Any, attached: bool = True) -> None:
+        """Drop what :meth:`_insert` left for the hooks as ``shown`` (a view before the batch
+        it reads).  The DROP names the kind made: one of the wrong kind would fail, and so
+        abort the caller's transaction."""
+        with contextlib.suppress(Exception):
+            self._con.execute(f"DROP {kind} IF EXISTS temp.{shown}")
+        if kind == "VIEW" and attached:
             with contextlib.suppress(Exception):
-                detach(self._con, name, rows)
+                detach(self._con, f"_mast_in_{table}", rows)
 
     def probe(self, statements: Sequence[str]) -> str | None:
         """Run ``statements`` on a cursor of their own; the first error's message, or None.
