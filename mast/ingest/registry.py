@@ -55,6 +55,8 @@ BUILTINS = [
     "mast.ingest.formats.otel.langfuse:LangfuseImporter",
     "mast.ingest.formats.otel.spantree:SpanTreeImporter",
     "mast.ingest.formats.otel.openai_agents:OpenAIAgentsImporter",
+    "mast.ingest.formats.openai_agents_state:OpenAIAgentsStateImporter",
+    "mast.ingest.formats.openai_agents_session:OpenAIAgentsSessionImporter",
     "mast.ingest.formats.otel:OTelImporter",
     "mast.ingest.formats.magentic_one:MagenticOneLogImporter",
     "mast.ingest.formats.autogen_events:AutoGenEventsImporter",
