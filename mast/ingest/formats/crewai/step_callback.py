@@ -95,6 +95,40 @@ def _record(path: Path, where: str, obj: Any) -> tuple[str, dict]:
     return cls, d
 
 
+class _LineAttrs(dict):
+    """An action's attributes, ``{"line": n}``: one read-only dict per line number, shared by
+    the call and result of every file's action on that line, so that the encoder (which
+    finds a dict shared by several steps by its identity) makes its JSON once per batch, not
+    once per action (crewai-steps, 20 MB: 33,120 encodes become ~160; encode 0.175 -> 0.134
+    CPU-s).  Read-only because shared: a change in place would show in other traces
+    (replace ``step.attributes`` instead); equal to, encoded and pickled as a plain dict."""
+
+    __slots__ = ()
+
+    def _read_only(self, *a: Any, **k: Any) -> None:
+        raise TypeError("these step attributes are shared by other steps: replace the dict, do not change it")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _read_only  # type: ignore
+
+    def __reduce__(self):
+        return _LineAttrs, (dict(self),)
+
+
+#: Line numbers whose attributes are shared across files (a file of more lines makes its
+#: own for the rest, so what stays for the process is bounded).
+SHARED_LINES = 4096
+_LINES: dict[int, _LineAttrs] = {}
+
+
+def _line_attrs(line: int) -> dict:
+    a = _LINES.get(line)
+    if a is None:
+        a = _LineAttrs(line=line)
+        if line <= SHARED_LINES:
+            _LINES[line] = a
+    return a
+
+
 def _text(v: Any) -> str | None:
     return None if v is None else v if isinstance(v, str) else str(v)
 
@@ -155,9 +189,9 @@ class CrewAIStepCallbackImporter(DeclineDetects):
                     result = d.get("result")
                     thought, args = d.get("thought"), d.get("tool_input")
                     sid = f"step-{line}"
-                    # one attributes dict for the call and its result (equal, and never
-                    # changed in place by ingest): encoded once (mast.store.encode)
-                    attrs = {"line": line}
+                    # one attributes dict for the call and its result, and for every
+                    # file's action on this line (see _LineAttrs)
+                    attrs = _LINES.get(line) or _line_attrs(line)
                     add(Step(None, (thought if type(thought) is str else _text(thought)) or None, call, "assistant",
                              tool, args if args is None or type(args) is str else str(args), None, sid, None, None,
                              None, None, None, None, None, attrs))
