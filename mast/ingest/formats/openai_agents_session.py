@@ -23,14 +23,16 @@ docs/formats/openai-agents-state.md.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from mast.errors import IngestError
 from mast.ingest._util import iso_utc
 from mast.ingest.openai_messages import conversation_steps
 from mast.model import Trace
+
+if TYPE_CHECKING:
+    import sqlite3
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _COLUMNS = ("id", "session_id", "message_data")
@@ -54,6 +56,7 @@ class OpenAIAgentsSessionImporter:
     def detect(self, path: Path, head: bytes) -> bool:
         if not head.startswith(SQLITE_HEADER):
             return False
+        import sqlite3  # only for SQLite files: every detection asks this importer
         try:
             con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:
@@ -64,6 +67,7 @@ class OpenAIAgentsSessionImporter:
             return False
 
     def read(self, path: Path) -> Iterator[Trace]:
+        import sqlite3  # (see detect)
         try:
             con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         except sqlite3.Error as e:
