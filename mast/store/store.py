@@ -42,7 +42,7 @@ from mast.errors import MastError, StoreError, StoreFull, StoreInUse, StoreMissi
 from mast.model import Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
 from mast.settings import current as current_settings
 from mast.store import insert, ready
-from mast.store.rows import RowTables, attach, detach
+from mast.store.rows import RowTables
 from mast.store.process import gone as process_gone
 from mast.store.files import IngestedFiles
 from mast.store.sources import RunSources
@@ -408,7 +408,7 @@ class Store(IngestedFiles, RunSources):
             raise self._map(e) from None
         finally:
             for t, kind in shown.items():  # free the batch copy or view
-                self._unshow(t, f"_mast_new_{t}", kind, tr if t == "traces" else st)
+                insert.unshow(self._con, t, f"_mast_new_{t}", kind, tr if t == "traces" else st)
         return _results(tr.column("n_steps").to_pylist(), keep, sizes)
 
     @contextlib.contextmanager
@@ -441,56 +441,9 @@ class Store(IngestedFiles, RunSources):
 
     def _insert(self, table: str, rows: pa.Table, into: str, now: datetime, shown: str | None = None) -> str | None:
         """Insert encoded ``rows`` of ``table`` into ``into`` (the table, a staged or batch copy),
-        redacting and casting on the way (:mod:`mast.store.insert`).
-
-        ``shown``: also leave the rows as stored readable as ``temp.<shown>`` for the write
-        hooks, and return what that is (``"TABLE"`` or ``"VIEW"``; None: no rows), for
-        :meth:`_unshow`.  A table when the INSERT runs the catalogue's chain or takes the
-        write time: a redacted copy, so that the chain runs once.  Otherwise a view of the
-        INSERT's body over the batch, which only renames and casts (to the stored types, as
-        the copy has them): a copy of the rows fewer (crewai-steps, 20 MB: ~0.05 CPU-s)."""
-        if not rows.num_rows:
-            return None
-        name = f"_mast_in_{table}"
-        params = [now] if insert.takes_time(table) else []
-        attach(self._con, name, rows)
-        kind, kept = None, False
-        try:
-            body, chained = insert.plan(self._con, table, rows, name)
-            if shown is None:
-                self._con.execute(f"INSERT INTO {into} BY NAME " + body, params)
-            elif chained or params:
-                kind = "TABLE"
-                self._con.execute(f"CREATE OR REPLACE TEMP TABLE {shown} AS SELECT * FROM main.{table} LIMIT 0")
-                self._con.execute(f"INSERT INTO temp.{shown} BY NAME " + body, params)
-                self._con.execute(f"INSERT INTO {into} SELECT * FROM temp.{shown}")
-            else:
-                kind = "VIEW"
-                cols = ", ".join(f'"{c}"::{ty} AS "{c}"' for c, ty in self.fetchall(
-                    "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
-                    "AND schema_name = 'main' AND table_name = ? ORDER BY column_index", [table]))
-                self._con.execute(f"CREATE OR REPLACE TEMP VIEW {shown} AS SELECT {cols} FROM ({body})")
-                self._con.execute(f"INSERT INTO {into} BY NAME SELECT * FROM temp.{shown}")
-                kept = True  # the view reads the batch: _unshow detaches it
-        except BaseException:
-            if kind:
-                self._unshow(table, shown, kind, rows, attached=False)
-            raise
-        finally:
-            if not kept:
-                with contextlib.suppress(Exception):
-                    detach(self._con, name, rows)
-        return kind
-
-    def _unshow(self, table: str, shown: str, kind: str, rows: Any, attached: bool = True) -> None:
-        """Drop what :meth:`_insert` left for the hooks as ``shown`` (a view before the batch
-        it reads).  The DROP names the kind made: one of the wrong kind would fail, and so
-        abort the caller's transaction."""
-        with contextlib.suppress(Exception):
-            self._con.execute(f"DROP {kind} IF EXISTS temp.{shown}")
-        if kind == "VIEW" and attached:
-            with contextlib.suppress(Exception):
-                detach(self._con, f"_mast_in_{table}", rows)
+        redacting and casting on the way; with ``shown``, also leave them as stored for the
+        write hooks (:func:`mast.store.insert.write`, undone by :func:`~mast.store.insert.unshow`)."""
+        return insert.write(self._con, table, rows, into, now, shown)
 
     def probe(self, statements: Sequence[str]) -> str | None:
         """Run ``statements`` on a cursor of their own; the first error's message, or None.
