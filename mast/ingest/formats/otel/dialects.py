@@ -72,6 +72,9 @@ _OWN_KEYS = frozenset(("crewai.agent.role", "tool.agent_role", "metadata", *_LG_
                        "agent.name", "gen_ai.agent.name"))
 
 
+_LS_KEYS = frozenset(_LG_KEYS[1])
+
+
 def own_agent(s: Span) -> str | None:
     a = s.attrs
     if _OWN_KEYS.isdisjoint(a):
@@ -81,7 +84,8 @@ def own_agent(s: Span) -> str | None:
             return str(a[k]).strip()
     # LangGraph's metadata: a JSON ``metadata`` attribute, or flattened ``langsmith.metadata.*``
     # keys (looked up directly: scanning every key of every span for the prefix cost more)
-    for (lc, cns, ns2, node), src in zip(_LG_KEYS, (_metadata(a) if "metadata" in a else {}, a)):
+    for (lc, cns, ns2, node), src in zip(_LG_KEYS, (_metadata(a) if "metadata" in a else {},
+                                                   a if not _LS_KEYS.isdisjoint(a) else {})):
         if not src:
             continue
         # LangGraph's plumbing nodes (``__start__``, ``ChannelWrite…``) are no agents

@@ -176,7 +176,8 @@ def _iso_second(sec: int) -> str:
 def iso_ns(ns: int | None) -> str | None:
     if not ns:  # None, or UNKNOWN_NS
         return None
-    return _iso_second(ns // 1_000_000_000) + f".{(ns % 1_000_000_000) // 1000:06d}+00:00"
+    sec, sub = divmod(ns, 1_000_000_000)
+    return f"{_iso_second(sec)}.{sub // 1000:06d}+00:00"
 
 
 #: trace ids as written -> as :class:`Span` has them (lower-case hex): the spans of a trace

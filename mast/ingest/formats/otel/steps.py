@@ -63,7 +63,6 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     # One pass over the spans for everything decided per trace (the tree's links, each
     # span's kind and own agent, the scopes, trace ids, times, task spans): the per-trace
     # questions below read these instead of each scanning the spans again.
-    by_id: dict[tuple[str, str], Span] = {}
     ids: dict[str, Span] = {}
     kinds: dict[int, str] = {}
     owns: dict[int, str | None] = {}
@@ -74,10 +73,9 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     ac_spans = resp_spans = meta_tools = agent_owned = False
     for s in spans:
         s.children = []
-        tid, sid, st = s.trace_id, s.span_id, s.start_ns
-        by_id[(tid, sid)] = s
-        ids[sid] = s
-        tids.add(tid)
+        ids[s.span_id] = s
+        tids.add(s.trace_id)
+        st = s.start_ns
         scopes.add(s.scope)
         k = id(s)
         kinds[k] = kd = kind_of(s)
@@ -100,10 +98,18 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
         elif not ac_spans and name.startswith("autogen process"):
             ac_spans = True
     roots: list[Span] = []
+    # a parent is looked up by (trace id, span id), else by span id alone: with one trace
+    # id the two are the same
+    one_trace = len(tids) == 1
+    by_id: dict[tuple[str, str], Span] = {} if one_trace else {(s.trace_id, s.span_id): s for s in spans}
     for s in spans:
-        p = by_id.get((s.trace_id, s.parent_id)) if s.parent_id else None
-        if p is None and s.parent_id:
-            p = ids.get(s.parent_id)
+        pid = s.parent_id
+        if not pid:
+            roots.append(s)
+            continue
+        p = None if one_trace else by_id.get((s.trace_id, pid))
+        if p is None:
+            p = ids.get(pid)
         if p is not None and p is not s:
             p.children.append(s)
         else:
