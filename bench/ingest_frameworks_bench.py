@@ -3,7 +3,8 @@
     .venv/bin/python bench/ingest_frameworks_bench.py [--corpus KIND ...] [--size-mb 500]
 
 (KIND: otlp, crewai, phoenix, langfuse, spantree, trajectory, ag2x-otel, ag2x-wal, ag2x-events,
-openai-agents, smolagents, autogen-state, crewai-steps, magentic-one, phoenix-otlpv1, langfuse-pages;
+openai-agents, smolagents, autogen-state, crewai-steps, magentic-one, openai-agents-state, phoenix-otlpv1,
+langfuse-pages;
 the groups both, exports, ag2x, runs, pages, all.)
 
 Reuses the harness of bench/ingest_bench.py (the real CLI in a subprocess with the RSS of
@@ -38,7 +39,9 @@ fixtures (tests/fixtures/frameworks/), each copy made a new run:
   (``save_state()`` JSON, one team per file, message ids and the order numbered),
   ``crewai-steps`` (``step_callback`` asdict JSON Lines, 40 runs per file, the query
   numbered), ``magentic-one`` (autogen-magentic-one ``log.jsonl``, one run per file, the task
-  numbered): the issue-13 run artefacts (tests/fixtures/frameworks/).  ``runs`` runs all five.
+  numbered), ``openai-agents-state`` (the SDK's ``to_state().to_json()``, one run per file,
+  its response ids and task numbered): the issue-13 run artefacts (tests/fixtures/frameworks/).
+  ``runs`` runs all six.
 
 Both checkouts (this one and ``--baseline``) are byte-compiled first, so that neither pays
 for compiling its modules on every start (as an editable checkout does under
@@ -102,6 +105,8 @@ RUN_TEMPLATES = {
     "crewai-steps": ("crewai_steps/step_callback.jsonl", 40),
     # autogen-magentic-one's LogHandler writes one log per run: one run per file
     "magentic-one": ("magentic_one/solved/log.jsonl", 1),
+    # the SDK's RunState JSON: one saved run per file, as to_state().to_json() is written
+    "openai-agents-state": ("openai_agents_state/hotels.state.json", 1),
 }
 _SDK_ID_RX = re.compile(r'"((?:trace|span)_)([0-9a-f]{8})')
 _ID_RX = re.compile(r'("(?:trace_id|traceId|task_id)":\s*)"?([^",}\s]*)"?')
@@ -134,6 +139,8 @@ def _run_copy(kind: str, text: str, n: int) -> str:
         return _crew_copy(text, n).replace("order A42", f"order A{n}")
     if kind == "magentic-one":
         return text.replace("2024-03-01?", f"2024-03-01 (run {n})?")
+    if kind == "openai-agents-state":
+        return text.replace("resp_stub", f"resp_{n:08x}_").replace("12-14 March.", f"12-14 March (run {n}).")
     return text.replace("CrewAI step callback", f"CrewAI step callback (run {n})")
 
 

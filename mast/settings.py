@@ -35,6 +35,18 @@ ENV: dict[str, str] = {
 }
 
 
+#: What rich reads to decide whether and how wide to write plain text to a stream; the CLI
+#: decides the same way when it writes a plain line itself (:mod:`mast.cli._plain`).
+TERMINAL_ENV = ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")
+
+
+def terminal_env() -> dict[str, str]:
+    """The :data:`TERMINAL_ENV` variables that are set, as set (an empty value counts here:
+    ``FORCE_COLOR=""`` asks for no colour); read afresh at each call, as rich reads them
+    for each console it makes."""
+    return {k: os.environ[k] for k in TERMINAL_ENV if k in os.environ}
+
+
 @dataclass(frozen=True)
 class Settings:
     db: str = DEFAULT_DB

@@ -15,6 +15,7 @@ import sys
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Iterable
 
+from mast.cli import _plain
 from mast.settings import Settings, store_to_read
 
 if TYPE_CHECKING:
@@ -23,11 +24,16 @@ if TYPE_CHECKING:
 
 
 class _Stream:
-    """The rich console of one stream, made on first use (attributes pass through to it)."""
+    """The rich console of one stream, made on first use (attributes pass through to it).
+
+    Plain text for a stream that is not a terminal (a log, a pipe, a test) is written
+    here, as rich would write it, without importing rich (a fifth of a small ingest's own
+    work): see :meth:`print` and :mod:`mast.cli._plain`."""
 
     def __init__(self, stderr: bool):
         object.__setattr__(self, "_stderr", stderr)
         object.__setattr__(self, "_console", None)
+        object.__setattr__(self, "_plain", _plain.UNSET)
 
     @property
     def console(self) -> "Console":
@@ -40,6 +46,34 @@ class _Stream:
 
     def reset(self) -> None:
         object.__setattr__(self, "_console", None)
+        object.__setattr__(self, "_plain", _plain.UNSET)
+
+    def _width(self) -> int | None:
+        """The width rich would wrap this stream's text at, if it would write it plain; else None.
+        Read once per command, as rich reads the environment once per console."""
+        if self._plain is _plain.UNSET:
+            # stderr only: what goes to stdout is data, and rich adds a hint to an encoding error there
+            plain = _plain.plain_width(True) if self._stderr and self._console is None else None
+            object.__setattr__(self, "_plain", plain)
+        return self._plain
+
+    @property
+    def is_terminal(self) -> bool:
+        if self._console is None and self._width() is not None:
+            return False
+        return self.console.is_terminal
+
+    def print(self, *objects: Any, **kw: Any) -> None:
+        """``Console.print``; one string with ``markup=False, highlight=False`` (and at most
+        ``style`` and ``soft_wrap``) goes out plain when rich would print it plain."""
+        if (self._console is None and len(objects) == 1 and type(objects[0]) is str
+                and kw.get("markup") is False and kw.get("highlight") is False and kw.keys() <= _plain.KEYWORDS):
+            width = self._width()
+            if width is not None and _plain.plain_text(objects[0]):
+                sys.stderr.write(_plain.render(objects[0], width, bool(kw.get("soft_wrap"))))
+                sys.stderr.flush()  # as rich does after each print
+                return
+        self.console.print(*objects, **kw)
 
     def __getattr__(self, name: str):
         return getattr(self.console, name)

@@ -48,7 +48,7 @@ def ingest(obj, paths, fmt, default_system, keep_going, as_json):
                        TimeRemainingColumn(), console=err.console, transient=True)
     with Store(obj.db) as store, bar or contextlib.nullcontext():
         task = bar.add_task("ingesting", total=total) if bar else None
-        console = bar.console if bar else err.console
+        console = bar.console if bar else err  # err: plain lines need no rich (mast.cli._plain)
 
         def on_file(res, size):
             if bar:

@@ -289,6 +289,15 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
             yield lineno - 1, json_line(path, lineno, raw)
 
 
+def documents(path: Path) -> Iterator[tuple[int, Any]]:
+    """(index, document) of a file that holds one JSON document, an array of them, or one per line."""
+    if path.suffix in (".jsonl", ".ndjson") or first_line_object(path) is not None:
+        yield from iter_jsonl(path)
+        return
+    data = load_json(path)
+    yield from enumerate(data if isinstance(data, list) else [data])
+
+
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection inside: for an importer's loop that decodes a file's

@@ -4,7 +4,9 @@ Generated from the importers (``tests/ingest/test_format_catalogue.py`` checks i
 as a script, rewrites it): one ``(name, description, example)`` per entry of
 :data:`mast.ingest.registry.BUILTINS`, in that order.  Listing formats from this table
 saves importing every importer module (a third of the command's start-up); detection and
-reading still use the importers.
+reading still use the importers.  :data:`BUILTIN_COMPANIONS` names the built-ins that
+define ``companion`` (a file they read beside their own, to be skipped): the only ones the
+companion check imports before detection.
 """
 
 BUILTIN_FORMATS: tuple[tuple[str, str, str | None], ...] = (
@@ -30,11 +32,14 @@ BUILTIN_FORMATS: tuple[tuple[str, str, str | None], ...] = (
     ('autogen', 'AutoGen AgentChat 0.4-0.7: TaskResult JSON, message lists, run_stream JSONL', '{"messages": [{"id": "…", "source": "user", "models_usage": null, "content": "…", "type": "TextMessage"}, …'),
     ('ag2-runtime-db', 'AG2 / AutoGen 0.2 runtime_logging SQLite database (chat_completions, events, ...)', 'SQLite format 3\\x00 … tables chat_completions, agents, events, function_calls'),
     ('ag2-runtime-log', "AG2 / AutoGen 0.2 runtime_logging file log (JSON lines + 'Started new session' lines)", 'Started new session with Session ID: 551e661c-…\\n{"id": 1404…, "agent_name": "user_proxy", "session_id": …'),
+    ('openai-agents-session', 'OpenAI Agents SDK SQLiteSession database (agent_messages: one Responses API item per row)', 'SQLite format 3\\x00 … tables agent_sessions, agent_messages (session_id, message_data)'),
     ('ag2-events', 'AG2 .run() / run_group_chat() events, one model_dump per line ({type, content: {uuid, ...}})', '{"type": "text", "content": {"uuid": "…", "content": "…", "sender": "user", "recipient": "chat_manager"}}'),
     ('ag2x-events', 'ag2 1.x history event logs (EventLogWriter: /log/<stream>.jsonl, {type: ag2.events.*, data})', '{"type": "ag2.events.input_events.ModelRequest", "data": {"created_at": 1796131923.85, "parts": [{"__event__": …'),
     ('ag2x-wal', 'ag2 1.x hub channel WAL (channels/<id>/wal.jsonl: one Envelope per line)', '{"audience": null, "causation_id": null, "channel_id": "18ed…", "created_at": "2026-…", "depth": 0, "envelope_id": …'),
     ('ag2x-audit', 'ag2 1.x hub audit log (audit/audit.jsonl: {at, kind} records), one trace per channel', '{"agent_id": "18ed…", "at": "2026-…", "kind": "agent_registered", "name": "coordinator"}'),
     ('ag2-chat', 'AG2 / AutoGen 0.2 ChatResult JSON (chat_id, chat_history, summary, cost) and chat_history lists', '{"chat_id": 2960…, "chat_history": [{"content": "…", "role": "assistant", "name": "user_proxy"}, …], "summary": …'),
+    ('openai-agents-state', 'OpenAI Agents SDK run states (RunResult.to_state().to_json(): a paused or finished run)', '{"$schemaVersion": "1.21", "current_turn": 3, "current_agent": {"name": "flights_agent"}, "original_input": …'),
     ('trajectory', 'Tool-calling trajectories {task_id, trial, reward, info, traj: [OpenAI messages]} (tau-bench results)', '[{"task_id": 12, "reward": 1.0, "info": {"task": …}, "traj": [{"role": "system", "content": …'),
     ('messages', 'Generic message list: JSON array or JSONL of {role, name|agent, content} (OpenAI tool_calls)', '[{"role": "system", "content": "…"}, {"role": "user", "content": "…"}, {"role": "assistant", "name": "planner", …'),
 )
+BUILTIN_COMPANIONS: frozenset[str] = frozenset(('mad', 'phoenix', 'langfuse', 'ag2x-wal'))

@@ -15,6 +15,7 @@ formats                                     kind                 id
 otel, phoenix, langfuse, spantree          ``otel-trace``       the trace id(s) of the run's spans
 openai-agents                               ``agents-sdk-trace`` the SDK's trace id(s) (``trace_…``)
 otel, openai-agents (Responses API calls)   ``openai-response``  the ids of the run's Responses API calls
+openai-agents-state                         ``agents-sdk-run``   the id of the run's first model response
 autogen (0.6+), autogen-events,             ``agentchat-message``  the ``id`` of the run's first message
 autogen-state
 ag2-runtime-db, ag2-runtime-log             ``ag2-session``      the runtime logger's session id
@@ -93,6 +94,9 @@ RANKS: dict[tuple[str, str | None], tuple[int, str]] = {
     # OpenAI Agents SDK: its own export has the calls with tokens but not a Responses API
     # call's input (OpenInference's spans do).
     ("openai-agents", None): (35, "Agents SDK export: the calls with tokens, not a Responses call's input"),
+    # its run state names every item's agent and has each response's usage, but no times
+    ("openai-agents-state", None): (30, "run state: every item with its agent, each response's usage, no times"),
+    ("openai-agents-session", None): (10, "session: a conversation's items, no agent but a handoff's target"),
     # Spans: all exports of the same spans are equally rich; the steps decide.
     ("otel", None): (40, "OTel spans"),
     ("phoenix", None): (40, "Phoenix spans"),
@@ -164,6 +168,11 @@ def run_key(trace: Trace) -> tuple[str, str] | None:
         ids = sid if isinstance(sid, list) else [sid] if sid else []
         ids = sorted({str(i).lower() for i in ids if i})
         return ("agents-sdk-trace:" + ",".join(ids), "agents-sdk-trace") if ids else None
+    if fmt == "openai-agents-state":
+        # the API's id of the run's first model response: in every snapshot of the run (a
+        # paused one and the one it resumed to), where the trace id is only in a paused one
+        first = md.get("first_response_id")
+        return ("agents-sdk-run:" + str(first), "agents-sdk-run") if first else None
     if fmt in ("autogen", "autogen-events", "autogen-state"):
         mid = _first_message_id(trace)
         return ("agentchat-message:" + mid, "agentchat-message") if mid else None

@@ -47,7 +47,10 @@ def join_pieces(store: Store, results: Sequence[FileResult], system: str | None 
                 hooks: Sequence[WriteHook] = ()) -> Joined:
     """Join the pieces of the runs that the files of ``results`` (this ingest's) hold pieces of."""
     out = Joined()
-    keys = [r.key for r in results if r.key and r.format in PIECE_FORMATS and not r.error and not r.skipped]
+    # Only a file whose run has other artefacts can hold a piece of it: for the others the
+    # look-up (one query of 0.01 s) would find nothing.
+    keys = [r.key for r in results if r.key and r.format in PIECE_FORMATS and not r.error and not r.skipped
+            and r.shared]
     if not keys:
         return out
     groups = store.piece_groups(keys, PIECE_FORMATS)

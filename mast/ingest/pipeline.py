@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
@@ -55,7 +54,7 @@ from mast.ingest.writer import _GroupWriter, _Parsed, _Pending, _Stop
 from mast.ingest.faults import (INGEST_MEMORY_DEFAULT, IngestLimits, check_sizes, contained, encode_files,
                                 encode_safely, file_error, fix_source_path)
 from mast.model import Trace
-from mast.ingest.workers import WORKER, _pool, _ready, trim
+from mast.ingest.workers import WORKER, _pool, _ready, broken, trim
 from mast.store import Store, WriteHook
 from mast.store.ready import ReadyTables
 from mast.store.rows import SMALL_JOB_BYTES
@@ -415,7 +414,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
             # Reported in its place (see _take_chunk); never read.
             jobs.append(_Pending(FileResult(path_text(path), None, error=file_error(path, e)), 0, path=path))
             continue
-        p = _Pending(FileResult(path_text(path), None), st.st_size, key, st.st_mtime_ns, path=path)
+        p = _Pending(FileResult(path_text(path), None), st.st_size, key, st.st_mtime_ns, path=path, known=key in done)
         if done.get(key) == (st.st_size, st.st_mtime_ns) or key in seen:
             p.res.skipped = True
         seen.add(key)
@@ -493,10 +492,10 @@ def _result(fut, paths: list[Path], fmt: str, system: str | None, lim: IngestLim
     error that does not unpickle) parses the chunk again in this process."""
     try:
         return fut.result()
-    except BrokenProcessPool as e:
-        return _Chunk([_Parsed(error=file_error(paths[0], MemoryError(f"a parser process died: {e}"),
-                                                memory_limit=lim.memory_limit))], [])
-    except Exception:  # the boundary: the writer's own parse reports each file's error
+    except Exception as e:  # the boundary: the writer's own parse reports each file's error
+        if broken(e):
+            return _Chunk([_Parsed(error=file_error(paths[0], MemoryError(f"a parser process died: {e}"),
+                                                    memory_limit=lim.memory_limit))], [])
         return _parse_chunk(paths, fmt, system, lim, small)
 
 

@@ -37,6 +37,8 @@ class FileResult:
     merged_by_content: list[str] = field(default_factory=list)
     #: The file as the store records it (its resolved path), when it was read.
     key: str | None = None
+    #: Whether a run of it has other artefacts in the store (:attr:`mast.store.sources.Sources.shared`).
+    shared: bool = False
 
     def take_sources(self, src) -> None:
         """Take what recording the file's artefacts did (a :class:`mast.store.sources.Sources`)."""
@@ -47,6 +49,7 @@ class FileResult:
         self.traces_superseded, self.labels_superseded = src.superseded, src.superseded_labels
         self.same_run_as = list(src.same_run_as)
         self.merged_by_content = list(src.merged_by_content)
+        self.shared = src.shared
 
 
 @dataclass

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import multiprocessing as mp
 import os
-import pickle
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Sequence
 
 from mast.store import Store, WriteHook
@@ -66,6 +63,8 @@ def _ready(tables: TraceTables) -> TraceTables | ReadyTables:
 
 def _parser_hooks(hooks: Sequence[WriteHook]) -> list[WriteHook] | None:
     """The hooks the parser processes run: those with ``rows`` that pickle (others run in the writer)."""
+    import pickle  # with the pool only, as multiprocessing (see _pool)
+
     out = []
     for h in hooks:
         if getattr(h, "rows", None) is None:
@@ -78,7 +77,20 @@ def _parser_hooks(hooks: Sequence[WriteHook]) -> list[WriteHook] | None:
     return out
 
 
+def broken(e: BaseException) -> bool:
+    """Whether ``e``, raised by a parser's future, says the pool broke (a process died)."""
+    from concurrent.futures import BrokenExecutor  # loaded with the pool already (see _pool)
+
+    return isinstance(e, BrokenExecutor)
+
+
 def _pool(workers: int, hooks: Sequence[WriteHook] = ()):
+    # Imported here, though standard library: multiprocessing (with pickle, logging, queues
+    # and sockets) is 0.016 s of every start, and only a job big enough for parser
+    # processes uses it (bench/RESULTS.md, "Start-up, session 7").
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
     # forkserver: the parent holds a DuckDB connection and its threads, which must not be
     # forked; preloading this module (instead of __main__) keeps worker start-up cheap and
     # never re-runs the CLI's entry point.

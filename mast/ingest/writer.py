@@ -9,7 +9,6 @@ file that caused it.
 from __future__ import annotations
 
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -21,6 +20,8 @@ from mast.ingest.summary import FileResult
 from mast.store import Store, WriteHook
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from mast.store import TraceTables
 
 #: Commit a group of small files once it holds this many bytes of source or this many files.
@@ -54,6 +55,8 @@ class _Pending:
     mtime_ns: int = 0
     parsed: _Parsed | None = None
     path: Path | None = None  # the file as the OS names it (res.path is its printable form)
+    #: whether the store may hold an earlier version of it (recorded when the ingest began)
+    known: bool = True
 
 
 class _Stop(Exception):
@@ -110,6 +113,11 @@ class _GroupWriter:
         self.pending, self.segments, self.bytes = [], [], 0
         if segments and self.background and not wait:
             if self._pool is None:
+                # Imported here, though standard library: concurrent.futures brings logging
+                # (~0.007 s of every start), and only a job with parser processes writes in
+                # the background.
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mast-writer")
             self._inflight = self._pool.submit(self._commit, pending, segments)
             return
@@ -190,10 +198,12 @@ class _GroupWriter:
             drop = poorer_in_group(keys, fmts, runs)
             wparts, wsizes = without(parts, sizes, drop) if drop else (parts, sizes)
             results = self.store.write_parts(wparts, wsizes, self.hooks)
+            # no earlier version of any of them: nothing of theirs to replace or forget
+            fresh = not any(p.known for p in files)
             replaced = self.store.record_files([(p.key, p.size, p.mtime_ns, p.parsed.format, p.parsed.traces)
                                                 for p in files],
-                                               [ids[offs[k]:offs[k + 1]] for k in range(len(files))])
-            sources = self.store.record_sources(keys, fmts, runs, unwritten=drop)
+                                               [ids[offs[k]:offs[k + 1]] for k in range(len(files))], fresh=fresh)
+            sources = self.store.record_sources(keys, fmts, runs, unwritten=drop, fresh=fresh)
         for p, w, r, src in zip(files, results, replaced, sources):
             p.res.traces_new, p.res.traces_present, p.res.steps = w.new, w.present, w.steps
             p.res.traces_replaced, p.res.labels_replaced = r.traces, r.labels

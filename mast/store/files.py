@@ -49,7 +49,7 @@ class IngestedFiles:
         return {p: (sz, mt) for p, sz, mt in rows}
 
     def record_files(self, rows: Sequence[tuple[str, int, int, str, int]],
-                     trace_ids: Sequence[Sequence[str]] | None = None) -> list[Replaced]:
+                     trace_ids: Sequence[Sequence[str]] | None = None, fresh: bool = False) -> list[Replaced]:
         """Record many ``(path, size, mtime_ns, format, traces)`` rows at once (see record_file).
 
         ``trace_ids`` (one list per row): the ids each file produced now.  A file recorded
@@ -57,17 +57,21 @@ class IngestedFiles:
         holds (and that no other file holds) are deleted with everything keyed by their id
         (steps, labels, attributions, derived rows).  Call inside the transaction that wrote
         the new traces.  Returns what each row replaced (all zero without ``trace_ids``).
+        ``fresh``: the caller knows that none of the paths is recorded (it read
+        :meth:`ingested_files` in this ingest), so there is no earlier version to look for
+        (a small ingest's bookkeeping: 5 statements fewer).
         """
         if not rows:
             return []
         replaced = [Replaced()] * len(rows)
         if trace_ids is not None:
-            replaced = self._replace_files([r[0] for r in rows], trace_ids)
+            replaced = self._replace_files([r[0] for r in rows], trace_ids, fresh)
         tb = Columns.from_rows((("path", "VARCHAR"), ("size", "BIGINT"), ("mtime_ns", "BIGINT"), ("fmt", "VARCHAR"),
                                 ("traces", "INTEGER")), list(rows))
         try:
             attach(self._con, "_mast_files", tb)
-            self._con.execute("DELETE FROM ingested_files WHERE path IN (SELECT path FROM _mast_files)")
+            if not fresh:
+                self._con.execute("DELETE FROM ingested_files WHERE path IN (SELECT path FROM _mast_files)")
             self._con.execute("INSERT INTO ingested_files SELECT path, size, mtime_ns, fmt, traces, ? FROM _mast_files",
                               [_now()])
         except duckdb.Error as e:
@@ -88,11 +92,20 @@ class IngestedFiles:
         return [r[0] for r in self.fetchall(
             "SELECT trace_id FROM ingested_file_traces WHERE path = ? ORDER BY trace_id", [path])]
 
-    def _replace_files(self, paths: Sequence[str], trace_ids: Sequence[Sequence[str]]) -> list[Replaced]:
+    def _replace_files(self, paths: Sequence[str], trace_ids: Sequence[Sequence[str]],
+                       fresh: bool = False) -> list[Replaced]:
         # Set-based, a few statements per group of files (not per file): grouped ingest
         # commits hundreds of small files at once.
         pairs = [(p, t) for p, ids in zip(paths, trace_ids) for t in dict.fromkeys(ids)]
         tb = Columns.of({"path": ("VARCHAR", [p for p, _ in pairs]), "trace_id": ("VARCHAR", [t for _, t in pairs])})
+        if fresh:  # no earlier version: the pairs are all there is to record
+            try:
+                attach(self._con, "_mast_ft", tb)
+                self.execute("INSERT INTO ingested_file_traces SELECT path, trace_id FROM _mast_ft")
+            finally:
+                with contextlib.suppress(Exception):
+                    detach(self._con, "_mast_ft", tb)
+            return [Replaced()] * len(paths)
         group = Columns.of({"path": ("VARCHAR", list(dict.fromkeys(paths)))})
         try:
             attach(self._con, "_mast_ft", tb)

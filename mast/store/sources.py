@@ -50,6 +50,9 @@ class Sources:
     merged_by_content: list[str] = field(default_factory=list)
     #: Of the alternates, those never written (the richer artefact was in the same group).
     unwritten: int = 0
+    #: Whether a run of this file has other artefacts recorded (of other files, or several
+    #: of this one): only then can its run be in pieces to join (mast.ingest.pieces).
+    shared: bool = False
 
 
 #: Files named per file as looking like the same run (the first ones, by path).
@@ -124,7 +127,15 @@ _SELECT = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else
 # ~20 patterns cost ~0.02 CPU-s to plan per statement, as for the traces' columns
 # (mast.store.insert), against one cheap scan to tell.
 _SELECT_PLAIN = ", ".join(f"{c}::TIMESTAMP" if c in ("t_start", "t_end") else c for c in _COLUMNS)
-_HINTED = check_sql(("facts",)).replace("{src}", "_mast_rs")
+# Whether some artefact's facts hold a hint outside their token counts (the check the
+# traces' columns take, mast.store.insert.check_sql).  The key "tokens" is itself a hint,
+# but no shape matches there (each needs a letter, digit or quote after the ":", and the
+# value is a list of two integers), and nearly every artefact counts tokens: checked whole,
+# the facts took the chain, and ~0.02 CPU-s to plan it, in every group of files.  Quotes
+# inside a JSON string are escaped, so the text removed is only ever that key with its value.
+_HINTED = check_sql((r"""regexp_replace(facts, '"tokens": \[[0-9]+, [0-9]+\]', '')""",)).replace(
+    "{src}", "_mast_rs")
+
 #: What a run's trace takes from an alternate artefact of the run when its own artefact
 #: does not say it (:func:`inherit`).
 FACTS = ("outcome", "outcome_reason", "task", "system", "tokens")
@@ -215,7 +226,7 @@ class RunSources:
 
     def record_sources(self, paths: Sequence[str], formats: Sequence[str],
                        traces: Sequence[Sequence[tuple]],
-                       unwritten: set[str] | frozenset[str] = frozenset()) -> list[Sources]:
+                       unwritten: set[str] | frozenset[str] = frozenset(), fresh: bool = False) -> list[Sources]:
         """Record the artefacts ``paths`` and merge the runs they belong to.
 
         ``traces``, per path: the ``run_rows()`` of the traces it produced now
@@ -226,7 +237,9 @@ class RunSources:
         of their run is in the group (:func:`mast.ingest.identity.poorer_in_group`): recorded as
         alternates from the start.  The group's own rows come from the caller and every lookup is a filter
         on a list parameter, not a join: a hash table per statement would count against a
-        tight memory limit (MAST_INGEST_MEMORY_LIMIT) for what is a handful of rows."""
+        tight memory limit (MAST_INGEST_MEMORY_LIMIT) for what is a handful of rows.
+        ``fresh``: none of ``paths`` was recorded before (see ``record_files``): no earlier
+        rows of theirs to remove."""
         out = [Sources() for _ in paths]
         if not paths:
             return out
@@ -238,7 +251,8 @@ class RunSources:
         tb = Columns.from_rows(list(zip(_COLUMNS, _TYPES)), [_listable(r) for r in new])
         prints = sorted({r[8] for r in new if r[8]})
         try:
-            self.execute("DELETE FROM run_sources WHERE list_contains(?::VARCHAR[], path)", [list(at)])
+            if not fresh:
+                self.execute("DELETE FROM run_sources WHERE list_contains(?::VARCHAR[], path)", [list(at)])
             attach(self._con, "_mast_rs", tb)
             [([hinted],)] = self.fetchall(_HINTED)
             self.execute(f"INSERT INTO run_sources ({', '.join(_COLUMNS)}) "
@@ -352,6 +366,10 @@ class RunSources:
         for r in rows:
             by_key.setdefault(r["group"], []).append(r)
         by_key = {k: rs for k, rs in by_key.items() if len(rs) > 1}  # one artefact: nothing to choose
+        for rs in by_key.values():
+            for r in rs:
+                if r["path"] in at:
+                    out[at[r["path"]]].shared = True
         updates: list[tuple[str, str, str, bool, str]] = []
         losers: dict[str, str] = {}  # dropped trace id -> the path of the artefact that won
         fills: list[tuple[str, str, str, str]] = []  # (winner path, its trace, facts taken, from where)

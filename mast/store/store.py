@@ -95,6 +95,10 @@ class Store(IngestedFiles, RunSources):
         self.read_only = read_only
         #: tables being staged (see begin_staging); empty when writes go to the store
         self._staged: tuple[str, ...] = ()
+        # A file that is not there yet (nor its WAL) is a new store: no need to ask it for its
+        # migrations (DuckDB's error for a missing table costs ~0.01 s: it looks for similar names).
+        exists = not self.path.startswith(":memory:") and (
+            Path(self.path).exists() or Path(self.path + ".wal").exists())
         if read_only and not Path(self.path).exists():
             raise StoreMissing(f"no store at {self.path}")
         try:
@@ -108,15 +112,15 @@ class Store(IngestedFiles, RunSources):
             pass  # ICU missing: timestamps are still stored as naive UTC
         if not read_only:
             try:
-                self._migrate()
-                self.mark_interrupted_runs()
+                if not self._migrate(exists):  # a store made just now has no runs to mark
+                    self.mark_interrupted_runs()
             except duckdb.Error as e:  # e.g. no memory or no space left to write the schema
                 self._con.close()
                 raise self._map(e) from None
             except StoreError:         # marking stale runs failed (already mapped)
                 self._con.close()
                 raise
-        elif not self._has_table("_migrations"):
+        elif self._applied() is None:
             self._con.close()
             raise StoreMissing(f"{self.path} is not a mast store (no migrations recorded)")
 
@@ -152,29 +156,39 @@ class Store(IngestedFiles, RunSources):
             return StoreError(f"cannot open store {self.path}: {msg.splitlines()[0]}")
         return StoreError(f"store {self.path}: {msg.splitlines()[0]}")
 
-    def _has_table(self, name: str) -> bool:
-        return bool(self._con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-        ).fetchall()[0][0])  # fetchall: DuckDB 2 refuses new work while a result is unfinished
+    def _applied(self) -> set[str] | None:
+        """The migrations recorded in the store; None when it records none (not a store yet).
 
-    def _migrate(self) -> None:
+        One query on the table itself: asking the catalogue first (``information_schema``)
+        cost 0.015 s on every open, a tenth of a small ingest's own work."""
+        try:
+            # fetchall: DuckDB 2 refuses new work while a result is unfinished
+            return {r[0] for r in self._con.execute("SELECT name FROM _migrations").fetchall()}
+        except duckdb.CatalogException:
+            return None
+
+    def _migrate(self, exists: bool = True) -> bool:
+        """Apply the pending migrations; whether the store was new (it had none).
+        ``exists``: whether the file was there before it was opened."""
         con = self._con
-        if self._has_table("_migrations"):
-            done = {r[0] for r in con.execute("SELECT name FROM _migrations").fetchall()}
-            if all(name in done for name, _ in MIGRATIONS):
-                return  # the usual open: nothing to write, so no transaction either
-        else:
-            done = set()
+        done = self._applied() if exists else None
+        if done is not None and all(name in done for name, _ in MIGRATIONS):
+            return False  # the usual open: nothing to write, so no transaction either
+        new = done is None
+        done = done or set()
         # Every pending migration in one transaction: a new store's schema costs one commit
         # (one WAL sync) instead of one per migration, and a migration that fails leaves the
         # store as it was, not half-migrated.
         with self.transaction():
             con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
-            now = _now()
+            applied = []
             for name, fn in MIGRATIONS:
                 if name not in done:
                     fn(con)
-                    con.execute("INSERT INTO _migrations VALUES (?, ?)", [name, now])
+                    applied.append(name)
+            # recorded by one statement: one per migration was ~0.01 s of a new store's open
+            con.execute("INSERT INTO _migrations SELECT unnest(?::VARCHAR[]), ?", [applied, _now()])
+        return new
 
     def mark_interrupted_runs(self) -> list[str]:
         """Mark ``interrupted`` the runs left ``running`` by a process that is gone

@@ -20,7 +20,7 @@ from mast.store.rows import SMALL_JOB_BYTES
 FIXTURE = ROOT / "tests/fixtures/frameworks/autogen/0.7.5/roundrobin/task_result.json"
 
 HEAVY = ("duckdb", "polars", "sklearn", "openai", "jinja2", "pyarrow", "numpy", "rich", "pyarrow.compute",
-         "pandas", "scipy", "httpx")
+         "pandas", "scipy", "httpx", "multiprocessing")
 # Not third-party, but a tenth of a second or more of a start: the plugin lookup (with the
 # email parser it brings; only needed when a distribution declares a mast plugin), the
 # importer modules (`formats` lists them from a table), and the review and judge machinery
@@ -71,11 +71,13 @@ def test_no_plugin_lookup_importer_modules_or_judge_where_not_needed(args, tmp_p
     assert set(loaded) - allowed == set()
 
 
-def test_small_ingest_loads_only_the_store_and_rich(tmp_path):
-    # A small job is written from Python lists (mast.store.rows): DuckDB, and rich for the
-    # summary line; pyarrow (with numpy) only for a job big enough to pay for its import.
+def test_small_ingest_loads_only_the_store(tmp_path):
+    # A small job is written from Python lists (mast.store.rows): DuckDB only; pyarrow (with
+    # numpy) only for a job big enough to pay for its import; rich only for a terminal (the
+    # summary line to a pipe is written plain: mast.cli._plain); multiprocessing only with
+    # parser processes.
     loaded = set(_loaded("-d", str(tmp_path / "s.duckdb"), "ingest", str(FIXTURE)))
-    assert loaded == {"duckdb", "rich"}
+    assert loaded == {"duckdb"}
 
 
 def test_a_big_job_still_takes_the_arrow_path(tmp_path):
@@ -83,7 +85,7 @@ def test_a_big_job_still_takes_the_arrow_path(tmp_path):
     big = tmp_path / "big.json"
     big.write_text(FIXTURE.read_text() + " " * (SMALL_JOB_BYTES + 1))
     loaded = set(_loaded("-d", str(tmp_path / "s.duckdb"), "ingest", str(big)))
-    assert {"duckdb", "pyarrow", "rich"} <= loaded
+    assert {"duckdb", "pyarrow"} <= loaded
 
 
 _WIDTHS = """

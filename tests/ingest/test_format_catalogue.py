@@ -23,7 +23,9 @@ Generated from the importers (``tests/ingest/test_format_catalogue.py`` checks i
 as a script, rewrites it): one ``(name, description, example)`` per entry of
 :data:`mast.ingest.registry.BUILTINS`, in that order.  Listing formats from this table
 saves importing every importer module (a third of the command's start-up); detection and
-reading still use the importers.
+reading still use the importers.  :data:`BUILTIN_COMPANIONS` names the built-ins that
+define ``companion`` (a file they read beside their own, to be skipped): the only ones the
+companion check imports before detection.
 """
 
 BUILTIN_FORMATS: tuple[tuple[str, str, str | None], ...] = (
@@ -38,13 +40,24 @@ def _rows() -> list[tuple[str, str, str | None]]:
     return rows
 
 
+def _companions() -> tuple[str, ...]:
+    imps = [registry._resolve(ref) for ref in registry.BUILTINS]
+    return tuple(i.name for i in imps if callable(getattr(i, "companion", None)))
+
+
 def render() -> str:
-    return HEADER + "".join(f"    {row!r},\n" for row in _rows()) + ")\n"
+    return (HEADER + "".join(f"    {row!r},\n" for row in _rows()) + ")\n"
+            + f"BUILTIN_COMPANIONS: frozenset[str] = frozenset({_companions()!r})\n")
 
 
 def test_table_matches_the_importers():
     assert list(catalogue.BUILTIN_FORMATS) == _rows(), \
         "mast/ingest/catalogue.py is stale: rewrite it with `.venv/bin/python tests/ingest/test_format_catalogue.py`"
+
+
+def test_companions_are_the_builtins_that_define_one():
+    assert catalogue.BUILTIN_COMPANIONS == frozenset(_companions())
+    assert len(catalogue.BUILTIN_COMPANIONS) >= 1
 
 
 def test_table_file_is_as_generated():

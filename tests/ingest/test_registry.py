@@ -114,3 +114,43 @@ def test_formats_lists_an_entry_point_plugin(tmp_path):
     names = [r["name"] for r in json.loads(res.stdout)]
     assert names.index("house-ahead") == names.index("messages") - 1
     assert len(names) == len(registry.BUILTINS) + 1
+
+
+_DETECT_ONLY = """
+import json, sys
+from pathlib import Path
+from mast import ingest
+name = ingest.detect(Path(sys.argv[1])).name if sys.argv[1] != "-" else ingest.get(sys.argv[2]).name
+print(json.dumps({"detected": name,
+                  "imported": sorted(m for m in sys.modules if m.startswith("mast.ingest.formats."))}))
+"""
+
+
+def _detect_only(arg: str, fmt: str = "", pythonpath: list[str] | None = None) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath or sys.path))
+    res = subprocess.run([sys.executable, "-c", _DETECT_ONLY, arg, fmt], capture_output=True, text=True, env=env,
+                         check=True)
+    return json.loads(res.stdout)
+
+
+def test_detection_imports_the_importers_only_up_to_the_one_that_takes_the_file():
+    # An AgentChat TaskResult is the 20th of 29 built-ins': beyond the companion checks (mad,
+    # the otel package's phoenix and langfuse, ag2x_hub), no later importer's module is imported.
+    ww = Path(__file__).resolve().parents[1] / "fixtures/frameworks/autogen/0.7.5/roundrobin/task_result.json"
+    out = _detect_only(str(ww))
+    assert out["detected"] == "autogen"
+    mods = {m.split(".")[3] for m in out["imported"]}
+    assert {"mad", "autogen"} <= mods
+    assert not mods & {"ag2", "ag2_runtime", "ag2x_events", "trajectory", "messages"}
+    # --format names one importer: only its module
+    out = _detect_only("-", "langsmith")
+    assert out["detected"] == "langsmith" and {m.split(".")[3] for m in out["imported"]} == {"langsmith"}
+
+
+def test_a_plugin_is_asked_in_its_place_when_detection_comes_first(tmp_path):
+    # no call that lists the importers first: detection itself finds the plugin may exist
+    root = tmp_path / "site"
+    root.mkdir()
+    _install_plugin(root, "ahead = house_plugin:Ahead\n")
+    out = _detect_only(str(_messages_file(tmp_path)), pythonpath=[str(root), *sys.path])
+    assert out["detected"] == "house-ahead"

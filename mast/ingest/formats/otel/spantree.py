@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import DeclineDetects, first_char, first_line_object, iter_jsonl, load_json, strip_bom
+from mast.ingest._util import DeclineDetects, documents, first_char, strip_bom
 from mast.ingest.formats.otel.spans import Span, _ns
 from mast.ingest.formats.otel.steps import build_trace
 from mast.model import Trace
@@ -73,12 +73,7 @@ class SpanTreeImporter(DeclineDetects):
         return None
 
     def read(self, path: Path) -> Iterator[Trace]:
-        if path.suffix in (".jsonl", ".ndjson") or first_line_object(path) is not None:
-            docs: Any = iter_jsonl(path)
-        else:
-            data = load_json(path)
-            docs = enumerate(data if isinstance(data, list) else [data])
-        for i, doc in docs:
+        for i, doc in documents(path):
             yield self._trace(path, i, doc)
 
     def _trace(self, path: Path, index: int, doc: Any) -> Trace:
