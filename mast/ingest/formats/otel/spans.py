@@ -102,6 +102,11 @@ def _attrs(path: Path, where: str, a: Any) -> dict[str, Any]:
                     for kv in a for x in (kv["value"],)}
         except (TypeError, KeyError):
             pass
+    return _attrs_general(path, where, a)
+
+
+def _attrs_general(path: Path, where: str, a: Any) -> dict[str, Any]:
+    """:func:`_attrs` without its shortcut: every shape, and every error."""
     if a is None:
         return {}
     if isinstance(a, dict):
