@@ -180,7 +180,13 @@ def encode_traces(traces: Sequence[Trace]) -> TraceTables:
             att.append(_attribution_row(seq, a))
         lo = hi
     memo: dict = {}  # JSON of the attributes repeated in this batch
-    attrs = [None if not a else _attrs(a, memo) for a in map(_ATTRS, steps)]
+    # ... and of one dict that several steps share (an importer's choice, e.g. a CrewAI
+    # action's call and result), found by identity: no look at its items, which for a
+    # one-item dict costs as much as encoding it (the dicts are alive, so ids stay unique)
+    shared: dict[int, str] = {}
+    get = shared.get
+    # (a JSON text is never empty, so ``or`` falls through only when the dict is new)
+    attrs = [None if not a else get(id(a)) or _shared(a, memo, shared) for a in map(_ATTRS, steps)]
     scols = [seqs, tids, nums, *(col[f] for f in _STEP_FIELDS), attrs]
     return TraceTables(_table(tcols, TRACE_SCHEMA, columns=True), _table(scols, STEP_SCHEMA, columns=True),
                        _table(ann, ANNOTATION_SCHEMA), _table(att, ATTRIBUTION_SCHEMA))
@@ -206,6 +212,11 @@ def _totals(t: Trace, col: dict[str, list], lo: int, hi: int) -> tuple:
     ended = t.ended_at or next(filter(None, (e or s for e, s in zip(reversed(col["ended_at"][lo:hi]),
                                                                      reversed(col["started_at"][lo:hi])))), None)
     return started, ended, n, agents, tok_in, tok_out, cost
+
+
+def _shared(a: dict, memo: dict, shared: dict[int, str]) -> str:
+    text = shared[id(a)] = _attrs(a, memo)
+    return text
 
 
 def _attrs(a: dict, memo: dict) -> str:

@@ -13,8 +13,9 @@ Contract of a hook:
   are stored whole with its traces or not at all.
 - ``on_write(store, batch)``: called once per batch, inside the transaction that writes
   the batch's traces and steps, after they are written.  ``batch`` names relations that
-  hold exactly the batch's *new* rows, as stored (redacted, cast), and where each of the
-  hook's tables is written to (:meth:`WrittenBatch.into`).  A hook reads and writes only
+  hold exactly the batch's *new* rows, as stored (redacted, cast; a temporary table, or a
+  view over the batch when its INSERT only casts: read them, never write them), and where
+  each of the hook's tables is written to (:meth:`WrittenBatch.into`).  A hook reads and writes only
   through :class:`Store` methods; an error it raises fails the batch (and so the file).
   It may be called on a thread other than the one that started the ingest (the ingest's
   writer thread), never on two batches at once.

@@ -42,7 +42,7 @@ from mast.errors import MastError, StoreError, StoreFull, StoreInUse, StoreMissi
 from mast.model import Annotation, Attribution, Label, Outcome, Step, StepKind, Trace
 from mast.settings import current as current_settings
 from mast.store import insert, ready
-from mast.store.rows import RowTables, attach, detach
+from mast.store.rows import RowTables
 from mast.store.process import gone as process_gone
 from mast.store.files import IngestedFiles
 from mast.store.sources import RunSources
@@ -386,16 +386,17 @@ class Store(IngestedFiles, RunSources):
         batch = WrittenBatch(traces="temp._mast_new_traces", steps="temp._mast_new_steps", staged=self._staged,
                              prefix=_STAGE_PREFIX if self._staged else "")
         now = _now()
+        shown: dict[str, str] = {}  # the kind of relation the hooks read the batch's rows of a table in
         try:
             if hooks:
-                # The batch's rows go through temporary tables first, so that the hooks
-                # see exactly these rows as stored (redacted), in this same transaction.
-                for t in ("traces", "steps"):
-                    self._con.execute(f"CREATE OR REPLACE TEMP TABLE _mast_new_{t} AS SELECT * FROM main.{t} LIMIT 0")
-                self._insert("traces", tr, "temp._mast_new_traces", now)
-                self._insert("steps", st, "temp._mast_new_steps", now)
-                for t in ("traces", "steps"):
-                    self._con.execute(f"INSERT INTO {batch.into(t)} SELECT * FROM temp._mast_new_{t}")
+                # The hooks see exactly the batch's rows as stored (redacted), in this same
+                # transaction (see _insert: a copy, or a view of the INSERT's body).
+                for t, rows in (("traces", tr), ("steps", st)):
+                    rel = f"_mast_new_{t}"
+                    kind = self._insert(t, rows, batch.into(t), now, shown=rel)
+                    if kind is None:  # no rows: the hooks still read the (empty) relation
+                        self._con.execute(f"CREATE OR REPLACE TEMP TABLE {rel} AS SELECT * FROM main.{t} LIMIT 0")
+                    shown[t] = kind or "TABLE"
                 for h in hooks:
                     h.on_write(self, batch)
             else:
@@ -406,10 +407,8 @@ class Store(IngestedFiles, RunSources):
         except duckdb.Error as e:
             raise self._map(e) from None
         finally:
-            if hooks:  # free the batch copy
-                for t in ("traces", "steps"):
-                    with contextlib.suppress(Exception):
-                        self._con.execute(f"DROP TABLE IF EXISTS temp._mast_new_{t}")
+            for t, kind in shown.items():  # free the batch copy or view
+                insert.unshow(self._con, t, f"_mast_new_{t}", kind, tr if t == "traces" else st)
         return _results(tr.column("n_steps").to_pylist(), keep, sizes)
 
     @contextlib.contextmanager
@@ -440,19 +439,11 @@ class Store(IngestedFiles, RunSources):
         for t in (*tables, "traces"):  # traces last: the others refer to it
             self.execute(f'DELETE FROM "{t}" WHERE trace_id IN (SELECT unnest(?))', [list(trace_ids)])
 
-    def _insert(self, table: str, rows: pa.Table, into: str, now: datetime) -> None:
+    def _insert(self, table: str, rows: pa.Table, into: str, now: datetime, shown: str | None = None) -> str | None:
         """Insert encoded ``rows`` of ``table`` into ``into`` (the table, a staged or batch copy),
-        redacting and casting on the way (:mod:`mast.store.insert`)."""
-        if not rows.num_rows:
-            return
-        name = f"_mast_in_{table}"
-        attach(self._con, name, rows)
-        try:
-            self._con.execute(f"INSERT INTO {into} BY NAME " + insert.statement(self._con, table, rows, name),
-                              [now] if insert.takes_time(table) else [])
-        finally:
-            with contextlib.suppress(Exception):
-                detach(self._con, name, rows)
+        redacting and casting on the way; with ``shown``, also leave them as stored for the
+        write hooks (:func:`mast.store.insert.write`, undone by :func:`~mast.store.insert.unshow`)."""
+        return insert.write(self._con, table, rows, into, now, shown)
 
     def probe(self, statements: Sequence[str]) -> str | None:
         """Run ``statements`` on a cursor of their own; the first error's message, or None.

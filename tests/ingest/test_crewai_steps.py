@@ -126,3 +126,35 @@ def test_a_bad_step_in_a_list_names_its_position(mast, db, tmp_path):
     p = tmp_path / "steps.json"
     p.write_text(json.dumps(steps, indent=1))
     refused(mast, db, p, "record 1: AgentAction with unknown field(s) tool_inputs")
+
+
+def test_action_attributes_are_shared_read_only_and_stored_as_read(tmp_path):
+    # an action's {"line": n} is one dict for its call and result and for every file's
+    # action on that line (encoded once); shared, so it refuses a change in place
+    import pickle
+
+    from mast.ingest.formats.crewai.step_callback import SHARED_LINES, CrewAIStepCallbackImporter
+    from mast.store.encode import encode_traces
+
+    imp = CrewAIStepCallbackImporter()
+    [a] = imp.read(FIX / "step_callback.jsonl")
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes((FIX / "step_callback.jsonl").read_bytes())
+    [b] = imp.read(copy)
+    call, result = a.steps[0], a.steps[1]
+    assert call.attributes is result.attributes is b.steps[0].attributes
+    with pytest.raises(TypeError, match="replace the dict"):
+        call.attributes["line"] = 99
+    assert pickle.loads(pickle.dumps(call.attributes)) == call.attributes == {"line": call.attributes["line"]}
+    result.attributes = {**result.attributes, "note": 1}  # replacing is how attributes change
+    assert a.steps[0].attributes == {"line": 2} and b.steps[1].attributes == {"line": 2}
+    assert encode_traces([a]).steps.column("attributes").to_pylist()[:2] == ['{"line": 2}', '{"line": 2, "note": 1}']
+    # a long file's later lines get dicts of their own: what stays shared is bounded
+    lines = [json.dumps({"type": "AgentAction", "thought": "t", "tool": "x", "tool_input": "{}", "text": "t",
+                         "result": f"r{i}"}) for i in range(SHARED_LINES + 2)]
+    (tmp_path / "long.jsonl").write_text("\n".join(lines) + "\n")
+    [long] = imp.read(tmp_path / "long.jsonl")
+    [again] = imp.read(tmp_path / "long.jsonl")
+    assert long.steps[-1].attributes == {"line": SHARED_LINES + 2}
+    assert long.steps[-1].attributes is not again.steps[-1].attributes
+    assert long.steps[0].attributes is again.steps[0].attributes

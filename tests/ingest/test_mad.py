@@ -269,3 +269,19 @@ def test_companion_labels_file_is_skipped_with_note_but_unknown_files_fail(tmp_p
     (lone / "gold_labels_x.json").write_bytes((src / "gold_labels_sample.json").read_bytes())
     res = mast("ingest", lone, "--json", expect=1)
     assert "no importer recognises this file" in json.loads(res.stdout)["errors"][0]
+
+
+def test_same_label_text_maps_by_each_records_round(tmp_path):
+    # The importer reads each "failure mode" text once per file; the same text in records of
+    # different rounds still maps through each round's own draft of the taxonomy.
+    maps = load_taxonomy().maps
+    text = "2.6 Action-Reasoning Mismatch"
+    recs = [{"round": rnd, "mas_name": "AG2", "trace_id": i, "trace": "plain log",
+             "annotations": [{"failure mode": text, "annotator_1": True, "annotator_2": True, "annotator_3": False}]}
+            for i, rnd in enumerate(["Round 1", "Round 2", "Generlazability", "Round 1"])]
+    f = write_json(tmp_path / "rounds.json", recs)
+    got = [{(a.mode, a.annotator) for a in t.annotations if a.annotator == "human"} for t in get("mad").read(f)]
+    want = [maps["mad-round1"]["codes"]["2.6"], maps["mad-round23"]["codes"]["2.6"], "2.6",
+            maps["mad-round1"]["codes"]["2.6"]]
+    assert len(set(want)) == 3  # the three rounds name three different final modes
+    assert got == [{(m, "human")} for m in want]

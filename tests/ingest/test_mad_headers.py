@@ -54,7 +54,10 @@ def test_tool_run_is_search():
     rng = random.Random(7)
     hits = 0
     for _ in range(5000):
-        text = _text(rng) + rng.choice(["", "._run(", "a._run(", "é_1._run("]) + _text(rng)
+        # words longer than the first search's reach (S._TOOL_WORD) and words right at it too
+        long = "x" * rng.choice([S._TOOL_WORD - 1, S._TOOL_WORD, S._TOOL_WORD + 1, 60])
+        text = _text(rng) + rng.choice(["", "._run(", "a._run(", "é_1._run(", long + "._run(", "_" + long + "._run(",
+                                        " ._run(" + long + "._run("]) + _text(rng)
         want = S._TOOL_RUN.search(text)
         got = S._tool_run(text)
         assert (got and (got.span(), got.groups())) == (want and (want.span(), want.groups())), repr(text)

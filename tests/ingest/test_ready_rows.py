@@ -95,9 +95,9 @@ def parsers(monkeypatch):
     redacted: list[str] = []
     real = Store._insert
 
-    def insert(self, table, rows, into, now):
+    def insert(self, table, rows, into, now, **kw):
         redacted.append(table)
-        return real(self, table, rows, into, now)
+        return real(self, table, rows, into, now, **kw)
 
     monkeypatch.setattr(Store, "_insert", insert)
     return redacted

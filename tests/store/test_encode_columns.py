@@ -114,3 +114,18 @@ def test_lone_surrogate_keeps_the_id_of_the_text_as_read():
     tables = encode_safely([t])  # pyarrow refuses the surrogate; the retry scrubs it
     assert tables.traces.column("trace_id").to_pylist() == [want]
     assert tables.steps.column("content").to_pylist() == ["half an emoji \ufffd"]
+
+
+def test_an_attributes_dict_shared_by_steps_is_the_json_of_each():
+    # an importer may give several steps one dict (CrewAI's call and result of an action):
+    # each step's JSON is still that dict's, and equal dicts that are not shared as well
+    shared = {"line": 3}
+    steps = [Step("a", "call", StepKind.TOOL_CALL, attributes=shared),
+             Step("a", "result", StepKind.TOOL_RESULT, attributes=shared),
+             Step("a", "again", attributes={"line": 3}), Step("a", "other", attributes={"line": True}),
+             Step("a", "no attributes", attributes=None), Step("a", "last", attributes=shared)]
+    traces = [Trace("sys", "fw", "messages", "a.json", 0, steps=steps, task="t")]
+    tables = encode_traces(traces)
+    assert tables.steps.equals(_reference_steps(traces))
+    assert tables.steps.column("attributes").to_pylist() == ['{"line": 3}'] * 3 + ['{"line": true}', None,
+                                                                                   '{"line": 3}']

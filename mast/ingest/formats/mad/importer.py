@@ -78,10 +78,11 @@ class MadImporter:
         data = iter_records(path, "a JSON array of MAD records")  # streams big arrays
         gold = _community_gold(path)
         tax = load_taxonomy()
+        codes = _Codes(tax)
         for i, rec in enumerate(data):
-            yield self._record(path, i, rec, gold, tax)
+            yield self._record(path, i, rec, gold, codes)
 
-    def _record(self, path: Path, index: int, rec: Any, gold: dict | None, tax) -> Trace:
+    def _record(self, path: Path, index: int, rec: Any, gold: dict | None, codes: _Codes) -> Trace:
         require(path, index, rec, "mas_name", "trace")
         system = str(rec["mas_name"])
         bench = rec.get("benchmark_name")
@@ -104,18 +105,45 @@ class MadImporter:
             meta["trace_wrapper_form"] = split.form
         anns: list[Annotation] = []
         if "annotations" in rec:
-            anns = _human_labels(path, index, rec, tax)
+            anns = _human_labels(path, index, rec, codes)
         elif "mast_annotation" in rec:
-            anns = _full_labels(path, index, rec["mast_annotation"], tax)
+            anns = _full_labels(path, index, rec["mast_annotation"], codes)
         if gold is not None and str(rec.get("trace_id")) in gold:
-            anns.extend(_gold_labels(gold[str(rec.get("trace_id"))], tax))
+            anns.extend(_gold_labels(gold[str(rec.get("trace_id"))], codes))
         return Trace(system=system, framework=_FRAMEWORKS.get(system, system.lower()),
                      source_format=self.name, source_path=str(path), source_index=index,
                      steps=split.steps, task=split.task, metadata={**meta, "splitter": split.method},
                      outcome=split.outcome or Outcome.UNKNOWN, annotations=anns)
 
 
-def _human_labels(path: Path, index: int, rec: dict, tax) -> list[Annotation]:
+class _Codes:
+    """The taxonomy's mode ids, and the mode each label text of a file names (remembered: the
+    human file repeats the same 14 "failure mode" texts in every record)."""
+
+    def __init__(self, tax) -> None:
+        self.tax = tax
+        self.ids = tax.mode_ids  # a list: the order _gold_labels writes
+        self.known = frozenset(self.ids)
+        self._modes: dict[tuple, tuple[str, str | None] | None] = {}
+
+    def mode(self, draft: str | None, text: Any) -> tuple[str, str | None] | None:
+        """``(source code, mast-v1 mode or None)`` of a "failure mode" text; None if it has no code."""
+        key = (draft, text) if type(text) is str else None
+        hit = self._modes.get(key, False) if key is not None else False
+        if hit is not False:
+            return hit
+        m = _CODE_RX.match(str(text))
+        if not m:
+            hit = None
+        else:
+            code = m.group(1)
+            hit = code, self.tax.map_code(draft, code) if draft else (code if code in self.known else None)
+        if key is not None:
+            self._modes[key] = hit
+        return hit
+
+
+def _human_labels(path: Path, index: int, rec: dict, codes: _Codes) -> list[Annotation]:
     draft = _draft_for_round(rec.get("round"))
     blocks = rec["annotations"]
     if not isinstance(blocks, list):
@@ -124,11 +152,10 @@ def _human_labels(path: Path, index: int, rec: dict, tax) -> list[Annotation]:
     for b in blocks:
         if not isinstance(b, dict) or "failure mode" not in b:
             raise IngestError(str(path), index, "an annotation lacks its 'failure mode' field")
-        m = _CODE_RX.match(str(b["failure mode"]))
-        if not m:
+        hit = codes.mode(draft, b["failure mode"])
+        if hit is None:
             raise IngestError(str(path), index, f"cannot read a mode code in {str(b['failure mode'])[:40]!r}")
-        code = m.group(1)
-        mode = tax.map_code(draft, code) if draft else (code if code in tax.mode_ids else None)
+        code, mode = hit
         if mode is None:
             continue  # an older-draft mode with no final counterpart
         keys = sorted(k for k in b if k.startswith("annotator_"))
@@ -145,19 +172,19 @@ def _human_labels(path: Path, index: int, rec: dict, tax) -> list[Annotation]:
     return out
 
 
-def _full_labels(path: Path, index: int, labels: Any, tax) -> list[Annotation]:
+def _full_labels(path: Path, index: int, labels: Any, codes: _Codes) -> list[Annotation]:
     if not isinstance(labels, dict):
         raise IngestError(str(path), index, "field mast_annotation is not an object")
     out = []
     for code, v in labels.items():
         m = _CODE_RX.match(str(code))
-        if m and m.group(1) in tax.mode_ids:
+        if m and m.group(1) in codes.known:
             out.append(Annotation(mode=m.group(1), label=Label.PRESENT if v in (1, True, "1", "yes") else Label.ABSENT,
                                   annotator="mad:o1"))
     return out
 
 
-def _gold_labels(entry: dict, tax) -> list[Annotation]:
+def _gold_labels(entry: dict, codes: _Codes) -> list[Annotation]:
     present = set()
     for c in entry.get("present", []):
         m = _CODE_RX.match(str(c))
@@ -165,7 +192,7 @@ def _gold_labels(entry: dict, tax) -> list[Annotation]:
             present.add(m.group(1))
     return [Annotation(mode=m, label=Label.PRESENT if m in present else Label.ABSENT,
                        annotator="community:mast-lint", rationale=entry.get("notes") if m in present else None)
-            for m in tax.mode_ids]
+            for m in codes.ids]
 
 
 def _community_gold(path: Path) -> dict | None:
