@@ -98,8 +98,10 @@ def _attrs(path: Path, where: str, a: Any) -> dict[str, Any]:
         # comprehension; anything it cannot take as it stands goes the loop below, for
         # the same result or error
         try:
-            return {kv["key"]: x["stringValue"] if "stringValue" in x and len(x) == 1 else _any(path, where, x)
-                    for kv in a for x in (kv["value"],)}
+            d = {kv["key"]: x["stringValue"] if "stringValue" in x and len(x) == 1 else _any(path, where, x)
+                 for kv in a for x in (kv["value"],)}
+            "".join(d)  # every key a string (a TypeError otherwise: the loop below names it)
+            return d
         except (TypeError, KeyError):
             pass
     return _attrs_general(path, where, a)
@@ -120,6 +122,8 @@ def _attrs_general(path: Path, where: str, a: Any) -> dict[str, Any]:
                 raise IngestError(str(path), where, "attribute without key")
             else:
                 v = kv.get("value")
+            if type(kv["key"]) is not str:
+                raise IngestError(str(path), where, f"attribute key {kv['key']!r} is not a string")
             # most attributes are strings: skip the general decoder for them
             if type(v) is dict and len(v) == 1:
                 x = v.get("stringValue", _NONE)
