@@ -205,3 +205,75 @@ def test_collection_paused_for_a_parse_is_back_after_its_error(fmt, good, bad, t
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# -- the OTel readers' per-span shortcuts (OTLP attributes, trace ids, times; the SDK's ISO times)
+
+_ATTR_LISTS = [
+    [],
+    [{"key": "a", "value": {"stringValue": "x"}}, {"key": "b", "value": {"intValue": "3"}}],
+    [{"key": "a", "value": {"stringValue": "x", "intValue": "1"}}],  # two fields set: the first one wins
+    [{"key": "a", "value": {"intValue": "1", "stringValue": "x"}}],
+    [{"key": "a", "value": {}}, {"key": "b", "value": None}, {"key": "c"}],  # empty, null and no AnyValue
+    [{"key": "a", "value": "has stringValue in it"}, {"key": "b", "value": ["stringValue"]}],  # not AnyValues
+    [{"key": "a", "value": 3}, {"key": "b", "value": [1, 2]}],
+    [{"key": "a", "value": {"arrayValue": {"values": [{"stringValue": "p"}, {"intValue": 2}]}}},
+     {"key": "b", "value": {"kvlistValue": {"values": [{"key": "k", "value": {"boolValue": True}}]}}}],
+    [{"key": "a", "value": {"stringValue": "1"}}, {"key": "a", "value": {"stringValue": "2"}}],  # repeated key
+    [{"key": "a", "value": {"intValue": "x"}}],  # not a number: the error
+    [{"key": "a", "value": {"weirdValue": 1}}],  # a newer type: the error
+    [{"value": {"stringValue": "x"}}],  # no key: the error
+    ["key"], [["key", "value"]], [None],  # no attribute objects: the error
+]
+
+
+@pytest.mark.parametrize("attrs", _ATTR_LISTS, ids=range(len(_ATTR_LISTS)))
+def test_otlp_attributes_equal_the_general_loop(attrs):
+    from mast.ingest.formats.otel.spans import _attrs as otlp_attrs, _attrs_general
+
+    def run(fn):
+        try:
+            return "ok", list(fn(P, "line 1", attrs).items())  # (order too)
+        except IngestError as e:
+            return "error", str(e)
+    assert run(otlp_attrs) == run(_attrs_general)
+
+
+_OTLP_TIMES = ["1796135013174307182", "0", "00", "", None, 0, 1796135013174307182, 1.5e18, "１２３", "12a",
+               "2026-12-01T14:10:41.938490+00:00"]
+
+
+@pytest.mark.parametrize("t", _OTLP_TIMES, ids=range(len(_OTLP_TIMES)))
+def test_otlp_span_times_and_ids_equal_the_general_parse(t):
+    """A span read with the shortcuts (decimal times, a trace id validated once per file)
+    has the times and ids the general helpers give, or the same error."""
+    from mast.ingest.formats.otel.spans import _id, _otlp_span
+    raw = {"traceId": "0AF7651916CD43DD8448EB211C80319C", "spanId": "B7AD6B7169203331", "name": "s",
+           "startTimeUnixNano": t, "endTimeUnixNano": t}
+
+    def run(fn):
+        try:
+            return "ok", fn()
+        except IngestError as e:
+            return "error", str(e)
+
+    def general():
+        tid = _id(P, "w", raw["traceId"], "traceId")
+        sid = _id(P, "w", raw["spanId"], "spanId")
+        return (tid, sid, _ns(P, "w", t, "startTimeUnixNano", False) or 0, _ns(P, "w", t, "endTimeUnixNano", False))
+    for _ in range(2):  # the second time, the trace id comes from the cache
+        got = run(lambda: (lambda s: (s.trace_id, s.span_id, s.start_ns, s.end_ns))(_otlp_span(P, "w", raw, {}, None)))
+        assert got == run(general)
+
+
+_SDK_TIMES = ["2026-12-01T14:10:41.938490+00:00", "1969-12-31T23:59:59.500000+00:00", "2026-02-30T14:10:41.938490+00:00",
+              "2026-W48-1T14:10:41.938490+00:00", "2026-12-01 14:10:41.938490+00:00", "2026-12-01T14:10:41.9384９0+00:00",
+              "2026-12-01T14:10:4１.938490+00:00", "2026-12-01T14:10:41.938490+01:00", "2026-12-01T14:10:41Z", None, ""]
+
+
+@pytest.mark.parametrize("t", _SDK_TIMES, ids=range(len(_SDK_TIMES)))
+def test_sdk_iso_times_equal_the_general_parse(t):
+    """The OpenAI Agents reader's ISO times (their second looked up by its text) equal _ns's."""
+    from mast.ingest.formats.otel.openai_agents import _time
+    for _ in range(2):  # the second time, a second already seen comes from the cache
+        assert _outcome(_time, P, "w", t, "started_at", True) == _outcome(_ns, P, "w", t, "started_at", True)

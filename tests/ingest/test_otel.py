@@ -194,6 +194,19 @@ def test_unknown_attribute_value_type_is_a_newer_version(mast, db, tmp_path):
     _no_traces(db)
 
 
+@pytest.mark.parametrize("key", [5, None, ["a"]])
+def test_an_attribute_key_that_is_not_a_string_names_the_span(key, mast, db, tmp_path):
+    # (was "the otel importer failed unexpectedly: AttributeError", a bug report's hint)
+    doc = json.loads((FIX / "genai_legacy.otlp.json").read_text())
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["attributes"].append(
+        {"key": key, "value": {"stringValue": "v"}})
+    p = tmp_path / "x.otlp.json"
+    p.write_text(json.dumps(doc))
+    res = mast("ingest", p, expect=1)
+    assert "spans[1]" in res.stderr and "is not a string" in res.stderr and "unexpectedly" not in res.stderr
+    _no_traces(db)
+
+
 def test_lookalike_and_bad_ids(mast, db, tmp_path):
     p = tmp_path / "a.json"
     p.write_text(json.dumps({"resourceSpans": [{"resource": {}, "scopeSpans": "not a list"}]}))

@@ -66,14 +66,26 @@ _LG_KEYS = tuple(tuple(pre + k for k in ("lc_agent_name", "langgraph_checkpoint_
                  for pre in ("", _LS_META))
 
 
+#: every attribute own_agent reads: a span with none of them (most spans of most
+#: dialects) has no agent of its own, told by one C-level check of its keys
+_OWN_KEYS = frozenset(("crewai.agent.role", "tool.agent_role", "metadata", *_LG_KEYS[1], "graph.node.id",
+                       "agent.name", "gen_ai.agent.name"))
+
+
+_LS_KEYS = frozenset(_LG_KEYS[1])
+
+
 def own_agent(s: Span) -> str | None:
     a = s.attrs
+    if _OWN_KEYS.isdisjoint(a):
+        return None
     for k in ("crewai.agent.role", "tool.agent_role"):
         if a.get(k):
             return str(a[k]).strip()
     # LangGraph's metadata: a JSON ``metadata`` attribute, or flattened ``langsmith.metadata.*``
     # keys (looked up directly: scanning every key of every span for the prefix cost more)
-    for (lc, cns, ns2, node), src in zip(_LG_KEYS, (_metadata(a) if "metadata" in a else {}, a)):
+    for (lc, cns, ns2, node), src in zip(_LG_KEYS, (_metadata(a) if "metadata" in a else {},
+                                                   a if not _LS_KEYS.isdisjoint(a) else {})):
         if not src:
             continue
         # LangGraph's plumbing nodes (``__start__``, ``ChannelWrite…``) are no agents
@@ -352,40 +364,37 @@ def system_name(spans: list[Span], main: Span) -> str | None:
     return None
 
 
-def is_smolagents(spans: list[Span]) -> bool:
-    """Spans from OpenInference's smolagents instrumentation (its scope, or its ``smolagents.*`` attributes)."""
-    return any((s.scope or "").endswith(".smolagents") or "smolagents.max_steps" in s.attrs for s in spans)
+def is_smolagents(spans: list[Span], scopes: set | None = None) -> bool:
+    """Spans from OpenInference's smolagents instrumentation (its scope, or its ``smolagents.*`` attributes).
+    ``scopes``: the spans' scopes, if the caller has them."""
+    scopes = {s.scope for s in spans} if scopes is None else scopes
+    return any(sc and sc.endswith(".smolagents") for sc in scopes) or any("smolagents.max_steps" in s.attrs
+                                                                         for s in spans)
 
 
-def is_openai_agents(spans: list[Span]) -> bool:
+def is_openai_agents(spans: list[Span], scopes: set | None = None) -> bool:
     """Spans of an OpenAI Agents SDK run (OpenInference's instrumentation, or the SDK's own export)."""
-    return any((s.scope or "").endswith(".openai_agents") or s.scope == "openai-agents" for s in spans)
+    scopes = {s.scope for s in spans} if scopes is None else scopes
+    return any(sc and (sc.endswith(".openai_agents") or sc == "openai-agents") for sc in scopes)
 
 
-def fatal_error_span(spans: list[Span]) -> Span | None:
-    """The span whose error ended the run when the framework records it below an OK root:
-    OpenAI Agents marks the agent span (``MaxTurnsExceeded``, a guardrail tripwire) and
-    leaves the workflow span OK; its function spans' errors are non-fatal."""
-    if not is_openai_agents(spans):
-        return None
-    return next((s for s in spans if s.status == "ERROR" and kind_of(s) == "agent"), None)
-
-
-def framework_of(spans: list[Span]) -> str:
-    scopes = " ".join(sorted({s.scope or "" for s in spans}))
-    if is_smolagents(spans):
+def framework_of(spans: list[Span], scopes: set | None = None) -> str:
+    """The framework that made the spans; ``scopes``: their scopes, if the caller has them."""
+    scopes = {s.scope for s in spans} if scopes is None else scopes
+    if is_smolagents(spans, scopes):
         return "smolagents"
-    if is_openai_agents(spans):
+    if is_openai_agents(spans, scopes):
         return "openai-agents"
-    if "crewai" in scopes or any("crewai.crew.id" in s.attrs or "crew_id" in s.attrs for s in spans):
+    joined = " ".join(sorted({sc or "" for sc in scopes}))
+    if "crewai" in joined or any("crewai.crew.id" in s.attrs or "crew_id" in s.attrs for s in spans):
         return "crewai"
-    if "ag2" in scopes or any("ag2.span.type" in s.attrs for s in spans):
+    if "ag2" in joined or any("ag2.span.type" in s.attrs for s in spans):
         return "ag2"
-    if "autogen" in scopes.lower() or any(str(s.attrs.get("gen_ai.system")) == "autogen" for s in spans):
+    if "autogen" in joined.lower() or any(str(s.attrs.get("gen_ai.system")) == "autogen" for s in spans):
         return "autogen"
     if any("langgraph_node" in _metadata(s.attrs) or "langsmith.metadata.langgraph_node" in s.attrs for s in spans):
         return "langgraph"
-    if "langchain" in scopes or "langsmith" in scopes:
+    if "langchain" in joined or "langsmith" in joined:
         return "langchain"
     return "otel"
 
@@ -398,15 +407,22 @@ def dialects_of(spans: list[Span]) -> set[str]:
             out.add("openinference")
         if "langsmith.span.kind" in a:
             out.add("langsmith")
-        # the key prefixes searched in one string of all keys (a scan in C, not a Python
-        # loop over every key of every span)
-        keys = "\n" + "\n".join(a)
-        if "\ncrewai." in keys:
-            out.add("crewai")
         if "gen_ai.input.messages" in a or "gen_ai.output.messages" in a:
             out.add("gen_ai")
-        if "\ngen_ai.prompt." in keys or "\ngen_ai.completion." in keys:
-            out.add("gen_ai_legacy")
-        elif "gen_ai.operation.name" in a:
-            out.add("gen_ai")
+    # the key prefixes searched in one string of all the spans' keys (a scan in C, not a
+    # Python loop over every key of every span)
+    keys = "\n" + "\n".join([k for s in spans for k in s.attrs])
+    if "\ncrewai." in keys:
+        out.add("crewai")
+    if "\ngen_ai.prompt." in keys or "\ngen_ai.completion." in keys:
+        out.add("gen_ai_legacy")
+        # a span with the operation name and no legacy keys speaks the newer conventions
+        for s in spans:
+            if "gen_ai.operation.name" in s.attrs:
+                k = "\n" + "\n".join(s.attrs)
+                if "\ngen_ai.prompt." not in k and "\ngen_ai.completion." not in k:
+                    out.add("gen_ai")
+                    break
+    elif any("gen_ai.operation.name" in s.attrs for s in spans):
+        out.add("gen_ai")
     return out

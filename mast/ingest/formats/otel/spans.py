@@ -93,6 +93,22 @@ def _any(path: Path, where: str, v: Any) -> Any:
 
 
 def _attrs(path: Path, where: str, a: Any) -> dict[str, Any]:
+    if type(a) is list:
+        # the usual list, every value one AnyValue (most of them strings), in one
+        # comprehension; anything it cannot take as it stands goes the loop below, for
+        # the same result or error
+        try:
+            d = {kv["key"]: x["stringValue"] if "stringValue" in x and len(x) == 1 else _any(path, where, x)
+                 for kv in a for x in (kv["value"],)}
+            "".join(d)  # every key a string (a TypeError otherwise: the loop below names it)
+            return d
+        except (TypeError, KeyError):
+            pass
+    return _attrs_general(path, where, a)
+
+
+def _attrs_general(path: Path, where: str, a: Any) -> dict[str, Any]:
+    """:func:`_attrs` without its shortcut: every shape, and every error."""
     if a is None:
         return {}
     if isinstance(a, dict):
@@ -106,6 +122,8 @@ def _attrs(path: Path, where: str, a: Any) -> dict[str, Any]:
                 raise IngestError(str(path), where, "attribute without key")
             else:
                 v = kv.get("value")
+            if type(kv["key"]) is not str:
+                raise IngestError(str(path), where, f"attribute key {kv['key']!r} is not a string")
             # most attributes are strings: skip the general decoder for them
             if type(v) is dict and len(v) == 1:
                 x = v.get("stringValue", _NONE)
@@ -167,7 +185,14 @@ def _iso_second(sec: int) -> str:
 def iso_ns(ns: int | None) -> str | None:
     if not ns:  # None, or UNKNOWN_NS
         return None
-    return _iso_second(ns // 1_000_000_000) + f".{(ns % 1_000_000_000) // 1000:06d}+00:00"
+    sec, sub = divmod(ns, 1_000_000_000)
+    return f"{_iso_second(sec)}.{sub // 1000:06d}+00:00"
+
+
+#: trace ids as written -> as :class:`Span` has them (lower-case hex): the spans of a trace
+#: share one, so each is validated once; bounded, cleared when full
+_TRACE_IDS: dict[str, str] = {}
+_TRACE_IDS_MAX = 65536
 
 
 def _otlp_span(path: Path, where: str, s: Any, resource: dict, scope: str | None) -> Span:
@@ -177,26 +202,39 @@ def _otlp_span(path: Path, where: str, s: Any, resource: dict, scope: str | None
         for req in ("traceId", "spanId", "name"):
             if req not in s:
                 raise IngestError(str(path), where, f"missing required field: {req}")
-    attrs = _attrs(path, where, s.get("attributes"))
-    st = s.get("status") or {}
+    g = s.get
+    attrs = _attrs(path, where, g("attributes"))
+    st = g("status") or {}
     code = st.get("code", 0)
     # (the names looked up first: a default argument would format the code on every span)
     status = (_STATUS.get(code) if isinstance(code, int) else None) or str(code).replace("STATUS_CODE_", "")
-    kind = s.get("kind", 0)
+    kind = g("kind", 0)
     kind = (_KIND.get(kind) if isinstance(kind, int) else None) or str(kind).replace("SPAN_KIND_", "")
-    ev, ln = s.get("events"), s.get("links")
+    ev, ln = g("events"), g("links")
     events = [{"name": e.get("name"), "time_ns": _ns(path, where, e.get("timeUnixNano"), "event time", False),
                "attrs": _attrs(path, where, e.get("attributes"))} for e in ev] if ev else []
     links = [(_id(path, where, x.get("traceId"), "link traceId"), _id(path, where, x.get("spanId"), "link spanId", False))
              for x in ln] if ln else []
+    tid = s["traceId"]
+    trace_id = _TRACE_IDS.get(tid) if type(tid) is str else None
+    if trace_id is None:
+        trace_id = _id(path, where, tid, "traceId")
+        if type(tid) is str:
+            if len(_TRACE_IDS) >= _TRACE_IDS_MAX:
+                _TRACE_IDS.clear()
+            _TRACE_IDS[tid] = trace_id
+    span_id = _id(path, where, s["spanId"], "spanId")
+    parent_id = _id(path, where, g("parentSpanId"), "parentSpanId", False)
+    name = str(s["name"])
+    # times: the usual decimal string read here, anything else by _ns (proto3 JSON leaves a
+    # zero time out, and some tools write "0" for an unknown one: a missing value, not a
+    # reason to refuse the export)
+    t0, t1 = g("startTimeUnixNano"), g("endTimeUnixNano")
+    t0 = int(t0) if type(t0) is str and t0 != "0" and t0.isdecimal() else _ns(path, where, t0, "startTimeUnixNano", False)
+    t1 = int(t1) if type(t1) is str and t1 != "0" and t1.isdecimal() else _ns(path, where, t1, "endTimeUnixNano", False)
     # positional, in Span's field order (keywords cost more, per span)
-    return Span(_id(path, where, s["traceId"], "traceId"), _id(path, where, s["spanId"], "spanId"),
-                _id(path, where, s.get("parentSpanId"), "parentSpanId", False), str(s["name"]), kind,
-                # proto3 JSON leaves a zero time out, and some tools write "0" for an unknown
-                # one: a missing value, not a reason to refuse the export
-                _ns(path, where, s.get("startTimeUnixNano"), "startTimeUnixNano", False) or UNKNOWN_NS,
-                _ns(path, where, s.get("endTimeUnixNano"), "endTimeUnixNano", False),
-                status, st.get("message") or None, attrs, events, links, resource, scope, where)
+    return Span(trace_id, span_id, parent_id, name, kind, t0 or UNKNOWN_NS, t1, status, st.get("message") or None,
+                attrs, events, links, resource, scope, where)
 
 
 def _sdk_span(path: Path, where: str, s: dict) -> Span:

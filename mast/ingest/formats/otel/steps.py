@@ -9,14 +9,13 @@ from typing import Any, Iterator, Sequence
 
 from mast.ingest._util import DELEGATE_RX, GOTO_RX, PARENT_CMD_RX, as_text, drop_none
 from mast.ingest.formats.otel.agentchat import agentchat_steps
-from mast.ingest.formats.otel.dialects import (CREWAI_TOOL_FAILURE, dialects_of, error_text, fatal_error_span,
-                                               framework_of, input_text, is_openai_agents, is_smolagents,
+from mast.ingest.formats.otel.dialects import (CREWAI_TOOL_FAILURE, dialects_of, error_text, framework_of, input_text, is_openai_agents, is_smolagents,
                                                json_maybe, kind_of, llm_output, own_agent, root_output,
                                                span_tokens, system_name, tool_name_of, tool_nodes, tool_output,
                                                value_text)
 from mast.ingest.formats.otel.spans import Span, iso_ns
 from mast.ingest.langchain_messages import agent_name, step, transfer_target
-from mast.model import Outcome, StepKind, Trace
+from mast.model import Outcome, Step, StepKind, Trace
 
 
 _START = attrgetter("start_ns")
@@ -61,16 +60,56 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     span exports of Phoenix, Langfuse and span-tree dumps share this builder);
     ``name_agents``: an AGENT span with no agent attribute is its span name's agent, for
     exports whose agent spans carry nothing else (Phoenix, Langfuse, smolagents dumps)."""
-    by_id: dict[tuple[str, str], Span] = {}
+    # One pass over the spans for everything decided per trace (the tree's links, each
+    # span's kind and own agent, the scopes, trace ids, times, task spans): the per-trace
+    # questions below read these instead of each scanning the spans again.
+    ids: dict[str, Span] = {}
+    kinds: dict[int, str] = {}
+    owns: dict[int, str | None] = {}
+    tids: set[str] = set()
+    scopes: set[str | None] = set()
+    first_task = None  # the earliest span with a CrewAI task description (the first of equal times)
+    lo = hi = None  # the earliest known start, the latest end (or start)
+    ac_spans = resp_spans = meta_tools = agent_owned = False
     for s in spans:
         s.children = []
-        by_id[(s.trace_id, s.span_id)] = s
-    ids = {s.span_id: s for s in spans}
+        ids[s.span_id] = s
+        tids.add(s.trace_id)
+        st = s.start_ns
+        scopes.add(s.scope)
+        k = id(s)
+        kinds[k] = kd = kind_of(s)
+        owns[k] = own = own_agent(s)
+        a = s.attrs
+        if kd == "agent" and own:
+            agent_owned = True
+        elif kd == "tool" and "metadata" in a:
+            meta_tools = True  # only these can make a LangGraph tool node (tool_nodes)
+        if a.get("crewai.task.description") and (first_task is None or st < first_task.start_ns):
+            first_task = s
+        if st and (lo is None or st < lo):
+            lo = st
+        en = s.end_ns or st
+        if hi is None or en > hi:
+            hi = en
+        name = s.name
+        if name == "response":
+            resp_spans = True
+        elif not ac_spans and name.startswith("autogen process"):
+            ac_spans = True
     roots: list[Span] = []
+    # a parent is looked up by (trace id, span id), else by span id alone: with one trace
+    # id the two are the same
+    one_trace = len(tids) == 1
+    by_id: dict[tuple[str, str], Span] = {} if one_trace else {(s.trace_id, s.span_id): s for s in spans}
     for s in spans:
-        p = by_id.get((s.trace_id, s.parent_id)) if s.parent_id else None
-        if p is None and s.parent_id:
-            p = ids.get(s.parent_id)
+        pid = s.parent_id
+        if not pid:
+            roots.append(s)
+            continue
+        p = None if one_trace else by_id.get((s.trace_id, pid))
+        if p is None:
+            p = ids.get(pid)
         if p is not None and p is not s:
             p.children.append(s)
         else:
@@ -78,20 +117,11 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
     for s in spans:
         if len(s.children) > 1:
             s.children.sort(key=_START)
-    roots.sort(key=lambda c: c.start_ns)
-    kinds = {id(s): kind_of(s) for s in spans}
-    owns: dict[int, str | None] = {}  # own_agent per span, each asked once
-
-    def own_of(s: Span) -> str | None:
-        k = id(s)
-        if k not in owns:
-            owns[k] = own_agent(s)
-        return owns[k]
-
-    not_agents = tool_nodes(spans, kinds, own_of)
+    roots.sort(key=_START)
+    not_agents = tool_nodes(spans, kinds, lambda x: owns[id(x)]) if meta_tools else set()
     # span names stand in for agents only where no agent span says who it is (OpenAI
     # Agents' workflow span is an AGENT span too, but its agents carry graph.node.id)
-    exported, name_agents = name_agents, name_agents and not any(kinds[id(s)] == "agent" and own_of(s) for s in spans)
+    exported, name_agents = name_agents, name_agents and not agent_owned
 
     def has_llm_below(s: Span) -> bool:
         stack = list(s.children)
@@ -114,183 +144,185 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
             stack.extend(c.children)
         return False
 
-    main = max(roots, key=lambda r: (_subtree_size(r), -r.start_ns))
-    ac = agentchat_steps(spans)
+    main = roots[0] if len(roots) == 1 else max(roots, key=lambda r: (_subtree_size(r), -r.start_ns))
+    t_start, t_end, source_id = iso_ns(lo), iso_ns(hi), sorted(tids)
+    ac = agentchat_steps(spans) if ac_spans else None
     if ac is not None:
         steps, task = ac
         if not steps or steps[-1].kind != StepKind.TERMINATION:
             last = next((x.agent for x in reversed(steps) if x.agent), None)
-            steps.append(step(agent=last, kind=StepKind.TERMINATION, status="completed",
-                              started_at=iso_ns(max((x.end_ns or x.start_ns) for x in spans))))
+            steps.append(step(agent=last, kind=StepKind.TERMINATION, status="completed", started_at=t_end))
         return Trace(system=system_name(spans, main), framework="autogen", source_format=source_format, source_path=str(path),
-                     source_index=index, steps=steps, task=task,
-                     started_at=iso_ns(min((x.start_ns for x in spans if x.start_ns), default=None)),
-                     ended_at=iso_ns(max((x.end_ns or x.start_ns) for x in spans)),
-                     metadata={"source_id": sorted({x.trace_id for x in spans}), "spans": len(spans),
+                     source_index=index, steps=steps, task=task, started_at=t_start, ended_at=t_end,
+                     metadata={"source_id": source_id, "spans": len(spans),
                                "first_record": spans[0].where, "dialects": ["autogen-runtime"]})
     steps = []
-    state = {"last_target": None, "cur_agent": None, "last_agent_span": None}
+    append = steps.append
     # AG2's group chat passes turns by speaker selection: a new speaker is no handoff (its
     # handoffs are transfer tools, which stay handoffs)
-    framework = framework_of(spans)  # a scan of every span: once per trace
+    framework = framework_of(spans, scopes)
+    openai_agents = is_openai_agents(spans, scopes)
     turns_are_handoffs = framework != "ag2"
+    main_attrs = main.attrs
     # an agent's run span holds its task as JSON (smolagents: ``{"task": …, "stream": …}``)
     task = (_agent_task(main) if exported and kinds[id(main)] == "agent" else None) or input_text(main)
-    # the earliest span with a task description (min keeps the first of equal times, as a
-    # stable sort would; most traces have none, and sorting all their spans cost more)
-    first_task = min((x for x in spans if x.attrs.get("crewai.task.description")), key=_START, default=None)
     first_task = first_task.attrs["crewai.task.description"] if first_task is not None else None
-    if first_task and main.attrs.get("crewai.crew.inputs") is not None:
+    if first_task and main_attrs.get("crewai.crew.inputs") is not None:
         # a crew's task is its first task, as the event importer has it (OpenInference's
         # event mode keeps the template: filled here as CrewAI fills it)
-        task = _filled(str(first_task), json_maybe(main.attrs["crewai.crew.inputs"]))
-    elif isinstance(main.attrs.get("crew_tasks"), str):
-        task = _openinference_crew_task(main.attrs) or task
-    stitched = len({x.trace_id for x in spans}) > 1
+        task = _filled(str(first_task), json_maybe(main_attrs["crewai.crew.inputs"]))
+    elif isinstance(main_attrs.get("crew_tasks"), str):
+        task = _openinference_crew_task(main_attrs) or task
+    stitched = len(tids) > 1
     if not task and (exported or stitched):
         # the task sits on the first agent's run span (smolagents), else in the first prompt
         # (a run stitched from several traces: the biggest piece is seldom where it began)
-        by_start = sorted(spans, key=lambda x: x.start_ns)
+        by_start = sorted(spans, key=_START)
         llms = [x for x in by_start if kinds[id(x)] == "llm"]
         task = next((t for t in (_agent_task(x) for x in by_start if kinds[id(x)] == "agent")
                      if t and not t.startswith(("[", "{"))), None) \
-            or (_ag2_task(llms) if any(x.scope == AG2_SCOPE for x in spans) else None) \
+            or (_ag2_task(llms) if AG2_SCOPE in scopes else None) \
             or _first_user_text(llms)
     if task:
-        steps.append(step(agent=None, role="user", kind=StepKind.MESSAGE, content=task,
-                          started_at=iso_ns(main.start_ns), span_id=main.span_id))
+        append(Step(None, task, StepKind.MESSAGE, "user", started_at=iso_ns(main.start_ns), span_id=main.span_id))
 
-    def visit(s: Span, inherited: str | None) -> str | None:
-        """Emit the steps of one span; return the agent its children inherit."""
-        k = kinds[id(s)]
-        own = own_of(s) or (agent_name(agent_of_span(s)) if name_agents and k == "agent" else None)
-        own = state["cur_agent"] if own in not_agents else own  # a tool node works for the caller
-        agent = own or inherited
-        if exported and k == "agent" and not has_llm_below(s) and any(v is not None for v in span_tokens(s.attrs)):
-            # smolagents' OpenInference puts an agent's own token totals on its run span only
-            agent_tokens.append((agent, *span_tokens(s.attrs), len(steps)))
-        st, en = iso_ns(s.start_ns), iso_ns(s.end_ns)
+    agent_tokens: list[tuple] = []  # (agent, tokens in, tokens out, first step of its span)
+    cur_agent = last_target = None
+    # depth-first, children by start time; iterative, so deep span trees cannot overflow
+    # an entry's third element: None (visit the span), True (its code step's result), a
+    # delegation whose result is due, or a step to emit once the span's children are done
+    stack: list[tuple[Span, str | None, Any]] = [(r, None, None) for r in reversed(roots)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        s, inherited, after = pop()
+        if after is not None:
+            if after is True:  # the span's children are done: what it observed comes after them
+                append(Step(inherited, value_text(s.attrs.get("output.value")), StepKind.TOOL_RESULT, "tool",
+                            CODE_TOOL, parent_span_id=s.span_id, started_at=iso_ns(s.end_ns or s.start_ns),
+                            status="error" if s.status == "ERROR" else "ok"))
+            elif type(after) is _Delegation:  # the delegate's answer; the delegator is the current agent again
+                append(after.result())
+                cur_agent, last_target = after.delegator, None
+            else:
+                append(after)
+            continue
+        # -- the span's own steps; ``below``: the agent its children inherit
+        sk = id(s)
+        k = kinds[sk]
+        a = s.attrs
+        own = owns[sk] or (agent_name(agent_of_span(s)) if name_agents and k == "agent" else None)
+        if not_agents and own in not_agents:
+            own = cur_agent  # a tool node works for the caller
+        below = agent = own or inherited
+        deferred = None
+        if exported and k == "agent" and not has_llm_below(s):
+            tin, tout = span_tokens(a)
+            if tin is not None or tout is not None:
+                # smolagents' OpenInference puts an agent's own token totals on its run span only
+                agent_tokens.append((agent, tin, tout, len(steps)))
         err = s.status == "ERROR"
         emsg = error_text(s) if err else None
         parent_cmd = bool(emsg and PARENT_CMD_RX.search(emsg))
-        if k == "agent" or (own and own != state["cur_agent"] and k != "llm" and k != "tool"):
-            if agent and state["cur_agent"] and agent != state["cur_agent"] and state["last_target"] != agent \
-                    and turns_are_handoffs:
-                steps.append(step(agent=state["cur_agent"], kind=StepKind.HANDOFF, target_agent=agent,
-                                  started_at=st, span_id=s.span_id, parent_span_id=s.parent_id,
-                                  attributes={"implicit": True, "span": s.name}))
-            if agent and agent != state["cur_agent"]:
-                state["cur_agent"] = agent
-                state["last_target"] = None
-        if k == "llm" and not has_llm_below(s):
+        if k == "agent" or (own and own != cur_agent and k != "llm" and k != "tool"):
+            if agent and cur_agent and agent != cur_agent and last_target != agent and turns_are_handoffs:
+                append(Step(cur_agent, None, StepKind.HANDOFF, target_agent=agent, started_at=iso_ns(s.start_ns),
+                            span_id=s.span_id, parent_span_id=s.parent_id, attributes={"implicit": True, "span": s.name}))
+            if agent and agent != cur_agent:
+                cur_agent = agent
+                last_target = None
+        if k == "llm" and (not s.children or not has_llm_below(s)):
             text, calls = llm_output(s)
-            tin, tout = span_tokens(s.attrs)
-            cost = s.attrs.get("llm.cost.total", s.attrs.get("gen_ai.usage.cost"))
-            model = s.attrs.get("gen_ai.response.model") or s.attrs.get("gen_ai.request.model") or s.attrs.get("llm.model_name")
-            steps.append(step(agent=agent, role="assistant", kind=StepKind.LLM_CALL, content=text, started_at=st,
-                              ended_at=en, span_id=s.span_id, parent_span_id=s.parent_id, tokens_in=tin,
-                              tokens_out=tout, cost_usd=float(cost) if cost is not None else None,
-                              status="error" if err else "ok",
-                              attributes=drop_none({"span": s.name, "model": model,
-                                                 "tool_calls": [c for c in calls if c] or None})))
+            tin, tout = span_tokens(a)
+            cost = a.get("llm.cost.total", a.get("gen_ai.usage.cost"))
+            model = a.get("gen_ai.response.model") or a.get("gen_ai.request.model") or a.get("llm.model_name")
+            en = iso_ns(s.end_ns)
+            at = {"span": s.name}
+            if model is not None:
+                at["model"] = model
+            calls = [c for c in calls if c]
+            if calls:
+                at["tool_calls"] = calls
+            append(Step(agent, text, StepKind.LLM_CALL, "assistant", started_at=iso_ns(s.start_ns), ended_at=en,
+                        span_id=s.span_id, parent_span_id=s.parent_id, tokens_in=tin, tokens_out=tout,
+                        cost_usd=float(cost) if cost is not None else None, status="error" if err else "ok",
+                        attributes=at))
             if err and not parent_cmd:
-                steps.append(step(agent=agent, kind=StepKind.ERROR, content=emsg, started_at=en, status="error",
-                                  parent_span_id=s.span_id))
+                append(Step(agent, emsg, StepKind.ERROR, started_at=en, status="error", parent_span_id=s.span_id))
         elif k == "tool":
             name = tool_name_of(s)
-            a = s.attrs
             args = a.get("gen_ai.tool.call.arguments", a.get("input.value", a.get("gen_ai.prompt")))
             result = a.get("gen_ai.tool.call.result", a.get("output.value", a.get("gen_ai.completion")))
-            target = transfer_target(name) or (_delegate_target(args) if DELEGATE_RX.match(name) else None) \
+            delegate = DELEGATE_RX.match(name)
+            target = transfer_target(name) or (_delegate_target(args) if delegate else None) \
                 or (_ag2_handoff(result) if s.scope == AG2_SCOPE else None) \
                 or _sdk_handoff_target(s)
-            dest = a.get("langsmith.metadata.__handoff_destination")
+            call_id = a.get("gen_ai.tool.call.id")
+            st, en = iso_ns(s.start_ns), iso_ns(s.end_ns)
             if target or (emsg and parent_cmd and GOTO_RX.search(emsg)):
                 target = target or GOTO_RX.search(emsg).group(1)
-                steps.append(step(agent=agent, kind=StepKind.HANDOFF, target_agent=str(dest or target),
-                                  tool_name=name, tool_args=_args_text(args), span_id=s.span_id,
-                                  parent_span_id=s.parent_id, started_at=st, ended_at=en,
-                                  attributes=drop_none({"tool_call_id": a.get("gen_ai.tool.call.id")})))
-                state["last_target"] = str(dest or target)
-                if DELEGATE_RX.match(name) and not parent_cmd:
+                dest = a.get("langsmith.metadata.__handoff_destination")
+                append(Step(agent, None, StepKind.HANDOFF, tool_name=name, tool_args=_args_text(args),
+                            target_agent=str(dest or target), span_id=s.span_id, parent_span_id=s.parent_id,
+                            started_at=st, ended_at=en,
+                            attributes={"tool_call_id": call_id} if call_id is not None else {}))
+                last_target = str(dest or target)
+                if delegate and not parent_cmd:
                     # CrewAI's delegate works inside the delegation tool's span: its steps
                     # are the delegate's (OpenInference opens no agent span for it), and the
                     # tool's result, the delegate's answer, comes back after that work
-                    state["deferred"] = _delegation_result(steps, state, agent, name, s, result, err, emsg)
-                    return str(target)
+                    deferred = _Delegation(agent, name, s, result, err, emsg)
+                    below = str(target)
             else:
-                steps.append(step(agent=agent, role="assistant", kind=StepKind.TOOL_CALL, tool_name=name,
-                                  tool_args=_args_text(args), span_id=s.span_id, parent_span_id=s.parent_id,
-                                  started_at=st, attributes=drop_none({"tool_call_id": a.get("gen_ai.tool.call.id")})))
+                append(Step(agent, None, StepKind.TOOL_CALL, "assistant", name, _args_text(args), span_id=s.span_id,
+                            parent_span_id=s.parent_id, started_at=st,
+                            attributes={"tool_call_id": call_id} if call_id is not None else {}))
                 rtext, failed = tool_output(result)
                 # AG2 marks a failed execution by ``error.type`` alone (span status unset), as
                 # the GenAI conventions allow
-                failed = failed or (err and not parent_cmd) or bool(a.get("error.type"))
+                etype = a.get("error.type")
+                failed = failed or (err and not parent_cmd) or bool(etype)
                 if rtext is None and failed:
-                    rtext = emsg or (str(a["error.type"]) if a.get("error.type") else None)
-                steps.append(step(agent=agent, role="tool", kind=StepKind.TOOL_RESULT, tool_name=name,
-                                  content=rtext, parent_span_id=s.span_id, started_at=en or st,
-                                  status="error" if failed else "ok"))
+                    rtext = emsg or (str(etype) if etype else None)
+                append(Step(agent, rtext, StepKind.TOOL_RESULT, "tool", name, parent_span_id=s.span_id,
+                            started_at=en or st, status="error" if failed else "ok"))
         elif err and not parent_cmd and s is not main and not has_error_below(s, emsg) \
-                and CREWAI_TOOL_FAILURE not in s.attrs:
+                and CREWAI_TOOL_FAILURE not in a:
             # the error ends the span: it comes after what ran inside it
-            state["deferred"] = step(agent=agent, kind=StepKind.ERROR, content=emsg, started_at=en or st,
-                                     span_id=s.span_id, parent_span_id=s.parent_id, status="error",
-                                     attributes={"span": s.name})
+            deferred = Step(agent, emsg, StepKind.ERROR, started_at=iso_ns(s.end_ns) or iso_ns(s.start_ns),
+                            span_id=s.span_id, parent_span_id=s.parent_id, status="error", attributes={"span": s.name})
         elif parent_cmd and not any(kinds[id(c)] == "tool" for c in _descendants(s)):
             m = GOTO_RX.search(emsg or "")
             if m and not PARENT_CMD_RX.search(" ".join(error_text(c) or "" for c in s.children if c.status == "ERROR")):
-                if state["last_target"] != m.group(1):
-                    steps.append(step(agent=agent, kind=StepKind.HANDOFF, target_agent=m.group(1), started_at=en or st,
-                                      span_id=s.span_id, parent_span_id=s.parent_id, attributes={"via": "ParentCommand"}))
-                    state["last_target"] = m.group(1)
-        return agent
-
-    agent_tokens: list[tuple] = []  # (agent, tokens in, tokens out, first step of its span)
-
-    # depth-first, children by start time; iterative, so deep span trees cannot overflow
-    # an entry's third element: None (visit the span), True (its code step's result) or a
-    # step to emit once the span's children are done
-    stack: list[tuple[Span, str | None, Any]] = [(r, None, None) for r in reversed(roots)]
-    while stack:
-        sp, inherited, after = stack.pop()
-        if after is True:  # the span's children are done: what it observed comes after them
-            steps.append(step(agent=inherited, role="tool", kind=StepKind.TOOL_RESULT, tool_name=CODE_TOOL,
-                              content=value_text(sp.attrs.get("output.value")), parent_span_id=sp.span_id,
-                              started_at=iso_ns(sp.end_ns or sp.start_ns),
-                              status="error" if sp.status == "ERROR" else "ok"))
-            continue
-        if callable(after):  # a step that also restores the state (a delegation's result)
-            after()
-            continue
-        if after is not None:
-            steps.append(after)
-            continue
-        agent_below = visit(sp, inherited)
-        deferred = state.pop("deferred", None)
+                if last_target != m.group(1):
+                    append(Step(agent, None, StepKind.HANDOFF, target_agent=m.group(1),
+                                started_at=iso_ns(s.end_ns) or iso_ns(s.start_ns), span_id=s.span_id,
+                                parent_span_id=s.parent_id, attributes={"via": "ParentCommand"}))
+                    last_target = m.group(1)
+        # -- what comes after the span's own steps
         if deferred is not None:
-            stack.append((sp, agent_below, deferred))
-        if exported and _is_code_step(sp):
+            push((s, below, deferred))
+        if exported and _is_code_step(s):
             # a CodeAgent step ran its code: the code's execution log is the observation
             # smolagents records, under the tool name it gives code (python_interpreter)
-            steps.append(step(agent=agent_below, role="assistant", kind=StepKind.TOOL_CALL, tool_name=CODE_TOOL,
-                              span_id=sp.span_id, parent_span_id=sp.parent_id, started_at=iso_ns(sp.start_ns),
-                              attributes={"span": sp.name}))
-            stack.append((sp, agent_below, True))
-        if sp.children:
-            stack.extend([(c, agent_below, None) for c in reversed(sp.children)])
+            append(Step(below, None, StepKind.TOOL_CALL, "assistant", CODE_TOOL, span_id=s.span_id,
+                        parent_span_id=s.parent_id, started_at=iso_ns(s.start_ns), attributes={"span": s.name}))
+            push((s, below, True))
+        if s.children:
+            stack.extend([(c, below, None) for c in reversed(s.children)])
     for who, tin, tout, first in agent_tokens:  # on the agent's first step of that span
         at = next((x for x in steps[first:] if x.agent == who and x.tokens_in is None and x.tokens_out is None), None)
         if at is not None:
             at.tokens_in, at.tokens_out = tin, tout
     outcome = Outcome.UNKNOWN
-    fatal = fatal_error_span(spans) if main.status != "ERROR" else None
+    # OpenAI Agents: the span whose error ended the run, below an OK root (fatal_error_span)
+    fatal = next((x for x in spans if x.status == "ERROR" and kinds[id(x)] == "agent"), None) \
+        if openai_agents and main.status != "ERROR" else None
     m_err = (main.status == "ERROR" and not PARENT_CMD_RX.search(error_text(main) or "")) or fatal is not None
     if m_err:
         emsg = error_text(fatal or main)
         if not has_error_below(main, emsg):
-            steps.append(step(agent=state["cur_agent"], kind=StepKind.ERROR, content=emsg, status="error",
-                              started_at=iso_ns(main.end_ns), span_id=main.span_id))
+            append(Step(cur_agent, emsg, StepKind.ERROR, status="error", started_at=iso_ns(main.end_ns),
+                        span_id=main.span_id))
         outcome = Outcome.FAILURE
     elif stitched and steps and steps[-1].kind == StepKind.ERROR:
         # a run in pieces has no one root to fail: it failed if its last piece ended in an error
@@ -301,17 +333,31 @@ def build_trace(path: Path, index: int, spans: list[Span], source_format: str = 
         # in an export's tree, a sub-agent's spans close before its caller's: the run ends
         # with whoever acted last, not with the last agent entered
         last = next((x.agent for x in reversed(steps) if x.agent), None) if exported else None
-        steps.append(step(agent=last or state["cur_agent"], kind=StepKind.TERMINATION,
-                          content=None if m_err else root_output(main), started_at=iso_ns(end),
-                          status="failed" if m_err else "completed", parent_span_id=main.span_id))
+        append(Step(last or cur_agent, None if m_err else root_output(main), StepKind.TERMINATION,
+                    started_at=iso_ns(end), status="failed" if m_err else "completed", parent_span_id=main.span_id))
     return Trace(system=system_name(spans, main), framework=framework, source_format=source_format,
                  source_path=str(path), source_index=index, steps=steps, task=task, outcome=outcome,
-                 started_at=iso_ns(min((s.start_ns for s in spans if s.start_ns), default=None)),
-                 ended_at=iso_ns(max((s.end_ns or s.start_ns) for s in spans)),
-                 metadata=drop_none({"source_id": sorted({s.trace_id for s in spans}), "spans": len(spans),
-                                  "first_record": spans[0].where,
-                                  "dialects": sorted(dialects_of(spans)) or None,
-                                  "channel_id": _channel(spans), "response_ids": _response_ids(spans)}))
+                 started_at=t_start, ended_at=t_end,
+                 metadata=drop_none({"source_id": source_id, "spans": len(spans), "first_record": spans[0].where,
+                                     "dialects": sorted(dialects_of(spans)) or None, "channel_id": _channel(spans),
+                                     "response_ids": _response_ids(spans) if resp_spans else None}))
+
+
+class _Delegation:
+    """A delegation tool's span (CrewAI), whose result step is emitted once the delegate's
+    work below it is in: its answer as the delegator receives it."""
+
+    __slots__ = ("delegator", "name", "span", "value", "err", "emsg")
+
+    def __init__(self, delegator: str | None, name: str, span: Span, value: Any, err: bool, emsg: str | None):
+        self.delegator, self.name, self.span, self.value, self.err, self.emsg = delegator, name, span, value, err, emsg
+
+    def result(self) -> Step:
+        rtext, failed = tool_output(self.value)
+        s = self.span
+        return Step(self.delegator, rtext if rtext is not None else self.emsg, StepKind.TOOL_RESULT, "tool", self.name,
+                    parent_span_id=s.span_id, started_at=iso_ns(s.end_ns or s.start_ns),
+                    status="error" if self.err or failed else "ok", attributes={"delegation": True})
 
 
 #: A Responses API id in an OpenInference span's ``output.value`` (the Response it dumps).
@@ -448,20 +494,6 @@ def _filled(template: str, inputs: Any) -> str:
     for k, v in (inputs if isinstance(inputs, dict) else {}).items():
         template = template.replace("{" + str(k) + "}", str(v))
     return template
-
-
-def _delegation_result(steps: list, state: dict, delegator: str | None, name: str, s: Span, result: Any,
-                       err: bool, emsg: str | None):
-    """The step a delegation tool's span ends with, emitted once the delegate's work is in:
-    its answer as the delegator receives it; the delegator is the current agent again."""
-    def emit() -> None:
-        rtext, failed = tool_output(result)
-        steps.append(step(agent=delegator, role="tool", kind=StepKind.TOOL_RESULT, tool_name=name,
-                          content=rtext if rtext is not None else emsg, parent_span_id=s.span_id,
-                          started_at=iso_ns(s.end_ns or s.start_ns), status="error" if err or failed else "ok",
-                          attributes={"delegation": True}))
-        state["cur_agent"], state["last_target"] = delegator, None
-    return emit
 
 
 _SDK_HANDOFF_RX = re.compile(r"^handoff to (\S+)$")
