@@ -97,12 +97,13 @@ def test_token_counts_alone_are_no_hint_and_the_chain_would_leave_them_as_they_a
     # the check and the chain, side by side on facts whose only hint is the key "tokens"
     con = duckdb.connect()
     for facts in [{"tokens": [0, 0]}, {"tokens": [123456789012, 98765432109876]}, {"task": "plain", "tokens": [5, 1]},
-                  {"outcome": "failure", "outcome_reason": "max turns", "system": "crew", "tokens": [1, 22]}]:
+                  {"outcome": "failure", "outcome_reason": "max turns", "system": "crew", "tokens": [1, 22]},
+                  {"task": "use my token abcdefghijklmnopqrstuvwx", "tokens": [5, 1]}]:  # a word, no separator
         text = json.dumps(facts)
         con.execute("CREATE OR REPLACE TEMP TABLE _mast_rs AS SELECT ?::VARCHAR AS facts", [text])
         assert con.execute(_HINTED).fetchall() == [([False],)], text
         assert con.execute(f"SELECT {sql_redact('facts')} FROM _mast_rs").fetchall() == [(text,)], text
-    for facts in [{"task": "use my token abcdefghijklmnopqrstuvwx", "tokens": [5, 1]},
+    for facts in [{"task": "use my token: abcdefghijklmnopqrstuvwx", "tokens": [5, 1]},
                   {"task": 'a "tokens": [1, 2] b'}, {"tokens": [-1, 2]}]:
         con.execute("CREATE OR REPLACE TEMP TABLE _mast_rs AS SELECT ?::VARCHAR AS facts", [json.dumps(facts)])
         assert con.execute(_HINTED).fetchall() == [([True],)], facts
