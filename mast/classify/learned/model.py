@@ -82,8 +82,14 @@ class AttributionModel:
         return json.dumps(self.body(), indent=1, sort_keys=True) + "\n"
 
 
+#: below this magnitude a stored float is 0: a weight that is zero in exact arithmetic (a
+#: feature constant over the training set) comes out of the solver as 1e-16-sized noise
+#: whose digits depend on the BLAS kernels the CPU picks, and would change the model's id
+_ZERO_BELOW = 1e-9
+
+
 def _floats(a: np.ndarray) -> list[float]:
-    return [float(f"{x:.8g}") for x in np.asarray(a, dtype=np.float64)]
+    return [float(f"{x:.8g}") if abs(x) >= _ZERO_BELOW else 0.0 for x in np.asarray(a, dtype=np.float64)]
 
 
 def libraries() -> dict[str, str]:
