@@ -68,7 +68,7 @@ import ingest_bench as harness  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FW = ROOT / "tests" / "fixtures" / "frameworks"
-BUILD_VERSION = 1
+BUILD_VERSION = 2  # 2: openai-agents copies number their response ids too
 OTLP_TEMPLATES = ["otel/genai_legacy.otlp.json", "otel/split_run.otlp.json", "crewai/research/crewai_native.otlp.json",
                   "crewai/failing/crewai_native.otlp.json", "crewai/research/openinference_wrappers.otlp.json",
                   "crewai/research/openinference_events.otlp.json", "langgraph/supervisor/openinference.otlp.json",
@@ -109,6 +109,9 @@ RUN_TEMPLATES = {
     "openai-agents-state": ("openai_agents_state/hotels.state.json", 1),
 }
 _SDK_ID_RX = re.compile(r'"((?:trace|span)_)([0-9a-f]{8})')
+#: the Responses API's response ids (``resp_…``), a run's key where the trace exports no
+#: task: numbered too, or every copy of such a run would be the same run, stored once
+_RESP_ID_RX = re.compile(r'"resp_')
 _ID_RX = re.compile(r'("(?:trace_id|traceId|task_id)":\s*)"?([^",}\s]*)"?')
 _UUID_RX = re.compile(r"\b[0-9a-f]{8}(-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
 
@@ -132,6 +135,7 @@ def _run_copy(kind: str, text: str, n: int) -> str:
     """One more run of an issue-13 fixture: its ids (and, where the content is all there is,
     a query) numbered, so every copy is a new trace."""
     if kind == "openai-agents":
+        text = _RESP_ID_RX.sub(f'"resp_{n:08x}', text)
         return _SDK_ID_RX.sub(lambda m: f'"{m.group(1)}{n:08x}', text)
     if kind == "smolagents":
         return _otlp_copy(text, n)
