@@ -46,10 +46,22 @@ def mast(db):
     return run
 
 
+class _Unwrapped(str):
+    """A panel's text as one line, where ``needle in text`` ignores whitespace: a panel
+    wraps at a space (which joining the lines drops) or inside a long word, and where
+    depends on the temp dir's name, so "not JSON" may come out as "notJSON"."""
+
+    def __contains__(self, needle: object) -> bool:
+        if not isinstance(needle, str):
+            return super().__contains__(needle)
+        return "".join(needle.split()) in "".join(self.split())
+
+
 def unwrapped(text: str) -> str:
     """A CLI error panel's text as one line: borders dropped and wrapped lines joined, so
-    a long path folded across lines (how far depends on the temp dir's name) still matches."""
-    return "".join(line.strip("│╭╮╰╯─ ") for line in text.splitlines())
+    a long path folded across lines (how far depends on the temp dir's name) still matches
+    (``in`` ignores whitespace: see :class:`_Unwrapped`)."""
+    return _Unwrapped("".join(line.strip("│╭╮╰╯─ ") for line in text.splitlines()))
 
 
 def need(path: Path) -> Path:
