@@ -314,6 +314,29 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+#: the youngest generation's threshold during an ingest (CPython's default is 700)
+INGEST_GC_GEN0 = 20_000
+
+
+@contextlib.contextmanager
+def ingest_collector() -> Iterator[None]:
+    """The cyclic collector set for an ingest, and put back after: what is alive when it
+    starts (the imported modules, the caller's objects) frozen out of every collection,
+    and young collections 30 times rarer.  An ingest allocates millions of short-lived,
+    acyclic objects (decoded records, spans, steps, Arrow buffers); at 700 allocations a
+    pass, the passes and the promotions they cause cost 4-6 % of the CPU of a 20 MB ingest
+    (bench/RESULTS.md).  The threshold bounds what a cycle can hold before it is found to
+    20,000 objects, a few MB."""
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(INGEST_GC_GEN0, old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
 #: JSON Lines files up to this size may be read whole by :func:`jsonl_records`
 WHOLE_JSONL_BYTES = 32_000_000
 

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from mast import ingest as registry
 from mast.errors import IngestAborted, IngestError, path_text
-from mast.ingest._util import limits, max_record_bytes
+from mast.ingest._util import ingest_collector, limits, max_record_bytes
 from mast.ingest.pieces import join_pieces
 from mast.ingest.finish import SYSTEM_RULES, name_system  # noqa: F401 - SYSTEM_RULES re-exported for the CLI
 from mast.ingest.summary import FileResult, IngestSummary  # also re-exported: callers import them from here
@@ -437,7 +437,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike], fmt: str = "a
     wlim = replace(lim, memory_limit=READY_MEMORY_LIMIT) if capped else lim
     writer = _GroupWriter(store, report, hooks, wlim, background=pool is not None)
     # DuckDB may otherwise keep up to 80 % of RAM of freshly written blocks resident.
-    with store.memory_limit(wlim.memory_limit), store.checkpoint_threshold(INGEST_CHECKPOINT):
+    with store.memory_limit(wlim.memory_limit), store.checkpoint_threshold(INGEST_CHECKPOINT), ingest_collector():
         try:
             nxt = 0  # next chunk for the pool: a bounded window in flight bounds memory
 

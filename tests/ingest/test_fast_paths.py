@@ -207,6 +207,43 @@ def test_collection_paused_for_a_parse_is_back_after_its_error(fmt, good, bad, t
         gc.enable()
 
 
+
+def test_an_ingest_sets_the_collector_for_its_run_and_puts_it_back(tmp_path):
+    """During an ingest the young generation's threshold is raised and what was alive
+    before is frozen out of collection (seen from a write hook); after it, also after
+    a file that fails, both are as they were, and the frozen objects are collectable."""
+    import gc
+
+    from mast.ingest._util import INGEST_GC_GEN0
+    from mast.ingest.pipeline import ingest_paths
+    from mast.store import Store
+
+    seen = []
+
+    class Probe:
+        tables: tuple = ()
+
+        def on_write(self, store, batch):
+            seen.append((gc.get_threshold()[0], gc.get_freeze_count()))
+
+    good = tmp_path / "good" / "run.json"
+    good.parent.mkdir()
+    good.write_text(json.dumps([{"role": "user", "name": "u", "content": "task"},
+                                {"role": "assistant", "name": "a", "content": "done"}]))
+    bad = tmp_path / "bad" / "run.json"
+    bad.parent.mkdir()
+    bad.write_text('[{"role": "user", "content": ')
+    before = gc.get_threshold()
+    with Store(tmp_path / "s.duckdb") as store:
+        s = ingest_paths(store, [good], hooks=[Probe()])
+        assert not any(f.error for f in s.files)
+        assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+        s = ingest_paths(store, [bad], keep_going=True)
+        assert s.files[0].error is not None
+        assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    assert seen and all(t == INGEST_GC_GEN0 and frozen > 0 for t, frozen in seen), seen
+
+
 # -- the OTel readers' per-span shortcuts (OTLP attributes, trace ids, times; the SDK's ISO times)
 
 _ATTR_LISTS = [
