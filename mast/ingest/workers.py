@@ -106,7 +106,7 @@ def _worker_init(writer_pid: int, hooks: list[WriteHook] | None = None) -> None:
         # A parser's Arrow buffers from the C allocator, whose freed pages trim() hands back:
         # Arrow's own pool keeps what a chunk's tables took for the next one, ~20 MB more
         # RSS per process at the same speed (bench/RESULTS.md, session 6).
-        import pyarrow as pa  # heavy; a parser process that makes ready rows loads it anyway
+        from mast._arrow import pa  # heavy; a parser process that makes ready rows loads it anyway
 
         pa.set_memory_pool(pa.system_memory_pool())
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Iterable, Sequence
 
-import pyarrow as pa
-
+from mast._arrow import compute, pa
 from mast.model import Annotation, Attribution, Trace, id_rows, trace_id
 from mast.store.rows import RUN_COLUMNS
 
@@ -124,7 +123,7 @@ class TraceTables:
 
 def seq_range(t: pa.Table, start: int, n: int) -> pa.Table:
     """The rows of traces ``start .. start+n-1``, ``_seq`` renumbered from 0."""
-    import pyarrow.compute as pc  # only for split batches: it costs a small ingest ~0.05 s to import
+    pc = compute()  # only for split batches: it costs a small ingest ~0.05 s to import
 
     seq = t.column("_seq")
     t = t.filter(pc.and_(pc.greater_equal(seq, start), pc.less(seq, start + n)))
@@ -135,7 +134,7 @@ def seq_shift(t: pa.Table, offset: int) -> pa.Table:
     """``t`` with ``_seq`` moved by ``offset`` (its batch placed after ``offset`` traces)."""
     if not offset or not t.num_rows:
         return t
-    import pyarrow.compute as pc  # only for several parts: it costs a small ingest ~0.05 s to import
+    pc = compute()  # only for several parts: it costs a small ingest ~0.05 s to import
 
     return t.set_column(0, "_seq", pc.add(t.column(0), pa.scalar(offset, pa.int32())))
 

@@ -89,7 +89,8 @@ class ReadyTables:
     def kept(self, keep: Sequence[bool]) -> "ReadyTables":
         """Only the traces whose ``keep`` is true (``_seq`` renumbered to the rows that stay)."""
         import pyarrow as pa  # loaded already (ready rows are Arrow); not by the store's import
-        import pyarrow.compute as pc
+        from mast._arrow import compute
+        pc = compute()
 
         new, n = [], 0
         for k in keep:
@@ -190,7 +191,8 @@ def _derived(store: Any, out: dict[str, pa.Table], ids: list[str],
              hooks: Sequence[WriteHook]) -> dict[str, pa.Table]:
     """Each hook's rows for the batch's first row of every trace id, tagged with its ``_seq``."""
     import pyarrow as pa  # a parser's batch is Arrow already
-    import pyarrow.compute as pc
+    from mast._arrow import compute
+    pc = compute()
 
     con = store._con
     first: dict[str, int] = {}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import pyarrow as pa
+from mast._arrow import pa
 
 from mast.ingest.formats.otel.dialects import kind_of
 from mast.ingest.formats.otel.spans import Span

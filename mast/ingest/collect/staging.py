@@ -36,7 +36,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import pyarrow as pa
+from mast._arrow import pa
 
 from mast.errors import IngestError, MastError
 from mast.ingest._util import gc_paused
