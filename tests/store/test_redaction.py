@@ -297,3 +297,43 @@ def test_a_store_from_before_the_counts_reads_as_zero(db):
         assert st.redaction_counts([t.trace_id]) == {t.trace_id: 0}
     with Store(db) as st:  # a write open migrates; the rows stored before count 0
         assert st.redaction_counts([t.trace_id]) == {t.trace_id: 0}
+
+
+def test_run_key_alone_spares_the_metadata_the_chain_and_a_real_secret_beside_it_is_redacted(tmp_path):
+    """Every keyed trace's metadata says ``"run_key":``, which the hint check does not count
+    (mast.store.insert._CHECKED_AS); a secret in the same metadata is still found."""
+    sdk = ROOT / "tests" / "fixtures" / "frameworks" / "openai_agents" / "processor.jsonl"
+    plain = tmp_path / "plain" / "processor.jsonl"
+    plain.parent.mkdir()
+    plain.write_bytes(sdk.read_bytes())
+    lines = sdk.read_text().splitlines()
+    first = json.loads(lines[0])
+    assert first["object"] == "trace"
+    first["metadata"] = {"deploy": f"api_key={STRIPE}"}
+    secret = tmp_path / "secret" / "processor.jsonl"
+    secret.parent.mkdir()
+    secret.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    by_file = {}
+    for p in (plain, secret):  # one store each: the two files are one run
+        with Store(tmp_path / f"{p.parent.name}.duckdb") as st:
+            assert not any(f.error for f in ingest_paths(st, [p]).files)
+            by_file[p.parent.name] = st.fetchall("SELECT metadata, redactions FROM traces")
+    assert all('"run_key":' in md for rows in by_file.values() for md, _ in rows)
+    assert by_file["plain"] and all(n == 0 for _, n in by_file["plain"])
+    hit = [md for md, n in by_file["secret"] if n]
+    assert len(hit) == 1 and STRIPE not in hit[0] and REDACTED in hit[0]
+
+
+def test_no_run_key_kind_is_a_value_the_chain_would_change():
+    """Why the check may skip ``"run_key":``: the value after it starts with its kind, which
+    no pass of the catalogue changes, whatever the id after the colon."""
+    import re as _re
+
+    from mast.redact import redact
+    src = (ROOT / "mast" / "ingest" / "identity.py").read_text()
+    kinds = set(_re.findall(r'"([a-z0-9-]+):" \+', src))
+    assert len(kinds) >= 10, kinds  # every key is "<kind>:<the framework's ids>"
+    for kind in kinds:
+        for rid in (_rand(40), "resp_" + _rand(48), f"{_rand(8)}-{_rand(4)}-{_rand(12)}"):
+            text = json.dumps({"run_key": f"{kind}:{rid}", "run_key_kind": kind})
+            assert redact(text) == text, kind
