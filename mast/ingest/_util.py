@@ -24,9 +24,11 @@ import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator, TypeVar
 
 from mast.errors import IngestError
+
+T = TypeVar("T")
 
 #: Default cap on one record (a JSON Lines line, an element of a JSON array) and on any
 #: one string of a trace, in MB; MAST_INGEST_MAX_RECORD_MB raises it.  Storing a string
@@ -312,6 +314,27 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+#: the first 16 bytes of every SQLite database file
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def sqlite_probe(path: Path, head: bytes, ask: Callable[[Any], T]) -> T | None:
+    """``ask(connection)`` on a SQLite file opened read-only, for a detector: None when
+    ``head`` is no SQLite header or the file is no readable database.  sqlite3 is imported
+    only for such files (every detection asks the SQLite importers)."""
+    if not head.startswith(SQLITE_HEADER):
+        return None
+    import sqlite3
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return ask(con)
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
 
 
 #: the youngest generation's threshold during an ingest (CPython's default is 700)

@@ -38,12 +38,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import as_text, iso_utc, json_line, lines, strip_bom
+from mast.ingest._util import as_text, iso_utc, json_line, lines, sqlite_probe, strip_bom
 from mast.ingest.autogen_common import ag2_tool_status, collapse_transfer_handoffs, json_or_text, not_none_text
 from mast.model import Step, StepKind, Trace
 
 FRAMEWORK = "ag2"
-SQLITE_HEADER = b"SQLite format 3\x00"
 REQUIRED_TABLES = ("chat_completions", "agents", "events", "function_calls")
 SUPPORTED_DB_VERSION = 1
 _SELECTION_AGENTS = {"checking_agent", "speaker_selection_agent"}
@@ -514,16 +513,8 @@ class AG2RuntimeDbImporter(_RuntimeBase):
     example = 'SQLite format 3\\x00 … tables chat_completions, agents, events, function_calls'
 
     def detect(self, path: Path, head: bytes) -> bool:
-        if not head.startswith(SQLITE_HEADER):
-            return False
-        try:
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            try:
-                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            finally:
-                con.close()
-        except sqlite3.Error:
-            return False
+        tables = sqlite_probe(path, head, lambda con: {r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'")}) or set()
         return "chat_completions" in tables and ("events" in tables or "agents" in tables)
 
     def read(self, path: Path) -> Iterator[Trace]:

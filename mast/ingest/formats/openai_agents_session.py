@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import iso_utc
+from mast.ingest._util import iso_utc, sqlite_probe
 from mast.ingest.openai_messages import conversation_steps
 from mast.model import Trace
 
 if TYPE_CHECKING:
     import sqlite3
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 _COLUMNS = ("id", "session_id", "message_data")
 
 
@@ -54,17 +53,7 @@ class OpenAIAgentsSessionImporter:
     example = 'SQLite format 3\\x00 … tables agent_sessions, agent_messages (session_id, message_data)'
 
     def detect(self, path: Path, head: bytes) -> bool:
-        if not head.startswith(SQLITE_HEADER):
-            return False
-        import sqlite3  # only for SQLite files: every detection asks this importer
-        try:
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            try:
-                return bool(_item_tables(con))
-            finally:
-                con.close()
-        except sqlite3.Error:
-            return False
+        return bool(sqlite_probe(path, head, _item_tables))
 
     def read(self, path: Path) -> Iterator[Trace]:
         import sqlite3  # (see detect)
