@@ -25,12 +25,14 @@ if TYPE_CHECKING:
     from mast.store import TraceTables
 
 #: Commit a group of small files once it holds this many bytes of source or this many files.
-#: The first group is small and the limit grows fourfold per commit, so that the first files
-#: are stored (and a killed run has made progress) within a fraction of a second.  Each
-#: group pays a fixed cost per INSERT (DuckDB compiles the RE2 programs of the redaction
-#: chains it carries for every statement) and per feature pass, so groups go up to 16 MB
+#: The first group is smaller and the limit grows fourfold per commit, so that the first
+#: files are stored (and a killed run has made progress) within a fraction of a second (4 MB
+#: parse in ~0.3 s).  Each group pays a fixed cost per INSERT (DuckDB compiles the RE2
+#: programs of the redaction chains it carries for every statement) and per feature pass,
+#: ~0.05 CPU-s: a first group of 0.5 MB made 20 MB four groups, 4 MB makes it two (-0.1 to
+#: -0.2 CPU-s, +10-20 MB peak RSS on the 20 MB framework corpora); groups go up to 16 MB
 #: (32 MB saved a little more CPU but held up to 50 MB more; bench/RESULTS.md, issue 16).
-GROUP_BYTES_FIRST = 500_000
+GROUP_BYTES_FIRST = 4_000_000
 GROUP_BYTES = 16_000_000
 GROUP_FILES = 2048
 
