@@ -337,6 +337,28 @@ def sqlite_probe(path: Path, head: bytes, ask: Callable[[Any], T]) -> T | None:
         return None
 
 
+@contextlib.contextmanager
+def sqlite_reading(path: Path) -> Iterator[tuple[Any, set[str]]]:
+    """A SQLite file opened read-only for an importer's ``read``, with its table names.
+    Every failure is an :class:`IngestError` naming the file: it cannot be opened, its
+    schema cannot be read (truncated), or a query inside the block fails (damaged)."""
+    import sqlite3
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as e:
+        raise IngestError(str(path), None, f"cannot open SQLite database: {e}") from None
+    try:
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as e:
+            raise IngestError(str(path), None, f"not a readable SQLite database ({e}); file truncated?") from None
+        yield con, tables
+    except sqlite3.DatabaseError as e:
+        raise IngestError(str(path), None, f"SQLite error while reading: {e}; file truncated or damaged?") from None
+    finally:
+        con.close()
+
+
 #: the youngest generation's threshold during an ingest (CPython's default is 700)
 INGEST_GC_GEN0 = 20_000
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import as_text, iso_utc, json_line, lines, sqlite_probe, strip_bom
+from mast.ingest._util import as_text, iso_utc, json_line, lines, sqlite_probe, sqlite_reading, strip_bom
 from mast.ingest.autogen_common import ag2_tool_status, collapse_transfer_handoffs, json_or_text, not_none_text
 from mast.model import Step, StepKind, Trace
 
@@ -81,15 +81,7 @@ class _Session:
 
 # --------------------------------------------------------------------------- readers
 def read_sqlite(path: Path) -> list[_Session]:
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error as e:
-        raise IngestError(str(path), None, f"cannot open SQLite database: {e}") from None
-    try:
-        try:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        except sqlite3.DatabaseError as e:
-            raise IngestError(str(path), None, f"not a readable SQLite database ({e}); file truncated?") from None
+    with sqlite_reading(path) as (con, tables):
         missing = [t for t in REQUIRED_TABLES if t not in tables]
         if missing:
             raise IngestError(str(path), None, "not an AG2 runtime_logging database: missing table(s) "
@@ -102,10 +94,6 @@ def read_sqlite(path: Path) -> list[_Session]:
                                   "Upgrade mast, or export the conversation as ChatResult JSON.")
         con.row_factory = sqlite3.Row
         return _sqlite_sessions(path, con)
-    except sqlite3.DatabaseError as e:
-        raise IngestError(str(path), None, f"SQLite error while reading: {e}; file truncated or damaged?") from None
-    finally:
-        con.close()
 
 
 def _cols(con, table: str) -> set[str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from mast.errors import IngestError
-from mast.ingest._util import iso_utc, sqlite_probe
+from mast.ingest._util import iso_utc, sqlite_probe, sqlite_reading
 from mast.ingest.openai_messages import conversation_steps
 from mast.model import Trace
 
@@ -56,19 +56,11 @@ class OpenAIAgentsSessionImporter:
         return bool(sqlite_probe(path, head, _item_tables))
 
     def read(self, path: Path) -> Iterator[Trace]:
-        import sqlite3  # (see detect)
-        try:
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        except sqlite3.Error as e:
-            raise IngestError(str(path), None, f"cannot open SQLite database: {e}") from None
-        try:
-            try:
-                tables = _item_tables(con)
-            except sqlite3.DatabaseError as e:
-                raise IngestError(str(path), None, f"not a readable SQLite database ({e}); file truncated?") from None
+        n = 0
+        with sqlite_reading(path) as (con, _):
+            tables = _item_tables(con)
             if not tables:
                 raise IngestError(str(path), None, "no table of session items (columns id, session_id, message_data)")
-            n = 0
             for table in tables:
                 cols = {r[1] for r in con.execute(f'PRAGMA table_info("{table}")')}
                 when = "created_at" if "created_at" in cols else "NULL"
@@ -84,10 +76,6 @@ class OpenAIAgentsSessionImporter:
                     yield self._session(path, n, table, rows[start:end])
                     n += 1
                     start = end
-        except sqlite3.DatabaseError as e:
-            raise IngestError(str(path), None, f"SQLite error while reading: {e}; file truncated or damaged?") from None
-        finally:
-            con.close()
         if n == 0:
             raise IngestError(str(path), None, "no session items in the database")
 
