@@ -37,29 +37,8 @@ import sys
 import time
 from pathlib import Path
 
-
-class _Timer:
-    """Wraps ``owner.name`` so that its CPU time (outermost calls only) adds up in ``spent[key]``."""
-
-    def __init__(self, spent: dict, key, owner, name: str):
-        self.owner, self.name, self.orig = owner, name, getattr(owner, name)
-        orig, depth = self.orig, [0]
-
-        def wrapped(*a, **k):
-            if depth[0]:
-                return orig(*a, **k)
-            depth[0] += 1
-            t = time.process_time()
-            try:
-                return orig(*a, **k)
-            finally:
-                k_ = key(a) if callable(key) else key
-                spent[k_] = spent.get(k_, 0.0) + time.process_time() - t
-                depth[0] -= 1
-        setattr(owner, name, wrapped)
-
-    def undo(self) -> None:
-        setattr(self.owner, self.name, self.orig)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from parse_profile import _Timer  # noqa: E402  (the same wrapper: outermost calls' CPU per key)
 
 
 def chunks_of(d: Path, share: int) -> list[list[Path]]:
