@@ -212,3 +212,14 @@ def artefact_keys(fix: Path) -> list[str]:
     on_disk = {str(p.relative_to(fix)) for p in fix.rglob("*") if p.is_file()
                and p.name not in ("golden.json", "facts.json") and not p.name.endswith(".facts.json")}
     return sorted(listed | on_disk)
+
+
+def assert_sdk_items(steps: list[tuple], items: list[dict]) -> None:
+    """An OpenAI Agents SDK run's stored steps (agent, kind, tool name, status, target) have
+    the agents, handoffs and tool calls of the SDK's own items (its generators' facts)."""
+    agents = {i.get("agent") or i.get("source") for i in items} | {i["target"] for i in items if "target" in i}
+    assert {s[0] for s in steps if s[0]} == agents
+    assert [(s[0], s[4]) for s in steps if s[1] == "handoff"] == \
+        [(i["source"], i["target"]) for i in items if i["item"] == "handoff"]
+    assert [(s[0], s[2]) for s in steps if s[1] == "tool_call"] == \
+        [(i["agent"], i["name"]) for i in items if i["item"] == "tool_call"]

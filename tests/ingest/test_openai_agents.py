@@ -18,7 +18,7 @@ import json
 import pytest
 
 from conftest import ROOT
-from fw_golden import assert_truncated_refused, check, ingest, no_traces, refused, summarise
+from fw_golden import assert_sdk_items, assert_truncated_refused, check, ingest, no_traces, refused, summarise
 from span_export_checks import steps_of
 from mast.ingest import detect
 from mast.store import Store
@@ -48,12 +48,7 @@ def test_agents_handoffs_tools_tokens_match_the_run_results(name, mast, db):
         items = run["items"]
         assert framework == "openai-agents"
         assert (tin, tout) == (run["tokens_in"], run["tokens_out"])
-        agents = {i.get("agent") or i.get("source") for i in items} | {i["target"] for i in items if "target" in i}
-        assert {s[0] for s in steps if s[0]} == agents
-        assert [(s[0], s[4]) for s in steps if s[1] == "handoff"] == \
-            [(i["source"], i["target"]) for i in items if i["item"] == "handoff"]
-        assert [(s[0], s[2]) for s in steps if s[1] == "tool_call"] == \
-            [(i["agent"], i["name"]) for i in items if i["item"] == "tool_call"]
+        assert_sdk_items(steps, items)
         runs = {r["tool"]: r["ok"] for r in FACTS["tool_runs"]}
         assert [(s[2], s[3]) for s in steps if s[1] == "tool_result"] == \
             [(i["name"], "ok" if runs[i["name"]] else "error") for i in items if i["item"] == "tool_call"]

@@ -15,7 +15,7 @@ import json
 import pytest
 
 from conftest import ROOT
-from fw_golden import assert_truncated_refused, check, ingest, refused, summarise
+from fw_golden import assert_sdk_items, assert_truncated_refused, check, ingest, refused, summarise
 from span_export_checks import steps_of
 from mast.errors import UnknownFormat
 from mast.ingest import detect
@@ -52,12 +52,7 @@ def test_state_matches_the_run_result(name, mast, db):
     assert (task, framework, outcome) == (fact["task"], "openai-agents", "unknown")
     assert (tin, tout) == (fact["tokens_in"], fact["tokens_out"])
     assert sum(1 for s in steps if s[1] == "llm_call") == fact["requests"]
-    agents = {i.get("agent") or i.get("source") for i in items} | {i["target"] for i in items if "target" in i}
-    assert {s[0] for s in steps if s[0]} == agents
-    assert [(s[0], s[4]) for s in steps if s[1] == "handoff"] == \
-        [(i["source"], i["target"]) for i in items if i["item"] == "handoff"]
-    assert [(s[0], s[2]) for s in steps if s[1] == "tool_call"] == \
-        [(i["agent"], i["name"]) for i in items if i["item"] == "tool_call"]
+    assert_sdk_items(steps, items)
     answered = [i for i in items if i["item"] == "tool_output"]
     calls = [i["name"] for i in items if i["item"] == "tool_call"][:len(answered)]
     assert [(s[2], s[3]) for s in steps if s[1] == "tool_result"] == \
