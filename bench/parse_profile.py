@@ -74,18 +74,25 @@ class _Timer:
         setattr(self.owner, self.name, self.orig)
 
 
-def run_once(chunks: list[list[Path]]) -> dict:
+def json_shim():
+    """``json`` as ``mast.ingest._util`` sees it, with its own ``loads`` (for a timer to wrap)."""
     import json as _json
+
+    class _J:
+        def __getattr__(self, k):
+            return getattr(_json, k)
+    jj = _J()
+    jj.loads = _json.loads
+    return jj
+
+
+def run_once(chunks: list[list[Path]]) -> dict:
     from mast.ingest import _util, pipeline
     from mast import model
     from mast.store import encode
     spent: dict = {}
 
-    class _J:  # json as _util sees it, with loads timed
-        def __getattr__(self, k):
-            return getattr(_json, k)
-    jj = _J()
-    jj.loads = _json.loads
+    jj = json_shim()
     timers = [_Timer(spent, "decode", jj, "loads"), _Timer(spent, "ids", model.Trace, "compute_id"),
               _Timer(spent, "encode", encode, "encode_traces"), _Timer(spent, "finish", pipeline, "name_system"),
               _Timer(spent, "detect", pipeline, "_importer")]

@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from parse_profile import _Timer  # noqa: E402  (the same wrapper: outermost calls' CPU per key)
+from parse_profile import _Timer, json_shim  # noqa: E402  (the same wrapper: outermost calls' CPU per key)
 
 
 def chunks_of(d: Path, share: int) -> list[list[Path]]:
@@ -58,7 +58,6 @@ def setup():
 
 
 def run_once(chunks: list[list[Path]], profile: cProfile.Profile | None = None) -> dict:
-    import json as _json
 
     from mast.ingest import _util, faults, pipeline
     from mast.ingest import workers
@@ -67,11 +66,7 @@ def run_once(chunks: list[list[Path]], profile: cProfile.Profile | None = None) 
     setup()
     spent: dict = {}
 
-    class _J:  # json as _util sees it, with loads timed
-        def __getattr__(self, k):
-            return getattr(_json, k)
-    jj = _J()
-    jj.loads = _json.loads
+    jj = json_shim()
 
     def table(a) -> str:
         return {"traces": "traces", "steps": "steps"}.get(a[1], "labels")
