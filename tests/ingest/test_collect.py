@@ -385,6 +385,89 @@ def test_full_queue_answers_503_with_retry_after(tmp_path):
         assert st.fetchall("SELECT count(*) FROM collect_spans")[0][0] == 2 * 6
 
 
+# -- keeping up with a stream, and pushing back when the build falls behind -------------
+
+def _bodies(n: int) -> list[bytes]:
+    """``n`` requests, each one run of its own (fresh trace ids)."""
+    mem = InMemorySpanExporter()
+    provider = provider_for(mem)
+    out = []
+    for i in range(n):
+        run_two_agents(provider, task=f"What is the weather in city {i}?")
+        out.append(encode_spans(mem.get_finished_spans()).SerializeToString())
+        mem.clear()
+    return out
+
+
+def _post(url: str, body: bytes) -> tuple[int, str | None, bytes]:
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/x-protobuf"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, None, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Retry-After"), e.read()
+
+
+def test_the_builder_waits_through_a_burst_but_not_past_a_batch_or_a_second():
+    from mast.ingest.collect.server import MAX_DEFER, defer
+    assert defer(True, 0.1, 10, 20_000)  # requests arriving, little waiting: acknowledge first
+    assert not defer(True, 0.1, 20_000, 20_000)  # a batch waiting: build beside the requests
+    assert not defer(True, MAX_DEFER, 10, 20_000)  # waited long enough
+    assert not defer(False, 0.0, 10, 20_000)  # requests paused
+
+
+def test_a_stream_that_never_pauses_has_its_traces_stored_while_it_goes_on(tmp_path):
+    """In-process: requests back to back for up to 4 s (the builder that waited for a pause
+    waited 5 s first, then built 2,000 spans per 5 s): traces are stored before it ends."""
+    bodies = _bodies(200)
+    with Store(tmp_path / "s.duckdb") as st:
+        col = Collector(st, idle=0)
+        rec = Receiver(col, "127.0.0.1", 0, tick=0.05, defer_below=1)
+        t = threading.Thread(target=rec.serve)
+        t.start()
+        url = "http://127.0.0.1:%d/v1/traces" % rec.address[1]
+        built_while_sending = sent = 0
+        try:
+            end = time.monotonic() + 4
+            for body in bodies:
+                assert _post(url, body)[0] == 200
+                sent += 1
+                built_while_sending = col.counters.traces_built
+                if built_while_sending or time.monotonic() > end:
+                    break
+        finally:
+            rec.stop()
+            t.join(30)
+        assert built_while_sending > 0, f"nothing stored while {sent} requests came"
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == sent
+
+
+def test_a_backlog_past_the_limit_answers_503_and_stores_nothing_of_the_request(tmp_path):
+    """In-process: a collector that builds nothing, so the spans committed stay waiting;
+    with ``max_backlog`` 6 the first request (6 spans) is taken, the next is pushed back."""
+
+    class NoBuild(Collector):
+        def build_ready(self, *a, **k):
+            return 0
+
+    first, second = _bodies(2)
+    with Store(tmp_path / "p.duckdb") as st:
+        rec = Receiver(NoBuild(st), "127.0.0.1", 0, tick=0.05, max_backlog=6)
+        t = threading.Thread(target=rec.serve)
+        t.start()
+        url = "http://127.0.0.1:%d/v1/traces" % rec.address[1]
+        try:
+            assert _post(url, first)[0] == 200
+            code, retry, body = _post(url, second)
+        finally:
+            rec.hurry.set()
+            rec.stop()
+            t.join(30)
+        assert (code, retry) == (503, "1")
+        assert b"6 spans wait to be built (limit 6)" in body
+        assert st.fetchall("SELECT count(*) FROM collect_spans")[0][0] == 6
+
+
 # -- staging by request (m170): the request is checked and indexed, decoded when built ---
 
 def test_a_span_refused_at_build_fails_only_its_own_trace(server, tmp_path):

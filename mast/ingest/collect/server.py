@@ -11,19 +11,22 @@ ready (:mod:`mast.ingest.collect.staging`) meanwhile: the writer only appends sp
 and the builder never touches them, so their transactions do not conflict, and a request
 never waits for a build.
 
-Acknowledging comes first: building costs ten times the CPU per span of acknowledging,
-and both run under one GIL, so a builder that ran whenever something was ready halved
-the rate the exporter could send at (bench/RESULTS.md).  While requests are arriving
-(one in flight, or one began less than ``BUSY`` seconds ago) the builder waits, and
-builds at least every ``MAX_DEFER`` seconds a small batch (``BUSY_BATCH`` spans), so
-that a sustained stream still has its traces stored; when requests pause it builds full
-batches.  Spans wait committed on disk meanwhile, never in memory.
+Acknowledging comes first, but building keeps up: building costs several times the CPU
+per span of acknowledging, under the same GIL.  While requests are arriving (one in
+flight, or one began less than ``BUSY`` seconds ago) and fewer than ``DEFER_BELOW`` spans
+wait to be built, the builder waits (at most ``MAX_DEFER`` seconds), so a burst is
+acknowledged at the rate a server that does nothing would acknowledge it; past that it
+builds full batches beside the requests, so a sustained stream has its traces stored as
+it goes instead of behind it.  A stream faster than the build is pushed back: once
+``max_backlog`` spans wait to be built, requests are answered 503 with ``Retry-After``
+(the exporters retry), so what waits on disk is bounded too.  Spans wait committed on
+disk, never in memory.
 
 Answers: 200 with an empty ``ExportTraceServiceResponse`` (protobuf, or ``{}`` for
 JSON); 400 with a ``google.rpc.Status`` (protobuf) or ``{"code", "message"}`` (JSON)
 whose message says what is wrong without echoing the body; 404, 405, 408 (a body that
-stalls before its Content-Length), 411, 413, 415; 500 if the store failed; 503 when full
-or shutting down.
+stalls before its Content-Length), 411, 413, 415; 500 if the store failed; 503 when the queue
+or the backlog is full, or shutting down.
 """
 
 from __future__ import annotations
@@ -48,10 +51,13 @@ from mast.ingest.collect.staging import Collector, Staged, index_json
 MAX_BODY = 16 * 1024 * 1024
 #: the builder's yielding to requests (see above): seconds since the last request began
 #: that count as busy, the longest a ready trace waits for a build while busy, and the
-#: spans of a build batch while busy
+#: spans waiting below which a busy builder waits.  A builder that yielded until requests
+#: paused (at most 5 s, then 2,000 spans) stored ~400 spans/s of a stream that never paused.
 BUSY = 1.0
-MAX_DEFER = 5.0
-BUSY_BATCH = 2_000
+MAX_DEFER = 1.0
+DEFER_BELOW = 20_000
+#: spans committed and not built yet past which requests get 503 (about a minute of building)
+MAX_BACKLOG = 1_000_000
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
@@ -103,14 +109,27 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     return out
 
 
+def defer(busy: bool, since_build: float, backlog: int, below: int = DEFER_BELOW) -> bool:
+    """Whether the builder waits: while requests arrive, fewer than ``below`` spans wait
+    to be built, and its last build was less than :data:`MAX_DEFER` seconds ago."""
+    return busy and backlog < below and since_build < MAX_DEFER
+
+
 class Receiver:
     """The HTTP server, its queue and its writer thread."""
 
     def __init__(self, collector: Collector, host: str = "127.0.0.1", port: int = 4318, *,
                  max_body: int = MAX_BODY, queue_size: int = 64, tick: float = 0.5,
+                 max_backlog: int = MAX_BACKLOG, defer_below: int = DEFER_BELOW,
                  log: Callable[[str], None] | None = None):
         self.collector = collector
         self.max_body = max_body
+        self.max_backlog = max_backlog
+        self.defer_below = defer_below
+        #: spans committed and not built yet: counted by the builder after each build
+        #: (from the store), and raised by the writer as it commits between builds
+        self.backlog = 0
+        self._backlog_lock = threading.Lock()
         self.tick = tick
         self.log = log or (lambda m: print(m, file=sys.stderr, flush=True))
         self.queue: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
@@ -161,6 +180,8 @@ class Receiver:
                     with col.counters.lock:
                         col.counters.requests += len(jobs)
                         col.counters.spans += n
+                    with self._backlog_lock:
+                        self.backlog += n
                 except MastError as e:
                     for j in jobs:
                         j.error = str(e)
@@ -180,11 +201,14 @@ class Receiver:
             while not self._writer_done.is_set() and not self.hurry.is_set():
                 now = time.monotonic()
                 busy = self._inflight > 0 or now - self._last_post < BUSY
-                if busy and now - built_at < MAX_DEFER:
+                if defer(busy, now - built_at, self.backlog, self.defer_below):
                     self._writer_done.wait(0.05)
                     continue
-                built = col.build_ready(spans=BUSY_BATCH if busy else None)
+                built = col.build_ready()
                 built_at = time.monotonic()
+                waiting = col.backlog()
+                with self._backlog_lock:
+                    self.backlog = waiting
                 if not built:
                     self._writer_done.wait(self.tick)
             while not self.hurry.is_set() and col.build_ready(final=True):
@@ -361,6 +385,12 @@ class Receiver:
                     return
                 if rec.stopping.is_set() and rec._writer_done.is_set():
                     self._fail(503, "shutting down", as_json, close=True)
+                    return
+                if len(staged) and rec.backlog >= rec.max_backlog:
+                    # the build is behind by more than the limit: the exporter retries later
+                    msg = f"{rec.backlog} spans wait to be built (limit {rec.max_backlog})"
+                    self._send(503, _status_pb(8, msg) if not as_json else json.dumps({"code": 8, "message": msg}).encode(),
+                               JSON if as_json else PROTOBUF, {"Retry-After": "1"})
                     return
                 if len(staged):
                     job = _Job(staged)

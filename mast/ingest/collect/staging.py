@@ -564,6 +564,14 @@ class Collector:
                         spans[tid][sp.span_id] = sp
         return spans, errors
 
+    def backlog(self) -> int:
+        """Spans committed and not built yet: staged since the last fold, and those of
+        traces whose stored version lacks them (traces still open among them)."""
+        (w,), = self.store.fetchall("SELECT seq FROM collect_folded")
+        (n,), = self.store.fetchall(
+            "SELECT coalesce(sum(spans - built_spans), 0) FROM collect_traces WHERE spans > built_spans")
+        return max(0, self._seq - w) + int(n)
+
     def build_ready(self, limit: int = 4096, final: bool = False, spans: int | None = None) -> int:
         """Build what is ready (at most ``limit`` groups, ``spans`` or ``batch_spans`` spans); the number of groups."""
         groups = self.ready(limit, final, spans)
