@@ -173,15 +173,13 @@ def main() -> None:
           "| mast's Python (parse + writer) CPU-s | best rate the floor allows (wall / CPU) | load |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        py = r["whole_cpu"] - r["statements_cpu"]
-        print(f"| {r['input']} | {r['peer']} | {r['peer_wall_s']:.2f} / {r['peer_cpu_s']:.2f} "
-              f"| {r['mast_wall_s']:.2f} / {r['mast_cpu_s']:.2f} | {r['now_wall']:.2f}× / {r['now_cpu']:.2f}× "
-              f"| {r['decode_cpu']:.2f} | {r['statements_cpu']:.2f} ({r['statements_wall']:.2f}) | **{r['floor_cpu_s']:.2f}** "
-              f"| {r['fastest_wall_s']:.2f} | {py:.2f} "
-              f"| **{r['bound_wall']:.2f}×** / {r['bound_cpu']:.2f}× | {r['load']:.1f} |")
-    dest = out / f"floor_{time.strftime('%Y%m%d-%H%M%S')}.json"
-    dest.write_text(json.dumps(rows, indent=1))
-    print(f"wrote {dest}", file=sys.stderr)
+        cells = [r["input"], r["peer"], f"{r['peer_wall_s']:.2f} / {r['peer_cpu_s']:.2f}",
+                 f"{r['mast_wall_s']:.2f} / {r['mast_cpu_s']:.2f}", f"{r['now_wall']:.2f}× / {r['now_cpu']:.2f}×",
+                 f"{r['decode_cpu']:.2f}", f"{r['statements_cpu']:.2f} ({r['statements_wall']:.2f})",
+                 f"**{r['floor_cpu_s']:.2f}**", f"{r['fastest_wall_s']:.2f}", f"{r['whole_cpu'] - r['statements_cpu']:.2f}",
+                 f"**{r['bound_wall']:.2f}×** / {r['bound_cpu']:.2f}×", f"{r['load']:.1f}"]
+        print("| " + " | ".join(cells) + " |")
+    peers.save(out, "floor", rows)
 
 
 if __name__ == "__main__":

@@ -184,7 +184,12 @@ def main() -> None:
               f"| {r['peer_wall_s']:.2f} / {r['peer_cpu_s']:.2f} s | {r['mast_wall_s']:.2f} / {r['mast_cpu_s']:.2f} s "
               f"| **{r['ratio']:.2f}×** | {r['peer_cpu_s'] / r['mast_cpu_s']:.2f}× | {r['peer_rss_mb']:.0f} MB "
               f"| {r['mast_rss_mb']:.0f} MB ({r['mast_pss_mb']:.0f}) | {r['load']:.1f} |")
-    dest = out / f"peers_{time.strftime('%Y%m%d-%H%M%S')}.json"
+    save(out, "peers", rows)
+
+
+def save(out: Path, prefix: str, rows: list[dict]) -> None:
+    """The rows as ``<out>/<prefix>_<timestamp>.json``, named on stderr."""
+    dest = out / f"{prefix}_{time.strftime('%Y%m%d-%H%M%S')}.json"
     dest.write_text(json.dumps(rows, indent=1))
     print(f"wrote {dest}", file=sys.stderr)
 
