@@ -27,10 +27,13 @@ from mast.cli.options import default_system_option, json_option
 @click.option("--max-backlog", default=1_000_000, show_default=True, type=click.IntRange(min=1),
               help="Spans committed and not built into traces yet before new requests get 503 with "
                    "Retry-After (a stream faster than the build is pushed back).")
+@click.option("--build-processes", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Processes that map spans to traces while this one stores them (0: map here).")
 @default_system_option
 @json_option
 @click.pass_obj
-def collect(obj, host, port, idle, horizon, max_body, queue_size, max_backlog, default_system, as_json):
+def collect(obj, host, port, idle, horizon, max_body, queue_size, max_backlog, build_processes, default_system,
+            as_json):
     """Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces) into the store.
 
     Point an exporter at it with OTEL_EXPORTER_OTLP_ENDPOINT=http://HOST:PORT (protobuf
@@ -71,6 +74,7 @@ def collect(obj, host, port, idle, horizon, max_body, queue_size, max_backlog, d
         col = Collector(store, ingest_hooks(obj), idle=idle, system=default_system, on_build=on_build,
                         horizon=horizon)
         rec = Receiver(col, host, port, max_body=max_body, queue_size=queue_size, max_backlog=max_backlog,
+                       build_processes=build_processes,
                        log=lambda m: err.print(m, highlight=False, markup=False, soft_wrap=True))
         h, p = rec.address
         def on_signal(*_):

@@ -468,6 +468,97 @@ def test_a_backlog_past_the_limit_answers_503_and_stores_nothing_of_the_request(
         assert st.fetchall("SELECT count(*) FROM collect_spans")[0][0] == 6
 
 
+def _early_and_late() -> tuple[bytes, bytes]:
+    """One run in two requests: everything but the reviewer's spans (the root among them), then those."""
+    mem = InMemorySpanExporter()
+    run_two_agents(provider_for(mem))
+    spans = list(mem.get_finished_spans())
+    rev = next(x.context.span_id for x in spans if x.name == "invoke_agent reviewer")
+    late = [x for x in spans if x.context.span_id == rev or (x.parent and x.parent.span_id == rev)]
+    early = [x for x in spans if x not in late]
+    return encode_spans(early).SerializeToString(), encode_spans(late).SerializeToString()
+
+
+class _HeldPool:
+    """A pool whose mapping runs only when the test says so (the futures it hands out)."""
+
+    def __init__(self):
+        from concurrent.futures import Future
+
+        self.jobs: list[tuple[Future, object]] = []
+        self._future = Future
+
+    def submit(self, fn, arg):
+        f = self._future()
+        self.jobs.append((f, lambda: fn(arg)))
+        return f
+
+    def run_all(self):
+        for f, job in self.jobs:
+            if not f.done():
+                f.set_result(job())
+
+
+def test_a_batch_being_mapped_holds_its_groups_until_it_is_stored(tmp_path):
+    """The build process maps batch N+1 while batch N is stored.  Late spans of a group in
+    a batch not stored yet must not put that group in the next batch: read before the first
+    version is stored, that batch would not know to replace it (two traces for one run)."""
+    from mast.ingest.collect import Staged, index_request
+    from mast.ingest.collect.staging import Pipeline
+
+    early, late = _early_and_late()
+    with Store(tmp_path / "p.duckdb") as st:
+        col = Collector(st, idle=0)
+        pool = _HeldPool()
+        pipe = Pipeline(col, pool)
+        col.stage([Staged("protobuf", early, *index_request(early))])
+        assert pipe.step() == 1  # the run's first version is being mapped
+        col.stage([Staged("protobuf", late, *index_request(late))])  # its late spans arrive
+        pool.run_all()
+        pipe.step()  # stores the first version; the group is not taken again while it was out
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 1
+        for _ in range(10):  # bounded: a regression that builds again and again fails, not hangs
+            pool.run_all()
+            if not pipe.step():
+                break
+        pool.run_all()
+        pipe.drain()
+        (tid, n_agents), = st.fetchall("SELECT trace_id, n_agents FROM traces")
+        assert n_agents == 2  # the version with the reviewer, replacing the first
+        assert col.counters.traces_built == 2 and col.counters.traces_replaced == 1
+        assert st.fetchall("SELECT DISTINCT stored_trace_id FROM collect_traces")[0][0] == tid
+
+
+def test_if_the_build_process_dies_the_batch_is_mapped_here_and_stored(tmp_path):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from mast.ingest.collect import Staged, index_request
+    from mast.ingest.collect.staging import Pipeline
+
+    class DeadPool:
+        def submit(self, fn, arg):
+            from concurrent.futures import Future
+
+            f = Future()
+            f.set_exception(BrokenProcessPool("a process died"))
+            return f
+
+    said: list[str] = []
+    bodies = _bodies(2)
+    with Store(tmp_path / "d.duckdb") as st:
+        col = Collector(st, idle=0)
+        pipe = Pipeline(col, DeadPool(), said.append)
+        col.stage([Staged("protobuf", bodies[0], *index_request(bodies[0]))])
+        pipe.step()
+        col.stage([Staged("protobuf", bodies[1], *index_request(bodies[1]))])
+        for _ in range(10):
+            if not pipe.step():
+                break
+        pipe.drain()
+        assert st.fetchall("SELECT count(*) FROM traces")[0][0] == 2
+    assert pipe.pool is None and len(said) == 1 and "BrokenProcessPool" in said[0]
+
+
 # -- staging by request (m170): the request is checked and indexed, decoded when built ---
 
 def test_a_span_refused_at_build_fails_only_its_own_trace(server, tmp_path):

@@ -45,7 +45,7 @@ from typing import Callable
 
 from mast.errors import IngestError, MastError
 from mast.ingest.collect.proto import WireError, index_request
-from mast.ingest.collect.staging import Collector, Staged, index_json
+from mast.ingest.collect.staging import Collector, Pipeline, Staged, index_json
 
 #: default limit on a request body, compressed and decompressed (the Collector's default is 4 MiB per gRPC message)
 MAX_BODY = 16 * 1024 * 1024
@@ -120,12 +120,14 @@ class Receiver:
 
     def __init__(self, collector: Collector, host: str = "127.0.0.1", port: int = 4318, *,
                  max_body: int = MAX_BODY, queue_size: int = 64, tick: float = 0.5,
-                 max_backlog: int = MAX_BACKLOG, defer_below: int = DEFER_BELOW,
+                 max_backlog: int = MAX_BACKLOG, defer_below: int = DEFER_BELOW, build_processes: int = 0,
                  log: Callable[[str], None] | None = None):
         self.collector = collector
         self.max_body = max_body
         self.max_backlog = max_backlog
         self.defer_below = defer_below
+        #: processes that map batches of spans to traces while this one stores (0: none)
+        self.build_processes = build_processes
         #: spans committed and not built yet: counted by the builder after each build
         #: (from the store), and raised by the writer as it commits between builds
         self.backlog = 0
@@ -197,6 +199,7 @@ class Receiver:
         another) until the writer has finished; then those whose root has ended."""
         col = self.collector
         built_at = time.monotonic()
+        pipe = Pipeline(col, self._start_pool(), self.log)
         try:
             while not self._writer_done.is_set() and not self.hurry.is_set():
                 now = time.monotonic()
@@ -204,17 +207,31 @@ class Receiver:
                 if defer(busy, now - built_at, self.backlog, self.defer_below):
                     self._writer_done.wait(0.05)
                     continue
-                built = col.build_ready()
+                built = pipe.step()
                 built_at = time.monotonic()
                 waiting = col.backlog()
                 with self._backlog_lock:
                     self.backlog = waiting
                 if not built:
                     self._writer_done.wait(self.tick)
+            if not self.hurry.is_set():
+                pipe.drain()
             while not self.hurry.is_set() and col.build_ready(final=True):
                 pass
         except BaseException as e:
             self._fail_all(e)
+        finally:
+            if pipe.pool is not None:
+                pipe.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _start_pool(self):
+        """The build process(es), or None.  Started from the builder thread: the fork server
+        is a new process, not a fork of this one, so the threads running here do not matter."""
+        if self.build_processes <= 0:
+            return None
+        from mast.ingest.workers import _pool
+
+        return _pool(self.build_processes)
 
     def _fail_all(self, e: BaseException) -> None:
         if self.fatal is None:

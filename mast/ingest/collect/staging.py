@@ -59,6 +59,8 @@ BATCH_SPANS = 20_000
 HORIZON = 900.0
 #: request bodies read from the store per query while building
 _BODIES_AT_ONCE = 16
+#: request bodies a build batch holds at most (one group's always fit, however many)
+BATCH_BODY_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,13 +327,15 @@ class Collector:
             with st.registered("_mast_collect_grp", tb):
                 st.execute("UPDATE collect_traces SET grp = m.new FROM _mast_collect_grp m WHERE collect_traces.grp = m.old")
 
-    def ready(self, limit: int, final: bool = False, spans: int | None = None) -> list[str]:
+    def ready(self, limit: int, final: bool = False, spans: int | None = None,
+              exclude: Sequence[str] = ()) -> list[str]:
         """Groups (named by their smallest OTel trace id) ready to build, oldest first,
         after a :meth:`fold`: at most ``limit``, and no more than ``batch_spans`` spans
         (at least one group).  A group is ready when it has spans its stored version has
         not and every trace in it has ended its root or been idle ``idle`` seconds;
         ``final`` (shutting down): only groups whose every root has ended, the others
-        stay staged for the next run."""
+        stay staged for the next run.  ``exclude``: OTel trace ids of a batch being built
+        and not stored yet; no group holding one of them is ready until it is."""
         self.fold()
         if final:
             cond = "bool_and(root_ended)"
@@ -339,9 +343,14 @@ class Collector:
         else:
             cond = "bool_and(root_ended OR last_seen < ?)"
             params = [_now() - timedelta(seconds=self.idle)]
+        busy = ""
+        if exclude:
+            busy = ("WHERE grp NOT IN (SELECT DISTINCT grp FROM collect_traces "
+                    "WHERE otel_trace_id IN (SELECT unnest(?))) ")
+            params = [list(exclude), *params]
         rows = self.store.fetchall(
-            f"SELECT grp, sum(spans) FROM collect_traces GROUP BY grp HAVING bool_or(spans <> built_spans) AND {cond} "
-            f"ORDER BY max(last_seen), grp LIMIT {int(limit)}", params)
+            f"SELECT grp, sum(spans) FROM collect_traces {busy}GROUP BY grp "
+            f"HAVING bool_or(spans <> built_spans) AND {cond} ORDER BY max(last_seen), grp LIMIT {int(limit)}", params)
         out, total = [], 0
         for g, n in rows:
             if out and total + n > (spans or self.batch_spans):
@@ -359,14 +368,16 @@ class Collector:
         transaction (one write, one run of the hooks: their fixed cost is paid per batch,
         not per trace).  A group is named by an OTel trace id (its smallest, as
         :meth:`ready` gives them; any member's also finds it)."""
-        # a batch allocates some hundred thousand objects without cycles (spans, attribute
-        # dicts, steps, Arrow rows): the collector's passes over them were a fifth of the build
-        with gc_paused():
-            return self._build_many(groups)
-
-    def _build_many(self, groups: Sequence[str]) -> list[BuildReport]:
-        if not groups:
+        batch = self.gather(groups)
+        if batch is None:
             return []
+        return self.commit(batch, map_batch(batch.inputs))
+
+    def gather(self, groups: Sequence[str]) -> Batch | None:
+        """What building these groups reads from the store: their members, the versions
+        stored of them, their staged span counts and the request bodies holding their spans."""
+        if not groups:
+            return None
         st = self.store
         names = list(dict.fromkeys(groups))
         named = dict(st.fetchall("SELECT otel_trace_id, grp FROM collect_traces WHERE otel_trace_id IN (SELECT unnest(?))",
@@ -383,39 +394,77 @@ class Collector:
         for g in names:
             if not members[g]:
                 members[g] = [g]  # not folded yet: itself
+        holds: dict[int, list[str]] = {}
+        for req, tid in st.fetchall(
+                "SELECT DISTINCT req, otel_trace_id FROM collect_spans WHERE otel_trace_id IN (SELECT unnest(?)) "
+                "AND req IS NOT NULL ORDER BY req, otel_trace_id",
+                [[t for g in names for t in members[g]]]):
+            holds.setdefault(req, []).append(tid)
+        names = self._within(names, members, holds)
         ids = [t for g in names for t in members[g]]
+        keep = set(ids)
+        holds = {r: kept for r, ts in holds.items() if (kept := [t for t in ts if t in keep])}
         staged = dict(st.fetchall(
             "SELECT otel_trace_id, count(*) FROM collect_spans WHERE otel_trace_id IN (SELECT unnest(?)) GROUP BY 1",
             [ids]))
-        spans, errors = self._load_spans(ids)
+        # rows staged before m170 carry their own one-span body (and precede every request)
+        legacy = [(tid, body) for tid, body in st.fetchall(
+            "SELECT otel_trace_id, body FROM collect_spans WHERE otel_trace_id IN (SELECT unnest(?)) "
+            "AND body IS NOT NULL ORDER BY seq", [ids])]
+        reqs = list(holds)
+        bodies: list[tuple[int, str, bytes]] = []
+        for at in range(0, len(reqs), _BODIES_AT_ONCE):
+            bodies += st.fetchall("SELECT req, fmt, body FROM collect_requests WHERE req IN (SELECT unnest(?)) "
+                                  "ORDER BY req", [reqs[at:at + _BODIES_AT_ONCE]])
+        return Batch(names, members, olds, ids, staged,
+                     MapInputs([(g, members[g]) for g in names], legacy, bodies, holds, self.system))
+
+    def _within(self, names: list[str], members: dict[str, list[str]], holds: dict[int, list[str]]) -> list[str]:
+        """The first groups whose request bodies fit in :data:`BATCH_BODY_BYTES` (at least
+        one): a batch's bodies are held at once while it is mapped."""
+        of: dict[str, str] = {t: g for g in names for t in members[g]}
+        need: dict[str, set[int]] = {}
+        for req, ts in holds.items():
+            for t in ts:
+                need.setdefault(of[t], set()).add(req)
+        if not need:
+            return names
+        size = dict(self.store.fetchall("SELECT req, octet_length(body) FROM collect_requests "
+                                        "WHERE req IN (SELECT unnest(?))", [list(holds)]))
+        seen: set[int] = set()
+        total, out = 0, []
+        for g in names:
+            new = need.get(g, set()) - seen
+            more = sum(size.get(r, 0) for r in new)
+            if out and total + more > BATCH_BODY_BYTES:
+                break
+            out.append(g)
+            seen |= new
+            total += more
+        return out
+
+    def commit(self, batch: Batch, mapped: Mapped) -> list[BuildReport]:
+        """Store what :func:`map_batch` made of a batch, in one transaction, with the
+        copy rules and the replacement of older versions applied against the store as it is now."""
+        st = self.store
+        names, members, olds, ids, staged = batch.names, batch.members, batch.olds, batch.ids, batch.staged
         reports, traces, failed = [], [], []
         llm: list[tuple[str, int, int]] = []
         only: dict[str, tuple[int, int]] = {}  # LLM-only groups: first start, last end
         empty: set[str] = set()  # groups in which nothing happened
-        for g in names:
+        for g, res in zip(names, mapped.groups):
             mem = members[g]
             rep = BuildReport(g, None, [], sum(staged.get(t, 0) for t in mem), 0, otel_trace_ids=mem)
             reports.append(rep)
-            try:
-                err = next((errors[t] for t in mem if t in errors), None)
-                if err is not None:
-                    raise err
-                # arrival order, then by start: ties keep the order the spans came in, as a file's do
-                group = sorted((sp for t in mem for sp in spans[t].values()), key=lambda s: s.start_ns)
-                trace = build_otlp_trace(Path(SOURCE_PREFIX + g), 0, group)
-                if self.system and not trace.system:
-                    trace.system = self.system
-                trace.finalise()
-            except (MastError, ValueError) as e:
-                rep.error = str(e)
+            if res.error is not None:
+                rep.error = res.error
                 failed.append(rep)
                 continue
-            traces.append((rep, trace))
-            rows, llm_only = copies.llm_spans(group)
-            llm += rows
-            if llm_only:
-                only[g] = (min(s.start_ns for s in group), max(s.end_ns or s.start_ns for s in group))
-            elif nothing_happened(group):
+            traces.append((rep, res))
+            llm += res.llm
+            if res.only is not None:
+                only[g] = res.only
+            elif res.empty:
                 empty.add(g)
         with st.transaction():
             if failed:
@@ -456,12 +505,15 @@ class Collector:
                        for r in [*(r for r, _ in traces), *dropped]}
             gone = sorted({g for v in gone_of.values() for g in v})
             if gone:
-                # an old version another OTel trace still points at (same content) stays
+                # an old version another OTel trace still points at (same content) stays;
+                # one already gone (removed by the batch before, built beside this one) is not counted again
                 used = {r[0] for r in st.fetchall(
                     "SELECT stored_trace_id FROM collect_traces WHERE stored_trace_id IN (SELECT unnest(?)) "
                     "AND otel_trace_id NOT IN (SELECT unnest(?))",
                     [gone, ids + [m for r in by_grp.values() for m in r.otel_trace_ids]])}
-                gone = [g for g in gone if g not in used]
+                present = {r[0] for r in st.fetchall("SELECT trace_id FROM traces WHERE trace_id IN (SELECT unnest(?))",
+                                                     [gone])}
+                gone = [g for g in gone if g not in used and g in present]
                 labels = dict(st.fetchall(
                     "SELECT trace_id, count(*) FROM (SELECT trace_id FROM annotations WHERE trace_id IN (SELECT unnest(?)) "
                     "UNION ALL SELECT trace_id FROM attributions WHERE trace_id IN (SELECT unnest(?))) GROUP BY 1",
@@ -471,12 +523,12 @@ class Collector:
                     r.replaced = [g for g in gone_of[r.otel_trace_id] if g in gone]
                     r.labels_replaced = sum(labels.get(g, 0) for g in r.replaced)
             if traces:
-                st.write_traces([t for _, t in traces], self.hooks)
+                st.write_tables(mapped.keep([t.index for _, t in traces]), self.hooks)
             self._mark([(m, staged.get(m, 0), t.trace_id) for r, t in traces for m in r.otel_trace_ids]
                        + [(m, staged.get(m, 0), None) for r in dropped for m in r.otel_trace_ids], {},
                        {m: r.copy_of for r in dropped for m in r.otel_trace_ids})
         for rep, t in traces:
-            rep.trace_id, rep.steps = t.trace_id, len(t.steps)
+            rep.trace_id, rep.steps = t.trace_id, t.steps
         c = self.counters
         c.traces_built += len(traces)
         c.traces_replaced += sum(len(r.replaced) for r, _ in traces)
@@ -510,60 +562,6 @@ class Collector:
                     "UPDATE collect_traces SET built_spans = b.built, stored_trace_id = b.tid, error = NULL, "
                     "copy_of = b.copy_of FROM _mast_collect_built b WHERE collect_traces.otel_trace_id = b.otel_trace_id")
 
-    def _load_spans(self, ids: Sequence[str]) -> tuple[dict[str, dict[str, Span]], dict[str, Exception]]:
-        """The staged spans of these traces (by span id: a span sent twice, by a retried
-        export, counts once) and, for a trace with a span the importer refuses, why.
-        Requests are read in arrival order, a few at a time, and each parsed once for the
-        whole batch; only the spans of these traces become objects: memory is bounded by
-        a batch of traces and a few bodies."""
-        want = set(ids)
-        spans: dict[str, dict[str, Span]] = {t: {} for t in ids}
-        errors: dict[str, Exception] = {}
-
-        def add(tid: str, doc: Any, where: str) -> None:
-            if tid in errors:
-                return
-            try:
-                for sp in load_doc_spans(Path(SOURCE_PREFIX + tid), doc, where):
-                    spans[tid][sp.span_id] = sp
-            except (MastError, ValueError) as e:
-                errors[tid] = e
-
-        # rows staged before m170 carry their own one-span body (and precede every request)
-        for i, (tid, body) in enumerate(self.store.fetchall(
-                "SELECT otel_trace_id, body FROM collect_spans WHERE otel_trace_id IN (SELECT unnest(?)) "
-                "AND body IS NOT NULL ORDER BY seq", [ids])):
-            add(tid, json.loads(body), f"span {i}: ")
-        reqs = [r[0] for r in self.store.fetchall(
-            "SELECT DISTINCT req FROM collect_spans WHERE otel_trace_id IN (SELECT unnest(?)) AND req IS NOT NULL "
-            "ORDER BY req", [ids])]
-        for at in range(0, len(reqs), _BODIES_AT_ONCE):
-            for req, fmt, body in self.store.fetchall(
-                    "SELECT req, fmt, body FROM collect_requests WHERE req IN (SELECT unnest(?)) ORDER BY req",
-                    [reqs[at:at + _BODIES_AT_ONCE]]):
-                try:
-                    found = request_spans(body, want, f"request {req}, ", SOURCE_PREFIX) if fmt == "protobuf" else None
-                    if found is None:
-                        doc = decode_request(body) if fmt == "protobuf" else json.loads(body)
-                        for ws, tid, one in ((ws, tid, one) for ws, tid, _, one in _spans_of(doc, f"request {req}")):
-                            if tid in want:
-                                add(tid, one, f"request {req}, {ws}")
-                        continue
-                except (MastError, ValueError) as e:  # checked when received: only a damaged store gets here
-                    for (tid,) in self.store.fetchall("SELECT DISTINCT otel_trace_id FROM collect_spans WHERE req = ?",
-                                                      [req]):
-                        if tid in want:
-                            errors.setdefault(tid, e)
-                    continue
-                for tid, sp in found:
-                    if tid in errors:
-                        continue
-                    if isinstance(sp, Exception):
-                        errors[tid] = sp
-                    else:
-                        spans[tid][sp.span_id] = sp
-        return spans, errors
-
     def backlog(self) -> int:
         """Spans committed and not built yet: staged since the last fold, and those of
         traces whose stored version lacks them (traces still open among them)."""
@@ -576,10 +574,225 @@ class Collector:
         """Build what is ready (at most ``limit`` groups, ``spans`` or ``batch_spans`` spans); the number of groups."""
         groups = self.ready(limit, final, spans)
         self.build_many(groups)
+        self.prune()
+        return len(groups)
+
+    def prune(self) -> None:
+        """Remove the staged rows of groups settled for longer than the horizon."""
         if self.horizon is not None:
             self.counters.traces_pruned += prune(self.store, self.horizon, _now()).traces
-        return len(groups)
 
     def _report(self, rep: BuildReport) -> None:
         if self.on_build:
             self.on_build(rep)
+
+
+# -- mapping a batch: no store, so that it can run in a process of its own ----------------
+
+@dataclass
+class MapInputs:
+    """What mapping a batch needs, read from the store (picklable)."""
+
+    #: (group, its member OTel trace ids), in build order
+    groups: list[tuple[str, list[str]]]
+    #: (trace id, one-span OTLP/JSON body) of rows staged before m170, in arrival order
+    legacy: list[tuple[str, Any]]
+    #: (request number, "protobuf" or "json", body), in arrival order
+    bodies: list[tuple[int, str, bytes]]
+    #: the batch's trace ids each request holds (to name them if it cannot be read)
+    holds: dict[int, list[str]]
+    system: str | None
+
+
+@dataclass
+class Batch:
+    """One build batch as :meth:`Collector.gather` read it."""
+
+    names: list[str]
+    members: dict[str, list[str]]
+    olds: dict[str, str]
+    ids: list[str]
+    staged: dict[str, int]
+    inputs: MapInputs
+
+
+@dataclass
+class Mapped1:
+    """One group mapped: the error that refused it, or its trace's id and step count, its
+    LLM spans (the copy rules), the span of time of an LLM-only group and whether nothing
+    happened in it; ``index``: its trace's row in :attr:`Mapped.tables`."""
+
+    error: str | None = None
+    trace_id: str | None = None
+    steps: int = 0
+    llm: list[tuple[str, int, int]] = field(default_factory=list)
+    only: tuple[int, int] | None = None
+    empty: bool = False
+    index: int = -1
+
+
+@dataclass
+class Mapped:
+    """A batch mapped (:func:`map_batch`): one entry per group, and the traces encoded."""
+
+    groups: list[Mapped1]
+    tables: Any = None  # TraceTables of the groups that were mapped, in order
+
+    def keep(self, rows: list[int]) -> Any:
+        """The encoded traces of these rows (in order): those that are stored."""
+        if len(rows) == self.tables.traces.num_rows:
+            return self.tables
+        from mast.store.encode import TraceTables
+
+        runs: list[tuple[int, int]] = []  # consecutive rows as (start, count)
+        for r in rows:
+            if runs and runs[-1][0] + runs[-1][1] == r:
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+            else:
+                runs.append((r, 1))
+        return TraceTables.concat([self.tables.select(a, n) for a, n in runs])
+
+
+def map_batch(inp: MapInputs) -> Mapped:
+    """Read the batch's spans from the request bodies, build each group's trace with the
+    otel importer's mapping (trace ids included) and encode them for the store."""
+    # a batch allocates some hundred thousand objects without cycles (spans, attribute
+    # dicts, steps, Arrow rows): the collector's passes over them were a fifth of the build
+    with gc_paused():
+        return _map(inp)
+
+
+def _map(inp: MapInputs) -> Mapped:
+    from mast.store.encode import encode_traces
+
+    spans, errors = _read_spans(inp)
+    out, traces = [], []
+    for g, mem in inp.groups:
+        try:
+            err = next((errors[t] for t in mem if t in errors), None)
+            if err is not None:
+                raise err
+            # arrival order, then by start: ties keep the order the spans came in, as a file's do
+            group = sorted((sp for t in mem for sp in spans[t].values()), key=lambda s: s.start_ns)
+            trace = build_otlp_trace(Path(SOURCE_PREFIX + g), 0, group)
+            if inp.system and not trace.system:
+                trace.system = inp.system
+            trace.finalise()
+        except (MastError, ValueError) as e:
+            out.append(Mapped1(error=str(e)))
+            continue
+        rows, llm_only = copies.llm_spans(group)
+        out.append(Mapped1(None, trace.trace_id, len(trace.steps), rows,
+                           (min(s.start_ns for s in group), max(s.end_ns or s.start_ns for s in group))
+                           if llm_only else None,
+                           not llm_only and nothing_happened(group), len(traces)))
+        traces.append(trace)
+    return Mapped(out, encode_traces(traces) if traces else None)
+
+
+def _read_spans(inp: MapInputs) -> tuple[dict[str, dict[str, Span]], dict[str, Exception]]:
+    """The batch's spans (by span id: a span sent twice, by a retried export, counts once)
+    and, for a trace with a span the importer refuses, why.  Each request is parsed once
+    for the whole batch; only the spans of its traces become objects."""
+    ids = [t for _, mem in inp.groups for t in mem]
+    want = set(ids)
+    spans: dict[str, dict[str, Span]] = {t: {} for t in ids}
+    errors: dict[str, Exception] = {}
+
+    def add(tid: str, doc: Any, where: str) -> None:
+        if tid in errors:
+            return
+        try:
+            for sp in load_doc_spans(Path(SOURCE_PREFIX + tid), doc, where):
+                spans[tid][sp.span_id] = sp
+        except (MastError, ValueError) as e:
+            errors[tid] = e
+
+    for i, (tid, body) in enumerate(inp.legacy):
+        add(tid, json.loads(body), f"span {i}: ")
+    for req, fmt, body in inp.bodies:
+        try:
+            found = request_spans(body, want, f"request {req}, ", SOURCE_PREFIX) if fmt == "protobuf" else None
+            if found is None:
+                doc = decode_request(body) if fmt == "protobuf" else json.loads(body)
+                for ws, tid, one in ((ws, tid, one) for ws, tid, _, one in _spans_of(doc, f"request {req}")):
+                    if tid in want:
+                        add(tid, one, f"request {req}, {ws}")
+                continue
+        except (MastError, ValueError) as e:  # checked when received: only a damaged store gets here
+            for tid in inp.holds.get(req, ()):
+                errors.setdefault(tid, e)
+            continue
+        for tid, sp in found:
+            if tid in errors:
+                continue
+            if isinstance(sp, Exception):
+                errors[tid] = sp
+            else:
+                spans[tid][sp.span_id] = sp
+    return spans, errors
+
+
+class Pipeline:
+    """Builds with the mapping in another process: while one batch is mapped there, the
+    batch before it is stored here (the store has one writing process; the mapping, 3/4 of
+    a build's CPU, needs none).  A batch being mapped holds its groups: none of them is
+    ready again until it is stored, so two versions of a group are never built at once.
+    ``pool``: a one-process :class:`concurrent.futures.ProcessPoolExecutor`, or None to map
+    here; if its process dies, the batch is mapped here and so is every later one."""
+
+    def __init__(self, collector: Collector, pool: Any = None, log: Callable[[str], None] | None = None):
+        self.collector = collector
+        self.pool = pool
+        self.log = log
+        self._ahead: tuple[Batch, Any] | None = None  # (batch, its future: None when mapped here)
+
+    def step(self, limit: int = 4096) -> int:
+        """Gather the next ready batch and start mapping it, then store the one before;
+        the number of groups started or stored (0: nothing to do)."""
+        col, ahead = self.collector, self._ahead
+        if self.pool is None and ahead is None:
+            return col.build_ready(limit)
+        groups = col.ready(limit, exclude=ahead[0].ids if ahead else ())
+        batch = col.gather(groups)
+        self._ahead = (batch, self._submit(batch)) if batch is not None else None
+        done = self._store(ahead) if ahead else 0
+        col.prune()
+        return len(groups) + done
+
+    def drain(self) -> None:
+        """Store the batch being mapped, if any."""
+        ahead, self._ahead = self._ahead, None
+        if ahead:
+            self._store(ahead)
+
+    def _submit(self, batch: Batch) -> Any:
+        if self.pool is None:
+            return None
+        try:
+            return self.pool.submit(map_batch, batch.inputs)
+        except Exception as e:  # the boundary: the pool is shut or broken: map here from now on
+            self._lost(e)
+            return None
+
+    def _store(self, ahead: tuple[Batch, Any]) -> int:
+        batch, fut = ahead
+        mapped = None
+        if fut is not None:
+            from mast.ingest.workers import broken
+
+            try:
+                mapped = fut.result()
+            except Exception as e:
+                if not broken(e):
+                    raise
+                self._lost(e)
+        if mapped is None:
+            mapped = map_batch(batch.inputs)
+        self.collector.commit(batch, mapped)
+        return len(batch.names)
+
+    def _lost(self, e: BaseException) -> None:
+        if self.pool is not None and self.log:
+            self.log(f"warning: the build process stopped ({type(e).__name__}); building in this process")
+        self.pool = None
