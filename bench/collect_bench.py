@@ -241,6 +241,24 @@ def _cpu_s(pid: int) -> float:
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
 
 
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (a build process hangs from the fork server, below it)."""
+    kids: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], list(kids.get(pid, []))
+    while todo:
+        k = todo.pop()
+        out.append(k)
+        todo += kids.get(k, [])
+    return out
+
+
 def _peak_rss_mb(pid: int) -> float | None:
     m = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
     return round(int(m.group(1)) / 1024, 1) if m else None
@@ -249,7 +267,8 @@ def _peak_rss_mb(pid: int) -> float | None:
 def measure_collect(a, encoding: str, mode: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
-        proc = subprocess.Popen([sys.executable, "-m", "mast", "-d", str(db), "collect", "--port", "0", "--json"],
+        proc = subprocess.Popen([sys.executable, "-m", "mast", "-d", str(db), "collect", "--port", "0", "--json",
+                                 *a.collect_arg],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                                 env=dict(os.environ, PYTHONUNBUFFERED="1"))
         port = re.search(r":(\d+)/v1/traces", proc.stderr.readline()).group(1)
@@ -280,6 +299,16 @@ def measure_collect(a, encoding: str, mode: str) -> dict:
         # shared machine, wall time is mostly waiting for a core
         res["server_cpu_s"] = _cpu_s(proc.pid)
         res["server_cpu_us_per_span"] = round(res["server_cpu_s"] / res["spans"] * 1e6, 1)
+        # with its build process (and the fork server that started it)
+        below = []
+        for k in _descendants(proc.pid):
+            try:
+                below.append((_cpu_s(k), _peak_rss_mb(k) or 0.0))
+            except OSError:
+                pass
+        res["server_tree_cpu_us_per_span"] = round((res["server_cpu_s"] + sum(c for c, _ in below))
+                                                   / res["spans"] * 1e6, 1)
+        res["build_process_peak_rss_mb"] = max((m for _, m in below), default=None)
         # peak resident memory: bounded by the queue and one build batch, not by the spans
         res["server_peak_rss_mb"] = _peak_rss_mb(proc.pid)
         proc.terminate()
@@ -299,6 +328,8 @@ def main() -> int:
     ap.add_argument("--gzip", action="store_true")
     ap.add_argument("--skip-raw", action="store_true")
     ap.add_argument("--skip-replay", action="store_true")
+    ap.add_argument("--collect-arg", action="append", default=[],
+                    help="an argument for `mast collect` (repeat), e.g. --collect-arg=--build-processes=0")
     # internal: the exporter and sink processes
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--sink", action="store_true", help=argparse.SUPPRESS)

@@ -446,6 +446,10 @@ class Collector:
     def commit(self, batch: Batch, mapped: Mapped) -> list[BuildReport]:
         """Store what :func:`map_batch` made of a batch, in one transaction, with the
         copy rules and the replacement of older versions applied against the store as it is now."""
+        with gc_paused():  # as map_batch: the rows of a batch, no cycles among them
+            return self._commit(batch, mapped)
+
+    def _commit(self, batch: Batch, mapped: Mapped) -> list[BuildReport]:
         st = self.store
         names, members, olds, ids, staged = batch.names, batch.members, batch.olds, batch.ids, batch.staged
         reports, traces, failed = [], [], []
