@@ -269,8 +269,9 @@ def measure_collect(a, encoding: str, mode: str) -> dict:
         db = Path(tmp) / "bench.duckdb"
         proc = subprocess.Popen([sys.executable, "-m", "mast", "-d", str(db), "collect", "--port", "0", "--json",
                                  *a.collect_arg],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=a.code or ROOT,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1",
+                                         **({"PYTHONPATH": str(a.code)} if a.code else {})))
         port = re.search(r":(\d+)/v1/traces", proc.stderr.readline()).group(1)
         stored = [0]
         want = [None]
@@ -312,7 +313,12 @@ def measure_collect(a, encoding: str, mode: str) -> dict:
         # peak resident memory: bounded by the queue and one build batch, not by the spans
         res["server_peak_rss_mb"] = _peak_rss_mb(proc.pid)
         proc.terminate()
-        out, _ = proc.communicate(timeout=300)
+        out = proc.stdout.read()
+        # and with its shutdown (the last checkpoint writes what the WAL still holds): the
+        # server's own rusage, reaped here
+        _, status, ru = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        res["server_cpu_with_close_us_per_span"] = round((ru.ru_utime + ru.ru_stime) / res["spans"] * 1e6, 1)
         res["summary"] = json.loads(out)
         res["store_mb"] = round(db.stat().st_size / 1e6, 1)
     return res
@@ -328,6 +334,8 @@ def main() -> int:
     ap.add_argument("--gzip", action="store_true")
     ap.add_argument("--skip-raw", action="store_true")
     ap.add_argument("--skip-replay", action="store_true")
+    ap.add_argument("--code", type=Path, default=None,
+                    help="run the `mast collect` of this checkout (a before/after pair)")
     ap.add_argument("--collect-arg", action="append", default=[],
                     help="an argument for `mast collect` (repeat), e.g. --collect-arg=--build-processes=0")
     # internal: the exporter and sink processes

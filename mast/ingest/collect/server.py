@@ -58,6 +58,11 @@ MAX_DEFER = 1.0
 DEFER_BELOW = 20_000
 #: spans committed and not built yet past which requests get 503 (about a minute of building)
 MAX_BACKLOG = 1_000_000
+#: the WAL DuckDB lets grow before it checkpoints: each checkpoint rewrites the last, partly
+#: filled row group of every table written (bodies, span index, traces, steps), and at the
+#: default 16 MB that was every second or two of a stream; 256 MB took the server's CPU from
+#: 38-43 to 27-28 us per span, its shutdown's last checkpoint included (bench/RESULTS.md)
+CHECKPOINT = "256MB"
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
@@ -229,9 +234,13 @@ class Receiver:
         is a new process, not a fork of this one, so the threads running here do not matter."""
         if self.build_processes <= 0:
             return None
+        from mast.ingest.collect.staging import warm
         from mast.ingest.workers import _pool
 
-        return _pool(self.build_processes)
+        pool = _pool(self.build_processes)
+        for _ in range(self.build_processes):
+            pool.submit(warm)  # its imports now, before the first batch waits for them
+        return pool
 
     def _fail_all(self, e: BaseException) -> None:
         if self.fatal is None:
@@ -248,18 +257,19 @@ class Receiver:
     # -- lifecycle -------------------------------------------------------------------
     def serve(self) -> None:
         """Serve until :meth:`stop` (from another thread or a signal handler)."""
-        self.collector.open_stager()
-        self._writer.start()
-        self._builder.start()
-        try:
-            self.httpd.serve_forever(poll_interval=0.2)
-        finally:
-            self.stopping.set()
-            self.httpd.server_close()  # joins the request threads: every request answered
-            self._handlers_done.set()
-            self._writer.join()
-            self._builder.join()
-            self.collector.close_stager()
+        with self.collector.store.checkpoint_threshold(CHECKPOINT):
+            self.collector.open_stager()
+            self._writer.start()
+            self._builder.start()
+            try:
+                self.httpd.serve_forever(poll_interval=0.2)
+            finally:
+                self.stopping.set()
+                self.httpd.server_close()  # joins the request threads: every request answered
+                self._handlers_done.set()
+                self._writer.join()
+                self._builder.join()
+                self.collector.close_stager()
         if self.fatal is not None:
             raise self.fatal
 

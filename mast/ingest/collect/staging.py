@@ -657,6 +657,12 @@ class Mapped:
         return TraceTables.concat([self.tables.select(a, n) for a, n in runs])
 
 
+def warm() -> None:
+    """Load what :func:`map_batch` needs (in a build process, before any batch comes)."""
+    from mast._arrow import pa  # noqa: F401
+    from mast.store import encode  # noqa: F401
+
+
 def map_batch(inp: MapInputs) -> Mapped:
     """Read the batch's spans from the request bodies, build each group's trace with the
     otel importer's mapping (trace ids included) and encode them for the store."""
