@@ -9,7 +9,9 @@ at once (the OTel exporters retry on 503), so memory is bounded by the queue siz
 the body limit.  A builder thread, on a connection of its own, builds the traces that are
 ready (:mod:`mast.ingest.collect.staging`) meanwhile: the writer only appends span rows
 and the builder never touches them, so their transactions do not conflict, and a request
-never waits for a build.
+never waits for a build.  With ``build_processes`` the builder maps each batch's spans to
+traces in a process of its own while it stores the batch before
+(:class:`~mast.ingest.collect.staging.Pipeline`).
 
 Acknowledging comes first, but building keeps up: building costs several times the CPU
 per span of acknowledging, under the same GIL.  While requests are arriving (one in
