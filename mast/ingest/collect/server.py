@@ -236,7 +236,7 @@ class Receiver:
         is a new process, not a fork of this one, so the threads running here do not matter."""
         if self.build_processes <= 0:
             return None
-        from mast.ingest.collect.staging import warm
+        from mast.ingest.collect.mapping import warm
         from mast.ingest.workers import _pool
 
         pool = _pool(self.build_processes)
