@@ -485,3 +485,14 @@ def m240_collect_llm_copies(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE collect_traces ADD COLUMN llm_only BOOLEAN DEFAULT false")
     con.execute("ALTER TABLE collect_traces ADD COLUMN copy_of VARCHAR")
     con.execute("ALTER TABLE collect_traces ADD COLUMN empty BOOLEAN DEFAULT false")
+
+
+@migration
+def m250_collect_first_seq(con: duckdb.DuckDBPyConnection) -> None:
+    # the arrival number of each OTel trace's first staged span: a build reads a batch's
+    # spans from collect_spans with ``seq >=`` the smallest of its traces', which DuckDB
+    # answers from the row groups after it (their min and max) instead of scanning every
+    # span staged within the horizon, as ``otel_trace_id IN (…)`` alone did
+    con.execute("ALTER TABLE collect_traces ADD COLUMN first_seq BIGINT")
+    con.execute("UPDATE collect_traces SET first_seq = f.s FROM (SELECT otel_trace_id, min(seq) AS s FROM collect_spans "
+                "GROUP BY otel_trace_id) f WHERE collect_traces.otel_trace_id = f.otel_trace_id")

@@ -718,6 +718,39 @@ def test_spans_staged_before_m170_are_still_built(tmp_path):
         assert st.fetchall("SELECT seq, req IS NULL FROM collect_spans ORDER BY seq")[-1] == (len(children) + 1, False)
 
 
+def test_each_staged_trace_knows_its_first_arrival_number_and_m250_fills_it_in(tmp_path):
+    """A build reads its spans with ``seq >=`` its traces' first (collect_traces.first_seq),
+    so that must be the first span's, late spans and pieces included; and a store staged
+    before m250 gets it from the spans it holds."""
+    import duckdb
+
+    from mast.ingest.collect import Staged, index_request
+    from mast.store.schema import MIGRATIONS
+
+    early, late = _early_and_late()
+    other = _bodies(1)[0]
+    with Store(tmp_path / "f.duckdb") as st:
+        col = Collector(st, idle=0)
+        for body in (early, other, late):  # the late piece arrives after another run's spans
+            col.stage([Staged("protobuf", body, *index_request(body))])
+        col.fold()
+        got = st.fetchall("SELECT otel_trace_id, first_seq FROM collect_traces ORDER BY 1")
+        want = st.fetchall("SELECT otel_trace_id, min(seq) FROM collect_spans GROUP BY 1 ORDER BY 1")
+        assert got == want and len(got) == 2
+        while col.build_ready():
+            pass
+        assert st.fetchall("SELECT count(*), sum(n_agents) FROM traces")[0] == (2, 4)
+    con = duckdb.connect(":memory:")
+    for name, fn in MIGRATIONS:
+        if name < "m250":
+            fn(con)
+    con.execute("INSERT INTO collect_spans (otel_trace_id, span_id, seq) VALUES ('a', '1', 5), ('a', '2', 9), ('b', '3', 7)")
+    con.execute("INSERT INTO collect_traces (otel_trace_id, first_seen, last_seen, spans, root_ended, built_spans, grp) "
+                "VALUES ('a', now(), now(), 2, true, 0, 'a'), ('b', now(), now(), 1, true, 0, 'b')")
+    dict(MIGRATIONS)["m250_collect_first_seq"](con)
+    assert con.execute("SELECT otel_trace_id, first_seq FROM collect_traces ORDER BY 1").fetchall() == [("a", 5), ("b", 7)]
+
+
 def test_the_builds_reader_gives_the_spans_the_hand_written_reader_gives():
     """Traces are built from the generated message straight into spans (request_spans);
     every value kind, events, links, status, place and refusal read as the otel importer

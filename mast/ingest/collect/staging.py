@@ -246,11 +246,15 @@ class Collector:
         with st.transaction():
             st.execute(
                 "INSERT INTO collect_traces (otel_trace_id, first_seen, last_seen, spans, root_ended, built_spans, "
-                "stored_trace_id, error, grp) SELECT otel_trace_id, ?, ?, count(*), bool_or(coalesce(root_ended, false)), "
-                "0, NULL, NULL, otel_trace_id FROM collect_spans WHERE seq > ? AND seq <= ? GROUP BY otel_trace_id "
+                "stored_trace_id, error, grp, first_seq) SELECT otel_trace_id, ?, ?, count(*), "
+                "bool_or(coalesce(root_ended, false)), 0, NULL, NULL, otel_trace_id, min(seq) "
+                "FROM collect_spans WHERE seq > ? AND seq <= ? GROUP BY otel_trace_id "
                 "ON CONFLICT (otel_trace_id) DO UPDATE SET last_seen = excluded.last_seen, "
                 "spans = collect_traces.spans + excluded.spans, "
-                "root_ended = collect_traces.root_ended OR excluded.root_ended", [now, now, w, top])
+                "root_ended = collect_traces.root_ended OR excluded.root_ended, "
+                # unknown (a row the migration could not fill) stays unknown: never a bound
+                "first_seq = CASE WHEN collect_traces.first_seq IS NULL THEN NULL "
+                "ELSE least(collect_traces.first_seq, excluded.first_seq) END", [now, now, w, top])
             self._stitch(w, top)
             st.execute("UPDATE collect_folded SET seq = ?", [top])
         return top - w
@@ -320,12 +324,15 @@ class Collector:
             params = [_now() - timedelta(seconds=self.idle)]
         busy = ""
         if exclude:
-            busy = ("WHERE grp NOT IN (SELECT DISTINCT grp FROM collect_traces "
+            busy = ("AND grp NOT IN (SELECT DISTINCT grp FROM collect_traces "
                     "WHERE otel_trace_id IN (SELECT unnest(?))) ")
             params = [list(exclude), *params]
+        # only the groups with a span not built yet are grouped, not every one staged
+        # within the horizon (most of them built already)
         rows = self.store.fetchall(
-            f"SELECT grp, sum(spans) FROM collect_traces {busy}GROUP BY grp "
-            f"HAVING bool_or(spans <> built_spans) AND {cond} ORDER BY max(last_seen), grp LIMIT {int(limit)}", params)
+            "SELECT grp, sum(spans) FROM collect_traces "
+            f"WHERE grp IN (SELECT grp FROM collect_traces WHERE spans <> built_spans) {busy}GROUP BY grp "
+            f"HAVING {cond} ORDER BY max(last_seen), grp LIMIT {int(limit)}", params)
         out, total = [], 0
         for g, n in rows:
             if out and total + n > (spans or self.batch_spans):
@@ -360,18 +367,24 @@ class Collector:
         names = list(dict.fromkeys(named.get(g, g) for g in names))
         members: dict[str, list[str]] = {g: [] for g in names}
         olds: dict[str, str] = {}
-        for tid, g, old in st.fetchall(
-                "SELECT otel_trace_id, grp, stored_trace_id FROM collect_traces WHERE grp IN (SELECT unnest(?)) "
+        firsts: list[int | None] = []
+        for tid, g, old, first in st.fetchall(
+                "SELECT otel_trace_id, grp, stored_trace_id, first_seq FROM collect_traces WHERE grp IN (SELECT unnest(?)) "
                 "ORDER BY otel_trace_id", [names]):
             members[g].append(tid)
+            firsts.append(first)
             if old:
                 olds[tid] = old
         for g in names:
             if not members[g]:
                 members[g] = [g]  # not folded yet: itself
+                firsts.append(None)
+        # the batch's spans arrived at or after its traces' first span: the row groups of
+        # collect_spans before that are skipped (unknown first: every row group is read)
+        since = f"seq >= {int(min(firsts))} AND " if firsts and None not in firsts else ""
         holds: dict[int, list[str]] = {}
         for req, tid in st.fetchall(
-                "SELECT DISTINCT req, otel_trace_id FROM collect_spans WHERE otel_trace_id IN (SELECT unnest(?)) "
+                f"SELECT DISTINCT req, otel_trace_id FROM collect_spans WHERE {since}otel_trace_id IN (SELECT unnest(?)) "
                 "AND req IS NOT NULL ORDER BY req, otel_trace_id",
                 [[t for g in names for t in members[g]]]):
             holds.setdefault(req, []).append(tid)
@@ -380,11 +393,11 @@ class Collector:
         keep = set(ids)
         holds = {r: kept for r, ts in holds.items() if (kept := [t for t in ts if t in keep])}
         staged = dict(st.fetchall(
-            "SELECT otel_trace_id, count(*) FROM collect_spans WHERE otel_trace_id IN (SELECT unnest(?)) GROUP BY 1",
-            [ids]))
+            f"SELECT otel_trace_id, count(*) FROM collect_spans WHERE {since}otel_trace_id IN (SELECT unnest(?)) "
+            "GROUP BY 1", [ids]))
         # rows staged before m170 carry their own one-span body (and precede every request)
         legacy = [(tid, body) for tid, body in st.fetchall(
-            "SELECT otel_trace_id, body FROM collect_spans WHERE otel_trace_id IN (SELECT unnest(?)) "
+            f"SELECT otel_trace_id, body FROM collect_spans WHERE {since}otel_trace_id IN (SELECT unnest(?)) "
             "AND body IS NOT NULL ORDER BY seq", [ids])]
         reqs = list(holds)
         bodies: list[tuple[int, str, bytes]] = []
