@@ -243,14 +243,10 @@ def _cpu_s(pid: int) -> float:
 
 def _descendants(pid: int) -> list[int]:
     """The processes below ``pid`` (a build process hangs from the fork server, below it)."""
-    kids: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            kids.setdefault(ppid, []).append(int(d.name))
+    sys.path.insert(0, str(HERE.parent))
+    from ingest_bench import _children_map  # the harness's own /proc walk
+
+    kids = _children_map()
     out, todo = [], list(kids.get(pid, []))
     while todo:
         k = todo.pop()
